@@ -1,0 +1,206 @@
+// Package cli is openvpc's client: noun-verb commands that call a server's
+// management API and print tables or JSON.
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+)
+
+// DefaultServer is the API address used when neither --server nor
+// OPENVPC_SERVER says otherwise.
+const DefaultServer = "http://127.0.0.1:7070"
+
+// Env is the environment variable naming the server.
+const Env = "OPENVPC_SERVER"
+
+// Options are the flags every client command shares.
+type Options struct {
+	Server string
+	Output string
+}
+
+// AddCommands adds the client commands to root, with their shared flags.
+// `host` is left to the caller, who owns the host agent command; give it
+// HostList as a subcommand.
+func AddCommands(root *cobra.Command) *Options {
+	o := &Options{}
+	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
+	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), eventsCmd(o))
+	return o
+}
+
+// BaseURL normalizes a server address into a URL.
+func BaseURL(s string) string {
+	if s == "" {
+		s = os.Getenv(Env)
+	}
+	if s == "" {
+		s = DefaultServer
+	}
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	return strings.TrimRight(s, "/")
+}
+
+// HTTPClient speaks HTTP/1.1 and cleartext HTTP/2, so it reaches the API
+// with any of its protocols.
+func HTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(true)
+	t.Protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: t}
+}
+
+type clients struct {
+	vpc  openvpcv1connect.VpcServiceClient
+	inst openvpcv1connect.InstanceServiceClient
+}
+
+func (o *Options) clients() (*clients, error) {
+	if o.Output != "table" && o.Output != "json" {
+		return nil, fmt.Errorf("output format %q is not known; use -o table or -o json", o.Output)
+	}
+	url, hc := BaseURL(o.Server), HTTPClient()
+	return &clients{
+		vpc:  openvpcv1connect.NewVpcServiceClient(hc, url),
+		inst: openvpcv1connect.NewInstanceServiceClient(hc, url),
+	}, nil
+}
+
+// Explain turns an API error into the line printed on stderr.
+func Explain(err error, server string) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "connect") {
+			return fmt.Sprintf("cannot reach the openvpc server at %s: %s (start it with `openvpc server` or `openvpc up`, or set --server)", BaseURL(server), ce.Message())
+		}
+		return fmt.Sprintf("%s (%s)", ce.Message(), ce.Code())
+	}
+	return err.Error()
+}
+
+// printer writes resources as a table or as JSON.
+type printer struct {
+	w      io.Writer
+	format string
+}
+
+func (o *Options) printer(cmd *cobra.Command) *printer {
+	return &printer{w: cmd.OutOrStdout(), format: o.Output}
+}
+
+var jsonOpts = protojson.MarshalOptions{EmitUnpopulated: true}
+
+// one prints a single resource.
+func (p *printer) one(m proto.Message, header []string, row []string) error {
+	if p.format == "json" {
+		b, err := jsonOpts.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return p.indent(b)
+	}
+	return p.table(header, [][]string{row})
+}
+
+// list prints resources; as JSON, an array.
+func list[M proto.Message](p *printer, ms []M, header []string, row func(M) []string) error {
+	if p.format == "json" {
+		parts := make([]json.RawMessage, len(ms))
+		for i, m := range ms {
+			b, err := jsonOpts.Marshal(m)
+			if err != nil {
+				return err
+			}
+			parts[i] = b
+		}
+		b, err := json.Marshal(parts)
+		if err != nil {
+			return err
+		}
+		return p.indent(b)
+	}
+	rows := make([][]string, len(ms))
+	for i, m := range ms {
+		rows[i] = row(m)
+	}
+	return p.table(header, rows)
+}
+
+func (p *printer) indent(b []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := p.w.Write(buf.Bytes())
+	return err
+}
+
+func (p *printer) table(header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		for i := range r {
+			if r[i] == "" {
+				r[i] = "-"
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// enum shortens an enum name: INSTANCE_STATE_RUNNING → running.
+func enum(s fmt.Stringer, prefix string) string {
+	v := strings.ToLower(strings.TrimPrefix(s.String(), prefix))
+	return strings.ReplaceAll(v, "_", "-")
+}
+
+func ago(t *timestamppb.Timestamp) string {
+	if t == nil || !t.IsValid() || t.AsTime().IsZero() || t.AsTime().Unix() <= 0 {
+		return ""
+	}
+	return time.Since(t.AsTime()).Round(time.Second).String() + " ago"
+}
+
+// call wraps a request body in a connect request.
+func call[T any](m *T) *connect.Request[T] { return connect.NewRequest(m) }
+
+// action wraps a command body with client setup.
+func action(o *Options, fn func(cmd *cobra.Command, cl *clients, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cl, err := o.clients()
+		if err != nil {
+			return err
+		}
+		return fn(cmd, cl, args)
+	}
+}
+
+// required marks flags a command cannot run without.
+func required(c *cobra.Command, names ...string) {
+	for _, n := range names {
+		_ = c.MarkFlagRequired(n)
+	}
+}

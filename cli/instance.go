@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+)
+
+var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC"}
+
+func instRow(i *pb.Instance) []string {
+	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac}
+}
+
+func instanceCmd(o *Options) *cobra.Command {
+	c := &cobra.Command{Use: "instance", Short: "Run, list, show and terminate instances"}
+	var subnet, name, host, ip string
+	var wait bool
+	var timeout time.Duration
+	run := &cobra.Command{
+		Use: "run --subnet SUBNET [--name N] [--host H] [--ip A] [--wait]", Short: "Run an instance with one network interface", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.inst.RunInstance(cmd.Context(), call(&pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip}))
+			if err != nil {
+				return err
+			}
+			inst := r.Msg.Instance
+			if wait {
+				if inst, err = waitFor(cmd, cl, inst.Id, pb.InstanceState_INSTANCE_STATE_RUNNING, timeout); err != nil {
+					return err
+				}
+			}
+			return o.printer(cmd).one(inst, instHeader, instRow(inst))
+		}),
+	}
+	run.Flags().StringVar(&subnet, "subnet", "", "subnet name or id (required)")
+	run.Flags().StringVar(&name, "name", "", "unique name of the instance")
+	run.Flags().StringVar(&host, "host", "", "host to place it on (default: the least-loaded host)")
+	run.Flags().StringVar(&ip, "ip", "", "private address (default: the lowest free one)")
+	run.Flags().BoolVar(&wait, "wait", false, "return only once every host in scope can reach it (state running)")
+	run.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --wait waits")
+	required(run, "subnet")
+
+	var fvpc, fsubnet, fhost string
+	listCmd := &cobra.Command{
+		Use: "list [--vpc V] [--subnet S] [--host H]", Short: "List instances", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.inst.ListInstances(cmd.Context(), call(&pb.ListInstancesRequest{Vpc: fvpc, Subnet: fsubnet, Host: fhost}))
+			if err != nil {
+				return err
+			}
+			return list(o.printer(cmd), r.Msg.Instances, instHeader, instRow)
+		}),
+	}
+	listCmd.Flags().StringVar(&fvpc, "vpc", "", "only this VPC's instances")
+	listCmd.Flags().StringVar(&fsubnet, "subnet", "", "only this subnet's instances")
+	listCmd.Flags().StringVar(&fhost, "host", "", "only instances on this host")
+	get := &cobra.Command{
+		Use: "get INSTANCE", Short: "Show an instance", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.inst.GetInstance(cmd.Context(), call(&pb.GetInstanceRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Instance, instHeader, instRow(r.Msg.Instance))
+		}),
+	}
+	var twait bool
+	var ttimeout time.Duration
+	term := &cobra.Command{
+		Use: "terminate INSTANCE [--wait]", Short: "Terminate an instance", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.inst.TerminateInstance(cmd.Context(), call(&pb.TerminateInstanceRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			inst := r.Msg.Instance
+			if twait {
+				if inst, err = waitFor(cmd, cl, inst.Id, pb.InstanceState_INSTANCE_STATE_TERMINATED, ttimeout); err != nil {
+					return err
+				}
+			}
+			return o.printer(cmd).one(inst, instHeader, instRow(inst))
+		}),
+	}
+	term.Flags().BoolVar(&twait, "wait", false, "return only once every host has dropped its mapping")
+	term.Flags().DurationVar(&ttimeout, "timeout", 30*time.Second, "how long --wait waits")
+	c.AddCommand(run, listCmd, get, term)
+	return c
+}
+
+func waitFor(cmd *cobra.Command, cl *clients, id string, state pb.InstanceState, timeout time.Duration) (*pb.Instance, error) {
+	r, err := cl.inst.WaitInstance(cmd.Context(), call(&pb.WaitInstanceRequest{Ref: id, State: state, TimeoutMs: timeout.Milliseconds()}))
+	if err != nil {
+		return nil, err
+	}
+	return r.Msg.Instance, nil
+}
+
+var hostHeader = []string{"ID", "ROLE", "UNDERLAY", "INSTANCES", "ACKED REVISION", "LAG", "LAST SEEN"}
+
+func hostRow(h *pb.Host) []string {
+	return []string{h.Id, enum(h.Role, "HOST_ROLE_"), h.UnderlayAddress, strconv.FormatInt(h.Instances, 10),
+		strconv.FormatInt(h.AckedRevision, 10), strconv.FormatInt(h.Lag, 10), ago(h.LastSeen)}
+}
+
+// HostList is `openvpc host list`.
+func HostList(o *Options) *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Short: "List hosts and edges with their acknowledged mapping revision and lag", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.inst.ListHosts(cmd.Context(), call(&pb.ListHostsRequest{}))
+			if err != nil {
+				return err
+			}
+			return list(o.printer(cmd), r.Msg.Hosts, hostHeader, hostRow)
+		}),
+	}
+}
+
+var peeringHeader = []string{"ID", "NAME", "REQUESTER VPC", "ACCEPTER VPC", "STATE"}
+
+func peeringRow(p *pb.Peering) []string {
+	return []string{p.Id, p.Name, p.RequesterVpcId, p.AccepterVpcId, enum(p.State, "PEERING_STATE_")}
+}
+
+func peeringCmd(o *Options) *cobra.Command {
+	c := &cobra.Command{Use: "peering", Short: "Peer VPCs: create, accept, list, delete"}
+	var vpc, peer, name string
+	create := &cobra.Command{
+		Use: "create --vpc A --peer-vpc B [--name N]", Short: "Request a peering (pending until accepted)", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.CreatePeering(cmd.Context(), call(&pb.CreatePeeringRequest{Vpc: vpc, PeerVpc: peer, Name: name}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Peering, peeringHeader, peeringRow(r.Msg.Peering))
+		}),
+	}
+	create.Flags().StringVar(&vpc, "vpc", "", "requester VPC (required)")
+	create.Flags().StringVar(&peer, "peer-vpc", "", "accepter VPC (required)")
+	create.Flags().StringVar(&name, "name", "", "unique name of the peering")
+	required(create, "vpc", "peer-vpc")
+	accept := &cobra.Command{
+		Use: "accept PEERING", Short: "Accept a pending peering", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.AcceptPeering(cmd.Context(), call(&pb.AcceptPeeringRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Peering, peeringHeader, peeringRow(r.Msg.Peering))
+		}),
+	}
+	var filter string
+	listCmd := &cobra.Command{
+		Use: "list [--vpc V]", Short: "List peerings", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.ListPeerings(cmd.Context(), call(&pb.ListPeeringsRequest{Vpc: filter}))
+			if err != nil {
+				return err
+			}
+			return list(o.printer(cmd), r.Msg.Peerings, peeringHeader, peeringRow)
+		}),
+	}
+	listCmd.Flags().StringVar(&filter, "vpc", "", "only peerings of this VPC")
+	get := &cobra.Command{
+		Use: "get PEERING", Short: "Show a peering", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.GetPeering(cmd.Context(), call(&pb.GetPeeringRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Peering, peeringHeader, peeringRow(r.Msg.Peering))
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete PEERING", Short: "Delete a peering (routes to it become blackholes)", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			if _, err := cl.vpc.DeletePeering(cmd.Context(), call(&pb.DeletePeeringRequest{Ref: args[0]})); err != nil {
+				return err
+			}
+			return done(cmd, o, "deleted peering "+args[0])
+		}),
+	}
+	c.AddCommand(create, accept, listCmd, get, del)
+	return c
+}
+
+var eventHeader = []string{"TIME", "HOST", "REASON", "OUTER SRC", "INNER SRC", "INNER DST", "CLAIMED VNI", "COUNT", "DETAIL"}
+
+func eventRow(e *pb.SecurityEvent) []string {
+	vni := ""
+	if e.ClaimedVni != 0 {
+		vni = strconv.FormatUint(uint64(e.ClaimedVni), 10)
+	}
+	return []string{e.Time.AsTime().Local().Format(time.DateTime), e.HostId, e.Reason, e.OuterSrc, e.InnerSrc, e.InnerDst, vni,
+		strconv.FormatInt(e.Count, 10), e.Detail}
+}
+
+func eventsCmd(o *Options) *cobra.Command {
+	var follow bool
+	var limit int32
+	c := &cobra.Command{
+		Use: "events [--follow]", Short: "Show security events: checks that indicate an attack", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.inst.ListEvents(cmd.Context(), call(&pb.ListEventsRequest{Limit: limit}))
+			if err != nil {
+				return err
+			}
+			p := o.printer(cmd)
+			if !follow {
+				return list(p, r.Msg.Events, eventHeader, eventRow)
+			}
+			stream, err := cl.inst.WatchEvents(cmd.Context(), call(&pb.WatchEventsRequest{}))
+			if err != nil {
+				return err
+			}
+			for _, e := range r.Msg.Events {
+				if err := p.event(e); err != nil {
+					return err
+				}
+			}
+			for stream.Receive() {
+				if err := p.event(stream.Msg().Event); err != nil {
+					return err
+				}
+			}
+			return stream.Err()
+		}),
+	}
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen")
+	c.Flags().Int32Var(&limit, "limit", 100, "how many of the newest events to show")
+	return c
+}
+
+// event prints one followed event: a JSON object per line, or a table row.
+func (p *printer) event(e *pb.SecurityEvent) error {
+	if p.format == "json" {
+		b, err := jsonOpts.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(p.w, "%s\n", b)
+		return err
+	}
+	return p.table(eventHeader, [][]string{eventRow(e)})
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+)
+
+var subnetHeader = []string{"ID", "NAME", "VPC", "CIDR", "GATEWAY", "ROUTE TABLE"}
+
+func subnetRow(s *pb.Subnet) []string {
+	return []string{s.Id, s.Name, s.VpcId, s.Cidr, s.Gateway, s.RouteTableId}
+}
+
+func subnetCmd(o *Options) *cobra.Command {
+	c := &cobra.Command{Use: "subnet", Short: "Create, list, show and delete subnets"}
+	var vpc, cidr, name, rtb string
+	create := &cobra.Command{
+		Use: "create --vpc VPC --cidr CIDR [--name NAME]", Short: "Create a subnet inside a VPC", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.CreateSubnet(cmd.Context(), call(&pb.CreateSubnetRequest{Vpc: vpc, Cidr: cidr, Name: name, RouteTable: rtb}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Subnet, subnetHeader, subnetRow(r.Msg.Subnet))
+		}),
+	}
+	create.Flags().StringVar(&vpc, "vpc", "", "VPC name or id (required)")
+	create.Flags().StringVar(&cidr, "cidr", "", "IPv4 CIDR inside the VPC's, e.g. 10.0.1.0/24 (required)")
+	create.Flags().StringVar(&name, "name", "", "unique name of the subnet")
+	create.Flags().StringVar(&rtb, "route-table", "", "route table to associate (default: the VPC's main one)")
+	required(create, "vpc", "cidr")
+
+	var filter string
+	listCmd := &cobra.Command{
+		Use: "list [--vpc VPC]", Short: "List subnets", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.ListSubnets(cmd.Context(), call(&pb.ListSubnetsRequest{Vpc: filter}))
+			if err != nil {
+				return err
+			}
+			return list(o.printer(cmd), r.Msg.Subnets, subnetHeader, subnetRow)
+		}),
+	}
+	listCmd.Flags().StringVar(&filter, "vpc", "", "only this VPC's subnets")
+	get := &cobra.Command{
+		Use: "get SUBNET", Short: "Show a subnet", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.GetSubnet(cmd.Context(), call(&pb.GetSubnetRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Subnet, subnetHeader, subnetRow(r.Msg.Subnet))
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete SUBNET", Short: "Delete a subnet with no instances", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			if _, err := cl.vpc.DeleteSubnet(cmd.Context(), call(&pb.DeleteSubnetRequest{Ref: args[0]})); err != nil {
+				return err
+			}
+			return done(cmd, o, "deleted subnet "+args[0])
+		}),
+	}
+	c.AddCommand(create, listCmd, get, del)
+	return c
+}
+
+var rtbHeader = []string{"ID", "NAME", "VPC", "MAIN", "ROUTES"}
+
+func rtbRow(r *pb.RouteTable) []string {
+	routes := make([]string, len(r.Routes))
+	for i, rt := range r.Routes {
+		routes[i] = rt.DestinationCidr + "→" + rt.Target
+		if rt.State == pb.RouteState_ROUTE_STATE_BLACKHOLE {
+			routes[i] += "(blackhole)"
+		}
+	}
+	main := "no"
+	if r.Main {
+		main = "yes"
+	}
+	return []string{r.Id, r.Name, r.VpcId, main, strings.Join(routes, " ")}
+}
+
+func routeTableCmd(o *Options) *cobra.Command {
+	c := &cobra.Command{Use: "route-table", Short: "Create, list, show and delete route tables"}
+	var vpc, name string
+	create := &cobra.Command{
+		Use: "create --vpc VPC [--name NAME]", Short: "Create an extra route table in a VPC", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.CreateRouteTable(cmd.Context(), call(&pb.CreateRouteTableRequest{Vpc: vpc, Name: name}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+		}),
+	}
+	create.Flags().StringVar(&vpc, "vpc", "", "VPC name or id (required)")
+	create.Flags().StringVar(&name, "name", "", "unique name of the route table")
+	required(create, "vpc")
+
+	var filter string
+	listCmd := &cobra.Command{
+		Use: "list [--vpc VPC]", Short: "List route tables and their routes", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.ListRouteTables(cmd.Context(), call(&pb.ListRouteTablesRequest{Vpc: filter}))
+			if err != nil {
+				return err
+			}
+			return list(o.printer(cmd), r.Msg.RouteTables, rtbHeader, rtbRow)
+		}),
+	}
+	listCmd.Flags().StringVar(&filter, "vpc", "", "only this VPC's route tables")
+	get := &cobra.Command{
+		Use: "get ROUTE-TABLE", Short: "Show a route table", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.GetRouteTable(cmd.Context(), call(&pb.GetRouteTableRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete ROUTE-TABLE", Short: "Delete a route table no subnet uses", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			if _, err := cl.vpc.DeleteRouteTable(cmd.Context(), call(&pb.DeleteRouteTableRequest{Ref: args[0]})); err != nil {
+				return err
+			}
+			return done(cmd, o, "deleted route table "+args[0])
+		}),
+	}
+	c.AddCommand(create, listCmd, get, del)
+	return c
+}
+
+func routeCmd(o *Options) *cobra.Command {
+	c := &cobra.Command{Use: "route", Short: "Add and remove routes"}
+	var rtb, dest, target string
+	create := &cobra.Command{
+		Use: "create --route-table R --dest CIDR --target T", Short: "Add a route (target: an active peering pcx-…)", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.CreateRoute(cmd.Context(), call(&pb.CreateRouteRequest{RouteTable: rtb, DestinationCidr: dest, Target: target}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+		}),
+	}
+	create.Flags().StringVar(&rtb, "route-table", "", "route table name or id (required)")
+	create.Flags().StringVar(&dest, "dest", "", "destination CIDR (required)")
+	create.Flags().StringVar(&target, "target", "", "target: a peering's id or name (required)")
+	required(create, "route-table", "dest", "target")
+	var drtb, ddest string
+	del := &cobra.Command{
+		Use: "delete --route-table R --dest CIDR", Short: "Remove a route", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.DeleteRoute(cmd.Context(), call(&pb.DeleteRouteRequest{RouteTable: drtb, DestinationCidr: ddest}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+		}),
+	}
+	del.Flags().StringVar(&drtb, "route-table", "", "route table name or id (required)")
+	del.Flags().StringVar(&ddest, "dest", "", "destination CIDR of the route (required)")
+	required(del, "route-table", "dest")
+	c.AddCommand(create, del)
+	return c
+}

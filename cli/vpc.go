@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+)
+
+var vpcHeader = []string{"ID", "NAME", "CIDR", "VNI", "MAIN ROUTE TABLE"}
+
+func vpcRow(v *pb.Vpc) []string {
+	return []string{v.Id, v.Name, v.Cidr, strconv.FormatUint(uint64(v.Vni), 10), v.MainRouteTableId}
+}
+
+func vpcCmd(o *Options) *cobra.Command {
+	c := &cobra.Command{Use: "vpc", Short: "Create, list, show and delete VPCs"}
+	var name, cidr string
+	create := &cobra.Command{
+		Use: "create --name NAME --cidr CIDR", Short: "Create a VPC (CIDR /16 to /28)", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.CreateVpc(cmd.Context(), call(&pb.CreateVpcRequest{Name: name, Cidr: cidr}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Vpc, vpcHeader, vpcRow(r.Msg.Vpc))
+		}),
+	}
+	create.Flags().StringVar(&name, "name", "", "unique name of the VPC (required)")
+	create.Flags().StringVar(&cidr, "cidr", "", "IPv4 CIDR of the VPC, e.g. 10.0.0.0/16 (required)")
+	required(create, "name", "cidr")
+
+	listCmd := &cobra.Command{
+		Use: "list", Short: "List VPCs", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			r, err := cl.vpc.ListVpcs(cmd.Context(), call(&pb.ListVpcsRequest{}))
+			if err != nil {
+				return err
+			}
+			return list(o.printer(cmd), r.Msg.Vpcs, vpcHeader, vpcRow)
+		}),
+	}
+	get := &cobra.Command{
+		Use: "get VPC", Short: "Show a VPC (by name or id)", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.GetVpc(cmd.Context(), call(&pb.GetVpcRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Vpc, vpcHeader, vpcRow(r.Msg.Vpc))
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete VPC", Short: "Delete a VPC with no subnets, route tables or peerings left", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			if _, err := cl.vpc.DeleteVpc(cmd.Context(), call(&pb.DeleteVpcRequest{Ref: args[0]})); err != nil {
+				return err
+			}
+			return done(cmd, o, "deleted VPC "+args[0])
+		}),
+	}
+	c.AddCommand(create, listCmd, get, del)
+	return c
+}
+
+// done reports a mutation without a resource to print.
+func done(cmd *cobra.Command, o *Options, msg string) error {
+	if o.Output == "json" {
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), "{}")
+		return err
+	}
+	_, err := fmt.Fprintln(cmd.OutOrStdout(), msg)
+	return err
+}

@@ -1,0 +1,49 @@
+package api
+
+import (
+	"net/netip"
+
+	"github.com/openvpc/openvpc/model"
+)
+
+// optionalName validates a name that may be empty.
+func optionalName(k model.Kind, name string) error {
+	if name == "" {
+		return nil
+	}
+	return model.ValidateName(k, name)
+}
+
+// ref validates a name-or-id argument.
+func ref(k model.Kind, what, s string) error {
+	if s == "" {
+		return model.Invalidf("%s is required: give the %s's name or id", what, k.Noun())
+	}
+	if model.IsID(k, s) {
+		return nil
+	}
+	return model.ValidateName(k, s)
+}
+
+// optionalRef validates a name-or-id filter that may be empty.
+func optionalRef(k model.Kind, what, s string) error {
+	if s == "" {
+		return nil
+	}
+	return ref(k, what, s)
+}
+
+// vpcCIDR parses a VPC's CIDR.
+func vpcCIDR(s string) (netip.Prefix, error) {
+	return model.ParseCIDR("VPC CIDR", s, model.MinPrefixLen, model.MaxPrefixLen)
+}
+
+// subnetCIDR parses a subnet's CIDR.
+func subnetCIDR(s string) (netip.Prefix, error) {
+	return model.ParseCIDR("subnet CIDR", s, model.MinPrefixLen, model.MaxPrefixLen)
+}
+
+// routeDest parses a route's destination (any IPv4 prefix, /0 to /32).
+func routeDest(s string) (netip.Prefix, error) {
+	return model.ParseCIDR("route destination", s, 0, 32)
+}

@@ -1,0 +1,180 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/openvpc/openvpc/control/apierr"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/model"
+)
+
+var _ openvpcv1connect.MappingServiceHandler = (*Service)(nil)
+
+// Security event reasons raised by the Mapping Service itself.
+const (
+	ReasonScopeRefused     = "scope-refused"
+	ReasonSubscribeRefused = "subscribe-refused"
+)
+
+func (s *Service) Register(ctx context.Context, req *connect.Request[pb.RegisterRequest]) (*connect.Response[pb.RegisterResponse], error) {
+	m := req.Msg
+	if err := model.ValidateHostID(m.HostId); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	addr, err := model.ParseIPv4("underlay address", m.UnderlayAddress)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	if addr.IsUnspecified() || addr.IsMulticast() {
+		return nil, apierr.Wire(model.Invalidf("underlay address %s cannot be used; give the host's own unicast address", addr))
+	}
+	role := m.Role
+	if role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
+		role = pb.HostRole_HOST_ROLE_HOST
+	}
+	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	s.acks.add(h.Id, s.ackedRevision(h.Id))
+	return connect.NewResponse(&pb.RegisterResponse{Host: h}), nil
+}
+
+func (s *Service) ackedRevision(host string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.acks[host].Revision
+}
+
+func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.SubscribeRequest], stream *connect.ServerStream[pb.SubscribeResponse]) error {
+	host := req.Msg.HostId
+	if err := model.ValidateHostID(host); err != nil {
+		return apierr.Wire(err)
+	}
+	if _, err := s.store.GetHost(ctx, host); err != nil {
+		if errors.Is(err, model.ErrNotFound) {
+			s.Record(ctx, &pb.SecurityEvent{HostId: host, Reason: ReasonSubscribeRefused, Detail: "subscription for a host that is not registered"})
+			return apierr.Wire(model.Preconditionf("host %q is not registered; register it before subscribing", host))
+		}
+		return apierr.Wire(err)
+	}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m, gen := s.attach(host, req.Msg.FromRevision, cancel)
+	defer s.detach(m, gen)
+	for {
+		b, needSnapshot, stale := m.next(gen)
+		switch {
+		case stale:
+			return nil // a newer stream of the same host took over
+		case needSnapshot:
+			s.snapshotFor(m)
+		case b != nil:
+			if err := stream.Send(b); err != nil {
+				return nil // the host went away; it resumes on reconnect
+			}
+		default:
+			select {
+			case <-m.notify:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// attach gives the host's mailbox to a new stream, ending any older one.
+func (s *Service) attach(host string, from int64, cancel context.CancelFunc) (*mailbox, int) {
+	s.mu.Lock()
+	m := s.boxes[host]
+	if m == nil {
+		m = newMailbox(host)
+		s.boxes[host] = m
+	}
+	s.mu.Unlock()
+	m.mu.Lock()
+	if m.stream != nil {
+		m.stream()
+	}
+	m.gen++
+	m.stream, m.detached = cancel, time.Time{}
+	gen := m.gen
+	m.mu.Unlock()
+	m.resume(from)
+	return m, gen
+}
+
+func (s *Service) detach(m *mailbox, gen int) {
+	m.mu.Lock()
+	if m.gen == gen {
+		m.stream, m.detached = nil, time.Now()
+	}
+	m.mu.Unlock()
+}
+
+func (s *Service) Ack(ctx context.Context, req *connect.Request[pb.AckRequest]) (*connect.Response[pb.AckResponse], error) {
+	if err := model.ValidateHostID(req.Msg.HostId); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	s.mu.Lock()
+	m := s.boxes[req.Msg.HostId]
+	s.mu.Unlock()
+	if m != nil {
+		m.ack(req.Msg.Revision)
+	}
+	s.acks.add(req.Msg.HostId, req.Msg.Revision)
+	return connect.NewResponse(&pb.AckResponse{}), nil
+}
+
+func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.GetVpcMappingsRequest]) (*connect.Response[pb.GetVpcMappingsResponse], error) {
+	host, vni := req.Msg.HostId, req.Msg.Vni
+	if err := model.ValidateHostID(host); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	s.mu.Lock()
+	vpc := s.w.byVNI[vni]
+	_, inScope := s.w.scope(host)[vpc]
+	var resp *pb.GetVpcMappingsResponse
+	if vpc != "" && inScope {
+		resp = &pb.GetVpcMappingsResponse{Vpc: s.w.facts(vpc)}
+		for id := range s.w.vpcInsts[vpc] {
+			resp.Mappings = append(resp.Mappings, s.w.record(s.w.insts[id]))
+		}
+	}
+	s.mu.Unlock()
+	if resp == nil {
+		s.Record(ctx, &pb.SecurityEvent{
+			HostId: host, Reason: ReasonScopeRefused, ClaimedVni: vni,
+			Detail: fmt.Sprintf("host %s asked for VPC VNI %d, which none of its instances belong to", host, vni),
+		})
+		return nil, apierr.Wire(model.Deniedf("VPC with VNI %d is outside host %s's scope", vni, host))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *Service) ReportEvents(ctx context.Context, req *connect.Request[pb.ReportEventsRequest]) (*connect.Response[pb.ReportEventsResponse], error) {
+	if err := model.ValidateHostID(req.Msg.HostId); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	for _, ev := range req.Msg.Events {
+		ev.HostId = req.Msg.HostId
+		if ev.Reason == "" {
+			return nil, apierr.Wire(model.Invalidf("security event without a reason"))
+		}
+		if err := s.events.record(ctx, ev); err != nil {
+			return nil, apierr.Wire(err)
+		}
+	}
+	return connect.NewResponse(&pb.ReportEventsResponse{}), nil
+}

@@ -1,0 +1,277 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/openvpc/openvpc/control/store"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+)
+
+// Service is the Mapping Service of one openvpc server. Several servers may
+// run on one store; each follows it with its own single watch and serves the
+// hosts connected to it.
+type Service struct {
+	store *store.Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	w       *world
+	boxes   map[string]*mailbox
+	changed chan struct{} // closed and replaced after every applied batch
+	ready   chan struct{} // closed once the world is first loaded
+	gone    map[string]goneRec
+
+	acks     *ackWriter
+	promote  *promoter
+	events   *eventLimiter
+	latency  histogram
+	closedMu sync.Once
+}
+
+// goneRec remembers a terminated instance until every host that had it in
+// scope has acknowledged its removal.
+type goneRec struct {
+	rev   int64
+	hosts set
+	at    time.Time
+}
+
+// New returns a Service over st; Run makes it follow the store.
+func New(st *store.Store, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{
+		store: st, log: log, w: newWorld(), boxes: map[string]*mailbox{},
+		changed: make(chan struct{}), ready: make(chan struct{}), gone: map[string]goneRec{},
+		latency: newHistogram(),
+	}
+	s.acks = newAckWriter(st, log)
+	s.promote = newPromoter(st, log)
+	s.events = newEventLimiter(st, log)
+	return s
+}
+
+// Run follows the store until ctx ends. After a watch failure (for
+// example when etcd compacted history the watch still needed) it reloads
+// everything and sends every connected host a fresh snapshot.
+func (s *Service) Run(ctx context.Context) error {
+	go s.acks.run(ctx)
+	go s.promote.run(ctx)
+	for ctx.Err() == nil {
+		err := s.follow(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("mapping: store watch failed; reloading", "err", err)
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	return ctx.Err()
+}
+
+func (s *Service) follow(ctx context.Context) error {
+	snap, err := s.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	s.reload(snap)
+	errc := make(chan error, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := s.store.Watch(wctx, snap.Revision, errc)
+	for {
+		select {
+		case b, ok := <-batches:
+			if !ok {
+				select {
+				case err := <-errc:
+					return err
+				default:
+					return errors.New("mapping: watch closed")
+				}
+			}
+			if err := s.applyBatch(b); err != nil {
+				return err
+			}
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(30 * time.Second):
+			s.expireGone()
+		}
+	}
+}
+
+// reload replaces the world with a full load; every mailbox is reset to
+// a snapshot, since deltas against the old world may be incomplete.
+func (s *Service) reload(b store.Batch) {
+	w := newWorld()
+	d := newDelta(b.Revision)
+	for _, r := range b.Records {
+		if err := w.apply(r, d); err != nil {
+			s.log.Error("mapping: skipping record", "err", err)
+		}
+	}
+	w.rev = b.Revision
+	s.mu.Lock()
+	s.w = w
+	for _, m := range s.boxes {
+		m.mu.Lock()
+		m.dropQueue()
+		m.snapshot = true
+		m.wake()
+		m.mu.Unlock()
+	}
+	for _, i := range w.insts {
+		if i.State == pb.InstanceState_INSTANCE_STATE_PENDING {
+			s.promote.consider(i.Id)
+		}
+	}
+	s.broadcastLocked()
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+	s.mu.Unlock()
+}
+
+// applyBatch folds a store batch into the world and fans the resulting
+// deltas out to the mailboxes whose scope they touch.
+func (s *Service) applyBatch(b store.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.w
+	d := newDelta(b.Revision)
+	for _, r := range b.Records {
+		if err := w.apply(r, d); err != nil {
+			return err
+		}
+	}
+	w.rev = b.Revision
+	for _, i := range d.gone {
+		hosts := w.hostsOf(i.VpcId)
+		hosts.add(i.HostId)
+		s.gone[i.Id] = goneRec{rev: b.Revision, hosts: hosts, at: time.Now()}
+	}
+	w.markRelevant(d)
+	for _, m := range s.boxes {
+		if m.awaitingSnapshot() {
+			continue // its snapshot, built later, will include d
+		}
+		if out := s.deltaFor(m, d); len(out) > 0 {
+			m.push(&pb.SubscribeResponse{Revision: d.rev, Changes: out})
+		}
+	}
+	for _, i := range append(d.born, d.states...) {
+		if i.State == pb.InstanceState_INSTANCE_STATE_PENDING {
+			s.promote.consider(i.Id)
+		}
+	}
+	if d.acked || len(d.born) > 0 || len(d.scopeDirty) > 0 {
+		s.checkPending()
+	}
+	s.broadcastLocked()
+	return nil
+}
+
+// deltaFor is what mailbox m needs of delta d: host changes, then scope
+// removals, scope additions (facts and all mappings), and the changed facts
+// and mappings of VPCs it already had.
+func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
+	w := s.w
+	out := append([]*pb.Change(nil), d.hostChange...)
+	added := set{}
+	if _, dirty := d.scopeDirty[m.host]; dirty {
+		now := w.scope(m.host)
+		for v, vni := range m.scope {
+			if _, keep := now[v]; !keep {
+				out = append(out, &pb.Change{Kind: &pb.Change_RemoveVpc{RemoveVpc: vni}})
+				delete(m.scope, v)
+			}
+		}
+		for v := range now {
+			if _, had := m.scope[v]; !had {
+				added.add(v)
+				m.scope[v] = w.vpcs[v].Vni
+				out = w.fullVPC(v, out)
+			}
+		}
+	}
+	for v := range d.facts {
+		if _, in := m.scope[v]; in {
+			if _, new := added[v]; !new {
+				if _, exists := w.vpcs[v]; exists {
+					out = append(out, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(v)}})
+				}
+			}
+		}
+	}
+	for v, changes := range d.mappings {
+		if _, in := m.scope[v]; in {
+			if _, new := added[v]; !new {
+				out = append(out, changes...)
+			}
+		}
+	}
+	return out
+}
+
+// snapshotFor builds m's scope afresh and returns it as reset messages.
+func (s *Service) snapshotFor(m *mailbox) ([]*pb.SubscribeResponse, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.w
+	var changes []*pb.Change
+	for _, h := range w.hosts {
+		changes = append(changes, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(h)}})
+	}
+	clear(m.scope)
+	for v := range w.scope(m.host) {
+		m.scope[v] = w.vpcs[v].Vni
+		changes = w.fullVPC(v, changes)
+	}
+	var msgs []*pb.SubscribeResponse
+	for first := true; first || len(changes) > 0; first = false {
+		n := min(len(changes), snapshotChunk)
+		msgs = append(msgs, &pb.SubscribeResponse{Revision: w.rev, Snapshot: first, Changes: changes[:n], More: n < len(changes)})
+		changes = changes[n:]
+	}
+	// Installing under s.mu orders the snapshot before any later delta.
+	m.replace(msgs, w.rev)
+	return msgs, w.rev
+}
+
+func (s *Service) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Service) expireGone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, g := range s.gone {
+		if time.Since(g.at) > 10*time.Minute {
+			delete(s.gone, id)
+		}
+	}
+	for host, m := range s.boxes {
+		m.mu.Lock()
+		stale := !m.detached.IsZero() && time.Since(m.detached) > detachedTTL
+		m.mu.Unlock()
+		if stale {
+			delete(s.boxes, host)
+		}
+	}
+}
+
+// Ready is closed once the service has loaded the store.
+func (s *Service) Ready() <-chan struct{} { return s.ready }

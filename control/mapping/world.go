@@ -1,0 +1,399 @@
+package mapping
+
+import (
+	"fmt"
+	"maps"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openvpc/openvpc/control/store"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+)
+
+// world is the server's in-memory copy of everything in the store that
+// hosts' caches are made of, at revision rev, with the indexes that turn a
+// changed record into the hosts it concerns. It is guarded by Service.mu.
+type world struct {
+	rev      int64
+	vpcs     map[string]*pb.Vpc
+	byVNI    map[uint32]string
+	subnets  map[string]*pb.Subnet
+	rtbs     map[string]*pb.RouteTable
+	peerings map[string]*pb.Peering
+	hosts    map[string]*pb.Host
+	acks     map[string]store.Ack
+	// insts holds live (not terminated) instances; created is the revision
+	// that wrote each one's mapping.
+	insts   map[string]*pb.Instance
+	created map[string]int64
+
+	vpcSubnets  map[string]set
+	vpcRtbs     map[string]set
+	vpcPeerings map[string]set
+	vpcInsts    map[string]set
+	// hostVPC counts live instances per (host, VPC), both ways round.
+	hostVPC map[string]map[string]int
+	vpcHost map[string]map[string]int
+	// relevant is, per host, the newest revision that changed its scope.
+	relevant map[string]int64
+}
+
+type set map[string]struct{}
+
+func (s set) add(k string) set {
+	if s == nil {
+		s = set{}
+	}
+	s[k] = struct{}{}
+	return s
+}
+
+func newWorld() *world {
+	return &world{
+		vpcs: map[string]*pb.Vpc{}, byVNI: map[uint32]string{}, subnets: map[string]*pb.Subnet{},
+		rtbs: map[string]*pb.RouteTable{}, peerings: map[string]*pb.Peering{}, hosts: map[string]*pb.Host{},
+		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{},
+		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
+		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
+	}
+}
+
+// delta is what one store batch changed, in the terms hosts care about.
+type delta struct {
+	rev        int64
+	facts      set                     // VPCs whose facts changed
+	mappings   map[string][]*pb.Change // per VPC, in order
+	hostChange []*pb.Change
+	scopeDirty set            // hosts whose scope may have changed
+	gone       []*pb.Instance // instances that stopped being live
+	born       []*pb.Instance // instances that became live
+	states     []*pb.Instance // live instances whose record changed
+	acked      bool
+}
+
+func newDelta(rev int64) *delta {
+	return &delta{rev: rev, facts: set{}, mappings: map[string][]*pb.Change{}, scopeDirty: set{}}
+}
+
+// apply folds one record into the world and notes its effects in d.
+func (w *world) apply(r store.Record, d *delta) error {
+	switch r.Kind {
+	case store.RecVPC:
+		return w.applyVPC(r, d)
+	case store.RecSubnet:
+		return w.applySubnet(r, d)
+	case store.RecRouteTable:
+		return w.applyRouteTable(r, d)
+	case store.RecPeering:
+		return w.applyPeering(r, d)
+	case store.RecInstance:
+		return w.applyInstance(r, d)
+	case store.RecHost:
+		return w.applyHost(r, d)
+	case store.RecAck:
+		if r.Deleted {
+			delete(w.acks, r.ID)
+		} else if a, ok := store.DecodeAck(r.Value); ok {
+			w.acks[r.ID] = a
+		}
+		d.acked = true
+	}
+	return nil
+}
+
+func decode[M proto.Message](r store.Record, m M) (M, error) {
+	if err := proto.Unmarshal(r.Value, m); err != nil {
+		return m, fmt.Errorf("mapping: corrupt %s record %s: %w", r.Kind, r.ID, err)
+	}
+	return m, nil
+}
+
+func (w *world) applyVPC(r store.Record, d *delta) error {
+	v, err := decode(r, new(pb.Vpc))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.vpcs, r.ID)
+		delete(w.byVNI, v.Vni)
+		for h := range w.vpcHost[r.ID] {
+			d.scopeDirty.add(h)
+		}
+		return nil
+	}
+	w.vpcs[r.ID] = v
+	w.byVNI[v.Vni] = r.ID
+	d.facts.add(r.ID)
+	return nil
+}
+
+func (w *world) applySubnet(r store.Record, d *delta) error {
+	sn, err := decode(r, new(pb.Subnet))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.subnets, r.ID)
+		delete(w.vpcSubnets[sn.VpcId], r.ID)
+	} else {
+		w.subnets[r.ID] = sn
+		w.vpcSubnets[sn.VpcId] = w.vpcSubnets[sn.VpcId].add(r.ID)
+	}
+	d.facts.add(sn.VpcId)
+	return nil
+}
+
+func (w *world) applyRouteTable(r store.Record, d *delta) error {
+	rt, err := decode(r, new(pb.RouteTable))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.rtbs, r.ID)
+		delete(w.vpcRtbs[rt.VpcId], r.ID)
+	} else {
+		w.rtbs[r.ID] = rt
+		w.vpcRtbs[rt.VpcId] = w.vpcRtbs[rt.VpcId].add(r.ID)
+	}
+	d.facts.add(rt.VpcId)
+	return nil
+}
+
+func active(p *pb.Peering) bool {
+	return p != nil && p.State == pb.PeeringState_PEERING_STATE_ACTIVE
+}
+
+func (w *world) applyPeering(r store.Record, d *delta) error {
+	p, err := decode(r, new(pb.Peering))
+	if err != nil {
+		return err
+	}
+	wasActive := active(w.peerings[r.ID])
+	if r.Deleted {
+		delete(w.peerings, r.ID)
+		delete(w.vpcPeerings[p.RequesterVpcId], r.ID)
+		delete(w.vpcPeerings[p.AccepterVpcId], r.ID)
+	} else {
+		w.peerings[r.ID] = p
+		w.vpcPeerings[p.RequesterVpcId] = w.vpcPeerings[p.RequesterVpcId].add(r.ID)
+		w.vpcPeerings[p.AccepterVpcId] = w.vpcPeerings[p.AccepterVpcId].add(r.ID)
+	}
+	// Peers and route states are facts of both sides.
+	d.facts.add(p.RequesterVpcId)
+	d.facts.add(p.AccepterVpcId)
+	if wasActive != active(w.peerings[r.ID]) {
+		for _, v := range []string{p.RequesterVpcId, p.AccepterVpcId} {
+			for h := range w.vpcHost[v] {
+				d.scopeDirty.add(h)
+			}
+		}
+	}
+	return nil
+}
+
+func live(i *pb.Instance) bool {
+	return i != nil && i.State != pb.InstanceState_INSTANCE_STATE_TERMINATED
+}
+
+func (w *world) applyInstance(r store.Record, d *delta) error {
+	inst, err := decode(r, new(pb.Instance))
+	if err != nil {
+		return err
+	}
+	old := w.insts[r.ID]
+	now := !r.Deleted && live(inst)
+	switch {
+	case old != nil && !now:
+		w.removeInstance(old, d)
+		d.gone = append(d.gone, old)
+	case old == nil && now:
+		w.created[r.ID] = r.CreateRevision
+		w.addInstance(inst, d)
+		d.born = append(d.born, inst)
+	case old != nil && now:
+		if old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp {
+			w.removeInstance(old, d)
+			w.addInstance(inst, d)
+		} else {
+			w.insts[r.ID] = inst
+		}
+		d.states = append(d.states, inst)
+	}
+	return nil
+}
+
+func (w *world) addInstance(i *pb.Instance, d *delta) {
+	w.insts[i.Id] = i
+	w.vpcInsts[i.VpcId] = w.vpcInsts[i.VpcId].add(i.Id)
+	if w.count(i.HostId, i.VpcId, +1) == 1 {
+		d.scopeDirty.add(i.HostId)
+	}
+	d.mappings[i.VpcId] = append(d.mappings[i.VpcId], &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(i)}})
+}
+
+func (w *world) removeInstance(i *pb.Instance, d *delta) {
+	delete(w.insts, i.Id)
+	delete(w.created, i.Id)
+	delete(w.vpcInsts[i.VpcId], i.Id)
+	if w.count(i.HostId, i.VpcId, -1) == 0 {
+		d.scopeDirty.add(i.HostId)
+	}
+	vni := w.vpcs[i.VpcId].GetVni()
+	d.mappings[i.VpcId] = append(d.mappings[i.VpcId], &pb.Change{Kind: &pb.Change_DeleteMapping{DeleteMapping: &pb.MappingKey{Vni: vni, Ip: i.PrivateIp}}})
+}
+
+// count adjusts the live-instance count of (host, vpc) and returns it.
+func (w *world) count(host, vpc string, by int) int {
+	if w.hostVPC[host] == nil {
+		w.hostVPC[host] = map[string]int{}
+	}
+	if w.vpcHost[vpc] == nil {
+		w.vpcHost[vpc] = map[string]int{}
+	}
+	n := w.hostVPC[host][vpc] + by
+	if n <= 0 {
+		delete(w.hostVPC[host], vpc)
+		delete(w.vpcHost[vpc], host)
+		return 0
+	}
+	w.hostVPC[host][vpc], w.vpcHost[vpc][host] = n, n
+	return n
+}
+
+func (w *world) record(i *pb.Instance) *pb.MappingRecord {
+	return &pb.MappingRecord{
+		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
+		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id,
+	}
+}
+
+func (w *world) applyHost(r store.Record, d *delta) error {
+	h, err := decode(r, new(pb.Host))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.hosts, r.ID)
+		d.hostChange = append(d.hostChange, &pb.Change{Kind: &pb.Change_DeleteHost{DeleteHost: r.ID}})
+		return nil
+	}
+	w.hosts[r.ID] = h
+	d.hostChange = append(d.hostChange, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(h)}})
+	return nil
+}
+
+func hostRecord(h *pb.Host) *pb.HostRecord {
+	return &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: true}
+}
+
+// activePeers lists the VPCs actively peered with vpc.
+func (w *world) activePeers(vpc string) []string {
+	var out []string
+	for id := range w.vpcPeerings[vpc] {
+		p := w.peerings[id]
+		if !active(p) {
+			continue
+		}
+		if p.RequesterVpcId == vpc {
+			out = append(out, p.AccepterVpcId)
+		} else {
+			out = append(out, p.RequesterVpcId)
+		}
+	}
+	return out
+}
+
+// scope is the set of VPCs host must know: those of its instances and
+// their active peers.
+func (w *world) scope(host string) set {
+	s := set{}
+	for v := range w.hostVPC[host] {
+		if _, ok := w.vpcs[v]; !ok {
+			continue
+		}
+		s.add(v)
+		for _, p := range w.activePeers(v) {
+			if _, ok := w.vpcs[p]; ok {
+				s.add(p)
+			}
+		}
+	}
+	return s
+}
+
+// hostsOf lists the hosts whose scope includes vpc.
+func (w *world) hostsOf(vpc string) set {
+	s := set{}
+	for h := range w.vpcHost[vpc] {
+		s.add(h)
+	}
+	for _, p := range w.activePeers(vpc) {
+		for h := range w.vpcHost[p] {
+			s.add(h)
+		}
+	}
+	return s
+}
+
+// facts builds everything a host needs about vpc besides its mappings.
+func (w *world) facts(vpc string) *pb.VpcFacts {
+	v := w.vpcs[vpc]
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr}
+	for id := range w.vpcSubnets[vpc] {
+		sn := w.subnets[id]
+		f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId})
+	}
+	for id := range w.vpcRtbs[vpc] {
+		rt := proto.CloneOf(w.rtbs[id])
+		for _, r := range rt.Routes {
+			r.State = pb.RouteState_ROUTE_STATE_ACTIVE
+			if r.Target != store.LocalTarget && !active(w.peerings[r.Target]) {
+				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+			}
+		}
+		f.RouteTables = append(f.RouteTables, rt)
+	}
+	for id := range w.vpcPeerings[vpc] {
+		p := w.peerings[id]
+		if !active(p) {
+			continue
+		}
+		peer := p.AccepterVpcId
+		if peer == vpc {
+			peer = p.RequesterVpcId
+		}
+		if pv, ok := w.vpcs[peer]; ok {
+			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: pv.Vni, PeerVpcId: pv.Id, PeerCidr: pv.Cidr})
+		}
+	}
+	return f
+}
+
+// fullVPC is a scope-add: the VPC's facts followed by all its mappings.
+func (w *world) fullVPC(vpc string, out []*pb.Change) []*pb.Change {
+	out = append(out, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(vpc)}})
+	for id := range w.vpcInsts[vpc] {
+		out = append(out, &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(w.insts[id])}})
+	}
+	return out
+}
+
+// markRelevant records that d changed the scope contents of these hosts.
+func (w *world) markRelevant(d *delta) {
+	touched := set{}
+	for v := range d.facts {
+		maps.Copy(touched, w.hostsOf(v))
+	}
+	for v := range d.mappings {
+		maps.Copy(touched, w.hostsOf(v))
+	}
+	maps.Copy(touched, d.scopeDirty)
+	if len(d.hostChange) > 0 {
+		for h := range w.hosts {
+			touched.add(h)
+		}
+	}
+	for h := range touched {
+		w.relevant[h] = d.rev
+	}
+}

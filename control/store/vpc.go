@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/model"
+)
+
+// LocalTarget is the route target of a VPC's own CIDR.
+const LocalTarget = "local"
+
+// CreateVPC creates a VPC with a fresh VNI and its main route table holding
+// the local route.
+func (s *Store) CreateVPC(ctx context.Context, name string, cidr netip.Prefix) (*pb.Vpc, error) {
+	var out *pb.Vpc
+	err := retry(ctx, "create VPC", func() error {
+		vpc := &pb.Vpc{
+			Id:               model.NewID(model.KindVPC),
+			Name:             name,
+			Cidr:             cidr.String(),
+			Vni:              randomVNI(),
+			MainRouteTableId: model.NewID(model.KindRouteTable),
+			CreateTime:       timestamppb.Now(),
+		}
+		rtb := &pb.RouteTable{
+			Id: vpc.MainRouteTableId, VpcId: vpc.Id, Main: true, CreateTime: vpc.CreateTime,
+			Routes: []*pb.Route{{DestinationCidr: vpc.Cidr, Target: LocalTarget}},
+		}
+		var t txn
+		t.absent(s.nameKey(model.KindVPC, name))
+		t.absent(s.vniKey(vpc.Vni))
+		t.putProto(s.resKey(model.KindVPC, vpc.Id), vpc)
+		t.put(s.nameKey(model.KindVPC, name), vpc.Id)
+		t.put(s.vniKey(vpc.Vni), vpc.Id)
+		t.putProto(s.resKey(model.KindRouteTable, rtb.Id), rtb)
+		ok, _, err := s.commit(ctx, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if err := s.nameFree(ctx, model.KindVPC, name); err != nil {
+				return err
+			}
+			return errRetry // the random VNI was taken; draw another
+		}
+		out = vpc
+		return nil
+	})
+	return out, err
+}
+
+func randomVNI() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])%model.MaxVNI + 1
+}
+
+// nameFree reports AlreadyExists if a resource of kind k is named name.
+func (s *Store) nameFree(ctx context.Context, k model.Kind, name string) error {
+	if name == "" {
+		return nil
+	}
+	r, err := s.c.Get(ctx, s.nameKey(k, name))
+	if err != nil {
+		return unavailable(err)
+	}
+	if len(r.Kvs) > 0 {
+		return model.Existsf("a %s named %q already exists (%s)", k.Noun(), name, r.Kvs[0].Value)
+	}
+	return nil
+}
+
+// GetVPC reads a VPC by name or id.
+func (s *Store) GetVPC(ctx context.Context, ref string) (*pb.Vpc, error) {
+	v := new(pb.Vpc)
+	_, err := s.load(ctx, model.KindVPC, ref, v)
+	return v, err
+}
+
+// ListVPCs lists every VPC, ordered by name.
+func (s *Store) ListVPCs(ctx context.Context) ([]*pb.Vpc, error) {
+	vs, err := listProto(ctx, s, s.key(string(model.KindVPC))+"/", func() *pb.Vpc { return new(pb.Vpc) })
+	slices.SortFunc(vs, func(a, b *pb.Vpc) int { return compareNames(a.Name, a.Id, b.Name, b.Id) })
+	return vs, err
+}
+
+func compareNames(an, aid, bn, bid string) int {
+	if an != bn {
+		if an < bn {
+			return -1
+		}
+		return 1
+	}
+	if aid < bid {
+		return -1
+	} else if aid > bid {
+		return 1
+	}
+	return 0
+}
+
+// DeleteVPC deletes a VPC and its main route table. It is refused while
+// subnets, other route tables or peerings still belong to it.
+func (s *Store) DeleteVPC(ctx context.Context, ref string) error {
+	vpc := new(pb.Vpc)
+	rev, err := s.load(ctx, model.KindVPC, ref, vpc)
+	if err != nil {
+		return err
+	}
+	var t txn
+	t.unchanged(s.resKey(model.KindVPC, vpc.Id), rev)
+	t.emptyPrefix(s.refPrefix(vpc.Id))
+	t.del(s.resKey(model.KindVPC, vpc.Id))
+	t.del(s.nameKey(model.KindVPC, vpc.Name))
+	t.del(s.vniKey(vpc.Vni))
+	t.del(s.resKey(model.KindRouteTable, vpc.MainRouteTableId))
+	ok, _, err := s.commit(ctx, &t)
+	if err != nil || ok {
+		return err
+	}
+	in, err := s.blockers(ctx, vpc.Id)
+	if err != nil {
+		return err
+	}
+	if in != "" {
+		return model.Preconditionf("VPC %s still has %s; delete them first", vpc.Id, in)
+	}
+	return model.Unavailablef("VPC %s changed while being deleted; try again", vpc.Id)
+}
