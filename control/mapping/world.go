@@ -3,6 +3,8 @@ package mapping
 import (
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -366,6 +368,9 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: pv.Vni, PeerVpcId: pv.Id, PeerCidr: pv.Cidr})
 		}
 	}
+	slices.SortFunc(f.Subnets, func(a, b *pb.SubnetFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.RouteTables, func(a, b *pb.RouteTable) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.Peers, func(a, b *pb.PeerFacts) int { return strings.Compare(a.PeeringId, b.PeeringId) })
 	return f
 }
 

@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+)
+
+// Batch is one complete, atomic change to a host's cache.
+type Batch struct {
+	Revision int64
+	// Snapshot: drop everything held before applying Changes.
+	Snapshot bool
+	Changes  []*pb.Change
+}
+
+// Subscriber keeps a host's cache current: it subscribes to the Mapping
+// Service, applies each complete batch, acknowledges it, and on any
+// failure resubscribes from the last applied revision, so nothing is lost
+// and nothing applied twice. While the server is away the cache simply
+// stays as it is (headless operation).
+type Subscriber struct {
+	Client openvpcv1connect.MappingServiceClient
+	HostID string
+	// Apply installs one batch atomically; it is called from Run's
+	// goroutine only.
+	Apply func(Batch) error
+	// Heartbeat is how often the host acknowledges even without changes,
+	// so the Mapping Service knows it is alive. Default 5s.
+	Heartbeat time.Duration
+	Log       *slog.Logger
+
+	rev       atomic.Int64
+	connected atomic.Bool
+}
+
+// Revision is the last revision applied.
+func (s *Subscriber) Revision() int64 { return s.rev.Load() }
+
+// Connected reports whether a subscription stream is open.
+func (s *Subscriber) Connected() bool { return s.connected.Load() }
+
+// Run subscribes until ctx ends, reconnecting with backoff.
+func (s *Subscriber) Run(ctx context.Context) error {
+	if s.Heartbeat == 0 {
+		s.Heartbeat = 5 * time.Second
+	}
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	go s.heartbeat(ctx)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		progressed, err := s.stream(ctx)
+		s.connected.Store(false)
+		if ctx.Err() != nil {
+			break
+		}
+		if progressed {
+			backoff = 50 * time.Millisecond
+		}
+		s.Log.Debug("mapping stream ended; resubscribing", "host", s.HostID, "rev", s.Revision(), "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff + rand.N(backoff/2+1)):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+	return ctx.Err()
+}
+
+// stream runs one subscription; progressed reports whether any batch was
+// applied.
+func (s *Subscriber) stream(ctx context.Context) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := s.Client.Subscribe(ctx, connect.NewRequest(&pb.SubscribeRequest{HostId: s.HostID, FromRevision: s.Revision()}))
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+	s.connected.Store(true)
+	var pending Batch
+	for st.Receive() {
+		m := st.Msg()
+		if m.Snapshot {
+			pending = Batch{Snapshot: true}
+		}
+		pending.Changes = append(pending.Changes, m.Changes...)
+		if m.More {
+			continue
+		}
+		pending.Revision = m.Revision
+		if err := s.Apply(pending); err != nil {
+			return progressed, err
+		}
+		s.rev.Store(m.Revision)
+		progressed = true
+		pending = Batch{}
+		s.ack(ctx)
+	}
+	if err := st.Err(); err != nil {
+		return progressed, err
+	}
+	return progressed, errors.New("mapping stream closed by the server")
+}
+
+func (s *Subscriber) ack(ctx context.Context) {
+	_, err := s.Client.Ack(ctx, connect.NewRequest(&pb.AckRequest{HostId: s.HostID, Revision: s.Revision()}))
+	if err != nil && ctx.Err() == nil {
+		s.Log.Debug("ack failed", "host", s.HostID, "err", err)
+	}
+}
+
+func (s *Subscriber) heartbeat(ctx context.Context) {
+	t := time.NewTicker(s.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if s.Connected() {
+				s.ack(ctx)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,374 @@
+// Package testcloud builds small openvpc clouds inside one process for
+// tests and for `openvpc up`: a real embedded etcd, real servers on
+// loopback, and hosts subscribed through the real Mapping Service API.
+package testcloud
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openvpc/openvpc/cli"
+	"github.com/openvpc/openvpc/control/server"
+	"github.com/openvpc/openvpc/control/store"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/agent"
+)
+
+// Etcd is an embedded etcd shared by the clouds of one test binary; each
+// cloud uses its own key prefix.
+type Etcd struct {
+	Endpoint string
+	stop     func()
+}
+
+// StartEtcd starts an embedded etcd in a fresh temporary directory.
+func StartEtcd() (*Etcd, error) {
+	dir, err := os.MkdirTemp("", "openvpc-etcd")
+	if err != nil {
+		return nil, err
+	}
+	e, err := store.StartEmbedded(store.EmbedConfig{Dir: dir, Name: "test"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Etcd{Endpoint: "http://" + e.Clients[0].Addr().String(), stop: func() { e.Close(); os.RemoveAll(dir) }}, nil
+}
+
+// Stop stops the etcd and removes its data.
+func (e *Etcd) Stop() { e.stop() }
+
+var prefixes atomic.Int64
+
+// Cloud is a control plane (one or more servers over one etcd prefix) and
+// the simulated hosts subscribed to it.
+type Cloud struct {
+	t      testing.TB
+	etcd   *Etcd
+	prefix string
+	Log    *slog.Logger
+
+	mu      sync.Mutex
+	servers []*server.Server
+}
+
+// New starts a cloud with one server on etcd.
+func New(t testing.TB, etcd *Etcd) *Cloud {
+	c := &Cloud{
+		t: t, etcd: etcd, prefix: fmt.Sprintf("/cloud-%d-%d/", time.Now().UnixNano(), prefixes.Add(1)),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	c.StartServer("127.0.0.1:0")
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, s := range c.servers {
+			if s != nil {
+				s.Close()
+			}
+		}
+	})
+	return c
+}
+
+// StartServer starts another server on the same store, listening on addr.
+func (c *Cloud) StartServer(addr string) *server.Server {
+	c.t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.Logger = addr, c.Log
+	cfg.Store.Endpoints, cfg.Store.Prefix = []string{c.etcd.Endpoint}, c.prefix
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := server.Start(ctx, cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
+	return s
+}
+
+// Server returns server i.
+func (c *Cloud) Server(i int) *server.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servers[i]
+}
+
+// StopServer stops server i; its address may be reused by StartServer.
+func (c *Cloud) StopServer(i int) {
+	c.mu.Lock()
+	s := c.servers[i]
+	c.servers[i] = nil
+	c.mu.Unlock()
+	s.Close()
+}
+
+// Clients are API clients of one server.
+type Clients struct {
+	URL     string
+	VPC     openvpcv1connect.VpcServiceClient
+	Inst    openvpcv1connect.InstanceServiceClient
+	Mapping openvpcv1connect.MappingServiceClient
+}
+
+// ClientsFor returns clients of the server at url.
+func ClientsFor(url string) Clients {
+	hc := cli.HTTPClient()
+	return Clients{
+		URL:     url,
+		VPC:     openvpcv1connect.NewVpcServiceClient(hc, url),
+		Inst:    openvpcv1connect.NewInstanceServiceClient(hc, url),
+		Mapping: openvpcv1connect.NewMappingServiceClient(hc, url),
+	}
+}
+
+// API returns clients of server 0.
+func (c *Cloud) API() Clients { return ClientsFor(c.Server(0).URL()) }
+
+// Ctx is a context bounded for one test step.
+func (c *Cloud) Ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	c.t.Cleanup(cancel)
+	return ctx
+}
+
+// Host is a simulated host: registered, subscribed, its cache a Mirror.
+type Host struct {
+	ID       string
+	Underlay netip.Addr
+	Mirror   *agent.Mirror
+	Sub      *agent.Subscriber
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// AddHost registers a host with the server at url and subscribes it.
+func (c *Cloud) AddHost(url, id string, underlay netip.Addr) *Host {
+	c.t.Helper()
+	cl := ClientsFor(url)
+	if _, err := cl.Mapping.Register(c.Ctx(), connect.NewRequest(&pb.RegisterRequest{
+		HostId: id, UnderlayAddress: underlay.String(), Role: pb.HostRole_HOST_ROLE_HOST,
+	})); err != nil {
+		c.t.Fatal(err)
+	}
+	h := &Host{ID: id, Underlay: underlay, Mirror: agent.NewMirror()}
+	h.Sub = &agent.Subscriber{Client: cl.Mapping, HostID: id, Apply: h.Mirror.Apply, Heartbeat: time.Second, Log: c.Log}
+	h.Connect()
+	c.t.Cleanup(h.Disconnect)
+	return h
+}
+
+// Connect starts (or restarts) the host's subscription from its revision.
+func (h *Host) Connect() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		_ = h.Sub.Run(ctx)
+	}(h.done)
+}
+
+// Disconnect stops the subscription; the cache stays as it is.
+func (h *Host) Disconnect() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+	h.cancel = nil
+}
+
+// Expected computes, from the management API alone, what host's cache must
+// hold: the VPCs of its live instances and their active peers, all their
+// facts, and every live instance's mapping in them.
+func Expected(ctx context.Context, cl Clients, host string) (agent.State, error) {
+	st := agent.State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[agent.MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
+	vpcs, err := cl.VPC.ListVpcs(ctx, connect.NewRequest(&pb.ListVpcsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	insts, err := cl.Inst.ListInstances(ctx, connect.NewRequest(&pb.ListInstancesRequest{}))
+	if err != nil {
+		return st, err
+	}
+	peerings, err := cl.VPC.ListPeerings(ctx, connect.NewRequest(&pb.ListPeeringsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	subnets, err := cl.VPC.ListSubnets(ctx, connect.NewRequest(&pb.ListSubnetsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	rtbs, err := cl.VPC.ListRouteTables(ctx, connect.NewRequest(&pb.ListRouteTablesRequest{}))
+	if err != nil {
+		return st, err
+	}
+	hosts, err := cl.Inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	for _, h := range hosts.Msg.Hosts {
+		st.Hosts[h.Id] = &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: true}
+	}
+	byID := map[string]*pb.Vpc{}
+	for _, v := range vpcs.Msg.Vpcs {
+		byID[v.Id] = v
+	}
+	peersOf := map[string][]*pb.Peering{}
+	for _, p := range peerings.Msg.Peerings {
+		if p.State == pb.PeeringState_PEERING_STATE_ACTIVE {
+			peersOf[p.RequesterVpcId] = append(peersOf[p.RequesterVpcId], p)
+			peersOf[p.AccepterVpcId] = append(peersOf[p.AccepterVpcId], p)
+		}
+	}
+	live := func(i *pb.Instance) bool { return i.State != pb.InstanceState_INSTANCE_STATE_TERMINATED }
+	scope := map[string]bool{}
+	for _, i := range insts.Msg.Instances {
+		if live(i) && i.HostId == host {
+			scope[i.VpcId] = true
+			for _, p := range peersOf[i.VpcId] {
+				scope[p.RequesterVpcId], scope[p.AccepterVpcId] = true, true
+			}
+		}
+	}
+	for id := range scope {
+		v := byID[id]
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr}
+		for _, sn := range subnets.Msg.Subnets {
+			if sn.VpcId == id {
+				f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId})
+			}
+		}
+		for _, rt := range rtbs.Msg.RouteTables {
+			if rt.VpcId == id {
+				f.RouteTables = append(f.RouteTables, rt)
+			}
+		}
+		for _, p := range peersOf[id] {
+			peer := byID[p.AccepterVpcId]
+			if peer.Id == id {
+				peer = byID[p.RequesterVpcId]
+			}
+			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: peer.Vni, PeerVpcId: peer.Id, PeerCidr: peer.Cidr})
+		}
+		sortFacts(f)
+		st.VPCs[v.Vni] = f
+	}
+	for _, i := range insts.Msg.Instances {
+		if live(i) && scope[i.VpcId] {
+			vni := byID[i.VpcId].Vni
+			st.Mappings[agent.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
+				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id,
+			}
+		}
+	}
+	return st, nil
+}
+
+func sortFacts(f *pb.VpcFacts) {
+	slices.SortFunc(f.Subnets, func(a, b *pb.SubnetFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.RouteTables, func(a, b *pb.RouteTable) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.Peers, func(a, b *pb.PeerFacts) int { return strings.Compare(a.PeeringId, b.PeeringId) })
+	for _, rt := range f.RouteTables {
+		rt.CreateTime = nil
+	}
+}
+
+// Diff describes how got differs from want, or returns "".
+func Diff(got, want agent.State) string {
+	var d []string
+	for vni, w := range want.VPCs {
+		g, ok := got.VPCs[vni]
+		if !ok {
+			d = append(d, fmt.Sprintf("missing VPC %d (%s)", vni, w.Id))
+			continue
+		}
+		g = proto.CloneOf(g)
+		sortFacts(g)
+		if !proto.Equal(g, w) {
+			d = append(d, fmt.Sprintf("VPC %d facts differ:\n got  %v\n want %v", vni, g, w))
+		}
+	}
+	for vni, g := range got.VPCs {
+		if _, ok := want.VPCs[vni]; !ok {
+			d = append(d, fmt.Sprintf("extra VPC %d (%s)", vni, g.Id))
+		}
+	}
+	for k, w := range want.Mappings {
+		if g, ok := got.Mappings[k]; !ok {
+			d = append(d, fmt.Sprintf("missing mapping %v (%s)", k, w.InstanceId))
+		} else if !proto.Equal(g, w) {
+			d = append(d, fmt.Sprintf("mapping %v differs: got %v want %v", k, g, w))
+		}
+	}
+	for k, g := range got.Mappings {
+		if _, ok := want.Mappings[k]; !ok {
+			d = append(d, fmt.Sprintf("extra mapping %v (%s)", k, g.InstanceId))
+		}
+	}
+	for id, w := range want.Hosts {
+		if g, ok := got.Hosts[id]; !ok || !proto.Equal(g, w) {
+			d = append(d, fmt.Sprintf("host %s: got %v want %v", id, g, w))
+		}
+	}
+	for id := range got.Hosts {
+		if _, ok := want.Hosts[id]; !ok {
+			d = append(d, "extra host "+id)
+		}
+	}
+	if len(d) > 12 {
+		d = append(d[:12], fmt.Sprintf("… and %d more", len(d)-12))
+	}
+	return strings.Join(d, "\n")
+}
+
+// Converge waits until host's cache equals what the store says it should
+// hold, and fails the test with the difference if it does not in time.
+func (c *Cloud) Converge(cl Clients, hosts ...*Host) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, h := range hosts {
+		for {
+			want, err := Expected(c.Ctx(), cl, h.ID)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			diff := Diff(h.Mirror.State(), want)
+			if diff == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("host %s cache (revision %d) differs from the store:\n%s", h.ID, h.Mirror.Revision(), diff)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
