@@ -31,8 +31,8 @@ func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}
 
 // world is red, yellow and green VPCs, each with a subnet.
 type world struct {
-	c                 *testcloud.Cloud
-	api               testcloud.Clients
+	c                  *testcloud.Cloud
+	api                testcloud.Clients
 	red, yellow, green *pb.Vpc
 }
 
