@@ -192,6 +192,23 @@ func (s *Store) ListInstances(ctx context.Context, f InstanceFilter) ([]*pb.Inst
 // TerminateInstance terminates an instance: its address, name and mapping
 // are released at once; the record stays visible for TerminatedTTL.
 func (s *Store) TerminateInstance(ctx context.Context, ref string) (*pb.Instance, error) {
+	var out *pb.Instance
+	err := retry(ctx, "terminate instance", func() error {
+		inst, err := s.terminateOnce(ctx, ref)
+		out = inst
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sn, err := s.GetSubnet(ctx, out.SubnetId); err == nil {
+		s.ipam.release(sn.Id, netip.MustParsePrefix(sn.Cidr), netip.MustParseAddr(out.PrivateIp))
+	}
+	s.placer.removed(out.HostId)
+	return out, nil
+}
+
+func (s *Store) terminateOnce(ctx context.Context, ref string) (*pb.Instance, error) {
 	inst := new(pb.Instance)
 	rev, err := s.load(ctx, model.KindInstance, ref, inst)
 	if err != nil {
@@ -219,13 +236,11 @@ func (s *Store) TerminateInstance(ctx context.Context, ref string) (*pb.Instance
 		return nil, err
 	}
 	if !ok {
-		return nil, model.Unavailablef("instance %s changed while being terminated; try again", inst.Id)
+		// Raced with another change, such as the pending → running update.
+		_, _ = s.c.Revoke(ctx, lease.ID)
+		return nil, errRetry
 	}
 	inst.Revision = rev
-	if sn, err := s.GetSubnet(ctx, inst.SubnetId); err == nil {
-		s.ipam.release(sn.Id, netip.MustParsePrefix(sn.Cidr), netip.MustParseAddr(inst.PrivateIp))
-	}
-	s.placer.removed(inst.HostId)
 	return inst, nil
 }
 

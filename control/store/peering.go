@@ -16,6 +16,16 @@ import (
 // pending-acceptance until accepted. Refused when the CIDRs overlap, a VPC
 // is missing, or the pair is already peered.
 func (s *Store) CreatePeering(ctx context.Context, vpcRef, peerRef, name string) (*pb.Peering, error) {
+	var out *pb.Peering
+	err := retry(ctx, "create peering", func() error {
+		p, err := s.createPeeringOnce(ctx, vpcRef, peerRef, name)
+		out = p
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) createPeeringOnce(ctx context.Context, vpcRef, peerRef, name string) (*pb.Peering, error) {
 	a, err := s.GetVPC(ctx, vpcRef)
 	if err != nil {
 		return nil, err
@@ -56,11 +66,21 @@ func (s *Store) CreatePeering(ctx context.Context, vpcRef, peerRef, name string)
 	if err := s.nameFree(ctx, model.KindPeering, name); err != nil {
 		return nil, err
 	}
-	return nil, model.NotFoundf("VPC %s or %s was deleted meanwhile", a.Id, b.Id)
+	return nil, errRetry // a VPC or the pair changed meanwhile: look again
 }
 
 // AcceptPeering activates a pending peering.
 func (s *Store) AcceptPeering(ctx context.Context, ref string) (*pb.Peering, error) {
+	var out *pb.Peering
+	err := retry(ctx, "accept peering", func() error {
+		p, err := s.acceptOnce(ctx, ref)
+		out = p
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) acceptOnce(ctx context.Context, ref string) (*pb.Peering, error) {
 	p := new(pb.Peering)
 	rev, err := s.load(ctx, model.KindPeering, ref, p)
 	if err != nil {
@@ -78,7 +98,7 @@ func (s *Store) AcceptPeering(ctx context.Context, ref string) (*pb.Peering, err
 		return nil, err
 	}
 	if !ok {
-		return nil, model.Unavailablef("peering %s changed while being accepted; try again", p.Id)
+		return nil, errRetry
 	}
 	return p, nil
 }
@@ -106,6 +126,10 @@ func (s *Store) ListPeerings(ctx context.Context, vpcID string) ([]*pb.Peering, 
 // DeletePeering deletes a peering in any state. Routes that targeted it
 // stay, as blackholes, until removed (as in AWS).
 func (s *Store) DeletePeering(ctx context.Context, ref string) error {
+	return retry(ctx, "delete peering", func() error { return s.deletePeeringOnce(ctx, ref) })
+}
+
+func (s *Store) deletePeeringOnce(ctx context.Context, ref string) error {
 	p := new(pb.Peering)
 	rev, err := s.load(ctx, model.KindPeering, ref, p)
 	if err != nil {
@@ -125,7 +149,7 @@ func (s *Store) DeletePeering(ctx context.Context, ref string) error {
 		return err
 	}
 	if !ok {
-		return model.Unavailablef("peering %s changed while being deleted; try again", p.Id)
+		return errRetry
 	}
 	return nil
 }

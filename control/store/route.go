@@ -104,6 +104,10 @@ func (s *Store) fillRouteStates(ctx context.Context, rtb *pb.RouteTable) error {
 
 // DeleteRouteTable deletes a non-main route table no subnet uses.
 func (s *Store) DeleteRouteTable(ctx context.Context, ref string) error {
+	return retry(ctx, "delete route table", func() error { return s.deleteRouteTableOnce(ctx, ref) })
+}
+
+func (s *Store) deleteRouteTableOnce(ctx context.Context, ref string) error {
 	rtb := new(pb.RouteTable)
 	rev, err := s.load(ctx, model.KindRouteTable, ref, rtb)
 	if err != nil {
@@ -131,7 +135,7 @@ func (s *Store) DeleteRouteTable(ctx context.Context, ref string) error {
 	if in != "" {
 		return model.Preconditionf("route table %s is still associated with %s", rtb.Id, in)
 	}
-	return model.Unavailablef("route table %s changed while being deleted; try again", rtb.Id)
+	return errRetry
 }
 
 // CreateRoute adds a route dest → target to a route table. A peering

@@ -112,6 +112,10 @@ func (s *Store) ListSubnets(ctx context.Context, vpcID string) ([]*pb.Subnet, er
 
 // DeleteSubnet deletes a subnet that holds no instances.
 func (s *Store) DeleteSubnet(ctx context.Context, ref string) error {
+	return retry(ctx, "delete subnet", func() error { return s.deleteSubnetOnce(ctx, ref) })
+}
+
+func (s *Store) deleteSubnetOnce(ctx context.Context, ref string) error {
 	sn := new(pb.Subnet)
 	rev, err := s.load(ctx, model.KindSubnet, ref, sn)
 	if err != nil {
@@ -138,5 +142,5 @@ func (s *Store) DeleteSubnet(ctx context.Context, ref string) error {
 	if in != "" {
 		return model.Preconditionf("subnet %s still has instances %s; terminate them first", sn.Id, in)
 	}
-	return model.Unavailablef("subnet %s changed while being deleted; try again", sn.Id)
+	return errRetry
 }

@@ -109,6 +109,10 @@ func compareNames(an, aid, bn, bid string) int {
 // DeleteVPC deletes a VPC and its main route table. It is refused while
 // subnets, other route tables or peerings still belong to it.
 func (s *Store) DeleteVPC(ctx context.Context, ref string) error {
+	return retry(ctx, "delete VPC", func() error { return s.deleteVPCOnce(ctx, ref) })
+}
+
+func (s *Store) deleteVPCOnce(ctx context.Context, ref string) error {
 	vpc := new(pb.Vpc)
 	rev, err := s.load(ctx, model.KindVPC, ref, vpc)
 	if err != nil {
@@ -132,5 +136,5 @@ func (s *Store) DeleteVPC(ctx context.Context, ref string) error {
 	if in != "" {
 		return model.Preconditionf("VPC %s still has %s; delete them first", vpc.Id, in)
 	}
-	return model.Unavailablef("VPC %s changed while being deleted; try again", vpc.Id)
+	return errRetry
 }
