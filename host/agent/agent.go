@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/model"
+)
+
+// Config is what a host agent needs to join the network.
+type Config struct {
+	// Server is the URL of any openvpc server.
+	Server string
+	// HostID names this host; it is how instances are placed on it.
+	HostID string
+	// Underlay is the address other hosts send this host's packets to.
+	Underlay netip.Addr
+	// Role is host (runs instances) or edge.
+	Role pb.HostRole
+	// HTTP carries the API calls; it must speak cleartext HTTP/2 or 1.1.
+	HTTP *http.Client
+	// Heartbeat is how often the agent reports in without changes.
+	Heartbeat time.Duration
+	Logger    *slog.Logger
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	if c.Server == "" {
+		return errors.New("agent: no server given; pass --server URL of an openvpc server")
+	}
+	if err := model.ValidateHostID(c.HostID); err != nil {
+		return err
+	}
+	if !c.Underlay.Is4() || c.Underlay.IsUnspecified() {
+		return fmt.Errorf("agent: underlay address %v must be this host's own IPv4 address", c.Underlay)
+	}
+	return nil
+}
+
+// Agent is a running host agent: registered with the Mapping Service and
+// keeping its cache current.
+type Agent struct {
+	Config
+	Cache *Cache
+	Sub   *Subscriber
+}
+
+// New validates cfg and builds an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = http.DefaultClient
+	}
+	if cfg.Role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
+		cfg.Role = pb.HostRole_HOST_ROLE_HOST
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mc := openvpcv1connect.NewMappingServiceClient(cfg.HTTP, cfg.Server)
+	a := &Agent{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger)}
+	a.Sub = &Subscriber{Client: mc, HostID: cfg.HostID, Apply: a.Cache.Apply, Heartbeat: cfg.Heartbeat, Log: cfg.Logger}
+	return a, nil
+}
+
+// Run registers (retrying while the server is away) and then keeps the
+// cache current until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.Logger.Info("host agent joined", "host", a.HostID, "underlay", a.Underlay, "server", a.Server)
+	return a.Sub.Run(ctx)
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	req := &pb.RegisterRequest{HostId: a.HostID, UnderlayAddress: a.Underlay.String(), Role: a.Role}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		_, err := a.Sub.Client.Register(ctx, connect.NewRequest(req))
+		switch code := connect.CodeOf(err); {
+		case err == nil:
+			return nil
+		case code == connect.CodeInvalidArgument || code == connect.CodeAlreadyExists || code == connect.CodePermissionDenied:
+			return fmt.Errorf("agent: registration refused: %w", err)
+		}
+		a.Logger.Warn("cannot register yet; retrying", "server", a.Server, "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

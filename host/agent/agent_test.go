@@ -1,0 +1,162 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/testcloud"
+)
+
+var etcd *testcloud.Etcd
+
+func TestMain(m *testing.M) {
+	var err error
+	if etcd, err = testcloud.StartEtcd(); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	etcd.Stop()
+	os.Exit(code)
+}
+
+// TestAgentCacheMatchesStore runs a real host agent (lookup tables, not
+// the test mirror) and checks its cache against the store after changes.
+func TestAgentCacheMatchesStore(t *testing.T) {
+	c := testcloud.New(t, etcd)
+	api := c.API()
+	ctx := c.Ctx()
+	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	other := c.AddHost(api.URL, "host-b", netip.MustParseAddr("127.0.1.2"))
+
+	vpc := func(name, cidr string) *pb.Vpc {
+		r, err := api.VPC.CreateVpc(ctx, connect.NewRequest(&pb.CreateVpcRequest{Name: name, Cidr: cidr}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.VPC.CreateSubnet(ctx, connect.NewRequest(&pb.CreateSubnetRequest{Vpc: name, Cidr: cidr[:len(cidr)-3] + "/24", Name: name + "-a"})); err != nil {
+			t.Fatal(err)
+		}
+		return r.Msg.Vpc
+	}
+	red, yellow := vpc("red", "10.0.0.0/16"), vpc("yellow", "10.1.0.0/16")
+	var insts []*pb.Instance
+	for i := range 6 {
+		host := []string{"host-a", "host-b"}[i%2]
+		sub := []string{"red-a", "yellow-a"}[i/3]
+		r, err := api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: sub, Host: host}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts = append(insts, r.Msg.Instance)
+	}
+	p, err := api.VPC.CreatePeering(ctx, connect.NewRequest(&pb.CreatePeeringRequest{Vpc: "red", PeerVpc: "yellow"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.VPC.AcceptPeering(ctx, connect.NewRequest(&pb.AcceptPeeringRequest{Ref: p.Msg.Peering.Id})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.VPC.CreateRoute(ctx, connect.NewRequest(&pb.CreateRouteRequest{RouteTable: red.MainRouteTableId, DestinationCidr: "10.1.0.0/16", Target: p.Msg.Peering.Id})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Inst.TerminateInstance(ctx, connect.NewRequest(&pb.TerminateInstanceRequest{Ref: insts[0].Id})); err != nil {
+		t.Fatal(err)
+	}
+	last, err := api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", Host: "host-a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: last.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+		t.Fatal(err)
+	}
+	c.Converge(api, other)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		want, err := testcloud.Expected(ctx, api, "host-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff := compare(a.Cache.State(), want)
+		if diff == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent cache differs from the store:\n%s", diff)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The lookups the data plane will make.
+	snap := a.Cache.Tables.Load()
+	var m tables.Mapping
+	if !snap.Lookup(yellow.Vni, netip.MustParseAddr(insts[5].PrivateIp), &m) || m.Underlay != netip.MustParseAddr("127.0.1.2") || m.Local {
+		t.Fatalf("lookup of a remote yellow instance: %+v", m)
+	}
+	if !snap.Lookup(red.Vni, netip.MustParseAddr(last.Msg.Instance.PrivateIp), &m) || !m.Local {
+		t.Fatalf("lookup of a local red instance: %+v", m)
+	}
+	if snap.Lookup(red.Vni, netip.MustParseAddr(insts[0].PrivateIp), &m) {
+		t.Fatal("terminated instance still in the cache")
+	}
+	v, ok := snap.VPC(red.Vni)
+	if !ok {
+		t.Fatal("red not in cache")
+	}
+	r := v.Route(netip.MustParseAddr("10.0.0.4"), netip.MustParseAddr("10.1.0.9"))
+	if r == nil || r.Target.Kind != tables.TargetPeering || !snap.Peered(yellow.Vni, red.Vni) {
+		t.Fatalf("route red → yellow: %+v", r)
+	}
+	if r := v.Route(netip.MustParseAddr("10.0.0.4"), netip.MustParseAddr("10.0.0.9")); r == nil || r.Target.Kind != tables.TargetLocal {
+		t.Fatalf("local route: %+v", r)
+	}
+	if r := v.Route(netip.MustParseAddr("10.0.0.4"), netip.MustParseAddr("10.9.0.9")); r != nil {
+		t.Fatalf("route to nowhere: %+v", r)
+	}
+	if a.Cache.Skipped() != 0 {
+		t.Fatalf("%d changes were refused", a.Cache.Skipped())
+	}
+}
+
+// compare checks what the tables can answer: VPCs, mappings and hosts.
+func compare(got, want agent.State) string {
+	for vni, w := range want.VPCs {
+		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr {
+			return fmt.Sprintf("VPC %d: got %v want %v", vni, g, w)
+		}
+	}
+	if len(got.VPCs) != len(want.VPCs) {
+		return fmt.Sprintf("%d VPCs, want %d", len(got.VPCs), len(want.VPCs))
+	}
+	for k, w := range want.Mappings {
+		g, ok := got.Mappings[k]
+		if !ok || g.HostId != w.HostId || g.EniId != w.EniId || g.Mac != w.Mac {
+			return fmt.Sprintf("mapping %v: got %v want %v", k, g, w)
+		}
+	}
+	if len(got.Mappings) != len(want.Mappings) {
+		return fmt.Sprintf("%d mappings, want %d", len(got.Mappings), len(want.Mappings))
+	}
+	for id, w := range want.Hosts {
+		if g, ok := got.Hosts[id]; !ok || g.UnderlayAddress != w.UnderlayAddress || g.Role != w.Role {
+			return fmt.Sprintf("host %s: got %v want %v", id, g, w)
+		}
+	}
+	return ""
+}

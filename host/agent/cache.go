@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/model"
+)
+
+// Cache applies the Mapping Service's batches to the host's lookup tables.
+// Host ids are the operator's names ("host-a"); the tables key hosts by
+// number, so the cache numbers them, stably for the life of the process.
+type Cache struct {
+	Tables *tables.Tables
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	ids     map[string]uint64
+	names   map[uint64]string
+	skipped atomic.Int64
+}
+
+// NewCache returns an empty cache for host self.
+func NewCache(self string, log *slog.Logger) *Cache {
+	c := &Cache{ids: map[string]uint64{}, names: map[uint64]string{}, log: log}
+	c.Tables = tables.New(c.HostNum(self))
+	return c
+}
+
+// HostNum is the number the tables know host id by.
+func (c *Cache) HostNum(id string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.ids[id]
+	if !ok {
+		n = uint64(len(c.ids) + 1)
+		c.ids[id], c.names[n] = n, id
+	}
+	return n
+}
+
+// HostName is the id of host number n.
+func (c *Cache) HostName(n uint64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.names[n]
+}
+
+// Skipped counts changes refused as malformed (a server bug, logged).
+func (c *Cache) Skipped() int64 { return c.skipped.Load() }
+
+// Apply installs one batch as one new snapshot. A change the tables refuse
+// is logged and skipped rather than wedging the stream on it.
+func (c *Cache) Apply(b Batch) error {
+	tx := c.Tables.Begin(b.Revision)
+	defer tx.Abort()
+	if b.Snapshot {
+		tx.Reset()
+	}
+	for _, ch := range b.Changes {
+		if err := c.apply(tx, ch); err != nil {
+			c.skipped.Add(1)
+			c.log.Error("mapping change refused", "rev", b.Revision, "err", err)
+		}
+	}
+	tx.Commit()
+	return nil
+}
+
+func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
+	switch k := ch.Kind.(type) {
+	case *pb.Change_UpsertVpc:
+		v, err := vpcFromFacts(k.UpsertVpc)
+		if err != nil {
+			return err
+		}
+		return tx.UpsertVPC(v)
+	case *pb.Change_RemoveVpc:
+		tx.RemoveVPC(k.RemoveVpc)
+	case *pb.Change_UpsertMapping:
+		m, err := c.mappingFrom(k.UpsertMapping)
+		if err != nil {
+			return err
+		}
+		return tx.UpsertMapping(m)
+	case *pb.Change_DeleteMapping:
+		ip, err := netip.ParseAddr(k.DeleteMapping.Ip)
+		if err != nil {
+			return fmt.Errorf("mapping delete: %v", err)
+		}
+		return tx.DeleteMapping(k.DeleteMapping.Vni, ip)
+	case *pb.Change_UpsertHost:
+		h := k.UpsertHost
+		a, err := netip.ParseAddr(h.UnderlayAddress)
+		if err != nil {
+			return fmt.Errorf("host %s: %v", h.Id, err)
+		}
+		role := tables.RoleHost
+		if h.Role == pb.HostRole_HOST_ROLE_EDGE {
+			role = tables.RoleEdge
+		}
+		return tx.UpsertHost(tables.Host{ID: c.HostNum(h.Id), Underlay: a, Role: role, Healthy: h.Healthy})
+	case *pb.Change_DeleteHost:
+		tx.DeleteHost(c.HostNum(k.DeleteHost))
+	default:
+		return fmt.Errorf("unknown change %T", ch.Kind)
+	}
+	return nil
+}
+
+func (c *Cache) mappingFrom(r *pb.MappingRecord) (tables.Mapping, error) {
+	ip, err := netip.ParseAddr(r.Ip)
+	if err != nil {
+		return tables.Mapping{}, fmt.Errorf("mapping %s: %v", r.InstanceId, err)
+	}
+	eni, ok := model.ParseID(model.KindENI, r.EniId)
+	if !ok {
+		return tables.Mapping{}, fmt.Errorf("mapping %s: bad ENI id %q", r.InstanceId, r.EniId)
+	}
+	hw, err := net.ParseMAC(r.Mac)
+	if err != nil || len(hw) != 6 {
+		return tables.Mapping{}, fmt.Errorf("mapping %s: bad MAC %q", r.InstanceId, r.Mac)
+	}
+	return tables.Mapping{VNI: r.Vni, IP: ip, HostID: c.HostNum(r.HostId), ENI: eni, MAC: [6]byte(hw)}, nil
+}
+
+func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
+	id, ok := model.ParseID(model.KindVPC, f.Id)
+	if !ok {
+		return tables.VPC{}, fmt.Errorf("VPC %q: bad id", f.Id)
+	}
+	cidr, err := netip.ParsePrefix(f.Cidr)
+	if err != nil {
+		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
+	}
+	v := tables.VPC{VNI: f.Vni, ID: id, CIDR: cidr}
+	for _, rt := range f.RouteTables {
+		t, err := routeTableFrom(rt)
+		if err != nil {
+			return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
+		}
+		if rt.Main {
+			v.MainRouteTable = t.ID
+		}
+		v.RouteTables = append(v.RouteTables, t)
+	}
+	for _, sn := range f.Subnets {
+		sid, _ := model.ParseID(model.KindSubnet, sn.Id)
+		rid, _ := model.ParseID(model.KindRouteTable, sn.RouteTableId)
+		p, err := netip.ParsePrefix(sn.Cidr)
+		if err != nil {
+			return tables.VPC{}, fmt.Errorf("subnet %s: %v", sn.Id, err)
+		}
+		v.Subnets = append(v.Subnets, tables.Subnet{ID: sid, CIDR: p, RouteTable: rid})
+	}
+	for _, p := range f.Peers {
+		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
+		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni})
+	}
+	return v, nil
+}
+
+func routeTableFrom(rt *pb.RouteTable) (tables.RouteTable, error) {
+	id, ok := model.ParseID(model.KindRouteTable, rt.Id)
+	if !ok {
+		return tables.RouteTable{}, fmt.Errorf("bad route table id %q", rt.Id)
+	}
+	t := tables.RouteTable{ID: id}
+	for _, r := range rt.Routes {
+		dst, err := netip.ParsePrefix(r.DestinationCidr)
+		if err != nil {
+			return t, fmt.Errorf("route table %s: %v", rt.Id, err)
+		}
+		t.Routes = append(t.Routes, tables.Route{Dst: dst, Target: targetFrom(r)})
+	}
+	return t, nil
+}
+
+var targetKinds = map[string]tables.TargetKind{
+	"pcx": tables.TargetPeering, "igw": tables.TargetInternetGateway, "vgw": tables.TargetVPNGateway,
+	"dxvif": tables.TargetDirectConnect, "vpce": tables.TargetEndpoint,
+}
+
+// targetFrom reads a route's target; a route whose target cannot carry
+// traffic (a peering no longer active, a kind this host does not know) is
+// a blackhole: matching packets are dropped, not sent elsewhere.
+func targetFrom(r *pb.Route) tables.Target {
+	if r.State == pb.RouteState_ROUTE_STATE_BLACKHOLE {
+		return tables.Target{Kind: tables.TargetBlackhole}
+	}
+	if r.Target == "local" {
+		return tables.Target{Kind: tables.TargetLocal}
+	}
+	prefix, _, _ := strings.Cut(r.Target, "-")
+	kind, ok := targetKinds[prefix]
+	if !ok {
+		return tables.Target{Kind: tables.TargetBlackhole}
+	}
+	id, ok := model.ParseID(model.Kind(prefix), r.Target)
+	if !ok {
+		return tables.Target{Kind: tables.TargetBlackhole}
+	}
+	return tables.Target{Kind: kind, ID: id}
+}
+
+// State reads the tables back in the Mapping Service's terms, so tests can
+// compare the real cache with what the store says it should hold.
+func (c *Cache) State() State {
+	snap := c.Tables.Load()
+	st := State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
+	for v := range snap.VPCs() {
+		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Cidr: v.CIDR.String()}
+	}
+	for m := range snap.Mappings() {
+		st.Mappings[MappingKey{m.VNI, m.IP.String()}] = &pb.MappingRecord{
+			Vni: m.VNI, Ip: m.IP.String(), HostId: c.HostName(m.HostID),
+			EniId: model.FormatID(model.KindENI, m.ENI), Mac: net.HardwareAddr(m.MAC[:]).String(),
+		}
+	}
+	for h := range snap.Hosts() {
+		role := pb.HostRole_HOST_ROLE_HOST
+		if h.Role == tables.RoleEdge {
+			role = pb.HostRole_HOST_ROLE_EDGE
+		}
+		st.Hosts[c.HostName(h.ID)] = &pb.HostRecord{Id: c.HostName(h.ID), UnderlayAddress: h.Underlay.String(), Role: role, Healthy: h.Healthy}
+	}
+	return st
+}
