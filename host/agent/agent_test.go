@@ -13,6 +13,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/testcloud"
 )
 
@@ -112,8 +113,10 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	if !snap.Lookup(red.Vni, netip.MustParseAddr(last.Msg.Instance.PrivateIp), &m) || !m.Local {
 		t.Fatalf("lookup of a local red instance: %+v", m)
 	}
-	if snap.Lookup(red.Vni, netip.MustParseAddr(insts[0].PrivateIp), &m) {
-		t.Fatal("terminated instance still in the cache")
+	// The terminated instance's address went to the last one run: the
+	// cache must hold the new owner, not the old.
+	if !snap.Lookup(red.Vni, netip.MustParseAddr(insts[0].PrivateIp), &m) || model.FormatID(model.KindENI, m.ENI) != last.Msg.Instance.EniId {
+		t.Fatalf("address %s: cache has ENI %x, want the new instance's %s", insts[0].PrivateIp, m.ENI, last.Msg.Instance.EniId)
 	}
 	v, ok := snap.VPC(red.Vni)
 	if !ok {
