@@ -61,12 +61,11 @@ func BaseURL(s string) string {
 	return strings.TrimRight(s, "/")
 }
 
-// HTTPClient speaks HTTP/1.1 and cleartext HTTP/2, so it reaches the API
-// with any of its protocols.
+// HTTPClient speaks cleartext HTTP/2 to the API, so many calls and
+// streams (a host agent's subscription and acks) share one connection.
 func HTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Protocols = new(http.Protocols)
-	t.Protocols.SetHTTP1(true)
 	t.Protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: t}
 }

@@ -129,6 +129,9 @@ func (s *Service) Ack(ctx context.Context, req *connect.Request[pb.AckRequest]) 
 	}
 	s.mu.Lock()
 	m := s.boxes[req.Msg.HostId]
+	// Acks this server receives count at once; the store copy, written
+	// next, is for the other servers.
+	s.acked(req.Msg.HostId, req.Msg.Revision)
 	s.mu.Unlock()
 	if m != nil {
 		m.ack(req.Msg.Revision)

@@ -18,9 +18,11 @@ import (
 // acknowledged their mapping. Candidates are guarded by Service.mu; the
 // store writes happen on the promoter's own goroutine.
 type promoter struct {
-	st         *store.Store
-	log        *slog.Logger
-	candidates set
+	st  *store.Store
+	log *slog.Logger
+	// candidates are pending instances with the hosts that have yet to
+	// acknowledge them; nil means "recompute from the world".
+	candidates map[string]*pending
 
 	mu     sync.Mutex
 	queue  []string
@@ -28,10 +30,17 @@ type promoter struct {
 }
 
 func newPromoter(st *store.Store, log *slog.Logger) *promoter {
-	return &promoter{st: st, log: log, candidates: set{}, notify: make(chan struct{}, 1)}
+	return &promoter{st: st, log: log, candidates: map[string]*pending{}, notify: make(chan struct{}, 1)}
 }
 
-func (p *promoter) consider(id string) { p.candidates.add(id) }
+// pending is an instance waiting for acknowledgements.
+type pending struct {
+	rev     int64 // the revision that wrote its mapping
+	missing set   // hosts in scope that have not acknowledged rev
+	created time.Time
+}
+
+func (p *promoter) consider(id string) { p.candidates[id] = nil }
 
 func (p *promoter) enqueue(id string) {
 	p.mu.Lock()
@@ -62,8 +71,9 @@ func (p *promoter) run(ctx context.Context) {
 	}
 }
 
-// checkPending promotes every candidate whose mapping all hosts in scope
-// acknowledged. Called with s.mu held.
+// checkPending recomputes, for every candidate, which hosts in scope have
+// yet to acknowledge it, and promotes those none are missing. It runs when
+// the world changed in ways that move scopes. Called with s.mu held.
 func (s *Service) checkPending() {
 	w := s.w
 	for id := range s.promote.candidates {
@@ -72,12 +82,37 @@ func (s *Service) checkPending() {
 			delete(s.promote.candidates, id)
 			continue
 		}
-		if len(s.laggards(w.hostsOf(inst.VpcId), w.created[id])) == 0 {
-			delete(s.promote.candidates, id)
-			s.latency.Observe(time.Since(inst.CreateTime.AsTime()).Seconds())
-			s.promote.enqueue(id)
+		p := &pending{rev: w.created[id], created: inst.CreateTime.AsTime(), missing: set{}}
+		for _, h := range s.laggards(w.hostsOf(inst.VpcId), p.rev) {
+			p.missing.add(h)
+		}
+		s.promote.candidates[id] = p
+		s.promoteIfReady(id, p)
+	}
+}
+
+// acked notes that host applied rev: candidates stop waiting for it. This
+// is the fast path: one acknowledgement costs one look per pending
+// instance, however many hosts are in scope. Called with s.mu held.
+func (s *Service) acked(host string, rev int64) {
+	if a := s.w.acks[host]; rev > a.Revision {
+		s.w.acks[host] = store.Ack{Revision: rev, Seen: time.Now()}
+	}
+	for id, p := range s.promote.candidates {
+		if p != nil && p.rev <= rev {
+			delete(p.missing, host)
+			s.promoteIfReady(id, p)
 		}
 	}
+}
+
+func (s *Service) promoteIfReady(id string, p *pending) {
+	if len(p.missing) > 0 {
+		return
+	}
+	delete(s.promote.candidates, id)
+	s.latency.Observe(time.Since(p.created).Seconds())
+	s.promote.enqueue(id)
 }
 
 // laggards lists the hosts that have not acknowledged revision rev.

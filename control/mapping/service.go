@@ -176,8 +176,14 @@ func (s *Service) applyBatch(b store.Batch) error {
 			s.promote.consider(i.Id)
 		}
 	}
-	if d.acked || len(d.born) > 0 || len(d.scopeDirty) > 0 {
+	if len(d.born) > 0 || len(d.scopeDirty) > 0 || len(d.facts) > 0 {
 		s.checkPending()
+	} else if d.acked {
+		for host, a := range w.acks {
+			if _, waiting := d.ackedHosts[host]; waiting {
+				s.acked(host, a.Revision)
+			}
+		}
 	}
 	s.broadcastLocked()
 	return nil

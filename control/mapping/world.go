@@ -71,6 +71,7 @@ type delta struct {
 	born       []*pb.Instance // instances that became live
 	states     []*pb.Instance // live instances whose record changed
 	acked      bool
+	ackedHosts set // hosts whose ack record changed
 }
 
 func newDelta(rev int64) *delta {
@@ -95,10 +96,11 @@ func (w *world) apply(r store.Record, d *delta) error {
 	case store.RecAck:
 		if r.Deleted {
 			delete(w.acks, r.ID)
-		} else if a, ok := store.DecodeAck(r.Value); ok {
+		} else if a, ok := store.DecodeAck(r.Value); ok && a.Revision >= w.acks[r.ID].Revision {
 			w.acks[r.ID] = a
 		}
 		d.acked = true
+		d.ackedHosts = d.ackedHosts.add(r.ID)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -113,9 +114,12 @@ func protocols() *http.Protocols {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}))
-	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(&api.Instances{Store: s.Store, Mapping: s.Mapping}))
-	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping))
+	// Compressing small messages costs more than it saves; mapping deltas
+	// are small and many.
+	opt := connect.WithCompressMinBytes(16 << 10)
+	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}, opt))
+	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(&api.Instances{Store: s.Store, Mapping: s.Mapping}, opt))
+	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)

@@ -61,6 +61,9 @@ func (s *Store) RegisterHost(ctx context.Context, id string, underlay netip.Addr
 		out = h
 		return nil
 	})
+	if err == nil {
+		s.placer.refresh() // a new host is a placement candidate at once
+	}
 	return out, err
 }
 

@@ -324,6 +324,13 @@ func (p *placer) pick(ctx context.Context, want string) (string, error) {
 	return best, nil
 }
 
+// refresh makes the next pick reload hosts and counts.
+func (p *placer) refresh() {
+	p.mu.Lock()
+	p.loaded = time.Time{}
+	p.mu.Unlock()
+}
+
 // settle ends an in-flight placement; placed/removed adjust the counts.
 func (p *placer) settle(host string) {
 	p.mu.Lock()

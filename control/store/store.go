@@ -38,6 +38,9 @@ func newStore(c *clientv3.Client, cfg Config, e *embed.Etcd) *Store {
 // Close releases the client and stops the embedded etcd, if any.
 func (s *Store) Close() error {
 	err := s.c.Close()
+	if errors.Is(err, context.Canceled) {
+		err = nil // the client cancels its own context to close: not a failure
+	}
 	if s.etcd != nil {
 		s.etcd.Close()
 	}

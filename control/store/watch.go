@@ -140,26 +140,35 @@ func DecodeAck(v []byte) (Ack, bool) {
 // maxOpsPerTxn stays under etcd's default limit of 128 operations.
 const maxOpsPerTxn = 100
 
-// PutAcks records hosts' acknowledgements, a few transactions for many.
+// PutAcks records hosts' acknowledgements. The writes go out as several
+// small transactions at once, which etcd commits together (one disk sync
+// for all), staying under etcd's default limit of 128 operations each.
 func (s *Store) PutAcks(ctx context.Context, acks map[string]Ack) error {
-	ops := make([]clientv3.Op, 0, min(len(acks), maxOpsPerTxn))
-	flush := func() error {
-		if len(ops) == 0 {
-			return nil
-		}
-		_, err := s.c.Txn(ctx).Then(ops...).Commit()
-		ops = ops[:0]
-		return unavailable(err)
-	}
+	var chunks [][]clientv3.Op
+	var ops []clientv3.Op
 	for host, a := range acks {
 		ops = append(ops, clientv3.OpPut(s.key(RecAck, host), EncodeAck(a)))
 		if len(ops) == maxOpsPerTxn {
-			if err := flush(); err != nil {
-				return err
-			}
+			chunks, ops = append(chunks, ops), nil
 		}
 	}
-	return flush()
+	if len(ops) > 0 {
+		chunks = append(chunks, ops)
+	}
+	errs := make(chan error, len(chunks))
+	for _, c := range chunks {
+		go func() {
+			_, err := s.c.Txn(ctx).Then(c...).Commit()
+			errs <- err
+		}()
+	}
+	var first error
+	for range chunks {
+		if err := <-errs; err != nil && first == nil {
+			first = unavailable(err)
+		}
+	}
+	return first
 }
 
 // Compact discards history before rev (tests use it to force resyncs).

@@ -40,6 +40,7 @@ type Subscriber struct {
 
 	rev       atomic.Int64
 	connected atomic.Bool
+	acked     chan struct{} // wakes the ack loop
 }
 
 // Revision is the last revision applied.
@@ -56,7 +57,8 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
-	go s.heartbeat(ctx)
+	s.acked = make(chan struct{}, 1)
+	go s.acks(ctx)
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		progressed, err := s.stream(ctx)
@@ -105,7 +107,10 @@ func (s *Subscriber) stream(ctx context.Context) (progressed bool, err error) {
 		s.rev.Store(m.Revision)
 		progressed = true
 		pending = Batch{}
-		s.ack(ctx)
+		select {
+		case s.acked <- struct{}{}:
+		default:
+		}
 	}
 	if err := st.Err(); err != nil {
 		return progressed, err
@@ -120,17 +125,23 @@ func (s *Subscriber) ack(ctx context.Context) {
 	}
 }
 
-func (s *Subscriber) heartbeat(ctx context.Context) {
+// acks acknowledges the newest applied revision whenever it moves, and
+// every Heartbeat regardless. Acks are not sent per batch: while one is in
+// flight, newer batches coalesce into the next, so a host flooded with
+// changes does not flood the server with acks.
+func (s *Subscriber) acks(ctx context.Context) {
 	t := time.NewTicker(s.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
+		case <-s.acked:
 		case <-t.C:
-			if s.Connected() {
-				s.ack(ctx)
+			if !s.Connected() {
+				continue
 			}
 		case <-ctx.Done():
 			return
 		}
+		s.ack(ctx)
 	}
 }
