@@ -1,0 +1,26 @@
+# The commands a newcomer needs; README.md explains them.
+GO ?= go
+
+.PHONY: build test test-race gen gen-check bench
+
+build:
+	$(GO) build -o openvpc ./cmd/openvpc
+
+# All tests: vet, every package, then the packages where concurrency lives
+# again under the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race -short ./control/... ./host/... ./testcloud/...
+
+# Regenerate the protobuf code (needs buf, protoc-gen-go, protoc-gen-connect-go
+# on PATH: see .ci/run for the pinned versions).
+gen:
+	buf lint
+	buf generate
+
+gen-check: gen
+	git diff --exit-code -- gen/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./control/store ./host/tables ./packet

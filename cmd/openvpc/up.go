@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvpc/openvpc/cli"
+	"github.com/openvpc/openvpc/control/server"
+	"github.com/openvpc/openvpc/host/agent"
+)
+
+func upCmd() *cobra.Command {
+	cfg := server.DefaultConfig()
+	var hosts int
+	var level string
+	c := &cobra.Command{
+		Use:   "up [--hosts N] [--data-dir DIR]",
+		Short: "Run a whole local cloud in one process: server, embedded etcd and N host agents (no root needed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger(level)
+			if err != nil {
+				return err
+			}
+			if hosts < 1 || hosts > 250 {
+				return fmt.Errorf("--hosts %d: run between 1 and 250 hosts", hosts)
+			}
+			cfg.Logger = log
+			cfg.Store.DataDir = filepath.Clean(cfg.Store.DataDir)
+			s, err := server.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, hosts)
+			for i := 1; i <= hosts; i++ {
+				a, err := agent.New(agent.Config{
+					Server: s.URL(), HostID: fmt.Sprintf("host-%d", i), HTTP: cli.HTTPClient(), Logger: log,
+					// Each host has its own loopback underlay address.
+					Underlay: netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}),
+				})
+				if err != nil {
+					return err
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+						errs <- err
+					}
+				}()
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d), state in %s
+
+Try, in another terminal:
+  export OPENVPC_SERVER=%s
+  openvpc vpc create --name red --cidr 10.0.0.0/16
+  openvpc subnet create --vpc red --cidr 10.0.1.0/24 --name red-a
+  openvpc instance run --subnet red-a --name web --wait
+  openvpc host list
+
+Press Ctrl-C to stop.
+`, s.URL(), hosts, hosts, cfg.Store.DataDir, s.URL())
+			select {
+			case <-cmd.Context().Done():
+			case err := <-errs:
+				cancel()
+				wg.Wait()
+				return err
+			}
+			cancel()
+			wg.Wait()
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.IntVar(&hosts, "hosts", 3, "number of host agents")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
+	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")
+	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	return c
+}
