@@ -105,11 +105,12 @@ type apiServer struct {
 
 // startServer runs `openvpc server` on a free port over dataDir, waits until
 // /healthz answers, and stops it (checking for a clean exit) at cleanup.
-func startServer(t *testing.T, dataDir string) *apiServer {
+func startServer(t *testing.T, dataDir string, extra ...string) *apiServer {
 	t.Helper()
 	addr := freeAddr(t)
 	s := &apiServer{addr: addr, url: "http://" + addr, dataDir: dataDir, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn")
+	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
