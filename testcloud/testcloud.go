@@ -241,8 +241,20 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 	if err != nil {
 		return st, err
 	}
+	registered := map[string]*pb.Host{}
 	for _, h := range hosts.Msg.Hosts {
-		st.Hosts[h.Id] = &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: true}
+		registered[h.Id] = h
+	}
+	holdHost := func(id string) {
+		if h, ok := registered[id]; ok {
+			st.Hosts[id] = &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: true}
+		}
+	}
+	// A host knows the hosts of the instances in its scope, and every edge.
+	for _, h := range hosts.Msg.Hosts {
+		if h.Role == pb.HostRole_HOST_ROLE_EDGE {
+			holdHost(h.Id)
+		}
 	}
 	byID := map[string]*pb.Vpc{}
 	for _, v := range vpcs.Msg.Vpcs {
@@ -294,6 +306,7 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 			st.Mappings[agent.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id,
 			}
+			holdHost(i.HostId)
 		}
 	}
 	return st, nil
@@ -362,6 +375,9 @@ func (c *Cloud) Converge(cl Clients, hosts ...*Host) {
 	c.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for _, h := range hosts {
+		if errs := h.Mirror.Failures(); len(errs) > 0 {
+			c.t.Fatalf("host %s saw the stream break its promises: %v", h.ID, errs)
+		}
 		for {
 			want, err := Expected(c.Ctx(), cl, h.ID)
 			if err != nil {

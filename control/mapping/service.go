@@ -189,18 +189,21 @@ func (s *Service) applyBatch(b store.Batch) error {
 	return nil
 }
 
-// deltaFor is what mailbox m needs of delta d: host changes, then scope
-// removals, scope additions (facts and all mappings), and the changed facts
-// and mappings of VPCs it already had.
+// deltaFor is what mailbox m needs of delta d: the host records it newly
+// needs, scope removals, scope additions (facts and all mappings), the
+// changed facts and mappings of VPCs it already had, and last the host
+// records it no longer needs. Records come before the mappings that name
+// them and go after the last such mapping.
 func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 	w := s.w
-	out := append([]*pb.Change(nil), d.hostChange...)
-	added := set{}
+	var vpcChanges []*pb.Change
+	added, removed := set{}, set{}
 	if _, dirty := d.scopeDirty[m.host]; dirty {
 		now := w.scope(m.host)
 		for v, vni := range m.scope {
 			if _, keep := now[v]; !keep {
-				out = append(out, &pb.Change{Kind: &pb.Change_RemoveVpc{RemoveVpc: vni}})
+				removed.add(v)
+				vpcChanges = append(vpcChanges, &pb.Change{Kind: &pb.Change_RemoveVpc{RemoveVpc: vni}})
 				delete(m.scope, v)
 			}
 		}
@@ -208,7 +211,7 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 			if _, had := m.scope[v]; !had {
 				added.add(v)
 				m.scope[v] = w.vpcs[v].Vni
-				out = w.fullVPC(v, out)
+				vpcChanges = w.fullVPC(v, vpcChanges)
 			}
 		}
 	}
@@ -216,7 +219,7 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 		if _, in := m.scope[v]; in {
 			if _, new := added[v]; !new {
 				if _, exists := w.vpcs[v]; exists {
-					out = append(out, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(v)}})
+					vpcChanges = append(vpcChanges, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(v)}})
 				}
 			}
 		}
@@ -224,27 +227,103 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 	for v, changes := range d.mappings {
 		if _, in := m.scope[v]; in {
 			if _, new := added[v]; !new {
-				out = append(out, changes...)
+				vpcChanges = append(vpcChanges, changes...)
 			}
 		}
 	}
-	return out
+	touched := s.countRefs(m, d, added, removed)
+	var before, after []*pb.Change
+	for h := range touched {
+		want := m.refs[h] > 0 || w.isEdge(h)
+		_, has := m.held[h]
+		rec, registered := w.hosts[h]
+		_, changed := d.hostsChanged[h]
+		switch {
+		case want && registered && (!has || changed):
+			before = append(before, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(rec)}})
+			m.held.add(h)
+		case has && (!want || !registered):
+			after = append(after, &pb.Change{Kind: &pb.Change_DeleteHost{DeleteHost: h}})
+			delete(m.held, h)
+		}
+	}
+	if len(vpcChanges) == 0 && len(before) == 0 && len(after) == 0 {
+		return nil
+	}
+	return append(append(before, vpcChanges...), after...)
 }
 
-// snapshotFor builds m's scope afresh and returns it as reset messages.
+// countRefs updates m.refs for d and returns the hosts whose record m may
+// need to gain or lose. Called with s.mu held.
+func (s *Service) countRefs(m *mailbox, d *delta, added, removed set) set {
+	w := s.w
+	touched := set{}
+	ref := func(h string, by int) {
+		m.refs[h] += by
+		if m.refs[h] <= 0 {
+			delete(m.refs, h)
+		}
+		touched.add(h)
+	}
+	for v, hosts := range d.presence {
+		_, in := m.scope[v]
+		if _, new := added[v]; !in || new {
+			continue
+		}
+		for h, by := range hosts {
+			if by != 0 {
+				ref(h, by)
+			}
+		}
+	}
+	for v := range removed {
+		// What m counted for v is the presence before this delta.
+		for h := range w.vpcHost[v] {
+			if d.presence[v][h] <= 0 {
+				ref(h, -1)
+			}
+		}
+		for h, by := range d.presence[v] {
+			if by < 0 {
+				ref(h, -1)
+			}
+		}
+	}
+	for v := range added {
+		for h := range w.vpcHost[v] {
+			ref(h, +1)
+		}
+	}
+	for h := range d.hostsChanged {
+		touched.add(h)
+	}
+	return touched
+}
+
+// snapshotFor builds m's scope afresh and returns it as snapshot messages.
 func (s *Service) snapshotFor(m *mailbox) ([]*pb.SubscribeResponse, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.w
-	var changes []*pb.Change
-	for _, h := range w.hosts {
-		changes = append(changes, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(h)}})
-	}
 	clear(m.scope)
+	clear(m.refs)
+	clear(m.held)
+	var vpcChanges []*pb.Change
 	for v := range w.scope(m.host) {
 		m.scope[v] = w.vpcs[v].Vni
-		changes = w.fullVPC(v, changes)
+		vpcChanges = w.fullVPC(v, vpcChanges)
+		for h := range w.vpcHost[v] {
+			m.refs[h]++
+		}
 	}
+	var changes []*pb.Change
+	for id, h := range w.hosts {
+		if m.refs[id] > 0 || h.Role == pb.HostRole_HOST_ROLE_EDGE {
+			changes = append(changes, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(h)}})
+			m.held.add(id)
+		}
+	}
+	changes = append(changes, vpcChanges...)
 	var msgs []*pb.SubscribeResponse
 	for first := true; first || len(changes) > 0; first = false {
 		n := min(len(changes), snapshotChunk)

@@ -27,6 +27,10 @@ const (
 type mailbox struct {
 	host  string
 	scope map[string]uint32 // VPC id → VNI
+	// refs counts, per host, the VPCs in scope where it has instances: the
+	// host records this host needs (plus every edge). held is what it has.
+	refs map[string]int
+	held set
 
 	mu       sync.Mutex
 	queue    []*pb.SubscribeResponse
@@ -41,7 +45,8 @@ type mailbox struct {
 }
 
 func newMailbox(host string) *mailbox {
-	return &mailbox{host: host, scope: map[string]uint32{}, snapshot: true, notify: make(chan struct{}, 1)}
+	return &mailbox{host: host, scope: map[string]uint32{}, refs: map[string]int{}, held: set{},
+		snapshot: true, notify: make(chan struct{}, 1)}
 }
 
 func (m *mailbox) wake() {

@@ -65,7 +65,11 @@ type delta struct {
 	rev        int64
 	facts      set                     // VPCs whose facts changed
 	mappings   map[string][]*pb.Change // per VPC, in order
-	hostChange []*pb.Change
+	// hostsChanged are hosts whose record was written or deleted.
+	hostsChanged set
+	// presence is, per VPC, the hosts that gained (+1) or lost (-1) their
+	// first or last live instance in it; 0 when both happened.
+	presence map[string]map[string]int
 	scopeDirty set            // hosts whose scope may have changed
 	gone       []*pb.Instance // instances that stopped being live
 	born       []*pb.Instance // instances that became live
@@ -75,7 +79,8 @@ type delta struct {
 }
 
 func newDelta(rev int64) *delta {
-	return &delta{rev: rev, facts: set{}, mappings: map[string][]*pb.Change{}, scopeDirty: set{}}
+	return &delta{rev: rev, facts: set{}, mappings: map[string][]*pb.Change{}, scopeDirty: set{},
+		hostsChanged: set{}, presence: map[string]map[string]int{}}
 }
 
 // apply folds one record into the world and notes its effects in d.
@@ -231,6 +236,7 @@ func (w *world) addInstance(i *pb.Instance, d *delta) {
 	w.vpcInsts[i.VpcId] = w.vpcInsts[i.VpcId].add(i.Id)
 	if w.count(i.HostId, i.VpcId, +1) == 1 {
 		d.scopeDirty.add(i.HostId)
+		d.present(i.VpcId, i.HostId, +1)
 	}
 	d.mappings[i.VpcId] = append(d.mappings[i.VpcId], &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(i)}})
 }
@@ -241,9 +247,17 @@ func (w *world) removeInstance(i *pb.Instance, d *delta) {
 	delete(w.vpcInsts[i.VpcId], i.Id)
 	if w.count(i.HostId, i.VpcId, -1) == 0 {
 		d.scopeDirty.add(i.HostId)
+		d.present(i.VpcId, i.HostId, -1)
 	}
 	vni := w.vpcs[i.VpcId].GetVni()
 	d.mappings[i.VpcId] = append(d.mappings[i.VpcId], &pb.Change{Kind: &pb.Change_DeleteMapping{DeleteMapping: &pb.MappingKey{Vni: vni, Ip: i.PrivateIp}}})
+}
+
+func (d *delta) present(vpc, host string, by int) {
+	if d.presence[vpc] == nil {
+		d.presence[vpc] = map[string]int{}
+	}
+	d.presence[vpc][host] += by
 }
 
 // count adjusts the live-instance count of (host, vpc) and returns it.
@@ -278,12 +292,16 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 	}
 	if r.Deleted {
 		delete(w.hosts, r.ID)
-		d.hostChange = append(d.hostChange, &pb.Change{Kind: &pb.Change_DeleteHost{DeleteHost: r.ID}})
-		return nil
+	} else {
+		w.hosts[r.ID] = h
 	}
-	w.hosts[r.ID] = h
-	d.hostChange = append(d.hostChange, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(h)}})
+	d.hostsChanged.add(r.ID)
 	return nil
+}
+
+func (w *world) isEdge(host string) bool {
+	h := w.hosts[host]
+	return h != nil && h.Role == pb.HostRole_HOST_ROLE_EDGE
 }
 
 func hostRecord(h *pb.Host) *pb.HostRecord {
@@ -395,9 +413,15 @@ func (w *world) markRelevant(d *delta) {
 		maps.Copy(touched, w.hostsOf(v))
 	}
 	maps.Copy(touched, d.scopeDirty)
-	if len(d.hostChange) > 0 {
-		for h := range w.hosts {
-			touched.add(h)
+	for changed := range d.hostsChanged {
+		if w.isEdge(changed) {
+			for h := range w.hosts {
+				touched.add(h)
+			}
+			break
+		}
+		for v := range w.hostVPC[changed] {
+			maps.Copy(touched, w.hostsOf(v))
 		}
 	}
 	for h := range touched {

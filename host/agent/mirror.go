@@ -25,6 +25,7 @@ type Mirror struct {
 	mappings  map[MappingKey]*pb.MappingRecord
 	hosts     map[string]*pb.HostRecord
 	snapshots int
+	failures  []error
 }
 
 // NewMirror returns an empty Mirror.
@@ -32,11 +33,27 @@ func NewMirror() *Mirror {
 	return &Mirror{vpcs: map[uint32]*pb.VpcFacts{}, mappings: map[MappingKey]*pb.MappingRecord{}, hosts: map[string]*pb.HostRecord{}}
 }
 
-// Apply installs one batch; it fails on a change that contradicts the
-// stream's promises (a mapping for a VPC not in scope).
+// Apply installs one batch; it fails on a change that breaks the stream's
+// promises (a mapping for a VPC not in scope, or whose host record has not
+// arrived, or a host record removed while mappings still name it).
 func (m *Mirror) Apply(b Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.apply(b); err != nil {
+		m.failures = append(m.failures, err)
+		return err
+	}
+	return nil
+}
+
+// Failures lists every broken promise seen.
+func (m *Mirror) Failures() []error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]error(nil), m.failures...)
+}
+
+func (m *Mirror) apply(b Batch) error {
 	if b.Snapshot {
 		clear(m.vpcs)
 		clear(m.mappings)
@@ -59,12 +76,20 @@ func (m *Mirror) Apply(b Batch) error {
 			if _, ok := m.vpcs[r.Vni]; !ok {
 				return fmt.Errorf("mapping %s/%s arrived for VNI %d outside the scope", r.InstanceId, r.Ip, r.Vni)
 			}
+			if _, ok := m.hosts[r.HostId]; !ok {
+				return fmt.Errorf("mapping %s/%s arrived before the record of its host %s", r.InstanceId, r.Ip, r.HostId)
+			}
 			m.mappings[MappingKey{r.Vni, r.Ip}] = r
 		case *pb.Change_DeleteMapping:
 			delete(m.mappings, MappingKey{k.DeleteMapping.Vni, k.DeleteMapping.Ip})
 		case *pb.Change_UpsertHost:
 			m.hosts[k.UpsertHost.Id] = k.UpsertHost
 		case *pb.Change_DeleteHost:
+			for _, r := range m.mappings {
+				if r.HostId == k.DeleteHost {
+					return fmt.Errorf("host record %s removed while mapping %s/%s names it", k.DeleteHost, r.InstanceId, r.Ip)
+				}
+			}
 			delete(m.hosts, k.DeleteHost)
 		}
 	}
