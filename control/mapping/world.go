@@ -62,14 +62,14 @@ func newWorld() *world {
 
 // delta is what one store batch changed, in the terms hosts care about.
 type delta struct {
-	rev        int64
-	facts      set                     // VPCs whose facts changed
-	mappings   map[string][]*pb.Change // per VPC, in order
+	rev      int64
+	facts    set                     // VPCs whose facts changed
+	mappings map[string][]*pb.Change // per VPC, in order
 	// hostsChanged are hosts whose record was written or deleted.
 	hostsChanged set
 	// presence is, per VPC, the hosts that gained (+1) or lost (-1) their
 	// first or last live instance in it; 0 when both happened.
-	presence map[string]map[string]int
+	presence   map[string]map[string]int
 	scopeDirty set            // hosts whose scope may have changed
 	gone       []*pb.Instance // instances that stopped being live
 	born       []*pb.Instance // instances that became live
