@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -67,6 +68,7 @@ type Cloud struct {
 	Log    *slog.Logger
 	// Heartbeat is how often simulated hosts report in without changes.
 	Heartbeat time.Duration
+	hc        *http.Client
 
 	mu      sync.Mutex
 	servers []*server.Server
@@ -76,7 +78,7 @@ type Cloud struct {
 func New(t testing.TB, etcd *Etcd) *Cloud {
 	c := &Cloud{
 		t: t, etcd: etcd, prefix: fmt.Sprintf("/cloud-%d-%d/", time.Now().UnixNano(), prefixes.Add(1)),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: time.Second, hc: cli.HTTPClient(),
 	}
 	if testing.Verbose() {
 		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -137,8 +139,10 @@ type Clients struct {
 }
 
 // ClientsFor returns clients of the server at url.
-func ClientsFor(url string) Clients {
-	hc := cli.HTTPClient()
+func ClientsFor(url string) Clients { return clientsOver(cli.HTTPClient(), url) }
+
+// clientsOver returns clients of the server at url over hc.
+func clientsOver(hc *http.Client, url string) Clients {
 	return Clients{
 		URL:     url,
 		VPC:     openvpcv1connect.NewVpcServiceClient(hc, url),
@@ -172,7 +176,10 @@ type Host struct {
 // AddHost registers a host with the server at url and subscribes it.
 func (c *Cloud) AddHost(url, id string, underlay netip.Addr) *Host {
 	c.t.Helper()
-	cl := ClientsFor(url)
+	// One HTTP/2 client for all simulated hosts: their streams share a
+	// few connections, as many hosts' would share none, but file
+	// descriptors stay few however many hosts a test runs.
+	cl := clientsOver(c.hc, url)
 	if _, err := cl.Mapping.Register(c.Ctx(), connect.NewRequest(&pb.RegisterRequest{
 		HostId: id, UnderlayAddress: underlay.String(), Role: pb.HostRole_HOST_ROLE_HOST,
 	})); err != nil {

@@ -62,14 +62,7 @@ func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.Run
 }
 
 func (h *Instances) GetInstance(ctx context.Context, req *connect.Request[pb.GetInstanceRequest]) (*connect.Response[pb.GetInstanceResponse], error) {
-	if err := ref(model.KindInstance, "instance", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	inst, err := h.Store.GetInstance(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.GetInstanceResponse{Instance: inst}), nil
+	return byRef(ctx, model.KindInstance, req.Msg.Ref, h.Store.GetInstance, func(m *pb.Instance) *pb.GetInstanceResponse { return &pb.GetInstanceResponse{Instance: m} })
 }
 
 func (h *Instances) ListInstances(ctx context.Context, req *connect.Request[pb.ListInstancesRequest]) (*connect.Response[pb.ListInstancesResponse], error) {
@@ -98,14 +91,7 @@ func (h *Instances) ListInstances(ctx context.Context, req *connect.Request[pb.L
 }
 
 func (h *Instances) TerminateInstance(ctx context.Context, req *connect.Request[pb.TerminateInstanceRequest]) (*connect.Response[pb.TerminateInstanceResponse], error) {
-	if err := ref(model.KindInstance, "instance", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	inst, err := h.Store.TerminateInstance(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.TerminateInstanceResponse{Instance: inst}), nil
+	return byRef(ctx, model.KindInstance, req.Msg.Ref, h.Store.TerminateInstance, func(m *pb.Instance) *pb.TerminateInstanceResponse { return &pb.TerminateInstanceResponse{Instance: m} })
 }
 
 // defaultWait bounds WaitInstance when the caller gives no timeout.

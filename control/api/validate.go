@@ -1,10 +1,39 @@
 package api
 
 import (
+	"context"
 	"net/netip"
 
+	"connectrpc.com/connect"
+
+	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/model"
 )
+
+// byRef validates a name-or-id, runs one store call on that resource and
+// wraps the result: the shape of every Get, Accept and Terminate handler.
+func byRef[M, R any](ctx context.Context, k model.Kind, r string, fetch func(context.Context, string) (M, error), wrap func(M) *R) (*connect.Response[R], error) {
+	if err := ref(k, k.Noun(), r); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	m, err := fetch(ctx, r)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	return connect.NewResponse(wrap(m)), nil
+}
+
+// remove validates a name-or-id and deletes the resource: the shape of
+// every Delete handler.
+func remove[R any](ctx context.Context, k model.Kind, r string, del func(context.Context, string) error) (*connect.Response[R], error) {
+	if err := ref(k, k.Noun(), r); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	if err := del(ctx, r); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	return connect.NewResponse(new(R)), nil
+}
 
 // optionalName validates a name that may be empty.
 func optionalName(k model.Kind, name string) error {

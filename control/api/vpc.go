@@ -37,14 +37,7 @@ func (h *VPCs) CreateVpc(ctx context.Context, req *connect.Request[pb.CreateVpcR
 }
 
 func (h *VPCs) GetVpc(ctx context.Context, req *connect.Request[pb.GetVpcRequest]) (*connect.Response[pb.GetVpcResponse], error) {
-	if err := ref(model.KindVPC, "VPC", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	vpc, err := h.Store.GetVPC(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.GetVpcResponse{Vpc: vpc}), nil
+	return byRef(ctx, model.KindVPC, req.Msg.Ref, h.Store.GetVPC, func(m *pb.Vpc) *pb.GetVpcResponse { return &pb.GetVpcResponse{Vpc: m} })
 }
 
 func (h *VPCs) ListVpcs(ctx context.Context, _ *connect.Request[pb.ListVpcsRequest]) (*connect.Response[pb.ListVpcsResponse], error) {
@@ -56,13 +49,7 @@ func (h *VPCs) ListVpcs(ctx context.Context, _ *connect.Request[pb.ListVpcsReque
 }
 
 func (h *VPCs) DeleteVpc(ctx context.Context, req *connect.Request[pb.DeleteVpcRequest]) (*connect.Response[pb.DeleteVpcResponse], error) {
-	if err := ref(model.KindVPC, "VPC", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	if err := h.Store.DeleteVPC(ctx, req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.DeleteVpcResponse{}), nil
+	return remove[pb.DeleteVpcResponse](ctx, model.KindVPC, req.Msg.Ref, h.Store.DeleteVPC)
 }
 
 func (h *VPCs) CreateSubnet(ctx context.Context, req *connect.Request[pb.CreateSubnetRequest]) (*connect.Response[pb.CreateSubnetResponse], error) {
@@ -88,14 +75,7 @@ func (h *VPCs) CreateSubnet(ctx context.Context, req *connect.Request[pb.CreateS
 }
 
 func (h *VPCs) GetSubnet(ctx context.Context, req *connect.Request[pb.GetSubnetRequest]) (*connect.Response[pb.GetSubnetResponse], error) {
-	if err := ref(model.KindSubnet, "subnet", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	sn, err := h.Store.GetSubnet(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.GetSubnetResponse{Subnet: sn}), nil
+	return byRef(ctx, model.KindSubnet, req.Msg.Ref, h.Store.GetSubnet, func(m *pb.Subnet) *pb.GetSubnetResponse { return &pb.GetSubnetResponse{Subnet: m} })
 }
 
 func (h *VPCs) ListSubnets(ctx context.Context, req *connect.Request[pb.ListSubnetsRequest]) (*connect.Response[pb.ListSubnetsResponse], error) {
@@ -126,13 +106,7 @@ func (h *VPCs) vpcFilter(ctx context.Context, vpcRef string) (string, error) {
 }
 
 func (h *VPCs) DeleteSubnet(ctx context.Context, req *connect.Request[pb.DeleteSubnetRequest]) (*connect.Response[pb.DeleteSubnetResponse], error) {
-	if err := ref(model.KindSubnet, "subnet", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	if err := h.Store.DeleteSubnet(ctx, req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.DeleteSubnetResponse{}), nil
+	return remove[pb.DeleteSubnetResponse](ctx, model.KindSubnet, req.Msg.Ref, h.Store.DeleteSubnet)
 }
 
 func (h *VPCs) CreateRouteTable(ctx context.Context, req *connect.Request[pb.CreateRouteTableRequest]) (*connect.Response[pb.CreateRouteTableResponse], error) {
@@ -151,14 +125,7 @@ func (h *VPCs) CreateRouteTable(ctx context.Context, req *connect.Request[pb.Cre
 }
 
 func (h *VPCs) GetRouteTable(ctx context.Context, req *connect.Request[pb.GetRouteTableRequest]) (*connect.Response[pb.GetRouteTableResponse], error) {
-	if err := ref(model.KindRouteTable, "route table", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	rtb, err := h.Store.GetRouteTable(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.GetRouteTableResponse{RouteTable: rtb}), nil
+	return byRef(ctx, model.KindRouteTable, req.Msg.Ref, h.Store.GetRouteTable, func(m *pb.RouteTable) *pb.GetRouteTableResponse { return &pb.GetRouteTableResponse{RouteTable: m} })
 }
 
 func (h *VPCs) ListRouteTables(ctx context.Context, req *connect.Request[pb.ListRouteTablesRequest]) (*connect.Response[pb.ListRouteTablesResponse], error) {
@@ -174,13 +141,7 @@ func (h *VPCs) ListRouteTables(ctx context.Context, req *connect.Request[pb.List
 }
 
 func (h *VPCs) DeleteRouteTable(ctx context.Context, req *connect.Request[pb.DeleteRouteTableRequest]) (*connect.Response[pb.DeleteRouteTableResponse], error) {
-	if err := ref(model.KindRouteTable, "route table", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	if err := h.Store.DeleteRouteTable(ctx, req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.DeleteRouteTableResponse{}), nil
+	return remove[pb.DeleteRouteTableResponse](ctx, model.KindRouteTable, req.Msg.Ref, h.Store.DeleteRouteTable)
 }
 
 func (h *VPCs) CreateRoute(ctx context.Context, req *connect.Request[pb.CreateRouteRequest]) (*connect.Response[pb.CreateRouteResponse], error) {
@@ -234,25 +195,11 @@ func (h *VPCs) CreatePeering(ctx context.Context, req *connect.Request[pb.Create
 }
 
 func (h *VPCs) AcceptPeering(ctx context.Context, req *connect.Request[pb.AcceptPeeringRequest]) (*connect.Response[pb.AcceptPeeringResponse], error) {
-	if err := ref(model.KindPeering, "peering", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	p, err := h.Store.AcceptPeering(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.AcceptPeeringResponse{Peering: p}), nil
+	return byRef(ctx, model.KindPeering, req.Msg.Ref, h.Store.AcceptPeering, func(m *pb.Peering) *pb.AcceptPeeringResponse { return &pb.AcceptPeeringResponse{Peering: m} })
 }
 
 func (h *VPCs) GetPeering(ctx context.Context, req *connect.Request[pb.GetPeeringRequest]) (*connect.Response[pb.GetPeeringResponse], error) {
-	if err := ref(model.KindPeering, "peering", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	p, err := h.Store.GetPeering(ctx, req.Msg.Ref)
-	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.GetPeeringResponse{Peering: p}), nil
+	return byRef(ctx, model.KindPeering, req.Msg.Ref, h.Store.GetPeering, func(m *pb.Peering) *pb.GetPeeringResponse { return &pb.GetPeeringResponse{Peering: m} })
 }
 
 func (h *VPCs) ListPeerings(ctx context.Context, req *connect.Request[pb.ListPeeringsRequest]) (*connect.Response[pb.ListPeeringsResponse], error) {
@@ -268,11 +215,5 @@ func (h *VPCs) ListPeerings(ctx context.Context, req *connect.Request[pb.ListPee
 }
 
 func (h *VPCs) DeletePeering(ctx context.Context, req *connect.Request[pb.DeletePeeringRequest]) (*connect.Response[pb.DeletePeeringResponse], error) {
-	if err := ref(model.KindPeering, "peering", req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	if err := h.Store.DeletePeering(ctx, req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
-	}
-	return connect.NewResponse(&pb.DeletePeeringResponse{}), nil
+	return remove[pb.DeletePeeringResponse](ctx, model.KindPeering, req.Msg.Ref, h.Store.DeletePeering)
 }

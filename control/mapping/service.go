@@ -18,9 +18,12 @@ type Service struct {
 	store *store.Store
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	w       *world
-	boxes   map[string]*mailbox
+	mu    sync.Mutex
+	w     *world
+	boxes map[string]*mailbox
+	// inScope indexes mailboxes by the VPCs in their scope, so a change
+	// visits only the mailboxes it concerns.
+	inScope map[string]map[*mailbox]struct{}
 	changed chan struct{} // closed and replaced after every applied batch
 	ready   chan struct{} // closed once the world is first loaded
 	gone    map[string]goneRec
@@ -46,7 +49,7 @@ func New(st *store.Store, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	s := &Service{
-		store: st, log: log, w: newWorld(), boxes: map[string]*mailbox{},
+		store: st, log: log, w: newWorld(), boxes: map[string]*mailbox{}, inScope: map[string]map[*mailbox]struct{}{},
 		changed: make(chan struct{}), ready: make(chan struct{}), gone: map[string]goneRec{},
 		latency: newHistogram(),
 	}
@@ -163,7 +166,7 @@ func (s *Service) applyBatch(b store.Batch) error {
 		s.gone[i.Id] = goneRec{rev: b.Revision, hosts: hosts, at: time.Now()}
 	}
 	w.markRelevant(d)
-	for _, m := range s.boxes {
+	for m := range s.affected(d) {
 		if m.awaitingSnapshot() {
 			continue // its snapshot, built later, will include d
 		}
@@ -189,6 +192,57 @@ func (s *Service) applyBatch(b store.Batch) error {
 	return nil
 }
 
+// affected lists the mailboxes d may concern: those of hosts whose scope
+// may have moved, those with a changed VPC in scope, and those holding (or
+// due) a changed host record.
+func (s *Service) affected(d *delta) map[*mailbox]struct{} {
+	out := map[*mailbox]struct{}{}
+	for h := range d.scopeDirty {
+		if m := s.boxes[h]; m != nil {
+			out[m] = struct{}{}
+		}
+	}
+	for _, vpcs := range []map[string]struct{}{d.facts, keysOf(d.mappings), keysOf(d.presence)} {
+		for v := range vpcs {
+			for m := range s.inScope[v] {
+				out[m] = struct{}{}
+			}
+		}
+	}
+	for h := range d.hostsChanged {
+		edge := s.w.isEdge(h)
+		for _, m := range s.boxes {
+			if _, held := m.held[h]; held || edge || m.refs[h] > 0 {
+				out[m] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+func keysOf[V any](m map[string]V) map[string]struct{} {
+	out := make(map[string]struct{}, len(m))
+	for k := range m {
+		out[k] = struct{}{}
+	}
+	return out
+}
+
+// enter and leave keep the inScope index. Called with s.mu held.
+func (s *Service) enter(m *mailbox, vpc string) {
+	if s.inScope[vpc] == nil {
+		s.inScope[vpc] = map[*mailbox]struct{}{}
+	}
+	s.inScope[vpc][m] = struct{}{}
+}
+
+func (s *Service) leave(m *mailbox, vpc string) {
+	delete(s.inScope[vpc], m)
+	if len(s.inScope[vpc]) == 0 {
+		delete(s.inScope, vpc)
+	}
+}
+
 // deltaFor is what mailbox m needs of delta d: the host records it newly
 // needs, scope removals, scope additions (facts and all mappings), the
 // changed facts and mappings of VPCs it already had, and last the host
@@ -205,12 +259,14 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 				removed.add(v)
 				vpcChanges = append(vpcChanges, &pb.Change{Kind: &pb.Change_RemoveVpc{RemoveVpc: vni}})
 				delete(m.scope, v)
+				s.leave(m, v)
 			}
 		}
 		for v := range now {
 			if _, had := m.scope[v]; !had {
 				added.add(v)
 				m.scope[v] = w.vpcs[v].Vni
+				s.enter(m, v)
 				vpcChanges = w.fullVPC(v, vpcChanges)
 			}
 		}
@@ -305,12 +361,16 @@ func (s *Service) snapshotFor(m *mailbox) ([]*pb.SubscribeResponse, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.w
+	for v := range m.scope {
+		s.leave(m, v)
+	}
 	clear(m.scope)
 	clear(m.refs)
 	clear(m.held)
 	var vpcChanges []*pb.Change
 	for v := range w.scope(m.host) {
 		m.scope[v] = w.vpcs[v].Vni
+		s.enter(m, v)
 		vpcChanges = w.fullVPC(v, vpcChanges)
 		for h := range w.vpcHost[v] {
 			m.refs[h]++
@@ -353,6 +413,9 @@ func (s *Service) expireGone() {
 		stale := !m.detached.IsZero() && time.Since(m.detached) > detachedTTL
 		m.mu.Unlock()
 		if stale {
+			for v := range m.scope {
+				s.leave(m, v)
+			}
 			delete(s.boxes, host)
 		}
 	}
