@@ -51,7 +51,7 @@ func BenchmarkSnapshot1M(b *testing.B) {
 		must(b, w.apply(rec(store.RecHost, h.Id, h), d))
 	}
 	must(b, w.apply(rec(store.RecHost, "big", &pb.Host{Id: "big", UnderlayAddress: "127.2.0.1", Role: pb.HostRole_HOST_ROLE_HOST}), d))
-	s := &Service{w: w, boxes: map[string]*mailbox{}}
+	s := &Service{w: w, boxes: map[string]*mailbox{}, inScope: map[string]map[*mailbox]struct{}{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b.ResetTimer()
 	var build, encode, apply time.Duration

@@ -28,6 +28,9 @@ type world struct {
 	// that wrote each one's mapping.
 	insts   map[string]*pb.Instance
 	created map[string]int64
+	// upserts holds each live instance's mapping change, built once and
+	// shared (read-only) by every delta and snapshot that carries it.
+	upserts map[string]*pb.Change
 
 	vpcSubnets  map[string]set
 	vpcRtbs     map[string]set
@@ -54,7 +57,7 @@ func newWorld() *world {
 	return &world{
 		vpcs: map[string]*pb.Vpc{}, byVNI: map[uint32]string{}, subnets: map[string]*pb.Subnet{},
 		rtbs: map[string]*pb.RouteTable{}, peerings: map[string]*pb.Peering{}, hosts: map[string]*pb.Host{},
-		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{},
+		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
 	}
@@ -238,12 +241,15 @@ func (w *world) addInstance(i *pb.Instance, d *delta) {
 		d.scopeDirty.add(i.HostId)
 		d.present(i.VpcId, i.HostId, +1)
 	}
-	d.mappings[i.VpcId] = append(d.mappings[i.VpcId], &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(i)}})
+	up := &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(i)}}
+	w.upserts[i.Id] = up
+	d.mappings[i.VpcId] = append(d.mappings[i.VpcId], up)
 }
 
 func (w *world) removeInstance(i *pb.Instance, d *delta) {
 	delete(w.insts, i.Id)
 	delete(w.created, i.Id)
+	delete(w.upserts, i.Id)
 	delete(w.vpcInsts[i.VpcId], i.Id)
 	if w.count(i.HostId, i.VpcId, -1) == 0 {
 		d.scopeDirty.add(i.HostId)
@@ -398,7 +404,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 func (w *world) fullVPC(vpc string, out []*pb.Change) []*pb.Change {
 	out = append(out, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(vpc)}})
 	for id := range w.vpcInsts[vpc] {
-		out = append(out, &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(w.insts[id])}})
+		out = append(out, w.upserts[id])
 	}
 	return out
 }
