@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,6 +119,10 @@ func (s *Service) follow(ctx context.Context) error {
 func (s *Service) reload(b store.Batch) {
 	w := newWorld()
 	d := newDelta(b.Revision)
+	// Keys load in key order, which puts instances before the VPCs they
+	// name; fold parents in first.
+	order := map[string]int{store.RecVPC: 0, store.RecSubnet: 1, store.RecRouteTable: 1, store.RecPeering: 1, store.RecHost: 1, store.RecAck: 1, store.RecInstance: 2}
+	slices.SortStableFunc(b.Records, func(x, y store.Record) int { return order[x.Kind] - order[y.Kind] })
 	for _, r := range b.Records {
 		if err := w.apply(r, d); err != nil {
 			s.log.Error("mapping: skipping record", "err", err)
