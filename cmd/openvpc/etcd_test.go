@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openvpc/openvpc/testcloud"
+	"github.com/openvpc/openvpc/control/store"
 )
 
 // TestExternalEtcd points `openvpc server --etcd-endpoints` at a
@@ -18,7 +18,7 @@ func TestExternalEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-member etcd cluster")
 	}
-	cluster, err := testcloud.StartCluster(t.TempDir(), 3)
+	cluster, err := store.StartCluster(t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
