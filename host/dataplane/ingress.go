@@ -1,0 +1,57 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/packet"
+)
+
+// Ingress is the story of a packet from the wire: payload is the UDP
+// payload (Geneve header onward) that arrived from outerSrc.
+//
+//	parse → known sender → destination is local → peered → sender owns the source → deliver
+//
+// The peering check comes before the sender check: a host's cache holds
+// no mappings of VPCs that are not peered with its own, so for those the
+// sender cannot be verified — the packet is refused for what it is, an
+// attempt to cross into a VPC without a peering.
+func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *Result) {
+	*r = Result{}
+	var e packet.Encap
+	if !packet.ParseGenevePayload(payload, &e) {
+		r.Verdict = Malformed
+		return
+	}
+	inner := e.Inner
+	if _, ok := snap.Host(outerSrc); !ok {
+		r.Verdict = p.attack(UnknownSender, outerSrc, inner, e.Options.SourceVNI)
+		return
+	}
+	var dst tables.Mapping
+	if !snap.Lookup(e.VNI, inner.Dst(), &dst) || !dst.Local {
+		r.Verdict = NotLocal
+		return
+	}
+	if e.Options.SourceVNI != e.VNI && !snap.Peered(e.VNI, e.Options.SourceVNI) {
+		r.Verdict = p.attack(NotPeered, outerSrc, inner, e.Options.SourceVNI)
+		return
+	}
+	var src tables.Mapping
+	if !snap.Lookup(e.Options.SourceVNI, inner.Src(), &src) || src.Underlay != outerSrc {
+		r.Verdict = p.attack(SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
+		return
+	}
+	to, ok := p.Attachment(dst.ENI)
+	if !ok {
+		r.Verdict = NoPort
+		return
+	}
+	r.Verdict, r.To, r.Packet = Delivered, to, inner
+}
+
+// attack reports a verdict that indicates an attack and returns it.
+func (p *Plane) attack(v Verdict, outerSrc netip.Addr, inner packet.IPv4, claimed uint32) Verdict {
+	p.cfg.Events(Event{Verdict: v, OuterSrc: outerSrc, OuterDst: p.cfg.Underlay, InnerSrc: inner.Src(), InnerDst: inner.Dst(), ClaimedVNI: claimed})
+	return v
+}

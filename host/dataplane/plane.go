@@ -1,0 +1,134 @@
+package dataplane
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/packet"
+)
+
+// Port is an instance's NIC as the data plane sees it: batched IPv4
+// packets in and out (a netstack, a TUN device, …).
+type Port interface {
+	// Read blocks until at least one packet is available, writes up to
+	// len(bufs) packets at bufs[i][packet.Headroom:] and their lengths in
+	// sizes, and returns how many it wrote. The headroom is the data
+	// plane's, so that encapsulation happens in place.
+	Read(bufs [][]byte, sizes []int) (int, error)
+	// Write sends packets to the instance. borrowed: pkts and their bytes
+	// belong to the caller after Write returns.
+	Write(pkts [][]byte) error
+	// BatchSize is how many packets Read and Write handle at once.
+	BatchSize() int
+	Close() error
+}
+
+// Attachment is an instance's ENI on this host, attached to its port.
+type Attachment struct {
+	ENI     uint64
+	VNI     uint32
+	IP      netip.Addr
+	Subnet  netip.Prefix
+	Gateway netip.Addr // the VPC router's address in the subnet: ICMP errors come from it
+	Port    Port
+}
+
+// Config is what a data plane needs besides its cache.
+type Config struct {
+	// Underlay is this host's underlay address.
+	Underlay netip.Addr
+	// MTU is the largest inner packet the data plane carries (the
+	// instance MTU: underlay MTU minus packet.Overhead).
+	MTU int
+	// Events receives one call per packet whose verdict is an attack. It
+	// must not block (hand off to a rate-limited reporter).
+	Events func(Event)
+}
+
+// DefaultMTU is the instance MTU over a 1500-byte underlay.
+const DefaultMTU = 1500 - packet.Overhead
+
+// Event is a packet that indicates an attack.
+type Event struct {
+	Verdict            Verdict
+	OuterSrc, OuterDst netip.Addr
+	InnerSrc, InnerDst netip.Addr
+	ClaimedVNI         uint32 // the VPC the packet claimed to come from
+	ENI                uint64 // egress: the sending ENI
+}
+
+// Plane is one host's data plane: the mapping cache it reads, the
+// attachments it serves and its counters. The packet path reads an
+// immutable snapshot of each, loaded once per batch: no locks, no calls
+// off the host.
+type Plane struct {
+	cfg      Config
+	tables   *tables.Tables
+	Counters Counters
+
+	mu      sync.Mutex // writers of attached
+	attached atomic.Pointer[map[uint64]*Attachment]
+}
+
+// New returns a data plane over the cache t.
+func New(t *tables.Tables, cfg Config) *Plane {
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+	}
+	if cfg.Events == nil {
+		cfg.Events = func(Event) {}
+	}
+	p := &Plane{cfg: cfg, tables: t}
+	p.attached.Store(&map[uint64]*Attachment{})
+	return p
+}
+
+// Attach serves a local ENI on port a.Port.
+func (p *Plane) Attach(a *Attachment) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next := map[uint64]*Attachment{}
+	for k, v := range *p.attached.Load() {
+		next[k] = v
+	}
+	next[a.ENI] = a
+	p.attached.Store(&next)
+}
+
+// Detach stops serving an ENI.
+func (p *Plane) Detach(eni uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next := map[uint64]*Attachment{}
+	for k, v := range *p.attached.Load() {
+		if k != eni {
+			next[k] = v
+		}
+	}
+	p.attached.Store(&next)
+}
+
+// Attachment returns the attachment of a local ENI.
+func (p *Plane) Attachment(eni uint64) (*Attachment, bool) {
+	a, ok := (*p.attached.Load())[eni]
+	return a, ok
+}
+
+// Result is what the pipeline decided for one packet and what the worker
+// must do about it. Byte slices in it are borrowed from the packet's
+// buffer or the worker's scratch space: valid until the next packet.
+type Result struct {
+	Verdict Verdict
+	// Forwarded: send Payload (Geneve header onward) to Dst:6081 from
+	// SrcPort.
+	Payload []byte
+	Dst     netip.Addr
+	SrcPort uint16
+	// Delivered: write Packet to To's port.
+	To     *Attachment
+	Packet []byte
+	// Reply, when set, is an ICMP error for the sending instance.
+	Reply []byte
+}
