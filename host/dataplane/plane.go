@@ -68,7 +68,7 @@ type Plane struct {
 	tables   *tables.Tables
 	Counters Counters
 
-	mu      sync.Mutex // writers of attached
+	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]
 }
 
