@@ -65,6 +65,7 @@ type Cloud struct {
 	// Heartbeat is how often simulated hosts report in without changes.
 	Heartbeat time.Duration
 	hc        *http.Client
+	port      uint16 // the cloud's Geneve port
 
 	mu      sync.Mutex
 	servers []*server.Server

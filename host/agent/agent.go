@@ -13,7 +13,10 @@ import (
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 // Config is what a host agent needs to join the network.
@@ -31,6 +34,14 @@ type Config struct {
 	// Heartbeat is how often the agent reports in without changes.
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+	// Wire, when set, is this host's underlay: the agent then runs the data
+	// plane, giving each local instance a netstack NIC. Without it the
+	// agent only keeps the cache.
+	Wire underlay.Conn
+	// MTU is the instance MTU (default dataplane.DefaultMTU).
+	MTU int
+	// WirePort is the UDP port hosts receive Geneve on (default 6081).
+	WirePort uint16
 }
 
 // Validate reports a configuration that cannot work.
@@ -51,8 +62,11 @@ func (c *Config) Validate() error {
 // keeping its cache current.
 type Agent struct {
 	Config
-	Cache *Cache
-	Sub   *Subscriber
+	Cache    *Cache
+	Sub      *Subscriber
+	Plane    *dataplane.Plane // nil without a Wire
+	Reporter *Reporter
+	nics     *nics
 }
 
 // New validates cfg and builds an agent; Run starts it.
@@ -69,10 +83,37 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.MTU == 0 {
+		cfg.MTU = dataplane.DefaultMTU
+	}
 	mc := openvpcv1connect.NewMappingServiceClient(cfg.HTTP, cfg.Server)
-	a := &Agent{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger)}
-	a.Sub = &Subscriber{Client: mc, HostID: cfg.HostID, Apply: a.Cache.Apply, Heartbeat: cfg.Heartbeat, Log: cfg.Logger}
+	a := &Agent{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger), Reporter: NewReporter(mc, cfg.HostID, cfg.Logger)}
+	a.Sub = &Subscriber{Client: mc, HostID: cfg.HostID, Apply: a.apply, Heartbeat: cfg.Heartbeat, Log: cfg.Logger}
+	if cfg.Wire != nil {
+		a.Plane = dataplane.New(a.Cache.Tables, dataplane.Config{Underlay: cfg.Underlay, MTU: cfg.MTU, Events: a.Reporter.Report, WirePort: cfg.WirePort})
+		a.nics = &nics{plane: a.Plane, wire: cfg.Wire, cache: a.Cache, mtu: cfg.MTU, attached: map[uint64]*instance{}}
+	}
 	return a, nil
+}
+
+// apply installs a batch in the cache, then lets the NICs follow it.
+func (a *Agent) apply(b Batch) error {
+	if err := a.Cache.Apply(b); err != nil {
+		return err
+	}
+	if a.nics != nil {
+		a.nics.reconcile()
+	}
+	return nil
+}
+
+// Netstack returns the network stack of the local instance with private
+// address ip in the VPC with VNI vni, to dial or listen as that instance.
+func (a *Agent) Netstack(vni uint32, ip netip.Addr) (*nic.Netstack, bool) {
+	if a.nics == nil {
+		return nil, false
+	}
+	return a.nics.netstack(vni, ip)
 }
 
 // Run registers (retrying while the server is away) and then keeps the
@@ -82,6 +123,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.Logger.Info("host agent joined", "host", a.HostID, "underlay", a.Underlay, "server", a.Server)
+	go a.Reporter.Run(ctx)
+	if a.Plane != nil {
+		go func() { _ = a.Plane.ServeWire(a.Wire) }()
+		defer a.nics.closeAll()
+	}
 	return a.Sub.Run(ctx)
 }
 

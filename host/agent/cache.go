@@ -25,12 +25,19 @@ type Cache struct {
 	ids     map[string]uint64
 	names   map[uint64]string
 	skipped atomic.Int64
+
+	// locals are the mappings of ENIs on this host, kept as batches apply
+	// so the NICs can follow without scanning the whole cache.
+	localMu sync.Mutex
+	locals  map[MappingKey]tables.Mapping
+	self    uint64
 }
 
 // NewCache returns an empty cache for host self.
 func NewCache(self string, log *slog.Logger) *Cache {
-	c := &Cache{ids: map[string]uint64{}, names: map[uint64]string{}, log: log}
-	c.Tables = tables.New(c.HostNum(self))
+	c := &Cache{ids: map[string]uint64{}, names: map[uint64]string{}, log: log, locals: map[MappingKey]tables.Mapping{}}
+	c.self = c.HostNum(self)
+	c.Tables = tables.New(c.self)
 	return c
 }
 
@@ -61,8 +68,11 @@ func (c *Cache) Skipped() int64 { return c.skipped.Load() }
 func (c *Cache) Apply(b Batch) error {
 	tx := c.Tables.Begin(b.Revision)
 	defer tx.Abort()
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
 	if b.Snapshot {
 		tx.Reset()
+		clear(c.locals)
 	}
 	for _, ch := range b.Changes {
 		if err := c.apply(tx, ch); err != nil {
@@ -84,17 +94,33 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		return tx.UpsertVPC(v)
 	case *pb.Change_RemoveVpc:
 		tx.RemoveVPC(k.RemoveVpc)
+		for key := range c.locals {
+			if key.VNI == k.RemoveVpc {
+				delete(c.locals, key)
+			}
+		}
 	case *pb.Change_UpsertMapping:
 		m, err := c.mappingFrom(k.UpsertMapping)
 		if err != nil {
 			return err
 		}
-		return tx.UpsertMapping(m)
+		if err := tx.UpsertMapping(m); err != nil {
+			return err
+		}
+		key := MappingKey{m.VNI, m.IP.String()}
+		if m.HostID == c.self {
+			m.Local = true
+			c.locals[key] = m
+		} else {
+			delete(c.locals, key)
+		}
+		return nil
 	case *pb.Change_DeleteMapping:
 		ip, err := netip.ParseAddr(k.DeleteMapping.Ip)
 		if err != nil {
 			return fmt.Errorf("mapping delete: %v", err)
 		}
+		delete(c.locals, MappingKey{k.DeleteMapping.Vni, ip.String()})
 		return tx.DeleteMapping(k.DeleteMapping.Vni, ip)
 	case *pb.Change_UpsertHost:
 		h := k.UpsertHost
@@ -208,6 +234,17 @@ func targetFrom(r *pb.Route) tables.Target {
 		return tables.Target{Kind: tables.TargetBlackhole}
 	}
 	return tables.Target{Kind: kind, ID: id}
+}
+
+// Locals lists the mappings of the ENIs on this host.
+func (c *Cache) Locals() []tables.Mapping {
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	out := make([]tables.Mapping, 0, len(c.locals))
+	for _, m := range c.locals {
+		out = append(out, m)
+	}
+	return out
 }
 
 // State reads the tables back in the Mapping Service's terms, so tests can

@@ -52,7 +52,7 @@ func (p *Plane) Egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 		p.Ingress(snap, p.cfg.Underlay, payload, r)
 		return
 	}
-	r.Verdict, r.Payload, r.Dst, r.SrcPort = Forwarded, payload, m.Underlay, packet.SourcePort(packet.FlowHash(pkt))
+	r.Verdict, r.Payload, r.Start, r.Dst, r.SrcPort = Forwarded, payload, start, m.Underlay, packet.SourcePort(packet.FlowHash(pkt))
 }
 
 // parse accepts a whole, valid IPv4 packet, trimmed to its total length.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 // Port is an instance's NIC as the data plane sees it: batched IPv4
@@ -45,6 +46,9 @@ type Config struct {
 	// Events receives one call per packet whose verdict is an attack. It
 	// must not block (hand off to a rate-limited reporter).
 	Events func(Event)
+	// WirePort is the UDP port other hosts receive on (default 6081; tests
+	// running several clouds at once use others).
+	WirePort uint16
 }
 
 // DefaultMTU is the instance MTU over a 1500-byte underlay.
@@ -79,6 +83,9 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(Event) {}
+	}
+	if cfg.WirePort == 0 {
+		cfg.WirePort = underlay.Port
 	}
 	p := &Plane{cfg: cfg, tables: t}
 	p.attached.Store(&map[uint64]*Attachment{})
@@ -121,9 +128,10 @@ func (p *Plane) Attachment(eni uint64) (*Attachment, bool) {
 // buffer or the worker's scratch space: valid until the next packet.
 type Result struct {
 	Verdict Verdict
-	// Forwarded: send Payload (Geneve header onward) to Dst:6081 from
-	// SrcPort.
+	// Forwarded: send Payload (Geneve header onward), which starts at
+	// Start in the packet's buffer, to Dst:6081 from SrcPort.
 	Payload []byte
+	Start   int
 	Dst     netip.Addr
 	SrcPort uint16
 	// Delivered: write Packet to To's port.

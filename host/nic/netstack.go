@@ -1,0 +1,50 @@
+// Package nic provides instance NICs: ports that the data plane reads an
+// instance's packets from and writes its packets to. Netstack gives each
+// instance its own userspace TCP/IP stack (no root needed).
+package nic
+
+import (
+	"fmt"
+	"net/netip"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+
+	"github.com/openvpc/openvpc/packet"
+)
+
+// Netstack is an instance whose TCP/IP stack is a gVisor netstack in this
+// process. Programs reach into it through Net (Dial, Listen, Ping).
+type Netstack struct {
+	dev tun.Device
+	// Net is the instance's network stack, for dialing and listening as
+	// the instance.
+	Net *netstack.Net
+}
+
+// NewNetstack creates an instance stack with address ip and the given MTU;
+// all its traffic goes through the port (default route), as on a VPC.
+func NewNetstack(ip netip.Addr, mtu int) (*Netstack, error) {
+	dev, n, err := netstack.CreateNetTUN([]netip.Addr{ip}, nil, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("nic: netstack for %s: %w", ip, err)
+	}
+	return &Netstack{dev: dev, Net: n}, nil
+}
+
+// Read implements dataplane.Port: packets land after packet.Headroom.
+func (s *Netstack) Read(bufs [][]byte, sizes []int) (int, error) {
+	return s.dev.Read(bufs, sizes, packet.Headroom)
+}
+
+// Write implements dataplane.Port.
+func (s *Netstack) Write(pkts [][]byte) error {
+	_, err := s.dev.Write(pkts, 0)
+	return err
+}
+
+// BatchSize implements dataplane.Port.
+func (s *Netstack) BatchSize() int { return s.dev.BatchSize() }
+
+// Close stops the stack; a blocked Read returns an error.
+func (s *Netstack) Close() error { return s.dev.Close() }

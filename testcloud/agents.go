@@ -1,0 +1,91 @@
+package testcloud
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/underlay"
+)
+
+// wirePort picks the UDP port this cloud's hosts receive Geneve on, so
+// clouds of tests running at once do not share one.
+func (c *Cloud) wirePort() uint16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.port == 0 {
+		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 250)})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.port = uint16(l.LocalAddr().(*net.UDPAddr).Port)
+		l.Close()
+	}
+	return c.port
+}
+
+// AddAgent starts a real host agent with a data plane: a UDP underlay on
+// addr (a loopback address), netstack NICs for its instances.
+func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
+	c.t.Helper()
+	port := c.wirePort()
+	cfg := underlay.NewConfig()
+	cfg.Port = port
+	wire, err := underlay.Listen(addr, cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{
+		Server: c.Server(0).URL(), HostID: id, Underlay: addr, HTTP: c.hc, Heartbeat: c.Heartbeat,
+		Logger: c.Log, Wire: wire, WirePort: port,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx)
+	}()
+	c.t.Cleanup(func() {
+		cancel()
+		<-done
+		wire.Close()
+	})
+	// Registered before it returns, so instances can be placed on it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hs, err := c.API().Inst.ListHosts(c.Ctx(), connect.NewRequest(&pb.ListHostsRequest{}))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, h := range hs.Msg.Hosts {
+			if h.Id == id {
+				return a
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("agent %s did not register", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Instance returns the netstack of instance inst, which runs on agent a.
+func Instance(a *agent.Agent, vni uint32, inst *pb.Instance) (*nic.Netstack, error) {
+	ip := netip.MustParseAddr(inst.PrivateIp)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if ns, ok := a.Netstack(vni, ip); ok {
+			return ns, nil
+		}
+	}
+	return nil, errors.New("testcloud: instance " + inst.Id + " has no NIC on " + a.HostID)
+}
