@@ -15,6 +15,9 @@ import (
 	"github.com/openvpc/openvpc/underlay"
 )
 
+// WirePort is the UDP port this cloud's hosts receive Geneve on.
+func (c *Cloud) WirePort() uint16 { return c.wirePort() }
+
 // wirePort picks the UDP port this cloud's hosts receive Geneve on, so
 // clouds of tests running at once do not share one.
 func (c *Cloud) wirePort() uint16 {

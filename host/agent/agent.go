@@ -90,8 +90,8 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger), Reporter: NewReporter(mc, cfg.HostID, cfg.Logger)}
 	a.Sub = &Subscriber{Client: mc, HostID: cfg.HostID, Apply: a.apply, Heartbeat: cfg.Heartbeat, Log: cfg.Logger}
 	if cfg.Wire != nil {
-		a.Plane = dataplane.New(a.Cache.Tables, dataplane.Config{Underlay: cfg.Underlay, MTU: cfg.MTU, Events: a.Reporter.Report, WirePort: cfg.WirePort})
-		a.nics = &nics{plane: a.Plane, wire: cfg.Wire, cache: a.Cache, mtu: cfg.MTU, attached: map[uint64]*instance{}}
+		a.Plane = dataplane.New(a.Cache.Tables, dataplane.Config{Underlay: cfg.Underlay, MTU: cfg.MTU, Events: a.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
+		a.nics = &nics{plane: a.Plane, cache: a.Cache, mtu: cfg.MTU, attached: map[uint64]*instance{}}
 	}
 	return a, nil
 }
@@ -125,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.Logger.Info("host agent joined", "host", a.HostID, "underlay", a.Underlay, "server", a.Server)
 	go a.Reporter.Run(ctx)
 	if a.Plane != nil {
-		go func() { _ = a.Plane.ServeWire(a.Wire) }()
+		go func() { _ = a.Plane.ServeWire() }()
 		defer a.nics.closeAll()
 	}
 	return a.Sub.Run(ctx)

@@ -8,14 +8,12 @@ import (
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
-	"github.com/openvpc/openvpc/underlay"
 )
 
 // nics gives every ENI the cache places on this host a NIC attached to
 // the data plane, and takes it away when the ENI leaves.
 type nics struct {
 	plane *dataplane.Plane
-	wire  underlay.Conn
 	cache *Cache
 	mtu   int
 
@@ -64,7 +62,7 @@ func (n *nics) reconcile() {
 		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: model.Gateway(sn.CIDR), Port: ns}
 		n.plane.Attach(att)
 		n.attached[eni] = &instance{att: att, ns: ns}
-		go func() { _ = n.plane.ServePort(att, n.wire) }()
+		go func() { _ = n.plane.ServePort(att) }()
 	}
 }
 

@@ -49,6 +49,8 @@ type Config struct {
 	// WirePort is the UDP port other hosts receive on (default 6081; tests
 	// running several clouds at once use others).
 	WirePort uint16
+	// Wire is the underlay this host sends and receives on.
+	Wire underlay.Conn
 }
 
 // DefaultMTU is the instance MTU over a 1500-byte underlay.

@@ -1,8 +1,10 @@
 package dataplane
 
 import (
+	"errors"
 	"net/netip"
 
+	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -14,48 +16,86 @@ const maxPacket = 1 << 16
 // until its port is closed: batches are read from the port, encapsulated
 // in place, and written to the wire as one batch; packets for this host,
 // and ICMP errors for the sender, are written to their ports.
-func (p *Plane) ServePort(a *Attachment, wire underlay.Conn) error {
+func (p *Plane) ServePort(a *Attachment) error {
 	bs := max(1, a.Port.BatchSize())
 	bufs, sizes := make([][]byte, bs), make([]int, bs)
 	for i := range bufs {
 		bufs[i] = make([]byte, packet.Headroom+maxPacket)
 	}
-	out := make([]underlay.Datagram, 0, bs)
-	one := make([][]byte, 1)
-	scratch := make([]byte, ScratchSize)
-	var r Result
+	w := newEgressWork(bs)
 	for {
 		n, err := a.Port.Read(bufs, sizes)
 		if err != nil {
 			return err
 		}
 		snap := p.tables.Load()
-		out = out[:0]
 		for i := range n {
-			p.Egress(snap, a, bufs[i], sizes[i], scratch, &r)
-			p.Counters.Add(r.Verdict)
-			switch r.Verdict {
-			case Forwarded:
-				out = append(out, underlay.Datagram{Buf: bufs[i], Off: r.Start, Len: len(r.Payload),
-					Peer: netip.AddrPortFrom(r.Dst, p.cfg.WirePort), SrcPort: r.SrcPort})
-			case Delivered:
-				one[0] = r.Packet
-				_ = r.To.Port.Write(one) // a closing port drops, as a dead NIC would
-			}
-			if r.Reply != nil {
-				one[0] = r.Reply
-				_ = a.Port.Write(one)
-			}
+			p.egressOne(snap, a, bufs[i], sizes[i], w)
 		}
-		if len(out) > 0 {
-			_, _ = wire.WriteBatch(out) // the underlay counts its own errors
-		}
+		p.flush(w)
 	}
+}
+
+// egressWork is one egress worker's reusable state.
+type egressWork struct {
+	out     []underlay.Datagram
+	one     [][]byte
+	scratch []byte
+	r       Result
+}
+
+func newEgressWork(bs int) *egressWork {
+	return &egressWork{out: make([]underlay.Datagram, 0, bs), one: make([][]byte, 1), scratch: make([]byte, ScratchSize)}
+}
+
+// egressOne runs one packet through the egress story and does what the
+// verdict says: queue it for the wire, deliver it here, answer the sender.
+func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n int, w *egressWork) Verdict {
+	r := &w.r
+	p.Egress(snap, a, buf, n, w.scratch, r)
+	p.Counters.Add(r.Verdict)
+	switch r.Verdict {
+	case Forwarded:
+		w.out = append(w.out, underlay.Datagram{Buf: buf, Off: r.Start, Len: len(r.Payload),
+			Peer: netip.AddrPortFrom(r.Dst, p.cfg.WirePort), SrcPort: r.SrcPort})
+	case Delivered:
+		w.one[0] = r.Packet
+		_ = r.To.Port.Write(w.one) // a closing port drops, as a dead NIC would
+	}
+	if r.Reply != nil {
+		w.one[0] = r.Reply
+		_ = a.Port.Write(w.one)
+	}
+	return r.Verdict
+}
+
+func (p *Plane) flush(w *egressWork) {
+	if len(w.out) > 0 && p.cfg.Wire != nil {
+		_, _ = p.cfg.Wire.WriteBatch(w.out) // the underlay counts its own errors
+	}
+	w.out = w.out[:0]
+}
+
+// Send runs the egress story for one packet as if the instance with ENI
+// eni had sent it, and returns the verdict: how `openvpc trace --live`
+// and tests put a crafted packet on the path an instance's would take.
+func (p *Plane) Send(eni uint64, pkt []byte) (Verdict, error) {
+	a, ok := p.Attachment(eni)
+	if !ok {
+		return NoPort, errors.New("dataplane: no such ENI attached")
+	}
+	buf := make([]byte, packet.Headroom+len(pkt))
+	copy(buf[packet.Headroom:], pkt)
+	w := newEgressWork(1)
+	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
+	p.flush(w)
+	return v, nil
 }
 
 // ServeWire runs the ingress story for every datagram from the underlay
 // until it is closed, delivering to local instances' ports.
-func (p *Plane) ServeWire(wire underlay.Conn) error {
+func (p *Plane) ServeWire() error {
+	wire := p.cfg.Wire
 	bs := max(1, wire.BatchSize())
 	ds := make([]underlay.Datagram, bs)
 	for i := range ds {
