@@ -4,34 +4,60 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 func hostCmd(o *cli.Options) *cobra.Command {
-	var id, underlay, level string
+	var id, underlayAddr, level, nicKind, metrics string
+	var port uint16
 	c := &cobra.Command{
 		Use:   "host --host-id ID --underlay ADDR [--server URL]",
-		Short: "Run a host agent: join the Mapping Service and keep this host's cache current",
+		Short: "Run a host agent: join the Mapping Service, keep this host's cache current, forward its instances' packets",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(level)
 			if err != nil {
 				return err
 			}
-			addr, err := netip.ParseAddr(underlay)
-			if err != nil {
-				return fmt.Errorf("--underlay %q is not an IPv4 address: give this host's address on the underlay network", underlay)
+			addr, err := netip.ParseAddr(underlayAddr)
+			if err != nil || !addr.Is4() {
+				return fmt.Errorf("--underlay %q is not an IPv4 address: give this host's address on the underlay network", underlayAddr)
 			}
-			a, err := agent.New(agent.Config{
-				Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log,
-			})
+			cfg := agent.Config{Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log, WirePort: port}
+			switch nicKind {
+			case "netstack":
+				ucfg := underlay.NewConfig()
+				ucfg.Port = port
+				wire, err := underlay.Listen(addr, ucfg)
+				if err != nil {
+					return fmt.Errorf("underlay on %s:%d: %w (is another host agent using this address?)", addr, port, err)
+				}
+				defer wire.Close()
+				cfg.Wire = wire
+			case "none":
+			default:
+				return fmt.Errorf("--nic %q is not known; use netstack (instances in userspace stacks) or none (cache only)", nicKind)
+			}
+			a, err := agent.New(cfg)
 			if err != nil {
 				return err
+			}
+			if metrics != "" {
+				stop, err := serveMetrics(metrics, a.Collector())
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			if err := a.Run(cmd.Context()); err != nil && !errors.Is(err, context.Canceled) {
 				return err
@@ -40,11 +66,32 @@ func hostCmd(o *cli.Options) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&id, "host-id", "", "this host's id, e.g. host-a (required)")
-	c.Flags().StringVar(&underlay, "underlay", "", "this host's IPv4 address on the underlay network (required)")
-	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	f := c.Flags()
+	f.StringVar(&id, "host-id", "", "this host's id, e.g. host-a (required)")
+	f.StringVar(&underlayAddr, "underlay", "", "this host's IPv4 address on the underlay network (required)")
+	f.StringVar(&nicKind, "nic", "netstack", "instance NICs: netstack (userspace TCP/IP stacks, no root) or none (keep the cache only)")
+	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same on every host)")
+	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9100")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	_ = c.MarkFlagRequired("host-id")
 	_ = c.MarkFlagRequired("underlay")
 	c.AddCommand(cli.HostList(o))
 	return c
+}
+
+// serveMetrics serves collectors on addr at /metrics until stop is called.
+func serveMetrics(addr string, cs ...prometheus.Collector) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cs...)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return nil, fmt.Errorf("metrics on %s: %w", addr, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	return func() { srv.Close() }, nil
 }

@@ -13,12 +13,14 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 func upCmd() *cobra.Command {
 	cfg := server.DefaultConfig()
 	var hosts int
 	var level string
+	var port uint16
 	c := &cobra.Command{
 		Use:   "up [--hosts N] [--data-dir DIR]",
 		Short: "Run a whole local cloud in one process: server, embedded etcd and N host agents (no root needed)",
@@ -43,12 +45,23 @@ func upCmd() *cobra.Command {
 			var wg sync.WaitGroup
 			errs := make(chan error, hosts)
 			for i := 1; i <= hosts; i++ {
+				// Each host has its own loopback underlay address.
+				addr := netip.AddrFrom4([4]byte{127, 0, 1, byte(i)})
+				ucfg := underlay.NewConfig()
+				ucfg.Port = port
+				wire, err := underlay.Listen(addr, ucfg)
+				if err != nil {
+					return fmt.Errorf("underlay of host-%d on %s:%d: %w (is another openvpc up running? try --wire-port)", i, addr, port, err)
+				}
+				defer wire.Close()
 				a, err := agent.New(agent.Config{
 					Server: s.URL(), HostID: fmt.Sprintf("host-%d", i), HTTP: cli.HTTPClient(), Logger: log,
-					// Each host has its own loopback underlay address.
-					Underlay: netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}),
+					Underlay: addr, Wire: wire, WirePort: port,
 				})
 				if err != nil {
+					return err
+				}
+				if err := s.Register(a.Collector()); err != nil {
 					return err
 				}
 				wg.Add(1)
@@ -59,7 +72,8 @@ func upCmd() *cobra.Command {
 					}
 				}()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d), state in %s
+			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with netstack instances,
+Geneve between them over UDP on 127.0.1.x, state in %s
 
 Try, in another terminal:
   export OPENVPC_SERVER=%s
@@ -84,6 +98,7 @@ Press Ctrl-C to stop.
 	}
 	f := c.Flags()
 	f.IntVar(&hosts, "hosts", 3, "number of host agents")
+	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
 	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")

@@ -32,6 +32,9 @@ type Config struct {
 	Store store.Config
 	// Logger receives the server's logs.
 	Logger *slog.Logger
+	// Collectors are extra metrics served on /metrics (`openvpc up` adds
+	// its host agents').
+	Collectors []prometheus.Collector
 }
 
 // DefaultConfig is the configuration of a plain `openvpc server`.
@@ -57,6 +60,8 @@ type Server struct {
 	http   *http.Server
 	cancel context.CancelFunc
 	done   chan struct{}
+	extra  []prometheus.Collector
+	reg    *prometheus.Registry
 }
 
 // Start opens the store, starts the Mapping Service and serves the API.
@@ -77,7 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{})}
+	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{}), extra: cfg.Collectors}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	go func() {
@@ -123,9 +128,21 @@ func (s *Server) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)
+	reg.MustRegister(s.extra...)
+	s.reg = reg
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
+}
+
+// Register adds collectors to /metrics after the server started.
+func (s *Server) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := s.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Addr is the address the API listens on.
