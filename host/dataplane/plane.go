@@ -70,9 +70,11 @@ type Event struct {
 // immutable snapshot of each, loaded once per batch: no locks, no calls
 // off the host.
 type Plane struct {
-	cfg      Config
-	tables   *tables.Tables
-	Counters Counters
+	cfg    Config
+	tables *tables.Tables
+	// Counters counts every packet's verdict, both directions; FromWire
+	// counts those of datagrams read from the underlay alone.
+	Counters, FromWire Counters
 
 	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]

@@ -113,6 +113,7 @@ func (p *Plane) ServeWire() error {
 			d := &ds[i]
 			p.Ingress(snap, d.Peer.Addr(), d.Buf[d.Off:d.Off+d.Len], &r)
 			p.Counters.Add(r.Verdict)
+			p.FromWire.Add(r.Verdict)
 			if r.Verdict == Delivered {
 				one[0] = r.Packet
 				_ = r.To.Port.Write(one)

@@ -71,3 +71,12 @@ func (c *Counters) Add(v Verdict) { c[v].Add(1) }
 
 // Get returns the count of v.
 func (c *Counters) Get(v Verdict) uint64 { return c[v].Load() }
+
+// Sum is the number of packets counted, whatever their verdict.
+func (c *Counters) Sum() uint64 {
+	var n uint64
+	for i := range c {
+		n += c[i].Load()
+	}
+	return n
+}
