@@ -43,7 +43,7 @@ func AddCommands(root *cobra.Command) *Options {
 	o := &Options{}
 	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), eventsCmd(o))
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), eventsCmd(o), pingCmd(o))
 	return o
 }
 
@@ -90,7 +90,7 @@ func (o *Options) clients() (*clients, error) {
 func Explain(err error, server string) string {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "connect") {
+		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp "+strings.TrimPrefix(BaseURL(server), "http://")) {
 			return fmt.Sprintf("cannot reach the openvpc server at %s: %s (start it with `openvpc server` or `openvpc up`, or set --server)", BaseURL(server), ce.Message())
 		}
 		return fmt.Sprintf("%s (%s)", ce.Message(), ce.Code())

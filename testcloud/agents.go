@@ -47,7 +47,7 @@ func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
 	}
 	a, err := agent.New(agent.Config{
 		Server: c.Server(0).URL(), HostID: id, Underlay: addr, HTTP: c.hc, Heartbeat: c.Heartbeat,
-		Logger: c.Log, Wire: wire, WirePort: port,
+		Logger: c.Log, Wire: wire, WirePort: port, API: "127.0.0.1:0",
 	})
 	if err != nil {
 		c.t.Fatal(err)

@@ -194,6 +194,19 @@ func TestInstancesTalk(t *testing.T) {
 	if n, err := uc.Read(buf); err != nil || string(buf[:n]) != "udp across hosts" {
 		t.Fatalf("UDP echo: %q, %v", buf[:n], err)
 	}
+	// Through the API, as `openvpc ping` and `openvpc instance connect` do:
+	// the server asks the agent of the instance's host to act as it.
+	ctx := s.c.Ctx()
+	pr, err := s.api.Inst.PingInstance(ctx, connect.NewRequest(&pb.PingInstanceRequest{From: client.Id, To: web.Id, Count: 2}))
+	if err != nil || pr.Msg.Received != 2 || pr.Msg.ToIp != web.PrivateIp {
+		t.Fatalf("ping through the API: %v, %v", pr, err)
+	}
+	if _, err := s.api.Inst.ConnectInstance(ctx, connect.NewRequest(&pb.ConnectInstanceRequest{From: client.Id, To: web.PrivateIp + ":80"})); err != nil {
+		t.Fatalf("connect through the API: %v", err)
+	}
+	if _, err := s.api.Inst.ConnectInstance(ctx, connect.NewRequest(&pb.ConnectInstanceRequest{From: client.Id, To: web.Id + ":81"})); err == nil {
+		t.Fatal("connect to a closed port succeeded")
+	}
 	if got := s.a.Plane.Counters.Get(dataplane.Forwarded); got == 0 {
 		t.Fatal("host-a forwarded nothing")
 	}

@@ -3,8 +3,10 @@ package underlay
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -57,7 +59,7 @@ type received struct {
 // alone. A read that does not finish in time closes c, which fails the test.
 func readN(t *testing.T, c Conn, ds []Datagram, want int) []received {
 	t.Helper()
-	timer := time.AfterFunc(10*time.Second, func() { c.Close() })
+	timer := time.AfterFunc(5*time.Second, func() { c.Close() })
 	defer timer.Stop()
 	offs := make(map[*byte]int)
 	for _, d := range ds {
@@ -92,8 +94,9 @@ var sizes1to1500 = []int{1, 2, 7, 63, 64, 65, 100, 511, 512, 999, 1000, 1000, 10
 
 // testExchange sends batches both ways between a and b, the way every Conn must carry
 // them: payloads, lengths and order intact, each entry's Off kept, the sender's address and
-// source port reported. srcPort maps a SrcPort to the port it leaves a's or b's host from.
-func testExchange(t *testing.T, a, b Conn, srcPortA, srcPortB func(uint16) uint16, bPort uint16) {
+// source port reported. srcPortA and srcPortB map a SrcPort to the port it leaves a's or b's
+// host from; aPort and bPort are the ports a and b receive on.
+func testExchange(t *testing.T, a, b Conn, srcPortA, srcPortB func(uint16) uint16, aPort, bPort uint16) {
 	t.Helper()
 	for _, dir := range []struct {
 		name     string
@@ -103,13 +106,9 @@ func testExchange(t *testing.T, a, b Conn, srcPortA, srcPortB func(uint16) uint1
 		flow     uint16
 	}{
 		{"a to b", a, b, bPort, srcPortA, 0xc123},
-		{"b to a", b, a, 0, srcPortB, 0xf00d},
+		{"b to a", b, a, aPort, srcPortB, 0xf00d},
 	} {
-		toPort := dir.toPort
-		if toPort == 0 {
-			toPort = Port
-		}
-		peer := netip.AddrPortFrom(dir.to.LocalAddr(), toPort)
+		peer := netip.AddrPortFrom(dir.to.LocalAddr(), dir.toPort)
 		ds := makeBatch(sizes1to1500, peer, dir.flow)
 		n, err := dir.from.WriteBatch(ds)
 		if n != len(ds) || err != nil {
@@ -267,5 +266,87 @@ func TestConfigValidate(t *testing.T) {
 	var zero Config
 	if zero.Validate() == nil {
 		t.Error("the zero Config validated; Listen needs NewConfig's defaults")
+	}
+}
+
+// testConcurrent has several goroutines write to b through a at once while two read, as the
+// data plane does (one writer per instance port); every datagram must arrive once, and each
+// writer's flow in order within each reader.
+func testConcurrent(t *testing.T, a, b Conn, bPort uint16) {
+	t.Helper()
+	const writers, batches, perBatch = 4, 30, 8 // fewer than MemQueueLen in all: no drops
+	to := netip.AddrPortFrom(b.LocalAddr(), bPort)
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			ds := make([]Datagram, perBatch)
+			for i := range ds {
+				ds[i] = Datagram{Buf: make([]byte, 64), Off: 16, Len: 3, Peer: to, SrcPort: uint16(w)}
+			}
+			for k := range batches {
+				for i := range ds {
+					seq := k*perBatch + i
+					ds[i].Payload()[0], ds[i].Payload()[1], ds[i].Payload()[2] = byte(w), byte(seq>>8), byte(seq)
+				}
+				if n, err := a.WriteBatch(ds); n != perBatch || err != nil {
+					errs <- fmt.Errorf("writer %d: WriteBatch = %d, %v", w, n, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	const total = writers * batches * perBatch
+	var count atomic.Int64
+	seen := make([][batches * perBatch]atomic.Bool, writers)
+	readErrs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			ds := readBuffers(5, 100)
+			last := make([]int, writers)
+			for i := range last {
+				last[i] = -1
+			}
+			for count.Load() < total {
+				n, err := b.ReadBatch(ds)
+				if err != nil {
+					readErrs <- nil // closed: the other reader got the rest, or the test timed out
+					return
+				}
+				for _, d := range ds[:n] {
+					p := d.Payload()
+					w, seq := int(p[0]), int(p[1])<<8|int(p[2])
+					if seq <= last[w] {
+						readErrs <- fmt.Errorf("writer %d: datagram %d after %d", w, seq, last[w])
+						return
+					}
+					last[w] = seq
+					if seen[w][seq].Swap(true) {
+						readErrs <- fmt.Errorf("writer %d: datagram %d twice", w, seq)
+						return
+					}
+				}
+				count.Add(int64(n))
+			}
+			readErrs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count.Load() < total && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.Close() // releases the reader still waiting
+	for range 2 {
+		if err := <-readErrs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := count.Load(); got != total {
+		t.Errorf("received %d of %d datagrams", got, total)
 	}
 }

@@ -130,6 +130,9 @@ func (c *memConn) read(ds []Datagram, b *batchCounts) (int, error) {
 			b.bytes += uint64(d.Len)
 			out++
 		}
+		if c.size == 0 {
+			c.head = 0 // a reader that keeps up reuses the first buffers, already grown
+		}
 		b.calls++
 		if out > 0 {
 			return out, nil

@@ -55,6 +55,9 @@ type writer struct {
 	errno      syscall.Errno
 	calls      uint64
 	sendFn     func(fd uintptr) bool
+
+	// sendmmsg is the system call; tests put failures in front of it.
+	sendmmsg func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno)
 }
 
 // msgInfo is what one message carries: datagrams items[first:first+count] of the socket.
@@ -75,7 +78,7 @@ func newWriter(conns []*net.UDPConn, batch int, gso bool) (*writer, error) {
 		bounds: make([]int, len(conns)+1),
 		fill:   make([]int, len(conns)),
 	}
-	w.sendFn = w.send
+	w.sendFn, w.sendmmsg = w.send, sendmmsg
 	w.gso.Store(gso)
 	for _, uc := range conns {
 		rc, err := uc.SyscallConn()
@@ -247,11 +250,11 @@ func (w *writer) flush(k int, ds []Datagram, items []int32, b *batchCounts) erro
 // send is the RawConn.Write callback: it returns false to wait until the socket is writable.
 func (w *writer) send(fd uintptr) bool {
 	for w.done < w.vlen {
-		n, _, e := syscall.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hs[w.done])), uintptr(w.vlen-w.done), 0, 0, 0)
+		n, e := w.sendmmsg(fd, w.hs[w.done:w.vlen])
 		switch e {
 		case 0:
 			w.calls++
-			w.done += int(n)
+			w.done += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
@@ -262,6 +265,11 @@ func (w *writer) send(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+func sendmmsg(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, e := syscall.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[0])), uintptr(len(hs)), 0, 0, 0)
+	return int(n), e
 }
 
 // forget drops the pointers to the callers' buffers, which the writer must not keep.

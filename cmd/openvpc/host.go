@@ -18,7 +18,7 @@ import (
 )
 
 func hostCmd(o *cli.Options) *cobra.Command {
-	var id, underlayAddr, level, nicKind, metrics string
+	var id, underlayAddr, level, nicKind, metrics, apiAddr string
 	var port uint16
 	c := &cobra.Command{
 		Use:   "host --host-id ID --underlay ADDR [--server URL]",
@@ -33,7 +33,7 @@ func hostCmd(o *cli.Options) *cobra.Command {
 			if err != nil || !addr.Is4() {
 				return fmt.Errorf("--underlay %q is not an IPv4 address: give this host's address on the underlay network", underlayAddr)
 			}
-			cfg := agent.Config{Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log, WirePort: port}
+			cfg := agent.Config{Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, API: apiAddr}
 			switch nicKind {
 			case "netstack":
 				ucfg := underlay.NewConfig()
@@ -71,6 +71,7 @@ func hostCmd(o *cli.Options) *cobra.Command {
 	f.StringVar(&underlayAddr, "underlay", "", "this host's IPv4 address on the underlay network (required)")
 	f.StringVar(&nicKind, "nic", "netstack", "instance NICs: netstack (userspace TCP/IP stacks, no root) or none (keep the cache only)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same on every host)")
+	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the agent serves its API for acting as its instances (ping, connect); the server must reach it")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9100")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	_ = c.MarkFlagRequired("host-id")

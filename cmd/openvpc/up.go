@@ -56,7 +56,7 @@ func upCmd() *cobra.Command {
 				defer wire.Close()
 				a, err := agent.New(agent.Config{
 					Server: s.URL(), HostID: fmt.Sprintf("host-%d", i), HTTP: cli.HTTPClient(), Logger: log,
-					Underlay: addr, Wire: wire, WirePort: port,
+					Underlay: addr, Wire: wire, WirePort: port, API: "127.0.0.1:0",
 				})
 				if err != nil {
 					return err

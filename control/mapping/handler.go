@@ -38,7 +38,7 @@ func (s *Service) Register(ctx context.Context, req *connect.Request[pb.Register
 	if role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
 		role = pb.HostRole_HOST_ROLE_HOST
 	}
-	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role)
+	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role, m.AgentUrl)
 	if err != nil {
 		return nil, apierr.Wire(err)
 	}

@@ -25,7 +25,7 @@ func BenchmarkRunInstance(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.RegisterHost(c, "h", netip.MustParseAddr("127.0.1.1"), pb.HostRole_HOST_ROLE_HOST); err != nil {
+			if _, err := s.RegisterHost(c, "h", netip.MustParseAddr("127.0.1.1"), pb.HostRole_HOST_ROLE_HOST, ""); err != nil {
 				b.Fatal(err)
 			}
 			work := make(chan struct{}, b.N)

@@ -91,7 +91,7 @@ func newFixture(t *testing.T, cidr, subnet string) fixture {
 		t.Fatal(err)
 	}
 	for i, h := range []string{"host-a", "host-b"} {
-		if _, err := s.RegisterHost(c, h, netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), pb.HostRole_HOST_ROLE_HOST); err != nil {
+		if _, err := s.RegisterHost(c, h, netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), pb.HostRole_HOST_ROLE_HOST, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -391,16 +391,16 @@ func TestHostRegistration(t *testing.T) {
 	s := newTestStore(t)
 	c := ctx(t)
 	a := netip.MustParseAddr("127.0.1.1")
-	if _, err := s.RegisterHost(c, "host-a", a, pb.HostRole_HOST_ROLE_HOST); err != nil {
+	if _, err := s.RegisterHost(c, "host-a", a, pb.HostRole_HOST_ROLE_HOST, ""); err != nil {
 		t.Fatal(err)
 	}
 	// Re-registering (a restart) is fine; taking another's address is not.
-	if _, err := s.RegisterHost(c, "host-a", a, pb.HostRole_HOST_ROLE_HOST); err != nil {
+	if _, err := s.RegisterHost(c, "host-a", a, pb.HostRole_HOST_ROLE_HOST, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.RegisterHost(c, "host-b", a, pb.HostRole_HOST_ROLE_HOST)
+	_, err := s.RegisterHost(c, "host-b", a, pb.HostRole_HOST_ROLE_HOST, "")
 	wantKind(t, err, model.ErrExists, "127.0.1.1", "host-a")
-	if _, err := s.RegisterHost(c, "edge-1", netip.MustParseAddr("127.0.1.9"), pb.HostRole_HOST_ROLE_EDGE); err != nil {
+	if _, err := s.RegisterHost(c, "edge-1", netip.MustParseAddr("127.0.1.9"), pb.HostRole_HOST_ROLE_EDGE, ""); err != nil {
 		t.Fatal(err)
 	}
 	sn := newFixtureIn(t, s)
@@ -440,7 +440,7 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn, _ := s.CreateSubnet(c, "red", mustPrefix("10.0.1.0/24"), "a", "")
-	if _, err := s.RegisterHost(c, "h", netip.MustParseAddr("127.0.1.1"), pb.HostRole_HOST_ROLE_HOST); err != nil {
+	if _, err := s.RegisterHost(c, "h", netip.MustParseAddr("127.0.1.1"), pb.HostRole_HOST_ROLE_HOST, ""); err != nil {
 		t.Fatal(err)
 	}
 	inst, err := s.RunInstance(c, RunSpec{Subnet: "a"})

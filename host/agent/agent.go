@@ -42,6 +42,9 @@ type Config struct {
 	MTU int
 	// WirePort is the UDP port hosts receive Geneve on (default 6081).
 	WirePort uint16
+	// API is where the agent serves AgentService (acting as its
+	// instances: ping, connect), e.g. 127.0.0.1:0; empty serves nothing.
+	API string
 }
 
 // Validate reports a configuration that cannot work.
@@ -67,6 +70,7 @@ type Agent struct {
 	Plane    *dataplane.Plane // nil without a Wire
 	Reporter *Reporter
 	nics     *nics
+	agentURL string
 }
 
 // New validates cfg and builds an agent; Run starts it.
@@ -119,6 +123,13 @@ func (a *Agent) Netstack(vni uint32, ip netip.Addr) (*nic.Netstack, bool) {
 // Run registers (retrying while the server is away) and then keeps the
 // cache current until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.API != "" && a.Plane != nil {
+		url, err := a.serveAPI(ctx, a.API)
+		if err != nil {
+			return err
+		}
+		a.agentURL = url
+	}
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -132,7 +143,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) register(ctx context.Context) error {
-	req := &pb.RegisterRequest{HostId: a.HostID, UnderlayAddress: a.Underlay.String(), Role: a.Role}
+	req := &pb.RegisterRequest{HostId: a.HostID, UnderlayAddress: a.Underlay.String(), Role: a.Role, AgentUrl: a.agentURL}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		_, err := a.Sub.Client.Register(ctx, connect.NewRequest(req))
 		switch code := connect.CodeOf(err); {

@@ -520,6 +520,273 @@ func (x *WaitInstanceResponse) GetInstance() *Instance {
 	return nil
 }
 
+type PingInstanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// from is the instance (name or id) to ping from.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// to is an address, or an instance's name or id.
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Count         int32  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	TimeoutMs     int64  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingInstanceRequest) Reset() {
+	*x = PingInstanceRequest{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingInstanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingInstanceRequest) ProtoMessage() {}
+
+func (x *PingInstanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingInstanceRequest.ProtoReflect.Descriptor instead.
+func (*PingInstanceRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PingInstanceRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *PingInstanceRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *PingInstanceRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *PingInstanceRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type PingInstanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromIp        string                 `protobuf:"bytes,1,opt,name=from_ip,json=fromIp,proto3" json:"from_ip,omitempty"`
+	ToIp          string                 `protobuf:"bytes,2,opt,name=to_ip,json=toIp,proto3" json:"to_ip,omitempty"`
+	Sent          int32                  `protobuf:"varint,3,opt,name=sent,proto3" json:"sent,omitempty"`
+	Received      int32                  `protobuf:"varint,4,opt,name=received,proto3" json:"received,omitempty"`
+	RttUs         []int64                `protobuf:"varint,5,rep,packed,name=rtt_us,json=rttUs,proto3" json:"rtt_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingInstanceResponse) Reset() {
+	*x = PingInstanceResponse{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingInstanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingInstanceResponse) ProtoMessage() {}
+
+func (x *PingInstanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingInstanceResponse.ProtoReflect.Descriptor instead.
+func (*PingInstanceResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PingInstanceResponse) GetFromIp() string {
+	if x != nil {
+		return x.FromIp
+	}
+	return ""
+}
+
+func (x *PingInstanceResponse) GetToIp() string {
+	if x != nil {
+		return x.ToIp
+	}
+	return ""
+}
+
+func (x *PingInstanceResponse) GetSent() int32 {
+	if x != nil {
+		return x.Sent
+	}
+	return 0
+}
+
+func (x *PingInstanceResponse) GetReceived() int32 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *PingInstanceResponse) GetRttUs() []int64 {
+	if x != nil {
+		return x.RttUs
+	}
+	return nil
+}
+
+type ConnectInstanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// to is ip:port, or an instance's name or id and a port (web:80).
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	TimeoutMs     int64  `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectInstanceRequest) Reset() {
+	*x = ConnectInstanceRequest{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectInstanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectInstanceRequest) ProtoMessage() {}
+
+func (x *ConnectInstanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectInstanceRequest.ProtoReflect.Descriptor instead.
+func (*ConnectInstanceRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConnectInstanceRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ConnectInstanceRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *ConnectInstanceRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type ConnectInstanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromIp        string                 `protobuf:"bytes,1,opt,name=from_ip,json=fromIp,proto3" json:"from_ip,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	LatencyUs     int64                  `protobuf:"varint,3,opt,name=latency_us,json=latencyUs,proto3" json:"latency_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectInstanceResponse) Reset() {
+	*x = ConnectInstanceResponse{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectInstanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectInstanceResponse) ProtoMessage() {}
+
+func (x *ConnectInstanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectInstanceResponse.ProtoReflect.Descriptor instead.
+func (*ConnectInstanceResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ConnectInstanceResponse) GetFromIp() string {
+	if x != nil {
+		return x.FromIp
+	}
+	return ""
+}
+
+func (x *ConnectInstanceResponse) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *ConnectInstanceResponse) GetLatencyUs() int64 {
+	if x != nil {
+		return x.LatencyUs
+	}
+	return 0
+}
+
 type ListHostsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -528,7 +795,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +807,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +820,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{14}
 }
 
 type ListHostsResponse struct {
@@ -565,7 +832,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +844,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +857,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -610,7 +877,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +889,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +902,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{12}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListEventsRequest) GetLimit() int32 {
@@ -654,7 +921,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +933,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +946,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListEventsResponse) GetEvents() []*SecurityEvent {
@@ -697,7 +964,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +976,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +989,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{18}
 }
 
 type WatchEventsResponse struct {
@@ -734,7 +1001,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +1013,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +1026,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchEventsResponse) GetEvent() *SecurityEvent {
@@ -802,7 +1069,29 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"H\n" +
 	"\x14WaitInstanceResponse\x120\n" +
-	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"\x12\n" +
+	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"n\n" +
+	"\x13PingInstanceRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\x8b\x01\n" +
+	"\x14PingInstanceResponse\x12\x17\n" +
+	"\afrom_ip\x18\x01 \x01(\tR\x06fromIp\x12\x13\n" +
+	"\x05to_ip\x18\x02 \x01(\tR\x04toIp\x12\x12\n" +
+	"\x04sent\x18\x03 \x01(\x05R\x04sent\x12\x1a\n" +
+	"\breceived\x18\x04 \x01(\x05R\breceived\x12\x15\n" +
+	"\x06rtt_us\x18\x05 \x03(\x03R\x05rttUs\"[\n" +
+	"\x16ConnectInstanceRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"a\n" +
+	"\x17ConnectInstanceResponse\x12\x17\n" +
+	"\afrom_ip\x18\x01 \x01(\tR\x06fromIp\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1d\n" +
+	"\n" +
+	"latency_us\x18\x03 \x01(\x03R\tlatencyUs\"\x12\n" +
 	"\x10ListHostsRequest\";\n" +
 	"\x11ListHostsResponse\x12&\n" +
 	"\x05hosts\x18\x01 \x03(\v2\x10.openvpc.v1.HostR\x05hosts\")\n" +
@@ -812,13 +1101,15 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x06events\x18\x01 \x03(\v2\x19.openvpc.v1.SecurityEventR\x06events\"\x14\n" +
 	"\x12WatchEventsRequest\"F\n" +
 	"\x13WatchEventsResponse\x12/\n" +
-	"\x05event\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityEventR\x05event2\xa5\x05\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityEventR\x05event2\xd4\x06\n" +
 	"\x0fInstanceService\x12N\n" +
 	"\vRunInstance\x12\x1e.openvpc.v1.RunInstanceRequest\x1a\x1f.openvpc.v1.RunInstanceResponse\x12N\n" +
 	"\vGetInstance\x12\x1e.openvpc.v1.GetInstanceRequest\x1a\x1f.openvpc.v1.GetInstanceResponse\x12T\n" +
 	"\rListInstances\x12 .openvpc.v1.ListInstancesRequest\x1a!.openvpc.v1.ListInstancesResponse\x12`\n" +
 	"\x11TerminateInstance\x12$.openvpc.v1.TerminateInstanceRequest\x1a%.openvpc.v1.TerminateInstanceResponse\x12Q\n" +
-	"\fWaitInstance\x12\x1f.openvpc.v1.WaitInstanceRequest\x1a .openvpc.v1.WaitInstanceResponse\x12H\n" +
+	"\fWaitInstance\x12\x1f.openvpc.v1.WaitInstanceRequest\x1a .openvpc.v1.WaitInstanceResponse\x12Q\n" +
+	"\fPingInstance\x12\x1f.openvpc.v1.PingInstanceRequest\x1a .openvpc.v1.PingInstanceResponse\x12Z\n" +
+	"\x0fConnectInstance\x12\".openvpc.v1.ConnectInstanceRequest\x1a#.openvpc.v1.ConnectInstanceResponse\x12H\n" +
 	"\tListHosts\x12\x1c.openvpc.v1.ListHostsRequest\x1a\x1d.openvpc.v1.ListHostsResponse\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.openvpc.v1.ListEventsRequest\x1a\x1e.openvpc.v1.ListEventsResponse\x12P\n" +
@@ -836,7 +1127,7 @@ func file_openvpc_v1_instance_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_instance_proto_rawDescData
 }
 
-var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*RunInstanceRequest)(nil),        // 0: openvpc.v1.RunInstanceRequest
 	(*RunInstanceResponse)(nil),       // 1: openvpc.v1.RunInstanceResponse
@@ -848,45 +1139,53 @@ var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*TerminateInstanceResponse)(nil), // 7: openvpc.v1.TerminateInstanceResponse
 	(*WaitInstanceRequest)(nil),       // 8: openvpc.v1.WaitInstanceRequest
 	(*WaitInstanceResponse)(nil),      // 9: openvpc.v1.WaitInstanceResponse
-	(*ListHostsRequest)(nil),          // 10: openvpc.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),         // 11: openvpc.v1.ListHostsResponse
-	(*ListEventsRequest)(nil),         // 12: openvpc.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),        // 13: openvpc.v1.ListEventsResponse
-	(*WatchEventsRequest)(nil),        // 14: openvpc.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),       // 15: openvpc.v1.WatchEventsResponse
-	(*Instance)(nil),                  // 16: openvpc.v1.Instance
-	(InstanceState)(0),                // 17: openvpc.v1.InstanceState
-	(*Host)(nil),                      // 18: openvpc.v1.Host
-	(*SecurityEvent)(nil),             // 19: openvpc.v1.SecurityEvent
+	(*PingInstanceRequest)(nil),       // 10: openvpc.v1.PingInstanceRequest
+	(*PingInstanceResponse)(nil),      // 11: openvpc.v1.PingInstanceResponse
+	(*ConnectInstanceRequest)(nil),    // 12: openvpc.v1.ConnectInstanceRequest
+	(*ConnectInstanceResponse)(nil),   // 13: openvpc.v1.ConnectInstanceResponse
+	(*ListHostsRequest)(nil),          // 14: openvpc.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),         // 15: openvpc.v1.ListHostsResponse
+	(*ListEventsRequest)(nil),         // 16: openvpc.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),        // 17: openvpc.v1.ListEventsResponse
+	(*WatchEventsRequest)(nil),        // 18: openvpc.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),       // 19: openvpc.v1.WatchEventsResponse
+	(*Instance)(nil),                  // 20: openvpc.v1.Instance
+	(InstanceState)(0),                // 21: openvpc.v1.InstanceState
+	(*Host)(nil),                      // 22: openvpc.v1.Host
+	(*SecurityEvent)(nil),             // 23: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_instance_proto_depIdxs = []int32{
-	16, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	16, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	16, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
-	16, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	17, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
-	16, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	18, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
-	19, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
-	19, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
+	20, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	20, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	20, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
+	20, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	21, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
+	20, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	22, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
+	23, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
+	23, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
 	0,  // 9: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
 	2,  // 10: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
 	4,  // 11: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
 	6,  // 12: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
 	8,  // 13: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
-	10, // 14: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
-	12, // 15: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
-	14, // 16: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
-	1,  // 17: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
-	3,  // 18: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
-	5,  // 19: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
-	7,  // 20: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
-	9,  // 21: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
-	11, // 22: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
-	13, // 23: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
-	15, // 24: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
+	10, // 14: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
+	12, // 15: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
+	14, // 16: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
+	16, // 17: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
+	18, // 18: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
+	1,  // 19: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
+	3,  // 20: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
+	5,  // 21: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
+	7,  // 22: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
+	9,  // 23: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
+	11, // 24: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
+	13, // 25: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
+	15, // 26: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
+	17, // 27: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
+	19, // 28: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -904,7 +1203,7 @@ func file_openvpc_v1_instance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_instance_proto_rawDesc), len(file_openvpc_v1_instance_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

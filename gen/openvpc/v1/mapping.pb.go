@@ -26,8 +26,10 @@ type RegisterRequest struct {
 	HostId          string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
 	UnderlayAddress string                 `protobuf:"bytes,2,opt,name=underlay_address,json=underlayAddress,proto3" json:"underlay_address,omitempty"`
 	Role            HostRole               `protobuf:"varint,3,opt,name=role,proto3,enum=openvpc.v1.HostRole" json:"role,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// agent_url is where the host agent serves AgentService, if it does.
+	AgentUrl      string `protobuf:"bytes,4,opt,name=agent_url,json=agentUrl,proto3" json:"agent_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -79,6 +81,13 @@ func (x *RegisterRequest) GetRole() HostRole {
 		return x.Role
 	}
 	return HostRole_HOST_ROLE_UNSPECIFIED
+}
+
+func (x *RegisterRequest) GetAgentUrl() string {
+	if x != nil {
+		return x.AgentUrl
+	}
+	return ""
 }
 
 type RegisterResponse struct {
@@ -1104,11 +1113,12 @@ var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
 const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\n" +
 	"\x18openvpc/v1/mapping.proto\x12\n" +
-	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\x7f\n" +
+	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\x9c\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
-	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\"8\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x1b\n" +
+	"\tagent_url\x18\x04 \x01(\tR\bagentUrl\"8\n" +
 	"\x10RegisterResponse\x12$\n" +
 	"\x04host\x18\x01 \x01(\v2\x10.openvpc.v1.HostR\x04host\"P\n" +
 	"\x10SubscribeRequest\x12\x17\n" +

@@ -48,6 +48,12 @@ const (
 	// InstanceServiceWaitInstanceProcedure is the fully-qualified name of the InstanceService's
 	// WaitInstance RPC.
 	InstanceServiceWaitInstanceProcedure = "/openvpc.v1.InstanceService/WaitInstance"
+	// InstanceServicePingInstanceProcedure is the fully-qualified name of the InstanceService's
+	// PingInstance RPC.
+	InstanceServicePingInstanceProcedure = "/openvpc.v1.InstanceService/PingInstance"
+	// InstanceServiceConnectInstanceProcedure is the fully-qualified name of the InstanceService's
+	// ConnectInstance RPC.
+	InstanceServiceConnectInstanceProcedure = "/openvpc.v1.InstanceService/ConnectInstance"
 	// InstanceServiceListHostsProcedure is the fully-qualified name of the InstanceService's ListHosts
 	// RPC.
 	InstanceServiceListHostsProcedure = "/openvpc.v1.InstanceService/ListHosts"
@@ -68,6 +74,10 @@ type InstanceServiceClient interface {
 	// WaitInstance returns when the instance reaches the wanted state, or fails
 	// with DeadlineExceeded naming the hosts that have not acknowledged it.
 	WaitInstance(context.Context, *connect.Request[v1.WaitInstanceRequest]) (*connect.Response[v1.WaitInstanceResponse], error)
+	// PingInstance sends ICMP echo requests from inside an instance.
+	PingInstance(context.Context, *connect.Request[v1.PingInstanceRequest]) (*connect.Response[v1.PingInstanceResponse], error)
+	// ConnectInstance opens a TCP connection from inside an instance.
+	ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error)
 	ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error)
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
@@ -114,6 +124,18 @@ func NewInstanceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(instanceServiceMethods.ByName("WaitInstance")),
 			connect.WithClientOptions(opts...),
 		),
+		pingInstance: connect.NewClient[v1.PingInstanceRequest, v1.PingInstanceResponse](
+			httpClient,
+			baseURL+InstanceServicePingInstanceProcedure,
+			connect.WithSchema(instanceServiceMethods.ByName("PingInstance")),
+			connect.WithClientOptions(opts...),
+		),
+		connectInstance: connect.NewClient[v1.ConnectInstanceRequest, v1.ConnectInstanceResponse](
+			httpClient,
+			baseURL+InstanceServiceConnectInstanceProcedure,
+			connect.WithSchema(instanceServiceMethods.ByName("ConnectInstance")),
+			connect.WithClientOptions(opts...),
+		),
 		listHosts: connect.NewClient[v1.ListHostsRequest, v1.ListHostsResponse](
 			httpClient,
 			baseURL+InstanceServiceListHostsProcedure,
@@ -142,6 +164,8 @@ type instanceServiceClient struct {
 	listInstances     *connect.Client[v1.ListInstancesRequest, v1.ListInstancesResponse]
 	terminateInstance *connect.Client[v1.TerminateInstanceRequest, v1.TerminateInstanceResponse]
 	waitInstance      *connect.Client[v1.WaitInstanceRequest, v1.WaitInstanceResponse]
+	pingInstance      *connect.Client[v1.PingInstanceRequest, v1.PingInstanceResponse]
+	connectInstance   *connect.Client[v1.ConnectInstanceRequest, v1.ConnectInstanceResponse]
 	listHosts         *connect.Client[v1.ListHostsRequest, v1.ListHostsResponse]
 	listEvents        *connect.Client[v1.ListEventsRequest, v1.ListEventsResponse]
 	watchEvents       *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
@@ -172,6 +196,16 @@ func (c *instanceServiceClient) WaitInstance(ctx context.Context, req *connect.R
 	return c.waitInstance.CallUnary(ctx, req)
 }
 
+// PingInstance calls openvpc.v1.InstanceService.PingInstance.
+func (c *instanceServiceClient) PingInstance(ctx context.Context, req *connect.Request[v1.PingInstanceRequest]) (*connect.Response[v1.PingInstanceResponse], error) {
+	return c.pingInstance.CallUnary(ctx, req)
+}
+
+// ConnectInstance calls openvpc.v1.InstanceService.ConnectInstance.
+func (c *instanceServiceClient) ConnectInstance(ctx context.Context, req *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error) {
+	return c.connectInstance.CallUnary(ctx, req)
+}
+
 // ListHosts calls openvpc.v1.InstanceService.ListHosts.
 func (c *instanceServiceClient) ListHosts(ctx context.Context, req *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error) {
 	return c.listHosts.CallUnary(ctx, req)
@@ -196,6 +230,10 @@ type InstanceServiceHandler interface {
 	// WaitInstance returns when the instance reaches the wanted state, or fails
 	// with DeadlineExceeded naming the hosts that have not acknowledged it.
 	WaitInstance(context.Context, *connect.Request[v1.WaitInstanceRequest]) (*connect.Response[v1.WaitInstanceResponse], error)
+	// PingInstance sends ICMP echo requests from inside an instance.
+	PingInstance(context.Context, *connect.Request[v1.PingInstanceRequest]) (*connect.Response[v1.PingInstanceResponse], error)
+	// ConnectInstance opens a TCP connection from inside an instance.
+	ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error)
 	ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error)
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
@@ -238,6 +276,18 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(instanceServiceMethods.ByName("WaitInstance")),
 		connect.WithHandlerOptions(opts...),
 	)
+	instanceServicePingInstanceHandler := connect.NewUnaryHandler(
+		InstanceServicePingInstanceProcedure,
+		svc.PingInstance,
+		connect.WithSchema(instanceServiceMethods.ByName("PingInstance")),
+		connect.WithHandlerOptions(opts...),
+	)
+	instanceServiceConnectInstanceHandler := connect.NewUnaryHandler(
+		InstanceServiceConnectInstanceProcedure,
+		svc.ConnectInstance,
+		connect.WithSchema(instanceServiceMethods.ByName("ConnectInstance")),
+		connect.WithHandlerOptions(opts...),
+	)
 	instanceServiceListHostsHandler := connect.NewUnaryHandler(
 		InstanceServiceListHostsProcedure,
 		svc.ListHosts,
@@ -268,6 +318,10 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 			instanceServiceTerminateInstanceHandler.ServeHTTP(w, r)
 		case InstanceServiceWaitInstanceProcedure:
 			instanceServiceWaitInstanceHandler.ServeHTTP(w, r)
+		case InstanceServicePingInstanceProcedure:
+			instanceServicePingInstanceHandler.ServeHTTP(w, r)
+		case InstanceServiceConnectInstanceProcedure:
+			instanceServiceConnectInstanceHandler.ServeHTTP(w, r)
 		case InstanceServiceListHostsProcedure:
 			instanceServiceListHostsHandler.ServeHTTP(w, r)
 		case InstanceServiceListEventsProcedure:
@@ -301,6 +355,14 @@ func (UnimplementedInstanceServiceHandler) TerminateInstance(context.Context, *c
 
 func (UnimplementedInstanceServiceHandler) WaitInstance(context.Context, *connect.Request[v1.WaitInstanceRequest]) (*connect.Response[v1.WaitInstanceResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.WaitInstance is not implemented"))
+}
+
+func (UnimplementedInstanceServiceHandler) PingInstance(context.Context, *connect.Request[v1.PingInstanceRequest]) (*connect.Response[v1.PingInstanceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.PingInstance is not implemented"))
+}
+
+func (UnimplementedInstanceServiceHandler) ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.ConnectInstance is not implemented"))
 }
 
 func (UnimplementedInstanceServiceHandler) ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error) {

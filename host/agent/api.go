@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/nic"
+)
+
+// agentAPI serves AgentService: acting as one of this host's instances.
+type agentAPI struct{ a *Agent }
+
+var _ openvpcv1connect.AgentServiceHandler = agentAPI{}
+
+// serveAPI listens on addr and serves AgentService until ctx ends; it
+// returns the URL to register.
+func (a *Agent) serveAPI(ctx context.Context, addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("agent: API listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(openvpcv1connect.NewAgentServiceHandler(agentAPI{a}))
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+func (s agentAPI) instance(vni uint32, ip string) (*nic.Netstack, error) {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("instance address %q: %v", ip, err))
+	}
+	ns, ok := s.a.Netstack(vni, addr)
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, vni, s.a.HostID))
+	}
+	return ns, nil
+}
+
+func timeoutOf(ms int64) time.Duration {
+	if ms <= 0 {
+		return 2 * time.Second
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func (s agentAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]) (*connect.Response[pb.PingResponse], error) {
+	m := req.Msg
+	ns, err := s.instance(m.Vni, m.InstanceIp)
+	if err != nil {
+		return nil, err
+	}
+	to, err := netip.ParseAddr(m.To)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("ping target %q: %v", m.To, err))
+	}
+	count := max(1, min(m.Count, 100))
+	conn, err := ns.Net.DialPingAddr(netip.MustParseAddr(m.InstanceIp), to)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	defer conn.Close()
+	resp := &pb.PingResponse{}
+	buf := make([]byte, 1500)
+	for seq := range count {
+		echo := []byte{8, 0, 0, 0, 0x0f, 0x0c, byte(seq >> 8), byte(seq), 'o', 'p', 'e', 'n', 'v', 'p', 'c', '!'}
+		start := time.Now()
+		if _, err := conn.Write(echo); err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+		resp.Sent++
+		conn.SetReadDeadline(start.Add(timeoutOf(m.TimeoutMs)))
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				break // lost: the next one is sent
+			}
+			if n >= 8 && buf[0] == 0 && int32(buf[6])<<8|int32(buf[7]) == seq {
+				resp.Received++
+				resp.RttUs = append(resp.RttUs, time.Since(start).Microseconds())
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s agentAPI) Connect(ctx context.Context, req *connect.Request[pb.ConnectRequest]) (*connect.Response[pb.ConnectResponse], error) {
+	m := req.Msg
+	ns, err := s.instance(m.Vni, m.InstanceIp)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeoutOf(m.TimeoutMs))
+	defer cancel()
+	start := time.Now()
+	conn, err := ns.Net.DialContext(ctx, "tcp", m.To)
+	if err != nil {
+		code := connect.CodeUnavailable
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = connect.CodeDeadlineExceeded
+		}
+		return nil, connect.NewError(code, fmt.Errorf("connect from %s to %s: %v", m.InstanceIp, m.To, err))
+	}
+	conn.Close()
+	return connect.NewResponse(&pb.ConnectResponse{LatencyUs: time.Since(start).Microseconds()}), nil
+}
