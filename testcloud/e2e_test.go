@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/dataplane"
@@ -206,6 +207,31 @@ func TestInstancesTalk(t *testing.T) {
 	}
 	if _, err := s.api.Inst.ConnectInstance(ctx, connect.NewRequest(&pb.ConnectInstanceRequest{From: client.Id, To: web.Id + ":81"})); err == nil {
 		t.Fatal("connect to a closed port succeeded")
+	}
+	// A port-forward through the client instance, as `openvpc instance
+	// forward` runs it: a plain local HTTP client reaches the web instance.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := s.api.Inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{}))
+	agentURL := ""
+	for _, h := range hosts.Msg.Hosts {
+		if h.Id == "host-a" {
+			agentURL = h.AgentUrl
+		}
+	}
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go cli.Forward(fctx, ln, agentURL, s.red.Vni, client.PrivateIp, web.PrivateIp+":80")
+	resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("GET through the forward: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "hello from web to " + client.PrivateIp; !strings.Contains(string(body), want) {
+		t.Fatalf("through the forward: %q, want %q", body, want)
 	}
 	if got := s.a.Plane.Counters.Get(dataplane.Forwarded); got == 0 {
 		t.Fatal("host-a forwarded nothing")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
@@ -30,6 +32,7 @@ func (a *Agent) serveAPI(ctx context.Context, addr string) (string, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(openvpcv1connect.NewAgentServiceHandler(agentAPI{a}))
+	mux.HandleFunc(ForwardPath, agentAPI{a}.forward)
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
@@ -52,6 +55,59 @@ func (s agentAPI) instance(vni uint32, ip string) (*nic.Netstack, error) {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, vni, s.a.HostID))
 	}
 	return ns, nil
+}
+
+// ForwardPath is where the agent upgrades an HTTP/1.1 connection into a
+// TCP stream from inside one of its instances (a port-forward):
+// GET ForwardPath?vni=V&ip=INSTANCE&to=ADDR:PORT with Upgrade: ForwardProtocol.
+const (
+	ForwardPath     = "/openvpc/forward"
+	ForwardProtocol = "openvpc-forward"
+)
+
+func (s agentAPI) forward(w http.ResponseWriter, r *http.Request) {
+	vni, err := strconv.ParseUint(r.URL.Query().Get("vni"), 10, 32)
+	if err != nil {
+		http.Error(w, "vni: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ns, err := s.instance(uint32(vni), r.URL.Query().Get("ip"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	up, err := ns.Net.DialContext(ctx, "tcp", r.URL.Query().Get("to"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer up.Close()
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "forwarding needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", ForwardProtocol)
+	if err := rw.Flush(); err != nil {
+		return
+	}
+	Splice(conn, rw.Reader, up)
+}
+
+// Splice copies both ways between a client (whose buffered bytes are in
+// br) and an upstream connection until either side ends.
+func Splice(client net.Conn, br io.Reader, upstream net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(upstream, br); done <- struct{}{} }()
+	go func() { io.Copy(client, upstream); done <- struct{}{} }()
+	<-done
 }
 
 func timeoutOf(ms int64) time.Duration {
