@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/openvpc/openvpc/control/store"
@@ -24,6 +25,8 @@ type eventLimiter struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	last map[eventKey]*eventSlot
+	// seen counts every event reported, stored or folded, per host and reason.
+	seen *prometheus.CounterVec
 }
 
 type eventSlot struct {
@@ -32,7 +35,10 @@ type eventSlot struct {
 }
 
 func newEventLimiter(st *store.Store, log *slog.Logger) *eventLimiter {
-	return &eventLimiter{st: st, log: log, last: map[eventKey]*eventSlot{}}
+	return &eventLimiter{st: st, log: log, last: map[eventKey]*eventSlot{}, seen: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "openvpc_security_events_total",
+		Help: "Security events reported to the Mapping Service, per host and reason (including those folded by rate limiting).",
+	}, []string{"host", "reason"})}
 }
 
 // admit decides whether ev is stored now; if so its count includes the
@@ -68,6 +74,7 @@ func (l *eventLimiter) record(ctx context.Context, ev *pb.SecurityEvent) error {
 	if ev.Time == nil {
 		ev.Time = timestamppb.New(now)
 	}
+	l.seen.WithLabelValues(ev.HostId, ev.Reason).Add(float64(max(1, ev.Count)))
 	if !l.admit(ev, now) {
 		return nil
 	}
