@@ -43,7 +43,9 @@ type scene struct {
 	red, yellow, green *pb.Vpc
 }
 
-func newScene(t *testing.T) *scene {
+func newScene(t *testing.T) *scene { return newSceneTB(t) }
+
+func newSceneTB(t testing.TB) *scene {
 	c := testcloud.New(t, etcd)
 	s := &scene{c: c, api: c.API()}
 	s.a = c.AddAgent("host-a", netip.MustParseAddr("127.0.1.1"))
@@ -54,7 +56,7 @@ func newScene(t *testing.T) *scene {
 	return s
 }
 
-func (s *scene) vpc(t *testing.T, name, cidr string, subnets ...string) *pb.Vpc {
+func (s *scene) vpc(t testing.TB, name, cidr string, subnets ...string) *pb.Vpc {
 	ctx := s.c.Ctx()
 	r, err := s.api.VPC.CreateVpc(ctx, connect.NewRequest(&pb.CreateVpcRequest{Name: name, Cidr: cidr}))
 	if err != nil {
@@ -70,7 +72,7 @@ func (s *scene) vpc(t *testing.T, name, cidr string, subnets ...string) *pb.Vpc 
 
 // run starts an instance on host and returns it with its stack, once
 // running (every host in scope knows it).
-func (s *scene) run(t *testing.T, subnet string, host *agent.Agent, vpc *pb.Vpc) (*pb.Instance, *nic.Netstack) {
+func (s *scene) run(t testing.TB, subnet string, host *agent.Agent, vpc *pb.Vpc) (*pb.Instance, *nic.Netstack) {
 	t.Helper()
 	ctx := s.c.Ctx()
 	r, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: subnet, Host: host.HostID}))
