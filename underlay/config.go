@@ -41,8 +41,9 @@ type Config struct {
 	// GSO, 5.0 for GRO): WriteBatch sends consecutive datagrams of one flow to one peer with
 	// one size as a single large one that the kernel or NIC cuts up, and the receive socket
 	// takes datagrams the kernel coalesced (GRO) and splits them again. With it, received
-	// payloads are copied once from the socket's own 64 KiB buffers into the caller's;
-	// without it, the kernel writes them straight into the caller's buffers.
+	// payloads are copied once from the socket's own buffers (BatchSize of 64 KiB each) into
+	// the caller's; without it, the kernel writes them straight into the caller's buffers.
+	// Over loopback it multiplies the datagrams per second of a single flow about tenfold.
 	Offload bool
 
 	// SocketBuffer is the size, in bytes, asked of the kernel for the receive socket's

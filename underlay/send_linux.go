@@ -101,10 +101,8 @@ func (w *writer) writeBatch(ds []Datagram, b *batchCounts) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var first error
-	for len(ds) > 0 {
-		chunk := ds[:min(len(ds), len(w.hs))]
-		ds = ds[len(chunk):]
-		err := w.writeChunk(chunk, b)
+	for base := 0; base < len(ds); base += len(w.hs) {
+		err := w.writeChunk(ds[base:min(len(ds), base+len(w.hs))], base, b)
 		if first == nil {
 			first = err
 		}
@@ -115,15 +113,15 @@ func (w *writer) writeBatch(ds []Datagram, b *batchCounts) (int, error) {
 	return int(b.datagrams), first
 }
 
-// writeChunk sends at most len(w.hs) datagrams.
-func (w *writer) writeChunk(ds []Datagram, b *batchCounts) error {
-	first := w.sortBySocket(ds, b)
+// writeChunk sends at most len(w.hs) datagrams, the caller's from index base on.
+func (w *writer) writeChunk(ds []Datagram, base int, b *batchCounts) error {
+	first := w.sortBySocket(ds, base, b)
 	for k := range w.socks {
 		items := w.order[w.bounds[k]:w.bounds[k+1]]
 		gso := w.gso.Load()
 		for len(items) > 0 {
 			w.build(ds, items, gso)
-			err := w.flush(k, ds, items, b)
+			err := w.flush(k, b)
 			w.forget()
 			if err != nil {
 				return err // closed: the other sockets are too
@@ -153,7 +151,7 @@ func (w *writer) writeChunk(ds []Datagram, b *batchCounts) error {
 
 // sortBySocket checks every datagram and fills order and bounds with the good ones' indices
 // by sender socket; it counts the bad ones and returns an error for the first.
-func (w *writer) sortBySocket(ds []Datagram, b *batchCounts) error {
+func (w *writer) sortBySocket(ds []Datagram, base int, b *batchCounts) error {
 	var first error
 	clear(w.bounds)
 	for i := range ds {
@@ -163,7 +161,7 @@ func (w *writer) sortBySocket(ds []Datagram, b *batchCounts) error {
 			b.errors++
 			if first == nil {
 				first = fmt.Errorf("%w: ds[%d] to %v with Off %d and Len %d in a %d-byte Buf",
-					ErrBadDatagram, i, ds[i].Peer, ds[i].Off, ds[i].Len, len(ds[i].Buf))
+					ErrBadDatagram, base+i, ds[i].Peer, ds[i].Off, ds[i].Len, len(ds[i].Buf))
 			}
 			continue
 		}
@@ -233,7 +231,7 @@ func (w *writer) build(ds []Datagram, items []int32, gso bool) {
 }
 
 // flush sends hs[:vlen] from socket k, stopping at the first message that fails.
-func (w *writer) flush(k int, ds []Datagram, items []int32, b *batchCounts) error {
+func (w *writer) flush(k int, b *batchCounts) error {
 	w.done, w.failed, w.errno, w.calls = 0, -1, 0, 0
 	err := w.socks[k].Write(w.sendFn)
 	b.calls += w.calls

@@ -15,8 +15,9 @@ import (
 // Config.SourcePorts sender sockets bound to addr and the ports of the source port pool.
 //
 // It calls recvmmsg and sendmmsg itself, through syscall.RawConn, on message arrays it
-// allocated once: golang.org/x/net/ipv4's ReadBatch allocates a *net.UDPAddr per datagram
-// and a closure per call, which is what this package exists to avoid.
+// allocated once, with callbacks bound once. golang.org/x/net/ipv4's PacketConn.ReadBatch
+// would allocate two objects per datagram (a *net.UDPAddr and its IP: measured, 16 per
+// batch of 8) and offers no UDP_SEGMENT or UDP_GRO.
 type UDPConn struct {
 	cfg    Config
 	local  netip.AddrPort

@@ -1,6 +1,7 @@
 package underlay
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -417,6 +418,39 @@ func TestWriteFailures(t *testing.T) {
 			}
 			if gso, _ := a.Offload(); gso != tc.gsoOn {
 				t.Errorf("GSO on = %v after the batch, want %v", gso, tc.gsoOn)
+			}
+		})
+	}
+}
+
+func TestGROSegment(t *testing.T) {
+	cmsg := func(level, typ int32, data []byte) []byte {
+		b := make([]byte, unix.CmsgSpace(len(data)))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(len(data)))
+		copy(b[unix.CmsgLen(0):], data)
+		return b
+	}
+	seg1400 := binary.NativeEndian.AppendUint32(nil, 1400)
+	gro := cmsg(unix.SOL_UDP, unix.UDP_GRO, seg1400)
+	bad := cmsg(unix.SOL_UDP, unix.UDP_GRO, seg1400)
+	bad[0] = 200 // a length past the buffer
+	for _, tc := range []struct {
+		name string
+		ctrl []byte
+		want int
+	}{
+		{"none", nil, 0},
+		{"GRO", gro, 1400},
+		{"after another", append(cmsg(unix.SOL_IP, unix.IP_TOS, []byte{1}), gro...), 1400},
+		{"only another", cmsg(unix.SOL_IP, unix.IP_TOS, []byte{1}), 0},
+		{"bad length", bad, 0},
+		{"short", gro[:8], 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := groSegment(tc.ctrl); got != tc.want {
+				t.Errorf("groSegment = %d, want %d", got, tc.want)
 			}
 		})
 	}
