@@ -13,12 +13,13 @@ import (
 func pingCmd(o *Options) *cobra.Command {
 	var count int32
 	var timeout time.Duration
+	var source string
 	c := &cobra.Command{
 		Use:   "ping FROM TO",
 		Short: "Send ICMP echo requests from inside instance FROM to TO (an address or an instance)",
 		Args:  cobra.ExactArgs(2),
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
-			r, err := cl.inst.PingInstance(cmd.Context(), call(&pb.PingInstanceRequest{From: args[0], To: args[1], Count: count, TimeoutMs: timeout.Milliseconds()}))
+			r, err := cl.inst.PingInstance(cmd.Context(), call(&pb.PingInstanceRequest{From: args[0], To: args[1], Count: count, TimeoutMs: timeout.Milliseconds(), Source: source}))
 			if err != nil {
 				return err
 			}
@@ -27,6 +28,13 @@ func pingCmd(o *Options) *cobra.Command {
 				return o.printer(cmd).one(m, nil, nil)
 			}
 			w := cmd.OutOrStdout()
+			if m.Verdict != "" {
+				fmt.Fprintf(w, "sent %d echo requests %s → %s from inside %s: its host said %s\n", m.Sent, m.FromIp, m.ToIp, args[0], m.Verdict)
+				if m.Verdict == "spoofed-source" {
+					fmt.Fprintln(w, "dropped before the wire; see `openvpc events`")
+				}
+				return nil
+			}
 			fmt.Fprintf(w, "PING %s from %s\n", m.ToIp, m.FromIp)
 			for _, us := range m.RttUs {
 				fmt.Fprintf(w, "reply from %s: time=%.3f ms\n", m.ToIp, float64(us)/1000)
@@ -44,6 +52,7 @@ func pingCmd(o *Options) *cobra.Command {
 	}
 	c.Flags().Int32VarP(&count, "count", "c", 3, "how many echo requests")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for each reply")
+	c.Flags().StringVar(&source, "source", "", "send with this source address instead of the instance's (as an attacker would): watch it refused")
 	return c
 }
 

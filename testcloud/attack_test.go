@@ -71,10 +71,13 @@ func TestAttackMatrix(t *testing.T) {
 		want   dataplane.Verdict
 	}{
 		{"an instance sends from an address it does not own", func() {
-			for range 3 {
-				if v, err := s.a.Plane.Send(eni, inner("10.0.1.77", web.PrivateIp)); err != nil || v != dataplane.SpoofedSource {
-					t.Fatalf("send: %v %v", v, err)
-				}
+			// As `openvpc ping client web --source 10.0.1.77` does it.
+			r, err := s.api.Inst.PingInstance(s.c.Ctx(), connect.NewRequest(&pb.PingInstanceRequest{From: client.Id, To: web.Id, Count: 2, Source: "10.0.1.77"}))
+			if err != nil || r.Msg.Verdict != "spoofed-source" || r.Msg.Received != 0 {
+				t.Fatalf("forged ping: %v, %v", r, err)
+			}
+			if v, err := s.a.Plane.Send(eni, inner("10.0.1.77", web.PrivateIp)); err != nil || v != dataplane.SpoofedSource {
+				t.Fatalf("send: %v %v", v, err)
 			}
 		}, dataplane.SpoofedSource},
 		{"a packet from an unregistered underlay address", func() {

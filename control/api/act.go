@@ -81,11 +81,20 @@ func (h *Instances) PingInstance(ctx context.Context, req *connect.Request[pb.Pi
 	if err != nil {
 		return nil, apierr.Wire(err)
 	}
-	r, err := from.agent.Ping(ctx, connect.NewRequest(&pb.PingRequest{InstanceIp: from.inst.PrivateIp, Vni: from.vni, To: to, Count: m.Count, TimeoutMs: m.TimeoutMs}))
+	if m.Source != "" {
+		if _, err := model.ParseIPv4("source address", m.Source); err != nil {
+			return nil, apierr.Wire(err)
+		}
+	}
+	r, err := from.agent.Ping(ctx, connect.NewRequest(&pb.PingRequest{InstanceIp: from.inst.PrivateIp, Vni: from.vni, To: to, Count: m.Count, TimeoutMs: m.TimeoutMs, Source: m.Source}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.PingInstanceResponse{FromIp: from.inst.PrivateIp, ToIp: to, Sent: r.Msg.Sent, Received: r.Msg.Received, RttUs: r.Msg.RttUs}), nil
+	fromIP := from.inst.PrivateIp
+	if m.Source != "" {
+		fromIP = m.Source
+	}
+	return connect.NewResponse(&pb.PingInstanceResponse{FromIp: fromIP, ToIp: to, Sent: r.Msg.Sent, Received: r.Msg.Received, RttUs: r.Msg.RttUs, Verdict: r.Msg.Verdict}), nil
 }
 
 func (h *Instances) ConnectInstance(ctx context.Context, req *connect.Request[pb.ConnectInstanceRequest]) (*connect.Response[pb.ConnectInstanceResponse], error) {

@@ -16,6 +16,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/packet"
 )
 
 // agentAPI serves AgentService: acting as one of this host's instances.
@@ -128,6 +129,9 @@ func (s agentAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("ping target %q: %v", m.To, err))
 	}
 	count := max(1, min(m.Count, 100))
+	if m.Source != "" && m.Source != m.InstanceIp {
+		return s.forgedPing(m, to, count)
+	}
 	conn, err := ns.Net.DialPingAddr(netip.MustParseAddr(m.InstanceIp), to)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
@@ -156,6 +160,40 @@ func (s agentAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]
 		}
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// forgedPing crafts echo requests with a source address the instance may
+// not own and puts them on its egress path, as a compromised instance
+// would send them; it answers the data plane's verdict.
+func (s agentAPI) forgedPing(m *pb.PingRequest, to netip.Addr, count int32) (*connect.Response[pb.PingResponse], error) {
+	src, err := netip.ParseAddr(m.Source)
+	if err != nil || !src.Is4() {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("source %q is not an IPv4 address", m.Source))
+	}
+	eni, ok := s.a.nics.eni(m.Vni, netip.MustParseAddr(m.InstanceIp))
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s on host %s", m.InstanceIp, s.a.HostID))
+	}
+	resp := &pb.PingResponse{}
+	for seq := range count {
+		pkt := make([]byte, packet.IPv4MinSize+packet.ICMPv4MinSize+8)
+		packet.IPv4(pkt).Encode(&packet.IPv4Fields{TotalLen: uint16(len(pkt)), TTL: packet.DefaultTTL, Protocol: packet.ProtoICMP, Src: src, Dst: to})
+		icmp := packet.ICMPv4(pkt[packet.IPv4MinSize:])
+		icmp.SetType(packet.ICMPv4EchoRequest)
+		icmp.SetIdent(0x0f0c)
+		icmp.SetSeq(uint16(seq))
+		copy(icmp.Payload(), "openvpc!")
+		icmp.SetChecksum(icmp.ComputeChecksum())
+		v, err := s.a.Plane.Send(eni, pkt)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+		resp.Sent++
+		if resp.Verdict == "" {
+			resp.Verdict = v.String()
 		}
 	}
 	return connect.NewResponse(resp), nil

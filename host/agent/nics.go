@@ -78,6 +78,18 @@ func (n *nics) netstack(vni uint32, ip netip.Addr) (*nic.Netstack, bool) {
 	return nil, false
 }
 
+// eni returns the ENI of the local instance with address ip in vni.
+func (n *nics) eni(vni uint32, ip netip.Addr) (uint64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for eni, inst := range n.attached {
+		if inst.att.VNI == vni && inst.att.IP == ip {
+			return eni, true
+		}
+	}
+	return 0, false
+}
+
 func (n *nics) closeAll() {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -24,11 +24,16 @@ const (
 type PingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// instance_ip and vni name the instance to ping from.
-	InstanceIp    string `protobuf:"bytes,1,opt,name=instance_ip,json=instanceIp,proto3" json:"instance_ip,omitempty"`
-	Vni           uint32 `protobuf:"varint,2,opt,name=vni,proto3" json:"vni,omitempty"`
-	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	Count         int32  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	TimeoutMs     int64  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	InstanceIp string `protobuf:"bytes,1,opt,name=instance_ip,json=instanceIp,proto3" json:"instance_ip,omitempty"`
+	Vni        uint32 `protobuf:"varint,2,opt,name=vni,proto3" json:"vni,omitempty"`
+	To         string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Count      int32  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	TimeoutMs  int64  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// source, when set, is the source address to put on the echo requests
+	// (like ping -I with an address the instance may not own): the packets
+	// are crafted and put on the instance's egress path, and the verdict of
+	// the first is returned.
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -98,12 +103,21 @@ func (x *PingRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *PingRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 type PingResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Sent     int32                  `protobuf:"varint,1,opt,name=sent,proto3" json:"sent,omitempty"`
 	Received int32                  `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
 	// rtt_us lists the round-trip time of each reply, in microseconds.
-	RttUs         []int64 `protobuf:"varint,3,rep,packed,name=rtt_us,json=rttUs,proto3" json:"rtt_us,omitempty"`
+	RttUs []int64 `protobuf:"varint,3,rep,packed,name=rtt_us,json=rttUs,proto3" json:"rtt_us,omitempty"`
+	// verdict is the data plane's verdict on a crafted request.
+	Verdict       string `protobuf:"bytes,4,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,6 +171,13 @@ func (x *PingResponse) GetRttUs() []int64 {
 		return x.RttUs
 	}
 	return nil
+}
+
+func (x *PingResponse) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
 }
 
 type ConnectRequest struct {
@@ -277,7 +298,7 @@ var File_openvpc_v1_agent_proto protoreflect.FileDescriptor
 const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16openvpc/v1/agent.proto\x12\n" +
-	"openvpc.v1\"\x85\x01\n" +
+	"openvpc.v1\"\x9d\x01\n" +
 	"\vPingRequest\x12\x1f\n" +
 	"\vinstance_ip\x18\x01 \x01(\tR\n" +
 	"instanceIp\x12\x10\n" +
@@ -285,11 +306,13 @@ const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x14\n" +
 	"\x05count\x18\x04 \x01(\x05R\x05count\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"U\n" +
+	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"o\n" +
 	"\fPingResponse\x12\x12\n" +
 	"\x04sent\x18\x01 \x01(\x05R\x04sent\x12\x1a\n" +
 	"\breceived\x18\x02 \x01(\x05R\breceived\x12\x15\n" +
-	"\x06rtt_us\x18\x03 \x03(\x03R\x05rttUs\"r\n" +
+	"\x06rtt_us\x18\x03 \x03(\x03R\x05rttUs\x12\x18\n" +
+	"\averdict\x18\x04 \x01(\tR\averdict\"r\n" +
 	"\x0eConnectRequest\x12\x1f\n" +
 	"\vinstance_ip\x18\x01 \x01(\tR\n" +
 	"instanceIp\x12\x10\n" +

@@ -525,9 +525,12 @@ type PingInstanceRequest struct {
 	// from is the instance (name or id) to ping from.
 	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	// to is an address, or an instance's name or id.
-	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
-	Count         int32  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
-	TimeoutMs     int64  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	To        string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Count     int32  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	TimeoutMs int64  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// source sends from this address instead of the instance's own, as a
+	// compromised instance would: see the data plane refuse it.
+	Source        string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -590,13 +593,22 @@ func (x *PingInstanceRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *PingInstanceRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 type PingInstanceResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromIp        string                 `protobuf:"bytes,1,opt,name=from_ip,json=fromIp,proto3" json:"from_ip,omitempty"`
-	ToIp          string                 `protobuf:"bytes,2,opt,name=to_ip,json=toIp,proto3" json:"to_ip,omitempty"`
-	Sent          int32                  `protobuf:"varint,3,opt,name=sent,proto3" json:"sent,omitempty"`
-	Received      int32                  `protobuf:"varint,4,opt,name=received,proto3" json:"received,omitempty"`
-	RttUs         []int64                `protobuf:"varint,5,rep,packed,name=rtt_us,json=rttUs,proto3" json:"rtt_us,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FromIp   string                 `protobuf:"bytes,1,opt,name=from_ip,json=fromIp,proto3" json:"from_ip,omitempty"`
+	ToIp     string                 `protobuf:"bytes,2,opt,name=to_ip,json=toIp,proto3" json:"to_ip,omitempty"`
+	Sent     int32                  `protobuf:"varint,3,opt,name=sent,proto3" json:"sent,omitempty"`
+	Received int32                  `protobuf:"varint,4,opt,name=received,proto3" json:"received,omitempty"`
+	RttUs    []int64                `protobuf:"varint,5,rep,packed,name=rtt_us,json=rttUs,proto3" json:"rtt_us,omitempty"`
+	// verdict is the sending host's verdict on a request with a forged source.
+	Verdict       string `protobuf:"bytes,6,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -664,6 +676,13 @@ func (x *PingInstanceResponse) GetRttUs() []int64 {
 		return x.RttUs
 	}
 	return nil
+}
+
+func (x *PingInstanceResponse) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
 }
 
 type ConnectInstanceRequest struct {
@@ -1069,19 +1088,21 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"H\n" +
 	"\x14WaitInstanceResponse\x120\n" +
-	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"n\n" +
+	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"\x86\x01\n" +
 	"\x13PingInstanceRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\x8b\x01\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\"\xa5\x01\n" +
 	"\x14PingInstanceResponse\x12\x17\n" +
 	"\afrom_ip\x18\x01 \x01(\tR\x06fromIp\x12\x13\n" +
 	"\x05to_ip\x18\x02 \x01(\tR\x04toIp\x12\x12\n" +
 	"\x04sent\x18\x03 \x01(\x05R\x04sent\x12\x1a\n" +
 	"\breceived\x18\x04 \x01(\x05R\breceived\x12\x15\n" +
-	"\x06rtt_us\x18\x05 \x03(\x03R\x05rttUs\"[\n" +
+	"\x06rtt_us\x18\x05 \x03(\x03R\x05rttUs\x12\x18\n" +
+	"\averdict\x18\x06 \x01(\tR\averdict\"[\n" +
 	"\x16ConnectInstanceRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1d\n" +
