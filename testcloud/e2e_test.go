@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,15 +23,7 @@ import (
 
 var etcd *testcloud.Etcd
 
-func TestMain(m *testing.M) {
-	var err error
-	if etcd, err = testcloud.StartEtcd(); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	etcd.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testcloud.Main(m, &etcd) }
 
 // scene is red (two subnets), yellow and green VPCs on two hosts with a
 // real data plane each: Geneve over UDP on loopback, netstack instances.

@@ -398,3 +398,16 @@ func (c *Cloud) Converge(cl Clients, hosts ...*Host) {
 		}
 	}
 }
+
+// Main runs a test binary's tests with an embedded etcd, shared by them
+// through *e, and exits: call it from TestMain.
+func Main(m *testing.M, e **Etcd) {
+	var err error
+	if *e, err = StartEtcd(); err != nil {
+		fmt.Fprintln(os.Stderr, "testcloud: embedded etcd:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	(*e).Stop()
+	os.Exit(code)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,15 +16,7 @@ import (
 
 var etcd *testcloud.Etcd
 
-func TestMain(m *testing.M) {
-	var err error
-	if etcd, err = testcloud.StartEtcd(); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	etcd.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testcloud.Main(m, &etcd) }
 
 func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}) }
 

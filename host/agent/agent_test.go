@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -19,15 +18,7 @@ import (
 
 var etcd *testcloud.Etcd
 
-func TestMain(m *testing.M) {
-	var err error
-	if etcd, err = testcloud.StartEtcd(); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	etcd.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testcloud.Main(m, &etcd) }
 
 // TestAgentCacheMatchesStore runs a real host agent (lookup tables, not
 // the test mirror) and checks its cache against the store after changes.
