@@ -22,5 +22,6 @@ gen:
 gen-check: gen
 	git diff --exit-code -- gen/
 
+# Every performance figure next to its baseline, one markdown table.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./control/store ./host/tables ./packet
+	$(GO) run ./bench -out bench/results/latest.md
