@@ -90,6 +90,8 @@ func (s *Service) follow(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := s.store.Watch(wctx, snap.Revision, errc)
+	janitor := time.NewTicker(30 * time.Second)
+	defer janitor.Stop()
 	for {
 		select {
 		case b, ok := <-batches:
@@ -108,7 +110,7 @@ func (s *Service) follow(ctx context.Context) error {
 			return err
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(30 * time.Second):
+		case <-janitor.C:
 			s.expireGone()
 		}
 	}
@@ -396,7 +398,7 @@ func (s *Service) snapshotFor(m *mailbox) ([]*pb.SubscribeResponse, int64) {
 		changes = changes[n:]
 	}
 	// Installing under s.mu orders the snapshot before any later delta.
-	m.replace(msgs, w.rev)
+	m.replace(msgs)
 	return msgs, w.rev
 }
 

@@ -79,7 +79,7 @@ func (m *mailbox) dropQueue() {
 }
 
 // replace installs a snapshot's messages in place of everything queued.
-func (m *mailbox) replace(msgs []*pb.SubscribeResponse, rev int64) {
+func (m *mailbox) replace(msgs []*pb.SubscribeResponse) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.dropQueue()
@@ -89,7 +89,6 @@ func (m *mailbox) replace(msgs []*pb.SubscribeResponse, rev int64) {
 	}
 	m.snapshot = false
 	m.floor = 0 // nothing is known applied until the host acknowledges
-	_ = rev
 	m.wake()
 }
 
@@ -102,7 +101,9 @@ func (m *mailbox) ack(rev int64) {
 	}
 	m.floor = rev
 	n := 0
-	for n < len(m.queue) && m.queue[n].Revision <= rev && !m.queue[n].More {
+	// Hosts acknowledge a snapshot only after its last message, so every
+	// message up to rev, chunks of a snapshot included, has been applied.
+	for n < len(m.queue) && m.queue[n].Revision <= rev {
 		n++
 	}
 	for _, b := range m.queue[:n] {
