@@ -1,0 +1,74 @@
+package main
+
+import (
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startHost runs `openvpc host` as its own process, as on a real machine.
+func startHost(t *testing.T, s *apiServer, id, underlay string, port int) {
+	t.Helper()
+	cmd := exec.Command(bin, "host", "--server", s.url, "--host-id", id, "--underlay", underlay,
+		"--wire-port", strconv.Itoa(port), "--api", "127.0.0.1:0", "--log-level", "warn")
+	cmd.Env = baseEnv()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("host %s exited with %d after SIGTERM:\n%s", id, code, out)
+			}
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("host %s did not stop within 5s of SIGTERM", id)
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(s.ok(t, "host", "list"), id) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %s did not register:\n%s", id, out)
+		}
+	}
+}
+
+// TestSeparateHostProcesses: a server and two `openvpc host` processes,
+// each with its own underlay address; instances on them ping across.
+func TestSeparateHostProcesses(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 251)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	startHost(t, s, "host-a", "127.0.1.1", port)
+	startHost(t, s, "host-b", "127.0.1.2", port)
+	s.ok(t, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
+	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
+	s.ok(t, "instance", "run", "--subnet", "red-a", "--name", "a", "--host", "host-a", "--wait")
+	s.ok(t, "instance", "run", "--subnet", "red-a", "--name", "b", "--host", "host-b", "--wait")
+	out := s.ok(t, "ping", "a", "b", "-c", "3")
+	if !strings.Contains(out, "3 sent, 3 received") {
+		t.Fatalf("ping a → b across host processes:\n%s", out)
+	}
+	r := s.run(t, "ping", "a", "b", "--source", "10.0.1.99", "-c", "1")
+	if r.code != 0 || !strings.Contains(r.stdout, "spoofed-source") {
+		t.Fatalf("forged ping: %s", r)
+	}
+}
