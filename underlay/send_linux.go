@@ -31,7 +31,7 @@ var gsoCtrl = unix.CmsgSpace(2)
 type writer struct {
 	mu    sync.Mutex
 	socks []syscall.RawConn
-	gso   atomic.Bool // cleared for good when the kernel refuses GSO with EIO
+	gso   *atomic.Bool // shared by a conn's writers; cleared for good when the kernel refuses GSO with EIO
 	hs    []unix.Mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
@@ -79,6 +79,7 @@ func newWriter(conns []*net.UDPConn, batch int, gso bool) (*writer, error) {
 		fill:   make([]int, len(conns)),
 	}
 	w.sendFn, w.sendmmsg = w.send, sendmmsg
+	w.gso = new(atomic.Bool)
 	w.gso.Store(gso)
 	for _, uc := range conns {
 		rc, err := uc.SyscallConn()
@@ -87,19 +88,39 @@ func newWriter(conns []*net.UDPConn, batch int, gso bool) (*writer, error) {
 		}
 		w.socks = append(w.socks, rc)
 	}
+	w.initCtrl()
+	return w, nil
+}
+
+// initCtrl fills in the UDP_SEGMENT control message headers once.
+func (w *writer) initCtrl() {
 	for i := range w.hs {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&w.ctrl[i*gsoCtrl]))
 		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
 		h.SetLen(unix.CmsgLen(2))
 	}
-	return w, nil
 }
 
 func (w *writer) gsoOn() bool { return w.gso.Load() }
 
-func (w *writer) writeBatch(ds []Datagram, b *batchCounts) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// clone is another writer over the same sockets, GSO state and system
+// call, with buffers of its own: concurrent senders each use one, so no
+// sender waits for another.
+func (w *writer) clone() *writer {
+	c := &writer{
+		socks: w.socks, gso: w.gso, sendmmsg: w.sendmmsg,
+		hs: make([]unix.Mmsghdr, len(w.hs)), iovs: make([]unix.Iovec, len(w.iovs)),
+		names: make([]unix.RawSockaddrInet4, len(w.names)), ctrl: make([]byte, len(w.ctrl)),
+		msgs: make([]msgInfo, len(w.msgs)), peers: make([][4]byte, len(w.peers)), sock: make([]int16, len(w.sock)),
+		order: make([]int32, len(w.order)), bounds: make([]int, len(w.bounds)), fill: make([]int, len(w.fill)),
+	}
+	c.sendFn = c.send
+	c.initCtrl()
+	return c
+}
+
+// writeBatchLocked sends ds; the caller holds w.mu.
+func (w *writer) writeBatchLocked(ds []Datagram, b *batchCounts) (int, error) {
 	var first error
 	for base := 0; base < len(ds); base += len(w.hs) {
 		err := w.writeChunk(ds[base:min(len(ds), base+len(w.hs))], base, b)

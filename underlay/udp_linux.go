@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -26,6 +27,9 @@ type UDPConn struct {
 	ports  []uint16       // ports[k] is sconns[k]'s port
 	r      *reader
 	w      *writer
+	// spare holds clones of w for writers that find w busy: instance
+	// ports write concurrently, and none should wait for another's send.
+	spare  sync.Pool
 	closed atomic.Bool
 	stats  counters
 }
@@ -164,9 +168,25 @@ func (c *UDPConn) WriteBatch(ds []Datagram) (int, error) {
 		return 0, net.ErrClosed
 	}
 	var b batchCounts
-	n, err := c.w.writeBatch(ds, &b)
+	w := c.w
+	if !w.mu.TryLock() {
+		w = c.spareWriter()
+		w.mu.Lock()
+	}
+	n, err := w.writeBatchLocked(ds, &b)
+	w.mu.Unlock()
+	if w != c.w {
+		c.spare.Put(w)
+	}
 	c.stats.addWrite(&b)
 	return n, err
+}
+
+func (c *UDPConn) spareWriter() *writer {
+	if w, ok := c.spare.Get().(*writer); ok {
+		return w
+	}
+	return c.w.clone()
 }
 
 // LocalAddr implements Conn.
