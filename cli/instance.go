@@ -101,10 +101,14 @@ func waitFor(cmd *cobra.Command, cl *clients, id string, state pb.InstanceState,
 	return r.Msg.Instance, nil
 }
 
-var hostHeader = []string{"ID", "ROLE", "UNDERLAY", "INSTANCES", "ACKED REVISION", "LAG", "LAST SEEN"}
+var hostHeader = []string{"ID", "ROLE", "UNDERLAY", "STATUS", "INSTANCES", "ACKED REVISION", "LAG", "LAST SEEN"}
 
 func hostRow(h *pb.Host) []string {
-	return []string{h.Id, enum(h.Role, "HOST_ROLE_"), h.UnderlayAddress, strconv.FormatInt(h.Instances, 10),
+	status := "unreachable"
+	if h.Reachable {
+		status = "reachable"
+	}
+	return []string{h.Id, enum(h.Role, "HOST_ROLE_"), h.UnderlayAddress, status, strconv.FormatInt(h.Instances, 10),
 		strconv.FormatInt(h.AckedRevision, 10), strconv.FormatInt(h.Lag, 10), ago(h.LastSeen)}
 }
 

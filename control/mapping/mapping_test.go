@@ -269,8 +269,8 @@ func TestSeveralServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range hosts.Msg.Hosts {
-		if h.AckedRevision == 0 {
-			t.Fatalf("host %s shows no acknowledged revision: %v", h.Id, h)
+		if h.AckedRevision == 0 || !h.Reachable {
+			t.Fatalf("host %s shows no acknowledged revision or is not reachable: %v", h.Id, h)
 		}
 	}
 	_ = context.Background

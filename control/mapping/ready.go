@@ -192,6 +192,10 @@ func (s *Service) reached(id string, want pb.InstanceState) (bool, string) {
 	}
 }
 
+// ReachableWithin is how recently a host must have reported in (agents do
+// every 5 s) to count as reachable.
+const ReachableWithin = 15 * time.Second
+
 // HostStatus fills each host's acknowledged revision, last-seen time and
 // lag (how many revisions behind the newest change to its scope it is).
 func (s *Service) HostStatus(hosts []*pb.Host) {
@@ -204,5 +208,6 @@ func (s *Service) HostStatus(hosts []*pb.Host) {
 			h.LastSeen = timestamp(a.Seen)
 		}
 		h.Lag = max(0, s.w.relevant[h.Id]-a.Revision)
+		h.Reachable = time.Since(h.LastSeen.AsTime()) < ReachableWithin
 	}
 }

@@ -575,7 +575,9 @@ type Host struct {
 	Instances    int64                  `protobuf:"varint,7,opt,name=instances,proto3" json:"instances,omitempty"`
 	RegisterTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
 	// agent_url is where the host agent serves AgentService.
-	AgentUrl      string `protobuf:"bytes,9,opt,name=agent_url,json=agentUrl,proto3" json:"agent_url,omitempty"`
+	AgentUrl string `protobuf:"bytes,9,opt,name=agent_url,json=agentUrl,proto3" json:"agent_url,omitempty"`
+	// reachable: the host reported in within the last three heartbeats.
+	Reachable     bool `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -671,6 +673,13 @@ func (x *Host) GetAgentUrl() string {
 		return x.AgentUrl
 	}
 	return ""
+}
+
+func (x *Host) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
 }
 
 // Instance is a workload with one network interface (ENI) in a subnet, placed on a host.
@@ -1048,7 +1057,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x04main\x18\x04 \x01(\bR\x04main\x12)\n" +
 	"\x06routes\x18\x05 \x03(\v2\x11.openvpc.v1.RouteR\x06routes\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd9\x02\n" +
+	"createTime\"\xf7\x02\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -1058,7 +1067,9 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x03lag\x18\x06 \x01(\x03R\x03lag\x12\x1c\n" +
 	"\tinstances\x18\a \x01(\x03R\tinstances\x12?\n" +
 	"\rregister_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x12\x1b\n" +
-	"\tagent_url\x18\t \x01(\tR\bagentUrl\"\xcd\x02\n" +
+	"\tagent_url\x18\t \x01(\tR\bagentUrl\x12\x1c\n" +
+	"\treachable\x18\n" +
+	" \x01(\bR\treachable\"\xcd\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
