@@ -68,8 +68,13 @@ func main() {
 	table := render(*quick, *count, samples)
 	fmt.Print(table)
 	if *out != "" {
-		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Dir(*out), 0o755)
+		if err == nil {
 			err = os.WriteFile(*out, []byte(table), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: write the table:", err)
+			os.Exit(1)
 		}
 	}
 }

@@ -61,8 +61,13 @@ func TestIDs(t *testing.T) {
 			t.Errorf("IsID(%q) = true", bad)
 		}
 	}
-	if NewID(KindVPC) == NewID(KindVPC) {
-		t.Error("ids repeat")
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewID(KindVPC)
+		if seen[id] {
+			t.Fatalf("id %s drawn twice", id)
+		}
+		seen[id] = true
 	}
 }
 

@@ -29,11 +29,10 @@ type Service struct {
 	ready   chan struct{} // closed once the world is first loaded
 	gone    map[string]goneRec
 
-	acks     *ackWriter
-	promote  *promoter
-	events   *eventLimiter
-	latency  histogram
-	closedMu sync.Once
+	acks    *ackWriter
+	promote *promoter
+	events  *eventLimiter
+	latency histogram
 }
 
 // goneRec remembers a terminated instance until every host that had it in

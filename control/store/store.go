@@ -47,10 +47,6 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Client exposes the etcd client to the mapping service's watcher, which
-// lives in this package's sibling and reads through Store methods.
-func (s *Store) client() *clientv3.Client { return s.c }
-
 // Key layout, under the configured prefix:
 //
 //	vpc/<id>, subnet/<id>, rtb/<id>, i/<id>, pcx/<id>   resources (protobuf)
