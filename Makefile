@@ -1,7 +1,7 @@
 # The commands a newcomer needs; README.md explains them.
 GO ?= go
 
-.PHONY: build test test-race gen gen-check bench
+.PHONY: build test gen gen-check bench lint
 
 build:
 	$(GO) build -o openvpc ./cmd/openvpc
@@ -25,3 +25,7 @@ gen-check: gen
 # Every performance figure next to its baseline, one markdown table.
 bench:
 	$(GO) run ./bench -out bench/results/latest.md
+
+# Static analysis beyond vet.
+lint:
+	GOFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...

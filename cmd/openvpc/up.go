@@ -80,6 +80,8 @@ Try, in another terminal:
   openvpc vpc create --name red --cidr 10.0.0.0/16
   openvpc subnet create --vpc red --cidr 10.0.1.0/24 --name red-a
   openvpc instance run --subnet red-a --name web --wait
+  openvpc instance run --subnet red-a --name app --wait
+  openvpc ping app web
   openvpc host list
 
 Press Ctrl-C to stop.
