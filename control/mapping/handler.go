@@ -124,20 +124,42 @@ func (s *Service) detach(m *mailbox, gen int) {
 }
 
 func (s *Service) Ack(ctx context.Context, req *connect.Request[pb.AckRequest]) (*connect.Response[pb.AckResponse], error) {
-	if err := model.ValidateHostID(req.Msg.HostId); err != nil {
-		return nil, apierr.Wire(err)
+	if err := s.ack(req.Msg.HostId, req.Msg.Revision); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&pb.AckResponse{}), nil
+}
+
+// AckStream takes a host's acknowledgements from one stream until the host
+// closes it; each message counts as an Ack.
+func (s *Service) AckStream(ctx context.Context, stream *connect.ClientStream[pb.AckStreamRequest]) (*connect.Response[pb.AckStreamResponse], error) {
+	for stream.Receive() {
+		if err := s.ack(stream.Msg().HostId, stream.Msg().Revision); err != nil {
+			return nil, err
+		}
+	}
+	if err := stream.Err(); err != nil && ctx.Err() == nil {
+		return nil, err
+	}
+	return connect.NewResponse(&pb.AckStreamResponse{}), nil
+}
+
+// ack records that host applied rev.
+func (s *Service) ack(host string, rev int64) error {
+	if err := model.ValidateHostID(host); err != nil {
+		return apierr.Wire(err)
 	}
 	s.mu.Lock()
-	m := s.boxes[req.Msg.HostId]
+	m := s.boxes[host]
 	// Acks this server receives count at once; the store copy, written
 	// next, is for the other servers.
-	s.acked(req.Msg.HostId, req.Msg.Revision)
+	s.acked(host, rev)
 	s.mu.Unlock()
 	if m != nil {
-		m.ack(req.Msg.Revision)
+		m.ack(rev)
 	}
-	s.acks.add(req.Msg.HostId, req.Msg.Revision)
-	return connect.NewResponse(&pb.AckResponse{}), nil
+	s.acks.add(host, rev)
+	return nil
 }
 
 func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.GetVpcMappingsRequest]) (*connect.Response[pb.GetVpcMappingsResponse], error) {

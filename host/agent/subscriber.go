@@ -41,6 +41,8 @@ type Subscriber struct {
 	rev       atomic.Int64
 	connected atomic.Bool
 	acked     chan struct{} // wakes the ack loop
+	// ackStream is the open ack stream, used by the ack loop only.
+	ackStream *connect.ClientStreamForClient[pb.AckStreamRequest, pb.AckStreamResponse]
 }
 
 // Revision is the last revision applied.
@@ -118,8 +120,19 @@ func (s *Subscriber) stream(ctx context.Context) (progressed bool, err error) {
 	return progressed, errors.New("mapping stream closed by the server")
 }
 
+// ack reports the applied revision on the ack stream, opening it when
+// needed; should the stream fail, the unary Ack carries this one.
 func (s *Subscriber) ack(ctx context.Context) {
-	_, err := s.Client.Ack(ctx, connect.NewRequest(&pb.AckRequest{HostId: s.HostID, Revision: s.Revision()}))
+	req := &pb.AckStreamRequest{HostId: s.HostID, Revision: s.Revision()}
+	if s.ackStream == nil {
+		s.ackStream = s.Client.AckStream(ctx)
+	}
+	if err := s.ackStream.Send(req); err == nil {
+		return
+	}
+	s.ackStream.CloseAndReceive()
+	s.ackStream = nil
+	_, err := s.Client.Ack(ctx, connect.NewRequest(&pb.AckRequest{HostId: s.HostID, Revision: req.Revision}))
 	if err != nil && ctx.Err() == nil {
 		s.Log.Debug("ack failed", "host", s.HostID, "err", err)
 	}
@@ -132,6 +145,12 @@ func (s *Subscriber) ack(ctx context.Context) {
 func (s *Subscriber) acks(ctx context.Context) {
 	t := time.NewTicker(s.Heartbeat)
 	defer t.Stop()
+	defer func() {
+		if s.ackStream != nil {
+			s.ackStream.CloseAndReceive()
+			s.ackStream = nil
+		}
+	}()
 	for {
 		select {
 		case <-s.acked:

@@ -916,6 +916,94 @@ func (*AckResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
 }
 
+type AckStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckStreamRequest) Reset() {
+	*x = AckStreamRequest{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckStreamRequest) ProtoMessage() {}
+
+func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckStreamRequest.ProtoReflect.Descriptor instead.
+func (*AckStreamRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AckStreamRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *AckStreamRequest) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type AckStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckStreamResponse) Reset() {
+	*x = AckStreamResponse{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckStreamResponse) ProtoMessage() {}
+
+func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckStreamResponse.ProtoReflect.Descriptor instead.
+func (*AckStreamResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
+}
+
 type GetVpcMappingsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	HostId        string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
@@ -926,7 +1014,7 @@ type GetVpcMappingsRequest struct {
 
 func (x *GetVpcMappingsRequest) Reset() {
 	*x = GetVpcMappingsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1026,7 @@ func (x *GetVpcMappingsRequest) String() string {
 func (*GetVpcMappingsRequest) ProtoMessage() {}
 
 func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1039,7 @@ func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsRequest.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetVpcMappingsRequest) GetHostId() string {
@@ -978,7 +1066,7 @@ type GetVpcMappingsResponse struct {
 
 func (x *GetVpcMappingsResponse) Reset() {
 	*x = GetVpcMappingsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1078,7 @@ func (x *GetVpcMappingsResponse) String() string {
 func (*GetVpcMappingsResponse) ProtoMessage() {}
 
 func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1091,7 @@ func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsResponse.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetVpcMappingsResponse) GetVpc() *VpcFacts {
@@ -1030,7 +1118,7 @@ type ReportEventsRequest struct {
 
 func (x *ReportEventsRequest) Reset() {
 	*x = ReportEventsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1130,7 @@ func (x *ReportEventsRequest) String() string {
 func (*ReportEventsRequest) ProtoMessage() {}
 
 func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1143,7 @@ func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportEventsRequest) GetHostId() string {
@@ -1080,7 +1168,7 @@ type ReportEventsResponse struct {
 
 func (x *ReportEventsResponse) Reset() {
 	*x = ReportEventsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1180,7 @@ func (x *ReportEventsResponse) String() string {
 func (*ReportEventsResponse) ProtoMessage() {}
 
 func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1193,7 @@ func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
 }
 
 var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
@@ -1180,7 +1268,11 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"AckRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\r\n" +
-	"\vAckResponse\"B\n" +
+	"\vAckResponse\"G\n" +
+	"\x10AckStreamRequest\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x13\n" +
+	"\x11AckStreamResponse\"B\n" +
 	"\x15GetVpcMappingsRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x10\n" +
 	"\x03vni\x18\x02 \x01(\rR\x03vni\"w\n" +
@@ -1190,11 +1282,12 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x13ReportEventsRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x121\n" +
 	"\x06events\x18\x02 \x03(\v2\x19.openvpc.v1.SecurityEventR\x06events\"\x16\n" +
-	"\x14ReportEventsResponse2\x87\x03\n" +
+	"\x14ReportEventsResponse2\xd3\x03\n" +
 	"\x0eMappingService\x12E\n" +
 	"\bRegister\x12\x1b.openvpc.v1.RegisterRequest\x1a\x1c.openvpc.v1.RegisterResponse\x12J\n" +
 	"\tSubscribe\x12\x1c.openvpc.v1.SubscribeRequest\x1a\x1d.openvpc.v1.SubscribeResponse0\x01\x126\n" +
-	"\x03Ack\x12\x16.openvpc.v1.AckRequest\x1a\x17.openvpc.v1.AckResponse\x12W\n" +
+	"\x03Ack\x12\x16.openvpc.v1.AckRequest\x1a\x17.openvpc.v1.AckResponse\x12J\n" +
+	"\tAckStream\x12\x1c.openvpc.v1.AckStreamRequest\x1a\x1d.openvpc.v1.AckStreamResponse(\x01\x12W\n" +
 	"\x0eGetVpcMappings\x12!.openvpc.v1.GetVpcMappingsRequest\x1a\".openvpc.v1.GetVpcMappingsResponse\x12Q\n" +
 	"\fReportEvents\x12\x1f.openvpc.v1.ReportEventsRequest\x1a .openvpc.v1.ReportEventsResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
@@ -1210,7 +1303,7 @@ func file_openvpc_v1_mapping_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_mapping_proto_rawDescData
 }
 
-var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: openvpc.v1.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: openvpc.v1.RegisterResponse
@@ -1225,42 +1318,46 @@ var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*PeerFacts)(nil),              // 10: openvpc.v1.PeerFacts
 	(*AckRequest)(nil),             // 11: openvpc.v1.AckRequest
 	(*AckResponse)(nil),            // 12: openvpc.v1.AckResponse
-	(*GetVpcMappingsRequest)(nil),  // 13: openvpc.v1.GetVpcMappingsRequest
-	(*GetVpcMappingsResponse)(nil), // 14: openvpc.v1.GetVpcMappingsResponse
-	(*ReportEventsRequest)(nil),    // 15: openvpc.v1.ReportEventsRequest
-	(*ReportEventsResponse)(nil),   // 16: openvpc.v1.ReportEventsResponse
-	(HostRole)(0),                  // 17: openvpc.v1.HostRole
-	(*Host)(nil),                   // 18: openvpc.v1.Host
-	(*RouteTable)(nil),             // 19: openvpc.v1.RouteTable
-	(*SecurityEvent)(nil),          // 20: openvpc.v1.SecurityEvent
+	(*AckStreamRequest)(nil),       // 13: openvpc.v1.AckStreamRequest
+	(*AckStreamResponse)(nil),      // 14: openvpc.v1.AckStreamResponse
+	(*GetVpcMappingsRequest)(nil),  // 15: openvpc.v1.GetVpcMappingsRequest
+	(*GetVpcMappingsResponse)(nil), // 16: openvpc.v1.GetVpcMappingsResponse
+	(*ReportEventsRequest)(nil),    // 17: openvpc.v1.ReportEventsRequest
+	(*ReportEventsResponse)(nil),   // 18: openvpc.v1.ReportEventsResponse
+	(HostRole)(0),                  // 19: openvpc.v1.HostRole
+	(*Host)(nil),                   // 20: openvpc.v1.Host
+	(*RouteTable)(nil),             // 21: openvpc.v1.RouteTable
+	(*SecurityEvent)(nil),          // 22: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_mapping_proto_depIdxs = []int32{
-	17, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
-	18, // 1: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
+	19, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
+	20, // 1: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
 	4,  // 2: openvpc.v1.SubscribeResponse.changes:type_name -> openvpc.v1.Change
 	8,  // 3: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
 	5,  // 4: openvpc.v1.Change.upsert_mapping:type_name -> openvpc.v1.MappingRecord
 	6,  // 5: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
 	7,  // 6: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
-	17, // 7: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
+	19, // 7: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
 	9,  // 8: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
-	19, // 9: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
+	21, // 9: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
 	10, // 10: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
 	8,  // 11: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
 	5,  // 12: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
-	20, // 13: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
+	22, // 13: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
 	0,  // 14: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
 	2,  // 15: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
 	11, // 16: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
-	13, // 17: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
-	15, // 18: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
-	1,  // 19: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
-	3,  // 20: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
-	12, // 21: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
-	14, // 22: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
-	16, // 23: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
+	13, // 17: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
+	15, // 18: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
+	17, // 19: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
+	1,  // 20: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
+	3,  // 21: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
+	12, // 22: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
+	14, // 23: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
+	16, // 24: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
+	18, // 25: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1286,7 +1383,7 @@ func file_openvpc_v1_mapping_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_mapping_proto_rawDesc), len(file_openvpc_v1_mapping_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,9 @@ const (
 	MappingServiceSubscribeProcedure = "/openvpc.v1.MappingService/Subscribe"
 	// MappingServiceAckProcedure is the fully-qualified name of the MappingService's Ack RPC.
 	MappingServiceAckProcedure = "/openvpc.v1.MappingService/Ack"
+	// MappingServiceAckStreamProcedure is the fully-qualified name of the MappingService's AckStream
+	// RPC.
+	MappingServiceAckStreamProcedure = "/openvpc.v1.MappingService/AckStream"
 	// MappingServiceGetVpcMappingsProcedure is the fully-qualified name of the MappingService's
 	// GetVpcMappings RPC.
 	MappingServiceGetVpcMappingsProcedure = "/openvpc.v1.MappingService/GetVpcMappings"
@@ -56,6 +59,9 @@ type MappingServiceClient interface {
 	// history, only the deltas after it are sent.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest]) (*connect.ServerStreamForClient[v1.SubscribeResponse], error)
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
+	// AckStream carries a host's acknowledgements on one long-lived stream:
+	// the same as Ack, without a request per revision.
+	AckStream(context.Context) *connect.ClientStreamForClient[v1.AckStreamRequest, v1.AckStreamResponse]
 	// GetVpcMappings answers one VPC's records; refused (and recorded as a
 	// security event) when the VPC is outside the caller's scope.
 	GetVpcMappings(context.Context, *connect.Request[v1.GetVpcMappingsRequest]) (*connect.Response[v1.GetVpcMappingsResponse], error)
@@ -91,6 +97,12 @@ func NewMappingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(mappingServiceMethods.ByName("Ack")),
 			connect.WithClientOptions(opts...),
 		),
+		ackStream: connect.NewClient[v1.AckStreamRequest, v1.AckStreamResponse](
+			httpClient,
+			baseURL+MappingServiceAckStreamProcedure,
+			connect.WithSchema(mappingServiceMethods.ByName("AckStream")),
+			connect.WithClientOptions(opts...),
+		),
 		getVpcMappings: connect.NewClient[v1.GetVpcMappingsRequest, v1.GetVpcMappingsResponse](
 			httpClient,
 			baseURL+MappingServiceGetVpcMappingsProcedure,
@@ -111,6 +123,7 @@ type mappingServiceClient struct {
 	register       *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
 	subscribe      *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
 	ack            *connect.Client[v1.AckRequest, v1.AckResponse]
+	ackStream      *connect.Client[v1.AckStreamRequest, v1.AckStreamResponse]
 	getVpcMappings *connect.Client[v1.GetVpcMappingsRequest, v1.GetVpcMappingsResponse]
 	reportEvents   *connect.Client[v1.ReportEventsRequest, v1.ReportEventsResponse]
 }
@@ -128,6 +141,11 @@ func (c *mappingServiceClient) Subscribe(ctx context.Context, req *connect.Reque
 // Ack calls openvpc.v1.MappingService.Ack.
 func (c *mappingServiceClient) Ack(ctx context.Context, req *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
 	return c.ack.CallUnary(ctx, req)
+}
+
+// AckStream calls openvpc.v1.MappingService.AckStream.
+func (c *mappingServiceClient) AckStream(ctx context.Context) *connect.ClientStreamForClient[v1.AckStreamRequest, v1.AckStreamResponse] {
+	return c.ackStream.CallClientStream(ctx)
 }
 
 // GetVpcMappings calls openvpc.v1.MappingService.GetVpcMappings.
@@ -148,6 +166,9 @@ type MappingServiceHandler interface {
 	// history, only the deltas after it are sent.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
+	// AckStream carries a host's acknowledgements on one long-lived stream:
+	// the same as Ack, without a request per revision.
+	AckStream(context.Context, *connect.ClientStream[v1.AckStreamRequest]) (*connect.Response[v1.AckStreamResponse], error)
 	// GetVpcMappings answers one VPC's records; refused (and recorded as a
 	// security event) when the VPC is outside the caller's scope.
 	GetVpcMappings(context.Context, *connect.Request[v1.GetVpcMappingsRequest]) (*connect.Response[v1.GetVpcMappingsResponse], error)
@@ -179,6 +200,12 @@ func NewMappingServiceHandler(svc MappingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(mappingServiceMethods.ByName("Ack")),
 		connect.WithHandlerOptions(opts...),
 	)
+	mappingServiceAckStreamHandler := connect.NewClientStreamHandler(
+		MappingServiceAckStreamProcedure,
+		svc.AckStream,
+		connect.WithSchema(mappingServiceMethods.ByName("AckStream")),
+		connect.WithHandlerOptions(opts...),
+	)
 	mappingServiceGetVpcMappingsHandler := connect.NewUnaryHandler(
 		MappingServiceGetVpcMappingsProcedure,
 		svc.GetVpcMappings,
@@ -199,6 +226,8 @@ func NewMappingServiceHandler(svc MappingServiceHandler, opts ...connect.Handler
 			mappingServiceSubscribeHandler.ServeHTTP(w, r)
 		case MappingServiceAckProcedure:
 			mappingServiceAckHandler.ServeHTTP(w, r)
+		case MappingServiceAckStreamProcedure:
+			mappingServiceAckStreamHandler.ServeHTTP(w, r)
 		case MappingServiceGetVpcMappingsProcedure:
 			mappingServiceGetVpcMappingsHandler.ServeHTTP(w, r)
 		case MappingServiceReportEventsProcedure:
@@ -222,6 +251,10 @@ func (UnimplementedMappingServiceHandler) Subscribe(context.Context, *connect.Re
 
 func (UnimplementedMappingServiceHandler) Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.MappingService.Ack is not implemented"))
+}
+
+func (UnimplementedMappingServiceHandler) AckStream(context.Context, *connect.ClientStream[v1.AckStreamRequest]) (*connect.Response[v1.AckStreamResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.MappingService.AckStream is not implemented"))
 }
 
 func (UnimplementedMappingServiceHandler) GetVpcMappings(context.Context, *connect.Request[v1.GetVpcMappingsRequest]) (*connect.Response[v1.GetVpcMappingsResponse], error) {
