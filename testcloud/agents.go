@@ -39,9 +39,7 @@ func (c *Cloud) wirePort() uint16 {
 func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
 	c.t.Helper()
 	port := c.wirePort()
-	cfg := underlay.NewConfig()
-	cfg.Port = port
-	wire, err := underlay.Listen(addr, cfg)
+	wire, err := underlay.ListenPort(addr, port)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package underlay
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // Defaults for NewConfig.
 const (
@@ -80,4 +83,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("underlay: SocketBuffer is %d; it must be 0 (kernel default) or a size in bytes", c.SocketBuffer)
 	}
 	return nil
+}
+
+// ListenPort is Listen with the default configuration, receiving on port:
+// what a host agent needs unless it tunes batching or offload.
+func ListenPort(addr netip.Addr, port uint16) (*UDPConn, error) {
+	cfg := NewConfig()
+	cfg.Port = port
+	return Listen(addr, cfg)
 }

@@ -36,9 +36,7 @@ func hostCmd(o *cli.Options) *cobra.Command {
 			cfg := agent.Config{Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, API: apiAddr}
 			switch nicKind {
 			case "netstack":
-				ucfg := underlay.NewConfig()
-				ucfg.Port = port
-				wire, err := underlay.Listen(addr, ucfg)
+				wire, err := underlay.ListenPort(addr, port)
 				if err != nil {
 					return fmt.Errorf("underlay on %s:%d: %w (is another host agent using this address?)", addr, port, err)
 				}

@@ -47,9 +47,7 @@ func upCmd() *cobra.Command {
 			for i := 1; i <= hosts; i++ {
 				// Each host has its own loopback underlay address.
 				addr := netip.AddrFrom4([4]byte{127, 0, 1, byte(i)})
-				ucfg := underlay.NewConfig()
-				ucfg.Port = port
-				wire, err := underlay.Listen(addr, ucfg)
+				wire, err := underlay.ListenPort(addr, port)
 				if err != nil {
 					return fmt.Errorf("underlay of host-%d on %s:%d: %w (is another openvpc up running? try --wire-port)", i, addr, port, err)
 				}
