@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,7 +63,7 @@ func forwardCmd(o *Options) *cobra.Command {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "forwarding %s → %s:%s from inside %s (%s); Ctrl-C to stop\n", ln.Addr(), host, port, inst.Id, inst.PrivateIp)
-			return Forward(ctx, ln, agentURL, vr.Msg.Vpc.Vni, inst.PrivateIp, net.JoinHostPort(host, port))
+			return Forward(ctx, ln, agentURL, vr.Msg.Vpc.Vni, inst.PrivateIp, net.JoinHostPort(host, port), cmd.ErrOrStderr())
 		}),
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "local address to accept connections on")
@@ -71,8 +73,13 @@ func forwardCmd(o *Options) *cobra.Command {
 }
 
 // Forward accepts connections on ln until ctx ends and carries each to
-// `to`, dialed from inside the instance ip (VNI vni) by its host agent.
-func Forward(ctx context.Context, ln net.Listener, agentURL string, vni uint32, ip, to string) error {
+// `to`, dialed from inside the instance ip (VNI vni) by its host agent. Why
+// a connection could not be carried is written to log (nil: nowhere); the
+// client itself only sees its connection closed, as with a refused port.
+func Forward(ctx context.Context, ln net.Listener, agentURL string, vni uint32, ip, to string, log io.Writer) error {
+	if log == nil {
+		log = io.Discard
+	}
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -93,7 +100,8 @@ func Forward(ctx context.Context, ln net.Listener, agentURL string, vni uint32, 
 			defer c.Close()
 			up, br, err := dialForward(u.Host, vni, ip, to)
 			if err != nil {
-				return // the client sees its connection closed, as with a refused port
+				fmt.Fprintf(log, "openvpc: forward from %s to %s: %v\n", c.RemoteAddr(), to, err)
+				return
 			}
 			defer up.Close()
 			agent.Splice(c, c, &bufferedConn{Conn: up, r: br})
@@ -117,9 +125,10 @@ func dialForward(hostport string, vni uint32, ip, to string) (net.Conn, *bufio.R
 		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
+		why, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
 		conn.Close()
-		return nil, nil, fmt.Errorf("agent refused the forward: %s", resp.Status)
+		return nil, nil, fmt.Errorf("the host agent could not connect: %s: %s", resp.Status, strings.TrimSpace(string(why)))
 	}
 	return conn, br, nil
 }

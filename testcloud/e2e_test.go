@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,7 +217,8 @@ func TestInstancesTalk(t *testing.T) {
 	}
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go cli.Forward(fctx, ln, agentURL, s.red.Vni, client.PrivateIp, web.PrivateIp+":80")
+	var forwardLog syncLog
+	go cli.Forward(fctx, ln, agentURL, s.red.Vni, client.PrivateIp, web.PrivateIp+":80", &forwardLog)
 	resp, err := http.Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
 		t.Fatalf("GET through the forward: %v", err)
@@ -226,6 +228,16 @@ func TestInstancesTalk(t *testing.T) {
 	if want := "hello from web to " + client.PrivateIp; !strings.Contains(string(body), want) {
 		t.Fatalf("through the forward: %q, want %q", body, want)
 	}
+	// A forward to a closed port says why on its log.
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go cli.Forward(fctx, ln2, agentURL, s.red.Vni, client.PrivateIp, web.PrivateIp+":81", &forwardLog)
+	if _, err := http.Get("http://" + ln2.Addr().String() + "/"); err == nil {
+		t.Fatal("GET through a forward to a closed port succeeded")
+	}
+	waitFor(t, func() bool { return strings.Contains(forwardLog.String(), "refused") })
 	if got := s.a.Plane.Counters.Get(dataplane.Forwarded); got == 0 {
 		t.Fatal("host-a forwarded nothing")
 	}
@@ -272,6 +284,24 @@ func TestPeering(t *testing.T) {
 	}
 	waitFor(t, func() bool { _, err := get(rNS, y.PrivateIp, 500*time.Millisecond); return err != nil })
 	mustFail(t, rNS, y.PrivateIp)
+}
+
+// syncLog is a log many goroutines write to.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
