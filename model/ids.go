@@ -18,6 +18,8 @@ const (
 	KindENI        Kind = "eni"
 	KindPeering    Kind = "pcx"
 	KindEvent      Kind = "evt"
+	KindIGW        Kind = "igw"
+	KindEIP        Kind = "eipalloc"
 )
 
 // Noun is the word used for the kind in messages.
@@ -37,6 +39,10 @@ func (k Kind) Noun() string {
 		return "peering"
 	case KindEvent:
 		return "event"
+	case KindIGW:
+		return "internet gateway"
+	case KindEIP:
+		return "Elastic IP"
 	}
 	return string(k)
 }

@@ -95,7 +95,7 @@ func (s *Service) checkPending() {
 // is the fast path: one acknowledgement costs one look per pending
 // instance, however many hosts are in scope. Called with s.mu held.
 func (s *Service) acked(host string, rev int64) {
-	if a := s.w.acks[host]; rev > a.Revision {
+	if a := s.w.acks[host]; rev >= a.Revision {
 		s.w.acks[host] = store.Ack{Revision: rev, Seen: time.Now()}
 	}
 	for id, p := range s.promote.candidates {
@@ -115,10 +115,15 @@ func (s *Service) promoteIfReady(id string, p *pending) {
 	s.promote.enqueue(id)
 }
 
-// laggards lists the hosts that have not acknowledged revision rev.
+// laggards lists the hosts that have not acknowledged revision rev. An edge
+// marked unhealthy is not waited for: no host sends it traffic, and it gets
+// what it missed when it reports in again.
 func (s *Service) laggards(hosts set, rev int64) []string {
 	var out []string
 	for h := range hosts {
+		if rec := s.w.hosts[h]; rec != nil && rec.Unhealthy {
+			continue
+		}
 		if s.w.acks[h].Revision < rev {
 			out = append(out, h)
 		}

@@ -18,6 +18,9 @@ import (
 type Service struct {
 	store *store.Store
 	log   *slog.Logger
+	// HealthWindow is how long an edge may go without reporting in before
+	// it is marked unhealthy (default ReachableWithin). Set before Run.
+	HealthWindow time.Duration
 
 	mu    sync.Mutex
 	w     *world
@@ -65,6 +68,7 @@ func New(st *store.Store, log *slog.Logger) *Service {
 func (s *Service) Run(ctx context.Context) error {
 	go s.acks.run(ctx)
 	go s.promote.run(ctx)
+	go s.watchHealth(ctx)
 	for ctx.Err() == nil {
 		err := s.follow(ctx)
 		if ctx.Err() != nil {
@@ -185,7 +189,7 @@ func (s *Service) applyBatch(b store.Batch) error {
 			s.promote.consider(i.Id)
 		}
 	}
-	if len(d.born) > 0 || len(d.scopeDirty) > 0 || len(d.facts) > 0 {
+	if len(d.born) > 0 || len(d.scopeDirty) > 0 || len(d.facts) > 0 || len(d.hostsChanged) > 0 {
 		s.checkPending()
 	} else if d.acked {
 		for host, a := range w.acks {

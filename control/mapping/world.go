@@ -22,6 +22,8 @@ type world struct {
 	subnets  map[string]*pb.Subnet
 	rtbs     map[string]*pb.RouteTable
 	peerings map[string]*pb.Peering
+	igws     map[string]*pb.InternetGateway
+	vpcIGW   map[string]string // attached internet gateway by VPC
 	hosts    map[string]*pb.Host
 	acks     map[string]store.Ack
 	// insts holds live (not terminated) instances; created is the revision
@@ -57,6 +59,7 @@ func newWorld() *world {
 	return &world{
 		vpcs: map[string]*pb.Vpc{}, byVNI: map[uint32]string{}, subnets: map[string]*pb.Subnet{},
 		rtbs: map[string]*pb.RouteTable{}, peerings: map[string]*pb.Peering{}, hosts: map[string]*pb.Host{},
+		igws: map[string]*pb.InternetGateway{}, vpcIGW: map[string]string{},
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
@@ -97,6 +100,8 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyRouteTable(r, d)
 	case store.RecPeering:
 		return w.applyPeering(r, d)
+	case store.RecIGW:
+		return w.applyIGW(r, d)
 	case store.RecInstance:
 		return w.applyInstance(r, d)
 	case store.RecHost:
@@ -203,6 +208,44 @@ func (w *world) applyPeering(r store.Record, d *delta) error {
 	return nil
 }
 
+// applyIGW follows internet gateways: attaching or detaching one changes
+// the VPC's facts (its igw and the state of routes to it) and every edge's
+// scope, which is the VPCs with an internet gateway.
+func (w *world) applyIGW(r store.Record, d *delta) error {
+	g, err := decode(r, new(pb.InternetGateway))
+	if err != nil {
+		return err
+	}
+	before := ""
+	if old := w.igws[r.ID]; old != nil {
+		before = old.VpcId
+	}
+	after := ""
+	if r.Deleted {
+		delete(w.igws, r.ID)
+	} else {
+		w.igws[r.ID] = g
+		after = g.VpcId
+	}
+	if before == after {
+		return nil
+	}
+	if before != "" && w.vpcIGW[before] == r.ID {
+		delete(w.vpcIGW, before)
+		d.facts.add(before)
+	}
+	if after != "" {
+		w.vpcIGW[after] = r.ID
+		d.facts.add(after)
+	}
+	for h := range w.hosts {
+		if w.isEdge(h) {
+			d.scopeDirty.add(h)
+		}
+	}
+	return nil
+}
+
 func live(i *pb.Instance) bool {
 	return i != nil && i.State != pb.InstanceState_INSTANCE_STATE_TERMINATED
 }
@@ -223,10 +266,18 @@ func (w *world) applyInstance(r store.Record, d *delta) error {
 		w.addInstance(inst, d)
 		d.born = append(d.born, inst)
 	case old != nil && now:
-		if old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp {
+		switch {
+		case old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp:
 			w.removeInstance(old, d)
 			w.addInstance(inst, d)
-		} else {
+		case old.PublicIp != inst.PublicIp:
+			// An Elastic IP was associated or disassociated: the same
+			// mapping, with a new public address for the edges.
+			w.insts[r.ID] = inst
+			up := &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(inst)}}
+			w.upserts[r.ID] = up
+			d.mappings[inst.VpcId] = append(d.mappings[inst.VpcId], up)
+		default:
 			w.insts[r.ID] = inst
 		}
 		d.states = append(d.states, inst)
@@ -287,7 +338,7 @@ func (w *world) count(host, vpc string, by int) int {
 func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	return &pb.MappingRecord{
 		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
-		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id,
+		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 	}
 }
 
@@ -311,7 +362,7 @@ func (w *world) isEdge(host string) bool {
 }
 
 func hostRecord(h *pb.Host) *pb.HostRecord {
-	return &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: true}
+	return &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: !h.Unhealthy}
 }
 
 // activePeers lists the VPCs actively peered with vpc.
@@ -332,9 +383,17 @@ func (w *world) activePeers(vpc string) []string {
 }
 
 // scope is the set of VPCs host must know: those of its instances and
-// their active peers.
+// their active peers. An edge's is the VPCs with an internet gateway.
 func (w *world) scope(host string) set {
 	s := set{}
+	if w.isEdge(host) {
+		for v := range w.vpcIGW {
+			if _, ok := w.vpcs[v]; ok {
+				s.add(v)
+			}
+		}
+		return s
+	}
 	for v := range w.hostVPC[host] {
 		if _, ok := w.vpcs[v]; !ok {
 			continue
@@ -360,13 +419,20 @@ func (w *world) hostsOf(vpc string) set {
 			s.add(h)
 		}
 	}
+	if w.vpcIGW[vpc] != "" {
+		for h := range w.hosts {
+			if w.isEdge(h) {
+				s.add(h)
+			}
+		}
+	}
 	return s
 }
 
 // facts builds everything a host needs about vpc besides its mappings.
 func (w *world) facts(vpc string) *pb.VpcFacts {
 	v := w.vpcs[vpc]
-	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr}
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc]}
 	for id := range w.vpcSubnets[vpc] {
 		sn := w.subnets[id]
 		f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId})
@@ -375,7 +441,13 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 		rt := proto.CloneOf(w.rtbs[id])
 		for _, r := range rt.Routes {
 			r.State = pb.RouteState_ROUTE_STATE_ACTIVE
-			if r.Target != store.LocalTarget && !active(w.peerings[r.Target]) {
+			switch {
+			case r.Target == store.LocalTarget:
+			case strings.HasPrefix(r.Target, "igw-"):
+				if w.vpcIGW[vpc] != r.Target {
+					r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+				}
+			case !active(w.peerings[r.Target]):
 				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
 			}
 		}

@@ -35,6 +35,9 @@ type Config struct {
 	// Collectors are extra metrics served on /metrics (`openvpc up` adds
 	// its host agents').
 	Collectors []prometheus.Collector
+	// EdgeTimeout is how long an edge may miss its heartbeats before hosts
+	// stop sending it traffic (default mapping.ReachableWithin).
+	EdgeTimeout time.Duration
 }
 
 // DefaultConfig is the configuration of a plain `openvpc server`.
@@ -85,6 +88,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{}), extra: cfg.Collectors}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	s.Mapping.HealthWindow = cfg.EdgeTimeout
 	go func() {
 		defer close(s.done)
 		_ = s.Mapping.Run(runCtx)

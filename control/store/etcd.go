@@ -1,6 +1,7 @@
 package store
 
 import (
+	"net/netip"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Logger receives the store's own logs.
 	Logger *slog.Logger
+	// EIPPools are the public ranges Elastic IPs are allocated from. Empty:
+	// AllocateAddress is refused with a hint to configure one.
+	EIPPools []netip.Prefix
 }
 
 // DefaultConfig returns a Config with defaults filled in.

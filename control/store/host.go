@@ -42,6 +42,7 @@ func (s *Store) RegisterHost(ctx context.Context, id string, underlay netip.Addr
 			t.absent(s.underlayKey(underlay))
 		}
 		h.UnderlayAddress, h.Role, h.LastSeen, h.AgentUrl = underlay.String(), role, timestamppb.Now(), agentURL
+		h.Unhealthy = false // registering is reporting in
 		t.putProto(s.hostKey(id), h)
 		t.put(s.underlayKey(underlay), id)
 		ok, _, err := s.commit(ctx, &t)
@@ -65,6 +66,31 @@ func (s *Store) RegisterHost(ctx context.Context, id string, underlay netip.Addr
 		s.placer.refresh() // a new host is a placement candidate at once
 	}
 	return out, err
+}
+
+// SetHostHealth records whether a host or edge is healthy, as judged by
+// the Mapping Service from its heartbeats. The write reaches every host's
+// cache as a changed host record; nothing is written if nothing changes.
+func (s *Store) SetHostHealth(ctx context.Context, id string, healthy bool) error {
+	return retry(ctx, "set host health", func() error {
+		h := new(pb.Host)
+		rev, found, err := s.getProto(ctx, s.hostKey(id), h)
+		if err != nil || !found || h.Unhealthy == !healthy {
+			return err
+		}
+		h.Unhealthy = !healthy
+		var t txn
+		t.unchanged(s.hostKey(id), rev)
+		t.putProto(s.hostKey(id), h)
+		ok, _, err := s.commit(ctx, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errRetry
+		}
+		return nil
+	})
 }
 
 // GetHost reads a registered host.

@@ -223,6 +223,9 @@ func (s *Store) terminateOnce(ctx context.Context, ref string) (*pb.Instance, er
 	}
 	inst.State = pb.InstanceState_INSTANCE_STATE_TERMINATED
 	var t txn
+	if err := s.disassociateOnTerminate(ctx, inst, &t); err != nil {
+		return nil, err
+	}
 	t.unchanged(s.resKey(model.KindInstance, inst.Id), rev)
 	t.putProto(s.resKey(model.KindInstance, inst.Id), inst, clientv3.WithLease(lease.ID))
 	t.del(s.ipKey(inst.SubnetId, inst.PrivateIp))

@@ -83,10 +83,22 @@ func (s *Store) ListRouteTables(ctx context.Context, vpcID string) ([]*pb.RouteT
 }
 
 // fillRouteStates marks each route active or blackhole: a route to a
-// peering carries traffic only while the peering is active.
+// peering carries traffic only while the peering is active, one to an
+// internet gateway only while it is attached to the route table's VPC.
 func (s *Store) fillRouteStates(ctx context.Context, rtb *pb.RouteTable) error {
 	for _, r := range rtb.Routes {
 		r.State = pb.RouteState_ROUTE_STATE_ACTIVE
+		if model.IsID(model.KindIGW, r.Target) {
+			g := new(pb.InternetGateway)
+			_, found, err := s.getProto(ctx, s.resKey(model.KindIGW, r.Target), g)
+			if err != nil {
+				return err
+			}
+			if !found || g.VpcId != rtb.VpcId {
+				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+			}
+			continue
+		}
 		if !model.IsID(model.KindPeering, r.Target) {
 			continue
 		}
@@ -181,15 +193,25 @@ func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target
 	case target == LocalTarget:
 		return "", model.Invalidf("the local route is created with the VPC; routes you add target a peering (pcx-…)")
 	case target == "":
-		return "", model.Invalidf("no route target given; use a peering id or name (pcx-…)")
-	case strings.HasPrefix(target, "igw-"), strings.HasPrefix(target, "vgw-"),
-		strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
-		return "", model.Invalidf("route target %s: internet gateways, VPN, Direct Connect and endpoints are not available yet", target)
+		return "", model.Invalidf("no route target given; use a peering (pcx-…) or an internet gateway (igw-…)")
+	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
+		return "", model.Invalidf("route target %s: VPN, Direct Connect and endpoints are not available yet", target)
+	case model.IsID(model.KindIGW, target):
+		g := new(pb.InternetGateway)
+		rev, err := s.load(ctx, model.KindIGW, target, g)
+		if err != nil {
+			return "", model.Invalidf("route target %s is not an internet gateway that exists", target)
+		}
+		if g.VpcId != rtb.VpcId {
+			return "", model.Preconditionf("internet gateway %s is not attached to this route table's VPC %s; attach it first (openvpc igw attach %s --vpc %s)", g.Id, rtb.VpcId, g.Id, rtb.VpcId)
+		}
+		t.unchanged(s.resKey(model.KindIGW, g.Id), rev)
+		return g.Id, nil
 	}
 	p := new(pb.Peering)
 	rev, err := s.load(ctx, model.KindPeering, target, p)
 	if err != nil {
-		return "", model.Invalidf("route target %q is not a peering (pcx-…) that exists", target)
+		return "", model.Invalidf("route target %q is not a peering (pcx-…) or internet gateway (igw-…) that exists", target)
 	}
 	if p.RequesterVpcId != rtb.VpcId && p.AccepterVpcId != rtb.VpcId {
 		return "", model.Invalidf("peering %s connects %s and %s, not this route table's VPC %s", p.Id, p.RequesterVpcId, p.AccepterVpcId, rtb.VpcId)

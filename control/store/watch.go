@@ -19,11 +19,12 @@ const (
 	RecRouteTable = "rtb"
 	RecInstance   = "i"
 	RecPeering    = "pcx"
+	RecIGW        = "igw"
 	RecHost       = "host"
 	RecAck        = "ack"
 )
 
-var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecHost: true, RecAck: true}
+var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecHost: true, RecAck: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {

@@ -411,13 +411,16 @@ func (*Change_DeleteHost) isChange_Kind() {}
 
 // MappingRecord says where a private address of a VPC lives.
 type MappingRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Vni           uint32                 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
-	Ip            string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
-	HostId        string                 `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	EniId         string                 `protobuf:"bytes,4,opt,name=eni_id,json=eniId,proto3" json:"eni_id,omitempty"`
-	Mac           string                 `protobuf:"bytes,5,opt,name=mac,proto3" json:"mac,omitempty"`
-	InstanceId    string                 `protobuf:"bytes,6,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Vni        uint32                 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
+	Ip         string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	HostId     string                 `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	EniId      string                 `protobuf:"bytes,4,opt,name=eni_id,json=eniId,proto3" json:"eni_id,omitempty"`
+	Mac        string                 `protobuf:"bytes,5,opt,name=mac,proto3" json:"mac,omitempty"`
+	InstanceId string                 `protobuf:"bytes,6,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// public_ip is the ENI's Elastic IP, if one is associated: the edges
+	// translate between it and ip.
+	PublicIp      string `protobuf:"bytes,7,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -490,6 +493,13 @@ func (x *MappingRecord) GetMac() string {
 func (x *MappingRecord) GetInstanceId() string {
 	if x != nil {
 		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *MappingRecord) GetPublicIp() string {
+	if x != nil {
+		return x.PublicIp
 	}
 	return ""
 }
@@ -616,15 +626,17 @@ func (x *HostRecord) GetHealthy() bool {
 
 // VpcFacts is everything a host needs about a VPC besides its mappings.
 type VpcFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Vni           uint32                 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	Cidr          string                 `protobuf:"bytes,3,opt,name=cidr,proto3" json:"cidr,omitempty"`
-	Subnets       []*SubnetFacts         `protobuf:"bytes,4,rep,name=subnets,proto3" json:"subnets,omitempty"`
-	RouteTables   []*RouteTable          `protobuf:"bytes,5,rep,name=route_tables,json=routeTables,proto3" json:"route_tables,omitempty"`
-	Peers         []*PeerFacts           `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Vni         uint32                 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
+	Id          string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Cidr        string                 `protobuf:"bytes,3,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	Subnets     []*SubnetFacts         `protobuf:"bytes,4,rep,name=subnets,proto3" json:"subnets,omitempty"`
+	RouteTables []*RouteTable          `protobuf:"bytes,5,rep,name=route_tables,json=routeTables,proto3" json:"route_tables,omitempty"`
+	Peers       []*PeerFacts           `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
+	// internet_gateway_id is the attached internet gateway (igw-…), if any.
+	InternetGatewayId string `protobuf:"bytes,7,opt,name=internet_gateway_id,json=internetGatewayId,proto3" json:"internet_gateway_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
@@ -697,6 +709,13 @@ func (x *VpcFacts) GetPeers() []*PeerFacts {
 		return x.Peers
 	}
 	return nil
+}
+
+func (x *VpcFacts) GetInternetGatewayId() string {
+	if x != nil {
+		return x.InternetGatewayId
+	}
+	return ""
 }
 
 type SubnetFacts struct {
@@ -1228,7 +1247,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\x94\x01\n" +
+	"\x04kind\"\xb1\x01\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1236,7 +1255,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x06eni_id\x18\x04 \x01(\tR\x05eniId\x12\x10\n" +
 	"\x03mac\x18\x05 \x01(\tR\x03mac\x12\x1f\n" +
 	"\vinstance_id\x18\x06 \x01(\tR\n" +
-	"instanceId\".\n" +
+	"instanceId\x12\x1b\n" +
+	"\tpublic_ip\x18\a \x01(\tR\bpublicIp\".\n" +
 	"\n" +
 	"MappingKey\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
@@ -1246,14 +1266,15 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
-	"\ahealthy\x18\x04 \x01(\bR\ahealthy\"\xdb\x01\n" +
+	"\ahealthy\x18\x04 \x01(\bR\ahealthy\"\x8b\x02\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04cidr\x18\x03 \x01(\tR\x04cidr\x121\n" +
 	"\asubnets\x18\x04 \x03(\v2\x17.openvpc.v1.SubnetFactsR\asubnets\x129\n" +
 	"\froute_tables\x18\x05 \x03(\v2\x16.openvpc.v1.RouteTableR\vrouteTables\x12+\n" +
-	"\x05peers\x18\x06 \x03(\v2\x15.openvpc.v1.PeerFactsR\x05peers\"W\n" +
+	"\x05peers\x18\x06 \x03(\v2\x15.openvpc.v1.PeerFactsR\x05peers\x12.\n" +
+	"\x13internet_gateway_id\x18\a \x01(\tR\x11internetGatewayId\"W\n" +
 	"\vSubnetFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\x12$\n" +

@@ -577,7 +577,10 @@ type Host struct {
 	// agent_url is where the host agent serves AgentService.
 	AgentUrl string `protobuf:"bytes,9,opt,name=agent_url,json=agentUrl,proto3" json:"agent_url,omitempty"`
 	// reachable: the host reported in within the last three heartbeats.
-	Reachable     bool `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Reachable bool `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// unhealthy: the Mapping Service saw an edge miss its heartbeats; hosts
+	// stop sending it traffic until it reports in again.
+	Unhealthy     bool `protobuf:"varint,11,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -682,6 +685,13 @@ func (x *Host) GetReachable() bool {
 	return false
 }
 
+func (x *Host) GetUnhealthy() bool {
+	if x != nil {
+		return x.Unhealthy
+	}
+	return false
+}
+
 // Instance is a workload with one network interface (ENI) in a subnet, placed on a host.
 type Instance struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -697,7 +707,9 @@ type Instance struct {
 	Mac        string                 `protobuf:"bytes,9,opt,name=mac,proto3" json:"mac,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// revision is the store revision that wrote this instance's mapping.
-	Revision      int64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
+	// public_ip is the Elastic IP associated with the instance's ENI, if any.
+	PublicIp      string `protobuf:"bytes,12,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -809,6 +821,13 @@ func (x *Instance) GetRevision() int64 {
 	return 0
 }
 
+func (x *Instance) GetPublicIp() string {
+	if x != nil {
+		return x.PublicIp
+	}
+	return ""
+}
+
 // Peering connects two VPCs whose CIDRs do not overlap.
 type Peering struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -894,6 +913,183 @@ func (x *Peering) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// InternetGateway connects a VPC to the internet through the edges
+// (Blackfoot): routes with target igw-… send traffic there.
+type InternetGateway struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id looks like igw-0123456789abcdef.
+	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// vpc_id is the VPC it is attached to; empty when detached.
+	VpcId         string                 `protobuf:"bytes,3,opt,name=vpc_id,json=vpcId,proto3" json:"vpc_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InternetGateway) Reset() {
+	*x = InternetGateway{}
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InternetGateway) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InternetGateway) ProtoMessage() {}
+
+func (x *InternetGateway) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InternetGateway.ProtoReflect.Descriptor instead.
+func (*InternetGateway) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InternetGateway) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *InternetGateway) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InternetGateway) GetVpcId() string {
+	if x != nil {
+		return x.VpcId
+	}
+	return ""
+}
+
+func (x *InternetGateway) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// ElasticIp is a public IPv4 address from the server's pool. Associated with
+// an instance's ENI, it is the instance's address on the internet: the edges
+// translate between it and the private address, 1:1 and statelessly.
+type ElasticIp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// allocation_id looks like eipalloc-0123456789abcdef.
+	AllocationId string `protobuf:"bytes,1,opt,name=allocation_id,json=allocationId,proto3" json:"allocation_id,omitempty"`
+	Name         string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	PublicIp     string `protobuf:"bytes,3,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
+	// instance_id, eni_id, private_ip and vpc_id are set while associated.
+	InstanceId    string                 `protobuf:"bytes,4,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	EniId         string                 `protobuf:"bytes,5,opt,name=eni_id,json=eniId,proto3" json:"eni_id,omitempty"`
+	PrivateIp     string                 `protobuf:"bytes,6,opt,name=private_ip,json=privateIp,proto3" json:"private_ip,omitempty"`
+	VpcId         string                 `protobuf:"bytes,7,opt,name=vpc_id,json=vpcId,proto3" json:"vpc_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ElasticIp) Reset() {
+	*x = ElasticIp{}
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElasticIp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElasticIp) ProtoMessage() {}
+
+func (x *ElasticIp) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElasticIp.ProtoReflect.Descriptor instead.
+func (*ElasticIp) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ElasticIp) GetAllocationId() string {
+	if x != nil {
+		return x.AllocationId
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetPublicIp() string {
+	if x != nil {
+		return x.PublicIp
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetEniId() string {
+	if x != nil {
+		return x.EniId
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetPrivateIp() string {
+	if x != nil {
+		return x.PrivateIp
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetVpcId() string {
+	if x != nil {
+		return x.VpcId
+	}
+	return ""
+}
+
+func (x *ElasticIp) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 // SecurityEvent is a check that indicates an attack: "send a human to check this out".
 type SecurityEvent struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -917,7 +1113,7 @@ type SecurityEvent struct {
 
 func (x *SecurityEvent) Reset() {
 	*x = SecurityEvent{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1125,7 @@ func (x *SecurityEvent) String() string {
 func (*SecurityEvent) ProtoMessage() {}
 
 func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1138,7 @@ func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityEvent.ProtoReflect.Descriptor instead.
 func (*SecurityEvent) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SecurityEvent) GetId() string {
@@ -1057,7 +1253,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x04main\x18\x04 \x01(\bR\x04main\x12)\n" +
 	"\x06routes\x18\x05 \x03(\v2\x11.openvpc.v1.RouteR\x06routes\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf7\x02\n" +
+	"createTime\"\x95\x03\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -1069,7 +1265,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\rregister_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x12\x1b\n" +
 	"\tagent_url\x18\t \x01(\tR\bagentUrl\x12\x1c\n" +
 	"\treachable\x18\n" +
-	" \x01(\bR\treachable\"\xcd\x02\n" +
+	" \x01(\bR\treachable\x12\x1c\n" +
+	"\tunhealthy\x18\v \x01(\bR\tunhealthy\"\xea\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1084,7 +1281,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1a\n" +
-	"\brevision\x18\v \x01(\x03R\brevision\"\xec\x01\n" +
+	"\brevision\x18\v \x01(\x03R\brevision\x12\x1b\n" +
+	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\"\xec\x01\n" +
 	"\aPeering\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1092,6 +1290,24 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x0faccepter_vpc_id\x18\x04 \x01(\tR\raccepterVpcId\x12.\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x18.openvpc.v1.PeeringStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x89\x01\n" +
+	"\x0fInternetGateway\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
+	"\x06vpc_id\x18\x03 \x01(\tR\x05vpcId\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x8c\x02\n" +
+	"\tElasticIp\x12#\n" +
+	"\rallocation_id\x18\x01 \x01(\tR\fallocationId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
+	"\tpublic_ip\x18\x03 \x01(\tR\bpublicIp\x12\x1f\n" +
+	"\vinstance_id\x18\x04 \x01(\tR\n" +
+	"instanceId\x12\x15\n" +
+	"\x06eni_id\x18\x05 \x01(\tR\x05eniId\x12\x1d\n" +
+	"\n" +
+	"private_ip\x18\x06 \x01(\tR\tprivateIp\x12\x15\n" +
+	"\x06vpc_id\x18\a \x01(\tR\x05vpcId\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\"\xc3\x02\n" +
 	"\rSecurityEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -1139,7 +1355,7 @@ func file_openvpc_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_openvpc_v1_resources_proto_goTypes = []any{
 	(RouteState)(0),               // 0: openvpc.v1.RouteState
 	(HostRole)(0),                 // 1: openvpc.v1.HostRole
@@ -1152,28 +1368,32 @@ var file_openvpc_v1_resources_proto_goTypes = []any{
 	(*Host)(nil),                  // 8: openvpc.v1.Host
 	(*Instance)(nil),              // 9: openvpc.v1.Instance
 	(*Peering)(nil),               // 10: openvpc.v1.Peering
-	(*SecurityEvent)(nil),         // 11: openvpc.v1.SecurityEvent
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*InternetGateway)(nil),       // 11: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),             // 12: openvpc.v1.ElasticIp
+	(*SecurityEvent)(nil),         // 13: openvpc.v1.SecurityEvent
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_openvpc_v1_resources_proto_depIdxs = []int32{
-	12, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
-	12, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
+	14, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
+	14, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.Route.state:type_name -> openvpc.v1.RouteState
 	6,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
-	12, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
+	14, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
-	12, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	12, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	14, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	14, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
-	12, // 9: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	14, // 9: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 10: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
-	12, // 11: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
-	12, // 12: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	14, // 11: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
+	14, // 12: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
+	14, // 13: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
+	14, // 14: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
@@ -1187,7 +1407,7 @@ func file_openvpc_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_resources_proto_rawDesc), len(file_openvpc_v1_resources_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1735,6 +1735,871 @@ func (*DeletePeeringResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{37}
 }
 
+type CreateInternetGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateInternetGatewayRequest) Reset() {
+	*x = CreateInternetGatewayRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateInternetGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateInternetGatewayRequest) ProtoMessage() {}
+
+func (x *CreateInternetGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateInternetGatewayRequest.ProtoReflect.Descriptor instead.
+func (*CreateInternetGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CreateInternetGatewayRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type CreateInternetGatewayResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	InternetGateway *InternetGateway       `protobuf:"bytes,1,opt,name=internet_gateway,json=internetGateway,proto3" json:"internet_gateway,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CreateInternetGatewayResponse) Reset() {
+	*x = CreateInternetGatewayResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateInternetGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateInternetGatewayResponse) ProtoMessage() {}
+
+func (x *CreateInternetGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateInternetGatewayResponse.ProtoReflect.Descriptor instead.
+func (*CreateInternetGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateInternetGatewayResponse) GetInternetGateway() *InternetGateway {
+	if x != nil {
+		return x.InternetGateway
+	}
+	return nil
+}
+
+type AttachInternetGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Vpc           string                 `protobuf:"bytes,2,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachInternetGatewayRequest) Reset() {
+	*x = AttachInternetGatewayRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachInternetGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachInternetGatewayRequest) ProtoMessage() {}
+
+func (x *AttachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachInternetGatewayRequest.ProtoReflect.Descriptor instead.
+func (*AttachInternetGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AttachInternetGatewayRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *AttachInternetGatewayRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+type AttachInternetGatewayResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	InternetGateway *InternetGateway       `protobuf:"bytes,1,opt,name=internet_gateway,json=internetGateway,proto3" json:"internet_gateway,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AttachInternetGatewayResponse) Reset() {
+	*x = AttachInternetGatewayResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachInternetGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachInternetGatewayResponse) ProtoMessage() {}
+
+func (x *AttachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachInternetGatewayResponse.ProtoReflect.Descriptor instead.
+func (*AttachInternetGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *AttachInternetGatewayResponse) GetInternetGateway() *InternetGateway {
+	if x != nil {
+		return x.InternetGateway
+	}
+	return nil
+}
+
+type DetachInternetGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetachInternetGatewayRequest) Reset() {
+	*x = DetachInternetGatewayRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachInternetGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachInternetGatewayRequest) ProtoMessage() {}
+
+func (x *DetachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachInternetGatewayRequest.ProtoReflect.Descriptor instead.
+func (*DetachInternetGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DetachInternetGatewayRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DetachInternetGatewayResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	InternetGateway *InternetGateway       `protobuf:"bytes,1,opt,name=internet_gateway,json=internetGateway,proto3" json:"internet_gateway,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DetachInternetGatewayResponse) Reset() {
+	*x = DetachInternetGatewayResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachInternetGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachInternetGatewayResponse) ProtoMessage() {}
+
+func (x *DetachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachInternetGatewayResponse.ProtoReflect.Descriptor instead.
+func (*DetachInternetGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DetachInternetGatewayResponse) GetInternetGateway() *InternetGateway {
+	if x != nil {
+		return x.InternetGateway
+	}
+	return nil
+}
+
+type DeleteInternetGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteInternetGatewayRequest) Reset() {
+	*x = DeleteInternetGatewayRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteInternetGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteInternetGatewayRequest) ProtoMessage() {}
+
+func (x *DeleteInternetGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteInternetGatewayRequest.ProtoReflect.Descriptor instead.
+func (*DeleteInternetGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeleteInternetGatewayRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DeleteInternetGatewayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteInternetGatewayResponse) Reset() {
+	*x = DeleteInternetGatewayResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteInternetGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteInternetGatewayResponse) ProtoMessage() {}
+
+func (x *DeleteInternetGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteInternetGatewayResponse.ProtoReflect.Descriptor instead.
+func (*DeleteInternetGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{45}
+}
+
+type ListInternetGatewaysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInternetGatewaysRequest) Reset() {
+	*x = ListInternetGatewaysRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInternetGatewaysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInternetGatewaysRequest) ProtoMessage() {}
+
+func (x *ListInternetGatewaysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInternetGatewaysRequest.ProtoReflect.Descriptor instead.
+func (*ListInternetGatewaysRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{46}
+}
+
+type ListInternetGatewaysResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	InternetGateways []*InternetGateway     `protobuf:"bytes,1,rep,name=internet_gateways,json=internetGateways,proto3" json:"internet_gateways,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListInternetGatewaysResponse) Reset() {
+	*x = ListInternetGatewaysResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInternetGatewaysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInternetGatewaysResponse) ProtoMessage() {}
+
+func (x *ListInternetGatewaysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInternetGatewaysResponse.ProtoReflect.Descriptor instead.
+func (*ListInternetGatewaysResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListInternetGatewaysResponse) GetInternetGateways() []*InternetGateway {
+	if x != nil {
+		return x.InternetGateways
+	}
+	return nil
+}
+
+type AllocateAddressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocateAddressRequest) Reset() {
+	*x = AllocateAddressRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocateAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocateAddressRequest) ProtoMessage() {}
+
+func (x *AllocateAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocateAddressRequest.ProtoReflect.Descriptor instead.
+func (*AllocateAddressRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *AllocateAddressRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type AllocateAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       *ElasticIp             `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocateAddressResponse) Reset() {
+	*x = AllocateAddressResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocateAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocateAddressResponse) ProtoMessage() {}
+
+func (x *AllocateAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocateAddressResponse.ProtoReflect.Descriptor instead.
+func (*AllocateAddressResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AllocateAddressResponse) GetAddress() *ElasticIp {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type AssociateAddressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is the allocation id, name or public IP.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Instance      string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateAddressRequest) Reset() {
+	*x = AssociateAddressRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateAddressRequest) ProtoMessage() {}
+
+func (x *AssociateAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateAddressRequest.ProtoReflect.Descriptor instead.
+func (*AssociateAddressRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *AssociateAddressRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *AssociateAddressRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+type AssociateAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       *ElasticIp             `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateAddressResponse) Reset() {
+	*x = AssociateAddressResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateAddressResponse) ProtoMessage() {}
+
+func (x *AssociateAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateAddressResponse.ProtoReflect.Descriptor instead.
+func (*AssociateAddressResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *AssociateAddressResponse) GetAddress() *ElasticIp {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type DisassociateAddressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisassociateAddressRequest) Reset() {
+	*x = DisassociateAddressRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisassociateAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisassociateAddressRequest) ProtoMessage() {}
+
+func (x *DisassociateAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisassociateAddressRequest.ProtoReflect.Descriptor instead.
+func (*DisassociateAddressRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DisassociateAddressRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DisassociateAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       *ElasticIp             `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisassociateAddressResponse) Reset() {
+	*x = DisassociateAddressResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisassociateAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisassociateAddressResponse) ProtoMessage() {}
+
+func (x *DisassociateAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisassociateAddressResponse.ProtoReflect.Descriptor instead.
+func (*DisassociateAddressResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *DisassociateAddressResponse) GetAddress() *ElasticIp {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type ReleaseAddressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseAddressRequest) Reset() {
+	*x = ReleaseAddressRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseAddressRequest) ProtoMessage() {}
+
+func (x *ReleaseAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseAddressRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseAddressRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ReleaseAddressRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type ReleaseAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseAddressResponse) Reset() {
+	*x = ReleaseAddressResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseAddressResponse) ProtoMessage() {}
+
+func (x *ReleaseAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseAddressResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseAddressResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{55}
+}
+
+type ListAddressesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAddressesRequest) Reset() {
+	*x = ListAddressesRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAddressesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAddressesRequest) ProtoMessage() {}
+
+func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAddressesRequest.ProtoReflect.Descriptor instead.
+func (*ListAddressesRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{56}
+}
+
+type ListAddressesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Addresses     []*ElasticIp           `protobuf:"bytes,1,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAddressesResponse) Reset() {
+	*x = ListAddressesResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAddressesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAddressesResponse) ProtoMessage() {}
+
+func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAddressesResponse.ProtoReflect.Descriptor instead.
+func (*ListAddressesResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListAddressesResponse) GetAddresses() []*ElasticIp {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_vpc_proto_rawDesc = "" +
@@ -1828,7 +2693,45 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\bpeerings\x18\x01 \x03(\v2\x13.openvpc.v1.PeeringR\bpeerings\"(\n" +
 	"\x14DeletePeeringRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x17\n" +
-	"\x15DeletePeeringResponse2\x9a\f\n" +
+	"\x15DeletePeeringResponse\"2\n" +
+	"\x1cCreateInternetGatewayRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"g\n" +
+	"\x1dCreateInternetGatewayResponse\x12F\n" +
+	"\x10internet_gateway\x18\x01 \x01(\v2\x1b.openvpc.v1.InternetGatewayR\x0finternetGateway\"B\n" +
+	"\x1cAttachInternetGatewayRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x10\n" +
+	"\x03vpc\x18\x02 \x01(\tR\x03vpc\"g\n" +
+	"\x1dAttachInternetGatewayResponse\x12F\n" +
+	"\x10internet_gateway\x18\x01 \x01(\v2\x1b.openvpc.v1.InternetGatewayR\x0finternetGateway\"0\n" +
+	"\x1cDetachInternetGatewayRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"g\n" +
+	"\x1dDetachInternetGatewayResponse\x12F\n" +
+	"\x10internet_gateway\x18\x01 \x01(\v2\x1b.openvpc.v1.InternetGatewayR\x0finternetGateway\"0\n" +
+	"\x1cDeleteInternetGatewayRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1f\n" +
+	"\x1dDeleteInternetGatewayResponse\"\x1d\n" +
+	"\x1bListInternetGatewaysRequest\"h\n" +
+	"\x1cListInternetGatewaysResponse\x12H\n" +
+	"\x11internet_gateways\x18\x01 \x03(\v2\x1b.openvpc.v1.InternetGatewayR\x10internetGateways\",\n" +
+	"\x16AllocateAddressRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"J\n" +
+	"\x17AllocateAddressResponse\x12/\n" +
+	"\aaddress\x18\x01 \x01(\v2\x15.openvpc.v1.ElasticIpR\aaddress\"G\n" +
+	"\x17AssociateAddressRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\tR\binstance\"K\n" +
+	"\x18AssociateAddressResponse\x12/\n" +
+	"\aaddress\x18\x01 \x01(\v2\x15.openvpc.v1.ElasticIpR\aaddress\".\n" +
+	"\x1aDisassociateAddressRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"N\n" +
+	"\x1bDisassociateAddressResponse\x12/\n" +
+	"\aaddress\x18\x01 \x01(\v2\x15.openvpc.v1.ElasticIpR\aaddress\")\n" +
+	"\x15ReleaseAddressRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x18\n" +
+	"\x16ReleaseAddressResponse\"\x16\n" +
+	"\x14ListAddressesRequest\"L\n" +
+	"\x15ListAddressesResponse\x123\n" +
+	"\taddresses\x18\x01 \x03(\v2\x15.openvpc.v1.ElasticIpR\taddresses2\x8f\x14\n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -1850,7 +2753,17 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\n" +
 	"GetPeering\x12\x1d.openvpc.v1.GetPeeringRequest\x1a\x1e.openvpc.v1.GetPeeringResponse\x12Q\n" +
 	"\fListPeerings\x12\x1f.openvpc.v1.ListPeeringsRequest\x1a .openvpc.v1.ListPeeringsResponse\x12T\n" +
-	"\rDeletePeering\x12 .openvpc.v1.DeletePeeringRequest\x1a!.openvpc.v1.DeletePeeringResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\rDeletePeering\x12 .openvpc.v1.DeletePeeringRequest\x1a!.openvpc.v1.DeletePeeringResponse\x12l\n" +
+	"\x15CreateInternetGateway\x12(.openvpc.v1.CreateInternetGatewayRequest\x1a).openvpc.v1.CreateInternetGatewayResponse\x12l\n" +
+	"\x15AttachInternetGateway\x12(.openvpc.v1.AttachInternetGatewayRequest\x1a).openvpc.v1.AttachInternetGatewayResponse\x12l\n" +
+	"\x15DetachInternetGateway\x12(.openvpc.v1.DetachInternetGatewayRequest\x1a).openvpc.v1.DetachInternetGatewayResponse\x12l\n" +
+	"\x15DeleteInternetGateway\x12(.openvpc.v1.DeleteInternetGatewayRequest\x1a).openvpc.v1.DeleteInternetGatewayResponse\x12i\n" +
+	"\x14ListInternetGateways\x12'.openvpc.v1.ListInternetGatewaysRequest\x1a(.openvpc.v1.ListInternetGatewaysResponse\x12Z\n" +
+	"\x0fAllocateAddress\x12\".openvpc.v1.AllocateAddressRequest\x1a#.openvpc.v1.AllocateAddressResponse\x12]\n" +
+	"\x10AssociateAddress\x12#.openvpc.v1.AssociateAddressRequest\x1a$.openvpc.v1.AssociateAddressResponse\x12f\n" +
+	"\x13DisassociateAddress\x12&.openvpc.v1.DisassociateAddressRequest\x1a'.openvpc.v1.DisassociateAddressResponse\x12W\n" +
+	"\x0eReleaseAddress\x12!.openvpc.v1.ReleaseAddressRequest\x1a\".openvpc.v1.ReleaseAddressResponse\x12T\n" +
+	"\rListAddresses\x12 .openvpc.v1.ListAddressesRequest\x1a!.openvpc.v1.ListAddressesResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_vpc_proto_rawDescOnce sync.Once
@@ -1864,110 +2777,160 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
-	(*CreateVpcRequest)(nil),         // 0: openvpc.v1.CreateVpcRequest
-	(*CreateVpcResponse)(nil),        // 1: openvpc.v1.CreateVpcResponse
-	(*GetVpcRequest)(nil),            // 2: openvpc.v1.GetVpcRequest
-	(*GetVpcResponse)(nil),           // 3: openvpc.v1.GetVpcResponse
-	(*ListVpcsRequest)(nil),          // 4: openvpc.v1.ListVpcsRequest
-	(*ListVpcsResponse)(nil),         // 5: openvpc.v1.ListVpcsResponse
-	(*DeleteVpcRequest)(nil),         // 6: openvpc.v1.DeleteVpcRequest
-	(*DeleteVpcResponse)(nil),        // 7: openvpc.v1.DeleteVpcResponse
-	(*CreateSubnetRequest)(nil),      // 8: openvpc.v1.CreateSubnetRequest
-	(*CreateSubnetResponse)(nil),     // 9: openvpc.v1.CreateSubnetResponse
-	(*GetSubnetRequest)(nil),         // 10: openvpc.v1.GetSubnetRequest
-	(*GetSubnetResponse)(nil),        // 11: openvpc.v1.GetSubnetResponse
-	(*ListSubnetsRequest)(nil),       // 12: openvpc.v1.ListSubnetsRequest
-	(*ListSubnetsResponse)(nil),      // 13: openvpc.v1.ListSubnetsResponse
-	(*DeleteSubnetRequest)(nil),      // 14: openvpc.v1.DeleteSubnetRequest
-	(*DeleteSubnetResponse)(nil),     // 15: openvpc.v1.DeleteSubnetResponse
-	(*CreateRouteTableRequest)(nil),  // 16: openvpc.v1.CreateRouteTableRequest
-	(*CreateRouteTableResponse)(nil), // 17: openvpc.v1.CreateRouteTableResponse
-	(*GetRouteTableRequest)(nil),     // 18: openvpc.v1.GetRouteTableRequest
-	(*GetRouteTableResponse)(nil),    // 19: openvpc.v1.GetRouteTableResponse
-	(*ListRouteTablesRequest)(nil),   // 20: openvpc.v1.ListRouteTablesRequest
-	(*ListRouteTablesResponse)(nil),  // 21: openvpc.v1.ListRouteTablesResponse
-	(*DeleteRouteTableRequest)(nil),  // 22: openvpc.v1.DeleteRouteTableRequest
-	(*DeleteRouteTableResponse)(nil), // 23: openvpc.v1.DeleteRouteTableResponse
-	(*CreateRouteRequest)(nil),       // 24: openvpc.v1.CreateRouteRequest
-	(*CreateRouteResponse)(nil),      // 25: openvpc.v1.CreateRouteResponse
-	(*DeleteRouteRequest)(nil),       // 26: openvpc.v1.DeleteRouteRequest
-	(*DeleteRouteResponse)(nil),      // 27: openvpc.v1.DeleteRouteResponse
-	(*CreatePeeringRequest)(nil),     // 28: openvpc.v1.CreatePeeringRequest
-	(*CreatePeeringResponse)(nil),    // 29: openvpc.v1.CreatePeeringResponse
-	(*AcceptPeeringRequest)(nil),     // 30: openvpc.v1.AcceptPeeringRequest
-	(*AcceptPeeringResponse)(nil),    // 31: openvpc.v1.AcceptPeeringResponse
-	(*GetPeeringRequest)(nil),        // 32: openvpc.v1.GetPeeringRequest
-	(*GetPeeringResponse)(nil),       // 33: openvpc.v1.GetPeeringResponse
-	(*ListPeeringsRequest)(nil),      // 34: openvpc.v1.ListPeeringsRequest
-	(*ListPeeringsResponse)(nil),     // 35: openvpc.v1.ListPeeringsResponse
-	(*DeletePeeringRequest)(nil),     // 36: openvpc.v1.DeletePeeringRequest
-	(*DeletePeeringResponse)(nil),    // 37: openvpc.v1.DeletePeeringResponse
-	(*Vpc)(nil),                      // 38: openvpc.v1.Vpc
-	(*Subnet)(nil),                   // 39: openvpc.v1.Subnet
-	(*RouteTable)(nil),               // 40: openvpc.v1.RouteTable
-	(*Peering)(nil),                  // 41: openvpc.v1.Peering
+	(*CreateVpcRequest)(nil),              // 0: openvpc.v1.CreateVpcRequest
+	(*CreateVpcResponse)(nil),             // 1: openvpc.v1.CreateVpcResponse
+	(*GetVpcRequest)(nil),                 // 2: openvpc.v1.GetVpcRequest
+	(*GetVpcResponse)(nil),                // 3: openvpc.v1.GetVpcResponse
+	(*ListVpcsRequest)(nil),               // 4: openvpc.v1.ListVpcsRequest
+	(*ListVpcsResponse)(nil),              // 5: openvpc.v1.ListVpcsResponse
+	(*DeleteVpcRequest)(nil),              // 6: openvpc.v1.DeleteVpcRequest
+	(*DeleteVpcResponse)(nil),             // 7: openvpc.v1.DeleteVpcResponse
+	(*CreateSubnetRequest)(nil),           // 8: openvpc.v1.CreateSubnetRequest
+	(*CreateSubnetResponse)(nil),          // 9: openvpc.v1.CreateSubnetResponse
+	(*GetSubnetRequest)(nil),              // 10: openvpc.v1.GetSubnetRequest
+	(*GetSubnetResponse)(nil),             // 11: openvpc.v1.GetSubnetResponse
+	(*ListSubnetsRequest)(nil),            // 12: openvpc.v1.ListSubnetsRequest
+	(*ListSubnetsResponse)(nil),           // 13: openvpc.v1.ListSubnetsResponse
+	(*DeleteSubnetRequest)(nil),           // 14: openvpc.v1.DeleteSubnetRequest
+	(*DeleteSubnetResponse)(nil),          // 15: openvpc.v1.DeleteSubnetResponse
+	(*CreateRouteTableRequest)(nil),       // 16: openvpc.v1.CreateRouteTableRequest
+	(*CreateRouteTableResponse)(nil),      // 17: openvpc.v1.CreateRouteTableResponse
+	(*GetRouteTableRequest)(nil),          // 18: openvpc.v1.GetRouteTableRequest
+	(*GetRouteTableResponse)(nil),         // 19: openvpc.v1.GetRouteTableResponse
+	(*ListRouteTablesRequest)(nil),        // 20: openvpc.v1.ListRouteTablesRequest
+	(*ListRouteTablesResponse)(nil),       // 21: openvpc.v1.ListRouteTablesResponse
+	(*DeleteRouteTableRequest)(nil),       // 22: openvpc.v1.DeleteRouteTableRequest
+	(*DeleteRouteTableResponse)(nil),      // 23: openvpc.v1.DeleteRouteTableResponse
+	(*CreateRouteRequest)(nil),            // 24: openvpc.v1.CreateRouteRequest
+	(*CreateRouteResponse)(nil),           // 25: openvpc.v1.CreateRouteResponse
+	(*DeleteRouteRequest)(nil),            // 26: openvpc.v1.DeleteRouteRequest
+	(*DeleteRouteResponse)(nil),           // 27: openvpc.v1.DeleteRouteResponse
+	(*CreatePeeringRequest)(nil),          // 28: openvpc.v1.CreatePeeringRequest
+	(*CreatePeeringResponse)(nil),         // 29: openvpc.v1.CreatePeeringResponse
+	(*AcceptPeeringRequest)(nil),          // 30: openvpc.v1.AcceptPeeringRequest
+	(*AcceptPeeringResponse)(nil),         // 31: openvpc.v1.AcceptPeeringResponse
+	(*GetPeeringRequest)(nil),             // 32: openvpc.v1.GetPeeringRequest
+	(*GetPeeringResponse)(nil),            // 33: openvpc.v1.GetPeeringResponse
+	(*ListPeeringsRequest)(nil),           // 34: openvpc.v1.ListPeeringsRequest
+	(*ListPeeringsResponse)(nil),          // 35: openvpc.v1.ListPeeringsResponse
+	(*DeletePeeringRequest)(nil),          // 36: openvpc.v1.DeletePeeringRequest
+	(*DeletePeeringResponse)(nil),         // 37: openvpc.v1.DeletePeeringResponse
+	(*CreateInternetGatewayRequest)(nil),  // 38: openvpc.v1.CreateInternetGatewayRequest
+	(*CreateInternetGatewayResponse)(nil), // 39: openvpc.v1.CreateInternetGatewayResponse
+	(*AttachInternetGatewayRequest)(nil),  // 40: openvpc.v1.AttachInternetGatewayRequest
+	(*AttachInternetGatewayResponse)(nil), // 41: openvpc.v1.AttachInternetGatewayResponse
+	(*DetachInternetGatewayRequest)(nil),  // 42: openvpc.v1.DetachInternetGatewayRequest
+	(*DetachInternetGatewayResponse)(nil), // 43: openvpc.v1.DetachInternetGatewayResponse
+	(*DeleteInternetGatewayRequest)(nil),  // 44: openvpc.v1.DeleteInternetGatewayRequest
+	(*DeleteInternetGatewayResponse)(nil), // 45: openvpc.v1.DeleteInternetGatewayResponse
+	(*ListInternetGatewaysRequest)(nil),   // 46: openvpc.v1.ListInternetGatewaysRequest
+	(*ListInternetGatewaysResponse)(nil),  // 47: openvpc.v1.ListInternetGatewaysResponse
+	(*AllocateAddressRequest)(nil),        // 48: openvpc.v1.AllocateAddressRequest
+	(*AllocateAddressResponse)(nil),       // 49: openvpc.v1.AllocateAddressResponse
+	(*AssociateAddressRequest)(nil),       // 50: openvpc.v1.AssociateAddressRequest
+	(*AssociateAddressResponse)(nil),      // 51: openvpc.v1.AssociateAddressResponse
+	(*DisassociateAddressRequest)(nil),    // 52: openvpc.v1.DisassociateAddressRequest
+	(*DisassociateAddressResponse)(nil),   // 53: openvpc.v1.DisassociateAddressResponse
+	(*ReleaseAddressRequest)(nil),         // 54: openvpc.v1.ReleaseAddressRequest
+	(*ReleaseAddressResponse)(nil),        // 55: openvpc.v1.ReleaseAddressResponse
+	(*ListAddressesRequest)(nil),          // 56: openvpc.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),         // 57: openvpc.v1.ListAddressesResponse
+	(*Vpc)(nil),                           // 58: openvpc.v1.Vpc
+	(*Subnet)(nil),                        // 59: openvpc.v1.Subnet
+	(*RouteTable)(nil),                    // 60: openvpc.v1.RouteTable
+	(*Peering)(nil),                       // 61: openvpc.v1.Peering
+	(*InternetGateway)(nil),               // 62: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                     // 63: openvpc.v1.ElasticIp
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	38, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	38, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	38, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	39, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	39, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	39, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	40, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	40, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	40, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	40, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	40, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	41, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	41, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	41, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	41, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	0,  // 15: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,  // 16: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,  // 17: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,  // 18: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,  // 19: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10, // 20: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12, // 21: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14, // 22: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16, // 23: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18, // 24: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20, // 25: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22, // 26: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24, // 27: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26, // 28: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28, // 29: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30, // 30: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32, // 31: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34, // 32: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36, // 33: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	1,  // 34: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,  // 35: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,  // 36: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,  // 37: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,  // 38: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11, // 39: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13, // 40: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15, // 41: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17, // 42: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19, // 43: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21, // 44: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23, // 45: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25, // 46: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27, // 47: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29, // 48: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31, // 49: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33, // 50: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35, // 51: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37, // 52: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	34, // [34:53] is the sub-list for method output_type
-	15, // [15:34] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	58, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	58, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	58, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	59, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	59, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	59, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	60, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	60, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	60, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	60, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	60, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	61, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	61, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	61, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	61, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	62, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	62, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	62, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	62, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	63, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	63, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	63, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	63, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	0,  // 23: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,  // 24: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,  // 25: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,  // 26: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,  // 27: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	10, // 28: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	12, // 29: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	14, // 30: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	16, // 31: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	18, // 32: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	20, // 33: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	22, // 34: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	24, // 35: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	26, // 36: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	28, // 37: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	30, // 38: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	32, // 39: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	34, // 40: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	36, // 41: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	38, // 42: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	40, // 43: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	42, // 44: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	44, // 45: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	46, // 46: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	48, // 47: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	50, // 48: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	52, // 49: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	54, // 50: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	56, // 51: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	1,  // 52: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,  // 53: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,  // 54: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,  // 55: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,  // 56: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	11, // 57: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	13, // 58: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	15, // 59: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	17, // 60: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	19, // 61: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	21, // 62: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	23, // 63: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	25, // 64: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	27, // 65: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	29, // 66: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	31, // 67: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	33, // 68: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	35, // 69: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	37, // 70: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	39, // 71: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	41, // 72: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	43, // 73: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	45, // 74: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	47, // 75: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	49, // 76: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	51, // 77: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	53, // 78: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	55, // 79: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	57, // 80: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	52, // [52:81] is the sub-list for method output_type
+	23, // [23:52] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -1982,7 +2945,7 @@ func file_openvpc_v1_vpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -78,6 +78,36 @@ const (
 	// VpcServiceDeletePeeringProcedure is the fully-qualified name of the VpcService's DeletePeering
 	// RPC.
 	VpcServiceDeletePeeringProcedure = "/openvpc.v1.VpcService/DeletePeering"
+	// VpcServiceCreateInternetGatewayProcedure is the fully-qualified name of the VpcService's
+	// CreateInternetGateway RPC.
+	VpcServiceCreateInternetGatewayProcedure = "/openvpc.v1.VpcService/CreateInternetGateway"
+	// VpcServiceAttachInternetGatewayProcedure is the fully-qualified name of the VpcService's
+	// AttachInternetGateway RPC.
+	VpcServiceAttachInternetGatewayProcedure = "/openvpc.v1.VpcService/AttachInternetGateway"
+	// VpcServiceDetachInternetGatewayProcedure is the fully-qualified name of the VpcService's
+	// DetachInternetGateway RPC.
+	VpcServiceDetachInternetGatewayProcedure = "/openvpc.v1.VpcService/DetachInternetGateway"
+	// VpcServiceDeleteInternetGatewayProcedure is the fully-qualified name of the VpcService's
+	// DeleteInternetGateway RPC.
+	VpcServiceDeleteInternetGatewayProcedure = "/openvpc.v1.VpcService/DeleteInternetGateway"
+	// VpcServiceListInternetGatewaysProcedure is the fully-qualified name of the VpcService's
+	// ListInternetGateways RPC.
+	VpcServiceListInternetGatewaysProcedure = "/openvpc.v1.VpcService/ListInternetGateways"
+	// VpcServiceAllocateAddressProcedure is the fully-qualified name of the VpcService's
+	// AllocateAddress RPC.
+	VpcServiceAllocateAddressProcedure = "/openvpc.v1.VpcService/AllocateAddress"
+	// VpcServiceAssociateAddressProcedure is the fully-qualified name of the VpcService's
+	// AssociateAddress RPC.
+	VpcServiceAssociateAddressProcedure = "/openvpc.v1.VpcService/AssociateAddress"
+	// VpcServiceDisassociateAddressProcedure is the fully-qualified name of the VpcService's
+	// DisassociateAddress RPC.
+	VpcServiceDisassociateAddressProcedure = "/openvpc.v1.VpcService/DisassociateAddress"
+	// VpcServiceReleaseAddressProcedure is the fully-qualified name of the VpcService's ReleaseAddress
+	// RPC.
+	VpcServiceReleaseAddressProcedure = "/openvpc.v1.VpcService/ReleaseAddress"
+	// VpcServiceListAddressesProcedure is the fully-qualified name of the VpcService's ListAddresses
+	// RPC.
+	VpcServiceListAddressesProcedure = "/openvpc.v1.VpcService/ListAddresses"
 )
 
 // VpcServiceClient is a client for the openvpc.v1.VpcService service.
@@ -101,6 +131,18 @@ type VpcServiceClient interface {
 	GetPeering(context.Context, *connect.Request[v1.GetPeeringRequest]) (*connect.Response[v1.GetPeeringResponse], error)
 	ListPeerings(context.Context, *connect.Request[v1.ListPeeringsRequest]) (*connect.Response[v1.ListPeeringsResponse], error)
 	DeletePeering(context.Context, *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error)
+	CreateInternetGateway(context.Context, *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error)
+	AttachInternetGateway(context.Context, *connect.Request[v1.AttachInternetGatewayRequest]) (*connect.Response[v1.AttachInternetGatewayResponse], error)
+	DetachInternetGateway(context.Context, *connect.Request[v1.DetachInternetGatewayRequest]) (*connect.Response[v1.DetachInternetGatewayResponse], error)
+	DeleteInternetGateway(context.Context, *connect.Request[v1.DeleteInternetGatewayRequest]) (*connect.Response[v1.DeleteInternetGatewayResponse], error)
+	ListInternetGateways(context.Context, *connect.Request[v1.ListInternetGatewaysRequest]) (*connect.Response[v1.ListInternetGatewaysResponse], error)
+	// AllocateAddress takes the lowest free address of the server's Elastic IP pool.
+	AllocateAddress(context.Context, *connect.Request[v1.AllocateAddressRequest]) (*connect.Response[v1.AllocateAddressResponse], error)
+	AssociateAddress(context.Context, *connect.Request[v1.AssociateAddressRequest]) (*connect.Response[v1.AssociateAddressResponse], error)
+	DisassociateAddress(context.Context, *connect.Request[v1.DisassociateAddressRequest]) (*connect.Response[v1.DisassociateAddressResponse], error)
+	// ReleaseAddress returns an Elastic IP to the pool; refused while associated.
+	ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error)
+	ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error)
 }
 
 // NewVpcServiceClient constructs a client for the openvpc.v1.VpcService service. By default, it
@@ -228,30 +270,100 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vpcServiceMethods.ByName("DeletePeering")),
 			connect.WithClientOptions(opts...),
 		),
+		createInternetGateway: connect.NewClient[v1.CreateInternetGatewayRequest, v1.CreateInternetGatewayResponse](
+			httpClient,
+			baseURL+VpcServiceCreateInternetGatewayProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("CreateInternetGateway")),
+			connect.WithClientOptions(opts...),
+		),
+		attachInternetGateway: connect.NewClient[v1.AttachInternetGatewayRequest, v1.AttachInternetGatewayResponse](
+			httpClient,
+			baseURL+VpcServiceAttachInternetGatewayProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AttachInternetGateway")),
+			connect.WithClientOptions(opts...),
+		),
+		detachInternetGateway: connect.NewClient[v1.DetachInternetGatewayRequest, v1.DetachInternetGatewayResponse](
+			httpClient,
+			baseURL+VpcServiceDetachInternetGatewayProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DetachInternetGateway")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteInternetGateway: connect.NewClient[v1.DeleteInternetGatewayRequest, v1.DeleteInternetGatewayResponse](
+			httpClient,
+			baseURL+VpcServiceDeleteInternetGatewayProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DeleteInternetGateway")),
+			connect.WithClientOptions(opts...),
+		),
+		listInternetGateways: connect.NewClient[v1.ListInternetGatewaysRequest, v1.ListInternetGatewaysResponse](
+			httpClient,
+			baseURL+VpcServiceListInternetGatewaysProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ListInternetGateways")),
+			connect.WithClientOptions(opts...),
+		),
+		allocateAddress: connect.NewClient[v1.AllocateAddressRequest, v1.AllocateAddressResponse](
+			httpClient,
+			baseURL+VpcServiceAllocateAddressProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AllocateAddress")),
+			connect.WithClientOptions(opts...),
+		),
+		associateAddress: connect.NewClient[v1.AssociateAddressRequest, v1.AssociateAddressResponse](
+			httpClient,
+			baseURL+VpcServiceAssociateAddressProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AssociateAddress")),
+			connect.WithClientOptions(opts...),
+		),
+		disassociateAddress: connect.NewClient[v1.DisassociateAddressRequest, v1.DisassociateAddressResponse](
+			httpClient,
+			baseURL+VpcServiceDisassociateAddressProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DisassociateAddress")),
+			connect.WithClientOptions(opts...),
+		),
+		releaseAddress: connect.NewClient[v1.ReleaseAddressRequest, v1.ReleaseAddressResponse](
+			httpClient,
+			baseURL+VpcServiceReleaseAddressProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ReleaseAddress")),
+			connect.WithClientOptions(opts...),
+		),
+		listAddresses: connect.NewClient[v1.ListAddressesRequest, v1.ListAddressesResponse](
+			httpClient,
+			baseURL+VpcServiceListAddressesProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ListAddresses")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // vpcServiceClient implements VpcServiceClient.
 type vpcServiceClient struct {
-	createVpc        *connect.Client[v1.CreateVpcRequest, v1.CreateVpcResponse]
-	getVpc           *connect.Client[v1.GetVpcRequest, v1.GetVpcResponse]
-	listVpcs         *connect.Client[v1.ListVpcsRequest, v1.ListVpcsResponse]
-	deleteVpc        *connect.Client[v1.DeleteVpcRequest, v1.DeleteVpcResponse]
-	createSubnet     *connect.Client[v1.CreateSubnetRequest, v1.CreateSubnetResponse]
-	getSubnet        *connect.Client[v1.GetSubnetRequest, v1.GetSubnetResponse]
-	listSubnets      *connect.Client[v1.ListSubnetsRequest, v1.ListSubnetsResponse]
-	deleteSubnet     *connect.Client[v1.DeleteSubnetRequest, v1.DeleteSubnetResponse]
-	createRouteTable *connect.Client[v1.CreateRouteTableRequest, v1.CreateRouteTableResponse]
-	getRouteTable    *connect.Client[v1.GetRouteTableRequest, v1.GetRouteTableResponse]
-	listRouteTables  *connect.Client[v1.ListRouteTablesRequest, v1.ListRouteTablesResponse]
-	deleteRouteTable *connect.Client[v1.DeleteRouteTableRequest, v1.DeleteRouteTableResponse]
-	createRoute      *connect.Client[v1.CreateRouteRequest, v1.CreateRouteResponse]
-	deleteRoute      *connect.Client[v1.DeleteRouteRequest, v1.DeleteRouteResponse]
-	createPeering    *connect.Client[v1.CreatePeeringRequest, v1.CreatePeeringResponse]
-	acceptPeering    *connect.Client[v1.AcceptPeeringRequest, v1.AcceptPeeringResponse]
-	getPeering       *connect.Client[v1.GetPeeringRequest, v1.GetPeeringResponse]
-	listPeerings     *connect.Client[v1.ListPeeringsRequest, v1.ListPeeringsResponse]
-	deletePeering    *connect.Client[v1.DeletePeeringRequest, v1.DeletePeeringResponse]
+	createVpc             *connect.Client[v1.CreateVpcRequest, v1.CreateVpcResponse]
+	getVpc                *connect.Client[v1.GetVpcRequest, v1.GetVpcResponse]
+	listVpcs              *connect.Client[v1.ListVpcsRequest, v1.ListVpcsResponse]
+	deleteVpc             *connect.Client[v1.DeleteVpcRequest, v1.DeleteVpcResponse]
+	createSubnet          *connect.Client[v1.CreateSubnetRequest, v1.CreateSubnetResponse]
+	getSubnet             *connect.Client[v1.GetSubnetRequest, v1.GetSubnetResponse]
+	listSubnets           *connect.Client[v1.ListSubnetsRequest, v1.ListSubnetsResponse]
+	deleteSubnet          *connect.Client[v1.DeleteSubnetRequest, v1.DeleteSubnetResponse]
+	createRouteTable      *connect.Client[v1.CreateRouteTableRequest, v1.CreateRouteTableResponse]
+	getRouteTable         *connect.Client[v1.GetRouteTableRequest, v1.GetRouteTableResponse]
+	listRouteTables       *connect.Client[v1.ListRouteTablesRequest, v1.ListRouteTablesResponse]
+	deleteRouteTable      *connect.Client[v1.DeleteRouteTableRequest, v1.DeleteRouteTableResponse]
+	createRoute           *connect.Client[v1.CreateRouteRequest, v1.CreateRouteResponse]
+	deleteRoute           *connect.Client[v1.DeleteRouteRequest, v1.DeleteRouteResponse]
+	createPeering         *connect.Client[v1.CreatePeeringRequest, v1.CreatePeeringResponse]
+	acceptPeering         *connect.Client[v1.AcceptPeeringRequest, v1.AcceptPeeringResponse]
+	getPeering            *connect.Client[v1.GetPeeringRequest, v1.GetPeeringResponse]
+	listPeerings          *connect.Client[v1.ListPeeringsRequest, v1.ListPeeringsResponse]
+	deletePeering         *connect.Client[v1.DeletePeeringRequest, v1.DeletePeeringResponse]
+	createInternetGateway *connect.Client[v1.CreateInternetGatewayRequest, v1.CreateInternetGatewayResponse]
+	attachInternetGateway *connect.Client[v1.AttachInternetGatewayRequest, v1.AttachInternetGatewayResponse]
+	detachInternetGateway *connect.Client[v1.DetachInternetGatewayRequest, v1.DetachInternetGatewayResponse]
+	deleteInternetGateway *connect.Client[v1.DeleteInternetGatewayRequest, v1.DeleteInternetGatewayResponse]
+	listInternetGateways  *connect.Client[v1.ListInternetGatewaysRequest, v1.ListInternetGatewaysResponse]
+	allocateAddress       *connect.Client[v1.AllocateAddressRequest, v1.AllocateAddressResponse]
+	associateAddress      *connect.Client[v1.AssociateAddressRequest, v1.AssociateAddressResponse]
+	disassociateAddress   *connect.Client[v1.DisassociateAddressRequest, v1.DisassociateAddressResponse]
+	releaseAddress        *connect.Client[v1.ReleaseAddressRequest, v1.ReleaseAddressResponse]
+	listAddresses         *connect.Client[v1.ListAddressesRequest, v1.ListAddressesResponse]
 }
 
 // CreateVpc calls openvpc.v1.VpcService.CreateVpc.
@@ -349,6 +461,56 @@ func (c *vpcServiceClient) DeletePeering(ctx context.Context, req *connect.Reque
 	return c.deletePeering.CallUnary(ctx, req)
 }
 
+// CreateInternetGateway calls openvpc.v1.VpcService.CreateInternetGateway.
+func (c *vpcServiceClient) CreateInternetGateway(ctx context.Context, req *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error) {
+	return c.createInternetGateway.CallUnary(ctx, req)
+}
+
+// AttachInternetGateway calls openvpc.v1.VpcService.AttachInternetGateway.
+func (c *vpcServiceClient) AttachInternetGateway(ctx context.Context, req *connect.Request[v1.AttachInternetGatewayRequest]) (*connect.Response[v1.AttachInternetGatewayResponse], error) {
+	return c.attachInternetGateway.CallUnary(ctx, req)
+}
+
+// DetachInternetGateway calls openvpc.v1.VpcService.DetachInternetGateway.
+func (c *vpcServiceClient) DetachInternetGateway(ctx context.Context, req *connect.Request[v1.DetachInternetGatewayRequest]) (*connect.Response[v1.DetachInternetGatewayResponse], error) {
+	return c.detachInternetGateway.CallUnary(ctx, req)
+}
+
+// DeleteInternetGateway calls openvpc.v1.VpcService.DeleteInternetGateway.
+func (c *vpcServiceClient) DeleteInternetGateway(ctx context.Context, req *connect.Request[v1.DeleteInternetGatewayRequest]) (*connect.Response[v1.DeleteInternetGatewayResponse], error) {
+	return c.deleteInternetGateway.CallUnary(ctx, req)
+}
+
+// ListInternetGateways calls openvpc.v1.VpcService.ListInternetGateways.
+func (c *vpcServiceClient) ListInternetGateways(ctx context.Context, req *connect.Request[v1.ListInternetGatewaysRequest]) (*connect.Response[v1.ListInternetGatewaysResponse], error) {
+	return c.listInternetGateways.CallUnary(ctx, req)
+}
+
+// AllocateAddress calls openvpc.v1.VpcService.AllocateAddress.
+func (c *vpcServiceClient) AllocateAddress(ctx context.Context, req *connect.Request[v1.AllocateAddressRequest]) (*connect.Response[v1.AllocateAddressResponse], error) {
+	return c.allocateAddress.CallUnary(ctx, req)
+}
+
+// AssociateAddress calls openvpc.v1.VpcService.AssociateAddress.
+func (c *vpcServiceClient) AssociateAddress(ctx context.Context, req *connect.Request[v1.AssociateAddressRequest]) (*connect.Response[v1.AssociateAddressResponse], error) {
+	return c.associateAddress.CallUnary(ctx, req)
+}
+
+// DisassociateAddress calls openvpc.v1.VpcService.DisassociateAddress.
+func (c *vpcServiceClient) DisassociateAddress(ctx context.Context, req *connect.Request[v1.DisassociateAddressRequest]) (*connect.Response[v1.DisassociateAddressResponse], error) {
+	return c.disassociateAddress.CallUnary(ctx, req)
+}
+
+// ReleaseAddress calls openvpc.v1.VpcService.ReleaseAddress.
+func (c *vpcServiceClient) ReleaseAddress(ctx context.Context, req *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error) {
+	return c.releaseAddress.CallUnary(ctx, req)
+}
+
+// ListAddresses calls openvpc.v1.VpcService.ListAddresses.
+func (c *vpcServiceClient) ListAddresses(ctx context.Context, req *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error) {
+	return c.listAddresses.CallUnary(ctx, req)
+}
+
 // VpcServiceHandler is an implementation of the openvpc.v1.VpcService service.
 type VpcServiceHandler interface {
 	CreateVpc(context.Context, *connect.Request[v1.CreateVpcRequest]) (*connect.Response[v1.CreateVpcResponse], error)
@@ -370,6 +532,18 @@ type VpcServiceHandler interface {
 	GetPeering(context.Context, *connect.Request[v1.GetPeeringRequest]) (*connect.Response[v1.GetPeeringResponse], error)
 	ListPeerings(context.Context, *connect.Request[v1.ListPeeringsRequest]) (*connect.Response[v1.ListPeeringsResponse], error)
 	DeletePeering(context.Context, *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error)
+	CreateInternetGateway(context.Context, *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error)
+	AttachInternetGateway(context.Context, *connect.Request[v1.AttachInternetGatewayRequest]) (*connect.Response[v1.AttachInternetGatewayResponse], error)
+	DetachInternetGateway(context.Context, *connect.Request[v1.DetachInternetGatewayRequest]) (*connect.Response[v1.DetachInternetGatewayResponse], error)
+	DeleteInternetGateway(context.Context, *connect.Request[v1.DeleteInternetGatewayRequest]) (*connect.Response[v1.DeleteInternetGatewayResponse], error)
+	ListInternetGateways(context.Context, *connect.Request[v1.ListInternetGatewaysRequest]) (*connect.Response[v1.ListInternetGatewaysResponse], error)
+	// AllocateAddress takes the lowest free address of the server's Elastic IP pool.
+	AllocateAddress(context.Context, *connect.Request[v1.AllocateAddressRequest]) (*connect.Response[v1.AllocateAddressResponse], error)
+	AssociateAddress(context.Context, *connect.Request[v1.AssociateAddressRequest]) (*connect.Response[v1.AssociateAddressResponse], error)
+	DisassociateAddress(context.Context, *connect.Request[v1.DisassociateAddressRequest]) (*connect.Response[v1.DisassociateAddressResponse], error)
+	// ReleaseAddress returns an Elastic IP to the pool; refused while associated.
+	ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error)
+	ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error)
 }
 
 // NewVpcServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -493,6 +667,66 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vpcServiceMethods.ByName("DeletePeering")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vpcServiceCreateInternetGatewayHandler := connect.NewUnaryHandler(
+		VpcServiceCreateInternetGatewayProcedure,
+		svc.CreateInternetGateway,
+		connect.WithSchema(vpcServiceMethods.ByName("CreateInternetGateway")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAttachInternetGatewayHandler := connect.NewUnaryHandler(
+		VpcServiceAttachInternetGatewayProcedure,
+		svc.AttachInternetGateway,
+		connect.WithSchema(vpcServiceMethods.ByName("AttachInternetGateway")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDetachInternetGatewayHandler := connect.NewUnaryHandler(
+		VpcServiceDetachInternetGatewayProcedure,
+		svc.DetachInternetGateway,
+		connect.WithSchema(vpcServiceMethods.ByName("DetachInternetGateway")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDeleteInternetGatewayHandler := connect.NewUnaryHandler(
+		VpcServiceDeleteInternetGatewayProcedure,
+		svc.DeleteInternetGateway,
+		connect.WithSchema(vpcServiceMethods.ByName("DeleteInternetGateway")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceListInternetGatewaysHandler := connect.NewUnaryHandler(
+		VpcServiceListInternetGatewaysProcedure,
+		svc.ListInternetGateways,
+		connect.WithSchema(vpcServiceMethods.ByName("ListInternetGateways")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAllocateAddressHandler := connect.NewUnaryHandler(
+		VpcServiceAllocateAddressProcedure,
+		svc.AllocateAddress,
+		connect.WithSchema(vpcServiceMethods.ByName("AllocateAddress")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAssociateAddressHandler := connect.NewUnaryHandler(
+		VpcServiceAssociateAddressProcedure,
+		svc.AssociateAddress,
+		connect.WithSchema(vpcServiceMethods.ByName("AssociateAddress")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDisassociateAddressHandler := connect.NewUnaryHandler(
+		VpcServiceDisassociateAddressProcedure,
+		svc.DisassociateAddress,
+		connect.WithSchema(vpcServiceMethods.ByName("DisassociateAddress")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceReleaseAddressHandler := connect.NewUnaryHandler(
+		VpcServiceReleaseAddressProcedure,
+		svc.ReleaseAddress,
+		connect.WithSchema(vpcServiceMethods.ByName("ReleaseAddress")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceListAddressesHandler := connect.NewUnaryHandler(
+		VpcServiceListAddressesProcedure,
+		svc.ListAddresses,
+		connect.WithSchema(vpcServiceMethods.ByName("ListAddresses")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.VpcService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VpcServiceCreateVpcProcedure:
@@ -533,6 +767,26 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceListPeeringsHandler.ServeHTTP(w, r)
 		case VpcServiceDeletePeeringProcedure:
 			vpcServiceDeletePeeringHandler.ServeHTTP(w, r)
+		case VpcServiceCreateInternetGatewayProcedure:
+			vpcServiceCreateInternetGatewayHandler.ServeHTTP(w, r)
+		case VpcServiceAttachInternetGatewayProcedure:
+			vpcServiceAttachInternetGatewayHandler.ServeHTTP(w, r)
+		case VpcServiceDetachInternetGatewayProcedure:
+			vpcServiceDetachInternetGatewayHandler.ServeHTTP(w, r)
+		case VpcServiceDeleteInternetGatewayProcedure:
+			vpcServiceDeleteInternetGatewayHandler.ServeHTTP(w, r)
+		case VpcServiceListInternetGatewaysProcedure:
+			vpcServiceListInternetGatewaysHandler.ServeHTTP(w, r)
+		case VpcServiceAllocateAddressProcedure:
+			vpcServiceAllocateAddressHandler.ServeHTTP(w, r)
+		case VpcServiceAssociateAddressProcedure:
+			vpcServiceAssociateAddressHandler.ServeHTTP(w, r)
+		case VpcServiceDisassociateAddressProcedure:
+			vpcServiceDisassociateAddressHandler.ServeHTTP(w, r)
+		case VpcServiceReleaseAddressProcedure:
+			vpcServiceReleaseAddressHandler.ServeHTTP(w, r)
+		case VpcServiceListAddressesProcedure:
+			vpcServiceListAddressesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -616,4 +870,44 @@ func (UnimplementedVpcServiceHandler) ListPeerings(context.Context, *connect.Req
 
 func (UnimplementedVpcServiceHandler) DeletePeering(context.Context, *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeletePeering is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) CreateInternetGateway(context.Context, *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.CreateInternetGateway is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AttachInternetGateway(context.Context, *connect.Request[v1.AttachInternetGatewayRequest]) (*connect.Response[v1.AttachInternetGatewayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AttachInternetGateway is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DetachInternetGateway(context.Context, *connect.Request[v1.DetachInternetGatewayRequest]) (*connect.Response[v1.DetachInternetGatewayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DetachInternetGateway is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DeleteInternetGateway(context.Context, *connect.Request[v1.DeleteInternetGatewayRequest]) (*connect.Response[v1.DeleteInternetGatewayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteInternetGateway is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ListInternetGateways(context.Context, *connect.Request[v1.ListInternetGatewaysRequest]) (*connect.Response[v1.ListInternetGatewaysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListInternetGateways is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AllocateAddress(context.Context, *connect.Request[v1.AllocateAddressRequest]) (*connect.Response[v1.AllocateAddressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AllocateAddress is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AssociateAddress(context.Context, *connect.Request[v1.AssociateAddressRequest]) (*connect.Response[v1.AssociateAddressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AssociateAddress is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DisassociateAddress(context.Context, *connect.Request[v1.DisassociateAddressRequest]) (*connect.Response[v1.DisassociateAddressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DisassociateAddress is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ReleaseAddress is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListAddresses is not implemented"))
 }
