@@ -10,10 +10,10 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 )
 
-var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC"}
+var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC", "PUBLIC IP"}
 
 func instRow(i *pb.Instance) []string {
-	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac}
+	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac, i.PublicIp}
 }
 
 func instanceCmd(o *Options) *cobra.Command {

@@ -245,13 +245,23 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 	if err != nil {
 		return st, err
 	}
+	igws, err := cl.VPC.ListInternetGateways(ctx, connect.NewRequest(&pb.ListInternetGatewaysRequest{}))
+	if err != nil {
+		return st, err
+	}
+	igwOf := map[string]string{}
+	for _, g := range igws.Msg.InternetGateways {
+		if g.VpcId != "" {
+			igwOf[g.VpcId] = g.Id
+		}
+	}
 	registered := map[string]*pb.Host{}
 	for _, h := range hosts.Msg.Hosts {
 		registered[h.Id] = h
 	}
 	holdHost := func(id string) {
 		if h, ok := registered[id]; ok {
-			st.Hosts[id] = &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: true}
+			st.Hosts[id] = &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: !h.Unhealthy}
 		}
 	}
 	// A host knows the hosts of the instances in its scope, and every edge.
@@ -273,6 +283,12 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 	}
 	live := func(i *pb.Instance) bool { return i.State != pb.InstanceState_INSTANCE_STATE_TERMINATED }
 	scope := map[string]bool{}
+	if h := registered[host]; h != nil && h.Role == pb.HostRole_HOST_ROLE_EDGE {
+		// An edge serves every VPC with an internet gateway.
+		for v := range igwOf {
+			scope[v] = true
+		}
+	}
 	for _, i := range insts.Msg.Instances {
 		if live(i) && i.HostId == host {
 			scope[i.VpcId] = true
@@ -283,7 +299,7 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 	}
 	for id := range scope {
 		v := byID[id]
-		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr}
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: igwOf[id]}
 		for _, sn := range subnets.Msg.Subnets {
 			if sn.VpcId == id {
 				f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId})
@@ -308,7 +324,7 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 		if live(i) && scope[i.VpcId] {
 			vni := byID[i.VpcId].Vni
 			st.Mappings[agent.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
-				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id,
+				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 			}
 			holdHost(i.HostId)
 		}

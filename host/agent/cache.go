@@ -154,7 +154,13 @@ func (c *Cache) mappingFrom(r *pb.MappingRecord) (tables.Mapping, error) {
 	if err != nil || len(hw) != 6 {
 		return tables.Mapping{}, fmt.Errorf("mapping %s: bad MAC %q", r.InstanceId, r.Mac)
 	}
-	return tables.Mapping{VNI: r.Vni, IP: ip, HostID: c.HostNum(r.HostId), ENI: eni, MAC: [6]byte(hw)}, nil
+	m := tables.Mapping{VNI: r.Vni, IP: ip, HostID: c.HostNum(r.HostId), ENI: eni, MAC: [6]byte(hw)}
+	if r.PublicIp != "" {
+		if m.Public, err = netip.ParseAddr(r.PublicIp); err != nil {
+			return tables.Mapping{}, fmt.Errorf("mapping %s: bad Elastic IP %q", r.InstanceId, r.PublicIp)
+		}
+	}
+	return m, nil
 }
 
 func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
@@ -167,6 +173,11 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
 	v := tables.VPC{VNI: f.Vni, ID: id, CIDR: cidr}
+	if f.InternetGatewayId != "" {
+		if v.InternetGateway, ok = model.ParseID(model.KindIGW, f.InternetGatewayId); !ok {
+			return tables.VPC{}, fmt.Errorf("VPC %s: bad internet gateway id %q", f.Id, f.InternetGatewayId)
+		}
+	}
 	for _, rt := range f.RouteTables {
 		t, err := routeTableFrom(rt)
 		if err != nil {
@@ -259,6 +270,9 @@ func (c *Cache) State() State {
 		st.Mappings[MappingKey{m.VNI, m.IP.String()}] = &pb.MappingRecord{
 			Vni: m.VNI, Ip: m.IP.String(), HostId: c.HostName(m.HostID),
 			EniId: model.FormatID(model.KindENI, m.ENI), Mac: net.HardwareAddr(m.MAC[:]).String(),
+		}
+		if m.Public.IsValid() {
+			st.Mappings[MappingKey{m.VNI, m.IP.String()}].PublicIp = m.Public.String()
 		}
 	}
 	for h := range snap.Hosts() {

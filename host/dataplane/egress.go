@@ -10,6 +10,10 @@ import (
 //
 //	parse → source check → route → router hop (TTL) → mapping → MTU → encapsulate
 //
+// A route to the VPC's internet gateway replaces the mapping step with the
+// choice of an edge: the packet goes, still in its own VPC, to the edge
+// that the flow hash picks among the healthy ones, which translates it.
+//
 // A packet for an instance on this same host then takes the ingress story
 // without the wire, so it meets exactly the checks a remote one would.
 // scratch (at least ScratchSize bytes) holds an ICMP error if one is due.
@@ -24,13 +28,17 @@ func (p *Plane) Egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 		r.Verdict = v
 		return
 	}
-	dstVNI, v := route(snap, from, pkt)
+	dstVNI, toEdge, v := route(snap, from, pkt)
 	if v != Forwarded {
 		r.Verdict = v
 		return
 	}
 	if v := routerHop(from, pkt, scratch, r); v != Forwarded {
 		r.Verdict = v
+		return
+	}
+	if toEdge {
+		p.viaEdge(snap, from, pkt, buf, scratch, r)
 		return
 	}
 	var m tables.Mapping
@@ -73,27 +81,56 @@ func (p *Plane) checkSource(from *Attachment, pkt packet.IPv4) Verdict {
 	return SpoofedSource
 }
 
-// route finds the VPC the destination lives in: the longest-prefix route
-// of the sending subnet's route table says local (this VPC) or an active
-// peering (the peer's VPC). Anything else has no way out from here yet.
-func route(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4) (uint32, Verdict) {
+// route finds where the destination lives: the longest-prefix route of the
+// sending subnet's route table says local (this VPC), an active peering
+// (the peer's VPC) or the VPC's attached internet gateway (an edge).
+// Anything else has no way out from here yet.
+func route(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4) (vni uint32, toEdge bool, v Verdict) {
 	vpc, ok := snap.VPC(from.VNI)
 	if !ok {
-		return 0, NoRoute
+		return 0, false, NoRoute
 	}
 	rt := vpc.Route(from.IP, pkt.Dst())
 	if rt == nil {
-		return 0, NoRoute
+		return 0, false, NoRoute
 	}
 	switch rt.Target.Kind {
 	case tables.TargetLocal:
-		return from.VNI, Forwarded
+		return from.VNI, false, Forwarded
 	case tables.TargetPeering:
 		if peer, ok := vpc.PeerVNI(rt.Target.ID); ok {
-			return peer, Forwarded
+			return peer, false, Forwarded
+		}
+	case tables.TargetInternetGateway:
+		if rt.Target.ID == vpc.InternetGateway {
+			return from.VNI, true, Forwarded
 		}
 	}
-	return 0, NoRoute
+	return 0, false, NoRoute
+}
+
+// viaEdge sends an internet-bound packet to an edge: the flow hash picks
+// one of the healthy edges, so every packet of a flow takes the same edge
+// while flows spread over all of them, and an edge marked unhealthy stops
+// getting new packets at once.
+func (p *Plane) viaEdge(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4, buf, scratch []byte, r *Result) {
+	edges := snap.Edges()
+	if len(edges) == 0 {
+		r.Verdict = NoEdge
+		return
+	}
+	hash := packet.FlowHash(pkt)
+	edge := edges[uint64(hash)*uint64(len(edges))>>32]
+	if v := p.checkMTU(from, pkt, scratch, r); v != Forwarded {
+		r.Verdict = v
+		return
+	}
+	start, ok := packet.EncapsulateGeneve(buf, len(pkt), from.VNI, packet.GeneveOptions{SourceVNI: from.VNI})
+	if !ok {
+		r.Verdict = Malformed
+		return
+	}
+	r.Verdict, r.Payload, r.Start, r.Dst, r.SrcPort = Forwarded, buf[start:packet.Headroom+len(pkt)], start, edge.Underlay, packet.SourcePort(hash)
 }
 
 // routerHop: traffic leaving its subnet crosses the VPC router, which

@@ -12,6 +12,10 @@ import (
 //
 //	parse → known sender → destination is local → peered → sender owns the source → deliver
 //
+// An edge speaks for the internet: what it sends comes from addresses
+// outside the VPC, so for an edge "owns the source" means the source is
+// outside the VPC and the VPC has an internet gateway.
+//
 // The peering check comes before the sender check: a host's cache holds
 // no mappings of VPCs that are not peered with its own, so for those the
 // sender cannot be verified — the packet is refused for what it is, an
@@ -24,7 +28,8 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 	inner := e.Inner
-	if _, ok := snap.Host(outerSrc); !ok {
+	sender, ok := snap.Host(outerSrc)
+	if !ok {
 		r.Verdict = p.attack(UnknownSender, outerSrc, inner, e.Options.SourceVNI)
 		return
 	}
@@ -37,10 +42,17 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		r.Verdict = p.attack(NotPeered, outerSrc, inner, e.Options.SourceVNI)
 		return
 	}
-	var src tables.Mapping
-	if !snap.Lookup(e.Options.SourceVNI, inner.Src(), &src) || src.Underlay != outerSrc {
-		r.Verdict = p.attack(SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
-		return
+	if sender.Role == tables.RoleEdge {
+		if !fromInternet(snap, &e) {
+			r.Verdict = p.attack(SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
+			return
+		}
+	} else {
+		var src tables.Mapping
+		if !snap.Lookup(e.Options.SourceVNI, inner.Src(), &src) || src.Underlay != outerSrc {
+			r.Verdict = p.attack(SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
+			return
+		}
 	}
 	to, ok := p.Attachment(dst.ENI)
 	if !ok {
@@ -48,6 +60,14 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 	r.Verdict, r.To, r.Packet = Delivered, to, inner
+}
+
+// fromInternet checks what an edge sent: translated internet traffic, in
+// the destination's own VPC, which has an internet gateway, from a source
+// outside that VPC (an edge never speaks for an instance).
+func fromInternet(snap *tables.Snapshot, e *packet.Encap) bool {
+	vpc, ok := snap.VPC(e.VNI)
+	return ok && e.Options.SourceVNI == e.VNI && vpc.InternetGateway != 0 && !vpc.CIDR.Contains(e.Inner.Src())
 }
 
 // attack reports a verdict that indicates an attack and returns it.

@@ -22,6 +22,8 @@ const (
 	NotPeered      // source VPC is neither the destination VPC nor actively peered with it
 	SenderMismatch // the inner source does not live on the outer source host
 	NoPort         // the destination ENI is local but not attached (yet)
+	NoEdge         // the route leads to an edge, and no edge is healthy
+	NoPublicIP     // edge: the instance has no Elastic IP, so it cannot reach the internet
 
 	numVerdicts
 )
@@ -30,7 +32,7 @@ var verdictNames = [numVerdicts]string{
 	Forwarded: "forwarded", Delivered: "delivered", Malformed: "malformed", SpoofedSource: "spoofed-source",
 	NoRoute: "no-route", NoMapping: "no-mapping", TTLExceeded: "ttl-exceeded", TooBig: "too-big",
 	UnknownSender: "unknown-sender", NotLocal: "not-local", NotPeered: "not-peered",
-	SenderMismatch: "sender-mismatch", NoPort: "no-port",
+	SenderMismatch: "sender-mismatch", NoPort: "no-port", NoEdge: "no-edge", NoPublicIP: "no-public-ip",
 }
 
 func (v Verdict) String() string {

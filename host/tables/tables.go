@@ -64,6 +64,15 @@ type vpcTable struct {
 	byVNI index[*vpcEntry]
 	vpcs  []*vpcEntry // by VNI, for enumeration
 	n     int         // mappings in all VPCs
+	// byPublic finds the private side of an Elastic IP: what an edge does
+	// with every packet from the internet.
+	byPublic index[publicEntry]
+}
+
+// publicEntry is the private side of an Elastic IP.
+type publicEntry struct {
+	vni uint32
+	ip  uint32
 }
 
 // vpcEntry is one VPC in a snapshot: its facts and its mappings.
@@ -71,6 +80,10 @@ type vpcEntry struct {
 	owner uint64 // generation of the Txn that may still mutate it (see Txn)
 	info  *VPC
 	mappingTable
+	// public holds the VPC's Elastic IPs, private → public. Few ENIs have
+	// one, so it lives beside the slots rather than in each of them.
+	public    map[uint32]uint32
+	publicGen uint64 // the Txn generation that owns public (copy on write)
 }
 
 func emptyHostTable() hostTable {
@@ -112,6 +125,31 @@ func (s *Snapshot) fill(m *Mapping, vni uint32, ip netip.Addr, sl *slot) {
 	m.MAC = sl.mac
 	m.Underlay = h.Underlay
 	m.Local = h.ID == s.self
+}
+
+// PublicIP returns the Elastic IP of the ENI with address ip in VPC vni.
+func (s *Snapshot) PublicIP(vni uint32, ip netip.Addr) (netip.Addr, bool) {
+	e, ok := s.byVNI.get(vni)
+	if !ok || !ip.Is4() || len(e.public) == 0 {
+		return netip.Addr{}, false
+	}
+	pub, ok := e.public[ip4(ip)]
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return addr4(pub), true
+}
+
+// ByPublicIP returns the VPC and private address an Elastic IP stands for.
+func (s *Snapshot) ByPublicIP(pub netip.Addr) (vni uint32, ip netip.Addr, ok bool) {
+	if !pub.Is4() {
+		return 0, netip.Addr{}, false
+	}
+	p, ok := s.byPublic.get(ip4(pub))
+	if !ok {
+		return 0, netip.Addr{}, false
+	}
+	return p.vni, addr4(p.ip), true
 }
 
 // VPC returns the facts of VPC vni.
@@ -161,6 +199,9 @@ func (s *Snapshot) Mappings() iter.Seq[Mapping] {
 			more := e.all(func(sl *slot) bool {
 				var m Mapping
 				s.fill(&m, e.info.VNI, addr4(sl.ip), sl)
+				if pub, ok := e.public[sl.ip]; ok {
+					m.Public = addr4(pub)
+				}
 				return yield(m)
 			})
 			if !more {

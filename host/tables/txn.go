@@ -159,7 +159,7 @@ func (tx *Txn) RemoveVPC(vni uint32) {
 // underlay address for it until UpsertHost.
 func (tx *Txn) UpsertMapping(m Mapping) error {
 	tx.check()
-	m.IP = m.IP.Unmap()
+	m.IP, m.Public = m.IP.Unmap(), m.Public.Unmap()
 	if err := checkMapping(m); err != nil {
 		return err
 	}
@@ -168,7 +168,26 @@ func (tx *Txn) UpsertMapping(m Mapping) error {
 		return fmt.Errorf("%w: mapping %v in VNI %d: the VPC is not in the cache", ErrUnknownVPC, m.IP, m.VNI)
 	}
 	e.upsert(slot{ip: ip4(m.IP), host: tx.hostSlot(m.HostID), eni: m.ENI, mac: m.MAC})
+	pub, had := e.public[ip4(m.IP)]
+	switch {
+	case m.Public.IsValid() && (!had || pub != ip4(m.Public)):
+		tx.writablePublic(e)[ip4(m.IP)] = ip4(m.Public)
+	case !m.Public.IsValid() && had:
+		delete(tx.writablePublic(e), ip4(m.IP))
+	}
 	return nil
+}
+
+// writablePublic returns e's Elastic IP map, copied for this Txn if needed.
+func (tx *Txn) writablePublic(e *vpcEntry) map[uint32]uint32 {
+	if e.publicGen != tx.gen {
+		e.public = maps.Clone(e.public)
+		if e.public == nil {
+			e.public = map[uint32]uint32{}
+		}
+		e.publicGen = tx.gen
+	}
+	return e.public
 }
 
 // DeleteMapping removes the mapping of (vni, ip); a missing one is no error,
@@ -185,7 +204,11 @@ func (tx *Txn) DeleteMapping(vni uint32, ip netip.Addr) error {
 	}
 	e.flush(tx.gen) // pending upserts exist only on entries this Txn owns
 	if e.find(ip4(ip)) != nil {
-		tx.writableVPC(vni).delete(tx.gen, ip4(ip))
+		e = tx.writableVPC(vni)
+		e.delete(tx.gen, ip4(ip))
+		if _, had := e.public[ip4(ip)]; had {
+			delete(tx.writablePublic(e), ip4(ip))
+		}
 	}
 	return nil
 }
@@ -248,8 +271,16 @@ func (s *Snapshot) indexVPCs(vpcs map[uint32]*vpcEntry) {
 	})
 	s.byVNI = newIndex[*vpcEntry](len(s.vpcs))
 	s.n = 0
+	public := 0
 	for _, e := range s.vpcs {
 		s.byVNI.set(e.info.VNI, e)
 		s.n += e.n
+		public += len(e.public)
+	}
+	s.byPublic = newIndex[publicEntry](public)
+	for _, e := range s.vpcs {
+		for priv, pub := range e.public {
+			s.byPublic.set(pub, publicEntry{vni: e.info.VNI, ip: priv})
+		}
 	}
 }

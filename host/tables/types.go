@@ -56,6 +56,11 @@ type Mapping struct {
 	HostID   uint64     // host-… the ENI is placed on
 	ENI      uint64     // eni-…
 	MAC      [6]byte
+	// Public is the ENI's Elastic IP, if any. As an update it sets or (when
+	// zero) clears it. Lookup leaves it alone — the edge asks PublicIP and
+	// ByPublicIP, so the hosts' hot path pays nothing for it — while
+	// Mappings fills it.
+	Public   netip.Addr
 	Underlay netip.Addr
 	Local    bool
 }

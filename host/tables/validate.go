@@ -28,6 +28,8 @@ func checkMapping(m Mapping) error {
 		return invalidf("mapping %v in VNI %d: host id 0", m.IP, m.VNI)
 	case m.ENI == 0:
 		return invalidf("mapping %v in VNI %d: ENI id 0", m.IP, m.VNI)
+	case m.Public.IsValid() && !m.Public.Is4():
+		return invalidf("mapping %v in VNI %d: Elastic IP %v is not IPv4", m.IP, m.VNI, m.Public)
 	}
 	return nil
 }

@@ -17,6 +17,9 @@ type VPC struct {
 	Subnets        []Subnet
 	RouteTables    []RouteTable
 	Peerings       []Peering // active peerings only
+	// InternetGateway is the attached igw-…, 0 if none: routes to any other
+	// internet gateway carry nothing.
+	InternetGateway uint64
 
 	// Compiled forms of the above, built once per UpsertVPC so that lookups are
 	// mask-and-compare loops over flat slices.
