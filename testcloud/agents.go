@@ -5,12 +5,15 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/edge"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -62,22 +65,8 @@ func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
 		wire.Close()
 	})
 	// Registered before it returns, so instances can be placed on it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		hs, err := c.API().Inst.ListHosts(c.Ctx(), connect.NewRequest(&pb.ListHostsRequest{}))
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		for _, h := range hs.Msg.Hosts {
-			if h.Id == id {
-				return a
-			}
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("agent %s did not register", id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.waitRegistered(id)
+	return a
 }
 
 // Instance returns the netstack of instance inst, which runs on agent a.
@@ -89,4 +78,69 @@ func Instance(a *agent.Agent, vni uint32, inst *pb.Instance) (*nic.Netstack, err
 		}
 	}
 	return nil, errors.New("testcloud: instance " + inst.Id + " has no NIC on " + a.HostID)
+}
+
+// AddEdge starts a real edge (Blackfoot) on underlay addr whose outside is
+// port, typically a port of a simulated internet. It heartbeats every
+// EdgeHeartbeat, so that the cloud notices its loss within EdgeTimeout.
+// Stop ends it early, as a crash would: its underlay and outside close.
+func (c *Cloud) AddEdge(id string, addr netip.Addr, outside dataplane.Port) *Edge {
+	c.t.Helper()
+	port := c.wirePort()
+	wire, err := underlay.ListenPort(addr, port)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n, err := edge.NewNode(agent.Config{
+		Server: c.Server(0).URL(), HostID: id, HTTP: c.hc, Heartbeat: EdgeHeartbeat, Logger: c.Log, WirePort: port,
+	}, edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: outside})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.Run(ctx)
+	}()
+	e := &Edge{Node: n}
+	e.stop = func() {
+		cancel()
+		<-done
+		wire.Close()
+		outside.Close()
+	}
+	c.t.Cleanup(e.Stop)
+	c.waitRegistered(id)
+	return e
+}
+
+// Edge is an edge of a test cloud.
+type Edge struct {
+	*edge.Node
+	once sync.Once
+	stop func()
+}
+
+// Stop kills the edge: it stops reporting in and its ports close.
+func (e *Edge) Stop() { e.once.Do(e.stop) }
+
+// waitRegistered waits until host or edge id is registered.
+func (c *Cloud) waitRegistered(id string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hs, err := c.API().Inst.ListHosts(c.Ctx(), connect.NewRequest(&pb.ListHostsRequest{}))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, h := range hs.Msg.Hosts {
+			if h.Id == id {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not register", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -71,6 +71,16 @@ type Cloud struct {
 	servers []*server.Server
 }
 
+// EIPPool is the Elastic IP pool of test clouds: a documentation range.
+var EIPPool = netip.MustParsePrefix("198.51.100.0/24")
+
+// EdgeTimeout is how long a test cloud's edges may miss heartbeats (they
+// send one every EdgeHeartbeat) before hosts stop choosing them.
+const (
+	EdgeTimeout   = time.Second
+	EdgeHeartbeat = 200 * time.Millisecond
+)
+
 // New starts a cloud with one server on etcd.
 func New(t testing.TB, etcd *Etcd) *Cloud {
 	c := &Cloud{
@@ -99,6 +109,8 @@ func (c *Cloud) StartServer(addr string) *server.Server {
 	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.Logger = addr, c.Log
 	cfg.Store.Endpoints, cfg.Store.Prefix = []string{c.etcd.Endpoint}, c.prefix
+	cfg.Store.EIPPools = []netip.Prefix{EIPPool}
+	cfg.EdgeTimeout = EdgeTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := server.Start(ctx, cfg)

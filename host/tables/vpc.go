@@ -137,6 +137,8 @@ func compileVPC(v VPC) (*VPC, error) {
 		Subnets:        slices.Clone(v.Subnets),
 		RouteTables:    make([]RouteTable, len(v.RouteTables)),
 		Peerings:       slices.Clone(v.Peerings),
+
+		InternetGateway: v.InternetGateway,
 	}
 	for i, rt := range v.RouteTables {
 		c.RouteTables[i] = RouteTable{ID: rt.ID, Routes: slices.Clone(rt.Routes)}

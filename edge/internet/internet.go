@@ -1,0 +1,227 @@
+// Package internet is a small simulated internet for `openvpc up`, the demo
+// and tests: public hosts, each with its own userspace TCP/IP stack, and
+// the outside ports of the edges, joined by a router. Traffic for the
+// Elastic IP pools goes to a live edge chosen by flow hash — what the
+// edges' route announcements do on a real network — and a closed edge
+// port is withdrawn at once, so flows move to the others.
+//
+// It lives in this process and touches no real interface: nothing sent
+// into it can leave the machine.
+package internet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+
+	"github.com/openvpc/openvpc/packet"
+)
+
+// MTU is the internet's MTU.
+const MTU = 1500
+
+// Internet is the router and its attached hosts and edges.
+type Internet struct {
+	pools []netip.Prefix
+
+	mu    sync.Mutex
+	hosts map[netip.Addr]tun.Device
+	edges []*Port // live edge ports, in attach order
+	// Dropped counts packets nobody could take (no route, no live edge, a
+	// full queue).
+	dropped uint64
+}
+
+// New returns an internet in which the Elastic IP pools are reached
+// through the edges.
+func New(pools ...netip.Prefix) *Internet {
+	return &Internet{pools: pools, hosts: map[netip.Addr]tun.Device{}}
+}
+
+// AddHost attaches a public host with address ip and returns its stack, to
+// dial and listen on as that host.
+func (n *Internet) AddHost(ip netip.Addr) (*netstack.Net, error) {
+	if n.inPool(ip) {
+		return nil, fmt.Errorf("internet: %v is in an Elastic IP pool; public hosts need addresses outside %v", ip, n.pools)
+	}
+	dev, stack, err := netstack.CreateNetTUN([]netip.Addr{ip}, nil, MTU)
+	if err != nil {
+		return nil, fmt.Errorf("internet: host %v: %w", ip, err)
+	}
+	n.mu.Lock()
+	if _, dup := n.hosts[ip]; dup {
+		n.mu.Unlock()
+		dev.Close()
+		return nil, fmt.Errorf("internet: host %v exists", ip)
+	}
+	n.hosts[ip] = dev
+	n.mu.Unlock()
+	go n.readHost(dev)
+	return stack, nil
+}
+
+// readHost routes what a public host sends until it is closed.
+func (n *Internet) readHost(dev tun.Device) {
+	bs := max(1, dev.BatchSize())
+	bufs, sizes := make([][]byte, bs), make([]int, bs)
+	for i := range bufs {
+		bufs[i] = make([]byte, MTU+packet.Headroom)
+	}
+	for {
+		k, err := dev.Read(bufs, sizes, 0)
+		if err != nil {
+			return
+		}
+		for i := range k {
+			n.route(bufs[i][:sizes[i]])
+		}
+	}
+}
+
+func (n *Internet) inPool(ip netip.Addr) bool {
+	for _, p := range n.pools {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// route sends one packet on: to a public host, or to an edge for an
+// Elastic IP. pkt is copied where it must outlive the call.
+func (n *Internet) route(pkt []byte) {
+	ip := packet.IPv4(pkt)
+	if !ip.Valid() {
+		n.drop()
+		return
+	}
+	dst := ip.Dst()
+	n.mu.Lock()
+	if dev, ok := n.hosts[dst]; ok {
+		n.mu.Unlock()
+		if _, err := dev.Write([][]byte{pkt}, 0); err != nil {
+			n.drop()
+		}
+		return
+	}
+	if !n.inPool(dst) || len(n.edges) == 0 {
+		n.dropped++
+		n.mu.Unlock()
+		return
+	}
+	e := n.edges[uint64(packet.FlowHash(ip))*uint64(len(n.edges))>>32]
+	n.mu.Unlock()
+	select {
+	case e.in <- append([]byte(nil), pkt...):
+	default:
+		n.drop() // the edge is not keeping up: a router queue overflows
+	}
+}
+
+func (n *Internet) drop() {
+	n.mu.Lock()
+	n.dropped++
+	n.mu.Unlock()
+}
+
+// Dropped is how many packets the internet could not deliver.
+func (n *Internet) Dropped() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dropped
+}
+
+// Attach returns a new edge's outside port: from now on it takes its share
+// of the traffic to the Elastic IP pools.
+func (n *Internet) Attach() *Port {
+	p := &Port{net: n, in: make(chan []byte, 1024), closed: make(chan struct{})}
+	n.mu.Lock()
+	n.edges = append(n.edges, p)
+	n.mu.Unlock()
+	return p
+}
+
+// Close stops every public host. Edge ports close with their edges.
+func (n *Internet) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ip, dev := range n.hosts {
+		dev.Close()
+		delete(n.hosts, ip)
+	}
+}
+
+// Port is an edge's outside port on the internet. It implements the
+// data plane's Port: Read returns packets for the Elastic IPs, Write sends
+// translated packets into the internet.
+type Port struct {
+	net    *Internet
+	in     chan []byte
+	once   sync.Once
+	closed chan struct{}
+}
+
+// ErrClosed is returned by Read and Write after Close.
+var ErrClosed = errors.New("internet: port closed")
+
+// Read implements the data plane's Port: packets land at
+// bufs[i][packet.Headroom:].
+func (p *Port) Read(bufs [][]byte, sizes []int) (int, error) {
+	var pkt []byte
+	select {
+	case pkt = <-p.in:
+	case <-p.closed:
+		return 0, ErrClosed
+	}
+	k := 0
+	for {
+		sizes[k] = copy(bufs[k][packet.Headroom:], pkt)
+		k++
+		if k == len(bufs) {
+			return k, nil
+		}
+		select {
+		case pkt = <-p.in:
+		default:
+			return k, nil
+		}
+	}
+}
+
+// Write implements the data plane's Port.
+func (p *Port) Write(pkts [][]byte) error {
+	select {
+	case <-p.closed:
+		return ErrClosed
+	default:
+	}
+	for _, pkt := range pkts {
+		p.net.route(pkt)
+	}
+	return nil
+}
+
+// BatchSize implements the data plane's Port.
+func (p *Port) BatchSize() int { return 64 }
+
+// Close withdraws the port: the internet stops sending it traffic at once,
+// as when an edge's route announcement is withdrawn.
+func (p *Port) Close() error {
+	p.once.Do(func() {
+		n := p.net
+		n.mu.Lock()
+		for i, e := range n.edges {
+			if e == p {
+				n.edges = append(n.edges[:i:i], n.edges[i+1:]...)
+				break
+			}
+		}
+		n.mu.Unlock()
+		close(p.closed)
+	})
+	return nil
+}

@@ -1,0 +1,47 @@
+package edge
+
+import (
+	"context"
+	"errors"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/agent"
+)
+
+// Node is a running edge: an agent registered with role edge (it keeps the
+// cache of every VPC with an internet gateway and reports security
+// events) and the data plane serving the wire and the outside.
+type Node struct {
+	Agent *agent.Agent
+	Edge  *Edge
+}
+
+// NewNode builds an edge node. ac says how to join the Mapping Service
+// (its Wire is ignored: the edge's data plane serves cfg.Wire); cfg must
+// name the wire and the outside port.
+func NewNode(ac agent.Config, cfg Config) (*Node, error) {
+	if cfg.Wire == nil || cfg.Outside == nil {
+		return nil, errors.New("edge: an edge needs an underlay (wire) and an outside port")
+	}
+	ac.Role = pb.HostRole_HOST_ROLE_EDGE
+	ac.Wire = nil
+	ac.API = ""
+	ac.Underlay = cfg.Underlay
+	if ac.WirePort == 0 {
+		ac.WirePort = cfg.WirePort
+	}
+	a, err := agent.New(ac)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Events = a.Reporter.Report
+	return &Node{Agent: a, Edge: New(a.Cache.Tables, cfg)}, nil
+}
+
+// Run serves until ctx ends; the caller closes the wire and the outside
+// port afterwards (which ends the data plane's loops).
+func (n *Node) Run(ctx context.Context) error {
+	go func() { _ = n.Edge.ServeWire() }()
+	go func() { _ = n.Edge.ServeOutside() }()
+	return n.Agent.Run(ctx)
+}

@@ -1,0 +1,249 @@
+package testcloud_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+
+	"github.com/openvpc/openvpc/edge/internet"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/testcloud"
+)
+
+// webAddr is a public web server on the test internet (a documentation address).
+var webAddr = netip.MustParseAddr("203.0.113.10")
+
+// internetScene is the scene plus an internet with a web server, two
+// edges, and red connected to the internet through an internet gateway.
+type internetScene struct {
+	*scene
+	inet  *internet.Internet
+	web   *netstack.Net
+	edges []*testcloud.Edge
+}
+
+func newInternetScene(t *testing.T) *internetScene {
+	s := &internetScene{scene: newScene(t), inet: internet.New(testcloud.EIPPool)}
+	t.Cleanup(s.inet.Close)
+	web, err := s.inet.AddHost(webAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.web = web
+	l, err := web.ListenTCP(&net.TCPAddr{Port: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			bigResponse(w)
+			return
+		}
+		fmt.Fprintf(w, "you are %s", r.RemoteAddr)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	for i := 1; i <= 2; i++ {
+		s.edges = append(s.edges, s.c.AddEdge(fmt.Sprintf("edge-%d", i), netip.AddrFrom4([4]byte{127, 0, 1, byte(100 + i)}), s.inet.Attach()))
+	}
+	ctx := s.c.Ctx()
+	g, err := s.api.VPC.CreateInternetGateway(ctx, connect.NewRequest(&pb.CreateInternetGatewayRequest{Name: "red-igw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.VPC.AttachInternetGateway(ctx, connect.NewRequest(&pb.AttachInternetGatewayRequest{Ref: "red-igw", Vpc: "red"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.VPC.CreateRoute(ctx, connect.NewRequest(&pb.CreateRouteRequest{RouteTable: s.red.MainRouteTableId, DestinationCidr: "0.0.0.0/0", Target: g.Msg.InternetGateway.Id})); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// bigSize is the size of /big: sent slowly enough (about 2 s) that an edge
+// can be killed in the middle.
+const bigSize = 200 * 16 << 10
+
+func bigChunk(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 16<<10) }
+
+func bigResponse(w http.ResponseWriter) {
+	w.Header().Set("Content-Length", fmt.Sprint(bigSize))
+	for i := range 200 {
+		if _, err := w.Write(bigChunk(i)); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// elastic allocates an Elastic IP for inst and waits until every edge can
+// translate it.
+func (s *internetScene) elastic(t *testing.T, inst *pb.Instance) netip.Addr {
+	t.Helper()
+	ctx := s.c.Ctx()
+	e, err := s.api.VPC.AllocateAddress(ctx, connect.NewRequest(&pb.AllocateAddressRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.VPC.AssociateAddress(ctx, connect.NewRequest(&pb.AssociateAddressRequest{Ref: e.Msg.Address.AllocationId, Instance: inst.Id})); err != nil {
+		t.Fatal(err)
+	}
+	pub := netip.MustParseAddr(e.Msg.Address.PublicIp)
+	s.waitEdges(t, pub, true)
+	return pub
+}
+
+// waitEdges waits until every edge's cache does (or does not) hold pub.
+func (s *internetScene) waitEdges(t *testing.T, pub netip.Addr, want bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		all := true
+		for _, e := range s.edges {
+			_, _, ok := e.Agent.Cache.Tables.Load().ByPublicIP(pub)
+			all = all && ok == want
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edges' caches do not agree that %v is associated=%v", pub, want)
+		}
+	}
+}
+
+// TestInternetGateway: an instance with an Elastic IP reaches a server on
+// the internet, which sees the Elastic IP; the internet reaches the
+// instance through it; without one (or after disassociation) nothing gets
+// out, and the edges say why.
+func TestInternetGateway(t *testing.T) {
+	s := newInternetScene(t)
+	web, webNS := s.run(t, "red-a", s.a, s.red)
+	bare, bareNS := s.run(t, "red-b", s.b, s.red)
+	pub := s.elastic(t, web)
+
+	body, err := get(webNS, webAddr.String(), 5*time.Second)
+	if err != nil {
+		for _, v := range dataplane.Verdicts() {
+			t.Logf("%s: host-a %d, edge-1 out %d in %d, edge-2 out %d in %d", v, s.a.Plane.Counters.Get(v), s.edges[0].Edge.Out.Get(v), s.edges[0].Edge.In.Get(v), s.edges[1].Edge.Out.Get(v), s.edges[1].Edge.In.Get(v))
+		}
+		t.Logf("edges in host-a's cache: %v; internet dropped %d", s.a.Cache.Tables.Load().Edges(), s.inet.Dropped())
+		t.Fatalf("instance with an Elastic IP cannot reach the internet: %v", err)
+	}
+	if !strings.HasPrefix(body, "you are "+pub.String()+":") {
+		t.Fatalf("the internet saw %q; want the Elastic IP %v as source", body, pub)
+	}
+
+	// Inbound: a client on the internet reaches the instance's web server.
+	serveHTTP(t, webNS, "web")
+	client, err := s.inet.AddHost(netip.MustParseAddr("203.0.113.20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return client.DialContext(ctx, "tcp", addr)
+	}}}
+	resp, err := hc.Get("http://" + pub.String() + "/")
+	if err != nil {
+		t.Fatalf("the internet cannot reach the instance at its Elastic IP: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "hello from web to 203.0.113.20:"; !strings.HasPrefix(string(b), want) {
+		t.Fatalf("instance answered %q; want it to see the client's own address (%q…)", b, want)
+	}
+
+	// No Elastic IP: dropped at the edge as no-public-ip.
+	before := noPublicIP(s)
+	if _, err := get(bareNS, webAddr.String(), 500*time.Millisecond); err == nil {
+		t.Fatalf("instance %s without an Elastic IP reached the internet", bare.Id)
+	}
+	if noPublicIP(s) == before {
+		t.Fatal("no edge counted no-public-ip for the instance without an Elastic IP")
+	}
+
+	// Disassociated: cut off.
+	if _, err := s.api.VPC.DisassociateAddress(s.c.Ctx(), connect.NewRequest(&pb.DisassociateAddressRequest{Ref: pub.String()})); err != nil {
+		t.Fatal(err)
+	}
+	s.waitEdges(t, pub, false)
+	if _, err := get(webNS, webAddr.String(), 500*time.Millisecond); err == nil {
+		t.Fatal("instance still reaches the internet after its Elastic IP was disassociated")
+	}
+}
+
+func noPublicIP(s *internetScene) uint64 {
+	var n uint64
+	for _, e := range s.edges {
+		n += e.Edge.Out.Get(dataplane.NoPublicIP)
+	}
+	return n
+}
+
+// TestEdgeFailover: two edges carry a long download; the one carrying it
+// dies in the middle; the download completes, whole, through the other.
+func TestEdgeFailover(t *testing.T) {
+	s := newInternetScene(t)
+	inst, ns := s.run(t, "red-a", s.a, s.red)
+	s.elastic(t, inst)
+
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return ns.Net.DialContext(ctx, "tcp", addr)
+		}}}
+		resp, err := hc.Get("http://" + webAddr.String() + "/big")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, resp.Body)
+		done <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	// Kill the edge that carries the data (the internet's choice).
+	carrying, other := s.edges[0], s.edges[1]
+	if other.Edge.In.Get(dataplane.Forwarded) > carrying.Edge.In.Get(dataplane.Forwarded) {
+		carrying, other = other, carrying
+	}
+	if carrying.Edge.In.Get(dataplane.Forwarded) == 0 {
+		t.Fatal("no edge carried the download")
+	}
+	otherBefore := other.Edge.In.Get(dataplane.Forwarded) + other.Edge.Out.Get(dataplane.Forwarded)
+	carrying.Stop()
+	t.Logf("killed %s mid-download", carrying.Agent.HostID)
+
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("download failed after an edge died: %v", r.err)
+	}
+	want := sha256.New()
+	for i := range 200 {
+		want.Write(bigChunk(i))
+	}
+	if r.n != bigSize || r.sum != [32]byte(want.Sum(nil)) {
+		t.Fatalf("download is %d bytes (want %d) or its content differs", r.n, bigSize)
+	}
+	if after := other.Edge.In.Get(dataplane.Forwarded) + other.Edge.Out.Get(dataplane.Forwarded); after == otherBefore {
+		t.Fatalf("%s carried nothing after %s died", other.Agent.HostID, carrying.Agent.HostID)
+	}
+}
