@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -139,10 +140,22 @@ func routeTableCmd(o *Options) *cobra.Command {
 
 func routeCmd(o *Options) *cobra.Command {
 	c := &cobra.Command{Use: "route", Short: "Add and remove routes"}
-	var rtb, dest, target string
+	var rtb, vpc, dest, target string
 	create := &cobra.Command{
-		Use: "create --route-table R --dest CIDR --target T", Short: "Add a route (target: an active peering pcx-…)", Args: cobra.NoArgs,
+		Use: "create (--route-table R | --vpc V) --dest CIDR --target T", Short: "Add a route (target: an active peering pcx-… or the VPC's internet gateway igw-…)", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			switch {
+			case rtb == "" && vpc == "":
+				return errors.New("say which route table: --route-table R, or --vpc V for the VPC's main one")
+			case rtb != "" && vpc != "":
+				return errors.New("give --route-table or --vpc, not both")
+			case vpc != "":
+				v, err := cl.vpc.GetVpc(cmd.Context(), call(&pb.GetVpcRequest{Ref: vpc}))
+				if err != nil {
+					return err
+				}
+				rtb = v.Msg.Vpc.MainRouteTableId
+			}
 			r, err := cl.vpc.CreateRoute(cmd.Context(), call(&pb.CreateRouteRequest{RouteTable: rtb, DestinationCidr: dest, Target: target}))
 			if err != nil {
 				return err
@@ -150,10 +163,11 @@ func routeCmd(o *Options) *cobra.Command {
 			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
 		}),
 	}
-	create.Flags().StringVar(&rtb, "route-table", "", "route table name or id (required)")
-	create.Flags().StringVar(&dest, "dest", "", "destination CIDR (required)")
-	create.Flags().StringVar(&target, "target", "", "target: a peering's id or name (required)")
-	required(create, "route-table", "dest", "target")
+	create.Flags().StringVar(&rtb, "route-table", "", "route table name or id")
+	create.Flags().StringVar(&vpc, "vpc", "", "instead of --route-table: the main route table of this VPC")
+	create.Flags().StringVar(&dest, "dest", "", "destination CIDR, e.g. 0.0.0.0/0 (required)")
+	create.Flags().StringVar(&target, "target", "", "target: a peering's or internet gateway's id or name (required)")
+	required(create, "dest", "target")
 	var drtb, ddest string
 	del := &cobra.Command{
 		Use: "delete --route-table R --dest CIDR", Short: "Remove a route", Args: cobra.NoArgs,

@@ -6,8 +6,14 @@ import (
 	"strings"
 )
 
-// prefixList is a repeatable (or comma-separated) CIDR flag.
-type prefixList struct{ p *[]netip.Prefix }
+// prefixList is a repeatable (or comma-separated) CIDR flag. The first
+// value given replaces the default; further ones add to it.
+type prefixList struct {
+	p   *[]netip.Prefix
+	set *bool
+}
+
+func newPrefixList(p *[]netip.Prefix) prefixList { return prefixList{p: p, set: new(bool)} }
 
 func (l prefixList) String() string {
 	if l.p == nil {
@@ -21,6 +27,9 @@ func (l prefixList) String() string {
 }
 
 func (l prefixList) Set(v string) error {
+	if !*l.set {
+		*l.p, *l.set = nil, true
+	}
 	for _, part := range strings.Split(v, ",") {
 		p, err := netip.ParsePrefix(strings.TrimSpace(part))
 		if err != nil || !p.Addr().Is4() || p != p.Masked() {

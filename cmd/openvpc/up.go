@@ -18,8 +18,8 @@ import (
 
 func upCmd() *cobra.Command {
 	cfg := server.DefaultConfig()
-	var hosts int
-	var level string
+	var hosts, edges int
+	var level, proxyAddr string
 	var port uint16
 	c := &cobra.Command{
 		Use:   "up [--hosts N] [--data-dir DIR]",
@@ -33,6 +33,9 @@ func upCmd() *cobra.Command {
 			if hosts < 1 || hosts > 250 {
 				return fmt.Errorf("--hosts %d: run between 1 and 250 hosts", hosts)
 			}
+			if edges < 0 || edges > 4 {
+				return fmt.Errorf("--edges %d: run between 0 and 4 edges", edges)
+			}
 			cfg.Logger = log
 			cfg.Store.DataDir = filepath.Clean(cfg.Store.DataDir)
 			s, err := server.Start(cmd.Context(), cfg)
@@ -43,7 +46,7 @@ func upCmd() *cobra.Command {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			var wg sync.WaitGroup
-			errs := make(chan error, hosts)
+			errs := make(chan error, hosts+edges)
 			for i := 1; i <= hosts; i++ {
 				// Each host has its own loopback underlay address.
 				addr := netip.AddrFrom4([4]byte{127, 0, 1, byte(i)})
@@ -70,6 +73,11 @@ func upCmd() *cobra.Command {
 					}
 				}()
 			}
+			inet, err := startInternet(ctx, s, log, edges, port, proxyAddr, &wg, errs)
+			if err != nil {
+				return err
+			}
+			defer inet.close()
 			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with netstack instances,
 Geneve between them over UDP on 127.0.1.x, state in %s
 
@@ -81,9 +89,9 @@ Try, in another terminal:
   openvpc instance run --subnet red-a --name app --wait
   openvpc ping app web
   openvpc host list
-
+%s
 Press Ctrl-C to stop.
-`, s.URL(), hosts, hosts, cfg.Store.DataDir, s.URL())
+`, s.URL(), hosts, hosts, cfg.Store.DataDir, s.URL(), internetHelp(edges, proxyAddr))
 			select {
 			case <-cmd.Context().Done():
 			case err := <-errs:
@@ -98,6 +106,10 @@ Press Ctrl-C to stop.
 	}
 	f := c.Flags()
 	f.IntVar(&hosts, "hosts", 3, "number of host agents")
+	f.IntVar(&edges, "edges", 1, "number of edges (Blackfoot) joining the cloud to its test internet")
+	cfg.Store.EIPPools = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+	f.Var(newPrefixList(&cfg.Store.EIPPools), "eip-pool", "Elastic IP pool (a documentation range by default: the internet here is simulated)")
+	f.StringVar(&proxyAddr, "internet-proxy", "127.0.0.1:7071", "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
 	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")

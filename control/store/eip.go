@@ -251,3 +251,6 @@ func (s *Store) disassociateOnTerminate(ctx context.Context, inst *pb.Instance, 
 	t.putProto(s.resKey(model.KindEIP, e.AllocationId), e)
 	return nil
 }
+
+// EIPPools returns the configured Elastic IP pools.
+func (s *Store) EIPPools() []netip.Prefix { return slices.Clone(s.cfg.EIPPools) }

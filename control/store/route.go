@@ -196,7 +196,7 @@ func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target
 		return "", model.Invalidf("no route target given; use a peering (pcx-…) or an internet gateway (igw-…)")
 	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
 		return "", model.Invalidf("route target %s: VPN, Direct Connect and endpoints are not available yet", target)
-	case model.IsID(model.KindIGW, target):
+	case model.IsID(model.KindIGW, target) || !model.IsID(model.KindPeering, target) && s.exists(ctx, model.KindIGW, target):
 		g := new(pb.InternetGateway)
 		rev, err := s.load(ctx, model.KindIGW, target, g)
 		if err != nil {
@@ -221,6 +221,12 @@ func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target
 	}
 	t.unchanged(s.resKey(model.KindPeering, p.Id), rev)
 	return p.Id, nil
+}
+
+// exists reports whether a resource of kind k is named ref.
+func (s *Store) exists(ctx context.Context, k model.Kind, ref string) bool {
+	_, err := s.resolve(ctx, k, ref)
+	return err == nil
 }
 
 // DeleteRoute removes the route for dest from a route table. The local

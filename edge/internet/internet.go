@@ -10,10 +10,14 @@
 package internet
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"sync"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/netstack"
@@ -224,4 +228,64 @@ func (p *Port) Close() error {
 		close(p.closed)
 	})
 	return nil
+}
+
+// Proxy is an HTTP proxy whose connections start from the public host
+// stack from: point a browser or `curl -x` at it to reach Elastic IPs as
+// a client on the internet would. It handles plain requests with absolute
+// URLs and CONNECT tunnels.
+func Proxy(from *netstack.Net) http.Handler {
+	tr := &http.Transport{DialContext: from.DialContext, MaxIdleConns: 16, IdleConnTimeout: 30 * time.Second}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			tunnel(w, r, from)
+			return
+		}
+		if !r.URL.IsAbs() {
+			http.Error(w, "this is an HTTP proxy into openvpc's test internet: use it as one, e.g. curl -x http://"+r.Host+" http://198.51.100.1/", http.StatusBadRequest)
+			return
+		}
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		resp, err := tr.RoundTrip(out)
+		if err != nil {
+			http.Error(w, "from the test internet: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+}
+
+func tunnel(w http.ResponseWriter, r *http.Request, from *netstack.Net) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	up, err := from.DialContext(ctx, "tcp", r.Host)
+	if err != nil {
+		http.Error(w, "from the test internet: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer up.Close()
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "this connection cannot be tunneled", http.StatusInternalServerError)
+		return
+	}
+	down, rw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer down.Close()
+	_, _ = io.WriteString(down, "HTTP/1.1 200 Connection established\r\n\r\n")
+	go func() {
+		_, _ = rw.Reader.WriteTo(up)
+		if c, ok := up.(interface{ CloseWrite() error }); ok {
+			_ = c.CloseWrite()
+		}
+	}()
+	_, _ = io.Copy(down, up)
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openvpc/openvpc/cli"
+	"github.com/openvpc/openvpc/edge"
+	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/underlay"
+)
+
+func edgeCmd(o *cli.Options) *cobra.Command {
+	var id, underlayAddr, outside, level, metrics string
+	var port uint16
+	var mtu int
+	c := &cobra.Command{
+		Use:   "edge --edge-id ID --underlay ADDR --outside tun:NAME [--server URL]",
+		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
+		Long: `Run an edge (Blackfoot). It registers with role edge, keeps the mapping of every
+VPC with an internet gateway, takes internet-bound packets from hosts (verifying
+their senders as a host does), translates the private source to the instance's
+Elastic IP and sends it out of the outside port; packets to an Elastic IP come
+back in, are translated to the private address and sent to the instance's host.
+
+The outside port is a TUN device this command creates (needs root). Route the
+Elastic IP pools into it and let the kernel forward the rest, e.g.:
+
+  openvpc edge --edge-id edge-1 --underlay 10.0.0.10 --outside tun:ovpc-out &
+  ip route add 198.51.100.0/24 dev ovpc-out
+  sysctl -w net.ipv4.ip_forward=1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger(level)
+			if err != nil {
+				return err
+			}
+			addr, err := netip.ParseAddr(underlayAddr)
+			if err != nil || !addr.Is4() {
+				return fmt.Errorf("--underlay %q is not an IPv4 address: give this edge's address on the underlay network", underlayAddr)
+			}
+			name, ok := strings.CutPrefix(outside, "tun:")
+			if !ok || name == "" || len(name) > 15 {
+				return fmt.Errorf("--outside %q: give tun:NAME, NAME being the TUN device to create (at most 15 characters)", outside)
+			}
+			out, err := edge.OpenTUNOutside(name, mtu)
+			if err != nil {
+				return err
+			}
+			defer out.Close()
+			wire, err := underlay.ListenPort(addr, port)
+			if err != nil {
+				return fmt.Errorf("underlay on %s:%d: %w (is another agent or edge using this address?)", addr, port, err)
+			}
+			defer wire.Close()
+			n, err := edge.NewNode(
+				agent.Config{Server: cli.BaseURL(o.Server), HostID: id, HTTP: cli.HTTPClient(), Logger: log, WirePort: port},
+				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
+			)
+			if err != nil {
+				return err
+			}
+			if metrics != "" {
+				stop, err := serveMetrics(metrics, n.Collector())
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			log.Info("edge starting", "edge", id, "underlay", addr, "outside", name)
+			if err := n.Run(cmd.Context()); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			log.Info("edge stopped", "edge", id)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&id, "edge-id", "", "this edge's id, e.g. edge-1 (required)")
+	f.StringVar(&underlayAddr, "underlay", "", "this edge's IPv4 address on the underlay network (required)")
+	f.StringVar(&outside, "outside", "", "the internet side: tun:NAME creates TUN device NAME (required)")
+	f.IntVar(&mtu, "outside-mtu", 1500, "MTU of the outside device")
+	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same everywhere)")
+	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	_ = c.MarkFlagRequired("edge-id")
+	_ = c.MarkFlagRequired("underlay")
+	_ = c.MarkFlagRequired("outside")
+	return c
+}
