@@ -1,11 +1,11 @@
 package store
 
 import (
-	"net/netip"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"

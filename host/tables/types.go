@@ -51,11 +51,11 @@ type Host struct {
 // Addr if that host is not registered (then the data path drops, as for a miss) —
 // and Local reports that the ENI is on this host.
 type Mapping struct {
-	VNI      uint32
-	IP       netip.Addr // private IPv4 address of the ENI
-	HostID   uint64     // host-… the ENI is placed on
-	ENI      uint64     // eni-…
-	MAC      [6]byte
+	VNI    uint32
+	IP     netip.Addr // private IPv4 address of the ENI
+	HostID uint64     // host-… the ENI is placed on
+	ENI    uint64     // eni-…
+	MAC    [6]byte
 	// Public is the ENI's Elastic IP, if any. As an update it sets or (when
 	// zero) clears it. Lookup leaves it alone — the edge asks PublicIP and
 	// ByPublicIP, so the hosts' hot path pays nothing for it — while
