@@ -1,0 +1,133 @@
+package dataplane
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/packet"
+)
+
+var (
+	edgeA = netip.MustParseAddr("127.0.1.101")
+	edgeB = netip.MustParseAddr("127.0.1.102")
+)
+
+// withInternet gives red an internet gateway (igw 9) with a default route
+// to it, and registers the given edges (healthy or not).
+func withInternet(tb testing.TB, f *fixture, edges ...tables.Host) {
+	snap := f.t.Load()
+	red0, _ := snap.VPC(red)
+	v := *red0
+	v.InternetGateway = 9
+	v.RouteTables = []tables.RouteTable{{ID: v.RouteTables[0].ID, Routes: append(append([]tables.Route(nil), v.RouteTables[0].Routes...),
+		tables.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Target: tables.Target{Kind: tables.TargetInternetGateway, ID: 9}})}}
+	tx := f.t.Begin(snap.Revision() + 1)
+	defer tx.Abort()
+	must(tb, tx.UpsertVPC(v))
+	for _, e := range edges {
+		must(tb, tx.UpsertHost(e))
+	}
+	tx.Commit()
+}
+
+func TestEgressToEdge(t *testing.T) {
+	inet := "203.0.113.10"
+	t.Run("no edge", func(t *testing.T) {
+		f := newFixture(t)
+		withInternet(t, f)
+		buf := make([]byte, 2048)
+		var r Result
+		f.p.Egress(f.t.Load(), f.enis[1], buf, udpPacket(buf, "10.0.1.4", inet, 10, 64, false), make([]byte, ScratchSize), &r)
+		if r.Verdict != NoEdge {
+			t.Fatalf("verdict %v, want no-edge", r.Verdict)
+		}
+	})
+	t.Run("unhealthy edges are not chosen", func(t *testing.T) {
+		f := newFixture(t)
+		withInternet(t, f, tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: false},
+			tables.Host{ID: 51, Underlay: edgeB, Role: tables.RoleEdge, Healthy: true})
+		seen := map[netip.Addr]int{}
+		buf := make([]byte, 2048)
+		var r Result
+		for port := range 64 {
+			n := udpPacket(buf, "10.0.1.4", inet, 10, 64, false)
+			packet.UDP(buf[packet.Headroom+packet.IPv4MinSize:]).SetSrcPort(uint16(30000 + port))
+			f.p.Egress(f.t.Load(), f.enis[1], buf, n, make([]byte, ScratchSize), &r)
+			if r.Verdict != Forwarded {
+				t.Fatalf("verdict %v, want forwarded", r.Verdict)
+			}
+			seen[r.Dst]++
+			var e packet.Encap
+			if !packet.ParseGenevePayload(r.Payload, &e) || e.VNI != red || e.Options.SourceVNI != red {
+				t.Fatalf("to an edge the packet stays in its VPC: VNI %d SourceVPC %d", e.VNI, e.Options.SourceVNI)
+			}
+		}
+		if len(seen) != 1 || seen[edgeB] != 64 {
+			t.Fatalf("flows went to %v; want all to the healthy edge %v", seen, edgeB)
+		}
+	})
+	t.Run("flows spread over healthy edges, each flow stays on one", func(t *testing.T) {
+		f := newFixture(t)
+		withInternet(t, f, tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: true},
+			tables.Host{ID: 51, Underlay: edgeB, Role: tables.RoleEdge, Healthy: true})
+		seen := map[netip.Addr]int{}
+		buf := make([]byte, 2048)
+		var r Result
+		for port := range 64 {
+			var first netip.Addr
+			for range 3 {
+				n := udpPacket(buf, "10.0.1.4", inet, 10, 64, false)
+				packet.UDP(buf[packet.Headroom+packet.IPv4MinSize:]).SetSrcPort(uint16(30000 + port))
+				f.p.Egress(f.t.Load(), f.enis[1], buf, n, make([]byte, ScratchSize), &r)
+				if first.IsValid() && r.Dst != first {
+					t.Fatalf("one flow went to %v and %v", first, r.Dst)
+				}
+				first = r.Dst
+			}
+			seen[first]++
+		}
+		if seen[edgeA] == 0 || seen[edgeB] == 0 {
+			t.Fatalf("64 flows all took one edge: %v", seen)
+		}
+	})
+}
+
+func TestIngressFromEdge(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		igw      bool
+		src      string
+		vni, sv  uint32
+		want     Verdict
+		isAttack bool
+	}{
+		{"translated internet traffic", true, "203.0.113.10", red, red, Delivered, false},
+		{"an edge claiming a VPC address", true, "10.0.1.5", red, red, SenderMismatch, true},
+		{"VPC without an internet gateway", false, "203.0.113.10", red, red, SenderMismatch, true},
+		{"SourceVPC differs (a peer of red)", true, "203.0.113.10", red, yellow, SenderMismatch, true},
+		{"SourceVPC not peered", true, "203.0.113.10", red, green, NotPeered, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			e := tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: true}
+			if tc.igw {
+				withInternet(t, f, e)
+			} else {
+				tx := f.t.Begin(2)
+				must(t, tx.UpsertHost(e))
+				tx.Commit()
+			}
+			buf := make([]byte, 2048)
+			n := udpPacket(buf, tc.src, "10.0.1.4", 10, 64, false)
+			var r Result
+			f.p.Ingress(f.t.Load(), edgeA, wire(buf, n, tc.vni, tc.sv), &r)
+			if r.Verdict != tc.want {
+				t.Fatalf("verdict %v, want %v", r.Verdict, tc.want)
+			}
+			if (len(f.events) == 1) != tc.isAttack {
+				t.Fatalf("events %+v; want a security event: %v", f.events, tc.isAttack)
+			}
+		})
+	}
+}
