@@ -108,6 +108,9 @@ func hostRow(h *pb.Host) []string {
 	if h.Reachable {
 		status = "reachable"
 	}
+	if h.Unhealthy {
+		status = "unhealthy" // an edge hosts no longer send flows to
+	}
 	return []string{h.Id, enum(h.Role, "HOST_ROLE_"), h.UnderlayAddress, status, strconv.FormatInt(h.Instances, 10),
 		strconv.FormatInt(h.AckedRevision, 10), strconv.FormatInt(h.Lag, 10), ago(h.LastSeen)}
 }

@@ -132,6 +132,9 @@ func (x *Edge) Inbound(snap *tables.Snapshot, buf []byte, n int, r *InboundResul
 	return dataplane.Forwarded
 }
 
+// Underlay is the edge's underlay address.
+func (x *Edge) Underlay() netip.Addr { return x.cfg.Underlay }
+
 func (x *Edge) attack(v dataplane.Verdict, outerSrc netip.Addr, inner packet.IPv4, claimed uint32) dataplane.Verdict {
 	x.cfg.Events(dataplane.Event{Verdict: v, OuterSrc: outerSrc, OuterDst: x.cfg.Underlay, InnerSrc: inner.Src(), InnerDst: inner.Dst(), ClaimedVNI: claimed})
 	return v

@@ -231,6 +231,17 @@ func TestEdgeFailover(t *testing.T) {
 	otherBefore := other.Edge.In.Get(dataplane.Forwarded) + other.Edge.Out.Get(dataplane.Forwarded)
 	carrying.Stop()
 	t.Logf("killed %s mid-download", carrying.Agent.HostID)
+	// The Mapping Service notices the missed heartbeats and every host
+	// stops choosing the dead edge.
+	for deadline := time.Now().Add(testcloud.EdgeTimeout + 5*time.Second); ; time.Sleep(20 * time.Millisecond) {
+		edges := s.a.Cache.Tables.Load().Edges()
+		if len(edges) == 1 && edges[0].Underlay == other.Edge.Underlay() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host-a still chooses among %v after %s died", edges, carrying.Agent.HostID)
+		}
+	}
 
 	r := <-done
 	if r.err != nil {
