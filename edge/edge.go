@@ -45,6 +45,9 @@ type Edge struct {
 	tables *tables.Tables
 	// Out and In count the verdicts of the two stories.
 	Out, In dataplane.Counters
+	// Flows holds per-flow records: egress is out (as the instance sent
+	// it, before translation), ingress is in (after translation).
+	Flows dataplane.Flows
 }
 
 // New returns an edge data plane over the cache t.
@@ -67,6 +70,11 @@ func (x *Edge) Outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 	if !packet.ParseGenevePayload(payload, &e) {
 		return dataplane.Malformed
 	}
+	return x.outbound(snap, outerSrc, &e, out)
+}
+
+// outbound is Outbound after parsing.
+func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap, out *packet.IPv4) dataplane.Verdict {
 	inner := e.Inner
 	sender, ok := snap.Host(outerSrc)
 	if !ok || sender.Role != tables.RoleHost {
@@ -155,20 +163,31 @@ func (x *Edge) ServeWire() error {
 	}
 	out := make([][]byte, 0, bs)
 	var pkt packet.IPv4
+	var e packet.Encap
+	flows := x.Flows.Table(dataplane.Egress)
+	defer x.Flows.Release(flows)
 	for {
 		n, err := wire.ReadBatch(ds)
 		if err != nil {
 			return err
 		}
 		snap := x.tables.Load()
+		flows.Begin()
 		for i := range n {
 			d := &ds[i]
-			v := x.Outbound(snap, d.Peer.Addr(), d.Buf[d.Off:d.Off+d.Len], &pkt)
+			v := dataplane.Malformed
+			if packet.ParseGenevePayload(d.Buf[d.Off:d.Off+d.Len], &e) {
+				// Named as the instance sent it: translation rewrites the source.
+				id, n := dataplane.NewFlowID(e.VNI, e.Inner), len(e.Inner)
+				v = x.outbound(snap, d.Peer.Addr(), &e, &pkt)
+				flows.RecordID(id, n, v)
+			}
 			x.Out.Add(v)
 			if v == dataplane.Forwarded {
 				out = append(out, pkt)
 			}
 		}
+		flows.End()
 		if len(out) > 0 {
 			_ = x.cfg.Outside.Write(out) // the outside counts its own errors
 		}
@@ -188,20 +207,33 @@ func (x *Edge) ServeOutside() error {
 	}
 	ds := make([]underlay.Datagram, 0, bs)
 	var r InboundResult
+	flows := x.Flows.Table(dataplane.Ingress)
+	defer x.Flows.Release(flows)
 	for {
 		n, err := port.Read(bufs, sizes)
 		if err != nil {
 			return err
 		}
 		snap := x.tables.Load()
+		flows.Begin()
 		for i := range n {
 			v := x.Inbound(snap, bufs[i], sizes[i], &r)
 			x.In.Add(v)
+			if v == dataplane.Forwarded {
+				// Named as the instance receives it, after translation.
+				var e packet.Encap
+				if packet.ParseGenevePayload(r.Payload, &e) {
+					flows.Record(e.VNI, e.Inner, len(e.Inner), v)
+				}
+			} else if p := packet.IPv4(bufs[i][packet.Headroom : packet.Headroom+sizes[i]]); p.Valid() {
+				flows.Record(0, p[:p.TotalLen()], sizes[i], v) // no VPC: it never got in
+			}
 			if v == dataplane.Forwarded {
 				ds = append(ds, underlay.Datagram{Buf: bufs[i], Off: r.Start, Len: len(r.Payload),
 					Peer: netip.AddrPortFrom(r.Dst, x.cfg.WirePort), SrcPort: r.SrcPort})
 			}
 		}
+		flows.End()
 		if len(ds) > 0 {
 			_, _ = x.cfg.Wire.WriteBatch(ds) // the underlay counts its own errors
 		}

@@ -24,6 +24,7 @@ func (p *Plane) Egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 		r.Verdict = Malformed
 		return
 	}
+	r.VNI, r.Inner = from.VNI, pkt
 	if v := p.checkSource(from, pkt); v != Forwarded {
 		r.Verdict = v
 		return

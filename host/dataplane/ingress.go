@@ -28,6 +28,7 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 	inner := e.Inner
+	r.VNI, r.Inner = e.VNI, inner
 	sender, ok := snap.Host(outerSrc)
 	if !ok {
 		r.Verdict = p.attack(UnknownSender, outerSrc, inner, e.Options.SourceVNI)

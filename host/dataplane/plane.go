@@ -75,6 +75,8 @@ type Plane struct {
 	// Counters counts every packet's verdict, both directions; FromWire
 	// counts those of datagrams read from the underlay alone.
 	Counters, FromWire Counters
+	// Flows holds per-flow records of both stories, like `hubble observe`.
+	Flows Flows
 
 	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]
@@ -132,6 +134,10 @@ func (p *Plane) Attachment(eni uint64) (*Attachment, bool) {
 // buffer or the worker's scratch space: valid until the next packet.
 type Result struct {
 	Verdict Verdict
+	// VNI and Inner name the packet's flow, once it parsed: the sender's
+	// VPC on egress, the destination's on ingress.
+	VNI   uint32
+	Inner packet.IPv4
 	// Forwarded: send Payload (Geneve header onward), which starts at
 	// Start in the packet's buffer, to Dst:6081 from SrcPort.
 	Payload []byte

@@ -23,15 +23,19 @@ func (p *Plane) ServePort(a *Attachment) error {
 		bufs[i] = make([]byte, packet.Headroom+maxPacket)
 	}
 	w := newEgressWork(bs)
+	w.flows = p.Flows.Table(Egress)
+	defer p.Flows.Release(w.flows)
 	for {
 		n, err := a.Port.Read(bufs, sizes)
 		if err != nil {
 			return err
 		}
 		snap := p.tables.Load()
+		w.flows.Begin()
 		for i := range n {
 			p.egressOne(snap, a, bufs[i], sizes[i], w)
 		}
+		w.flows.End()
 		p.flush(w)
 	}
 }
@@ -42,6 +46,7 @@ type egressWork struct {
 	one     [][]byte
 	scratch []byte
 	r       Result
+	flows   *FlowTable // nil: not recorded (Send)
 }
 
 func newEgressWork(bs int) *egressWork {
@@ -54,6 +59,9 @@ func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n in
 	r := &w.r
 	p.Egress(snap, a, buf, n, w.scratch, r)
 	p.Counters.Add(r.Verdict)
+	if w.flows != nil {
+		w.flows.Record(r.VNI, r.Inner, n, r.Verdict)
+	}
 	switch r.Verdict {
 	case Forwarded:
 		w.out = append(w.out, underlay.Datagram{Buf: buf, Off: r.Start, Len: len(r.Payload),
@@ -103,21 +111,26 @@ func (p *Plane) ServeWire() error {
 	}
 	one := make([][]byte, 1)
 	var r Result
+	flows := p.Flows.Table(Ingress)
+	defer p.Flows.Release(flows)
 	for {
 		n, err := wire.ReadBatch(ds)
 		if err != nil {
 			return err
 		}
 		snap := p.tables.Load()
+		flows.Begin()
 		for i := range n {
 			d := &ds[i]
 			p.Ingress(snap, d.Peer.Addr(), d.Buf[d.Off:d.Off+d.Len], &r)
 			p.Counters.Add(r.Verdict)
 			p.FromWire.Add(r.Verdict)
+			flows.Record(r.VNI, r.Inner, len(r.Inner), r.Verdict)
 			if r.Verdict == Delivered {
 				one[0] = r.Packet
 				_ = r.To.Port.Write(one)
 			}
 		}
+		flows.End()
 	}
 }
