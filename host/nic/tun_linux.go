@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -74,6 +75,9 @@ func (b *TUNBackend) String() string { return "tun" }
 // it if this agent made it before a crash (programs running inside keep
 // running; they see eth0 come back), and a fresh TUN device inside.
 func (b *TUNBackend) Open(inst Instance) (NIC, error) {
+	if !model.IsID(model.KindInstance, inst.ID) {
+		return nil, fmt.Errorf("nic: instance id %q cannot name a namespace: the mapping carries none (is the server older than this agent?)", inst.ID)
+	}
 	if !inst.Addr.Addr().Is4() || !inst.Gateway.Is4() {
 		return nil, fmt.Errorf("nic: instance %s: address %v and gateway %v must be IPv4", inst.ID, inst.Addr, inst.Gateway)
 	}
