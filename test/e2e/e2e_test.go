@@ -430,49 +430,51 @@ func (c *cloud) echoesReceived(inst string) int {
 
 // wire captures on the bridge port of host 1 while a pings and curls b,
 // and checks what tshark decodes: Geneve with the VPC's VNI and our
-// SourceVPC option around the instances' ICMP and TCP.
+// SourceVPC option around the instances' ICMP and TCP. tshark decodes
+// live, so the test waits for what it expects rather than guessing when
+// the capture has caught up.
 func (c *cloud) wire(vni uint32, a, b instanceJ) {
 	t := c.t
-	pcap := filepath.Join(t.TempDir(), "h1.pcap")
-	capture := start(t, c.room.bridge.ns, []string{"TMPDIR=" + t.TempDir()}, "tshark", "-i", "h1", "-w", pcap, "-f", "udp port 6081")
+	capture := start(t, c.room.bridge.ns, []string{"TMPDIR=" + t.TempDir()}, "tshark", "-i", "h1", "-l", "-f", "udp port 6081",
+		"-T", "fields", "-E", "separator=|",
+		"-e", "geneve.vni", "-e", "geneve.option.class", "-e", "geneve.option.type", "-e", "ip.src", "-e", "icmp.type", "-e", "tcp.dstport")
 	c.eventually("tshark to capture", 15*time.Second, func() bool { return strings.Contains(capture.out.String(), "Capturing on") })
 	c.mustPing("a", b.PrivateIP)
 	c.mustCurl("a", b.PrivateIP, a.PrivateIP)
-	time.Sleep(200 * time.Millisecond)
-	_ = capture.cmd.Process.Signal(syscall.SIGINT)
-	capture.wait(t, 10*time.Second)
-	out, code := run(t, c.room.bridge.ns, 30*time.Second, "tshark", "-r", pcap, "-T", "fields", "-E", "separator=|",
-		"-e", "geneve.vni", "-e", "geneve.option.class", "-e", "geneve.option.type", "-e", "ip.src", "-e", "icmp.type", "-e", "tcp.dstport")
-	if code != 0 {
-		t.Fatalf("tshark -r: exit %d\n%s", code, out)
-	}
 	var icmp, tcp int
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Split(line, "|")
-		if len(f) != 6 || f[0] == "" {
-			continue
+	decoded := func() bool {
+		icmp, tcp = 0, 0
+		for _, line := range strings.Split(capture.out.String(), "\n") {
+			f := strings.Split(line, "|")
+			if len(f) != 6 || f[0] == "" {
+				continue
+			}
+			if v, _ := strconv.ParseUint(f[0], 0, 32); v != uint64(vni) {
+				continue
+			}
+			if !strings.Contains(f[1], "0xfff0") && !strings.Contains(f[1], "65520") || !(strings.HasPrefix(f[2], "0x01") || f[2] == "1") {
+				t.Fatalf("Geneve without the SourceVPC option (class 0xfff0, type 1): %q", line)
+			}
+			// ip.src lists the outer then the inner source.
+			if !strings.HasSuffix(f[3], ","+a.PrivateIP) && !strings.HasSuffix(f[3], ","+b.PrivateIP) {
+				continue
+			}
+			if f[4] == "8" || f[4] == "0" {
+				icmp++
+			}
+			if f[5] == "8080" {
+				tcp++
+			}
 		}
-		if v, _ := strconv.ParseUint(f[0], 0, 32); v != uint64(vni) {
-			continue
-		}
-		if !strings.Contains(f[1], "0xfff0") && !strings.Contains(f[1], "65520") || !(strings.HasPrefix(f[2], "0x01") || f[2] == "1") {
-			t.Errorf("Geneve without the SourceVPC option (class 0xfff0, type 1): %q", line)
-			continue
-		}
-		// ip.src lists the outer then the inner source.
-		if !strings.HasSuffix(f[3], ","+a.PrivateIP) && !strings.HasSuffix(f[3], ","+b.PrivateIP) {
-			continue
-		}
-		if f[4] == "8" || f[4] == "0" {
-			icmp++
-		}
-		if f[5] == "8080" {
-			tcp++
+		return icmp >= 6 && tcp > 0
+	}
+	for deadline := time.Now().Add(15 * time.Second); !decoded(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tshark decoded %d ICMP echo packets (want ≥ 6: 3 requests, 3 replies) and %d TCP packets to port 8080 in Geneve VNI %d:\n%s",
+				icmp, tcp, vni, capture.out)
 		}
 	}
-	if icmp < 6 || tcp == 0 {
-		t.Errorf("tshark decoded %d ICMP echo packets (want ≥ 6: 3 requests, 3 replies) and %d TCP packets to port 8080 in Geneve VNI %d:\n%s", icmp, tcp, vni, out)
-	}
+	capture.stop(t)
 }
 
 // crash kills host 1's agent with SIGKILL. Its instances' namespaces
