@@ -143,9 +143,22 @@ type TUN struct {
 	// port, since the data plane stops serving a port whose Read fails.
 	ReadErrors atomic.Uint64
 
-	wmu   sync.Mutex
-	wbufs [][]byte // writes are copied here, behind room for the virtio-net header
-	wout  [][]byte
+	// The data plane writes one packet per call; the kernel merges TCP
+	// segments (GRO) only when they reach it in one batch. So Write
+	// queues a copy and returns, and a writer goroutine hands the device
+	// everything that queued while it was busy: batches form exactly when
+	// the instance is being sent to faster than one packet at a time.
+	// Measured: a single TCP stream between two hosts went from about
+	// 0.7 Gbit/s (a write per packet, 20× the ACKs) to about 2 Gbit/s.
+	wmu     sync.Mutex
+	room    sync.Cond // signalled when the writer takes the queue
+	pending [][]byte  // queued packets, each behind writeOffset bytes
+	spare   [][]byte  // free queue buffers
+	wake    chan struct{}
+	done    chan struct{}
+	bufSize int
+	// WriteDrops counts packets larger than the MTU, dropped.
+	WriteDrops atomic.Uint64
 }
 
 var _ NIC = (*TUN)(nil)
@@ -154,8 +167,11 @@ const (
 	// writeOffset leaves room in front of each written packet for the
 	// virtio-net header the tun package prepends (10 bytes).
 	writeOffset = 16
-	// writeBatch bounds the packets copied per device write.
-	writeBatch = 8
+	// maxQueued bounds the packets queued for the device (Write waits
+	// beyond it). Buffers are made as the queue first reaches each depth
+	// and reused after: an idle instance holds one or two, a busy one up
+	// to 2×maxQueued of 64 KiB (merging needs room after the first).
+	maxQueued = 64
 )
 
 // newTUN makes namespace name (or opens it) and the device inside.
@@ -164,10 +180,11 @@ func newTUN(name string, inst Instance) (*TUN, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &TUN{inst: inst, netns: h, wbufs: make([][]byte, writeBatch), wout: make([][]byte, writeBatch)}
-	for i := range t.wbufs {
-		t.wbufs[i] = make([]byte, writeOffset+inst.MTU)
-	}
+	t := &TUN{inst: inst, netns: h, pending: make([][]byte, 0, maxQueued), spare: make([][]byte, 0, 2*maxQueued),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		// Room for a whole queue merged into its first packet.
+		bufSize: writeOffset + min(1<<16-1, maxQueued*inst.MTU)}
+	t.room.L = &t.wmu
 	err = Within(h, func() error {
 		var err error
 		t.dev, err = createDevice(inst)
@@ -183,6 +200,7 @@ func newTUN(name string, inst Instance) (*TUN, error) {
 		for range t.dev.Events() {
 		}
 	}()
+	go t.writer()
 	return t, nil
 }
 
@@ -270,34 +288,67 @@ func (t *TUN) Read(bufs [][]byte, sizes []int) (int, error) {
 	}
 }
 
-// Write implements dataplane.Port. The packets are copied behind room for
-// the virtio-net header, so the caller's buffers stay untouched (they are
-// borrowed) and the kernel may merge consecutive segments of a flow.
+// Write implements dataplane.Port. The packets are copied (the caller's
+// buffers are borrowed) behind room for the virtio-net header and queued
+// for the writer. Write waits only while the queue is full, that is while
+// the writer is busy with the previous batch: dropping there instead
+// would lose a burst's tail, and TCP over a lossy link crawls.
 func (t *TUN) Write(pkts [][]byte) error {
 	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	var errs error
-	for len(pkts) > 0 {
-		k := 0
-		for _, p := range pkts[:min(len(pkts), writeBatch)] {
-			if len(p) > t.inst.MTU {
-				continue // larger than the link: a real NIC drops it too
-			}
-			t.wout[k] = t.wbufs[k][:writeOffset+copy(t.wbufs[k][writeOffset:], p)]
-			k++
-		}
-		pkts = pkts[min(len(pkts), writeBatch):]
-		if k == 0 {
+	for _, p := range pkts {
+		if len(p) > t.inst.MTU {
+			t.WriteDrops.Add(1) // larger than the link: a real NIC drops it too
 			continue
 		}
-		if _, err := t.dev.Write(t.wout[:k], writeOffset); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return err
-			}
-			errs = err // e.g. EIO while eth0 is down: the packets are lost, as on a wire
+		for len(t.pending) == maxQueued && !t.closed.Load() {
+			t.room.Wait()
 		}
+		if t.closed.Load() {
+			t.wmu.Unlock()
+			return os.ErrClosed
+		}
+		var b []byte
+		if n := len(t.spare); n > 0 {
+			b, t.spare = t.spare[n-1], t.spare[:n-1]
+		} else {
+			b = make([]byte, t.bufSize) // the queue reached a new depth
+		}
+		t.pending = append(t.pending, b[:writeOffset+copy(b[writeOffset:], p)])
 	}
-	return errs
+	t.wmu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default: // the writer is awake already
+	}
+	return nil
+}
+
+// writer writes what Write queued, a batch at a time, until Close.
+func (t *TUN) writer() {
+	batch := make([][]byte, 0, maxQueued)
+	for {
+		select {
+		case <-t.wake:
+		case <-t.done:
+			return
+		}
+		t.wmu.Lock()
+		batch = append(batch[:0], t.pending...)
+		t.pending = t.pending[:0]
+		t.room.Broadcast()
+		t.wmu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		// Errors lose the packets, as on a wire: EIO while eth0 is down,
+		// or the device closing under us.
+		_, _ = t.dev.Write(batch, writeOffset)
+		t.wmu.Lock()
+		for _, b := range batch {
+			t.spare = append(t.spare, b[:cap(b)]) // merging may have resliced it
+		}
+		t.wmu.Unlock()
+	}
 }
 
 // BatchSize implements dataplane.Port.
@@ -308,6 +359,10 @@ func (t *TUN) BatchSize() int { return t.dev.BatchSize() }
 func (t *TUN) Close() error {
 	t.closeOnce.Do(func() {
 		t.closed.Store(true)
+		close(t.done)
+		t.wmu.Lock()
+		t.room.Broadcast() // writers waiting for room give up
+		t.wmu.Unlock()
 		err := t.dev.Close()
 		t.netns.Close()
 		if t.release != nil {

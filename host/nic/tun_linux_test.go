@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -219,4 +221,59 @@ func TestTUNCrashAdoptSweep(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, stateFile)); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestTUNWriteMerges: segments of one TCP flow written together reach the
+// instance's kernel merged (GRO), as far fewer, larger packets.
+func TestTUNWriteMerges(t *testing.T) {
+	needTUN(t)
+	b, err := NewTUNBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	inst := testInstance()
+	tn := openTUN(t, b, inst)
+	peer := netip.MustParseAddr("10.0.1.9")
+	const segments, size = 32, 1000
+	pkts := make([][]byte, segments)
+	for i := range pkts {
+		p := make([]byte, packet.IPv4MinSize+packet.TCPMinSize+size)
+		packet.IPv4(p).Encode(&packet.IPv4Fields{TotalLen: uint16(len(p)), ID: uint16(i), TTL: 64, Protocol: packet.ProtoTCP, Src: peer, Dst: inst.Addr.Addr()})
+		seg := packet.TCP(p[packet.IPv4MinSize:])
+		seg.Encode(&packet.TCPFields{SrcPort: 40000, DstPort: 5001, Seq: 1 + uint32(i*size), Ack: 1, Flags: packet.TCPFlagACK, Window: 1024})
+		seg.SetChecksum(seg.ComputeChecksum(peer, inst.Addr.Addr()))
+		pkts[i] = p
+	}
+	before := rxPackets(t, tn)
+	if err := tn.Write(pkts); err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got = rxPackets(t, tn) - before; got > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("%d segments arrived as %d packets", segments, got)
+	if got == 0 || got > 2 {
+		t.Errorf("%d segments of one flow arrived as %d packets; want them merged into one or two", segments, got)
+	}
+}
+
+func rxPackets(t *testing.T, tn *TUN) uint64 {
+	t.Helper()
+	var n uint64
+	err := Within(tn.netns, func() error {
+		l, err := netlink.LinkByName(DeviceName)
+		if err != nil {
+			return err
+		}
+		n = l.Attrs().Statistics.RxPackets
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
