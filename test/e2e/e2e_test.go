@@ -92,7 +92,8 @@ func prerequisites(t *testing.T, tools ...string) {
 
 // cloud is a server and host agents on the room's machines.
 type cloud struct {
-	t      *testing.T
+	t      *testing.T // the (sub)test that checks
+	root   *testing.T // the test that owns the processes
 	room   *room
 	url    string
 	agents []*proc
@@ -105,7 +106,7 @@ const serverPort = 7070
 
 func newCloud(t *testing.T, hosts int) *cloud {
 	r := newRoom(t, hosts)
-	c := &cloud{t: t, room: r, url: fmt.Sprintf("http://%s", net.JoinHostPort(underlayAddr(254).String(), strconv.Itoa(serverPort)))}
+	c := &cloud{t: t, root: t, room: r, url: fmt.Sprintf("http://%s", net.JoinHostPort(underlayAddr(254).String(), strconv.Itoa(serverPort)))}
 	start(t, r.bridge.ns, nil, bin, "server", "--listen", strings.TrimPrefix(c.url, "http://"), "--data-dir", t.TempDir(), "--log-level", "warn")
 	c.eventually("the server to answer", 30*time.Second, func() bool { _, code := c.cli("vpc", "list"); return code == 0 })
 	for i := range r.hosts {
@@ -119,12 +120,19 @@ func newCloud(t *testing.T, hosts int) *cloud {
 	return c
 }
 
+// in is c for subtest t: failures are t's, processes still the root's.
+func (c *cloud) in(t *testing.T) *cloud {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 func hostID(i int) string { return fmt.Sprintf("e2e-h%d", i+1) }
 
 // startAgent runs `openvpc host --nic tun` on host i.
 func (c *cloud) startAgent(i int) *proc {
 	u := underlayAddr(i + 1).String()
-	return start(c.t, c.room.hosts[i].ns, nil, bin, "host", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
+	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, "host", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
 		"--nic", "tun", "--state-dir", c.dirs[i], "--api", u+":0", "--log-level", "warn")
 }
 
@@ -163,7 +171,7 @@ func (c *cloud) exec(inst string, timeout time.Duration, cmd ...string) (string,
 // background starts a long-running command inside an instance.
 func (c *cloud) background(inst string, env []string, cmd ...string) *proc {
 	c.t.Helper()
-	return start(c.t, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "instance", "exec", inst, "--"}, cmd...)...)
+	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "instance", "exec", inst, "--"}, cmd...)...)
 }
 
 func (c *cloud) eventually(what string, d time.Duration, ok func() bool) {
@@ -230,6 +238,7 @@ func TestLinuxInstances(t *testing.T) {
 	c.ok("route", "create", "--route-table", blue.MainRouteTableID, "--dest", "10.0.0.0/16", "--target", pcx.ID)
 
 	t.Run("namespaces", func(t *testing.T) {
+		c := c.in(t)
 		for _, inst := range []instanceJ{a, b, bl, g} {
 			if _, err := os.Stat(filepath.Join(nic.NetnsDir, nic.NamespaceName(inst.ID))); err != nil {
 				t.Errorf("instance %s: %v", inst.ID, err)
@@ -243,6 +252,7 @@ func TestLinuxInstances(t *testing.T) {
 	})
 
 	t.Run("ping", func(t *testing.T) {
+		c := c.in(t)
 		c.mustPing("a", b.PrivateIP)
 		c.mustPing("b", a.PrivateIP)
 		// The agent API acts as the instance inside its namespace too.
@@ -252,6 +262,7 @@ func TestLinuxInstances(t *testing.T) {
 	})
 
 	t.Run("curl", func(t *testing.T) {
+		c := c.in(t)
 		c.httpServer("b", b.PrivateIP)
 		c.mustCurl("a", b.PrivateIP, a.PrivateIP)
 		if out := c.ok("instance", "connect", "a", b.PrivateIP+":8080"); !strings.Contains(out, "connected") {
@@ -260,10 +271,12 @@ func TestLinuxInstances(t *testing.T) {
 	})
 
 	t.Run("iperf3", func(t *testing.T) {
+		c := c.in(t)
 		c.iperf("a", "b", b.PrivateIP)
 	})
 
 	t.Run("peered", func(t *testing.T) {
+		c := c.in(t)
 		c.mustPing("a", bl.PrivateIP)
 		c.httpServer("c", bl.PrivateIP)
 		c.mustCurl("a", bl.PrivateIP, a.PrivateIP)
@@ -271,6 +284,7 @@ func TestLinuxInstances(t *testing.T) {
 	})
 
 	t.Run("not peered", func(t *testing.T) {
+		c := c.in(t)
 		for _, p := range [][2]string{{"a", g.PrivateIP}, {"d", a.PrivateIP}, {"d", bl.PrivateIP}} {
 			if out, code := c.exec(p[0], 10*time.Second, "ping", "-c", "1", "-W", "1", p[1]); code == 0 {
 				t.Errorf("%s reached %s without a peering:\n%s", p[0], p[1], out)
@@ -279,14 +293,17 @@ func TestLinuxInstances(t *testing.T) {
 	})
 
 	t.Run("spoofing", func(t *testing.T) {
+		c := c.in(t)
 		c.spoof(a, b)
 	})
 
 	t.Run("tshark", func(t *testing.T) {
+		c := c.in(t)
 		c.wire(red.VNI, a, b)
 	})
 
 	t.Run("agent crash", func(t *testing.T) {
+		c := c.in(t)
 		c.crash(a, b, g)
 	})
 }
@@ -431,19 +448,17 @@ func (c *cloud) echoesReceived(inst string) int {
 // wire captures on the bridge port of host 1 while a pings and curls b,
 // and checks what tshark decodes: Geneve with the VPC's VNI and our
 // SourceVPC option around the instances' ICMP and TCP. tshark decodes
-// live, so the test waits for what it expects rather than guessing when
-// the capture has caught up.
+// live and may start capturing a little after it says so, so traffic
+// repeats until the capture shows it (or 20 s pass).
 func (c *cloud) wire(vni uint32, a, b instanceJ) {
 	t := c.t
 	capture := start(t, c.room.bridge.ns, []string{"TMPDIR=" + t.TempDir()}, "tshark", "-i", "h1", "-l", "-f", "udp port 6081",
 		"-T", "fields", "-E", "separator=|",
 		"-e", "geneve.vni", "-e", "geneve.option.class", "-e", "geneve.option.type", "-e", "ip.src", "-e", "icmp.type", "-e", "tcp.dstport")
 	c.eventually("tshark to capture", 15*time.Second, func() bool { return strings.Contains(capture.out.String(), "Capturing on") })
-	c.mustPing("a", b.PrivateIP)
-	c.mustCurl("a", b.PrivateIP, a.PrivateIP)
-	var icmp, tcp int
-	decoded := func() bool {
-		icmp, tcp = 0, 0
+	var requests, replies, tcp int
+	decode := func() {
+		requests, replies, tcp = 0, 0, 0
 		for _, line := range strings.Split(capture.out.String(), "\n") {
 			f := strings.Split(line, "|")
 			if len(f) != 6 || f[0] == "" {
@@ -456,23 +471,32 @@ func (c *cloud) wire(vni uint32, a, b instanceJ) {
 				t.Fatalf("Geneve without the SourceVPC option (class 0xfff0, type 1): %q", line)
 			}
 			// ip.src lists the outer then the inner source.
-			if !strings.HasSuffix(f[3], ","+a.PrivateIP) && !strings.HasSuffix(f[3], ","+b.PrivateIP) {
-				continue
-			}
-			if f[4] == "8" || f[4] == "0" {
-				icmp++
-			}
-			if f[5] == "8080" {
+			switch {
+			case strings.HasSuffix(f[3], ","+a.PrivateIP) && f[4] == "8":
+				requests++
+			case strings.HasSuffix(f[3], ","+b.PrivateIP) && f[4] == "0":
+				replies++
+			case strings.HasSuffix(f[3], ","+a.PrivateIP) && f[5] == "8080":
 				tcp++
 			}
 		}
-		return icmp >= 6 && tcp > 0
 	}
-	for deadline := time.Now().Add(15 * time.Second); !decoded(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("tshark decoded %d ICMP echo packets (want ≥ 6: 3 requests, 3 replies) and %d TCP packets to port 8080 in Geneve VNI %d:\n%s",
-				icmp, tcp, vni, capture.out)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		decode()
+		if requests > 0 && replies > 0 && tcp > 0 {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tshark decoded %d ICMP echo requests from a, %d replies from b, %d TCP packets from a to port 8080 in Geneve VNI %d; want some of each:\n%s",
+				requests, replies, tcp, vni, capture.out)
+		}
+		if requests == 0 || replies == 0 {
+			c.exec("a", 5*time.Second, "ping", "-c", "1", "-W", "1", b.PrivateIP)
+		}
+		if tcp == 0 {
+			c.exec("a", 10*time.Second, "curl", "-s", "-o", "/dev/null", "--max-time", "3", "http://"+b.PrivateIP+":8080/")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	capture.stop(t)
 }

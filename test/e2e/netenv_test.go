@@ -185,9 +185,16 @@ var pids struct {
 // start runs name args inside ns (the process joins ns because it is
 // forked from a thread inside it, as `ip netns exec` does, but keeps the
 // machine's mount namespace, so the namespaces an agent creates under
-// /run/netns are everyone's to see). At cleanup it gets SIGTERM, then
+// /run/netns are everyone's to see). At t's cleanup it gets SIGTERM, then
 // SIGKILL after 5 s.
 func start(t *testing.T, ns netns.NsHandle, env []string, name string, args ...string) *proc {
+	t.Helper()
+	return startFor(t, t, ns, env, name, args...)
+}
+
+// startFor is start for a process that outlives test t: owner (a parent
+// test) stops it.
+func startFor(t, owner *testing.T, ns netns.NsHandle, env []string, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name + " " + strings.Join(args, " "), cmd: exec.Command(name, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
@@ -201,7 +208,7 @@ func start(t *testing.T, ns netns.NsHandle, env []string, name string, args ...s
 	pids.all = append(pids.all, p.cmd.Process.Pid)
 	pids.mu.Unlock()
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(t) })
+	owner.Cleanup(func() { p.stop(owner) })
 	return p
 }
 
