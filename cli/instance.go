@@ -89,7 +89,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	}
 	term.Flags().BoolVar(&twait, "wait", false, "return only once every host has dropped its mapping")
 	term.Flags().DurationVar(&ttimeout, "timeout", 30*time.Second, "how long --wait waits")
-	c.AddCommand(run, listCmd, get, term, connectCmd(o), forwardCmd(o))
+	c.AddCommand(run, listCmd, get, term, connectCmd(o), forwardCmd(o), execCmd(o))
 	return c
 }
 

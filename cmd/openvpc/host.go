@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,11 +15,12 @@ import (
 
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/underlay"
 )
 
 func hostCmd(o *cli.Options) *cobra.Command {
-	var id, underlayAddr, level, nicKind, metrics, apiAddr string
+	var id, underlayAddr, level, nicKind, stateDir, metrics, apiAddr string
 	var port uint16
 	c := &cobra.Command{
 		Use:   "host --host-id ID --underlay ADDR [--server URL]",
@@ -34,17 +36,29 @@ func hostCmd(o *cli.Options) *cobra.Command {
 				return fmt.Errorf("--underlay %q is not an IPv4 address: give this host's address on the underlay network", underlayAddr)
 			}
 			cfg := agent.Config{Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, API: apiAddr}
-			switch nicKind {
-			case "netstack":
+			kind, err := resolveNIC(nicKind, "netstack (instances in userspace stacks), tun (Linux namespaces, root) or none (cache only)")
+			if err != nil {
+				return err
+			}
+			if kind != "none" {
 				wire, err := underlay.ListenPort(addr, port)
 				if err != nil {
 					return fmt.Errorf("underlay on %s:%d: %w (is another host agent using this address?)", addr, port, err)
 				}
 				defer wire.Close()
 				cfg.Wire = wire
-			case "none":
-			default:
-				return fmt.Errorf("--nic %q is not known; use netstack (instances in userspace stacks) or none (cache only)", nicKind)
+			}
+			if kind == "tun" {
+				if stateDir == "" {
+					stateDir = filepath.Join(defaultStateRoot, id)
+				}
+				b, err := nic.NewTUNBackend(stateDir)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				cfg.NIC = b
+				log.Info("instances get TUN NICs in network namespaces", "names", nic.NamespacePrefix+"<instance-id>", "state-dir", stateDir)
 			}
 			a, err := agent.New(cfg)
 			if err != nil {
@@ -67,7 +81,8 @@ func hostCmd(o *cli.Options) *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&id, "host-id", "", "this host's id, e.g. host-a (required)")
 	f.StringVar(&underlayAddr, "underlay", "", "this host's IPv4 address on the underlay network (required)")
-	f.StringVar(&nicKind, "nic", "netstack", "instance NICs: netstack (userspace TCP/IP stacks, no root) or none (keep the cache only)")
+	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance with a TUN eth0; root), netstack (userspace TCP/IP stacks, no root), none (keep the cache only), or auto (tun when root and /dev/net/tun exist, else netstack)")
+	f.StringVar(&stateDir, "state-dir", "", "with --nic tun, where the agent records the namespaces it created, to clean up after a crash; one per agent (default "+defaultStateRoot+"/HOST-ID)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same on every host)")
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the agent serves its API for acting as its instances (ping, connect); the server must reach it")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9100")
@@ -76,6 +91,26 @@ func hostCmd(o *cli.Options) *cobra.Command {
 	_ = c.MarkFlagRequired("underlay")
 	c.AddCommand(cli.HostList(o))
 	return c
+}
+
+// defaultStateRoot holds each host agent's state directory. It is under
+// /run because what it records, network namespaces, does not outlive a
+// reboot either.
+const defaultStateRoot = "/run/openvpc"
+
+// resolveNIC turns a --nic flag into a backend name: auto picks tun where
+// it can work (root, /dev/net/tun) and netstack elsewhere.
+func resolveNIC(kind, choices string) (string, error) {
+	switch kind {
+	case "auto":
+		if nic.TUNAvailable() {
+			return "tun", nil
+		}
+		return "netstack", nil
+	case "tun", "netstack", "none":
+		return kind, nil
+	}
+	return "", fmt.Errorf("--nic %q is not known; use %s", kind, choices)
 }
 
 // serveMetrics serves collectors on addr at /metrics until stop is called.

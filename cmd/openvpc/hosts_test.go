@@ -8,13 +8,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openvpc/openvpc/host/nic"
 )
 
 // startHost runs `openvpc host` as its own process, as on a real machine.
 func startHost(t *testing.T, s *apiServer, id, underlay string, port int) {
 	t.Helper()
 	cmd := exec.Command(bin, "host", "--server", s.url, "--host-id", id, "--underlay", underlay,
-		"--wire-port", strconv.Itoa(port), "--api", "127.0.0.1:0", "--log-level", "warn")
+		"--wire-port", strconv.Itoa(port), "--api", "127.0.0.1:0", "--log-level", "warn",
+		"--state-dir", t.TempDir()) // as root, --nic auto makes TUN namespaces: record them per test
 	cmd.Env = baseEnv()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -70,5 +73,16 @@ func TestSeparateHostProcesses(t *testing.T) {
 	r := s.run(t, "ping", "a", "b", "--source", "10.0.1.99", "-c", "1")
 	if r.code != 0 || !strings.Contains(r.stdout, "spoofed-source") {
 		t.Fatalf("forged ping: %s", r)
+	}
+	if nic.TUNAvailable() {
+		// As root the agents chose TUN NICs: the instance is a namespace
+		// that exec enters, and the command's exit code is exec's.
+		out := s.ok(t, "instance", "exec", "a", "--", "cat", "/proc/net/dev")
+		if !strings.Contains(out, nic.DeviceName+":") {
+			t.Fatalf("exec a -- cat /proc/net/dev shows no %s:\n%s", nic.DeviceName, out)
+		}
+		if r := s.run(t, "instance", "exec", "b", "--", "sh", "-c", "exit 7"); r.code != 7 {
+			t.Fatalf("exec b -- sh -c 'exit 7': %s", r)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,17 +14,18 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/underlay"
 )
 
 func upCmd() *cobra.Command {
 	cfg := server.DefaultConfig()
 	var hosts, edges int
-	var level, proxyAddr string
+	var level, nicKind, proxyAddr string
 	var port uint16
 	c := &cobra.Command{
 		Use:   "up [--hosts N] [--data-dir DIR]",
-		Short: "Run a whole local cloud in one process: server, embedded etcd and N host agents (no root needed)",
+		Short: "Run a whole local cloud in one process: server, embedded etcd and N host agents (no root needed; as root, instances are Linux namespaces)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(level)
@@ -35,6 +37,10 @@ func upCmd() *cobra.Command {
 			}
 			if edges < 0 || edges > 4 {
 				return fmt.Errorf("--edges %d: run between 0 and 4 edges", edges)
+			}
+			kind, err := resolveNIC(nicKind, "auto, tun (Linux namespaces, root) or netstack (userspace stacks)")
+			if err != nil || kind == "none" {
+				return cmp.Or(err, errors.New("--nic none is for `openvpc host`; use auto, tun or netstack"))
 			}
 			cfg.Logger = log
 			cfg.Store.DataDir = filepath.Clean(cfg.Store.DataDir)
@@ -55,9 +61,21 @@ func upCmd() *cobra.Command {
 					return fmt.Errorf("underlay of host-%d on %s:%d: %w (is another openvpc up running? try --wire-port)", i, addr, port, err)
 				}
 				defer wire.Close()
+				id := fmt.Sprintf("host-%d", i)
+				var backend nic.Backend = nic.NetstackBackend{}
+				if kind == "tun" {
+					// Kept with the cloud's state: a restart on the same
+					// --data-dir adopts or removes what a crash left.
+					b, err := nic.NewTUNBackend(filepath.Join(cfg.Store.DataDir, "nics", id))
+					if err != nil {
+						return err
+					}
+					defer b.Close()
+					backend = b
+				}
 				a, err := agent.New(agent.Config{
-					Server: s.URL(), HostID: fmt.Sprintf("host-%d", i), HTTP: cli.HTTPClient(), Logger: log,
-					Underlay: addr, Wire: wire, WirePort: port, API: "127.0.0.1:0",
+					Server: s.URL(), HostID: id, HTTP: cli.HTTPClient(), Logger: log,
+					Underlay: addr, Wire: wire, WirePort: port, API: "127.0.0.1:0", NIC: backend,
 				})
 				if err != nil {
 					return err
@@ -78,7 +96,7 @@ func upCmd() *cobra.Command {
 				return err
 			}
 			defer inet.close()
-			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with netstack instances,
+			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with %s instances,
 Geneve between them over UDP on 127.0.1.x, state in %s
 
 Try, in another terminal:
@@ -88,10 +106,10 @@ Try, in another terminal:
   openvpc instance run --subnet red-a --name web --wait
   openvpc instance run --subnet red-a --name app --wait
   openvpc ping app web
-  openvpc host list
+  openvpc host list%s
 %s
 Press Ctrl-C to stop.
-`, s.URL(), hosts, hosts, cfg.Store.DataDir, s.URL(), internetHelp(edges, proxyAddr))
+`, s.URL(), hosts, hosts, kind, cfg.Store.DataDir, s.URL(), upHint(kind), internetHelp(edges, proxyAddr))
 			select {
 			case <-cmd.Context().Done():
 			case err := <-errs:
@@ -114,5 +132,16 @@ Press Ctrl-C to stop.
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
 	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")
 	return c
+}
+
+// upHint is what else to try with instances of kind.
+func upHint(kind string) string {
+	if kind != "tun" {
+		return ""
+	}
+	return `
+  openvpc instance exec web -- ip addr     # a shell command inside the instance
+  ip netns list                            # its namespace: ovpc-<instance-id>`
 }

@@ -35,9 +35,12 @@ type Config struct {
 	Heartbeat time.Duration
 	Logger    *slog.Logger
 	// Wire, when set, is this host's underlay: the agent then runs the data
-	// plane, giving each local instance a netstack NIC. Without it the
-	// agent only keeps the cache.
+	// plane, giving each local instance a NIC. Without it the agent only
+	// keeps the cache.
 	Wire underlay.Conn
+	// NIC makes the instances' NICs (default nic.NetstackBackend: a
+	// userspace stack each). The caller closes it after Run returns.
+	NIC nic.Backend
 	// MTU is the instance MTU (default dataplane.DefaultMTU).
 	MTU int
 	// WirePort is the UDP port hosts receive Geneve on (default 6081).
@@ -90,12 +93,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = dataplane.DefaultMTU
 	}
+	if cfg.NIC == nil {
+		cfg.NIC = nic.NetstackBackend{}
+	}
 	mc := openvpcv1connect.NewMappingServiceClient(cfg.HTTP, cfg.Server)
 	a := &Agent{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger), Reporter: NewReporter(mc, cfg.HostID, cfg.Logger)}
 	a.Sub = &Subscriber{Client: mc, HostID: cfg.HostID, Apply: a.apply, Heartbeat: cfg.Heartbeat, Log: cfg.Logger}
 	if cfg.Wire != nil {
 		a.Plane = dataplane.New(a.Cache.Tables, dataplane.Config{Underlay: cfg.Underlay, MTU: cfg.MTU, Events: a.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
-		a.nics = &nics{plane: a.Plane, cache: a.Cache, mtu: cfg.MTU, attached: map[uint64]*instance{}}
+		a.nics = &nics{plane: a.Plane, cache: a.Cache, backend: cfg.NIC, mtu: cfg.MTU, attached: map[uint64]*instance{}}
 	}
 	return a, nil
 }
@@ -112,12 +118,21 @@ func (a *Agent) apply(b Batch) error {
 }
 
 // Netstack returns the network stack of the local instance with private
-// address ip in the VPC with VNI vni, to dial or listen as that instance.
+// address ip in the VPC with VNI vni, to dial or listen as that instance;
+// only netstack instances have one.
 func (a *Agent) Netstack(vni uint32, ip netip.Addr) (*nic.Netstack, bool) {
+	n, ok := a.NIC(vni, ip)
+	ns, isNetstack := n.(*nic.Netstack)
+	return ns, ok && isNetstack
+}
+
+// NIC returns the NIC of the local instance with private address ip in
+// the VPC with VNI vni.
+func (a *Agent) NIC(vni uint32, ip netip.Addr) (nic.NIC, bool) {
 	if a.nics == nil {
 		return nil, false
 	}
-	return a.nics.netstack(vni, ip)
+	return a.nics.nic(vni, ip)
 }
 
 // Run registers (retrying while the server is away) and then keeps the

@@ -46,12 +46,12 @@ func (a *Agent) serveAPI(ctx context.Context, addr string) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-func (s agentAPI) instance(vni uint32, ip string) (*nic.Netstack, error) {
+func (s agentAPI) instance(vni uint32, ip string) (nic.NIC, error) {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("instance address %q: %v", ip, err))
 	}
-	ns, ok := s.a.Netstack(vni, addr)
+	ns, ok := s.a.NIC(vni, addr)
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, vni, s.a.HostID))
 	}
@@ -79,7 +79,7 @@ func (s agentAPI) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	up, err := ns.Net.DialContext(ctx, "tcp", r.URL.Query().Get("to"))
+	up, err := ns.DialContext(ctx, "tcp", r.URL.Query().Get("to"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -132,7 +132,7 @@ func (s agentAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]
 	if m.Source != "" && m.Source != m.InstanceIp {
 		return s.forgedPing(m, to, count)
 	}
-	conn, err := ns.Net.DialPingAddr(netip.MustParseAddr(m.InstanceIp), to)
+	conn, err := ns.DialPing(netip.MustParseAddr(m.InstanceIp), to)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
@@ -208,7 +208,7 @@ func (s agentAPI) Connect(ctx context.Context, req *connect.Request[pb.ConnectRe
 	ctx, cancel := context.WithTimeout(ctx, timeoutOf(m.TimeoutMs))
 	defer cancel()
 	start := time.Now()
-	conn, err := ns.Net.DialContext(ctx, "tcp", m.To)
+	conn, err := ns.DialContext(ctx, "tcp", m.To)
 	if err != nil {
 		code := connect.CodeUnavailable
 		if errors.Is(err, context.DeadlineExceeded) {

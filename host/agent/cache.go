@@ -29,13 +29,13 @@ type Cache struct {
 	// locals are the mappings of ENIs on this host, kept as batches apply
 	// so the NICs can follow without scanning the whole cache.
 	localMu sync.Mutex
-	locals  map[MappingKey]tables.Mapping
+	locals  map[MappingKey]Local
 	self    uint64
 }
 
 // NewCache returns an empty cache for host self.
 func NewCache(self string, log *slog.Logger) *Cache {
-	c := &Cache{ids: map[string]uint64{}, names: map[uint64]string{}, log: log, locals: map[MappingKey]tables.Mapping{}}
+	c := &Cache{ids: map[string]uint64{}, names: map[uint64]string{}, log: log, locals: map[MappingKey]Local{}}
 	c.self = c.HostNum(self)
 	c.Tables = tables.New(c.self)
 	return c
@@ -110,7 +110,7 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		key := MappingKey{m.VNI, m.IP.String()}
 		if m.HostID == c.self {
 			m.Local = true
-			c.locals[key] = m
+			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId}
 		} else {
 			delete(c.locals, key)
 		}
@@ -247,11 +247,18 @@ func targetFrom(r *pb.Route) tables.Target {
 	return tables.Target{Kind: kind, ID: id}
 }
 
+// Local is the mapping of an ENI on this host, with its instance: the
+// tables need no instance ids, but a NIC named after its instance does.
+type Local struct {
+	tables.Mapping
+	InstanceID string
+}
+
 // Locals lists the mappings of the ENIs on this host.
-func (c *Cache) Locals() []tables.Mapping {
+func (c *Cache) Locals() []Local {
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
-	out := make([]tables.Mapping, 0, len(c.locals))
+	out := make([]Local, 0, len(c.locals))
 	for _, m := range c.locals {
 		out = append(out, m)
 	}

@@ -1,10 +1,9 @@
-// Package nic provides instance NICs: ports that the data plane reads an
-// instance's packets from and writes its packets to. Netstack gives each
-// instance its own userspace TCP/IP stack (no root needed).
 package nic
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -21,6 +20,8 @@ type Netstack struct {
 	// the instance.
 	Net *netstack.Net
 }
+
+var _ NIC = (*Netstack)(nil)
 
 // NewNetstack creates an instance stack with address ip and the given MTU;
 // all its traffic goes through the port (default route), as on a VPC.
@@ -48,3 +49,13 @@ func (s *Netstack) BatchSize() int { return s.dev.BatchSize() }
 
 // Close stops the stack; a blocked Read returns an error.
 func (s *Netstack) Close() error { return s.dev.Close() }
+
+// DialContext implements NIC.
+func (s *Netstack) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return s.Net.DialContext(ctx, network, addr)
+}
+
+// DialPing implements NIC with a netstack ping socket.
+func (s *Netstack) DialPing(src, dst netip.Addr) (net.Conn, error) {
+	return s.Net.DialPingAddr(src, dst)
+}
