@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ func edgeCmd(o *cli.Options) *cobra.Command {
 	var id, underlayAddr, outside, level, metrics string
 	var port uint16
 	var mtu int
+	var heartbeat time.Duration
 	c := &cobra.Command{
 		Use:   "edge --edge-id ID --underlay ADDR --outside tun:NAME [--server URL]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
@@ -59,7 +61,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			}
 			defer wire.Close()
 			n, err := edge.NewNode(
-				agent.Config{Server: cli.BaseURL(o.Server), HostID: id, HTTP: cli.HTTPClient(), Logger: log, WirePort: port},
+				agent.Config{Server: cli.BaseURL(o.Server), HostID: id, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, Heartbeat: heartbeat},
 				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
 			)
 			if err != nil {
@@ -87,6 +89,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f.IntVar(&mtu, "outside-mtu", 1500, "MTU of the outside device")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same everywhere)")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
+	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	_ = c.MarkFlagRequired("edge-id")
 	_ = c.MarkFlagRequired("underlay")

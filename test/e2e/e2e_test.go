@@ -53,6 +53,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// bigSize is the size of the HTTP server's /big.
+const bigSize = 24 << 20
+
 func serveHTTP(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -60,6 +63,17 @@ func serveHTTP(addr string) {
 		os.Exit(1)
 	}
 	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			// A long download: bigSize bytes of a pattern the client can check.
+			w.Header().Set("Content-Length", strconv.Itoa(bigSize))
+			chunk := []byte(strings.Repeat("openvpc!", 8192))
+			for n := 0; n < bigSize; n += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+			return
+		}
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		fmt.Fprintf(w, "hello from %s to %s\n", addr, host)
 	}))
@@ -104,12 +118,17 @@ type cloud struct {
 // the test's own, so any fixed port is free.
 const serverPort = 7070
 
-func newCloud(t *testing.T, hosts int) *cloud {
-	r := newRoom(t, hosts)
+func newCloud(t *testing.T, hosts int) *cloud { return newCloudWith(t, hosts, 0) }
+
+// newCloudWith is newCloud with spare machines on the underlay (room
+// hosts hosts+1 … hosts+spare, no agent on them) and more server flags.
+func newCloudWith(t *testing.T, hosts, spare int, serverArgs ...string) *cloud {
+	r := newRoom(t, hosts+spare)
 	c := &cloud{t: t, root: t, room: r, url: fmt.Sprintf("http://%s", net.JoinHostPort(underlayAddr(254).String(), strconv.Itoa(serverPort)))}
-	start(t, r.bridge.ns, nil, bin, "server", "--listen", strings.TrimPrefix(c.url, "http://"), "--data-dir", t.TempDir(), "--log-level", "warn")
+	args := append([]string{"server", "--listen", strings.TrimPrefix(c.url, "http://"), "--data-dir", t.TempDir(), "--log-level", "warn"}, serverArgs...)
+	start(t, r.bridge.ns, nil, bin, args...)
 	c.eventually("the server to answer", 30*time.Second, func() bool { _, code := c.cli("vpc", "list"); return code == 0 })
-	for i := range r.hosts {
+	for i := range r.hosts[:hosts] {
 		c.dirs = append(c.dirs, t.TempDir())
 		c.agents = append(c.agents, c.startAgent(i))
 	}
