@@ -43,7 +43,7 @@ func AddCommands(root *cobra.Command) *Options {
 	o := &Options{}
 	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), eventsCmd(o), pingCmd(o))
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), eventsCmd(o), flowsCmd(o), pingCmd(o))
 	return o
 }
 
@@ -154,6 +154,29 @@ func (p *printer) indent(b []byte) error {
 	buf.WriteByte('\n')
 	_, err := p.w.Write(buf.Bytes())
 	return err
+}
+
+// lineJSON prints m as one line of JSON, for followed output.
+func (p *printer) lineJSON(m proto.Message) error {
+	b, err := jsonOpts.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(p.w, "%s\n", b)
+	return err
+}
+
+// rows prints table rows, with the header only when asked (the first
+// batch of followed output).
+func (p *printer) rows(header []string, rows [][]string, withHeader bool) error {
+	if withHeader {
+		return p.table(header, rows)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
 }
 
 func (p *printer) table(header []string, rows [][]string) error {

@@ -24,8 +24,7 @@ func NewNode(ac agent.Config, cfg Config) (*Node, error) {
 		return nil, errors.New("edge: an edge needs an underlay (wire) and an outside port")
 	}
 	ac.Role = pb.HostRole_HOST_ROLE_EDGE
-	ac.Wire = nil
-	ac.API = ""
+	ac.Wire = nil // the agent only keeps the cache; the edge serves the wire
 	ac.Underlay = cfg.Underlay
 	if ac.WirePort == 0 {
 		ac.WirePort = cfg.WirePort
@@ -35,7 +34,9 @@ func NewNode(ac agent.Config, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Events = a.Reporter.Report
-	return &Node{Agent: a, Edge: New(a.Cache.Tables, cfg)}, nil
+	n := &Node{Agent: a, Edge: New(a.Cache.Tables, cfg)}
+	a.FlowSource = &n.Edge.Flows // the agent's API (if ac.API is set) serves the edge's flow records
+	return n, nil
 }
 
 // Run serves until ctx ends; the caller closes the wire and the outside

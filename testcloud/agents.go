@@ -92,7 +92,7 @@ func (c *Cloud) AddEdge(id string, addr netip.Addr, outside dataplane.Port) *Edg
 		c.t.Fatal(err)
 	}
 	n, err := edge.NewNode(agent.Config{
-		Server: c.Server(0).URL(), HostID: id, HTTP: c.hc, Heartbeat: EdgeHeartbeat, Logger: c.Log, WirePort: port,
+		Server: c.Server(0).URL(), HostID: id, HTTP: c.hc, Heartbeat: EdgeHeartbeat, Logger: c.Log, WirePort: port, API: "127.0.0.1:0",
 	}, edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: outside})
 	if err != nil {
 		c.t.Fatal(err)

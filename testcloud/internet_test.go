@@ -258,3 +258,99 @@ func TestEdgeFailover(t *testing.T) {
 		t.Fatalf("%s carried nothing after %s died", other.Agent.HostID, carrying.Agent.HostID)
 	}
 }
+
+// TestFlows: the flow records of hosts and edges, gathered by the server,
+// say what happened to each flow: delivered across hosts, translated at an
+// edge, dropped for no route or no Elastic IP; the filters select them.
+func TestFlows(t *testing.T) {
+	s := newInternetScene(t)
+	web, webNS := s.run(t, "red-a", s.a, s.red)
+	app, appNS := s.run(t, "red-a", s.b, s.red)
+	_, greenNS := s.run(t, "green-a", s.b, s.green)
+	s.elastic(t, web)
+	serveHTTP(t, webNS, "web")
+	mustGet(t, appNS, web.PrivateIp, "hello from web")
+	if _, err := get(webNS, webAddr.String(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = get(appNS, webAddr.String(), 300*time.Millisecond) // no Elastic IP: dropped at the edge
+	_, _ = get(greenNS, web.PrivateIp, 300*time.Millisecond)  // no route from green to red
+
+	list := func(req *pb.ListFlowsRequest) []*pb.FlowRecord {
+		t.Helper()
+		r, err := s.api.Inst.ListFlows(s.c.Ctx(), connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Msg.Unreachable) > 0 {
+			t.Fatalf("unreachable agents: %v", r.Msg.Unreachable)
+		}
+		return r.Msg.Flows
+	}
+	find := func(fs []*pb.FlowRecord, host, dir, src, dst string, dport uint32, verdict string) *pb.FlowRecord {
+		for _, f := range fs {
+			if f.HostId == host && f.Direction == dir && f.Src == src && f.Dst == dst && (dport == 0 || f.DstPort == dport) && f.Verdict == verdict {
+				return f
+			}
+		}
+		return nil
+	}
+	all := list(&pb.ListFlowsRequest{})
+	for _, want := range []struct {
+		host, dir, src, dst string
+		dport               uint32
+		verdict             string
+	}{
+		{"host-b", "egress", app.PrivateIp, web.PrivateIp, 80, "forwarded"},
+		{"host-a", "ingress", app.PrivateIp, web.PrivateIp, 80, "delivered"},
+		{"host-a", "egress", web.PrivateIp, app.PrivateIp, 0, "forwarded"},
+		{"host-a", "egress", web.PrivateIp, webAddr.String(), 80, "forwarded"},
+		{"host-b", "egress", "", web.PrivateIp, 80, "no-route"},
+	} {
+		src := want.src
+		if src == "" { // green's instance
+			for _, f := range all {
+				if f.Verdict == "no-route" {
+					src = f.Src
+				}
+			}
+		}
+		f := find(all, want.host, want.dir, src, want.dst, want.dport, want.verdict)
+		if f == nil {
+			t.Errorf("no %s %s flow %s → %s:%d %s in %d records", want.host, want.dir, src, want.dst, want.dport, want.verdict, len(all))
+			continue
+		}
+		if f.Packets == 0 || f.Bytes == 0 || f.Protocol != "tcp" {
+			t.Errorf("flow %+v: want TCP with packets and bytes", f)
+		}
+	}
+	// At the edges: web's flow to the internet, translated; app's dropped.
+	var translated, noEIP bool
+	for _, f := range all {
+		if strings.HasPrefix(f.HostId, "edge-") && f.Direction == "egress" && f.Dst == webAddr.String() {
+			translated = translated || f.Src == web.PrivateIp && f.Verdict == "forwarded"
+			noEIP = noEIP || f.Src == app.PrivateIp && f.Verdict == "no-public-ip"
+		}
+	}
+	if !translated || !noEIP {
+		t.Errorf("edges' records: web translated %v, app dropped for no-public-ip %v", translated, noEIP)
+	}
+
+	// Filters.
+	for _, f := range list(&pb.ListFlowsRequest{Verdict: "dropped"}) {
+		if f.Verdict == "forwarded" || f.Verdict == "delivered" {
+			t.Errorf("--verdict dropped listed %+v", f)
+		}
+	}
+	for _, f := range list(&pb.ListFlowsRequest{Instance: web.Id}) {
+		if f.Src != web.PrivateIp && f.Dst != web.PrivateIp {
+			t.Errorf("--instance %s listed %+v", web.Id, f)
+		}
+	}
+	if fs := list(&pb.ListFlowsRequest{Host: "host-a", Verdict: "no-route"}); len(fs) != 0 {
+		t.Errorf("host-a recorded no no-route flow, yet got %+v", fs)
+	}
+	if _, err := s.api.Inst.ListFlows(s.c.Ctx(), connect.NewRequest(&pb.ListFlowsRequest{Verdict: "lost"})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("an unknown verdict: %v, want invalid_argument", err)
+	}
+}

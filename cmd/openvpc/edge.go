@@ -17,7 +17,7 @@ import (
 )
 
 func edgeCmd(o *cli.Options) *cobra.Command {
-	var id, underlayAddr, outside, level, metrics string
+	var id, underlayAddr, outside, level, metrics, apiAddr string
 	var port uint16
 	var mtu int
 	var heartbeat time.Duration
@@ -61,7 +61,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			}
 			defer wire.Close()
 			n, err := edge.NewNode(
-				agent.Config{Server: cli.BaseURL(o.Server), HostID: id, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, Heartbeat: heartbeat},
+				agent.Config{Server: cli.BaseURL(o.Server), HostID: id, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, Heartbeat: heartbeat, API: apiAddr},
 				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
 			)
 			if err != nil {
@@ -89,6 +89,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f.IntVar(&mtu, "outside-mtu", 1500, "MTU of the outside device")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same everywhere)")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
+	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the edge serves its flow records to the server (openvpc flows); the server must reach it")
 	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	_ = c.MarkFlagRequired("edge-id")

@@ -72,7 +72,7 @@ func startInternet(ctx context.Context, s *server.Server, log *slog.Logger, edge
 			return nil, fmt.Errorf("underlay of edge-%d on %s:%d: %w", i, addr, port, err)
 		}
 		u.wires = append(u.wires, wire)
-		n, err := edge.NewNode(agent.Config{Server: s.URL(), HostID: fmt.Sprintf("edge-%d", i), HTTP: cli.HTTPClient(), Logger: log, WirePort: port},
+		n, err := edge.NewNode(agent.Config{Server: s.URL(), HostID: fmt.Sprintf("edge-%d", i), HTTP: cli.HTTPClient(), Logger: log, WirePort: port, API: "127.0.0.1:0"},
 			edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: u.inet.Attach()})
 		if err != nil {
 			u.close()

@@ -293,12 +293,92 @@ func (x *ConnectResponse) GetLatencyUs() int64 {
 	return 0
 }
 
+type FlowsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowsRequest) Reset() {
+	*x = FlowsRequest{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowsRequest) ProtoMessage() {}
+
+func (x *FlowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowsRequest.ProtoReflect.Descriptor instead.
+func (*FlowsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+type FlowsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Flows         []*FlowRecord          `protobuf:"bytes,1,rep,name=flows,proto3" json:"flows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowsResponse) Reset() {
+	*x = FlowsResponse{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowsResponse) ProtoMessage() {}
+
+func (x *FlowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowsResponse.ProtoReflect.Descriptor instead.
+func (*FlowsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FlowsResponse) GetFlows() []*FlowRecord {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
+}
+
 var File_openvpc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16openvpc/v1/agent.proto\x12\n" +
-	"openvpc.v1\"\x9d\x01\n" +
+	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\x9d\x01\n" +
 	"\vPingRequest\x12\x1f\n" +
 	"\vinstance_ip\x18\x01 \x01(\tR\n" +
 	"instanceIp\x12\x10\n" +
@@ -322,10 +402,14 @@ const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"0\n" +
 	"\x0fConnectResponse\x12\x1d\n" +
 	"\n" +
-	"latency_us\x18\x01 \x01(\x03R\tlatencyUs2\x8d\x01\n" +
+	"latency_us\x18\x01 \x01(\x03R\tlatencyUs\"\x0e\n" +
+	"\fFlowsRequest\"=\n" +
+	"\rFlowsResponse\x12,\n" +
+	"\x05flows\x18\x01 \x03(\v2\x16.openvpc.v1.FlowRecordR\x05flows2\xcb\x01\n" +
 	"\fAgentService\x129\n" +
 	"\x04Ping\x12\x17.openvpc.v1.PingRequest\x1a\x18.openvpc.v1.PingResponse\x12B\n" +
-	"\aConnect\x12\x1a.openvpc.v1.ConnectRequest\x1a\x1b.openvpc.v1.ConnectResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\aConnect\x12\x1a.openvpc.v1.ConnectRequest\x1a\x1b.openvpc.v1.ConnectResponse\x12<\n" +
+	"\x05Flows\x12\x18.openvpc.v1.FlowsRequest\x1a\x19.openvpc.v1.FlowsResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_agent_proto_rawDescOnce sync.Once
@@ -339,23 +423,29 @@ func file_openvpc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_agent_proto_rawDescData
 }
 
-var file_openvpc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_openvpc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_openvpc_v1_agent_proto_goTypes = []any{
 	(*PingRequest)(nil),     // 0: openvpc.v1.PingRequest
 	(*PingResponse)(nil),    // 1: openvpc.v1.PingResponse
 	(*ConnectRequest)(nil),  // 2: openvpc.v1.ConnectRequest
 	(*ConnectResponse)(nil), // 3: openvpc.v1.ConnectResponse
+	(*FlowsRequest)(nil),    // 4: openvpc.v1.FlowsRequest
+	(*FlowsResponse)(nil),   // 5: openvpc.v1.FlowsResponse
+	(*FlowRecord)(nil),      // 6: openvpc.v1.FlowRecord
 }
 var file_openvpc_v1_agent_proto_depIdxs = []int32{
-	0, // 0: openvpc.v1.AgentService.Ping:input_type -> openvpc.v1.PingRequest
-	2, // 1: openvpc.v1.AgentService.Connect:input_type -> openvpc.v1.ConnectRequest
-	1, // 2: openvpc.v1.AgentService.Ping:output_type -> openvpc.v1.PingResponse
-	3, // 3: openvpc.v1.AgentService.Connect:output_type -> openvpc.v1.ConnectResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	6, // 0: openvpc.v1.FlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
+	0, // 1: openvpc.v1.AgentService.Ping:input_type -> openvpc.v1.PingRequest
+	2, // 2: openvpc.v1.AgentService.Connect:input_type -> openvpc.v1.ConnectRequest
+	4, // 3: openvpc.v1.AgentService.Flows:input_type -> openvpc.v1.FlowsRequest
+	1, // 4: openvpc.v1.AgentService.Ping:output_type -> openvpc.v1.PingResponse
+	3, // 5: openvpc.v1.AgentService.Connect:output_type -> openvpc.v1.ConnectResponse
+	5, // 6: openvpc.v1.AgentService.Flows:output_type -> openvpc.v1.FlowsResponse
+	4, // [4:7] is the sub-list for method output_type
+	1, // [1:4] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_agent_proto_init() }
@@ -363,13 +453,14 @@ func file_openvpc_v1_agent_proto_init() {
 	if File_openvpc_v1_agent_proto != nil {
 		return
 	}
+	file_openvpc_v1_resources_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_agent_proto_rawDesc), len(file_openvpc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

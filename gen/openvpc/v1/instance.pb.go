@@ -1055,6 +1055,125 @@ func (x *WatchEventsResponse) GetEvent() *SecurityEvent {
 	return nil
 }
 
+// ListFlowsRequest filters flow records; empty fields match everything.
+type ListFlowsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// instance: only flows from or to this instance (name or id).
+	Instance string `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// verdict: only flows whose latest verdict is this one (e.g. no-route),
+	// any drop ("dropped"), or no drop ("passed").
+	Verdict string `protobuf:"bytes,2,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// host: only the records of this host or edge.
+	Host          string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowsRequest) Reset() {
+	*x = ListFlowsRequest{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowsRequest) ProtoMessage() {}
+
+func (x *ListFlowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowsRequest.ProtoReflect.Descriptor instead.
+func (*ListFlowsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListFlowsRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+type ListFlowsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// flows, newest first.
+	Flows []*FlowRecord `protobuf:"bytes,1,rep,name=flows,proto3" json:"flows,omitempty"`
+	// unreachable names hosts and edges whose records could not be read.
+	Unreachable   []string `protobuf:"bytes,2,rep,name=unreachable,proto3" json:"unreachable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowsResponse) Reset() {
+	*x = ListFlowsResponse{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowsResponse) ProtoMessage() {}
+
+func (x *ListFlowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowsResponse.ProtoReflect.Descriptor instead.
+func (*ListFlowsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListFlowsResponse) GetFlows() []*FlowRecord {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
+}
+
+func (x *ListFlowsResponse) GetUnreachable() []string {
+	if x != nil {
+		return x.Unreachable
+	}
+	return nil
+}
+
 var File_openvpc_v1_instance_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_instance_proto_rawDesc = "" +
@@ -1122,7 +1241,14 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x06events\x18\x01 \x03(\v2\x19.openvpc.v1.SecurityEventR\x06events\"\x14\n" +
 	"\x12WatchEventsRequest\"F\n" +
 	"\x13WatchEventsResponse\x12/\n" +
-	"\x05event\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityEventR\x05event2\xd4\x06\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityEventR\x05event\"\\\n" +
+	"\x10ListFlowsRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x18\n" +
+	"\averdict\x18\x02 \x01(\tR\averdict\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\"c\n" +
+	"\x11ListFlowsResponse\x12,\n" +
+	"\x05flows\x18\x01 \x03(\v2\x16.openvpc.v1.FlowRecordR\x05flows\x12 \n" +
+	"\vunreachable\x18\x02 \x03(\tR\vunreachable2\x9e\a\n" +
 	"\x0fInstanceService\x12N\n" +
 	"\vRunInstance\x12\x1e.openvpc.v1.RunInstanceRequest\x1a\x1f.openvpc.v1.RunInstanceResponse\x12N\n" +
 	"\vGetInstance\x12\x1e.openvpc.v1.GetInstanceRequest\x1a\x1f.openvpc.v1.GetInstanceResponse\x12T\n" +
@@ -1131,7 +1257,8 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\fWaitInstance\x12\x1f.openvpc.v1.WaitInstanceRequest\x1a .openvpc.v1.WaitInstanceResponse\x12Q\n" +
 	"\fPingInstance\x12\x1f.openvpc.v1.PingInstanceRequest\x1a .openvpc.v1.PingInstanceResponse\x12Z\n" +
 	"\x0fConnectInstance\x12\".openvpc.v1.ConnectInstanceRequest\x1a#.openvpc.v1.ConnectInstanceResponse\x12H\n" +
-	"\tListHosts\x12\x1c.openvpc.v1.ListHostsRequest\x1a\x1d.openvpc.v1.ListHostsResponse\x12K\n" +
+	"\tListHosts\x12\x1c.openvpc.v1.ListHostsRequest\x1a\x1d.openvpc.v1.ListHostsResponse\x12H\n" +
+	"\tListFlows\x12\x1c.openvpc.v1.ListFlowsRequest\x1a\x1d.openvpc.v1.ListFlowsResponse\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.openvpc.v1.ListEventsRequest\x1a\x1e.openvpc.v1.ListEventsResponse\x12P\n" +
 	"\vWatchEvents\x12\x1e.openvpc.v1.WatchEventsRequest\x1a\x1f.openvpc.v1.WatchEventsResponse0\x01B5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
@@ -1148,7 +1275,7 @@ func file_openvpc_v1_instance_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_instance_proto_rawDescData
 }
 
-var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*RunInstanceRequest)(nil),        // 0: openvpc.v1.RunInstanceRequest
 	(*RunInstanceResponse)(nil),       // 1: openvpc.v1.RunInstanceResponse
@@ -1170,46 +1297,52 @@ var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*ListEventsResponse)(nil),        // 17: openvpc.v1.ListEventsResponse
 	(*WatchEventsRequest)(nil),        // 18: openvpc.v1.WatchEventsRequest
 	(*WatchEventsResponse)(nil),       // 19: openvpc.v1.WatchEventsResponse
-	(*Instance)(nil),                  // 20: openvpc.v1.Instance
-	(InstanceState)(0),                // 21: openvpc.v1.InstanceState
-	(*Host)(nil),                      // 22: openvpc.v1.Host
-	(*SecurityEvent)(nil),             // 23: openvpc.v1.SecurityEvent
+	(*ListFlowsRequest)(nil),          // 20: openvpc.v1.ListFlowsRequest
+	(*ListFlowsResponse)(nil),         // 21: openvpc.v1.ListFlowsResponse
+	(*Instance)(nil),                  // 22: openvpc.v1.Instance
+	(InstanceState)(0),                // 23: openvpc.v1.InstanceState
+	(*Host)(nil),                      // 24: openvpc.v1.Host
+	(*SecurityEvent)(nil),             // 25: openvpc.v1.SecurityEvent
+	(*FlowRecord)(nil),                // 26: openvpc.v1.FlowRecord
 }
 var file_openvpc_v1_instance_proto_depIdxs = []int32{
-	20, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	20, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	20, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
-	20, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	21, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
-	20, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	22, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
-	23, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
-	23, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
-	0,  // 9: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
-	2,  // 10: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
-	4,  // 11: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
-	6,  // 12: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
-	8,  // 13: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
-	10, // 14: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
-	12, // 15: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
-	14, // 16: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
-	16, // 17: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
-	18, // 18: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
-	1,  // 19: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
-	3,  // 20: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
-	5,  // 21: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
-	7,  // 22: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
-	9,  // 23: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
-	11, // 24: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
-	13, // 25: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
-	15, // 26: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
-	17, // 27: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
-	19, // 28: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
-	19, // [19:29] is the sub-list for method output_type
-	9,  // [9:19] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	22, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	22, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
+	22, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	23, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
+	22, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	24, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
+	25, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
+	25, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
+	26, // 9: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
+	0,  // 10: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
+	2,  // 11: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
+	4,  // 12: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
+	6,  // 13: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
+	8,  // 14: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
+	10, // 15: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
+	12, // 16: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
+	14, // 17: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
+	20, // 18: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
+	16, // 19: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
+	18, // 20: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
+	1,  // 21: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
+	3,  // 22: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
+	5,  // 23: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
+	7,  // 24: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
+	9,  // 25: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
+	11, // 26: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
+	13, // 27: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
+	15, // 28: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
+	21, // 29: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
+	17, // 30: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
+	19, // 31: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
+	21, // [21:32] is the sub-list for method output_type
+	10, // [10:21] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_instance_proto_init() }
@@ -1224,7 +1357,7 @@ func file_openvpc_v1_instance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_instance_proto_rawDesc), len(file_openvpc_v1_instance_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1090,6 +1090,153 @@ func (x *ElasticIp) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// FlowRecord is what a host's or edge's data plane did with a flow's
+// packets in one direction: like a hubble flow, per 5-tuple and VPC.
+type FlowRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host_id is the host or edge that kept the record.
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// direction: egress (sent by an instance there; at an edge, toward the
+	// internet) or ingress (from the wire; at an edge, from the internet).
+	Direction string `protobuf:"bytes,2,opt,name=direction,proto3" json:"direction,omitempty"`
+	Vni       uint32 `protobuf:"varint,3,opt,name=vni,proto3" json:"vni,omitempty"`
+	// protocol: tcp, udp, icmp or the IP protocol number.
+	Protocol string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Src      string `protobuf:"bytes,5,opt,name=src,proto3" json:"src,omitempty"`
+	Dst      string `protobuf:"bytes,6,opt,name=dst,proto3" json:"dst,omitempty"`
+	SrcPort  uint32 `protobuf:"varint,7,opt,name=src_port,json=srcPort,proto3" json:"src_port,omitempty"`
+	DstPort  uint32 `protobuf:"varint,8,opt,name=dst_port,json=dstPort,proto3" json:"dst_port,omitempty"`
+	// verdict is the stable reason name of the flow's latest packet.
+	Verdict       string                 `protobuf:"bytes,9,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Packets       uint64                 `protobuf:"varint,10,opt,name=packets,proto3" json:"packets,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,11,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	FirstSeen     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowRecord) Reset() {
+	*x = FlowRecord{}
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowRecord) ProtoMessage() {}
+
+func (x *FlowRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowRecord.ProtoReflect.Descriptor instead.
+func (*FlowRecord) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FlowRecord) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *FlowRecord) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *FlowRecord) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *FlowRecord) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *FlowRecord) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *FlowRecord) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *FlowRecord) GetSrcPort() uint32 {
+	if x != nil {
+		return x.SrcPort
+	}
+	return 0
+}
+
+func (x *FlowRecord) GetDstPort() uint32 {
+	if x != nil {
+		return x.DstPort
+	}
+	return 0
+}
+
+func (x *FlowRecord) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *FlowRecord) GetPackets() uint64 {
+	if x != nil {
+		return x.Packets
+	}
+	return 0
+}
+
+func (x *FlowRecord) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *FlowRecord) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *FlowRecord) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
 // SecurityEvent is a check that indicates an attack: "send a human to check this out".
 type SecurityEvent struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1113,7 +1260,7 @@ type SecurityEvent struct {
 
 func (x *SecurityEvent) Reset() {
 	*x = SecurityEvent{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1272,7 @@ func (x *SecurityEvent) String() string {
 func (*SecurityEvent) ProtoMessage() {}
 
 func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1285,7 @@ func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityEvent.ProtoReflect.Descriptor instead.
 func (*SecurityEvent) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SecurityEvent) GetId() string {
@@ -1308,7 +1455,24 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"private_ip\x18\x06 \x01(\tR\tprivateIp\x12\x15\n" +
 	"\x06vpc_id\x18\a \x01(\tR\x05vpcId\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xc3\x02\n" +
+	"createTime\"\x89\x03\n" +
+	"\n" +
+	"FlowRecord\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x1c\n" +
+	"\tdirection\x18\x02 \x01(\tR\tdirection\x12\x10\n" +
+	"\x03vni\x18\x03 \x01(\rR\x03vni\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x10\n" +
+	"\x03src\x18\x05 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x06 \x01(\tR\x03dst\x12\x19\n" +
+	"\bsrc_port\x18\a \x01(\rR\asrcPort\x12\x19\n" +
+	"\bdst_port\x18\b \x01(\rR\adstPort\x12\x18\n" +
+	"\averdict\x18\t \x01(\tR\averdict\x12\x18\n" +
+	"\apackets\x18\n" +
+	" \x01(\x04R\apackets\x12\x14\n" +
+	"\x05bytes\x18\v \x01(\x04R\x05bytes\x129\n" +
+	"\n" +
+	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
+	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xc3\x02\n" +
 	"\rSecurityEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
@@ -1355,7 +1519,7 @@ func file_openvpc_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_openvpc_v1_resources_proto_goTypes = []any{
 	(RouteState)(0),               // 0: openvpc.v1.RouteState
 	(HostRole)(0),                 // 1: openvpc.v1.HostRole
@@ -1370,30 +1534,33 @@ var file_openvpc_v1_resources_proto_goTypes = []any{
 	(*Peering)(nil),               // 10: openvpc.v1.Peering
 	(*InternetGateway)(nil),       // 11: openvpc.v1.InternetGateway
 	(*ElasticIp)(nil),             // 12: openvpc.v1.ElasticIp
-	(*SecurityEvent)(nil),         // 13: openvpc.v1.SecurityEvent
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*FlowRecord)(nil),            // 13: openvpc.v1.FlowRecord
+	(*SecurityEvent)(nil),         // 14: openvpc.v1.SecurityEvent
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_openvpc_v1_resources_proto_depIdxs = []int32{
-	14, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
-	14, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
+	15, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
+	15, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.Route.state:type_name -> openvpc.v1.RouteState
 	6,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
-	14, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
+	15, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
-	14, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	14, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	15, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	15, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
-	14, // 9: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	15, // 9: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 10: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
-	14, // 11: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
-	14, // 12: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
-	14, // 13: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
-	14, // 14: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 11: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
+	15, // 12: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
+	15, // 13: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
+	15, // 14: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
+	15, // 15: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
+	15, // 16: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
@@ -1407,7 +1574,7 @@ func file_openvpc_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_resources_proto_rawDesc), len(file_openvpc_v1_resources_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

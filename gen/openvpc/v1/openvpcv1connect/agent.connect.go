@@ -37,6 +37,8 @@ const (
 	AgentServicePingProcedure = "/openvpc.v1.AgentService/Ping"
 	// AgentServiceConnectProcedure is the fully-qualified name of the AgentService's Connect RPC.
 	AgentServiceConnectProcedure = "/openvpc.v1.AgentService/Connect"
+	// AgentServiceFlowsProcedure is the fully-qualified name of the AgentService's Flows RPC.
+	AgentServiceFlowsProcedure = "/openvpc.v1.AgentService/Flows"
 )
 
 // AgentServiceClient is a client for the openvpc.v1.AgentService service.
@@ -45,6 +47,8 @@ type AgentServiceClient interface {
 	Ping(context.Context, *connect.Request[v1.PingRequest]) (*connect.Response[v1.PingResponse], error)
 	// Connect opens a TCP connection from inside an instance and closes it.
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
+	// Flows returns the flow records of the host's (or edge's) data plane.
+	Flows(context.Context, *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error)
 }
 
 // NewAgentServiceClient constructs a client for the openvpc.v1.AgentService service. By default, it
@@ -70,6 +74,12 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("Connect")),
 			connect.WithClientOptions(opts...),
 		),
+		flows: connect.NewClient[v1.FlowsRequest, v1.FlowsResponse](
+			httpClient,
+			baseURL+AgentServiceFlowsProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("Flows")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -77,6 +87,7 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 type agentServiceClient struct {
 	ping    *connect.Client[v1.PingRequest, v1.PingResponse]
 	connect *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	flows   *connect.Client[v1.FlowsRequest, v1.FlowsResponse]
 }
 
 // Ping calls openvpc.v1.AgentService.Ping.
@@ -89,12 +100,19 @@ func (c *agentServiceClient) Connect(ctx context.Context, req *connect.Request[v
 	return c.connect.CallUnary(ctx, req)
 }
 
+// Flows calls openvpc.v1.AgentService.Flows.
+func (c *agentServiceClient) Flows(ctx context.Context, req *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error) {
+	return c.flows.CallUnary(ctx, req)
+}
+
 // AgentServiceHandler is an implementation of the openvpc.v1.AgentService service.
 type AgentServiceHandler interface {
 	// Ping sends ICMP echo requests from inside an instance.
 	Ping(context.Context, *connect.Request[v1.PingRequest]) (*connect.Response[v1.PingResponse], error)
 	// Connect opens a TCP connection from inside an instance and closes it.
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
+	// Flows returns the flow records of the host's (or edge's) data plane.
+	Flows(context.Context, *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error)
 }
 
 // NewAgentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -116,12 +134,20 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("Connect")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceFlowsHandler := connect.NewUnaryHandler(
+		AgentServiceFlowsProcedure,
+		svc.Flows,
+		connect.WithSchema(agentServiceMethods.ByName("Flows")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.AgentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentServicePingProcedure:
 			agentServicePingHandler.ServeHTTP(w, r)
 		case AgentServiceConnectProcedure:
 			agentServiceConnectHandler.ServeHTTP(w, r)
+		case AgentServiceFlowsProcedure:
+			agentServiceFlowsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -137,4 +163,8 @@ func (UnimplementedAgentServiceHandler) Ping(context.Context, *connect.Request[v
 
 func (UnimplementedAgentServiceHandler) Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.AgentService.Connect is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) Flows(context.Context, *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.AgentService.Flows is not implemented"))
 }

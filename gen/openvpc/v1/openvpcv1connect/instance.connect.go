@@ -57,6 +57,9 @@ const (
 	// InstanceServiceListHostsProcedure is the fully-qualified name of the InstanceService's ListHosts
 	// RPC.
 	InstanceServiceListHostsProcedure = "/openvpc.v1.InstanceService/ListHosts"
+	// InstanceServiceListFlowsProcedure is the fully-qualified name of the InstanceService's ListFlows
+	// RPC.
+	InstanceServiceListFlowsProcedure = "/openvpc.v1.InstanceService/ListFlows"
 	// InstanceServiceListEventsProcedure is the fully-qualified name of the InstanceService's
 	// ListEvents RPC.
 	InstanceServiceListEventsProcedure = "/openvpc.v1.InstanceService/ListEvents"
@@ -79,6 +82,8 @@ type InstanceServiceClient interface {
 	// ConnectInstance opens a TCP connection from inside an instance.
 	ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error)
 	ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error)
+	// ListFlows gathers the flow records of every host and edge.
+	ListFlows(context.Context, *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error)
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
 }
@@ -142,6 +147,12 @@ func NewInstanceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(instanceServiceMethods.ByName("ListHosts")),
 			connect.WithClientOptions(opts...),
 		),
+		listFlows: connect.NewClient[v1.ListFlowsRequest, v1.ListFlowsResponse](
+			httpClient,
+			baseURL+InstanceServiceListFlowsProcedure,
+			connect.WithSchema(instanceServiceMethods.ByName("ListFlows")),
+			connect.WithClientOptions(opts...),
+		),
 		listEvents: connect.NewClient[v1.ListEventsRequest, v1.ListEventsResponse](
 			httpClient,
 			baseURL+InstanceServiceListEventsProcedure,
@@ -167,6 +178,7 @@ type instanceServiceClient struct {
 	pingInstance      *connect.Client[v1.PingInstanceRequest, v1.PingInstanceResponse]
 	connectInstance   *connect.Client[v1.ConnectInstanceRequest, v1.ConnectInstanceResponse]
 	listHosts         *connect.Client[v1.ListHostsRequest, v1.ListHostsResponse]
+	listFlows         *connect.Client[v1.ListFlowsRequest, v1.ListFlowsResponse]
 	listEvents        *connect.Client[v1.ListEventsRequest, v1.ListEventsResponse]
 	watchEvents       *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
 }
@@ -211,6 +223,11 @@ func (c *instanceServiceClient) ListHosts(ctx context.Context, req *connect.Requ
 	return c.listHosts.CallUnary(ctx, req)
 }
 
+// ListFlows calls openvpc.v1.InstanceService.ListFlows.
+func (c *instanceServiceClient) ListFlows(ctx context.Context, req *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error) {
+	return c.listFlows.CallUnary(ctx, req)
+}
+
 // ListEvents calls openvpc.v1.InstanceService.ListEvents.
 func (c *instanceServiceClient) ListEvents(ctx context.Context, req *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error) {
 	return c.listEvents.CallUnary(ctx, req)
@@ -235,6 +252,8 @@ type InstanceServiceHandler interface {
 	// ConnectInstance opens a TCP connection from inside an instance.
 	ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error)
 	ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error)
+	// ListFlows gathers the flow records of every host and edge.
+	ListFlows(context.Context, *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error)
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
 }
@@ -294,6 +313,12 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(instanceServiceMethods.ByName("ListHosts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	instanceServiceListFlowsHandler := connect.NewUnaryHandler(
+		InstanceServiceListFlowsProcedure,
+		svc.ListFlows,
+		connect.WithSchema(instanceServiceMethods.ByName("ListFlows")),
+		connect.WithHandlerOptions(opts...),
+	)
 	instanceServiceListEventsHandler := connect.NewUnaryHandler(
 		InstanceServiceListEventsProcedure,
 		svc.ListEvents,
@@ -324,6 +349,8 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 			instanceServiceConnectInstanceHandler.ServeHTTP(w, r)
 		case InstanceServiceListHostsProcedure:
 			instanceServiceListHostsHandler.ServeHTTP(w, r)
+		case InstanceServiceListFlowsProcedure:
+			instanceServiceListFlowsHandler.ServeHTTP(w, r)
 		case InstanceServiceListEventsProcedure:
 			instanceServiceListEventsHandler.ServeHTTP(w, r)
 		case InstanceServiceWatchEventsProcedure:
@@ -367,6 +394,10 @@ func (UnimplementedInstanceServiceHandler) ConnectInstance(context.Context, *con
 
 func (UnimplementedInstanceServiceHandler) ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.ListHosts is not implemented"))
+}
+
+func (UnimplementedInstanceServiceHandler) ListFlows(context.Context, *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.ListFlows is not implemented"))
 }
 
 func (UnimplementedInstanceServiceHandler) ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error) {

@@ -1,0 +1,113 @@
+package api
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/openvpc/openvpc/control/apierr"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/model"
+)
+
+// flowsTimeout bounds how long ListFlows waits for one agent.
+const flowsTimeout = 3 * time.Second
+
+// ListFlows gathers the flow records of every host and edge that serves
+// an API, in parallel, and filters them.
+func (h *Instances) ListFlows(ctx context.Context, req *connect.Request[pb.ListFlowsRequest]) (*connect.Response[pb.ListFlowsResponse], error) {
+	m := req.Msg
+	match, err := verdictFilter(m.Verdict)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	var inst *pb.Instance
+	var vni uint32
+	if m.Instance != "" {
+		if err := ref(model.KindInstance, "instance", m.Instance); err != nil {
+			return nil, apierr.Wire(err)
+		}
+		if inst, err = h.Store.GetInstance(ctx, m.Instance); err != nil {
+			return nil, apierr.Wire(err)
+		}
+		vpc, err := h.Store.GetVPC(ctx, inst.VpcId)
+		if err != nil {
+			return nil, apierr.Wire(err)
+		}
+		vni = vpc.Vni
+	}
+	hosts, err := h.Store.ListHosts(ctx)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	if m.Host != "" {
+		hosts = slices.DeleteFunc(hosts, func(x *pb.Host) bool { return x.Id != m.Host })
+		if len(hosts) == 0 {
+			return nil, apierr.Wire(model.NotFoundf("host %q is not registered", m.Host))
+		}
+	}
+	out := &pb.ListFlowsResponse{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, host := range hosts {
+		if host.AgentUrl == "" {
+			continue
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, flowsTimeout)
+			defer cancel()
+			r, err := openvpcv1connect.NewAgentServiceClient(agentHTTP, host.AgentUrl).Flows(cctx, connect.NewRequest(&pb.FlowsRequest{}))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.Unreachable = append(out.Unreachable, host.Id)
+				return
+			}
+			for _, f := range r.Msg.Flows {
+				if match(f.Verdict) && (inst == nil || involves(f, vni, inst.PrivateIp)) {
+					out.Flows = append(out.Flows, f)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(out.Flows, func(a, b *pb.FlowRecord) int { return b.LastSeen.AsTime().Compare(a.LastSeen.AsTime()) })
+	slices.Sort(out.Unreachable)
+	return connect.NewResponse(out), nil
+}
+
+// involves reports whether f is a flow of the instance with address ip in
+// VPC vni. An edge records a VPC's traffic under the private address (as
+// the instance sent or receives it), so this finds it at edges too.
+func involves(f *pb.FlowRecord, vni uint32, ip string) bool {
+	return f.Vni == vni && (f.Src == ip || f.Dst == ip)
+}
+
+// verdictFilter parses the verdict filter: a verdict's name, "dropped",
+// "passed", or empty for all.
+func verdictFilter(v string) (func(string) bool, error) {
+	passed := func(s string) bool { return s == dataplane.Forwarded.String() || s == dataplane.Delivered.String() }
+	switch v {
+	case "":
+		return func(string) bool { return true }, nil
+	case "dropped":
+		return func(s string) bool { return !passed(s) }, nil
+	case "passed":
+		return passed, nil
+	}
+	var names []string
+	for _, x := range dataplane.Verdicts() {
+		if x.String() == v {
+			return func(s string) bool { return s == v }, nil
+		}
+		names = append(names, x.String())
+	}
+	return nil, model.Invalidf("verdict %q is not known; use dropped, passed, or one of %s", v, strings.Join(names, ", "))
+}
+

@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"context"
+	"strconv"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/packet"
+)
+
+// flowSource is where the agent's flow records come from: its own data
+// plane, or the edge's that it serves for.
+func (a *Agent) flowSource() *dataplane.Flows {
+	if a.FlowSource != nil {
+		return a.FlowSource
+	}
+	if a.Plane != nil {
+		return &a.Plane.Flows
+	}
+	return nil
+}
+
+func (s agentAPI) Flows(_ context.Context, _ *connect.Request[pb.FlowsRequest]) (*connect.Response[pb.FlowsResponse], error) {
+	src := s.a.flowSource()
+	out := &pb.FlowsResponse{}
+	if src == nil {
+		return connect.NewResponse(out), nil
+	}
+	for _, f := range src.List() {
+		out.Flows = append(out.Flows, FlowRecord(s.a.HostID, f))
+	}
+	return connect.NewResponse(out), nil
+}
+
+// FlowRecord is f as the API shows it.
+func FlowRecord(host string, f dataplane.Flow) *pb.FlowRecord {
+	return &pb.FlowRecord{
+		HostId: host, Direction: f.Direction.String(), Vni: f.VNI, Protocol: protoName(f.Proto),
+		Src: f.Src.String(), Dst: f.Dst.String(), SrcPort: uint32(f.SrcPort), DstPort: uint32(f.DstPort),
+		Verdict: f.Verdict.String(), Packets: f.Packets, Bytes: f.Bytes,
+		FirstSeen: timestamppb.New(f.First), LastSeen: timestamppb.New(f.Last),
+	}
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case packet.ProtoTCP:
+		return "tcp"
+	case packet.ProtoUDP:
+		return "udp"
+	case packet.ProtoICMP:
+		return "icmp"
+	}
+	return strconv.Itoa(int(p))
+}
