@@ -15,6 +15,7 @@ package edge
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/openvpc/openvpc/edge/nat"
 	"github.com/openvpc/openvpc/host/dataplane"
@@ -48,6 +49,8 @@ type Edge struct {
 	// Flows holds per-flow records: egress is out (as the instance sent
 	// it, before translation), ingress is in (after translation).
 	Flows dataplane.Flows
+	// Traces holds what the edge saw of packets under `openvpc trace --live`.
+	Traces dataplane.Traces
 }
 
 // New returns an edge data plane over the cache t.
@@ -181,6 +184,9 @@ func (x *Edge) ServeWire() error {
 				id, n := dataplane.NewFlowID(e.VNI, e.Inner), len(e.Inner)
 				v = x.outbound(snap, d.Peer.Addr(), &e, &pkt)
 				flows.RecordID(id, n, v)
+				if e.Options.HasTrace {
+					x.Traces.Add(dataplane.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now()})
+				}
 			}
 			x.Out.Add(v)
 			if v == dataplane.Forwarded {

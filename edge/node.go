@@ -35,7 +35,7 @@ func NewNode(ac agent.Config, cfg Config) (*Node, error) {
 	}
 	cfg.Events = a.Reporter.Report
 	n := &Node{Agent: a, Edge: New(a.Cache.Tables, cfg)}
-	a.FlowSource = &n.Edge.Flows // the agent's API (if ac.API is set) serves the edge's flow records
+	a.Observe = n.Edge // the agent's API (if ac.API is set) shows the edge's flows and traces
 	return n, nil
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openvpc/openvpc/edge/internet"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/testcloud"
 )
@@ -353,4 +354,120 @@ func TestFlows(t *testing.T) {
 	if _, err := s.api.Inst.ListFlows(s.c.Ctx(), connect.NewRequest(&pb.ListFlowsRequest{Verdict: "lost"})); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("an unknown verdict: %v, want invalid_argument", err)
 	}
+}
+
+// TestTrace: `openvpc trace` on the live caches gives the verdict and the
+// reason of each case — delivered across hosts and on one host, across a
+// peering, refused without one, a miss, a forged source, the internet with
+// and without an Elastic IP — and a live trace collects every hop's report.
+func TestTrace(t *testing.T) {
+	s := newInternetScene(t)
+	web, _ := s.run(t, "red-a", s.a, s.red)
+	app, _ := s.run(t, "red-a", s.b, s.red)
+	near, _ := s.run(t, "red-b", s.a, s.red)
+	_, _ = s.run(t, "yellow-a", s.b, s.yellow)
+	green, _ := s.run(t, "green-a", s.b, s.green)
+	s.peer(t)
+	s.elastic(t, web)
+	yellowIP := "10.1.1.4"
+	ctx := s.c.Ctx()
+	trace := func(req *pb.TraceInstanceRequest) *pb.TraceInstanceResponse {
+		t.Helper()
+		r, err := s.api.Inst.TraceInstance(ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatalf("trace %v: %v", req, err)
+		}
+		return r.Msg
+	}
+	for _, tc := range []struct {
+		name              string
+		req               *pb.TraceInstanceRequest
+		verdict           string
+		hosts             []string // the hops, in order
+		failedStep, about string   // the step that stopped it, and a word of its reason
+	}{
+		{"across hosts", &pb.TraceInstanceRequest{From: app.Id, To: web.Id}, "delivered", []string{"host-b", "host-a"}, "", ""},
+		{"on one host, through the VPC router", &pb.TraceInstanceRequest{From: near.Id, To: web.PrivateIp, Protocol: "icmp"}, "delivered", []string{"host-a"}, "", ""},
+		{"across the peering", &pb.TraceInstanceRequest{From: web.Id, To: yellowIP, Protocol: "udp", Port: 53}, "delivered", []string{"host-a", "host-b"}, "", ""},
+		{"green without a peering", &pb.TraceInstanceRequest{From: green.Id, To: web.PrivateIp}, "no-route", []string{"host-b"}, "route", "no route"},
+		{"an address nobody has", &pb.TraceInstanceRequest{From: app.Id, To: "10.0.1.99"}, "no-mapping", []string{"host-b"}, "mapping", "miss"},
+		{"a forged source", &pb.TraceInstanceRequest{From: app.Id, To: web.Id, Source: "10.0.1.77"}, "spoofed-source", []string{"host-b"}, "source check", "not the address"},
+		{"the internet with an Elastic IP", &pb.TraceInstanceRequest{From: web.Id, To: webAddr.String()}, "forwarded", []string{"host-a", "edge-"}, "", ""},
+		{"the internet without one", &pb.TraceInstanceRequest{From: app.Id, To: webAddr.String()}, "no-public-ip", []string{"host-b", "edge-"}, "Elastic IP", "no Elastic IP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := trace(tc.req)
+			if r.Verdict != tc.verdict || len(r.Hops) != len(tc.hosts) {
+				t.Fatalf("verdict %s over %d hops, want %s over %v: %v", r.Verdict, len(r.Hops), tc.verdict, tc.hosts, r.Hops)
+			}
+			for i, h := range r.Hops {
+				if !strings.HasPrefix(h.HostId, tc.hosts[i]) {
+					t.Errorf("hop %d is %s, want %s", i, h.HostId, tc.hosts[i])
+				}
+				if len(h.Steps) == 0 {
+					t.Errorf("hop %s explains nothing", h.HostId)
+				}
+			}
+			last := r.Hops[len(r.Hops)-1].Steps
+			failed := last[len(last)-1]
+			if tc.failedStep == "" {
+				for _, h := range r.Hops {
+					for _, st := range h.Steps {
+						if !st.Pass {
+							t.Errorf("%s: step %q failed (%s) on a packet that got through", h.HostId, st.Name, st.Detail)
+						}
+					}
+				}
+				return
+			}
+			if failed.Pass || failed.Name != tc.failedStep || !strings.Contains(failed.Detail, tc.about) {
+				t.Errorf("last step %+v, want %q failing with %q", failed, tc.failedStep, tc.about)
+			}
+		})
+	}
+	// Nothing was sent: the logical traces raised no security event.
+	if evs, err := s.api.Inst.ListEvents(ctx, connect.NewRequest(&pb.ListEventsRequest{})); err != nil || len(evs.Msg.Events) != 0 {
+		t.Errorf("logical traces raised events: %v, %v", evs, err)
+	}
+
+	t.Run("live across hosts", func(t *testing.T) {
+		r := trace(&pb.TraceInstanceRequest{From: app.Id, To: web.Id, Live: true})
+		if r.Verdict != "delivered" || len(r.Hops) != 2 || r.Hops[0].HostId != "host-b" || r.Hops[0].Story != "egress" ||
+			r.Hops[1].HostId != "host-a" || r.Hops[1].Story != "ingress" || r.TraceId == 0 {
+			t.Fatalf("live trace: %v", r)
+		}
+	})
+	t.Run("live to the internet", func(t *testing.T) {
+		r := trace(&pb.TraceInstanceRequest{From: web.Id, To: webAddr.String(), Protocol: "icmp", Live: true})
+		if r.Verdict != "forwarded" || len(r.Hops) != 2 || r.Hops[1].Story != "edge outbound" || !strings.HasPrefix(r.Hops[1].HostId, "edge-") {
+			t.Fatalf("live trace to the internet: %v", r)
+		}
+	})
+}
+
+// peer peers red and yellow and routes between them, and waits until the
+// hosts know.
+func (s *scene) peer(t *testing.T) {
+	t.Helper()
+	ctx := s.c.Ctx()
+	p, err := s.api.VPC.CreatePeering(ctx, connect.NewRequest(&pb.CreatePeeringRequest{Vpc: "red", PeerVpc: "yellow"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.VPC.AcceptPeering(ctx, connect.NewRequest(&pb.AcceptPeeringRequest{Ref: p.Msg.Peering.Id})); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range []struct{ rtb, dest string }{{s.red.MainRouteTableId, "10.1.0.0/16"}, {s.yellow.MainRouteTableId, "10.0.0.0/16"}} {
+		if _, err := s.api.VPC.CreateRoute(ctx, connect.NewRequest(&pb.CreateRouteRequest{RouteTable: rt.rtb, DestinationCidr: rt.dest, Target: p.Msg.Peering.Id})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		for _, a := range []*agent.Agent{s.a, s.b} {
+			if !a.Cache.Tables.Load().Peered(s.red.Vni, s.yellow.Vni) {
+				return false
+			}
+		}
+		return true
+	})
 }

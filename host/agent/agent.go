@@ -45,9 +45,9 @@ type Config struct {
 	MTU int
 	// WirePort is the UDP port hosts receive Geneve on (default 6081).
 	WirePort uint16
-	// FlowSource, when set, is the data plane whose flow records the API
-	// serves instead of the agent's own (an edge's).
-	FlowSource *dataplane.Flows
+	// Observe, when set, is the data plane whose flows and traces the API
+	// shows instead of the agent's own (an edge's).
+	Observe Observed
 	// API is where the agent serves AgentService (acting as its
 	// instances: ping, connect), e.g. 127.0.0.1:0; empty serves nothing.
 	API string
@@ -141,7 +141,7 @@ func (a *Agent) NIC(vni uint32, ip netip.Addr) (nic.NIC, bool) {
 // Run registers (retrying while the server is away) and then keeps the
 // cache current until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	if a.API != "" && (a.Plane != nil || a.FlowSource != nil) {
+	if a.API != "" && a.observed() != nil {
 		url, err := a.serveAPI(ctx, a.API)
 		if err != nil {
 			return err

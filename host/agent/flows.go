@@ -12,25 +12,13 @@ import (
 	"github.com/openvpc/openvpc/packet"
 )
 
-// flowSource is where the agent's flow records come from: its own data
-// plane, or the edge's that it serves for.
-func (a *Agent) flowSource() *dataplane.Flows {
-	if a.FlowSource != nil {
-		return a.FlowSource
-	}
-	if a.Plane != nil {
-		return &a.Plane.Flows
-	}
-	return nil
-}
-
 func (s agentAPI) Flows(_ context.Context, _ *connect.Request[pb.FlowsRequest]) (*connect.Response[pb.FlowsResponse], error) {
-	src := s.a.flowSource()
+	o := s.a.observed()
 	out := &pb.FlowsResponse{}
-	if src == nil {
+	if o == nil {
 		return connect.NewResponse(out), nil
 	}
-	for _, f := range src.List() {
+	for _, f := range o.FlowList() {
 		out.Flows = append(out.Flows, FlowRecord(s.a.HostID, f))
 	}
 	return connect.NewResponse(out), nil

@@ -29,6 +29,9 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 	}
 	inner := e.Inner
 	r.VNI, r.Inner = e.VNI, inner
+	if e.Options.HasTrace {
+		r.Trace = e.Options.TraceID
+	}
 	sender, ok := snap.Host(outerSrc)
 	if !ok {
 		r.Verdict = p.attack(UnknownSender, outerSrc, inner, e.Options.SourceVNI)

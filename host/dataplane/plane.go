@@ -77,6 +77,8 @@ type Plane struct {
 	Counters, FromWire Counters
 	// Flows holds per-flow records of both stories, like `hubble observe`.
 	Flows Flows
+	// Traces holds what this host saw of packets under `openvpc trace --live`.
+	Traces Traces
 
 	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]
@@ -138,6 +140,8 @@ type Result struct {
 	// VPC on egress, the destination's on ingress.
 	VNI   uint32
 	Inner packet.IPv4
+	// Trace is the packet's TraceID option, 0 without one.
+	Trace uint32
 	// Forwarded: send Payload (Geneve header onward), which starts at
 	// Start in the packet's buffer, to Dst:6081 from SrcPort.
 	Payload []byte

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"net/netip"
+	"time"
 
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
@@ -100,6 +101,39 @@ func (p *Plane) Send(eni uint64, pkt []byte) (Verdict, error) {
 	return v, nil
 }
 
+// SendTraced is Send for `openvpc trace --live`: the packet carries the
+// TraceID option id, so every host and edge that handles it reports what
+// it did; this host reports its egress (and, for a local destination, its
+// ingress) at once.
+func (p *Plane) SendTraced(eni uint64, pkt []byte, id uint32) (Verdict, error) {
+	a, ok := p.Attachment(eni)
+	if !ok {
+		return NoPort, errors.New("dataplane: no such ENI attached")
+	}
+	buf := make([]byte, packet.Headroom+len(pkt))
+	copy(buf[packet.Headroom:], pkt)
+	w := newEgressWork(1)
+	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
+	p.Traces.Add(TraceReport{ID: id, Story: "egress", Verdict: v, At: time.Now()})
+	if v == Delivered {
+		p.Traces.Add(TraceReport{ID: id, Story: "ingress", Verdict: v, At: time.Now()})
+	}
+	if v == Forwarded && len(w.out) == 1 {
+		// Re-encapsulate with the TraceID option in front of the same inner packet.
+		d := &w.out[0]
+		var e packet.Encap
+		if packet.ParseGenevePayload(d.Buf[d.Off:d.Off+d.Len], &e) {
+			opts := e.Options
+			opts.HasTrace, opts.TraceID = true, id
+			if start, ok := packet.EncapsulateGeneve(buf, len(e.Inner), e.VNI, opts); ok {
+				d.Off, d.Len = start, packet.Headroom+len(e.Inner)-start
+			}
+		}
+	}
+	p.flush(w)
+	return v, nil
+}
+
 // ServeWire runs the ingress story for every datagram from the underlay
 // until it is closed, delivering to local instances' ports.
 func (p *Plane) ServeWire() error {
@@ -126,6 +160,9 @@ func (p *Plane) ServeWire() error {
 			p.Counters.Add(r.Verdict)
 			p.FromWire.Add(r.Verdict)
 			flows.Record(r.VNI, r.Inner, len(r.Inner), r.Verdict)
+			if r.Trace != 0 {
+				p.Traces.Add(TraceReport{ID: r.Trace, Story: "ingress", Verdict: r.Verdict, At: time.Now()})
+			}
 			if r.Verdict == Delivered {
 				one[0] = r.Packet
 				_ = r.To.Port.Write(one)

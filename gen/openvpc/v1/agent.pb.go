@@ -9,6 +9,7 @@ package openvpcv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -373,12 +374,422 @@ func (x *FlowsResponse) GetFlows() []*FlowRecord {
 	return nil
 }
 
+type TraceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Egress: the instance vni/instance_ip sends a probe (protocol tcp, udp
+	// or icmp; port for tcp and udp) to dst.
+	Vni        uint32 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
+	InstanceIp string `protobuf:"bytes,2,opt,name=instance_ip,json=instanceIp,proto3" json:"instance_ip,omitempty"`
+	Dst        string `protobuf:"bytes,3,opt,name=dst,proto3" json:"dst,omitempty"`
+	Protocol   string `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Port       uint32 `protobuf:"varint,5,opt,name=port,proto3" json:"port,omitempty"`
+	// live: send the probe for real, with the TraceID option trace_id.
+	Live    bool   `protobuf:"varint,6,opt,name=live,proto3" json:"live,omitempty"`
+	TraceId uint32 `protobuf:"varint,7,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// Arrival (instead of egress): what this host or edge does with payload
+	// (Geneve header onward) arriving from outer_src.
+	Payload  []byte `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
+	OuterSrc string `protobuf:"bytes,9,opt,name=outer_src,json=outerSrc,proto3" json:"outer_src,omitempty"`
+	// source, when set, is the probe's (forged) source address.
+	Source        string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceRequest) Reset() {
+	*x = TraceRequest{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceRequest) ProtoMessage() {}
+
+func (x *TraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
+func (*TraceRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TraceRequest) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *TraceRequest) GetInstanceIp() string {
+	if x != nil {
+		return x.InstanceIp
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *TraceRequest) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *TraceRequest) GetTraceId() uint32 {
+	if x != nil {
+		return x.TraceId
+	}
+	return 0
+}
+
+func (x *TraceRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *TraceRequest) GetOuterSrc() string {
+	if x != nil {
+		return x.OuterSrc
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type TraceStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Pass          bool                   `protobuf:"varint,2,opt,name=pass,proto3" json:"pass,omitempty"`
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceStep) Reset() {
+	*x = TraceStep{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceStep) ProtoMessage() {}
+
+func (x *TraceStep) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceStep.ProtoReflect.Descriptor instead.
+func (*TraceStep) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TraceStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TraceStep) GetPass() bool {
+	if x != nil {
+		return x.Pass
+	}
+	return false
+}
+
+func (x *TraceStep) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type TraceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// story: egress, ingress or edge outbound.
+	Story   string       `protobuf:"bytes,1,opt,name=story,proto3" json:"story,omitempty"`
+	Steps   []*TraceStep `protobuf:"bytes,2,rep,name=steps,proto3" json:"steps,omitempty"`
+	Verdict string       `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// next_hop is the underlay address the packet goes to when forwarded,
+	// payload what it carries there (Geneve header onward).
+	NextHop       string `protobuf:"bytes,4,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
+	Payload       []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceResponse) Reset() {
+	*x = TraceResponse{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceResponse) ProtoMessage() {}
+
+func (x *TraceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceResponse.ProtoReflect.Descriptor instead.
+func (*TraceResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TraceResponse) GetStory() string {
+	if x != nil {
+		return x.Story
+	}
+	return ""
+}
+
+func (x *TraceResponse) GetSteps() []*TraceStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *TraceResponse) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *TraceResponse) GetNextHop() string {
+	if x != nil {
+		return x.NextHop
+	}
+	return ""
+}
+
+func (x *TraceResponse) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+type TraceReportsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TraceId       uint32                 `protobuf:"varint,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceReportsRequest) Reset() {
+	*x = TraceReportsRequest{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceReportsRequest) ProtoMessage() {}
+
+func (x *TraceReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceReportsRequest.ProtoReflect.Descriptor instead.
+func (*TraceReportsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TraceReportsRequest) GetTraceId() uint32 {
+	if x != nil {
+		return x.TraceId
+	}
+	return 0
+}
+
+type TraceReportsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*TraceReport         `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceReportsResponse) Reset() {
+	*x = TraceReportsResponse{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceReportsResponse) ProtoMessage() {}
+
+func (x *TraceReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceReportsResponse.ProtoReflect.Descriptor instead.
+func (*TraceReportsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TraceReportsResponse) GetReports() []*TraceReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+// TraceReport is one host's or edge's sighting of a live-traced packet.
+type TraceReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Story         string                 `protobuf:"bytes,1,opt,name=story,proto3" json:"story,omitempty"`
+	Verdict       string                 `protobuf:"bytes,2,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceReport) Reset() {
+	*x = TraceReport{}
+	mi := &file_openvpc_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceReport) ProtoMessage() {}
+
+func (x *TraceReport) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceReport.ProtoReflect.Descriptor instead.
+func (*TraceReport) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TraceReport) GetStory() string {
+	if x != nil {
+		return x.Story
+	}
+	return ""
+}
+
+func (x *TraceReport) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *TraceReport) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 var File_openvpc_v1_agent_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16openvpc/v1/agent.proto\x12\n" +
-	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\x9d\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aopenvpc/v1/resources.proto\"\x9d\x01\n" +
 	"\vPingRequest\x12\x1f\n" +
 	"\vinstance_ip\x18\x01 \x01(\tR\n" +
 	"instanceIp\x12\x10\n" +
@@ -405,11 +816,44 @@ const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"latency_us\x18\x01 \x01(\x03R\tlatencyUs\"\x0e\n" +
 	"\fFlowsRequest\"=\n" +
 	"\rFlowsResponse\x12,\n" +
-	"\x05flows\x18\x01 \x03(\v2\x16.openvpc.v1.FlowRecordR\x05flows2\xcb\x01\n" +
+	"\x05flows\x18\x01 \x03(\v2\x16.openvpc.v1.FlowRecordR\x05flows\"\x81\x02\n" +
+	"\fTraceRequest\x12\x10\n" +
+	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x1f\n" +
+	"\vinstance_ip\x18\x02 \x01(\tR\n" +
+	"instanceIp\x12\x10\n" +
+	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04port\x18\x05 \x01(\rR\x04port\x12\x12\n" +
+	"\x04live\x18\x06 \x01(\bR\x04live\x12\x19\n" +
+	"\btrace_id\x18\a \x01(\rR\atraceId\x12\x18\n" +
+	"\apayload\x18\b \x01(\fR\apayload\x12\x1b\n" +
+	"\touter_src\x18\t \x01(\tR\bouterSrc\x12\x16\n" +
+	"\x06source\x18\n" +
+	" \x01(\tR\x06source\"K\n" +
+	"\tTraceStep\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04pass\x18\x02 \x01(\bR\x04pass\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xa1\x01\n" +
+	"\rTraceResponse\x12\x14\n" +
+	"\x05story\x18\x01 \x01(\tR\x05story\x12+\n" +
+	"\x05steps\x18\x02 \x03(\v2\x15.openvpc.v1.TraceStepR\x05steps\x12\x18\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict\x12\x19\n" +
+	"\bnext_hop\x18\x04 \x01(\tR\anextHop\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\fR\apayload\"0\n" +
+	"\x13TraceReportsRequest\x12\x19\n" +
+	"\btrace_id\x18\x01 \x01(\rR\atraceId\"I\n" +
+	"\x14TraceReportsResponse\x121\n" +
+	"\areports\x18\x01 \x03(\v2\x17.openvpc.v1.TraceReportR\areports\"m\n" +
+	"\vTraceReport\x12\x14\n" +
+	"\x05story\x18\x01 \x01(\tR\x05story\x12\x18\n" +
+	"\averdict\x18\x02 \x01(\tR\averdict\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xdc\x02\n" +
 	"\fAgentService\x129\n" +
 	"\x04Ping\x12\x17.openvpc.v1.PingRequest\x1a\x18.openvpc.v1.PingResponse\x12B\n" +
 	"\aConnect\x12\x1a.openvpc.v1.ConnectRequest\x1a\x1b.openvpc.v1.ConnectResponse\x12<\n" +
-	"\x05Flows\x12\x18.openvpc.v1.FlowsRequest\x1a\x19.openvpc.v1.FlowsResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\x05Flows\x12\x18.openvpc.v1.FlowsRequest\x1a\x19.openvpc.v1.FlowsResponse\x12<\n" +
+	"\x05Trace\x12\x18.openvpc.v1.TraceRequest\x1a\x19.openvpc.v1.TraceResponse\x12Q\n" +
+	"\fTraceReports\x12\x1f.openvpc.v1.TraceReportsRequest\x1a .openvpc.v1.TraceReportsResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_agent_proto_rawDescOnce sync.Once
@@ -423,29 +867,43 @@ func file_openvpc_v1_agent_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_agent_proto_rawDescData
 }
 
-var file_openvpc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_openvpc_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_openvpc_v1_agent_proto_goTypes = []any{
-	(*PingRequest)(nil),     // 0: openvpc.v1.PingRequest
-	(*PingResponse)(nil),    // 1: openvpc.v1.PingResponse
-	(*ConnectRequest)(nil),  // 2: openvpc.v1.ConnectRequest
-	(*ConnectResponse)(nil), // 3: openvpc.v1.ConnectResponse
-	(*FlowsRequest)(nil),    // 4: openvpc.v1.FlowsRequest
-	(*FlowsResponse)(nil),   // 5: openvpc.v1.FlowsResponse
-	(*FlowRecord)(nil),      // 6: openvpc.v1.FlowRecord
+	(*PingRequest)(nil),           // 0: openvpc.v1.PingRequest
+	(*PingResponse)(nil),          // 1: openvpc.v1.PingResponse
+	(*ConnectRequest)(nil),        // 2: openvpc.v1.ConnectRequest
+	(*ConnectResponse)(nil),       // 3: openvpc.v1.ConnectResponse
+	(*FlowsRequest)(nil),          // 4: openvpc.v1.FlowsRequest
+	(*FlowsResponse)(nil),         // 5: openvpc.v1.FlowsResponse
+	(*TraceRequest)(nil),          // 6: openvpc.v1.TraceRequest
+	(*TraceStep)(nil),             // 7: openvpc.v1.TraceStep
+	(*TraceResponse)(nil),         // 8: openvpc.v1.TraceResponse
+	(*TraceReportsRequest)(nil),   // 9: openvpc.v1.TraceReportsRequest
+	(*TraceReportsResponse)(nil),  // 10: openvpc.v1.TraceReportsResponse
+	(*TraceReport)(nil),           // 11: openvpc.v1.TraceReport
+	(*FlowRecord)(nil),            // 12: openvpc.v1.FlowRecord
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_openvpc_v1_agent_proto_depIdxs = []int32{
-	6, // 0: openvpc.v1.FlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
-	0, // 1: openvpc.v1.AgentService.Ping:input_type -> openvpc.v1.PingRequest
-	2, // 2: openvpc.v1.AgentService.Connect:input_type -> openvpc.v1.ConnectRequest
-	4, // 3: openvpc.v1.AgentService.Flows:input_type -> openvpc.v1.FlowsRequest
-	1, // 4: openvpc.v1.AgentService.Ping:output_type -> openvpc.v1.PingResponse
-	3, // 5: openvpc.v1.AgentService.Connect:output_type -> openvpc.v1.ConnectResponse
-	5, // 6: openvpc.v1.AgentService.Flows:output_type -> openvpc.v1.FlowsResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	12, // 0: openvpc.v1.FlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
+	7,  // 1: openvpc.v1.TraceResponse.steps:type_name -> openvpc.v1.TraceStep
+	11, // 2: openvpc.v1.TraceReportsResponse.reports:type_name -> openvpc.v1.TraceReport
+	13, // 3: openvpc.v1.TraceReport.time:type_name -> google.protobuf.Timestamp
+	0,  // 4: openvpc.v1.AgentService.Ping:input_type -> openvpc.v1.PingRequest
+	2,  // 5: openvpc.v1.AgentService.Connect:input_type -> openvpc.v1.ConnectRequest
+	4,  // 6: openvpc.v1.AgentService.Flows:input_type -> openvpc.v1.FlowsRequest
+	6,  // 7: openvpc.v1.AgentService.Trace:input_type -> openvpc.v1.TraceRequest
+	9,  // 8: openvpc.v1.AgentService.TraceReports:input_type -> openvpc.v1.TraceReportsRequest
+	1,  // 9: openvpc.v1.AgentService.Ping:output_type -> openvpc.v1.PingResponse
+	3,  // 10: openvpc.v1.AgentService.Connect:output_type -> openvpc.v1.ConnectResponse
+	5,  // 11: openvpc.v1.AgentService.Flows:output_type -> openvpc.v1.FlowsResponse
+	8,  // 12: openvpc.v1.AgentService.Trace:output_type -> openvpc.v1.TraceResponse
+	10, // 13: openvpc.v1.AgentService.TraceReports:output_type -> openvpc.v1.TraceReportsResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_agent_proto_init() }
@@ -460,7 +918,7 @@ func file_openvpc_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_agent_proto_rawDesc), len(file_openvpc_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@ package openvpcv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1174,12 +1175,255 @@ func (x *ListFlowsResponse) GetUnreachable() []string {
 	return nil
 }
 
+type TraceInstanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// from is the instance (name or id); to an address, or an instance.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// protocol: tcp (default), udp or icmp; port: the destination port (default 80).
+	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Port     uint32 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	Live     bool   `protobuf:"varint,5,opt,name=live,proto3" json:"live,omitempty"`
+	// source, when set, forges the probe's source address, as a compromised
+	// instance would (its own host's source check stops it).
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceInstanceRequest) Reset() {
+	*x = TraceInstanceRequest{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceInstanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceInstanceRequest) ProtoMessage() {}
+
+func (x *TraceInstanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceInstanceRequest.ProtoReflect.Descriptor instead.
+func (*TraceInstanceRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TraceInstanceRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *TraceInstanceRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *TraceInstanceRequest) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *TraceInstanceRequest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *TraceInstanceRequest) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *TraceInstanceRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+// TraceHop is one host's or edge's part in a trace.
+type TraceHop struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	HostId  string                 `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	Story   string                 `protobuf:"bytes,2,opt,name=story,proto3" json:"story,omitempty"`
+	Steps   []*TraceStep           `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	Verdict string                 `protobuf:"bytes,4,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// time is when the hop handled the packet (live traces).
+	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceHop) Reset() {
+	*x = TraceHop{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceHop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceHop) ProtoMessage() {}
+
+func (x *TraceHop) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceHop.ProtoReflect.Descriptor instead.
+func (*TraceHop) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TraceHop) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *TraceHop) GetStory() string {
+	if x != nil {
+		return x.Story
+	}
+	return ""
+}
+
+func (x *TraceHop) GetSteps() []*TraceStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *TraceHop) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *TraceHop) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+type TraceInstanceResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FromIp string                 `protobuf:"bytes,1,opt,name=from_ip,json=fromIp,proto3" json:"from_ip,omitempty"`
+	ToIp   string                 `protobuf:"bytes,2,opt,name=to_ip,json=toIp,proto3" json:"to_ip,omitempty"`
+	Hops   []*TraceHop            `protobuf:"bytes,3,rep,name=hops,proto3" json:"hops,omitempty"`
+	// verdict is the last hop's.
+	Verdict       string `protobuf:"bytes,4,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	TraceId       uint32 `protobuf:"varint,5,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceInstanceResponse) Reset() {
+	*x = TraceInstanceResponse{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceInstanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceInstanceResponse) ProtoMessage() {}
+
+func (x *TraceInstanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceInstanceResponse.ProtoReflect.Descriptor instead.
+func (*TraceInstanceResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TraceInstanceResponse) GetFromIp() string {
+	if x != nil {
+		return x.FromIp
+	}
+	return ""
+}
+
+func (x *TraceInstanceResponse) GetToIp() string {
+	if x != nil {
+		return x.ToIp
+	}
+	return ""
+}
+
+func (x *TraceInstanceResponse) GetHops() []*TraceHop {
+	if x != nil {
+		return x.Hops
+	}
+	return nil
+}
+
+func (x *TraceInstanceResponse) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *TraceInstanceResponse) GetTraceId() uint32 {
+	if x != nil {
+		return x.TraceId
+	}
+	return 0
+}
+
 var File_openvpc_v1_instance_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"\x19openvpc/v1/instance.proto\x12\n" +
-	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"d\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"d\n" +
 	"\x12RunInstanceRequest\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1248,7 +1492,26 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x04host\x18\x03 \x01(\tR\x04host\"c\n" +
 	"\x11ListFlowsResponse\x12,\n" +
 	"\x05flows\x18\x01 \x03(\v2\x16.openvpc.v1.FlowRecordR\x05flows\x12 \n" +
-	"\vunreachable\x18\x02 \x03(\tR\vunreachable2\x9e\a\n" +
+	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"\x96\x01\n" +
+	"\x14TraceInstanceRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\rR\x04port\x12\x12\n" +
+	"\x04live\x18\x05 \x01(\bR\x04live\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"\xb0\x01\n" +
+	"\bTraceHop\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x14\n" +
+	"\x05story\x18\x02 \x01(\tR\x05story\x12+\n" +
+	"\x05steps\x18\x03 \x03(\v2\x15.openvpc.v1.TraceStepR\x05steps\x12\x18\n" +
+	"\averdict\x18\x04 \x01(\tR\averdict\x12.\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa4\x01\n" +
+	"\x15TraceInstanceResponse\x12\x17\n" +
+	"\afrom_ip\x18\x01 \x01(\tR\x06fromIp\x12\x13\n" +
+	"\x05to_ip\x18\x02 \x01(\tR\x04toIp\x12(\n" +
+	"\x04hops\x18\x03 \x03(\v2\x14.openvpc.v1.TraceHopR\x04hops\x12\x18\n" +
+	"\averdict\x18\x04 \x01(\tR\averdict\x12\x19\n" +
+	"\btrace_id\x18\x05 \x01(\rR\atraceId2\xf4\a\n" +
 	"\x0fInstanceService\x12N\n" +
 	"\vRunInstance\x12\x1e.openvpc.v1.RunInstanceRequest\x1a\x1f.openvpc.v1.RunInstanceResponse\x12N\n" +
 	"\vGetInstance\x12\x1e.openvpc.v1.GetInstanceRequest\x1a\x1f.openvpc.v1.GetInstanceResponse\x12T\n" +
@@ -1257,7 +1520,8 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\fWaitInstance\x12\x1f.openvpc.v1.WaitInstanceRequest\x1a .openvpc.v1.WaitInstanceResponse\x12Q\n" +
 	"\fPingInstance\x12\x1f.openvpc.v1.PingInstanceRequest\x1a .openvpc.v1.PingInstanceResponse\x12Z\n" +
 	"\x0fConnectInstance\x12\".openvpc.v1.ConnectInstanceRequest\x1a#.openvpc.v1.ConnectInstanceResponse\x12H\n" +
-	"\tListHosts\x12\x1c.openvpc.v1.ListHostsRequest\x1a\x1d.openvpc.v1.ListHostsResponse\x12H\n" +
+	"\tListHosts\x12\x1c.openvpc.v1.ListHostsRequest\x1a\x1d.openvpc.v1.ListHostsResponse\x12T\n" +
+	"\rTraceInstance\x12 .openvpc.v1.TraceInstanceRequest\x1a!.openvpc.v1.TraceInstanceResponse\x12H\n" +
 	"\tListFlows\x12\x1c.openvpc.v1.ListFlowsRequest\x1a\x1d.openvpc.v1.ListFlowsResponse\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.openvpc.v1.ListEventsRequest\x1a\x1e.openvpc.v1.ListEventsResponse\x12P\n" +
@@ -1275,7 +1539,7 @@ func file_openvpc_v1_instance_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_instance_proto_rawDescData
 }
 
-var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*RunInstanceRequest)(nil),        // 0: openvpc.v1.RunInstanceRequest
 	(*RunInstanceResponse)(nil),       // 1: openvpc.v1.RunInstanceResponse
@@ -1299,50 +1563,60 @@ var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*WatchEventsResponse)(nil),       // 19: openvpc.v1.WatchEventsResponse
 	(*ListFlowsRequest)(nil),          // 20: openvpc.v1.ListFlowsRequest
 	(*ListFlowsResponse)(nil),         // 21: openvpc.v1.ListFlowsResponse
-	(*Instance)(nil),                  // 22: openvpc.v1.Instance
-	(InstanceState)(0),                // 23: openvpc.v1.InstanceState
-	(*Host)(nil),                      // 24: openvpc.v1.Host
-	(*SecurityEvent)(nil),             // 25: openvpc.v1.SecurityEvent
-	(*FlowRecord)(nil),                // 26: openvpc.v1.FlowRecord
+	(*TraceInstanceRequest)(nil),      // 22: openvpc.v1.TraceInstanceRequest
+	(*TraceHop)(nil),                  // 23: openvpc.v1.TraceHop
+	(*TraceInstanceResponse)(nil),     // 24: openvpc.v1.TraceInstanceResponse
+	(*Instance)(nil),                  // 25: openvpc.v1.Instance
+	(InstanceState)(0),                // 26: openvpc.v1.InstanceState
+	(*Host)(nil),                      // 27: openvpc.v1.Host
+	(*SecurityEvent)(nil),             // 28: openvpc.v1.SecurityEvent
+	(*FlowRecord)(nil),                // 29: openvpc.v1.FlowRecord
+	(*TraceStep)(nil),                 // 30: openvpc.v1.TraceStep
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
 }
 var file_openvpc_v1_instance_proto_depIdxs = []int32{
-	22, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	22, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	22, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
-	22, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	23, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
-	22, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	24, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
-	25, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
-	25, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
-	26, // 9: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
-	0,  // 10: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
-	2,  // 11: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
-	4,  // 12: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
-	6,  // 13: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
-	8,  // 14: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
-	10, // 15: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
-	12, // 16: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
-	14, // 17: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
-	20, // 18: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
-	16, // 19: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
-	18, // 20: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
-	1,  // 21: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
-	3,  // 22: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
-	5,  // 23: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
-	7,  // 24: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
-	9,  // 25: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
-	11, // 26: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
-	13, // 27: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
-	15, // 28: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
-	21, // 29: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
-	17, // 30: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
-	19, // 31: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
-	21, // [21:32] is the sub-list for method output_type
-	10, // [10:21] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	25, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	25, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	25, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
+	25, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	26, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
+	25, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	27, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
+	28, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
+	28, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
+	29, // 9: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
+	30, // 10: openvpc.v1.TraceHop.steps:type_name -> openvpc.v1.TraceStep
+	31, // 11: openvpc.v1.TraceHop.time:type_name -> google.protobuf.Timestamp
+	23, // 12: openvpc.v1.TraceInstanceResponse.hops:type_name -> openvpc.v1.TraceHop
+	0,  // 13: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
+	2,  // 14: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
+	4,  // 15: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
+	6,  // 16: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
+	8,  // 17: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
+	10, // 18: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
+	12, // 19: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
+	14, // 20: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
+	22, // 21: openvpc.v1.InstanceService.TraceInstance:input_type -> openvpc.v1.TraceInstanceRequest
+	20, // 22: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
+	16, // 23: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
+	18, // 24: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
+	1,  // 25: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
+	3,  // 26: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
+	5,  // 27: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
+	7,  // 28: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
+	9,  // 29: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
+	11, // 30: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
+	13, // 31: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
+	15, // 32: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
+	24, // 33: openvpc.v1.InstanceService.TraceInstance:output_type -> openvpc.v1.TraceInstanceResponse
+	21, // 34: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
+	17, // 35: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
+	19, // 36: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
+	25, // [25:37] is the sub-list for method output_type
+	13, // [13:25] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_instance_proto_init() }
@@ -1350,6 +1624,7 @@ func file_openvpc_v1_instance_proto_init() {
 	if File_openvpc_v1_instance_proto != nil {
 		return
 	}
+	file_openvpc_v1_agent_proto_init()
 	file_openvpc_v1_resources_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1357,7 +1632,7 @@ func file_openvpc_v1_instance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_instance_proto_rawDesc), len(file_openvpc_v1_instance_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,11 @@ const (
 	AgentServiceConnectProcedure = "/openvpc.v1.AgentService/Connect"
 	// AgentServiceFlowsProcedure is the fully-qualified name of the AgentService's Flows RPC.
 	AgentServiceFlowsProcedure = "/openvpc.v1.AgentService/Flows"
+	// AgentServiceTraceProcedure is the fully-qualified name of the AgentService's Trace RPC.
+	AgentServiceTraceProcedure = "/openvpc.v1.AgentService/Trace"
+	// AgentServiceTraceReportsProcedure is the fully-qualified name of the AgentService's TraceReports
+	// RPC.
+	AgentServiceTraceReportsProcedure = "/openvpc.v1.AgentService/TraceReports"
 )
 
 // AgentServiceClient is a client for the openvpc.v1.AgentService service.
@@ -49,6 +54,12 @@ type AgentServiceClient interface {
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
 	// Flows returns the flow records of the host's (or edge's) data plane.
 	Flows(context.Context, *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error)
+	// Trace walks a probe through the data plane's story, on the live cache:
+	// an instance's egress (optionally sending the probe for real), or what
+	// this host or edge does with a packet arriving from the wire.
+	Trace(context.Context, *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error)
+	// TraceReports lists what this host or edge saw of a live-traced packet.
+	TraceReports(context.Context, *connect.Request[v1.TraceReportsRequest]) (*connect.Response[v1.TraceReportsResponse], error)
 }
 
 // NewAgentServiceClient constructs a client for the openvpc.v1.AgentService service. By default, it
@@ -80,14 +91,28 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("Flows")),
 			connect.WithClientOptions(opts...),
 		),
+		trace: connect.NewClient[v1.TraceRequest, v1.TraceResponse](
+			httpClient,
+			baseURL+AgentServiceTraceProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("Trace")),
+			connect.WithClientOptions(opts...),
+		),
+		traceReports: connect.NewClient[v1.TraceReportsRequest, v1.TraceReportsResponse](
+			httpClient,
+			baseURL+AgentServiceTraceReportsProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("TraceReports")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // agentServiceClient implements AgentServiceClient.
 type agentServiceClient struct {
-	ping    *connect.Client[v1.PingRequest, v1.PingResponse]
-	connect *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
-	flows   *connect.Client[v1.FlowsRequest, v1.FlowsResponse]
+	ping         *connect.Client[v1.PingRequest, v1.PingResponse]
+	connect      *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	flows        *connect.Client[v1.FlowsRequest, v1.FlowsResponse]
+	trace        *connect.Client[v1.TraceRequest, v1.TraceResponse]
+	traceReports *connect.Client[v1.TraceReportsRequest, v1.TraceReportsResponse]
 }
 
 // Ping calls openvpc.v1.AgentService.Ping.
@@ -105,6 +130,16 @@ func (c *agentServiceClient) Flows(ctx context.Context, req *connect.Request[v1.
 	return c.flows.CallUnary(ctx, req)
 }
 
+// Trace calls openvpc.v1.AgentService.Trace.
+func (c *agentServiceClient) Trace(ctx context.Context, req *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error) {
+	return c.trace.CallUnary(ctx, req)
+}
+
+// TraceReports calls openvpc.v1.AgentService.TraceReports.
+func (c *agentServiceClient) TraceReports(ctx context.Context, req *connect.Request[v1.TraceReportsRequest]) (*connect.Response[v1.TraceReportsResponse], error) {
+	return c.traceReports.CallUnary(ctx, req)
+}
+
 // AgentServiceHandler is an implementation of the openvpc.v1.AgentService service.
 type AgentServiceHandler interface {
 	// Ping sends ICMP echo requests from inside an instance.
@@ -113,6 +148,12 @@ type AgentServiceHandler interface {
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
 	// Flows returns the flow records of the host's (or edge's) data plane.
 	Flows(context.Context, *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error)
+	// Trace walks a probe through the data plane's story, on the live cache:
+	// an instance's egress (optionally sending the probe for real), or what
+	// this host or edge does with a packet arriving from the wire.
+	Trace(context.Context, *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error)
+	// TraceReports lists what this host or edge saw of a live-traced packet.
+	TraceReports(context.Context, *connect.Request[v1.TraceReportsRequest]) (*connect.Response[v1.TraceReportsResponse], error)
 }
 
 // NewAgentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -140,6 +181,18 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("Flows")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceTraceHandler := connect.NewUnaryHandler(
+		AgentServiceTraceProcedure,
+		svc.Trace,
+		connect.WithSchema(agentServiceMethods.ByName("Trace")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentServiceTraceReportsHandler := connect.NewUnaryHandler(
+		AgentServiceTraceReportsProcedure,
+		svc.TraceReports,
+		connect.WithSchema(agentServiceMethods.ByName("TraceReports")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.AgentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentServicePingProcedure:
@@ -148,6 +201,10 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 			agentServiceConnectHandler.ServeHTTP(w, r)
 		case AgentServiceFlowsProcedure:
 			agentServiceFlowsHandler.ServeHTTP(w, r)
+		case AgentServiceTraceProcedure:
+			agentServiceTraceHandler.ServeHTTP(w, r)
+		case AgentServiceTraceReportsProcedure:
+			agentServiceTraceReportsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -167,4 +224,12 @@ func (UnimplementedAgentServiceHandler) Connect(context.Context, *connect.Reques
 
 func (UnimplementedAgentServiceHandler) Flows(context.Context, *connect.Request[v1.FlowsRequest]) (*connect.Response[v1.FlowsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.AgentService.Flows is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) Trace(context.Context, *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.AgentService.Trace is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) TraceReports(context.Context, *connect.Request[v1.TraceReportsRequest]) (*connect.Response[v1.TraceReportsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.AgentService.TraceReports is not implemented"))
 }

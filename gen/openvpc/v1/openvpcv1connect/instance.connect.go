@@ -57,6 +57,9 @@ const (
 	// InstanceServiceListHostsProcedure is the fully-qualified name of the InstanceService's ListHosts
 	// RPC.
 	InstanceServiceListHostsProcedure = "/openvpc.v1.InstanceService/ListHosts"
+	// InstanceServiceTraceInstanceProcedure is the fully-qualified name of the InstanceService's
+	// TraceInstance RPC.
+	InstanceServiceTraceInstanceProcedure = "/openvpc.v1.InstanceService/TraceInstance"
 	// InstanceServiceListFlowsProcedure is the fully-qualified name of the InstanceService's ListFlows
 	// RPC.
 	InstanceServiceListFlowsProcedure = "/openvpc.v1.InstanceService/ListFlows"
@@ -82,6 +85,10 @@ type InstanceServiceClient interface {
 	// ConnectInstance opens a TCP connection from inside an instance.
 	ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error)
 	ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error)
+	// TraceInstance follows a probe from an instance to an address hop by
+	// hop: each host's or edge's checks on the live caches (logical), or a
+	// real packet carrying the TraceID option and every hop's report (live).
+	TraceInstance(context.Context, *connect.Request[v1.TraceInstanceRequest]) (*connect.Response[v1.TraceInstanceResponse], error)
 	// ListFlows gathers the flow records of every host and edge.
 	ListFlows(context.Context, *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error)
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
@@ -147,6 +154,12 @@ func NewInstanceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(instanceServiceMethods.ByName("ListHosts")),
 			connect.WithClientOptions(opts...),
 		),
+		traceInstance: connect.NewClient[v1.TraceInstanceRequest, v1.TraceInstanceResponse](
+			httpClient,
+			baseURL+InstanceServiceTraceInstanceProcedure,
+			connect.WithSchema(instanceServiceMethods.ByName("TraceInstance")),
+			connect.WithClientOptions(opts...),
+		),
 		listFlows: connect.NewClient[v1.ListFlowsRequest, v1.ListFlowsResponse](
 			httpClient,
 			baseURL+InstanceServiceListFlowsProcedure,
@@ -178,6 +191,7 @@ type instanceServiceClient struct {
 	pingInstance      *connect.Client[v1.PingInstanceRequest, v1.PingInstanceResponse]
 	connectInstance   *connect.Client[v1.ConnectInstanceRequest, v1.ConnectInstanceResponse]
 	listHosts         *connect.Client[v1.ListHostsRequest, v1.ListHostsResponse]
+	traceInstance     *connect.Client[v1.TraceInstanceRequest, v1.TraceInstanceResponse]
 	listFlows         *connect.Client[v1.ListFlowsRequest, v1.ListFlowsResponse]
 	listEvents        *connect.Client[v1.ListEventsRequest, v1.ListEventsResponse]
 	watchEvents       *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
@@ -223,6 +237,11 @@ func (c *instanceServiceClient) ListHosts(ctx context.Context, req *connect.Requ
 	return c.listHosts.CallUnary(ctx, req)
 }
 
+// TraceInstance calls openvpc.v1.InstanceService.TraceInstance.
+func (c *instanceServiceClient) TraceInstance(ctx context.Context, req *connect.Request[v1.TraceInstanceRequest]) (*connect.Response[v1.TraceInstanceResponse], error) {
+	return c.traceInstance.CallUnary(ctx, req)
+}
+
 // ListFlows calls openvpc.v1.InstanceService.ListFlows.
 func (c *instanceServiceClient) ListFlows(ctx context.Context, req *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error) {
 	return c.listFlows.CallUnary(ctx, req)
@@ -252,6 +271,10 @@ type InstanceServiceHandler interface {
 	// ConnectInstance opens a TCP connection from inside an instance.
 	ConnectInstance(context.Context, *connect.Request[v1.ConnectInstanceRequest]) (*connect.Response[v1.ConnectInstanceResponse], error)
 	ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error)
+	// TraceInstance follows a probe from an instance to an address hop by
+	// hop: each host's or edge's checks on the live caches (logical), or a
+	// real packet carrying the TraceID option and every hop's report (live).
+	TraceInstance(context.Context, *connect.Request[v1.TraceInstanceRequest]) (*connect.Response[v1.TraceInstanceResponse], error)
 	// ListFlows gathers the flow records of every host and edge.
 	ListFlows(context.Context, *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error)
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
@@ -313,6 +336,12 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(instanceServiceMethods.ByName("ListHosts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	instanceServiceTraceInstanceHandler := connect.NewUnaryHandler(
+		InstanceServiceTraceInstanceProcedure,
+		svc.TraceInstance,
+		connect.WithSchema(instanceServiceMethods.ByName("TraceInstance")),
+		connect.WithHandlerOptions(opts...),
+	)
 	instanceServiceListFlowsHandler := connect.NewUnaryHandler(
 		InstanceServiceListFlowsProcedure,
 		svc.ListFlows,
@@ -349,6 +378,8 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 			instanceServiceConnectInstanceHandler.ServeHTTP(w, r)
 		case InstanceServiceListHostsProcedure:
 			instanceServiceListHostsHandler.ServeHTTP(w, r)
+		case InstanceServiceTraceInstanceProcedure:
+			instanceServiceTraceInstanceHandler.ServeHTTP(w, r)
 		case InstanceServiceListFlowsProcedure:
 			instanceServiceListFlowsHandler.ServeHTTP(w, r)
 		case InstanceServiceListEventsProcedure:
@@ -394,6 +425,10 @@ func (UnimplementedInstanceServiceHandler) ConnectInstance(context.Context, *con
 
 func (UnimplementedInstanceServiceHandler) ListHosts(context.Context, *connect.Request[v1.ListHostsRequest]) (*connect.Response[v1.ListHostsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.ListHosts is not implemented"))
+}
+
+func (UnimplementedInstanceServiceHandler) TraceInstance(context.Context, *connect.Request[v1.TraceInstanceRequest]) (*connect.Response[v1.TraceInstanceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.TraceInstance is not implemented"))
 }
 
 func (UnimplementedInstanceServiceHandler) ListFlows(context.Context, *connect.Request[v1.ListFlowsRequest]) (*connect.Response[v1.ListFlowsResponse], error) {

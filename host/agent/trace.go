@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/packet"
+)
+
+// Trace explains a probe's way through this host's or edge's story.
+func (s agentAPI) Trace(_ context.Context, req *connect.Request[pb.TraceRequest]) (*connect.Response[pb.TraceResponse], error) {
+	m := req.Msg
+	if len(m.Payload) > 0 {
+		o := s.a.observed()
+		src, err := netip.ParseAddr(m.OuterSrc)
+		if o == nil || err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("trace arrival from %q on %s: not a data plane, or not an address", m.OuterSrc, s.a.HostID))
+		}
+		steps, v, story := o.TraceArrival(src, m.Payload)
+		return connect.NewResponse(&pb.TraceResponse{Story: story, Steps: stepsOf(steps), Verdict: v.String()}), nil
+	}
+	if s.a.Plane == nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s runs no instances", s.a.HostID))
+	}
+	ip, err := netip.ParseAddr(m.InstanceIp)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("instance address %q: %v", m.InstanceIp, err))
+	}
+	eni, ok := s.a.nics.eni(m.Vni, ip)
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, m.Vni, s.a.HostID))
+	}
+	att, _ := s.a.Plane.Attachment(eni)
+	dst, err := netip.ParseAddr(m.Dst)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("trace destination %q: %v", m.Dst, err))
+	}
+	proto, ok := map[string]uint8{"": packet.ProtoTCP, "tcp": packet.ProtoTCP, "udp": packet.ProtoUDP, "icmp": packet.ProtoICMP}[m.Protocol]
+	if !ok {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("protocol %q: use tcp, udp or icmp", m.Protocol))
+	}
+	src := ip
+	if m.Source != "" {
+		if src, err = netip.ParseAddr(m.Source); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("source %q: %v", m.Source, err))
+		}
+	}
+	probe, err := dataplane.Probe(proto, src, dst, uint16(m.Port))
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if m.Live {
+		v, err := s.a.Plane.SendTraced(eni, probe, m.TraceId)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+		return connect.NewResponse(&pb.TraceResponse{Story: "egress", Verdict: v.String()}), nil
+	}
+	steps, r := s.a.Plane.TraceEgress(att, probe)
+	out := &pb.TraceResponse{Story: "egress", Steps: stepsOf(steps), Verdict: r.Verdict.String(), Payload: r.Payload}
+	if r.Verdict == dataplane.Forwarded {
+		out.NextHop = r.Dst.String()
+	}
+	return connect.NewResponse(out), nil
+}
+
+// TraceReports lists this host's or edge's sightings of trace id.
+func (s agentAPI) TraceReports(_ context.Context, req *connect.Request[pb.TraceReportsRequest]) (*connect.Response[pb.TraceReportsResponse], error) {
+	out := &pb.TraceReportsResponse{}
+	if o := s.a.observed(); o != nil {
+		for _, r := range o.TraceReports(req.Msg.TraceId) {
+			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At)})
+		}
+	}
+	return connect.NewResponse(out), nil
+}
+
+func stepsOf(steps []dataplane.Step) []*pb.TraceStep {
+	out := make([]*pb.TraceStep, len(steps))
+	for i, s := range steps {
+		out[i] = &pb.TraceStep{Name: s.Name, Pass: s.Pass, Detail: s.Detail}
+	}
+	return out
+}
