@@ -110,4 +110,3 @@ func verdictFilter(v string) (func(string) bool, error) {
 	}
 	return nil, model.Invalidf("verdict %q is not known; use dropped, passed, or one of %s", v, strings.Join(names, ", "))
 }
-
