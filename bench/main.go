@@ -92,6 +92,7 @@ func main() {
 func runAll(ctx context.Context, quick bool, count int, out string) error {
 	samples := map[string][]float64{} // "benchmark unit" → values
 	skips := map[string]string{}      // benchmark or baseline key → why it was not measured
+	failed := map[string]string{}     // benchmark → why it failed
 	for _, f := range toRun(quick) {
 		n := count
 		if f.fullCount > 0 && !quick {
@@ -107,7 +108,13 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 		}
 		fmt.Fprintf(os.Stderr, "%s %s\n", f.id, f.name)
 		if err := goBench(ctx, f.pkg, names, benchtime, n, samples); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			// One failing figure must not cost the other figures of a long
+			// run: its row says why, and the run fails at the end.
+			fmt.Fprintf(os.Stderr, "bench: %s %s failed: %v\n", f.id, f.name, err)
+			failed[f.bench] = failure(err)
 		}
 	}
 	if err := measureP2(ctx, quick, count, samples, skips); err != nil {
@@ -116,10 +123,14 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 	if err := measureScaling(ctx, quick, count, samples); err != nil {
 		return err
 	}
-	tables := render(quick, count, samples, skips) + "\n" + renderScaling(quick, samples)
+	tables := render(quick, count, samples, skips, failed) + "\n" + renderScaling(quick, samples)
 	fmt.Print(tables)
+	var errFailed error
+	if len(failed) > 0 {
+		errFailed = fmt.Errorf("%d figure(s) failed; their rows say why", len(failed))
+	}
 	if out == "" {
-		return nil
+		return errFailed
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return fmt.Errorf("write the tables: %w", err)
@@ -132,7 +143,21 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 		return fmt.Errorf("draw the scaling plot: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, "bench: wrote", out, "and", png)
-	return nil
+	return errFailed
+}
+
+// failure is the gist of a failed benchmark for its table row: the
+// benchmark's own message (the line after "--- FAIL"), on one line.
+func failure(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "--- FAIL") && i+1 < len(lines) {
+			if msg := strings.TrimSpace(lines[i+1]); msg != "" && !strings.HasPrefix(msg, "--- FAIL") {
+				return strings.ReplaceAll(msg, "|", "/")
+			}
+		}
+	}
+	return strings.ReplaceAll(lines[0], "|", "/")
 }
 
 // toRun lists the figures measured by `go test` in this mode.
@@ -236,7 +261,7 @@ func num(v float64) string {
 	}
 }
 
-func render(quick bool, count int, samples map[string][]float64, skips map[string]string) string {
+func render(quick bool, count int, samples map[string][]float64, skips, failed map[string]string) string {
 	var b strings.Builder
 	mode := fmt.Sprintf("full: median of %d runs (min–max)", count)
 	if quick {
@@ -261,6 +286,8 @@ func render(quick bool, count int, samples map[string][]float64, skips map[strin
 			got = "(reference)"
 		case skips[f.bench] != "":
 			got = "skipped: " + skips[f.bench]
+		case failed[f.bench] != "":
+			got = "failed: " + failed[f.bench]
 		case !ok:
 			got = "not run in this mode"
 		default:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"image/png"
 	"math"
 	"os"
@@ -47,5 +48,12 @@ func TestScalingOutputs(t *testing.T) {
 	}
 	if w := img.Bounds().Dx(); w != plotW {
 		t.Errorf("plot is %d pixels wide, want %d", w, plotW)
+	}
+}
+
+func TestFailure(t *testing.T) {
+	err := errors.New("./control/mapping: exit status 1\nBenchmarkPropagation/hosts=10000\n--- FAIL: BenchmarkPropagation/hosts=10000\n    bench_test.go:77: deadline_exceeded: not running | yet\n--- FAIL: BenchmarkPropagation\nFAIL")
+	if got, want := failure(err), "bench_test.go:77: deadline_exceeded: not running / yet"; got != want {
+		t.Errorf("failure = %q, want %q", got, want)
 	}
 }
