@@ -5,6 +5,7 @@
 //	go run ./bench                          # the full tables (tens of minutes)
 //	go run ./bench -quick                   # a smoke run (< 2 minutes): checks the harness, not the numbers
 //	go run ./bench -out bench/results/latest.md   # also writes the tables, and the scaling plot as latest-scaling.png
+//	go run ./bench -only P2,scaling         # some figures only
 //
 // P2 (TCP through iperf3 between network namespaces) needs root and iperf3;
 // without them its rows say why they were skipped.
@@ -73,7 +74,14 @@ func main() {
 	quick := flag.Bool("quick", false, "a smoke run: few, short repetitions; checks the harness works, not the numbers")
 	count := flag.Int("count", 5, "repetitions of each figure (full mode)")
 	out := flag.String("out", "", "also write the tables to this file, and the scaling plot next to it (NAME-scaling.png)")
+	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P7,scaling")
 	flag.Parse()
+	if *only != "" {
+		selected = map[string]bool{}
+		for _, id := range strings.Split(*only, ",") {
+			selected[strings.TrimSpace(id)] = true
+		}
+	}
 	if *quick {
 		*count = 1
 	}
@@ -82,12 +90,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	if err := runAll(ctx, *quick, *count, *out); err != nil {
+	err := runAll(ctx, *quick, *count, *out)
+	fmt.Fprintf(os.Stderr, "bench: done in %s\n", time.Since(start).Round(time.Second))
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "bench: done in %s\n", time.Since(start).Round(time.Second))
 }
+
+// selected holds the figure ids -only names; nil selects every figure.
+var selected map[string]bool
+
+func isSelected(id string) bool { return selected == nil || selected[id] }
 
 func runAll(ctx context.Context, quick bool, count int, out string) error {
 	samples := map[string][]float64{} // "benchmark unit" → values
@@ -117,13 +131,18 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 			failed[f.bench] = failure(err)
 		}
 	}
-	if err := measureP2(ctx, quick, count, samples, skips); err != nil {
-		return err
+	if isSelected("P2") {
+		if err := measureP2(ctx, quick, count, samples, skips); err != nil {
+			return err
+		}
 	}
-	if err := measureScaling(ctx, quick, count, samples); err != nil {
-		return err
+	tables := render(quick, count, samples, skips, failed)
+	if isSelected("scaling") {
+		if err := measureScaling(ctx, quick, count, samples); err != nil {
+			return err
+		}
+		tables += "\n" + renderScaling(quick, samples)
 	}
-	tables := render(quick, count, samples, skips, failed) + "\n" + renderScaling(quick, samples)
 	fmt.Print(tables)
 	var errFailed error
 	if len(failed) > 0 {
@@ -138,11 +157,14 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 	if err := os.WriteFile(out, []byte(tables), 0o644); err != nil {
 		return fmt.Errorf("write the tables: %w", err)
 	}
-	png := strings.TrimSuffix(out, filepath.Ext(out)) + "-scaling.png"
-	if err := plotScaling(png, quick, samples); err != nil {
-		return fmt.Errorf("draw the scaling plot: %w", err)
+	fmt.Fprintln(os.Stderr, "bench: wrote", out)
+	if isSelected("scaling") {
+		png := strings.TrimSuffix(out, filepath.Ext(out)) + "-scaling.png"
+		if err := plotScaling(png, quick, samples); err != nil {
+			return fmt.Errorf("draw the scaling plot: %w", err)
+		}
+		fmt.Fprintln(os.Stderr, "bench: wrote", png)
 	}
-	fmt.Fprintln(os.Stderr, "bench: wrote", out, "and", png)
 	return errFailed
 }
 
@@ -164,7 +186,7 @@ func failure(err error) string {
 func toRun(quick bool) []figure {
 	var out []figure
 	for _, f := range figures {
-		if f.skip == "" && f.pkg != "" && (!quick || f.quickTime != "") {
+		if f.skip == "" && f.pkg != "" && (!quick || f.quickTime != "") && isSelected(f.id) {
 			out = append(out, f)
 		}
 	}
@@ -272,6 +294,9 @@ func render(quick bool, count int, samples map[string][]float64, skips, failed m
 	fmt.Fprintln(&b, "| figure | what | openvpc | baseline | openvpc ÷ baseline | goal |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
 	for _, f := range figures {
+		if !isSelected(f.id) {
+			continue
+		}
 		base := ""
 		if bs, ok := summarize(samples[f.baseline+" "+f.unit]); ok {
 			base = bs.String()
