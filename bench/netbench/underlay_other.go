@@ -1,0 +1,33 @@
+//go:build !linux
+
+package netbench
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+)
+
+var errNotLinux = errors.New("netbench: network namespaces need Linux")
+
+// Underlay needs Linux; elsewhere NewUnderlay fails.
+type Underlay struct{ A, B Host }
+
+// NewUnderlay fails: network namespaces need Linux.
+func NewUnderlay() (*Underlay, error) { return nil, errNotLinux }
+
+// Close does nothing.
+func (u *Underlay) Close() error { return nil }
+
+// OnClose does nothing.
+func (u *Underlay) OnClose(func() error) {}
+
+// Start fails: network namespaces need Linux.
+func (u *Underlay) Start(string, *exec.Cmd) error { return errNotLinux }
+
+// Iperf3 fails: network namespaces need Linux.
+func (u *Underlay) Iperf3(context.Context, Endpoints, ...Run) ([]Result, error) {
+	return nil, errNotLinux
+}
+
+func setupVXLAN(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
