@@ -65,7 +65,10 @@ var figures = []figure{
 	{id: "P4", name: "propagation p99, 10,000 hosts (ms)", pkg: "./control/mapping", bench: "BenchmarkPropagation/hosts=10000", unit: "p99-ms", goal: "≤ 1 s", fullTime: "10x", fullCount: 1},
 	{id: "P5", name: "cache lookup, 1M mappings (ns)", pkg: "./host/tables", bench: "BenchmarkLookup1M/random", baseline: "BenchmarkLookup1M/floor", unit: "ns/op", goal: "≤ 25 ns", quickTime: "200ms", fullTime: "2s"},
 	{id: "P5", name: "cache memory, 1M mappings (B/mapping)", pkg: "./host/tables", bench: "BenchmarkMemory1M", unit: "B/mapping", goal: "≤ 64 B", quickTime: "1x", fullTime: "2x"},
-	{id: "P6", name: "edge NAT + re-encapsulation", skip: "Blackfoot is not built yet (issue 6)"},
+	{id: "P6", name: "edge outbound: verify + NAT, 64 B (ns/packet)", pkg: "./edge", bench: "BenchmarkEdge/outbound/64B", baseline: "BenchmarkEdge/copy-baseline/64B", unit: "ns/op", goal: "≤ 100 ns, 0 allocs", quickTime: "200ms", fullTime: "2s"},
+	{id: "P6", name: "edge outbound, 1400 B", pkg: "./edge", bench: "BenchmarkEdge/outbound/1400B", baseline: "BenchmarkEdge/copy-baseline/1400B", unit: "ns/op", goal: "≤ 100 ns", quickTime: "200ms", fullTime: "2s"},
+	{id: "P6", name: "edge inbound: NAT + re-encapsulation, 64 B", pkg: "./edge", bench: "BenchmarkEdge/inbound/64B", baseline: "BenchmarkEdge/copy-baseline/64B", unit: "ns/op", goal: "≤ 100 ns", quickTime: "200ms", fullTime: "2s"},
+	{id: "P6", name: "edge inbound, 1400 B", pkg: "./edge", bench: "BenchmarkEdge/inbound/1400B", baseline: "BenchmarkEdge/copy-baseline/1400B", unit: "ns/op", goal: "≤ 100 ns", quickTime: "200ms", fullTime: "2s"},
 	{id: "P7", name: "instance run, 1 client (/s)", pkg: "./control/store", bench: "BenchmarkRunInstance/clients=1", unit: "instances/s", goal: "—", quickTime: "100x", fullTime: "2000x"},
 	{id: "P7", name: "instance run, 32 clients (/s)", pkg: "./control/store", bench: "BenchmarkRunInstance/clients=32", unit: "instances/s", goal: "≥ 2,000/s", quickTime: "200x", fullTime: "2000x"},
 }

@@ -284,3 +284,24 @@ func FuzzChecksum(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGeneveOptionsFastPath: the straight read of a lone SourceVPC option
+// and the iterator agree on every options area.
+func FuzzGeneveOptionsFastPath(f *testing.F) {
+	f.Add([]byte{0xff, 0xf0, 0x01, 0x01, 0x00, 0x01, 0x02, 0x00})
+	f.Add([]byte{0xff, 0xf0, 0x81, 0x01, 0x00, 0x01, 0x02, 0x00})
+	f.Add([]byte{0xff, 0xf0, 0x01, 0x21, 0x00, 0x01, 0x02, 0x07})
+	f.Fuzz(func(t *testing.T, opts []byte) {
+		if len(opts) > 252 || len(opts)%4 != 0 {
+			return
+		}
+		g := make(Geneve, GeneveMinSize+len(opts))
+		g[0] = byte(len(opts) / 4)
+		copy(g[GeneveMinSize:], opts)
+		fast, okFast := ParseGeneveOptions(g)
+		slow, okSlow := parseOptions(g)
+		if okFast != okSlow || fast != slow {
+			t.Fatalf("options % x: fast path %+v %v, iterator %+v %v", opts, fast, okFast, slow, okSlow)
+		}
+	})
+}

@@ -53,6 +53,20 @@ func ParseGeneveOptions(g Geneve) (GeneveOptions, bool) {
 	if !g.Valid() {
 		return o, false
 	}
+	// The common case, SourceVPC alone, read straight: it is byte for byte
+	// what the iterator would accept, so the two cannot disagree.
+	if r := g.RawOptions(); len(r) == geneveOptHdrLen+sourceVPCDataLen && binary.BigEndian.Uint16(r) == GeneveClassOpenVPC &&
+		r[2] == GeneveOptSourceVPC && r[3] == sourceVPCDataLen/4 {
+		o.SourceVNI = binary.BigEndian.Uint32(r[geneveOptHdrLen:]) >> 8
+		o.SourceFlags = r[geneveOptHdrLen+3]
+		return o, true
+	}
+	return parseOptions(g)
+}
+
+// parseOptions is ParseGeneveOptions by the iterator, for any options.
+func parseOptions(g Geneve) (GeneveOptions, bool) {
+	var o GeneveOptions
 	var seen uint8
 	it := g.OptionIter()
 	for opt, ok := it.Next(); ok; opt, ok = it.Next() {
