@@ -26,7 +26,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	opts := cli.AddCommands(root)
-	root.AddCommand(serverCmd(), hostCmd(opts), edgeCmd(opts), upCmd())
+	root.AddCommand(serverCmd(), hostCmd(opts), edgeCmd(opts), upCmd(), demoCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		server, _ := root.PersistentFlags().GetString("server")
 		fmt.Fprintln(os.Stderr, "openvpc:", cli.Explain(err, server))

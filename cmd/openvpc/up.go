@@ -2,19 +2,14 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"sync"
 
 	"github.com/spf13/cobra"
 
-	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/control/server"
-	"github.com/openvpc/openvpc/host/agent"
-	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -44,58 +39,12 @@ func upCmd() *cobra.Command {
 			}
 			cfg.Logger = log
 			cfg.Store.DataDir = filepath.Clean(cfg.Store.DataDir)
-			s, err := server.Start(cmd.Context(), cfg)
+			c, err := startLocal(cmd.Context(), localConfig{Server: cfg, Hosts: hosts, Edges: edges, NIC: kind, WirePort: port, Proxy: proxyAddr, Log: log})
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			var wg sync.WaitGroup
-			errs := make(chan error, hosts+edges)
-			for i := 1; i <= hosts; i++ {
-				// Each host has its own loopback underlay address.
-				addr := netip.AddrFrom4([4]byte{127, 0, 1, byte(i)})
-				wire, err := underlay.ListenPort(addr, port)
-				if err != nil {
-					return fmt.Errorf("underlay of host-%d on %s:%d: %w (is another openvpc up running? try --wire-port)", i, addr, port, err)
-				}
-				defer wire.Close()
-				id := fmt.Sprintf("host-%d", i)
-				var backend nic.Backend = nic.NetstackBackend{}
-				if kind == "tun" {
-					// Kept with the cloud's state: a restart on the same
-					// --data-dir adopts or removes what a crash left.
-					b, err := nic.NewTUNBackend(filepath.Join(cfg.Store.DataDir, "nics", id))
-					if err != nil {
-						return err
-					}
-					defer b.Close()
-					backend = b
-				}
-				a, err := agent.New(agent.Config{
-					Server: s.URL(), HostID: id, HTTP: cli.HTTPClient(), Logger: log,
-					Underlay: addr, Wire: wire, WirePort: port, API: "127.0.0.1:0", NIC: backend,
-				})
-				if err != nil {
-					return err
-				}
-				if err := s.Register(a.Collector()); err != nil {
-					return err
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-						errs <- err
-					}
-				}()
-			}
-			inet, err := startInternet(ctx, s, log, edges, port, proxyAddr, &wg, errs)
-			if err != nil {
-				return err
-			}
-			defer inet.close()
+			defer c.Close()
+			s := c.Server
 			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with %s instances,
 Geneve between them over UDP on 127.0.1.x, state in %s
 
@@ -112,14 +61,10 @@ Press Ctrl-C to stop.
 `, s.URL(), hosts, hosts, kind, cfg.Store.DataDir, s.URL(), upHint(kind), internetHelp(edges, proxyAddr))
 			select {
 			case <-cmd.Context().Done():
-			case err := <-errs:
-				cancel()
-				wg.Wait()
+				return nil
+			case err := <-c.Errs():
 				return err
 			}
-			cancel()
-			wg.Wait()
-			return nil
 		},
 	}
 	f := c.Flags()

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+)
+
+// TestDemo runs `openvpc demo -o json` on the real binary: every scene of
+// the talk ends as the talk says, and nothing is left behind.
+func TestDemo(t *testing.T) {
+	tmp := t.TempDir()
+	r := runCLI(t, []string{"TMPDIR=" + tmp}, "demo", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("openvpc demo: %v", r)
+	}
+	var out struct {
+		Scenes []struct {
+			N       int      `json:"scene"`
+			Title   string   `json:"title"`
+			Verdict string   `json:"verdict"`
+			Wire    []string `json:"wire"`
+		} `json:"scenes"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("demo -o json: %v\n%s", err, r.stdout)
+	}
+	want := []string{"delivered", "no-route", "not-peered, sender-mismatch", "running", "translated"}
+	if len(out.Scenes) != len(want) {
+		t.Fatalf("%d scenes, want %d: %+v", len(out.Scenes), len(want), out.Scenes)
+	}
+	for i, s := range out.Scenes {
+		if s.N != i+1 || s.Verdict != want[i] || len(s.Wire) == 0 {
+			t.Errorf("scene %d %q: verdict %q with %d lines of wire, want %q", s.N, s.Title, s.Verdict, len(s.Wire), want[i])
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "openvpc-demo-*")); len(left) != 0 {
+		t.Errorf("the demo left %v behind", left)
+	}
+}
