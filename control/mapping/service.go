@@ -189,7 +189,7 @@ func (s *Service) applyBatch(b store.Batch) error {
 			s.promote.consider(i.Id)
 		}
 	}
-	if len(d.born) > 0 || len(d.scopeDirty) > 0 || len(d.facts) > 0 || len(d.hostsChanged) > 0 {
+	if len(d.born) > 0 || len(d.scopeDirty) > 0 || len(d.facts) > 0 || d.health {
 		s.checkPending()
 	} else if d.acked {
 		for host, a := range w.acks {

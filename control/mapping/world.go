@@ -82,6 +82,9 @@ type delta struct {
 	states     []*pb.Instance // live instances whose record changed
 	acked      bool
 	ackedHosts set // hosts whose ack record changed
+	// health: an edge's health flipped, or an edge went away: instances
+	// waiting for it may be ready now.
+	health bool
 }
 
 func newDelta(rev int64) *delta {
@@ -346,6 +349,9 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 	h, err := decode(r, new(pb.Host))
 	if err != nil {
 		return err
+	}
+	if old := w.hosts[r.ID]; old != nil && old.Role == pb.HostRole_HOST_ROLE_EDGE && (r.Deleted || old.Unhealthy != h.Unhealthy) {
+		d.health = true
 	}
 	if r.Deleted {
 		delete(w.hosts, r.ID)
