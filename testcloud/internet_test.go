@@ -16,10 +16,13 @@ import (
 	"connectrpc.com/connect"
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
+	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge/internet"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/testcloud"
 )
 
@@ -429,6 +432,56 @@ func TestTrace(t *testing.T) {
 	if evs, err := s.api.Inst.ListEvents(ctx, connect.NewRequest(&pb.ListEventsRequest{})); err != nil || len(evs.Msg.Events) != 0 {
 		t.Errorf("logical traces raised events: %v, %v", evs, err)
 	}
+
+	// What a receiving host does with packets no instance could send: the
+	// ingress half of the attack matrix, explained on host-a's cache.
+	t.Run("arrivals", func(t *testing.T) {
+		hs, err := s.api.Inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var url string
+		for _, h := range hs.Msg.Hosts {
+			if h.Id == "host-a" {
+				url = h.AgentUrl
+			}
+		}
+		ag := openvpcv1connect.NewAgentServiceClient(cli.HTTPClient(), url)
+		wrap := func(src, dst string, vni, srcVNI uint32) []byte {
+			pkt, err := dataplane.Probe(packet.ProtoTCP, netip.MustParseAddr(src), netip.MustParseAddr(dst), 80)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, packet.Headroom+len(pkt))
+			copy(buf[packet.Headroom:], pkt)
+			start, _ := packet.EncapsulateGeneve(buf, len(pkt), vni, packet.GeneveOptions{SourceVNI: srcVNI})
+			return buf[start:]
+		}
+		for _, tc := range []struct {
+			name, outer string
+			payload     []byte
+			verdict     string
+			step, about string
+		}{
+			{"from an unregistered address", "127.0.9.9", wrap(app.PrivateIp, web.PrivateIp, s.red.Vni, s.red.Vni), "unknown-sender", "known sender", "no host"},
+			{"host-b claims web's neighbour near", "127.0.1.2", wrap(near.PrivateIp, web.PrivateIp, s.red.Vni, s.red.Vni), "sender-mismatch", "sender owns the source", "does not live on"},
+			{"green straight into red", "127.0.1.2", wrap(green.PrivateIp, web.PrivateIp, s.red.Vni, s.green.Vni), "not-peered", "peered", "not actively peered"},
+			{"for an ENI elsewhere", "127.0.1.2", wrap(web.PrivateIp, app.PrivateIp, s.red.Vni, s.red.Vni), "not-local", "destination is local", "not an ENI on this host"},
+			{"app to web, as host-b sends it", "127.0.1.2", wrap(app.PrivateIp, web.PrivateIp, s.red.Vni, s.red.Vni), "delivered", "", ""},
+		} {
+			r, err := ag.Trace(ctx, connect.NewRequest(&pb.TraceRequest{Payload: tc.payload, OuterSrc: tc.outer}))
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			last := r.Msg.Steps[len(r.Msg.Steps)-1]
+			if r.Msg.Verdict != tc.verdict || tc.step != "" && (last.Pass || last.Name != tc.step || !strings.Contains(last.Detail, tc.about)) {
+				t.Errorf("%s: verdict %s, last step %+v; want %s at %q (%q)", tc.name, r.Msg.Verdict, last, tc.verdict, tc.step, tc.about)
+			}
+		}
+		if evs, err := s.api.Inst.ListEvents(ctx, connect.NewRequest(&pb.ListEventsRequest{})); err != nil || len(evs.Msg.Events) != 0 {
+			t.Errorf("explaining arrivals raised events: %v, %v", evs, err)
+		}
+	})
 
 	t.Run("live across hosts", func(t *testing.T) {
 		r := trace(&pb.TraceInstanceRequest{From: app.Id, To: web.Id, Live: true})
