@@ -3,6 +3,7 @@ package netbench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -59,9 +60,7 @@ func setupOpenvpcTun(u *Underlay) (Endpoints, error) {
 	}
 	hosts := []Host{u.A, u.B}
 	for _, h := range hosts {
-		addr := h.Underlay.Addr().String()
-		if err := c.start(h.NS, h.NS, "host", "--server", c.url, "--host-id", h.NS, "--underlay", addr,
-			"--nic", "tun", "--state-dir", filepath.Join(dir, h.NS), "--api", addr+":0"); err != nil {
+		if err := c.startAgent(h, filepath.Join(dir, h.NS)); err != nil {
 			return Endpoints{}, err
 		}
 	}
@@ -102,6 +101,37 @@ func (c *cloud) start(ns, name string, args ...string) error {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	return c.u.Start(ns, cmd)
+}
+
+// startAgent runs `openvpc host --nic tun` in h's namespace, with host id
+// h.NS and its state in stateDir. Should the agent not remove its
+// instances' namespaces as it stops (it had to be killed), Close removes
+// those its state directory lists, and says so.
+func (c *cloud) startAgent(h Host, stateDir string) error {
+	c.u.OnClose(func() error { return removeLeftNamespaces(stateDir) }) // runs after the agent has stopped
+	addr := h.Underlay.Addr().String()
+	return c.start(h.NS, h.NS, "host", "--server", c.url, "--host-id", h.NS, "--underlay", addr,
+		"--nic", "tun", "--state-dir", stateDir, "--api", addr+":0")
+}
+
+func removeLeftNamespaces(stateDir string) error {
+	if _, err := os.Stat(stateDir); errors.Is(err, os.ErrNotExist) {
+		return nil // the agent never started
+	}
+	ns, err := nic.OpenNamespaces(stateDir)
+	if err != nil {
+		return fmt.Errorf("netbench: %w", err)
+	}
+	defer ns.Close()
+	left := ns.Owned()
+	var errs []error
+	for _, name := range left {
+		errs = append(errs, ns.Remove(name))
+	}
+	if len(left) > 0 {
+		errs = append(errs, fmt.Errorf("netbench: a host agent left namespaces %v behind; removed them", left))
+	}
+	return errors.Join(errs...)
 }
 
 // cli runs an openvpc client command in host A, against the server.
