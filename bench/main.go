@@ -8,7 +8,9 @@
 //	go run ./bench -only P2,scaling         # some figures only
 //
 // P2 (TCP through iperf3 between network namespaces) needs root and iperf3;
-// without them its rows say why they were skipped.
+// without them its rows say why they were skipped. Its openvpc rows build
+// the openvpc binary (go build, so run it inside the module) and need
+// /dev/net/tun.
 package main
 
 import (

@@ -1,11 +1,11 @@
 // Package netbench measures TCP throughput with iperf3 between two network
 // namespaces joined by a veth pair — two "hosts" and their wire — over
-// paths built on that wire: the veth itself, kernel VXLAN, and (once
-// `openvpc host --nic tun` exists) openvpc's own TUN instances (figure P2).
+// paths built on that wire: the veth itself, kernel VXLAN, and openvpc's
+// own TUN instances (figure P2).
 //
-// Everything it makes is named ovb-<pid>-… and lives inside namespaces it
-// created; Close removes it all, also after a failed setup. Nothing is ever
-// added to the root namespace.
+// Everything it makes is named ovb-<pid>-… (namespaces, a temporary
+// directory) or lives inside namespaces it created; Close removes it all,
+// also after a failed setup. Nothing is ever added to the root namespace.
 package netbench
 
 import (
@@ -15,6 +15,10 @@ import (
 
 // netnsDir is where named network namespaces live (as `ip netns` keeps them).
 const netnsDir = "/run/netns"
+
+// nsPrefix starts the name of every namespace (ovb-<pid>-<n><side>) and
+// temporary directory (ovb-<pid>-…) this package makes.
+const nsPrefix = "ovb-"
 
 // Host is one side of the underlay: a network namespace standing in for a
 // physical host, with its end of the veth pair.
@@ -50,17 +54,18 @@ var Veth = Path{Name: "veth", Setup: func(u *Underlay) (Endpoints, error) {
 // device here, and VXLAN's encapsulation costs the same).
 var KernelVXLAN = Path{Name: "kernel VXLAN", Setup: setupVXLAN}
 
-// OpenvpcTun is the subject of P2: one `openvpc host --nic tun` agent in
-// each host namespace (underlay addresses u.A.Underlay and u.B.Underlay on
-// u.A.Link and u.B.Link), an instance on each, iperf3 between the instances'
-// namespaces. Its Setup is nil until `openvpc host --nic tun` exists
-// (issue 5), and the harness reports the row as skipped until then.
+// OpenvpcTun is the subject of P2: openvpc itself on the same wire. Setup
+// builds the openvpc binary, starts `openvpc server` in host A and an
+// `openvpc host --nic tun` agent in each host namespace, runs one instance
+// on each host through the CLI and returns the instances' namespaces
+// (ovpc-<instance-id>, made by the agents) and the private address of the
+// instance on host B. Close stops the agents with SIGTERM, so that they
+// remove those namespaces themselves, then the server.
 //
-// To plug it in, set Setup to a function that starts the control plane and
-// one agent per host namespace with u.Start (so Close stops them), runs one
-// instance on each host, waits until both are running, and returns the
-// instances' namespaces and the server instance's private address.
-var OpenvpcTun = Path{Name: "openvpc tun"}
+// Each packet crosses the agent twice: its instance's TUN device into
+// userspace, Geneve over the agent's UDP socket on the veth, and the
+// other agent's TUN device into the other instance's namespace.
+var OpenvpcTun = Path{Name: "openvpc tun", Setup: setupOpenvpcTun}
 
 // Run is one iperf3 measurement: Streams parallel TCP streams for Duration.
 type Run struct {

@@ -1,13 +1,19 @@
 package netbench
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/openvpc/openvpc/host/nic"
 )
 
 func TestParseIperf3(t *testing.T) {
@@ -27,9 +33,11 @@ func TestParseIperf3(t *testing.T) {
 	}
 }
 
-// TestPaths builds each baseline path, runs iperf3 over it for a second
-// and checks that Close leaves no namespace behind. It needs root and
-// iperf3; OPENVPC_E2E=1 (CI) turns their absence into a failure.
+// TestPaths builds each path, runs iperf3 over it briefly and checks that
+// Close leaves nothing behind: no namespace (the hosts', nor the
+// instances' an openvpc agent made), no temporary directory, no process.
+// It needs root and iperf3; OPENVPC_E2E=1 (CI) turns their absence into a
+// failure.
 func TestPaths(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs iperf3")
@@ -40,40 +48,76 @@ func TestPaths(t *testing.T) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		prerequisite(t, ErrNoIperf3.Error())
 	}
-	for _, p := range []Path{Veth, KernelVXLAN} {
-		t.Run(p.Name, func(t *testing.T) {
+	for _, tc := range []struct {
+		path Path
+		runs []Run
+	}{
+		{Veth, []Run{{Streams: 1, Duration: time.Second}, {Streams: 2, Duration: time.Second}}},
+		{KernelVXLAN, []Run{{Streams: 1, Duration: time.Second}, {Streams: 2, Duration: time.Second}}},
+		{OpenvpcTun, []Run{{Streams: 1, Duration: 2 * time.Second}}},
+	} {
+		t.Run(tc.path.Name, func(t *testing.T) {
+			if tc.path.Name == OpenvpcTun.Name && !nic.TUNAvailable() {
+				prerequisite(t, "needs /dev/net/tun")
+			}
 			u, err := NewUnderlay()
 			if err != nil {
 				t.Fatal(err)
 			}
-			names := []string{u.A.NS, u.B.NS}
+			var e Endpoints
 			t.Cleanup(func() {
 				if err := u.Close(); err != nil {
 					t.Error(err)
 				}
-				for _, n := range names {
-					if _, err := os.Stat(filepath.Join(netnsDir, n)); !errors.Is(err, os.ErrNotExist) {
-						t.Errorf("namespace %s still exists after Close", n)
-					}
-				}
+				checkNothingLeft(t, u.A.NS, u.B.NS, e.ServerNS, e.ClientNS)
 			})
-			e, err := p.Setup(u)
+			e, err = tc.path.Setup(u)
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			res, err := u.Iperf3(ctx, e, Run{Streams: 1, Duration: time.Second}, Run{Streams: 2, Duration: time.Second})
+			res, err := u.Iperf3(ctx, e, tc.runs...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, r := range res {
+			for i, r := range res {
 				if r.BitsPerSecond <= 0 {
 					t.Errorf("%+v: nothing measured", r)
 				}
-				t.Logf("%.2f Gbit/s, %d retransmits", r.Gbps(), r.Retransmits)
+				t.Logf("%d stream(s): %.2f Gbit/s, %d retransmits", tc.runs[i].Streams, r.Gbps(), r.Retransmits)
 			}
 		})
+	}
+}
+
+// checkNothingLeft fails t if a namespace in names, a temporary directory
+// of this process's or a child process survived Close.
+func checkNothingLeft(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(netnsDir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("namespace %s still exists after Close", n)
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", nsPrefix, os.Getpid())))
+	for _, d := range dirs {
+		t.Errorf("temporary directory %s still exists after Close", d)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so read after its ')'.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			t.Errorf("process %s still runs after Close: %s", filepath.Base(filepath.Dir(p)), b[:bytes.LastIndexByte(b, ')')+1])
+		}
 	}
 }
 

@@ -29,10 +29,7 @@ var (
 	underlayB = netip.MustParsePrefix("198.18.0.2/24")
 )
 
-const (
-	nsPrefix   = "ovb-" // every namespace this package makes: ovb-<pid>-<n><side>
-	iperf3Port = 5201
-)
+const iperf3Port = 5201
 
 var underlays atomic.Int32 // numbers each Underlay of this process, so names never collide
 
@@ -191,19 +188,81 @@ func (u *Underlay) Close() error {
 	return errors.Join(errs...)
 }
 
-// Start starts cmd inside namespace ns (one this Underlay made) and makes
-// Close stop it. The process gets SIGKILL if the harness dies first, so a
-// crash leaves no program running.
+// stopGrace is how long Close lets a process started with Start end on
+// SIGTERM before it kills it. openvpc's host agent uses it to remove the
+// namespaces it made for its instances.
+const stopGrace = 10 * time.Second
+
+// Start starts cmd inside namespace ns (one this Underlay made or
+// adopted) and makes Close stop it: SIGTERM, then SIGKILL if it has not
+// ended within stopGrace. The process gets SIGKILL if the harness dies
+// first, so a crash leaves no program running — unless cmd.SysProcAttr
+// names another Pdeathsig (SIGTERM, for a program that cleans up after
+// itself).
 func (u *Underlay) Start(ns string, cmd *exec.Cmd) error {
 	if err := u.startIn(ns, cmd); err != nil {
 		return err
 	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
 	u.OnClose(func() error {
-		cmd.Process.Kill() // our own child, by its pid
-		cmd.Wait()
-		return nil
+		cmd.Process.Signal(syscall.SIGTERM) // our own child, by its pid
+		select {
+		case <-done:
+			return nil
+		case <-time.After(stopGrace):
+		}
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("netbench: %s in %s ignored SIGTERM for %v; killed it", filepath.Base(cmd.Path), ns, stopGrace)
 	})
 	return nil
+}
+
+// Output runs name with args inside namespace ns and returns its standard
+// output; an error carries its standard error. ctx bounds it.
+func (u *Underlay) Output(ctx context.Context, ns, name string, args ...string) ([]byte, error) {
+	var stdout, stderr syncBuffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := u.startIn(ns, cmd); err != nil {
+		return nil, err
+	}
+	if err := cmd.Wait(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("%s %s: %w: %.500s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// Adopt makes namespace name — one a program started by this Underlay
+// created under /run/netns — usable with Handle, Start and Iperf3. Close
+// lets go of it but does not remove it: its maker does.
+func (u *Underlay) Adopt(name string) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("netbench: open network namespace %s: %w", name, err)
+	}
+	u.mu.Lock()
+	u.ns[name] = h
+	u.mu.Unlock()
+	u.OnClose(func() error {
+		u.mu.Lock()
+		delete(u.ns, name)
+		u.mu.Unlock()
+		return h.Close()
+	})
+	return nil
+}
+
+// TempDir makes a directory for this Underlay's files, removed by Close.
+// Its name, ovb-<pid>-…, lets a later run remove it if this one is killed.
+func (u *Underlay) TempDir() (string, error) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", nsPrefix, os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("netbench: %w", err)
+	}
+	u.OnClose(func() error { return os.RemoveAll(dir) })
+	return dir, nil
 }
 
 func (u *Underlay) startIn(ns string, cmd *exec.Cmd) error {
@@ -216,7 +275,9 @@ func (u *Underlay) startIn(ns string, cmd *exec.Cmd) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if cmd.SysProcAttr.Pdeathsig == 0 {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	// A child starts in the network namespace of the thread that forks it.
 	err := onThread(func() error {
 		if err := netns.Set(nsh); err != nil {
@@ -255,24 +316,39 @@ func onThread(f func() error) error {
 	return <-errc
 }
 
-// removeStale removes namespaces this package left behind in a run that
-// was killed before it could clean up (their pid no longer exists). Their
-// processes died with that run (Pdeathsig), so nothing holds them.
+// removeStale removes the namespaces and temporary directories this
+// package left behind in a run that was killed before it could clean up
+// (their pid no longer exists). Their processes died with that run
+// (Pdeathsig), so nothing holds them.
 func removeStale() {
-	entries, _ := os.ReadDir(netnsDir)
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
-		if !ok {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); errors.Is(err, os.ErrNotExist) {
-			netns.DeleteNamed(e.Name())
+	for _, dir := range []string{netnsDir, os.TempDir()} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !staleName(e.Name()) {
+				continue
+			}
+			if dir == netnsDir {
+				netns.DeleteNamed(e.Name())
+			} else {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
 		}
 	}
+}
+
+// staleName says whether name is one of ours (ovb-<pid>-…) from a process
+// that no longer runs.
+func staleName(name string) bool {
+	rest, ok := strings.CutPrefix(name, nsPrefix)
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+	if err != nil || pid == os.Getpid() {
+		return false
+	}
+	_, err = os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // Iperf3 starts an iperf3 server in e.ServerNS, runs an iperf3 client in
