@@ -219,12 +219,23 @@ func (s *Service) affected(d *delta) map[*mailbox]struct{} {
 			}
 		}
 	}
-	for h := range d.hostsChanged {
-		edge := s.w.isEdge(h)
+	// A changed edge record concerns everyone; a host's record concerns
+	// the mailboxes whose scope holds a VPC with its instances, since a
+	// mailbox holds or references a host only through such a VPC.
+	if len(d.edges) > 0 {
 		for _, m := range s.boxes {
-			if _, held := m.held[h]; held || edge || m.refs[h] > 0 {
+			out[m] = struct{}{}
+		}
+		return out
+	}
+	for h := range d.hostsChanged {
+		for v := range s.w.hostVPC[h] {
+			for m := range s.inScope[v] {
 				out[m] = struct{}{}
 			}
+		}
+		if m := s.boxes[h]; m != nil {
+			out[m] = struct{}{}
 		}
 	}
 	return out

@@ -85,6 +85,9 @@ type delta struct {
 	// health: an edge's health flipped, or an edge went away: instances
 	// waiting for it may be ready now.
 	health bool
+	// edges are the changed host records that are (or were) edges': every
+	// host holds those.
+	edges set
 }
 
 func newDelta(rev int64) *delta {
@@ -350,8 +353,12 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 	if err != nil {
 		return err
 	}
-	if old := w.hosts[r.ID]; old != nil && old.Role == pb.HostRole_HOST_ROLE_EDGE && (r.Deleted || old.Unhealthy != h.Unhealthy) {
+	old := w.hosts[r.ID]
+	if old != nil && old.Role == pb.HostRole_HOST_ROLE_EDGE && (r.Deleted || old.Unhealthy != h.Unhealthy) {
 		d.health = true
+	}
+	if old != nil && old.Role == pb.HostRole_HOST_ROLE_EDGE || h.Role == pb.HostRole_HOST_ROLE_EDGE {
+		d.edges = d.edges.add(r.ID)
 	}
 	if r.Deleted {
 		delete(w.hosts, r.ID)
