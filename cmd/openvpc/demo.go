@@ -291,8 +291,8 @@ func (d *demo) scene1(ctx context.Context) (scene, error) {
 			}
 		}
 	}
-	if lines, err := d.layers(ctx, red, yellow); err == nil {
-		s.Wire = append(s.Wire, lines...)
+	if len(t.Msg.Hops) > 0 {
+		s.Wire = append(s.Wire, d.layers(t.Msg.Hops[0])...)
 	}
 	p, err := d.inst.PingInstance(ctx, connect.NewRequest(&pb.PingInstanceRequest{From: red.Id, To: yellow.Id, Count: 3}))
 	if err != nil {
@@ -306,40 +306,22 @@ func (d *demo) scene1(ctx context.Context) (scene, error) {
 	return s, nil
 }
 
-// layers decodes the packet red's host would put on the wire for yellow.
-func (d *demo) layers(ctx context.Context, from, to *pb.Instance) ([]string, error) {
-	a := d.agentOf(from)
-	r, err := openvpcv1connect.NewAgentServiceClient(cli.HTTPClient(), agentURL(ctx, d, from.HostId)).Trace(ctx, connect.NewRequest(&pb.TraceRequest{
-		Vni: d.vpcOf(from).Vni, InstanceIp: from.PrivateIp, Dst: to.PrivateIp, Protocol: "tcp", Port: 80}))
-	if err != nil {
-		return nil, err
-	}
+// layers decodes the packet red's host would put on the wire for yellow,
+// as the trace's first hop reports it.
+func (d *demo) layers(hop *pb.TraceHop) []string {
 	var e packet.Encap
-	if !packet.ParseGenevePayload(r.Msg.Payload, &e) {
-		return nil, errors.New("no Geneve payload")
+	if !packet.ParseGenevePayload(hop.Wire, &e) {
+		return nil
 	}
 	in := e.Inner
 	tcp := packet.TCP(in.Payload())
 	return []string{
 		"on the wire, as host-1 sends it:",
-		fmt.Sprintf("  outer IPv4  %v → %s  (host-1 → host-2)", a.Underlay, r.Msg.NextHop),
-		fmt.Sprintf("  UDP         flow-hash port → %d", d.wire),
+		fmt.Sprintf("  outer IPv4  %v → %s  (host-1 → host-2)", d.agentOf(d.insts["red"]).Underlay, hop.NextHop),
+		fmt.Sprintf("  UDP         source port from the flow hash → %d (Geneve)", d.wire),
 		fmt.Sprintf("  Geneve      VNI %d (yellow), option SourceVPC %d (red)", e.VNI, e.Options.SourceVNI),
 		fmt.Sprintf("  inner IPv4  %v → %v, TCP %d → %d [SYN], TTL %d", in.Src(), in.Dst(), tcp.SrcPort(), tcp.DstPort(), in.TTL()),
-	}, nil
-}
-
-func agentURL(ctx context.Context, d *demo, host string) string {
-	hs, err := d.inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{}))
-	if err != nil {
-		return ""
 	}
-	for _, h := range hs.Msg.Hosts {
-		if h.Id == host {
-			return h.AgentUrl
-		}
-	}
-	return ""
 }
 
 // scene2: green → yellow has no route: green's own host drops it.

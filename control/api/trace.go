@@ -86,7 +86,7 @@ func (h *Instances) traceLogical(ctx context.Context, from *actor, hosts []*pb.H
 	if err != nil {
 		return nil, err
 	}
-	hops := []*pb.TraceHop{{HostId: from.inst.HostId, Story: r.Msg.Story, Steps: r.Msg.Steps, Verdict: r.Msg.Verdict}}
+	hops := []*pb.TraceHop{{HostId: from.inst.HostId, Story: r.Msg.Story, Steps: r.Msg.Steps, Verdict: r.Msg.Verdict, Wire: r.Msg.Payload, NextHop: r.Msg.NextHop}}
 	if r.Msg.NextHop == "" {
 		return hops, nil
 	}

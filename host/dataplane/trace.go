@@ -101,7 +101,7 @@ func (p *Plane) TraceEgress(from *Attachment, pkt []byte) ([]Step, Result) {
 			steps = append(steps, Step{Name: "deliver on this host", Pass: true, Detail: fmt.Sprintf("to %s, after the receiving host's checks", eniName(r.To))})
 			break
 		}
-		steps = append(steps, Step{Name: s.name, Pass: !stopped, Detail: explainEgress(snap, p.cfg.Underlay, from, ip, s.name, r)})
+		steps = append(steps, Step{Name: s.name, Pass: !stopped, Detail: explainEgress(snap, p.cfg.Underlay, p.cfg.WirePort, from, ip, s.name, r)})
 		if stopped {
 			break
 		}
@@ -113,7 +113,7 @@ func (p *Plane) TraceEgress(from *Attachment, pkt []byte) ([]Step, Result) {
 }
 
 // explainEgress says what the cache holds for one egress step.
-func explainEgress(snap *tables.Snapshot, self netip.Addr, from *Attachment, pkt packet.IPv4, step string, r Result) string {
+func explainEgress(snap *tables.Snapshot, self netip.Addr, port uint16, from *Attachment, pkt packet.IPv4, step string, r Result) string {
 	if !pkt.Valid() {
 		return "not a whole IPv4 packet"
 	}
@@ -162,7 +162,7 @@ func explainEgress(snap *tables.Snapshot, self netip.Addr, from *Attachment, pkt
 	case "encapsulate":
 		var e packet.Encap
 		if packet.ParseGenevePayload(r.Payload, &e) {
-			return fmt.Sprintf("outer %v → %v, UDP %d → 6081, Geneve VNI %d, SourceVPC %d", self, r.Dst, r.SrcPort, e.VNI, e.Options.SourceVNI)
+			return fmt.Sprintf("outer %v → %v, UDP %d → %d, Geneve VNI %d, SourceVPC %d", self, r.Dst, r.SrcPort, port, e.VNI, e.Options.SourceVNI)
 		}
 	}
 	return ""

@@ -1271,7 +1271,11 @@ type TraceHop struct {
 	Steps   []*TraceStep           `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
 	Verdict string                 `protobuf:"bytes,4,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	// time is when the hop handled the packet (live traces).
-	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	// wire is what a forwarding hop puts on the wire (Geneve header onward),
+	// and next_hop where to (logical traces).
+	Wire          []byte `protobuf:"bytes,6,opt,name=wire,proto3" json:"wire,omitempty"`
+	NextHop       string `protobuf:"bytes,7,opt,name=next_hop,json=nextHop,proto3" json:"next_hop,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1339,6 +1343,20 @@ func (x *TraceHop) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *TraceHop) GetWire() []byte {
+	if x != nil {
+		return x.Wire
+	}
+	return nil
+}
+
+func (x *TraceHop) GetNextHop() string {
+	if x != nil {
+		return x.NextHop
+	}
+	return ""
 }
 
 type TraceInstanceResponse struct {
@@ -1499,13 +1517,15 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x12\n" +
 	"\x04port\x18\x04 \x01(\rR\x04port\x12\x12\n" +
 	"\x04live\x18\x05 \x01(\bR\x04live\x12\x16\n" +
-	"\x06source\x18\x06 \x01(\tR\x06source\"\xb0\x01\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"\xdf\x01\n" +
 	"\bTraceHop\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x14\n" +
 	"\x05story\x18\x02 \x01(\tR\x05story\x12+\n" +
 	"\x05steps\x18\x03 \x03(\v2\x15.openvpc.v1.TraceStepR\x05steps\x12\x18\n" +
 	"\averdict\x18\x04 \x01(\tR\averdict\x12.\n" +
-	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa4\x01\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04wire\x18\x06 \x01(\fR\x04wire\x12\x19\n" +
+	"\bnext_hop\x18\a \x01(\tR\anextHop\"\xa4\x01\n" +
 	"\x15TraceInstanceResponse\x12\x17\n" +
 	"\afrom_ip\x18\x01 \x01(\tR\x06fromIp\x12\x13\n" +
 	"\x05to_ip\x18\x02 \x01(\tR\x04toIp\x12(\n" +
