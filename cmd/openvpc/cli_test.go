@@ -646,36 +646,36 @@ func TestServerAddress(t *testing.T) {
 		}
 	}
 	t.Run("env host:port", func(t *testing.T) {
-		listsRed(t, runCLI(t, []string{"OPENVPC_SERVER=" + s.addr}, "vpc", "list"))
+		listsRed(t, runCLI(t, append(s.env(), "OPENVPC_SERVER="+s.addr), "vpc", "list"))
 	})
 	t.Run("env URL", func(t *testing.T) {
-		listsRed(t, runCLI(t, []string{"OPENVPC_SERVER=" + s.url + "/"}, "vpc", "list"))
+		listsRed(t, runCLI(t, append(s.env(), "OPENVPC_SERVER="+s.url+"/"), "vpc", "list"))
 	})
 	t.Run("flag wins over env", func(t *testing.T) {
-		listsRed(t, runCLI(t, []string{"OPENVPC_SERVER=" + dead}, "--server", s.url, "vpc", "list"))
+		listsRed(t, runCLI(t, append(s.env(), "OPENVPC_SERVER="+dead), "--server", s.url, "vpc", "list"))
+	})
+	t.Run("config names the server", func(t *testing.T) {
+		listsRed(t, runCLI(t, s.env(), "vpc", "list"))
 	})
 	t.Run("unreachable via flag", func(t *testing.T) {
-		r := runCLI(t, nil, "--server", dead, "vpc", "list")
-		checkFailure(t, r, "", []string{"cannot reach", "http://" + dead}, []string{"--server", dead, "vpc", "list"})
+		r := runCLI(t, s.env(), "--server", dead, "vpc", "list")
+		checkFailure(t, r, "", []string{"cannot reach", "https://" + dead}, []string{"--server", dead, "vpc", "list"})
 	})
 	t.Run("unreachable via env", func(t *testing.T) {
-		r := runCLI(t, []string{"OPENVPC_SERVER=" + dead}, "vpc", "get", "red")
-		checkFailure(t, r, "", []string{"cannot reach", "http://" + dead}, []string{"vpc", "get", "red"})
+		r := runCLI(t, append(s.env(), "OPENVPC_SERVER="+dead), "vpc", "get", "red")
+		checkFailure(t, r, "", []string{"cannot reach", "https://" + dead}, []string{"vpc", "get", "red"})
 	})
 }
 
-// TestProtocols: the API port speaks gRPC (cleartext HTTP/2) and Connect's
-// JSON over plain HTTP/1.1 POSTs, next to the CLI's protocol.
+// TestProtocols: the API port speaks gRPC (HTTP/2 over TLS) and Connect's
+// JSON over HTTP/1.1 POSTs, next to the CLI's protocol.
 func TestProtocols(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	red := okJSON[vpcJ](t, s, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
 
 	t.Run("gRPC", func(t *testing.T) {
-		tr := &http.Transport{}
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		hc := &http.Client{Transport: tr}
-		t.Cleanup(tr.CloseIdleConnections)
+		hc := s.http(true)
+		t.Cleanup(hc.CloseIdleConnections)
 		c := openvpcv1connect.NewVpcServiceClient(hc, s.url, connect.WithGRPC())
 		resp, err := c.ListVpcs(context.Background(), connect.NewRequest(&pb.ListVpcsRequest{}))
 		if err != nil {
@@ -699,7 +699,7 @@ func TestProtocols(t *testing.T) {
 
 	post := func(t *testing.T, proc, body string) (int, []byte) {
 		t.Helper()
-		resp, err := http.Post(s.url+proc, "application/json", strings.NewReader(body))
+		resp, err := s.http(true).Post(s.url+proc, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatalf("POST %s: %v", proc, err)
 		}
@@ -744,7 +744,7 @@ func TestProtocols(t *testing.T) {
 	})
 	t.Run("healthz and metrics", func(t *testing.T) {
 		for _, path := range []string{"/healthz", "/metrics"} {
-			resp, err := http.Get(s.url + path)
+			resp, err := s.http(false).Get(s.url + path)
 			if err != nil {
 				t.Fatal(err)
 			}

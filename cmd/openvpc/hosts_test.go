@@ -16,6 +16,7 @@ import (
 func startHost(t *testing.T, s *apiServer, id, underlay string, port int) {
 	t.Helper()
 	cmd := exec.Command(bin, "host", "--server", s.url, "--host-id", id, "--underlay", underlay,
+		"--join-token", s.joinToken(t, "host"), "--cert-dir", t.TempDir(),
 		"--wire-port", strconv.Itoa(port), "--api", "127.0.0.1:0", "--log-level", "warn",
 		"--state-dir", t.TempDir()) // as root, --nic auto makes TUN namespaces: record them per test
 	cmd.Env = baseEnv()

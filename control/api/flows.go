@@ -62,7 +62,11 @@ func (h *Instances) ListFlows(ctx context.Context, req *connect.Request[pb.ListF
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, flowsTimeout)
 			defer cancel()
-			r, err := openvpcv1connect.NewAgentServiceClient(agentHTTP, host.AgentUrl).Flows(cctx, connect.NewRequest(&pb.FlowsRequest{}))
+			hc, err := h.Agents.AgentClient(host.Id, host.AgentUrl)
+			var r *connect.Response[pb.FlowsResponse]
+			if err == nil {
+				r, err = openvpcv1connect.NewAgentServiceClient(hc, host.AgentUrl).Flows(cctx, connect.NewRequest(&pb.FlowsRequest{}))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -110,4 +114,3 @@ func verdictFilter(v string) (func(string) bool, error) {
 	}
 	return nil, model.Invalidf("verdict %q is not known; use dropped, passed, or one of %s", v, strings.Join(names, ", "))
 }
-

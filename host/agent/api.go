@@ -38,12 +38,15 @@ func (a *Agent) serveAPI(ctx context.Context, addr string) (string, error) {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	url, err := a.serveAPIOn(srv, ln)
+	if err != nil {
+		return "", err
+	}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	return "http://" + ln.Addr().String(), nil
+	return url, nil
 }
 
 func (s agentAPI) instance(vni uint32, ip string) (nic.NIC, error) {
