@@ -60,10 +60,12 @@ func (c *Credentials) Identity() Identity {
 }
 
 // RenewAt is when the certificate should be replaced: two thirds into its
-// life, so a renewal that fails has a third of the lifetime to retry.
+// life, so a renewal that fails has a third of the lifetime to retry. (Its
+// life starts when it was issued, after the backdated NotBefore.)
 func (c *Credentials) RenewAt() time.Time {
 	l := c.Current().Leaf
-	return l.NotBefore.Add(2 * l.NotAfter.Sub(l.NotBefore) / 3)
+	issued := l.NotBefore.Add(backdate)
+	return issued.Add(2 * l.NotAfter.Sub(issued) / 3)
 }
 
 // ClientTLS is the TLS configuration to call the API server with.

@@ -136,9 +136,9 @@ func edgeID(k int) string { return fmt.Sprintf("e2e-e%d", k+1) }
 // into its outside TUN once it exists.
 func (c *internetCloud) startEdge(k int) *proc {
 	m := c.room.hosts[2+k]
-	p := startFor(c.t, c.root, m.ns, nil, bin, "edge", "--server", c.url, "--edge-id", edgeID(k),
-		"--underlay", underlayAddr(3+k).String(), "--outside", "tun:ovpc-out", "--log-level", "warn", "--heartbeat", "400ms",
-		"--metrics", net.JoinHostPort(underlayAddr(3+k).String(), "9101"))
+	p := startFor(c.t, c.root, m.ns, nil, bin, append([]string{"edge", "--server", c.url, "--edge-id", edgeID(k),
+		"--underlay", underlayAddr(3 + k).String(), "--outside", "tun:ovpc-out", "--log-level", "warn", "--heartbeat", "400ms",
+		"--metrics", net.JoinHostPort(underlayAddr(3+k).String(), "9101")}, c.join(c.t.TempDir(), "edge")...)...)
 	he, err := netlink.NewHandleAt(m.ns)
 	if err != nil {
 		c.t.Fatal(err)
