@@ -25,6 +25,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
@@ -232,28 +233,21 @@ func runCLI(t *testing.T, env []string, args ...string) result {
 }
 
 // http is an HTTP client trusting the server's CA, sending the admin
-// token when admin is set.
+// token (as the CLI does, from the config the server wrote) when admin is
+// set.
 func (s *apiServer) http(admin bool) *http.Client {
+	if admin {
+		conn, err := (&cli.Options{Config: s.config, Server: s.url}).Conn()
+		if err != nil {
+			panic(err) // the server wrote the config
+		}
+		return conn.HTTP
+	}
 	pool, err := pki.NewCredentialsPool([]byte(s.admin.CA))
 	if err != nil {
-		panic(err) // the server wrote it
+		panic(err)
 	}
-	hc := pki.HTTPClient(pki.ClientTLS(pool, nil))
-	if admin {
-		hc.Transport = tokenTransport{s.admin.Token, hc.Transport}
-	}
-	return hc
-}
-
-type tokenTransport struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+t.token)
-	return t.next.RoundTrip(r)
+	return pki.HTTPClient(pki.ClientTLS(pool, nil))
 }
 
 // env is the environment a client of s runs with: its client config.

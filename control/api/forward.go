@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -38,19 +37,5 @@ func (h *Instances) Forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		http.Error(w, "forwarding needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
-		return
-	}
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", agent.ForwardProtocol)
-	if err := rw.Flush(); err != nil {
-		return
-	}
-	agent.Splice(conn, rw.Reader, up)
+	agent.SpliceUpgraded(w, up)
 }

@@ -88,21 +88,7 @@ func (s agentAPI) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		http.Error(w, "forwarding needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
-		return
-	}
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", ForwardProtocol)
-	if err := rw.Flush(); err != nil {
-		return
-	}
-	Splice(conn, rw.Reader, up)
+	SpliceUpgraded(w, up)
 }
 
 // Splice copies both ways between a client (whose buffered bytes are in

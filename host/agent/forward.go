@@ -67,3 +67,23 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// SpliceUpgraded answers a forward request with 101 Switching Protocols and
+// then carries the client's connection to upstream until either ends.
+func SpliceUpgraded(w http.ResponseWriter, upstream net.Conn) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "forwarding needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", ForwardProtocol)
+	if err := rw.Flush(); err != nil {
+		return
+	}
+	Splice(conn, rw.Reader, upstream)
+}
