@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -754,4 +758,43 @@ func TestProtocols(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInsecureLoopback: --insecure-loopback serves cleartext without
+// tokens, on loopback only; the secure default refuses a client without
+// its config and says where it looked.
+func TestInsecureLoopback(t *testing.T) {
+	r := runCLI(t, nil, "server", "--insecure-loopback", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir())
+	if r.code == 0 || !strings.Contains(r.stderr, "only on a loopback address") {
+		t.Fatalf("--insecure-loopback on 0.0.0.0: want a refusal, got %v", r)
+	}
+	s := startServer(t, t.TempDir())
+	r = runCLI(t, nil, "--server", s.addr, "vpc", "list")
+	checkFailure(t, r, "", []string{"no admin token", "--config", "OPENVPC_CONFIG"}, []string{"vpc", "list"})
+	r = runCLI(t, append(s.env(), "OPENVPC_TOKEN=0123456789ab.0123456789abcdef0123456789abcdef"), "--server", s.addr, "vpc", "list")
+	checkFailure(t, r, "unauthenticated", []string{"admin token is not valid"}, []string{"vpc", "list"})
+	if st, err := os.Stat(s.config); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("client config %s: %v, mode %v; want 0600", s.config, err, st.Mode())
+	}
+
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "server", "--insecure-loopback", "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "warn")
+	cmd.Env = baseEnv()
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r = runCLI(t, nil, "--server", "http://"+addr, "vpc", "create", "--name", "dev", "--cidr", "10.0.0.0/16")
+		if r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("insecure server: %v", r)
+		}
+	}
+	if r := runCLI(t, nil, "--server", "http://"+addr, "vpc", "list"); !strings.Contains(r.stdout, "dev") {
+		t.Fatalf("insecure server: vpc list %v", r)
+	}
 }
