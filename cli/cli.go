@@ -160,6 +160,10 @@ func Explain(err error, server string) string {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		_, hostport, _ := strings.Cut(BaseURL(server), "://")
+		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp ") && !strings.Contains(ce.Message(), "dial tcp "+hostport) {
+			// The server came from the client config, not --server.
+			return fmt.Sprintf("cannot reach the openvpc server: %s (start it with `openvpc server` or `openvpc up`, or set --server)", ce.Message())
+		}
 		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp "+hostport) {
 			return fmt.Sprintf("cannot reach the openvpc server at %s: %s (start it with `openvpc server` or `openvpc up`, or set --server)", BaseURL(server), ce.Message())
 		}

@@ -161,14 +161,31 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	if b == nil {
 		return nil, errors.New("pki: CA key: no PEM block found")
 	}
-	key, err := x509.ParseECPrivateKey(b.Bytes)
+	key, err := parseECKey(b.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w (openvpc CAs use ECDSA P-256 keys)", err)
+		return nil, fmt.Errorf("pki: CA key: %w (openvpc CAs use ECDSA P-256 keys, PEM SEC 1 or PKCS #8)", err)
 	}
 	if !key.PublicKey.Equal(cert.PublicKey) {
 		return nil, errors.New("pki: the CA key does not belong to the CA certificate")
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+}
+
+// parseECKey reads an ECDSA key in SEC 1 (openssl ecparam) or PKCS #8
+// (openssl genpkey) form.
+func parseECKey(der []byte) (*ecdsa.PrivateKey, error) {
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T key, not ECDSA", k)
+	}
+	return ec, nil
 }
 
 // Pool is a certificate pool holding just this CA.

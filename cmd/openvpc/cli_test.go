@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/pki"
 )
 
 const (
@@ -796,5 +798,39 @@ func TestInsecureLoopback(t *testing.T) {
 	}
 	if r := runCLI(t, nil, "--server", "http://"+addr, "vpc", "list"); !strings.Contains(r.stdout, "dev") {
 		t.Fatalf("insecure server: vpc list %v", r)
+	}
+}
+
+// TestOwnCA: a server given --ca-cert/--ca-key issues under that CA (its
+// client config trusts it); a store that has a CA keeps it: restarting
+// with another is refused.
+func TestOwnCA(t *testing.T) {
+	dir := t.TempDir()
+	writeCA := func(name string) (certFile, keyFile string, certPEM []byte) {
+		c, k, err := pki.NewCA(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+		if err := os.WriteFile(certFile, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return certFile, keyFile, c
+	}
+	cert, key, certPEM := writeCA("ours")
+	data := t.TempDir()
+	s := startServer(t, data, "--ca-cert", cert, "--ca-key", key)
+	if s.admin.CA != string(certPEM) {
+		t.Fatal("the client config does not carry the CA given with --ca-cert")
+	}
+	s.ok(t, "vpc", "list")
+	s.stop(t)
+	other, otherKey, _ := writeCA("other")
+	r := runCLI(t, nil, "server", "--listen", freeAddr(t), "--data-dir", data, "--ca-cert", other, "--ca-key", otherKey, "--admin-config", filepath.Join(dir, "cfg"))
+	if r.code == 0 || !strings.Contains(r.stderr, "already has a different CA") {
+		t.Fatalf("restart with another CA: want a refusal, got %v", r)
 	}
 }

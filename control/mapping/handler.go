@@ -170,6 +170,10 @@ func (s *Service) Ack(ctx context.Context, req *connect.Request[pb.AckRequest]) 
 // closes it; each message counts as an Ack.
 func (s *Service) AckStream(ctx context.Context, stream *connect.ClientStream[pb.AckStreamRequest]) (*connect.Response[pb.AckStreamResponse], error) {
 	for stream.Receive() {
+		// A stream outlives requests: a host removed meanwhile stops here.
+		if err := trust.Recheck(ctx); err != nil {
+			return nil, apierr.Wire(err)
+		}
 		if err := s.claimAs(ctx, stream.Msg().HostId, ReasonClaimRefused, "acknowledge"); err != nil {
 			return nil, err
 		}

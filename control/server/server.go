@@ -123,6 +123,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	s.http = &http.Server{
 		Handler: s.routes(), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second,
+		// Refused TLS handshakes (no or a foreign certificate) land here.
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		// Requests, streams above all, end when the server stops.
 		BaseContext: func(net.Listener) context.Context { return runCtx },
 	}

@@ -35,6 +35,19 @@ type Caller struct {
 	Insecure bool
 	// Addr is the remote address, for security events.
 	Addr string
+	// recheck reports whether the certificate has been revoked or has
+	// expired since the request began (long streams).
+	recheck func() error
+}
+
+// Recheck reports whether the caller of a long-running request (a stream)
+// still may: its certificate not revoked or expired since it began.
+func Recheck(ctx context.Context) error {
+	c, ok := CallerFrom(ctx)
+	if !ok || c.recheck == nil {
+		return nil
+	}
+	return c.recheck()
 }
 
 // Agent reports whether the caller is a host or edge.
@@ -107,15 +120,9 @@ func (a *Authority) authenticate(r *http.Request) (Caller, error) {
 		if err != nil {
 			return c, model.Unauthenticatedf("the client certificate names no openvpc host or edge")
 		}
-		if a.isRevoked(id.Serial) {
-			return c, model.Unauthenticatedf("the certificate of %s %s was revoked (it was removed); join it again with a new token (openvpc token create)", id.Role, id.ID)
-		}
-		// The handshake checked expiry; a connection may outlive it.
-		if time.Now().After(id.NotAfter) {
-			return c, model.Unauthenticatedf("the certificate of %s %s expired at %s; open a new connection with the renewed one", id.Role, id.ID, id.NotAfter.Format(time.RFC3339))
-		}
 		c.Identity = id
-		return c, nil
+		c.recheck = func() error { return a.valid(id) }
+		return c, a.valid(id)
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		raw, ok := strings.CutPrefix(h, "Bearer ")
@@ -128,6 +135,18 @@ func (a *Authority) authenticate(r *http.Request) (Caller, error) {
 		c.Admin = true
 	}
 	return c, nil
+}
+
+// valid checks what the TLS handshake could not: revocation, and expiry
+// for a connection that outlived its certificate.
+func (a *Authority) valid(id pki.Identity) error {
+	if a.isRevoked(id.Serial) {
+		return model.Unauthenticatedf("the certificate of %s %s was revoked (it was removed); join it again with a new token (openvpc token create)", id.Role, id.ID)
+	}
+	if time.Now().After(id.NotAfter) {
+		return model.Unauthenticatedf("the certificate of %s %s expired at %s; open a new connection with the renewed one", id.Role, id.ID, id.NotAfter.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // checkAdmin verifies an administrator token against its stored hash.

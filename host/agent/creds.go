@@ -239,6 +239,8 @@ func (a *Agent) serveAPIOn(srv *http.Server, ln net.Listener) (string, error) {
 		return "http://" + ln.Addr().String(), nil
 	}
 	srv.TLSConfig = pki.AgentServerTLS(a.Creds.Current, a.Creds.Pool)
+	// Refused handshakes (callers that are not servers) land here.
+	srv.ErrorLog = slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)
 	srv.Protocols.SetHTTP2(true)
 	go srv.ServeTLS(ln, "", "")
 	return "https://" + ln.Addr().String(), nil
