@@ -214,9 +214,11 @@ func (s *Store) RevokeHost(ctx context.Context, host string) (int, error) {
 	return len(r.Kvs), nil
 }
 
-// WatchRevoked calls revoked with the serial of every revoked certificate,
-// those revoked before first, until ctx ends.
-func (s *Store) WatchRevoked(ctx context.Context, revoked func(serial string)) {
+// WatchRevoked calls revoked with the serial of every revoked certificate
+// until ctx ends: those revoked before first, then loaded (once), then
+// each new one.
+func (s *Store) WatchRevoked(ctx context.Context, revoked func(serial string), loaded func()) {
+	first := true
 	for ctx.Err() == nil {
 		r, err := s.c.Get(ctx, s.revokedPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
@@ -225,6 +227,10 @@ func (s *Store) WatchRevoked(ctx context.Context, revoked func(serial string)) {
 		}
 		for _, kv := range r.Kvs {
 			revoked(strings.TrimPrefix(string(kv.Key), s.revokedPrefix()))
+		}
+		if first {
+			loaded()
+			first = false
 		}
 		for wr := range s.c.Watch(clientv3.WithRequireLeader(ctx), s.revokedPrefix(), clientv3.WithPrefix(), clientv3.WithRev(r.Header.Revision+1)) {
 			if wr.Err() != nil {

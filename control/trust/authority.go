@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,19 +123,20 @@ func New(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) (*A
 	if _, err := a.renewServerCert(); err != nil {
 		return nil, err
 	}
+	// Revocations made before this server started must be known before it
+	// serves.
 	loaded := make(chan struct{})
-	var once sync.Once
 	go st.WatchRevoked(ctx, func(serial string) {
 		a.revokedMu.Lock()
 		a.revoked[serial] = true
 		a.revokedMu.Unlock()
-		once.Do(func() { close(loaded) })
-	})
-	// Revocations made before this server started must be known before it
-	// serves; an empty list sends nothing, so wait briefly at most.
+	}, func() { close(loaded) })
 	select {
 	case <-loaded:
-	case <-time.After(200 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("trust: could not read the revoked certificates from etcd in 30s; is it reachable?")
 	}
 	return a, nil
 }
@@ -159,14 +161,13 @@ func (a *Authority) renewServerCert() (*tls.Certificate, error) {
 	if c := a.serverCert.Load(); c != nil && time.Until(c.Leaf.NotAfter) > pki.ServerCertTTL/3 {
 		return c, nil
 	}
-	host, _ := os.Hostname()
+	hostname, _ := os.Hostname()
 	names := append([]string{"localhost"}, a.cfg.Names...)
-	if host != "" {
-		names = append(names, host)
+	if hostname != "" {
+		names = append(names, hostname)
 	}
 	ips := append([]netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}, a.cfg.IPs...)
-	host = "server-" + host
-	c, err := a.CA.Issue(pki.Template{ID: host, Role: pki.RoleServer, TTL: pki.ServerCertTTL, Names: names, IPs: ips})
+	c, err := a.CA.Issue(pki.Template{ID: "server-" + hostname, Role: pki.RoleServer, TTL: pki.ServerCertTTL, Names: names, IPs: ips})
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +231,7 @@ func (a *Authority) IssueAgent(ctx context.Context, id string, role pki.Role, un
 // AgentClient is the HTTP client to call host's agent at url: over TLS
 // with this server's certificate, expecting the agent to prove it is host.
 func (a *Authority) AgentClient(host, url string) (*http.Client, error) {
-	secureURL := len(url) > 8 && url[:8] == "https://"
+	secureURL := strings.HasPrefix(url, "https://")
 	if a.cfg.Insecure {
 		if secureURL {
 			return nil, fmt.Errorf("host %s serves its agent API over TLS, which a server started with --insecure-loopback cannot call", host)
