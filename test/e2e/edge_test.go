@@ -145,14 +145,16 @@ func (c *internetCloud) startEdge(k int) *proc {
 	}
 	defer he.Close()
 	var link netlink.Link
-	c.eventually("edge "+edgeID(k)+"'s outside device", 10*time.Second, func() bool {
+	c.eventually("edge "+edgeID(k)+"'s outside device up", 10*time.Second, func() bool {
 		select {
 		case <-p.done:
 			c.t.Fatalf("edge exited:\n%s", p.out)
 		default:
 		}
+		// The edge creates the device, then brings it up: a route into
+		// a device that is still down is refused.
 		link, err = he.LinkByName("ovpc-out")
-		return err == nil
+		return err == nil && link.Attrs().Flags&net.FlagUp != 0
 	})
 	dst := &net.IPNet{IP: eipPool.Addr().AsSlice(), Mask: net.CIDRMask(eipPool.Bits(), 32)}
 	if err := he.RouteAdd(&netlink.Route{Dst: dst, LinkIndex: link.Attrs().Index}); err != nil {
