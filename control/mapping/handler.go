@@ -114,6 +114,11 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.Subscri
 		case needSnapshot:
 			s.snapshotFor(m)
 		case b != nil:
+			// A stream outlives its request: a revoked certificate gets
+			// nothing more, whichever server it is connected to.
+			if err := trust.Recheck(ctx); err != nil {
+				return apierr.Wire(err)
+			}
 			if err := stream.Send(b); err != nil {
 				return nil // the host went away; it resumes on reconnect
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,7 +193,6 @@ func (s *Store) RevokeHost(ctx context.Context, host string) (int, error) {
 	if len(r.Kvs) == 0 {
 		return 0, nil
 	}
-	var t txn
 	latest := time.Now()
 	for _, kv := range r.Kvs {
 		if u, err := strconv.ParseInt(string(kv.Value), 10, 64); err == nil && time.Unix(u, 0).After(latest) {
@@ -203,13 +203,19 @@ func (s *Store) RevokeHost(ctx context.Context, host string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, kv := range r.Kvs {
-		serial := strings.TrimPrefix(string(kv.Key), s.certPrefix(host))
-		t.put(s.revokedPrefix()+serial, host, clientv3.WithLease(lease))
-		t.del(string(kv.Key))
-	}
-	if _, _, err := s.commit(ctx, &t); err != nil {
-		return 0, err
+	// In batches that fit etcd's limit of operations per transaction;
+	// interrupted, a second run revokes the rest.
+	const batch = 50
+	for kvs := range slices.Chunk(r.Kvs, batch) {
+		var t txn
+		for _, kv := range kvs {
+			serial := strings.TrimPrefix(string(kv.Key), s.certPrefix(host))
+			t.put(s.revokedPrefix()+serial, host, clientv3.WithLease(lease))
+			t.del(string(kv.Key))
+		}
+		if _, _, err := s.commit(ctx, &t); err != nil {
+			return 0, err
+		}
 	}
 	return len(r.Kvs), nil
 }

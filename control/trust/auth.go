@@ -35,13 +35,15 @@ type Caller struct {
 	Insecure bool
 	// Addr is the remote address, for security events.
 	Addr string
-	// recheck reports whether the certificate has been revoked or has
-	// expired since the request began (long streams).
+	// recheck reports whether the certificate has been revoked since the
+	// request began (long streams).
 	recheck func() error
 }
 
 // Recheck reports whether the caller of a long-running request (a stream)
-// still may: its certificate not revoked or expired since it began.
+// still may: its certificate not revoked since the stream began. (Expiry
+// is not rechecked: a stream opened with a valid certificate may outlive
+// it, so that renewal never interrupts the host's subscription.)
 func Recheck(ctx context.Context) error {
 	c, ok := CallerFrom(ctx)
 	if !ok || c.recheck == nil {
@@ -121,7 +123,12 @@ func (a *Authority) authenticate(r *http.Request) (Caller, error) {
 			return c, model.Unauthenticatedf("the client certificate names no openvpc host or edge")
 		}
 		c.Identity = id
-		c.recheck = func() error { return a.valid(id) }
+		c.recheck = func() error {
+			if a.isRevoked(id.Serial) {
+				return a.valid(id)
+			}
+			return nil
+		}
 		return c, a.valid(id)
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
