@@ -4,6 +4,8 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,19 +23,26 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/pki"
 )
 
-// DefaultServer is the API address used when neither --server nor
-// OPENVPC_SERVER says otherwise.
-const DefaultServer = "http://127.0.0.1:7070"
+// DefaultServer is the API address used when neither --server,
+// OPENVPC_SERVER nor the client config says otherwise.
+const DefaultServer = "https://127.0.0.1:7070"
 
 // Env is the environment variable naming the server.
 const Env = "OPENVPC_SERVER"
+
+// TokenEnv is the environment variable that overrides the client config's
+// admin token.
+const TokenEnv = "OPENVPC_TOKEN"
 
 // Options are the flags every client command shares.
 type Options struct {
 	Server string
 	Output string
+	// Config is the client config file (default pki.DefaultConfigPath).
+	Config string
 }
 
 // AddCommands adds the client commands to root, with their shared flags.
@@ -43,11 +52,13 @@ func AddCommands(root *cobra.Command) *Options {
 	o := &Options{}
 	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o))
+	root.PersistentFlags().StringVar(&o.Config, "config", "", "client config: server URL, CA and admin token (default $"+pki.ConfigEnv+", else $XDG_CONFIG_HOME/openvpc/config or ~/.config/openvpc/config; openvpc server and up write it)")
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), tokenCmd(o))
 	return o
 }
 
-// BaseURL normalizes a server address into a URL.
+// BaseURL normalizes a server address into a URL: without a scheme,
+// https (http:// only for servers started with --insecure-loopback).
 func BaseURL(s string) string {
 	if s == "" {
 		s = os.Getenv(Env)
@@ -56,33 +67,91 @@ func BaseURL(s string) string {
 		s = DefaultServer
 	}
 	if !strings.Contains(s, "://") {
-		s = "http://" + s
+		s = "https://" + s
 	}
 	return strings.TrimRight(s, "/")
 }
 
-// HTTPClient speaks cleartext HTTP/2 to the API, so many calls and
-// streams (a host agent's subscription and acks) share one connection.
-func HTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Protocols = new(http.Protocols)
-	t.Protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: t}
+// HTTPClient speaks cleartext HTTP/2 (to --insecure-loopback servers), so
+// many calls and streams share one connection.
+func HTTPClient() *http.Client { return pki.HTTPClient(nil) }
+
+// Conn is how client commands reach the API.
+type Conn struct {
+	URL string
+	// HTTP adds the admin token to every request.
+	HTTP *http.Client
+	// TLS and Token are set for TLS servers (all but --insecure-loopback).
+	TLS   *tls.Config
+	Token string
+}
+
+// Conn reads the client config and says how to reach the API: the URL
+// from --server, $OPENVPC_SERVER or the config; the CA and admin token
+// from the config ($OPENVPC_TOKEN overrides the token).
+func (o *Options) Conn() (*Conn, error) {
+	path := o.Config
+	if path == "" {
+		path = pki.DefaultConfigPath()
+	}
+	cfg, err := pki.LoadClientConfig(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	server := cmp.Or(o.Server, os.Getenv(Env))
+	if server == "" && cfg != nil {
+		server = cfg.Server
+	}
+	url := BaseURL(server)
+	if strings.HasPrefix(url, "http://") {
+		return &Conn{URL: url, HTTP: HTTPClient()}, nil
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("no admin token: no client config at %s; run openvpc server or openvpc up on this machine (they write it), or pass --config (or set %s) to the config they wrote", path, pki.ConfigEnv)
+	}
+	pool, err := pki.NewCredentialsPool([]byte(cfg.CA))
+	if err != nil {
+		return nil, fmt.Errorf("client config %s: its CA: %v", path, err)
+	}
+	c := &Conn{URL: url, TLS: pki.ClientTLS(pool, nil), Token: cmp.Or(os.Getenv(TokenEnv), cfg.Token)}
+	hc := pki.HTTPClient(c.TLS)
+	hc.Transport = bearer{token: c.Token, next: hc.Transport}
+	c.HTTP = hc
+	return c, nil
+}
+
+// bearer adds an admin token to each request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 type clients struct {
-	vpc  openvpcv1connect.VpcServiceClient
-	inst openvpcv1connect.InstanceServiceClient
+	conn  *Conn
+	vpc   openvpcv1connect.VpcServiceClient
+	inst  openvpcv1connect.InstanceServiceClient
+	trust openvpcv1connect.TrustServiceClient
 }
 
 func (o *Options) clients() (*clients, error) {
 	if o.Output != "table" && o.Output != "json" {
 		return nil, fmt.Errorf("output format %q is not known; use -o table or -o json", o.Output)
 	}
-	url, hc := BaseURL(o.Server), HTTPClient()
+	c, err := o.Conn()
+	if err != nil {
+		return nil, err
+	}
 	return &clients{
-		vpc:  openvpcv1connect.NewVpcServiceClient(hc, url),
-		inst: openvpcv1connect.NewInstanceServiceClient(hc, url),
+		conn:  c,
+		vpc:   openvpcv1connect.NewVpcServiceClient(c.HTTP, c.URL),
+		inst:  openvpcv1connect.NewInstanceServiceClient(c.HTTP, c.URL),
+		trust: openvpcv1connect.NewTrustServiceClient(c.HTTP, c.URL),
 	}, nil
 }
 
@@ -90,7 +159,12 @@ func (o *Options) clients() (*clients, error) {
 func Explain(err error, server string) string {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp "+strings.TrimPrefix(BaseURL(server), "http://")) {
+		_, hostport, _ := strings.Cut(BaseURL(server), "://")
+		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp ") && !strings.Contains(ce.Message(), "dial tcp "+hostport) {
+			// The server came from the client config, not --server.
+			return fmt.Sprintf("cannot reach the openvpc server: %s (start it with `openvpc server` or `openvpc up`, or set --server)", ce.Message())
+		}
+		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp "+hostport) {
 			return fmt.Sprintf("cannot reach the openvpc server at %s: %s (start it with `openvpc server` or `openvpc up`, or set --server)", BaseURL(server), ce.Message())
 		}
 		return fmt.Sprintf("%s (%s)", ce.Message(), ce.Code())

@@ -1,15 +1,13 @@
 package cli
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,23 +28,6 @@ func forwardCmd(o *Options) *cobra.Command {
 				return err
 			}
 			inst := ir.Msg.Instance
-			vr, err := cl.vpc.GetVpc(ctx, call(&pb.GetVpcRequest{Ref: inst.VpcId}))
-			if err != nil {
-				return err
-			}
-			hr, err := cl.inst.ListHosts(ctx, call(&pb.ListHostsRequest{}))
-			if err != nil {
-				return err
-			}
-			agentURL := ""
-			for _, h := range hr.Msg.Hosts {
-				if h.Id == inst.HostId {
-					agentURL = h.AgentUrl
-				}
-			}
-			if agentURL == "" {
-				return fmt.Errorf("the agent of host %s serves no API to forward through", inst.HostId)
-			}
 			host, port, err := net.SplitHostPort(to)
 			if err != nil {
 				return fmt.Errorf("--to %q: write it as ADDRESS:PORT or INSTANCE:PORT", to)
@@ -63,7 +44,7 @@ func forwardCmd(o *Options) *cobra.Command {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "forwarding %s → %s:%s from inside %s (%s); Ctrl-C to stop\n", ln.Addr(), host, port, inst.Id, inst.PrivateIp)
-			return Forward(ctx, ln, agentURL, vr.Msg.Vpc.Vni, inst.PrivateIp, net.JoinHostPort(host, port), cmd.ErrOrStderr())
+			return Forward(ctx, ln, cl.conn, inst.Id, net.JoinHostPort(host, port), cmd.ErrOrStderr())
 		}),
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "local address to accept connections on")
@@ -73,10 +54,11 @@ func forwardCmd(o *Options) *cobra.Command {
 }
 
 // Forward accepts connections on ln until ctx ends and carries each to
-// `to`, dialed from inside the instance ip (VNI vni) by its host agent. Why
-// a connection could not be carried is written to log (nil: nowhere); the
-// client itself only sees its connection closed, as with a refused port.
-func Forward(ctx context.Context, ln net.Listener, agentURL string, vni uint32, ip, to string, log io.Writer) error {
+// `to`, dialed from inside instance inst: the server (reached as conn
+// says) relays it to the instance's host agent. Why a connection could not
+// be carried is written to log (nil: nowhere); the client itself only sees
+// its connection closed, as with a refused port.
+func Forward(ctx context.Context, ln net.Listener, conn *Conn, inst, to string, log io.Writer) error {
 	if log == nil {
 		log = io.Discard
 	}
@@ -84,9 +66,11 @@ func Forward(ctx context.Context, ln net.Listener, agentURL string, vni uint32, 
 		<-ctx.Done()
 		ln.Close()
 	}()
-	u, err := url.Parse(agentURL)
-	if err != nil {
-		return err
+	var tlsCfg *tls.Config
+	if conn.TLS != nil {
+		// The upgrade is HTTP/1.1: HTTP/2 has no hijacking.
+		tlsCfg = conn.TLS.Clone()
+		tlsCfg.NextProtos = []string{"http/1.1"}
 	}
 	for {
 		c, err := ln.Accept()
@@ -98,45 +82,15 @@ func Forward(ctx context.Context, ln net.Listener, agentURL string, vni uint32, 
 		}
 		go func() {
 			defer c.Close()
-			up, br, err := dialForward(u.Host, vni, ip, to)
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			up, err := agent.DialForward(dctx, conn.URL, tlsCfg, conn.Token, url.Values{"instance": {inst}, "to": {to}})
+			cancel()
 			if err != nil {
 				fmt.Fprintf(log, "openvpc: forward from %s to %s: %v\n", c.RemoteAddr(), to, err)
 				return
 			}
 			defer up.Close()
-			agent.Splice(c, c, &bufferedConn{Conn: up, r: br})
+			agent.Splice(c, c, up)
 		}()
 	}
 }
-
-// dialForward asks the agent at hostport for a stream from inside the
-// instance and returns it once upgraded.
-func dialForward(hostport string, vni uint32, ip, to string) (net.Conn, *bufio.Reader, error) {
-	conn, err := net.Dial("tcp", hostport)
-	if err != nil {
-		return nil, nil, err
-	}
-	q := url.Values{"vni": {strconv.FormatUint(uint64(vni), 10)}, "ip": {ip}, "to": {to}}
-	fmt.Fprintf(conn, "GET %s?%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", agent.ForwardPath, q.Encode(), hostport, agent.ForwardProtocol)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		why, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		conn.Close()
-		return nil, nil, fmt.Errorf("the host agent could not connect: %s: %s", resp.Status, strings.TrimSpace(string(why)))
-	}
-	return conn, br, nil
-}
-
-// bufferedConn reads what the response reader already buffered first.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

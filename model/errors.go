@@ -8,13 +8,14 @@ import (
 // Error kinds. Code inside the control plane wraps one of these so that the
 // API edge, and only the API edge, can turn it into a wire status code.
 var (
-	ErrInvalid      = errors.New("model: invalid argument")
-	ErrNotFound     = errors.New("model: not found")
-	ErrExists       = errors.New("model: already exists")
-	ErrPrecondition = errors.New("model: failed precondition")
-	ErrUnavailable  = errors.New("model: unavailable")
-	ErrDenied       = errors.New("model: permission denied")
-	ErrTimeout      = errors.New("model: deadline exceeded")
+	ErrInvalid         = errors.New("model: invalid argument")
+	ErrNotFound        = errors.New("model: not found")
+	ErrExists          = errors.New("model: already exists")
+	ErrPrecondition    = errors.New("model: failed precondition")
+	ErrUnavailable     = errors.New("model: unavailable")
+	ErrDenied          = errors.New("model: permission denied")
+	ErrUnauthenticated = errors.New("model: unauthenticated")
+	ErrTimeout         = errors.New("model: deadline exceeded")
 )
 
 // Error is an error of one kind with a message a user can act on.
@@ -47,6 +48,11 @@ func Unavailablef(format string, args ...any) error { return newf(ErrUnavailable
 
 // Deniedf reports a caller asking for something it may not have.
 func Deniedf(format string, args ...any) error { return newf(ErrDenied, format, args...) }
+
+// Unauthenticatedf reports a caller that did not prove who it is.
+func Unauthenticatedf(format string, args ...any) error {
+	return newf(ErrUnauthenticated, format, args...)
+}
 
 // Timeoutf reports a wait that ran out of time.
 func Timeoutf(format string, args ...any) error { return newf(ErrTimeout, format, args...) }

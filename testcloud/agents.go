@@ -15,6 +15,7 @@ import (
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -47,7 +48,7 @@ func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
 		c.t.Fatal(err)
 	}
 	a, err := agent.New(agent.Config{
-		Server: c.Server(0).URL(), HostID: id, Underlay: addr, HTTP: c.hc, Heartbeat: c.Heartbeat,
+		Server: c.Server(0).URL(), HostID: id, Underlay: addr, Creds: c.Credentials(id, pki.RoleHost, addr), Heartbeat: c.Heartbeat,
 		Logger: c.Log, Wire: wire, WirePort: port, API: "127.0.0.1:0",
 	})
 	if err != nil {
@@ -92,7 +93,7 @@ func (c *Cloud) AddEdge(id string, addr netip.Addr, outside dataplane.Port) *Edg
 		c.t.Fatal(err)
 	}
 	n, err := edge.NewNode(agent.Config{
-		Server: c.Server(0).URL(), HostID: id, HTTP: c.hc, Heartbeat: EdgeHeartbeat, Logger: c.Log, WirePort: port, API: "127.0.0.1:0",
+		Server: c.Server(0).URL(), HostID: id, Creds: c.Credentials(id, pki.RoleEdge, addr), Heartbeat: EdgeHeartbeat, Logger: c.Log, WirePort: port, API: "127.0.0.1:0",
 	}, edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: outside})
 	if err != nil {
 		c.t.Fatal(err)

@@ -215,17 +215,10 @@ func TestInstancesTalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts, _ := s.api.Inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{}))
-	agentURL := ""
-	for _, h := range hosts.Msg.Hosts {
-		if h.Id == "host-a" {
-			agentURL = h.AgentUrl
-		}
-	}
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var forwardLog syncLog
-	go cli.Forward(fctx, ln, agentURL, s.red.Vni, client.PrivateIp, web.PrivateIp+":80", &forwardLog)
+	go cli.Forward(fctx, ln, s.c.AdminConn(), client.Id, web.PrivateIp+":80", &forwardLog)
 	resp, err := http.Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
 		t.Fatalf("GET through the forward: %v", err)
@@ -240,7 +233,7 @@ func TestInstancesTalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go cli.Forward(fctx, ln2, agentURL, s.red.Vni, client.PrivateIp, web.PrivateIp+":81", &forwardLog)
+	go cli.Forward(fctx, ln2, s.c.AdminConn(), client.Id, web.PrivateIp+":81", &forwardLog)
 	if _, err := http.Get("http://" + ln2.Addr().String() + "/"); err == nil {
 		t.Fatal("GET through a forward to a closed port succeeded")
 	}

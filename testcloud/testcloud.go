@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/pki"
 )
 
 // Etcd is an embedded etcd shared by the clouds of one test binary; each
@@ -61,11 +63,20 @@ type Cloud struct {
 	t      testing.TB
 	etcd   *Etcd
 	prefix string
+	opts   Options
 	Log    *slog.Logger
 	// Heartbeat is how often simulated hosts report in without changes.
 	Heartbeat time.Duration
-	hc        *http.Client
 	port      uint16 // the cloud's Geneve port
+	// admin is the client config the first server wrote: its CA and an
+	// admin token, as a user would have them.
+	admin     *pki.ClientConfig
+	adminPath string
+	// insecureHTTP is the one cleartext client of an insecure cloud: its
+	// simulated hosts share a few connections.
+	insecureHTTP *http.Client
+	adminOnce    sync.Once
+	adminConn    *cli.Conn
 
 	mu      sync.Mutex
 	servers []*server.Server
@@ -81,11 +92,25 @@ const (
 	EdgeHeartbeat = 200 * time.Millisecond
 )
 
-// New starts a cloud with one server on etcd.
-func New(t testing.TB, etcd *Etcd) *Cloud {
+// Options change how a test cloud runs.
+type Options struct {
+	// Insecure runs the servers with --insecure-loopback: no TLS, no
+	// tokens, request fields believed. Only for tests about something
+	// else that need thousands of simulated hosts (a TLS connection each).
+	Insecure bool
+	// CertTTL is the lifetime of host certificates (default: the server's).
+	CertTTL time.Duration
+}
+
+// New starts a cloud with one server on etcd: TLS, tokens and
+// certificates, as in production.
+func New(t testing.TB, etcd *Etcd) *Cloud { return NewWith(t, etcd, Options{}) }
+
+// NewWith starts a cloud with one server on etcd, as opts say.
+func NewWith(t testing.TB, etcd *Etcd, opts Options) *Cloud {
 	c := &Cloud{
-		t: t, etcd: etcd, prefix: fmt.Sprintf("/cloud-%d-%d/", time.Now().UnixNano(), prefixes.Add(1)),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: time.Second, hc: cli.HTTPClient(),
+		t: t, etcd: etcd, prefix: fmt.Sprintf("/cloud-%d-%d/", time.Now().UnixNano(), prefixes.Add(1)), opts: opts,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: time.Second, insecureHTTP: pki.HTTPClient(nil),
 	}
 	if testing.Verbose() {
 		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -111,16 +136,79 @@ func (c *Cloud) StartServer(addr string) *server.Server {
 	cfg.Store.Endpoints, cfg.Store.Prefix = []string{c.etcd.Endpoint}, c.prefix
 	cfg.Store.EIPPools = []netip.Prefix{EIPPool}
 	cfg.EdgeTimeout = EdgeTimeout
+	cfg.Trust.Insecure, cfg.Trust.CertTTL = c.opts.Insecure, c.opts.CertTTL
+	first := c.admin == nil && !c.opts.Insecure
+	if first {
+		// The first server writes the client config a user would get.
+		cfg.AdminConfig = filepath.Join(c.t.TempDir(), "config")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := server.Start(ctx, cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if first {
+		if c.admin, err = pki.LoadClientConfig(cfg.AdminConfig); err != nil {
+			c.t.Fatal(err)
+		}
+		c.adminPath = cfg.AdminConfig
+	}
 	c.mu.Lock()
 	c.servers = append(c.servers, s)
 	c.mu.Unlock()
 	return s
+}
+
+// Admin is the cloud's client config: CA and admin token.
+func (c *Cloud) Admin() pki.ClientConfig { return *c.admin }
+
+// adminHTTP is an administrator's HTTP client: TLS to the cloud's CA, the
+// admin token on every request.
+func (c *Cloud) adminHTTP() *http.Client {
+	return c.AdminConn().HTTP
+}
+
+// AdminConn is how an administrator's CLI reaches server 0.
+func (c *Cloud) AdminConn() *cli.Conn {
+	c.adminOnce.Do(func() {
+		if c.opts.Insecure {
+			c.adminConn = &cli.Conn{URL: c.Server(0).URL(), HTTP: c.insecureHTTP}
+			return
+		}
+		// Read as the CLI reads it: the config file the server wrote.
+		conn, err := (&cli.Options{Config: c.adminPath, Server: c.admin.Server}).Conn()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.adminConn = conn
+	})
+	return c.adminConn
+}
+
+// Credentials issues host or edge id (with underlay address) a certificate,
+// as joining would; an insecure cloud needs none (nil).
+func (c *Cloud) Credentials(id string, role pki.Role, underlay netip.Addr) *pki.Credentials {
+	c.t.Helper()
+	if c.opts.Insecure {
+		return nil
+	}
+	creds, err := c.Server(0).Trust.IssueAgent(c.Ctx(), id, role, underlay)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return creds
+}
+
+// HostClients are clients of the server at url that speak as host id,
+// with its own certificate (a fresh one, as a joined host would hold).
+func (c *Cloud) HostClients(url, id string, underlay netip.Addr) Clients {
+	c.t.Helper()
+	creds := c.Credentials(id, pki.RoleHost, underlay)
+	if creds == nil {
+		return clientsOver(c.insecureHTTP, url)
+	}
+	return clientsOver(pki.HTTPClient(creds.ClientTLS()), url)
 }
 
 // Server returns server i.
@@ -144,11 +232,12 @@ type Clients struct {
 	URL     string
 	VPC     openvpcv1connect.VpcServiceClient
 	Inst    openvpcv1connect.InstanceServiceClient
+	Trust   openvpcv1connect.TrustServiceClient
 	Mapping openvpcv1connect.MappingServiceClient
 }
 
-// ClientsFor returns clients of the server at url.
-func ClientsFor(url string) Clients { return clientsOver(cli.HTTPClient(), url) }
+// ClientsFor returns an administrator's clients of the server at url.
+func (c *Cloud) ClientsFor(url string) Clients { return clientsOver(c.adminHTTP(), url) }
 
 // clientsOver returns clients of the server at url over hc.
 func clientsOver(hc *http.Client, url string) Clients {
@@ -156,12 +245,13 @@ func clientsOver(hc *http.Client, url string) Clients {
 		URL:     url,
 		VPC:     openvpcv1connect.NewVpcServiceClient(hc, url),
 		Inst:    openvpcv1connect.NewInstanceServiceClient(hc, url),
+		Trust:   openvpcv1connect.NewTrustServiceClient(hc, url),
 		Mapping: openvpcv1connect.NewMappingServiceClient(hc, url),
 	}
 }
 
-// API returns clients of server 0.
-func (c *Cloud) API() Clients { return ClientsFor(c.Server(0).URL()) }
+// API returns an administrator's clients of server 0.
+func (c *Cloud) API() Clients { return c.ClientsFor(c.Server(0).URL()) }
 
 // Ctx is a context bounded for one test step.
 func (c *Cloud) Ctx() context.Context {
@@ -185,10 +275,9 @@ type Host struct {
 // AddHost registers a host with the server at url and subscribes it.
 func (c *Cloud) AddHost(url, id string, underlay netip.Addr) *Host {
 	c.t.Helper()
-	// One HTTP/2 client for all simulated hosts: their streams share a
-	// few connections, as many hosts' would share none, but file
-	// descriptors stay few however many hosts a test runs.
-	cl := clientsOver(c.hc, url)
+	// Each host its own certificate, so its own connection. (Insecure
+	// clouds share one client: thousands of hosts, few descriptors.)
+	cl := c.HostClients(url, id, underlay)
 	if _, err := cl.Mapping.Register(c.Ctx(), connect.NewRequest(&pb.RegisterRequest{
 		HostId: id, UnderlayAddress: underlay.String(), Role: pb.HostRole_HOST_ROLE_HOST,
 	})); err != nil {

@@ -5,15 +5,21 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/pki"
 )
 
 const (
@@ -646,36 +652,36 @@ func TestServerAddress(t *testing.T) {
 		}
 	}
 	t.Run("env host:port", func(t *testing.T) {
-		listsRed(t, runCLI(t, []string{"OPENVPC_SERVER=" + s.addr}, "vpc", "list"))
+		listsRed(t, runCLI(t, append(s.env(), "OPENVPC_SERVER="+s.addr), "vpc", "list"))
 	})
 	t.Run("env URL", func(t *testing.T) {
-		listsRed(t, runCLI(t, []string{"OPENVPC_SERVER=" + s.url + "/"}, "vpc", "list"))
+		listsRed(t, runCLI(t, append(s.env(), "OPENVPC_SERVER="+s.url+"/"), "vpc", "list"))
 	})
 	t.Run("flag wins over env", func(t *testing.T) {
-		listsRed(t, runCLI(t, []string{"OPENVPC_SERVER=" + dead}, "--server", s.url, "vpc", "list"))
+		listsRed(t, runCLI(t, append(s.env(), "OPENVPC_SERVER="+dead), "--server", s.url, "vpc", "list"))
+	})
+	t.Run("config names the server", func(t *testing.T) {
+		listsRed(t, runCLI(t, s.env(), "vpc", "list"))
 	})
 	t.Run("unreachable via flag", func(t *testing.T) {
-		r := runCLI(t, nil, "--server", dead, "vpc", "list")
-		checkFailure(t, r, "", []string{"cannot reach", "http://" + dead}, []string{"--server", dead, "vpc", "list"})
+		r := runCLI(t, s.env(), "--server", dead, "vpc", "list")
+		checkFailure(t, r, "", []string{"cannot reach", "https://" + dead}, []string{"--server", dead, "vpc", "list"})
 	})
 	t.Run("unreachable via env", func(t *testing.T) {
-		r := runCLI(t, []string{"OPENVPC_SERVER=" + dead}, "vpc", "get", "red")
-		checkFailure(t, r, "", []string{"cannot reach", "http://" + dead}, []string{"vpc", "get", "red"})
+		r := runCLI(t, append(s.env(), "OPENVPC_SERVER="+dead), "vpc", "get", "red")
+		checkFailure(t, r, "", []string{"cannot reach", "https://" + dead}, []string{"vpc", "get", "red"})
 	})
 }
 
-// TestProtocols: the API port speaks gRPC (cleartext HTTP/2) and Connect's
-// JSON over plain HTTP/1.1 POSTs, next to the CLI's protocol.
+// TestProtocols: the API port speaks gRPC (HTTP/2 over TLS) and Connect's
+// JSON over HTTP/1.1 POSTs, next to the CLI's protocol.
 func TestProtocols(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	red := okJSON[vpcJ](t, s, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
 
 	t.Run("gRPC", func(t *testing.T) {
-		tr := &http.Transport{}
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		hc := &http.Client{Transport: tr}
-		t.Cleanup(tr.CloseIdleConnections)
+		hc := s.http(true)
+		t.Cleanup(hc.CloseIdleConnections)
 		c := openvpcv1connect.NewVpcServiceClient(hc, s.url, connect.WithGRPC())
 		resp, err := c.ListVpcs(context.Background(), connect.NewRequest(&pb.ListVpcsRequest{}))
 		if err != nil {
@@ -699,7 +705,7 @@ func TestProtocols(t *testing.T) {
 
 	post := func(t *testing.T, proc, body string) (int, []byte) {
 		t.Helper()
-		resp, err := http.Post(s.url+proc, "application/json", strings.NewReader(body))
+		resp, err := s.http(true).Post(s.url+proc, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatalf("POST %s: %v", proc, err)
 		}
@@ -744,7 +750,7 @@ func TestProtocols(t *testing.T) {
 	})
 	t.Run("healthz and metrics", func(t *testing.T) {
 		for _, path := range []string{"/healthz", "/metrics"} {
-			resp, err := http.Get(s.url + path)
+			resp, err := s.http(false).Get(s.url + path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -754,4 +760,77 @@ func TestProtocols(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInsecureLoopback: --insecure-loopback serves cleartext without
+// tokens, on loopback only; the secure default refuses a client without
+// its config and says where it looked.
+func TestInsecureLoopback(t *testing.T) {
+	r := runCLI(t, nil, "server", "--insecure-loopback", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir())
+	if r.code == 0 || !strings.Contains(r.stderr, "only on a loopback address") {
+		t.Fatalf("--insecure-loopback on 0.0.0.0: want a refusal, got %v", r)
+	}
+	s := startServer(t, t.TempDir())
+	r = runCLI(t, nil, "--server", s.addr, "vpc", "list")
+	checkFailure(t, r, "", []string{"no admin token", "--config", "OPENVPC_CONFIG"}, []string{"vpc", "list"})
+	r = runCLI(t, append(s.env(), "OPENVPC_TOKEN=0123456789ab.0123456789abcdef0123456789abcdef"), "--server", s.addr, "vpc", "list")
+	checkFailure(t, r, "unauthenticated", []string{"admin token is not valid"}, []string{"vpc", "list"})
+	if st, err := os.Stat(s.config); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("client config %s: %v, mode %v; want 0600", s.config, err, st.Mode())
+	}
+
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "server", "--insecure-loopback", "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "warn")
+	cmd.Env = baseEnv()
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r = runCLI(t, nil, "--server", "http://"+addr, "vpc", "create", "--name", "dev", "--cidr", "10.0.0.0/16")
+		if r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("insecure server: %v", r)
+		}
+	}
+	if r := runCLI(t, nil, "--server", "http://"+addr, "vpc", "list"); !strings.Contains(r.stdout, "dev") {
+		t.Fatalf("insecure server: vpc list %v", r)
+	}
+}
+
+// TestOwnCA: a server given --ca-cert/--ca-key issues under that CA (its
+// client config trusts it); a store that has a CA keeps it: restarting
+// with another is refused.
+func TestOwnCA(t *testing.T) {
+	dir := t.TempDir()
+	writeCA := func(name string) (certFile, keyFile string, certPEM []byte) {
+		c, k, err := pki.NewCA(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+		if err := os.WriteFile(certFile, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return certFile, keyFile, c
+	}
+	cert, key, certPEM := writeCA("ours")
+	data := t.TempDir()
+	s := startServer(t, data, "--ca-cert", cert, "--ca-key", key)
+	if s.admin.CA != string(certPEM) {
+		t.Fatal("the client config does not carry the CA given with --ca-cert")
+	}
+	s.ok(t, "vpc", "list")
+	s.stop(t)
+	other, otherKey, _ := writeCA("other")
+	r := runCLI(t, nil, "server", "--listen", freeAddr(t), "--data-dir", data, "--ca-cert", other, "--ca-key", otherKey, "--admin-config", filepath.Join(dir, "cfg"))
+	if r.code == 0 || !strings.Contains(r.stderr, "already has a different CA") {
+		t.Fatalf("restart with another CA: want a refusal, got %v", r)
+	}
 }

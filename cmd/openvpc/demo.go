@@ -103,7 +103,7 @@ func (d *demo) run(ctx context.Context, nicKind string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if d.wire, err = freeUDPPort(); err != nil {
+	if d.wire, err = freeWirePort(); err != nil {
 		return err
 	}
 	cfg := server.DefaultConfig()
@@ -159,7 +159,7 @@ func (d *demo) show(s scene) {
 	fmt.Fprintf(d.out, "   ⇒ %s\n", s.Verdict)
 }
 
-func freeUDPPort() (uint16, error) {
+func freeWirePort() (uint16, error) {
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 1)})
 	if err != nil {
 		return 0, err

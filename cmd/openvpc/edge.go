@@ -12,6 +12,7 @@ import (
 
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -21,8 +22,9 @@ func edgeCmd(o *cli.Options) *cobra.Command {
 	var port uint16
 	var mtu int
 	var heartbeat time.Duration
+	var jf joinFlags
 	c := &cobra.Command{
-		Use:   "edge --edge-id ID --underlay ADDR --outside tun:NAME [--server URL]",
+		Use:   "edge --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
 		Long: `Run an edge (Blackfoot). It registers with role edge, keeps the mapping of every
 VPC with an internet gateway, takes internet-bound packets from hosts (verifying
@@ -50,6 +52,10 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			if !ok || name == "" || len(name) > 15 {
 				return fmt.Errorf("--outside %q: give tun:NAME, NAME being the TUN device to create (at most 15 characters)", outside)
 			}
+			creds, server, err := jf.credentials(cmd.Context(), o, log, id, pb.HostRole_HOST_ROLE_EDGE, addr)
+			if err != nil {
+				return err
+			}
 			out, err := edge.OpenTUNOutside(name, mtu)
 			if err != nil {
 				return err
@@ -61,7 +67,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			}
 			defer wire.Close()
 			n, err := edge.NewNode(
-				agent.Config{Server: cli.BaseURL(o.Server), HostID: id, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, Heartbeat: heartbeat, API: apiAddr},
+				agent.Config{Server: server, HostID: id, Creds: creds, CredDir: jf.certDir, Logger: log, WirePort: port, Heartbeat: heartbeat, API: apiAddr},
 				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
 			)
 			if err != nil {
@@ -92,6 +98,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the edge serves its flow records to the server (openvpc flows); the server must reach it")
 	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	jf.add(c, "edge")
 	_ = c.MarkFlagRequired("edge-id")
 	_ = c.MarkFlagRequired("underlay")
 	_ = c.MarkFlagRequired("outside")

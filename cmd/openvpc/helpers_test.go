@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,12 +25,19 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/pki"
 )
 
 // bin is the openvpc binary built by TestMain.
 var bin string
+
+// noConfigHome is an empty XDG_CONFIG_HOME for every process a test runs:
+// no test reads or writes the user's own client config.
+var noConfigHome string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "openvpc-cli-test-")
@@ -38,6 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	bin = filepath.Join(dir, "openvpc")
+	noConfigHome = filepath.Join(dir, "config-home")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build ./cmd/openvpc: %v\n%s", err, out)
@@ -49,16 +58,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// baseEnv is the test's environment without OPENVPC_SERVER, so only what a
-// test sets reaches the binary.
+// baseEnv is the test's environment without OPENVPC_SERVER, _CONFIG or
+// _TOKEN and with an empty config home, so only what a test sets reaches
+// the binary.
 func baseEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OPENVPC_SERVER=") {
+		if !strings.HasPrefix(kv, "OPENVPC_SERVER=") && !strings.HasPrefix(kv, "OPENVPC_CONFIG=") &&
+			!strings.HasPrefix(kv, "OPENVPC_TOKEN=") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "XDG_CONFIG_HOME="+noConfigHome)
 }
 
 // freeAddr returns a loopback address with a port nobody listens on now.
@@ -94,8 +105,13 @@ func (b *syncBuffer) String() string {
 // apiServer is an `openvpc server` subprocess.
 type apiServer struct {
 	addr    string // host:port
-	url     string // http://host:port
+	url     string // https://host:port
 	dataDir string
+	// config is the client config the server wrote: CA and admin token.
+	config string
+	admin  *pki.ClientConfig
+	// hosts are the credentials of hosts joined by joinHost.
+	hosts map[string]*pki.Credentials
 
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
@@ -108,14 +124,16 @@ type apiServer struct {
 func startServer(t *testing.T, dataDir string, extra ...string) *apiServer {
 	t.Helper()
 	addr := freeAddr(t)
-	s := &apiServer{addr: addr, url: "http://" + addr, dataDir: dataDir, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	s := &apiServer{addr: addr, url: "https://" + addr, dataDir: dataDir, config: filepath.Join(dataDir, "client-config"),
+		stderr: &syncBuffer{}, exited: make(chan struct{}), hosts: map[string]*pki.Credentials{}}
+	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn", "--admin-config", s.config}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
 	s.cmd.SysProcAttr = childAttr()
-	if err := s.cmd.Start(); err != nil {
+	err := s.cmd.Start()
+	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
 	go func() {
@@ -126,7 +144,13 @@ func startServer(t *testing.T, dataDir string, extra ...string) *apiServer {
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(s.url + "/healthz")
+		// Ready once it wrote the client config, and answers over TLS
+		// with the CA in it.
+		var resp *http.Response
+		s.admin, err = pki.LoadClientConfig(s.config)
+		if err == nil {
+			resp, err = s.http(false).Get(s.url + "/healthz")
+		}
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -208,10 +232,31 @@ func runCLI(t *testing.T, env []string, args ...string) result {
 	return r
 }
 
+// http is an HTTP client trusting the server's CA, sending the admin
+// token (as the CLI does, from the config the server wrote) when admin is
+// set.
+func (s *apiServer) http(admin bool) *http.Client {
+	if admin {
+		conn, err := (&cli.Options{Config: s.config, Server: s.url}).Conn()
+		if err != nil {
+			panic(err) // the server wrote the config
+		}
+		return conn.HTTP
+	}
+	pool, err := pki.NewCredentialsPool([]byte(s.admin.CA))
+	if err != nil {
+		panic(err)
+	}
+	return pki.HTTPClient(pki.ClientTLS(pool, nil))
+}
+
+// env is the environment a client of s runs with: its client config.
+func (s *apiServer) env() []string { return []string{"OPENVPC_CONFIG=" + s.config} }
+
 // run runs a client command against s.
 func (s *apiServer) run(t *testing.T, args ...string) result {
 	t.Helper()
-	return runCLI(t, nil, append([]string{"--server", s.addr}, args...)...)
+	return runCLI(t, s.env(), append([]string{"--server", s.addr}, args...)...)
 }
 
 // ok runs a client command that must succeed and returns its stdout.
@@ -330,11 +375,36 @@ type (
 	}
 )
 
-// registerHost registers a host through the Mapping Service, as a host
-// agent does when it starts.
+// joinToken makes a join token for role with the CLI.
+func (s *apiServer) joinToken(t *testing.T, role string) string {
+	t.Helper()
+	return strings.TrimSpace(s.ok(t, "token", "create", "--role", role))
+}
+
+// joinHost joins host id with a fresh token, as `openvpc host
+// --join-token` does, and returns a mapping client speaking as it.
+func (s *apiServer) joinHost(t *testing.T, id, underlay string) openvpcv1connect.MappingServiceClient {
+	t.Helper()
+	creds := s.hosts[id]
+	if creds == nil {
+		var err error
+		creds, err = agent.LoadOrJoin(context.Background(), agent.JoinConfig{
+			Server: s.url, HostID: id, Role: pb.HostRole_HOST_ROLE_HOST, Underlay: netip.MustParseAddr(underlay),
+			Dir: t.TempDir(), Token: s.joinToken(t, "host"),
+		})
+		if err != nil {
+			t.Fatalf("join %s: %v", id, err)
+		}
+		s.hosts[id] = creds
+	}
+	return openvpcv1connect.NewMappingServiceClient(pki.HTTPClient(creds.ClientTLS()), s.url)
+}
+
+// registerHost joins and registers a host through the Mapping Service, as
+// a host agent does when it starts.
 func (s *apiServer) registerHost(t *testing.T, id, underlay string) {
 	t.Helper()
-	mc := openvpcv1connect.NewMappingServiceClient(http.DefaultClient, s.url)
+	mc := s.joinHost(t, id, underlay)
 	_, err := mc.Register(context.Background(), connect.NewRequest(&pb.RegisterRequest{
 		HostId: id, UnderlayAddress: underlay, Role: pb.HostRole_HOST_ROLE_HOST,
 	}))
@@ -343,7 +413,7 @@ func (s *apiServer) registerHost(t *testing.T, id, underlay string) {
 	}
 }
 
-// fakeAgent plays a host agent's control side: it subscribes to the host's
+// fakeAgent plays a (registered) host agent's control side: it subscribes to the host's
 // mapping stream and acknowledges every batch it receives, so that
 // instances become running and `instance run --wait` returns. It stops at
 // cleanup (registered after the server's, so it runs before the server
@@ -353,7 +423,7 @@ func (s *apiServer) fakeAgent(t *testing.T, hostID string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
-	mc := openvpcv1connect.NewMappingServiceClient(http.DefaultClient, s.url)
+	mc := openvpcv1connect.NewMappingServiceClient(pki.HTTPClient(s.hosts[hostID].ClientTLS()), s.url)
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvpc/openvpc/cli"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/underlay"
@@ -22,8 +23,9 @@ import (
 func hostCmd(o *cli.Options) *cobra.Command {
 	var id, underlayAddr, level, nicKind, stateDir, metrics, apiAddr string
 	var port uint16
+	var jf joinFlags
 	c := &cobra.Command{
-		Use:   "host --host-id ID --underlay ADDR [--server URL]",
+		Use:   "host --host-id ID --underlay ADDR [--server URL] [--join-token TOKEN]",
 		Short: "Run a host agent: join the Mapping Service, keep this host's cache current, forward its instances' packets",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -35,7 +37,11 @@ func hostCmd(o *cli.Options) *cobra.Command {
 			if err != nil || !addr.Is4() {
 				return fmt.Errorf("--underlay %q is not an IPv4 address: give this host's address on the underlay network", underlayAddr)
 			}
-			cfg := agent.Config{Server: cli.BaseURL(o.Server), HostID: id, Underlay: addr, HTTP: cli.HTTPClient(), Logger: log, WirePort: port, API: apiAddr}
+			creds, server, err := jf.credentials(cmd.Context(), o, log, id, pb.HostRole_HOST_ROLE_HOST, addr)
+			if err != nil {
+				return err
+			}
+			cfg := agent.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, WirePort: port, API: apiAddr}
 			kind, err := resolveNIC(nicKind, "netstack (instances in userspace stacks), tun (Linux namespaces, root) or none (cache only)")
 			if err != nil {
 				return err
@@ -87,9 +93,10 @@ func hostCmd(o *cli.Options) *cobra.Command {
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the agent serves its API for acting as its instances (ping, connect); the server must reach it")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9100")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	jf.add(c, "host")
 	_ = c.MarkFlagRequired("host-id")
 	_ = c.MarkFlagRequired("underlay")
-	c.AddCommand(cli.HostList(o))
+	c.AddCommand(cli.HostList(o), cli.HostRemove(o))
 	return c
 }
 

@@ -2,9 +2,12 @@ package main
 
 import (
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -12,12 +15,25 @@ import (
 	"github.com/openvpc/openvpc/host/nic"
 )
 
-// startHost runs `openvpc host` as its own process, as on a real machine.
+// startHost runs `openvpc host` as its own process, as on a real machine,
+// joined with a fresh token.
 func startHost(t *testing.T, s *apiServer, id, underlay string, port int) {
 	t.Helper()
-	cmd := exec.Command(bin, "host", "--server", s.url, "--host-id", id, "--underlay", underlay,
+	startHostWith(t, s, id, underlay, port, t.TempDir(), s.joinToken(t, "host"))
+}
+
+// startHostWith runs `openvpc host` with its credentials in certDir,
+// joining with token if it is not empty; it returns the process's output
+// and a stop function (also run at cleanup) that checks a clean exit.
+func startHostWith(t *testing.T, s *apiServer, id, underlay string, port int, certDir, token string) (*syncBuffer, func()) {
+	t.Helper()
+	args := []string{"host", "--server", s.url, "--host-id", id, "--underlay", underlay, "--cert-dir", certDir,
 		"--wire-port", strconv.Itoa(port), "--api", "127.0.0.1:0", "--log-level", "warn",
-		"--state-dir", t.TempDir()) // as root, --nic auto makes TUN namespaces: record them per test
+		"--state-dir", t.TempDir()} // as root, --nic auto makes TUN namespaces: record them per test
+	if token != "" {
+		args = append(args, "--join-token", token)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = baseEnv()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -27,22 +43,31 @@ func startHost(t *testing.T, s *apiServer, id, underlay string, port int) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			if code := cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("host %s exited with %d after SIGTERM:\n%s", id, code, out)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+				if code := cmd.ProcessState.ExitCode(); code != 0 {
+					t.Errorf("host %s exited with %d after SIGTERM:\n%s", id, code, out)
+				}
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+				t.Errorf("host %s did not stop within 5s of SIGTERM", id)
 			}
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("host %s did not stop within 5s of SIGTERM", id)
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if strings.Contains(s.ok(t, "host", "list"), id) {
-			return
+			return out, stop
+		}
+		select {
+		case <-exited:
+			t.Fatalf("host %s exited:\n%s", id, out)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("host %s did not register:\n%s", id, out)
@@ -50,16 +75,62 @@ func startHost(t *testing.T, s *apiServer, id, underlay string, port int) {
 	}
 }
 
-// TestSeparateHostProcesses: a server and two `openvpc host` processes,
-// each with its own underlay address; instances on them ping across.
-func TestSeparateHostProcesses(t *testing.T) {
+// TestHostJoinRestartRemove: a host joins once with a token, keeps its
+// key (owner-only) and certificate, restarts without one; a used token
+// joins nobody else; `host remove` revokes it, terminates its instances,
+// and the host is told.
+func TestHostJoinRestartRemove(t *testing.T) {
 	s := startServer(t, t.TempDir())
+	port := freeUDPPort(t)
+	certs := t.TempDir()
+	token := s.joinToken(t, "host")
+	_, stop := startHostWith(t, s, "host-j", "127.0.1.5", port, certs, token)
+	if st, err := os.Stat(filepath.Join(certs, "key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the host's key: %v, want mode 0600", err)
+	}
+	stop()
+	out, _ := startHostWith(t, s, "host-j", "127.0.1.5", port, certs, "")
+	s.ok(t, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
+	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
+	inst := okJSON[instJ](t, s, "instance", "run", "--subnet", "red-a", "--host", "host-j", "--wait")
+
+	r := runCLI(t, nil, "host", "--server", s.url, "--host-id", "host-k", "--underlay", "127.0.1.6", "--cert-dir", t.TempDir(),
+		"--join-token", token, "--nic", "none")
+	checkFailure(t, r, "unauthenticated", []string{"join token is not valid"}, []string{"host", "--join-token", "(used)"})
+
+	if got := s.ok(t, "host", "remove", "host-j"); !strings.Contains(got, "1 certificate(s) revoked") || !strings.Contains(got, inst.ID) {
+		t.Fatalf("host remove: %s", got)
+	}
+	if strings.Contains(s.ok(t, "host", "list"), "host-j") {
+		t.Fatal("host-j is still listed after its removal")
+	}
+	if got := okJSON[instJ](t, s, "instance", "get", inst.ID); got.State != "INSTANCE_STATE_TERMINATED" {
+		t.Fatalf("the removed host's instance is %s", got.State)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "refuses this host"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed host did not say it was refused:\n%s", out)
+		}
+	}
+	s.fail(t, "not_found", []string{"host-j"}, "host", "remove", "host-j")
+}
+
+// freeUDPPort is a UDP port free on the test hosts' loopback addresses.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
 	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 251)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
+	defer l.Close()
+	return l.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TestSeparateHostProcesses: a server and two `openvpc host` processes,
+// each with its own underlay address; instances on them ping across.
+func TestSeparateHostProcesses(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	port := freeUDPPort(t)
 	startHost(t, s, "host-a", "127.0.1.1", port)
 	startHost(t, s, "host-b", "127.0.1.2", port)
 	s.ok(t, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")

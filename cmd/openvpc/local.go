@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -73,8 +73,13 @@ func startLocal(ctx context.Context, cfg localConfig) (*localCloud, error) {
 			c.closers = append(c.closers, func() { b.Close() })
 			backend = b
 		}
+		// In the server's own process: credentials without a join token.
+		creds, err := s.Trust.IssueAgent(ctx, id, pki.RoleHost, addr)
+		if err != nil {
+			return fail(err)
+		}
 		a, err := agent.New(agent.Config{
-			Server: s.URL(), HostID: id, HTTP: cli.HTTPClient(), Logger: cfg.Log,
+			Server: s.URL(), HostID: id, Creds: creds, Logger: cfg.Log,
 			Underlay: addr, Wire: wire, WirePort: cfg.WirePort, API: "127.0.0.1:0", NIC: backend,
 		})
 		if err != nil {

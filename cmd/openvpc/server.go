@@ -1,12 +1,15 @@
 package main
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/openvpc/openvpc/control/server"
+	"github.com/openvpc/openvpc/pki"
 )
 
 func serverCmd() *cobra.Command {
@@ -22,6 +25,7 @@ func serverCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = log
+			tlsSANs(&cfg)
 			if endpoints != "" {
 				cfg.Store.Endpoints = strings.Split(endpoints, ",")
 			}
@@ -42,6 +46,30 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.Store.Prefix, "etcd-prefix", cfg.Store.Prefix, "key prefix in etcd, so clouds can share a cluster")
 	f.Var(newPrefixList(&cfg.Store.EIPPools), "eip-pool", "public range Elastic IPs are allocated from, e.g. 198.51.100.0/24 (repeatable)")
 	f.DurationVar(&cfg.EdgeTimeout, "edge-timeout", 15*time.Second, "how long an edge may miss its heartbeats before hosts stop sending it flows")
+	addTrustFlags(f, &cfg)
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return c
+}
+
+// sans holds --tls-san values until they are sorted into names and IPs.
+var sans []string
+
+// addTrustFlags adds the flags of the server's trust settings.
+func addTrustFlags(f *pflag.FlagSet, cfg *server.Config) {
+	f.BoolVar(&cfg.Trust.Insecure, "insecure-loopback", false, "serve without TLS or authentication, for development; refused unless --listen is a loopback address")
+	f.StringVar(&cfg.Trust.CACertFile, "ca-cert", "", "PEM CA certificate to issue certificates with (with --ca-key); default: the CA kept in etcd, made on first start")
+	f.StringVar(&cfg.Trust.CAKeyFile, "ca-key", "", "PEM ECDSA P-256 key of --ca-cert")
+	f.DurationVar(&cfg.Trust.CertTTL, "cert-ttl", pki.DefaultCertTTL, "lifetime of host and edge certificates (agents renew at two thirds of it)")
+	f.StringVar(&cfg.AdminConfig, "admin-config", pki.DefaultConfigPath(), "where to write a client config with an admin token when it holds none for this cloud ('' for nowhere)")
+	f.StringSliceVar(&sans, "tls-san", nil, "extra DNS names or IP addresses clients reach this server by, for its certificate (repeatable)")
+}
+
+func tlsSANs(cfg *server.Config) {
+	for _, s := range sans {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			cfg.Trust.IPs = append(cfg.Trust.IPs, ip)
+		} else if s != "" {
+			cfg.Trust.Names = append(cfg.Trust.Names, s)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openvpc/openvpc/control/server"
+	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -47,9 +48,9 @@ func upCmd() *cobra.Command {
 			s := c.Server
 			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with %s instances,
 Geneve between them over UDP on 127.0.1.x, state in %s
+The client config (server, CA, admin token) is %s
 
 Try, in another terminal:
-  export OPENVPC_SERVER=%s
   openvpc vpc create --name red --cidr 10.0.0.0/16
   openvpc subnet create --vpc red --cidr 10.0.1.0/24 --name red-a
   openvpc instance run --subnet red-a --name web --wait
@@ -58,7 +59,7 @@ Try, in another terminal:
   openvpc host list%s
 %s
 Press Ctrl-C to stop.
-`, s.URL(), hosts, hosts, kind, cfg.Store.DataDir, s.URL(), upHint(kind), internetHelp(edges, proxyAddr))
+`, s.URL(), hosts, hosts, kind, cfg.Store.DataDir, cfg.AdminConfig, upHint(kind), internetHelp(edges, proxyAddr))
 			select {
 			case <-cmd.Context().Done():
 				return nil
@@ -76,6 +77,7 @@ Press Ctrl-C to stop.
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
 	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")
+	f.StringVar(&cfg.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token), which client commands read by default")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")
 	return c

@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/edge/internet"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -72,7 +72,13 @@ func startInternet(ctx context.Context, s *server.Server, log *slog.Logger, edge
 			return nil, fmt.Errorf("underlay of edge-%d on %s:%d: %w", i, addr, port, err)
 		}
 		u.wires = append(u.wires, wire)
-		n, err := edge.NewNode(agent.Config{Server: s.URL(), HostID: fmt.Sprintf("edge-%d", i), HTTP: cli.HTTPClient(), Logger: log, WirePort: port, API: "127.0.0.1:0"},
+		id := fmt.Sprintf("edge-%d", i)
+		creds, err := s.Trust.IssueAgent(ctx, id, pki.RoleEdge, addr)
+		if err != nil {
+			u.close()
+			return nil, err
+		}
+		n, err := edge.NewNode(agent.Config{Server: s.URL(), HostID: id, Creds: creds, Logger: log, WirePort: port, API: "127.0.0.1:0"},
 			edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: u.inet.Attach()})
 		if err != nil {
 			u.close()

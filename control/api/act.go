@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net"
-	"net/http"
 	"net/netip"
 	"strconv"
 
@@ -14,14 +13,6 @@ import (
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/model"
 )
-
-// agentHTTP reaches host agents over cleartext HTTP/2.
-var agentHTTP = func() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Protocols = new(http.Protocols)
-	t.Protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: t}
-}()
 
 // actor is an instance to act as: where its agent is and who it is there.
 type actor struct {
@@ -53,7 +44,11 @@ func (h *Instances) actAs(ctx context.Context, r string) (*actor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &actor{inst: inst, vni: vpc.Vni, agent: openvpcv1connect.NewAgentServiceClient(agentHTTP, host.AgentUrl)}, nil
+	hc, err := h.Agents.AgentClient(host.Id, host.AgentUrl)
+	if err != nil {
+		return nil, model.Preconditionf("%v", err)
+	}
+	return &actor{inst: inst, vni: vpc.Vni, agent: openvpcv1connect.NewAgentServiceClient(hc, host.AgentUrl)}, nil
 }
 
 // target resolves an address, or an instance's name or id, to an address.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/openvpc/openvpc/control/apierr"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/model"
 )
@@ -62,7 +61,11 @@ func (h *Instances) ListFlows(ctx context.Context, req *connect.Request[pb.ListF
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, flowsTimeout)
 			defer cancel()
-			r, err := openvpcv1connect.NewAgentServiceClient(agentHTTP, host.AgentUrl).Flows(cctx, connect.NewRequest(&pb.FlowsRequest{}))
+			ac, err := h.agentClient(host)
+			var r *connect.Response[pb.FlowsResponse]
+			if err == nil {
+				r, err = ac.Flows(cctx, connect.NewRequest(&pb.FlowsRequest{}))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

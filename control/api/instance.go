@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
@@ -29,6 +31,17 @@ type Mapping interface {
 type Instances struct {
 	Store   *store.Store
 	Mapping Mapping
+	// Agents gives the HTTP client to reach a host's agent at its URL:
+	// over TLS, with the server's certificate, checking the agent's.
+	Agents Agents
+}
+
+// Agents reaches host agents as only a server may.
+type Agents interface {
+	AgentClient(host, url string) (*http.Client, error)
+	// AgentTLS is for raw HTTP/1.1 connections (port forwards); nil means
+	// cleartext.
+	AgentTLS(host string) *tls.Config
 }
 
 var _ openvpcv1connect.InstanceServiceHandler = (*Instances)(nil)

@@ -105,7 +105,11 @@ func (h *Instances) traceLogical(ctx context.Context, from *actor, hosts []*pb.H
 		return hops, nil
 	}
 	arrive := &pb.TraceRequest{Payload: r.Msg.Payload, OuterSrc: self.UnderlayAddress}
-	a, err := openvpcv1connect.NewAgentServiceClient(agentHTTP, next.AgentUrl).Trace(ctx, connect.NewRequest(arrive))
+	ac, err := h.agentClient(next)
+	if err != nil {
+		return nil, err
+	}
+	a, err := ac.Trace(ctx, connect.NewRequest(arrive))
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +129,11 @@ func (h *Instances) traceReports(ctx context.Context, hosts []*pb.Host, id uint3
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, flowsTimeout)
 			defer cancel()
-			r, err := openvpcv1connect.NewAgentServiceClient(agentHTTP, x.AgentUrl).TraceReports(cctx, connect.NewRequest(&pb.TraceReportsRequest{TraceId: id}))
+			ac, err := h.agentClient(x)
+			if err != nil {
+				return
+			}
+			r, err := ac.TraceReports(cctx, connect.NewRequest(&pb.TraceReportsRequest{TraceId: id}))
 			if err != nil {
 				return
 			}
@@ -139,6 +147,15 @@ func (h *Instances) traceReports(ctx context.Context, hosts []*pb.Host, id uint3
 	wg.Wait()
 	slices.SortStableFunc(hops, func(a, b *pb.TraceHop) int { return a.Time.AsTime().Compare(b.Time.AsTime()) })
 	return hops
+}
+
+// agentClient reaches host's (or edge's) agent as the server may.
+func (h *Instances) agentClient(host *pb.Host) (openvpcv1connect.AgentServiceClient, error) {
+	hc, err := h.Agents.AgentClient(host.Id, host.AgentUrl)
+	if err != nil {
+		return nil, err
+	}
+	return openvpcv1connect.NewAgentServiceClient(hc, host.AgentUrl), nil
 }
 
 // traceID is a random, non-zero TraceID.

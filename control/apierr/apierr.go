@@ -34,6 +34,8 @@ func Wire(err error) error {
 		code = connect.CodeUnavailable
 	case errors.Is(err, model.ErrDenied):
 		code = connect.CodePermissionDenied
+	case errors.Is(err, model.ErrUnauthenticated):
+		code = connect.CodeUnauthenticated
 	case errors.Is(err, model.ErrTimeout):
 		code = connect.CodeDeadlineExceeded
 	}

@@ -154,7 +154,8 @@ func TestChurn(t *testing.T) {
 					}
 				case 3 * ops / 4: // the second server is replaced
 					c.StopServer(1)
-					c.StartServer(strings.TrimPrefix(urls[1], "http://"))
+					_, hostport, _ := strings.Cut(urls[1], "://")
+					c.StartServer(hostport)
 				}
 			}
 		}()

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/openvpc/openvpc/control/apierr"
+	"github.com/openvpc/openvpc/control/trust"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/model"
@@ -20,7 +21,30 @@ var _ openvpcv1connect.MappingServiceHandler = (*Service)(nil)
 const (
 	ReasonScopeRefused     = "scope-refused"
 	ReasonSubscribeRefused = "subscribe-refused"
+	// ReasonClaimRefused: a host or edge asked to register, acknowledge or
+	// report as another one.
+	ReasonClaimRefused = "claim-refused"
 )
+
+// claim lets a request naming host through only if it comes from host, as
+// its certificate says; a refusal is a security event of reason.
+func (s *Service) claim(ctx context.Context, host, reason, what string, check func() error) error {
+	err := check()
+	if err == nil {
+		return nil
+	}
+	c, _ := trust.CallerFrom(ctx)
+	s.Record(ctx, &pb.SecurityEvent{
+		HostId: c.ID, Reason: reason, OuterSrc: c.Addr,
+		Detail: fmt.Sprintf("%s %s tried to %s as host %s: %v", c.Role, c.ID, what, host, err),
+	})
+	return apierr.Wire(err)
+}
+
+// claimAs checks that a request naming host comes from host.
+func (s *Service) claimAs(ctx context.Context, host, reason, what string) error {
+	return s.claim(ctx, host, reason, what, func() error { return trust.Claim(ctx, host) })
+}
 
 func (s *Service) Register(ctx context.Context, req *connect.Request[pb.RegisterRequest]) (*connect.Response[pb.RegisterResponse], error) {
 	m := req.Msg
@@ -37,6 +61,11 @@ func (s *Service) Register(ctx context.Context, req *connect.Request[pb.Register
 	role := m.Role
 	if role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
 		role = pb.HostRole_HOST_ROLE_HOST
+	}
+	if err := s.claim(ctx, m.HostId, ReasonClaimRefused, "register", func() error {
+		return trust.ClaimRegistration(ctx, m.HostId, role, addr)
+	}); err != nil {
+		return nil, err
 	}
 	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role, m.AgentUrl)
 	if err != nil {
@@ -56,6 +85,10 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.Subscri
 	host := req.Msg.HostId
 	if err := model.ValidateHostID(host); err != nil {
 		return apierr.Wire(err)
+	}
+	// Another host's stream is another host's scope: "you were never yellow".
+	if err := s.claimAs(ctx, host, ReasonScopeRefused, "subscribe"); err != nil {
+		return err
 	}
 	if _, err := s.store.GetHost(ctx, host); err != nil {
 		if errors.Is(err, model.ErrNotFound) {
@@ -81,6 +114,11 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.Subscri
 		case needSnapshot:
 			s.snapshotFor(m)
 		case b != nil:
+			// A stream outlives its request: a revoked certificate gets
+			// nothing more, whichever server it is connected to.
+			if err := trust.Recheck(ctx); err != nil {
+				return apierr.Wire(err)
+			}
 			if err := stream.Send(b); err != nil {
 				return nil // the host went away; it resumes on reconnect
 			}
@@ -124,6 +162,9 @@ func (s *Service) detach(m *mailbox, gen int) {
 }
 
 func (s *Service) Ack(ctx context.Context, req *connect.Request[pb.AckRequest]) (*connect.Response[pb.AckResponse], error) {
+	if err := s.claimAs(ctx, req.Msg.HostId, ReasonClaimRefused, "acknowledge"); err != nil {
+		return nil, err
+	}
 	if err := s.ack(req.Msg.HostId, req.Msg.Revision); err != nil {
 		return nil, err
 	}
@@ -134,6 +175,13 @@ func (s *Service) Ack(ctx context.Context, req *connect.Request[pb.AckRequest]) 
 // closes it; each message counts as an Ack.
 func (s *Service) AckStream(ctx context.Context, stream *connect.ClientStream[pb.AckStreamRequest]) (*connect.Response[pb.AckStreamResponse], error) {
 	for stream.Receive() {
+		// A stream outlives requests: a host removed meanwhile stops here.
+		if err := trust.Recheck(ctx); err != nil {
+			return nil, apierr.Wire(err)
+		}
+		if err := s.claimAs(ctx, stream.Msg().HostId, ReasonClaimRefused, "acknowledge"); err != nil {
+			return nil, err
+		}
 		if err := s.ack(stream.Msg().HostId, stream.Msg().Revision); err != nil {
 			return nil, err
 		}
@@ -167,6 +215,9 @@ func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.Ge
 	if err := model.ValidateHostID(host); err != nil {
 		return nil, apierr.Wire(err)
 	}
+	if err := s.claimAs(ctx, host, ReasonScopeRefused, fmt.Sprintf("read VPC VNI %d", vni)); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	vpc := s.w.byVNI[vni]
 	_, inScope := s.w.scope(host)[vpc]
@@ -191,6 +242,9 @@ func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.Ge
 func (s *Service) ReportEvents(ctx context.Context, req *connect.Request[pb.ReportEventsRequest]) (*connect.Response[pb.ReportEventsResponse], error) {
 	if err := model.ValidateHostID(req.Msg.HostId); err != nil {
 		return nil, apierr.Wire(err)
+	}
+	if err := s.claimAs(ctx, req.Msg.HostId, ReasonClaimRefused, "report events"); err != nil {
+		return nil, err
 	}
 	for _, ev := range req.Msg.Events {
 		ev.HostId = req.Msg.HostId

@@ -124,11 +124,12 @@ func TestOutOfScopeQueryRefused(t *testing.T) {
 	w.run(t, "green-a", "host-g")
 	w.c.Converge(w.api, g)
 	ctx := w.c.Ctx()
-	_, err := w.api.Mapping.GetVpcMappings(ctx, connect.NewRequest(&pb.GetVpcMappingsRequest{HostId: "host-g", Vni: w.yellow.Vni}))
+	asG := w.c.HostClients(w.api.URL, "host-g", addr(7))
+	_, err := asG.Mapping.GetVpcMappings(ctx, connect.NewRequest(&pb.GetVpcMappingsRequest{HostId: "host-g", Vni: w.yellow.Vni}))
 	if connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("out-of-scope query: %v, want permission denied", err)
 	}
-	r, err := w.api.Mapping.GetVpcMappings(ctx, connect.NewRequest(&pb.GetVpcMappingsRequest{HostId: "host-g", Vni: w.green.Vni}))
+	r, err := asG.Mapping.GetVpcMappings(ctx, connect.NewRequest(&pb.GetVpcMappingsRequest{HostId: "host-g", Vni: w.green.Vni}))
 	if err != nil || len(r.Msg.Mappings) != 1 {
 		t.Fatalf("in-scope query: %v, %v", r, err)
 	}
@@ -144,7 +145,7 @@ func TestOutOfScopeQueryRefused(t *testing.T) {
 		t.Fatalf("event %v", ev)
 	}
 	// Subscribing as a host that never registered is refused too.
-	st, err := w.api.Mapping.Subscribe(ctx, connect.NewRequest(&pb.SubscribeRequest{HostId: "host-nobody"}))
+	st, err := w.c.HostClients(w.api.URL, "host-nobody", addr(8)).Mapping.Subscribe(ctx, connect.NewRequest(&pb.SubscribeRequest{HostId: "host-nobody"}))
 	if err == nil {
 		for st.Receive() {
 		}
@@ -176,7 +177,8 @@ func TestReadiness(t *testing.T) {
 		}
 	}
 	// A host that registered and holds red instances but never acknowledges.
-	if _, err := w.api.Mapping.Register(w.c.Ctx(), connect.NewRequest(&pb.RegisterRequest{HostId: "host-mute", UnderlayAddress: addr(9).String()})); err != nil {
+	mute := w.c.HostClients(w.api.URL, "host-mute", addr(9))
+	if _, err := mute.Mapping.Register(w.c.Ctx(), connect.NewRequest(&pb.RegisterRequest{HostId: "host-mute", UnderlayAddress: addr(9).String()})); err != nil {
 		t.Fatal(err)
 	}
 	w.run(t, "red-a", "host-mute")
@@ -221,7 +223,7 @@ func TestHeadless(t *testing.T) {
 	first := w.run(t, "red-a", "host-a")
 	w.c.Converge(w.api, a)
 	// A second server stays up, to make changes while the first is down.
-	other := testcloud.ClientsFor(w.c.StartServer("127.0.0.1:0").URL())
+	other := w.c.ClientsFor(w.c.StartServer("127.0.0.1:0").URL())
 	w.c.StopServer(0)
 	if _, ok := a.Mirror.Lookup(w.red.Vni, first.PrivateIp); !ok {
 		t.Fatal("cache lost a mapping when the server went away")
@@ -234,7 +236,8 @@ func TestHeadless(t *testing.T) {
 	if _, ok := a.Mirror.Lookup(w.red.Vni, first.PrivateIp); !ok || a.Sub.Connected() {
 		t.Fatal("headless host lost its cache or claims a connection")
 	}
-	w.c.StartServer(strings.TrimPrefix(url, "http://"))
+	_, hostport, _ := strings.Cut(url, "://")
+	w.c.StartServer(hostport)
 	w.c.Converge(other, a)
 	if _, ok := a.Mirror.Lookup(w.red.Vni, r.Msg.Instance.PrivateIp); !ok {
 		t.Fatal("change made while headless did not arrive")
@@ -245,7 +248,7 @@ func TestHeadless(t *testing.T) {
 // every change, and readiness counts acknowledgements from all of them.
 func TestSeveralServers(t *testing.T) {
 	w := newWorld(t)
-	s2 := testcloud.ClientsFor(w.c.StartServer("127.0.0.1:0").URL())
+	s2 := w.c.ClientsFor(w.c.StartServer("127.0.0.1:0").URL())
 	a := w.c.AddHost(w.api.URL, "host-a", addr(1))
 	b := w.c.AddHost(s2.URL, "host-b", addr(2))
 	w.run(t, "red-a", "host-b")

@@ -170,6 +170,11 @@ func (s *Service) applyBatch(b store.Batch) error {
 		}
 	}
 	w.rev = b.Revision
+	for h := range d.hostsChanged {
+		if _, registered := w.hosts[h]; !registered {
+			s.disconnectLocked(h) // removed: its stream must not outlive it
+		}
+	}
 	for _, i := range d.gone {
 		hosts := w.hostsOf(i.VpcId)
 		hosts.add(i.HostId)
@@ -200,6 +205,27 @@ func (s *Service) applyBatch(b store.Batch) error {
 	}
 	s.broadcastLocked()
 	return nil
+}
+
+// Disconnect ends host's subscription stream on this server, if it has
+// one: the host was removed. (Its certificate is revoked, so it cannot
+// open another.)
+func (s *Service) Disconnect(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.disconnectLocked(host)
+}
+
+func (s *Service) disconnectLocked(host string) {
+	m := s.boxes[host]
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	if m.stream != nil {
+		m.stream()
+	}
+	m.mu.Unlock()
 }
 
 // affected lists the mailboxes d may concern: those of hosts whose scope

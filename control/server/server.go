@@ -1,6 +1,8 @@
-// Package server assembles an openvpc server: the store, the Mapping
-// Service and the API handlers on one HTTP port that speaks gRPC, gRPC-Web
-// and Connect (HTTP/1.1 and cleartext HTTP/2).
+// Package server assembles an openvpc server: the store, the trust
+// authority, the Mapping Service and the API handlers on one TLS port that
+// speaks gRPC, gRPC-Web and Connect (HTTP/1.1 and HTTP/2), every request
+// authenticated (cleartext and unauthenticated only with
+// --insecure-loopback).
 package server
 
 import (
@@ -10,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -20,7 +24,9 @@ import (
 	"github.com/openvpc/openvpc/control/api"
 	"github.com/openvpc/openvpc/control/mapping"
 	"github.com/openvpc/openvpc/control/store"
+	"github.com/openvpc/openvpc/control/trust"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/agent"
 )
 
 // Config is everything `openvpc server` needs.
@@ -38,6 +44,11 @@ type Config struct {
 	// EdgeTimeout is how long an edge may miss its heartbeats before hosts
 	// stop sending it traffic (default mapping.ReachableWithin).
 	EdgeTimeout time.Duration
+	// Trust is the CA, certificate lifetimes, and whether to run insecure.
+	Trust trust.Config
+	// AdminConfig is where to write a client config (server URL, CA and an
+	// admin token) when it holds none for this cloud; empty writes none.
+	AdminConfig string
 }
 
 // DefaultConfig is the configuration of a plain `openvpc server`.
@@ -47,8 +58,12 @@ func DefaultConfig() Config {
 
 // Validate reports a configuration that cannot work.
 func (c *Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
 		return fmt.Errorf("server: listen address %q: %v; write it as host:port, e.g. 127.0.0.1:7070", c.Listen, err)
+	}
+	if ip, err := netip.ParseAddr(host); c.Trust.Insecure && (err != nil || !ip.IsLoopback()) && host != "localhost" {
+		return fmt.Errorf("server: --insecure-loopback serves without TLS or authentication, so only on a loopback address; listen on 127.0.0.1, or drop the flag (%s)", c.Listen)
 	}
 	return c.Store.Validate()
 }
@@ -57,6 +72,7 @@ func (c *Config) Validate() error {
 type Server struct {
 	Store   *store.Store
 	Mapping *mapping.Service
+	Trust   *trust.Authority
 
 	log    *slog.Logger
 	ln     net.Listener
@@ -88,18 +104,39 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{}), extra: cfg.Collectors}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	cfg.Trust.IPs = append(cfg.Trust.IPs, trust.ListenerIPs(ln.Addr().String())...)
+	if s.Trust, err = trust.New(runCtx, st, cfg.Trust, cfg.Logger); err != nil {
+		cancel()
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	s.Trust.Record, s.Trust.Removed = s.Mapping.Record, s.Mapping.Disconnect
+	s.Trust.Terminate = func(ctx context.Context, id string) error {
+		_, err := st.TerminateInstance(ctx, id)
+		return err
+	}
 	s.Mapping.HealthWindow = cfg.EdgeTimeout
 	go func() {
 		defer close(s.done)
 		_ = s.Mapping.Run(runCtx)
 	}()
 	s.http = &http.Server{
-		Handler: s.routes(), Protocols: protocols(), ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.routes(), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second,
+		// Refused TLS handshakes (no or a foreign certificate) land here.
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		// Requests, streams above all, end when the server stops.
 		BaseContext: func(net.Listener) context.Context { return runCtx },
 	}
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cfg.Trust.Insecure {
+			err = s.http.Serve(ln)
+		} else {
+			s.http.TLSConfig = s.Trust.TLS()
+			err = s.http.ServeTLS(ln, "", "")
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("server: serve", "err", err)
 		}
 	}()
@@ -109,15 +146,30 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, errors.New("server: the mapping service could not load the store in 30s")
 	}
-	s.log.Info("openvpc server listening", "addr", ln.Addr().String())
+	if cfg.AdminConfig != "" && !cfg.Trust.Insecure {
+		wrote, err := s.Trust.EnsureAdminConfig(ctx, cfg.AdminConfig, s.ClientURL())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("server: client config %s: %w (choose another path with --admin-config)", cfg.AdminConfig, err)
+		}
+		if wrote {
+			s.log.Info("wrote a client config with an admin token", "path", cfg.AdminConfig)
+		}
+	}
+	s.log.Info("openvpc server listening", "addr", ln.Addr().String(), "tls", !cfg.Trust.Insecure)
 	return s, nil
 }
 
-// protocols enables HTTP/1.1 (Connect, curl) and cleartext HTTP/2 (gRPC).
-func protocols() *http.Protocols {
+// protocols enables HTTP/1.1 (Connect, curl) and HTTP/2 (gRPC): over TLS,
+// or in cleartext when insecure.
+func protocols(insecure bool) *http.Protocols {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
+	if insecure {
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP2(true)
+	}
 	return p
 }
 
@@ -126,9 +178,12 @@ func (s *Server) routes() http.Handler {
 	// Compressing small messages costs more than it saves; mapping deltas
 	// are small and many.
 	opt := connect.WithCompressMinBytes(16 << 10)
+	insts := &api.Instances{Store: s.Store, Mapping: s.Mapping, Agents: s.Trust}
 	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}, opt))
-	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(&api.Instances{Store: s.Store, Mapping: s.Mapping}, opt))
+	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
+	mux.Handle(openvpcv1connect.NewTrustServiceHandler(s.Trust, opt))
+	mux.HandleFunc(agent.ForwardPath, insts.Forward)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)
@@ -136,7 +191,7 @@ func (s *Server) routes() http.Handler {
 	s.reg = reg
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return mux
+	return s.Trust.Handler(mux)
 }
 
 // Register adds collectors to /metrics after the server started.
@@ -153,7 +208,24 @@ func (s *Server) Register(cs ...prometheus.Collector) error {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL is the API's base URL.
-func (s *Server) URL() string { return "http://" + s.Addr() }
+func (s *Server) URL() string {
+	if s.Trust.Insecure() {
+		return "http://" + s.Addr()
+	}
+	return "https://" + s.Addr()
+}
+
+// ClientURL is the URL clients on this machine reach the API at: URL, with
+// an unspecified listen address replaced by loopback.
+func (s *Server) ClientURL() string {
+	u := s.URL()
+	if ip, port, err := net.SplitHostPort(s.Addr()); err == nil {
+		if a, err := netip.ParseAddr(ip); err == nil && a.IsUnspecified() {
+			u = strings.Replace(u, s.Addr(), net.JoinHostPort("127.0.0.1", port), 1)
+		}
+	}
+	return u
+}
 
 // Close stops serving, stops the Mapping Service and closes the store.
 func (s *Server) Close() error {

@@ -16,6 +16,7 @@ import (
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -29,7 +30,15 @@ type Config struct {
 	Underlay netip.Addr
 	// Role is host (runs instances) or edge.
 	Role pb.HostRole
-	// HTTP carries the API calls; it must speak cleartext HTTP/2 or 1.1.
+	// Creds are this host's certificate and the CA it trusts: every call to
+	// the server is mutual TLS with them, they are renewed before they
+	// expire, and the agent API is served over TLS to servers only. Nil
+	// only for servers started with --insecure-loopback.
+	Creds *pki.Credentials
+	// CredDir, when set, is where renewed certificates are kept.
+	CredDir string
+	// HTTP carries the API calls (default: HTTP/2 over TLS with Creds,
+	// each renewal starting new connections).
 	HTTP *http.Client
 	// Heartbeat is how often the agent reports in without changes.
 	Heartbeat time.Duration
@@ -64,6 +73,12 @@ func (c *Config) Validate() error {
 	if !c.Underlay.Is4() || c.Underlay.IsUnspecified() {
 		return fmt.Errorf("agent: underlay address %v must be this host's own IPv4 address", c.Underlay)
 	}
+	if c.Creds == nil && !insecureServer(c.Server) {
+		return fmt.Errorf("agent: no credentials to call %s with; join with --join-token", c.Server)
+	}
+	if c.Creds != nil && insecureServer(c.Server) {
+		return fmt.Errorf("agent: %s is a cleartext URL; give the server's https:// URL", c.Server)
+	}
 	return nil
 }
 
@@ -85,7 +100,11 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.HTTP == nil {
-		cfg.HTTP = http.DefaultClient
+		if cfg.Creds != nil {
+			cfg.HTTP = &http.Client{Transport: newRotatingTransport(cfg.Creds)}
+		} else {
+			cfg.HTTP = pki.HTTPClient(nil)
+		}
 	}
 	if cfg.Role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
 		cfg.Role = pb.HostRole_HOST_ROLE_HOST
@@ -153,6 +172,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.Logger.Info("host agent joined", "host", a.HostID, "underlay", a.Underlay, "server", a.Server)
 	go a.Reporter.Run(ctx)
+	if a.Creds != nil {
+		go a.renewLoop(ctx)
+	}
 	if a.Plane != nil {
 		go func() { _ = a.Plane.ServeWire() }()
 		defer a.nics.closeAll()

@@ -13,6 +13,7 @@ import (
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
 )
 
@@ -26,7 +27,8 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	c := testcloud.New(t, etcd)
 	api := c.API()
 	ctx := c.Ctx()
-	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log})
+	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,12 +38,15 @@ func (a *Agent) serveAPI(ctx context.Context, addr string) (string, error) {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	url, err := a.serveAPIOn(srv, ln)
+	if err != nil {
+		return "", err
+	}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	return "http://" + ln.Addr().String(), nil
+	return url, nil
 }
 
 func (s agentAPI) instance(vni uint32, ip string) (nic.NIC, error) {
@@ -85,21 +88,7 @@ func (s agentAPI) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		http.Error(w, "forwarding needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
-		return
-	}
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", ForwardProtocol)
-	if err := rw.Flush(); err != nil {
-		return
-	}
-	Splice(conn, rw.Reader, up)
+	SpliceUpgraded(w, up)
 }
 
 // Splice copies both ways between a client (whose buffered bytes are in

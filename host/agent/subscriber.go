@@ -62,6 +62,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	s.acked = make(chan struct{}, 1)
 	go s.acks(ctx)
 	backoff := 50 * time.Millisecond
+	refused := false
 	for ctx.Err() == nil {
 		progressed, err := s.stream(ctx)
 		s.connected.Store(false)
@@ -72,6 +73,13 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			backoff = 50 * time.Millisecond
 		}
 		s.Log.Debug("mapping stream ended; resubscribing", "host", s.HostID, "rev", s.Revision(), "err", err, "in", backoff)
+		// Refused credentials do not heal by retrying: say so, once.
+		if code := connect.CodeOf(err); (code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied) != refused {
+			refused = !refused
+			if refused {
+				s.Log.Warn("the server refuses this host; it keeps forwarding on its last cache", "host", s.HostID, "err", err)
+			}
+		}
 		select {
 		case <-time.After(backoff + rand.N(backoff/2+1)):
 		case <-ctx.Done():

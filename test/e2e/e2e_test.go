@@ -112,6 +112,9 @@ type cloud struct {
 	url    string
 	agents []*proc
 	dirs   []string // the agents' state directories
+	certs  []string // the agents' credentials directories
+	// config is the client config the server wrote (CA, admin token).
+	config string
 }
 
 // serverPort is where the server listens on the bridge: the namespace is
@@ -124,12 +127,14 @@ func newCloud(t *testing.T, hosts int) *cloud { return newCloudWith(t, hosts, 0)
 // hosts hosts+1 … hosts+spare, no agent on them) and more server flags.
 func newCloudWith(t *testing.T, hosts, spare int, serverArgs ...string) *cloud {
 	r := newRoom(t, hosts+spare)
-	c := &cloud{t: t, root: t, room: r, url: fmt.Sprintf("http://%s", net.JoinHostPort(underlayAddr(254).String(), strconv.Itoa(serverPort)))}
-	args := append([]string{"server", "--listen", strings.TrimPrefix(c.url, "http://"), "--data-dir", t.TempDir(), "--log-level", "warn"}, serverArgs...)
+	addr := net.JoinHostPort(underlayAddr(254).String(), strconv.Itoa(serverPort))
+	c := &cloud{t: t, root: t, room: r, url: "https://" + addr, config: filepath.Join(t.TempDir(), "config")}
+	args := append([]string{"server", "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "warn", "--admin-config", c.config}, serverArgs...)
 	start(t, r.bridge.ns, nil, bin, args...)
 	c.eventually("the server to answer", 30*time.Second, func() bool { _, code := c.cli("vpc", "list"); return code == 0 })
 	for i := range r.hosts[:hosts] {
 		c.dirs = append(c.dirs, t.TempDir())
+		c.certs = append(c.certs, t.TempDir())
 		c.agents = append(c.agents, c.startAgent(i))
 	}
 	c.eventually("every host to register", 15*time.Second, func() bool {
@@ -148,18 +153,29 @@ func (c *cloud) in(t *testing.T) *cloud {
 
 func hostID(i int) string { return fmt.Sprintf("e2e-h%d", i+1) }
 
-// startAgent runs `openvpc host --nic tun` on host i.
+// startAgent runs `openvpc host --nic tun` on host i: joining with a
+// token the first time, with the certificate it kept after that.
 func (c *cloud) startAgent(i int) *proc {
 	u := underlayAddr(i + 1).String()
-	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, "host", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
-		"--nic", "tun", "--state-dir", c.dirs[i], "--api", u+":0", "--log-level", "warn")
+	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append([]string{"host", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
+		"--nic", "tun", "--state-dir", c.dirs[i], "--api", u + ":0", "--log-level", "warn"}, c.join(c.certs[i], "host")...)...)
+}
+
+// join is the flags an agent keeping its credentials in dir joins with: a
+// fresh token while dir holds no certificate.
+func (c *cloud) join(dir, role string) []string {
+	args := []string{"--cert-dir", dir}
+	if _, err := os.Stat(filepath.Join(dir, "cert.pem")); err != nil {
+		args = append(args, "--join-token", strings.TrimSpace(c.ok("token", "create", "--role", role)))
+	}
+	return args
 }
 
 // cli runs an openvpc client command from the bridge namespace, where
 // the server is reachable.
 func (c *cloud) cli(args ...string) (string, int) {
 	c.t.Helper()
-	return run(c.t, c.room.bridge.ns, 30*time.Second, bin, append([]string{"--server", c.url}, args...)...)
+	return run(c.t, c.room.bridge.ns, 30*time.Second, bin, append([]string{"--server", c.url, "--config", c.config}, args...)...)
 }
 
 func (c *cloud) ok(args ...string) string {
@@ -184,13 +200,13 @@ func okJSON[T any](c *cloud, args ...string) T {
 // exec runs a command inside an instance, through `openvpc instance exec`.
 func (c *cloud) exec(inst string, timeout time.Duration, cmd ...string) (string, int) {
 	c.t.Helper()
-	return run(c.t, c.room.bridge.ns, timeout, bin, append([]string{"--server", c.url, "instance", "exec", inst, "--"}, cmd...)...)
+	return run(c.t, c.room.bridge.ns, timeout, bin, append([]string{"--server", c.url, "--config", c.config, "instance", "exec", inst, "--"}, cmd...)...)
 }
 
 // background starts a long-running command inside an instance.
 func (c *cloud) background(inst string, env []string, cmd ...string) *proc {
 	c.t.Helper()
-	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "instance", "exec", inst, "--"}, cmd...)...)
+	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "--config", c.config, "instance", "exec", inst, "--"}, cmd...)...)
 }
 
 func (c *cloud) eventually(what string, d time.Duration, ok func() bool) {

@@ -136,23 +136,25 @@ func edgeID(k int) string { return fmt.Sprintf("e2e-e%d", k+1) }
 // into its outside TUN once it exists.
 func (c *internetCloud) startEdge(k int) *proc {
 	m := c.room.hosts[2+k]
-	p := startFor(c.t, c.root, m.ns, nil, bin, "edge", "--server", c.url, "--edge-id", edgeID(k),
-		"--underlay", underlayAddr(3+k).String(), "--outside", "tun:ovpc-out", "--log-level", "warn", "--heartbeat", "400ms",
-		"--metrics", net.JoinHostPort(underlayAddr(3+k).String(), "9101"))
+	p := startFor(c.t, c.root, m.ns, nil, bin, append([]string{"edge", "--server", c.url, "--edge-id", edgeID(k),
+		"--underlay", underlayAddr(3 + k).String(), "--outside", "tun:ovpc-out", "--log-level", "warn", "--heartbeat", "400ms",
+		"--metrics", net.JoinHostPort(underlayAddr(3+k).String(), "9101")}, c.join(c.t.TempDir(), "edge")...)...)
 	he, err := netlink.NewHandleAt(m.ns)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer he.Close()
 	var link netlink.Link
-	c.eventually("edge "+edgeID(k)+"'s outside device", 10*time.Second, func() bool {
+	c.eventually("edge "+edgeID(k)+"'s outside device up", 10*time.Second, func() bool {
 		select {
 		case <-p.done:
 			c.t.Fatalf("edge exited:\n%s", p.out)
 		default:
 		}
+		// The edge creates the device, then brings it up: a route into
+		// a device that is still down is refused.
 		link, err = he.LinkByName("ovpc-out")
-		return err == nil
+		return err == nil && link.Attrs().Flags&net.FlagUp != 0
 	})
 	dst := &net.IPNet{IP: eipPool.Addr().AsSlice(), Mask: net.CIDRMask(eipPool.Bits(), 32)}
 	if err := he.RouteAdd(&netlink.Route{Dst: dst, LinkIndex: link.Attrs().Index}); err != nil {

@@ -1,0 +1,251 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/pki"
+)
+
+// JoinConfig says how a host or edge gets its credentials.
+type JoinConfig struct {
+	// Server is the URL of any openvpc server.
+	Server   string
+	HostID   string
+	Role     pb.HostRole
+	Underlay netip.Addr
+	// Dir keeps the key, certificate and CA, so a restart needs no token.
+	Dir string
+	// Token is a one-time join token (openvpc token create); needed only
+	// while Dir holds no credentials.
+	Token string
+	// CAFile, when set, is the CA certificate to trust the server by,
+	// instead of the fingerprint the token carries.
+	CAFile string
+	Logger *slog.Logger
+}
+
+// LoadOrJoin returns the credentials kept in jc.Dir or, when there are
+// none, joins the cloud with jc.Token and keeps what it gets. It retries
+// while no server answers.
+func LoadOrJoin(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
+	creds, _, err := pki.LoadDir(jc.Dir)
+	switch {
+	case err == nil:
+		return creds, checkKept(creds, jc)
+	case !errors.Is(err, pki.ErrNoCredentials):
+		return nil, fmt.Errorf("agent: %w (delete %s and join again with a new token)", err, jc.Dir)
+	case jc.Token == "":
+		return nil, fmt.Errorf("agent: no credentials in %s: pass --join-token (an administrator makes one with openvpc token create --role %s)", jc.Dir, roleName(jc.Role))
+	}
+	return join(ctx, jc)
+}
+
+func roleName(r pb.HostRole) string {
+	if r == pb.HostRole_HOST_ROLE_EDGE {
+		return "edge"
+	}
+	return "host"
+}
+
+// checkKept refuses credentials kept for another identity or expired.
+func checkKept(c *pki.Credentials, jc JoinConfig) error {
+	id := c.Identity()
+	switch {
+	case id.ID != jc.HostID || id.Role != pki.Role(roleName(jc.Role)):
+		return fmt.Errorf("agent: the credentials in %s are for %s %s, not %s %s; use another --cert-dir", jc.Dir, id.Role, id.ID, roleName(jc.Role), jc.HostID)
+	case id.Underlay != jc.Underlay:
+		return fmt.Errorf("agent: %s joined with underlay address %s, not %s; to move it, openvpc host remove %s and join again", id.ID, id.Underlay, jc.Underlay, id.ID)
+	case time.Now().After(id.NotAfter):
+		return fmt.Errorf("agent: the certificate in %s expired at %s (the agent was away longer than its lifetime); openvpc host remove %s, then join again with a new token", jc.Dir, id.NotAfter.Format(time.RFC3339), id.ID)
+	}
+	return nil
+}
+
+func join(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
+	tok, err := pki.ParseToken(jc.Token)
+	if err != nil || tok.CAFingerprint == "" {
+		return nil, errors.New("agent: --join-token is not a join token (it is ID.SECRET.CA-FINGERPRINT, as openvpc token create prints it)")
+	}
+	tlsCfg := pki.PinnedTLS(tok.CAFingerprint)
+	if jc.CAFile != "" {
+		caPEM, err := os.ReadFile(jc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: --ca-file: %w", err)
+		}
+		ca, err := pki.NewCredentialsPool(caPEM)
+		if err != nil {
+			return nil, fmt.Errorf("agent: --ca-file %s: %w", jc.CAFile, err)
+		}
+		tlsCfg = pki.ClientTLS(ca, nil)
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	csr, err := pki.NewCSR(key, jc.HostID)
+	if err != nil {
+		return nil, err
+	}
+	client := openvpcv1connect.NewTrustServiceClient(pki.HTTPClient(tlsCfg), jc.Server)
+	req := &pb.JoinRequest{Token: jc.Token, HostId: jc.HostID, Csr: csr, UnderlayAddress: jc.Underlay.String()}
+	var resp *connect.Response[pb.JoinResponse]
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		resp, err = client.Join(ctx, connect.NewRequest(req))
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeUnavailable {
+			return nil, fmt.Errorf("agent: joining as %s: %w", jc.HostID, err)
+		}
+		if jc.Logger != nil {
+			jc.Logger.Warn("cannot join yet; retrying", "server", jc.Server, "err", err, "in", wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if resp.Msg.Role != jc.Role {
+		return nil, fmt.Errorf("agent: the join token is for a %s, not a %s", roleName(resp.Msg.Role), roleName(jc.Role))
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.SaveDir(jc.Dir, resp.Msg.Certificate, keyPEM, resp.Msg.CaCertificate); err != nil {
+		return nil, fmt.Errorf("agent: keeping credentials in %s: %w", jc.Dir, err)
+	}
+	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, resp.Msg.CaCertificate)
+	if err != nil {
+		return nil, err
+	}
+	return pki.NewCredentials(cert, resp.Msg.CaCertificate)
+}
+
+// rotatingTransport sends each request over the newest transport. After a
+// renewal, new requests open connections with the new certificate, while
+// streams already open on old connections (the subscription) run on.
+type rotatingTransport struct {
+	creds *pki.Credentials
+	cur   atomic.Pointer[http.Transport]
+}
+
+func newRotatingTransport(creds *pki.Credentials) *rotatingTransport {
+	t := &rotatingTransport{creds: creds}
+	t.rotate()
+	return t
+}
+
+func (t *rotatingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.cur.Load().RoundTrip(r)
+}
+
+func (t *rotatingTransport) rotate() {
+	next := pki.HTTPClient(t.creds.ClientTLS()).Transport.(*http.Transport)
+	if old := t.cur.Swap(next); old != nil {
+		old.CloseIdleConnections()
+	}
+}
+
+// renewLoop replaces the certificate two thirds into its life, retrying
+// a failed renewal until it expires.
+func (a *Agent) renewLoop(ctx context.Context) {
+	for {
+		wait := time.Until(a.Creds.RenewAt())
+		select {
+		case <-time.After(max(wait, 0)):
+		case <-ctx.Done():
+			return
+		}
+		for ctx.Err() == nil {
+			err := a.renew(ctx)
+			if err == nil {
+				break
+			}
+			left := time.Until(a.Creds.Current().Leaf.NotAfter)
+			retry := min(max(left/10, 100*time.Millisecond), 30*time.Second)
+			a.Logger.Warn("certificate renewal failed; retrying", "host", a.HostID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
+			select {
+			case <-time.After(retry):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// renew gets a new certificate for the same key.
+func (a *Agent) renew(ctx context.Context) error {
+	key, ok := a.Creds.Current().PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return errors.New("agent: the certificate's key is not ECDSA")
+	}
+	csr, err := pki.NewCSR(key, a.HostID)
+	if err != nil {
+		return err
+	}
+	resp, err := openvpcv1connect.NewTrustServiceClient(a.HTTP, a.Server).Renew(ctx, connect.NewRequest(&pb.RenewRequest{Csr: csr}))
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return err
+	}
+	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, a.Creds.CAPEM)
+	if err != nil {
+		return err
+	}
+	if err := a.Creds.Set(cert); err != nil {
+		return err
+	}
+	if a.CredDir != "" {
+		if err := pki.SaveDir(a.CredDir, resp.Msg.Certificate, keyPEM, a.Creds.CAPEM); err != nil {
+			a.Logger.Error("could not keep the renewed certificate; a restart after the old one expires needs a new token", "dir", a.CredDir, "err", err)
+		}
+	}
+	if rt, ok := a.HTTP.Transport.(*rotatingTransport); ok {
+		rt.rotate()
+	}
+	a.Logger.Info("certificate renewed", "host", a.HostID, "expires", cert.Leaf.NotAfter)
+	return nil
+}
+
+// serveAPIOn serves the agent API on ln: over TLS to openvpc servers only
+// when the agent has credentials, else in cleartext (--insecure-loopback
+// clouds, on loopback). It returns the URL to register.
+func (a *Agent) serveAPIOn(srv *http.Server, ln net.Listener) (string, error) {
+	if a.Creds == nil {
+		if ip, err := netip.ParseAddrPort(ln.Addr().String()); err != nil || !ip.Addr().IsLoopback() {
+			ln.Close()
+			return "", fmt.Errorf("agent: without credentials the agent API is served only on loopback, not %s", ln.Addr())
+		}
+		go srv.Serve(ln)
+		return "http://" + ln.Addr().String(), nil
+	}
+	srv.TLSConfig = pki.AgentServerTLS(a.Creds.Current, a.Creds.Pool)
+	// Refused handshakes (callers that are not servers) land here.
+	srv.ErrorLog = slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)
+	srv.Protocols.SetHTTP2(true)
+	go srv.ServeTLS(ln, "", "")
+	return "https://" + ln.Addr().String(), nil
+}
+
+// insecureServer reports whether url names a cleartext server, which
+// agents without credentials may use only on loopback.
+func insecureServer(url string) bool { return strings.HasPrefix(url, "http://") }
