@@ -16,7 +16,6 @@ import (
 	"connectrpc.com/connect"
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
-	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge/internet"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -446,7 +445,12 @@ func TestTrace(t *testing.T) {
 				url = h.AgentUrl
 			}
 		}
-		ag := openvpcv1connect.NewAgentServiceClient(cli.HTTPClient(), url)
+		// Only a server may call an agent: the test asks as the server does.
+		hc, err := s.c.Server(0).Trust.AgentClient("host-a", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ag := openvpcv1connect.NewAgentServiceClient(hc, url)
 		wrap := func(src, dst string, vni, srcVNI uint32) []byte {
 			pkt, err := dataplane.Probe(packet.ProtoTCP, netip.MustParseAddr(src), netip.MustParseAddr(dst), 80)
 			if err != nil {
