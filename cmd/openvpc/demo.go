@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -110,14 +111,20 @@ func (d *demo) run(ctx context.Context, nicKind string) error {
 	cfg.Listen, cfg.Store.DataDir = "127.0.0.1:0", dir
 	cfg.Store.EIPPools = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The demo's own client config (CA and admin token), kept with its
+	// cloud: the user's is left alone.
+	cfg.AdminConfig = filepath.Join(dir, "config")
 	d.say("building a cloud in %s: 3 hosts, 1 edge, a simulated internet (%s instances)…", dir, nicKind)
 	d.cloud, err = startLocal(ctx, localConfig{Server: cfg, Hosts: 3, Edges: 1, NIC: nicKind, WirePort: d.wire, Log: cfg.Logger})
 	if err != nil {
 		return err
 	}
 	defer d.cloud.Close()
-	hc, url := cli.HTTPClient(), d.cloud.Server.URL()
-	d.vpc, d.inst = openvpcv1connect.NewVpcServiceClient(hc, url), openvpcv1connect.NewInstanceServiceClient(hc, url)
+	conn, err := (&cli.Options{Config: cfg.AdminConfig, Server: d.cloud.Server.URL()}).Conn()
+	if err != nil {
+		return err
+	}
+	d.vpc, d.inst = openvpcv1connect.NewVpcServiceClient(conn.HTTP, conn.URL), openvpcv1connect.NewInstanceServiceClient(conn.HTTP, conn.URL)
 	if err := d.setup(ctx); err != nil {
 		return fmt.Errorf("demo setup: %w", err)
 	}
