@@ -11,12 +11,38 @@ import (
 
 	"github.com/openvpc/openvpc/control/apierr"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/model"
 )
 
-// flowsTimeout bounds how long ListFlows waits for one agent.
-const flowsTimeout = 3 * time.Second
+// agentTimeout bounds how long a call fanned out to every agent waits for one.
+const agentTimeout = 3 * time.Second
+
+// eachAgent calls fn, in parallel, with a client of the agent of every host
+// and edge in hosts that serves an API, each call bounded by agentTimeout;
+// unreachable is called for an agent the server cannot even dial.
+func (h *Instances) eachAgent(ctx context.Context, hosts []*pb.Host, fn func(context.Context, *pb.Host, openvpcv1connect.AgentServiceClient) error, unreachable func(*pb.Host)) {
+	var wg sync.WaitGroup
+	for _, host := range hosts {
+		if host.AgentUrl == "" {
+			continue
+		}
+		wg.Go(func() {
+			ac, err := h.agentClient(host)
+			if err != nil {
+				if unreachable != nil {
+					unreachable(host)
+				}
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, agentTimeout)
+			defer cancel()
+			_ = fn(cctx, host, ac)
+		})
+	}
+	wg.Wait()
+}
 
 // ListFlows gathers the flow records of every host and edge that serves
 // an API, in parallel, and filters them.
@@ -53,33 +79,25 @@ func (h *Instances) ListFlows(ctx context.Context, req *connect.Request[pb.ListF
 	}
 	out := &pb.ListFlowsResponse{}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, host := range hosts {
-		if host.AgentUrl == "" {
-			continue
+	h.eachAgent(ctx, hosts, func(ctx context.Context, host *pb.Host, ac openvpcv1connect.AgentServiceClient) error {
+		r, err := ac.Flows(ctx, connect.NewRequest(&pb.FlowsRequest{}))
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			out.Unreachable = append(out.Unreachable, host.Id)
+			return err
 		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, flowsTimeout)
-			defer cancel()
-			ac, err := h.agentClient(host)
-			var r *connect.Response[pb.FlowsResponse]
-			if err == nil {
-				r, err = ac.Flows(cctx, connect.NewRequest(&pb.FlowsRequest{}))
+		for _, f := range r.Msg.Flows {
+			if match(f.Verdict) && (inst == nil || involves(f, vni, inst.PrivateIp)) {
+				out.Flows = append(out.Flows, f)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				out.Unreachable = append(out.Unreachable, host.Id)
-				return
-			}
-			for _, f := range r.Msg.Flows {
-				if match(f.Verdict) && (inst == nil || involves(f, vni, inst.PrivateIp)) {
-					out.Flows = append(out.Flows, f)
-				}
-			}
-		})
-	}
-	wg.Wait()
+		}
+		return nil
+	}, func(host *pb.Host) {
+		mu.Lock()
+		out.Unreachable = append(out.Unreachable, host.Id)
+		mu.Unlock()
+	})
 	slices.SortFunc(out.Flows, func(a, b *pb.FlowRecord) int { return b.LastSeen.AsTime().Compare(a.LastSeen.AsTime()) })
 	slices.Sort(out.Unreachable)
 	return connect.NewResponse(out), nil

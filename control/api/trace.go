@@ -121,30 +121,18 @@ func (h *Instances) traceLogical(ctx context.Context, from *actor, hosts []*pb.H
 func (h *Instances) traceReports(ctx context.Context, hosts []*pb.Host, id uint32) []*pb.TraceHop {
 	var mu sync.Mutex
 	var hops []*pb.TraceHop
-	var wg sync.WaitGroup
-	for _, x := range hosts {
-		if x.AgentUrl == "" {
-			continue
+	h.eachAgent(ctx, hosts, func(ctx context.Context, x *pb.Host, ac openvpcv1connect.AgentServiceClient) error {
+		r, err := ac.TraceReports(ctx, connect.NewRequest(&pb.TraceReportsRequest{TraceId: id}))
+		if err != nil {
+			return err // a host that cannot say saw nothing we can show
 		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, flowsTimeout)
-			defer cancel()
-			ac, err := h.agentClient(x)
-			if err != nil {
-				return
-			}
-			r, err := ac.TraceReports(cctx, connect.NewRequest(&pb.TraceReportsRequest{TraceId: id}))
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, rep := range r.Msg.Reports {
-				hops = append(hops, &pb.TraceHop{HostId: x.Id, Story: rep.Story, Verdict: rep.Verdict, Time: rep.Time})
-			}
-		})
-	}
-	wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rep := range r.Msg.Reports {
+			hops = append(hops, &pb.TraceHop{HostId: x.Id, Story: rep.Story, Verdict: rep.Verdict, Time: rep.Time})
+		}
+		return nil
+	}, nil)
 	slices.SortStableFunc(hops, func(a, b *pb.TraceHop) int { return a.Time.AsTime().Compare(b.Time.AsTime()) })
 	return hops
 }

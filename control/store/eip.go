@@ -150,12 +150,8 @@ func (s *Store) AssociateAddress(ctx context.Context, ref, instRef string) (*pb.
 		t.unchanged(s.resKey(model.KindInstance, inst.Id), irev)
 		t.putProto(s.resKey(model.KindEIP, e.AllocationId), e)
 		t.putProto(s.resKey(model.KindInstance, inst.Id), inst)
-		ok, _, err := s.commit(ctx, &t)
-		if err != nil {
+		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
-		}
-		if !ok {
-			return errRetry
 		}
 		out = e
 		return nil
@@ -189,12 +185,8 @@ func (s *Store) DisassociateAddress(ctx context.Context, ref string) (*pb.Elasti
 		e.InstanceId, e.EniId, e.PrivateIp, e.VpcId = "", "", "", ""
 		t.unchanged(s.resKey(model.KindEIP, e.AllocationId), erev)
 		t.putProto(s.resKey(model.KindEIP, e.AllocationId), e)
-		ok, _, err := s.commit(ctx, &t)
-		if err != nil {
+		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
-		}
-		if !ok {
-			return errRetry
 		}
 		out = e
 		return nil
@@ -220,12 +212,8 @@ func (s *Store) ReleaseAddress(ctx context.Context, ref string) error {
 		if e.Name != "" {
 			t.del(s.nameKey(model.KindEIP, e.Name))
 		}
-		ok, _, err := s.commit(ctx, &t)
-		if err != nil {
+		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
-		}
-		if !ok {
-			return errRetry
 		}
 		return nil
 	})

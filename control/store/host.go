@@ -82,12 +82,8 @@ func (s *Store) SetHostHealth(ctx context.Context, id string, healthy bool) erro
 		var t txn
 		t.unchanged(s.hostKey(id), rev)
 		t.putProto(s.hostKey(id), h)
-		ok, _, err := s.commit(ctx, &t)
-		if err != nil {
+		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
-		}
-		if !ok {
-			return errRetry
 		}
 		return nil
 	})

@@ -118,12 +118,8 @@ func (s *Store) DetachInternetGateway(ctx context.Context, ref string) (*pb.Inte
 		t.putProto(s.resKey(model.KindIGW, g.Id), g)
 		t.del(s.igwOfKey(vpc))
 		t.del(s.refKey(vpc, g.Id))
-		ok, _, err := s.commit(ctx, &t)
-		if err != nil {
+		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
-		}
-		if !ok {
-			return errRetry
 		}
 		out = g
 		return nil
@@ -148,12 +144,8 @@ func (s *Store) DeleteInternetGateway(ctx context.Context, ref string) error {
 		if g.Name != "" {
 			t.del(s.nameKey(model.KindIGW, g.Name))
 		}
-		ok, _, err := s.commit(ctx, &t)
-		if err != nil {
+		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
-		}
-		if !ok {
-			return errRetry
 		}
 		return nil
 	})

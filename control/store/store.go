@@ -218,6 +218,16 @@ func (s *Store) commit(ctx context.Context, t *txn) (ok bool, rev int64, err err
 	return r.Succeeded, r.Header.Revision, nil
 }
 
+// commitOrRetry runs the transaction; a failed condition (a concurrent
+// writer got there first) is errRetry, for retry to read afresh.
+func (s *Store) commitOrRetry(ctx context.Context, t *txn) error {
+	ok, _, err := s.commit(ctx, t)
+	if err == nil && !ok {
+		return errRetry
+	}
+	return err
+}
+
 // Revision is the store's current revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	r, err := s.c.Get(ctx, s.key("probe"), clientv3.WithCountOnly())

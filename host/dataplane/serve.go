@@ -86,26 +86,19 @@ func (p *Plane) flush(w *egressWork) {
 }
 
 // Send runs the egress story for one packet as if the instance with ENI
-// eni had sent it, and returns the verdict: how `openvpc trace --live`
+// eni had sent it, and returns the verdict: how `openvpc ping --source`
 // and tests put a crafted packet on the path an instance's would take.
-func (p *Plane) Send(eni uint64, pkt []byte) (Verdict, error) {
-	a, ok := p.Attachment(eni)
-	if !ok {
-		return NoPort, errors.New("dataplane: no such ENI attached")
-	}
-	buf := make([]byte, packet.Headroom+len(pkt))
-	copy(buf[packet.Headroom:], pkt)
-	w := newEgressWork(1)
-	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
-	p.flush(w)
-	return v, nil
-}
+func (p *Plane) Send(eni uint64, pkt []byte) (Verdict, error) { return p.send(eni, pkt, 0) }
 
 // SendTraced is Send for `openvpc trace --live`: the packet carries the
 // TraceID option id, so every host and edge that handles it reports what
 // it did; this host reports its egress (and, for a local destination, its
 // ingress) at once.
 func (p *Plane) SendTraced(eni uint64, pkt []byte, id uint32) (Verdict, error) {
+	return p.send(eni, pkt, id)
+}
+
+func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (Verdict, error) {
 	a, ok := p.Attachment(eni)
 	if !ok {
 		return NoPort, errors.New("dataplane: no such ENI attached")
@@ -114,19 +107,21 @@ func (p *Plane) SendTraced(eni uint64, pkt []byte, id uint32) (Verdict, error) {
 	copy(buf[packet.Headroom:], pkt)
 	w := newEgressWork(1)
 	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
-	p.Traces.Add(TraceReport{ID: id, Story: "egress", Verdict: v, At: time.Now()})
-	if v == Delivered {
-		p.Traces.Add(TraceReport{ID: id, Story: "ingress", Verdict: v, At: time.Now()})
-	}
-	if v == Forwarded && len(w.out) == 1 {
-		// Re-encapsulate with the TraceID option in front of the same inner packet.
-		d := &w.out[0]
-		var e packet.Encap
-		if packet.ParseGenevePayload(d.Buf[d.Off:d.Off+d.Len], &e) {
-			opts := e.Options
-			opts.HasTrace, opts.TraceID = true, id
-			if start, ok := packet.EncapsulateGeneve(buf, len(e.Inner), e.VNI, opts); ok {
-				d.Off, d.Len = start, packet.Headroom+len(e.Inner)-start
+	if trace != 0 {
+		p.Traces.Add(TraceReport{ID: trace, Story: "egress", Verdict: v, At: time.Now()})
+		if v == Delivered {
+			p.Traces.Add(TraceReport{ID: trace, Story: "ingress", Verdict: v, At: time.Now()})
+		}
+		if v == Forwarded && len(w.out) == 1 {
+			// Re-encapsulate with the TraceID option in front of the same inner packet.
+			d := &w.out[0]
+			var e packet.Encap
+			if packet.ParseGenevePayload(d.Buf[d.Off:d.Off+d.Len], &e) {
+				opts := e.Options
+				opts.HasTrace, opts.TraceID = true, trace
+				if start, ok := packet.EncapsulateGeneve(buf, len(e.Inner), e.VNI, opts); ok {
+					d.Off, d.Len = start, packet.Headroom+len(e.Inner)-start
+				}
 			}
 		}
 	}
