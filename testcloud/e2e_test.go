@@ -199,8 +199,9 @@ func TestInstancesTalk(t *testing.T) {
 	// Through the API, as `openvpc ping` and `openvpc instance connect` do:
 	// the server asks the agent of the instance's host to act as it.
 	ctx := s.c.Ctx()
-	pr, err := s.api.Inst.PingInstance(ctx, connect.NewRequest(&pb.PingInstanceRequest{From: client.Id, To: web.Id, Count: 2}))
-	if err != nil || pr.Msg.Received != 2 || pr.Msg.ToIp != web.PrivateIp {
+	// Like ping -c 3 on a loaded machine: a lost echo is not a broken path.
+	pr, err := s.api.Inst.PingInstance(ctx, connect.NewRequest(&pb.PingInstanceRequest{From: client.Id, To: web.Id, Count: 3}))
+	if err != nil || pr.Msg.Received == 0 || pr.Msg.Sent != 3 || pr.Msg.ToIp != web.PrivateIp {
 		t.Fatalf("ping through the API: %v, %v", pr, err)
 	}
 	if _, err := s.api.Inst.ConnectInstance(ctx, connect.NewRequest(&pb.ConnectInstanceRequest{From: client.Id, To: web.PrivateIp + ":80"})); err != nil {

@@ -32,10 +32,11 @@ const (
 // cloud is openvpc running on an Underlay: the server on host A, a host
 // agent on each host, and the CLI run from host A.
 type cloud struct {
-	u   *Underlay
-	bin string // the openvpc binary
-	url string // the server's API
-	out map[string]*syncBuffer
+	u      *Underlay
+	bin    string // the openvpc binary
+	url    string // the server's API
+	config string // the client config the server writes (CA, admin token)
+	out    map[string]*syncBuffer
 }
 
 // setupOpenvpcTun builds openvpc, starts the server in host A and a
@@ -48,11 +49,15 @@ func setupOpenvpcTun(u *Underlay) (Endpoints, error) {
 	if err != nil {
 		return Endpoints{}, err
 	}
-	c := &cloud{u: u, bin: filepath.Join(dir, "openvpc"), url: "http://" + netip.AddrPortFrom(u.A.Underlay.Addr(), serverPort).String(), out: map[string]*syncBuffer{}}
+	c := &cloud{u: u, bin: filepath.Join(dir, "openvpc"), url: "https://" + netip.AddrPortFrom(u.A.Underlay.Addr(), serverPort).String(),
+		config: filepath.Join(dir, "config"), out: map[string]*syncBuffer{}}
 	if err := build(ctx, c.bin); err != nil {
 		return Endpoints{}, err
 	}
-	if err := c.start(u.A.NS, "server", "server", "--listen", strings.TrimPrefix(c.url, "http://"), "--data-dir", filepath.Join(dir, "server")); err != nil {
+	// Secure, as in production: the server writes the client config (CA and
+	// admin token) the CLI uses, and the agents join with tokens.
+	if err := c.start(u.A.NS, "server", "server", "--listen", strings.TrimPrefix(c.url, "https://"), "--data-dir", filepath.Join(dir, "server"),
+		"--admin-config", c.config); err != nil {
 		return Endpoints{}, err
 	}
 	if err := c.await(ctx, "server", "the server to answer", func() bool { _, err := c.cli(ctx, "vpc", "list"); return err == nil }); err != nil {
@@ -60,7 +65,11 @@ func setupOpenvpcTun(u *Underlay) (Endpoints, error) {
 	}
 	hosts := []Host{u.A, u.B}
 	for _, h := range hosts {
-		if err := c.startAgent(h, filepath.Join(dir, h.NS)); err != nil {
+		token, err := c.cli(ctx, "token", "create", "--role", "host")
+		if err != nil {
+			return Endpoints{}, err
+		}
+		if err := c.startAgent(h, filepath.Join(dir, h.NS), filepath.Join(dir, h.NS+"-cert"), strings.TrimSpace(string(token))); err != nil {
 			return Endpoints{}, err
 		}
 	}
@@ -104,14 +113,15 @@ func (c *cloud) start(ns, name string, args ...string) error {
 }
 
 // startAgent runs `openvpc host --nic tun` in h's namespace, with host id
-// h.NS and its state in stateDir. Should the agent not remove its
+// h.NS, its state in stateDir, joining with token and keeping its
+// credentials in certDir. Should the agent not remove its
 // instances' namespaces as it stops (it had to be killed), Close removes
 // those its state directory lists, and says so.
-func (c *cloud) startAgent(h Host, stateDir string) error {
+func (c *cloud) startAgent(h Host, stateDir, certDir, token string) error {
 	c.u.OnClose(func() error { return removeLeftNamespaces(stateDir) }) // runs after the agent has stopped
 	addr := h.Underlay.Addr().String()
 	return c.start(h.NS, h.NS, "host", "--server", c.url, "--host-id", h.NS, "--underlay", addr,
-		"--nic", "tun", "--state-dir", stateDir, "--api", addr+":0")
+		"--nic", "tun", "--state-dir", stateDir, "--api", addr+":0", "--cert-dir", certDir, "--join-token", token)
 }
 
 func removeLeftNamespaces(stateDir string) error {
@@ -138,7 +148,7 @@ func removeLeftNamespaces(stateDir string) error {
 func (c *cloud) cli(ctx context.Context, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return c.u.Output(ctx, c.u.A.NS, c.bin, append([]string{"--server", c.url}, args...)...)
+	return c.u.Output(ctx, c.u.A.NS, c.bin, append([]string{"--server", c.url, "--config", c.config}, args...)...)
 }
 
 // await polls ok until it holds; if it never does, the error shows what
