@@ -102,11 +102,14 @@ func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.En
 
 // InboundResult is where Inbound sends a packet: Payload (Geneve onward)
 // starts at Start in the packet's buffer and goes to Dst from SrcPort.
+// VNI and Inner name its flow as the instance receives it (translated).
 type InboundResult struct {
 	Payload []byte
 	Start   int
 	Dst     netip.Addr
 	SrcPort uint16
+	VNI     uint32
+	Inner   packet.IPv4
 }
 
 // Inbound is the story of a packet from the internet, at
@@ -139,7 +142,7 @@ func (x *Edge) Inbound(snap *tables.Snapshot, buf []byte, n int, r *InboundResul
 	if !ok {
 		return dataplane.Malformed
 	}
-	*r = InboundResult{Payload: buf[start : packet.Headroom+len(pkt)], Start: start, Dst: m.Underlay, SrcPort: packet.SourcePort(packet.FlowHash(pkt))}
+	*r = InboundResult{Payload: buf[start : packet.Headroom+len(pkt)], Start: start, Dst: m.Underlay, SrcPort: packet.SourcePort(packet.FlowHash(pkt)), VNI: vni, Inner: pkt}
 	return dataplane.Forwarded
 }
 
@@ -226,11 +229,7 @@ func (x *Edge) ServeOutside() error {
 			v := x.Inbound(snap, bufs[i], sizes[i], &r)
 			x.In.Add(v)
 			if v == dataplane.Forwarded {
-				// Named as the instance receives it, after translation.
-				var e packet.Encap
-				if packet.ParseGenevePayload(r.Payload, &e) {
-					flows.Record(e.VNI, e.Inner, len(e.Inner), v)
-				}
+				flows.Record(r.VNI, r.Inner, len(r.Inner), v) // as the instance receives it, translated
 			} else if p := packet.IPv4(bufs[i][packet.Headroom : packet.Headroom+sizes[i]]); p.Valid() {
 				flows.Record(0, p[:p.TotalLen()], sizes[i], v) // no VPC: it never got in
 			}
