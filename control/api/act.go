@@ -8,7 +8,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/model"
@@ -70,15 +69,15 @@ func (h *Instances) PingInstance(ctx context.Context, req *connect.Request[pb.Pi
 	m := req.Msg
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	to, err := h.target(ctx, m.To)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if m.Source != "" {
 		if _, err := model.ParseIPv4("source address", m.Source); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 	}
 	r, err := from.agent.Ping(ctx, connect.NewRequest(&pb.PingRequest{InstanceIp: from.inst.PrivateIp, Vni: from.vni, To: to, Count: m.Count, TimeoutMs: m.TimeoutMs, Source: m.Source}))
@@ -96,15 +95,15 @@ func (h *Instances) ConnectInstance(ctx context.Context, req *connect.Request[pb
 	m := req.Msg
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	host, port, err := net.SplitHostPort(m.To)
 	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 1 || p > 65535 {
-		return nil, apierr.Wire(model.Invalidf("connect target %q: write it as ADDRESS:PORT or INSTANCE:PORT", m.To))
+		return nil, model.Invalidf("connect target %q: write it as ADDRESS:PORT or INSTANCE:PORT", m.To)
 	}
 	ip, err := h.target(ctx, host)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	to := net.JoinHostPort(ip, port)
 	r, err := from.agent.Connect(ctx, connect.NewRequest(&pb.ConnectRequest{InstanceIp: from.inst.PrivateIp, Vni: from.vni, To: to, TimeoutMs: m.TimeoutMs}))

@@ -6,7 +6,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/model"
 )
 
@@ -14,11 +13,11 @@ import (
 // wraps the result: the shape of every Get, Accept and Terminate handler.
 func byRef[M, R any](ctx context.Context, k model.Kind, r string, fetch func(context.Context, string) (M, error), wrap func(M) *R) (*connect.Response[R], error) {
 	if err := ref(k, k.Noun(), r); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	m, err := fetch(ctx, r)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(wrap(m)), nil
 }
@@ -27,10 +26,10 @@ func byRef[M, R any](ctx context.Context, k model.Kind, r string, fetch func(con
 // every Delete handler.
 func remove[R any](ctx context.Context, k model.Kind, r string, del func(context.Context, string) error) (*connect.Response[R], error) {
 	if err := ref(k, k.Noun(), r); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := del(ctx, r); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(new(R)), nil
 }

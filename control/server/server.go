@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/openvpc/openvpc/control/api"
+	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/control/mapping"
 	"github.com/openvpc/openvpc/control/store"
 	"github.com/openvpc/openvpc/control/trust"
@@ -177,7 +178,9 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// Compressing small messages costs more than it saves; mapping deltas
 	// are small and many.
-	opt := connect.WithCompressMinBytes(16 << 10)
+	// Handlers return the control plane's errors; the interceptor gives
+	// them their wire codes, in one place.
+	opt := connect.WithHandlerOptions(connect.WithCompressMinBytes(16<<10), connect.WithInterceptors(apierr.Interceptor()))
 	insts := &api.Instances{Store: s.Store, Mapping: s.Mapping, Agents: s.Trust}
 	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
