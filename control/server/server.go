@@ -123,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = s.Mapping.Run(runCtx)
 	}()
 	s.http = &http.Server{
-		Handler: s.routes(), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.routes(), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		// Refused TLS handshakes (no or a foreign certificate) land here.
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		// Requests, streams above all, end when the server stops.
@@ -180,12 +180,18 @@ func (s *Server) routes() http.Handler {
 	// are small and many.
 	// Handlers return the control plane's errors; the interceptor gives
 	// them their wire codes, in one place.
-	opt := connect.WithHandlerOptions(connect.WithCompressMinBytes(16<<10), connect.WithInterceptors(apierr.Interceptor()))
+	common := connect.WithHandlerOptions(connect.WithCompressMinBytes(16<<10), connect.WithInterceptors(apierr.Interceptor()))
+	opt := connect.WithHandlerOptions(common, connect.WithReadMaxBytes(MaxMessage), gzipCapped(MaxMessage))
 	insts := &api.Instances{Store: s.Store, Mapping: s.Mapping, Agents: s.Trust}
 	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
 	mux.Handle(openvpcv1connect.NewTrustServiceHandler(s.Trust, opt))
+	// Join is anonymous: its own, much smaller, bounds (the more specific
+	// pattern wins in the mux).
+	_, join := openvpcv1connect.NewTrustServiceHandler(s.Trust, common,
+		connect.WithReadMaxBytes(MaxAnonymousMessage), gzipCapped(MaxAnonymousMessage))
+	mux.Handle(openvpcv1connect.TrustServiceJoinProcedure, join)
 	mux.HandleFunc(agent.ForwardPath, insts.Forward)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
@@ -194,7 +200,7 @@ func (s *Server) routes() http.Handler {
 	s.reg = reg
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return s.Trust.Handler(mux)
+	return limitBodies(s.Trust.Handler(mux))
 }
 
 // Register adds collectors to /metrics after the server started.

@@ -91,6 +91,10 @@ func needOf(path string) need {
 	return needAdmin
 }
 
+// Anonymous reports whether path is served to callers who proved nothing
+// (no certificate, no token): the server bounds such calls tightly.
+func Anonymous(path string) bool { return needOf(path) == needNothing }
+
 // Handler authenticates every request, refuses those whose caller may not
 // call the path, and hands the rest to next with the Caller in their
 // context.
