@@ -245,14 +245,9 @@ func (s *Service) ReportEvents(ctx context.Context, req *connect.Request[pb.Repo
 	if err := s.claimAs(ctx, req.Msg.HostId, ReasonClaimRefused, "report events"); err != nil {
 		return nil, err
 	}
-	for _, ev := range req.Msg.Events {
-		ev.HostId = req.Msg.HostId
-		if ev.Reason == "" {
-			return nil, model.Invalidf("security event without a reason")
-		}
-		if err := s.events.record(ctx, ev); err != nil {
-			return nil, err
-		}
+	c, _ := trust.CallerFrom(ctx)
+	if err := s.events.report(ctx, req.Msg.HostId, c.Addr, req.Msg.Events); err != nil {
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ReportEventsResponse{}), nil
 }

@@ -69,6 +69,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go s.acks.run(ctx)
 	go s.promote.run(ctx)
 	go s.watchHealth(ctx)
+	go s.events.run(ctx)
 	for ctx.Err() == nil {
 		err := s.follow(ctx)
 		if ctx.Err() != nil {
