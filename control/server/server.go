@@ -93,18 +93,24 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen on %s: %w (is another openvpc server running? choose another --listen)", cfg.Listen, err)
-	}
+	// The store first: a data dir in use is the more telling failure
+	// (its lock names the process), and is found before the port's.
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: listen on %s: %w (is another openvpc server running? choose another --listen)", cfg.Listen, err)
+	}
 	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{}), extra: cfg.Collectors}
+	// The server runs until Close, whatever becomes of ctx; but while it
+	// starts, ctx ending (a signal) ends every wait.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	started := context.AfterFunc(ctx, cancel)
+	defer started()
 	cfg.Trust.IPs = append(cfg.Trust.IPs, trust.ListenerIPs(ln.Addr().String())...)
 	if s.Trust, err = trust.New(runCtx, st, cfg.Trust, cfg.Logger); err != nil {
 		cancel()
@@ -143,6 +149,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	select {
 	case <-s.Mapping.Ready():
+	case <-runCtx.Done():
+		s.Close()
+		return nil, fmt.Errorf("server: start interrupted: %w", ctx.Err())
 	case <-time.After(30 * time.Second):
 		s.Close()
 		return nil, errors.New("server: the mapping service could not load the store in 30s")

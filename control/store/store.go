@@ -27,6 +27,7 @@ type Store struct {
 	ipam   *ipam
 	placer *placer
 	events eventLease
+	lock   *dataDirLock // the embedded etcd's data dir, held until Close
 }
 
 func newStore(c *clientv3.Client, cfg Config, e *embed.Etcd) *Store {
@@ -45,6 +46,7 @@ func (s *Store) Close() error {
 	if s.etcd != nil {
 		s.etcd.Close()
 	}
+	s.lock.release()
 	return err
 }
 
