@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -65,8 +66,21 @@ func (h *Instances) target(ctx context.Context, to string) (string, error) {
 	return inst.PrivateIp, nil
 }
 
+// Bounds of what a ping or a connect may ask of an agent.
+const (
+	maxPings       = 100
+	maxPingTimeout = time.Minute
+	maxDialTimeout = time.Minute
+)
+
 func (h *Instances) PingInstance(ctx context.Context, req *connect.Request[pb.PingInstanceRequest]) (*connect.Response[pb.PingInstanceResponse], error) {
 	m := req.Msg
+	if err := count("ping count", int64(m.Count), maxPings); err != nil {
+		return nil, err
+	}
+	if _, err := millis("ping timeout", m.TimeoutMs, 0, maxPingTimeout); err != nil {
+		return nil, err
+	}
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
 		return nil, err
@@ -93,6 +107,9 @@ func (h *Instances) PingInstance(ctx context.Context, req *connect.Request[pb.Pi
 
 func (h *Instances) ConnectInstance(ctx context.Context, req *connect.Request[pb.ConnectInstanceRequest]) (*connect.Response[pb.ConnectInstanceResponse], error) {
 	m := req.Msg
+	if _, err := millis("connect timeout", m.TimeoutMs, 0, maxDialTimeout); err != nil {
+		return nil, err
+	}
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
 		return nil, err

@@ -105,8 +105,12 @@ func (h *Instances) TerminateInstance(ctx context.Context, req *connect.Request[
 	return byRef(ctx, model.KindInstance, req.Msg.Ref, h.Store.TerminateInstance, func(m *pb.Instance) *pb.TerminateInstanceResponse { return &pb.TerminateInstanceResponse{Instance: m} })
 }
 
-// defaultWait bounds WaitInstance when the caller gives no timeout.
-const defaultWait = 30 * time.Second
+// defaultWait bounds WaitInstance when the caller gives no timeout;
+// maxWait bounds any.
+const (
+	defaultWait = 30 * time.Second
+	maxWait     = time.Hour
+)
 
 func (h *Instances) WaitInstance(ctx context.Context, req *connect.Request[pb.WaitInstanceRequest]) (*connect.Response[pb.WaitInstanceResponse], error) {
 	m := req.Msg
@@ -120,13 +124,13 @@ func (h *Instances) WaitInstance(ctx context.Context, req *connect.Request[pb.Wa
 	if state != pb.InstanceState_INSTANCE_STATE_RUNNING && state != pb.InstanceState_INSTANCE_STATE_TERMINATED {
 		return nil, model.Invalidf("wait for running or terminated, not %s", state)
 	}
-	inst, err := h.Store.GetInstance(ctx, m.Ref)
+	timeout, err := millis("wait timeout", m.TimeoutMs, defaultWait, maxWait)
 	if err != nil {
 		return nil, err
 	}
-	timeout := defaultWait
-	if m.TimeoutMs > 0 {
-		timeout = time.Duration(m.TimeoutMs) * time.Millisecond
+	inst, err := h.Store.GetInstance(ctx, m.Ref)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -146,9 +150,15 @@ func (h *Instances) ListHosts(ctx context.Context, _ *connect.Request[pb.ListHos
 	return connect.NewResponse(&pb.ListHostsResponse{Hosts: hs}), nil
 }
 
+// maxEvents bounds one listing of security events.
+const maxEvents = 10000
+
 func (h *Instances) ListEvents(ctx context.Context, req *connect.Request[pb.ListEventsRequest]) (*connect.Response[pb.ListEventsResponse], error) {
+	if err := count("events limit", int64(req.Msg.Limit), maxEvents); err != nil {
+		return nil, err
+	}
 	limit := int(req.Msg.Limit)
-	if limit <= 0 {
+	if limit == 0 {
 		limit = 100
 	}
 	evs, err := h.Mapping.ListEvents(ctx, limit)

@@ -32,8 +32,22 @@ func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect
 
 func (interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return Wire(next(ctx, conn))
+		return Wire(next(ctx, receiving{conn}))
 	}
+}
+
+// receiving gives a request stream's framing errors the caller's code:
+// connect reports a frame cut short or malformed as internal, but it is
+// what the client sent that is wrong.
+type receiving struct{ connect.StreamingHandlerConn }
+
+func (c receiving) Receive(m any) error {
+	err := c.StreamingHandlerConn.Receive(m)
+	var ce *connect.Error
+	if errors.As(err, &ce) && (ce.Code() == connect.CodeInternal || ce.Code() == connect.CodeUnknown) {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("malformed request stream: %s", ce.Message()))
+	}
+	return err
 }
 
 // Limits of what an error message repeats of its input: a name of 50 MB

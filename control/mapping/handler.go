@@ -85,6 +85,9 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.Subscri
 	if err := model.ValidateHostID(host); err != nil {
 		return err
 	}
+	if req.Msg.FromRevision < 0 {
+		return model.Invalidf("from revision %d: revisions are not negative (0 asks for a snapshot)", req.Msg.FromRevision)
+	}
 	// Another host's stream is another host's scope: "you were never yellow".
 	if err := s.claimAs(ctx, host, ReasonScopeRefused, "subscribe"); err != nil {
 		return err
@@ -195,6 +198,9 @@ func (s *Service) AckStream(ctx context.Context, stream *connect.ClientStream[pb
 func (s *Service) ack(host string, rev int64) error {
 	if err := model.ValidateHostID(host); err != nil {
 		return err
+	}
+	if rev < 0 {
+		return model.Invalidf("acknowledged revision %d: revisions are not negative", rev)
 	}
 	s.mu.Lock()
 	m := s.boxes[host]

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -90,8 +94,40 @@ func limitBodies(next http.Handler) http.Handler {
 			}
 			defer func() { <-anonymous }()
 		}
+		if limit >= 0 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			if err := checkFrames(r); err != nil {
+				_ = ew.Write(w, r, err)
+				return
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkFrames reads a unary gRPC (or gRPC-Web) body, bounded above, and
+// checks its framing: connect would answer a frame cut short as its own
+// internal error, where it is the caller's invalid argument. (Streams get
+// the same code from apierr's interceptor.)
+func checkFrames(r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("request body: %w", err))
+		}
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body cut short: %w", err))
+	}
+	for b := body; len(b) > 0; {
+		if len(b) < 5 {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("malformed request: %d bytes where a 5-byte frame header belongs", len(b)))
+		}
+		n := binary.BigEndian.Uint32(b[1:5])
+		if uint64(n) > uint64(len(b)-5) {
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("malformed request: a frame promises %d bytes and has %d", n, len(b)-5))
+		}
+		b = b[5+n:]
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return nil
 }
 
 // acquire takes a slot of sem, waiting at most anonymousWait.

@@ -59,12 +59,14 @@ func (a *Authority) CreateJoinToken(ctx context.Context, req *connect.Request[pb
 	if err != nil {
 		return nil, model.Invalidf("give the token's role: --role host or --role edge")
 	}
-	ttl := time.Duration(m.TtlSeconds) * time.Second
-	if ttl == 0 {
-		ttl = DefaultJoinTTL
-	}
-	if ttl < time.Second || ttl > MaxJoinTTL {
-		return nil, model.Invalidf("token lifetime %v must be between 1s and %v", ttl, MaxJoinTTL)
+	// Bounded in seconds, before it becomes a Duration: 2^55+3600 s must
+	// not wrap into an hour.
+	ttl := DefaultJoinTTL
+	if m.TtlSeconds != 0 {
+		if m.TtlSeconds < 1 || m.TtlSeconds > int64(MaxJoinTTL/time.Second) {
+			return nil, model.Invalidf("token lifetime of %d seconds must be between 1s and %v", m.TtlSeconds, MaxJoinTTL)
+		}
+		ttl = time.Duration(m.TtlSeconds) * time.Second
 	}
 	if m.HostId != "" {
 		if err := model.ValidateHostID(m.HostId); err != nil {
