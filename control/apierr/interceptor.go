@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -43,6 +44,9 @@ type receiving struct{ connect.StreamingHandlerConn }
 
 func (c receiving) Receive(m any) error {
 	err := c.StreamingHandlerConn.Receive(m)
+	if errors.Is(err, io.EOF) {
+		return err // the end of the stream (connect may wrap it in an error of its own)
+	}
 	var ce *connect.Error
 	if errors.As(err, &ce) && (ce.Code() == connect.CodeInternal || ce.Code() == connect.CodeUnknown) {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("malformed request stream: %s", ce.Message()))
