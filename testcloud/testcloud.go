@@ -133,6 +133,7 @@ func (c *Cloud) StartServer(addr string) *server.Server {
 	c.t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.Logger = addr, c.Log
+	cfg.Metrics = "127.0.0.1:0" // their own listener, as in production
 	cfg.Store.Endpoints, cfg.Store.Prefix = []string{c.etcd.Endpoint}, c.prefix
 	cfg.Store.EIPPools = []netip.Prefix{EIPPool}
 	cfg.EdgeTimeout = EdgeTimeout

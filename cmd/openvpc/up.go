@@ -39,6 +39,7 @@ func upCmd() *cobra.Command {
 				return cmp.Or(err, errors.New("--nic none is for `openvpc host`; use auto, tun or netstack"))
 			}
 			cfg.Logger = log
+			cfg.MetricsBestEffort = !cmd.Flags().Changed("metrics")
 			cfg.Store.DataDir = filepath.Clean(cfg.Store.DataDir)
 			c, err := startLocal(cmd.Context(), localConfig{Server: cfg, Hosts: hosts, Edges: edges, NIC: kind, WirePort: port, Proxy: proxyAddr, Log: log})
 			if err != nil {
@@ -76,6 +77,7 @@ Press Ctrl-C to stop.
 	f.StringVar(&proxyAddr, "internet-proxy", "127.0.0.1:7071", "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
+	addMetricsFlag(f, &cfg)
 	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")
 	f.StringVar(&cfg.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token), which client commands read by default")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")

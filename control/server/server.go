@@ -42,6 +42,15 @@ type Config struct {
 	// Collectors are extra metrics served on /metrics (`openvpc up` adds
 	// its host agents').
 	Collectors []prometheus.Collector
+	// Metrics is the address of the Prometheus listener (plain HTTP,
+	// /metrics), apart from the API: the metrics name every host and
+	// event reason, so they are served only where they were asked for —
+	// loopback by default in the CLI, as Prometheus exporters do. Empty
+	// serves none.
+	Metrics string
+	// MetricsBestEffort: Metrics is a default, not the operator's choice,
+	// so a busy port is logged instead of failing the start.
+	MetricsBestEffort bool
 	// EdgeTimeout is how long an edge may miss its heartbeats before hosts
 	// stop sending it traffic (default mapping.ReachableWithin).
 	EdgeTimeout time.Duration
@@ -78,6 +87,9 @@ type Server struct {
 	log    *slog.Logger
 	ln     net.Listener
 	http   *http.Server
+	// metricsLn is the Prometheus listener (nil: none).
+	metricsLn net.Listener
+	metrics   *http.Server
 	cancel context.CancelFunc
 	done   chan struct{}
 	extra  []prometheus.Collector
@@ -104,7 +116,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: listen on %s: %w (is another openvpc server running? choose another --listen)", cfg.Listen, err)
 	}
-	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{}), extra: cfg.Collectors}
+	var metricsLn net.Listener
+	if cfg.Metrics != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil && !cfg.MetricsBestEffort {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("server: metrics listener on %s: %w (choose another --metrics, or '' for none)", cfg.Metrics, err)
+		} else if err != nil {
+			cfg.Logger.Warn("metrics not served: their default address is in use; choose one with --metrics", "addr", cfg.Metrics, "err", err)
+		}
+	}
+	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, metricsLn: metricsLn, done: make(chan struct{}), extra: cfg.Collectors}
 	// The server runs until Close, whatever becomes of ctx; but while it
 	// starts, ctx ending (a signal) ends every wait.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -115,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.Trust, err = trust.New(runCtx, st, cfg.Trust, cfg.Logger); err != nil {
 		cancel()
 		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -147,6 +172,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Error("server: serve", "err", err)
 		}
 	}()
+	if metricsLn != nil {
+		s.metrics = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+		go func() {
+			if err := s.metrics.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("server: serve metrics", "err", err)
+			}
+		}()
+	}
 	select {
 	case <-s.Mapping.Ready():
 	case <-runCtx.Done():
@@ -207,12 +240,30 @@ func (s *Server) routes() http.Handler {
 	reg.MustRegister(s.Mapping.Collectors()...)
 	reg.MustRegister(s.extra...)
 	s.reg = reg
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/healthz", healthz)
 	return limitBodies(s.Trust.Handler(mux))
 }
 
-// Register adds collectors to /metrics after the server started.
+func healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+
+// metricsHandler serves the metrics listener: /metrics, and /healthz for
+// probes that can reach only it.
+func (s *Server) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", healthz)
+	return mux
+}
+
+// MetricsURL is where the metrics are served ("" when they are not).
+func (s *Server) MetricsURL() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return "http://" + s.metricsLn.Addr().String() + "/metrics"
+}
+
+// Register adds collectors to the metrics after the server started.
 func (s *Server) Register(cs ...prometheus.Collector) error {
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {
@@ -252,6 +303,11 @@ func (s *Server) Close() error {
 	// Streams (subscriptions, event follows) never finish on their own:
 	// cancel the mapping service first, then close what remains.
 	s.cancel()
+	if s.metrics != nil {
+		s.metrics.Close()
+	} else if s.metricsLn != nil {
+		s.metricsLn.Close()
+	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.http.Close()
 	}

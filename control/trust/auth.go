@@ -83,7 +83,8 @@ const (
 // someone opens it here.
 func needOf(path string) need {
 	switch {
-	case path == "/healthz" || path == "/metrics" || path == openvpcv1connect.TrustServiceJoinProcedure:
+	// Metrics are not here: they have their own listener (server.Config.Metrics).
+	case path == "/healthz" || path == openvpcv1connect.TrustServiceJoinProcedure:
 		return needNothing
 	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"):
 		return needAgent
