@@ -84,16 +84,16 @@ type Server struct {
 	Mapping *mapping.Service
 	Trust   *trust.Authority
 
-	log    *slog.Logger
-	ln     net.Listener
-	http   *http.Server
+	log  *slog.Logger
+	ln   net.Listener
+	http *http.Server
 	// metricsLn is the Prometheus listener (nil: none).
 	metricsLn net.Listener
 	metrics   *http.Server
-	cancel context.CancelFunc
-	done   chan struct{}
-	extra  []prometheus.Collector
-	reg    *prometheus.Registry
+	cancel    context.CancelFunc
+	done      chan struct{}
+	extra     []prometheus.Collector
+	reg       *prometheus.Registry
 }
 
 // Start opens the store, starts the Mapping Service and serves the API.
