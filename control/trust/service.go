@@ -118,7 +118,7 @@ func (a *Authority) Join(ctx context.Context, req *connect.Request[pb.JoinReques
 	if err != nil {
 		return nil, err
 	}
-	if err := a.store.CommitJoin(ctx, tok.ID, rev, m.HostId, pki.Serial(cert), cert.NotAfter); err != nil {
+	if err := a.store.CommitJoin(ctx, tok.ID, rev, m.HostId, underlay, pki.Serial(cert), cert.NotAfter); err != nil {
 		return nil, err
 	}
 	a.log.Info("joined", "id", m.HostId, "role", role, "underlay", underlay, "expires", cert.NotAfter)
