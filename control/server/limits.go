@@ -68,8 +68,8 @@ var clientStreams = func() map[string]bool {
 func limitBodies(next http.Handler) http.Handler {
 	ew := connect.NewErrorWriter()
 	anonymous := make(chan struct{}, MaxAnonymousCalls)
-	refuse := func(w http.ResponseWriter, r *http.Request, format string, args ...any) {
-		_ = ew.Write(w, r, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(format, args...)))
+	refuse := func(w http.ResponseWriter, r *http.Request, code connect.Code, format string, args ...any) {
+		_ = ew.Write(w, r, connect.NewError(code, fmt.Errorf(format, args...)))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := int64(MaxMessage + framing)
@@ -82,14 +82,16 @@ func limitBodies(next http.Handler) http.Handler {
 		}
 		if limit >= 0 {
 			if r.ContentLength > limit {
-				refuse(w, r, "request body of %d bytes is larger than the %d this call accepts", r.ContentLength, limit)
+				refuse(w, r, connect.CodeResourceExhausted, "request body of %d bytes is larger than the %d this call accepts", r.ContentLength, limit)
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		if anon && r.Method == http.MethodPost {
 			if !acquire(r.Context(), anonymous) {
-				refuse(w, r, "the server is busy with %d unauthenticated calls; retry in a few seconds", MaxAnonymousCalls)
+				// Unavailable, not resource_exhausted: joining agents retry
+				// it with backoff, as a burst of real joins should.
+				refuse(w, r, connect.CodeUnavailable, "the server is busy with %d unauthenticated calls; retry in a few seconds", MaxAnonymousCalls)
 				return
 			}
 			defer func() { <-anonymous }()
