@@ -33,7 +33,10 @@ const ReasonBadReport = "bad-report"
 
 // Bounds on what a report may hold.
 const (
-	maxReportEvents = 4096
+	// maxReportEvents is far above what a host's reporter batches in its
+	// 100 ms under a flood of distinct sources (its queue is 1024 deep,
+	// drained continuously); the message size bounds it too.
+	maxReportEvents = 1 << 16
 	maxEventCount   = 1 << 30
 	maxDetail       = 256
 	// maxHostLabels bounds the host label of the metrics; beyond it hosts
