@@ -17,8 +17,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/edge/nat"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/underlay"
@@ -34,10 +34,10 @@ type Config struct {
 	WirePort uint16
 	// Outside is the internet side: a Linux interface, or a netstack
 	// segment in tests and `openvpc up`.
-	Outside dataplane.Port
+	Outside datapath.Port
 	// Events receives one call per packet whose verdict is an attack; it
 	// must not block.
-	Events func(dataplane.Event)
+	Events func(datapath.Event)
 }
 
 // Edge is one edge's data plane.
@@ -45,12 +45,12 @@ type Edge struct {
 	cfg    Config
 	tables *tables.Tables
 	// Out and In count the verdicts of the two stories.
-	Out, In dataplane.Counters
+	Out, In datapath.Counters
 	// Flows holds per-flow records: egress is out (as the instance sent
 	// it, before translation), ingress is in (after translation).
-	Flows dataplane.Flows
+	Flows datapath.Flows
 	// Traces holds what the edge saw of packets under `openvpc trace --live`.
-	Traces dataplane.Traces
+	Traces datapath.Traces
 }
 
 // New returns an edge data plane over the cache t.
@@ -59,7 +59,7 @@ func New(t *tables.Tables, cfg Config) *Edge {
 		cfg.WirePort = underlay.Port
 	}
 	if cfg.Events == nil {
-		cfg.Events = func(dataplane.Event) {}
+		cfg.Events = func(datapath.Event) {}
 	}
 	return &Edge{cfg: cfg, tables: t}
 }
@@ -68,36 +68,36 @@ func New(t *tables.Tables, cfg Config) *Edge {
 // payload (Geneve onward) from outerSrc. When the verdict is Forwarded,
 // *out is the translated packet to send to the outside: a sub-slice of
 // payload.
-func (x *Edge) Outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, out *packet.IPv4) dataplane.Verdict {
+func (x *Edge) Outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, out *packet.IPv4) datapath.Verdict {
 	var e packet.Encap
 	if !packet.ParseGenevePayload(payload, &e) {
-		return dataplane.Malformed
+		return datapath.Malformed
 	}
 	return x.outbound(snap, outerSrc, &e, out)
 }
 
 // outbound is Outbound after parsing.
-func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap, out *packet.IPv4) dataplane.Verdict {
+func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap, out *packet.IPv4) datapath.Verdict {
 	inner := e.Inner
 	sender, ok := snap.Host(outerSrc)
 	if !ok || sender.Role != tables.RoleHost {
-		return x.attack(dataplane.UnknownSender, outerSrc, inner, e.Options.SourceVNI)
+		return x.attack(datapath.UnknownSender, outerSrc, inner, e.Options.SourceVNI)
 	}
 	var src tables.Mapping
 	if e.Options.SourceVNI != e.VNI || !snap.Lookup(e.VNI, inner.Src(), &src) || src.Underlay != outerSrc {
-		return x.attack(dataplane.SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
+		return x.attack(datapath.SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
 	}
 	vpc, ok := snap.VPC(e.VNI)
 	if !ok || vpc.InternetGateway == 0 || vpc.CIDR.Contains(inner.Dst()) {
-		return dataplane.NoRoute
+		return datapath.NoRoute
 	}
 	pub, ok := snap.PublicIP(e.VNI, inner.Src())
 	if !ok {
-		return dataplane.NoPublicIP
+		return datapath.NoPublicIP
 	}
 	nat.Outbound(inner, pub)
 	*out = inner
-	return dataplane.Forwarded
+	return datapath.Forwarded
 }
 
 // InboundResult is where Inbound sends a packet: Payload (Geneve onward)
@@ -115,24 +115,24 @@ type InboundResult struct {
 // Inbound is the story of a packet from the internet, at
 // buf[packet.Headroom:packet.Headroom+n]; it is translated and
 // encapsulated in place.
-func (x *Edge) Inbound(snap *tables.Snapshot, buf []byte, n int, r *InboundResult) dataplane.Verdict {
+func (x *Edge) Inbound(snap *tables.Snapshot, buf []byte, n int, r *InboundResult) datapath.Verdict {
 	pkt := packet.IPv4(buf[packet.Headroom : packet.Headroom+n])
 	if !pkt.Valid() {
-		return dataplane.Malformed
+		return datapath.Malformed
 	}
 	pkt = pkt[:pkt.TotalLen()]
 	vni, private, ok := snap.ByPublicIP(pkt.Dst())
 	if !ok {
-		return dataplane.NoMapping
+		return datapath.NoMapping
 	}
 	var m tables.Mapping
 	if !snap.Lookup(vni, private, &m) || !m.Underlay.IsValid() {
-		return dataplane.NoMapping
+		return datapath.NoMapping
 	}
 	// The edge is a router hop, like the VPC router on the host.
 	ttl := pkt.TTL()
 	if ttl <= 1 {
-		return dataplane.TTLExceeded
+		return datapath.TTLExceeded
 	}
 	old := uint16(ttl)<<8 | uint16(pkt.Protocol())
 	pkt.SetTTL(ttl - 1)
@@ -140,17 +140,17 @@ func (x *Edge) Inbound(snap *tables.Snapshot, buf []byte, n int, r *InboundResul
 	nat.Inbound(pkt, private)
 	start, ok := packet.EncapsulateGeneve(buf, len(pkt), vni, packet.GeneveOptions{SourceVNI: vni})
 	if !ok {
-		return dataplane.Malformed
+		return datapath.Malformed
 	}
 	*r = InboundResult{Payload: buf[start : packet.Headroom+len(pkt)], Start: start, Dst: m.Underlay, SrcPort: packet.SourcePort(packet.FlowHash(pkt)), VNI: vni, Inner: pkt}
-	return dataplane.Forwarded
+	return datapath.Forwarded
 }
 
 // Underlay is the edge's underlay address.
 func (x *Edge) Underlay() netip.Addr { return x.cfg.Underlay }
 
-func (x *Edge) attack(v dataplane.Verdict, outerSrc netip.Addr, inner packet.IPv4, claimed uint32) dataplane.Verdict {
-	x.cfg.Events(dataplane.Event{Verdict: v, OuterSrc: outerSrc, OuterDst: x.cfg.Underlay, InnerSrc: inner.Src(), InnerDst: inner.Dst(), ClaimedVNI: claimed})
+func (x *Edge) attack(v datapath.Verdict, outerSrc netip.Addr, inner packet.IPv4, claimed uint32) datapath.Verdict {
+	x.cfg.Events(datapath.Event{Verdict: v, OuterSrc: outerSrc, OuterDst: x.cfg.Underlay, InnerSrc: inner.Src(), InnerDst: inner.Dst(), ClaimedVNI: claimed})
 	return v
 }
 
@@ -170,7 +170,7 @@ func (x *Edge) ServeWire() error {
 	out := make([][]byte, 0, bs)
 	var pkt packet.IPv4
 	var e packet.Encap
-	flows := x.Flows.Table(dataplane.Egress)
+	flows := x.Flows.Table(datapath.Egress)
 	defer x.Flows.Release(flows)
 	for {
 		n, err := wire.ReadBatch(ds)
@@ -181,18 +181,18 @@ func (x *Edge) ServeWire() error {
 		flows.Begin()
 		for i := range n {
 			d := &ds[i]
-			v := dataplane.Malformed
+			v := datapath.Malformed
 			if packet.ParseGenevePayload(d.Buf[d.Off:d.Off+d.Len], &e) {
 				// Named as the instance sent it: translation rewrites the source.
-				id, n := dataplane.NewFlowID(e.VNI, e.Inner), len(e.Inner)
+				id, n := datapath.NewFlowID(e.VNI, e.Inner), len(e.Inner)
 				v = x.outbound(snap, d.Peer.Addr(), &e, &pkt)
 				flows.RecordID(id, n, v)
 				if e.Options.HasTrace {
-					x.Traces.Add(dataplane.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now()})
+					x.Traces.Add(datapath.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now()})
 				}
 			}
 			x.Out.Add(v)
-			if v == dataplane.Forwarded {
+			if v == datapath.Forwarded {
 				out = append(out, pkt)
 			}
 		}
@@ -216,7 +216,7 @@ func (x *Edge) ServeOutside() error {
 	}
 	ds := make([]underlay.Datagram, 0, bs)
 	var r InboundResult
-	flows := x.Flows.Table(dataplane.Ingress)
+	flows := x.Flows.Table(datapath.Ingress)
 	defer x.Flows.Release(flows)
 	for {
 		n, err := port.Read(bufs, sizes)
@@ -228,12 +228,12 @@ func (x *Edge) ServeOutside() error {
 		for i := range n {
 			v := x.Inbound(snap, bufs[i], sizes[i], &r)
 			x.In.Add(v)
-			if v == dataplane.Forwarded {
+			if v == datapath.Forwarded {
 				flows.Record(r.VNI, r.Inner, len(r.Inner), v) // as the instance receives it, translated
 			} else if p := packet.IPv4(bufs[i][packet.Headroom : packet.Headroom+sizes[i]]); p.Valid() {
 				flows.Record(0, p[:p.TotalLen()], sizes[i], v) // no VPC: it never got in
 			}
-			if v == dataplane.Forwarded {
+			if v == datapath.Forwarded {
 				ds = append(ds, underlay.Datagram{Buf: bufs[i], Off: r.Start, Len: len(r.Payload),
 					Peer: netip.AddrPortFrom(r.Dst, x.cfg.WirePort), SrcPort: r.SrcPort})
 			}

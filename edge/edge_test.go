@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -28,7 +28,7 @@ func a(s string) netip.Addr { return netip.MustParseAddr(s) }
 // newEdge is an edge whose cache holds red (igw-…, with web 10.0.1.4 on
 // host1 holding Elastic IP eip, and bare 10.0.1.5 on host2 without one)
 // and yellow (no internet gateway).
-func newEdge(tb testing.TB) (*Edge, *[]dataplane.Event) {
+func newEdge(tb testing.TB) (*Edge, *[]datapath.Event) {
 	t := tables.New(100)
 	tx := t.Begin(1)
 	for _, h := range []tables.Host{
@@ -53,8 +53,8 @@ func newEdge(tb testing.TB) (*Edge, *[]dataplane.Event) {
 		must(tb, tx.UpsertMapping(m))
 	}
 	tx.Commit()
-	var events []dataplane.Event
-	return New(t, Config{Underlay: self, Events: func(e dataplane.Event) { events = append(events, e) }}), &events
+	var events []datapath.Event
+	return New(t, Config{Underlay: self, Events: func(e datapath.Event) { events = append(events, e) }}), &events
 }
 
 func must(tb testing.TB, err error) {
@@ -90,17 +90,17 @@ func TestOutbound(t *testing.T) {
 		outer    netip.Addr
 		src, dst netip.Addr
 		vni, sv  uint32
-		want     dataplane.Verdict
+		want     datapath.Verdict
 		attack   bool
 	}{
-		{"translated", host1, a("10.0.1.4"), inet, red, red, dataplane.Forwarded, false},
-		{"no Elastic IP", host2, a("10.0.1.5"), inet, red, red, dataplane.NoPublicIP, false},
-		{"unknown sender", netip.MustParseAddr("192.168.0.66"), a("10.0.1.4"), inet, red, red, dataplane.UnknownSender, true},
-		{"an edge is no sender of outbound traffic", edge2, a("10.0.1.4"), inet, red, red, dataplane.UnknownSender, true},
-		{"source lives on another host", host2, a("10.0.1.4"), inet, red, red, dataplane.SenderMismatch, true},
-		{"SourceVPC differs from the VNI", host1, a("10.0.1.4"), inet, red, yellow, dataplane.SenderMismatch, true},
-		{"VPC without an internet gateway", host1, a("10.1.1.4"), inet, yellow, yellow, dataplane.NoRoute, false},
-		{"destination inside the VPC", host1, a("10.0.1.4"), a("10.0.1.5"), red, red, dataplane.NoRoute, false},
+		{"translated", host1, a("10.0.1.4"), inet, red, red, datapath.Forwarded, false},
+		{"no Elastic IP", host2, a("10.0.1.5"), inet, red, red, datapath.NoPublicIP, false},
+		{"unknown sender", netip.MustParseAddr("192.168.0.66"), a("10.0.1.4"), inet, red, red, datapath.UnknownSender, true},
+		{"an edge is no sender of outbound traffic", edge2, a("10.0.1.4"), inet, red, red, datapath.UnknownSender, true},
+		{"source lives on another host", host2, a("10.0.1.4"), inet, red, red, datapath.SenderMismatch, true},
+		{"SourceVPC differs from the VNI", host1, a("10.0.1.4"), inet, red, yellow, datapath.SenderMismatch, true},
+		{"VPC without an internet gateway", host1, a("10.1.1.4"), inet, yellow, yellow, datapath.NoRoute, false},
+		{"destination inside the VPC", host1, a("10.0.1.4"), a("10.0.1.5"), red, red, datapath.NoRoute, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x, events := newEdge(t)
@@ -114,7 +114,7 @@ func TestOutbound(t *testing.T) {
 			if got := len(*events) == 1 && (*events)[0].Verdict == v; got != tc.attack {
 				t.Fatalf("events %+v; want one security event: %v", *events, tc.attack)
 			}
-			if v != dataplane.Forwarded {
+			if v != datapath.Forwarded {
 				return
 			}
 			if out.Src() != eip || out.Dst() != inet || !out.ChecksumValid() {
@@ -132,12 +132,12 @@ func TestInbound(t *testing.T) {
 		name string
 		dst  netip.Addr
 		ttl  uint8
-		want dataplane.Verdict
+		want datapath.Verdict
 	}{
-		{"translated", eip, 64, dataplane.Forwarded},
-		{"unknown Elastic IP", a("198.51.100.8"), 64, dataplane.NoMapping},
-		{"a private address from outside", a("10.0.1.4"), 64, dataplane.NoMapping},
-		{"TTL runs out", eip, 1, dataplane.TTLExceeded},
+		{"translated", eip, 64, datapath.Forwarded},
+		{"unknown Elastic IP", a("198.51.100.8"), 64, datapath.NoMapping},
+		{"a private address from outside", a("10.0.1.4"), 64, datapath.NoMapping},
+		{"TTL runs out", eip, 1, datapath.TTLExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x, _ := newEdge(t)
@@ -148,7 +148,7 @@ func TestInbound(t *testing.T) {
 			if v != tc.want {
 				t.Fatalf("verdict %v, want %v", v, tc.want)
 			}
-			if v != dataplane.Forwarded {
+			if v != datapath.Forwarded {
 				return
 			}
 			if r.Dst != host1 {
@@ -206,7 +206,7 @@ func BenchmarkEdge(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
 				// Translating back keeps the packet as the host sent it.
-				if x.Outbound(snap, host1, wire, &pkt) != dataplane.Forwarded {
+				if x.Outbound(snap, host1, wire, &pkt) != datapath.Forwarded {
 					b.Fatal("not forwarded")
 				}
 				pkt.RewriteSrc(private)
@@ -219,7 +219,7 @@ func BenchmarkEdge(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
 				copy(buf[packet.Headroom:], orig) // restore the header: TTL and address
-				if x.Inbound(snap, buf, n, &r) != dataplane.Forwarded {
+				if x.Inbound(snap, buf, n, &r) != datapath.Forwarded {
 					b.Fatal("not forwarded")
 				}
 			}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -13,28 +13,28 @@ import (
 // verdicts each can end it with.
 var outboundSteps = []struct {
 	name  string
-	stops []dataplane.Verdict
+	stops []datapath.Verdict
 }{
-	{"parse", []dataplane.Verdict{dataplane.Malformed}},
-	{"known host", []dataplane.Verdict{dataplane.UnknownSender}},
-	{"sender owns the source", []dataplane.Verdict{dataplane.SenderMismatch}},
-	{"internet gateway", []dataplane.Verdict{dataplane.NoRoute}},
-	{"Elastic IP", []dataplane.Verdict{dataplane.NoPublicIP}},
+	{"parse", []datapath.Verdict{datapath.Malformed}},
+	{"known host", []datapath.Verdict{datapath.UnknownSender}},
+	{"sender owns the source", []datapath.Verdict{datapath.SenderMismatch}},
+	{"internet gateway", []datapath.Verdict{datapath.NoRoute}},
+	{"Elastic IP", []datapath.Verdict{datapath.NoPublicIP}},
 	{"translate and send out", nil},
 }
 
 // TraceOutbound runs the outbound story on payload (Geneve onward) as if
 // it had come from outerSrc — on the live cache, sending nothing, raising
 // no event — and explains each step.
-func (x *Edge) TraceOutbound(outerSrc netip.Addr, payload []byte) ([]dataplane.Step, dataplane.Verdict) {
+func (x *Edge) TraceOutbound(outerSrc netip.Addr, payload []byte) ([]datapath.Step, datapath.Verdict) {
 	snap := x.tables.Load()
 	q := &Edge{cfg: x.cfg, tables: x.tables}
-	q.cfg.Events = func(dataplane.Event) {}
+	q.cfg.Events = func(datapath.Event) {}
 	var out packet.IPv4
 	v := q.Outbound(snap, outerSrc, append([]byte(nil), payload...), &out)
 	var e packet.Encap
 	parsed := packet.ParseGenevePayload(payload, &e)
-	var steps []dataplane.Step
+	var steps []datapath.Step
 	for _, s := range outboundSteps {
 		stopped := false
 		for _, sv := range s.stops {
@@ -44,7 +44,7 @@ func (x *Edge) TraceOutbound(outerSrc netip.Addr, payload []byte) ([]dataplane.S
 		if parsed {
 			detail = explainOutbound(snap, outerSrc, &e, s.name, v, out)
 		}
-		steps = append(steps, dataplane.Step{Name: s.name, Pass: !stopped, Detail: detail})
+		steps = append(steps, datapath.Step{Name: s.name, Pass: !stopped, Detail: detail})
 		if stopped {
 			break
 		}
@@ -52,7 +52,7 @@ func (x *Edge) TraceOutbound(outerSrc netip.Addr, payload []byte) ([]dataplane.S
 	return steps, v
 }
 
-func explainOutbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap, step string, v dataplane.Verdict, out packet.IPv4) string {
+func explainOutbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap, step string, v datapath.Verdict, out packet.IPv4) string {
 	in := e.Inner
 	switch step {
 	case "parse":
@@ -63,7 +63,7 @@ func explainOutbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap
 		}
 		return fmt.Sprintf("%v is no host this edge knows", outerSrc)
 	case "sender owns the source":
-		if v == dataplane.SenderMismatch {
+		if v == datapath.SenderMismatch {
 			return fmt.Sprintf("%v in VPC %d does not live on %v", in.Src(), e.VNI, outerSrc)
 		}
 		return fmt.Sprintf("%v lives on %v", in.Src(), outerSrc)
@@ -88,13 +88,13 @@ func explainOutbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap
 }
 
 // FlowList returns the edge's flow records.
-func (x *Edge) FlowList() []dataplane.Flow { return x.Flows.List() }
+func (x *Edge) FlowList() []datapath.Flow { return x.Flows.List() }
 
 // TraceReports returns what the edge saw of trace id.
-func (x *Edge) TraceReports(id uint32) []dataplane.TraceReport { return x.Traces.Get(id) }
+func (x *Edge) TraceReports(id uint32) []datapath.TraceReport { return x.Traces.Get(id) }
 
 // TraceArrival explains what the edge does with a packet from a host.
-func (x *Edge) TraceArrival(outerSrc netip.Addr, payload []byte) ([]dataplane.Step, dataplane.Verdict, string) {
+func (x *Edge) TraceArrival(outerSrc netip.Addr, payload []byte) ([]datapath.Step, datapath.Verdict, string) {
 	steps, v := x.TraceOutbound(outerSrc, payload)
 	return steps, v, "edge outbound"
 }

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -24,7 +25,7 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 	*r = Result{}
 	var e packet.Encap
 	if !packet.ParseGenevePayload(payload, &e) {
-		r.Verdict = Malformed
+		r.Verdict = datapath.Malformed
 		return
 	}
 	inner := e.Inner
@@ -34,36 +35,36 @@ func (p *Plane) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 	}
 	sender, ok := snap.Host(outerSrc)
 	if !ok {
-		r.Verdict = p.attack(UnknownSender, outerSrc, inner, e.Options.SourceVNI)
+		r.Verdict = p.attack(datapath.UnknownSender, outerSrc, inner, e.Options.SourceVNI)
 		return
 	}
 	var dst tables.Mapping
 	if !snap.Lookup(e.VNI, inner.Dst(), &dst) || !dst.Local {
-		r.Verdict = NotLocal
+		r.Verdict = datapath.NotLocal
 		return
 	}
 	if e.Options.SourceVNI != e.VNI && !snap.Peered(e.VNI, e.Options.SourceVNI) {
-		r.Verdict = p.attack(NotPeered, outerSrc, inner, e.Options.SourceVNI)
+		r.Verdict = p.attack(datapath.NotPeered, outerSrc, inner, e.Options.SourceVNI)
 		return
 	}
 	if sender.Role == tables.RoleEdge {
 		if !fromInternet(snap, &e) {
-			r.Verdict = p.attack(SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
+			r.Verdict = p.attack(datapath.SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
 			return
 		}
 	} else {
 		var src tables.Mapping
 		if !snap.Lookup(e.Options.SourceVNI, inner.Src(), &src) || src.Underlay != outerSrc {
-			r.Verdict = p.attack(SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
+			r.Verdict = p.attack(datapath.SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
 			return
 		}
 	}
 	to, ok := p.Attachment(dst.ENI)
 	if !ok {
-		r.Verdict = NoPort
+		r.Verdict = datapath.NoPort
 		return
 	}
-	r.Verdict, r.To, r.Packet = Delivered, to, inner
+	r.Verdict, r.To, r.Packet = datapath.Delivered, to, inner
 }
 
 // fromInternet checks what an edge sent: translated internet traffic, in
@@ -75,7 +76,7 @@ func fromInternet(snap *tables.Snapshot, e *packet.Encap) bool {
 }
 
 // attack reports a verdict that indicates an attack and returns it.
-func (p *Plane) attack(v Verdict, outerSrc netip.Addr, inner packet.IPv4, claimed uint32) Verdict {
-	p.cfg.Events(Event{Verdict: v, OuterSrc: outerSrc, OuterDst: p.cfg.Underlay, InnerSrc: inner.Src(), InnerDst: inner.Dst(), ClaimedVNI: claimed})
+func (p *Plane) attack(v datapath.Verdict, outerSrc netip.Addr, inner packet.IPv4, claimed uint32) datapath.Verdict {
+	p.cfg.Events(datapath.Event{Verdict: v, OuterSrc: outerSrc, OuterDst: p.cfg.Underlay, InnerSrc: inner.Src(), InnerDst: inner.Dst(), ClaimedVNI: claimed})
 	return v
 }
