@@ -27,7 +27,9 @@ type RegisterRequest struct {
 	UnderlayAddress string                 `protobuf:"bytes,2,opt,name=underlay_address,json=underlayAddress,proto3" json:"underlay_address,omitempty"`
 	Role            HostRole               `protobuf:"varint,3,opt,name=role,proto3,enum=openvpc.v1.HostRole" json:"role,omitempty"`
 	// agent_url is where the host agent serves AgentService, if it does.
-	AgentUrl      string `protobuf:"bytes,4,opt,name=agent_url,json=agentUrl,proto3" json:"agent_url,omitempty"`
+	AgentUrl string `protobuf:"bytes,4,opt,name=agent_url,json=agentUrl,proto3" json:"agent_url,omitempty"`
+	// functions are what an edge serves; a host names none.
+	Functions     []*EdgeFunction `protobuf:"bytes,5,rep,name=functions,proto3" json:"functions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +90,13 @@ func (x *RegisterRequest) GetAgentUrl() string {
 		return x.AgentUrl
 	}
 	return ""
+}
+
+func (x *RegisterRequest) GetFunctions() []*EdgeFunction {
+	if x != nil {
+		return x.Functions
+	}
+	return nil
 }
 
 type RegisterResponse struct {
@@ -562,8 +571,11 @@ type HostRecord struct {
 	UnderlayAddress string                 `protobuf:"bytes,2,opt,name=underlay_address,json=underlayAddress,proto3" json:"underlay_address,omitempty"`
 	Role            HostRole               `protobuf:"varint,3,opt,name=role,proto3,enum=openvpc.v1.HostRole" json:"role,omitempty"`
 	Healthy         bool                   `protobuf:"varint,4,opt,name=healthy,proto3" json:"healthy,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// functions are what an edge serves: hosts send it only traffic whose
+	// next hop is one of them.
+	Functions     []*EdgeFunction `protobuf:"bytes,5,rep,name=functions,proto3" json:"functions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HostRecord) Reset() {
@@ -622,6 +634,13 @@ func (x *HostRecord) GetHealthy() bool {
 		return x.Healthy
 	}
 	return false
+}
+
+func (x *HostRecord) GetFunctions() []*EdgeFunction {
+	if x != nil {
+		return x.Functions
+	}
+	return nil
 }
 
 // VpcFacts is everything a host needs about a VPC besides its mappings.
@@ -1220,12 +1239,13 @@ var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
 const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\n" +
 	"\x18openvpc/v1/mapping.proto\x12\n" +
-	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\x9c\x01\n" +
+	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\xd4\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x1b\n" +
-	"\tagent_url\x18\x04 \x01(\tR\bagentUrl\"8\n" +
+	"\tagent_url\x18\x04 \x01(\tR\bagentUrl\x126\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"8\n" +
 	"\x10RegisterResponse\x12$\n" +
 	"\x04host\x18\x01 \x01(\v2\x10.openvpc.v1.HostR\x04host\"P\n" +
 	"\x10SubscribeRequest\x12\x17\n" +
@@ -1260,13 +1280,14 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\n" +
 	"MappingKey\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
-	"\x02ip\x18\x02 \x01(\tR\x02ip\"\x8b\x01\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\"\xc3\x01\n" +
 	"\n" +
 	"HostRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
-	"\ahealthy\x18\x04 \x01(\bR\ahealthy\"\x8b\x02\n" +
+	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x8b\x02\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1346,42 +1367,45 @@ var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*ReportEventsRequest)(nil),    // 17: openvpc.v1.ReportEventsRequest
 	(*ReportEventsResponse)(nil),   // 18: openvpc.v1.ReportEventsResponse
 	(HostRole)(0),                  // 19: openvpc.v1.HostRole
-	(*Host)(nil),                   // 20: openvpc.v1.Host
-	(*RouteTable)(nil),             // 21: openvpc.v1.RouteTable
-	(*SecurityEvent)(nil),          // 22: openvpc.v1.SecurityEvent
+	(*EdgeFunction)(nil),           // 20: openvpc.v1.EdgeFunction
+	(*Host)(nil),                   // 21: openvpc.v1.Host
+	(*RouteTable)(nil),             // 22: openvpc.v1.RouteTable
+	(*SecurityEvent)(nil),          // 23: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_mapping_proto_depIdxs = []int32{
 	19, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
-	20, // 1: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
-	4,  // 2: openvpc.v1.SubscribeResponse.changes:type_name -> openvpc.v1.Change
-	8,  // 3: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
-	5,  // 4: openvpc.v1.Change.upsert_mapping:type_name -> openvpc.v1.MappingRecord
-	6,  // 5: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
-	7,  // 6: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
-	19, // 7: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
-	9,  // 8: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
-	21, // 9: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
-	10, // 10: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
-	8,  // 11: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
-	5,  // 12: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
-	22, // 13: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
-	0,  // 14: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
-	2,  // 15: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
-	11, // 16: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
-	13, // 17: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
-	15, // 18: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
-	17, // 19: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
-	1,  // 20: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
-	3,  // 21: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
-	12, // 22: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
-	14, // 23: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
-	16, // 24: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
-	18, // 25: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	20, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
+	21, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
+	4,  // 3: openvpc.v1.SubscribeResponse.changes:type_name -> openvpc.v1.Change
+	8,  // 4: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
+	5,  // 5: openvpc.v1.Change.upsert_mapping:type_name -> openvpc.v1.MappingRecord
+	6,  // 6: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
+	7,  // 7: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
+	19, // 8: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
+	20, // 9: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
+	9,  // 10: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
+	22, // 11: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
+	10, // 12: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
+	8,  // 13: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
+	5,  // 14: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
+	23, // 15: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
+	0,  // 16: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
+	2,  // 17: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
+	11, // 18: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
+	13, // 19: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
+	15, // 20: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
+	17, // 21: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
+	1,  // 22: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
+	3,  // 23: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
+	12, // 24: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
+	14, // 25: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
+	16, // 26: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
+	18, // 27: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_mapping_proto_init() }
