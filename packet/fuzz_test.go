@@ -24,9 +24,10 @@ func seedPackets() [][]byte {
 
 func seedEncaps(t testing.TB) [][]byte {
 	var out [][]byte
-	opts := []GeneveOptions{{SourceVNI: 1}, {SourceVNI: 2, HasEndpoint: true, EndpointID: 3, HasTrace: true, TraceID: 4}}
+	opts := []GeneveOptions{{SourceVNI: 1}, {SourceVNI: 2, HasEndpoint: true, EndpointID: 3, HasTrace: true, TraceID: 4},
+		{SourceVNI: 9, HasTarget: true, Function: 3, Target: 5}}
 	for i, in := range seedPackets()[:3] {
-		e := Encap{Src: hostA, Dst: hostB, SrcPort: 50000, VNI: 9, Options: opts[i%2]}
+		e := Encap{Src: hostA, Dst: hostB, SrcPort: 50000, VNI: 9, Options: opts[i%3]}
 		out = append(out, encapsulated(t, &e, func(b []byte) IPv4 { return IPv4(b[:copy(b, in)]) }))
 	}
 	return out

@@ -4,16 +4,21 @@ import "encoding/binary"
 
 // openvpc's Geneve options, in the experimental class. Every packet carries SourceVPC;
 // EndpointID is critical because a receiver that ignored it would deliver gateway-endpoint
-// traffic as if it were ordinary VPC traffic.
+// traffic as if it were ordinary VPC traffic. EdgeTarget is on every packet a host sends
+// to an edge: the edge function and target the route chose, so that the edge dispatches
+// without deriving the route again; it is critical because an edge that ignored it could
+// only guess which function a packet is for.
 const (
 	GeneveClassOpenVPC  = 0xfff0
 	GeneveOptSourceVPC  = 0x01 // 4 bytes: source VNI (24 bits), flags (8 bits)
 	GeneveOptEndpointID = 0x82 // 8 bytes, critical
 	GeneveOptTraceID    = 0x03 // 4 bytes
+	GeneveOptEdgeTarget = 0x84 // 12 bytes, critical: function (8 bits), 24 reserved bits, target id (64 bits)
 
 	sourceVPCDataLen  = 4
 	endpointIDDataLen = 8
 	traceIDDataLen    = 4
+	edgeTargetDataLen = 12
 )
 
 // GeneveOptions are the options openvpc puts in a Geneve header.
@@ -24,6 +29,12 @@ type GeneveOptions struct {
 	EndpointID  uint64 // a gateway endpoint, for traffic to or from it
 	HasTrace    bool
 	TraceID     uint32 // set on packets under `openvpc trace`
+	// HasTarget marks a packet for an edge function: Function says which
+	// (the route target kind, as the data plane numbers it) and Target the
+	// id of the gateway, endpoint or interface it is for.
+	HasTarget bool
+	Function  uint8
+	Target    uint64
 }
 
 // Len returns the length of the encoded options in bytes.
@@ -34,6 +45,9 @@ func (o GeneveOptions) Len() int {
 	}
 	if o.HasTrace {
 		n += geneveOptHdrLen + traceIDDataLen
+	}
+	if o.HasTarget {
+		n += geneveOptHdrLen + edgeTargetDataLen
 	}
 	return n
 }
@@ -84,6 +98,7 @@ const (
 	seenSource = 1 << iota
 	seenEndpoint
 	seenTrace
+	seenTarget
 )
 
 // set stores opt in o, or reports false if the packet must be dropped. A duplicate is
@@ -113,6 +128,12 @@ func (o *GeneveOptions) set(opt GeneveOption, seen *uint8) bool {
 		}
 		bit = seenTrace
 		o.HasTrace, o.TraceID = true, binary.BigEndian.Uint32(opt.Data)
+	case GeneveOptEdgeTarget:
+		if len(opt.Data) != edgeTargetDataLen {
+			return false
+		}
+		bit = seenTarget
+		o.HasTarget, o.Function, o.Target = true, opt.Data[0], binary.BigEndian.Uint64(opt.Data[4:])
 	default:
 		return !opt.Critical()
 	}
@@ -134,7 +155,7 @@ func WriteGeneve(b []byte, vni uint32, o GeneveOptions) int {
 	}
 	b[geneveVerOptLen] = uint8(optLen / 4) // version 0
 	b[geneveFlags] = 0
-	if o.HasEndpoint {
+	if o.HasEndpoint || o.HasTarget {
 		b[geneveFlags] = geneveCritBit
 	}
 	binary.BigEndian.PutUint16(b[geneveProtocol:], GeneveProtoIPv4)
@@ -156,6 +177,12 @@ func (o GeneveOptions) write(b []byte) {
 	if o.HasTrace {
 		d = putOptionHeader(b, GeneveOptTraceID, traceIDDataLen)
 		binary.BigEndian.PutUint32(d, o.TraceID)
+		b = b[geneveOptHdrLen+traceIDDataLen:]
+	}
+	if o.HasTarget {
+		d = putOptionHeader(b, GeneveOptEdgeTarget, edgeTargetDataLen)
+		d[0], d[1], d[2], d[3] = o.Function, 0, 0, 0
+		binary.BigEndian.PutUint64(d[4:], o.Target)
 	}
 }
 
