@@ -58,6 +58,15 @@ type hostTable struct {
 	slotByID   map[uint64]uint32 // read by the writer and HostByID
 	byUnderlay index[uint32]     // registered hosts only
 	edges      []Host            // healthy edges by id
+	// served lists, per edge target named by some edge's functions (ID 0:
+	// every target of the kind), the healthy edges that serve it.
+	served []edgeSet
+}
+
+// edgeSet is the healthy edges serving one target, ordered by id.
+type edgeSet struct {
+	target Target
+	edges  []Host
 }
 
 type vpcTable struct {
@@ -188,9 +197,27 @@ func (s *Snapshot) HostByID(id uint64) (Host, bool) {
 	return Host{}, false
 }
 
-// Edges returns the healthy edges ordered by id, for a flow-hash choice. The
-// slice belongs to the snapshot: do not modify it.
+// Edges returns the healthy edges ordered by id. The slice belongs to the
+// snapshot: do not modify it.
 func (s *Snapshot) Edges() []Host { return s.edges }
+
+// EdgesFor returns the healthy edges that serve target t, ordered by id, for
+// a flow-hash choice among them; none when no healthy edge serves it. The
+// slice belongs to the snapshot: do not modify it. A short scan: an edge
+// serves a handful of functions.
+func (s *Snapshot) EdgesFor(t Target) []Host {
+	var any []Host
+	for i := range s.served {
+		e := &s.served[i]
+		if e.target == t {
+			return e.edges
+		}
+		if e.target.Kind == t.Kind && e.target.ID == 0 {
+			any = e.edges
+		}
+	}
+	return any
+}
 
 // Mappings yields every mapping, VPC by VPC in VNI order.
 func (s *Snapshot) Mappings() iter.Seq[Mapping] {

@@ -66,8 +66,24 @@ func randomHost(r *rand.Rand) Host {
 		role = RoleEdge
 	}
 	// The address depends on the id, so no two hosts share one, but a host may move.
-	return Host{ID: id, Underlay: addr4(0x7f000000 | uint32(r.IntN(3))<<16 | uint32(id&0xffff)), Role: role, Healthy: r.IntN(4) != 0}
+	h := Host{ID: id, Underlay: addr4(0x7f000000 | uint32(r.IntN(3))<<16 | uint32(id&0xffff)), Role: role, Healthy: r.IntN(4) != 0}
+	if role == RoleEdge {
+		// Each edge serves the internet for all, or VPN for some of vgw 1–3.
+		var fns []Function
+		if r.IntN(2) == 0 {
+			fns = append(fns, Function{Kind: TargetInternetGateway})
+		}
+		if r.IntN(2) == 0 {
+			fns = append(fns, Function{Kind: TargetVPNGateway, Targets: []uint64{1 + r.Uint64N(3)}})
+		}
+		h.Functions = &fns
+	}
+	return h
 }
+
+// edgeTargets are the targets the random edges may serve, and one nobody does.
+var edgeTargets = []Target{{Kind: TargetInternetGateway, ID: 9}, {Kind: TargetVPNGateway, ID: 1}, {Kind: TargetVPNGateway, ID: 2},
+	{Kind: TargetVPNGateway, ID: 3}, {Kind: TargetEndpoint, ID: 1}}
 
 func randomVPC(r *rand.Rand, vni uint32) VPC {
 	v := VPC{VNI: vni, ID: 0x100 + uint64(vni), CIDR: netip.MustParsePrefix("10.0.0.0/16"), MainRouteTable: 1,
@@ -265,6 +281,24 @@ func checkHostsAndVPCs(t *testing.T, s *Snapshot, m *model) {
 			t.Fatalf("rev %d: Edges misses %+v", m.rev, h)
 		}
 	}
+	// EdgesFor: exactly the healthy edges whose functions name the target
+	// (or its whole kind), in id order.
+	for _, tg := range edgeTargets {
+		var want []uint64
+		for _, h := range m.hosts {
+			if h.Healthy && h.Serves(tg) {
+				want = append(want, h.ID)
+			}
+		}
+		slices.Sort(want)
+		var got []uint64
+		for _, h := range s.EdgesFor(tg) {
+			got = append(got, h.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("rev %d: EdgesFor(%v) = %v, want %v", m.rev, tg, got, want)
+		}
+	}
 	var vnis []uint32
 	for v := range s.VPCs() {
 		vnis = append(vnis, v.VNI)
@@ -436,6 +470,12 @@ func TestInvalidUpdates(t *testing.T) {
 	}{
 		{"host id 0", func(tx *Txn) error {
 			return tx.UpsertHost(Host{Underlay: ip, Role: RoleHost})
+		}, ErrInvalid},
+		{"a host with edge functions", func(tx *Txn) error {
+			return tx.UpsertHost(Host{ID: 9, Underlay: ip, Role: RoleHost, Functions: &[]Function{{Kind: TargetInternetGateway}}})
+		}, ErrInvalid},
+		{"an edge function that is no edge's", func(tx *Txn) error {
+			return tx.UpsertHost(Host{ID: 9, Underlay: ip, Role: RoleEdge, Functions: &[]Function{{Kind: TargetPeering}}})
 		}, ErrInvalid},
 		{"host IPv6", func(tx *Txn) error {
 			return tx.UpsertHost(Host{ID: 9, Underlay: netip.MustParseAddr("::1"), Role: RoleHost})
@@ -622,6 +662,8 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 		{"Host", func() { _, _ = s.Host(under) }},
 		{"HostByID", func() { _, _ = s.HostByID(2) }},
 		{"Edges", func() { _ = s.Edges() }},
+		{"EdgesFor", func() { _ = s.EdgesFor(Target{Kind: TargetInternetGateway, ID: 9}) }},
+		{"Attached", func() { _ = v.Attached(Target{Kind: TargetInternetGateway, ID: 9}) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(100, tt.f); n != 0 {

@@ -262,6 +262,37 @@ func (s *Snapshot) indexHosts() {
 		}
 	}
 	slices.SortFunc(s.edges, func(a, b Host) int { return cmp.Compare(a.ID, b.ID) })
+	s.indexServed()
+}
+
+// indexServed lists, for every target some healthy edge names (and every
+// kind some edge serves for all its targets), the edges that serve it:
+// those naming it and those serving its whole kind.
+func (s *Snapshot) indexServed() {
+	s.served = nil
+	var targets []Target
+	for _, h := range s.edges {
+		for _, f := range h.FunctionList() {
+			if len(f.Targets) == 0 {
+				targets = append(targets, Target{Kind: f.Kind})
+			}
+			for _, id := range f.Targets {
+				targets = append(targets, Target{Kind: f.Kind, ID: id})
+			}
+		}
+	}
+	slices.SortFunc(targets, func(a, b Target) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
+	})
+	for _, t := range slices.Compact(targets) {
+		set := edgeSet{target: t}
+		for _, h := range s.edges {
+			if h.Serves(t) {
+				set.edges = append(set.edges, h)
+			}
+		}
+		s.served = append(s.served, set)
+	}
 }
 
 // indexVPCs rebuilds the VPC lookups after VPCs or their mappings changed.

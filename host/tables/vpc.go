@@ -91,6 +91,18 @@ func (v *VPC) PeerVNI(pcx uint64) (uint32, bool) {
 	return 0, false
 }
 
+// Attached reports whether the edge target t belongs to this VPC, so that a
+// route to it leads somewhere: the attached internet gateway. Targets of
+// kinds whose facts the cache does not hold yet (virtual private gateways,
+// Direct Connect, endpoints) lead nowhere: nothing is guessed.
+func (v *VPC) Attached(t Target) bool {
+	switch t.Kind {
+	case TargetInternetGateway:
+		return t.ID != 0 && t.ID == v.InternetGateway
+	}
+	return false
+}
+
 // PeeredWith reports whether this VPC has an active peering with VNI peer.
 func (v *VPC) PeeredWith(peer uint32) bool {
 	for _, p := range v.Peerings {
