@@ -72,7 +72,7 @@ func EncapsulateGeneve(buf []byte, innerLen int, vni uint32, o GeneveOptions) (s
 		return 0, false
 	}
 	start = Headroom - GeneveMinSize - o.Len()
-	if WriteGeneve(buf[start:Headroom], vni, o) == 0 {
+	if writeGeneve(buf[start:Headroom], vni, &o) == 0 {
 		return 0, false
 	}
 	return start, true

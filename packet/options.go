@@ -38,7 +38,7 @@ type GeneveOptions struct {
 }
 
 // Len returns the length of the encoded options in bytes.
-func (o GeneveOptions) Len() int {
+func (o *GeneveOptions) Len() int {
 	n := geneveOptHdrLen + sourceVPCDataLen
 	if o.HasEndpoint {
 		n += geneveOptHdrLen + endpointIDDataLen
@@ -148,9 +148,27 @@ func (o *GeneveOptions) set(opt GeneveOption, seen *uint8) bool {
 // at the start of b, and returns its length: GeneveMinSize + o.Len(). It returns 0 if b is
 // too short or a VNI does not fit in 24 bits.
 func WriteGeneve(b []byte, vni uint32, o GeneveOptions) int {
+	return writeGeneve(b, vni, &o)
+}
+
+func writeGeneve(b []byte, vni uint32, o *GeneveOptions) int {
+	if vni > MaxVNI || o.SourceVNI > MaxVNI {
+		return 0
+	}
+	if !o.HasEndpoint && !o.HasTrace && !o.HasTarget {
+		// SourceVPC alone, the common case, written straight.
+		const n = GeneveMinSize + geneveOptHdrLen + sourceVPCDataLen
+		if len(b) < n {
+			return 0
+		}
+		binary.BigEndian.PutUint64(b, uint64((geneveOptHdrLen+sourceVPCDataLen)/4)<<56|uint64(GeneveProtoIPv4)<<32|uint64(vni)<<8)
+		binary.BigEndian.PutUint64(b[GeneveMinSize:], uint64(GeneveClassOpenVPC)<<48|uint64(GeneveOptSourceVPC)<<40|
+			uint64(sourceVPCDataLen/4)<<32|uint64(o.SourceVNI<<8|uint32(o.SourceFlags)))
+		return n
+	}
 	optLen := o.Len()
 	n := GeneveMinSize + optLen
-	if len(b) < n || vni > MaxVNI || o.SourceVNI > MaxVNI {
+	if len(b) < n {
 		return 0
 	}
 	b[geneveVerOptLen] = uint8(optLen / 4) // version 0
@@ -165,7 +183,7 @@ func WriteGeneve(b []byte, vni uint32, o GeneveOptions) int {
 }
 
 // write encodes the options into b, which is exactly o.Len() bytes.
-func (o GeneveOptions) write(b []byte) {
+func (o *GeneveOptions) write(b []byte) {
 	d := putOptionHeader(b, GeneveOptSourceVPC, sourceVPCDataLen)
 	binary.BigEndian.PutUint32(d, o.SourceVNI<<8|uint32(o.SourceFlags))
 	b = b[geneveOptHdrLen+sourceVPCDataLen:]

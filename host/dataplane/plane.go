@@ -55,6 +55,11 @@ type Plane struct {
 	Flows datapath.Flows
 	// Traces holds what this host saw of packets under `openvpc trace --live`.
 	Traces datapath.Traces
+	// ReadErrors counts transient errors of the wire and the ports: each
+	// loop reads on after one.
+	ReadErrors atomic.Uint64
+
+	sent *datapath.FlowTable // flows of packets put on the path by Send
 
 	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]
@@ -72,6 +77,7 @@ func New(t *tables.Tables, cfg Config) *Plane {
 		cfg.WirePort = underlay.Port
 	}
 	p := &Plane{cfg: cfg, tables: t}
+	p.sent = p.Flows.Table(datapath.Egress)
 	p.attached.Store(&map[uint64]*Attachment{})
 	return p
 }

@@ -189,6 +189,18 @@ func (s *Snapshot) Host(underlay netip.Addr) (Host, bool) {
 	return Host{}, false
 }
 
+// Sender is Host for the packet path: a pointer into the snapshot instead
+// of a copy (do not modify what it points to).
+func (s *Snapshot) Sender(underlay netip.Addr) (*Host, bool) {
+	if !underlay.Is4() {
+		return nil, false
+	}
+	if i, ok := s.byUnderlay.get(ip4(underlay)); ok {
+		return &s.hosts[i], true
+	}
+	return nil, false
+}
+
 // HostByID returns the registered host or edge with id.
 func (s *Snapshot) HostByID(id uint64) (Host, bool) {
 	if i, ok := s.slotByID[id]; ok && s.hosts[i].Underlay.IsValid() {
