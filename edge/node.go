@@ -34,7 +34,11 @@ func NewNode(ac agent.Config, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Events = a.Reporter.Report
-	n := &Node{Agent: a, Edge: New(a.Cache.Tables, cfg)}
+	x, err := New(a.Cache.Tables, cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Agent: a, Edge: x}
 	a.Observe = n.Edge // the agent's API (if ac.API is set) shows the edge's flows and traces
 	return n, nil
 }

@@ -69,14 +69,27 @@ func ParseGeneveOptions(g Geneve) (GeneveOptions, bool) {
 	}
 	// The common case, SourceVPC alone, read straight: it is byte for byte
 	// what the iterator would accept, so the two cannot disagree.
-	if r := g.RawOptions(); len(r) == geneveOptHdrLen+sourceVPCDataLen && binary.BigEndian.Uint16(r) == GeneveClassOpenVPC &&
-		r[2] == GeneveOptSourceVPC && r[3] == sourceVPCDataLen/4 {
+	r := g.RawOptions()
+	if len(r) >= geneveOptHdrLen+sourceVPCDataLen && binary.BigEndian.Uint32(r) == sourceVPCHeader {
 		o.SourceVNI = binary.BigEndian.Uint32(r[geneveOptHdrLen:]) >> 8
 		o.SourceFlags = r[geneveOptHdrLen+3]
-		return o, true
+		switch r = r[geneveOptHdrLen+sourceVPCDataLen:]; {
+		case len(r) == 0:
+			return o, true
+		case len(r) == geneveOptHdrLen+edgeTargetDataLen && binary.BigEndian.Uint32(r) == edgeTargetHeader:
+			// What a host sends an edge: SourceVPC then EdgeTarget, read as straight.
+			o.HasTarget, o.Function, o.Target = true, r[geneveOptHdrLen], binary.BigEndian.Uint64(r[geneveOptHdrLen+4:])
+			return o, true
+		}
 	}
 	return parseOptions(g)
 }
+
+// The headers of SourceVPC and EdgeTarget as 32-bit words: class, type, length.
+const (
+	sourceVPCHeader  = GeneveClassOpenVPC<<16 | GeneveOptSourceVPC<<8 | sourceVPCDataLen/4
+	edgeTargetHeader = GeneveClassOpenVPC<<16 | GeneveOptEdgeTarget<<8 | edgeTargetDataLen/4
+)
 
 // parseOptions is ParseGeneveOptions by the iterator, for any options.
 func parseOptions(g Geneve) (GeneveOptions, bool) {
