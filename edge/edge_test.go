@@ -3,11 +3,13 @@ package edge
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/edge/igw"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 const (
@@ -252,34 +254,60 @@ func sizeName(n int) string {
 
 // The edge dispatches on the function a packet names: one it does not
 // serve (a VPN gateway, here) or no function at all goes nowhere, and what
-// each kind received is counted, served or not.
+// each kind received is counted, served or not — over a real read loop.
 func TestDispatch(t *testing.T) {
+	net := underlay.NewMemNet()
+	wire, err := net.Listen(self)
+	must(t, err)
+	hostConn, err := net.Listen(host1)
+	must(t, err)
+	defer hostConn.Close()
 	x, events := newEdge(t)
-	buf := make([]byte, 2048)
-	var out packet.IPv4
-	send := func(target tables.Target, named bool) datapath.Verdict {
+	outside := &recordPort{got: make(chan []byte, 8)}
+	x.cfg.Wire = wire
+	x.cfg.Functions = []Function{igw.New(outside)}
+	x.fns[tables.TargetInternetGateway] = x.cfg.Functions[0]
+	done := make(chan error, 1)
+	go func() { done <- x.ServeWire() }()
+
+	var ds []underlay.Datagram
+	for _, p := range []struct {
+		target tables.Target
+		named  bool
+	}{{tables.Target{Kind: tables.TargetVPNGateway, ID: 9}, true}, {tables.Target{}, false}, {tables.Target{Kind: tables.TargetInternetGateway, ID: 9}, true}} {
+		buf := make([]byte, 2048)
 		n := tcpPacket(buf, a("10.0.1.4"), inet, 10, 64)
-		payload := toFunction(buf, n, red, red, target)
-		if !named {
+		payload := toFunction(buf, n, red, red, p.target)
+		if !p.named {
 			payload = fromHostBare(buf, n)
 		}
-		return x.Outbound(x.tables.Load(), host1, payload, &out)
+		ds = append(ds, underlay.Datagram{Buf: payload, Len: len(payload), Peer: netip.AddrPortFrom(self, underlay.Port)})
 	}
-	if v := send(tables.Target{Kind: tables.TargetInternetGateway, ID: 9}, true); v != datapath.Forwarded {
-		t.Fatalf("for the internet gateway: %v, want forwarded", v)
+	if _, err := hostConn.WriteBatch(ds); err != nil {
+		t.Fatal(err)
 	}
-	if v := send(tables.Target{Kind: tables.TargetVPNGateway, ID: 9}, true); v != datapath.NoRoute {
-		t.Fatalf("for a VPN gateway this edge does not serve: %v, want no-route", v)
+	select {
+	case pkt := <-outside.got:
+		if packet.IPv4(pkt).Src() != eip {
+			t.Fatalf("out to the internet from %v, want the Elastic IP %v", packet.IPv4(pkt).Src(), eip)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the internet packet never went out")
 	}
-	if v := send(tables.Target{}, false); v != datapath.NoRoute {
-		t.Fatalf("naming no function: %v, want no-route", v)
+	wire.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeWire after close: %v", err)
 	}
 	if x.Received[tables.TargetInternetGateway].Load() != 1 || x.Received[tables.TargetVPNGateway].Load() != 1 {
 		t.Fatalf("received: igw %d, vgw %d; want 1 each", x.Received[tables.TargetInternetGateway].Load(), x.Received[tables.TargetVPNGateway].Load())
 	}
+	if x.Out.Get(datapath.NoRoute) != 2 || x.Out.Get(datapath.Forwarded) != 1 {
+		t.Fatalf("no-route %d forwarded %d, want 2 and 1", x.Out.Get(datapath.NoRoute), x.Out.Get(datapath.Forwarded))
+	}
 	if len(*events) != 0 {
 		t.Fatalf("an unserved function raised events: %v", *events)
 	}
+	buf := make([]byte, 2048)
 	steps, v := x.TraceOutbound(host1, toFunction(buf, tcpPacket(buf, a("10.0.1.4"), inet, 10, 64), red, red, tables.Target{Kind: tables.TargetVPNGateway, ID: 9}))
 	if last := steps[len(steps)-1]; v != datapath.NoRoute || last.Name != "function" || last.Pass {
 		t.Fatalf("trace: %v, last step %+v; want no-route at the function step", v, last)
@@ -288,6 +316,19 @@ func TestDispatch(t *testing.T) {
 		t.Fatal("two internet gateway functions on one edge accepted")
 	}
 }
+
+// recordPort is an outside port that hands over what is written to it.
+type recordPort struct{ got chan []byte }
+
+func (p *recordPort) Read([][]byte, []int) (int, error) { select {} }
+func (p *recordPort) Write(pkts [][]byte) error {
+	for _, b := range pkts {
+		p.got <- append([]byte(nil), b...)
+	}
+	return nil
+}
+func (p *recordPort) BatchSize() int { return 1 }
+func (p *recordPort) Close() error   { return nil }
 
 func fromHostBare(buf []byte, n int) []byte {
 	start, _ := packet.EncapsulateGeneve(buf, n, red, packet.GeneveOptions{SourceVNI: red})
