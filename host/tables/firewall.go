@@ -179,11 +179,16 @@ func (v *VPC) group(id uint64) *SecurityGroup {
 	return nil
 }
 
-// ACL returns the network ACL of the subnet containing ip, or nil when the
-// VPC has none (a Mapping Service before ACLs).
-func (v *VPC) ACL(ip netip.Addr) *NetworkACL {
-	m := v.subnetOf(ip)
-	if m == nil || m.acl < 0 {
+// Firewalled reports whether the VPC has security groups or network ACLs
+// at all: when not, the data path skips both steps.
+func (v *VPC) Firewalled() bool { return len(v.SecurityGroups) > 0 || len(v.NetworkACLs) > 0 }
+
+// ACL returns the network ACL between an ENI's address local and a peer:
+// the ACL of local's subnet, or nil when the peer is in that same subnet
+// (traffic inside a subnet meets no ACL, as on AWS) or the VPC has none.
+func (v *VPC) ACL(local, peer netip.Addr) *NetworkACL {
+	m := v.subnetOf(local)
+	if m == nil || m.acl < 0 || peer.Is4() && m.contains(ip4(peer)) {
 		return nil
 	}
 	return &v.NetworkACLs[m.acl]
