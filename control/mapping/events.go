@@ -14,18 +14,25 @@ import (
 
 	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/control/store"
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/model"
 )
 
 // ReportedReasons are the reasons a host or edge may report: the data-plane
-// verdicts that indicate an attack (DESIGN.md §6). A report with any other
+// verdicts that indicate an attack (DESIGN.md §6: spoofed-source,
+// unknown-sender, sender-mismatch, not-peered). A report with any other
 // reason is refused and counted, and is itself an event (ReasonBadReport):
-// made-up reasons would otherwise fill the log and the metrics. A new
-// attack verdict must be added here.
-var ReportedReasons = map[string]bool{
-	"spoofed-source": true, "unknown-sender": true, "sender-mismatch": true, "not-peered": true,
-}
+// made-up reasons would otherwise fill the log and the metrics.
+var ReportedReasons = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range datapath.Verdicts() {
+		if v.Attack() {
+			m[v.String()] = true
+		}
+	}
+	return m
+}()
 
 // ReasonBadReport: a host or edge reported an event the server refused (an
 // unknown reason, a malformed field).
@@ -95,7 +102,7 @@ func newEventLimiter(st *store.Store, log *slog.Logger) *eventLimiter {
 // for an unknown sender (the inner one is whatever it forged), the inner
 // source for the rest, the caller's address for refused requests.
 func claimedSource(ev *pb.SecurityEvent) string {
-	if ev.Reason == "unknown-sender" || ev.InnerSrc == "" {
+	if ev.Reason == datapath.UnknownSender.String() || ev.InnerSrc == "" {
 		return ev.OuterSrc
 	}
 	return ev.InnerSrc
