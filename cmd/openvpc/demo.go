@@ -25,6 +25,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/localcloud"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -88,7 +89,7 @@ type demo struct {
 	in     *bufio.Reader
 	scenes []scene
 
-	cloud *localCloud
+	cloud *localcloud.Cloud
 	vpc   openvpcv1connect.VpcServiceClient
 	inst  openvpcv1connect.InstanceServiceClient
 	vpcs  map[string]*pb.Vpc
@@ -115,12 +116,12 @@ func (d *demo) run(ctx context.Context, nicKind string) error {
 	// cloud: the user's is left alone.
 	cfg.AdminConfig = filepath.Join(dir, "config")
 	d.say("building a cloud in %s: 3 hosts, 1 edge, a simulated internet (%s instances)…", dir, nicKind)
-	d.cloud, err = startLocal(ctx, localConfig{Server: cfg, Hosts: 3, Edges: 1, NIC: nicKind, WirePort: d.wire, Log: cfg.Logger})
+	d.cloud, err = localcloud.New(ctx, localcloud.Config{Server: cfg, Hosts: 3, Edges: 1, NIC: nicKind, WirePort: d.wire, Log: cfg.Logger})
 	if err != nil {
 		return err
 	}
 	defer d.cloud.Close()
-	conn, err := (&cli.Options{Config: cfg.AdminConfig, Server: d.cloud.Server.URL()}).Conn()
+	conn, err := (&cli.Options{Config: cfg.AdminConfig, Server: d.cloud.Server(0).URL()}).Conn()
 	if err != nil {
 		return err
 	}
@@ -257,7 +258,7 @@ func (d *demo) untilNICs(ctx context.Context) error {
 			_, ok := d.agentOf(inst).NIC(d.vpcOf(inst).Vni, netip.MustParseAddr(inst.PrivateIp))
 			ready = ready && ok
 		}
-		if t, err := d.inst.TraceInstance(ctx, connect.NewRequest(&pb.TraceInstanceRequest{From: "red-1", To: upWebAddr.String()})); err == nil && t.Msg.Verdict == "forwarded" && ready {
+		if t, err := d.inst.TraceInstance(ctx, connect.NewRequest(&pb.TraceInstanceRequest{From: "red-1", To: localcloud.WebAddr.String()})); err == nil && t.Msg.Verdict == "forwarded" && ready {
 			return nil
 		}
 	}
@@ -265,9 +266,9 @@ func (d *demo) untilNICs(ctx context.Context) error {
 }
 
 func (d *demo) agentOf(inst *pb.Instance) *agent.Agent {
-	for _, a := range d.cloud.Agents {
-		if a.HostID == inst.HostId {
-			return a
+	for _, h := range d.cloud.Hosts {
+		if h.HostID == inst.HostId {
+			return h.Agent
 		}
 	}
 	return nil
@@ -420,7 +421,8 @@ func (d *demo) scene3(ctx context.Context) (scene, error) {
 // reaches every host in scope before it runs.
 func (d *demo) scene4(ctx context.Context) (scene, error) {
 	s := scene{Title: "the cache", Caption: "each host holds the mappings of its VPCs; a lookup never leaves the host, and a miss is a drop, never a query"}
-	for _, a := range d.cloud.Agents {
+	for _, h := range d.cloud.Hosts {
+		a := h.Agent
 		snap := a.Cache.Tables.Load()
 		c := &a.Plane.Counters
 		s.Wire = append(s.Wire, fmt.Sprintf("%s: %d mappings cached at revision %d; packets forwarded %d, delivered %d, dropped %d; queries to the Mapping Service: none (there is no such path)",
@@ -456,13 +458,13 @@ func (d *demo) scene5(ctx context.Context) (scene, error) {
 		return s, errors.New("red-1 has no NIC")
 	}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.DialContext}}
-	resp, err := hc.Get("http://" + upWebAddr.String() + "/")
+	resp, err := hc.Get("http://" + localcloud.WebAddr.String() + "/")
 	if err != nil {
 		return s, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	s.Wire = append(s.Wire, fmt.Sprintf("red-1 (%s) fetches http://%s/ and gets: %q", red.PrivateIp, upWebAddr, strings.TrimSpace(string(body))))
+	s.Wire = append(s.Wire, fmt.Sprintf("red-1 (%s) fetches http://%s/ and gets: %q", red.PrivateIp, localcloud.WebAddr, strings.TrimSpace(string(body))))
 	fl, err := d.inst.ListFlows(ctx, connect.NewRequest(&pb.ListFlowsRequest{Instance: red.Id, Host: "edge-1"}))
 	if err != nil {
 		return s, err
