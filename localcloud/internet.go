@@ -60,10 +60,18 @@ func startInternet(pools []netip.Prefix, proxyAddr string) (_ *Internet, err err
 		if err != nil {
 			return nil, fmt.Errorf("internet proxy on %s: %w (pass --internet-proxy with a free address, or '' for none)", proxyAddr, err)
 		}
-		u.proxy = &http.Server{Handler: internet.Proxy(client), ReadHeaderTimeout: 10 * time.Second}
+		u.proxy = &http.Server{Addr: pl.Addr().String(), Handler: internet.Proxy(client), ReadHeaderTimeout: 10 * time.Second}
 		u.serve(u.proxy, pl)
 	}
 	return u, nil
+}
+
+// ProxyAddr is the address of the internet's HTTP proxy ("" for none).
+func (u *Internet) ProxyAddr() string {
+	if u.proxy == nil {
+		return ""
+	}
+	return u.proxy.Addr
 }
 
 // serve serves s on l until close.

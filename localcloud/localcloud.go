@@ -156,11 +156,9 @@ func New(ctx context.Context, cfg Config) (*Cloud, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	admin := cfg.Server.AdminConfig
-	cfg.Server.AdminConfig = ""
 	c := &Cloud{cfg: cfg, failed: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := c.start(ctx, admin); err != nil {
+	if err := c.start(ctx, cfg.Server.AdminConfig); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
 	return c, nil
@@ -231,7 +229,8 @@ func (c *Cloud) Server(i int) *server.Server {
 // etcd (Server.Store.Endpoints): an embedded one has a single server.
 func (c *Cloud) AddServer(ctx context.Context, listen string) (*server.Server, error) {
 	cfg := c.cfg.Server
-	cfg.Listen = listen
+	// New writes the client config once the whole cloud is up.
+	cfg.Listen, cfg.AdminConfig = listen, ""
 	s, err := startServer(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -69,6 +69,9 @@ func upCmd() *cobra.Command {
 // first VPC; a restarted one, what it already holds.
 func upBanner(ctx context.Context, w io.Writer, c *localcloud.Cloud) error {
 	cfg, s := c.Config(), c.Server(0)
+	if c.Internet != nil {
+		cfg.Proxy = c.Internet.ProxyAddr() // the port it took, if it was told :0
+	}
 	vpcs, err := s.Store.ListVPCs(ctx)
 	if err != nil {
 		return err

@@ -103,6 +103,9 @@ func TestUpRestartBanner(t *testing.T) {
 	if !strings.Contains(banner, "openvpc vpc create --name red") {
 		t.Errorf("a new cloud's banner does not show how to create red:\n%s", banner)
 	}
+	if !strings.Contains(banner, "The client config (server, CA, admin token) is "+config+"\n") {
+		t.Errorf("the banner does not name the client config %s:\n%s", config, banner)
+	}
 	if r := runCLI(t, []string{"OPENVPC_CONFIG=" + config}, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16"); r.code != 0 {
 		t.Fatalf("vpc create: %v", r)
 	}
