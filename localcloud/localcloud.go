@@ -77,6 +77,7 @@ type Config struct {
 // range, the internet's proxy on 127.0.0.1:7071.
 func DefaultConfig() Config {
 	cfg := Config{Server: server.DefaultConfig(), Hosts: 3, Edges: 1, Proxy: "127.0.0.1:7071"}
+	cfg.Server.Logger = nil // Log's
 	cfg.Server.Store.EIPPools = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
 	return cfg
 }
