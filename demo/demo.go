@@ -104,6 +104,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	defer d.cloud.Close()
+	c := d.cloud
+	d.say("the underlay: host-1 … host-3 on %v … %v, edge-1 on %v, Geneve on UDP port %d",
+		c.Hosts[0].Underlay, c.Hosts[2].Underlay, c.Edges[0].Edge.Underlay(), d.wire)
 	if err := d.setup(ctx); err != nil {
 		return fmt.Errorf("demo setup: %w", err)
 	}
@@ -139,14 +142,15 @@ func (d *demo) start(ctx context.Context, dir string) error {
 	// The demo's own client config (CA and admin token), kept with its
 	// cloud: the user's is left alone.
 	cfg.Server.AdminConfig = filepath.Join(dir, "config")
+	// Geneve on its own port, 6081, as on a real network: each host has
+	// its own loopback address, and a demo next to another cloud (an
+	// `openvpc up`, another demo) takes the next free 127.0.N.0/24.
+	cfg.AnyUnderlay = true
 	var err error
-	if d.wire, err = freeWirePort(); err != nil {
-		return err
-	}
-	cfg.WirePort = d.wire
 	if d.cloud, err = localcloud.New(ctx, cfg); err != nil {
 		return err
 	}
+	d.wire = d.cloud.Config().WirePort
 	conn, err := (&cli.Options{Config: cfg.Server.AdminConfig, Server: d.cloud.Server(0).URL()}).Conn()
 	if err != nil {
 		d.cloud.Close()

@@ -29,6 +29,9 @@ func TestStory(t *testing.T) {
 		"── 4. the cache", "⇒ running",
 		"── 5. red → the internet, through Blackfoot", "⇒ translated",
 		"Everything is cleaned up.",
+		// Geneve on its own port, as the docs say, each host on its own
+		// loopback address.
+		"Geneve on UDP port 6081", "UDP         source port from the flow hash → 6081 (Geneve)",
 	} {
 		if !strings.Contains(story, want) {
 			t.Errorf("the story does not tell %q:\n%s", want, story)
