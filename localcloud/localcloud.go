@@ -159,45 +159,52 @@ func New(ctx context.Context, cfg Config) (*Cloud, error) {
 	}
 	c := &Cloud{cfg: cfg, failed: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := c.start(ctx, cfg.Server.AdminConfig); err != nil {
+	if err := c.start(ctx); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
 	return c, nil
 }
 
-func (c *Cloud) start(ctx context.Context, admin string) error {
-	hostWires, edgeWires, err := c.bindUnderlay()
+func (c *Cloud) start(ctx context.Context) (err error) {
+	hosts, edges, err := c.bindUnderlay()
 	if err != nil {
 		return err
 	}
+	// A part owns its wire from its start on (closing it on failure too);
+	// on failure, those not handed out yet are closed here.
+	defer func() {
+		if err != nil {
+			closeAll(hosts, edges)
+		}
+	}()
 	s, err := c.AddServer(ctx, c.cfg.Server.Listen)
 	if err != nil {
-		closeAll(hostWires, edgeWires)
 		return err
 	}
 	if c.cfg.Edges > 0 {
 		if c.Internet, err = startInternet(s.Store.EIPPools(), c.cfg.Proxy); err != nil {
-			closeAll(hostWires, edgeWires)
 			return err
 		}
 	}
-	for i, w := range hostWires {
-		h, err := c.startHost(ctx, hostID(i+1), w, true)
+	for len(hosts) > 0 {
+		w := hosts[0]
+		hosts = hosts[1:]
+		h, err := c.startHost(ctx, hostID(len(c.Hosts)+1), w, true)
 		if err != nil {
-			closeAll(hostWires[i+1:], edgeWires)
 			return err
 		}
 		c.Hosts = append(c.Hosts, h)
 	}
-	for i, w := range edgeWires {
-		e, err := c.startEdge(ctx, fmt.Sprintf("edge-%d", i+1), w, c.Internet.Attach(), true)
+	for len(edges) > 0 {
+		w := edges[0]
+		edges = edges[1:]
+		e, err := c.startEdge(ctx, fmt.Sprintf("edge-%d", len(c.Edges)+1), w, c.Internet.Attach(), true)
 		if err != nil {
-			closeAll(nil, edgeWires[i+1:])
 			return err
 		}
 		c.Edges = append(c.Edges, e)
 	}
-	if admin != "" && !c.cfg.Server.Trust.Insecure {
+	if admin := c.cfg.Server.AdminConfig; admin != "" && !c.cfg.Server.Trust.Insecure {
 		if _, err := s.Trust.EnsureAdminConfig(ctx, admin, s.ClientURL()); err != nil {
 			return fmt.Errorf("client config %s: %w (choose another path with --admin-config)", admin, err)
 		}
