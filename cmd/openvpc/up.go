@@ -76,10 +76,15 @@ func upBanner(ctx context.Context, w io.Writer, c *localcloud.Cloud) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, `openvpc is up: API %s, %d hosts (host-1 … host-%d) with %s instances,
-Geneve between them over UDP port %d on %v … %v, state in %s
+	hosts, addrs := "host-1", c.Hosts[0].Underlay.String()
+	if n := len(c.Hosts); n > 1 {
+		hosts += fmt.Sprintf(" … host-%d", n)
+		addrs += fmt.Sprintf(" … %v", c.Hosts[n-1].Underlay)
+	}
+	fmt.Fprintf(w, `openvpc is up: API %s, %s with %s instances,
+Geneve between them over UDP port %d on %s, state in %s
 The client config (server, CA, admin token) is %s
-`, s.URL(), cfg.Hosts, cfg.Hosts, cfg.NIC, cfg.WirePort, c.Hosts[0].Underlay, c.Hosts[len(c.Hosts)-1].Underlay, cfg.Server.Store.DataDir, cfg.Server.AdminConfig)
+`, s.URL(), count(len(c.Hosts), "host", hosts), cfg.NIC, cfg.WirePort, addrs, cfg.Server.Store.DataDir, cfg.Server.AdminConfig)
 	if len(vpcs) > 0 {
 		fmt.Fprintf(w, "\nIt holds what you made before: %s. See it, in another terminal:\n%s\n",
 			count(len(vpcs), "VPC", vpcNames(vpcs)), `  openvpc vpc list
@@ -153,11 +158,11 @@ func internetBrief(cfg localcloud.Config) string {
 	if cfg.Edges == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("The internet (simulated, in this process) has a web server at %s, reached through %d edge(s)", localcloud.WebAddr, cfg.Edges)
+	s := fmt.Sprintf("\nThe internet (simulated, in this process) has a web server at %s, reached through %d edge(s).\n", localcloud.WebAddr, cfg.Edges)
 	if cfg.Proxy != "" {
-		s += fmt.Sprintf(";\nits client (%s) is the HTTP proxy %s: curl -x http://%s http://ELASTIC-IP/", localcloud.ClientAddr, cfg.Proxy, cfg.Proxy)
+		s += fmt.Sprintf("The proxy %s connects from its client (%s):\n  curl -x http://%s http://ELASTIC-IP/\n", cfg.Proxy, localcloud.ClientAddr, cfg.Proxy)
 	}
-	return s + ".\n"
+	return s
 }
 
 // count is "1 VPC (red)" or "3 VPCs (red, yellow, green)".
