@@ -30,8 +30,9 @@ const (
 	MaxEdges = 4
 )
 
-// Config says what cloud to run. Zero values are defaults, applied once by
-// New; DefaultConfig is the cloud of `openvpc up`.
+// Config says what cloud to run. Start from DefaultConfig (the cloud of
+// `openvpc up`), or give at least Server; other zero values are defaults,
+// applied once by New.
 type Config struct {
 	// Server configures the first server. Its store is an embedded etcd
 	// in Server.Store.DataDir unless Server.Store.Endpoints names one. Its
