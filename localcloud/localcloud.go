@@ -128,7 +128,7 @@ func (c *Config) Validate() error {
 }
 
 // Cloud is a running local cloud. Its parts run from the moment New (or
-// AddHost, AddEdge, AddServer) starts them until Close; Run waits for them.
+// AddHost, AddEdge, AddServer) starts them until Run or Close ends them.
 type Cloud struct {
 	cfg Config
 	// Hosts and Edges are the parts New started, in order.
@@ -301,18 +301,18 @@ func (c *Cloud) fail(err error) {
 	}
 }
 
-// Run waits until ctx ends or a part fails, then stops every part and
-// returns once they all have: nil when ctx ended, else the first failure.
-// Close releases the rest.
+// Run waits until ctx ends or a part fails, then stops the whole cloud
+// (as Close does) and returns once everything has stopped: nil when ctx
+// ended, else the first failure.
 func (c *Cloud) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-c.failed:
 	}
-	c.stopParts()
+	err := c.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err
+	return errors.Join(c.err, err)
 }
 
 // stopParts stops every part, the last started first.

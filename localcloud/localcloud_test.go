@@ -30,7 +30,7 @@ func config(t *testing.T, hosts, edges int) localcloud.Config {
 
 // TestCloud: New starts a server, hosts and an edge that register, each on
 // its own loopback address on port 6081, and writes the client config;
-// Run returns when its context ends, and Close leaves nothing running.
+// Run returns when its context ends, having stopped everything.
 func TestCloud(t *testing.T) {
 	before := runtime.NumGoroutine()
 	cfg := config(t, 2, 1)
@@ -67,7 +67,7 @@ func TestCloud(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 	if err := c.Close(); err != nil {
-		t.Errorf("Close: %v", err)
+		t.Errorf("Close after Run: %v", err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -151,5 +151,35 @@ func TestValidate(t *testing.T) {
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Validate() = %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestPartFailureEndsRun: a part that fails (here host-9, on the address
+// host-1 is registered with, whose registration the server refuses) ends
+// Run with its error.
+func TestPartFailureEndsRun(t *testing.T) {
+	cfg := config(t, 1, 0)
+	cfg.AnyUnderlay = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := localcloud.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitHosts(t, c, "host-1")
+	c.Hosts[0].Stop()
+	if _, err := c.AddHost(ctx, "host-9", c.Hosts[0].Underlay); err != nil {
+		t.Skipf("the server refuses host-9 before it runs (%v): no part to fail", err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(ctx) }()
+	select {
+	case err := <-ran:
+		if err == nil || !strings.Contains(err.Error(), "already used by host host-1") {
+			t.Errorf("Run = %v, want the refused registration of host-9", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after a part failed")
 	}
 }
