@@ -25,6 +25,7 @@ func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.t.Cleanup(h.Stop)
 	// Registered before it returns, so instances can be placed on it.
 	c.waitRegistered(id)
 	return h.Agent
@@ -51,6 +52,7 @@ func (c *Cloud) AddEdge(id string, addr netip.Addr, outside datapath.Port) *Edge
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.t.Cleanup(e.Stop)
 	c.waitRegistered(id)
 	return e
 }
