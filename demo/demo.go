@@ -106,7 +106,7 @@ func (d *demo) run(ctx context.Context) error {
 	defer d.cloud.Close()
 	c := d.cloud
 	d.say("the underlay: host-1 … host-3 on %v … %v, edge-1 on %v, Geneve on UDP port %d",
-		c.Hosts[0].Wire.Addr(), c.Hosts[2].Wire.Addr(), c.Edges[0].Wire.Addr(), d.wire)
+		c.Hosts[0].WireAddr.Addr(), c.Hosts[2].WireAddr.Addr(), c.Edges[0].WireAddr.Addr(), d.wire)
 	if err := d.setup(ctx); err != nil {
 		return fmt.Errorf("demo setup: %w", err)
 	}

@@ -43,11 +43,11 @@ func TestCloud(t *testing.T) {
 	}
 	u := c.Config().Underlay
 	for i, h := range c.Hosts {
-		if want := netip.AddrPortFrom(localcloud.HostAddr(u, i+1), underlay.Port); h.Wire != want {
-			t.Errorf("host-%d receives Geneve on %v, want %v", i+1, h.Wire, want)
+		if want := netip.AddrPortFrom(localcloud.HostAddr(u, i+1), underlay.Port); h.WireAddr != want {
+			t.Errorf("host-%d receives Geneve on %v, want %v", i+1, h.WireAddr, want)
 		}
 	}
-	if got, want := c.Edges[0].Wire, netip.AddrPortFrom(localcloud.EdgeAddr(u, 1), underlay.Port); got != want {
+	if got, want := c.Edges[0].WireAddr, netip.AddrPortFrom(localcloud.EdgeAddr(u, 1), underlay.Port); got != want {
 		t.Errorf("edge-1 receives Geneve on %v, want %v", got, want)
 	}
 	if _, err := pki.LoadClientConfig(cfg.Server.AdminConfig); err != nil {
@@ -169,7 +169,7 @@ func TestPartFailureEndsRun(t *testing.T) {
 	defer c.Close()
 	waitHosts(t, c, "host-1")
 	c.Hosts[0].Stop()
-	if _, err := c.AddHost(ctx, "host-9", c.Hosts[0].Wire.Addr()); err != nil {
+	if _, err := c.AddHost(ctx, "host-9", c.Hosts[0].WireAddr.Addr()); err != nil {
 		t.Skipf("the server refuses host-9 before it runs (%v): no part to fail", err)
 	}
 	ran := make(chan error, 1)

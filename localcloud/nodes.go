@@ -25,8 +25,8 @@ func startServer(ctx context.Context, cfg server.Config) (*server.Server, error)
 // Host is a host agent of the cloud.
 type Host struct {
 	*agent.Agent
-	// Wire is the address it receives Geneve on.
-	Wire netip.AddrPort
+	// WireAddr is the address it receives Geneve on.
+	WireAddr netip.AddrPort
 	stop func()
 }
 
@@ -37,8 +37,8 @@ func (h *Host) Stop() { h.stop() }
 // Edge is an edge (Blackfoot) of the cloud.
 type Edge struct {
 	*edge.Node
-	// Wire is the address it receives Geneve on.
-	Wire netip.AddrPort
+	// WireAddr is the address it receives Geneve on.
+	WireAddr netip.AddrPort
 	stop func()
 }
 
@@ -108,7 +108,7 @@ func (c *Cloud) startHost(ctx context.Context, id string, wire *underlay.UDPConn
 			return nil, err
 		}
 	}
-	return &Host{Agent: a, Wire: wire.LocalAddrPort(), stop: c.run(a.Run, release...)}, nil
+	return &Host{Agent: a, WireAddr: wire.LocalAddrPort(), stop: c.run(a.Run, release...)}, nil
 }
 
 // startEdge starts edge id on wire and outside, which it then owns.
@@ -139,7 +139,7 @@ func (c *Cloud) startEdge(ctx context.Context, id string, wire *underlay.UDPConn
 			return nil, err
 		}
 	}
-	return &Edge{Node: n, Wire: wire.LocalAddrPort(), stop: c.run(n.Run, release)}, nil
+	return &Edge{Node: n, WireAddr: wire.LocalAddrPort(), stop: c.run(n.Run, release)}, nil
 }
 
 // Credentials issues host or edge id (with its underlay address) a

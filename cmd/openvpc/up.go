@@ -76,10 +76,10 @@ func upBanner(ctx context.Context, w io.Writer, c *localcloud.Cloud) error {
 	if err != nil {
 		return err
 	}
-	hosts, addrs := "host-1", c.Hosts[0].Wire.Addr().String()
+	hosts, addrs := "host-1", c.Hosts[0].WireAddr.Addr().String()
 	if n := len(c.Hosts); n > 1 {
 		hosts += fmt.Sprintf(" … host-%d", n)
-		addrs += fmt.Sprintf(" … %v", c.Hosts[n-1].Wire.Addr())
+		addrs += fmt.Sprintf(" … %v", c.Hosts[n-1].WireAddr.Addr())
 	}
 	fmt.Fprintf(w, `openvpc is up: API %s, %s with %s instances,
 Geneve between them over UDP port %d on %s, state in %s
