@@ -27,7 +27,7 @@ type Host struct {
 	*agent.Agent
 	// WireAddr is the address it receives Geneve on.
 	WireAddr netip.AddrPort
-	stop func()
+	stop     func()
 }
 
 // Stop ends the host agent, as a crash would: it stops reporting in and
@@ -39,7 +39,7 @@ type Edge struct {
 	*edge.Node
 	// WireAddr is the address it receives Geneve on.
 	WireAddr netip.AddrPort
-	stop func()
+	stop     func()
 }
 
 // Stop ends the edge, as a crash would: it stops reporting in and its
