@@ -89,7 +89,14 @@ func instanceCmd(o *Options) *cobra.Command {
 	}
 	term.Flags().BoolVar(&twait, "wait", false, "return only once every host has dropped its mapping")
 	term.Flags().DurationVar(&ttimeout, "timeout", 30*time.Second, "how long --wait waits")
-	c.AddCommand(run, listCmd, get, term, connectCmd(o), forwardCmd(o), execCmd(o))
+	c.AddCommand(run, listCmd, get, term)
+	// What acts from inside an instance lives at the top (openvpc ping,
+	// trace, connect, forward, exec); the old instance … spellings keep
+	// working for scripts that have them.
+	for _, old := range []*cobra.Command{connectCmd(o), forwardCmd(o), execCmd(o), pingCmd(o), traceCmd(o)} {
+		old.Hidden = true
+		c.AddCommand(old)
+	}
 	return c
 }
 

@@ -142,7 +142,7 @@ func TestSeparateHostProcesses(t *testing.T) {
 		t.Fatalf("ping a → b across host processes:\n%s", out)
 	}
 	r := s.run(t, "ping", "a", "b", "--source", "10.0.1.99", "-c", "1")
-	if r.code != 0 || !strings.Contains(r.stdout, "spoofed-source") {
+	if r.code != 1 || !strings.Contains(r.stdout, "spoofed-source") { // dropped: no reply, so exit 1 (issue 20 item 17)
 		t.Fatalf("forged ping: %s", r)
 	}
 	if nic.TUNAvailable() {

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// synonyms are the verbs people type for ours: cobra suggests ours when
+// it sees them ("vpc remove" → "did you mean delete?").
+var synonyms = map[string][]string{
+	"delete":    {"remove", "rm", "del", "destroy"},
+	"remove":    {"delete", "rm", "del", "destroy"},
+	"terminate": {"delete", "remove", "rm", "stop", "kill", "destroy"},
+	"list":      {"ls", "show", "all"},
+	"get":       {"show", "describe", "info", "inspect"},
+	"create":    {"add", "new", "make"},
+	"run":       {"start", "launch", "create"},
+	"associate": {"set", "attach"},
+}
+
+// Strict makes every command group under root refuse what it does not
+// know: cobra alone prints a group's help and exits 0 on `vpc remove red`,
+// so a script never learns its command did nothing. A group run without
+// arguments still prints its help.
+func Strict(root *cobra.Command) { strict(root) }
+
+func strict(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	for _, sub := range c.Commands() {
+		sub.SuggestFor = append(sub.SuggestFor, synonyms[sub.Name()]...)
+		strict(sub)
+	}
+	if c.Runnable() {
+		return // a group that is also a command (host, edge) checks its own arguments
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return UnknownCommand(cmd, args[0])
+	}
+}
+
+// UnknownCommand is the error for `PARENT name` when PARENT has no such
+// subcommand, with cobra's suggestions.
+func UnknownCommand(parent *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, parent.CommandPath())
+	if parent.SuggestionsMinimumDistance <= 0 {
+		parent.SuggestionsMinimumDistance = 2 // what cobra uses for the root's own suggestions
+	}
+	if s := slices.Compact(parent.SuggestionsFor(name)); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return fmt.Errorf("%s (see %s --help)", msg, parent.CommandPath())
+}

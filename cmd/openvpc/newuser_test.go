@@ -1,0 +1,109 @@
+package main
+
+// Tests of what a new user tripped over (issue 20): each fails on the
+// binary as it was before its fix.
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUnknownCommands: a mistyped verb is an error (exit 1) that suggests
+// the right one, not a help page and exit 0; a group alone still shows its
+// help.
+func TestUnknownCommands(t *testing.T) {
+	cases := []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"vpc", "remove", "red"}, []string{`unknown command "remove"`, "openvpc vpc", "did you mean delete?"}},
+		{[]string{"instance", "delete", "web"}, []string{`unknown command "delete"`, "did you mean terminate?"}},
+		{[]string{"subnet", "ls"}, []string{"did you mean list?"}},
+		{[]string{"vpcc", "list"}, []string{`unknown command "vpcc"`, "did you mean vpc?"}},
+		{[]string{"route", "frobnicate"}, []string{`unknown command "frobnicate"`, "openvpc route --help"}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			checkFailure(t, r, "", tc.wants, tc.args)
+			if r.code != 1 {
+				t.Errorf("exit code %d, want 1", r.code)
+			}
+		})
+	}
+	t.Run("a group alone shows its help", func(t *testing.T) {
+		r := runCLI(t, nil, "vpc")
+		if r.code != 0 || !strings.Contains(r.stdout, "Available Commands") {
+			t.Errorf("openvpc vpc: want its help and exit 0, got %s", r)
+		}
+	})
+}
+
+// TestPlainHTTPHint: pointing the client at the TLS API with http:// says
+// that the API is https, not "unexpected EOF".
+func TestPlainHTTPHint(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	args := []string{"--server", "http://" + s.addr, "vpc", "list"}
+	r := runCLI(t, s.env(), args...)
+	checkFailure(t, r, "", []string{"https", "--server https://" + s.addr, "--insecure-loopback"}, args)
+}
+
+// TestInsideTheVPC: what happens inside a VPC is reported as such, and a
+// packet that does not arrive makes ping and trace exit non-zero.
+func TestInsideTheVPC(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	port := freeUDPPort(t)
+	startHost(t, s, "host-a", "127.0.1.1", port)
+	startHost(t, s, "host-b", "127.0.1.2", port)
+	s.ok(t, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
+	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
+	s.ok(t, "instance", "run", "--subnet", "red-a", "--name", "app", "--host", "host-a", "--wait")
+	web := okJSON[instJ](t, s, "instance", "run", "--subnet", "red-a", "--name", "web", "--host", "host-b", "--wait")
+
+	// As root the hosts run TUN instances, whose refused connection the
+	// agent reports as "dial tcp …": that is web's stack saying no, not
+	// the openvpc server being away.
+	t.Run("connect to a closed port", func(t *testing.T) {
+		args := []string{"connect", "app", "web:80"}
+		r := s.run(t, args...)
+		checkFailure(t, r, "unavailable", []string{"refused", web.PrivateIP + ":80"}, args)
+		if strings.Contains(r.stderr, "cannot reach the openvpc server") || strings.Contains(r.stderr, "openvpc server") {
+			t.Errorf("a refusal inside the VPC blamed the server: %s", r.stderr)
+		}
+	})
+	t.Run("ping with a reply", func(t *testing.T) {
+		if out := s.ok(t, "ping", "app", "web", "-c", "1"); !strings.Contains(out, "1 received") {
+			t.Errorf("ping app web: %s", out)
+		}
+	})
+	t.Run("ping without a reply", func(t *testing.T) {
+		r := s.run(t, "ping", "app", "10.0.1.200", "-c", "1", "--timeout", "300ms")
+		if r.code != 1 || !strings.Contains(r.stdout, "0 received") || !strings.Contains(r.stderr, "no reply") {
+			t.Errorf("ping to nobody: want exit 1 with the summary and 'no reply', got %s", r)
+		}
+	})
+	t.Run("forged ping", func(t *testing.T) {
+		r := s.run(t, "ping", "app", "web", "--source", "10.0.1.99", "-c", "1")
+		if r.code != 1 || !strings.Contains(r.stdout, "spoofed-source") || !strings.Contains(r.stderr, "dropped") {
+			t.Errorf("forged ping: want exit 1 saying spoofed-source, got %s", r)
+		}
+		if r := s.run(t, "-o", "json", "ping", "app", "web", "--source", "10.0.1.99", "-c", "1"); r.code != 1 || !strings.Contains(r.stdout, `"spoofed-source"`) {
+			t.Errorf("forged ping -o json: want the JSON and exit 1, got %s", r)
+		}
+	})
+	t.Run("trace delivered", func(t *testing.T) {
+		if out := s.ok(t, "trace", "app", "web"); !strings.Contains(out, "verdict: delivered") {
+			t.Errorf("trace app web: %s", out)
+		}
+	})
+	t.Run("trace dropped", func(t *testing.T) {
+		r := s.run(t, "trace", "app", "10.9.9.9")
+		if r.code != 1 || !strings.Contains(r.stdout, "verdict: no-route") || !strings.Contains(r.stderr, "no-route") {
+			t.Errorf("trace to a destination without a route: want exit 1 and no-route, got %s", r)
+		}
+		r = s.run(t, "trace", "app", "web", "--source", "10.0.1.99")
+		if r.code != 1 || !strings.Contains(r.stdout, "spoofed-source") {
+			t.Errorf("trace of a forged packet: want exit 1 and spoofed-source, got %s", r)
+		}
+	})
+}
