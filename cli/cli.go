@@ -18,7 +18,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -194,12 +193,11 @@ func (o *Options) printer(cmd *cobra.Command) *printer {
 	return &printer{w: cmd.OutOrStdout(), format: o.Output}
 }
 
-var jsonOpts = protojson.MarshalOptions{EmitUnpopulated: true}
 
 // one prints a single resource.
 func (p *printer) one(m proto.Message, header []string, row []string) error {
 	if p.format == "json" {
-		b, err := jsonOpts.Marshal(m)
+		b, err := marshalJSON(m)
 		if err != nil {
 			return err
 		}
@@ -213,7 +211,7 @@ func list[M proto.Message](p *printer, ms []M, header []string, row func(M) []st
 	if p.format == "json" {
 		parts := make([]json.RawMessage, len(ms))
 		for i, m := range ms {
-			b, err := jsonOpts.Marshal(m)
+			b, err := marshalJSON(m)
 			if err != nil {
 				return err
 			}
@@ -244,7 +242,7 @@ func (p *printer) indent(b []byte) error {
 
 // lineJSON prints m as one line of JSON, for followed output.
 func (p *printer) lineJSON(m proto.Message) error {
-	b, err := jsonOpts.Marshal(m)
+	b, err := marshalJSON(m)
 	if err != nil {
 		return err
 	}

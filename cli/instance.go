@@ -254,7 +254,7 @@ func eventsCmd(o *Options) *cobra.Command {
 // event prints one followed event: a JSON object per line, or a table row.
 func (p *printer) event(e *pb.SecurityEvent) error {
 	if p.format == "json" {
-		b, err := jsonOpts.Marshal(e)
+		b, err := marshalJSON(e)
 		if err != nil {
 			return err
 		}

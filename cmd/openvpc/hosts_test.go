@@ -104,7 +104,7 @@ func TestHostJoinRestartRemove(t *testing.T) {
 	if strings.Contains(s.ok(t, "host", "list"), "host-j") {
 		t.Fatal("host-j is still listed after its removal")
 	}
-	if got := okJSON[instJ](t, s, "instance", "get", inst.ID); got.State != "INSTANCE_STATE_TERMINATED" {
+	if got := okJSON[instJ](t, s, "instance", "get", inst.ID); got.State != "terminated" {
 		t.Fatalf("the removed host's instance is %s", got.State)
 	}
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "refuses this host"); time.Sleep(50 * time.Millisecond) {

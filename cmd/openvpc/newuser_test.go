@@ -107,3 +107,41 @@ func TestInsideTheVPC(t *testing.T) {
 		}
 	})
 }
+
+// TestJSONShape: -o json prints 64-bit numbers as JSON numbers and enums
+// as the words the tables print (edge, running, active), the shape
+// docs/operations.md promises scripts.
+func TestJSONShape(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.registerHost(t, "host-a", "127.0.1.1")
+	s.registerEdge(t, "edge-1", "127.0.1.251")
+	s.ok(t, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
+	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
+	s.ok(t, "instance", "run", "--subnet", "red-a", "--name", "web", "--host", "host-a")
+
+	hosts := okJSON[[]map[string]any](t, s, "host", "list")
+	roles := map[string]any{}
+	for _, h := range hosts {
+		roles[h["id"].(string)] = h["role"]
+		for _, k := range []string{"instances", "ackedRevision", "lag"} {
+			if _, ok := h[k].(float64); !ok {
+				t.Errorf("host %v: %q is %T (%v), want a JSON number", h["id"], k, h[k], h[k])
+			}
+		}
+	}
+	if roles["host-a"] != "host" || roles["edge-1"] != "edge" {
+		t.Errorf("host list roles = %v, want host-a: host and edge-1: edge", roles)
+	}
+	if inst := okJSON[map[string]any](t, s, "instance", "get", "web"); inst["state"] != "pending" {
+		t.Errorf("instance state = %v, want pending", inst["state"])
+	}
+	if rtb := okJSON[[]rtbJ](t, s, "route-table", "list"); len(rtb) != 1 || rtb[0].Routes[0].State != "active" {
+		t.Errorf("route-table list = %+v, want the local route active", rtb)
+	}
+	out := s.ok(t, "-o", "json", "host", "list")
+	for _, proto := range []string{"HOST_ROLE_", `"instances": "`, `"lag": "`} {
+		if strings.Contains(out, proto) {
+			t.Errorf("host list -o json has the wire form %q:\n%s", proto, out)
+		}
+	}
+}

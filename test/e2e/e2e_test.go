@@ -232,7 +232,7 @@ type eventJ struct {
 	Reason   string `json:"reason"`
 	InnerSrc string `json:"innerSrc"`
 	InnerDst string `json:"innerDst"`
-	Count    string `json:"count"` // int64: a JSON string in protojson
+	Count    int64  `json:"count"` // a JSON number: -o json prints numbers as numbers
 }
 
 func (c *cloud) instance(subnet, name string, host int) instanceJ {
@@ -446,7 +446,7 @@ func (c *cloud) spoof(a, b instanceJ) {
 	})
 	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
 	spoofed = slices.DeleteFunc(okJSON[[]eventJ](c, "events"), func(e eventJ) bool { return e.Reason != "spoofed-source" || e.InnerSrc != forged })
-	if len(spoofed) != 1 || spoofed[0].Count != "1" || spoofed[0].InnerDst != b.PrivateIP {
+	if len(spoofed) != 1 || spoofed[0].Count != 1 || spoofed[0].InnerDst != b.PrivateIP {
 		t.Errorf("want exactly one spoofed-source event %s → %s, count 1; got %+v", forged, b.PrivateIP, spoofed)
 	}
 	if after := c.echoesReceived("b"); after != before {
