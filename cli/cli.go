@@ -193,7 +193,6 @@ func (o *Options) printer(cmd *cobra.Command) *printer {
 	return &printer{w: cmd.OutOrStdout(), format: o.Output}
 }
 
-
 // one prints a single resource.
 func (p *printer) one(m proto.Message, header []string, row []string) error {
 	if p.format == "json" {
