@@ -21,12 +21,42 @@ var synonyms = map[string][]string{
 	"associate": {"set", "attach"},
 }
 
-// Strict makes every command group under root refuse what it does not
+// Finish is called once every command is under root: it makes the groups
+// strict and adds completion of resource names.
+func Finish(o *Options, root *cobra.Command) {
+	strict(root)
+	addCompletion(o, root)
+	group(root)
+}
+
+// groups sort the top-level help by what a command is: a process that
+// runs the cloud, a resource, or a way to look inside.
+var groups = []struct {
+	group    cobra.Group
+	commands []string
+}{
+	{cobra.Group{ID: "run", Title: "Run the cloud (processes):"}, []string{"server", "up", "demo"}},
+	{cobra.Group{ID: "res", Title: "Resources (list, get, create, delete, …):"},
+		[]string{"vpc", "subnet", "route-table", "route", "instance", "peering", "igw", "eip", "host", "edge", "token"}},
+	{cobra.Group{ID: "act", Title: "From inside an instance, and watching traffic:"},
+		[]string{"ping", "trace", "connect", "forward", "exec", "flows", "events"}},
+}
+
+func group(root *cobra.Command) {
+	for _, g := range groups {
+		root.AddGroup(&g.group)
+		for _, name := range g.commands {
+			if c, _, err := root.Find([]string{name}); err == nil && c != root {
+				c.GroupID = g.group.ID
+			}
+		}
+	}
+}
+
+// strict makes every command group under root refuse what it does not
 // know: cobra alone prints a group's help and exits 0 on `vpc remove red`,
 // so a script never learns its command did nothing. A group run without
 // arguments still prints its help.
-func Strict(root *cobra.Command) { strict(root) }
-
 func strict(c *cobra.Command) {
 	if !c.HasSubCommands() {
 		return

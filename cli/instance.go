@@ -108,34 +108,6 @@ func waitFor(cmd *cobra.Command, cl *clients, id string, state pb.InstanceState,
 	return r.Msg.Instance, nil
 }
 
-var hostHeader = []string{"ID", "ROLE", "UNDERLAY", "STATUS", "INSTANCES", "ACKED REVISION", "LAG", "LAST SEEN"}
-
-func hostRow(h *pb.Host) []string {
-	status := "unreachable"
-	if h.Reachable {
-		status = "reachable"
-	}
-	if h.Unhealthy {
-		status = "unhealthy" // an edge hosts no longer send flows to
-	}
-	return []string{h.Id, enum(h.Role, "HOST_ROLE_"), h.UnderlayAddress, status, strconv.FormatInt(h.Instances, 10),
-		strconv.FormatInt(h.AckedRevision, 10), strconv.FormatInt(h.Lag, 10), ago(h.LastSeen)}
-}
-
-// HostList is `openvpc host list`.
-func HostList(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use: "list", Short: "List hosts and edges with their acknowledged mapping revision and lag", Args: cobra.NoArgs,
-		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
-			r, err := cl.inst.ListHosts(cmd.Context(), call(&pb.ListHostsRequest{}))
-			if err != nil {
-				return err
-			}
-			return list(o.printer(cmd), r.Msg.Hosts, hostHeader, hostRow)
-		}),
-	}
-}
-
 var peeringHeader = []string{"ID", "NAME", "REQUESTER VPC", "ACCEPTER VPC", "STATE"}
 
 func peeringRow(p *pb.Peering) []string {

@@ -119,7 +119,7 @@ func TestJSONShape(t *testing.T) {
 	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
 	s.ok(t, "instance", "run", "--subnet", "red-a", "--name", "web", "--host", "host-a")
 
-	hosts := okJSON[[]map[string]any](t, s, "host", "list")
+	hosts := append(okJSON[[]map[string]any](t, s, "host", "list"), okJSON[[]map[string]any](t, s, "edge", "list")...)
 	roles := map[string]any{}
 	for _, h := range hosts {
 		roles[h["id"].(string)] = h["role"]
@@ -144,4 +144,50 @@ func TestJSONShape(t *testing.T) {
 			t.Errorf("host list -o json has the wire form %q:\n%s", proto, out)
 		}
 	}
+}
+
+// TestHostAndEdgeCommands: the daemons (host run, edge run) and the
+// resources (host list|get|remove, edge list|get|remove) are apart and
+// found from the help; hosts and edges are listed apart; the old
+// `openvpc host --host-id …` still runs the agent, with a hint.
+func TestHostAndEdgeCommands(t *testing.T) {
+	for _, noun := range []string{"host", "edge"} {
+		r := runCLI(t, nil, noun)
+		for _, w := range []string{"run ", "list ", "get ", "remove "} {
+			if r.code != 0 || !strings.Contains(r.stdout, "  "+w) {
+				t.Errorf("openvpc %s: want help listing %q and exit 0, got %s", noun, w, r)
+			}
+		}
+	}
+	if r := runCLI(t, nil, "--help"); !strings.Contains(r.stdout, "host ") || !strings.Contains(r.stdout, "edge ") || !strings.Contains(r.stdout, "(host run)") {
+		t.Errorf("openvpc --help does not show host and edge with their run commands:\n%s", r.stdout)
+	}
+
+	s := startServer(t, t.TempDir())
+	s.registerHost(t, "host-a", "127.0.1.1")
+	s.registerEdge(t, "edge-1", "127.0.1.251")
+	if out := s.ok(t, "host", "list"); !strings.Contains(out, "host-a") || strings.Contains(out, "edge-1") {
+		t.Errorf("host list should show host-a and no edge:\n%s", out)
+	}
+	if out := s.ok(t, "edge", "list"); !strings.Contains(out, "edge-1") || strings.Contains(out, "host-a") {
+		t.Errorf("edge list should show edge-1 and no host:\n%s", out)
+	}
+	if h := okJSON[hostJ](t, s, "host", "get", "host-a"); h.ID != "host-a" || h.Role != "host" || h.UnderlayAddress != "127.0.1.1" {
+		t.Errorf("host get host-a = %+v", h)
+	}
+	if e := okJSON[hostJ](t, s, "edge", "get", "edge-1"); e.ID != "edge-1" || e.Role != "edge" {
+		t.Errorf("edge get edge-1 = %+v", e)
+	}
+	s.fail(t, "not_found", []string{"edge-1 is not a host but an edge", "openvpc edge"}, "host", "get", "edge-1")
+	s.fail(t, "not_found", []string{"host-a is not an edge but a host"}, "edge", "remove", "host-a")
+	s.fail(t, "not_found", []string{"host-z"}, "host", "get", "host-z")
+
+	t.Run("the old daemon form", func(t *testing.T) {
+		r := runCLI(t, nil, "host", "--server", s.url, "--host-id", "host-l", "--underlay", "127.0.1.7",
+			"--cert-dir", t.TempDir(), "--join-token", s.joinToken(t, "edge"), "--nic", "none")
+		// The token is an edge's: the agent ran, joined, and was refused.
+		if r.code == 0 || !strings.Contains(r.stderr, "is now `openvpc host run") || !strings.Contains(r.stderr, "edge") {
+			t.Errorf("openvpc host --host-id … should run the agent with a hint, got %s", r)
+		}
+	})
 }

@@ -321,7 +321,7 @@ func (p *placer) pick(ctx context.Context, want string) (string, error) {
 		}
 	}
 	if best == "" {
-		return "", model.Preconditionf("no hosts are registered to run instances on; start a host agent (openvpc host …) first")
+		return "", model.Preconditionf("no hosts are registered to run instances on; start a host agent (openvpc host run …) first")
 	}
 	p.counts[best]++
 	return best, nil

@@ -153,11 +153,11 @@ func (c *cloud) in(t *testing.T) *cloud {
 
 func hostID(i int) string { return fmt.Sprintf("e2e-h%d", i+1) }
 
-// startAgent runs `openvpc host --nic tun` on host i: joining with a
+// startAgent runs `openvpc host run --nic tun` on host i: joining with a
 // token the first time, with the certificate it kept after that.
 func (c *cloud) startAgent(i int) *proc {
 	u := underlayAddr(i + 1).String()
-	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append([]string{"host", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
+	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append([]string{"host", "run", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
 		"--nic", "tun", "--state-dir", c.dirs[i], "--api", u + ":0", "--log-level", "warn"}, c.join(c.certs[i], "host")...)...)
 }
 
