@@ -4,6 +4,10 @@ package main
 // binary as it was before its fix.
 
 import (
+	"encoding/json"
+	"os/exec"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -190,4 +194,91 @@ func TestHostAndEdgeCommands(t *testing.T) {
 			t.Errorf("openvpc host --host-id … should run the agent with a hint, got %s", r)
 		}
 	})
+}
+
+// TestVersion: openvpc version and --version say the version, the commit
+// (as the Go toolchain recorded it in the binary) and the Go version.
+func TestVersion(t *testing.T) {
+	var v struct {
+		Version, Commit, Go, Platform string
+	}
+	r := runCLI(t, nil, "version", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &v); r.code != 0 || err != nil {
+		t.Fatalf("openvpc version -o json: %v, %s", err, r)
+	}
+	if v.Go != runtime.Version() || v.Platform != runtime.GOOS+"/"+runtime.GOARCH || v.Version == "" {
+		t.Errorf("version -o json = %+v, want go %s on %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	}
+	// The commit is what `go version -m` reads from the binary.
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "build" && strings.HasPrefix(f[1], "vcs.revision=") {
+			want = strings.TrimPrefix(f[1], "vcs.revision=")
+		}
+	}
+	if v.Commit != want {
+		t.Errorf("version says commit %q, the binary records %q", v.Commit, want)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runCLI(t, nil, args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "openvpc "+v.Version+", commit ") || !strings.Contains(r.stdout, runtime.Version()) {
+			t.Errorf("openvpc %s: %s", args[0], r)
+		}
+	}
+}
+
+// TestCompletion: the shell completion of a resource argument or flag
+// offers the names and ids the API has.
+func TestCompletion(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.registerHost(t, "host-a", "127.0.1.1")
+	red := okJSON[vpcJ](t, s, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
+	s.ok(t, "vpc", "create", "--name", "rose", "--cidr", "10.1.0.0/16")
+	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
+	web := okJSON[instJ](t, s, "instance", "run", "--subnet", "red-a", "--name", "web")
+	complete := func(args ...string) []string {
+		t.Helper()
+		r := s.run(t, append([]string{"__complete"}, args...)...)
+		if r.code != 0 || strings.Contains(r.stderr, "Error") {
+			t.Fatalf("complete %q: %s", args, r)
+		}
+		var got []string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if l != "" && !strings.HasPrefix(l, ":") && !strings.HasPrefix(l, "Completion ended") {
+				got = append(got, strings.SplitN(l, "\t", 2)[0])
+			}
+		}
+		return got
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"vpc", "get", "r"}, []string{"red", "rose"}},
+		{[]string{"vpc", "delete", "vpc-"}, nil}, // ids: checked below
+		{[]string{"subnet", "create", "--vpc", "re"}, []string{"red"}},
+		{[]string{"instance", "run", "--subnet", ""}, nil},
+		{[]string{"ping", "w"}, []string{"web"}},
+		{[]string{"instance", "run", "--host", "host-"}, []string{"host-a"}},
+		{[]string{"host", "get", ""}, []string{"host-a"}},
+	}
+	for _, tc := range cases {
+		got := complete(tc.args...)
+		if tc.want != nil && !slices.Equal(got, tc.want) {
+			t.Errorf("complete %q = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if got := complete("vpc", "delete", "vpc-"); !slices.Contains(got, red.ID) {
+		t.Errorf("complete vpc delete vpc- = %q, want %s among them", got, red.ID)
+	}
+	if got := complete("instance", "run", "--subnet", ""); !slices.Contains(got, "red-a") {
+		t.Errorf("complete --subnet = %q, want red-a", got)
+	}
+	if got := complete("instance", "terminate", ""); !slices.Contains(got, "web") || !slices.Contains(got, web.ID) {
+		t.Errorf("complete instance terminate = %q, want web and %s", got, web.ID)
+	}
 }
