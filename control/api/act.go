@@ -63,6 +63,10 @@ func (h *Instances) target(ctx context.Context, to string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if inst.State == pb.InstanceState_INSTANCE_STATE_TERMINATED {
+		// Its address is free again, and may be another instance's now.
+		return "", model.Preconditionf("target instance %s (%s) is terminated", to, inst.Id)
+	}
 	return inst.PrivateIp, nil
 }
 
