@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestUnknownCommands: a mistyped verb is an error (exit 1) that suggests
@@ -93,6 +94,44 @@ func TestInsideTheVPC(t *testing.T) {
 		}
 		if r := s.run(t, "-o", "json", "ping", "app", "web", "--source", "10.0.1.99", "-c", "1"); r.code != 1 || !strings.Contains(r.stdout, `"spoofed-source"`) {
 			t.Errorf("forged ping -o json: want the JSON and exit 1, got %s", r)
+		}
+	})
+	t.Run("a subnet moved to another route table", func(t *testing.T) {
+		s.ok(t, "vpc", "create", "--name", "yellow", "--cidr", "10.1.0.0/16")
+		s.ok(t, "subnet", "create", "--vpc", "yellow", "--cidr", "10.1.1.0/24", "--name", "yellow-a")
+		s.ok(t, "instance", "run", "--subnet", "yellow-a", "--name", "db", "--host", "host-b", "--wait")
+		s.ok(t, "peering", "create", "--vpc", "red", "--peer-vpc", "yellow", "--name", "red-yellow")
+		s.ok(t, "peering", "accept", "red-yellow")
+		s.ok(t, "route", "create", "--vpc", "red", "--dest", "10.1.0.0/16", "--target", "red-yellow")
+		s.ok(t, "route", "create", "--vpc", "yellow", "--dest", "10.0.0.0/16", "--target", "red-yellow")
+		if out := s.ok(t, "trace", "app", "db"); !strings.Contains(out, "verdict: delivered") {
+			t.Fatalf("trace app db through the peering: %s", out)
+		}
+		isolated := okJSON[rtbJ](t, s, "route-table", "create", "--vpc", "red", "--name", "isolated")
+		if sn := okJSON[subnetJ](t, s, "route-table", "associate", "isolated", "--subnet", "red-a"); sn.RouteTableID != isolated.ID {
+			t.Fatalf("associate: subnet has route table %s, want %s", sn.RouteTableID, isolated.ID)
+		}
+		// The hosts' caches follow: app's packets now take the isolated
+		// table, which has no route to yellow.
+		var out string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			r := s.run(t, "trace", "app", "db")
+			if out = r.stdout; strings.Contains(out, "verdict: no-route") && r.code == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("trace app db after moving red-a to a table without the route: %s", r)
+			}
+		}
+		s.ok(t, "route-table", "associate", okJSON[vpcJ](t, s, "vpc", "get", "red").MainRouteTableID, "--subnet", "red-a")
+		s.fail(t, "invalid_argument", []string{"its own VPC"}, "route-table", "associate", "isolated", "--subnet", "yellow-a")
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if r := s.run(t, "trace", "app", "db"); r.code == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("trace app db after moving red-a back to the main table is still not delivered")
+			}
 		}
 	})
 	t.Run("trace delivered", func(t *testing.T) {
@@ -280,5 +319,71 @@ func TestCompletion(t *testing.T) {
 	}
 	if got := complete("instance", "terminate", ""); !slices.Contains(got, "web") || !slices.Contains(got, web.ID) {
 		t.Errorf("complete instance terminate = %q, want web and %s", got, web.ID)
+	}
+}
+
+// TestEveryResourceAlike: every resource has get; routes are listed and
+// deleted by --vpc as they are created; the commands that act from inside
+// an instance live at the top, their old spellings still work; a
+// terminated instance is found by the name list shows; a route inside the
+// VPC's own CIDR is refused.
+func TestEveryResourceAlike(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--eip-pool", "198.51.100.0/30")
+	s.registerHost(t, "host-a", "127.0.1.1")
+	red := okJSON[vpcJ](t, s, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
+	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
+	g := okJSON[igwJ](t, s, "igw", "create", "--name", "red-igw")
+	s.ok(t, "igw", "attach", "red-igw", "--vpc", "red")
+	e := okJSON[eipJ](t, s, "eip", "allocate", "--name", "web-ip")
+
+	for _, ref := range []string{"red-igw", g.ID} {
+		if got := okJSON[igwJ](t, s, "igw", "get", ref); got.ID != g.ID || got.VpcID != red.ID {
+			t.Errorf("igw get %s = %+v, want %s attached to %s", ref, got, g.ID, red.ID)
+		}
+	}
+	for _, ref := range []string{"web-ip", e.AllocationID, e.PublicIP} {
+		if got := okJSON[eipJ](t, s, "eip", "get", ref); got != e {
+			t.Errorf("eip get %s = %+v, want %+v", ref, got, e)
+		}
+	}
+	s.fail(t, "not_found", []string{`"nope"`}, "igw", "get", "nope")
+	s.fail(t, "not_found", []string{"198.51.100.2"}, "eip", "get", "198.51.100.2")
+
+	s.ok(t, "route", "create", "--vpc", "red", "--dest", "0.0.0.0/0", "--target", "red-igw")
+	routes := okJSON[[]struct {
+		RouteTableID string `json:"routeTableId"`
+		VpcID        string `json:"vpcId"`
+		routeJ
+	}](t, s, "route", "list", "--vpc", "red")
+	if len(routes) != 2 || routes[1].RouteTableID != red.MainRouteTableID || routes[1].VpcID != red.ID ||
+		routes[1].routeJ != (routeJ{Dest: "0.0.0.0/0", Target: g.ID, State: "active"}) || routes[0].Target != "local" {
+		t.Errorf("route list --vpc red = %+v", routes)
+	}
+	if out := s.ok(t, "route", "list"); !strings.Contains(out, "0.0.0.0/0") || !strings.Contains(out, "DESTINATION") {
+		t.Errorf("route list:\n%s", out)
+	}
+	if out := s.ok(t, "route", "list", "--route-table", red.MainRouteTableID); !strings.Contains(out, g.ID) {
+		t.Errorf("route list --route-table:\n%s", out)
+	}
+	s.fail(t, "invalid_argument", []string{"10.0.5.0/24", "inside the VPC's local route 10.0.0.0/16"},
+		"route", "create", "--vpc", "red", "--dest", "10.0.5.0/24", "--target", "red-igw")
+	if rt := okJSON[rtbJ](t, s, "route", "delete", "--vpc", "red", "--dest", "0.0.0.0/0"); len(rt.Routes) != 1 {
+		t.Errorf("route delete --vpc left %+v", rt.Routes)
+	}
+	s.fail(t, "", []string{"--route-table", "--vpc"}, "route", "delete", "--dest", "0.0.0.0/0")
+
+	web := okJSON[instJ](t, s, "instance", "run", "--subnet", "red-a", "--name", "web")
+	s.ok(t, "instance", "terminate", "web")
+	if got := okJSON[instJ](t, s, "instance", "get", "web"); got.ID != web.ID || got.State != "terminated" {
+		t.Errorf("instance get web after terminate = %+v, want %s terminated", got, web.ID)
+	}
+
+	// ping and the others are top-level; instance ping etc. still parse
+	// (and fail here only because web is terminated).
+	for _, args := range [][]string{{"ping", "web", "web"}, {"instance", "ping", "web", "web"}, {"connect", "web", "web:80"}, {"instance", "connect", "web", "web:80"}} {
+		s.fail(t, "failed_precondition", []string{"terminated"}, args...)
+	}
+	if r := runCLI(t, nil, "--help"); strings.Contains(r.stdout, "instance connect") {
+		t.Errorf("help still sends people to instance connect")
 	}
 }

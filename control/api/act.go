@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -31,7 +32,7 @@ func (h *Instances) actAs(ctx context.Context, r string) (*actor, error) {
 		return nil, err
 	}
 	if inst.State != pb.InstanceState_INSTANCE_STATE_RUNNING {
-		return nil, model.Preconditionf("instance %s is %s, not running", inst.Id, inst.State)
+		return nil, model.Preconditionf("instance %s is %s, not running", inst.Id, strings.ToLower(strings.TrimPrefix(inst.State.String(), "INSTANCE_STATE_")))
 	}
 	host, err := h.Store.GetHost(ctx, inst.HostId)
 	if err != nil {
