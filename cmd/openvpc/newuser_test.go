@@ -383,6 +383,12 @@ func TestEveryResourceAlike(t *testing.T) {
 	for _, args := range [][]string{{"ping", "web", "web"}, {"instance", "ping", "web", "web"}, {"connect", "web", "web:80"}, {"instance", "connect", "web", "web:80"}} {
 		s.fail(t, "failed_precondition", []string{"terminated"}, args...)
 	}
+	// "a Elastic IP" was the article of every kind (item 21).
+	s.fail(t, "already_exists", []string{"an Elastic IP named \"web-ip\" already exists"}, "eip", "allocate", "--name", "web-ip")
+	s.fail(t, "invalid_argument", []string{"looks like an Elastic IP id"}, "eip", "allocate", "--name", "eipalloc-0123456789abcdef")
+	s.fail(t, "already_exists", []string{"an internet gateway named"}, "igw", "create", "--name", "red-igw")
+	s.fail(t, "already_exists", []string{"a VPC named"}, "vpc", "create", "--name", "red", "--cidr", "10.7.0.0/16")
+	s.fail(t, "invalid_argument", []string{"peering (pcx-…) or an internet gateway (igw-…)"}, "route", "create", "--vpc", "red", "--dest", "10.9.0.0/16", "--target", "local")
 	if r := runCLI(t, nil, "--help"); strings.Contains(r.stdout, "instance connect") {
 		t.Errorf("help still sends people to instance connect")
 	}
