@@ -1,9 +1,8 @@
 package edge
 
 import (
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/openvpc/openvpc/host/dataplane"
 )
 
 // Collector exports the edge's packet verdicts by direction (out: hosts to
@@ -30,9 +29,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.agent.Collect(ch)
 	for _, d := range []struct {
 		name string
-		c    *dataplane.Counters
+		c    *datapath.Counters
 	}{{"out", &c.n.Edge.Out}, {"in", &c.n.Edge.In}} {
-		for _, v := range dataplane.Verdicts() {
+		for _, v := range datapath.Verdicts() {
 			if n := d.c.Get(v); n > 0 {
 				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(n), d.name, v.String())
 			}

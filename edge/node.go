@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 
+	"github.com/openvpc/openvpc/edge/igw"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/model"
 )
 
 // Node is a running edge: an agent registered with role edge (it keeps the
@@ -24,6 +27,7 @@ func NewNode(ac agent.Config, cfg Config) (*Node, error) {
 		return nil, errors.New("edge: an edge needs an underlay (wire) and an outside port")
 	}
 	ac.Role = pb.HostRole_HOST_ROLE_EDGE
+	ac.Functions = Registration(cfg)
 	ac.Wire = nil // the agent only keeps the cache; the edge serves the wire
 	ac.Underlay = cfg.Underlay
 	if ac.WirePort == 0 {
@@ -34,7 +38,11 @@ func NewNode(ac agent.Config, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Events = a.Reporter.Report
-	n := &Node{Agent: a, Edge: New(a.Cache.Tables, cfg)}
+	x, err := New(a.Cache.Tables, cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Agent: a, Edge: x}
 	a.Observe = n.Edge // the agent's API (if ac.API is set) shows the edge's flows and traces
 	return n, nil
 }
@@ -45,4 +53,38 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { _ = n.Edge.ServeWire() }()
 	go func() { _ = n.Edge.ServeOutside() }()
 	return n.Agent.Run(ctx)
+}
+
+// functionKinds name the functions as the Mapping Service does: its kind
+// and the id prefix of its targets.
+var functionKinds = map[tables.TargetKind]struct {
+	kind   pb.EdgeFunctionKind
+	prefix model.Kind
+}{
+	tables.TargetInternetGateway: {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET, model.KindIGW},
+	tables.TargetVPNGateway:      {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN, model.KindVPNGateway},
+	tables.TargetDirectConnect:   {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT, model.KindDirectConnect},
+	tables.TargetEndpoint:        {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT, model.KindEndpoint},
+}
+
+// Registration is what an edge with cfg tells the Mapping Service it
+// serves, so that hosts send it only packets for those functions.
+func Registration(cfg Config) []*pb.EdgeFunction {
+	fns := cfg.Functions
+	if cfg.Outside != nil {
+		fns = append(fns[:len(fns):len(fns)], igw.New(cfg.Outside))
+	}
+	var out []*pb.EdgeFunction
+	for _, f := range fns {
+		k, ok := functionKinds[f.Kind()]
+		if !ok {
+			continue // New refuses it
+		}
+		pf := &pb.EdgeFunction{Kind: k.kind}
+		for _, id := range f.Targets() {
+			pf.Targets = append(pf.Targets, model.FormatID(k.prefix, id))
+		}
+		out = append(out, pf)
+	}
+	return out
 }

@@ -20,6 +20,11 @@ const (
 	KindEvent      Kind = "evt"
 	KindIGW        Kind = "igw"
 	KindEIP        Kind = "eipalloc"
+	// Targets of edge functions the control plane does not manage yet;
+	// edges may already name them as what they serve.
+	KindVPNGateway    Kind = "vgw"
+	KindDirectConnect Kind = "dxvif"
+	KindEndpoint      Kind = "vpce"
 )
 
 // ANoun is Noun with its article: a VPC, an Elastic IP, an instance.

@@ -10,10 +10,10 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/edge"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
@@ -85,7 +85,7 @@ func Instance(a *agent.Agent, vni uint32, inst *pb.Instance) (*nic.Netstack, err
 // port, typically a port of a simulated internet. It heartbeats every
 // EdgeHeartbeat, so that the cloud notices its loss within EdgeTimeout.
 // Stop ends it early, as a crash would: its underlay and outside close.
-func (c *Cloud) AddEdge(id string, addr netip.Addr, outside dataplane.Port) *Edge {
+func (c *Cloud) AddEdge(id string, addr netip.Addr, outside datapath.Port) *Edge {
 	c.t.Helper()
 	port := c.wirePort()
 	wire, err := underlay.ListenPort(addr, port)

@@ -8,8 +8,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -62,13 +62,13 @@ func TestAttackMatrix(t *testing.T) {
 		}
 	}
 	counters := &s.a.Plane.Counters
-	delivered := counters.Get(dataplane.Delivered)
+	delivered := counters.Get(datapath.Delivered)
 	eni, _ := model.ParseID(model.KindENI, client.EniId)
 
 	for _, tc := range []struct {
 		name   string
 		attack func()
-		want   dataplane.Verdict
+		want   datapath.Verdict
 	}{
 		{"an instance sends from an address it does not own", func() {
 			// As `openvpc ping client web --source 10.0.1.77` does it.
@@ -76,27 +76,27 @@ func TestAttackMatrix(t *testing.T) {
 			if err != nil || r.Msg.Verdict != "spoofed-source" || r.Msg.Received != 0 {
 				t.Fatalf("forged ping: %v, %v", r, err)
 			}
-			if v, err := s.a.Plane.Send(eni, inner("10.0.1.77", web.PrivateIp)); err != nil || v != dataplane.SpoofedSource {
+			if v, err := s.a.Plane.Send(eni, inner("10.0.1.77", web.PrivateIp)); err != nil || v != datapath.SpoofedSource {
 				t.Fatalf("send: %v %v", v, err)
 			}
-		}, dataplane.SpoofedSource},
+		}, datapath.SpoofedSource},
 		{"a packet from an unregistered underlay address", func() {
 			rogue("127.0.1.9", geneve(inner(web.PrivateIp, client.PrivateIp), s.red.Vni, s.red.Vni))
-		}, dataplane.UnknownSender},
+		}, datapath.UnknownSender},
 		{"a rogue process on host-c claims host-b's instance", func() {
 			rogue("127.0.1.3", geneve(inner(web.PrivateIp, client.PrivateIp), s.red.Vni, s.red.Vni))
-		}, dataplane.SenderMismatch},
+		}, datapath.SenderMismatch},
 		{"green claims its way into red without peering", func() {
 			rogue("127.0.1.2", geneve(inner("10.2.1.4", client.PrivateIp), s.red.Vni, s.green.Vni))
-		}, dataplane.NotPeered},
+		}, datapath.NotPeered},
 		{"a packet for an ENI that is not on this host", func() {
 			rogue("127.0.1.2", geneve(inner(client.PrivateIp, web.PrivateIp), s.red.Vni, s.red.Vni))
-		}, dataplane.NotLocal},
+		}, datapath.NotLocal},
 		{"garbage and truncated packets", func() {
 			good := geneve(inner(web.PrivateIp, client.PrivateIp), s.red.Vni, s.red.Vni)
 			rogue("127.0.1.2", []byte("not a packet at all"))
 			rogue("127.0.1.2", good[:20])
-		}, dataplane.Malformed},
+		}, datapath.Malformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := counters.Get(tc.want)
@@ -104,7 +104,7 @@ func TestAttackMatrix(t *testing.T) {
 			waitFor(t, func() bool { return counters.Get(tc.want) > before })
 		})
 	}
-	if got := counters.Get(dataplane.Delivered); got != delivered {
+	if got := counters.Get(datapath.Delivered); got != delivered {
 		t.Fatalf("host-a delivered %d forged packets", got-delivered)
 	}
 	// Exactly one event per attack reason, with the repeats counted in it.

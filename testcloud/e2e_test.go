@@ -15,9 +15,9 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/openvpc/openvpc/cli"
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/testcloud"
 )
@@ -239,10 +239,10 @@ func TestInstancesTalk(t *testing.T) {
 		t.Fatal("GET through a forward to a closed port succeeded")
 	}
 	waitFor(t, func() bool { return strings.Contains(forwardLog.String(), "refused") })
-	if got := s.a.Plane.Counters.Get(dataplane.Forwarded); got == 0 {
+	if got := s.a.Plane.Counters.Get(datapath.Forwarded); got == 0 {
 		t.Fatal("host-a forwarded nothing")
 	}
-	if got := s.b.Plane.Counters.Get(dataplane.Delivered); got == 0 {
+	if got := s.b.Plane.Counters.Get(datapath.Delivered); got == 0 {
 		t.Fatal("host-b delivered nothing")
 	}
 }
@@ -255,9 +255,9 @@ func TestPeering(t *testing.T) {
 	serveHTTP(t, yNS, "yellow")
 	serveHTTP(t, rNS, "red")
 
-	before := s.a.Plane.Counters.Get(dataplane.NoRoute)
+	before := s.a.Plane.Counters.Get(datapath.NoRoute)
 	mustFail(t, rNS, y.PrivateIp)
-	if s.a.Plane.Counters.Get(dataplane.NoRoute) == before {
+	if s.a.Plane.Counters.Get(datapath.NoRoute) == before {
 		t.Fatal("red → yellow before peering was not counted as no-route")
 	}
 	ctx := s.c.Ctx()

@@ -16,11 +16,11 @@ import (
 	"connectrpc.com/connect"
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/edge/internet"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/testcloud"
 )
@@ -139,7 +139,7 @@ func TestInternetGateway(t *testing.T) {
 
 	body, err := get(webNS, webAddr.String(), 5*time.Second)
 	if err != nil {
-		for _, v := range dataplane.Verdicts() {
+		for _, v := range datapath.Verdicts() {
 			t.Logf("%s: host-a %d, edge-1 out %d in %d, edge-2 out %d in %d", v, s.a.Plane.Counters.Get(v), s.edges[0].Edge.Out.Get(v), s.edges[0].Edge.In.Get(v), s.edges[1].Edge.Out.Get(v), s.edges[1].Edge.In.Get(v))
 		}
 		t.Logf("edges in host-a's cache: %v; internet dropped %d", s.a.Cache.Tables.Load().Edges(), s.inet.Dropped())
@@ -190,7 +190,7 @@ func TestInternetGateway(t *testing.T) {
 func noPublicIP(s *internetScene) uint64 {
 	var n uint64
 	for _, e := range s.edges {
-		n += e.Edge.Out.Get(dataplane.NoPublicIP)
+		n += e.Edge.Out.Get(datapath.NoPublicIP)
 	}
 	return n
 }
@@ -225,13 +225,13 @@ func TestEdgeFailover(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	// Kill the edge that carries the data (the internet's choice).
 	carrying, other := s.edges[0], s.edges[1]
-	if other.Edge.In.Get(dataplane.Forwarded) > carrying.Edge.In.Get(dataplane.Forwarded) {
+	if other.Edge.In.Get(datapath.Forwarded) > carrying.Edge.In.Get(datapath.Forwarded) {
 		carrying, other = other, carrying
 	}
-	if carrying.Edge.In.Get(dataplane.Forwarded) == 0 {
+	if carrying.Edge.In.Get(datapath.Forwarded) == 0 {
 		t.Fatal("no edge carried the download")
 	}
-	otherBefore := other.Edge.In.Get(dataplane.Forwarded) + other.Edge.Out.Get(dataplane.Forwarded)
+	otherBefore := other.Edge.In.Get(datapath.Forwarded) + other.Edge.Out.Get(datapath.Forwarded)
 	carrying.Stop()
 	t.Logf("killed %s mid-download", carrying.Agent.HostID)
 	// The Mapping Service notices the missed heartbeats and every host
@@ -257,7 +257,7 @@ func TestEdgeFailover(t *testing.T) {
 	if r.n != bigSize || r.sum != [32]byte(want.Sum(nil)) {
 		t.Fatalf("download is %d bytes (want %d) or its content differs", r.n, bigSize)
 	}
-	if after := other.Edge.In.Get(dataplane.Forwarded) + other.Edge.Out.Get(dataplane.Forwarded); after == otherBefore {
+	if after := other.Edge.In.Get(datapath.Forwarded) + other.Edge.Out.Get(datapath.Forwarded); after == otherBefore {
 		t.Fatalf("%s carried nothing after %s died", other.Agent.HostID, carrying.Agent.HostID)
 	}
 }
@@ -452,7 +452,7 @@ func TestTrace(t *testing.T) {
 		}
 		ag := openvpcv1connect.NewAgentServiceClient(hc, url)
 		wrap := func(src, dst string, vni, srcVNI uint32) []byte {
-			pkt, err := dataplane.Probe(packet.ProtoTCP, netip.MustParseAddr(src), netip.MustParseAddr(dst), 80)
+			pkt, err := datapath.Probe(packet.ProtoTCP, netip.MustParseAddr(src), netip.MustParseAddr(dst), 80)
 			if err != nil {
 				t.Fatal(err)
 			}

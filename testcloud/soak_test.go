@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/datapath"
 )
 
 // TestSoakRandomBytes throws random datagrams at a host agent's underlay
@@ -72,5 +72,5 @@ func TestSoakRandomBytes(t *testing.T) {
 	}
 	// And the host still forwards.
 	mustGet(t, clientNS, web.PrivateIp, "hello from web")
-	t.Logf("%d datagrams sent, %d read, malformed %d", n, read, s.a.Plane.Counters.Get(dataplane.Malformed))
+	t.Logf("%d datagrams sent, %d read, malformed %d", n, read, s.a.Plane.Counters.Get(datapath.Malformed))
 }

@@ -14,9 +14,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
 )
@@ -324,11 +324,11 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 	}
 	// host-b's data plane still has its old cache: what it sends now is
 	// from an unknown sender.
-	before := s.a.Plane.Counters.Get(dataplane.UnknownSender)
+	before := s.a.Plane.Counters.Get(datapath.UnknownSender)
 	if err := ping(webNS, web.PrivateIp, client.PrivateIp); err == nil {
 		t.Fatal("the removed host's instance still reaches host-a")
 	}
-	if got := s.a.Plane.Counters.Get(dataplane.UnknownSender); got <= before {
+	if got := s.a.Plane.Counters.Get(datapath.UnknownSender); got <= before {
 		t.Fatalf("host-a counted no unknown-sender drops (%d before, %d after)", before, got)
 	}
 	// It does not come back: its certificate is refused everywhere.

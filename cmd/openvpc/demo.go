@@ -21,10 +21,10 @@ import (
 
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/control/server"
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -368,11 +368,11 @@ func (d *demo) scene3(ctx context.Context) (scene, error) {
 	}
 	defer conn.Close()
 	before := map[string]uint64{}
-	for _, v := range dataplane.Verdicts() {
+	for _, v := range datapath.Verdicts() {
 		before[v.String()] = yellowHost.Plane.FromWire.Get(v)
 	}
 	forge := func(src string, srcVNI uint32, what string) error {
-		pkt, err := dataplane.Probe(packet.ProtoTCP, netip.MustParseAddr(src), netip.MustParseAddr(yellow.PrivateIp), 80)
+		pkt, err := datapath.Probe(packet.ProtoTCP, netip.MustParseAddr(src), netip.MustParseAddr(yellow.PrivateIp), 80)
 		if err != nil {
 			return err
 		}
@@ -407,7 +407,7 @@ func (d *demo) scene3(ctx context.Context) (scene, error) {
 	}
 	s.Wire = append(s.Wire, events...)
 	var verdicts []string
-	for _, v := range dataplane.Verdicts() {
+	for _, v := range datapath.Verdicts() {
 		if n := yellowHost.Plane.FromWire.Get(v) - before[v.String()]; n > 0 && v.Dropped() {
 			verdicts = append(verdicts, v.String())
 		}
@@ -424,7 +424,7 @@ func (d *demo) scene4(ctx context.Context) (scene, error) {
 		snap := a.Cache.Tables.Load()
 		c := &a.Plane.Counters
 		s.Wire = append(s.Wire, fmt.Sprintf("%s: %d mappings cached at revision %d; packets forwarded %d, delivered %d, dropped %d; queries to the Mapping Service: none (there is no such path)",
-			a.HostID, snap.Len(), snap.Revision(), c.Get(dataplane.Forwarded), c.Get(dataplane.Delivered), dropped(c)))
+			a.HostID, snap.Len(), snap.Revision(), c.Get(datapath.Forwarded), c.Get(datapath.Delivered), dropped(c)))
 	}
 	start := time.Now()
 	inst, err := d.runInstance(ctx, "yellow-a", "yellow-3", "host-1")
@@ -479,9 +479,9 @@ func (d *demo) scene5(ctx context.Context) (scene, error) {
 }
 
 // dropped is how many packets c counted as drops.
-func dropped(c *dataplane.Counters) uint64 {
+func dropped(c *datapath.Counters) uint64 {
 	var n uint64
-	for _, v := range dataplane.Verdicts() {
+	for _, v := range datapath.Verdicts() {
 		if v.Dropped() {
 			n += c.Get(v)
 		}

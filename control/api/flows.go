@@ -10,9 +10,9 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/openvpc/openvpc/control/apierr"
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/model"
 )
 
@@ -113,7 +113,7 @@ func involves(f *pb.FlowRecord, vni uint32, ip string) bool {
 // verdictFilter parses the verdict filter: a verdict's name, "dropped",
 // "passed", or empty for all.
 func verdictFilter(v string) (func(string) bool, error) {
-	passed := func(s string) bool { return s == dataplane.Forwarded.String() || s == dataplane.Delivered.String() }
+	passed := func(s string) bool { return s == datapath.Forwarded.String() || s == datapath.Delivered.String() }
 	switch v {
 	case "":
 		return func(string) bool { return true }, nil
@@ -123,7 +123,7 @@ func verdictFilter(v string) (func(string) bool, error) {
 		return passed, nil
 	}
 	var names []string
-	for _, x := range dataplane.Verdicts() {
+	for _, x := range datapath.Verdicts() {
 		if x.String() == v {
 			return func(s string) bool { return s == v }, nil
 		}

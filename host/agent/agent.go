@@ -30,6 +30,8 @@ type Config struct {
 	Underlay netip.Addr
 	// Role is host (runs instances) or edge.
 	Role pb.HostRole
+	// Functions are what an edge serves, sent when it registers.
+	Functions []*pb.EdgeFunction
 	// Creds are this host's certificate and the CA it trusts: every call to
 	// the server is mutual TLS with them, they are renewed before they
 	// expire, and the agent API is served over TLS to servers only. Nil
@@ -183,7 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) register(ctx context.Context) error {
-	req := &pb.RegisterRequest{HostId: a.HostID, UnderlayAddress: a.Underlay.String(), Role: a.Role, AgentUrl: a.agentURL}
+	req := &pb.RegisterRequest{HostId: a.HostID, UnderlayAddress: a.Underlay.String(), Role: a.Role, AgentUrl: a.agentURL, Functions: a.Functions}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		_, err := a.Sub.Client.Register(ctx, connect.NewRequest(req))
 		switch code := connect.CodeOf(err); {

@@ -132,7 +132,11 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		if h.Role == pb.HostRole_HOST_ROLE_EDGE {
 			role = tables.RoleEdge
 		}
-		return tx.UpsertHost(tables.Host{ID: c.HostNum(h.Id), Underlay: a, Role: role, Healthy: h.Healthy})
+		fns, err := tableFunctions(h)
+		if err != nil {
+			return err
+		}
+		return tx.UpsertHost(tables.Host{ID: c.HostNum(h.Id), Underlay: a, Role: role, Healthy: h.Healthy, Functions: fns})
 	case *pb.Change_DeleteHost:
 		tx.DeleteHost(c.HostNum(k.DeleteHost))
 	default:
@@ -247,6 +251,64 @@ func targetFrom(r *pb.Route) tables.Target {
 	return tables.Target{Kind: kind, ID: id}
 }
 
+// functionKinds are the edge functions as the cache numbers them: by the
+// kind of route target they serve, with the id prefix of their targets.
+var functionKinds = map[pb.EdgeFunctionKind]struct {
+	kind   tables.TargetKind
+	prefix model.Kind
+}{
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET:       {tables.TargetInternetGateway, model.KindIGW},
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN:            {tables.TargetVPNGateway, model.KindVPNGateway},
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT: {tables.TargetDirectConnect, model.KindDirectConnect},
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT:       {tables.TargetEndpoint, model.KindEndpoint},
+}
+
+// tableFunctions turns what a host record says an edge serves into the
+// cache's terms; nil for a host.
+func tableFunctions(h *pb.HostRecord) (*[]tables.Function, error) {
+	if len(h.Functions) == 0 {
+		if h.Role == pb.HostRole_HOST_ROLE_EDGE {
+			return &[]tables.Function{}, nil
+		}
+		return nil, nil
+	}
+	out := make([]tables.Function, 0, len(h.Functions))
+	for _, f := range h.Functions {
+		k, ok := functionKinds[f.Kind]
+		if !ok {
+			return nil, fmt.Errorf("host %s: unknown edge function %v", h.Id, f.Kind)
+		}
+		fn := tables.Function{Kind: k.kind}
+		for _, t := range f.Targets {
+			id, ok := model.ParseID(k.prefix, t)
+			if !ok {
+				return nil, fmt.Errorf("host %s: edge function %v: bad target %q", h.Id, f.Kind, t)
+			}
+			fn.Targets = append(fn.Targets, id)
+		}
+		out = append(out, fn)
+	}
+	return &out, nil
+}
+
+// protoFunctions is tableFunctions backwards.
+func protoFunctions(fns []tables.Function) []*pb.EdgeFunction {
+	var out []*pb.EdgeFunction
+	for _, f := range fns {
+		for pk, k := range functionKinds {
+			if k.kind != f.Kind {
+				continue
+			}
+			pf := &pb.EdgeFunction{Kind: pk}
+			for _, id := range f.Targets {
+				pf.Targets = append(pf.Targets, model.FormatID(k.prefix, id))
+			}
+			out = append(out, pf)
+		}
+	}
+	return out
+}
+
 // Local is the mapping of an ENI on this host, with its instance: the
 // tables need no instance ids, but a NIC named after its instance does.
 type Local struct {
@@ -287,7 +349,7 @@ func (c *Cache) State() State {
 		if h.Role == tables.RoleEdge {
 			role = pb.HostRole_HOST_ROLE_EDGE
 		}
-		st.Hosts[c.HostName(h.ID)] = &pb.HostRecord{Id: c.HostName(h.ID), UnderlayAddress: h.Underlay.String(), Role: role, Healthy: h.Healthy}
+		st.Hosts[c.HostName(h.ID)] = &pb.HostRecord{Id: c.HostName(h.ID), UnderlayAddress: h.Underlay.String(), Role: role, Healthy: h.Healthy, Functions: protoFunctions(h.FunctionList())}
 	}
 	return st
 }

@@ -10,9 +10,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/dataplane"
 )
 
 // eventWindow: at most one event per (reason, source) leaves this host per
@@ -26,17 +26,17 @@ type Reporter struct {
 	client  openvpcv1connect.MappingServiceClient
 	host    string
 	log     *slog.Logger
-	ch      chan dataplane.Event
+	ch      chan datapath.Event
 	Dropped atomic.Uint64
 }
 
 // NewReporter returns a reporter for host; Run sends.
 func NewReporter(c openvpcv1connect.MappingServiceClient, host string, log *slog.Logger) *Reporter {
-	return &Reporter{client: c, host: host, log: log, ch: make(chan dataplane.Event, 1024)}
+	return &Reporter{client: c, host: host, log: log, ch: make(chan datapath.Event, 1024)}
 }
 
 // Report queues an event (the data plane's Config.Events).
-func (r *Reporter) Report(e dataplane.Event) {
+func (r *Reporter) Report(e datapath.Event) {
 	select {
 	case r.ch <- e:
 	default:
@@ -45,7 +45,7 @@ func (r *Reporter) Report(e dataplane.Event) {
 }
 
 type eventKey struct {
-	v   dataplane.Verdict
+	v   datapath.Verdict
 	src netip.Addr
 }
 
@@ -82,9 +82,9 @@ func (r *Reporter) Run(ctx context.Context) {
 	}
 }
 
-func (r *Reporter) admit(slots map[eventKey]*eventSlot, e dataplane.Event, now time.Time) *pb.SecurityEvent {
+func (r *Reporter) admit(slots map[eventKey]*eventSlot, e datapath.Event, now time.Time) *pb.SecurityEvent {
 	src := e.InnerSrc
-	if e.Verdict == dataplane.UnknownSender {
+	if e.Verdict == datapath.UnknownSender {
 		src = e.OuterSrc
 	}
 	k := eventKey{e.Verdict, src}

@@ -7,8 +7,8 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -25,7 +25,7 @@ func (s agentAPI) Flows(_ context.Context, _ *connect.Request[pb.FlowsRequest]) 
 }
 
 // FlowRecord is f as the API shows it.
-func FlowRecord(host string, f dataplane.Flow) *pb.FlowRecord {
+func FlowRecord(host string, f datapath.Flow) *pb.FlowRecord {
 	return &pb.FlowRecord{
 		HostId: host, Direction: f.Direction.String(), Vni: f.VNI, Protocol: protoName(f.Proto),
 		Src: f.Src.String(), Dst: f.Dst.String(), SrcPort: uint32(f.SrcPort), DstPort: uint32(f.DstPort),

@@ -1,9 +1,8 @@
 package agent
 
 import (
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/openvpc/openvpc/host/dataplane"
 )
 
 // Collector exports the agent's counters for Prometheus: packets per
@@ -42,7 +41,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if a.Plane == nil {
 		return
 	}
-	for _, v := range dataplane.Verdicts() {
+	for _, v := range datapath.Verdicts() {
 		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(a.Plane.Counters.Get(v)), v.String())
 	}
 	st := a.Wire.Stats()

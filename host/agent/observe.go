@@ -3,6 +3,7 @@ package agent
 import (
 	"net/netip"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/dataplane"
 )
 
@@ -11,19 +12,19 @@ import (
 // with a packet arriving from the wire. The agent's own data plane is one;
 // an edge's is another (see Config.Observe).
 type Observed interface {
-	FlowList() []dataplane.Flow
-	TraceReports(id uint32) []dataplane.TraceReport
-	TraceArrival(outerSrc netip.Addr, payload []byte) ([]dataplane.Step, dataplane.Verdict, string)
+	FlowList() []datapath.Flow
+	TraceReports(id uint32) []datapath.TraceReport
+	TraceArrival(outerSrc netip.Addr, payload []byte) ([]datapath.Step, datapath.Verdict, string)
 }
 
 // hostPlane is a host's data plane as Observed.
 type hostPlane struct{ *dataplane.Plane }
 
-func (p hostPlane) FlowList() []dataplane.Flow { return p.Flows.List() }
+func (p hostPlane) FlowList() []datapath.Flow { return p.Flows.List() }
 
-func (p hostPlane) TraceReports(id uint32) []dataplane.TraceReport { return p.Traces.Get(id) }
+func (p hostPlane) TraceReports(id uint32) []datapath.TraceReport { return p.Traces.Get(id) }
 
-func (p hostPlane) TraceArrival(outerSrc netip.Addr, payload []byte) ([]dataplane.Step, dataplane.Verdict, string) {
+func (p hostPlane) TraceArrival(outerSrc netip.Addr, payload []byte) ([]datapath.Step, datapath.Verdict, string) {
 	steps, v := p.TraceIngress(outerSrc, payload)
 	return steps, v, "ingress"
 }

@@ -8,8 +8,8 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -51,7 +51,7 @@ func (s agentAPI) Trace(_ context.Context, req *connect.Request[pb.TraceRequest]
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("source %q: %v", m.Source, err))
 		}
 	}
-	probe, err := dataplane.Probe(proto, src, dst, uint16(m.Port))
+	probe, err := datapath.Probe(proto, src, dst, uint16(m.Port))
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
@@ -64,7 +64,7 @@ func (s agentAPI) Trace(_ context.Context, req *connect.Request[pb.TraceRequest]
 	}
 	steps, r := s.a.Plane.TraceEgress(att, probe)
 	out := &pb.TraceResponse{Story: "egress", Steps: stepsOf(steps), Verdict: r.Verdict.String(), Payload: r.Payload}
-	if r.Verdict == dataplane.Forwarded {
+	if r.Verdict == datapath.Forwarded {
 		out.NextHop = r.Dst.String()
 	}
 	return connect.NewResponse(out), nil
@@ -81,7 +81,7 @@ func (s agentAPI) TraceReports(_ context.Context, req *connect.Request[pb.TraceR
 	return connect.NewResponse(out), nil
 }
 
-func stepsOf(steps []dataplane.Step) []*pb.TraceStep {
+func stepsOf(steps []datapath.Step) []*pb.TraceStep {
 	out := make([]*pb.TraceStep, len(steps))
 	for i, s := range steps {
 		out[i] = &pb.TraceStep{Name: s.Name, Pass: s.Pass, Detail: s.Detail}

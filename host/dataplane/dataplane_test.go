@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -25,7 +26,7 @@ const red, yellow, green = 100, 200, 300
 type fixture struct {
 	t      *tables.Tables
 	p      *Plane
-	events []Event
+	events []datapath.Event
 	enis   map[uint64]*Attachment
 }
 
@@ -65,7 +66,7 @@ func newFixture(tb testing.TB) *fixture {
 		must(tb, tx.UpsertMapping(m))
 	}
 	tx.Commit()
-	f.p = New(f.t, Config{Underlay: self, Events: func(e Event) { f.events = append(f.events, e) }})
+	f.p = New(f.t, Config{Underlay: self, Events: func(e datapath.Event) { f.events = append(f.events, e) }})
 	for _, at := range []*Attachment{
 		{ENI: 1, VNI: red, IP: a("10.0.1.4"), Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: a("10.0.1.1")},
 		{ENI: 3, VNI: red, IP: a("10.0.2.4"), Subnet: netip.MustParsePrefix("10.0.2.0/24"), Gateway: a("10.0.2.1")},
@@ -118,25 +119,25 @@ func TestEgress(t *testing.T) {
 		size      int
 		ttl       uint8
 		df        bool
-		want      Verdict
+		want      datapath.Verdict
 		toHost    netip.Addr
 		vni       uint32
 		toENI     uint64
 		wantTTL   uint8
 		replyType uint8
 	}{
-		{name: "same subnet, other host", src: "10.0.1.4", dst: "10.0.1.5", ttl: 64, want: Forwarded, toHost: host2, vni: red, wantTTL: 64},
-		{name: "other subnet, same host: the router hop", src: "10.0.1.4", dst: "10.0.2.4", ttl: 64, want: Delivered, toENI: 3, wantTTL: 63},
-		{name: "peered VPC, other host", src: "10.0.1.4", dst: "10.1.1.4", ttl: 64, want: Forwarded, toHost: host2, vni: yellow, wantTTL: 63},
-		{name: "peered VPC, same host", src: "10.0.1.4", dst: "10.1.1.5", ttl: 64, want: Delivered, toENI: 5, wantTTL: 63},
-		{name: "unpeered VPC", src: "10.0.1.4", dst: "10.2.1.4", ttl: 64, want: NoRoute},
-		{name: "no such instance", src: "10.0.1.4", dst: "10.0.1.99", ttl: 64, want: NoMapping},
-		{name: "spoofed source", src: "10.0.1.77", dst: "10.0.1.5", ttl: 64, want: SpoofedSource},
-		{name: "TTL runs out at the router", src: "10.0.1.4", dst: "10.0.2.4", ttl: 1, want: TTLExceeded, replyType: packet.ICMPv4TimeExceeded},
-		{name: "TTL 1 inside the subnet is fine", src: "10.0.1.4", dst: "10.0.1.5", ttl: 1, want: Forwarded, toHost: host2, vni: red, wantTTL: 1},
-		{name: "too big with DF", src: "10.0.1.4", dst: "10.0.1.5", size: 1500, ttl: 64, df: true, want: TooBig, replyType: packet.ICMPv4DstUnreachable},
-		{name: "too big without DF", src: "10.0.1.4", dst: "10.0.1.5", size: 1500, ttl: 64, want: TooBig},
-		{name: "local but not attached", src: "10.0.1.4", dst: "10.0.1.8", ttl: 64, want: NoPort},
+		{name: "same subnet, other host", src: "10.0.1.4", dst: "10.0.1.5", ttl: 64, want: datapath.Forwarded, toHost: host2, vni: red, wantTTL: 64},
+		{name: "other subnet, same host: the router hop", src: "10.0.1.4", dst: "10.0.2.4", ttl: 64, want: datapath.Delivered, toENI: 3, wantTTL: 63},
+		{name: "peered VPC, other host", src: "10.0.1.4", dst: "10.1.1.4", ttl: 64, want: datapath.Forwarded, toHost: host2, vni: yellow, wantTTL: 63},
+		{name: "peered VPC, same host", src: "10.0.1.4", dst: "10.1.1.5", ttl: 64, want: datapath.Delivered, toENI: 5, wantTTL: 63},
+		{name: "unpeered VPC", src: "10.0.1.4", dst: "10.2.1.4", ttl: 64, want: datapath.NoRoute},
+		{name: "no such instance", src: "10.0.1.4", dst: "10.0.1.99", ttl: 64, want: datapath.NoMapping},
+		{name: "spoofed source", src: "10.0.1.77", dst: "10.0.1.5", ttl: 64, want: datapath.SpoofedSource},
+		{name: "TTL runs out at the router", src: "10.0.1.4", dst: "10.0.2.4", ttl: 1, want: datapath.TTLExceeded, replyType: packet.ICMPv4TimeExceeded},
+		{name: "TTL 1 inside the subnet is fine", src: "10.0.1.4", dst: "10.0.1.5", ttl: 1, want: datapath.Forwarded, toHost: host2, vni: red, wantTTL: 1},
+		{name: "too big with DF", src: "10.0.1.4", dst: "10.0.1.5", size: 1500, ttl: 64, df: true, want: datapath.TooBig, replyType: packet.ICMPv4DstUnreachable},
+		{name: "too big without DF", src: "10.0.1.4", dst: "10.0.1.5", size: 1500, ttl: 64, want: datapath.TooBig},
+		{name: "local but not attached", src: "10.0.1.4", dst: "10.0.1.8", ttl: 64, want: datapath.NoPort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -149,7 +150,7 @@ func TestEgress(t *testing.T) {
 				t.Fatalf("verdict %v, want %v", r.Verdict, tc.want)
 			}
 			switch tc.want {
-			case Forwarded:
+			case datapath.Forwarded:
 				var e packet.Encap
 				if !packet.ParseGenevePayload(r.Payload, &e) {
 					t.Fatal("forwarded payload does not parse")
@@ -160,7 +161,7 @@ func TestEgress(t *testing.T) {
 				if r.SrcPort < 49152 {
 					t.Fatalf("source port %d is not from the flow hash range", r.SrcPort)
 				}
-			case Delivered:
+			case datapath.Delivered:
 				ip := packet.IPv4(r.Packet)
 				if r.To.ENI != tc.toENI || ip.TTL() != tc.wantTTL || !ip.ChecksumValid() || ip.Dst() != a(tc.dst) {
 					t.Fatalf("delivered to ENI %d, TTL %d, checksum ok %v", r.To.ENI, ip.TTL(), ip.ChecksumValid())
@@ -203,18 +204,18 @@ func TestIngress(t *testing.T) {
 		from           netip.Addr
 		src, dst       string
 		vni, sourceVNI uint32
-		want           Verdict
+		want           datapath.Verdict
 		toENI          uint64
 	}{
-		{name: "same VPC", from: host2, src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: red, want: Delivered, toENI: 1},
-		{name: "peered VPC", from: host2, src: "10.1.1.4", dst: "10.0.1.4", vni: red, sourceVNI: yellow, want: Delivered, toENI: 1},
-		{name: "unknown sender", from: a("127.0.1.9"), src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: red, want: UnknownSender},
-		{name: "not local", from: host2, src: "10.0.1.5", dst: "10.0.1.6", vni: red, sourceVNI: red, want: NotLocal},
-		{name: "no such destination", from: host2, src: "10.0.1.5", dst: "10.0.1.99", vni: red, sourceVNI: red, want: NotLocal},
-		{name: "green claims its way into red", from: host2, src: "10.2.1.4", dst: "10.0.1.4", vni: red, sourceVNI: green, want: NotPeered},
-		{name: "host 3 forges host 2's instance", from: host3, src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: red, want: SenderMismatch},
-		{name: "forged source VPC on a real address", from: host2, src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: yellow, want: SenderMismatch},
-		{name: "local but not attached", from: host2, src: "10.0.1.5", dst: "10.0.1.8", vni: red, sourceVNI: red, want: NoPort},
+		{name: "same VPC", from: host2, src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: red, want: datapath.Delivered, toENI: 1},
+		{name: "peered VPC", from: host2, src: "10.1.1.4", dst: "10.0.1.4", vni: red, sourceVNI: yellow, want: datapath.Delivered, toENI: 1},
+		{name: "unknown sender", from: a("127.0.1.9"), src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: red, want: datapath.UnknownSender},
+		{name: "not local", from: host2, src: "10.0.1.5", dst: "10.0.1.6", vni: red, sourceVNI: red, want: datapath.NotLocal},
+		{name: "no such destination", from: host2, src: "10.0.1.5", dst: "10.0.1.99", vni: red, sourceVNI: red, want: datapath.NotLocal},
+		{name: "green claims its way into red", from: host2, src: "10.2.1.4", dst: "10.0.1.4", vni: red, sourceVNI: green, want: datapath.NotPeered},
+		{name: "host 3 forges host 2's instance", from: host3, src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: red, want: datapath.SenderMismatch},
+		{name: "forged source VPC on a real address", from: host2, src: "10.0.1.5", dst: "10.0.1.4", vni: red, sourceVNI: yellow, want: datapath.SenderMismatch},
+		{name: "local but not attached", from: host2, src: "10.0.1.5", dst: "10.0.1.8", vni: red, sourceVNI: red, want: datapath.NoPort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -225,7 +226,7 @@ func TestIngress(t *testing.T) {
 			if r.Verdict != tc.want {
 				t.Fatalf("verdict %v, want %v", r.Verdict, tc.want)
 			}
-			if tc.want == Delivered && (r.To.ENI != tc.toENI || packet.IPv4(r.Packet).Src() != a(tc.src)) {
+			if tc.want == datapath.Delivered && (r.To.ENI != tc.toENI || packet.IPv4(r.Packet).Src() != a(tc.src)) {
 				t.Fatalf("delivered to %d", r.To.ENI)
 			}
 			if tc.want.Attack() {
@@ -247,14 +248,14 @@ func TestMalformed(t *testing.T) {
 	var r Result
 	for cut := 0; cut < len(good); cut++ {
 		f.p.Ingress(f.t.Load(), host2, good[:cut], &r)
-		if r.Verdict != Malformed {
+		if r.Verdict != datapath.Malformed {
 			t.Fatalf("truncated to %d bytes: %v", cut, r.Verdict)
 		}
 	}
 	for _, n := range []int{0, 1, 19, 20} {
 		eb := make([]byte, packet.Headroom+n)
 		f.p.Egress(f.t.Load(), f.enis[1], eb, n, make([]byte, ScratchSize), &r)
-		if r.Verdict != Malformed {
+		if r.Verdict != datapath.Malformed {
 			t.Fatalf("egress of %d garbage bytes: %v", n, r.Verdict)
 		}
 	}
@@ -270,7 +271,7 @@ func FuzzIngress(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Result
 		fx.p.Ingress(fx.t.Load(), host2, b, &r)
-		if r.Verdict == Delivered && len(r.Packet) > len(b) {
+		if r.Verdict == datapath.Delivered && len(r.Packet) > len(b) {
 			t.Fatal("delivered more than arrived")
 		}
 	})
@@ -295,7 +296,7 @@ func FuzzEgress(f *testing.F) {
 
 func TestNoAllocations(t *testing.T) {
 	f := newFixture(t)
-	f.p.cfg.Events = func(Event) {}
+	f.p.cfg.Events = func(datapath.Event) {}
 	snap := f.t.Load()
 	buf := make([]byte, 2048)
 	scratch := make([]byte, ScratchSize)
@@ -322,7 +323,7 @@ func TestNoAllocations(t *testing.T) {
 func BenchmarkPipeline(b *testing.B) {
 	for _, size := range []int{64, 1400} {
 		f := newFixture(b)
-		f.p.cfg.Events = func(Event) {}
+		f.p.cfg.Events = func(datapath.Event) {}
 		snap := f.t.Load()
 		buf := make([]byte, 2048)
 		scratch := make([]byte, ScratchSize)

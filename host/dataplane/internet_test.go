@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -39,14 +40,14 @@ func TestEgressToEdge(t *testing.T) {
 		buf := make([]byte, 2048)
 		var r Result
 		f.p.Egress(f.t.Load(), f.enis[1], buf, udpPacket(buf, "10.0.1.4", inet, 10, 64, false), make([]byte, ScratchSize), &r)
-		if r.Verdict != NoEdge {
+		if r.Verdict != datapath.NoEdge {
 			t.Fatalf("verdict %v, want no-edge", r.Verdict)
 		}
 	})
 	t.Run("unhealthy edges are not chosen", func(t *testing.T) {
 		f := newFixture(t)
-		withInternet(t, f, tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: false},
-			tables.Host{ID: 51, Underlay: edgeB, Role: tables.RoleEdge, Healthy: true})
+		withInternet(t, f, internetEdge(50, edgeA, false),
+			internetEdge(51, edgeB, true))
 		seen := map[netip.Addr]int{}
 		buf := make([]byte, 2048)
 		var r Result
@@ -54,7 +55,7 @@ func TestEgressToEdge(t *testing.T) {
 			n := udpPacket(buf, "10.0.1.4", inet, 10, 64, false)
 			packet.UDP(buf[packet.Headroom+packet.IPv4MinSize:]).SetSrcPort(uint16(30000 + port))
 			f.p.Egress(f.t.Load(), f.enis[1], buf, n, make([]byte, ScratchSize), &r)
-			if r.Verdict != Forwarded {
+			if r.Verdict != datapath.Forwarded {
 				t.Fatalf("verdict %v, want forwarded", r.Verdict)
 			}
 			seen[r.Dst]++
@@ -69,8 +70,8 @@ func TestEgressToEdge(t *testing.T) {
 	})
 	t.Run("flows spread over healthy edges, each flow stays on one", func(t *testing.T) {
 		f := newFixture(t)
-		withInternet(t, f, tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: true},
-			tables.Host{ID: 51, Underlay: edgeB, Role: tables.RoleEdge, Healthy: true})
+		withInternet(t, f, internetEdge(50, edgeA, true),
+			internetEdge(51, edgeB, true))
 		seen := map[netip.Addr]int{}
 		buf := make([]byte, 2048)
 		var r Result
@@ -99,18 +100,18 @@ func TestIngressFromEdge(t *testing.T) {
 		igw      bool
 		src      string
 		vni, sv  uint32
-		want     Verdict
+		want     datapath.Verdict
 		isAttack bool
 	}{
-		{"translated internet traffic", true, "203.0.113.10", red, red, Delivered, false},
-		{"an edge claiming a VPC address", true, "10.0.1.5", red, red, SenderMismatch, true},
-		{"VPC without an internet gateway", false, "203.0.113.10", red, red, SenderMismatch, true},
-		{"SourceVPC differs (a peer of red)", true, "203.0.113.10", red, yellow, SenderMismatch, true},
-		{"SourceVPC not peered", true, "203.0.113.10", red, green, NotPeered, true},
+		{"translated internet traffic", true, "203.0.113.10", red, red, datapath.Delivered, false},
+		{"an edge claiming a VPC address", true, "10.0.1.5", red, red, datapath.SenderMismatch, true},
+		{"VPC without an internet gateway", false, "203.0.113.10", red, red, datapath.SenderMismatch, true},
+		{"SourceVPC differs (a peer of red)", true, "203.0.113.10", red, yellow, datapath.SenderMismatch, true},
+		{"SourceVPC not peered", true, "203.0.113.10", red, green, datapath.NotPeered, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			e := tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: true}
+			e := internetEdge(50, edgeA, true)
 			if tc.igw {
 				withInternet(t, f, e)
 			} else {

@@ -4,27 +4,13 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/underlay"
 )
-
-// Port is an instance's NIC as the data plane sees it: batched IPv4
-// packets in and out (a netstack, a TUN device, …).
-type Port interface {
-	// Read blocks until at least one packet is available, writes up to
-	// len(bufs) packets at bufs[i][packet.Headroom:] and their lengths in
-	// sizes, and returns how many it wrote. The headroom is the data
-	// plane's, so that encapsulation happens in place.
-	Read(bufs [][]byte, sizes []int) (int, error)
-	// Write sends packets to the instance. borrowed: pkts and their bytes
-	// belong to the caller after Write returns.
-	Write(pkts [][]byte) error
-	// BatchSize is how many packets Read and Write handle at once.
-	BatchSize() int
-	Close() error
-}
 
 // Attachment is an instance's ENI on this host, attached to its port.
 type Attachment struct {
@@ -33,7 +19,7 @@ type Attachment struct {
 	IP      netip.Addr
 	Subnet  netip.Prefix
 	Gateway netip.Addr // the VPC router's address in the subnet: ICMP errors come from it
-	Port    Port
+	Port    datapath.Port
 }
 
 // Config is what a data plane needs besides its cache.
@@ -45,25 +31,20 @@ type Config struct {
 	MTU int
 	// Events receives one call per packet whose verdict is an attack. It
 	// must not block (hand off to a rate-limited reporter).
-	Events func(Event)
+	Events func(datapath.Event)
 	// WirePort is the UDP port other hosts receive on (default 6081; tests
 	// running several clouds at once use others).
 	WirePort uint16
 	// Wire is the underlay this host sends and receives on.
 	Wire underlay.Conn
+	// Conntrack is how many flows the security groups can track (default
+	// DefaultConntrackSize); Timeouts their idle timeouts (default AWS's).
+	Conntrack int
+	Timeouts  Timeouts
 }
 
 // DefaultMTU is the instance MTU over a 1500-byte underlay.
 const DefaultMTU = 1500 - packet.Overhead
-
-// Event is a packet that indicates an attack.
-type Event struct {
-	Verdict            Verdict
-	OuterSrc, OuterDst netip.Addr
-	InnerSrc, InnerDst netip.Addr
-	ClaimedVNI         uint32 // the VPC the packet claimed to come from
-	ENI                uint64 // egress: the sending ENI
-}
 
 // Plane is one host's data plane: the mapping cache it reads, the
 // attachments it serves and its counters. The packet path reads an
@@ -74,11 +55,23 @@ type Plane struct {
 	tables *tables.Tables
 	// Counters counts every packet's verdict, both directions; FromWire
 	// counts those of datagrams read from the underlay alone.
-	Counters, FromWire Counters
+	Counters, FromWire datapath.Counters
 	// Flows holds per-flow records of both stories, like `hubble observe`.
-	Flows Flows
+	Flows datapath.Flows
 	// Traces holds what this host saw of packets under `openvpc trace --live`.
-	Traces Traces
+	Traces datapath.Traces
+	// ReadErrors counts transient errors of the wire and the ports: each
+	// loop reads on after one.
+	ReadErrors atomic.Uint64
+
+	sent *datapath.FlowTable // flows of packets put on the path by Send
+
+	conntrack *Conntrack
+	// explaining: a trace's view, which reads conntrack but adds nothing.
+	explaining bool
+	// clock is the time in unix seconds, set once per batch: what
+	// connection tracking reads instead of a clock per packet.
+	clock atomic.Uint32
 
 	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]
@@ -90,15 +83,29 @@ func New(t *tables.Tables, cfg Config) *Plane {
 		cfg.MTU = DefaultMTU
 	}
 	if cfg.Events == nil {
-		cfg.Events = func(Event) {}
+		cfg.Events = func(datapath.Event) {}
 	}
 	if cfg.WirePort == 0 {
 		cfg.WirePort = underlay.Port
 	}
-	p := &Plane{cfg: cfg, tables: t}
+	if cfg.Conntrack == 0 {
+		cfg.Conntrack = DefaultConntrackSize
+	}
+	if cfg.Timeouts == (Timeouts{}) {
+		cfg.Timeouts = DefaultTimeouts
+	}
+	p := &Plane{cfg: cfg, tables: t, conntrack: NewConntrack(cfg.Conntrack)}
+	p.tick()
+	p.sent = p.Flows.Table(datapath.Egress)
 	p.attached.Store(&map[uint64]*Attachment{})
 	return p
 }
+
+// tick sets the clock connection tracking reads.
+func (p *Plane) tick() { p.clock.Store(uint32(time.Now().Unix())) }
+
+// Conntrack is the data plane's connection-tracking table.
+func (p *Plane) Conntrack() *Conntrack { return p.conntrack }
 
 // Attach serves a local ENI on port a.Port.
 func (p *Plane) Attach(a *Attachment) {
@@ -135,7 +142,7 @@ func (p *Plane) Attachment(eni uint64) (*Attachment, bool) {
 // must do about it. Byte slices in it are borrowed from the packet's
 // buffer or the worker's scratch space: valid until the next packet.
 type Result struct {
-	Verdict Verdict
+	Verdict datapath.Verdict
 	// VNI and Inner name the packet's flow, once it parsed: the sender's
 	// VPC on egress, the destination's on ingress.
 	VNI   uint32

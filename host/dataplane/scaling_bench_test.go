@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
@@ -94,7 +95,7 @@ func BenchmarkPipelineScaling(b *testing.B) {
 					// inner packet when it stays in its subnet.
 					pkt.SetDst(scaleAddr(spread(i, size.n)))
 					p.Egress(snap, at, buf, n, scratch, &r)
-					if r.Verdict != Forwarded {
+					if r.Verdict != datapath.Forwarded {
 						b.Fatalf("egress to %s: %s", pkt.Dst(), r.Verdict)
 					}
 					i++
@@ -113,7 +114,7 @@ func BenchmarkPipelineScaling(b *testing.B) {
 					src := spread(i, size.n)
 					inner.SetSrc(scaleAddr(src))
 					p.Ingress(snap, scaleHostAddr(scaleHost(src)), payload, &r)
-					if r.Verdict != Delivered {
+					if r.Verdict != datapath.Delivered {
 						b.Fatalf("ingress from %s: %s", inner.Src(), r.Verdict)
 					}
 					i++

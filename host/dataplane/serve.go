@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/underlay"
@@ -24,13 +25,20 @@ func (p *Plane) ServePort(a *Attachment) error {
 		bufs[i] = make([]byte, packet.Headroom+maxPacket)
 	}
 	w := newEgressWork(bs)
-	w.flows = p.Flows.Table(Egress)
+	w.flows = p.Flows.Table(datapath.Egress)
 	defer p.Flows.Release(w.flows)
+	var retry datapath.Retry
 	for {
 		n, err := a.Port.Read(bufs, sizes)
 		if err != nil {
-			return err
+			if retry.Again(err) {
+				p.ReadErrors.Add(1)
+				continue
+			}
+			return nil // the port was closed: the instance is gone
 		}
+		retry.Reset()
+		p.tick()
 		snap := p.tables.Load()
 		w.flows.Begin()
 		for i := range n {
@@ -47,7 +55,7 @@ type egressWork struct {
 	one     [][]byte
 	scratch []byte
 	r       Result
-	flows   *FlowTable // nil: not recorded (Send)
+	flows   *datapath.FlowTable // nil: not recorded (Send)
 }
 
 func newEgressWork(bs int) *egressWork {
@@ -56,7 +64,7 @@ func newEgressWork(bs int) *egressWork {
 
 // egressOne runs one packet through the egress story and does what the
 // verdict says: queue it for the wire, deliver it here, answer the sender.
-func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n int, w *egressWork) Verdict {
+func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n int, w *egressWork) datapath.Verdict {
 	r := &w.r
 	p.Egress(snap, a, buf, n, w.scratch, r)
 	p.Counters.Add(r.Verdict)
@@ -64,10 +72,10 @@ func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n in
 		w.flows.Record(r.VNI, r.Inner, n, r.Verdict)
 	}
 	switch r.Verdict {
-	case Forwarded:
+	case datapath.Forwarded:
 		w.out = append(w.out, underlay.Datagram{Buf: buf, Off: r.Start, Len: len(r.Payload),
 			Peer: netip.AddrPortFrom(r.Dst, p.cfg.WirePort), SrcPort: r.SrcPort})
-	case Delivered:
+	case datapath.Delivered:
 		w.one[0] = r.Packet
 		_ = r.To.Port.Write(w.one) // a closing port drops, as a dead NIC would
 	}
@@ -88,31 +96,36 @@ func (p *Plane) flush(w *egressWork) {
 // Send runs the egress story for one packet as if the instance with ENI
 // eni had sent it, and returns the verdict: how `openvpc ping --source`
 // and tests put a crafted packet on the path an instance's would take.
-func (p *Plane) Send(eni uint64, pkt []byte) (Verdict, error) { return p.send(eni, pkt, 0) }
+func (p *Plane) Send(eni uint64, pkt []byte) (datapath.Verdict, error) { return p.send(eni, pkt, 0) }
 
 // SendTraced is Send for `openvpc trace --live`: the packet carries the
 // TraceID option id, so every host and edge that handles it reports what
 // it did; this host reports its egress (and, for a local destination, its
 // ingress) at once.
-func (p *Plane) SendTraced(eni uint64, pkt []byte, id uint32) (Verdict, error) {
+func (p *Plane) SendTraced(eni uint64, pkt []byte, id uint32) (datapath.Verdict, error) {
 	return p.send(eni, pkt, id)
 }
 
-func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (Verdict, error) {
+func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (datapath.Verdict, error) {
 	a, ok := p.Attachment(eni)
 	if !ok {
-		return NoPort, errors.New("dataplane: no such ENI attached")
+		return datapath.NoPort, errors.New("dataplane: no such ENI attached")
 	}
 	buf := make([]byte, packet.Headroom+len(pkt))
 	copy(buf[packet.Headroom:], pkt)
 	w := newEgressWork(1)
+	// Recorded like an instance's own packet: a forged ping shows in flows.
+	w.flows = p.sent
+	p.tick()
+	w.flows.Begin()
 	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
+	w.flows.End()
 	if trace != 0 {
-		p.Traces.Add(TraceReport{ID: trace, Story: "egress", Verdict: v, At: time.Now()})
-		if v == Delivered {
-			p.Traces.Add(TraceReport{ID: trace, Story: "ingress", Verdict: v, At: time.Now()})
+		p.Traces.Add(datapath.TraceReport{ID: trace, Story: "egress", Verdict: v, At: time.Now()})
+		if v == datapath.Delivered {
+			p.Traces.Add(datapath.TraceReport{ID: trace, Story: "ingress", Verdict: v, At: time.Now()})
 		}
-		if v == Forwarded && len(w.out) == 1 {
+		if v == datapath.Forwarded && len(w.out) == 1 {
 			// Re-encapsulate with the TraceID option in front of the same inner packet.
 			d := &w.out[0]
 			var e packet.Encap
@@ -130,7 +143,9 @@ func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (Verdict, error) {
 }
 
 // ServeWire runs the ingress story for every datagram from the underlay
-// until it is closed, delivering to local instances' ports.
+// until it is closed, delivering to local instances' ports. A transient
+// read error is counted (ReadErrors) and the loop reads on; a closed
+// underlay ends it with nil.
 func (p *Plane) ServeWire() error {
 	wire := p.cfg.Wire
 	bs := max(1, wire.BatchSize())
@@ -140,13 +155,20 @@ func (p *Plane) ServeWire() error {
 	}
 	one := make([][]byte, 1)
 	var r Result
-	flows := p.Flows.Table(Ingress)
+	flows := p.Flows.Table(datapath.Ingress)
 	defer p.Flows.Release(flows)
+	var retry datapath.Retry
 	for {
 		n, err := wire.ReadBatch(ds)
 		if err != nil {
-			return err
+			if retry.Again(err) {
+				p.ReadErrors.Add(1)
+				continue
+			}
+			return nil
 		}
+		retry.Reset()
+		p.tick()
 		snap := p.tables.Load()
 		flows.Begin()
 		for i := range n {
@@ -156,9 +178,9 @@ func (p *Plane) ServeWire() error {
 			p.FromWire.Add(r.Verdict)
 			flows.Record(r.VNI, r.Inner, len(r.Inner), r.Verdict)
 			if r.Trace != 0 {
-				p.Traces.Add(TraceReport{ID: r.Trace, Story: "ingress", Verdict: r.Verdict, At: time.Now()})
+				p.Traces.Add(datapath.TraceReport{ID: r.Trace, Story: "ingress", Verdict: r.Verdict, At: time.Now()})
 			}
-			if r.Verdict == Delivered {
+			if r.Verdict == datapath.Delivered {
 				one[0] = r.Packet
 				_ = r.To.Port.Write(one)
 			}

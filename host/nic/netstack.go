@@ -33,18 +33,18 @@ func NewNetstack(ip netip.Addr, mtu int) (*Netstack, error) {
 	return &Netstack{dev: dev, Net: n}, nil
 }
 
-// Read implements dataplane.Port: packets land after packet.Headroom.
+// Read implements datapath.Port: packets land after packet.Headroom.
 func (s *Netstack) Read(bufs [][]byte, sizes []int) (int, error) {
 	return s.dev.Read(bufs, sizes, packet.Headroom)
 }
 
-// Write implements dataplane.Port.
+// Write implements datapath.Port.
 func (s *Netstack) Write(pkts [][]byte) error {
 	_, err := s.dev.Write(pkts, 0)
 	return err
 }
 
-// BatchSize implements dataplane.Port.
+// BatchSize implements datapath.Port.
 func (s *Netstack) BatchSize() int { return s.dev.BatchSize() }
 
 // Close stops the stack; a blocked Read returns an error.

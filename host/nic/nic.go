@@ -11,10 +11,10 @@ import (
 )
 
 // NIC is one instance's network interface as its host agent holds it: a
-// data plane port (the methods of dataplane.Port), and a way for the agent
+// data plane port (the methods of datapath.Port), and a way for the agent
 // to open connections as the instance (ping, connect, port-forwards).
 type NIC interface {
-	// Read, Write, BatchSize and Close are dataplane.Port's.
+	// Read, Write, BatchSize and Close are datapath.Port's.
 	Read(bufs [][]byte, sizes []int) (int, error)
 	Write(pkts [][]byte) error
 	BatchSize() int

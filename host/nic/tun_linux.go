@@ -268,7 +268,7 @@ func configure(nl *netlink.Handle, inst Instance) error {
 // Namespace is the name of the instance's network namespace.
 func (t *TUN) Namespace() string { return NamespaceName(t.inst.ID) }
 
-// Read implements dataplane.Port: packets land at bufs[i][packet.Headroom:];
+// Read implements datapath.Port: packets land at bufs[i][packet.Headroom:];
 // a TCP segment of up to 64 KiB from the instance comes out as up to
 // BatchSize packets of at most the MTU.
 func (t *TUN) Read(bufs [][]byte, sizes []int) (int, error) {
@@ -277,7 +277,10 @@ func (t *TUN) Read(bufs [][]byte, sizes []int) (int, error) {
 		if err == nil {
 			return n, nil
 		}
-		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+		if t.closed.Load() {
+			return 0, os.ErrClosed
+		}
+		if errors.Is(err, os.ErrClosed) {
 			return 0, err
 		}
 		t.ReadErrors.Add(1)
@@ -288,7 +291,7 @@ func (t *TUN) Read(bufs [][]byte, sizes []int) (int, error) {
 	}
 }
 
-// Write implements dataplane.Port. The packets are copied (the caller's
+// Write implements datapath.Port. The packets are copied (the caller's
 // buffers are borrowed) behind room for the virtio-net header and queued
 // for the writer. Write waits only while the queue is full, that is while
 // the writer is busy with the previous batch: dropping there instead
@@ -351,7 +354,7 @@ func (t *TUN) writer() {
 	}
 }
 
-// BatchSize implements dataplane.Port.
+// BatchSize implements datapath.Port.
 func (t *TUN) BatchSize() int { return t.dev.BatchSize() }
 
 // Close destroys the device (a TUN lives as long as its file descriptor)

@@ -123,6 +123,67 @@ func (HostRole) EnumDescriptor() ([]byte, []int) {
 	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
+// EdgeFunctionKind is one of Blackfoot's jobs, named by the kind of route
+// target it serves.
+type EdgeFunctionKind int32
+
+const (
+	EdgeFunctionKind_EDGE_FUNCTION_KIND_UNSPECIFIED EdgeFunctionKind = 0
+	// internet gateways (igw-…): 1:1 NAT to Elastic IPs.
+	EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET EdgeFunctionKind = 1
+	// virtual private gateways (vgw-…): site-to-site VPN.
+	EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN EdgeFunctionKind = 2
+	// Direct Connect (dxvif-…).
+	EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT EdgeFunctionKind = 3
+	// gateway endpoints (vpce-…).
+	EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT EdgeFunctionKind = 4
+)
+
+// Enum value maps for EdgeFunctionKind.
+var (
+	EdgeFunctionKind_name = map[int32]string{
+		0: "EDGE_FUNCTION_KIND_UNSPECIFIED",
+		1: "EDGE_FUNCTION_KIND_INTERNET",
+		2: "EDGE_FUNCTION_KIND_VPN",
+		3: "EDGE_FUNCTION_KIND_DIRECT_CONNECT",
+		4: "EDGE_FUNCTION_KIND_ENDPOINT",
+	}
+	EdgeFunctionKind_value = map[string]int32{
+		"EDGE_FUNCTION_KIND_UNSPECIFIED":    0,
+		"EDGE_FUNCTION_KIND_INTERNET":       1,
+		"EDGE_FUNCTION_KIND_VPN":            2,
+		"EDGE_FUNCTION_KIND_DIRECT_CONNECT": 3,
+		"EDGE_FUNCTION_KIND_ENDPOINT":       4,
+	}
+)
+
+func (x EdgeFunctionKind) Enum() *EdgeFunctionKind {
+	p := new(EdgeFunctionKind)
+	*p = x
+	return p
+}
+
+func (x EdgeFunctionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EdgeFunctionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_openvpc_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (EdgeFunctionKind) Type() protoreflect.EnumType {
+	return &file_openvpc_v1_resources_proto_enumTypes[2]
+}
+
+func (x EdgeFunctionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EdgeFunctionKind.Descriptor instead.
+func (EdgeFunctionKind) EnumDescriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
 // InstanceState is an instance's lifecycle.
 type InstanceState int32
 
@@ -162,11 +223,11 @@ func (x InstanceState) String() string {
 }
 
 func (InstanceState) Descriptor() protoreflect.EnumDescriptor {
-	return file_openvpc_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_openvpc_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (InstanceState) Type() protoreflect.EnumType {
-	return &file_openvpc_v1_resources_proto_enumTypes[2]
+	return &file_openvpc_v1_resources_proto_enumTypes[3]
 }
 
 func (x InstanceState) Number() protoreflect.EnumNumber {
@@ -175,7 +236,7 @@ func (x InstanceState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InstanceState.Descriptor instead.
 func (InstanceState) EnumDescriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // PeeringState is a peering connection's lifecycle.
@@ -212,11 +273,11 @@ func (x PeeringState) String() string {
 }
 
 func (PeeringState) Descriptor() protoreflect.EnumDescriptor {
-	return file_openvpc_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_openvpc_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (PeeringState) Type() protoreflect.EnumType {
-	return &file_openvpc_v1_resources_proto_enumTypes[3]
+	return &file_openvpc_v1_resources_proto_enumTypes[4]
 }
 
 func (x PeeringState) Number() protoreflect.EnumNumber {
@@ -225,7 +286,7 @@ func (x PeeringState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PeeringState.Descriptor instead.
 func (PeeringState) EnumDescriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // Vpc is an isolated virtual network with one IPv4 CIDR and its own VNI.
@@ -580,7 +641,9 @@ type Host struct {
 	Reachable bool `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
 	// unhealthy: the Mapping Service saw an edge miss its heartbeats; hosts
 	// stop sending it traffic until it reports in again.
-	Unhealthy     bool `protobuf:"varint,11,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
+	Unhealthy bool `protobuf:"varint,11,opt,name=unhealthy,proto3" json:"unhealthy,omitempty"`
+	// functions are what an edge serves (empty for a host).
+	Functions     []*EdgeFunction `protobuf:"bytes,12,rep,name=functions,proto3" json:"functions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,6 +755,69 @@ func (x *Host) GetUnhealthy() bool {
 	return false
 }
 
+func (x *Host) GetFunctions() []*EdgeFunction {
+	if x != nil {
+		return x.Functions
+	}
+	return nil
+}
+
+// EdgeFunction is one function an edge serves, and for which targets.
+type EdgeFunction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  EdgeFunctionKind       `protobuf:"varint,1,opt,name=kind,proto3,enum=openvpc.v1.EdgeFunctionKind" json:"kind,omitempty"`
+	// targets are the ids the edge serves this function for (vgw-…,
+	// dxvif-…, vpce-…); empty means every target of the kind (the internet:
+	// any edge can translate for any internet gateway).
+	Targets       []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeFunction) Reset() {
+	*x = EdgeFunction{}
+	mi := &file_openvpc_v1_resources_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeFunction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeFunction) ProtoMessage() {}
+
+func (x *EdgeFunction) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_resources_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeFunction.ProtoReflect.Descriptor instead.
+func (*EdgeFunction) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EdgeFunction) GetKind() EdgeFunctionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return EdgeFunctionKind_EDGE_FUNCTION_KIND_UNSPECIFIED
+}
+
+func (x *EdgeFunction) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
 // Instance is a workload with one network interface (ENI) in a subnet, placed on a host.
 type Instance struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -716,7 +842,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[5]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +854,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[5]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +867,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Instance) GetId() string {
@@ -843,7 +969,7 @@ type Peering struct {
 
 func (x *Peering) Reset() {
 	*x = Peering{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[6]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +981,7 @@ func (x *Peering) String() string {
 func (*Peering) ProtoMessage() {}
 
 func (x *Peering) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[6]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +994,7 @@ func (x *Peering) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peering.ProtoReflect.Descriptor instead.
 func (*Peering) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Peering) GetId() string {
@@ -929,7 +1055,7 @@ type InternetGateway struct {
 
 func (x *InternetGateway) Reset() {
 	*x = InternetGateway{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1067,7 @@ func (x *InternetGateway) String() string {
 func (*InternetGateway) ProtoMessage() {}
 
 func (x *InternetGateway) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1080,7 @@ func (x *InternetGateway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InternetGateway.ProtoReflect.Descriptor instead.
 func (*InternetGateway) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InternetGateway) GetId() string {
@@ -1006,7 +1132,7 @@ type ElasticIp struct {
 
 func (x *ElasticIp) Reset() {
 	*x = ElasticIp{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1144,7 @@ func (x *ElasticIp) String() string {
 func (*ElasticIp) ProtoMessage() {}
 
 func (x *ElasticIp) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1157,7 @@ func (x *ElasticIp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElasticIp.ProtoReflect.Descriptor instead.
 func (*ElasticIp) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ElasticIp) GetAllocationId() string {
@@ -1118,7 +1244,7 @@ type FlowRecord struct {
 
 func (x *FlowRecord) Reset() {
 	*x = FlowRecord{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1256,7 @@ func (x *FlowRecord) String() string {
 func (*FlowRecord) ProtoMessage() {}
 
 func (x *FlowRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1269,7 @@ func (x *FlowRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowRecord.ProtoReflect.Descriptor instead.
 func (*FlowRecord) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FlowRecord) GetHostId() string {
@@ -1260,7 +1386,7 @@ type SecurityEvent struct {
 
 func (x *SecurityEvent) Reset() {
 	*x = SecurityEvent{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1398,7 @@ func (x *SecurityEvent) String() string {
 func (*SecurityEvent) ProtoMessage() {}
 
 func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1411,7 @@ func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityEvent.ProtoReflect.Descriptor instead.
 func (*SecurityEvent) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SecurityEvent) GetId() string {
@@ -1400,7 +1526,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x04main\x18\x04 \x01(\bR\x04main\x12)\n" +
 	"\x06routes\x18\x05 \x03(\v2\x11.openvpc.v1.RouteR\x06routes\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x95\x03\n" +
+	"createTime\"\xcd\x03\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -1413,7 +1539,11 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tagent_url\x18\t \x01(\tR\bagentUrl\x12\x1c\n" +
 	"\treachable\x18\n" +
 	" \x01(\bR\treachable\x12\x1c\n" +
-	"\tunhealthy\x18\v \x01(\bR\tunhealthy\"\xea\x02\n" +
+	"\tunhealthy\x18\v \x01(\bR\tunhealthy\x126\n" +
+	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
+	"\fEdgeFunction\x120\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\xea\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1495,7 +1625,13 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\bHostRole\x12\x19\n" +
 	"\x15HOST_ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHOST_ROLE_HOST\x10\x01\x12\x12\n" +
-	"\x0eHOST_ROLE_EDGE\x10\x02*\x86\x01\n" +
+	"\x0eHOST_ROLE_EDGE\x10\x02*\xbb\x01\n" +
+	"\x10EdgeFunctionKind\x12\"\n" +
+	"\x1eEDGE_FUNCTION_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bEDGE_FUNCTION_KIND_INTERNET\x10\x01\x12\x1a\n" +
+	"\x16EDGE_FUNCTION_KIND_VPN\x10\x02\x12%\n" +
+	"!EDGE_FUNCTION_KIND_DIRECT_CONNECT\x10\x03\x12\x1f\n" +
+	"\x1bEDGE_FUNCTION_KIND_ENDPOINT\x10\x04*\x86\x01\n" +
 	"\rInstanceState\x12\x1e\n" +
 	"\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INSTANCE_STATE_PENDING\x10\x01\x12\x1a\n" +
@@ -1518,49 +1654,53 @@ func file_openvpc_v1_resources_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_resources_proto_rawDescData
 }
 
-var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_openvpc_v1_resources_proto_goTypes = []any{
 	(RouteState)(0),               // 0: openvpc.v1.RouteState
 	(HostRole)(0),                 // 1: openvpc.v1.HostRole
-	(InstanceState)(0),            // 2: openvpc.v1.InstanceState
-	(PeeringState)(0),             // 3: openvpc.v1.PeeringState
-	(*Vpc)(nil),                   // 4: openvpc.v1.Vpc
-	(*Subnet)(nil),                // 5: openvpc.v1.Subnet
-	(*Route)(nil),                 // 6: openvpc.v1.Route
-	(*RouteTable)(nil),            // 7: openvpc.v1.RouteTable
-	(*Host)(nil),                  // 8: openvpc.v1.Host
-	(*Instance)(nil),              // 9: openvpc.v1.Instance
-	(*Peering)(nil),               // 10: openvpc.v1.Peering
-	(*InternetGateway)(nil),       // 11: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),             // 12: openvpc.v1.ElasticIp
-	(*FlowRecord)(nil),            // 13: openvpc.v1.FlowRecord
-	(*SecurityEvent)(nil),         // 14: openvpc.v1.SecurityEvent
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(EdgeFunctionKind)(0),         // 2: openvpc.v1.EdgeFunctionKind
+	(InstanceState)(0),            // 3: openvpc.v1.InstanceState
+	(PeeringState)(0),             // 4: openvpc.v1.PeeringState
+	(*Vpc)(nil),                   // 5: openvpc.v1.Vpc
+	(*Subnet)(nil),                // 6: openvpc.v1.Subnet
+	(*Route)(nil),                 // 7: openvpc.v1.Route
+	(*RouteTable)(nil),            // 8: openvpc.v1.RouteTable
+	(*Host)(nil),                  // 9: openvpc.v1.Host
+	(*EdgeFunction)(nil),          // 10: openvpc.v1.EdgeFunction
+	(*Instance)(nil),              // 11: openvpc.v1.Instance
+	(*Peering)(nil),               // 12: openvpc.v1.Peering
+	(*InternetGateway)(nil),       // 13: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),             // 14: openvpc.v1.ElasticIp
+	(*FlowRecord)(nil),            // 15: openvpc.v1.FlowRecord
+	(*SecurityEvent)(nil),         // 16: openvpc.v1.SecurityEvent
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_openvpc_v1_resources_proto_depIdxs = []int32{
-	15, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
-	15, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
+	17, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
+	17, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.Route.state:type_name -> openvpc.v1.RouteState
-	6,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
-	15, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
+	17, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
-	15, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	15, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
-	15, // 9: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 10: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
-	15, // 11: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
-	15, // 12: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
-	15, // 13: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
-	15, // 14: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
-	15, // 15: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
-	15, // 16: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	17, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	10, // 8: openvpc.v1.Host.functions:type_name -> openvpc.v1.EdgeFunction
+	2,  // 9: openvpc.v1.EdgeFunction.kind:type_name -> openvpc.v1.EdgeFunctionKind
+	3,  // 10: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
+	17, // 11: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 12: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
+	17, // 13: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
+	17, // 14: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
+	17, // 15: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
+	17, // 16: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
+	17, // 17: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
+	17, // 18: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
@@ -1573,8 +1713,8 @@ func file_openvpc_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_resources_proto_rawDesc), len(file_openvpc_v1_resources_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   11,
+			NumEnums:      5,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,4 +1,4 @@
-package dataplane
+package datapath
 
 import (
 	"encoding/binary"

@@ -1,18 +1,21 @@
-package dataplane
+package datapath
 
 import (
 	"net/netip"
 	"testing"
 
 	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/packet/packettest"
 )
+
+const red = 100
 
 func TestFlowRecords(t *testing.T) {
 	var f Flows
 	out, in := f.Table(Egress), f.Table(Ingress)
 	buf := make([]byte, 2048)
 	pkt := func(src, dst string, sport uint16) packet.IPv4 {
-		n := udpPacket(buf, src, dst, 10, 64, false)
+		n := packettest.UDP(buf, src, dst, 10, 64, false)
 		b := packet.IPv4(buf[packet.Headroom : packet.Headroom+n])
 		packet.UDP(b.Payload()).SetSrcPort(sport)
 		return b
@@ -61,7 +64,7 @@ func TestFlowTableBounded(t *testing.T) {
 	var f Flows
 	tb := f.Table(Egress)
 	buf := make([]byte, 2048)
-	n := udpPacket(buf, "10.0.1.4", "10.0.1.5", 10, 64, false)
+	n := packettest.UDP(buf, "10.0.1.4", "10.0.1.5", 10, 64, false)
 	p := packet.IPv4(buf[packet.Headroom : packet.Headroom+n])
 	for i := range 3 * flowTableSize {
 		tb.Begin()
@@ -82,7 +85,7 @@ func TestFlowRecordNoAllocs(t *testing.T) {
 	var f Flows
 	tb := f.Table(Egress)
 	buf := make([]byte, 2048)
-	n := udpPacket(buf, "10.0.1.4", "10.0.1.5", 10, 64, false)
+	n := packettest.UDP(buf, "10.0.1.4", "10.0.1.5", 10, 64, false)
 	p := packet.IPv4(buf[packet.Headroom : packet.Headroom+n])
 	tb.Begin()
 	defer tb.End()
