@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/dataplane"
 )
 
 func traceCmd(o *Options) *cobra.Command {
@@ -99,7 +99,7 @@ func printTrace(p *printer, req *pb.TraceInstanceRequest, r *pb.TraceInstanceRes
 // report at all) is not.
 func traceFailed(r *pb.TraceInstanceResponse) error {
 	switch r.Verdict {
-	case dataplane.Delivered.String(), dataplane.Forwarded.String():
+	case datapath.Delivered.String(), datapath.Forwarded.String():
 		return nil
 	case "":
 		return errors.New("the packet was not delivered: no host reported it")
