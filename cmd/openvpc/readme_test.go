@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,6 +107,27 @@ func TestREADME(t *testing.T) {
 	if os.Getenv(readmeEnv) != "" {
 		t.Skip("inside the README test's own commands")
 	}
+	// What the README's commands need besides openvpc. Like the other tests
+	// that need outside tools, this one skips without them, unless
+	// OPENVPC_E2E=1 (CI) says they must be there.
+	need := func(what string, ok bool) {
+		if ok {
+			return
+		}
+		if os.Getenv("OPENVPC_E2E") != "" {
+			t.Fatalf("the README needs %s", what)
+		}
+		t.Skipf("the README needs %s", what)
+	}
+	for _, tool := range []string{"bash", "make", "curl", "jq"} {
+		_, err := exec.LookPath(tool)
+		need(tool, err == nil)
+	}
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
+		ln.Close()
+	} else {
+		need("127.0.0.1:8080 free (its forward listens there)", false)
+	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +187,7 @@ func TestREADME(t *testing.T) {
 		}
 		checkREADMECmd(t, c, rc, outs[i], errs[i])
 	}
+	t.Logf("ran the README's %d commands", len(cmds))
 	if t.Failed() {
 		t.Logf("openvpc up printed:\n%s", up.String())
 	}
