@@ -25,6 +25,11 @@ const (
 	KindVPNGateway    Kind = "vgw"
 	KindDirectConnect Kind = "dxvif"
 	KindEndpoint      Kind = "vpce"
+	// Firewalls.
+	KindSecurityGroup     Kind = "sg"
+	KindSecurityGroupRule Kind = "sgr"
+	KindNetworkACL        Kind = "acl"
+	KindPrefixList        Kind = "pl"
 )
 
 // ANoun is Noun with its article: a VPC, an Elastic IP, an instance.
