@@ -169,7 +169,11 @@ func TestREADME(t *testing.T) {
 
 	home := t.TempDir()
 	config := filepath.Join(home, ".config", "openvpc", "config")
-	up := startUp(t, config)
+	// The cloud the README's `go run ./cmd/openvpc up` starts, on free
+	// ports and a data dir of the test's own.
+	up := startUp(t, "--data-dir", filepath.Join(t.TempDir(), "data"), "--admin-config", config,
+		"--internet-proxy", freeAddr(t), "--wire-port", upWirePort(t))
+	up.banner(t)
 	// The README's commands see the cloud as a user's shell would: the
 	// client config where up wrote it, ~/.config/openvpc/config.
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=", readmeEnv + "=1"}
@@ -189,7 +193,7 @@ func TestREADME(t *testing.T) {
 	}
 	t.Logf("ran the README's %d commands", len(cmds))
 	if t.Failed() {
-		t.Logf("openvpc up printed:\n%s", up.String())
+		t.Logf("openvpc up printed:\n%s", up.out)
 	}
 }
 
@@ -228,46 +232,6 @@ func checkFlags(t *testing.T, c readmeCmd) {
 	if r.code != 0 || len(path) == 0 || len(words)-len(path) > 1 {
 		t.Errorf("README.md:%d: %q does not parse: %s", c.line, c.text, r)
 	}
-}
-
-// startUp runs `openvpc up` as the README does, on free ports and a data
-// dir of the test's own, writing its client config to config; it waits
-// until the cloud says it is up and stops it at cleanup.
-func startUp(t *testing.T, config string) *syncBuffer {
-	t.Helper()
-	args := []string{"up", "--listen", freeAddr(t), "--data-dir", filepath.Join(t.TempDir(), "data"), "--admin-config", config,
-		"--internet-proxy", freeAddr(t), "--wire-port", strconv.Itoa(freeUDPPort(t)), "--nic", "netstack"}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = baseEnv()
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("openvpc up did not stop within 10s of SIGTERM:\n%s", out)
-		}
-	})
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "openvpc is up"); time.Sleep(100 * time.Millisecond) {
-		select {
-		case <-exited:
-			t.Fatalf("openvpc up exited:\n%s", out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("openvpc up not up after 60s:\n%s", out)
-		}
-	}
-	return out
 }
 
 // runScript runs script with bash in dir, in a process group of its own
