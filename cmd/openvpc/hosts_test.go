@@ -148,6 +148,7 @@ func TestSeparateHostProcesses(t *testing.T) {
 	if nic.TUNAvailable() {
 		// As root the agents chose TUN NICs: the instance is a namespace
 		// that exec enters, and the command's exit code is exec's.
+		// (instance exec: the old spelling of exec still works.)
 		out := s.ok(t, "instance", "exec", "a", "--", "cat", "/proc/net/dev")
 		if !strings.Contains(out, nic.DeviceName+":") {
 			t.Fatalf("exec a -- cat /proc/net/dev shows no %s:\n%s", nic.DeviceName, out)

@@ -197,16 +197,16 @@ func okJSON[T any](c *cloud, args ...string) T {
 	return v
 }
 
-// exec runs a command inside an instance, through `openvpc instance exec`.
+// exec runs a command inside an instance, through `openvpc exec`.
 func (c *cloud) exec(inst string, timeout time.Duration, cmd ...string) (string, int) {
 	c.t.Helper()
-	return run(c.t, c.room.bridge.ns, timeout, bin, append([]string{"--server", c.url, "--config", c.config, "instance", "exec", inst, "--"}, cmd...)...)
+	return run(c.t, c.room.bridge.ns, timeout, bin, append([]string{"--server", c.url, "--config", c.config, "exec", inst, "--"}, cmd...)...)
 }
 
 // background starts a long-running command inside an instance.
 func (c *cloud) background(inst string, env []string, cmd ...string) *proc {
 	c.t.Helper()
-	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "--config", c.config, "instance", "exec", inst, "--"}, cmd...)...)
+	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "--config", c.config, "exec", inst, "--"}, cmd...)...)
 }
 
 func (c *cloud) eventually(what string, d time.Duration, ok func() bool) {
@@ -300,8 +300,8 @@ func TestLinuxInstances(t *testing.T) {
 		c := c.in(t)
 		c.httpServer("b", b.PrivateIP)
 		c.mustCurl("a", b.PrivateIP, a.PrivateIP)
-		if out := c.ok("instance", "connect", "a", b.PrivateIP+":8080"); !strings.Contains(out, "connected") {
-			t.Errorf("openvpc instance connect:\n%s", out)
+		if out := c.ok("connect", "a", b.PrivateIP+":8080"); !strings.Contains(out, "connected") {
+			t.Errorf("openvpc connect:\n%s", out)
 		}
 	})
 
