@@ -75,7 +75,7 @@ func (s agentAPI) TraceReports(_ context.Context, req *connect.Request[pb.TraceR
 	out := &pb.TraceReportsResponse{}
 	if o := s.a.observed(); o != nil {
 		for _, r := range o.TraceReports(req.Msg.TraceId) {
-			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At)})
+			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At), Steps: stepsOf(r.Steps)})
 		}
 	}
 	return connect.NewResponse(out), nil
