@@ -15,6 +15,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -48,8 +49,9 @@ func (c *Cloud) AddAgent(id string, addr netip.Addr) *agent.Agent {
 		c.t.Fatal(err)
 	}
 	a, err := agent.New(agent.Config{
-		Server: c.Server(0).URL(), HostID: id, Underlay: addr, Creds: c.Credentials(id, pki.RoleHost, addr), Heartbeat: c.Heartbeat,
-		Logger: c.Log, Wire: wire, WirePort: port, API: "127.0.0.1:0",
+		Node: node.Config{Server: c.Server(0).URL(), HostID: id, Underlay: addr, Creds: c.Credentials(id, pki.RoleHost, addr), Heartbeat: c.Heartbeat,
+			Logger: c.Log, API: "127.0.0.1:0"},
+		Wire: wire, WirePort: port,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -92,8 +94,8 @@ func (c *Cloud) AddEdge(id string, addr netip.Addr, outside datapath.Port) *Edge
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	n, err := edge.NewNode(agent.Config{
-		Server: c.Server(0).URL(), HostID: id, Creds: c.Credentials(id, pki.RoleEdge, addr), Heartbeat: EdgeHeartbeat, Logger: c.Log, WirePort: port, API: "127.0.0.1:0",
+	n, err := edge.NewNode(node.Config{
+		Server: c.Server(0).URL(), HostID: id, Creds: c.Credentials(id, pki.RoleEdge, addr), Heartbeat: EdgeHeartbeat, Logger: c.Log, API: "127.0.0.1:0",
 	}, edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: outside})
 	if err != nil {
 		c.t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 )
 
@@ -264,8 +264,8 @@ func (c *Cloud) Ctx() context.Context {
 type Host struct {
 	ID       string
 	Underlay netip.Addr
-	Mirror   *agent.Mirror
-	Sub      *agent.Subscriber
+	Mirror   *node.Mirror
+	Sub      *node.Subscriber
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -283,8 +283,8 @@ func (c *Cloud) AddHost(url, id string, underlay netip.Addr) *Host {
 	})); err != nil {
 		c.t.Fatal(err)
 	}
-	h := &Host{ID: id, Underlay: underlay, Mirror: agent.NewMirror()}
-	h.Sub = &agent.Subscriber{Client: cl.Mapping, HostID: id, Apply: h.Mirror.Apply, Heartbeat: c.Heartbeat, Log: c.Log}
+	h := &Host{ID: id, Underlay: underlay, Mirror: node.NewMirror()}
+	h.Sub = &node.Subscriber{Client: cl.Mapping, HostID: id, Apply: h.Mirror.Apply, Heartbeat: c.Heartbeat, Log: c.Log}
 	h.Connect()
 	c.t.Cleanup(h.Disconnect)
 	return h
@@ -320,8 +320,8 @@ func (h *Host) Disconnect() {
 // Expected computes, from the management API alone, what host's cache must
 // hold: the VPCs of its live instances and their active peers, all their
 // facts, and every live instance's mapping in them.
-func Expected(ctx context.Context, cl Clients, host string) (agent.State, error) {
-	st := agent.State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[agent.MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
+func Expected(ctx context.Context, cl Clients, host string) (node.State, error) {
+	st := node.State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[node.MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
 	vpcs, err := cl.VPC.ListVpcs(ctx, connect.NewRequest(&pb.ListVpcsRequest{}))
 	if err != nil {
 		return st, err
@@ -424,7 +424,7 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 	for _, i := range insts.Msg.Instances {
 		if live(i) && scope[i.VpcId] {
 			vni := byID[i.VpcId].Vni
-			st.Mappings[agent.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
+			st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 			}
 			holdHost(i.HostId)
@@ -443,7 +443,7 @@ func sortFacts(f *pb.VpcFacts) {
 }
 
 // Diff describes how got differs from want, or returns "".
-func Diff(got, want agent.State) string {
+func Diff(got, want node.State) string {
 	var d []string
 	for vni, w := range want.VPCs {
 		g, ok := got.VPCs[vni]

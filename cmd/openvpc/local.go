@@ -12,6 +12,7 @@ import (
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -79,8 +80,8 @@ func startLocal(ctx context.Context, cfg localConfig) (*localCloud, error) {
 			return fail(err)
 		}
 		a, err := agent.New(agent.Config{
-			Server: s.URL(), HostID: id, Creds: creds, Logger: cfg.Log,
-			Underlay: addr, Wire: wire, WirePort: cfg.WirePort, API: "127.0.0.1:0", NIC: backend,
+			Node: node.Config{Server: s.URL(), HostID: id, Creds: creds, Logger: cfg.Log, Underlay: addr, API: "127.0.0.1:0"},
+			Wire: wire, WirePort: cfg.WirePort, NIC: backend,
 		})
 		if err != nil {
 			return fail(err)

@@ -14,7 +14,7 @@ import (
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/edge/internet"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -78,7 +78,7 @@ func startInternet(ctx context.Context, s *server.Server, log *slog.Logger, edge
 			u.close()
 			return nil, err
 		}
-		n, err := edge.NewNode(agent.Config{Server: s.URL(), HostID: id, Creds: creds, Logger: log, WirePort: port, API: "127.0.0.1:0"},
+		n, err := edge.NewNode(node.Config{Server: s.URL(), HostID: id, Creds: creds, Logger: log, API: "127.0.0.1:0"},
 			edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: u.inet.Attach()})
 		if err != nil {
 			u.close()

@@ -26,7 +26,7 @@ import (
 	"github.com/openvpc/openvpc/control/store"
 	"github.com/openvpc/openvpc/control/trust"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node/forward"
 )
 
 // Config is everything `openvpc server` needs.
@@ -183,7 +183,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
 	mux.Handle(openvpcv1connect.NewTrustServiceHandler(s.Trust, opt))
-	mux.HandleFunc(agent.ForwardPath, insts.Forward)
+	mux.HandleFunc(forward.Path, insts.Forward)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)

@@ -13,6 +13,7 @@ import (
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
 )
@@ -27,8 +28,8 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	c := testcloud.New(t, etcd)
 	api := c.API()
 	ctx := c.Ctx()
-	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
-		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))})
+	a, err := agent.New(agent.Config{Node: node.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 }
 
 // compare checks what the tables can answer: VPCs, mappings and hosts.
-func compare(got, want agent.State) string {
+func compare(got, want node.State) string {
 	for vni, w := range want.VPCs {
 		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr {
 			return fmt.Sprintf("VPC %d: got %v want %v", vni, g, w)

@@ -13,6 +13,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
 	"github.com/openvpc/openvpc/underlay"
@@ -80,8 +81,8 @@ func TestAgentNICBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log, Wire: wire, NIC: rec,
-		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))})
+	a, err := agent.New(agent.Config{Node: node.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))}, Wire: wire, NIC: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

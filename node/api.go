@@ -1,10 +1,10 @@
-package agent
+package node
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,61 +15,99 @@ import (
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node/forward"
 	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/pki"
 )
 
-// agentAPI serves AgentService: acting as one of this host's instances.
-type agentAPI struct{ a *Agent }
+// nodeAPI serves AgentService: the node's flows and traces, and on a host
+// acting as one of its instances.
+type nodeAPI struct {
+	n *Node
+	r Role
+}
 
-var _ openvpcv1connect.AgentServiceHandler = agentAPI{}
+var _ openvpcv1connect.AgentServiceHandler = nodeAPI{}
 
-// serveAPI listens on addr and serves AgentService until ctx ends; it
-// returns the URL to register.
-func (a *Agent) serveAPI(ctx context.Context, addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+// apiServer is the node API's HTTP server on its listener.
+type apiServer struct {
+	srv *http.Server
+	ln  net.Listener
+	tls bool
+}
+
+// listenAPI listens on n.API and returns the server to serve there and
+// the URL to register: over TLS to openvpc servers only when the node has
+// credentials, else in cleartext (--insecure-loopback clouds, on
+// loopback).
+func (n *Node) listenAPI(r Role) (*apiServer, string, error) {
+	ln, err := net.Listen("tcp", n.API)
 	if err != nil {
-		return "", fmt.Errorf("agent: API listen on %s: %w", addr, err)
+		return nil, "", fmt.Errorf("node: API listen on %s: %w", n.API, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(openvpcv1connect.NewAgentServiceHandler(agentAPI{a}))
-	mux.HandleFunc(ForwardPath, agentAPI{a}.forward)
+	api := nodeAPI{n, r}
+	mux.Handle(openvpcv1connect.NewAgentServiceHandler(api))
+	mux.HandleFunc(forward.Path, api.forward)
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 5 * time.Second}
-	url, err := a.serveAPIOn(srv, ln)
-	if err != nil {
-		return "", err
+	s := &apiServer{srv: &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	if n.Creds == nil {
+		if ip, err := netip.ParseAddrPort(ln.Addr().String()); err != nil || !ip.Addr().IsLoopback() {
+			ln.Close()
+			return nil, "", fmt.Errorf("node: without credentials the node API is served only on loopback, not %s", ln.Addr())
+		}
+		return s, "http://" + ln.Addr().String(), nil
 	}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	return url, nil
+	s.tls = true
+	s.srv.TLSConfig = pki.AgentServerTLS(n.Creds.Current, n.Creds.Pool)
+	// Refused handshakes (callers that are not servers) land here.
+	s.srv.ErrorLog = slog.NewLogLogger(n.Logger.Handler(), slog.LevelWarn)
+	s.srv.Protocols.SetHTTP2(true)
+	return s, "https://" + ln.Addr().String(), nil
 }
 
-func (s agentAPI) instance(vni uint32, ip string) (nic.NIC, error) {
+// serve serves until close.
+func (s *apiServer) serve() error {
+	var err error
+	if s.tls {
+		err = s.srv.ServeTLS(s.ln, "", "")
+	} else {
+		err = s.srv.Serve(s.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("node: API on %s: %w", s.ln.Addr(), err)
+}
+
+// close ends the server and every request it serves (a port-forward runs
+// as long as its client wants: it ends here, not by itself).
+func (s *apiServer) close() error {
+	if err := s.srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s nodeAPI) instance(vni uint32, ip string) (Instance, error) {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("instance address %q: %v", ip, err))
 	}
-	ns, ok := s.a.NIC(vni, addr)
-	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, vni, s.a.HostID))
+	var inst Instance
+	ok := false
+	if s.r.Instances != nil {
+		inst, ok = s.r.Instances.Instance(vni, addr)
 	}
-	return ns, nil
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, vni, s.n.HostID))
+	}
+	return inst, nil
 }
 
-// ForwardPath is where the agent upgrades an HTTP/1.1 connection into a
-// TCP stream from inside one of its instances (a port-forward):
-// GET ForwardPath?vni=V&ip=INSTANCE&to=ADDR:PORT with Upgrade: ForwardProtocol.
-const (
-	ForwardPath     = "/openvpc/forward"
-	ForwardProtocol = "openvpc-forward"
-)
-
-func (s agentAPI) forward(w http.ResponseWriter, r *http.Request) {
+func (s nodeAPI) forward(w http.ResponseWriter, r *http.Request) {
 	vni, err := strconv.ParseUint(r.URL.Query().Get("vni"), 10, 32)
 	if err != nil {
 		http.Error(w, "vni: "+err.Error(), http.StatusBadRequest)
@@ -88,16 +126,7 @@ func (s agentAPI) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
-	SpliceUpgraded(w, up)
-}
-
-// Splice copies both ways between a client (whose buffered bytes are in
-// br) and an upstream connection until either side ends.
-func Splice(client net.Conn, br io.Reader, upstream net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(upstream, br); done <- struct{}{} }()
-	go func() { io.Copy(client, upstream); done <- struct{}{} }()
-	<-done
+	forward.SpliceUpgraded(w, up)
 }
 
 func timeoutOf(ms int64) time.Duration {
@@ -107,7 +136,7 @@ func timeoutOf(ms int64) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-func (s agentAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]) (*connect.Response[pb.PingResponse], error) {
+func (s nodeAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]) (*connect.Response[pb.PingResponse], error) {
 	m := req.Msg
 	ns, err := s.instance(m.Vni, m.InstanceIp)
 	if err != nil {
@@ -157,14 +186,14 @@ func (s agentAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest]
 // forgedPing crafts echo requests with a source address the instance may
 // not own and puts them on its egress path, as a compromised instance
 // would send them; it answers the data plane's verdict.
-func (s agentAPI) forgedPing(m *pb.PingRequest, to netip.Addr, count int32) (*connect.Response[pb.PingResponse], error) {
+func (s nodeAPI) forgedPing(m *pb.PingRequest, to netip.Addr, count int32) (*connect.Response[pb.PingResponse], error) {
 	src, err := netip.ParseAddr(m.Source)
 	if err != nil || !src.Is4() {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("source %q is not an IPv4 address", m.Source))
 	}
-	eni, ok := s.a.nics.eni(m.Vni, netip.MustParseAddr(m.InstanceIp))
-	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s on host %s", m.InstanceIp, s.a.HostID))
+	inst, err := s.instance(m.Vni, m.InstanceIp)
+	if err != nil {
+		return nil, err
 	}
 	resp := &pb.PingResponse{}
 	for seq := range count {
@@ -176,7 +205,7 @@ func (s agentAPI) forgedPing(m *pb.PingRequest, to netip.Addr, count int32) (*co
 		icmp.SetSeq(uint16(seq))
 		copy(icmp.Payload(), "openvpc!")
 		icmp.SetChecksum(icmp.ComputeChecksum())
-		v, err := s.a.Plane.Send(eni, pkt)
+		v, err := inst.Send(pkt)
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInternal, err)
 		}
@@ -188,7 +217,7 @@ func (s agentAPI) forgedPing(m *pb.PingRequest, to netip.Addr, count int32) (*co
 	return connect.NewResponse(resp), nil
 }
 
-func (s agentAPI) Connect(ctx context.Context, req *connect.Request[pb.ConnectRequest]) (*connect.Response[pb.ConnectResponse], error) {
+func (s nodeAPI) Connect(ctx context.Context, req *connect.Request[pb.ConnectRequest]) (*connect.Response[pb.ConnectResponse], error) {
 	m := req.Msg
 	ns, err := s.instance(m.Vni, m.InstanceIp)
 	if err != nil {
