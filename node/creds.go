@@ -142,11 +142,12 @@ func join(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 // streams already open on old connections (the subscription) run on.
 type rotatingTransport struct {
 	creds *pki.Credentials
+	conns *conns
 	cur   atomic.Pointer[http.Transport]
 }
 
-func newRotatingTransport(creds *pki.Credentials) *rotatingTransport {
-	t := &rotatingTransport{creds: creds}
+func newRotatingTransport(creds *pki.Credentials, conns *conns) *rotatingTransport {
+	t := &rotatingTransport{creds: creds, conns: conns}
 	t.rotate()
 	return t
 }
@@ -156,7 +157,7 @@ func (t *rotatingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (t *rotatingTransport) rotate() {
-	next := pki.HTTPClient(t.creds.ClientTLS()).Transport.(*http.Transport)
+	next := t.conns.wrap(pki.HTTPClient(t.creds.ClientTLS()).Transport.(*http.Transport))
 	if old := t.cur.Swap(next); old != nil {
 		old.CloseIdleConnections()
 	}

@@ -41,7 +41,8 @@ type Config struct {
 	// CredDir, when set, is where renewed certificates are kept.
 	CredDir string
 	// HTTP carries the API calls (default: HTTP/2 over TLS with Creds,
-	// each renewal starting new connections).
+	// each renewal starting new connections, all closed when Run ends; a
+	// client given here is the caller's to close).
 	HTTP *http.Client
 	// Heartbeat is how often the node reports in without changes (default
 	// the Subscriber's).
@@ -86,6 +87,9 @@ type Node struct {
 	Reporter *Reporter
 	// role is what Run serves; set once, before the subscription starts.
 	role Role
+	// conns are the connections of the HTTP client New made, closed when
+	// Run ends.
+	conns conns
 }
 
 // Role is what a node's role (a host's data plane and instances, an
@@ -116,15 +120,16 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.HTTP == nil {
+	n := &Node{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger)}
+	if n.HTTP == nil {
 		if cfg.Creds != nil {
-			cfg.HTTP = &http.Client{Transport: newRotatingTransport(cfg.Creds)}
+			n.HTTP = &http.Client{Transport: newRotatingTransport(cfg.Creds, &n.conns)}
 		} else {
-			cfg.HTTP = pki.HTTPClient(nil)
+			n.HTTP = &http.Client{Transport: n.conns.wrap(pki.HTTPClient(nil).Transport.(*http.Transport))}
 		}
 	}
-	mc := openvpcv1connect.NewMappingServiceClient(cfg.HTTP, cfg.Server)
-	n := &Node{Config: cfg, Cache: NewCache(cfg.HostID, cfg.Logger), Reporter: NewReporter(mc, cfg.HostID, cfg.Logger)}
+	mc := openvpcv1connect.NewMappingServiceClient(n.HTTP, cfg.Server)
+	n.Reporter = NewReporter(mc, cfg.HostID, cfg.Logger)
 	n.Sub = &Subscriber{Client: mc, HostID: cfg.HostID, Apply: n.apply, Removed: n.removed, Heartbeat: cfg.Heartbeat, Log: cfg.Logger}
 	return n, nil
 }
@@ -184,7 +189,11 @@ func (n *Node) Run(ctx context.Context, r Role) error {
 		}
 		return n.Sub.Run(ctx)
 	})
-	return g.Wait()
+	err := g.Wait()
+	// Connections keep goroutines of their own (HTTP/2 read loops) on
+	// both ends; Run leaves nothing running.
+	n.conns.closeAll()
+	return err
 }
 
 func (n *Node) register(ctx context.Context, agentURL string) error {

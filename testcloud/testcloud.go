@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/openvpc/openvpc/cli"
@@ -49,7 +50,25 @@ func StartEtcd() (*Etcd, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Etcd{Endpoint: "http://" + e.Clients[0].Addr().String(), stop: func() { e.Close(); os.RemoveAll(dir) }}, nil
+	et := &Etcd{Endpoint: "http://" + e.Clients[0].Addr().String(), stop: func() { e.Close(); os.RemoveAll(dir) }}
+	// etcd finishes starting its serving goroutines after it says it is
+	// ready; once it answers /health they all run, so a test that counts
+	// goroutines (CheckLeaks) does not see them as its own.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r, err := http.Get(et.Endpoint + "/health")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			et.Stop()
+			return nil, fmt.Errorf("etcd does not answer %s/health: %v", et.Endpoint, err)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+	return et, nil
 }
 
 // Stop stops the etcd and removes its data.
@@ -518,7 +537,7 @@ func (c *Cloud) Converge(cl Clients, hosts ...*Host) {
 
 // Main runs a test binary's tests with an embedded etcd, shared by them
 // through *e, and exits: call it from TestMain.
-func Main(m *testing.M, e **Etcd) {
+func Main(m *testing.M, e **Etcd, opts ...MainOption) {
 	var err error
 	if *e, err = StartEtcd(); err != nil {
 		fmt.Fprintln(os.Stderr, "testcloud: embedded etcd:", err)
@@ -526,5 +545,19 @@ func Main(m *testing.M, e **Etcd) {
 	}
 	code := m.Run()
 	(*e).Stop()
+	if code == 0 && slices.Contains(opts, CheckLeaks) {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "testcloud: goroutines outlived the tests (something's Run or Close does not wait for what it started):", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
+
+// MainOption changes what Main does.
+type MainOption int
+
+// CheckLeaks fails the test binary when goroutines outlive its tests and
+// the etcd (go.uber.org/goleak): every server, agent and edge a test
+// started must have stopped everything it started.
+const CheckLeaks MainOption = 1

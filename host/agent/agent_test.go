@@ -20,7 +20,7 @@ import (
 
 var etcd *testcloud.Etcd
 
-func TestMain(m *testing.M) { testcloud.Main(m, &etcd) }
+func TestMain(m *testing.M) { testcloud.Main(m, &etcd, testcloud.CheckLeaks) }
 
 // TestAgentCacheMatchesStore runs a real host agent (lookup tables, not
 // the test mirror) and checks its cache against the store after changes.

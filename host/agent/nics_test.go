@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.uber.org/goleak"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
@@ -81,6 +82,12 @@ func TestAgentNICBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
+	// What runs now (the cloud, and the test's API connection, opened
+	// here) may run on; what the agent starts may not outlive it.
+	if _, err := api.Inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
 	a, err := agent.New(agent.Config{Node: node.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
 		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))}, Wire: wire, NIC: rec})
 	if err != nil {
@@ -132,6 +139,9 @@ func TestAgentNICBackend(t *testing.T) {
 	cancel()
 	<-done
 	stopped = true
+	// Run returned: nothing it started runs on (the subscription, acks,
+	// reporter, renewal, API server, wire and NIC loops).
+	goleak.VerifyNone(t, before)
 	if _, closed, _ := rec.state(); !slices.Equal(closed, []string{insts[0].Id, insts[1].Id}) {
 		t.Errorf("after the agent stopped, closed %v; want both instances", closed)
 	}
