@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"go.uber.org/goleak"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
@@ -16,6 +18,7 @@ import (
 	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 var etcd *testcloud.Etcd
@@ -156,4 +159,42 @@ func compare(got, want node.State) string {
 		}
 	}
 	return ""
+}
+
+// TestAgentStopsWhenItsWireDoes: an agent whose underlay closes under it
+// (it would no longer receive anything) stops with an error saying so,
+// rather than looking alive to the cloud, and leaves nothing running.
+func TestAgentStopsWhenItsWireDoes(t *testing.T) {
+	c := testcloud.New(t, etcd)
+	addr := netip.MustParseAddr("127.0.1.1")
+	wire, err := underlay.NewMemNet().Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.API().Inst.ListHosts(c.Ctx(), connect.NewRequest(&pb.ListHostsRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
+	a, err := agent.New(agent.Config{Node: node.Config{Server: c.API().URL, HostID: "host-a", Underlay: addr, Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, addr), API: "127.0.0.1:0"}, Wire: wire})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	for deadline := time.Now().Add(10 * time.Second); !a.Sub.Connected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not subscribe")
+		}
+	}
+	wire.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "underlay stopped receiving") {
+			t.Fatalf("Run: %v, want the underlay's failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run went on with its wire closed")
+	}
+	goleak.VerifyNone(t, before)
 }
