@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -25,15 +26,26 @@ import (
 type nodeAPI struct {
 	n *Node
 	r Role
+	// stopping ends when the API server closes: port-forwards, hijacked
+	// from the HTTP server, end with it.
+	stopping context.Context
 }
 
 var _ openvpcv1connect.AgentServiceHandler = nodeAPI{}
 
-// apiServer is the node API's HTTP server on its listener.
+// apiServer is the node API's HTTP server on its listener. It counts the
+// handlers running, so that close can wait for them: a port-forward's
+// handler runs as long as the forward, which the HTTP server no longer
+// tracks once it is hijacked.
 type apiServer struct {
-	srv *http.Server
-	ln  net.Listener
-	tls bool
+	srv  *http.Server
+	ln   net.Listener
+	tls  bool
+	stop context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	handlers sync.WaitGroup
 }
 
 // listenAPI listens on n.API and returns the server to serve there and
@@ -45,17 +57,20 @@ func (n *Node) listenAPI(r Role) (*apiServer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("node: API listen on %s: %w", n.API, err)
 	}
+	stopping, stop := context.WithCancel(context.Background())
 	mux := http.NewServeMux()
-	api := nodeAPI{n, r}
+	api := nodeAPI{n, r, stopping}
 	mux.Handle(openvpcv1connect.NewAgentServiceHandler(api))
 	mux.HandleFunc(forward.Path, api.forward)
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	s := &apiServer{srv: &http.Server{Handler: mux, Protocols: p, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	s := &apiServer{ln: ln, stop: stop}
+	s.srv = &http.Server{Handler: s.track(mux), Protocols: p, ReadHeaderTimeout: 5 * time.Second}
 	if n.Creds == nil {
 		if ip, err := netip.ParseAddrPort(ln.Addr().String()); err != nil || !ip.Addr().IsLoopback() {
 			ln.Close()
+			stop()
 			return nil, "", fmt.Errorf("node: without credentials the node API is served only on loopback, not %s", ln.Addr())
 		}
 		return s, "http://" + ln.Addr().String(), nil
@@ -82,10 +97,33 @@ func (s *apiServer) serve() error {
 	return fmt.Errorf("node: API on %s: %w", s.ln.Addr(), err)
 }
 
+// track counts the handlers running and refuses requests once closing.
+func (s *apiServer) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			http.Error(w, "node: shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // close ends the server and every request it serves (a port-forward runs
-// as long as its client wants: it ends here, not by itself).
+// as long as its client wants: it ends here, not by itself), and waits
+// for their handlers.
 func (s *apiServer) close() error {
-	if err := s.srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	err := s.srv.Close()
+	s.handlers.Wait()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil
@@ -126,6 +164,7 @@ func (s nodeAPI) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
+	defer context.AfterFunc(s.stopping, func() { up.Close() })()
 	forward.SpliceUpgraded(w, up)
 }
 
