@@ -158,7 +158,7 @@ func (n *Node) removed() {
 // (retrying while the server is away), then keeps the cache current,
 // reports events and renews the certificate, while r.Serve runs beside.
 // It returns when ctx ends or any part fails, once every part stopped,
-// with the first error (ctx's when it ended).
+// with the first error (ctx's when it ended). A node runs once.
 func (n *Node) Run(ctx context.Context, r Role) error {
 	n.role = r
 	g, ctx := errgroup.WithContext(ctx)
@@ -182,7 +182,7 @@ func (n *Node) Run(ctx context.Context, r Role) error {
 		if err := n.register(ctx, agentURL); err != nil {
 			return err
 		}
-		n.Logger.Info("node joined", "host", n.HostID, "role", roleName(n.Role), "underlay", n.Underlay, "server", n.Server)
+		n.Logger.Info(roleName(n.Role)+" joined", "host", n.HostID, "underlay", n.Underlay, "server", n.Server)
 		g.Go(func() error { return n.Reporter.Run(ctx) })
 		if n.Creds != nil {
 			g.Go(func() error { return n.renewLoop(ctx) })
