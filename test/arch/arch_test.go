@@ -173,3 +173,29 @@ func TestPackageDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesCatchChains: the table catches a forbidden import made through
+// other packages, third-party ones included, and names the whole chain;
+// an allowed exception is not reported.
+func TestRulesCatchChains(t *testing.T) {
+	imports := map[string][]string{
+		module + "edge":        {module + "host/tables", "example.com/lib"},
+		module + "host/tables": {"net/netip"},
+		"example.com/lib":      {module + "host/agent"},
+		module + "host/agent":  {module + "node"},
+	}
+	i := slices.IndexFunc(rules, func(r rule) bool { return r.pkg == "edge/..." && slices.Contains(r.never, "host/...") })
+	if i < 0 || !slices.Contains(rules[i].except, "host/tables") {
+		t.Fatal("no rule keeps edge/ from host/ but for host/tables")
+	}
+	edgeRule := rules[i]
+	chain := find(module+"edge", imports, func(imp string) bool { return forbidden(edgeRule, imp) })
+	if want := []string{"edge", "example.com/lib", "host/agent"}; !slices.Equal(chain, want) {
+		t.Fatalf("chain %v, want %v", chain, want)
+	}
+	delete(imports, "example.com/lib")
+	imports[module+"edge"] = []string{module + "host/tables"}
+	if chain := find(module+"edge", imports, func(imp string) bool { return forbidden(edgeRule, imp) }); chain != nil {
+		t.Fatalf("host/tables is allowed to edge, yet %v", chain)
+	}
+}
