@@ -40,6 +40,7 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, a.Sub.Connected) // registered: instances can be placed on it
 	other := c.AddHost(api.URL, "host-b", netip.MustParseAddr("127.0.1.2"))
 
 	vpc := func(name, cidr string) *pb.Vpc {

@@ -103,6 +103,7 @@ func TestAgentNICBackend(t *testing.T) {
 			<-done
 		}
 	})
+	eventually(t, a.Sub.Connected) // registered: instances can be placed on it
 	if _, err := api.VPC.CreateVpc(ctx, connect.NewRequest(&pb.CreateVpcRequest{Name: "red", Cidr: "10.0.0.0/16"})); err != nil {
 		t.Fatal(err)
 	}
