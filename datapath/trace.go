@@ -17,6 +17,31 @@ type Step struct {
 	Detail string
 }
 
+// Trace records the steps of a story as the story runs them, for `openvpc
+// trace`. Stories take a *Trace that is nil on the packet path: there each
+// step costs one predictable branch, and nothing is formatted. A step
+// records itself where it decides, so a new step is one edit and shows up
+// in every trace.
+type Trace struct {
+	Steps []Step
+}
+
+// Step records a step: whether the packet passed it, and what the cache
+// said.
+func (t *Trace) Step(name string, pass bool, detail string) {
+	t.Steps = append(t.Steps, Step{Name: name, Pass: pass, Detail: detail})
+}
+
+// Pass records a step the packet passed.
+func (t *Trace) Pass(name, format string, args ...any) {
+	t.Steps = append(t.Steps, Step{Name: name, Pass: true, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Fail records the step that ended the story.
+func (t *Trace) Fail(name, format string, args ...any) {
+	t.Steps = append(t.Steps, Step{Name: name, Detail: fmt.Sprintf(format, args...)})
+}
+
 // Probe builds the packet a trace follows: a TCP SYN, a UDP datagram or
 // an ICMP echo request from src to dst (port: the destination port).
 func Probe(proto uint8, src, dst netip.Addr, port uint16) ([]byte, error) {

@@ -1,28 +1,54 @@
 // Package edge is Blackfoot: the edge of the VPC network. An edge is an
-// underlay endpoint like a host; instead of instances it owns an outside
-// port (the internet). Its first function is the internet gateway: it
-// unwraps VPC traffic and translates private addresses to Elastic IPs on
-// the way out, and back on the way in, with no per-flow state, so any edge
-// can carry any packet and edges scale out.
+// underlay endpoint like a host; instead of instances it serves functions
+// — the internet gateway (edge/igw) first; VPN, Direct Connect and
+// endpoints to come — each with its own port to the outside. The edge is
+// a dispatcher: it checks every packet's sender as a host does, hands it
+// to the function the packet names, and carries what a function lets in
+// to the instance's host.
 //
 // Two short stories, named after their checks:
 //
 //	Outbound (wire → outside): parse → known host → sender owns the source →
-//	    internet gateway → destination outside the VPC → Elastic IP → translate → out
-//	Inbound (outside → wire): parse → Elastic IP → mapping → router hop (TTL) →
-//	    translate → encapsulate → to the instance's host
+//	    function → (the function's own steps) → out of its outside port
+//	Inbound (outside → wire): parse → (the function's own steps) → mapping →
+//	    router hop (TTL) → encapsulate → to the instance's host
 package edge
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openvpc/openvpc/datapath"
-	"github.com/openvpc/openvpc/edge/nat"
+	"github.com/openvpc/openvpc/edge/igw"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/underlay"
 )
+
+// Function is one of Blackfoot's jobs. The edge has verified a packet's
+// sender before its function sees it; a function decides only what is its
+// own (an Elastic IP, a tunnel, a VLAN) and leaves the packet in place.
+// Adding a function is writing one and listing it in Config.Functions.
+type Function interface {
+	// Kind is the route target kind the function serves.
+	Kind() tables.TargetKind
+	// Targets are the targets it serves; nil serves every target of the kind.
+	Targets() []uint64
+	// Outside is its port to what lies beyond the VPC.
+	Outside() datapath.Port
+	// FromVPC takes a packet an instance sent to target in VPC vni toward
+	// the outside, rewriting it in place if it must; Forwarded means write
+	// inner to the outside port.
+	FromVPC(snap *tables.Snapshot, vni uint32, target uint64, inner packet.IPv4, t *datapath.Trace) datapath.Verdict
+	// FromOutside takes a packet from the outside into a VPC: it says which
+	// VPC, and leaves pkt addressed to the instance (translated in place if
+	// it must).
+	FromOutside(snap *tables.Snapshot, pkt packet.IPv4, t *datapath.Trace) (vni uint32, v datapath.Verdict)
+}
 
 // Config is what an edge needs besides its cache.
 type Config struct {
@@ -32,8 +58,11 @@ type Config struct {
 	Wire underlay.Conn
 	// WirePort is the UDP port hosts receive Geneve on (default 6081).
 	WirePort uint16
-	// Outside is the internet side: a Linux interface, or a netstack
-	// segment in tests and `openvpc up`.
+	// Functions are what the edge serves, at most one per target kind.
+	Functions []Function
+	// Outside, when set, is a port to the internet: the edge then serves
+	// the internet gateway function on it (shorthand for igw.New(Outside)
+	// in Functions).
 	Outside datapath.Port
 	// Events receives one call per packet whose verdict is an attack; it
 	// must not block.
@@ -44,8 +73,18 @@ type Config struct {
 type Edge struct {
 	cfg    Config
 	tables *tables.Tables
+	fns    [numKinds]Function // by the target kind they serve
+	// targets are each function's Targets, asked once.
+	targets [numKinds][]uint64
 	// Out and In count the verdicts of the two stories.
 	Out, In datapath.Counters
+	// Received counts the packets hosts sent, by the target kind they
+	// named, served here or not: an edge that does not serve a function
+	// should see none for it.
+	Received [numKinds]atomic.Uint64
+	// ReadErrors counts transient errors of the wire and outside ports:
+	// each loop reads on after one.
+	ReadErrors atomic.Uint64
 	// Flows holds per-flow records: egress is out (as the instance sent
 	// it, before translation), ingress is in (after translation).
 	Flows datapath.Flows
@@ -53,51 +92,114 @@ type Edge struct {
 	Traces datapath.Traces
 }
 
-// New returns an edge data plane over the cache t.
-func New(t *tables.Tables, cfg Config) *Edge {
+// numKinds bounds the target kinds (tables.TargetKind fits in a byte and
+// the kinds are few).
+const numKinds = 16
+
+// New returns an edge data plane over the cache t. It refuses two
+// functions of one kind, or a kind that is not an edge's.
+func New(t *tables.Tables, cfg Config) (*Edge, error) {
 	if cfg.WirePort == 0 {
 		cfg.WirePort = underlay.Port
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(datapath.Event) {}
 	}
-	return &Edge{cfg: cfg, tables: t}
+	if cfg.Outside != nil {
+		cfg.Functions = append(cfg.Functions, igw.New(cfg.Outside))
+	}
+	x := &Edge{cfg: cfg, tables: t}
+	for _, f := range cfg.Functions {
+		k := f.Kind()
+		if !k.Edge() || int(k) >= numKinds {
+			return nil, fmt.Errorf("edge: %v is not an edge function", k)
+		}
+		if x.fns[k] != nil {
+			return nil, fmt.Errorf("edge: two %v functions; serve each kind once", k)
+		}
+		x.fns[k], x.targets[k] = f, f.Targets()
+	}
+	return x, nil
 }
+
+// Functions are the functions the edge serves.
+func (x *Edge) Functions() []Function { return x.cfg.Functions }
 
 // Outbound is the story of a datagram from a host, payload being its UDP
 // payload (Geneve onward) from outerSrc. When the verdict is Forwarded,
-// *out is the translated packet to send to the outside: a sub-slice of
+// *out is the packet to write to fn's outside port: a sub-slice of
 // payload.
 func (x *Edge) Outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, out *packet.IPv4) datapath.Verdict {
 	var e packet.Encap
-	if !packet.ParseGenevePayload(payload, &e) {
-		return datapath.Malformed
-	}
-	return x.outbound(snap, outerSrc, &e, out)
+	v, _ := x.outbound(snap, outerSrc, payload, &e, out, nil, nil)
+	return v
 }
 
-// outbound is Outbound after parsing.
-func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, e *packet.Encap, out *packet.IPv4) datapath.Verdict {
-	inner := e.Inner
-	sender, ok := snap.Host(outerSrc)
-	if !ok || sender.Role != tables.RoleHost {
-		return x.attack(datapath.UnknownSender, outerSrc, inner, e.Options.SourceVNI)
+// outbound is the story; t, when not nil, records each step. It returns
+// the function that takes the packet out, when the verdict is Forwarded.
+// id, when not nil, gets the packet's flow as the instance sent it, before
+// a function rewrites it.
+func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, e *packet.Encap, out *packet.IPv4, id *datapath.FlowID, t *datapath.Trace) (datapath.Verdict, Function) {
+	ok := packet.ParseGenevePayload(payload, e)
+	if t != nil {
+		t.Step("parse", ok, explainParse(e, ok))
 	}
-	var src tables.Mapping
-	if e.Options.SourceVNI != e.VNI || !snap.Lookup(e.VNI, inner.Src(), &src) || src.Underlay != outerSrc {
-		return x.attack(datapath.SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
-	}
-	vpc, ok := snap.VPC(e.VNI)
-	if !ok || vpc.InternetGateway == 0 || vpc.CIDR.Contains(inner.Dst()) {
-		return datapath.NoRoute
-	}
-	pub, ok := snap.PublicIP(e.VNI, inner.Src())
 	if !ok {
-		return datapath.NoPublicIP
+		return datapath.Malformed, nil
 	}
-	nat.Outbound(inner, pub)
-	*out = inner
-	return datapath.Forwarded
+	inner := e.Inner
+	if id != nil {
+		*id = datapath.NewFlowID(e.VNI, inner)
+	}
+
+	sender, ok := snap.Sender(outerSrc)
+	ok = ok && sender.Role == tables.RoleHost
+	if t != nil {
+		t.Step("known host", ok, explainSender(snap, outerSrc, ok))
+	}
+	if !ok {
+		return x.attack(datapath.UnknownSender, outerSrc, inner, e.Options.SourceVNI), nil
+	}
+
+	var src tables.Mapping
+	ok = e.Options.SourceVNI == e.VNI && snap.Lookup(e.VNI, inner.Src(), &src) && src.Underlay == outerSrc
+	if t != nil {
+		t.Step("sender owns the source", ok, explainOwner(e, outerSrc, ok))
+	}
+	if !ok {
+		return x.attack(datapath.SenderMismatch, outerSrc, inner, e.Options.SourceVNI), nil
+	}
+
+	fn := x.function(e)
+	if t != nil {
+		t.Step("function", fn != nil, explainFunction(e, fn))
+	}
+	if fn == nil {
+		return datapath.NoRoute, nil
+	}
+	v := fn.FromVPC(snap, e.VNI, e.Options.Target, inner, t)
+	if v == datapath.Forwarded {
+		*out = inner
+	}
+	return v, fn
+}
+
+// function is the function the packet names, if the edge serves it for
+// the packet's target.
+func (x *Edge) function(e *packet.Encap) Function {
+	k := e.Options.Function
+	if !e.Options.HasTarget || int(k) >= numKinds || x.fns[k] == nil {
+		return nil
+	}
+	if ts := x.targets[k]; ts != nil {
+		for _, id := range ts {
+			if id == e.Options.Target {
+				return x.fns[k]
+			}
+		}
+		return nil
+	}
+	return x.fns[k]
 }
 
 // InboundResult is where Inbound sends a packet: Payload (Geneve onward)
@@ -112,32 +214,46 @@ type InboundResult struct {
 	Inner   packet.IPv4
 }
 
-// Inbound is the story of a packet from the internet, at
+// Inbound is the story of a packet from fn's outside, at
 // buf[packet.Headroom:packet.Headroom+n]; it is translated and
 // encapsulated in place.
-func (x *Edge) Inbound(snap *tables.Snapshot, buf []byte, n int, r *InboundResult) datapath.Verdict {
+func (x *Edge) Inbound(snap *tables.Snapshot, fn Function, buf []byte, n int, r *InboundResult) datapath.Verdict {
+	return x.inbound(snap, fn, buf, n, r, nil)
+}
+
+func (x *Edge) inbound(snap *tables.Snapshot, fn Function, buf []byte, n int, r *InboundResult, t *datapath.Trace) datapath.Verdict {
 	pkt := packet.IPv4(buf[packet.Headroom : packet.Headroom+n])
-	if !pkt.Valid() {
+	ok := pkt.Valid()
+	if t != nil {
+		t.Step("parse", ok, "an IPv4 packet from the outside")
+	}
+	if !ok {
 		return datapath.Malformed
 	}
 	pkt = pkt[:pkt.TotalLen()]
-	vni, private, ok := snap.ByPublicIP(pkt.Dst())
-	if !ok {
-		return datapath.NoMapping
+	vni, v := fn.FromOutside(snap, pkt, t)
+	if v != datapath.Forwarded {
+		return v
 	}
 	var m tables.Mapping
-	if !snap.Lookup(vni, private, &m) || !m.Underlay.IsValid() {
+	ok = snap.Lookup(vni, pkt.Dst(), &m) && m.Underlay.IsValid()
+	if t != nil {
+		t.Step("mapping", ok, fmt.Sprintf("%v in VPC %d lives on %v", pkt.Dst(), vni, m.Underlay))
+	}
+	if !ok {
 		return datapath.NoMapping
 	}
 	// The edge is a router hop, like the VPC router on the host.
 	ttl := pkt.TTL()
+	if t != nil {
+		t.Step("router hop", ttl > 1, fmt.Sprintf("TTL %d", ttl))
+	}
 	if ttl <= 1 {
 		return datapath.TTLExceeded
 	}
 	old := uint16(ttl)<<8 | uint16(pkt.Protocol())
 	pkt.SetTTL(ttl - 1)
 	pkt.SetChecksum(packet.ChecksumUpdate16(pkt.Checksum(), old, old-0x100))
-	nat.Inbound(pkt, private)
 	start, ok := packet.EncapsulateGeneve(buf, len(pkt), vni, packet.GeneveOptions{SourceVNI: vni})
 	if !ok {
 		return datapath.Malformed
@@ -158,8 +274,9 @@ func (x *Edge) attack(v datapath.Verdict, outerSrc netip.Addr, inner packet.IPv4
 const maxPacket = 1 << 16
 
 // ServeWire runs the outbound story for every datagram from the underlay
-// until it is closed, writing translated packets to the outside as one
-// batch per read.
+// until it is closed, writing each function's packets to its outside as
+// one batch per read. A transient read error is counted and the loop reads
+// on; a closed underlay ends it with nil.
 func (x *Edge) ServeWire() error {
 	wire := x.cfg.Wire
 	bs := max(1, wire.BatchSize())
@@ -167,48 +284,81 @@ func (x *Edge) ServeWire() error {
 	for i := range ds {
 		ds[i].Buf = make([]byte, maxPacket)
 	}
-	out := make([][]byte, 0, bs)
+	var out [numKinds][][]byte
+	for _, f := range x.cfg.Functions {
+		out[f.Kind()] = make([][]byte, 0, bs)
+	}
 	var pkt packet.IPv4
 	var e packet.Encap
 	flows := x.Flows.Table(datapath.Egress)
 	defer x.Flows.Release(flows)
+	var retry datapath.Retry
 	for {
 		n, err := wire.ReadBatch(ds)
 		if err != nil {
-			return err
+			if retry.Again(err) {
+				x.ReadErrors.Add(1)
+				continue
+			}
+			return nil
 		}
+		retry.Reset()
 		snap := x.tables.Load()
 		flows.Begin()
 		for i := range n {
 			d := &ds[i]
-			v := datapath.Malformed
-			if packet.ParseGenevePayload(d.Buf[d.Off:d.Off+d.Len], &e) {
-				// Named as the instance sent it: translation rewrites the source.
-				id, n := datapath.NewFlowID(e.VNI, e.Inner), len(e.Inner)
-				v = x.outbound(snap, d.Peer.Addr(), &e, &pkt)
-				flows.RecordID(id, n, v)
+			var id datapath.FlowID // named as the instance sent it: translation rewrites the source
+			v, fn := x.outbound(snap, d.Peer.Addr(), d.Buf[d.Off:d.Off+d.Len], &e, &pkt, &id, nil)
+			x.Out.Add(v)
+			if k := e.Options.Function; v != datapath.Malformed && e.Options.HasTarget && int(k) < numKinds {
+				x.Received[k].Add(1)
+			}
+			if v != datapath.Malformed {
+				flows.RecordID(id, len(e.Inner), v)
 				if e.Options.HasTrace {
 					x.Traces.Add(datapath.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now()})
 				}
 			}
-			x.Out.Add(v)
 			if v == datapath.Forwarded {
-				out = append(out, pkt)
+				out[fn.Kind()] = append(out[fn.Kind()], pkt)
 			}
 		}
 		flows.End()
-		if len(out) > 0 {
-			_ = x.cfg.Outside.Write(out) // the outside counts its own errors
+		for _, f := range x.cfg.Functions {
+			o := out[f.Kind()]
+			if len(o) > 0 && f.Outside() != nil {
+				_ = f.Outside().Write(o) // the outside counts its own errors
+			}
+			clear(o)
+			out[f.Kind()] = o[:0]
 		}
-		clear(out)
-		out = out[:0]
 	}
 }
 
-// ServeOutside runs the inbound story for every packet from the outside
-// until it is closed, sending the encapsulated packets as one batch.
+// ServeOutside runs the inbound story of every function, one loop per
+// outside port, until the ports are closed; it returns when all loops
+// have ended, with the first error.
 func (x *Edge) ServeOutside() error {
-	port := x.cfg.Outside
+	var wg sync.WaitGroup
+	errs := make([]error, len(x.cfg.Functions))
+	for i, f := range x.cfg.Functions {
+		if f.Outside() == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = x.serveOutside(f)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// serveOutside runs the inbound story for every packet from fn's outside
+// until it is closed, sending the encapsulated packets as one batch.
+func (x *Edge) serveOutside(fn Function) error {
+	port := fn.Outside()
 	bs := max(1, port.BatchSize())
 	bufs, sizes := make([][]byte, bs), make([]int, bs)
 	for i := range bufs {
@@ -218,24 +368,28 @@ func (x *Edge) ServeOutside() error {
 	var r InboundResult
 	flows := x.Flows.Table(datapath.Ingress)
 	defer x.Flows.Release(flows)
+	var retry datapath.Retry
 	for {
 		n, err := port.Read(bufs, sizes)
 		if err != nil {
-			return err
+			if retry.Again(err) {
+				x.ReadErrors.Add(1)
+				continue
+			}
+			return nil
 		}
+		retry.Reset()
 		snap := x.tables.Load()
 		flows.Begin()
 		for i := range n {
-			v := x.Inbound(snap, bufs[i], sizes[i], &r)
+			v := x.Inbound(snap, fn, bufs[i], sizes[i], &r)
 			x.In.Add(v)
 			if v == datapath.Forwarded {
 				flows.Record(r.VNI, r.Inner, len(r.Inner), v) // as the instance receives it, translated
-			} else if p := packet.IPv4(bufs[i][packet.Headroom : packet.Headroom+sizes[i]]); p.Valid() {
-				flows.Record(0, p[:p.TotalLen()], sizes[i], v) // no VPC: it never got in
-			}
-			if v == datapath.Forwarded {
 				ds = append(ds, underlay.Datagram{Buf: bufs[i], Off: r.Start, Len: len(r.Payload),
 					Peer: netip.AddrPortFrom(r.Dst, x.cfg.WirePort), SrcPort: r.SrcPort})
+			} else if p := packet.IPv4(bufs[i][packet.Headroom : packet.Headroom+sizes[i]]); p.Valid() {
+				flows.Record(0, p[:p.TotalLen()], sizes[i], v) // no VPC: it never got in
 			}
 		}
 		flows.End()

@@ -3,10 +3,13 @@ package edge
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/edge/igw"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 const (
@@ -54,7 +57,9 @@ func newEdge(tb testing.TB) (*Edge, *[]datapath.Event) {
 	}
 	tx.Commit()
 	var events []datapath.Event
-	return New(t, Config{Underlay: self, Events: func(e datapath.Event) { events = append(events, e) }}), &events
+	x, err := New(t, Config{Underlay: self, Functions: []Function{igw.New(nil)}, Events: func(e datapath.Event) { events = append(events, e) }})
+	must(tb, err)
+	return x, &events
 }
 
 func must(tb testing.TB, err error) {
@@ -75,9 +80,15 @@ func tcpPacket(buf []byte, src, dst netip.Addr, payload int, ttl uint8) int {
 	return n
 }
 
-// fromHost is what a host sends the edge: the packet in VNI vni, SourceVPC src.
+// fromHost is what a host sends the edge: the packet in VNI vni, SourceVPC
+// src, for red's internet gateway (igw 9).
 func fromHost(buf []byte, n int, vni, src uint32) []byte {
-	start, ok := packet.EncapsulateGeneve(buf, n, vni, packet.GeneveOptions{SourceVNI: src})
+	return toFunction(buf, n, vni, src, tables.Target{Kind: tables.TargetInternetGateway, ID: 9})
+}
+
+// toFunction is what a host sends the edge for target.
+func toFunction(buf []byte, n int, vni, src uint32, target tables.Target) []byte {
+	start, ok := packet.EncapsulateGeneve(buf, n, vni, packet.GeneveOptions{SourceVNI: src, HasTarget: true, Function: uint8(target.Kind), Target: target.ID})
 	if !ok {
 		panic("encapsulate")
 	}
@@ -144,7 +155,7 @@ func TestInbound(t *testing.T) {
 			buf := make([]byte, 2048)
 			n := tcpPacket(buf, inet, tc.dst, 10, tc.ttl)
 			var r InboundResult
-			v := x.Inbound(x.tables.Load(), buf, n, &r)
+			v := x.Inbound(x.tables.Load(), x.fns[tables.TargetInternetGateway], buf, n, &r)
 			if v != tc.want {
 				t.Fatalf("verdict %v, want %v", v, tc.want)
 			}
@@ -180,7 +191,7 @@ func TestNoAllocs(t *testing.T) {
 	in := func() {
 		n := tcpPacket(buf, inet, eip, 100, 64)
 		var r InboundResult
-		x.Inbound(snap, buf, n, &r)
+		x.Inbound(snap, x.fns[tables.TargetInternetGateway], buf, n, &r)
 	}
 	for name, f := range map[string]func(){"outbound": out, "inbound": in} {
 		if allocs := testing.AllocsPerRun(100, f); allocs != 0 {
@@ -219,7 +230,7 @@ func BenchmarkEdge(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
 				copy(buf[packet.Headroom:], orig) // restore the header: TTL and address
-				if x.Inbound(snap, buf, n, &r) != datapath.Forwarded {
+				if x.Inbound(snap, x.fns[tables.TargetInternetGateway], buf, n, &r) != datapath.Forwarded {
 					b.Fatal("not forwarded")
 				}
 			}
@@ -239,4 +250,87 @@ func sizeName(n int) string {
 		return "64B"
 	}
 	return "1400B"
+}
+
+// The edge dispatches on the function a packet names: one it does not
+// serve (a VPN gateway, here) or no function at all goes nowhere, and what
+// each kind received is counted, served or not — over a real read loop.
+func TestDispatch(t *testing.T) {
+	net := underlay.NewMemNet()
+	wire, err := net.Listen(self)
+	must(t, err)
+	hostConn, err := net.Listen(host1)
+	must(t, err)
+	defer hostConn.Close()
+	x, events := newEdge(t)
+	outside := &recordPort{got: make(chan []byte, 8)}
+	x.cfg.Wire = wire
+	x.cfg.Functions = []Function{igw.New(outside)}
+	x.fns[tables.TargetInternetGateway] = x.cfg.Functions[0]
+	done := make(chan error, 1)
+	go func() { done <- x.ServeWire() }()
+
+	var ds []underlay.Datagram
+	for _, p := range []struct {
+		target tables.Target
+		named  bool
+	}{{tables.Target{Kind: tables.TargetVPNGateway, ID: 9}, true}, {tables.Target{}, false}, {tables.Target{Kind: tables.TargetInternetGateway, ID: 9}, true}} {
+		buf := make([]byte, 2048)
+		n := tcpPacket(buf, a("10.0.1.4"), inet, 10, 64)
+		payload := toFunction(buf, n, red, red, p.target)
+		if !p.named {
+			payload = fromHostBare(buf, n)
+		}
+		ds = append(ds, underlay.Datagram{Buf: payload, Len: len(payload), Peer: netip.AddrPortFrom(self, underlay.Port)})
+	}
+	if _, err := hostConn.WriteBatch(ds); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case pkt := <-outside.got:
+		if packet.IPv4(pkt).Src() != eip {
+			t.Fatalf("out to the internet from %v, want the Elastic IP %v", packet.IPv4(pkt).Src(), eip)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the internet packet never went out")
+	}
+	wire.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeWire after close: %v", err)
+	}
+	if x.Received[tables.TargetInternetGateway].Load() != 1 || x.Received[tables.TargetVPNGateway].Load() != 1 {
+		t.Fatalf("received: igw %d, vgw %d; want 1 each", x.Received[tables.TargetInternetGateway].Load(), x.Received[tables.TargetVPNGateway].Load())
+	}
+	if x.Out.Get(datapath.NoRoute) != 2 || x.Out.Get(datapath.Forwarded) != 1 {
+		t.Fatalf("no-route %d forwarded %d, want 2 and 1", x.Out.Get(datapath.NoRoute), x.Out.Get(datapath.Forwarded))
+	}
+	if len(*events) != 0 {
+		t.Fatalf("an unserved function raised events: %v", *events)
+	}
+	buf := make([]byte, 2048)
+	steps, v := x.TraceOutbound(host1, toFunction(buf, tcpPacket(buf, a("10.0.1.4"), inet, 10, 64), red, red, tables.Target{Kind: tables.TargetVPNGateway, ID: 9}))
+	if last := steps[len(steps)-1]; v != datapath.NoRoute || last.Name != "function" || last.Pass {
+		t.Fatalf("trace: %v, last step %+v; want no-route at the function step", v, last)
+	}
+	if _, err := New(tables.New(1), Config{Functions: []Function{igw.New(nil), igw.New(nil)}}); err == nil {
+		t.Fatal("two internet gateway functions on one edge accepted")
+	}
+}
+
+// recordPort is an outside port that hands over what is written to it.
+type recordPort struct{ got chan []byte }
+
+func (p *recordPort) Read([][]byte, []int) (int, error) { select {} }
+func (p *recordPort) Write(pkts [][]byte) error {
+	for _, b := range pkts {
+		p.got <- append([]byte(nil), b...)
+	}
+	return nil
+}
+func (p *recordPort) BatchSize() int { return 1 }
+func (p *recordPort) Close() error   { return nil }
+
+func fromHostBare(buf []byte, n int) []byte {
+	start, _ := packet.EncapsulateGeneve(buf, n, red, packet.GeneveOptions{SourceVNI: red})
+	return buf[start : packet.Headroom+n]
 }

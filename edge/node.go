@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/openvpc/openvpc/edge/igw"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/node"
 )
 
@@ -19,25 +22,26 @@ type Node struct {
 }
 
 // NewNode builds an edge node. nc says how to join the Mapping Service
-// (its role is edge; its underlay is cfg's); cfg must name the wire and
-// the outside port, which the node closes when Run ends.
+// (its role is edge, its underlay cfg's, its functions those cfg serves);
+// cfg must name the wire and the outside port, which the node closes, with
+// every function's outside, when Run ends.
 func NewNode(nc node.Config, cfg Config) (*Node, error) {
 	if cfg.Wire == nil || cfg.Outside == nil {
 		return nil, errors.New("edge: an edge needs an underlay (wire) and an outside port")
 	}
 	nc.Role = pb.HostRole_HOST_ROLE_EDGE
+	nc.Functions = Registration(cfg)
 	nc.Underlay = cfg.Underlay
-	if len(nc.Functions) == 0 {
-		// What this data plane serves today; the functions come from the
-		// edge's configuration once it serves more than the internet.
-		nc.Functions = []*pb.EdgeFunction{{Kind: pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET}}
-	}
 	n, err := node.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Events = n.Reporter.Report
-	return &Node{Node: n, Edge: New(n.Cache.Tables, cfg)}, nil
+	x, err := New(n.Cache.Tables, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Node: n, Edge: x}, nil
 }
 
 // Run serves until ctx ends or a part fails, and returns once every
@@ -72,8 +76,46 @@ func (n *Node) serve(ctx context.Context) error {
 		err = stopped("outside port", oerr)
 	}
 	n.Edge.cfg.Wire.Close()
-	n.Edge.cfg.Outside.Close()
+	for _, f := range n.Edge.cfg.Functions {
+		if o := f.Outside(); o != nil {
+			o.Close()
+		}
+	}
 	<-wire
 	<-outside
 	return err
+}
+
+// functionKinds name the functions as the Mapping Service does: its kind
+// and the id prefix of its targets.
+var functionKinds = map[tables.TargetKind]struct {
+	kind   pb.EdgeFunctionKind
+	prefix model.Kind
+}{
+	tables.TargetInternetGateway: {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET, model.KindIGW},
+	tables.TargetVPNGateway:      {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN, model.KindVPNGateway},
+	tables.TargetDirectConnect:   {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT, model.KindDirectConnect},
+	tables.TargetEndpoint:        {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT, model.KindEndpoint},
+}
+
+// Registration is what an edge with cfg tells the Mapping Service it
+// serves, so that hosts send it only packets for those functions.
+func Registration(cfg Config) []*pb.EdgeFunction {
+	fns := cfg.Functions
+	if cfg.Outside != nil {
+		fns = append(fns[:len(fns):len(fns)], igw.New(cfg.Outside))
+	}
+	var out []*pb.EdgeFunction
+	for _, f := range fns {
+		k, ok := functionKinds[f.Kind()]
+		if !ok {
+			continue // New refuses it
+		}
+		pf := &pb.EdgeFunction{Kind: k.kind}
+		for _, id := range f.Targets() {
+			pf.Targets = append(pf.Targets, model.FormatID(k.prefix, id))
+		}
+		out = append(out, pf)
+	}
+	return out
 }

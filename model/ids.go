@@ -20,6 +20,16 @@ const (
 	KindEvent      Kind = "evt"
 	KindIGW        Kind = "igw"
 	KindEIP        Kind = "eipalloc"
+	// Targets of edge functions the control plane does not manage yet;
+	// edges may already name them as what they serve.
+	KindVPNGateway    Kind = "vgw"
+	KindDirectConnect Kind = "dxvif"
+	KindEndpoint      Kind = "vpce"
+	// Firewalls.
+	KindSecurityGroup     Kind = "sg"
+	KindSecurityGroupRule Kind = "sgr"
+	KindNetworkACL        Kind = "acl"
+	KindPrefixList        Kind = "pl"
 )
 
 // Noun is the word used for the kind in messages.

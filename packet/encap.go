@@ -9,8 +9,8 @@ const (
 	Overhead = IPv4MinSize + UDPMinSize + GeneveMinSize + geneveOptHdrLen + sourceVPCDataLen
 
 	// Headroom is where the inner packet starts in a buffer that will be encapsulated in
-	// place: room for the outer headers with every option we have (20+8+8+8+12+8 = 64).
-	Headroom = 64
+	// place: room for the outer headers with every option we have (20+8+8+8+12+8+16 = 80).
+	Headroom = 80
 )
 
 // Encap holds the outer headers of an encapsulated packet: what ParseEncap reads and
@@ -72,7 +72,7 @@ func EncapsulateGeneve(buf []byte, innerLen int, vni uint32, o GeneveOptions) (s
 		return 0, false
 	}
 	start = Headroom - GeneveMinSize - o.Len()
-	if WriteGeneve(buf[start:Headroom], vni, o) == 0 {
+	if writeGeneve(buf[start:Headroom], vni, &o) == 0 {
 		return 0, false
 	}
 	return start, true

@@ -24,9 +24,10 @@ func seedPackets() [][]byte {
 
 func seedEncaps(t testing.TB) [][]byte {
 	var out [][]byte
-	opts := []GeneveOptions{{SourceVNI: 1}, {SourceVNI: 2, HasEndpoint: true, EndpointID: 3, HasTrace: true, TraceID: 4}}
+	opts := []GeneveOptions{{SourceVNI: 1}, {SourceVNI: 2, HasEndpoint: true, EndpointID: 3, HasTrace: true, TraceID: 4},
+		{SourceVNI: 9, HasTarget: true, Function: 3, Target: 5}}
 	for i, in := range seedPackets()[:3] {
-		e := Encap{Src: hostA, Dst: hostB, SrcPort: 50000, VNI: 9, Options: opts[i%2]}
+		e := Encap{Src: hostA, Dst: hostB, SrcPort: 50000, VNI: 9, Options: opts[i%3]}
 		out = append(out, encapsulated(t, &e, func(b []byte) IPv4 { return IPv4(b[:copy(b, in)]) }))
 	}
 	return out
@@ -291,6 +292,9 @@ func FuzzGeneveOptionsFastPath(f *testing.F) {
 	f.Add([]byte{0xff, 0xf0, 0x01, 0x01, 0x00, 0x01, 0x02, 0x00})
 	f.Add([]byte{0xff, 0xf0, 0x81, 0x01, 0x00, 0x01, 0x02, 0x00})
 	f.Add([]byte{0xff, 0xf0, 0x01, 0x21, 0x00, 0x01, 0x02, 0x07})
+	// SourceVPC then EdgeTarget: what a host sends an edge.
+	f.Add([]byte{0xff, 0xf0, 0x01, 0x01, 0x00, 0x01, 0x02, 0x00, 0xff, 0xf0, 0x84, 0x03, 3, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{0xff, 0xf0, 0x01, 0x01, 0x00, 0x01, 0x02, 0x00, 0xff, 0xf0, 0x84, 0x02, 3, 0, 0, 0, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, opts []byte) {
 		if len(opts) > 252 || len(opts)%4 != 0 {
 			return

@@ -36,6 +36,8 @@ func TestGeneveOptionsRoundTrip(t *testing.T) {
 		{SourceVNI: 7, HasEndpoint: true, EndpointID: 1<<64 - 1},
 		{SourceVNI: 7, HasTrace: true, TraceID: 42},
 		{SourceVNI: 1, SourceFlags: 2, HasEndpoint: true, EndpointID: 3, HasTrace: true, TraceID: 4},
+		{SourceVNI: 9, HasTarget: true, Function: 3, Target: 0x0123456789abcdef},
+		{SourceVNI: 1, HasEndpoint: true, EndpointID: 3, HasTrace: true, TraceID: 4, HasTarget: true, Function: 6, Target: 1<<64 - 1},
 	}
 	for _, o := range tests {
 		b := make([]byte, 64)
@@ -47,9 +49,34 @@ func TestGeneveOptionsRoundTrip(t *testing.T) {
 		if !ok || got != o {
 			t.Errorf("%+v: parsed back %+v, %v", o, got, ok)
 		}
-		if Geneve(b).Critical() != o.HasEndpoint {
+		if Geneve(b).Critical() != (o.HasEndpoint || o.HasTarget) {
 			t.Errorf("%+v: C bit %v", o, Geneve(b).Critical())
 		}
+	}
+}
+
+// The EdgeTarget option, byte by byte: function, three reserved bytes, the target id.
+func TestWriteGeneveEdgeTarget(t *testing.T) {
+	b := make([]byte, 64)
+	n := WriteGeneve(b, 0x42, GeneveOptions{SourceVNI: 0x42, HasTarget: true, Function: 3, Target: 0x0102030405060708})
+	want := []byte{
+		0x06, 0x40, 0x08, 0x00, 0x00, 0x00, 0x42, 0x00, // 6 words of options, C set
+		0xff, 0xf0, 0x01, 0x01, 0x00, 0x00, 0x42, 0x00, // SourceVPC
+		0xff, 0xf0, 0x84, 0x03, 3, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, // EdgeTarget, critical
+	}
+	if n != len(want) || !bytes.Equal(b[:n], want) {
+		t.Fatalf("WriteGeneve = %d bytes\n% x, want\n% x", n, b[:n], want)
+	}
+	// A wrong length or a second copy is refused, like any of our options.
+	bad := append([]byte(nil), want...)
+	bad[19] = 0x02
+	if _, ok := ParseGeneveOptions(Geneve(bad[:n-4])); ok {
+		t.Error("an EdgeTarget of 8 bytes parsed")
+	}
+	twice := append(append([]byte(nil), want...), want[16:]...)
+	twice[0] = 0x0a
+	if _, ok := ParseGeneveOptions(Geneve(twice)); ok {
+		t.Error("two EdgeTarget options parsed")
 	}
 }
 

@@ -29,9 +29,13 @@ func TestTshark(t *testing.T) {
 		Options: GeneveOptions{SourceVNI: 0x0abcde, HasTrace: true, TraceID: 0xcafe}}
 	syn := Encap{Src: hostB, Dst: hostA, VNI: 0x000042,
 		Options: GeneveOptions{SourceVNI: 0x000043, SourceFlags: 0x01, HasEndpoint: true, EndpointID: 0x1122334455667788}}
+	// A host's packet for an edge function: the internet gateway (function 3) igw-00000000000000a1.
+	toEdge := Encap{Src: hostA, Dst: hostB, VNI: 0x000042,
+		Options: GeneveOptions{SourceVNI: 0x000042, HasTarget: true, Function: 3, Target: 0xa1}}
 	pkts := [][]byte{
 		encapWithFlowPort(t, &echo, func(b []byte) IPv4 { return icmpEcho(b, instA, instB, 0x4242, 1, "openvpc") }),
 		encapWithFlowPort(t, &syn, func(b []byte) IPv4 { return tcpSegment(b, instB, instA, 40000, 443, TCPFlagSYN, "") }),
+		encapWithFlowPort(t, &toEdge, func(b []byte) IPv4 { return udpDatagram(b, instA, instB, 40001, 9999, "data") }),
 	}
 
 	dir := t.TempDir()
@@ -89,6 +93,13 @@ func TestTshark(t *testing.T) {
 			"geneve.vni": "0x000042", "geneve.option.class": "0xfff0,0xfff0", "geneve.option.type": "0x01,0x82",
 			"geneve.option.length": "20,8,12", "geneve.option.unknown.data": "00004301,1122334455667788",
 			"tcp.srcport": "40000", "tcp.dstport": "443", "tcp.flags.syn": "1", "tcp.checksum.status": "1",
+		},
+		{
+			"ip.src": "192.0.2.10,10.0.1.5", "ip.dst": "198.51.100.20,10.0.2.7", "ip.proto": "17,17",
+			"ip.checksum.status": "1,1", "udp.srcport": strconv.Itoa(int(toEdge.SrcPort)) + ",40001", "udp.dstport": "6081,9999",
+			"geneve.version": "0", "geneve.flags.critical": "1", "geneve.proto_type": "0x0800",
+			"geneve.vni": "0x000042", "geneve.option.class": "0xfff0,0xfff0", "geneve.option.type": "0x01,0x84",
+			"geneve.option.length": "24,8,16", "geneve.option.unknown.data": "00004200,03000000" + "00000000000000a1",
 		},
 	}
 	for i, line := range lines {

@@ -60,6 +60,22 @@ func (n *MemNet) Listen(addr netip.Addr) (Conn, error) {
 	return c, nil
 }
 
+// FailReads makes the next count ReadBatch calls of the Conn on addr fail
+// with err, as a socket's transient errors (ENOBUFS, an interrupted call)
+// would; they are counted in Stats.ReadErrors. It reports whether a Conn
+// listens on addr.
+func (n *MemNet) FailReads(addr netip.Addr, err error, count int) bool {
+	c := n.lookup(netip.AddrPortFrom(addr, Port))
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	c.failErr, c.failures = err, count
+	c.mu.Unlock()
+	c.cond.Broadcast()
+	return true
+}
+
 func (n *MemNet) lookup(ap netip.AddrPort) *memConn {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -78,6 +94,9 @@ type memConn struct {
 	q          []memDatagram
 	head, size int
 	closed     bool
+	// failures are how many reads fail with failErr before reads work again.
+	failures int
+	failErr  error
 }
 
 type memDatagram struct {
@@ -110,11 +129,16 @@ func (c *memConn) read(ds []Datagram, b *batchCounts) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for c.size == 0 && !c.closed {
+		for c.size == 0 && !c.closed && c.failures == 0 {
 			c.cond.Wait()
 		}
 		if c.closed {
 			return 0, net.ErrClosed
+		}
+		if c.failures > 0 {
+			c.failures--
+			b.errors++
+			return 0, fmt.Errorf("underlay: read %v: %w", c.local, c.failErr)
 		}
 		out := 0
 		for out < len(ds) && c.size > 0 {

@@ -62,12 +62,15 @@ func (s *Service) Register(ctx context.Context, req *connect.Request[pb.Register
 	if role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
 		role = pb.HostRole_HOST_ROLE_HOST
 	}
+	if err := validateFunctions(role, m.Functions); err != nil {
+		return nil, apierr.Wire(err)
+	}
 	if err := s.claim(ctx, m.HostId, ReasonClaimRefused, "register", func() error {
 		return trust.ClaimRegistration(ctx, m.HostId, role, addr)
 	}); err != nil {
 		return nil, err
 	}
-	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role, m.AgentUrl)
+	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role, m.AgentUrl, m.Functions...)
 	if err != nil {
 		return nil, apierr.Wire(err)
 	}
@@ -256,4 +259,47 @@ func (s *Service) ReportEvents(ctx context.Context, req *connect.Request[pb.Repo
 		}
 	}
 	return connect.NewResponse(&pb.ReportEventsResponse{}), nil
+}
+
+// functionTargets is the id prefix of each edge function's targets; the
+// internet function serves every internet gateway and names none.
+var functionTargets = map[pb.EdgeFunctionKind]model.Kind{
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET:       "",
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN:            model.KindVPNGateway,
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT: model.KindDirectConnect,
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT:       model.KindEndpoint,
+}
+
+// maxFunctionTargets bounds what one edge may claim to serve.
+const maxFunctionTargets = 4096
+
+// validateFunctions checks what an edge says it serves: only edges serve
+// functions, each kind once, with targets of the kind's own ids.
+func validateFunctions(role pb.HostRole, fns []*pb.EdgeFunction) error {
+	if len(fns) > 0 && role != pb.HostRole_HOST_ROLE_EDGE {
+		return model.Invalidf("a host serves no edge functions; register as an edge (openvpc edge) to serve them")
+	}
+	seen := map[pb.EdgeFunctionKind]bool{}
+	n := 0
+	for _, f := range fns {
+		prefix, ok := functionTargets[f.GetKind()]
+		switch {
+		case !ok:
+			return model.Invalidf("edge function %v is not one openvpc has; use internet, vpn, direct-connect or endpoint", f.GetKind())
+		case seen[f.Kind]:
+			return model.Invalidf("edge function %v listed twice; list each once with all its targets", f.Kind)
+		case prefix == "" && len(f.Targets) > 0:
+			return model.Invalidf("the internet function serves every internet gateway; name no targets")
+		}
+		seen[f.Kind] = true
+		if n += len(f.Targets); n > maxFunctionTargets {
+			return model.Invalidf("an edge may serve at most %d targets", maxFunctionTargets)
+		}
+		for _, t := range f.Targets {
+			if _, ok := model.ParseID(prefix, t); !ok {
+				return model.Invalidf("edge function %v: target %.40q is not a %s- id", f.Kind, t, prefix)
+			}
+		}
+	}
+	return nil
 }

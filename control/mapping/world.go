@@ -10,6 +10,7 @@ import (
 
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/model"
 )
 
 // world is the server's in-memory copy of everything in the store that
@@ -359,6 +360,11 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 	}
 	if old != nil && old.Role == pb.HostRole_HOST_ROLE_EDGE || h.Role == pb.HostRole_HOST_ROLE_EDGE {
 		d.edges = d.edges.add(r.ID)
+		if old == nil || !proto.Equal(&pb.Host{Functions: old.Functions}, &pb.Host{Functions: h.Functions}) {
+			// What an edge serves decides its scope.
+			d.scopeDirty.add(r.ID)
+			d.health = true // instances may be waiting for an edge serving their VPC
+		}
 	}
 	if r.Deleted {
 		delete(w.hosts, r.ID)
@@ -374,8 +380,21 @@ func (w *world) isEdge(host string) bool {
 	return h != nil && h.Role == pb.HostRole_HOST_ROLE_EDGE
 }
 
+// serves reports whether host is an edge serving function kind.
+func (w *world) serves(host string, kind pb.EdgeFunctionKind) bool {
+	if !w.isEdge(host) {
+		return false
+	}
+	for _, f := range w.hosts[host].Functions {
+		if f.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 func hostRecord(h *pb.Host) *pb.HostRecord {
-	return &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: !h.Unhealthy}
+	return &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: !h.Unhealthy, Functions: h.Functions}
 }
 
 // activePeers lists the VPCs actively peered with vpc.
@@ -396,13 +415,17 @@ func (w *world) activePeers(vpc string) []string {
 }
 
 // scope is the set of VPCs host must know: those of its instances and
-// their active peers. An edge's is the VPCs with an internet gateway.
+// their active peers. An edge's is computed per function it serves: for
+// the internet, the VPCs with an internet gateway. (VPN, Direct Connect
+// and endpoints will add the VPCs attached to the targets they serve.)
 func (w *world) scope(host string) set {
 	s := set{}
 	if w.isEdge(host) {
-		for v := range w.vpcIGW {
-			if _, ok := w.vpcs[v]; ok {
-				s.add(v)
+		if w.serves(host, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET) {
+			for v := range w.vpcIGW {
+				if _, ok := w.vpcs[v]; ok {
+					s.add(v)
+				}
 			}
 		}
 		return s
@@ -434,7 +457,7 @@ func (w *world) hostsOf(vpc string) set {
 	}
 	if w.vpcIGW[vpc] != "" {
 		for h := range w.hosts {
-			if w.isEdge(h) {
+			if w.serves(h, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET) {
 				s.add(h)
 			}
 		}
@@ -456,11 +479,17 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 			r.State = pb.RouteState_ROUTE_STATE_ACTIVE
 			switch {
 			case r.Target == store.LocalTarget:
-			case strings.HasPrefix(r.Target, "igw-"):
+			case model.IsID(model.KindIGW, r.Target):
 				if w.vpcIGW[vpc] != r.Target {
 					r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
 				}
-			case !active(w.peerings[r.Target]):
+			case model.IsID(model.KindPeering, r.Target):
+				if !active(w.peerings[r.Target]) {
+					r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+				}
+			default:
+				// A target kind this Mapping Service manages nothing of leads
+				// nowhere; it is never taken for a peering.
 				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
 			}
 		}

@@ -18,7 +18,7 @@ func (s *Store) underlayKey(a netip.Addr) string { return s.key("underlay", a.St
 // RegisterHost records a host or edge and its underlay address. A host may
 // re-register (after a restart, or to move address); two hosts never share
 // an underlay address.
-func (s *Store) RegisterHost(ctx context.Context, id string, underlay netip.Addr, role pb.HostRole, agentURL string) (*pb.Host, error) {
+func (s *Store) RegisterHost(ctx context.Context, id string, underlay netip.Addr, role pb.HostRole, agentURL string, functions ...*pb.EdgeFunction) (*pb.Host, error) {
 	var out *pb.Host
 	err := retry(ctx, "register host", func() error {
 		h := new(pb.Host)
@@ -42,6 +42,7 @@ func (s *Store) RegisterHost(ctx context.Context, id string, underlay netip.Addr
 			t.absent(s.underlayKey(underlay))
 		}
 		h.UnderlayAddress, h.Role, h.LastSeen, h.AgentUrl = underlay.String(), role, timestamppb.Now(), agentURL
+		h.Functions = functions
 		h.Unhealthy = false // registering is reporting in
 		t.putProto(s.hostKey(id), h)
 		t.put(s.underlayKey(underlay), id)

@@ -11,9 +11,9 @@ package internet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -174,7 +174,7 @@ type Port struct {
 }
 
 // ErrClosed is returned by Read and Write after Close.
-var ErrClosed = errors.New("internet: port closed")
+var ErrClosed = fmt.Errorf("internet: port closed: %w", net.ErrClosed)
 
 // Read implements the data plane's Port: packets land at
 // bufs[i][packet.Headroom:].

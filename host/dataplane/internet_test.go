@@ -46,8 +46,8 @@ func TestEgressToEdge(t *testing.T) {
 	})
 	t.Run("unhealthy edges are not chosen", func(t *testing.T) {
 		f := newFixture(t)
-		withInternet(t, f, tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: false},
-			tables.Host{ID: 51, Underlay: edgeB, Role: tables.RoleEdge, Healthy: true})
+		withInternet(t, f, internetEdge(50, edgeA, false),
+			internetEdge(51, edgeB, true))
 		seen := map[netip.Addr]int{}
 		buf := make([]byte, 2048)
 		var r Result
@@ -70,8 +70,8 @@ func TestEgressToEdge(t *testing.T) {
 	})
 	t.Run("flows spread over healthy edges, each flow stays on one", func(t *testing.T) {
 		f := newFixture(t)
-		withInternet(t, f, tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: true},
-			tables.Host{ID: 51, Underlay: edgeB, Role: tables.RoleEdge, Healthy: true})
+		withInternet(t, f, internetEdge(50, edgeA, true),
+			internetEdge(51, edgeB, true))
 		seen := map[netip.Addr]int{}
 		buf := make([]byte, 2048)
 		var r Result
@@ -111,7 +111,7 @@ func TestIngressFromEdge(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			e := tables.Host{ID: 50, Underlay: edgeA, Role: tables.RoleEdge, Healthy: true}
+			e := internetEdge(50, edgeA, true)
 			if tc.igw {
 				withInternet(t, f, e)
 			} else {

@@ -27,11 +27,18 @@ func (p *Plane) ServePort(a *Attachment) error {
 	w := newEgressWork(bs)
 	w.flows = p.Flows.Table(datapath.Egress)
 	defer p.Flows.Release(w.flows)
+	var retry datapath.Retry
 	for {
 		n, err := a.Port.Read(bufs, sizes)
 		if err != nil {
-			return err
+			if retry.Again(err) {
+				p.ReadErrors.Add(1)
+				continue
+			}
+			return nil // the port was closed: the instance is gone
 		}
+		retry.Reset()
+		p.tick()
 		snap := p.tables.Load()
 		w.flows.Begin()
 		for i := range n {
@@ -107,7 +114,12 @@ func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (datapath.Verdict, er
 	buf := make([]byte, packet.Headroom+len(pkt))
 	copy(buf[packet.Headroom:], pkt)
 	w := newEgressWork(1)
+	// Recorded like an instance's own packet: a forged ping shows in flows.
+	w.flows = p.sent
+	p.tick()
+	w.flows.Begin()
 	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
+	w.flows.End()
 	if trace != 0 {
 		p.Traces.Add(datapath.TraceReport{ID: trace, Story: "egress", Verdict: v, At: time.Now()})
 		if v == datapath.Delivered {
@@ -131,7 +143,9 @@ func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (datapath.Verdict, er
 }
 
 // ServeWire runs the ingress story for every datagram from the underlay
-// until it is closed, delivering to local instances' ports.
+// until it is closed, delivering to local instances' ports. A transient
+// read error is counted (ReadErrors) and the loop reads on; a closed
+// underlay ends it with nil.
 func (p *Plane) ServeWire() error {
 	wire := p.cfg.Wire
 	bs := max(1, wire.BatchSize())
@@ -143,11 +157,18 @@ func (p *Plane) ServeWire() error {
 	var r Result
 	flows := p.Flows.Table(datapath.Ingress)
 	defer p.Flows.Release(flows)
+	var retry datapath.Retry
 	for {
 		n, err := wire.ReadBatch(ds)
 		if err != nil {
-			return err
+			if retry.Again(err) {
+				p.ReadErrors.Add(1)
+				continue
+			}
+			return nil
 		}
+		retry.Reset()
+		p.tick()
 		snap := p.tables.Load()
 		flows.Begin()
 		for i := range n {

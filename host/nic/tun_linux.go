@@ -277,7 +277,10 @@ func (t *TUN) Read(bufs [][]byte, sizes []int) (int, error) {
 		if err == nil {
 			return n, nil
 		}
-		if t.closed.Load() || errors.Is(err, os.ErrClosed) {
+		if t.closed.Load() {
+			return 0, os.ErrClosed
+		}
+		if errors.Is(err, os.ErrClosed) {
 			return 0, err
 		}
 		t.ReadErrors.Add(1)

@@ -58,6 +58,15 @@ type hostTable struct {
 	slotByID   map[uint64]uint32 // read by the writer and HostByID
 	byUnderlay index[uint32]     // registered hosts only
 	edges      []Host            // healthy edges by id
+	// served lists, per edge target named by some edge's functions (ID 0:
+	// every target of the kind), the healthy edges that serve it.
+	served []edgeSet
+}
+
+// edgeSet is the healthy edges serving one target, ordered by id.
+type edgeSet struct {
+	target Target
+	edges  []Host
 }
 
 type vpcTable struct {
@@ -84,6 +93,10 @@ type vpcEntry struct {
 	// one, so it lives beside the slots rather than in each of them.
 	public    map[uint32]uint32
 	publicGen uint64 // the Txn generation that owns public (copy on write)
+	// groupSets are the distinct security group lists of the VPC's ENIs,
+	// sorted; slots index them (0: none). Append-only, copy on write.
+	groupSets [][]uint64
+	groupsGen uint64
 }
 
 func emptyHostTable() hostTable {
@@ -112,17 +125,21 @@ func (s *Snapshot) Lookup(vni uint32, ip netip.Addr, m *Mapping) bool {
 	if sl == nil {
 		return false
 	}
-	s.fill(m, vni, ip, sl)
+	s.fill(m, e, vni, ip, sl)
 	return true
 }
 
-func (s *Snapshot) fill(m *Mapping, vni uint32, ip netip.Addr, sl *slot) {
+func (s *Snapshot) fill(m *Mapping, e *vpcEntry, vni uint32, ip netip.Addr, sl *slot) {
 	h := &s.hosts[sl.host]
 	m.VNI = vni
 	m.IP = ip
 	m.HostID = h.ID
 	m.ENI = sl.eni
 	m.MAC = sl.mac
+	m.Groups = nil
+	if sl.groups != 0 {
+		m.Groups = e.groupSets[sl.groups]
+	}
 	m.Underlay = h.Underlay
 	m.Local = h.ID == s.self
 }
@@ -180,6 +197,18 @@ func (s *Snapshot) Host(underlay netip.Addr) (Host, bool) {
 	return Host{}, false
 }
 
+// Sender is Host for the packet path: a pointer into the snapshot instead
+// of a copy (do not modify what it points to).
+func (s *Snapshot) Sender(underlay netip.Addr) (*Host, bool) {
+	if !underlay.Is4() {
+		return nil, false
+	}
+	if i, ok := s.byUnderlay.get(ip4(underlay)); ok {
+		return &s.hosts[i], true
+	}
+	return nil, false
+}
+
 // HostByID returns the registered host or edge with id.
 func (s *Snapshot) HostByID(id uint64) (Host, bool) {
 	if i, ok := s.slotByID[id]; ok && s.hosts[i].Underlay.IsValid() {
@@ -188,9 +217,27 @@ func (s *Snapshot) HostByID(id uint64) (Host, bool) {
 	return Host{}, false
 }
 
-// Edges returns the healthy edges ordered by id, for a flow-hash choice. The
-// slice belongs to the snapshot: do not modify it.
+// Edges returns the healthy edges ordered by id. The slice belongs to the
+// snapshot: do not modify it.
 func (s *Snapshot) Edges() []Host { return s.edges }
+
+// EdgesFor returns the healthy edges that serve target t, ordered by id, for
+// a flow-hash choice among them; none when no healthy edge serves it. The
+// slice belongs to the snapshot: do not modify it. A short scan: an edge
+// serves a handful of functions.
+func (s *Snapshot) EdgesFor(t Target) []Host {
+	var any []Host
+	for i := range s.served {
+		e := &s.served[i]
+		if e.target == t {
+			return e.edges
+		}
+		if e.target.Kind == t.Kind && e.target.ID == 0 {
+			any = e.edges
+		}
+	}
+	return any
+}
 
 // Mappings yields every mapping, VPC by VPC in VNI order.
 func (s *Snapshot) Mappings() iter.Seq[Mapping] {
@@ -198,7 +245,7 @@ func (s *Snapshot) Mappings() iter.Seq[Mapping] {
 		for _, e := range s.vpcs {
 			more := e.all(func(sl *slot) bool {
 				var m Mapping
-				s.fill(&m, e.info.VNI, addr4(sl.ip), sl)
+				s.fill(&m, e, e.info.VNI, addr4(sl.ip), sl)
 				if pub, ok := e.public[sl.ip]; ok {
 					m.Public = addr4(pub)
 				}

@@ -42,7 +42,16 @@ func (m *model) want(k mapKey) (Mapping, bool) {
 	}
 	r.Underlay = m.hosts[r.HostID].Underlay
 	r.Local = r.HostID == self
+	if len(r.Groups) > 0 {
+		r.Groups = slices.Sorted(slices.Values(r.Groups)) // the cache keeps them sorted
+	}
 	return r, true
+}
+
+// sameMapping compares two mappings field by field.
+func sameMapping(a, b Mapping) bool {
+	return slices.Equal(a.Groups, b.Groups) && a.VNI == b.VNI && a.IP == b.IP && a.HostID == b.HostID && a.ENI == b.ENI &&
+		a.MAC == b.MAC && a.Public == b.Public && a.Underlay == b.Underlay && a.Local == b.Local
 }
 
 // op is one random update, applied to both the Txn and the model.
@@ -66,8 +75,24 @@ func randomHost(r *rand.Rand) Host {
 		role = RoleEdge
 	}
 	// The address depends on the id, so no two hosts share one, but a host may move.
-	return Host{ID: id, Underlay: addr4(0x7f000000 | uint32(r.IntN(3))<<16 | uint32(id&0xffff)), Role: role, Healthy: r.IntN(4) != 0}
+	h := Host{ID: id, Underlay: addr4(0x7f000000 | uint32(r.IntN(3))<<16 | uint32(id&0xffff)), Role: role, Healthy: r.IntN(4) != 0}
+	if role == RoleEdge {
+		// Each edge serves the internet for all, or VPN for some of vgw 1–3.
+		var fns []Function
+		if r.IntN(2) == 0 {
+			fns = append(fns, Function{Kind: TargetInternetGateway})
+		}
+		if r.IntN(2) == 0 {
+			fns = append(fns, Function{Kind: TargetVPNGateway, Targets: []uint64{1 + r.Uint64N(3)}})
+		}
+		h.Functions = &fns
+	}
+	return h
 }
+
+// edgeTargets are the targets the random edges may serve, and one nobody does.
+var edgeTargets = []Target{{Kind: TargetInternetGateway, ID: 9}, {Kind: TargetVPNGateway, ID: 1}, {Kind: TargetVPNGateway, ID: 2},
+	{Kind: TargetVPNGateway, ID: 3}, {Kind: TargetEndpoint, ID: 1}}
 
 func randomVPC(r *rand.Rand, vni uint32) VPC {
 	v := VPC{VNI: vni, ID: 0x100 + uint64(vni), CIDR: netip.MustParsePrefix("10.0.0.0/16"), MainRouteTable: 1,
@@ -117,6 +142,12 @@ var ops = []struct {
 			HostID: 1 + r.Uint64N(testHosts+2), ENI: 1 + r.Uint64(), MAC: [6]byte{2, byte(r.Uint32())}}
 		if r.IntN(10) == 0 {
 			mp.HostID = self
+		}
+		// Security groups: none, or one to three of sg 1–4, in any order.
+		for range r.IntN(4) {
+			if g := 1 + r.Uint64N(4); !slices.Contains(mp.Groups, g) {
+				mp.Groups = append(mp.Groups, g)
+			}
 		}
 		err := tx.UpsertMapping(mp)
 		if _, ok := m.vpcs[mp.VNI]; !ok {
@@ -210,7 +241,7 @@ func checkSnapshot(t *testing.T, s *Snapshot, m *model, full bool) {
 	for got := range s.Mappings() {
 		k := mapKey{got.VNI, got.IP}
 		want, ok := m.want(k)
-		if !ok || seen[k] || got != want {
+		if !ok || seen[k] || !sameMapping(got, want) {
 			t.Fatalf("rev %d: enumerated %+v; model has %+v (present %v, seen before %v)", m.rev, got, want, ok, seen[k])
 		}
 		seen[k] = true
@@ -227,7 +258,7 @@ func checkSnapshot(t *testing.T, s *Snapshot, m *model, full bool) {
 			k := mapKey{vni, testIP(i)}
 			got, ok := lookup(s, k.vni, k.ip)
 			want, wantOK := m.want(k)
-			if ok != wantOK || got != want {
+			if ok != wantOK || !sameMapping(got, want) {
 				t.Fatalf("rev %d: Mapping(%d, %v) = %+v, %v; want %+v, %v", m.rev, k.vni, k.ip, got, ok, want, wantOK)
 			}
 		}
@@ -263,6 +294,24 @@ func checkHostsAndVPCs(t *testing.T, s *Snapshot, m *model) {
 	for _, h := range m.hosts {
 		if h.Role == RoleEdge && h.Healthy && !containsID(edges, h.ID) {
 			t.Fatalf("rev %d: Edges misses %+v", m.rev, h)
+		}
+	}
+	// EdgesFor: exactly the healthy edges whose functions name the target
+	// (or its whole kind), in id order.
+	for _, tg := range edgeTargets {
+		var want []uint64
+		for _, h := range m.hosts {
+			if h.Healthy && h.Serves(tg) {
+				want = append(want, h.ID)
+			}
+		}
+		slices.Sort(want)
+		var got []uint64
+		for _, h := range s.EdgesFor(tg) {
+			got = append(got, h.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("rev %d: EdgesFor(%v) = %v, want %v", m.rev, tg, got, want)
 		}
 	}
 	var vnis []uint32
@@ -436,6 +485,12 @@ func TestInvalidUpdates(t *testing.T) {
 	}{
 		{"host id 0", func(tx *Txn) error {
 			return tx.UpsertHost(Host{Underlay: ip, Role: RoleHost})
+		}, ErrInvalid},
+		{"a host with edge functions", func(tx *Txn) error {
+			return tx.UpsertHost(Host{ID: 9, Underlay: ip, Role: RoleHost, Functions: &[]Function{{Kind: TargetInternetGateway}}})
+		}, ErrInvalid},
+		{"an edge function that is no edge's", func(tx *Txn) error {
+			return tx.UpsertHost(Host{ID: 9, Underlay: ip, Role: RoleEdge, Functions: &[]Function{{Kind: TargetPeering}}})
 		}, ErrInvalid},
 		{"host IPv6", func(tx *Txn) error {
 			return tx.UpsertHost(Host{ID: 9, Underlay: netip.MustParseAddr("::1"), Role: RoleHost})
@@ -622,6 +677,8 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 		{"Host", func() { _, _ = s.Host(under) }},
 		{"HostByID", func() { _, _ = s.HostByID(2) }},
 		{"Edges", func() { _ = s.Edges() }},
+		{"EdgesFor", func() { _ = s.EdgesFor(Target{Kind: TargetInternetGateway, ID: 9}) }},
+		{"Attached", func() { _ = v.Attached(Target{Kind: TargetInternetGateway, ID: 9}) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(100, tt.f); n != 0 {

@@ -42,6 +42,48 @@ type Host struct {
 	Underlay netip.Addr // IPv4 address Geneve packets are sent to
 	Role     Role
 	Healthy  bool
+	// Functions are what an edge serves (nil for a host): hosts send it only
+	// packets whose next hop is one of them. A pointer so that a Host stays
+	// a comparable value; what it points to is never modified.
+	Functions *[]Function
+}
+
+// Function is one edge function an edge serves: the kind of route target
+// (TargetInternetGateway, TargetVPNGateway, …) and the targets it serves it
+// for; no targets means every target of the kind (any edge translates for
+// any internet gateway).
+type Function struct {
+	Kind    TargetKind
+	Targets []uint64
+}
+
+// FunctionList returns the edge functions of h, none for a host.
+func (h *Host) FunctionList() []Function {
+	if h.Functions == nil {
+		return nil
+	}
+	return *h.Functions
+}
+
+// Serves reports whether h is an edge that serves target t.
+func (h *Host) Serves(t Target) bool {
+	if h.Role != RoleEdge || h.Functions == nil {
+		return false
+	}
+	for _, f := range *h.Functions {
+		if f.Kind != t.Kind {
+			continue
+		}
+		if len(f.Targets) == 0 {
+			return true
+		}
+		for _, id := range f.Targets {
+			if id == t.ID {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Mapping is the Mapping Service record (VNI, private IP) → (host, ENI, MAC).
@@ -63,6 +105,9 @@ type Mapping struct {
 	Public   netip.Addr
 	Underlay netip.Addr
 	Local    bool
+	// Groups are the ENI's security groups (empty: the VPC's default).
+	// As a lookup result the slice belongs to the snapshot: do not modify.
+	Groups []uint64
 }
 
 // TargetKind is what a route sends traffic to.
@@ -90,6 +135,11 @@ var targetNames = [...]string{
 }
 
 func (k TargetKind) valid() bool { return k >= TargetLocal && k <= TargetBlackhole }
+
+// Edge reports whether traffic to targets of kind k goes to an edge.
+func (k TargetKind) Edge() bool {
+	return k == TargetInternetGateway || k == TargetVPNGateway || k == TargetDirectConnect || k == TargetEndpoint
+}
 
 // String returns the AWS id prefix of the target kind ("pcx", "igw", …), or
 // "local" and "blackhole".
@@ -132,6 +182,7 @@ type Subnet struct {
 	ID         uint64 // subnet-…
 	CIDR       netip.Prefix
 	RouteTable uint64 // rtb-…; 0 means the VPC's main route table
+	NetworkACL uint64 // acl-…; 0 means the VPC's default ACL
 }
 
 // Peering is an active VPC peering as seen from one side.

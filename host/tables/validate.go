@@ -14,6 +14,13 @@ func checkHost(h Host) error {
 		return invalidf("%s: underlay address %v is not IPv4", formatID("host", h.ID), h.Underlay)
 	case h.Role != RoleHost && h.Role != RoleEdge:
 		return invalidf("%s: unknown role %v", formatID("host", h.ID), h.Role)
+	case h.Role == RoleHost && h.Functions != nil:
+		return invalidf("%s: a host serves no edge functions", formatID("host", h.ID))
+	}
+	for _, f := range h.FunctionList() {
+		if !f.Kind.Edge() {
+			return invalidf("%s: %v is not an edge function", formatID("host", h.ID), f.Kind)
+		}
 	}
 	return nil
 }
@@ -55,6 +62,9 @@ func checkVPC(v *VPC) error {
 			name, formatID("rtb", v.MainRouteTable))
 	}
 	if err := checkSubnets(name, v.Subnets, tables); err != nil {
+		return err
+	}
+	if err := checkFirewall(name, v); err != nil {
 		return err
 	}
 	return checkPeerings(name, v.Peerings)

@@ -429,7 +429,14 @@ type MappingRecord struct {
 	InstanceId string                 `protobuf:"bytes,6,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	// public_ip is the ENI's Elastic IP, if one is associated: the edges
 	// translate between it and ip.
-	PublicIp      string `protobuf:"bytes,7,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
+	PublicIp string `protobuf:"bytes,7,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
+	// security_group_ids are the ENI's security groups (1–5, sg-…). Hosts
+	// enforce them for the ENIs they run, and match source- and
+	// destination-group rules against them for every ENI in scope.
+	SecurityGroupIds []string `protobuf:"bytes,8,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
+	// conntrack overrides the connection-tracking timeouts of this ENI; unset
+	// fields keep AWS's defaults.
+	Conntrack     *ConntrackTimeouts `protobuf:"bytes,9,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +520,91 @@ func (x *MappingRecord) GetPublicIp() string {
 	return ""
 }
 
+func (x *MappingRecord) GetSecurityGroupIds() []string {
+	if x != nil {
+		return x.SecurityGroupIds
+	}
+	return nil
+}
+
+func (x *MappingRecord) GetConntrack() *ConntrackTimeouts {
+	if x != nil {
+		return x.Conntrack
+	}
+	return nil
+}
+
+// ConntrackTimeouts are an ENI's connection-tracking idle timeouts, in
+// seconds; 0 keeps the default (TCP established 432000, UDP 30, UDP
+// stream 180, others 600).
+type ConntrackTimeouts struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	TcpEstablishedSeconds uint32                 `protobuf:"varint,1,opt,name=tcp_established_seconds,json=tcpEstablishedSeconds,proto3" json:"tcp_established_seconds,omitempty"`
+	UdpSeconds            uint32                 `protobuf:"varint,2,opt,name=udp_seconds,json=udpSeconds,proto3" json:"udp_seconds,omitempty"`
+	UdpStreamSeconds      uint32                 `protobuf:"varint,3,opt,name=udp_stream_seconds,json=udpStreamSeconds,proto3" json:"udp_stream_seconds,omitempty"`
+	OtherSeconds          uint32                 `protobuf:"varint,4,opt,name=other_seconds,json=otherSeconds,proto3" json:"other_seconds,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ConntrackTimeouts) Reset() {
+	*x = ConntrackTimeouts{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConntrackTimeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConntrackTimeouts) ProtoMessage() {}
+
+func (x *ConntrackTimeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConntrackTimeouts.ProtoReflect.Descriptor instead.
+func (*ConntrackTimeouts) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ConntrackTimeouts) GetTcpEstablishedSeconds() uint32 {
+	if x != nil {
+		return x.TcpEstablishedSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackTimeouts) GetUdpSeconds() uint32 {
+	if x != nil {
+		return x.UdpSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackTimeouts) GetUdpStreamSeconds() uint32 {
+	if x != nil {
+		return x.UdpStreamSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackTimeouts) GetOtherSeconds() uint32 {
+	if x != nil {
+		return x.OtherSeconds
+	}
+	return 0
+}
+
 type MappingKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vni           uint32                 `protobuf:"varint,1,opt,name=vni,proto3" json:"vni,omitempty"`
@@ -523,7 +615,7 @@ type MappingKey struct {
 
 func (x *MappingKey) Reset() {
 	*x = MappingKey{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[6]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +627,7 @@ func (x *MappingKey) String() string {
 func (*MappingKey) ProtoMessage() {}
 
 func (x *MappingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[6]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +640,7 @@ func (x *MappingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingKey.ProtoReflect.Descriptor instead.
 func (*MappingKey) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{6}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MappingKey) GetVni() uint32 {
@@ -580,7 +672,7 @@ type HostRecord struct {
 
 func (x *HostRecord) Reset() {
 	*x = HostRecord{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[7]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +684,7 @@ func (x *HostRecord) String() string {
 func (*HostRecord) ProtoMessage() {}
 
 func (x *HostRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[7]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +697,7 @@ func (x *HostRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostRecord.ProtoReflect.Descriptor instead.
 func (*HostRecord) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{7}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HostRecord) GetId() string {
@@ -654,13 +746,22 @@ type VpcFacts struct {
 	Peers       []*PeerFacts           `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
 	// internet_gateway_id is the attached internet gateway (igw-…), if any.
 	InternetGatewayId string `protobuf:"bytes,7,opt,name=internet_gateway_id,json=internetGatewayId,proto3" json:"internet_gateway_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// security_groups are the VPC's groups, with their rules.
+	SecurityGroups []*SecurityGroupFacts `protobuf:"bytes,8,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
+	// network_acls are the VPC's network ACLs, with their entries.
+	NetworkAcls []*NetworkAclFacts `protobuf:"bytes,9,rep,name=network_acls,json=networkAcls,proto3" json:"network_acls,omitempty"`
+	// default_network_acl_id is the ACL of subnets that name none.
+	DefaultNetworkAclId string `protobuf:"bytes,10,opt,name=default_network_acl_id,json=defaultNetworkAclId,proto3" json:"default_network_acl_id,omitempty"`
+	// default_security_group_id is the VPC's default group: the group of an
+	// ENI that names none.
+	DefaultSecurityGroupId string `protobuf:"bytes,11,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
 	*x = VpcFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[8]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +773,7 @@ func (x *VpcFacts) String() string {
 func (*VpcFacts) ProtoMessage() {}
 
 func (x *VpcFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[8]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +786,7 @@ func (x *VpcFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VpcFacts.ProtoReflect.Descriptor instead.
 func (*VpcFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{8}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VpcFacts) GetVni() uint32 {
@@ -737,18 +838,48 @@ func (x *VpcFacts) GetInternetGatewayId() string {
 	return ""
 }
 
+func (x *VpcFacts) GetSecurityGroups() []*SecurityGroupFacts {
+	if x != nil {
+		return x.SecurityGroups
+	}
+	return nil
+}
+
+func (x *VpcFacts) GetNetworkAcls() []*NetworkAclFacts {
+	if x != nil {
+		return x.NetworkAcls
+	}
+	return nil
+}
+
+func (x *VpcFacts) GetDefaultNetworkAclId() string {
+	if x != nil {
+		return x.DefaultNetworkAclId
+	}
+	return ""
+}
+
+func (x *VpcFacts) GetDefaultSecurityGroupId() string {
+	if x != nil {
+		return x.DefaultSecurityGroupId
+	}
+	return ""
+}
+
 type SubnetFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Cidr          string                 `protobuf:"bytes,2,opt,name=cidr,proto3" json:"cidr,omitempty"`
-	RouteTableId  string                 `protobuf:"bytes,3,opt,name=route_table_id,json=routeTableId,proto3" json:"route_table_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cidr         string                 `protobuf:"bytes,2,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	RouteTableId string                 `protobuf:"bytes,3,opt,name=route_table_id,json=routeTableId,proto3" json:"route_table_id,omitempty"`
+	// network_acl_id is the subnet's ACL (acl-…); empty: the VPC's default.
+	NetworkAclId  string `protobuf:"bytes,4,opt,name=network_acl_id,json=networkAclId,proto3" json:"network_acl_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubnetFacts) Reset() {
 	*x = SubnetFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[9]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +891,7 @@ func (x *SubnetFacts) String() string {
 func (*SubnetFacts) ProtoMessage() {}
 
 func (x *SubnetFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[9]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +904,7 @@ func (x *SubnetFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubnetFacts.ProtoReflect.Descriptor instead.
 func (*SubnetFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubnetFacts) GetId() string {
@@ -797,6 +928,332 @@ func (x *SubnetFacts) GetRouteTableId() string {
 	return ""
 }
 
+func (x *SubnetFacts) GetNetworkAclId() string {
+	if x != nil {
+		return x.NetworkAclId
+	}
+	return ""
+}
+
+// SecurityGroupFacts is a security group as hosts enforce it: allow rules
+// only, per direction.
+type SecurityGroupFacts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ingress       []*SecurityGroupRule   `protobuf:"bytes,2,rep,name=ingress,proto3" json:"ingress,omitempty"`
+	Egress        []*SecurityGroupRule   `protobuf:"bytes,3,rep,name=egress,proto3" json:"egress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecurityGroupFacts) Reset() {
+	*x = SecurityGroupFacts{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityGroupFacts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityGroupFacts) ProtoMessage() {}
+
+func (x *SecurityGroupFacts) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityGroupFacts.ProtoReflect.Descriptor instead.
+func (*SecurityGroupFacts) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SecurityGroupFacts) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SecurityGroupFacts) GetIngress() []*SecurityGroupRule {
+	if x != nil {
+		return x.Ingress
+	}
+	return nil
+}
+
+func (x *SecurityGroupFacts) GetEgress() []*SecurityGroupRule {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
+// SecurityGroupRule allows traffic of a protocol and port range to or
+// from a peer: a CIDR, the members of a group (this VPC's or an actively
+// peered VPC's), or the CIDRs of a prefix list.
+type SecurityGroupRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rule_id names the rule in traces (sgr-…).
+	RuleId string `protobuf:"bytes,1,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	// protocol is an IP protocol number (6 tcp, 17 udp, 1 icmp), or -1 for all.
+	Protocol int32 `protobuf:"varint,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// from_port and to_port bound the port range for tcp and udp (0–65535);
+	// for icmp they are the type and code, -1 for any.
+	FromPort int32 `protobuf:"varint,3,opt,name=from_port,json=fromPort,proto3" json:"from_port,omitempty"`
+	ToPort   int32 `protobuf:"varint,4,opt,name=to_port,json=toPort,proto3" json:"to_port,omitempty"`
+	// Exactly one peer.
+	Cidr    string `protobuf:"bytes,5,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	GroupId string `protobuf:"bytes,6,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// prefix_list_id names the list whose CIDRs are prefix_cidrs.
+	PrefixListId  string   `protobuf:"bytes,7,opt,name=prefix_list_id,json=prefixListId,proto3" json:"prefix_list_id,omitempty"`
+	PrefixCidrs   []string `protobuf:"bytes,8,rep,name=prefix_cidrs,json=prefixCidrs,proto3" json:"prefix_cidrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecurityGroupRule) Reset() {
+	*x = SecurityGroupRule{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityGroupRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityGroupRule) ProtoMessage() {}
+
+func (x *SecurityGroupRule) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityGroupRule.ProtoReflect.Descriptor instead.
+func (*SecurityGroupRule) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SecurityGroupRule) GetRuleId() string {
+	if x != nil {
+		return x.RuleId
+	}
+	return ""
+}
+
+func (x *SecurityGroupRule) GetProtocol() int32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *SecurityGroupRule) GetFromPort() int32 {
+	if x != nil {
+		return x.FromPort
+	}
+	return 0
+}
+
+func (x *SecurityGroupRule) GetToPort() int32 {
+	if x != nil {
+		return x.ToPort
+	}
+	return 0
+}
+
+func (x *SecurityGroupRule) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *SecurityGroupRule) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *SecurityGroupRule) GetPrefixListId() string {
+	if x != nil {
+		return x.PrefixListId
+	}
+	return ""
+}
+
+func (x *SecurityGroupRule) GetPrefixCidrs() []string {
+	if x != nil {
+		return x.PrefixCidrs
+	}
+	return nil
+}
+
+// NetworkAclFacts is a network ACL as hosts enforce it: numbered entries
+// per direction, lowest number first, first match wins, then deny.
+type NetworkAclFacts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Inbound       []*NetworkAclEntry     `protobuf:"bytes,2,rep,name=inbound,proto3" json:"inbound,omitempty"`
+	Outbound      []*NetworkAclEntry     `protobuf:"bytes,3,rep,name=outbound,proto3" json:"outbound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkAclFacts) Reset() {
+	*x = NetworkAclFacts{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkAclFacts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkAclFacts) ProtoMessage() {}
+
+func (x *NetworkAclFacts) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkAclFacts.ProtoReflect.Descriptor instead.
+func (*NetworkAclFacts) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *NetworkAclFacts) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *NetworkAclFacts) GetInbound() []*NetworkAclEntry {
+	if x != nil {
+		return x.Inbound
+	}
+	return nil
+}
+
+func (x *NetworkAclFacts) GetOutbound() []*NetworkAclEntry {
+	if x != nil {
+		return x.Outbound
+	}
+	return nil
+}
+
+type NetworkAclEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rule_number orders the entries (1–32766).
+	RuleNumber int32 `protobuf:"varint,1,opt,name=rule_number,json=ruleNumber,proto3" json:"rule_number,omitempty"`
+	// protocol, from_port and to_port as in SecurityGroupRule.
+	Protocol      int32  `protobuf:"varint,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	FromPort      int32  `protobuf:"varint,3,opt,name=from_port,json=fromPort,proto3" json:"from_port,omitempty"`
+	ToPort        int32  `protobuf:"varint,4,opt,name=to_port,json=toPort,proto3" json:"to_port,omitempty"`
+	Cidr          string `protobuf:"bytes,5,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	Allow         bool   `protobuf:"varint,6,opt,name=allow,proto3" json:"allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkAclEntry) Reset() {
+	*x = NetworkAclEntry{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkAclEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkAclEntry) ProtoMessage() {}
+
+func (x *NetworkAclEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkAclEntry.ProtoReflect.Descriptor instead.
+func (*NetworkAclEntry) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *NetworkAclEntry) GetRuleNumber() int32 {
+	if x != nil {
+		return x.RuleNumber
+	}
+	return 0
+}
+
+func (x *NetworkAclEntry) GetProtocol() int32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *NetworkAclEntry) GetFromPort() int32 {
+	if x != nil {
+		return x.FromPort
+	}
+	return 0
+}
+
+func (x *NetworkAclEntry) GetToPort() int32 {
+	if x != nil {
+		return x.ToPort
+	}
+	return 0
+}
+
+func (x *NetworkAclEntry) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *NetworkAclEntry) GetAllow() bool {
+	if x != nil {
+		return x.Allow
+	}
+	return false
+}
+
 // PeerFacts is an active peering as seen from one side.
 type PeerFacts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -810,7 +1267,7 @@ type PeerFacts struct {
 
 func (x *PeerFacts) Reset() {
 	*x = PeerFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1279,7 @@ func (x *PeerFacts) String() string {
 func (*PeerFacts) ProtoMessage() {}
 
 func (x *PeerFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1292,7 @@ func (x *PeerFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerFacts.ProtoReflect.Descriptor instead.
 func (*PeerFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PeerFacts) GetPeeringId() string {
@@ -876,7 +1333,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1345,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1358,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AckRequest) GetHostId() string {
@@ -926,7 +1383,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1395,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1408,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
 }
 
 type AckStreamRequest struct {
@@ -964,7 +1421,7 @@ type AckStreamRequest struct {
 
 func (x *AckStreamRequest) Reset() {
 	*x = AckStreamRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1433,7 @@ func (x *AckStreamRequest) String() string {
 func (*AckStreamRequest) ProtoMessage() {}
 
 func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1446,7 @@ func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckStreamRequest.ProtoReflect.Descriptor instead.
 func (*AckStreamRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AckStreamRequest) GetHostId() string {
@@ -1014,7 +1471,7 @@ type AckStreamResponse struct {
 
 func (x *AckStreamResponse) Reset() {
 	*x = AckStreamResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1483,7 @@ func (x *AckStreamResponse) String() string {
 func (*AckStreamResponse) ProtoMessage() {}
 
 func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1496,7 @@ func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckStreamResponse.ProtoReflect.Descriptor instead.
 func (*AckStreamResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{19}
 }
 
 type GetVpcMappingsRequest struct {
@@ -1052,7 +1509,7 @@ type GetVpcMappingsRequest struct {
 
 func (x *GetVpcMappingsRequest) Reset() {
 	*x = GetVpcMappingsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1521,7 @@ func (x *GetVpcMappingsRequest) String() string {
 func (*GetVpcMappingsRequest) ProtoMessage() {}
 
 func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1534,7 @@ func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsRequest.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetVpcMappingsRequest) GetHostId() string {
@@ -1104,7 +1561,7 @@ type GetVpcMappingsResponse struct {
 
 func (x *GetVpcMappingsResponse) Reset() {
 	*x = GetVpcMappingsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1573,7 @@ func (x *GetVpcMappingsResponse) String() string {
 func (*GetVpcMappingsResponse) ProtoMessage() {}
 
 func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1586,7 @@ func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsResponse.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetVpcMappingsResponse) GetVpc() *VpcFacts {
@@ -1156,7 +1613,7 @@ type ReportEventsRequest struct {
 
 func (x *ReportEventsRequest) Reset() {
 	*x = ReportEventsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1625,7 @@ func (x *ReportEventsRequest) String() string {
 func (*ReportEventsRequest) ProtoMessage() {}
 
 func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1638,7 @@ func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportEventsRequest) GetHostId() string {
@@ -1206,7 +1663,7 @@ type ReportEventsResponse struct {
 
 func (x *ReportEventsResponse) Reset() {
 	*x = ReportEventsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1675,7 @@ func (x *ReportEventsResponse) String() string {
 func (*ReportEventsResponse) ProtoMessage() {}
 
 func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1688,7 @@ func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{23}
 }
 
 var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
@@ -1267,7 +1724,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\xb1\x01\n" +
+	"\x04kind\"\x9c\x02\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1276,7 +1733,15 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x03mac\x18\x05 \x01(\tR\x03mac\x12\x1f\n" +
 	"\vinstance_id\x18\x06 \x01(\tR\n" +
 	"instanceId\x12\x1b\n" +
-	"\tpublic_ip\x18\a \x01(\tR\bpublicIp\".\n" +
+	"\tpublic_ip\x18\a \x01(\tR\bpublicIp\x12,\n" +
+	"\x12security_group_ids\x18\b \x03(\tR\x10securityGroupIds\x12;\n" +
+	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\"\xbf\x01\n" +
+	"\x11ConntrackTimeouts\x126\n" +
+	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
+	"\vudp_seconds\x18\x02 \x01(\rR\n" +
+	"udpSeconds\x12,\n" +
+	"\x12udp_stream_seconds\x18\x03 \x01(\rR\x10udpStreamSeconds\x12#\n" +
+	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\".\n" +
 	"\n" +
 	"MappingKey\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
@@ -1287,7 +1752,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x8b\x02\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x84\x04\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1295,11 +1760,42 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\asubnets\x18\x04 \x03(\v2\x17.openvpc.v1.SubnetFactsR\asubnets\x129\n" +
 	"\froute_tables\x18\x05 \x03(\v2\x16.openvpc.v1.RouteTableR\vrouteTables\x12+\n" +
 	"\x05peers\x18\x06 \x03(\v2\x15.openvpc.v1.PeerFactsR\x05peers\x12.\n" +
-	"\x13internet_gateway_id\x18\a \x01(\tR\x11internetGatewayId\"W\n" +
+	"\x13internet_gateway_id\x18\a \x01(\tR\x11internetGatewayId\x12G\n" +
+	"\x0fsecurity_groups\x18\b \x03(\v2\x1e.openvpc.v1.SecurityGroupFactsR\x0esecurityGroups\x12>\n" +
+	"\fnetwork_acls\x18\t \x03(\v2\x1b.openvpc.v1.NetworkAclFactsR\vnetworkAcls\x123\n" +
+	"\x16default_network_acl_id\x18\n" +
+	" \x01(\tR\x13defaultNetworkAclId\x129\n" +
+	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\"}\n" +
 	"\vSubnetFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\x12$\n" +
-	"\x0eroute_table_id\x18\x03 \x01(\tR\frouteTableId\"\x82\x01\n" +
+	"\x0eroute_table_id\x18\x03 \x01(\tR\frouteTableId\x12$\n" +
+	"\x0enetwork_acl_id\x18\x04 \x01(\tR\fnetworkAclId\"\x94\x01\n" +
+	"\x12SecurityGroupFacts\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
+	"\aingress\x18\x02 \x03(\v2\x1d.openvpc.v1.SecurityGroupRuleR\aingress\x125\n" +
+	"\x06egress\x18\x03 \x03(\v2\x1d.openvpc.v1.SecurityGroupRuleR\x06egress\"\xf6\x01\n" +
+	"\x11SecurityGroupRule\x12\x17\n" +
+	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\x12\x1b\n" +
+	"\tfrom_port\x18\x03 \x01(\x05R\bfromPort\x12\x17\n" +
+	"\ato_port\x18\x04 \x01(\x05R\x06toPort\x12\x12\n" +
+	"\x04cidr\x18\x05 \x01(\tR\x04cidr\x12\x19\n" +
+	"\bgroup_id\x18\x06 \x01(\tR\agroupId\x12$\n" +
+	"\x0eprefix_list_id\x18\a \x01(\tR\fprefixListId\x12!\n" +
+	"\fprefix_cidrs\x18\b \x03(\tR\vprefixCidrs\"\x91\x01\n" +
+	"\x0fNetworkAclFacts\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\ainbound\x18\x02 \x03(\v2\x1b.openvpc.v1.NetworkAclEntryR\ainbound\x127\n" +
+	"\boutbound\x18\x03 \x03(\v2\x1b.openvpc.v1.NetworkAclEntryR\boutbound\"\xae\x01\n" +
+	"\x0fNetworkAclEntry\x12\x1f\n" +
+	"\vrule_number\x18\x01 \x01(\x05R\n" +
+	"ruleNumber\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\x12\x1b\n" +
+	"\tfrom_port\x18\x03 \x01(\x05R\bfromPort\x12\x17\n" +
+	"\ato_port\x18\x04 \x01(\x05R\x06toPort\x12\x12\n" +
+	"\x04cidr\x18\x05 \x01(\tR\x04cidr\x12\x14\n" +
+	"\x05allow\x18\x06 \x01(\bR\x05allow\"\x82\x01\n" +
 	"\tPeerFacts\x12\x1d\n" +
 	"\n" +
 	"peering_id\x18\x01 \x01(\tR\tpeeringId\x12\x19\n" +
@@ -1345,7 +1841,7 @@ func file_openvpc_v1_mapping_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_mapping_proto_rawDescData
 }
 
-var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: openvpc.v1.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: openvpc.v1.RegisterResponse
@@ -1353,59 +1849,71 @@ var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*SubscribeResponse)(nil),      // 3: openvpc.v1.SubscribeResponse
 	(*Change)(nil),                 // 4: openvpc.v1.Change
 	(*MappingRecord)(nil),          // 5: openvpc.v1.MappingRecord
-	(*MappingKey)(nil),             // 6: openvpc.v1.MappingKey
-	(*HostRecord)(nil),             // 7: openvpc.v1.HostRecord
-	(*VpcFacts)(nil),               // 8: openvpc.v1.VpcFacts
-	(*SubnetFacts)(nil),            // 9: openvpc.v1.SubnetFacts
-	(*PeerFacts)(nil),              // 10: openvpc.v1.PeerFacts
-	(*AckRequest)(nil),             // 11: openvpc.v1.AckRequest
-	(*AckResponse)(nil),            // 12: openvpc.v1.AckResponse
-	(*AckStreamRequest)(nil),       // 13: openvpc.v1.AckStreamRequest
-	(*AckStreamResponse)(nil),      // 14: openvpc.v1.AckStreamResponse
-	(*GetVpcMappingsRequest)(nil),  // 15: openvpc.v1.GetVpcMappingsRequest
-	(*GetVpcMappingsResponse)(nil), // 16: openvpc.v1.GetVpcMappingsResponse
-	(*ReportEventsRequest)(nil),    // 17: openvpc.v1.ReportEventsRequest
-	(*ReportEventsResponse)(nil),   // 18: openvpc.v1.ReportEventsResponse
-	(HostRole)(0),                  // 19: openvpc.v1.HostRole
-	(*EdgeFunction)(nil),           // 20: openvpc.v1.EdgeFunction
-	(*Host)(nil),                   // 21: openvpc.v1.Host
-	(*RouteTable)(nil),             // 22: openvpc.v1.RouteTable
-	(*SecurityEvent)(nil),          // 23: openvpc.v1.SecurityEvent
+	(*ConntrackTimeouts)(nil),      // 6: openvpc.v1.ConntrackTimeouts
+	(*MappingKey)(nil),             // 7: openvpc.v1.MappingKey
+	(*HostRecord)(nil),             // 8: openvpc.v1.HostRecord
+	(*VpcFacts)(nil),               // 9: openvpc.v1.VpcFacts
+	(*SubnetFacts)(nil),            // 10: openvpc.v1.SubnetFacts
+	(*SecurityGroupFacts)(nil),     // 11: openvpc.v1.SecurityGroupFacts
+	(*SecurityGroupRule)(nil),      // 12: openvpc.v1.SecurityGroupRule
+	(*NetworkAclFacts)(nil),        // 13: openvpc.v1.NetworkAclFacts
+	(*NetworkAclEntry)(nil),        // 14: openvpc.v1.NetworkAclEntry
+	(*PeerFacts)(nil),              // 15: openvpc.v1.PeerFacts
+	(*AckRequest)(nil),             // 16: openvpc.v1.AckRequest
+	(*AckResponse)(nil),            // 17: openvpc.v1.AckResponse
+	(*AckStreamRequest)(nil),       // 18: openvpc.v1.AckStreamRequest
+	(*AckStreamResponse)(nil),      // 19: openvpc.v1.AckStreamResponse
+	(*GetVpcMappingsRequest)(nil),  // 20: openvpc.v1.GetVpcMappingsRequest
+	(*GetVpcMappingsResponse)(nil), // 21: openvpc.v1.GetVpcMappingsResponse
+	(*ReportEventsRequest)(nil),    // 22: openvpc.v1.ReportEventsRequest
+	(*ReportEventsResponse)(nil),   // 23: openvpc.v1.ReportEventsResponse
+	(HostRole)(0),                  // 24: openvpc.v1.HostRole
+	(*EdgeFunction)(nil),           // 25: openvpc.v1.EdgeFunction
+	(*Host)(nil),                   // 26: openvpc.v1.Host
+	(*RouteTable)(nil),             // 27: openvpc.v1.RouteTable
+	(*SecurityEvent)(nil),          // 28: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_mapping_proto_depIdxs = []int32{
-	19, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
-	20, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
-	21, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
+	24, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
+	25, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
+	26, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
 	4,  // 3: openvpc.v1.SubscribeResponse.changes:type_name -> openvpc.v1.Change
-	8,  // 4: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
+	9,  // 4: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
 	5,  // 5: openvpc.v1.Change.upsert_mapping:type_name -> openvpc.v1.MappingRecord
-	6,  // 6: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
-	7,  // 7: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
-	19, // 8: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
-	20, // 9: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
-	9,  // 10: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
-	22, // 11: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
-	10, // 12: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
-	8,  // 13: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
-	5,  // 14: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
-	23, // 15: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
-	0,  // 16: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
-	2,  // 17: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
-	11, // 18: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
-	13, // 19: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
-	15, // 20: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
-	17, // 21: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
-	1,  // 22: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
-	3,  // 23: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
-	12, // 24: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
-	14, // 25: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
-	16, // 26: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
-	18, // 27: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	7,  // 6: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
+	8,  // 7: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
+	6,  // 8: openvpc.v1.MappingRecord.conntrack:type_name -> openvpc.v1.ConntrackTimeouts
+	24, // 9: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
+	25, // 10: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
+	10, // 11: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
+	27, // 12: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
+	15, // 13: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
+	11, // 14: openvpc.v1.VpcFacts.security_groups:type_name -> openvpc.v1.SecurityGroupFacts
+	13, // 15: openvpc.v1.VpcFacts.network_acls:type_name -> openvpc.v1.NetworkAclFacts
+	12, // 16: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
+	12, // 17: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
+	14, // 18: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
+	14, // 19: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
+	9,  // 20: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
+	5,  // 21: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
+	28, // 22: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
+	0,  // 23: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
+	2,  // 24: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
+	16, // 25: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
+	18, // 26: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
+	20, // 27: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
+	22, // 28: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
+	1,  // 29: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
+	3,  // 30: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
+	17, // 31: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
+	19, // 32: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
+	21, // 33: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
+	23, // 34: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_mapping_proto_init() }
@@ -1428,7 +1936,7 @@ func file_openvpc_v1_mapping_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_mapping_proto_rawDesc), len(file_openvpc_v1_mapping_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
