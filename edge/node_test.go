@@ -71,6 +71,10 @@ func TestEdgeNodeLifecycle(t *testing.T) {
 	if err != nil || len(hs.Msg.Hosts) != 1 || hs.Msg.Hosts[0].Role != pb.HostRole_HOST_ROLE_EDGE {
 		t.Fatalf("hosts after the edge registered: %v, %v", hs.Msg.GetHosts(), err)
 	}
+	// Registration carried what it serves, and the cloud kept it.
+	if fns := hs.Msg.Hosts[0].Functions; len(fns) != 1 || fns[0].Kind != pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET {
+		t.Fatalf("the cloud's record of edge-1 serves %v, want the internet", fns)
+	}
 	cancel()
 	select {
 	case err := <-done:
