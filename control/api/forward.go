@@ -37,5 +37,8 @@ func (h *Instances) Forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
+	// Hijacked, the connection is no longer the HTTP server's to close:
+	// the forward ends with the request's context, when the server stops.
+	defer context.AfterFunc(r.Context(), func() { up.Close() })()
 	forward.SpliceUpgraded(w, up)
 }
