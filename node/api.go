@@ -194,6 +194,9 @@ func (s nodeAPI) Ping(ctx context.Context, req *connect.Request[pb.PingRequest])
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	defer conn.Close()
+	// A read waits up to the caller's timeout; a canceled call (the node
+	// stopping) must not.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	resp := &pb.PingResponse{}
 	buf := make([]byte, 1500)
 	for seq := range count {
