@@ -74,7 +74,7 @@ func (s nodeAPI) TraceReports(_ context.Context, req *connect.Request[pb.TraceRe
 	out := &pb.TraceReportsResponse{}
 	if o := s.r.Observed; o != nil {
 		for _, r := range o.TraceReports(req.Msg.TraceId) {
-			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At)})
+			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At), Steps: stepsOf(r.Steps)})
 		}
 	}
 	return connect.NewResponse(out), nil

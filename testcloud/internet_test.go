@@ -493,11 +493,20 @@ func TestTrace(t *testing.T) {
 			r.Hops[1].HostId != "host-a" || r.Hops[1].Story != "ingress" || r.TraceId == 0 {
 			t.Fatalf("live trace: %v", r)
 		}
+		// Each hop's steps are the story's own, recorded on the real packet.
+		for i, want := range []string{"encapsulate", "deliver"} {
+			if st := r.Hops[i].Steps; len(st) == 0 || st[len(st)-1].Name != want || !st[len(st)-1].Pass {
+				t.Errorf("live hop %d: steps %v, want them to end passing %q", i, st, want)
+			}
+		}
 	})
 	t.Run("live to the internet", func(t *testing.T) {
 		r := trace(&pb.TraceInstanceRequest{From: web.Id, To: webAddr.String(), Protocol: "icmp", Live: true})
 		if r.Verdict != "forwarded" || len(r.Hops) != 2 || r.Hops[1].Story != "edge outbound" || !strings.HasPrefix(r.Hops[1].HostId, "edge-") {
 			t.Fatalf("live trace to the internet: %v", r)
+		}
+		if st := r.Hops[1].Steps; len(st) == 0 || st[len(st)-1].Name != "translate and send out" {
+			t.Errorf("the edge's live steps: %v", st)
 		}
 	})
 }

@@ -2600,6 +2600,279 @@ func (x *ListAddressesResponse) GetAddresses() []*ElasticIp {
 	return nil
 }
 
+type GetInternetGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInternetGatewayRequest) Reset() {
+	*x = GetInternetGatewayRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInternetGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInternetGatewayRequest) ProtoMessage() {}
+
+func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInternetGatewayRequest.ProtoReflect.Descriptor instead.
+func (*GetInternetGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GetInternetGatewayRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetInternetGatewayResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	InternetGateway *InternetGateway       `protobuf:"bytes,1,opt,name=internet_gateway,json=internetGateway,proto3" json:"internet_gateway,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetInternetGatewayResponse) Reset() {
+	*x = GetInternetGatewayResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInternetGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInternetGatewayResponse) ProtoMessage() {}
+
+func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInternetGatewayResponse.ProtoReflect.Descriptor instead.
+func (*GetInternetGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GetInternetGatewayResponse) GetInternetGateway() *InternetGateway {
+	if x != nil {
+		return x.InternetGateway
+	}
+	return nil
+}
+
+type GetAddressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is the allocation id, name or public IP.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAddressRequest) Reset() {
+	*x = GetAddressRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAddressRequest) ProtoMessage() {}
+
+func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAddressRequest.ProtoReflect.Descriptor instead.
+func (*GetAddressRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetAddressRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       *ElasticIp             `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAddressResponse) Reset() {
+	*x = GetAddressResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAddressResponse) ProtoMessage() {}
+
+func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAddressResponse.ProtoReflect.Descriptor instead.
+func (*GetAddressResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetAddressResponse) GetAddress() *ElasticIp {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type AssociateRouteTableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	RouteTable    string                 `protobuf:"bytes,2,opt,name=route_table,json=routeTable,proto3" json:"route_table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateRouteTableRequest) Reset() {
+	*x = AssociateRouteTableRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateRouteTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateRouteTableRequest) ProtoMessage() {}
+
+func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateRouteTableRequest.ProtoReflect.Descriptor instead.
+func (*AssociateRouteTableRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *AssociateRouteTableRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *AssociateRouteTableRequest) GetRouteTable() string {
+	if x != nil {
+		return x.RouteTable
+	}
+	return ""
+}
+
+type AssociateRouteTableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        *Subnet                `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateRouteTableResponse) Reset() {
+	*x = AssociateRouteTableResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateRouteTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateRouteTableResponse) ProtoMessage() {}
+
+func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateRouteTableResponse.ProtoReflect.Descriptor instead.
+func (*AssociateRouteTableResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *AssociateRouteTableResponse) GetSubnet() *Subnet {
+	if x != nil {
+		return x.Subnet
+	}
+	return nil
+}
+
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_vpc_proto_rawDesc = "" +
@@ -2731,7 +3004,21 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x16ReleaseAddressResponse\"\x16\n" +
 	"\x14ListAddressesRequest\"L\n" +
 	"\x15ListAddressesResponse\x123\n" +
-	"\taddresses\x18\x01 \x03(\v2\x15.openvpc.v1.ElasticIpR\taddresses2\x8f\x14\n" +
+	"\taddresses\x18\x01 \x03(\v2\x15.openvpc.v1.ElasticIpR\taddresses\"-\n" +
+	"\x19GetInternetGatewayRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"d\n" +
+	"\x1aGetInternetGatewayResponse\x12F\n" +
+	"\x10internet_gateway\x18\x01 \x01(\v2\x1b.openvpc.v1.InternetGatewayR\x0finternetGateway\"%\n" +
+	"\x11GetAddressRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"E\n" +
+	"\x12GetAddressResponse\x12/\n" +
+	"\aaddress\x18\x01 \x01(\v2\x15.openvpc.v1.ElasticIpR\aaddress\"U\n" +
+	"\x1aAssociateRouteTableRequest\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x1f\n" +
+	"\vroute_table\x18\x02 \x01(\tR\n" +
+	"routeTable\"I\n" +
+	"\x1bAssociateRouteTableResponse\x12*\n" +
+	"\x06subnet\x18\x01 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet2\xa9\x16\n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -2763,7 +3050,11 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x10AssociateAddress\x12#.openvpc.v1.AssociateAddressRequest\x1a$.openvpc.v1.AssociateAddressResponse\x12f\n" +
 	"\x13DisassociateAddress\x12&.openvpc.v1.DisassociateAddressRequest\x1a'.openvpc.v1.DisassociateAddressResponse\x12W\n" +
 	"\x0eReleaseAddress\x12!.openvpc.v1.ReleaseAddressRequest\x1a\".openvpc.v1.ReleaseAddressResponse\x12T\n" +
-	"\rListAddresses\x12 .openvpc.v1.ListAddressesRequest\x1a!.openvpc.v1.ListAddressesResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\rListAddresses\x12 .openvpc.v1.ListAddressesRequest\x1a!.openvpc.v1.ListAddressesResponse\x12c\n" +
+	"\x12GetInternetGateway\x12%.openvpc.v1.GetInternetGatewayRequest\x1a&.openvpc.v1.GetInternetGatewayResponse\x12K\n" +
+	"\n" +
+	"GetAddress\x12\x1d.openvpc.v1.GetAddressRequest\x1a\x1e.openvpc.v1.GetAddressResponse\x12f\n" +
+	"\x13AssociateRouteTable\x12&.openvpc.v1.AssociateRouteTableRequest\x1a'.openvpc.v1.AssociateRouteTableResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_vpc_proto_rawDescOnce sync.Once
@@ -2777,7 +3068,7 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*CreateVpcRequest)(nil),              // 0: openvpc.v1.CreateVpcRequest
 	(*CreateVpcResponse)(nil),             // 1: openvpc.v1.CreateVpcResponse
@@ -2837,100 +3128,115 @@ var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*ReleaseAddressResponse)(nil),        // 55: openvpc.v1.ReleaseAddressResponse
 	(*ListAddressesRequest)(nil),          // 56: openvpc.v1.ListAddressesRequest
 	(*ListAddressesResponse)(nil),         // 57: openvpc.v1.ListAddressesResponse
-	(*Vpc)(nil),                           // 58: openvpc.v1.Vpc
-	(*Subnet)(nil),                        // 59: openvpc.v1.Subnet
-	(*RouteTable)(nil),                    // 60: openvpc.v1.RouteTable
-	(*Peering)(nil),                       // 61: openvpc.v1.Peering
-	(*InternetGateway)(nil),               // 62: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                     // 63: openvpc.v1.ElasticIp
+	(*GetInternetGatewayRequest)(nil),     // 58: openvpc.v1.GetInternetGatewayRequest
+	(*GetInternetGatewayResponse)(nil),    // 59: openvpc.v1.GetInternetGatewayResponse
+	(*GetAddressRequest)(nil),             // 60: openvpc.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),            // 61: openvpc.v1.GetAddressResponse
+	(*AssociateRouteTableRequest)(nil),    // 62: openvpc.v1.AssociateRouteTableRequest
+	(*AssociateRouteTableResponse)(nil),   // 63: openvpc.v1.AssociateRouteTableResponse
+	(*Vpc)(nil),                           // 64: openvpc.v1.Vpc
+	(*Subnet)(nil),                        // 65: openvpc.v1.Subnet
+	(*RouteTable)(nil),                    // 66: openvpc.v1.RouteTable
+	(*Peering)(nil),                       // 67: openvpc.v1.Peering
+	(*InternetGateway)(nil),               // 68: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                     // 69: openvpc.v1.ElasticIp
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	58, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	58, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	58, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	59, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	59, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	59, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	60, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	60, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	60, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	60, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	60, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	61, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	61, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	61, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	61, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	62, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	62, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	62, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	62, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	63, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	63, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	63, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	63, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	0,  // 23: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,  // 24: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,  // 25: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,  // 26: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,  // 27: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10, // 28: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12, // 29: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14, // 30: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16, // 31: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18, // 32: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20, // 33: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22, // 34: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24, // 35: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26, // 36: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28, // 37: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30, // 38: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32, // 39: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34, // 40: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36, // 41: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	38, // 42: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	40, // 43: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	42, // 44: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	44, // 45: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	46, // 46: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	48, // 47: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	50, // 48: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	52, // 49: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	54, // 50: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	56, // 51: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	1,  // 52: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,  // 53: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,  // 54: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,  // 55: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,  // 56: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11, // 57: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13, // 58: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15, // 59: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17, // 60: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19, // 61: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21, // 62: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23, // 63: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25, // 64: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27, // 65: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29, // 66: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31, // 67: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33, // 68: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35, // 69: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37, // 70: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	39, // 71: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	41, // 72: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	43, // 73: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	45, // 74: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	47, // 75: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	49, // 76: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	51, // 77: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	53, // 78: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	55, // 79: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	57, // 80: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	52, // [52:81] is the sub-list for method output_type
-	23, // [23:52] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	64, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	64, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	64, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	65, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	65, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	65, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	66, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	66, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	66, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	66, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	66, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	67, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	67, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	67, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	67, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	68, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	68, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	68, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	68, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	69, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	69, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	69, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	69, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	68, // 23: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	69, // 24: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	65, // 25: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	0,  // 26: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,  // 27: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,  // 28: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,  // 29: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,  // 30: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	10, // 31: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	12, // 32: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	14, // 33: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	16, // 34: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	18, // 35: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	20, // 36: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	22, // 37: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	24, // 38: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	26, // 39: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	28, // 40: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	30, // 41: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	32, // 42: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	34, // 43: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	36, // 44: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	38, // 45: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	40, // 46: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	42, // 47: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	44, // 48: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	46, // 49: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	48, // 50: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	50, // 51: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	52, // 52: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	54, // 53: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	56, // 54: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	58, // 55: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	60, // 56: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	62, // 57: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	1,  // 58: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,  // 59: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,  // 60: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,  // 61: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,  // 62: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	11, // 63: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	13, // 64: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	15, // 65: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	17, // 66: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	19, // 67: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	21, // 68: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	23, // 69: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	25, // 70: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	27, // 71: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	29, // 72: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	31, // 73: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	33, // 74: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	35, // 75: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	37, // 76: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	39, // 77: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	41, // 78: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	43, // 79: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	45, // 80: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	47, // 81: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	49, // 82: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	51, // 83: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	53, // 84: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	55, // 85: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	57, // 86: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	59, // 87: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	61, // 88: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	63, // 89: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	58, // [58:90] is the sub-list for method output_type
+	26, // [26:58] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -2945,7 +3251,7 @@ func file_openvpc_v1_vpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -108,6 +108,14 @@ const (
 	// VpcServiceListAddressesProcedure is the fully-qualified name of the VpcService's ListAddresses
 	// RPC.
 	VpcServiceListAddressesProcedure = "/openvpc.v1.VpcService/ListAddresses"
+	// VpcServiceGetInternetGatewayProcedure is the fully-qualified name of the VpcService's
+	// GetInternetGateway RPC.
+	VpcServiceGetInternetGatewayProcedure = "/openvpc.v1.VpcService/GetInternetGateway"
+	// VpcServiceGetAddressProcedure is the fully-qualified name of the VpcService's GetAddress RPC.
+	VpcServiceGetAddressProcedure = "/openvpc.v1.VpcService/GetAddress"
+	// VpcServiceAssociateRouteTableProcedure is the fully-qualified name of the VpcService's
+	// AssociateRouteTable RPC.
+	VpcServiceAssociateRouteTableProcedure = "/openvpc.v1.VpcService/AssociateRouteTable"
 )
 
 // VpcServiceClient is a client for the openvpc.v1.VpcService service.
@@ -143,6 +151,13 @@ type VpcServiceClient interface {
 	// ReleaseAddress returns an Elastic IP to the pool; refused while associated.
 	ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error)
 	ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error)
+	GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error)
+	// GetAddress reads an Elastic IP by allocation id, name or public IP.
+	GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error)
+	// AssociateRouteTable moves a subnet to another route table of its VPC
+	// (AWS's ReplaceRouteTableAssociation): its instances' packets follow
+	// the new table's routes from the revision it commits at.
+	AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error)
 }
 
 // NewVpcServiceClient constructs a client for the openvpc.v1.VpcService service. By default, it
@@ -330,6 +345,24 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vpcServiceMethods.ByName("ListAddresses")),
 			connect.WithClientOptions(opts...),
 		),
+		getInternetGateway: connect.NewClient[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse](
+			httpClient,
+			baseURL+VpcServiceGetInternetGatewayProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetInternetGateway")),
+			connect.WithClientOptions(opts...),
+		),
+		getAddress: connect.NewClient[v1.GetAddressRequest, v1.GetAddressResponse](
+			httpClient,
+			baseURL+VpcServiceGetAddressProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetAddress")),
+			connect.WithClientOptions(opts...),
+		),
+		associateRouteTable: connect.NewClient[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse](
+			httpClient,
+			baseURL+VpcServiceAssociateRouteTableProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AssociateRouteTable")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -364,6 +397,9 @@ type vpcServiceClient struct {
 	disassociateAddress   *connect.Client[v1.DisassociateAddressRequest, v1.DisassociateAddressResponse]
 	releaseAddress        *connect.Client[v1.ReleaseAddressRequest, v1.ReleaseAddressResponse]
 	listAddresses         *connect.Client[v1.ListAddressesRequest, v1.ListAddressesResponse]
+	getInternetGateway    *connect.Client[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse]
+	getAddress            *connect.Client[v1.GetAddressRequest, v1.GetAddressResponse]
+	associateRouteTable   *connect.Client[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse]
 }
 
 // CreateVpc calls openvpc.v1.VpcService.CreateVpc.
@@ -511,6 +547,21 @@ func (c *vpcServiceClient) ListAddresses(ctx context.Context, req *connect.Reque
 	return c.listAddresses.CallUnary(ctx, req)
 }
 
+// GetInternetGateway calls openvpc.v1.VpcService.GetInternetGateway.
+func (c *vpcServiceClient) GetInternetGateway(ctx context.Context, req *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error) {
+	return c.getInternetGateway.CallUnary(ctx, req)
+}
+
+// GetAddress calls openvpc.v1.VpcService.GetAddress.
+func (c *vpcServiceClient) GetAddress(ctx context.Context, req *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error) {
+	return c.getAddress.CallUnary(ctx, req)
+}
+
+// AssociateRouteTable calls openvpc.v1.VpcService.AssociateRouteTable.
+func (c *vpcServiceClient) AssociateRouteTable(ctx context.Context, req *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error) {
+	return c.associateRouteTable.CallUnary(ctx, req)
+}
+
 // VpcServiceHandler is an implementation of the openvpc.v1.VpcService service.
 type VpcServiceHandler interface {
 	CreateVpc(context.Context, *connect.Request[v1.CreateVpcRequest]) (*connect.Response[v1.CreateVpcResponse], error)
@@ -544,6 +595,13 @@ type VpcServiceHandler interface {
 	// ReleaseAddress returns an Elastic IP to the pool; refused while associated.
 	ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error)
 	ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error)
+	GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error)
+	// GetAddress reads an Elastic IP by allocation id, name or public IP.
+	GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error)
+	// AssociateRouteTable moves a subnet to another route table of its VPC
+	// (AWS's ReplaceRouteTableAssociation): its instances' packets follow
+	// the new table's routes from the revision it commits at.
+	AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error)
 }
 
 // NewVpcServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -727,6 +785,24 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vpcServiceMethods.ByName("ListAddresses")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vpcServiceGetInternetGatewayHandler := connect.NewUnaryHandler(
+		VpcServiceGetInternetGatewayProcedure,
+		svc.GetInternetGateway,
+		connect.WithSchema(vpcServiceMethods.ByName("GetInternetGateway")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceGetAddressHandler := connect.NewUnaryHandler(
+		VpcServiceGetAddressProcedure,
+		svc.GetAddress,
+		connect.WithSchema(vpcServiceMethods.ByName("GetAddress")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAssociateRouteTableHandler := connect.NewUnaryHandler(
+		VpcServiceAssociateRouteTableProcedure,
+		svc.AssociateRouteTable,
+		connect.WithSchema(vpcServiceMethods.ByName("AssociateRouteTable")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.VpcService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VpcServiceCreateVpcProcedure:
@@ -787,6 +863,12 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceReleaseAddressHandler.ServeHTTP(w, r)
 		case VpcServiceListAddressesProcedure:
 			vpcServiceListAddressesHandler.ServeHTTP(w, r)
+		case VpcServiceGetInternetGatewayProcedure:
+			vpcServiceGetInternetGatewayHandler.ServeHTTP(w, r)
+		case VpcServiceGetAddressProcedure:
+			vpcServiceGetAddressHandler.ServeHTTP(w, r)
+		case VpcServiceAssociateRouteTableProcedure:
+			vpcServiceAssociateRouteTableHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -910,4 +992,16 @@ func (UnimplementedVpcServiceHandler) ReleaseAddress(context.Context, *connect.R
 
 func (UnimplementedVpcServiceHandler) ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListAddresses is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetInternetGateway is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetAddress is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AssociateRouteTable is not implemented"))
 }
