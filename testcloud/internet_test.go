@@ -115,7 +115,7 @@ func (s *internetScene) waitEdges(t *testing.T, pub netip.Addr, want bool) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		all := true
 		for _, e := range s.edges {
-			_, _, ok := e.Agent.Cache.Tables.Load().ByPublicIP(pub)
+			_, _, ok := e.Cache.Tables.Load().ByPublicIP(pub)
 			all = all && ok == want
 		}
 		if all {
@@ -233,7 +233,7 @@ func TestEdgeFailover(t *testing.T) {
 	}
 	otherBefore := other.Edge.In.Get(datapath.Forwarded) + other.Edge.Out.Get(datapath.Forwarded)
 	carrying.Stop()
-	t.Logf("killed %s mid-download", carrying.Agent.HostID)
+	t.Logf("killed %s mid-download", carrying.HostID)
 	// The Mapping Service notices the missed heartbeats and every host
 	// stops choosing the dead edge.
 	for deadline := time.Now().Add(testcloud.EdgeTimeout + 5*time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -242,7 +242,7 @@ func TestEdgeFailover(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("host-a still chooses among %v after %s died", edges, carrying.Agent.HostID)
+			t.Fatalf("host-a still chooses among %v after %s died", edges, carrying.HostID)
 		}
 	}
 
@@ -258,7 +258,7 @@ func TestEdgeFailover(t *testing.T) {
 		t.Fatalf("download is %d bytes (want %d) or its content differs", r.n, bigSize)
 	}
 	if after := other.Edge.In.Get(datapath.Forwarded) + other.Edge.Out.Get(datapath.Forwarded); after == otherBefore {
-		t.Fatalf("%s carried nothing after %s died", other.Agent.HostID, carrying.Agent.HostID)
+		t.Fatalf("%s carried nothing after %s died", other.HostID, carrying.HostID)
 	}
 }
 

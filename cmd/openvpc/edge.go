@@ -13,7 +13,7 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -80,7 +80,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			}
 			defer wire.Close()
 			n, err := edge.NewNode(
-				agent.Config{Server: server, HostID: id, Creds: creds, CredDir: jf.certDir, Logger: log, WirePort: port, Heartbeat: heartbeat, API: apiAddr},
+				node.Config{Server: server, HostID: id, Creds: creds, CredDir: jf.certDir, Logger: log, Heartbeat: heartbeat, API: apiAddr},
 				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
 			)
 			if err != nil {

@@ -28,7 +28,7 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 )
 
@@ -389,7 +389,7 @@ func (s *apiServer) joinHost(t *testing.T, id, underlay string) openvpcv1connect
 	creds := s.hosts[id]
 	if creds == nil {
 		var err error
-		creds, err = agent.LoadOrJoin(context.Background(), agent.JoinConfig{
+		creds, err = node.LoadOrJoin(context.Background(), node.JoinConfig{
 			Server: s.url, HostID: id, Role: pb.HostRole_HOST_ROLE_HOST, Underlay: netip.MustParseAddr(underlay),
 			Dir: t.TempDir(), Token: s.joinToken(t, "host"),
 		})
@@ -418,7 +418,7 @@ func (s *apiServer) registerHost(t *testing.T, id, underlay string) {
 // when it starts (without serving any function).
 func (s *apiServer) registerEdge(t *testing.T, id, underlay string) {
 	t.Helper()
-	creds, err := agent.LoadOrJoin(context.Background(), agent.JoinConfig{
+	creds, err := node.LoadOrJoin(context.Background(), node.JoinConfig{
 		Server: s.url, HostID: id, Role: pb.HostRole_HOST_ROLE_EDGE, Underlay: netip.MustParseAddr(underlay),
 		Dir: t.TempDir(), Token: s.joinToken(t, "edge"),
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -83,7 +85,7 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg := agent.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, WirePort: port, API: apiAddr}
+			cfg := agent.Config{Node: node.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, API: apiAddr}, WirePort: port}
 			kind, err := resolveNIC(nicKind, "netstack (instances in userspace stacks), tun (Linux namespaces, root) or none (cache only)")
 			if err != nil {
 				return err
@@ -161,19 +163,22 @@ func resolveNIC(kind, choices string) (string, error) {
 	return "", fmt.Errorf("--nic %q is not known; use %s", kind, choices)
 }
 
-// serveMetrics serves collectors on addr at /metrics until stop is called.
+// serveMetrics serves collectors on addr at /metrics until stop is
+// called, which returns once the server has stopped.
 func serveMetrics(addr string, cs ...prometheus.Collector) (stop func(), err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cs...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
 		return nil, fmt.Errorf("metrics on %s: %w", addr, err)
-	case <-time.After(50 * time.Millisecond):
 	}
-	return func() { srv.Close() }, nil
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // ErrServerClosed, after stop
+	}()
+	return func() { srv.Close(); <-served }, nil
 }

@@ -93,6 +93,11 @@ func TestHostJoinRestartRemove(t *testing.T) {
 	s.ok(t, "vpc", "create", "--name", "red", "--cidr", "10.0.0.0/16")
 	s.ok(t, "subnet", "create", "--vpc", "red", "--cidr", "10.0.1.0/24", "--name", "red-a")
 	inst := okJSON[instJ](t, s, "instance", "run", "--subnet", "red-a", "--host", "host-j", "--wait")
+	// As root the host chose a TUN NIC: its instance is a namespace.
+	tun := nic.TUNAvailable()
+	if tun && !namespaceExists(inst.ID) {
+		t.Fatalf("host-j runs %s with TUN NICs, but it has no namespace", inst.ID)
+	}
 
 	r := runCLI(t, nil, "host", "run", "--server", s.url, "--host-id", "host-k", "--underlay", "127.0.1.6", "--cert-dir", t.TempDir(),
 		"--join-token", token, "--nic", "none")
@@ -110,6 +115,12 @@ func TestHostJoinRestartRemove(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "refuses this host"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the removed host did not say it was refused:\n%s", out)
+		}
+	}
+	// Told, it removes its instance's namespace at once, still running.
+	for deadline := time.Now().Add(10 * time.Second); tun && namespaceExists(inst.ID); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed host keeps the namespace of its instance %s:\n%s", inst.ID, out)
 		}
 	}
 	s.fail(t, "not_found", []string{"host-j"}, "host", "remove", "host-j")

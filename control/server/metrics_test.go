@@ -38,7 +38,7 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("metrics URL %q", url)
 	}
-	if code, body := get(http.DefaultClient, url); code != http.StatusOK || !strings.Contains(body, "openvpc_mapping_subscribers") {
+	if code, body := get(closing(t, &http.Client{}), url); code != http.StatusOK || !strings.Contains(body, "openvpc_mapping_subscribers") {
 		t.Errorf("GET %s: %d %.200s", url, code, body)
 	}
 
@@ -53,7 +53,7 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	}
 	defer busy.Close()
 	cfg := server.DefaultConfig()
-	cfg.Listen, cfg.Metrics, cfg.Store.Endpoints, cfg.Store.Prefix = "127.0.0.1:0", busy.Addr().String(), []string{etcdURL}, "/server-test-busy/"
+	cfg.Listen, cfg.Metrics, cfg.Store.Endpoints, cfg.Store.Prefix = "127.0.0.1:0", busy.Addr().String(), []string{etcd.Endpoint}, "/server-test-busy/"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if s, err := server.Start(ctx, cfg); err == nil || !strings.Contains(err.Error(), "--metrics") {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -27,7 +28,7 @@ import (
 	"github.com/openvpc/openvpc/control/store"
 	"github.com/openvpc/openvpc/control/trust"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node/forward"
 )
 
 // Config is everything `openvpc server` needs.
@@ -84,16 +85,22 @@ type Server struct {
 	Mapping *mapping.Service
 	Trust   *trust.Authority
 
-	log  *slog.Logger
-	ln   net.Listener
-	http *http.Server
-	// metricsLn is the Prometheus listener (nil: none).
+	log    *slog.Logger
+	ln     net.Listener
+	http   *http.Server
+	cancel context.CancelFunc
+	extra  []prometheus.Collector
+	reg    *prometheus.Registry
+	// metricsLn is the Prometheus listener (nil: none), metrics its server.
 	metricsLn net.Listener
 	metrics   *http.Server
-	cancel    context.CancelFunc
-	done      chan struct{}
-	extra     []prometheus.Collector
-	reg       *prometheus.Registry
+
+	// running are the goroutines Start started (the Mapping Service, the
+	// HTTP server), handlers the requests being served; Close waits for
+	// both, and closing refuses requests that arrive meanwhile.
+	running, handlers sync.WaitGroup
+	mu                sync.Mutex
+	closing           bool
 }
 
 // Start opens the store, starts the Mapping Service and serves the API.
@@ -126,7 +133,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Logger.Warn("metrics not served: their default address is in use; choose one with --metrics", "addr", cfg.Metrics, "err", err)
 		}
 	}
-	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, metricsLn: metricsLn, done: make(chan struct{}), extra: cfg.Collectors}
+	closeListeners := func() {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+	}
+	ms, err := mapping.New(mapping.Config{Store: st, Logger: cfg.Logger, HealthWindow: cfg.EdgeTimeout})
+	if err != nil {
+		closeListeners()
+		st.Close()
+		return nil, err
+	}
+	s := &Server{Store: st, Mapping: ms, log: cfg.Logger, ln: ln, metricsLn: metricsLn, extra: cfg.Collectors}
 	// The server runs until Close, whatever becomes of ctx; but while it
 	// starts, ctx ending (a signal) ends every wait.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -136,10 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Trust.IPs = append(cfg.Trust.IPs, trust.ListenerIPs(ln.Addr().String())...)
 	if s.Trust, err = trust.New(runCtx, st, cfg.Trust, cfg.Logger); err != nil {
 		cancel()
-		ln.Close()
-		if metricsLn != nil {
-			metricsLn.Close()
-		}
+		closeListeners()
 		st.Close()
 		return nil, err
 	}
@@ -148,19 +164,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_, err := st.TerminateInstance(ctx, id)
 		return err
 	}
-	s.Mapping.HealthWindow = cfg.EdgeTimeout
-	go func() {
-		defer close(s.done)
-		_ = s.Mapping.Run(runCtx)
-	}()
+	s.running.Go(func() {
+		if err := s.Mapping.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("server: the mapping service stopped", "err", err)
+		}
+	})
 	s.http = &http.Server{
-		Handler: s.routes(), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
+		Handler: s.track(s.routes()), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		// Refused TLS handshakes (no or a foreign certificate) land here.
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		// Requests, streams above all, end when the server stops.
 		BaseContext: func(net.Listener) context.Context { return runCtx },
 	}
-	go func() {
+	s.running.Go(func() {
 		var err error
 		if cfg.Trust.Insecure {
 			err = s.http.Serve(ln)
@@ -171,14 +187,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("server: serve", "err", err)
 		}
-	}()
+	})
 	if metricsLn != nil {
 		s.metrics = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
-		go func() {
+		s.running.Go(func() {
 			if err := s.metrics.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("server: serve metrics", "err", err)
 			}
-		}()
+		})
 	}
 	select {
 	case <-s.Mapping.Ready():
@@ -219,9 +235,8 @@ func protocols(insecure bool) *http.Protocols {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// Compressing small messages costs more than it saves; mapping deltas
-	// are small and many.
-	// Handlers return the control plane's errors; the interceptor gives
-	// them their wire codes, in one place.
+	// are small and many. Handlers return the control plane's errors; the
+	// interceptor gives them their wire codes, in one place.
 	common := connect.WithHandlerOptions(connect.WithCompressMinBytes(16<<10), connect.WithInterceptors(apierr.Interceptor()))
 	opt := connect.WithHandlerOptions(common, connect.WithReadMaxBytes(MaxMessage), gzipCapped(MaxMessage))
 	insts := &api.Instances{Store: s.Store, Mapping: s.Mapping, Agents: s.Trust}
@@ -234,7 +249,7 @@ func (s *Server) routes() http.Handler {
 	_, join := openvpcv1connect.NewTrustServiceHandler(s.Trust, common,
 		connect.WithReadMaxBytes(MaxAnonymousMessage), gzipCapped(MaxAnonymousMessage))
 	mux.Handle(openvpcv1connect.TrustServiceJoinProcedure, join)
-	mux.HandleFunc(agent.ForwardPath, insts.Forward)
+	mux.HandleFunc(forward.Path, insts.Forward)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)
@@ -296,21 +311,40 @@ func (s *Server) ClientURL() string {
 	return u
 }
 
-// Close stops serving, stops the Mapping Service and closes the store.
+// track counts the requests being served, so that Close can wait for
+// their handlers.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			http.Error(w, "server: shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Close stops serving, stops the Mapping Service, waits for every request
+// handler and everything Start started, and closes the store.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// Streams (subscriptions, event follows) never finish on their own:
-	// cancel the mapping service first, then close what remains.
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	// Every request runs on runCtx: canceling it ends streams and calls in
+	// flight. A client stream (acks) reads on until its client sends, so
+	// nothing is left to wait for gracefully: close the connections, which
+	// ends those reads, and wait for the handlers to return.
 	s.cancel()
+	s.http.Close()
 	if s.metrics != nil {
 		s.metrics.Close()
-	} else if s.metricsLn != nil {
-		s.metricsLn.Close()
 	}
-	if err := s.http.Shutdown(ctx); err != nil {
-		s.http.Close()
-	}
-	<-s.done
+	s.handlers.Wait()
+	s.running.Wait()
+	s.Trust.Wait()
 	return s.Store.Close()
 }
