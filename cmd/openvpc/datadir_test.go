@@ -44,8 +44,9 @@ func TestDataDirInUse(t *testing.T) {
 	startServer(t, dir)
 }
 
-// TestStartupEndsOnSignal: a start-up that waits (here embedded etcd, on
-// its database held by another process) ends on SIGTERM or SIGINT.
+// TestStartupEndsOnSignal: a start-up of server or up that waits (here
+// embedded etcd, on its database held by another process) ends on SIGTERM
+// or SIGINT.
 func TestStartupEndsOnSignal(t *testing.T) {
 	dir := t.TempDir()
 	startServer(t, dir).stop(t)
@@ -57,8 +58,16 @@ func TestStartupEndsOnSignal(t *testing.T) {
 	if err := syscall.Flock(int(db.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(bin, "server", "--listen", freeAddr(t), "--data-dir", dir, "--admin-config", "")
+	for _, c := range []struct {
+		sig  syscall.Signal
+		args []string
+	}{
+		{syscall.SIGTERM, []string{"server"}},
+		{syscall.SIGINT, []string{"server"}},
+		{syscall.SIGINT, []string{"up", "--hosts", "1", "--edges", "0", "--nic", "netstack", "--internet-proxy", "", "--wire-port", "16082", "--metrics", ""}},
+	} {
+		sig := c.sig
+		cmd := exec.Command(bin, append(c.args, "--listen", freeAddr(t), "--data-dir", dir, "--admin-config", "")...)
 		cmd.Env, cmd.SysProcAttr = baseEnv(), childAttr()
 		var out syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -69,19 +78,19 @@ func TestStartupEndsOnSignal(t *testing.T) {
 		go func() { cmd.Wait(); close(exited) }()
 		select {
 		case <-exited:
-			t.Fatalf("server exited while etcd's database was locked:\n%s", &out)
+			t.Fatalf("%s exited while etcd's database was locked:\n%s", c.args[0], &out)
 		case <-time.After(time.Second):
 		}
 		cmd.Process.Signal(sig)
 		select {
 		case <-exited:
 			if !strings.Contains(out.String(), "interrupted") {
-				t.Errorf("after %v: %s, want it to say the start was interrupted", sig, &out)
+				t.Errorf("%s, after %v: %s, want it to say the start was interrupted", c.args[0], sig, &out)
 			}
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
 			<-exited
-			t.Errorf("server still starting 5s after %v:\n%s", sig, &out)
+			t.Errorf("%s still starting 5s after %v:\n%s", c.args[0], sig, &out)
 		}
 	}
 }
