@@ -176,15 +176,26 @@ func peeringCmd(o *Options) *cobra.Command {
 	return c
 }
 
-var eventHeader = []string{"TIME", "HOST", "REASON", "OUTER SRC", "INNER SRC", "INNER DST", "CLAIMED VNI", "COUNT", "DETAIL"}
+// Events are aggregated: COUNT occurrences between FIRST SEEN and LAST
+// SEEN (the server's clock); "(other sources)" marks the record standing
+// for the sources beyond those the server keeps per host and reason.
+var eventHeader = []string{"FIRST SEEN", "LAST SEEN", "COUNT", "HOST", "REASON", "OUTER SRC", "INNER SRC", "INNER DST", "CLAIMED VNI", "DETAIL"}
 
 func eventRow(e *pb.SecurityEvent) []string {
 	vni := ""
 	if e.ClaimedVni != 0 {
 		vni = strconv.FormatUint(uint64(e.ClaimedVni), 10)
 	}
-	return []string{e.Time.AsTime().Local().Format(time.DateTime), e.HostId, e.Reason, e.OuterSrc, e.InnerSrc, e.InnerDst, vni,
-		strconv.FormatInt(e.Count, 10), e.Detail}
+	first, last := e.FirstSeen, e.LastSeen
+	if last == nil { // a server from before aggregation
+		first, last = e.Time, e.Time
+	}
+	count := strconv.FormatInt(e.Count, 10)
+	if e.OtherSources {
+		count += " (other sources)"
+	}
+	return []string{first.AsTime().Local().Format(time.DateTime), last.AsTime().Local().Format(time.DateTime), count,
+		e.HostId, e.Reason, e.OuterSrc, e.InnerSrc, e.InnerDst, vni, e.Detail}
 }
 
 func eventsCmd(o *Options) *cobra.Command {

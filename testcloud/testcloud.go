@@ -143,6 +143,7 @@ func NewWith(t testing.TB, etcd *Etcd, opts Options) *Cloud {
 		Heartbeat: c.Heartbeat, EdgeHeartbeat: EdgeHeartbeat, Log: c.Log,
 	}
 	cfg.Server.Listen, cfg.Server.Logger = "127.0.0.1:0", c.Log
+	cfg.Server.Metrics = "127.0.0.1:0" // their own listener, as in production
 	cfg.Server.Store.Endpoints, cfg.Server.Store.Prefix = []string{etcd.Endpoint}, c.prefix
 	cfg.Server.Store.EIPPools = []netip.Prefix{EIPPool}
 	cfg.Server.EdgeTimeout = EdgeTimeout

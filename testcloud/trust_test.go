@@ -130,10 +130,10 @@ func TestHostCertificateActsOnlyAsItsHost(t *testing.T) {
 	}
 }
 
-// metric reads one sample of the server's /metrics.
+// metric reads one sample of the server's metrics (on their own listener).
 func metric(t *testing.T, c *testcloud.Cloud, name string) int64 {
 	t.Helper()
-	resp, err := c.AdminConn().HTTP.Get(c.Server(0).URL() + "/metrics")
+	resp, err := http.Get(c.Server(0).MetricsURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -752,14 +752,26 @@ func TestProtocols(t *testing.T) {
 		}
 	})
 	t.Run("healthz and metrics", func(t *testing.T) {
-		for _, path := range []string{"/healthz", "/metrics"} {
-			resp, err := s.http(false).Get(s.url + path)
+		// Metrics have their own listener (--metrics); the API port does
+		// not serve them to anyone.
+		for _, url := range []string{s.url + "/healthz", "http://" + s.metrics + "/metrics"} {
+			resp, err := s.http(false).Get(url)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				t.Errorf("GET %s: status %d", path, resp.StatusCode)
+				t.Errorf("GET %s: status %d", url, resp.StatusCode)
+			}
+		}
+		for _, admin := range []bool{false, true} {
+			resp, err := s.http(admin).Get(s.url + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("GET /metrics on the API port (admin %v): status %d", admin, resp.StatusCode)
 			}
 		}
 	})

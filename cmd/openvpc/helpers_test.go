@@ -106,6 +106,7 @@ func (b *syncBuffer) String() string {
 type apiServer struct {
 	addr    string // host:port
 	url     string // https://host:port
+	metrics string // host:port of the metrics listener
 	dataDir string
 	// config is the client config the server wrote: CA and admin token.
 	config string
@@ -124,9 +125,9 @@ type apiServer struct {
 func startServer(t *testing.T, dataDir string, extra ...string) *apiServer {
 	t.Helper()
 	addr := freeAddr(t)
-	s := &apiServer{addr: addr, url: "https://" + addr, dataDir: dataDir, config: filepath.Join(dataDir, "client-config"),
+	s := &apiServer{addr: addr, url: "https://" + addr, metrics: freeAddr(t), dataDir: dataDir, config: filepath.Join(dataDir, "client-config"),
 		stderr: &syncBuffer{}, exited: make(chan struct{}), hosts: map[string]*pki.Credentials{}}
-	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn", "--admin-config", s.config}, extra...)
+	args := append([]string{"server", "--listen", addr, "--metrics", s.metrics, "--data-dir", dataDir, "--log-level", "warn", "--admin-config", s.config}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout = s.stderr

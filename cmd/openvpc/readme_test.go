@@ -89,11 +89,13 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 // readmeSkips are the only commands the README test may skip; a new one
 // needs a reason here, not just a marker there.
 var readmeSkips = map[string]string{
-	"make test":         "the whole suite, this test included",
-	"go run ./bench":    "minutes of benchmarks",
-	"make bench":        "minutes of benchmarks",
-	"curl -sk https://": "metrics move to their own listener (issue 20 item 5)",
+	"make test":      "the whole suite, this test included",
+	"go run ./bench": "minutes of benchmarks",
+	"make bench":     "minutes of benchmarks",
 }
+
+// readmeMetrics is where the README reads metrics: up's default.
+const readmeMetrics = DefaultMetrics
 
 // theCloud is the README's command that starts the cloud the rest use:
 // the test runs the same binary itself, on free ports.
@@ -123,10 +125,12 @@ func TestREADME(t *testing.T) {
 		_, err := exec.LookPath(tool)
 		need(tool, err == nil)
 	}
-	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
-		ln.Close()
-	} else {
-		need("127.0.0.1:8080 free (its forward listens there)", false)
+	for addr, what := range map[string]string{"127.0.0.1:8080": "its forward listens there", readmeMetrics: "its metrics are there"} {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+		} else {
+			need(addr+" free ("+what+")", false)
+		}
 	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
@@ -172,7 +176,7 @@ func TestREADME(t *testing.T) {
 	// The cloud the README's `go run ./cmd/openvpc up` starts, on free
 	// ports and a data dir of the test's own.
 	up := startUp(t, "--data-dir", filepath.Join(t.TempDir(), "data"), "--admin-config", config,
-		"--internet-proxy", freeAddr(t), "--wire-port", upWirePort(t))
+		"--internet-proxy", freeAddr(t), "--wire-port", upWirePort(t), "--metrics", readmeMetrics)
 	up.banner(t)
 	// The README's commands see the cloud as a user's shell would: the
 	// client config where up wrote it, ~/.config/openvpc/config.

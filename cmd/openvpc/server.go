@@ -25,6 +25,7 @@ func serverCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = log
+			cfg.MetricsBestEffort = !cmd.Flags().Changed("metrics")
 			tlsSANs(&cfg)
 			if endpoints != "" {
 				cfg.Store.Endpoints = strings.Split(endpoints, ",")
@@ -33,7 +34,7 @@ func serverCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("ready", "api", s.URL())
+			log.Info("ready", "api", s.URL(), "metrics", s.MetricsURL())
 			<-cmd.Context().Done()
 			log.Info("shutting down")
 			return s.Close()
@@ -41,6 +42,7 @@ func serverCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address (gRPC, gRPC-Web and Connect on one port)")
+	addMetricsFlag(f, &cfg)
 	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where the embedded etcd keeps state")
 	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (instead of the embedded one)")
 	f.StringVar(&cfg.Store.Prefix, "etcd-prefix", cfg.Store.Prefix, "key prefix in etcd, so clouds can share a cluster")
@@ -49,6 +51,16 @@ func serverCmd() *cobra.Command {
 	addTrustFlags(f, &cfg)
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return c
+}
+
+// DefaultMetrics is where the server serves Prometheus metrics unless told
+// otherwise: loopback, apart from the API, as Prometheus exporters do.
+const DefaultMetrics = "127.0.0.1:7072"
+
+// addMetricsFlag adds --metrics.
+func addMetricsFlag(f *pflag.FlagSet, cfg *server.Config) {
+	cfg.Metrics = DefaultMetrics
+	f.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "serve Prometheus metrics (plain HTTP, /metrics) on this address, apart from the API ('' for none); they name every host and event reason, so keep it private")
 }
 
 // sans holds --tls-san values until they are sorted into names and IPs.

@@ -39,6 +39,7 @@ func upCmd() *cobra.Command {
 				return cmp.Or(err, errors.New("--nic none is for `openvpc host`; use auto, tun or netstack"))
 			}
 			cfg.Log, cfg.Server.Logger = log, log
+			cfg.Server.MetricsBestEffort = !cmd.Flags().Changed("metrics")
 			cfg.Server.Store.DataDir = filepath.Clean(cfg.Server.Store.DataDir)
 			c, err := localcloud.New(cmd.Context(), cfg)
 			if err != nil {
@@ -58,6 +59,7 @@ func upCmd() *cobra.Command {
 	f.StringVar(&cfg.Proxy, "internet-proxy", cfg.Proxy, "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
 	f.Uint16Var(&cfg.WirePort, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
 	f.StringVar(&cfg.Server.Listen, "listen", cfg.Server.Listen, "API address")
+	addMetricsFlag(f, &cfg.Server)
 	f.StringVar(&cfg.Server.Store.DataDir, "data-dir", cfg.Server.Store.DataDir, "where state is kept")
 	f.StringVar(&cfg.Server.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token) once the cloud is up, which client commands read by default")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")

@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/model"
@@ -71,19 +71,32 @@ func (h *Instances) target(ctx context.Context, to string) (string, error) {
 	return inst.PrivateIp, nil
 }
 
+// Bounds of what a ping or a connect may ask of an agent.
+const (
+	maxPings       = 100
+	maxPingTimeout = time.Minute
+	maxDialTimeout = time.Minute
+)
+
 func (h *Instances) PingInstance(ctx context.Context, req *connect.Request[pb.PingInstanceRequest]) (*connect.Response[pb.PingInstanceResponse], error) {
 	m := req.Msg
+	if err := count("ping count", int64(m.Count), maxPings); err != nil {
+		return nil, err
+	}
+	if _, err := millis("ping timeout", m.TimeoutMs, 0, maxPingTimeout); err != nil {
+		return nil, err
+	}
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	to, err := h.target(ctx, m.To)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if m.Source != "" {
 		if _, err := model.ParseIPv4("source address", m.Source); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 	}
 	r, err := from.agent.Ping(ctx, connect.NewRequest(&pb.PingRequest{InstanceIp: from.inst.PrivateIp, Vni: from.vni, To: to, Count: m.Count, TimeoutMs: m.TimeoutMs, Source: m.Source}))
@@ -99,17 +112,20 @@ func (h *Instances) PingInstance(ctx context.Context, req *connect.Request[pb.Pi
 
 func (h *Instances) ConnectInstance(ctx context.Context, req *connect.Request[pb.ConnectInstanceRequest]) (*connect.Response[pb.ConnectInstanceResponse], error) {
 	m := req.Msg
+	if _, err := millis("connect timeout", m.TimeoutMs, 0, maxDialTimeout); err != nil {
+		return nil, err
+	}
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	host, port, err := net.SplitHostPort(m.To)
 	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 1 || p > 65535 {
-		return nil, apierr.Wire(model.Invalidf("connect target %q: write it as ADDRESS:PORT or INSTANCE:PORT", m.To))
+		return nil, model.Invalidf("connect target %q: write it as ADDRESS:PORT or INSTANCE:PORT", m.To)
 	}
 	ip, err := h.target(ctx, host)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	to := net.JoinHostPort(ip, port)
 	r, err := from.agent.Connect(ctx, connect.NewRequest(&pb.ConnectRequest{InstanceIp: from.inst.PrivateIp, Vni: from.vni, To: to, TimeoutMs: m.TimeoutMs}))

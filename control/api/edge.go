@@ -6,7 +6,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/model"
 )
@@ -15,18 +14,18 @@ import (
 
 func (h *VPCs) CreateInternetGateway(ctx context.Context, req *connect.Request[pb.CreateInternetGatewayRequest]) (*connect.Response[pb.CreateInternetGatewayResponse], error) {
 	if err := optionalName(model.KindIGW, req.Msg.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	g, err := h.Store.CreateInternetGateway(ctx, req.Msg.Name)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.CreateInternetGatewayResponse{InternetGateway: g}), nil
 }
 
 func (h *VPCs) AttachInternetGateway(ctx context.Context, req *connect.Request[pb.AttachInternetGatewayRequest]) (*connect.Response[pb.AttachInternetGatewayResponse], error) {
 	if err := ref(model.KindVPC, "VPC", req.Msg.Vpc); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	attach := func(ctx context.Context, r string) (*pb.InternetGateway, error) {
 		return h.Store.AttachInternetGateway(ctx, r, req.Msg.Vpc)
@@ -49,18 +48,18 @@ func (h *VPCs) DeleteInternetGateway(ctx context.Context, req *connect.Request[p
 func (h *VPCs) ListInternetGateways(ctx context.Context, _ *connect.Request[pb.ListInternetGatewaysRequest]) (*connect.Response[pb.ListInternetGatewaysResponse], error) {
 	gs, err := h.Store.ListInternetGateways(ctx)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListInternetGatewaysResponse{InternetGateways: gs}), nil
 }
 
 func (h *VPCs) AllocateAddress(ctx context.Context, req *connect.Request[pb.AllocateAddressRequest]) (*connect.Response[pb.AllocateAddressResponse], error) {
 	if err := optionalName(model.KindEIP, req.Msg.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	e, err := h.Store.AllocateAddress(ctx, req.Msg.Name)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.AllocateAddressResponse{Address: e}), nil
 }
@@ -76,35 +75,35 @@ func eipRef(s string) error {
 
 func (h *VPCs) AssociateAddress(ctx context.Context, req *connect.Request[pb.AssociateAddressRequest]) (*connect.Response[pb.AssociateAddressResponse], error) {
 	if err := eipRef(req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := ref(model.KindInstance, "instance", req.Msg.Instance); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	e, err := h.Store.AssociateAddress(ctx, req.Msg.Ref, req.Msg.Instance)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.AssociateAddressResponse{Address: e}), nil
 }
 
 func (h *VPCs) DisassociateAddress(ctx context.Context, req *connect.Request[pb.DisassociateAddressRequest]) (*connect.Response[pb.DisassociateAddressResponse], error) {
 	if err := eipRef(req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	e, err := h.Store.DisassociateAddress(ctx, req.Msg.Ref)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.DisassociateAddressResponse{Address: e}), nil
 }
 
 func (h *VPCs) ReleaseAddress(ctx context.Context, req *connect.Request[pb.ReleaseAddressRequest]) (*connect.Response[pb.ReleaseAddressResponse], error) {
 	if err := eipRef(req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := h.Store.ReleaseAddress(ctx, req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ReleaseAddressResponse{}), nil
 }
@@ -112,7 +111,7 @@ func (h *VPCs) ReleaseAddress(ctx context.Context, req *connect.Request[pb.Relea
 func (h *VPCs) ListAddresses(ctx context.Context, _ *connect.Request[pb.ListAddressesRequest]) (*connect.Response[pb.ListAddressesResponse], error) {
 	es, err := h.Store.ListAddresses(ctx)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListAddressesResponse{Addresses: es}), nil
 }
@@ -125,11 +124,11 @@ func (h *VPCs) GetInternetGateway(ctx context.Context, req *connect.Request[pb.G
 
 func (h *VPCs) GetAddress(ctx context.Context, req *connect.Request[pb.GetAddressRequest]) (*connect.Response[pb.GetAddressResponse], error) {
 	if err := eipRef(req.Msg.Ref); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	e, err := h.Store.GetAddress(ctx, req.Msg.Ref)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.GetAddressResponse{Address: e}), nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -50,31 +49,31 @@ func (h *Instances) ListFlows(ctx context.Context, req *connect.Request[pb.ListF
 	m := req.Msg
 	match, err := verdictFilter(m.Verdict)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	var inst *pb.Instance
 	var vni uint32
 	if m.Instance != "" {
 		if err := ref(model.KindInstance, "instance", m.Instance); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		if inst, err = h.Store.GetInstance(ctx, m.Instance); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		vpc, err := h.Store.GetVPC(ctx, inst.VpcId)
 		if err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		vni = vpc.Vni
 	}
 	hosts, err := h.Store.ListHosts(ctx)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if m.Host != "" {
 		hosts = slices.DeleteFunc(hosts, func(x *pb.Host) bool { return x.Id != m.Host })
 		if len(hosts) == 0 {
-			return nil, apierr.Wire(model.NotFoundf("host %q is not registered", m.Host))
+			return nil, model.NotFoundf("host %q is not registered", m.Host)
 		}
 	}
 	out := &pb.ListFlowsResponse{}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/node/forward"
 )
 
@@ -21,19 +22,19 @@ func (h *Instances) Forward(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	a, err := h.actAs(ctx, q.Get("instance"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		http.Error(w, apierr.Shorten(err.Error()), http.StatusNotFound)
 		return
 	}
 	host, err := h.Store.GetHost(ctx, a.inst.HostId)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		http.Error(w, apierr.Shorten(err.Error()), http.StatusNotFound)
 		return
 	}
 	up, err := forward.Dial(ctx, host.AgentUrl, h.Agents.AgentTLS(host.Id), "", url.Values{
 		"vni": {strconv.FormatUint(uint64(a.vni), 10)}, "ip": {a.inst.PrivateIp}, "to": {q.Get("to")},
 	})
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
+		http.Error(w, apierr.Shorten(err.Error()), http.StatusBadGateway)
 		return
 	}
 	defer up.Close()

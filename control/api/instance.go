@@ -8,8 +8,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
-
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -49,27 +47,27 @@ var _ openvpcv1connect.InstanceServiceHandler = (*Instances)(nil)
 func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.RunInstanceRequest]) (*connect.Response[pb.RunInstanceResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindSubnet, "subnet", m.Subnet); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := optionalName(model.KindInstance, m.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host}
 	if m.Host != "" {
 		if err := model.ValidateHostID(m.Host); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 	}
 	if m.Ip != "" {
 		ip, err := model.ParseIPv4("instance address", m.Ip)
 		if err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		spec.IP = ip
 	}
 	inst, err := h.Store.RunInstance(ctx, spec)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.RunInstanceResponse{Instance: inst}), nil
 }
@@ -84,21 +82,21 @@ func (h *Instances) ListInstances(ctx context.Context, req *connect.Request[pb.L
 	if m.Vpc != "" {
 		vpc, err := h.Store.GetVPC(ctx, m.Vpc)
 		if err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		f.VPC = vpc.Id
 	}
 	if m.Subnet != "" {
 		sn, err := h.Store.GetSubnet(ctx, m.Subnet)
 		if err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		f.Subnet = sn.Id
 	}
 	f.Host = m.Host
 	insts, err := h.Store.ListInstances(ctx, f)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListInstancesResponse{Instances: insts}), nil
 }
@@ -107,34 +105,38 @@ func (h *Instances) TerminateInstance(ctx context.Context, req *connect.Request[
 	return byRef(ctx, model.KindInstance, req.Msg.Ref, h.Store.TerminateInstance, func(m *pb.Instance) *pb.TerminateInstanceResponse { return &pb.TerminateInstanceResponse{Instance: m} })
 }
 
-// defaultWait bounds WaitInstance when the caller gives no timeout.
-const defaultWait = 30 * time.Second
+// defaultWait bounds WaitInstance when the caller gives no timeout;
+// maxWait bounds any.
+const (
+	defaultWait = 30 * time.Second
+	maxWait     = time.Hour
+)
 
 func (h *Instances) WaitInstance(ctx context.Context, req *connect.Request[pb.WaitInstanceRequest]) (*connect.Response[pb.WaitInstanceResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindInstance, "instance", m.Ref); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	state := m.State
 	if state == pb.InstanceState_INSTANCE_STATE_UNSPECIFIED {
 		state = pb.InstanceState_INSTANCE_STATE_RUNNING
 	}
 	if state != pb.InstanceState_INSTANCE_STATE_RUNNING && state != pb.InstanceState_INSTANCE_STATE_TERMINATED {
-		return nil, apierr.Wire(model.Invalidf("wait for running or terminated, not %s", state))
+		return nil, model.Invalidf("wait for running or terminated, not %s", state)
+	}
+	timeout, err := millis("wait timeout", m.TimeoutMs, defaultWait, maxWait)
+	if err != nil {
+		return nil, err
 	}
 	inst, err := h.Store.GetInstance(ctx, m.Ref)
 	if err != nil {
-		return nil, apierr.Wire(err)
-	}
-	timeout := defaultWait
-	if m.TimeoutMs > 0 {
-		timeout = time.Duration(m.TimeoutMs) * time.Millisecond
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	inst, err = h.Mapping.WaitInstance(ctx, inst.Id, state)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.WaitInstanceResponse{Instance: inst}), nil
 }
@@ -142,26 +144,32 @@ func (h *Instances) WaitInstance(ctx context.Context, req *connect.Request[pb.Wa
 func (h *Instances) ListHosts(ctx context.Context, _ *connect.Request[pb.ListHostsRequest]) (*connect.Response[pb.ListHostsResponse], error) {
 	hs, err := h.Store.ListHosts(ctx)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	h.Mapping.HostStatus(hs)
 	return connect.NewResponse(&pb.ListHostsResponse{Hosts: hs}), nil
 }
 
+// maxEvents bounds one listing of security events.
+const maxEvents = 10000
+
 func (h *Instances) ListEvents(ctx context.Context, req *connect.Request[pb.ListEventsRequest]) (*connect.Response[pb.ListEventsResponse], error) {
+	if err := count("events limit", int64(req.Msg.Limit), maxEvents); err != nil {
+		return nil, err
+	}
 	limit := int(req.Msg.Limit)
-	if limit <= 0 {
+	if limit == 0 {
 		limit = 100
 	}
 	evs, err := h.Mapping.ListEvents(ctx, limit)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListEventsResponse{Events: evs}), nil
 }
 
 func (h *Instances) WatchEvents(ctx context.Context, _ *connect.Request[pb.WatchEventsRequest], stream *connect.ServerStream[pb.WatchEventsResponse]) error {
-	return apierr.Wire(h.Mapping.WatchEvents(ctx, func(ev *pb.SecurityEvent) error {
+	return h.Mapping.WatchEvents(ctx, func(ev *pb.SecurityEvent) error {
 		return stream.Send(&pb.WatchEventsResponse{Event: ev})
-	}))
+	})
 }

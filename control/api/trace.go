@@ -10,7 +10,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/model"
@@ -30,33 +29,33 @@ func (h *Instances) TraceInstance(ctx context.Context, req *connect.Request[pb.T
 		m.Protocol = "tcp"
 	case "tcp", "udp", "icmp":
 	default:
-		return nil, apierr.Wire(model.Invalidf("protocol %q: use tcp, udp or icmp", m.Protocol))
+		return nil, model.Invalidf("protocol %q: use tcp, udp or icmp", m.Protocol)
 	}
 	if m.Port == 0 && m.Protocol != "icmp" {
 		m.Port = 80
 	}
 	if m.Port > 65535 {
-		return nil, apierr.Wire(model.Invalidf("port %d: at most 65535", m.Port))
+		return nil, model.Invalidf("port %d: at most 65535", m.Port)
 	}
 	from, err := h.actAs(ctx, m.From)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	to, err := h.target(ctx, m.To)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	hosts, err := h.Store.ListHosts(ctx)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	out := &pb.TraceInstanceResponse{FromIp: from.inst.PrivateIp, ToIp: to}
 	if m.Source != "" {
 		if _, err := model.ParseIPv4("source address", m.Source); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		if m.Live {
-			return nil, apierr.Wire(model.Invalidf("--source forges a packet: trace it logically (without --live), or use openvpc ping --source"))
+			return nil, model.Invalidf("--source forges a packet: trace it logically (without --live), or use openvpc ping --source")
 		}
 		out.FromIp = m.Source
 	}

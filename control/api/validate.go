@@ -3,10 +3,10 @@ package api
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/model"
 )
 
@@ -14,11 +14,11 @@ import (
 // wraps the result: the shape of every Get, Accept and Terminate handler.
 func byRef[M, R any](ctx context.Context, k model.Kind, r string, fetch func(context.Context, string) (M, error), wrap func(M) *R) (*connect.Response[R], error) {
 	if err := ref(k, k.Noun(), r); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	m, err := fetch(ctx, r)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(wrap(m)), nil
 }
@@ -27,10 +27,10 @@ func byRef[M, R any](ctx context.Context, k model.Kind, r string, fetch func(con
 // every Delete handler.
 func remove[R any](ctx context.Context, k model.Kind, r string, del func(context.Context, string) error) (*connect.Response[R], error) {
 	if err := ref(k, k.Noun(), r); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := del(ctx, r); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(new(R)), nil
 }
@@ -75,4 +75,25 @@ func subnetCIDR(s string) (netip.Prefix, error) {
 // routeDest parses a route's destination (any IPv4 prefix, /0 to /32).
 func routeDest(s string) (netip.Prefix, error) {
 	return model.ParseCIDR("route destination", s, 0, 32)
+}
+
+// millis turns a duration in milliseconds from the wire into a Duration,
+// bounding it first so that no value wraps: 0 means the default (def, or
+// the callee's when def is 0), otherwise 1 ms to max.
+func millis(what string, ms int64, def, max time.Duration) (time.Duration, error) {
+	if ms == 0 {
+		return def, nil
+	}
+	if ms < 0 || ms > max.Milliseconds() {
+		return 0, model.Invalidf("%s of %d ms: give at most %v (0 for the default)", what, ms, max)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// count checks a count from the wire: 0 (the default) to max.
+func count(what string, n, max int64) error {
+	if n < 0 || n > max {
+		return model.Invalidf("%s %d: give 0 (the default) to %d", what, n, max)
+	}
+	return nil
 }

@@ -5,8 +5,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
-
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -23,15 +21,15 @@ var _ openvpcv1connect.VpcServiceHandler = (*VPCs)(nil)
 func (h *VPCs) CreateVpc(ctx context.Context, req *connect.Request[pb.CreateVpcRequest]) (*connect.Response[pb.CreateVpcResponse], error) {
 	m := req.Msg
 	if err := model.ValidateName(model.KindVPC, m.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	cidr, err := vpcCIDR(m.Cidr)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	vpc, err := h.Store.CreateVPC(ctx, m.Name, cidr)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.CreateVpcResponse{Vpc: vpc}), nil
 }
@@ -43,7 +41,7 @@ func (h *VPCs) GetVpc(ctx context.Context, req *connect.Request[pb.GetVpcRequest
 func (h *VPCs) ListVpcs(ctx context.Context, _ *connect.Request[pb.ListVpcsRequest]) (*connect.Response[pb.ListVpcsResponse], error) {
 	vs, err := h.Store.ListVPCs(ctx)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListVpcsResponse{Vpcs: vs}), nil
 }
@@ -55,21 +53,21 @@ func (h *VPCs) DeleteVpc(ctx context.Context, req *connect.Request[pb.DeleteVpcR
 func (h *VPCs) CreateSubnet(ctx context.Context, req *connect.Request[pb.CreateSubnetRequest]) (*connect.Response[pb.CreateSubnetResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindVPC, "VPC", m.Vpc); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := optionalName(model.KindSubnet, m.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := optionalRef(model.KindRouteTable, "route table", m.RouteTable); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	cidr, err := subnetCIDR(m.Cidr)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	sn, err := h.Store.CreateSubnet(ctx, m.Vpc, cidr, m.Name, m.RouteTable)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.CreateSubnetResponse{Subnet: sn}), nil
 }
@@ -81,11 +79,11 @@ func (h *VPCs) GetSubnet(ctx context.Context, req *connect.Request[pb.GetSubnetR
 func (h *VPCs) ListSubnets(ctx context.Context, req *connect.Request[pb.ListSubnetsRequest]) (*connect.Response[pb.ListSubnetsResponse], error) {
 	vpcID, err := h.vpcFilter(ctx, req.Msg.Vpc)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	sns, err := h.Store.ListSubnets(ctx, vpcID)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListSubnetsResponse{Subnets: sns}), nil
 }
@@ -112,14 +110,14 @@ func (h *VPCs) DeleteSubnet(ctx context.Context, req *connect.Request[pb.DeleteS
 func (h *VPCs) AssociateRouteTable(ctx context.Context, req *connect.Request[pb.AssociateRouteTableRequest]) (*connect.Response[pb.AssociateRouteTableResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindSubnet, "subnet", m.Subnet); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := ref(model.KindRouteTable, "route table", m.RouteTable); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	sn, err := h.Store.AssociateRouteTable(ctx, m.Subnet, m.RouteTable)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.AssociateRouteTableResponse{Subnet: sn}), nil
 }
@@ -127,14 +125,14 @@ func (h *VPCs) AssociateRouteTable(ctx context.Context, req *connect.Request[pb.
 func (h *VPCs) CreateRouteTable(ctx context.Context, req *connect.Request[pb.CreateRouteTableRequest]) (*connect.Response[pb.CreateRouteTableResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindVPC, "VPC", m.Vpc); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := optionalName(model.KindRouteTable, m.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	rtb, err := h.Store.CreateRouteTable(ctx, m.Vpc, m.Name)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.CreateRouteTableResponse{RouteTable: rtb}), nil
 }
@@ -146,11 +144,11 @@ func (h *VPCs) GetRouteTable(ctx context.Context, req *connect.Request[pb.GetRou
 func (h *VPCs) ListRouteTables(ctx context.Context, req *connect.Request[pb.ListRouteTablesRequest]) (*connect.Response[pb.ListRouteTablesResponse], error) {
 	vpcID, err := h.vpcFilter(ctx, req.Msg.Vpc)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	rtbs, err := h.Store.ListRouteTables(ctx, vpcID)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListRouteTablesResponse{RouteTables: rtbs}), nil
 }
@@ -162,15 +160,15 @@ func (h *VPCs) DeleteRouteTable(ctx context.Context, req *connect.Request[pb.Del
 func (h *VPCs) CreateRoute(ctx context.Context, req *connect.Request[pb.CreateRouteRequest]) (*connect.Response[pb.CreateRouteResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindRouteTable, "route table", m.RouteTable); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	dest, err := routeDest(m.DestinationCidr)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	rtb, err := h.Store.CreateRoute(ctx, m.RouteTable, dest, m.Target)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.CreateRouteResponse{RouteTable: rtb}), nil
 }
@@ -178,15 +176,15 @@ func (h *VPCs) CreateRoute(ctx context.Context, req *connect.Request[pb.CreateRo
 func (h *VPCs) DeleteRoute(ctx context.Context, req *connect.Request[pb.DeleteRouteRequest]) (*connect.Response[pb.DeleteRouteResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindRouteTable, "route table", m.RouteTable); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	dest, err := routeDest(m.DestinationCidr)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	rtb, err := h.Store.DeleteRoute(ctx, m.RouteTable, dest)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.DeleteRouteResponse{RouteTable: rtb}), nil
 }
@@ -194,17 +192,17 @@ func (h *VPCs) DeleteRoute(ctx context.Context, req *connect.Request[pb.DeleteRo
 func (h *VPCs) CreatePeering(ctx context.Context, req *connect.Request[pb.CreatePeeringRequest]) (*connect.Response[pb.CreatePeeringResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindVPC, "VPC", m.Vpc); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := ref(model.KindVPC, "peer VPC", m.PeerVpc); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := optionalName(model.KindPeering, m.Name); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	p, err := h.Store.CreatePeering(ctx, m.Vpc, m.PeerVpc, m.Name)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.CreatePeeringResponse{Peering: p}), nil
 }
@@ -220,11 +218,11 @@ func (h *VPCs) GetPeering(ctx context.Context, req *connect.Request[pb.GetPeerin
 func (h *VPCs) ListPeerings(ctx context.Context, req *connect.Request[pb.ListPeeringsRequest]) (*connect.Response[pb.ListPeeringsResponse], error) {
 	vpcID, err := h.vpcFilter(ctx, req.Msg.Vpc)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	ps, err := h.Store.ListPeerings(ctx, vpcID)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ListPeeringsResponse{Peerings: ps}), nil
 }

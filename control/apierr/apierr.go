@@ -3,6 +3,7 @@
 package apierr
 
 import (
+	"context"
 	"errors"
 
 	"connectrpc.com/connect"
@@ -11,14 +12,16 @@ import (
 )
 
 // Wire converts an internal error to a connect error with the proper code.
-// This is the only place where error kinds become codes.
+// This is the only place where error kinds become codes: the Interceptor
+// calls it for every handler, the authentication middleware for what it
+// refuses. Messages are Shorten'ed on the way out.
 func Wire(err error) error {
 	if err == nil {
 		return nil
 	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		return err
+		return shortened(ce)
 	}
 	code := connect.CodeInternal
 	switch {
@@ -38,6 +41,10 @@ func Wire(err error) error {
 		code = connect.CodeUnauthenticated
 	case errors.Is(err, model.ErrTimeout):
 		code = connect.CodeDeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = connect.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = connect.CodeDeadlineExceeded
 	}
-	return connect.NewError(code, errors.New(err.Error()))
+	return connect.NewError(code, errors.New(Shorten(err.Error())))
 }

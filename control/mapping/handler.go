@@ -8,7 +8,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/control/trust"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -38,7 +37,7 @@ func (s *Service) claim(ctx context.Context, host, reason, what string, check fu
 		HostId: c.ID, Reason: reason, OuterSrc: c.Addr,
 		Detail: fmt.Sprintf("%s %s tried to %s as host %s: %v", c.Role, c.ID, what, host, err),
 	})
-	return apierr.Wire(err)
+	return err
 }
 
 // claimAs checks that a request naming host comes from host.
@@ -49,21 +48,21 @@ func (s *Service) claimAs(ctx context.Context, host, reason, what string) error 
 func (s *Service) Register(ctx context.Context, req *connect.Request[pb.RegisterRequest]) (*connect.Response[pb.RegisterResponse], error) {
 	m := req.Msg
 	if err := model.ValidateHostID(m.HostId); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	addr, err := model.ParseIPv4("underlay address", m.UnderlayAddress)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if addr.IsUnspecified() || addr.IsMulticast() {
-		return nil, apierr.Wire(model.Invalidf("underlay address %s cannot be used; give the host's own unicast address", addr))
+		return nil, model.Invalidf("underlay address %s cannot be used; give the host's own unicast address", addr)
 	}
 	role := m.Role
 	if role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
 		role = pb.HostRole_HOST_ROLE_HOST
 	}
 	if err := validateFunctions(role, m.Functions); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := s.claim(ctx, m.HostId, ReasonClaimRefused, "register", func() error {
 		return trust.ClaimRegistration(ctx, m.HostId, role, addr)
@@ -72,7 +71,7 @@ func (s *Service) Register(ctx context.Context, req *connect.Request[pb.Register
 	}
 	h, err := s.store.RegisterHost(ctx, m.HostId, addr, role, m.AgentUrl, m.Functions...)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	s.acks.add(h.Id, s.ackedRevision(h.Id))
 	return connect.NewResponse(&pb.RegisterResponse{Host: h}), nil
@@ -87,7 +86,10 @@ func (s *Service) ackedRevision(host string) int64 {
 func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.SubscribeRequest], stream *connect.ServerStream[pb.SubscribeResponse]) error {
 	host := req.Msg.HostId
 	if err := model.ValidateHostID(host); err != nil {
-		return apierr.Wire(err)
+		return err
+	}
+	if req.Msg.FromRevision < 0 {
+		return model.Invalidf("from revision %d: revisions are not negative (0 asks for a snapshot)", req.Msg.FromRevision)
 	}
 	// Another host's stream is another host's scope: "you were never yellow".
 	if err := s.claimAs(ctx, host, ReasonScopeRefused, "subscribe"); err != nil {
@@ -96,9 +98,9 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.Subscri
 	if _, err := s.store.GetHost(ctx, host); err != nil {
 		if errors.Is(err, model.ErrNotFound) {
 			s.Record(ctx, &pb.SecurityEvent{HostId: host, Reason: ReasonSubscribeRefused, Detail: "subscription for a host that is not registered"})
-			return apierr.Wire(model.Preconditionf("host %q is not registered; register it before subscribing", host))
+			return model.Preconditionf("host %q is not registered; register it before subscribing", host)
 		}
-		return apierr.Wire(err)
+		return err
 	}
 	select {
 	case <-s.ready:
@@ -120,7 +122,7 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[pb.Subscri
 			// A stream outlives its request: a revoked certificate gets
 			// nothing more, whichever server it is connected to.
 			if err := trust.Recheck(ctx); err != nil {
-				return apierr.Wire(err)
+				return err
 			}
 			if err := stream.Send(b); err != nil {
 				return nil // the host went away; it resumes on reconnect
@@ -180,7 +182,7 @@ func (s *Service) AckStream(ctx context.Context, stream *connect.ClientStream[pb
 	for stream.Receive() {
 		// A stream outlives requests: a host removed meanwhile stops here.
 		if err := trust.Recheck(ctx); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 		if err := s.claimAs(ctx, stream.Msg().HostId, ReasonClaimRefused, "acknowledge"); err != nil {
 			return nil, err
@@ -198,7 +200,10 @@ func (s *Service) AckStream(ctx context.Context, stream *connect.ClientStream[pb
 // ack records that host applied rev.
 func (s *Service) ack(host string, rev int64) error {
 	if err := model.ValidateHostID(host); err != nil {
-		return apierr.Wire(err)
+		return err
+	}
+	if rev < 0 {
+		return model.Invalidf("acknowledged revision %d: revisions are not negative", rev)
 	}
 	s.mu.Lock()
 	m := s.boxes[host]
@@ -216,7 +221,7 @@ func (s *Service) ack(host string, rev int64) error {
 func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.GetVpcMappingsRequest]) (*connect.Response[pb.GetVpcMappingsResponse], error) {
 	host, vni := req.Msg.HostId, req.Msg.Vni
 	if err := model.ValidateHostID(host); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := s.claimAs(ctx, host, ReasonScopeRefused, fmt.Sprintf("read VPC VNI %d", vni)); err != nil {
 		return nil, err
@@ -237,26 +242,21 @@ func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.Ge
 			HostId: host, Reason: ReasonScopeRefused, ClaimedVni: vni,
 			Detail: fmt.Sprintf("host %s asked for VPC VNI %d, which none of its instances belong to", host, vni),
 		})
-		return nil, apierr.Wire(model.Deniedf("VPC with VNI %d is outside host %s's scope", vni, host))
+		return nil, model.Deniedf("VPC with VNI %d is outside host %s's scope", vni, host)
 	}
 	return connect.NewResponse(resp), nil
 }
 
 func (s *Service) ReportEvents(ctx context.Context, req *connect.Request[pb.ReportEventsRequest]) (*connect.Response[pb.ReportEventsResponse], error) {
 	if err := model.ValidateHostID(req.Msg.HostId); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := s.claimAs(ctx, req.Msg.HostId, ReasonClaimRefused, "report events"); err != nil {
 		return nil, err
 	}
-	for _, ev := range req.Msg.Events {
-		ev.HostId = req.Msg.HostId
-		if ev.Reason == "" {
-			return nil, apierr.Wire(model.Invalidf("security event without a reason"))
-		}
-		if err := s.events.record(ctx, ev); err != nil {
-			return nil, apierr.Wire(err)
-		}
+	c, _ := trust.CallerFrom(ctx)
+	if err := s.events.report(ctx, req.Msg.HostId, c.Addr, req.Msg.Events); err != nil {
+		return nil, err
 	}
 	return connect.NewResponse(&pb.ReportEventsResponse{}), nil
 }

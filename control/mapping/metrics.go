@@ -16,7 +16,7 @@ func newHistogram() histogram {
 
 // Collectors are the service's metrics, for the server's /metrics.
 func (s *Service) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.latency, s.events.seen, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	return []prometheus.Collector{s.latency, s.events.seen, s.events.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "openvpc_mapping_subscribers",
 		Help: "Hosts and edges with a mailbox on this server.",
 	}, func() float64 {

@@ -88,7 +88,7 @@ func New(cfg Config) (*Service, error) {
 // they and the store watch have stopped, with ctx's error.
 func (s *Service) Run(ctx context.Context) error {
 	var helpers sync.WaitGroup
-	for _, run := range []func(context.Context){s.acks.run, s.promote.run, s.watchHealth} {
+	for _, run := range []func(context.Context){s.acks.run, s.promote.run, s.watchHealth, s.events.run} {
 		helpers.Go(func() { run(ctx) })
 	}
 	defer helpers.Wait()

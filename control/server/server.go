@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/openvpc/openvpc/control/api"
+	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/control/mapping"
 	"github.com/openvpc/openvpc/control/store"
 	"github.com/openvpc/openvpc/control/trust"
@@ -42,6 +43,15 @@ type Config struct {
 	// Collectors are extra metrics served on /metrics (`openvpc up` adds
 	// its host agents').
 	Collectors []prometheus.Collector
+	// Metrics is the address of the Prometheus listener (plain HTTP,
+	// /metrics), apart from the API: the metrics name every host and
+	// event reason, so they are served only where they were asked for —
+	// loopback by default in the CLI, as Prometheus exporters do. Empty
+	// serves none.
+	Metrics string
+	// MetricsBestEffort: Metrics is a default, not the operator's choice,
+	// so a busy port is logged instead of failing the start.
+	MetricsBestEffort bool
 	// EdgeTimeout is how long an edge may miss its heartbeats before hosts
 	// stop sending it traffic (default mapping.ReachableWithin).
 	EdgeTimeout time.Duration
@@ -81,6 +91,9 @@ type Server struct {
 	cancel context.CancelFunc
 	extra  []prometheus.Collector
 	reg    *prometheus.Registry
+	// metricsLn is the Prometheus listener (nil: none), metrics its server.
+	metricsLn net.Listener
+	metrics   *http.Server
 
 	// running are the goroutines Start started (the Mapping Service, the
 	// HTTP server), handlers the requests being served; Close waits for
@@ -99,28 +112,50 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen on %s: %w (is another openvpc server running? choose another --listen)", cfg.Listen, err)
-	}
+	// The store first: a data dir in use is the more telling failure
+	// (its lock names the process), and is found before the port's.
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
-		ln.Close()
 		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: listen on %s: %w (is another openvpc server running? choose another --listen)", cfg.Listen, err)
+	}
+	var metricsLn net.Listener
+	if cfg.Metrics != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil && !cfg.MetricsBestEffort {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("server: metrics listener on %s: %w (choose another --metrics, or '' for none)", cfg.Metrics, err)
+		} else if err != nil {
+			cfg.Logger.Warn("metrics not served: their default address is in use; choose one with --metrics", "addr", cfg.Metrics, "err", err)
+		}
+	}
+	closeListeners := func() {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 	}
 	ms, err := mapping.New(mapping.Config{Store: st, Logger: cfg.Logger, HealthWindow: cfg.EdgeTimeout})
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		st.Close()
 		return nil, err
 	}
-	s := &Server{Store: st, Mapping: ms, log: cfg.Logger, ln: ln, extra: cfg.Collectors}
+	s := &Server{Store: st, Mapping: ms, log: cfg.Logger, ln: ln, metricsLn: metricsLn, extra: cfg.Collectors}
+	// The server runs until Close, whatever becomes of ctx; but while it
+	// starts, ctx ending (a signal) ends every wait.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	started := context.AfterFunc(ctx, cancel)
+	defer started()
 	cfg.Trust.IPs = append(cfg.Trust.IPs, trust.ListenerIPs(ln.Addr().String())...)
 	if s.Trust, err = trust.New(runCtx, st, cfg.Trust, cfg.Logger); err != nil {
 		cancel()
-		ln.Close()
+		closeListeners()
 		st.Close()
 		return nil, err
 	}
@@ -135,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	})
 	s.http = &http.Server{
-		Handler: s.track(s.routes()), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.track(s.routes()), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		// Refused TLS handshakes (no or a foreign certificate) land here.
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		// Requests, streams above all, end when the server stops.
@@ -153,8 +188,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Error("server: serve", "err", err)
 		}
 	})
+	if metricsLn != nil {
+		s.metrics = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+		s.running.Go(func() {
+			if err := s.metrics.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("server: serve metrics", "err", err)
+			}
+		})
+	}
 	select {
 	case <-s.Mapping.Ready():
+	case <-runCtx.Done():
+		s.Close()
+		return nil, fmt.Errorf("server: start interrupted: %w", ctx.Err())
 	case <-time.After(30 * time.Second):
 		s.Close()
 		return nil, errors.New("server: the mapping service could not load the store in 30s")
@@ -189,25 +235,50 @@ func protocols(insecure bool) *http.Protocols {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// Compressing small messages costs more than it saves; mapping deltas
-	// are small and many.
-	opt := connect.WithCompressMinBytes(16 << 10)
+	// are small and many. Handlers return the control plane's errors; the
+	// interceptor gives them their wire codes, in one place.
+	common := connect.WithHandlerOptions(connect.WithCompressMinBytes(16<<10), connect.WithInterceptors(apierr.Interceptor()))
+	opt := connect.WithHandlerOptions(common, connect.WithReadMaxBytes(MaxMessage), gzipCapped(MaxMessage))
 	insts := &api.Instances{Store: s.Store, Mapping: s.Mapping, Agents: s.Trust}
 	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
 	mux.Handle(openvpcv1connect.NewTrustServiceHandler(s.Trust, opt))
+	// Join is anonymous: its own, much smaller, bounds (the more specific
+	// pattern wins in the mux).
+	_, join := openvpcv1connect.NewTrustServiceHandler(s.Trust, common,
+		connect.WithReadMaxBytes(MaxAnonymousMessage), gzipCapped(MaxAnonymousMessage))
+	mux.Handle(openvpcv1connect.TrustServiceJoinProcedure, join)
 	mux.HandleFunc(forward.Path, insts.Forward)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)
 	reg.MustRegister(s.extra...)
 	s.reg = reg
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	return s.Trust.Handler(mux)
+	mux.HandleFunc("/healthz", healthz)
+	return limitBodies(s.Trust.Handler(mux))
 }
 
-// Register adds collectors to /metrics after the server started.
+func healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+
+// metricsHandler serves the metrics listener: /metrics, and /healthz for
+// probes that can reach only it.
+func (s *Server) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", healthz)
+	return mux
+}
+
+// MetricsURL is where the metrics are served ("" when they are not).
+func (s *Server) MetricsURL() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return "http://" + s.metricsLn.Addr().String() + "/metrics"
+}
+
+// Register adds collectors to the metrics after the server started.
 func (s *Server) Register(cs ...prometheus.Collector) error {
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {
@@ -269,6 +340,9 @@ func (s *Server) Close() error {
 	// ends those reads, and wait for the handlers to return.
 	s.cancel()
 	s.http.Close()
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
 	s.handlers.Wait()
 	s.running.Wait()
 	s.Trust.Wait()

@@ -88,11 +88,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return newStore(c, cfg, nil), nil
 	}
-	e, err := StartEmbedded(EmbedConfig{Dir: filepath.Join(cfg.DataDir, "etcd"), Name: "openvpc"})
+	// Before etcd: a second server on this dir fails at once, saying who
+	// holds it, instead of waiting on etcd's own file lock.
+	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	return newStore(v3client.New(e.Server), cfg, e), nil
+	e, err := StartEmbeddedContext(ctx, EmbedConfig{Dir: filepath.Join(cfg.DataDir, "etcd"), Name: "openvpc"})
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	s := newStore(v3client.New(e.Server), cfg, e)
+	s.lock = lock
+	return s, nil
 }
 
 // EmbedConfig describes one member of an embedded etcd cluster.
@@ -108,6 +117,12 @@ type EmbedConfig struct {
 
 // StartEmbedded starts an etcd member in-process and waits until it serves.
 func StartEmbedded(ec EmbedConfig) (*embed.Etcd, error) {
+	return StartEmbeddedContext(context.Background(), ec)
+}
+
+// StartEmbeddedContext is StartEmbedded, giving up when ctx ends (a signal
+// during start-up).
+func StartEmbeddedContext(ctx context.Context, ec EmbedConfig) (*embed.Etcd, error) {
 	if err := os.MkdirAll(ec.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create etcd data dir: %w", err)
 	}
@@ -142,9 +157,31 @@ func StartEmbedded(ec EmbedConfig) (*embed.Etcd, error) {
 	if ec.InitialCluster != "" {
 		cfg.InitialCluster = ec.InitialCluster
 	}
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("store: start embedded etcd in %s: %w (is another openvpc server using this data dir?)", ec.Dir, err)
+	// StartEtcd itself can block (on its database's file lock): wait for
+	// it beside ctx, and close what it started if ctx won.
+	type started struct {
+		e   *embed.Etcd
+		err error
+	}
+	startc := make(chan started, 1)
+	go func() {
+		e, err := embed.StartEtcd(cfg)
+		startc <- started{e, err}
+	}()
+	var e *embed.Etcd
+	select {
+	case r := <-startc:
+		if r.err != nil {
+			return nil, fmt.Errorf("store: start embedded etcd in %s: %w (is another openvpc server using this data dir?)", ec.Dir, r.err)
+		}
+		e = r.e
+	case <-ctx.Done():
+		go func() {
+			if r := <-startc; r.e != nil {
+				r.e.Close()
+			}
+		}()
+		return nil, fmt.Errorf("store: start of embedded etcd interrupted: %w", ctx.Err())
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -152,6 +189,9 @@ func StartEmbedded(ec EmbedConfig) (*embed.Etcd, error) {
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("store: embedded etcd failed: %w", err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("store: start of embedded etcd interrupted: %w", ctx.Err())
 	case <-time.After(60 * time.Second):
 		e.Close()
 		return nil, errors.New("store: embedded etcd did not become ready in 60s")

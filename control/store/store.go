@@ -26,6 +26,8 @@ type Store struct {
 	etcd   *embed.Etcd // nil with an external cluster
 	ipam   *ipam
 	placer *placer
+	events eventLease
+	lock   *dataDirLock // the embedded etcd's data dir, held until Close
 }
 
 func newStore(c *clientv3.Client, cfg Config, e *embed.Etcd) *Store {
@@ -44,6 +46,7 @@ func (s *Store) Close() error {
 	if s.etcd != nil {
 		s.etcd.Close()
 	}
+	s.lock.release()
 	return err
 }
 
@@ -57,6 +60,7 @@ func (s *Store) Close() error {
 //	ref/<parent-id>/<child-id>  → ""                  what stands in the way of a delete
 //	onhost/<host-id>/<inst-id>  → vpc id              placement and host scope
 //	pair/<vpc-id>/<vpc-id>      → pcx id              one peering per pair
+//	event/<host>/<reason>/<src> → SecurityEvent       security events, aggregated (events.go)
 func (s *Store) key(parts ...string) string {
 	return s.cfg.Prefix + strings.Join(parts, "/")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,7 +122,7 @@ func (s *Store) GetJoinToken(ctx context.Context, id string) (JoinToken, int64, 
 // the certificate issued to host, in one transaction: a token joins one
 // host once, and an id taken by a registered host, or by a host that holds
 // a certificate, is not given to another.
-func (s *Store) CommitJoin(ctx context.Context, id string, tokenRev int64, host, serial string, notAfter time.Time) error {
+func (s *Store) CommitJoin(ctx context.Context, id string, tokenRev int64, host string, underlay netip.Addr, serial string, notAfter time.Time) error {
 	lease, err := s.certLease(ctx, notAfter)
 	if err != nil {
 		return err
@@ -129,6 +130,9 @@ func (s *Store) CommitJoin(ctx context.Context, id string, tokenRev int64, host,
 	var t txn
 	t.unchanged(s.joinTokenKey(id), tokenRev)
 	t.absent(s.hostKey(host))
+	// A certificate for an address another host has registered would let
+	// its holder speak as that host's underlay until registering failed.
+	t.absent(s.underlayKey(underlay))
 	t.emptyPrefix(s.certPrefix(host))
 	t.del(s.joinTokenKey(id))
 	t.put(s.certKey(host, serial), strconv.FormatInt(notAfter.Unix(), 10), clientv3.WithLease(lease))
@@ -139,6 +143,10 @@ func (s *Store) CommitJoin(ctx context.Context, id string, tokenRev int64, host,
 	_, _ = s.c.Revoke(ctx, lease)
 	if _, rev, err := s.GetJoinToken(ctx, id); err != nil || rev != tokenRev {
 		return model.Deniedf("the join token was used already; make another with openvpc token create")
+	}
+	if r, err := s.c.Get(ctx, s.underlayKey(underlay)); err == nil && len(r.Kvs) > 0 && string(r.Kvs[0].Value) != host {
+		return model.Existsf("underlay address %s is already used by host %s; give %s its own address, or remove %s first (openvpc host remove %s)",
+			underlay, r.Kvs[0].Value, host, r.Kvs[0].Value, r.Kvs[0].Value)
 	}
 	return model.Existsf("host %s has already joined; remove it first (openvpc host remove %s) or join with another id", host, host)
 }

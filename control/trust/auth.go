@@ -83,13 +83,18 @@ const (
 // someone opens it here.
 func needOf(path string) need {
 	switch {
-	case path == "/healthz" || path == "/metrics" || path == openvpcv1connect.TrustServiceJoinProcedure:
+	// Metrics are not here: they have their own listener (server.Config.Metrics).
+	case path == "/healthz" || path == openvpcv1connect.TrustServiceJoinProcedure:
 		return needNothing
 	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"):
 		return needAgent
 	}
 	return needAdmin
 }
+
+// Anonymous reports whether path is served to callers who proved nothing
+// (no certificate, no token): the server bounds such calls tightly.
+func Anonymous(path string) bool { return needOf(path) == needNothing }
 
 // Handler authenticates every request, refuses those whose caller may not
 // call the path, and hands the rest to next with the Caller in their

@@ -10,7 +10,6 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/openvpc/openvpc/control/apierr"
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -53,29 +52,31 @@ func (a *Authority) secure() error {
 
 func (a *Authority) CreateJoinToken(ctx context.Context, req *connect.Request[pb.CreateJoinTokenRequest]) (*connect.Response[pb.CreateJoinTokenResponse], error) {
 	if err := a.secure(); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	m := req.Msg
 	role, err := roleOf(m.Role)
 	if err != nil {
-		return nil, apierr.Wire(model.Invalidf("give the token's role: --role host or --role edge"))
+		return nil, model.Invalidf("give the token's role: --role host or --role edge")
 	}
-	ttl := time.Duration(m.TtlSeconds) * time.Second
-	if ttl == 0 {
-		ttl = DefaultJoinTTL
-	}
-	if ttl < time.Second || ttl > MaxJoinTTL {
-		return nil, apierr.Wire(model.Invalidf("token lifetime %v must be between 1s and %v", ttl, MaxJoinTTL))
+	// Bounded in seconds, before it becomes a Duration: 2^55+3600 s must
+	// not wrap into an hour.
+	ttl := DefaultJoinTTL
+	if m.TtlSeconds != 0 {
+		if m.TtlSeconds < 1 || m.TtlSeconds > int64(MaxJoinTTL/time.Second) {
+			return nil, model.Invalidf("token lifetime of %d seconds must be between 1s and %v", m.TtlSeconds, MaxJoinTTL)
+		}
+		ttl = time.Duration(m.TtlSeconds) * time.Second
 	}
 	if m.HostId != "" {
 		if err := model.ValidateHostID(m.HostId); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 	}
 	tok := pki.NewToken()
 	expire := time.Now().Add(ttl)
 	if err := a.store.PutJoinToken(ctx, tok.ID, store.JoinToken{Hash: tok.Hash(), Role: string(role), HostID: m.HostId, Expire: expire}); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	tok.CAFingerprint = a.CA.Fingerprint()
 	return connect.NewResponse(&pb.CreateJoinTokenResponse{Token: tok.String(), ExpireTime: timestamppb.New(expire)}), nil
@@ -83,42 +84,42 @@ func (a *Authority) CreateJoinToken(ctx context.Context, req *connect.Request[pb
 
 func (a *Authority) Join(ctx context.Context, req *connect.Request[pb.JoinRequest]) (*connect.Response[pb.JoinResponse], error) {
 	if err := a.secure(); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	m := req.Msg
 	bad := model.Unauthenticatedf("the join token is not valid: unknown, expired or already used; make another with openvpc token create")
 	tok, err := pki.ParseToken(m.Token)
 	if err != nil || tok.CAFingerprint == "" {
-		return nil, apierr.Wire(bad)
+		return nil, bad
 	}
 	if err := model.ValidateHostID(m.HostId); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	underlay, err := model.ParseIPv4("underlay address", m.UnderlayAddress)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	rec, rev, err := a.store.GetJoinToken(ctx, tok.ID)
 	if errors.Is(err, model.ErrNotFound) || (err == nil && (!tok.Matches(rec.Hash) || time.Now().After(rec.Expire))) {
-		return nil, apierr.Wire(bad)
+		return nil, bad
 	}
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if rec.HostID != "" && rec.HostID != m.HostId {
-		return nil, apierr.Wire(model.Deniedf("this join token is for host %s, not %s", rec.HostID, m.HostId))
+		return nil, model.Deniedf("this join token is for host %s, not %s", rec.HostID, m.HostId)
 	}
 	pub, err := pki.ParseCSR(m.Csr)
 	if err != nil {
-		return nil, apierr.Wire(model.Invalidf("certificate request: %v", err))
+		return nil, model.Invalidf("certificate request: %v", err)
 	}
 	role := pki.Role(rec.Role)
 	certPEM, cert, err := a.CA.Sign(pub, pki.Template{ID: m.HostId, Role: role, Underlay: underlay, TTL: a.cfg.CertTTL})
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
-	if err := a.store.CommitJoin(ctx, tok.ID, rev, m.HostId, pki.Serial(cert), cert.NotAfter); err != nil {
-		return nil, apierr.Wire(err)
+	if err := a.store.CommitJoin(ctx, tok.ID, rev, m.HostId, underlay, pki.Serial(cert), cert.NotAfter); err != nil {
+		return nil, err
 	}
 	a.log.Info("joined", "id", m.HostId, "role", role, "underlay", underlay, "expires", cert.NotAfter)
 	return connect.NewResponse(&pb.JoinResponse{Certificate: certPEM, CaCertificate: a.CA.CertPEM, Role: HostRole(role)}), nil
@@ -126,23 +127,23 @@ func (a *Authority) Join(ctx context.Context, req *connect.Request[pb.JoinReques
 
 func (a *Authority) Renew(ctx context.Context, req *connect.Request[pb.RenewRequest]) (*connect.Response[pb.RenewResponse], error) {
 	if err := a.secure(); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	c, _ := CallerFrom(ctx)
 	if !c.Agent() {
-		return nil, apierr.Wire(model.Unauthenticatedf("renew with the certificate to replace"))
+		return nil, model.Unauthenticatedf("renew with the certificate to replace")
 	}
 	pub, err := pki.ParseCSR(req.Msg.Csr)
 	if err != nil {
-		return nil, apierr.Wire(model.Invalidf("certificate request: %v", err))
+		return nil, model.Invalidf("certificate request: %v", err)
 	}
 	// Everything the new certificate says comes from the old one.
 	certPEM, cert, err := a.CA.Sign(pub, pki.Template{ID: c.ID, Role: c.Role, Underlay: c.Underlay, TTL: a.cfg.CertTTL})
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if err := a.store.RecordRenewal(ctx, c.ID, c.Serial, pki.Serial(cert), cert.NotAfter); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	return connect.NewResponse(&pb.RenewResponse{Certificate: certPEM, CaCertificate: a.CA.CertPEM}), nil
 }
@@ -155,18 +156,18 @@ func (a *Authority) Renew(ctx context.Context, req *connect.Request[pb.RenewRequ
 func (a *Authority) RemoveHost(ctx context.Context, req *connect.Request[pb.RemoveHostRequest]) (*connect.Response[pb.RemoveHostResponse], error) {
 	id := req.Msg.HostId
 	if err := model.ValidateHostID(id); err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	_, hostErr := a.store.GetHost(ctx, id)
 	if hostErr != nil && !errors.Is(hostErr, model.ErrNotFound) {
-		return nil, apierr.Wire(hostErr)
+		return nil, hostErr
 	}
 	n, err := a.store.RevokeHost(ctx, id)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	if hostErr != nil && n == 0 {
-		return nil, apierr.Wire(model.NotFoundf("host %s is neither registered nor joined", id))
+		return nil, model.NotFoundf("host %s is neither registered nor joined", id)
 	}
 	if a.Removed != nil {
 		a.Removed(id)
@@ -174,17 +175,17 @@ func (a *Authority) RemoveHost(ctx context.Context, req *connect.Request[pb.Remo
 	resp := &pb.RemoveHostResponse{Revoked: int64(n)}
 	insts, err := a.store.InstancesOnHost(ctx, id)
 	if err != nil {
-		return nil, apierr.Wire(err)
+		return nil, err
 	}
 	for _, inst := range insts {
 		if err := a.Terminate(ctx, inst); err != nil && !errors.Is(err, model.ErrPrecondition) {
-			return nil, apierr.Wire(fmt.Errorf("host %s: its certificates are revoked, but terminating instance %s failed (run host remove again): %w", id, inst, err))
+			return nil, fmt.Errorf("host %s: its certificates are revoked, but terminating instance %s failed (run host remove again): %w", id, inst, err)
 		}
 		resp.Terminated = append(resp.Terminated, inst)
 	}
 	if hostErr == nil {
 		if err := a.store.DeleteHost(ctx, id); err != nil {
-			return nil, apierr.Wire(err)
+			return nil, err
 		}
 	}
 	a.log.Warn("host removed", "host", id, "revoked", n, "terminated", len(resp.Terminated))

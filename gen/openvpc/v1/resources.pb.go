@@ -1364,9 +1364,14 @@ func (x *FlowRecord) GetLastSeen() *timestamppb.Timestamp {
 }
 
 // SecurityEvent is a check that indicates an attack: "send a human to check this out".
+//
+// Repeats are aggregated: one record per host, reason and claimed source,
+// with a count and when the server first and last received one. Times are
+// the server's; the reporting host's own clock is kept in host_time.
 type SecurityEvent struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// time is when the server received the latest occurrence (= last_seen).
 	Time   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	HostId string                 `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
 	// reason is the stable drop reason, e.g. spoofed-source, sender-mismatch, scope-refused.
@@ -1378,8 +1383,18 @@ type SecurityEvent struct {
 	// claimed_vni is the VPC the packet or request claimed to come from or ask about.
 	ClaimedVni uint32 `protobuf:"varint,9,opt,name=claimed_vni,json=claimedVni,proto3" json:"claimed_vni,omitempty"`
 	Detail     string `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
-	// count is how many occurrences this event stands for (rate limiting folds repeats).
-	Count         int64 `protobuf:"varint,11,opt,name=count,proto3" json:"count,omitempty"`
+	// count is how many occurrences this record stands for, from first_seen to last_seen.
+	Count int64 `protobuf:"varint,11,opt,name=count,proto3" json:"count,omitempty"`
+	// first_seen and last_seen are when the server received the first and the
+	// latest occurrence.
+	FirstSeen *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// host_time is when the reporting host says the latest occurrence happened,
+	// by its own clock (not trusted: the server's times order the log).
+	HostTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=host_time,json=hostTime,proto3" json:"host_time,omitempty"`
+	// other_sources: the record stands for occurrences from sources beyond the
+	// limit kept per host and reason (outer_src and inner_src are the latest's).
+	OtherSources  bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1489,6 +1504,34 @@ func (x *SecurityEvent) GetCount() int64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *SecurityEvent) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *SecurityEvent) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *SecurityEvent) GetHostTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HostTime
+	}
+	return nil
+}
+
+func (x *SecurityEvent) GetOtherSources() bool {
+	if x != nil {
+		return x.OtherSources
+	}
+	return false
 }
 
 var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
@@ -1602,7 +1645,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x05bytes\x18\v \x01(\x04R\x05bytes\x129\n" +
 	"\n" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
-	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xc3\x02\n" +
+	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\x95\x04\n" +
 	"\rSecurityEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
@@ -1616,7 +1659,12 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"claimedVni\x12\x16\n" +
 	"\x06detail\x18\n" +
 	" \x01(\tR\x06detail\x12\x14\n" +
-	"\x05count\x18\v \x01(\x03R\x05count*\\\n" +
+	"\x05count\x18\v \x01(\x03R\x05count\x129\n" +
+	"\n" +
+	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
+	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x127\n" +
+	"\thost_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bhostTime\x12#\n" +
+	"\rother_sources\x18\x0f \x01(\bR\fotherSources*\\\n" +
 	"\n" +
 	"RouteState\x12\x1b\n" +
 	"\x17ROUTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1696,11 +1744,14 @@ var file_openvpc_v1_resources_proto_depIdxs = []int32{
 	17, // 16: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
 	17, // 17: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
 	17, // 18: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	17, // 19: openvpc.v1.SecurityEvent.first_seen:type_name -> google.protobuf.Timestamp
+	17, // 20: openvpc.v1.SecurityEvent.last_seen:type_name -> google.protobuf.Timestamp
+	17, // 21: openvpc.v1.SecurityEvent.host_time:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
