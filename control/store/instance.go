@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,6 +25,9 @@ type RunSpec struct {
 	Name   string     // optional, unique among live instances
 	Host   string     // optional host id; empty picks the least-loaded host
 	IP     netip.Addr // optional; zero takes the lowest free address
+	// SecurityGroups are names or ids of the VPC's groups (1–5); empty
+	// means the VPC's default group.
+	SecurityGroups []string
 }
 
 // RunInstance creates a pending instance with one ENI in a subnet, placed
@@ -76,6 +80,15 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 		PrivateIp: ip.String(), Mac: model.MAC(vpc.Vni, ip), CreateTime: timestamppb.Now(),
 	}
 	var t txn
+	groups, err := s.instanceGroups(ctx, vpc, spec.SecurityGroups, &t)
+	if err != nil {
+		s.ipam.done(sn.Id, prefix, ip, false)
+		return nil, err
+	}
+	inst.SecurityGroupIds = groups
+	for _, g := range groups {
+		t.put(s.refKey(g, inst.Id), "")
+	}
 	t.present(s.resKey(model.KindSubnet, sn.Id))
 	t.present(s.hostKey(host))
 	t.absent(s.ipKey(sn.Id, inst.PrivateIp))
@@ -97,7 +110,16 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 		inst.Revision = rev
 		return inst, nil
 	}
-	return nil, s.whyRunFailed(ctx, spec, sn, prefix, ip, host)
+	if err := s.whyRunFailed(ctx, spec, sn, prefix, ip, host); !errors.Is(err, errRetry) {
+		return nil, err
+	}
+	if g, err := s.missingGroup(ctx, groups); err != nil || g != "" {
+		if err == nil {
+			err = model.NotFoundf("security group %s was deleted", g)
+		}
+		return nil, err
+	}
+	return nil, errRetry
 }
 
 // whyRunFailed explains a failed run transaction, or asks for a retry when
@@ -233,6 +255,9 @@ func (s *Store) terminateOnce(ctx context.Context, ref string) (*pb.Instance, er
 		t.del(s.nameKey(model.KindInstance, inst.Name))
 	}
 	t.del(s.refKey(inst.SubnetId, inst.Id))
+	for _, g := range inst.SecurityGroupIds {
+		t.del(s.refKey(g, inst.Id))
+	}
 	t.del(s.onHostKey(inst.HostId, inst.Id))
 	ok, rev, err := s.commit(ctx, &t)
 	if err != nil {

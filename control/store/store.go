@@ -50,11 +50,15 @@ func (s *Store) Close() error {
 // Key layout, under the configured prefix:
 //
 //	vpc/<id>, subnet/<id>, rtb/<id>, i/<id>, pcx/<id>   resources (protobuf)
+//	sg/<id>, acl/<id>                                 security groups (with their rules), network ACLs
 //	host/<host-id>                                    registered hosts and edges
 //	name/<kind>/<name>          → id                  unique names
 //	vni/<vni>                   → vpc id              unique VNIs
 //	ip/<subnet-id>/<ip>         → instance id         unique addresses
 //	ref/<parent-id>/<child-id>  → ""                  what stands in the way of a delete
+//	                                                  (also ref/<sg>/<instance>: members,
+//	                                                  ref/<sg>/<sg>: rules naming a group,
+//	                                                  ref/<acl>/<subnet>: associations)
 //	onhost/<host-id>/<inst-id>  → vpc id              placement and host scope
 //	pair/<vpc-id>/<vpc-id>      → pcx id              one peering per pair
 func (s *Store) key(parts ...string) string {

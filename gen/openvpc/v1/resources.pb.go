@@ -303,8 +303,12 @@ type Vpc struct {
 	// main_route_table_id is the route table subnets use unless told otherwise.
 	MainRouteTableId string                 `protobuf:"bytes,5,opt,name=main_route_table_id,json=mainRouteTableId,proto3" json:"main_route_table_id,omitempty"`
 	CreateTime       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// default_security_group_id is the group of ENIs that name none (sg-…).
+	DefaultSecurityGroupId string `protobuf:"bytes,7,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
+	// default_network_acl_id is the ACL of subnets that name none (acl-…).
+	DefaultNetworkAclId string `protobuf:"bytes,8,opt,name=default_network_acl_id,json=defaultNetworkAclId,proto3" json:"default_network_acl_id,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -379,6 +383,20 @@ func (x *Vpc) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Vpc) GetDefaultSecurityGroupId() string {
+	if x != nil {
+		return x.DefaultSecurityGroupId
+	}
+	return ""
+}
+
+func (x *Vpc) GetDefaultNetworkAclId() string {
+	if x != nil {
+		return x.DefaultNetworkAclId
+	}
+	return ""
+}
+
 // Subnet is a range of a VPC's addresses that instances are placed in.
 type Subnet struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -388,8 +406,10 @@ type Subnet struct {
 	Cidr         string                 `protobuf:"bytes,4,opt,name=cidr,proto3" json:"cidr,omitempty"`
 	RouteTableId string                 `protobuf:"bytes,5,opt,name=route_table_id,json=routeTableId,proto3" json:"route_table_id,omitempty"`
 	// gateway is the VPC router's address in this subnet (the first usable address).
-	Gateway       string                 `protobuf:"bytes,6,opt,name=gateway,proto3" json:"gateway,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Gateway    string                 `protobuf:"bytes,6,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// network_acl_id is the network ACL the subnet is associated with.
+	NetworkAclId  string `protobuf:"bytes,8,opt,name=network_acl_id,json=networkAclId,proto3" json:"network_acl_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -471,6 +491,13 @@ func (x *Subnet) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Subnet) GetNetworkAclId() string {
+	if x != nil {
+		return x.NetworkAclId
+	}
+	return ""
 }
 
 // Route sends traffic for destination_cidr to target.
@@ -835,9 +862,11 @@ type Instance struct {
 	// revision is the store revision that wrote this instance's mapping.
 	Revision int64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
 	// public_ip is the Elastic IP associated with the instance's ENI, if any.
-	PublicIp      string `protobuf:"bytes,12,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PublicIp string `protobuf:"bytes,12,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
+	// security_group_ids are the ENI's security groups (1–5).
+	SecurityGroupIds []string `protobuf:"bytes,13,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -952,6 +981,13 @@ func (x *Instance) GetPublicIp() string {
 		return x.PublicIp
 	}
 	return ""
+}
+
+func (x *Instance) GetSecurityGroupIds() []string {
+	if x != nil {
+		return x.SecurityGroupIds
+	}
+	return nil
 }
 
 // Peering connects two VPCs whose CIDRs do not overlap.
@@ -1496,7 +1532,7 @@ var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\x1aopenvpc/v1/resources.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1504,7 +1540,9 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x03vni\x18\x04 \x01(\rR\x03vni\x12-\n" +
 	"\x13main_route_table_id\x18\x05 \x01(\tR\x10mainRouteTableId\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd4\x01\n" +
+	"createTime\x129\n" +
+	"\x19default_security_group_id\x18\a \x01(\tR\x16defaultSecurityGroupId\x123\n" +
+	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\"\xfa\x01\n" +
 	"\x06Subnet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1513,7 +1551,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x0eroute_table_id\x18\x05 \x01(\tR\frouteTableId\x12\x18\n" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"x\n" +
+	"createTime\x12$\n" +
+	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"x\n" +
 	"\x05Route\x12)\n" +
 	"\x10destination_cidr\x18\x01 \x01(\tR\x0fdestinationCidr\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12,\n" +
@@ -1543,7 +1582,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xea\x02\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\x98\x03\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1559,7 +1598,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1a\n" +
 	"\brevision\x18\v \x01(\x03R\brevision\x12\x1b\n" +
-	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\"\xec\x01\n" +
+	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
+	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\"\xec\x01\n" +
 	"\aPeering\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
