@@ -54,7 +54,10 @@ func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.Run
 	if err := optionalName(model.KindInstance, m.Name); err != nil {
 		return nil, apierr.Wire(err)
 	}
-	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host}
+	if err := securityGroupRefs(m.SecurityGroups); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups}
 	if m.Host != "" {
 		if err := model.ValidateHostID(m.Host); err != nil {
 			return nil, apierr.Wire(err)

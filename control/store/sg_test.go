@@ -8,7 +8,9 @@ import (
 	"github.com/openvpc/openvpc/model"
 )
 
-func tcp(from, to int32) model.Match { return model.Match{Protocol: model.ProtoTCP, From: from, To: to} }
+func tcp(from, to int32) model.Match {
+	return model.Match{Protocol: model.ProtoTCP, From: from, To: to}
+}
 
 // TestVPCDefaults: a VPC comes with a default group (ingress from itself,
 // egress anywhere) and a default ACL (rule 100 allows all, both ways);
