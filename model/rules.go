@@ -26,6 +26,14 @@ const (
 	MaxACLRuleNumber     = 32766
 )
 
+// AWS's connection-tracking idle timeouts, in seconds.
+const (
+	ConntrackTCPEstablished = 432000
+	ConntrackUDP            = 30
+	ConntrackUDPStream      = 180
+	ConntrackOther          = 600
+)
+
 // Match is what a security group rule or a network ACL entry matches, in
 // the form hosts enforce: a protocol number (or ProtoAll), and a port range
 // for tcp and udp, the ICMP type and code for icmp (AnyPort for any), or
