@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,21 +11,22 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 )
 
-var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC", "PUBLIC IP"}
+var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC", "PUBLIC IP", "SECURITY GROUPS"}
 
 func instRow(i *pb.Instance) []string {
-	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac, i.PublicIp}
+	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac, i.PublicIp, strings.Join(i.SecurityGroupIds, ",")}
 }
 
 func instanceCmd(o *Options) *cobra.Command {
 	c := &cobra.Command{Use: "instance", Short: "Run, list, show and terminate instances"}
 	var subnet, name, host, ip string
+	var groups []string
 	var wait bool
 	var timeout time.Duration
 	run := &cobra.Command{
 		Use: "run --subnet SUBNET [--name N] [--host H] [--ip A] [--wait]", Short: "Run an instance with one network interface", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
-			r, err := cl.inst.RunInstance(cmd.Context(), call(&pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip}))
+			r, err := cl.inst.RunInstance(cmd.Context(), call(&pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip, SecurityGroups: groups}))
 			if err != nil {
 				return err
 			}
@@ -41,6 +43,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	run.Flags().StringVar(&name, "name", "", "unique name of the instance")
 	run.Flags().StringVar(&host, "host", "", "host to place it on (default: the least-loaded host)")
 	run.Flags().StringVar(&ip, "ip", "", "private address (default: the lowest free one)")
+	run.Flags().StringSliceVar(&groups, "security-group", nil, "security groups of its network interface, names or ids, 1–5 (repeat or comma-separate; default: the VPC's default group)")
 	run.Flags().BoolVar(&wait, "wait", false, "return only once every host in scope can reach it (state running)")
 	run.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --wait waits")
 	required(run, "subnet")
@@ -89,7 +92,24 @@ func instanceCmd(o *Options) *cobra.Command {
 	}
 	term.Flags().BoolVar(&twait, "wait", false, "return only once every host has dropped its mapping")
 	term.Flags().DurationVar(&ttimeout, "timeout", 30*time.Second, "how long --wait waits")
-	c.AddCommand(run, listCmd, get, term, connectCmd(o), forwardCmd(o), execCmd(o))
+	c.AddCommand(run, listCmd, get, term, modifyCmd(o), connectCmd(o), forwardCmd(o), execCmd(o))
+	return c
+}
+
+func modifyCmd(o *Options) *cobra.Command {
+	var groups []string
+	c := &cobra.Command{
+		Use: "modify INSTANCE --security-group SG[,SG…]", Short: "Replace an instance's security groups; takes effect without a restart", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.inst.ModifyInstance(cmd.Context(), call(&pb.ModifyInstanceRequest{Ref: args[0], SecurityGroups: groups}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Instance, instHeader, instRow(r.Msg.Instance))
+		}),
+	}
+	c.Flags().StringSliceVar(&groups, "security-group", nil, "the new security groups, names or ids, 1–5 (repeat or comma-separate; required)")
+	required(c, "security-group")
 	return c
 }
 
