@@ -24,6 +24,9 @@ const (
 	NoPort         // the destination ENI is local but not attached (yet)
 	NoEdge         // the route leads to an edge, and no edge is healthy
 	NoPublicIP     // edge: the instance has no Elastic IP, so it cannot reach the internet
+	SGDenied       // no security group rule allows it (a firewall doing its job, not an attack)
+	ACLDenied      // the subnet's network ACL denies it
+	ConntrackFull  // a new flow, and the connection-tracking table has no room for it
 
 	numVerdicts
 )
@@ -33,6 +36,7 @@ var verdictNames = [numVerdicts]string{
 	NoRoute: "no-route", NoMapping: "no-mapping", TTLExceeded: "ttl-exceeded", TooBig: "too-big",
 	UnknownSender: "unknown-sender", NotLocal: "not-local", NotPeered: "not-peered",
 	SenderMismatch: "sender-mismatch", NoPort: "no-port", NoEdge: "no-edge", NoPublicIP: "no-public-ip",
+	SGDenied: "sg-denied", ACLDenied: "acl-denied", ConntrackFull: "conntrack-full",
 }
 
 func (v Verdict) String() string {

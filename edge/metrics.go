@@ -2,6 +2,7 @@ package edge
 
 import (
 	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/host/tables"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -11,18 +12,22 @@ import (
 func (n *Node) Collector() prometheus.Collector {
 	l := prometheus.Labels{"edge": n.Agent.HostID}
 	return &collector{n: n, agent: n.Agent.Collector(),
-		packets: prometheus.NewDesc("openvpc_edge_packets_total", "Packets handled by the edge, by direction and verdict (drop reasons included).", []string{"direction", "verdict"}, l)}
+		packets:   prometheus.NewDesc("openvpc_edge_packets_total", "Packets handled by the edge, by direction and verdict (drop reasons included).", []string{"direction", "verdict"}, l),
+		functions: prometheus.NewDesc("openvpc_edge_function_packets_total", "Packets hosts sent the edge, by the edge function they named, served here or not.", []string{"function"}, l),
+		readErrs:  prometheus.NewDesc("openvpc_edge_read_errors_total", "Transient read errors of the wire and outside ports; the loops read on.", nil, l)}
 }
 
 type collector struct {
-	n       *Node
-	agent   prometheus.Collector
-	packets *prometheus.Desc
+	n                            *Node
+	agent                        prometheus.Collector
+	packets, functions, readErrs *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.agent.Describe(ch)
 	ch <- c.packets
+	ch <- c.functions
+	ch <- c.readErrs
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -37,4 +42,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	for k := range c.n.Edge.Received {
+		if n := c.n.Edge.Received[k].Load(); n > 0 {
+			ch <- prometheus.MustNewConstMetric(c.functions, prometheus.CounterValue, float64(n), tables.TargetKind(k).String())
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.readErrs, prometheus.CounterValue, float64(c.n.Edge.ReadErrors.Load()))
 }

@@ -107,6 +107,19 @@ func TestAttackMatrix(t *testing.T) {
 	if got := counters.Get(datapath.Delivered); got != delivered {
 		t.Fatalf("host-a delivered %d forged packets", got-delivered)
 	}
+	// Packets put on the path through the API are recorded like any other:
+	// `openvpc flows --verdict dropped` shows the forged ping.
+	fl, err := s.api.Inst.ListFlows(s.c.Ctx(), connect.NewRequest(&pb.ListFlowsRequest{Verdict: "dropped"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := false
+	for _, f := range fl.Msg.Flows {
+		forged = forged || f.Verdict == "spoofed-source" && f.Src == "10.0.1.77"
+	}
+	if !forged {
+		t.Errorf("no spoofed-source flow from 10.0.1.77 among the dropped: %v", fl.Msg.Flows)
+	}
 	// Exactly one event per attack reason, with the repeats counted in it.
 	want := map[string]bool{"spoofed-source": true, "unknown-sender": true, "sender-mismatch": true, "not-peered": true}
 	var evs []*pb.SecurityEvent

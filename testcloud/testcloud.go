@@ -1,6 +1,8 @@
 // Package testcloud builds small openvpc clouds inside one process for
-// tests and for `openvpc up`: a real embedded etcd, real servers on
-// loopback, and hosts subscribed through the real Mapping Service API.
+// tests: a local cloud (localcloud: real servers on loopback over a real
+// embedded etcd, real host agents and edges) that stops with the test, and
+// what tests check it with: simulated hosts subscribed through the real
+// Mapping Service API and Expected, an oracle of what a host must hold.
 package testcloud
 
 import (
@@ -8,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -28,6 +31,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/localcloud"
 	"github.com/openvpc/openvpc/pki"
 )
 
@@ -57,17 +61,19 @@ func (e *Etcd) Stop() { e.stop() }
 
 var prefixes atomic.Int64
 
-// Cloud is a control plane (one or more servers over one etcd prefix) and
-// the simulated hosts subscribed to it.
+// Cloud is a local cloud (localcloud) for one test: one or more servers over
+// one etcd prefix, the host agents and edges tests add, and the simulated
+// hosts subscribed to it. It stops with the test.
 type Cloud struct {
 	t      testing.TB
 	etcd   *Etcd
 	prefix string
 	opts   Options
 	Log    *slog.Logger
-	// Heartbeat is how often simulated hosts report in without changes.
+	// Heartbeat is how often simulated hosts report in without changes
+	// (host agents: every second).
 	Heartbeat time.Duration
-	port      uint16 // the cloud's Geneve port
+	local     *localcloud.Cloud
 	// admin is the client config the first server wrote: its CA and an
 	// admin token, as a user would have them.
 	admin     *pki.ClientConfig
@@ -77,9 +83,6 @@ type Cloud struct {
 	insecureHTTP *http.Client
 	adminOnce    sync.Once
 	adminConn    *cli.Conn
-
-	mu      sync.Mutex
-	servers []*server.Server
 }
 
 // EIPPool is the Elastic IP pool of test clouds: a documentation range.
@@ -108,6 +111,7 @@ func New(t testing.TB, etcd *Etcd) *Cloud { return NewWith(t, etcd, Options{}) }
 
 // NewWith starts a cloud with one server on etcd, as opts say.
 func NewWith(t testing.TB, etcd *Etcd, opts Options) *Cloud {
+	t.Helper()
 	c := &Cloud{
 		t: t, etcd: etcd, prefix: fmt.Sprintf("/cloud-%d-%d/", time.Now().UnixNano(), prefixes.Add(1)), opts: opts,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Heartbeat: time.Second, insecureHTTP: pki.HTTPClient(nil),
@@ -115,48 +119,59 @@ func NewWith(t testing.TB, etcd *Etcd, opts Options) *Cloud {
 	if testing.Verbose() {
 		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	c.StartServer("127.0.0.1:0")
+	cfg := localcloud.Config{
+		Server: server.DefaultConfig(), WirePort: freeWirePort(t),
+		Heartbeat: c.Heartbeat, EdgeHeartbeat: EdgeHeartbeat, Log: c.Log,
+	}
+	cfg.Server.Listen, cfg.Server.Logger = "127.0.0.1:0", c.Log
+	cfg.Server.Store.Endpoints, cfg.Server.Store.Prefix = []string{etcd.Endpoint}, c.prefix
+	cfg.Server.Store.EIPPools = []netip.Prefix{EIPPool}
+	cfg.Server.EdgeTimeout = EdgeTimeout
+	cfg.Server.Trust.Insecure, cfg.Server.Trust.CertTTL = opts.Insecure, opts.CertTTL
+	if !opts.Insecure {
+		// The first server writes the client config a user would get.
+		cfg.Server.AdminConfig = filepath.Join(t.TempDir(), "config")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if c.local, err = localcloud.New(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, s := range c.servers {
-			if s != nil {
-				s.Close()
-			}
+		if err := c.local.Close(); err != nil {
+			t.Errorf("testcloud: close: %v", err)
 		}
 	})
+	if !opts.Insecure {
+		if c.admin, err = pki.LoadClientConfig(cfg.Server.AdminConfig); err != nil {
+			t.Fatal(err)
+		}
+		c.adminPath = cfg.Server.AdminConfig
+	}
 	return c
+}
+
+// freeWirePort picks the UDP port a cloud's hosts receive Geneve on, so
+// clouds of tests running at once do not share one.
+func freeWirePort(t testing.TB) uint16 {
+	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 250)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.LocalAddr().(*net.UDPAddr).Port)
 }
 
 // StartServer starts another server on the same store, listening on addr.
 func (c *Cloud) StartServer(addr string) *server.Server {
 	c.t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Listen, cfg.Logger = addr, c.Log
-	cfg.Store.Endpoints, cfg.Store.Prefix = []string{c.etcd.Endpoint}, c.prefix
-	cfg.Store.EIPPools = []netip.Prefix{EIPPool}
-	cfg.EdgeTimeout = EdgeTimeout
-	cfg.Trust.Insecure, cfg.Trust.CertTTL = c.opts.Insecure, c.opts.CertTTL
-	first := c.admin == nil && !c.opts.Insecure
-	if first {
-		// The first server writes the client config a user would get.
-		cfg.AdminConfig = filepath.Join(c.t.TempDir(), "config")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := server.Start(ctx, cfg)
+	s, err := c.local.AddServer(ctx, addr)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if first {
-		if c.admin, err = pki.LoadClientConfig(cfg.AdminConfig); err != nil {
-			c.t.Fatal(err)
-		}
-		c.adminPath = cfg.AdminConfig
-	}
-	c.mu.Lock()
-	c.servers = append(c.servers, s)
-	c.mu.Unlock()
 	return s
 }
 
@@ -193,7 +208,7 @@ func (c *Cloud) Credentials(id string, role pki.Role, underlay netip.Addr) *pki.
 	if c.opts.Insecure {
 		return nil
 	}
-	creds, err := c.Server(0).Trust.IssueAgent(c.Ctx(), id, role, underlay)
+	creds, err := c.local.Credentials(c.Ctx(), id, role, underlay)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -212,19 +227,13 @@ func (c *Cloud) HostClients(url, id string, underlay netip.Addr) Clients {
 }
 
 // Server returns server i.
-func (c *Cloud) Server(i int) *server.Server {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.servers[i]
-}
+func (c *Cloud) Server(i int) *server.Server { return c.local.Server(i) }
 
 // StopServer stops server i; its address may be reused by StartServer.
 func (c *Cloud) StopServer(i int) {
-	c.mu.Lock()
-	s := c.servers[i]
-	c.servers[i] = nil
-	c.mu.Unlock()
-	s.Close()
+	if err := c.local.StopServer(i); err != nil {
+		c.t.Errorf("testcloud: stop server %d: %v", i, err)
+	}
 }
 
 // Clients are API clients of one server.

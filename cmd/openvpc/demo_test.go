@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,11 @@ func TestDemo(t *testing.T) {
 		if s.N != i+1 || s.Verdict != want[i] || len(s.Wire) == 0 {
 			t.Errorf("scene %d %q: verdict %q with %d lines of wire, want %q", s.N, s.Title, s.Verdict, len(s.Wire), want[i])
 		}
+	}
+	// Geneve goes to its own port, 6081, as the docs say: each demo host
+	// has its own loopback address.
+	if wire := strings.Join(out.Scenes[0].Wire, "\n"); !strings.Contains(wire, "→ 6081 (Geneve)") {
+		t.Errorf("scene 1 does not show Geneve going to port 6081:\n%s", wire)
 	}
 	if left, _ := filepath.Glob(filepath.Join(tmp, "openvpc-demo-*")); len(left) != 0 {
 		t.Errorf("the demo left %v behind", left)

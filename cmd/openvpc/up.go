@@ -2,23 +2,24 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
-	"net/netip"
+	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/openvpc/openvpc/control/server"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/localcloud"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
 
 func upCmd() *cobra.Command {
-	cfg := server.DefaultConfig()
-	var hosts, edges int
-	var level, nicKind, proxyAddr string
-	var port uint16
+	cfg := localcloud.DefaultConfig()
+	var level, nicKind string
 	c := &cobra.Command{
 		Use:   "up [--hosts N] [--data-dir DIR]",
 		Short: "Run a whole local cloud in one process: server, embedded etcd and N host agents (no root needed; as root, instances are Linux namespaces)",
@@ -28,28 +29,70 @@ func upCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if hosts < 1 || hosts > 250 {
-				return fmt.Errorf("--hosts %d: run between 1 and 250 hosts", hosts)
+			if cfg.Hosts < 1 || cfg.Hosts > localcloud.MaxHosts {
+				return fmt.Errorf("--hosts %d: run between 1 and %d hosts", cfg.Hosts, localcloud.MaxHosts)
 			}
-			if edges < 0 || edges > 4 {
-				return fmt.Errorf("--edges %d: run between 0 and 4 edges", edges)
+			if cfg.Edges < 0 || cfg.Edges > localcloud.MaxEdges {
+				return fmt.Errorf("--edges %d: run between 0 and %d edges", cfg.Edges, localcloud.MaxEdges)
 			}
-			kind, err := resolveNIC(nicKind, "auto, tun (Linux namespaces, root) or netstack (userspace stacks)")
-			if err != nil || kind == "none" {
+			if cfg.NIC, err = resolveNIC(nicKind, "auto, tun (Linux namespaces, root) or netstack (userspace stacks)"); err != nil || cfg.NIC == "none" {
 				return cmp.Or(err, errors.New("--nic none is for `openvpc host`; use auto, tun or netstack"))
 			}
-			cfg.Logger = log
-			cfg.Store.DataDir = filepath.Clean(cfg.Store.DataDir)
-			c, err := startLocal(cmd.Context(), localConfig{Server: cfg, Hosts: hosts, Edges: edges, NIC: kind, WirePort: port, Proxy: proxyAddr, Log: log})
+			cfg.Log, cfg.Server.Logger = log, log
+			cfg.Server.Store.DataDir = filepath.Clean(cfg.Server.Store.DataDir)
+			c, err := localcloud.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			s := c.Server
-			fmt.Fprintf(cmd.OutOrStdout(), `openvpc is up: API %s, %d hosts (host-1 … host-%d) with %s instances,
-Geneve between them over UDP on 127.0.1.x, state in %s
-The client config (server, CA, admin token) is %s
+			if err := upBanner(cmd.Context(), cmd.OutOrStdout(), c); err != nil {
+				return err
+			}
+			return c.Run(cmd.Context())
+		},
+	}
+	f := c.Flags()
+	f.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "number of host agents")
+	f.IntVar(&cfg.Edges, "edges", cfg.Edges, "number of edges (Blackfoot) joining the cloud to its test internet")
+	f.Var(newPrefixList(&cfg.Server.Store.EIPPools), "eip-pool", "Elastic IP pool (a documentation range by default: the internet here is simulated)")
+	f.StringVar(&cfg.Proxy, "internet-proxy", cfg.Proxy, "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
+	f.Uint16Var(&cfg.WirePort, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
+	f.StringVar(&cfg.Server.Listen, "listen", cfg.Server.Listen, "API address")
+	f.StringVar(&cfg.Server.Store.DataDir, "data-dir", cfg.Server.Store.DataDir, "where state is kept")
+	f.StringVar(&cfg.Server.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token) once the cloud is up, which client commands read by default")
+	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")
+	return c
+}
 
+// upBanner says what runs and what to try: a new cloud, how to make a
+// first VPC; a restarted one, what it already holds.
+func upBanner(ctx context.Context, w io.Writer, c *localcloud.Cloud) error {
+	cfg, s := c.Config(), c.Server(0)
+	if c.Internet != nil {
+		cfg.Proxy = c.Internet.ProxyAddr() // the port it took, if it was told :0
+	}
+	vpcs, err := s.Store.ListVPCs(ctx)
+	if err != nil {
+		return err
+	}
+	hosts, addrs := "host-1", c.Hosts[0].WireAddr.Addr().String()
+	if n := len(c.Hosts); n > 1 {
+		hosts += fmt.Sprintf(" … host-%d", n)
+		addrs += fmt.Sprintf(" … %v", c.Hosts[n-1].WireAddr.Addr())
+	}
+	fmt.Fprintf(w, `openvpc is up: API %s, %s with %s instances,
+Geneve between them over UDP port %d on %s, state in %s
+The client config (server, CA, admin token) is %s
+`, s.URL(), count(len(c.Hosts), "host", hosts), cfg.NIC, cfg.WirePort, addrs, cfg.Server.Store.DataDir, cfg.Server.AdminConfig)
+	if len(vpcs) > 0 {
+		fmt.Fprintf(w, "\nIt holds what you made before: %s. See it, in another terminal:\n%s\n",
+			count(len(vpcs), "VPC", vpcNames(vpcs)), `  openvpc vpc list
+  openvpc instance list
+  openvpc host list`)
+		fmt.Fprint(w, internetBrief(cfg))
+	} else {
+		fmt.Fprintf(w, `
 Try, in another terminal:
   openvpc vpc create --name red --cidr 10.0.0.0/16
   openvpc subnet create --vpc red --cidr 10.0.1.0/24 --name red-a
@@ -57,30 +100,22 @@ Try, in another terminal:
   openvpc instance run --subnet red-a --name app --wait
   openvpc ping app web
   openvpc host list%s
-%s
-Press Ctrl-C to stop.
-`, s.URL(), hosts, hosts, kind, cfg.Store.DataDir, cfg.AdminConfig, upHint(kind), internetHelp(edges, proxyAddr))
-			select {
-			case <-cmd.Context().Done():
-				return nil
-			case err := <-c.Errs():
-				return err
-			}
-		},
+%s`, upHint(cfg.NIC), internetHelp(cfg))
 	}
-	f := c.Flags()
-	f.IntVar(&hosts, "hosts", 3, "number of host agents")
-	f.IntVar(&edges, "edges", 1, "number of edges (Blackfoot) joining the cloud to its test internet")
-	cfg.Store.EIPPools = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
-	f.Var(newPrefixList(&cfg.Store.EIPPools), "eip-pool", "Elastic IP pool (a documentation range by default: the internet here is simulated)")
-	f.StringVar(&proxyAddr, "internet-proxy", "127.0.0.1:7071", "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
-	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
-	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "API address")
-	f.StringVar(&cfg.Store.DataDir, "data-dir", cfg.Store.DataDir, "where state is kept")
-	f.StringVar(&cfg.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token), which client commands read by default")
-	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
-	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")
-	return c
+	fmt.Fprint(w, "\nPress Ctrl-C to stop.\n")
+	return nil
+}
+
+// vpcNames names the first few VPCs.
+func vpcNames(vpcs []*pb.Vpc) string {
+	var names []string
+	for _, v := range vpcs[:min(len(vpcs), 5)] {
+		names = append(names, cmp.Or(v.Name, v.Id))
+	}
+	if len(vpcs) > 5 {
+		names = append(names, "…")
+	}
+	return strings.Join(names, ", ")
 }
 
 // upHint is what else to try with instances of kind.
@@ -91,4 +126,49 @@ func upHint(kind string) string {
 	return `
   openvpc instance exec web -- ip addr     # a shell command inside the instance
   ip netns list                            # its namespace: ovpc-<instance-id>`
+}
+
+// internetHelp is the quickstart's internet part.
+func internetHelp(cfg localcloud.Config) string {
+	if cfg.Edges == 0 {
+		return ""
+	}
+	s := fmt.Sprintf(`
+The internet (simulated, in this process) has a web server at %s, reached
+through %d edge(s). Give web an Elastic IP and a way out:
+  openvpc igw create --name red-igw
+  openvpc igw attach red-igw --vpc red
+  openvpc route create --vpc red --dest 0.0.0.0/0 --target red-igw
+  openvpc eip allocate --name web-ip
+  openvpc eip associate web-ip --instance web
+  openvpc instance forward web --listen 127.0.0.1:8080 --to %s:80 &
+  curl http://127.0.0.1:8080/        # the internet sees web's Elastic IP
+`, localcloud.WebAddr, cfg.Edges, localcloud.WebAddr)
+	if cfg.Proxy != "" {
+		s += fmt.Sprintf(`The proxy %s connects from a client on the internet (%s): with a
+server in web (a tun instance: openvpc instance exec web -- python3 -m http.server 80),
+  curl -x http://%s http://<web's Elastic IP>/
+`, cfg.Proxy, localcloud.ClientAddr, cfg.Proxy)
+	}
+	return s
+}
+
+// internetBrief says where the internet is, for a cloud that has VPCs.
+func internetBrief(cfg localcloud.Config) string {
+	if cfg.Edges == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("\nThe internet (simulated, in this process) has a web server at %s, reached through %d edge(s).\n", localcloud.WebAddr, cfg.Edges)
+	if cfg.Proxy != "" {
+		s += fmt.Sprintf("The proxy %s connects from its client (%s):\n  curl -x http://%s http://ELASTIC-IP/\n", cfg.Proxy, localcloud.ClientAddr, cfg.Proxy)
+	}
+	return s
+}
+
+// count is "1 VPC (red)" or "3 VPCs (red, yellow, green)".
+func count(n int, noun, names string) string {
+	if n != 1 {
+		noun += "s"
+	}
+	return fmt.Sprintf("%d %s (%s)", n, noun, names)
 }

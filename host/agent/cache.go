@@ -164,6 +164,13 @@ func (c *Cache) mappingFrom(r *pb.MappingRecord) (tables.Mapping, error) {
 			return tables.Mapping{}, fmt.Errorf("mapping %s: bad Elastic IP %q", r.InstanceId, r.PublicIp)
 		}
 	}
+	for _, g := range r.SecurityGroupIds {
+		id, ok := model.ParseID(model.KindSecurityGroup, g)
+		if !ok {
+			return tables.Mapping{}, fmt.Errorf("mapping %s: bad security group id %q", r.InstanceId, g)
+		}
+		m.Groups = append(m.Groups, id)
+	}
 	return m, nil
 }
 
@@ -199,13 +206,96 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 		if err != nil {
 			return tables.VPC{}, fmt.Errorf("subnet %s: %v", sn.Id, err)
 		}
-		v.Subnets = append(v.Subnets, tables.Subnet{ID: sid, CIDR: p, RouteTable: rid})
+		aid, _ := model.ParseID(model.KindNetworkACL, sn.NetworkAclId)
+		v.Subnets = append(v.Subnets, tables.Subnet{ID: sid, CIDR: p, RouteTable: rid, NetworkACL: aid})
+	}
+	if err := firewallFromFacts(f, &v); err != nil {
+		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
 	for _, p := range f.Peers {
 		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
 		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni})
 	}
 	return v, nil
+}
+
+// firewallFromFacts reads the VPC's security groups and network ACLs.
+func firewallFromFacts(f *pb.VpcFacts, v *tables.VPC) error {
+	var ok bool
+	if f.DefaultSecurityGroupId != "" {
+		if v.DefaultGroup, ok = model.ParseID(model.KindSecurityGroup, f.DefaultSecurityGroupId); !ok {
+			return fmt.Errorf("bad default security group %q", f.DefaultSecurityGroupId)
+		}
+	}
+	if f.DefaultNetworkAclId != "" {
+		if v.DefaultACL, ok = model.ParseID(model.KindNetworkACL, f.DefaultNetworkAclId); !ok {
+			return fmt.Errorf("bad default network ACL %q", f.DefaultNetworkAclId)
+		}
+	}
+	for _, g := range f.SecurityGroups {
+		id, ok := model.ParseID(model.KindSecurityGroup, g.Id)
+		if !ok {
+			return fmt.Errorf("bad security group id %q", g.Id)
+		}
+		sg := tables.SecurityGroup{ID: id}
+		for _, dir := range []struct {
+			in  []*pb.SecurityGroupRule
+			out *[]tables.SGRule
+		}{{g.Ingress, &sg.Ingress}, {g.Egress, &sg.Egress}} {
+			for _, r := range dir.in {
+				rule, err := ruleFrom(r)
+				if err != nil {
+					return fmt.Errorf("%s: %v", g.Id, err)
+				}
+				*dir.out = append(*dir.out, rule)
+			}
+		}
+		v.SecurityGroups = append(v.SecurityGroups, sg)
+	}
+	for _, a := range f.NetworkAcls {
+		id, ok := model.ParseID(model.KindNetworkACL, a.Id)
+		if !ok {
+			return fmt.Errorf("bad network ACL id %q", a.Id)
+		}
+		acl := tables.NetworkACL{ID: id}
+		for _, dir := range []struct {
+			in  []*pb.NetworkAclEntry
+			out *[]tables.ACLEntry
+		}{{a.Inbound, &acl.Inbound}, {a.Outbound, &acl.Outbound}} {
+			for _, e := range dir.in {
+				p, err := netip.ParsePrefix(e.Cidr)
+				if err != nil {
+					return fmt.Errorf("%s entry %d: %v", a.Id, e.RuleNumber, err)
+				}
+				*dir.out = append(*dir.out, tables.ACLEntry{Number: e.RuleNumber, Proto: int16(e.Protocol), From: e.FromPort, To: e.ToPort, Prefix: p, Allow: e.Allow})
+			}
+		}
+		v.NetworkACLs = append(v.NetworkACLs, acl)
+	}
+	return nil
+}
+
+func ruleFrom(r *pb.SecurityGroupRule) (tables.SGRule, error) {
+	rid, _ := model.ParseID(model.KindSecurityGroupRule, r.RuleId)
+	rule := tables.SGRule{ID: rid, Proto: int16(r.Protocol), From: r.FromPort, To: r.ToPort}
+	cidrs := r.PrefixCidrs
+	if r.Cidr != "" {
+		cidrs = append([]string{r.Cidr}, cidrs...)
+	}
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return rule, fmt.Errorf("rule %s: %v", r.RuleId, err)
+		}
+		rule.Prefixes = append(rule.Prefixes, p)
+	}
+	if r.GroupId != "" {
+		var ok bool
+		if rule.Group, ok = model.ParseID(model.KindSecurityGroup, r.GroupId); !ok {
+			return rule, fmt.Errorf("rule %s: bad group %q", r.RuleId, r.GroupId)
+		}
+	}
+	return rule, nil
 }
 
 func routeTableFrom(rt *pb.RouteTable) (tables.RouteTable, error) {

@@ -52,7 +52,7 @@ func (p *Plane) egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 		return
 	}
 
-	hop, rt := route(snap, from, pkt)
+	hop, rt, vpc := route(snap, from, pkt)
 	if t != nil {
 		t.Step("route", hop.Kind != 0, explainRoute(from, pkt, rt, hop))
 	}
@@ -68,18 +68,26 @@ func (p *Plane) egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 		return
 	}
 
-	if hop.Kind == HopEdge {
-		p.viaEdge(snap, from, pkt, hop.Target, buf, scratch, r, t)
-		return
+	var m tables.Mapping
+	if hop.Kind != HopEdge {
+		ok = snap.Lookup(hop.VNI, pkt.Dst(), &m) && m.Underlay.IsValid()
+		if t != nil {
+			t.Step("mapping", ok, explainMapping(pkt, &m, ok))
+		}
+		if !ok {
+			r.Verdict = datapath.NoMapping
+			return
+		}
 	}
 
-	var m tables.Mapping
-	ok = snap.Lookup(hop.VNI, pkt.Dst(), &m) && m.Underlay.IsValid()
-	if t != nil {
-		t.Step("mapping", ok, explainMapping(pkt, &m, ok))
+	if vpc.Firewalled() {
+		if r.Verdict = p.egressFirewall(snap, vpc, from, pkt, hop, &m, t); r.Verdict != datapath.Forwarded {
+			return
+		}
 	}
-	if !ok {
-		r.Verdict = datapath.NoMapping
+
+	if hop.Kind == HopEdge {
+		p.viaEdge(snap, from, pkt, hop.Target, buf, scratch, r, t)
 		return
 	}
 
@@ -138,28 +146,45 @@ type NextHop struct {
 // target this host does not know — a peering that is not active, a gateway
 // that is not the VPC's, a kind the cache holds no facts of — is no route:
 // nothing is guessed. The route found, if any, is returned for the trace.
-func route(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4) (NextHop, *tables.Route) {
+func route(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4) (NextHop, *tables.Route, *tables.VPC) {
 	vpc, ok := snap.VPC(from.VNI)
 	if !ok {
-		return NextHop{}, nil
+		return NextHop{}, nil, nil
 	}
 	rt := vpc.Route(from.IP, pkt.Dst())
 	if rt == nil {
-		return NextHop{}, nil
+		return NextHop{}, nil, vpc
 	}
 	switch k := rt.Target.Kind; {
 	case k == tables.TargetLocal:
-		return NextHop{Kind: HopLocal, VNI: from.VNI, Target: rt.Target}, rt
+		return NextHop{Kind: HopLocal, VNI: from.VNI, Target: rt.Target}, rt, vpc
 	case k == tables.TargetPeering:
 		if peer, ok := vpc.PeerVNI(rt.Target.ID); ok {
-			return NextHop{Kind: HopPeering, VNI: peer, Target: rt.Target}, rt
+			return NextHop{Kind: HopPeering, VNI: peer, Target: rt.Target}, rt, vpc
 		}
 	case k.Edge():
 		if vpc.Attached(rt.Target) {
-			return NextHop{Kind: HopEdge, VNI: from.VNI, Target: rt.Target}, rt
+			return NextHop{Kind: HopEdge, VNI: from.VNI, Target: rt.Target}, rt, vpc
 		}
 	}
-	return NextHop{}, rt
+	return NextHop{}, rt, vpc
+}
+
+// egressFirewall is the sender's half of the firewall: its security
+// groups, then its subnet's network ACL outbound. dst is the destination's
+// mapping (empty for an edge: the internet has no groups).
+func (p *Plane) egressFirewall(snap *tables.Snapshot, vpc *tables.VPC, from *Attachment, pkt packet.IPv4, hop NextHop, dst *tables.Mapping, t *datapath.Trace) datapath.Verdict {
+	f := flowOf(pkt)
+	dstGroups := dst.Groups
+	if len(dstGroups) == 0 && hop.Kind != HopEdge {
+		if dv, ok := snap.VPC(hop.VNI); ok {
+			dstGroups = dv.GroupsOf(dst)
+		}
+	}
+	if v := p.securityGroups(snap, vpc, from.ENI, from.IP, nil, pkt, &f, true, pkt.Dst(), dstGroups, t); v != datapath.Forwarded {
+		return v
+	}
+	return networkACL(vpc, from.IP, &f, false, pkt.Dst(), t)
 }
 
 // edgeMTUCost is what the EdgeTarget option adds to packets for an edge:

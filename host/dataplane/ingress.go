@@ -75,10 +75,10 @@ func (p *Plane) ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 
+	var src tables.Mapping
 	if sender.Role == tables.RoleEdge {
 		ok = fromEdge(snap, sender, &e)
 	} else {
-		var src tables.Mapping
 		ok = snap.Lookup(e.Options.SourceVNI, inner.Src(), &src) && src.Underlay == outerSrc
 	}
 	if t != nil {
@@ -87,6 +87,12 @@ func (p *Plane) ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 	if !ok {
 		r.Verdict = p.attack(datapath.SenderMismatch, outerSrc, inner, e.Options.SourceVNI)
 		return
+	}
+
+	if vpc, ok := snap.VPC(e.VNI); ok && vpc.Firewalled() {
+		if r.Verdict = p.ingressFirewall(snap, vpc, &e, &dst, &src, t); r.Verdict != datapath.Forwarded {
+			return
+		}
 	}
 
 	to, ok := p.Attachment(dst.ENI)
@@ -98,6 +104,23 @@ func (p *Plane) ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 	r.Verdict, r.To, r.Packet = datapath.Delivered, to, inner
+}
+
+// ingressFirewall is the receiver's half of the firewall: its subnet's
+// network ACL inbound, then its security groups. src is the source's
+// mapping (empty from an edge: the internet has no groups).
+func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packet.Encap, dst, src *tables.Mapping, t *datapath.Trace) datapath.Verdict {
+	f := flowOf(e.Inner)
+	if v := networkACL(vpc, dst.IP, &f, true, e.Inner.Src(), t); v != datapath.Forwarded {
+		return v
+	}
+	srcGroups := src.Groups
+	if len(srcGroups) == 0 && src.ENI != 0 {
+		if sv, ok := snap.VPC(e.Options.SourceVNI); ok {
+			srcGroups = sv.GroupsOf(src)
+		}
+	}
+	return p.securityGroups(snap, vpc, dst.ENI, dst.IP, dst, e.Inner, &f, false, e.Inner.Src(), srcGroups, t)
 }
 
 // fromEdge checks what an edge sent: traffic in the destination's own VPC,

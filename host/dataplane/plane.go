@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/tables"
@@ -36,6 +37,10 @@ type Config struct {
 	WirePort uint16
 	// Wire is the underlay this host sends and receives on.
 	Wire underlay.Conn
+	// Conntrack is how many flows the security groups can track (default
+	// DefaultConntrackSize); Timeouts their idle timeouts (default AWS's).
+	Conntrack int
+	Timeouts  Timeouts
 }
 
 // DefaultMTU is the instance MTU over a 1500-byte underlay.
@@ -61,6 +66,13 @@ type Plane struct {
 
 	sent *datapath.FlowTable // flows of packets put on the path by Send
 
+	conntrack *Conntrack
+	// explaining: a trace's view, which reads conntrack but adds nothing.
+	explaining bool
+	// clock is the time in unix seconds, set once per batch: what
+	// connection tracking reads instead of a clock per packet.
+	clock atomic.Uint32
+
 	mu       sync.Mutex // writers of attached
 	attached atomic.Pointer[map[uint64]*Attachment]
 }
@@ -76,11 +88,24 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	if cfg.WirePort == 0 {
 		cfg.WirePort = underlay.Port
 	}
-	p := &Plane{cfg: cfg, tables: t}
+	if cfg.Conntrack == 0 {
+		cfg.Conntrack = DefaultConntrackSize
+	}
+	if cfg.Timeouts == (Timeouts{}) {
+		cfg.Timeouts = DefaultTimeouts
+	}
+	p := &Plane{cfg: cfg, tables: t, conntrack: NewConntrack(cfg.Conntrack)}
+	p.tick()
 	p.sent = p.Flows.Table(datapath.Egress)
 	p.attached.Store(&map[uint64]*Attachment{})
 	return p
 }
+
+// tick sets the clock connection tracking reads.
+func (p *Plane) tick() { p.clock.Store(uint32(time.Now().Unix())) }
+
+// Conntrack is the data plane's connection-tracking table.
+func (p *Plane) Conntrack() *Conntrack { return p.conntrack }
 
 // Attach serves a local ENI on port a.Port.
 func (p *Plane) Attach(a *Attachment) {

@@ -38,6 +38,7 @@ func (p *Plane) ServePort(a *Attachment) error {
 			return nil // the port was closed: the instance is gone
 		}
 		retry.Reset()
+		p.tick()
 		snap := p.tables.Load()
 		w.flows.Begin()
 		for i := range n {
@@ -115,6 +116,7 @@ func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (datapath.Verdict, er
 	w := newEgressWork(1)
 	// Recorded like an instance's own packet: a forged ping shows in flows.
 	w.flows = p.sent
+	p.tick()
 	w.flows.Begin()
 	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
 	w.flows.End()
@@ -166,6 +168,7 @@ func (p *Plane) ServeWire() error {
 			return nil
 		}
 		retry.Reset()
+		p.tick()
 		snap := p.tables.Load()
 		flows.Begin()
 		for i := range n {

@@ -7,10 +7,11 @@ import (
 	"github.com/openvpc/openvpc/packet"
 )
 
-// quiet is a view of p that raises no security events: a trace explains a
-// packet, it is not one.
+// quiet is a view of p that raises no security events and tracks no flow:
+// a trace explains a packet, it is not one.
 func (p *Plane) quiet() *Plane {
-	q := &Plane{cfg: p.cfg, tables: p.tables}
+	q := &Plane{cfg: p.cfg, tables: p.tables, conntrack: p.conntrack, explaining: true}
+	q.clock.Store(p.clock.Load())
 	q.cfg.Events = func(datapath.Event) {}
 	q.attached.Store(p.attached.Load())
 	return q

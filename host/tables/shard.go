@@ -21,6 +21,9 @@ type slot struct {
 	host uint32 // index into the snapshot's host slots; 0 marks an empty slot
 	eni  uint64
 	mac  [6]byte
+	// groups indexes the VPC's group sets (vpcEntry.groupSets); 0 is none.
+	// It sits in what was padding: a slot stays 24 bytes.
+	groups uint16
 }
 
 type shard struct {

@@ -93,6 +93,10 @@ type vpcEntry struct {
 	// one, so it lives beside the slots rather than in each of them.
 	public    map[uint32]uint32
 	publicGen uint64 // the Txn generation that owns public (copy on write)
+	// groupSets are the distinct security group lists of the VPC's ENIs,
+	// sorted; slots index them (0: none). Append-only, copy on write.
+	groupSets [][]uint64
+	groupsGen uint64
 }
 
 func emptyHostTable() hostTable {
@@ -121,17 +125,21 @@ func (s *Snapshot) Lookup(vni uint32, ip netip.Addr, m *Mapping) bool {
 	if sl == nil {
 		return false
 	}
-	s.fill(m, vni, ip, sl)
+	s.fill(m, e, vni, ip, sl)
 	return true
 }
 
-func (s *Snapshot) fill(m *Mapping, vni uint32, ip netip.Addr, sl *slot) {
+func (s *Snapshot) fill(m *Mapping, e *vpcEntry, vni uint32, ip netip.Addr, sl *slot) {
 	h := &s.hosts[sl.host]
 	m.VNI = vni
 	m.IP = ip
 	m.HostID = h.ID
 	m.ENI = sl.eni
 	m.MAC = sl.mac
+	m.Groups = nil
+	if sl.groups != 0 {
+		m.Groups = e.groupSets[sl.groups]
+	}
 	m.Underlay = h.Underlay
 	m.Local = h.ID == s.self
 }
@@ -237,7 +245,7 @@ func (s *Snapshot) Mappings() iter.Seq[Mapping] {
 		for _, e := range s.vpcs {
 			more := e.all(func(sl *slot) bool {
 				var m Mapping
-				s.fill(&m, e.info.VNI, addr4(sl.ip), sl)
+				s.fill(&m, e, e.info.VNI, addr4(sl.ip), sl)
 				if pub, ok := e.public[sl.ip]; ok {
 					m.Public = addr4(pub)
 				}

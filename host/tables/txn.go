@@ -167,7 +167,11 @@ func (tx *Txn) UpsertMapping(m Mapping) error {
 	if e == nil {
 		return fmt.Errorf("%w: mapping %v in VNI %d: the VPC is not in the cache", ErrUnknownVPC, m.IP, m.VNI)
 	}
-	e.upsert(slot{ip: ip4(m.IP), host: tx.hostSlot(m.HostID), eni: m.ENI, mac: m.MAC})
+	gs, err := tx.groupSet(e, m.Groups)
+	if err != nil {
+		return err
+	}
+	e.upsert(slot{ip: ip4(m.IP), host: tx.hostSlot(m.HostID), eni: m.ENI, mac: m.MAC, groups: gs})
 	pub, had := e.public[ip4(m.IP)]
 	switch {
 	case m.Public.IsValid() && (!had || pub != ip4(m.Public)):
@@ -176,6 +180,36 @@ func (tx *Txn) UpsertMapping(m Mapping) error {
 		delete(tx.writablePublic(e), ip4(m.IP))
 	}
 	return nil
+}
+
+// maxGroupSets bounds the distinct group lists of one VPC's ENIs.
+const maxGroupSets = 1<<16 - 1
+
+// groupSet returns the index of the group list gs in e, adding it (copied
+// for this Txn if needed) when it is new.
+func (tx *Txn) groupSet(e *vpcEntry, gs []uint64) (uint16, error) {
+	if len(gs) == 0 {
+		return 0, nil
+	}
+	gs = slices.Clone(gs)
+	slices.Sort(gs)
+	for i, s := range e.groupSets {
+		if i > 0 && slices.Equal(s, gs) {
+			return uint16(i), nil
+		}
+	}
+	if len(e.groupSets) >= maxGroupSets {
+		return 0, invalidf("VNI %d: more than %d distinct security group lists", e.info.VNI, maxGroupSets-1)
+	}
+	if e.groupsGen != tx.gen {
+		e.groupSets = slices.Clip(e.groupSets) // the next append copies
+		e.groupsGen = tx.gen
+	}
+	if len(e.groupSets) == 0 {
+		e.groupSets = append(e.groupSets, nil)
+	}
+	e.groupSets = append(e.groupSets, gs)
+	return uint16(len(e.groupSets) - 1), nil
 }
 
 // writablePublic returns e's Elastic IP map, copied for this Txn if needed.

@@ -105,6 +105,9 @@ type Mapping struct {
 	Public   netip.Addr
 	Underlay netip.Addr
 	Local    bool
+	// Groups are the ENI's security groups (empty: the VPC's default).
+	// As a lookup result the slice belongs to the snapshot: do not modify.
+	Groups []uint64
 }
 
 // TargetKind is what a route sends traffic to.
@@ -179,6 +182,7 @@ type Subnet struct {
 	ID         uint64 // subnet-…
 	CIDR       netip.Prefix
 	RouteTable uint64 // rtb-…; 0 means the VPC's main route table
+	NetworkACL uint64 // acl-…; 0 means the VPC's default ACL
 }
 
 // Peering is an active VPC peering as seen from one side.

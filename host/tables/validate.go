@@ -64,6 +64,9 @@ func checkVPC(v *VPC) error {
 	if err := checkSubnets(name, v.Subnets, tables); err != nil {
 		return err
 	}
+	if err := checkFirewall(name, v); err != nil {
+		return err
+	}
 	return checkPeerings(name, v.Peerings)
 }
 

@@ -20,11 +20,20 @@ type VPC struct {
 	// InternetGateway is the attached igw-…, 0 if none: routes to any other
 	// internet gateway carry nothing.
 	InternetGateway uint64
+	// SecurityGroups and NetworkACLs are the VPC's firewalls; DefaultGroup
+	// is the group of ENIs that name none, DefaultACL the ACL of subnets
+	// that name none. No groups at all: the VPC is not filtered.
+	SecurityGroups []SecurityGroup
+	NetworkACLs    []NetworkACL
+	DefaultGroup   uint64
+	DefaultACL     uint64
 
 	// Compiled forms of the above, built once per UpsertVPC so that lookups are
 	// mask-and-compare loops over flat slices.
 	subnets []subnetMatch // most specific first
 	tables  []tableMatch
+	// defaultGroups is DefaultGroup as a group list.
+	defaultGroups []uint64
 }
 
 // prefix4 is an IPv4 prefix as a masked address and a mask.
@@ -36,6 +45,7 @@ type subnetMatch struct {
 	prefix4
 	subnet int // index into VPC.Subnets
 	table  int // index into VPC.tables, -1 when the subnet has no route table
+	acl    int // index into VPC.NetworkACLs, -1 when the VPC has none
 }
 
 type tableMatch struct {
@@ -152,6 +162,7 @@ func compileVPC(v VPC) (*VPC, error) {
 
 		InternetGateway: v.InternetGateway,
 	}
+	c.compileFirewall(&v)
 	for i, rt := range v.RouteTables {
 		c.RouteTables[i] = RouteTable{ID: rt.ID, Routes: slices.Clone(rt.Routes)}
 		c.tables = append(c.tables, compileTable(rt))
@@ -173,7 +184,7 @@ func (c *VPC) compileSubnet(i int) subnetMatch {
 		rtb = c.MainRouteTable
 	}
 	table := slices.IndexFunc(c.tables, func(t tableMatch) bool { return t.id == rtb })
-	return subnetMatch{prefix4: toPrefix4(s.CIDR), subnet: i, table: table}
+	return subnetMatch{prefix4: toPrefix4(s.CIDR), subnet: i, table: table, acl: c.aclIndex(s)}
 }
 
 func compileTable(rt RouteTable) tableMatch {

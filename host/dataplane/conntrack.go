@@ -1,0 +1,193 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/openvpc/openvpc/packet"
+)
+
+// Conntrack remembers the flows security groups let through, so that their
+// replies (and ICMP errors about them) pass without a rule, as on AWS. It
+// is one fixed-size table per data plane, shared by every worker — an
+// ENI's egress worker and the wire's ingress worker see the same flow —
+// keyed by ENI and the flow's 5-tuple as the ENI sees it (local address
+// and port, remote address and port, protocol), so both directions of a
+// flow find one entry. No locks and no allocation: an entry is three key
+// words and a word of expiry and key hash, written key first and checked
+// by hash on read, so a reader racing a writer sees a miss, never a wrong
+// flow. A lookup ignores an expired entry; an insert takes an empty or
+// expired slot in its probe window, and sweeps one more slot each time.
+// When the window is full of live flows the new flow is refused
+// (conntrack-full), as AWS's conntrack allowance does.
+type Conntrack struct {
+	entries []ctEntry
+	mask    uint64
+	seed    uint64
+	sweep   atomic.Uint64
+	// Full counts flows refused because the table was full.
+	Full atomic.Uint64
+}
+
+type ctEntry struct {
+	k0, k1, k2 atomic.Uint64
+	// meta is the expiry (unix seconds, high 32 bits) and the key's hash
+	// (low 32 bits); 0 is an empty slot.
+	meta atomic.Uint64
+}
+
+// ctWindow is how many slots an insert may probe.
+const ctWindow = 8
+
+// DefaultConntrackSize is the entries of a host's table: 32 bytes each.
+const DefaultConntrackSize = 1 << 16
+
+// Timeouts are a flow's idle timeouts, in seconds: AWS's defaults.
+type Timeouts struct {
+	TCPEstablished, UDP, UDPStream, Other uint32
+}
+
+// DefaultTimeouts are AWS's conntrack timeouts.
+var DefaultTimeouts = Timeouts{TCPEstablished: 432000, UDP: 30, UDPStream: 180, Other: 600}
+
+// tcpClosing is how long a TCP flow is kept after a FIN or RST.
+const tcpClosing = 120
+
+// NewConntrack returns a table of at least size entries (a power of two).
+func NewConntrack(size int) *Conntrack {
+	n := 1
+	for n < size {
+		n <<= 1
+	}
+	return &Conntrack{entries: make([]ctEntry, n), mask: uint64(n - 1), seed: rand.Uint64()}
+}
+
+// ctKey is a flow as the ENI sees it.
+type ctKey struct{ k0, k1, k2 uint64 }
+
+// newCtKey packs (eni, local, remote, ports, proto).
+func newCtKey(eni uint64, local, remote netip.Addr, lport, rport uint16, proto uint8) ctKey {
+	l, r := local.As4(), remote.As4()
+	return ctKey{
+		k0: uint64(binary.BigEndian.Uint32(l[:]))<<32 | uint64(binary.BigEndian.Uint32(r[:])),
+		k1: uint64(lport)<<48 | uint64(rport)<<32 | uint64(proto),
+		k2: eni,
+	}
+}
+
+// hash mixes the key with the table's random seed (so that nobody outside
+// can aim flows at one probe window): three multiplies and a fold, a
+// fraction of maphash's cost on a 24-byte key.
+func (c *Conntrack) hash(k ctKey) uint64 {
+	h := (k.k0 ^ c.seed) * 0x9E3779B97F4A7C15
+	h = (h ^ k.k1 ^ h>>29) * 0xBF58476D1CE4E5B9
+	h = (h ^ k.k2 ^ h>>32) * 0x94D049BB133111EB
+	return h ^ h>>31
+}
+
+// Lookup reports whether flow k is tracked and alive at now (unix seconds);
+// a hit extends its life by ttl.
+func (c *Conntrack) Lookup(k ctKey, now, ttl uint32) bool {
+	h := c.hash(k)
+	tag := uint32(h) | 1 // never 0: 0 marks an empty slot
+	for i := range uint64(ctWindow) {
+		e := &c.entries[(h+i)&c.mask]
+		meta := e.meta.Load()
+		if uint32(meta) != tag || e.k0.Load() != k.k0 || e.k1.Load() != k.k1 || e.k2.Load() != k.k2 {
+			continue
+		}
+		if e.meta.Load() != meta || uint32(meta>>32) < now {
+			return false // rewritten meanwhile, or expired
+		}
+		if exp := uint64(now+ttl)<<32 | uint64(tag); exp > meta+1<<32 {
+			e.meta.CompareAndSwap(meta, exp) // at most once a second: a hit rarely writes
+		}
+		return true
+	}
+	return false
+}
+
+// Insert tracks flow k until now+ttl; false means the table is full.
+func (c *Conntrack) Insert(k ctKey, now, ttl uint32) bool {
+	c.sweepOne(now)
+	h := c.hash(k)
+	tag := uint32(h) | 1
+	for i := range uint64(ctWindow) {
+		e := &c.entries[(h+i)&c.mask]
+		meta := e.meta.Load()
+		same := uint32(meta) == tag && e.k0.Load() == k.k0 && e.k1.Load() == k.k1 && e.k2.Load() == k.k2
+		if meta != 0 && !same && uint32(meta>>32) >= now {
+			continue // a live flow
+		}
+		// Claim the slot: mark it empty first, so a reader never matches a
+		// half-written key with the old hash.
+		if !e.meta.CompareAndSwap(meta, 0) {
+			continue
+		}
+		e.k0.Store(k.k0)
+		e.k1.Store(k.k1)
+		e.k2.Store(k.k2)
+		e.meta.Store(uint64(now+ttl)<<32 | uint64(tag))
+		return true
+	}
+	c.Full.Add(1)
+	return false
+}
+
+// sweepOne clears one expired slot, moving on through the table.
+func (c *Conntrack) sweepOne(now uint32) {
+	e := &c.entries[c.sweep.Add(1)&c.mask]
+	if meta := e.meta.Load(); meta != 0 && uint32(meta>>32) < now {
+		e.meta.CompareAndSwap(meta, 0)
+	}
+}
+
+// Len counts the live flows at now (for metrics and tests; it reads the
+// whole table).
+func (c *Conntrack) Len(now uint32) int {
+	n := 0
+	for i := range c.entries {
+		if meta := c.entries[i].meta.Load(); meta != 0 && uint32(meta>>32) >= now {
+			n++
+		}
+	}
+	return n
+}
+
+// flowOf reads what the firewall and conntrack need of pkt: its protocol,
+// ports (ICMP: type, code and the echo identifier as both ports), and, for
+// an ICMP error, the packet it quotes, whose flow it belongs to.
+func flowOf(pkt packet.IPv4) (f fwFlow) {
+	f.Proto = pkt.Protocol()
+	if pkt.FragmentOffset() != 0 {
+		return f
+	}
+	p := pkt.Payload()
+	switch f.Proto {
+	case packet.ProtoTCP:
+		if len(p) >= 14 {
+			f.SrcPort, f.DstPort = binary.BigEndian.Uint16(p), binary.BigEndian.Uint16(p[2:])
+			f.tcpFlags = p[13]
+		}
+	case packet.ProtoUDP:
+		if len(p) >= 4 {
+			f.SrcPort, f.DstPort = binary.BigEndian.Uint16(p), binary.BigEndian.Uint16(p[2:])
+		}
+	case packet.ProtoICMP:
+		if len(p) >= 8 {
+			f.Type, f.Code = p[0], p[1]
+			switch f.Type {
+			case packet.ICMPv4EchoRequest, packet.ICMPv4EchoReply:
+				id := binary.BigEndian.Uint16(p[4:])
+				f.SrcPort, f.DstPort = id, id
+			case packet.ICMPv4DstUnreachable, packet.ICMPv4TimeExceeded:
+				if q := p[8:]; len(q) >= packet.IPv4MinSize && q[0]>>4 == 4 && len(q) >= int(q[0]&0xf)*4+4 {
+					f.quoted = q // the header and at least the ports, as RFC 792 quotes them
+				}
+			}
+		}
+	}
+	return f
+}
