@@ -30,11 +30,6 @@ const (
 	KindVPNGateway    Kind = "vgw"
 	KindDirectConnect Kind = "dxvif"
 	KindEndpoint      Kind = "vpce"
-	// Firewalls.
-	KindSecurityGroup     Kind = "sg"
-	KindSecurityGroupRule Kind = "sgr"
-	KindNetworkACL        Kind = "acl"
-	KindPrefixList        Kind = "pl"
 )
 
 // Noun is the word used for the kind in messages.
