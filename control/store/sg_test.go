@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -386,4 +387,90 @@ func TestNetworkACLs(t *testing.T) {
 	if err := f.s.DeleteVPC(c, "red"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFirewallRaces: concurrent writers never lose a rule, and a delete
+// racing with what would reference the deleted group or ACL leaves no
+// dangling reference, whichever wins.
+func TestFirewallRaces(t *testing.T) {
+	f := newFixture(t, "10.0.0.0/16", "10.0.1.0/24")
+	c := ctx(t)
+	if _, err := f.s.CreateSecurityGroup(c, "red", "busy", ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, _, err := f.s.AuthorizeRule(c, "busy", RuleSpec{Match: tcp(int32(100+i), int32(100+i)), CIDR: AnyCIDR})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g, _ := f.s.GetSecurityGroup(c, "busy"); len(g.Ingress) != n {
+		t.Fatalf("%d concurrent authorizations left %d rules", n, len(g.Ingress))
+	}
+
+	deletes := 0
+	for round := range 8 {
+		name := fmt.Sprintf("doomed-%d", round)
+		g, err := f.s.CreateSecurityGroup(c, "red", name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		acl, err := f.s.CreateNetworkACL(c, "red", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{}, 4)
+		var instErr, ruleErr, assocErr error
+		var inst *pb.Instance
+		go func() {
+			inst, instErr = f.s.RunInstance(c, RunSpec{Subnet: "red-a", Host: "host-a", SecurityGroups: []string{g.Id}})
+			done <- struct{}{}
+		}()
+		go func() {
+			_, _, ruleErr = f.s.AuthorizeRule(c, "busy", RuleSpec{Match: tcp(9, 9), Group: g.Id})
+			done <- struct{}{}
+		}()
+		go func() { _, _, assocErr = f.s.AssociateNetworkACL(c, acl.Id, "red-a"); done <- struct{}{} }()
+		var delG, delACL error
+		go func() {
+			delG, delACL = f.s.DeleteSecurityGroup(c, g.Id), f.s.DeleteNetworkACL(c, acl.Id)
+			done <- struct{}{}
+		}()
+		for range 4 {
+			<-done
+		}
+		if delG == nil && (instErr == nil || ruleErr == nil) {
+			t.Fatalf("round %d: group %s deleted, yet run (%v) or authorize (%v) naming it succeeded", round, g.Id, instErr, ruleErr)
+		}
+		if delACL == nil && assocErr == nil {
+			if sn, _ := f.s.GetSubnet(c, "red-a"); sn.NetworkAclId == acl.Id {
+				t.Fatalf("round %d: ACL %s deleted while red-a is associated with it", round, acl.Id)
+			}
+		}
+		if delG == nil {
+			deletes++
+		}
+		// Undo, for the next round.
+		if inst != nil {
+			if _, err := f.s.TerminateInstance(c, inst.Id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ruleErr == nil {
+			if _, err := f.s.RevokeRule(c, "busy", "", RuleSpec{Match: tcp(9, 9), Group: g.Id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := f.s.AssociateNetworkACL(c, f.vpc.DefaultNetworkAclId, "red-a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("the delete won %d of 8 rounds", deletes)
 }
