@@ -192,3 +192,27 @@ func CheckACLRuleNumber(n int32) error {
 	}
 	return nil
 }
+
+// Conntrack timeout bounds, in seconds, as AWS allows them per ENI (other
+// protocols, fixed on AWS, within the same kind of range).
+var conntrackBounds = []struct {
+	what     string
+	min, max uint32
+}{
+	{"TCP established timeout", 60, 432000},
+	{"UDP timeout", 30, 60},
+	{"UDP stream timeout", 60, 180},
+	{"timeout of other protocols", 60, 600},
+}
+
+// CheckConntrack validates an ENI's timeouts in seconds (TCP established,
+// UDP, UDP stream, others); 0 keeps the default.
+func CheckConntrack(tcpEstablished, udp, udpStream, other uint32) error {
+	for i, v := range []uint32{tcpEstablished, udp, udpStream, other} {
+		b := conntrackBounds[i]
+		if v != 0 && (v < b.min || v > b.max) {
+			return Invalidf("%s %d s is outside %d–%d s; 0 keeps the default", b.what, v, b.min, b.max)
+		}
+	}
+	return nil
+}

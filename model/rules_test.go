@@ -98,3 +98,26 @@ func FuzzMatchSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckConntrack(t *testing.T) {
+	if err := CheckConntrack(0, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckConntrack(60, 30, 180, 600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		v    [4]uint32
+		says string
+	}{
+		{[4]uint32{59, 0, 0, 0}, "TCP established timeout 59 s is outside 60–432000"},
+		{[4]uint32{0, 61, 0, 0}, "UDP timeout"},
+		{[4]uint32{0, 0, 181, 0}, "UDP stream timeout"},
+		{[4]uint32{0, 0, 0, 601}, "other protocols"},
+	} {
+		err := CheckConntrack(c.v[0], c.v[1], c.v[2], c.v[3])
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%v: %v, want invalid saying %q", c.v, err, c.says)
+		}
+	}
+}

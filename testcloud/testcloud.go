@@ -455,13 +455,30 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 			st.Mappings[agent.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 				SecurityGroupIds: i.SecurityGroupIds,
-				// AWS's defaults: no API sets them per ENI yet.
-				Conntrack: &pb.ConntrackTimeouts{TcpEstablishedSeconds: 432000, UdpSeconds: 30, UdpStreamSeconds: 180, OtherSeconds: 600},
+				Conntrack:        conntrackOf(i.Conntrack),
 			}
 			holdHost(i.HostId)
 		}
 	}
 	return st, nil
+}
+
+// conntrackOf is an ENI's timeouts: its settings over AWS's defaults.
+func conntrackOf(c *pb.ConntrackSettings) *pb.ConntrackTimeouts {
+	t := &pb.ConntrackTimeouts{TcpEstablishedSeconds: 432000, UdpSeconds: 30, UdpStreamSeconds: 180, OtherSeconds: 600}
+	if v := c.GetTcpEstablishedSeconds(); v != 0 {
+		t.TcpEstablishedSeconds = v
+	}
+	if v := c.GetUdpSeconds(); v != 0 {
+		t.UdpSeconds = v
+	}
+	if v := c.GetUdpStreamSeconds(); v != 0 {
+		t.UdpStreamSeconds = v
+	}
+	if v := c.GetOtherSeconds(); v != 0 {
+		t.OtherSeconds = v
+	}
+	return t
 }
 
 func sortFacts(f *pb.VpcFacts) {

@@ -58,8 +58,12 @@ type (
 		ACLID string `json:"networkAclId"`
 	}
 	instSGJ struct {
-		ID     string   `json:"id"`
-		Groups []string `json:"securityGroupIds"`
+		ID        string   `json:"id"`
+		Groups    []string `json:"securityGroupIds"`
+		Conntrack *struct {
+			TCP uint32 `json:"tcpEstablishedSeconds"`
+			UDP uint32 `json:"udpSeconds"`
+		} `json:"conntrack"`
 	}
 )
 
@@ -224,7 +228,23 @@ func TestSecurityGroupsCLI(t *testing.T) {
 	}
 	s.fail(t, "invalid_argument", []string{"at most 5"}, "instance", "modify", "www", "--security-group", strings.Join(six, ","))
 	s.fail(t, "invalid_argument", []string{"own VPC"}, "instance", "modify", "www", "--security-group", "blue-db")
-	s.fail(t, "", []string{"security-group"}, "instance", "modify", "www")
+	s.fail(t, "", []string{"nothing to change", "--security-group"}, "instance", "modify", "www")
+
+	// Connection-tracking timeouts: those not given are kept.
+	mod = okJSON[instSGJ](t, s, "instance", "modify", "www", "--tcp-established-timeout", "1h")
+	if mod.Conntrack == nil || mod.Conntrack.TCP != 3600 || mod.Conntrack.UDP != 0 || !reflect.DeepEqual(mod.Groups, []string{app.ID}) {
+		t.Errorf("after --tcp-established-timeout 1h: %+v", mod)
+	}
+	mod = okJSON[instSGJ](t, s, "instance", "modify", "www", "--udp-timeout", "45s")
+	if mod.Conntrack == nil || mod.Conntrack.TCP != 3600 || mod.Conntrack.UDP != 45 {
+		t.Errorf("after --udp-timeout 45s: %+v, want TCP kept at 3600", mod.Conntrack)
+	}
+	s.fail(t, "invalid_argument", []string{"UDP timeout 5 s", "30–60"}, "instance", "modify", "www", "--udp-timeout", "5s")
+	s.fail(t, "", []string{"whole seconds"}, "instance", "modify", "www", "--udp-timeout", "1500ms")
+	s.fail(t, "invalid_argument", []string{"TCP established timeout"}, "instance", "run", "--subnet", "red-a", "--host", "host-a", "--tcp-established-timeout", "10s")
+	if r := okJSON[instSGJ](t, s, "instance", "run", "--subnet", "red-a", "--host", "host-a", "--udp-timeout", "1m"); r.Conntrack == nil || r.Conntrack.UDP != 60 {
+		t.Errorf("instance run --udp-timeout 1m: %+v", r.Conntrack)
+	}
 
 	// web has no members now, and what it names does not hold it back.
 	s.ok(t, "sg", "delete", "web")

@@ -57,7 +57,7 @@ func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.Run
 	if err := securityGroupRefs(m.SecurityGroups); err != nil {
 		return nil, apierr.Wire(err)
 	}
-	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups}
+	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack}
 	if m.Host != "" {
 		if err := model.ValidateHostID(m.Host); err != nil {
 			return nil, apierr.Wire(err)

@@ -244,13 +244,10 @@ func (h *Instances) ModifyInstance(ctx context.Context, req *connect.Request[pb.
 	if err := ref(model.KindInstance, "instance", m.Ref); err != nil {
 		return nil, apierr.Wire(err)
 	}
-	if len(m.SecurityGroups) == 0 {
-		return nil, apierr.Wire(model.Invalidf("nothing to change: give the instance's new security groups (1–%d)", model.MaxGroupsPerENI))
-	}
 	if err := securityGroupRefs(m.SecurityGroups); err != nil {
 		return nil, apierr.Wire(err)
 	}
-	inst, err := h.Store.ModifyInstanceGroups(ctx, m.Ref, m.SecurityGroups)
+	inst, err := h.Store.ModifyInstance(ctx, m.Ref, store.InstanceChange{SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack})
 	if err != nil {
 		return nil, apierr.Wire(err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // TestFirewallChurn: concurrent rule authorizations and revocations,
-// ENI group changes, ACL entries and associations, runs and terminates,
+// ENI group and conntrack changes, ACL entries and associations, runs and terminates,
 // cross-VPC group rules, while hosts disconnect and reconnect; at the end
 // every host's cache equals what the store says, groups and ACLs included.
 func TestFirewallChurn(t *testing.T) {
@@ -117,7 +117,11 @@ func TestFirewallChurn(t *testing.T) {
 			}
 			mu.Unlock()
 			if id != "" {
-				_, err := api.Inst.ModifyInstance(ctx, connect.NewRequest(&pb.ModifyInstanceRequest{Ref: id, SecurityGroups: []string{group(iv)}}))
+				req := &pb.ModifyInstanceRequest{Ref: id, SecurityGroups: []string{group(iv)}}
+				if intn(3) == 0 {
+					req.SecurityGroups, req.Conntrack = nil, &pb.ConntrackSettings{TcpEstablishedSeconds: uint32(60 * (1 + intn(3)))}
+				}
+				_, err := api.Inst.ModifyInstance(ctx, connect.NewRequest(req))
 				return tolerated(err) // it may have been terminated meanwhile
 			}
 		case k < 65:

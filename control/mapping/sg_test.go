@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/testcloud"
@@ -154,6 +155,17 @@ func TestSecurityGroupsReachHosts(t *testing.T) {
 		}
 		if g := group(f, webID); g == nil || len(g.Ingress) != 0 {
 			t.Fatalf("web on %s after the revoke: %v", h.ID, g)
+		}
+	}
+	// An ENI's own conntrack timeouts, over the defaults, reach every host.
+	if _, err := inst.ModifyInstance(ctx, connect.NewRequest(&pb.ModifyInstanceRequest{Ref: red.Id, Conntrack: &pb.ConntrackSettings{TcpEstablishedSeconds: 3600}})); err != nil {
+		t.Fatal(err)
+	}
+	w.c.Converge(w.api, a, b)
+	want := &pb.ConntrackTimeouts{TcpEstablishedSeconds: 3600, UdpSeconds: 30, UdpStreamSeconds: 180, OtherSeconds: 600}
+	for _, h := range []*testcloud.Host{a, b} {
+		if m := mapping(t, h, w.red.Vni, red.PrivateIp); !proto.Equal(m.Conntrack, want) || len(m.SecurityGroupIds) != 2 {
+			t.Fatalf("%s maps red's instance with conntrack %v groups %v; want %v and its two groups", h.ID, m.Conntrack, m.SecurityGroupIds, want)
 		}
 	}
 	// Every live mapping names at least one group.

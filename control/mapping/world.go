@@ -323,10 +323,11 @@ func (w *world) applyInstance(r store.Record, d *delta) error {
 		case old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp:
 			w.removeInstance(old, d)
 			w.addInstance(inst, d)
-		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds):
+		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds) || !proto.Equal(old.Conntrack, inst.Conntrack):
 			// An Elastic IP was associated or disassociated, or the ENI's
-			// groups changed: the same mapping, with a new public address
-			// for the edges or new groups for every host in scope.
+			// groups or timeouts changed: the same mapping, with a new
+			// public address for the edges, or new groups or timeouts for
+			// every host in scope.
 			w.insts[r.ID] = inst
 			up := &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(inst)}}
 			w.upserts[r.ID] = up
@@ -393,16 +394,32 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	return &pb.MappingRecord{
 		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
 		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
-		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrackDefaults,
+		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack),
 	}
 }
 
 // conntrackDefaults are AWS's connection-tracking timeouts, sent in every
-// mapping so a host never has to guess them. (Per-ENI settings have no
-// API yet; they would replace this.) Shared and read-only.
+// mapping so a host never has to guess them. Shared and read-only.
 var conntrackDefaults = &pb.ConntrackTimeouts{
 	TcpEstablishedSeconds: model.ConntrackTCPEstablished, UdpSeconds: model.ConntrackUDP,
 	UdpStreamSeconds: model.ConntrackUDPStream, OtherSeconds: model.ConntrackOther,
+}
+
+// conntrack is an ENI's timeouts: its own settings over the defaults.
+func conntrack(c *pb.ConntrackSettings) *pb.ConntrackTimeouts {
+	if c == nil {
+		return conntrackDefaults
+	}
+	or := func(v, def uint32) uint32 {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	return &pb.ConntrackTimeouts{
+		TcpEstablishedSeconds: or(c.TcpEstablishedSeconds, model.ConntrackTCPEstablished), UdpSeconds: or(c.UdpSeconds, model.ConntrackUDP),
+		UdpStreamSeconds: or(c.UdpStreamSeconds, model.ConntrackUDPStream), OtherSeconds: or(c.OtherSeconds, model.ConntrackOther),
+	}
 }
 
 func (w *world) applyHost(r store.Record, d *delta) error {

@@ -28,11 +28,18 @@ type RunSpec struct {
 	// SecurityGroups are names or ids of the VPC's groups (1–5); empty
 	// means the VPC's default group.
 	SecurityGroups []string
+	// Conntrack sets the ENI's connection-tracking timeouts; nil: AWS's.
+	Conntrack *pb.ConntrackSettings
 }
 
 // RunInstance creates a pending instance with one ENI in a subnet, placed
 // on a host, with an address from the subnet.
 func (s *Store) RunInstance(ctx context.Context, spec RunSpec) (*pb.Instance, error) {
+	conntrack, err := checkConntrack(spec.Conntrack)
+	if err != nil {
+		return nil, err
+	}
+	spec.Conntrack = conntrack
 	sn, err := s.GetSubnet(ctx, spec.Subnet)
 	if err != nil {
 		return nil, err
@@ -86,6 +93,7 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 		return nil, err
 	}
 	inst.SecurityGroupIds = groups
+	inst.Conntrack = spec.Conntrack
 	for _, g := range groups {
 		t.put(s.refKey(g, inst.Id), "")
 	}

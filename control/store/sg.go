@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
@@ -426,15 +427,43 @@ func (s *Store) missingGroup(ctx context.Context, ids []string) (string, error) 
 	return "", nil
 }
 
-// ModifyInstanceGroups replaces a live instance's security groups. The
-// instance record changes, so its mapping reaches every host in scope
-// again, with the new groups.
-func (s *Store) ModifyInstanceGroups(ctx context.Context, ref string, groups []string) (*pb.Instance, error) {
-	if len(groups) == 0 {
-		return nil, model.Invalidf("name at least one security group; an instance's network interface has 1–%d", model.MaxGroupsPerENI)
+// InstanceChange is what ModifyInstance changes of an instance's ENI;
+// empty fields keep what it has.
+type InstanceChange struct {
+	// SecurityGroups replace the ENI's groups (names or ids, 1–5).
+	SecurityGroups []string
+	// Conntrack replaces the ENI's connection-tracking timeouts; all
+	// zero means AWS's defaults.
+	Conntrack *pb.ConntrackSettings
+}
+
+// checkConntrack validates settings and folds all-default ones into nil.
+func checkConntrack(c *pb.ConntrackSettings) (*pb.ConntrackSettings, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if err := model.CheckConntrack(c.TcpEstablishedSeconds, c.UdpSeconds, c.UdpStreamSeconds, c.OtherSeconds); err != nil {
+		return nil, err
+	}
+	if proto.Equal(c, &pb.ConntrackSettings{}) {
+		return nil, nil
+	}
+	return c, nil
+}
+
+// ModifyInstance changes a live instance's ENI: its security groups, its
+// conntrack timeouts. The instance record changes, so its mapping reaches
+// every host in scope again, changed.
+func (s *Store) ModifyInstance(ctx context.Context, ref string, change InstanceChange) (*pb.Instance, error) {
+	if len(change.SecurityGroups) == 0 && change.Conntrack == nil {
+		return nil, model.Invalidf("nothing to change: give the instance's new security groups (1–%d) or conntrack timeouts", model.MaxGroupsPerENI)
+	}
+	conntrack, err := checkConntrack(change.Conntrack)
+	if err != nil {
+		return nil, err
 	}
 	var out *pb.Instance
-	err := retry(ctx, "modify instance", func() error {
+	err = retry(ctx, "modify instance", func() error {
 		inst := new(pb.Instance)
 		rev, err := s.load(ctx, model.KindInstance, ref, inst)
 		if err != nil {
@@ -443,19 +472,26 @@ func (s *Store) ModifyInstanceGroups(ctx context.Context, ref string, groups []s
 		if inst.State == pb.InstanceState_INSTANCE_STATE_TERMINATED {
 			return model.Preconditionf("instance %s is terminated", inst.Id)
 		}
-		vpc, err := s.GetVPC(ctx, inst.VpcId)
-		if err != nil {
-			return err
-		}
 		var t txn
-		ids, err := s.instanceGroups(ctx, vpc, groups, &t)
-		if err != nil {
-			return err
+		ids := inst.SecurityGroupIds
+		if len(change.SecurityGroups) > 0 {
+			vpc, err := s.GetVPC(ctx, inst.VpcId)
+			if err != nil {
+				return err
+			}
+			if ids, err = s.instanceGroups(ctx, vpc, change.SecurityGroups, &t); err != nil {
+				return err
+			}
 		}
-		if slices.Equal(ids, inst.SecurityGroupIds) {
-			out = inst
+		newConntrack := inst.Conntrack
+		if change.Conntrack != nil {
+			newConntrack = conntrack
+		}
+		if slices.Equal(ids, inst.SecurityGroupIds) && proto.Equal(newConntrack, inst.Conntrack) {
+			out = inst // nothing changes: no write, no push
 			return nil
 		}
+		inst.Conntrack = newConntrack
 		for _, old := range inst.SecurityGroupIds {
 			if !slices.Contains(ids, old) {
 				t.del(s.refKey(old, inst.Id))

@@ -272,7 +272,7 @@ func TestInstanceGroups(t *testing.T) {
 
 	wantKind(t, f.s.DeleteSecurityGroup(c, "g1"), model.ErrPrecondition, "in use by instances "+inst.Id)
 
-	mod, err := f.s.ModifyInstanceGroups(c, inst.Id, []string{"g3"})
+	mod, err := f.s.ModifyInstance(c, inst.Id, InstanceChange{SecurityGroups: []string{"g3"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,12 +282,24 @@ func TestInstanceGroups(t *testing.T) {
 	if err := f.s.DeleteSecurityGroup(c, "g1"); err != nil {
 		t.Fatalf("g1 has no members now: %v", err)
 	}
-	_, err = f.s.ModifyInstanceGroups(c, inst.Id, nil)
-	wantKind(t, err, model.ErrInvalid, "at least one")
-	_, err = f.s.ModifyInstanceGroups(c, inst.Id, []string{"bg"})
+	_, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{})
+	wantKind(t, err, model.ErrInvalid, "nothing to change")
+	_, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{SecurityGroups: []string{"bg"}})
 	wantKind(t, err, model.ErrInvalid, "own VPC")
-	_, err = f.s.ModifyInstanceGroups(c, inst.Id, []string{"g2", "g3", "g4", "g5", "g6", f.vpc.DefaultSecurityGroupId})
+	_, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{SecurityGroups: []string{"g2", "g3", "g4", "g5", "g6", f.vpc.DefaultSecurityGroupId}})
 	wantKind(t, err, model.ErrInvalid, "at most 5")
+	// Conntrack timeouts: set, checked, reset to the defaults; the groups stay.
+	mod, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{Conntrack: &pb.ConntrackSettings{TcpEstablishedSeconds: 3600}})
+	if err != nil || mod.Conntrack.GetTcpEstablishedSeconds() != 3600 || !slices.Equal(mod.SecurityGroupIds, ids[2:3]) {
+		t.Fatalf("after setting conntrack: %v, %v", mod, err)
+	}
+	_, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{Conntrack: &pb.ConntrackSettings{UdpSeconds: 5}})
+	wantKind(t, err, model.ErrInvalid, "UDP timeout 5 s", "30–60")
+	if mod, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{Conntrack: &pb.ConntrackSettings{}}); err != nil || mod.Conntrack != nil {
+		t.Fatalf("after resetting conntrack: %v, %v", mod, err)
+	}
+	_, err = f.s.RunInstance(c, RunSpec{Subnet: "red-a", Host: "host-a", Conntrack: &pb.ConntrackSettings{OtherSeconds: 1}})
+	wantKind(t, err, model.ErrInvalid, "other protocols")
 	wantKind(t, f.s.DeleteSecurityGroup(c, "g3"), model.ErrPrecondition, inst.Id)
 	if _, err := f.s.TerminateInstance(c, inst.Id); err != nil {
 		t.Fatal(err)
@@ -295,7 +307,7 @@ func TestInstanceGroups(t *testing.T) {
 	if err := f.s.DeleteSecurityGroup(c, "g3"); err != nil {
 		t.Fatalf("g3's member terminated: %v", err)
 	}
-	_, err = f.s.ModifyInstanceGroups(c, inst.Id, []string{"g2"})
+	_, err = f.s.ModifyInstance(c, inst.Id, InstanceChange{SecurityGroups: []string{"g2"}})
 	wantKind(t, err, model.ErrPrecondition, "terminated")
 }
 

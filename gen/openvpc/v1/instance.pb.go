@@ -33,8 +33,10 @@ type RunInstanceRequest struct {
 	// security_groups are the ENI's groups (names or ids, 1–5, of the
 	// subnet's VPC); empty: the VPC's default group.
 	SecurityGroups []string `protobuf:"bytes,5,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// conntrack sets the ENI's connection-tracking timeouts; unset: AWS's.
+	Conntrack     *ConntrackSettings `protobuf:"bytes,6,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunInstanceRequest) Reset() {
@@ -98,6 +100,13 @@ func (x *RunInstanceRequest) GetIp() string {
 func (x *RunInstanceRequest) GetSecurityGroups() []string {
 	if x != nil {
 		return x.SecurityGroups
+	}
+	return nil
+}
+
+func (x *RunInstanceRequest) GetConntrack() *ConntrackSettings {
+	if x != nil {
+		return x.Conntrack
 	}
 	return nil
 }
@@ -429,10 +438,14 @@ func (x *TerminateInstanceResponse) GetInstance() *Instance {
 type ModifyInstanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	// security_groups replace the ENI's groups (names or ids, 1–5).
+	// security_groups replace the ENI's groups (names or ids, 1–5); empty
+	// keeps them.
 	SecurityGroups []string `protobuf:"bytes,2,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// conntrack, when set, replaces the ENI's connection-tracking timeouts
+	// (0 fields: AWS's defaults). Flows already tracked keep theirs.
+	Conntrack     *ConntrackSettings `protobuf:"bytes,3,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModifyInstanceRequest) Reset() {
@@ -475,6 +488,13 @@ func (x *ModifyInstanceRequest) GetRef() string {
 func (x *ModifyInstanceRequest) GetSecurityGroups() []string {
 	if x != nil {
 		return x.SecurityGroups
+	}
+	return nil
+}
+
+func (x *ModifyInstanceRequest) GetConntrack() *ConntrackSettings {
+	if x != nil {
+		return x.Conntrack
 	}
 	return nil
 }
@@ -1548,13 +1568,14 @@ var File_openvpc_v1_instance_proto protoreflect.FileDescriptor
 const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"\x19openvpc/v1/instance.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\x8d\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\xca\x01\n" +
 	"\x12RunInstanceRequest\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x0e\n" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12'\n" +
-	"\x0fsecurity_groups\x18\x05 \x03(\tR\x0esecurityGroups\"G\n" +
+	"\x0fsecurity_groups\x18\x05 \x03(\tR\x0esecurityGroups\x12;\n" +
+	"\tconntrack\x18\x06 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"G\n" +
 	"\x13RunInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"&\n" +
 	"\x12GetInstanceRequest\x12\x10\n" +
@@ -1570,10 +1591,11 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x18TerminateInstanceRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"M\n" +
 	"\x19TerminateInstanceResponse\x120\n" +
-	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"R\n" +
+	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"\x8f\x01\n" +
 	"\x15ModifyInstanceRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12'\n" +
-	"\x0fsecurity_groups\x18\x02 \x03(\tR\x0esecurityGroups\"J\n" +
+	"\x0fsecurity_groups\x18\x02 \x03(\tR\x0esecurityGroups\x12;\n" +
+	"\tconntrack\x18\x03 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"J\n" +
 	"\x16ModifyInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"w\n" +
 	"\x13WaitInstanceRequest\x12\x10\n" +
@@ -1702,60 +1724,63 @@ var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*TraceInstanceRequest)(nil),      // 24: openvpc.v1.TraceInstanceRequest
 	(*TraceHop)(nil),                  // 25: openvpc.v1.TraceHop
 	(*TraceInstanceResponse)(nil),     // 26: openvpc.v1.TraceInstanceResponse
-	(*Instance)(nil),                  // 27: openvpc.v1.Instance
-	(InstanceState)(0),                // 28: openvpc.v1.InstanceState
-	(*Host)(nil),                      // 29: openvpc.v1.Host
-	(*SecurityEvent)(nil),             // 30: openvpc.v1.SecurityEvent
-	(*FlowRecord)(nil),                // 31: openvpc.v1.FlowRecord
-	(*TraceStep)(nil),                 // 32: openvpc.v1.TraceStep
-	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(*ConntrackSettings)(nil),         // 27: openvpc.v1.ConntrackSettings
+	(*Instance)(nil),                  // 28: openvpc.v1.Instance
+	(InstanceState)(0),                // 29: openvpc.v1.InstanceState
+	(*Host)(nil),                      // 30: openvpc.v1.Host
+	(*SecurityEvent)(nil),             // 31: openvpc.v1.SecurityEvent
+	(*FlowRecord)(nil),                // 32: openvpc.v1.FlowRecord
+	(*TraceStep)(nil),                 // 33: openvpc.v1.TraceStep
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
 }
 var file_openvpc_v1_instance_proto_depIdxs = []int32{
-	27, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	27, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	27, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
-	27, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	27, // 4: openvpc.v1.ModifyInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	28, // 5: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
-	27, // 6: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	29, // 7: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
-	30, // 8: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
-	30, // 9: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
-	31, // 10: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
-	32, // 11: openvpc.v1.TraceHop.steps:type_name -> openvpc.v1.TraceStep
-	33, // 12: openvpc.v1.TraceHop.time:type_name -> google.protobuf.Timestamp
-	25, // 13: openvpc.v1.TraceInstanceResponse.hops:type_name -> openvpc.v1.TraceHop
-	0,  // 14: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
-	2,  // 15: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
-	4,  // 16: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
-	6,  // 17: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
-	8,  // 18: openvpc.v1.InstanceService.ModifyInstance:input_type -> openvpc.v1.ModifyInstanceRequest
-	10, // 19: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
-	12, // 20: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
-	14, // 21: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
-	16, // 22: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
-	24, // 23: openvpc.v1.InstanceService.TraceInstance:input_type -> openvpc.v1.TraceInstanceRequest
-	22, // 24: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
-	18, // 25: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
-	20, // 26: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
-	1,  // 27: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
-	3,  // 28: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
-	5,  // 29: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
-	7,  // 30: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
-	9,  // 31: openvpc.v1.InstanceService.ModifyInstance:output_type -> openvpc.v1.ModifyInstanceResponse
-	11, // 32: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
-	13, // 33: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
-	15, // 34: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
-	17, // 35: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
-	26, // 36: openvpc.v1.InstanceService.TraceInstance:output_type -> openvpc.v1.TraceInstanceResponse
-	23, // 37: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
-	19, // 38: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
-	21, // 39: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
-	27, // [27:40] is the sub-list for method output_type
-	14, // [14:27] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	27, // 0: openvpc.v1.RunInstanceRequest.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	28, // 1: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	28, // 2: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	28, // 3: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
+	28, // 4: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	27, // 5: openvpc.v1.ModifyInstanceRequest.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	28, // 6: openvpc.v1.ModifyInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	29, // 7: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
+	28, // 8: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	30, // 9: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
+	31, // 10: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
+	31, // 11: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
+	32, // 12: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
+	33, // 13: openvpc.v1.TraceHop.steps:type_name -> openvpc.v1.TraceStep
+	34, // 14: openvpc.v1.TraceHop.time:type_name -> google.protobuf.Timestamp
+	25, // 15: openvpc.v1.TraceInstanceResponse.hops:type_name -> openvpc.v1.TraceHop
+	0,  // 16: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
+	2,  // 17: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
+	4,  // 18: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
+	6,  // 19: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
+	8,  // 20: openvpc.v1.InstanceService.ModifyInstance:input_type -> openvpc.v1.ModifyInstanceRequest
+	10, // 21: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
+	12, // 22: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
+	14, // 23: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
+	16, // 24: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
+	24, // 25: openvpc.v1.InstanceService.TraceInstance:input_type -> openvpc.v1.TraceInstanceRequest
+	22, // 26: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
+	18, // 27: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
+	20, // 28: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
+	1,  // 29: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
+	3,  // 30: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
+	5,  // 31: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
+	7,  // 32: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
+	9,  // 33: openvpc.v1.InstanceService.ModifyInstance:output_type -> openvpc.v1.ModifyInstanceResponse
+	11, // 34: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
+	13, // 35: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
+	15, // 36: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
+	17, // 37: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
+	26, // 38: openvpc.v1.InstanceService.TraceInstance:output_type -> openvpc.v1.TraceInstanceResponse
+	23, // 39: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
+	19, // 40: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
+	21, // 41: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
+	29, // [29:42] is the sub-list for method output_type
+	16, // [16:29] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_instance_proto_init() }

@@ -865,8 +865,10 @@ type Instance struct {
 	PublicIp string `protobuf:"bytes,12,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
 	// security_group_ids are the ENI's security groups (1–5).
 	SecurityGroupIds []string `protobuf:"bytes,13,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// conntrack overrides the ENI's connection-tracking idle timeouts.
+	Conntrack     *ConntrackSettings `protobuf:"bytes,14,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -990,6 +992,88 @@ func (x *Instance) GetSecurityGroupIds() []string {
 	return nil
 }
 
+func (x *Instance) GetConntrack() *ConntrackSettings {
+	if x != nil {
+		return x.Conntrack
+	}
+	return nil
+}
+
+// ConntrackSettings are an ENI's connection-tracking idle timeouts, in
+// seconds; 0 keeps AWS's default (TCP established 432000, UDP 30, UDP
+// stream 180, others 600).
+type ConntrackSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tcp_established_seconds: 60–432000.
+	TcpEstablishedSeconds uint32 `protobuf:"varint,1,opt,name=tcp_established_seconds,json=tcpEstablishedSeconds,proto3" json:"tcp_established_seconds,omitempty"`
+	// udp_seconds: a UDP flow seen one way only, 30–60.
+	UdpSeconds uint32 `protobuf:"varint,2,opt,name=udp_seconds,json=udpSeconds,proto3" json:"udp_seconds,omitempty"`
+	// udp_stream_seconds: a UDP flow seen both ways, 60–180.
+	UdpStreamSeconds uint32 `protobuf:"varint,3,opt,name=udp_stream_seconds,json=udpStreamSeconds,proto3" json:"udp_stream_seconds,omitempty"`
+	// other_seconds: every other protocol, 60–600.
+	OtherSeconds  uint32 `protobuf:"varint,4,opt,name=other_seconds,json=otherSeconds,proto3" json:"other_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConntrackSettings) Reset() {
+	*x = ConntrackSettings{}
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConntrackSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConntrackSettings) ProtoMessage() {}
+
+func (x *ConntrackSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConntrackSettings.ProtoReflect.Descriptor instead.
+func (*ConntrackSettings) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ConntrackSettings) GetTcpEstablishedSeconds() uint32 {
+	if x != nil {
+		return x.TcpEstablishedSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackSettings) GetUdpSeconds() uint32 {
+	if x != nil {
+		return x.UdpSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackSettings) GetUdpStreamSeconds() uint32 {
+	if x != nil {
+		return x.UdpStreamSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackSettings) GetOtherSeconds() uint32 {
+	if x != nil {
+		return x.OtherSeconds
+	}
+	return 0
+}
+
 // Peering connects two VPCs whose CIDRs do not overlap.
 type Peering struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1005,7 +1089,7 @@ type Peering struct {
 
 func (x *Peering) Reset() {
 	*x = Peering{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1101,7 @@ func (x *Peering) String() string {
 func (*Peering) ProtoMessage() {}
 
 func (x *Peering) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1114,7 @@ func (x *Peering) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peering.ProtoReflect.Descriptor instead.
 func (*Peering) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Peering) GetId() string {
@@ -1091,7 +1175,7 @@ type InternetGateway struct {
 
 func (x *InternetGateway) Reset() {
 	*x = InternetGateway{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1187,7 @@ func (x *InternetGateway) String() string {
 func (*InternetGateway) ProtoMessage() {}
 
 func (x *InternetGateway) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1200,7 @@ func (x *InternetGateway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InternetGateway.ProtoReflect.Descriptor instead.
 func (*InternetGateway) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InternetGateway) GetId() string {
@@ -1168,7 +1252,7 @@ type ElasticIp struct {
 
 func (x *ElasticIp) Reset() {
 	*x = ElasticIp{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1264,7 @@ func (x *ElasticIp) String() string {
 func (*ElasticIp) ProtoMessage() {}
 
 func (x *ElasticIp) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1277,7 @@ func (x *ElasticIp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElasticIp.ProtoReflect.Descriptor instead.
 func (*ElasticIp) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ElasticIp) GetAllocationId() string {
@@ -1280,7 +1364,7 @@ type FlowRecord struct {
 
 func (x *FlowRecord) Reset() {
 	*x = FlowRecord{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1376,7 @@ func (x *FlowRecord) String() string {
 func (*FlowRecord) ProtoMessage() {}
 
 func (x *FlowRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1389,7 @@ func (x *FlowRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowRecord.ProtoReflect.Descriptor instead.
 func (*FlowRecord) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FlowRecord) GetHostId() string {
@@ -1422,7 +1506,7 @@ type SecurityEvent struct {
 
 func (x *SecurityEvent) Reset() {
 	*x = SecurityEvent{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1518,7 @@ func (x *SecurityEvent) String() string {
 func (*SecurityEvent) ProtoMessage() {}
 
 func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1531,7 @@ func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityEvent.ProtoReflect.Descriptor instead.
 func (*SecurityEvent) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SecurityEvent) GetId() string {
@@ -1582,7 +1666,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\x98\x03\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\xd5\x03\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1599,7 +1683,14 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"createTime\x12\x1a\n" +
 	"\brevision\x18\v \x01(\x03R\brevision\x12\x1b\n" +
 	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
-	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\"\xec\x01\n" +
+	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\x12;\n" +
+	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"\xbf\x01\n" +
+	"\x11ConntrackSettings\x126\n" +
+	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
+	"\vudp_seconds\x18\x02 \x01(\rR\n" +
+	"udpSeconds\x12,\n" +
+	"\x12udp_stream_seconds\x18\x03 \x01(\rR\x10udpStreamSeconds\x12#\n" +
+	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\"\xec\x01\n" +
 	"\aPeering\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1695,7 +1786,7 @@ func file_openvpc_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_openvpc_v1_resources_proto_goTypes = []any{
 	(RouteState)(0),               // 0: openvpc.v1.RouteState
 	(HostRole)(0),                 // 1: openvpc.v1.HostRole
@@ -1709,38 +1800,40 @@ var file_openvpc_v1_resources_proto_goTypes = []any{
 	(*Host)(nil),                  // 9: openvpc.v1.Host
 	(*EdgeFunction)(nil),          // 10: openvpc.v1.EdgeFunction
 	(*Instance)(nil),              // 11: openvpc.v1.Instance
-	(*Peering)(nil),               // 12: openvpc.v1.Peering
-	(*InternetGateway)(nil),       // 13: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),             // 14: openvpc.v1.ElasticIp
-	(*FlowRecord)(nil),            // 15: openvpc.v1.FlowRecord
-	(*SecurityEvent)(nil),         // 16: openvpc.v1.SecurityEvent
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*ConntrackSettings)(nil),     // 12: openvpc.v1.ConntrackSettings
+	(*Peering)(nil),               // 13: openvpc.v1.Peering
+	(*InternetGateway)(nil),       // 14: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),             // 15: openvpc.v1.ElasticIp
+	(*FlowRecord)(nil),            // 16: openvpc.v1.FlowRecord
+	(*SecurityEvent)(nil),         // 17: openvpc.v1.SecurityEvent
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_openvpc_v1_resources_proto_depIdxs = []int32{
-	17, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
-	17, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
+	18, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
+	18, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.Route.state:type_name -> openvpc.v1.RouteState
 	7,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
-	17, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
+	18, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
-	17, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	17, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	18, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
 	10, // 8: openvpc.v1.Host.functions:type_name -> openvpc.v1.EdgeFunction
 	2,  // 9: openvpc.v1.EdgeFunction.kind:type_name -> openvpc.v1.EdgeFunctionKind
 	3,  // 10: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
-	17, // 11: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 12: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
-	17, // 13: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
-	17, // 14: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
-	17, // 15: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
-	17, // 16: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
-	17, // 17: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
-	17, // 18: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 11: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	12, // 12: openvpc.v1.Instance.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	4,  // 13: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
+	18, // 14: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
+	18, // 15: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
+	18, // 16: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
+	18, // 17: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
+	18, // 18: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 19: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
@@ -1754,7 +1847,7 @@ func file_openvpc_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_resources_proto_rawDesc), len(file_openvpc_v1_resources_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
