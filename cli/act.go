@@ -24,8 +24,20 @@ func pingCmd(o *Options) *cobra.Command {
 				return err
 			}
 			m := r.Msg
+			// Like ping(8), no reply is a failure (exit 1), so scripts can
+			// tell; a forged request its host dropped had no reply either.
+			var failed error
+			switch {
+			case m.Verdict != "":
+				failed = fmt.Errorf("no reply: %s's host dropped the echo requests (%s)", args[0], m.Verdict)
+			case m.Received == 0:
+				failed = fmt.Errorf("no reply from %s", m.ToIp)
+			}
 			if o.Output == "json" {
-				return o.printer(cmd).one(m, nil, nil)
+				if err := o.printer(cmd).one(m, nil, nil); err != nil {
+					return err
+				}
+				return failed
 			}
 			w := cmd.OutOrStdout()
 			if m.Verdict != "" {
@@ -33,7 +45,7 @@ func pingCmd(o *Options) *cobra.Command {
 				if m.Verdict == "spoofed-source" {
 					fmt.Fprintln(w, "dropped before the wire; see `openvpc events`")
 				}
-				return nil
+				return failed
 			}
 			fmt.Fprintf(w, "PING %s from %s\n", m.ToIp, m.FromIp)
 			for _, us := range m.RttUs {
@@ -44,10 +56,7 @@ func pingCmd(o *Options) *cobra.Command {
 				fmt.Fprintf(w, ", rtt min/max %.3f/%.3f ms", float64(slices.Min(m.RttUs))/1000, float64(slices.Max(m.RttUs))/1000)
 			}
 			fmt.Fprintln(w)
-			if m.Received == 0 {
-				return fmt.Errorf("no reply from %s", m.ToIp)
-			}
-			return nil
+			return failed
 		}),
 	}
 	c.Flags().Int32VarP(&count, "count", "c", 3, "how many echo requests")

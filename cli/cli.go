@@ -18,7 +18,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -50,10 +49,12 @@ type Options struct {
 // HostList as a subcommand.
 func AddCommands(root *cobra.Command) *Options {
 	o := &Options{}
+	root.Version = Build().String()
+	root.SetVersionTemplate("openvpc {{.Version}}\n")
 	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().StringVar(&o.Config, "config", "", "client config: server URL, CA and admin token (default $"+pki.ConfigEnv+", else $XDG_CONFIG_HOME/openvpc/config or ~/.config/openvpc/config; openvpc server and up write it)")
-	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), sgCmd(o), aclCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), tokenCmd(o))
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), sgCmd(o), aclCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), connectCmd(o), forwardCmd(o), execCmd(o), tokenCmd(o), versionCmd(o))
 	return o
 }
 
@@ -158,18 +159,30 @@ func (o *Options) clients() (*clients, error) {
 // Explain turns an API error into the line printed on stderr.
 func Explain(err error, server string) string {
 	var ce *connect.Error
-	if errors.As(err, &ce) {
-		_, hostport, _ := strings.Cut(BaseURL(server), "://")
-		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp ") && !strings.Contains(ce.Message(), "dial tcp "+hostport) {
-			// The server came from the client config, not --server.
-			return fmt.Sprintf("cannot reach the openvpc server: %s (start it with `openvpc server` or `openvpc up`, or set --server)", ce.Message())
-		}
-		if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "dial tcp "+hostport) {
-			return fmt.Sprintf("cannot reach the openvpc server at %s: %s (start it with `openvpc server` or `openvpc up`, or set --server)", BaseURL(server), ce.Message())
-		}
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	if connect.IsWireError(err) {
+		// The server answered: whatever it says ("dial tcp …" from inside an
+		// instance, say) happened behind it, not between us and it.
 		return fmt.Sprintf("%s (%s)", ce.Message(), ce.Code())
 	}
-	return err.Error()
+	url := BaseURL(server)
+	_, hostport, _ := strings.Cut(url, "://")
+	msg := ce.Message()
+	switch {
+	case strings.HasPrefix(url, "http://") && (strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset")):
+		// A TLS server hangs up on cleartext HTTP/2.
+		return fmt.Sprintf("the server at %s hung up on plain HTTP: the openvpc API speaks https; use --server https://%s (http:// is only for servers started with --insecure-loopback)", url, hostport)
+	case strings.HasPrefix(url, "https://") && strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return fmt.Sprintf("the server at %s speaks plain http (it was started with --insecure-loopback): use --server http://%s", url, hostport)
+	case ce.Code() == connect.CodeUnavailable && strings.Contains(msg, "dial tcp "+hostport):
+		return fmt.Sprintf("cannot reach the openvpc server at %s: %s (start it with `openvpc server` or `openvpc up`, or set --server)", url, msg)
+	case ce.Code() == connect.CodeUnavailable && strings.Contains(msg, "dial tcp "):
+		// The server came from the client config, not --server.
+		return fmt.Sprintf("cannot reach the openvpc server: %s (start it with `openvpc server` or `openvpc up`, or set --server)", msg)
+	}
+	return fmt.Sprintf("%s (%s)", msg, ce.Code())
 }
 
 // printer writes resources as a table or as JSON.
@@ -182,12 +195,10 @@ func (o *Options) printer(cmd *cobra.Command) *printer {
 	return &printer{w: cmd.OutOrStdout(), format: o.Output}
 }
 
-var jsonOpts = protojson.MarshalOptions{EmitUnpopulated: true}
-
 // one prints a single resource.
 func (p *printer) one(m proto.Message, header []string, row []string) error {
 	if p.format == "json" {
-		b, err := jsonOpts.Marshal(m)
+		b, err := marshalJSON(m)
 		if err != nil {
 			return err
 		}
@@ -201,7 +212,7 @@ func list[M proto.Message](p *printer, ms []M, header []string, row func(M) []st
 	if p.format == "json" {
 		parts := make([]json.RawMessage, len(ms))
 		for i, m := range ms {
-			b, err := jsonOpts.Marshal(m)
+			b, err := marshalJSON(m)
 			if err != nil {
 				return err
 			}
@@ -232,7 +243,7 @@ func (p *printer) indent(b []byte) error {
 
 // lineJSON prints m as one line of JSON, for followed output.
 func (p *printer) lineJSON(m proto.Message) error {
-	b, err := jsonOpts.Marshal(m)
+	b, err := marshalJSON(m)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,17 @@ func igwCmd(o *Options) *cobra.Command {
 			return list(o.printer(cmd), r.Msg.InternetGateways, igwHeader, igwRow)
 		}),
 	}
-	c.AddCommand(create, attach, detach, del, listCmd)
+	get := &cobra.Command{
+		Use: "get IGW", Short: "Show an internet gateway", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.GetInternetGateway(cmd.Context(), call(&pb.GetInternetGatewayRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.InternetGateway, igwHeader, igwRow(r.Msg.InternetGateway))
+		}),
+	}
+	c.AddCommand(create, attach, detach, del, listCmd, get)
 	return c
 }
 
@@ -132,6 +142,16 @@ func eipCmd(o *Options) *cobra.Command {
 			return list(o.printer(cmd), r.Msg.Addresses, eipHeader, eipRow)
 		}),
 	}
-	c.AddCommand(alloc, assoc, disassoc, release, listCmd)
+	get := &cobra.Command{
+		Use: "get EIP", Short: "Show an Elastic IP (EIP: allocation id, name or address)", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.GetAddress(cmd.Context(), call(&pb.GetAddressRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Address, eipHeader, eipRow(r.Msg.Address))
+		}),
+	}
+	c.AddCommand(alloc, assoc, disassoc, release, listCmd, get)
 	return c
 }

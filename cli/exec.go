@@ -17,13 +17,13 @@ The command replaces this process: its stdio is yours and its exit code is
 exec's. Run it as root on the machine whose host agent runs the instance
 with --nic tun; the namespace is /run/netns/` + nic.NamespacePrefix + `INSTANCE-ID.
 
-  openvpc instance exec web -- ip addr
-  openvpc instance exec web -- curl -s http://10.0.1.5:8080/
-  openvpc instance exec web -- bash`,
+  openvpc exec web -- ip addr
+  openvpc exec web -- curl -s http://10.0.1.5:8080/
+  openvpc exec web -- bash`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 {
-				return errUsage("write the command after --, e.g. openvpc instance exec web -- ip addr")
+				return errUsage("write the command after --, e.g. openvpc exec web -- ip addr")
 			}
 			r, err := cl.inst.GetInstance(cmd.Context(), call(&pb.GetInstanceRequest{Ref: args[0]}))
 			if err != nil {

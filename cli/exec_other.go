@@ -9,5 +9,5 @@ import (
 )
 
 func execIn(*pb.Instance, []string) error {
-	return errors.New("instance exec enters a Linux network namespace: run it on the Linux machine of the instance's host")
+	return errors.New("exec enters a Linux network namespace: run it on the Linux machine of the instance's host")
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node/forward"
 )
 
 func forwardCmd(o *Options) *cobra.Command {
@@ -83,14 +83,14 @@ func Forward(ctx context.Context, ln net.Listener, conn *Conn, inst, to string, 
 		go func() {
 			defer c.Close()
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			up, err := agent.DialForward(dctx, conn.URL, tlsCfg, conn.Token, url.Values{"instance": {inst}, "to": {to}})
+			up, err := forward.Dial(dctx, conn.URL, tlsCfg, conn.Token, url.Values{"instance": {inst}, "to": {to}})
 			cancel()
 			if err != nil {
 				fmt.Fprintf(log, "openvpc: forward from %s to %s: %v\n", c.RemoteAddr(), to, err)
 				return
 			}
 			defer up.Close()
-			agent.Splice(c, c, up)
+			forward.Splice(c, c, up)
 		}()
 	}
 }

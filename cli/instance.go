@@ -104,7 +104,14 @@ func instanceCmd(o *Options) *cobra.Command {
 	}
 	term.Flags().BoolVar(&twait, "wait", false, "return only once every host has dropped its mapping")
 	term.Flags().DurationVar(&ttimeout, "timeout", 30*time.Second, "how long --wait waits")
-	c.AddCommand(run, listCmd, get, term, modifyCmd(o), connectCmd(o), forwardCmd(o), execCmd(o))
+	c.AddCommand(run, listCmd, get, term, modifyCmd(o))
+	// What acts from inside an instance lives at the top (openvpc ping,
+	// trace, connect, forward, exec); the old instance … spellings keep
+	// working for scripts that have them.
+	for _, old := range []*cobra.Command{connectCmd(o), forwardCmd(o), execCmd(o), pingCmd(o), traceCmd(o)} {
+		old.Hidden = true
+		c.AddCommand(old)
+	}
 	return c
 }
 
@@ -191,34 +198,6 @@ func waitFor(cmd *cobra.Command, cl *clients, id string, state pb.InstanceState,
 		return nil, err
 	}
 	return r.Msg.Instance, nil
-}
-
-var hostHeader = []string{"ID", "ROLE", "UNDERLAY", "STATUS", "INSTANCES", "ACKED REVISION", "LAG", "LAST SEEN"}
-
-func hostRow(h *pb.Host) []string {
-	status := "unreachable"
-	if h.Reachable {
-		status = "reachable"
-	}
-	if h.Unhealthy {
-		status = "unhealthy" // an edge hosts no longer send flows to
-	}
-	return []string{h.Id, enum(h.Role, "HOST_ROLE_"), h.UnderlayAddress, status, strconv.FormatInt(h.Instances, 10),
-		strconv.FormatInt(h.AckedRevision, 10), strconv.FormatInt(h.Lag, 10), ago(h.LastSeen)}
-}
-
-// HostList is `openvpc host list`.
-func HostList(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use: "list", Short: "List hosts and edges with their acknowledged mapping revision and lag", Args: cobra.NoArgs,
-		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
-			r, err := cl.inst.ListHosts(cmd.Context(), call(&pb.ListHostsRequest{}))
-			if err != nil {
-				return err
-			}
-			return list(o.printer(cmd), r.Msg.Hosts, hostHeader, hostRow)
-		}),
-	}
 }
 
 var peeringHeader = []string{"ID", "NAME", "REQUESTER VPC", "ACCEPTER VPC", "STATE"}
@@ -339,7 +318,7 @@ func eventsCmd(o *Options) *cobra.Command {
 // event prints one followed event: a JSON object per line, or a table row.
 func (p *printer) event(e *pb.SecurityEvent) error {
 	if p.format == "json" {
-		b, err := jsonOpts.Marshal(e)
+		b, err := marshalJSON(e)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -134,54 +135,140 @@ func routeTableCmd(o *Options) *cobra.Command {
 			return done(cmd, o, "deleted route table "+args[0])
 		}),
 	}
-	c.AddCommand(create, listCmd, get, del)
+	var asubnet string
+	assoc := &cobra.Command{
+		Use: "associate ROUTE-TABLE --subnet SUBNET", Short: "Make a subnet use this route table of its VPC (instead of the one it has)", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.vpc.AssociateRouteTable(cmd.Context(), call(&pb.AssociateRouteTableRequest{Subnet: asubnet, RouteTable: args[0]}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Subnet, subnetHeader, subnetRow(r.Msg.Subnet))
+		}),
+	}
+	assoc.Flags().StringVar(&asubnet, "subnet", "", "subnet name or id (required)")
+	required(assoc, "subnet")
+	c.AddCommand(create, listCmd, get, del, assoc)
 	return c
 }
 
 func routeCmd(o *Options) *cobra.Command {
-	c := &cobra.Command{Use: "route", Short: "Add and remove routes"}
+	c := &cobra.Command{Use: "route", Short: "List, add and remove routes"}
 	var rtb, vpc, dest, target string
 	create := &cobra.Command{
 		Use: "create (--route-table R | --vpc V) --dest CIDR --target T", Short: "Add a route (target: an active peering pcx-… or the VPC's internet gateway igw-…)", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			id, err := whichTable(cmd, cl, rtb, vpc)
+			if err != nil {
+				return err
+			}
+			r, err := cl.vpc.CreateRoute(cmd.Context(), call(&pb.CreateRouteRequest{RouteTable: id, DestinationCidr: dest, Target: target}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+		}),
+	}
+	tableFlags(create, &rtb, &vpc)
+	create.Flags().StringVar(&dest, "dest", "", "destination CIDR, e.g. 0.0.0.0/0 (required)")
+	create.Flags().StringVar(&target, "target", "", "target: a peering (pcx-…) or internet gateway (igw-…), by id or name (required)")
+	required(create, "dest", "target")
+	var drtb, dvpc, ddest string
+	del := &cobra.Command{
+		Use: "delete (--route-table R | --vpc V) --dest CIDR", Short: "Remove a route", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			id, err := whichTable(cmd, cl, drtb, dvpc)
+			if err != nil {
+				return err
+			}
+			r, err := cl.vpc.DeleteRoute(cmd.Context(), call(&pb.DeleteRouteRequest{RouteTable: id, DestinationCidr: ddest}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+		}),
+	}
+	tableFlags(del, &drtb, &dvpc)
+	del.Flags().StringVar(&ddest, "dest", "", "destination CIDR of the route (required)")
+	required(del, "dest")
+	var lrtb, lvpc string
+	listCmd := &cobra.Command{
+		Use: "list [--route-table R | --vpc V]", Short: "List routes, one a line, with their table and state", Args: cobra.NoArgs,
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
+			var tables []*pb.RouteTable
 			switch {
-			case rtb == "" && vpc == "":
-				return errors.New("say which route table: --route-table R, or --vpc V for the VPC's main one")
-			case rtb != "" && vpc != "":
+			case lrtb != "" && lvpc != "":
 				return errors.New("give --route-table or --vpc, not both")
-			case vpc != "":
-				v, err := cl.vpc.GetVpc(cmd.Context(), call(&pb.GetVpcRequest{Ref: vpc}))
+			case lrtb != "":
+				r, err := cl.vpc.GetRouteTable(cmd.Context(), call(&pb.GetRouteTableRequest{Ref: lrtb}))
 				if err != nil {
 					return err
 				}
-				rtb = v.Msg.Vpc.MainRouteTableId
+				tables = []*pb.RouteTable{r.Msg.RouteTable}
+			default:
+				r, err := cl.vpc.ListRouteTables(cmd.Context(), call(&pb.ListRouteTablesRequest{Vpc: lvpc}))
+				if err != nil {
+					return err
+				}
+				tables = r.Msg.RouteTables
 			}
-			r, err := cl.vpc.CreateRoute(cmd.Context(), call(&pb.CreateRouteRequest{RouteTable: rtb, DestinationCidr: dest, Target: target}))
-			if err != nil {
-				return err
-			}
-			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
+			return printRoutes(o.printer(cmd), tables)
 		}),
 	}
-	create.Flags().StringVar(&rtb, "route-table", "", "route table name or id")
-	create.Flags().StringVar(&vpc, "vpc", "", "instead of --route-table: the main route table of this VPC")
-	create.Flags().StringVar(&dest, "dest", "", "destination CIDR, e.g. 0.0.0.0/0 (required)")
-	create.Flags().StringVar(&target, "target", "", "target: a peering's or internet gateway's id or name (required)")
-	required(create, "dest", "target")
-	var drtb, ddest string
-	del := &cobra.Command{
-		Use: "delete --route-table R --dest CIDR", Short: "Remove a route", Args: cobra.NoArgs,
-		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
-			r, err := cl.vpc.DeleteRoute(cmd.Context(), call(&pb.DeleteRouteRequest{RouteTable: drtb, DestinationCidr: ddest}))
-			if err != nil {
-				return err
-			}
-			return o.printer(cmd).one(r.Msg.RouteTable, rtbHeader, rtbRow(r.Msg.RouteTable))
-		}),
-	}
-	del.Flags().StringVar(&drtb, "route-table", "", "route table name or id (required)")
-	del.Flags().StringVar(&ddest, "dest", "", "destination CIDR of the route (required)")
-	required(del, "route-table", "dest")
-	c.AddCommand(create, del)
+	listCmd.Flags().StringVar(&lrtb, "route-table", "", "only this route table's routes")
+	listCmd.Flags().StringVar(&lvpc, "vpc", "", "only the routes of this VPC's route tables")
+	c.AddCommand(create, del, listCmd)
 	return c
+}
+
+var routeHeader = []string{"ROUTE TABLE", "VPC", "DESTINATION", "TARGET", "STATE"}
+
+// printRoutes prints the routes of tables one a line; as JSON, an array of
+// routes, each with its table's and VPC's ids (routeTableId, vpcId).
+func printRoutes(p *printer, tables []*pb.RouteTable) error {
+	var rows [][]string
+	parts := []json.RawMessage{}
+	for _, t := range tables {
+		for _, r := range t.Routes {
+			rows = append(rows, []string{t.Id, t.VpcId, r.DestinationCidr, r.Target, enum(r.State, "ROUTE_STATE_")})
+			b, err := marshalJSON(r)
+			if err != nil {
+				return err
+			}
+			head, _ := json.Marshal(map[string]string{"routeTableId": t.Id, "vpcId": t.VpcId})
+			parts = append(parts, append(append(head[:len(head)-1:len(head)-1], ','), b[1:]...))
+		}
+	}
+	if p.format == "json" {
+		b, err := json.Marshal(parts)
+		if err != nil {
+			return err
+		}
+		return p.indent(b)
+	}
+	return p.table(routeHeader, rows)
+}
+
+// tableFlags are how route commands name a route table: --route-table,
+// or --vpc for the VPC's main one.
+func tableFlags(c *cobra.Command, rtb, vpc *string) {
+	c.Flags().StringVar(rtb, "route-table", "", "route table name or id")
+	c.Flags().StringVar(vpc, "vpc", "", "instead of --route-table: the main route table of this VPC")
+}
+
+// whichTable resolves --route-table or --vpc to a route table reference.
+func whichTable(cmd *cobra.Command, cl *clients, rtb, vpc string) (string, error) {
+	switch {
+	case rtb == "" && vpc == "":
+		return "", errors.New("say which route table: --route-table R, or --vpc V for the VPC's main one")
+	case rtb != "" && vpc != "":
+		return "", errors.New("give --route-table or --vpc, not both")
+	case vpc != "":
+		v, err := cl.vpc.GetVpc(cmd.Context(), call(&pb.GetVpcRequest{Ref: vpc}))
+		if err != nil {
+			return "", err
+		}
+		return v.Msg.Vpc.MainRouteTableId, nil
+	}
+	return rtb, nil
 }

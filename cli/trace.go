@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 )
 
@@ -32,9 +34,14 @@ and edge that handles it reports the story it took and its verdict, with timings
 			}
 			p := o.printer(cmd)
 			if p.format == "json" {
-				return p.one(r.Msg, nil, nil)
+				err = p.one(r.Msg, nil, nil)
+			} else {
+				err = printTrace(p, &req, r.Msg)
 			}
-			return printTrace(p, &req, r.Msg)
+			if err != nil {
+				return err
+			}
+			return traceFailed(r.Msg)
 		}),
 	}
 	c.Flags().StringVar(&req.Protocol, "proto", "tcp", "tcp, udp or icmp")
@@ -84,4 +91,18 @@ func printTrace(p *printer, req *pb.TraceInstanceRequest, r *pb.TraceInstanceRes
 	}
 	_, err := fmt.Fprintf(p.w, "\nverdict: %s\n", r.Verdict)
 	return err
+}
+
+// traceFailed is the error of a trace whose packet did not arrive, so that
+// `trace` exits non-zero as `ping` does: delivered to an instance, or
+// forwarded out of the edge to the internet, is success; any drop (or no
+// report at all) is not.
+func traceFailed(r *pb.TraceInstanceResponse) error {
+	switch r.Verdict {
+	case datapath.Delivered.String(), datapath.Forwarded.String():
+		return nil
+	case "":
+		return errors.New("the packet was not delivered: no host reported it")
+	}
+	return fmt.Errorf("the packet was not delivered: %s", r.Verdict)
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,33 +44,4 @@ func tokenCmd(o *Options) *cobra.Command {
 	required(create, "role")
 	c.AddCommand(create)
 	return c
-}
-
-// HostRemove is `openvpc host remove`, given to the caller's host command
-// as HostList is.
-func HostRemove(o *Options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "remove HOST",
-		Short: "Remove a host or edge: revoke its certificates, terminate its instances, forget it everywhere",
-		Long: `Remove a host or edge. Its certificates are revoked at once, so it can no
-longer call any server and its streams end; its instances are terminated, so
-their mappings leave every cache; then its record goes, so every host and
-edge drops its packets as unknown-sender. To bring it back, join it again
-with a new token (delete its --cert-dir first).`,
-		Args: cobra.ExactArgs(1),
-		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
-			r, err := cl.trust.RemoveHost(cmd.Context(), call(&pb.RemoveHostRequest{HostId: args[0]}))
-			if err != nil {
-				return err
-			}
-			if o.Output == "json" {
-				return o.printer(cmd).one(r.Msg, nil, nil)
-			}
-			msg := fmt.Sprintf("removed host %s: %d certificate(s) revoked", args[0], r.Msg.Revoked)
-			if len(r.Msg.Terminated) > 0 {
-				msg += ", terminated " + strings.Join(r.Msg.Terminated, ", ")
-			}
-			return done(cmd, o, msg)
-		}),
-	}
 }

@@ -86,6 +86,7 @@ type TraceReport struct {
 	Story   string
 	Verdict Verdict
 	At      time.Time
+	Steps   []Step // as the story recorded them on the packet
 }
 
 // Traces keeps the reports of recent traced packets. Only packets with the

@@ -308,15 +308,23 @@ func (x *Edge) ServeWire() error {
 		for i := range n {
 			d := &ds[i]
 			var id datapath.FlowID // named as the instance sent it: translation rewrites the source
-			v, fn := x.outbound(snap, d.Peer.Addr(), d.Buf[d.Off:d.Off+d.Len], &e, &pkt, &id, nil)
+			payload := d.Buf[d.Off : d.Off+d.Len]
+			var t *datapath.Trace
+			if g := packet.Geneve(payload); len(g) >= packet.GeneveMinSize && g.OptLen() > 2+4 {
+				// More options than SourceVPC and EdgeTarget: maybe TraceID, under openvpc trace --live.
+				if o, ok := packet.ParseGeneveOptions(g); ok && o.HasTrace {
+					t = &datapath.Trace{}
+				}
+			}
+			v, fn := x.outbound(snap, d.Peer.Addr(), payload, &e, &pkt, &id, t)
 			x.Out.Add(v)
 			if k := e.Options.Function; v != datapath.Malformed && e.Options.HasTarget && int(k) < numKinds {
 				x.Received[k].Add(1)
 			}
 			if v != datapath.Malformed {
 				flows.RecordID(id, len(e.Inner), v)
-				if e.Options.HasTrace {
-					x.Traces.Add(datapath.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now()})
+				if e.Options.HasTrace && t != nil {
+					x.Traces.Add(datapath.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now(), Steps: t.Steps})
 				}
 			}
 			if v == datapath.Forwarded {

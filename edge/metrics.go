@@ -7,11 +7,11 @@ import (
 )
 
 // Collector exports the edge's packet verdicts by direction (out: hosts to
-// the internet, in: the internet to hosts), next to its agent's cache and
+// the internet, in: the internet to hosts), next to its node's cache and
 // event metrics.
 func (n *Node) Collector() prometheus.Collector {
-	l := prometheus.Labels{"edge": n.Agent.HostID}
-	return &collector{n: n, agent: n.Agent.Collector(),
+	l := prometheus.Labels{"edge": n.HostID}
+	return &collector{n: n, node: n.Node.Collector(),
 		packets:   prometheus.NewDesc("openvpc_edge_packets_total", "Packets handled by the edge, by direction and verdict (drop reasons included).", []string{"direction", "verdict"}, l),
 		functions: prometheus.NewDesc("openvpc_edge_function_packets_total", "Packets hosts sent the edge, by the edge function they named, served here or not.", []string{"function"}, l),
 		readErrs:  prometheus.NewDesc("openvpc_edge_read_errors_total", "Transient read errors of the wire and outside ports; the loops read on.", nil, l)}
@@ -19,19 +19,19 @@ func (n *Node) Collector() prometheus.Collector {
 
 type collector struct {
 	n                            *Node
-	agent                        prometheus.Collector
+	node                         prometheus.Collector
 	packets, functions, readErrs *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	c.agent.Describe(ch)
+	c.node.Describe(ch)
 	ch <- c.packets
 	ch <- c.functions
 	ch <- c.readErrs
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	c.agent.Collect(ch)
+	c.node.Collect(ch)
 	for _, d := range []struct {
 		name string
 		c    *datapath.Counters

@@ -3,56 +3,87 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/openvpc/openvpc/edge/igw"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/node"
 )
 
-// Node is a running edge: an agent registered with role edge (it keeps the
-// cache of every VPC with an internet gateway and reports security
-// events) and the data plane serving the wire and the outside.
+// Node is a running edge: a node registered with role edge and the
+// functions it serves (it keeps the cache of the VPCs they concern and
+// reports security events), and the edge's data plane serving the wire
+// and the outside.
 type Node struct {
-	Agent *agent.Agent
-	Edge  *Edge
+	*node.Node
+	Edge *Edge
 }
 
-// NewNode builds an edge node. ac says how to join the Mapping Service
-// (its Wire is ignored: the edge's data plane serves cfg.Wire); cfg must
-// name the wire and the outside port.
-func NewNode(ac agent.Config, cfg Config) (*Node, error) {
+// NewNode builds an edge node. nc says how to join the Mapping Service
+// (its role is edge, its underlay cfg's, its functions those cfg serves);
+// cfg must name the wire and the outside port, which the node closes, with
+// every function's outside, when Run ends.
+func NewNode(nc node.Config, cfg Config) (*Node, error) {
 	if cfg.Wire == nil || cfg.Outside == nil {
 		return nil, errors.New("edge: an edge needs an underlay (wire) and an outside port")
 	}
-	ac.Role = pb.HostRole_HOST_ROLE_EDGE
-	ac.Functions = Registration(cfg)
-	ac.Wire = nil // the agent only keeps the cache; the edge serves the wire
-	ac.Underlay = cfg.Underlay
-	if ac.WirePort == 0 {
-		ac.WirePort = cfg.WirePort
-	}
-	a, err := agent.New(ac)
+	nc.Role = pb.HostRole_HOST_ROLE_EDGE
+	nc.Functions = Registration(cfg)
+	nc.Underlay = cfg.Underlay
+	n, err := node.New(nc)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Events = a.Reporter.Report
-	x, err := New(a.Cache.Tables, cfg)
+	cfg.Events = n.Reporter.Report
+	x, err := New(n.Cache.Tables, cfg)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Agent: a, Edge: x}
-	a.Observe = n.Edge // the agent's API (if ac.API is set) shows the edge's flows and traces
-	return n, nil
+	return &Node{Node: n, Edge: x}, nil
 }
 
-// Run serves until ctx ends; the caller closes the wire and the outside
-// port afterwards (which ends the data plane's loops).
+// Run serves until ctx ends or a part fails, and returns once every
+// goroutine it started has stopped, with the first error (ctx's when it
+// ended).
 func (n *Node) Run(ctx context.Context) error {
-	go func() { _ = n.Edge.ServeWire() }()
-	go func() { _ = n.Edge.ServeOutside() }()
-	return n.Agent.Run(ctx)
+	return n.Node.Run(ctx, node.Role{Observed: n.Edge, Serve: n.serve})
+}
+
+// serve runs the edge's two read loops until ctx ends, then closes the
+// wire and the outside port (ending them) and waits for both. Either loop
+// ending first stops the edge: an edge that no longer receives on one
+// side must not look alive, or hosts keep sending it traffic.
+func (n *Node) serve(ctx context.Context) error {
+	wire, outside := make(chan error, 1), make(chan error, 1)
+	go func() { wire <- n.Edge.ServeWire() }()
+	go func() { outside <- n.Edge.ServeOutside() }()
+	stopped := func(side string, err error) error {
+		if err == nil {
+			err = errors.New("it was closed")
+		}
+		return fmt.Errorf("edge: the %s stopped receiving: %w", side, err)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case werr := <-wire:
+		wire <- werr
+		err = stopped("underlay", werr)
+	case oerr := <-outside:
+		outside <- oerr
+		err = stopped("outside port", oerr)
+	}
+	n.Edge.cfg.Wire.Close()
+	for _, f := range n.Edge.cfg.Functions {
+		if o := f.Outside(); o != nil {
+			o.Close()
+		}
+	}
+	<-wire
+	<-outside
+	return err
 }
 
 // functionKinds name the functions as the Mapping Service does: its kind

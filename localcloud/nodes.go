@@ -14,6 +14,7 @@ import (
 	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -97,8 +98,8 @@ func (c *Cloud) startHost(ctx context.Context, id string, wire *underlay.UDPConn
 		return nil, err
 	}
 	a, err := agent.New(agent.Config{
-		Server: s.URL(), HostID: id, Creds: creds, Heartbeat: c.cfg.Heartbeat, Logger: c.cfg.Log,
-		Underlay: addr, Wire: wire, WirePort: c.cfg.WirePort, API: "127.0.0.1:0", NIC: backend,
+		Node: node.Config{Server: s.URL(), HostID: id, Creds: creds, Heartbeat: c.cfg.Heartbeat, Logger: c.cfg.Log, Underlay: addr, API: "127.0.0.1:0"},
+		Wire: wire, WirePort: c.cfg.WirePort, NIC: backend,
 	})
 	if err != nil {
 		return nil, err
@@ -129,7 +130,7 @@ func (c *Cloud) startEdge(ctx context.Context, id string, wire *underlay.UDPConn
 		return nil, err
 	}
 	n, err := edge.NewNode(
-		agent.Config{Server: s.URL(), HostID: id, Creds: creds, Heartbeat: c.cfg.EdgeHeartbeat, Logger: c.cfg.Log, WirePort: c.cfg.WirePort, API: "127.0.0.1:0"},
+		node.Config{Server: s.URL(), HostID: id, Creds: creds, Heartbeat: c.cfg.EdgeHeartbeat, Logger: c.cfg.Log, API: "127.0.0.1:0"},
 		edge.Config{Underlay: addr, Wire: wire, WirePort: c.cfg.WirePort, Outside: outside})
 	if err != nil {
 		return nil, err

@@ -32,6 +32,15 @@ const (
 	KindEndpoint      Kind = "vpce"
 )
 
+// ANoun is Noun with its article: a VPC, an Elastic IP, an instance.
+func (k Kind) ANoun() string {
+	n := k.Noun()
+	if n != "" && strings.ContainsRune("AEIOUaeiou", rune(n[0])) {
+		return "an " + n
+	}
+	return "a " + n
+}
+
 // Noun is the word used for the kind in messages.
 func (k Kind) Noun() string {
 	switch k {

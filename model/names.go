@@ -15,7 +15,7 @@ func ValidateName(k Kind, name string) error {
 		return err
 	}
 	if IsID(k, name) {
-		return Invalidf("%s %q looks like a %s id; choose a name that does not start with %q", what, name, k.Noun(), string(k)+"-")
+		return Invalidf("%s %q looks like %s id; choose a name that does not start with %q", what, name, k.ANoun(), string(k)+"-")
 	}
 	return nil
 }

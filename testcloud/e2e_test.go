@@ -24,7 +24,7 @@ import (
 
 var etcd *testcloud.Etcd
 
-func TestMain(m *testing.M) { testcloud.Main(m, &etcd) }
+func TestMain(m *testing.M) { testcloud.Main(m, &etcd, testcloud.CheckLeaks) }
 
 // scene is red (two subnets), yellow and green VPCs on two hosts with a
 // real data plane each: Geneve over UDP on loopback, netstack instances.

@@ -117,7 +117,7 @@ func (s *internetScene) waitEdges(t *testing.T, pub netip.Addr, want bool) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		all := true
 		for _, e := range s.edges {
-			_, _, ok := e.Agent.Cache.Tables.Load().ByPublicIP(pub)
+			_, _, ok := e.Cache.Tables.Load().ByPublicIP(pub)
 			all = all && ok == want
 		}
 		if all {
@@ -235,7 +235,7 @@ func TestEdgeFailover(t *testing.T) {
 	}
 	otherBefore := other.Edge.In.Get(datapath.Forwarded) + other.Edge.Out.Get(datapath.Forwarded)
 	carrying.Stop()
-	t.Logf("killed %s mid-download", carrying.Agent.HostID)
+	t.Logf("killed %s mid-download", carrying.HostID)
 	// The Mapping Service notices the missed heartbeats and every host
 	// stops choosing the dead edge.
 	for deadline := time.Now().Add(testcloud.EdgeTimeout + 5*time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -244,7 +244,7 @@ func TestEdgeFailover(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("host-a still chooses among %v after %s died", edges, carrying.Agent.HostID)
+			t.Fatalf("host-a still chooses among %v after %s died", edges, carrying.HostID)
 		}
 	}
 
@@ -260,7 +260,7 @@ func TestEdgeFailover(t *testing.T) {
 		t.Fatalf("download is %d bytes (want %d) or its content differs", r.n, bigSize)
 	}
 	if after := other.Edge.In.Get(datapath.Forwarded) + other.Edge.Out.Get(datapath.Forwarded); after == otherBefore {
-		t.Fatalf("%s carried nothing after %s died", other.Agent.HostID, carrying.Agent.HostID)
+		t.Fatalf("%s carried nothing after %s died", other.HostID, carrying.HostID)
 	}
 }
 
@@ -495,11 +495,20 @@ func TestTrace(t *testing.T) {
 			r.Hops[1].HostId != "host-a" || r.Hops[1].Story != "ingress" || r.TraceId == 0 {
 			t.Fatalf("live trace: %v", r)
 		}
+		// Each hop's steps are the story's own, recorded on the real packet.
+		for i, want := range []string{"encapsulate", "deliver"} {
+			if st := r.Hops[i].Steps; len(st) == 0 || st[len(st)-1].Name != want || !st[len(st)-1].Pass {
+				t.Errorf("live hop %d: steps %v, want them to end passing %q", i, st, want)
+			}
+		}
 	})
 	t.Run("live to the internet", func(t *testing.T) {
 		r := trace(&pb.TraceInstanceRequest{From: web.Id, To: webAddr.String(), Protocol: "icmp", Live: true})
 		if r.Verdict != "forwarded" || len(r.Hops) != 2 || r.Hops[1].Story != "edge outbound" || !strings.HasPrefix(r.Hops[1].HostId, "edge-") {
 			t.Fatalf("live trace to the internet: %v", r)
+		}
+		if st := r.Hops[1].Steps; len(st) == 0 || st[len(st)-1].Name != "translate and send out" {
+			t.Errorf("the edge's live steps: %v", st)
 		}
 	})
 }

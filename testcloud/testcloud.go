@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/openvpc/openvpc/cli"
@@ -30,8 +31,8 @@ import (
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/localcloud"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 )
 
@@ -53,7 +54,25 @@ func StartEtcd() (*Etcd, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Etcd{Endpoint: "http://" + e.Clients[0].Addr().String(), stop: func() { e.Close(); os.RemoveAll(dir) }}, nil
+	et := &Etcd{Endpoint: "http://" + e.Clients[0].Addr().String(), stop: func() { e.Close(); os.RemoveAll(dir) }}
+	// etcd finishes starting its serving goroutines after it says it is
+	// ready; once it answers /health they all run, so a test that counts
+	// goroutines (CheckLeaks) does not see them as its own.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r, err := http.Get(et.Endpoint + "/health")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			et.Stop()
+			return nil, fmt.Errorf("etcd does not answer %s/health: %v", et.Endpoint, err)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+	return et, nil
 }
 
 // Stop stops the etcd and removes its data.
@@ -273,8 +292,8 @@ func (c *Cloud) Ctx() context.Context {
 type Host struct {
 	ID       string
 	Underlay netip.Addr
-	Mirror   *agent.Mirror
-	Sub      *agent.Subscriber
+	Mirror   *node.Mirror
+	Sub      *node.Subscriber
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -292,8 +311,8 @@ func (c *Cloud) AddHost(url, id string, underlay netip.Addr) *Host {
 	})); err != nil {
 		c.t.Fatal(err)
 	}
-	h := &Host{ID: id, Underlay: underlay, Mirror: agent.NewMirror()}
-	h.Sub = &agent.Subscriber{Client: cl.Mapping, HostID: id, Apply: h.Mirror.Apply, Heartbeat: c.Heartbeat, Log: c.Log}
+	h := &Host{ID: id, Underlay: underlay, Mirror: node.NewMirror()}
+	h.Sub = &node.Subscriber{Client: cl.Mapping, HostID: id, Apply: h.Mirror.Apply, Heartbeat: c.Heartbeat, Log: c.Log}
 	h.Connect()
 	c.t.Cleanup(h.Disconnect)
 	return h
@@ -329,8 +348,8 @@ func (h *Host) Disconnect() {
 // Expected computes, from the management API alone, what host's cache must
 // hold: the VPCs of its live instances and their active peers, all their
 // facts, and every live instance's mapping in them.
-func Expected(ctx context.Context, cl Clients, host string) (agent.State, error) {
-	st := agent.State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[agent.MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
+func Expected(ctx context.Context, cl Clients, host string) (node.State, error) {
+	st := node.State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[node.MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
 	vpcs, err := cl.VPC.ListVpcs(ctx, connect.NewRequest(&pb.ListVpcsRequest{}))
 	if err != nil {
 		return st, err
@@ -452,7 +471,7 @@ func Expected(ctx context.Context, cl Clients, host string) (agent.State, error)
 	for _, i := range insts.Msg.Instances {
 		if live(i) && scope[i.VpcId] {
 			vni := byID[i.VpcId].Vni
-			st.Mappings[agent.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
+			st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 				SecurityGroupIds: i.SecurityGroupIds,
 				Conntrack:        conntrackOf(i.Conntrack),
@@ -493,7 +512,7 @@ func sortFacts(f *pb.VpcFacts) {
 }
 
 // Diff describes how got differs from want, or returns "".
-func Diff(got, want agent.State) string {
+func Diff(got, want node.State) string {
 	var d []string
 	for vni, w := range want.VPCs {
 		g, ok := got.VPCs[vni]
@@ -568,7 +587,7 @@ func (c *Cloud) Converge(cl Clients, hosts ...*Host) {
 
 // Main runs a test binary's tests with an embedded etcd, shared by them
 // through *e, and exits: call it from TestMain.
-func Main(m *testing.M, e **Etcd) {
+func Main(m *testing.M, e **Etcd, opts ...MainOption) {
 	var err error
 	if *e, err = StartEtcd(); err != nil {
 		fmt.Fprintln(os.Stderr, "testcloud: embedded etcd:", err)
@@ -576,5 +595,19 @@ func Main(m *testing.M, e **Etcd) {
 	}
 	code := m.Run()
 	(*e).Stop()
+	if code == 0 && slices.Contains(opts, CheckLeaks) {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "testcloud: goroutines outlived the tests (something's Run or Close does not wait for what it started):", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
+
+// MainOption changes what Main does.
+type MainOption int
+
+// CheckLeaks fails the test binary when goroutines outlive its tests and
+// the etcd (go.uber.org/goleak): every server, agent and edge a test
+// started must have stopped everything it started.
+const CheckLeaks MainOption = 1

@@ -17,8 +17,11 @@ import (
 	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/packet/packettest"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 // eventCounts lists the stored security events of host per reason, after
@@ -322,14 +325,31 @@ func TestRemovedHostIsCutOff(t *testing.T) {
 	if took := time.Since(start); took > s.c.Heartbeat {
 		t.Errorf("cutting host-b off took %v, more than a heartbeat (%v)", took, s.c.Heartbeat)
 	}
-	// host-b's data plane still has its old cache: what it sends now is
-	// from an unknown sender.
+	// What still leaves host-b is from an unknown sender: its instance's
+	// ping (unless host-b already removed the instance: see below), and a
+	// datagram put on host-b's own socket, as its data plane with its old
+	// cache would send it.
 	before := s.a.Plane.Counters.Get(datapath.UnknownSender)
 	if err := ping(webNS, web.PrivateIp, client.PrivateIp); err == nil {
 		t.Fatal("the removed host's instance still reaches host-a")
 	}
+	buf := make([]byte, packet.Headroom+128)
+	n := packettest.UDP(buf, web.PrivateIp, client.PrivateIp, 8, packet.DefaultTTL, false)
+	off, _ := packet.EncapsulateGeneve(buf, n, s.red.Vni, packet.GeneveOptions{SourceVNI: s.red.Vni})
+	d := []underlay.Datagram{{Buf: buf, Off: off, Len: packet.Headroom + n - off, Peer: netip.AddrPortFrom(s.a.Underlay, s.c.WirePort())}}
+	if _, err := s.b.Wire.WriteBatch(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.a.Plane.Counters.Get(datapath.UnknownSender) > before })
 	if got := s.a.Plane.Counters.Get(datapath.UnknownSender); got <= before {
 		t.Fatalf("host-a counted no unknown-sender drops (%d before, %d after)", before, got)
+	}
+	// host-b learns of its removal when the server refuses it (its stream
+	// ended before its instance was terminated): it removes the instance
+	// then, without waiting to be stopped.
+	waitFor(t, func() bool { _, ok := s.b.NIC(s.red.Vni, netip.MustParseAddr(web.PrivateIp)); return !ok })
+	if _, ok := s.b.NIC(s.red.Vni, netip.MustParseAddr(web.PrivateIp)); ok {
+		t.Fatal("the removed host still runs its instance's NIC")
 	}
 	// It does not come back: its certificate is refused everywhere.
 	time.Sleep(2 * s.c.Heartbeat)

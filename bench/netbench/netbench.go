@@ -56,7 +56,7 @@ var KernelVXLAN = Path{Name: "kernel VXLAN", Setup: setupVXLAN}
 
 // OpenvpcTun is the subject of P2: openvpc itself on the same wire. Setup
 // builds the openvpc binary, starts `openvpc server` in host A and an
-// `openvpc host --nic tun` agent in each host namespace, runs one instance
+// `openvpc host run --nic tun` agent in each host namespace, runs one instance
 // on each host through the CLI and returns the instances' namespaces
 // (ovpc-<instance-id>, made by the agents) and the private address of the
 // instance on host B. Close stops the agents with SIGTERM, so that they

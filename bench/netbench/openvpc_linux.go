@@ -40,7 +40,7 @@ type cloud struct {
 }
 
 // setupOpenvpcTun builds openvpc, starts the server in host A and a
-// `openvpc host --nic tun` agent in each host namespace, runs an instance
+// `openvpc host run --nic tun` agent in each host namespace, runs an instance
 // on each host and returns the instances' namespaces.
 func setupOpenvpcTun(u *Underlay) (Endpoints, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -112,7 +112,7 @@ func (c *cloud) start(ns, name string, args ...string) error {
 	return c.u.Start(ns, cmd)
 }
 
-// startAgent runs `openvpc host --nic tun` in h's namespace, with host id
+// startAgent runs `openvpc host run --nic tun` in h's namespace, with host id
 // h.NS, its state in stateDir, joining with token and keeping its
 // credentials in certDir. Should the agent not remove its
 // instances' namespaces as it stops (it had to be killed), Close removes
@@ -120,7 +120,7 @@ func (c *cloud) start(ns, name string, args ...string) error {
 func (c *cloud) startAgent(h Host, stateDir, certDir, token string) error {
 	c.u.OnClose(func() error { return removeLeftNamespaces(stateDir) }) // runs after the agent has stopped
 	addr := h.Underlay.Addr().String()
-	return c.start(h.NS, h.NS, "host", "--server", c.url, "--host-id", h.NS, "--underlay", addr,
+	return c.start(h.NS, h.NS, "host", "run", "--server", c.url, "--host-id", h.NS, "--underlay", addr,
 		"--nic", "tun", "--state-dir", stateDir, "--api", addr+":0", "--cert-dir", certDir, "--join-token", token)
 }
 

@@ -13,18 +13,28 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
 )
 
+// edgeCmd is `openvpc edge`: the edge (edge run) and the resource (edge
+// list|get|remove).
 func edgeCmd(o *cli.Options) *cobra.Command {
+	c := legacyDaemon(edgeRunCmd(o), "edge", "Edges (Blackfoot): run an edge (edge run); list, show and remove edges", "edge-id", "underlay", "outside")
+	c.AddCommand(edgeRunCmd(o))
+	c.AddCommand(cli.EdgeCommands(o)...)
+	return c
+}
+
+// edgeRunCmd is `openvpc edge run`, the edge.
+func edgeRunCmd(o *cli.Options) *cobra.Command {
 	var id, underlayAddr, outside, level, metrics, apiAddr string
 	var port uint16
 	var mtu int
 	var heartbeat time.Duration
 	var jf joinFlags
 	c := &cobra.Command{
-		Use:   "edge --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
+		Use:   "run --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
 		Long: `Run an edge (Blackfoot). It registers with role edge, keeps the mapping of every
 VPC with an internet gateway, takes internet-bound packets from hosts (verifying
@@ -35,11 +45,14 @@ back in, are translated to the private address and sent to the instance's host.
 The outside port is a TUN device this command creates (needs root). Route the
 Elastic IP pools into it and let the kernel forward the rest, e.g.:
 
-  openvpc edge --edge-id edge-1 --underlay 10.0.0.10 --outside tun:ovpc-out &
+  openvpc edge run --edge-id edge-1 --underlay 10.0.0.10 --outside tun:ovpc-out &
   ip route add 198.51.100.0/24 dev ovpc-out
   sysctl -w net.ipv4.ip_forward=1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" || underlayAddr == "" || outside == "" {
+				return errors.New("give --edge-id (this edge's id, e.g. edge-1), --underlay (its IPv4 address on the underlay network) and --outside tun:NAME (its internet side)")
+			}
 			log, err := logger(level)
 			if err != nil {
 				return err
@@ -67,7 +80,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			}
 			defer wire.Close()
 			n, err := edge.NewNode(
-				agent.Config{Server: server, HostID: id, Creds: creds, CredDir: jf.certDir, Logger: log, WirePort: port, Heartbeat: heartbeat, API: apiAddr},
+				node.Config{Server: server, HostID: id, Creds: creds, CredDir: jf.certDir, Logger: log, Heartbeat: heartbeat, API: apiAddr},
 				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
 			)
 			if err != nil {

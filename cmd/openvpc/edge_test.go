@@ -47,7 +47,7 @@ func TestInternetGatewaysAndElasticIPs(t *testing.T) {
 	s.fail(t, "failed_precondition", []string{g.ID, "detach it first"}, "igw", "attach", "red-igw", "--vpc", "blue")
 	s.fail(t, "failed_precondition", []string{g.ID, blue.ID}, "route", "create", "--vpc", "blue", "--dest", "0.0.0.0/0", "--target", "red-igw")
 	rt := okJSON[rtbJ](t, s, "route", "create", "--vpc", "red", "--dest", "0.0.0.0/0", "--target", "red-igw")
-	if r := rt.Routes[len(rt.Routes)-1]; r.Target != g.ID || r.State != "ROUTE_STATE_ACTIVE" {
+	if r := rt.Routes[len(rt.Routes)-1]; r.Target != g.ID || r.State != "active" {
 		t.Fatalf("route to the igw is %+v, want active to %s", r, g.ID)
 	}
 	s.fail(t, "failed_precondition", []string{g.ID, "detach it first"}, "igw", "delete", "red-igw")
@@ -91,7 +91,7 @@ func TestInternetGatewaysAndElasticIPs(t *testing.T) {
 	// its gateway and subnets have.
 	s.ok(t, "igw", "detach", "red-igw")
 	rtb := okJSON[rtbJ](t, s, "route-table", "get", red.MainRouteTableID)
-	if r := rtb.Routes[len(rtb.Routes)-1]; r.State != "ROUTE_STATE_BLACKHOLE" {
+	if r := rtb.Routes[len(rtb.Routes)-1]; r.State != "blackhole" {
 		t.Fatalf("route to a detached igw is %+v, want a blackhole", r)
 	}
 	s.ok(t, "igw", "delete", "red-igw")

@@ -28,7 +28,7 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 )
 
@@ -319,8 +319,8 @@ func okJSON[T any](t *testing.T, s *apiServer, args ...string) T {
 	return v
 }
 
-// The resources as `-o json` prints them (protojson field names). int64
-// fields are JSON strings in protojson.
+// The resources as `-o json` prints them: protojson field names, numbers
+// as JSON numbers, enums as the words tables print (docs/operations.md).
 type (
 	vpcJ struct {
 		ID               string `json:"id"`
@@ -364,7 +364,7 @@ type (
 		ID              string `json:"id"`
 		UnderlayAddress string `json:"underlayAddress"`
 		Role            string `json:"role"`
-		Instances       int64  `json:"instances,string"`
+		Instances       int64  `json:"instances"`
 	}
 	peeringJ struct {
 		ID             string `json:"id"`
@@ -388,7 +388,7 @@ func (s *apiServer) joinHost(t *testing.T, id, underlay string) openvpcv1connect
 	creds := s.hosts[id]
 	if creds == nil {
 		var err error
-		creds, err = agent.LoadOrJoin(context.Background(), agent.JoinConfig{
+		creds, err = node.LoadOrJoin(context.Background(), node.JoinConfig{
 			Server: s.url, HostID: id, Role: pb.HostRole_HOST_ROLE_HOST, Underlay: netip.MustParseAddr(underlay),
 			Dir: t.TempDir(), Token: s.joinToken(t, "host"),
 		})
@@ -410,6 +410,25 @@ func (s *apiServer) registerHost(t *testing.T, id, underlay string) {
 	}))
 	if err != nil {
 		t.Fatalf("register host %s: %v", id, err)
+	}
+}
+
+// registerEdge joins and registers an edge, as `openvpc edge run` does
+// when it starts (without serving any function).
+func (s *apiServer) registerEdge(t *testing.T, id, underlay string) {
+	t.Helper()
+	creds, err := node.LoadOrJoin(context.Background(), node.JoinConfig{
+		Server: s.url, HostID: id, Role: pb.HostRole_HOST_ROLE_EDGE, Underlay: netip.MustParseAddr(underlay),
+		Dir: t.TempDir(), Token: s.joinToken(t, "edge"),
+	})
+	if err != nil {
+		t.Fatalf("join %s: %v", id, err)
+	}
+	mc := openvpcv1connect.NewMappingServiceClient(pki.HTTPClient(creds.ClientTLS()), s.url)
+	if _, err := mc.Register(context.Background(), connect.NewRequest(&pb.RegisterRequest{
+		HostId: id, UnderlayAddress: underlay, Role: pb.HostRole_HOST_ROLE_EDGE,
+	})); err != nil {
+		t.Fatalf("register edge %s: %v", id, err)
 	}
 }
 

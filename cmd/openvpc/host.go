@@ -4,31 +4,75 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
 )
 
+// hostCmd is `openvpc host`: the agent (host run) and the resource (host
+// list|get|remove), as `openvpc edge` is for edges.
 func hostCmd(o *cli.Options) *cobra.Command {
+	c := legacyDaemon(hostRunCmd(o), "host", "Hosts: run a host agent (host run); list, show and remove hosts", "host-id", "underlay")
+	c.AddCommand(hostRunCmd(o))
+	c.AddCommand(cli.HostCommands(o)...)
+	return c
+}
+
+// legacyDaemon turns a daemon's run command into its group command,
+// which still runs the daemon when given the daemon's flags: before
+// `host run` and `edge run`, `openvpc host --host-id …` was the agent, and
+// scripts and unit files have it.
+func legacyDaemon(run *cobra.Command, name, short string, keys ...string) *cobra.Command {
+	daemon := run.RunE
+	run.Use, run.Short, run.Long, run.Example = name, short, "", ""
+	run.Flags().VisitAll(func(f *pflag.Flag) {
+		f.Hidden = true
+		delete(f.Annotations, cobra.BashCompOneRequiredFlag) // `openvpc host` alone shows help
+	})
+	run.Args = cobra.ArbitraryArgs
+	run.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return cli.UnknownCommand(cmd, args[0])
+		}
+		if !slices.ContainsFunc(keys, cmd.Flags().Changed) {
+			return cmd.Help()
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "openvpc: `openvpc %s --%s …` is now `openvpc %s run --%s …`; running it\n", name, keys[0], name, keys[0])
+		return daemon(cmd, args)
+	}
+	return run
+}
+
+// hostRunCmd is `openvpc host run`, the host agent.
+func hostRunCmd(o *cli.Options) *cobra.Command {
 	var id, underlayAddr, level, nicKind, stateDir, metrics, apiAddr string
 	var port uint16
 	var jf joinFlags
 	c := &cobra.Command{
-		Use:   "host --host-id ID --underlay ADDR [--server URL] [--join-token TOKEN]",
+		Use:   "run --host-id ID --underlay ADDR [--server URL] [--join-token TOKEN]",
 		Short: "Run a host agent: join the Mapping Service, keep this host's cache current, forward its instances' packets",
-		Args:  cobra.NoArgs,
+		Example: `  openvpc token create --role host          # on the server's machine
+  openvpc host run --server 10.0.0.1:7070 --host-id host-a --underlay 10.0.0.11 --join-token TOKEN`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" || underlayAddr == "" {
+				return errors.New("give --host-id (this host's id, e.g. host-a) and --underlay (its IPv4 address on the underlay network)")
+			}
 			log, err := logger(level)
 			if err != nil {
 				return err
@@ -41,7 +85,7 @@ func hostCmd(o *cli.Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg := agent.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, WirePort: port, API: apiAddr}
+			cfg := agent.Config{Node: node.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, API: apiAddr}, WirePort: port}
 			kind, err := resolveNIC(nicKind, "netstack (instances in userspace stacks), tun (Linux namespaces, root) or none (cache only)")
 			if err != nil {
 				return err
@@ -96,7 +140,6 @@ func hostCmd(o *cli.Options) *cobra.Command {
 	jf.add(c, "host")
 	_ = c.MarkFlagRequired("host-id")
 	_ = c.MarkFlagRequired("underlay")
-	c.AddCommand(cli.HostList(o), cli.HostRemove(o))
 	return c
 }
 
@@ -120,19 +163,22 @@ func resolveNIC(kind, choices string) (string, error) {
 	return "", fmt.Errorf("--nic %q is not known; use %s", kind, choices)
 }
 
-// serveMetrics serves collectors on addr at /metrics until stop is called.
+// serveMetrics serves collectors on addr at /metrics until stop is
+// called, which returns once the server has stopped.
 func serveMetrics(addr string, cs ...prometheus.Collector) (stop func(), err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cs...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
 		return nil, fmt.Errorf("metrics on %s: %w", addr, err)
-	case <-time.After(50 * time.Millisecond):
 	}
-	return func() { srv.Close() }, nil
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // ErrServerClosed, after stop
+	}()
+	return func() { srv.Close(); <-served }, nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 )
 
@@ -53,7 +53,7 @@ func (j *joinFlags) credentials(ctx context.Context, o *cli.Options, log *slog.L
 	if j.certDir == "" {
 		j.certDir = filepath.Join(defaultCertRoot, id)
 	}
-	creds, err := agent.LoadOrJoin(ctx, agent.JoinConfig{
+	creds, err := node.LoadOrJoin(ctx, node.JoinConfig{
 		Server: server, HostID: id, Role: role, Underlay: underlay, Dir: j.certDir, Token: j.token, CAFile: j.caFile, Logger: log,
 	})
 	return creds, server, err

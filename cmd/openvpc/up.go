@@ -124,7 +124,7 @@ func upHint(kind string) string {
 		return ""
 	}
 	return `
-  openvpc instance exec web -- ip addr     # a shell command inside the instance
+  openvpc exec web -- ip addr              # a shell command inside the instance
   ip netns list                            # its namespace: ovpc-<instance-id>`
 }
 
@@ -141,12 +141,12 @@ through %d edge(s). Give web an Elastic IP and a way out:
   openvpc route create --vpc red --dest 0.0.0.0/0 --target red-igw
   openvpc eip allocate --name web-ip
   openvpc eip associate web-ip --instance web
-  openvpc instance forward web --listen 127.0.0.1:8080 --to %s:80 &
+  openvpc forward web --listen 127.0.0.1:8080 --to %s:80 &
   curl http://127.0.0.1:8080/        # the internet sees web's Elastic IP
 `, localcloud.WebAddr, cfg.Edges, localcloud.WebAddr)
 	if cfg.Proxy != "" {
 		s += fmt.Sprintf(`The proxy %s connects from a client on the internet (%s): with a
-server in web (a tun instance: openvpc instance exec web -- python3 -m http.server 80),
+server in web (a tun instance: openvpc exec web -- python3 -m http.server 80),
   curl -x http://%s http://<web's Elastic IP>/
 `, cfg.Proxy, localcloud.ClientAddr, cfg.Proxy)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -31,7 +32,7 @@ func (h *Instances) actAs(ctx context.Context, r string) (*actor, error) {
 		return nil, err
 	}
 	if inst.State != pb.InstanceState_INSTANCE_STATE_RUNNING {
-		return nil, model.Preconditionf("instance %s is %s, not running", inst.Id, inst.State)
+		return nil, model.Preconditionf("instance %s is %s, not running", inst.Id, strings.ToLower(strings.TrimPrefix(inst.State.String(), "INSTANCE_STATE_")))
 	}
 	host, err := h.Store.GetHost(ctx, inst.HostId)
 	if err != nil {
@@ -62,6 +63,10 @@ func (h *Instances) target(ctx context.Context, to string) (string, error) {
 	inst, err := h.Store.GetInstance(ctx, to)
 	if err != nil {
 		return "", err
+	}
+	if inst.State == pb.InstanceState_INSTANCE_STATE_TERMINATED {
+		// Its address is free again, and may be another instance's now.
+		return "", model.Preconditionf("target instance %s (%s) is terminated", to, inst.Id)
 	}
 	return inst.PrivateIp, nil
 }

@@ -116,3 +116,20 @@ func (h *VPCs) ListAddresses(ctx context.Context, _ *connect.Request[pb.ListAddr
 	}
 	return connect.NewResponse(&pb.ListAddressesResponse{Addresses: es}), nil
 }
+
+func (h *VPCs) GetInternetGateway(ctx context.Context, req *connect.Request[pb.GetInternetGatewayRequest]) (*connect.Response[pb.GetInternetGatewayResponse], error) {
+	return byRef(ctx, model.KindIGW, req.Msg.Ref, h.Store.GetInternetGateway, func(g *pb.InternetGateway) *pb.GetInternetGatewayResponse {
+		return &pb.GetInternetGatewayResponse{InternetGateway: g}
+	})
+}
+
+func (h *VPCs) GetAddress(ctx context.Context, req *connect.Request[pb.GetAddressRequest]) (*connect.Response[pb.GetAddressResponse], error) {
+	if err := eipRef(req.Msg.Ref); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	e, err := h.Store.GetAddress(ctx, req.Msg.Ref)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	return connect.NewResponse(&pb.GetAddressResponse{Address: e}), nil
+}

@@ -7,14 +7,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node/forward"
 )
 
 // Forward relays a port-forward (`openvpc instance forward`): the client
 // asks the server, which checked its admin token, and the server asks the
 // instance's agent, which only servers may call.
 //
-//	GET agent.ForwardPath?instance=REF&to=ADDR:PORT, Upgrade: agent.ForwardProtocol
+//	GET forward.Path?instance=REF&to=ADDR:PORT, Upgrade: forward.Protocol
 func (h *Instances) Forward(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
@@ -29,7 +29,7 @@ func (h *Instances) Forward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	up, err := agent.DialForward(ctx, host.AgentUrl, h.Agents.AgentTLS(host.Id), "", url.Values{
+	up, err := forward.Dial(ctx, host.AgentUrl, h.Agents.AgentTLS(host.Id), "", url.Values{
 		"vni": {strconv.FormatUint(uint64(a.vni), 10)}, "ip": {a.inst.PrivateIp}, "to": {q.Get("to")},
 	})
 	if err != nil {
@@ -37,5 +37,8 @@ func (h *Instances) Forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer up.Close()
-	agent.SpliceUpgraded(w, up)
+	// Hijacked, the connection is no longer the HTTP server's to close:
+	// the forward ends with the request's context, when the server stops.
+	defer context.AfterFunc(r.Context(), func() { up.Close() })()
+	forward.SpliceUpgraded(w, up)
 }

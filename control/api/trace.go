@@ -129,7 +129,7 @@ func (h *Instances) traceReports(ctx context.Context, hosts []*pb.Host, id uint3
 		mu.Lock()
 		defer mu.Unlock()
 		for _, rep := range r.Msg.Reports {
-			hops = append(hops, &pb.TraceHop{HostId: x.Id, Story: rep.Story, Verdict: rep.Verdict, Time: rep.Time})
+			hops = append(hops, &pb.TraceHop{HostId: x.Id, Story: rep.Story, Verdict: rep.Verdict, Time: rep.Time, Steps: rep.Steps})
 		}
 		return nil
 	}, nil)

@@ -109,6 +109,21 @@ func (h *VPCs) DeleteSubnet(ctx context.Context, req *connect.Request[pb.DeleteS
 	return remove[pb.DeleteSubnetResponse](ctx, model.KindSubnet, req.Msg.Ref, h.Store.DeleteSubnet)
 }
 
+func (h *VPCs) AssociateRouteTable(ctx context.Context, req *connect.Request[pb.AssociateRouteTableRequest]) (*connect.Response[pb.AssociateRouteTableResponse], error) {
+	m := req.Msg
+	if err := ref(model.KindSubnet, "subnet", m.Subnet); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	if err := ref(model.KindRouteTable, "route table", m.RouteTable); err != nil {
+		return nil, apierr.Wire(err)
+	}
+	sn, err := h.Store.AssociateRouteTable(ctx, m.Subnet, m.RouteTable)
+	if err != nil {
+		return nil, apierr.Wire(err)
+	}
+	return connect.NewResponse(&pb.AssociateRouteTableResponse{Subnet: sn}), nil
+}
+
 func (h *VPCs) CreateRouteTable(ctx context.Context, req *connect.Request[pb.CreateRouteTableRequest]) (*connect.Response[pb.CreateRouteTableResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindVPC, "VPC", m.Vpc); err != nil {

@@ -9,15 +9,12 @@ import (
 
 // watchHealth marks edges unhealthy when they stop reporting in, and
 // healthy again when they do. Hosts choose among healthy edges only, so
-// an edge that dies stops getting flows within about one HealthWindow.
+// an edge that dies stops getting flows within about one health window (Config.HealthWindow).
 // The verdict is written to the store: every server and, through their
 // caches, every host sees the same one. Servers that judge at the same
 // time write the same value.
 func (s *Service) watchHealth(ctx context.Context) {
-	window := s.HealthWindow
-	if window <= 0 {
-		window = ReachableWithin
-	}
+	window := s.healthWindow
 	t := time.NewTicker(window / 4)
 	defer t.Stop()
 	for {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/node"
 )
 
 // BenchmarkDeltaScaling is the work one `instance run` (or terminate)
@@ -71,8 +71,8 @@ func benchDelta(b *testing.B, n int) {
 	s := &Service{w: w, boxes: map[string]*mailbox{}, inScope: map[string]map[*mailbox]struct{}{}}
 	box := newMailbox("big")
 	msgs, _ := s.snapshotFor(box)
-	cache := agent.NewCache("big", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	snap := agent.Batch{Snapshot: true, Revision: 1}
+	cache := node.NewCache("big", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	snap := node.Batch{Snapshot: true, Revision: 1}
 	for _, m := range msgs {
 		snap.Changes = append(snap.Changes, m.Changes...)
 	}
@@ -98,7 +98,7 @@ func benchDelta(b *testing.B, n int) {
 		must(b, err)
 		got := new(pb.SubscribeResponse)
 		must(b, proto.Unmarshal(wire, got))
-		must(b, cache.Apply(agent.Batch{Revision: got.Revision, Changes: got.Changes}))
+		must(b, cache.Apply(node.Batch{Revision: got.Revision, Changes: got.Changes}))
 		i++
 	}
 	if got := cache.Tables.Load().Len(); got != n+i%2 {

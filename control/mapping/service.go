@@ -18,9 +18,8 @@ import (
 type Service struct {
 	store *store.Store
 	log   *slog.Logger
-	// HealthWindow is how long an edge may go without reporting in before
-	// it is marked unhealthy (default ReachableWithin). Set before Run.
-	HealthWindow time.Duration
+	// healthWindow is Config.HealthWindow, defaulted.
+	healthWindow time.Duration
 
 	mu    sync.Mutex
 	w     *world
@@ -46,29 +45,53 @@ type goneRec struct {
 	at    time.Time
 }
 
-// New returns a Service over st; Run makes it follow the store.
-func New(st *store.Store, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.Default()
+// Config is what a Mapping Service needs.
+type Config struct {
+	// Store is where the state it serves lives.
+	Store *store.Store
+	// Logger receives its logs (default slog.Default()).
+	Logger *slog.Logger
+	// HealthWindow is how long an edge may go without reporting in before
+	// it is marked unhealthy (default ReachableWithin).
+	HealthWindow time.Duration
+}
+
+// New applies cfg's defaults, validates it and returns a Service; Run
+// makes it follow the store.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("mapping: no store to serve from")
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HealthWindow <= 0 {
+		cfg.HealthWindow = ReachableWithin
+	}
+	st, log := cfg.Store, cfg.Logger
 	s := &Service{
-		store: st, log: log, w: newWorld(), boxes: map[string]*mailbox{}, inScope: map[string]map[*mailbox]struct{}{},
+		store: st, log: log, healthWindow: cfg.HealthWindow,
+		w: newWorld(), boxes: map[string]*mailbox{}, inScope: map[string]map[*mailbox]struct{}{},
 		changed: make(chan struct{}), ready: make(chan struct{}), gone: map[string]goneRec{},
 		latency: newHistogram(),
 	}
 	s.acks = newAckWriter(st, log)
 	s.promote = newPromoter(st, log)
 	s.events = newEventLimiter(st, log)
-	return s
+	return s, nil
 }
 
 // Run follows the store until ctx ends. After a watch failure (for
 // example when etcd compacted history the watch still needed) it reloads
-// everything and sends every connected host a fresh snapshot.
+// everything and sends every connected host a fresh snapshot. Its helpers
+// (ack writer, promoter, edge health) run beside it; Run returns once
+// they and the store watch have stopped, with ctx's error.
 func (s *Service) Run(ctx context.Context) error {
-	go s.acks.run(ctx)
-	go s.promote.run(ctx)
-	go s.watchHealth(ctx)
+	var helpers sync.WaitGroup
+	for _, run := range []func(context.Context){s.acks.run, s.promote.run, s.watchHealth} {
+		helpers.Go(func() { run(ctx) })
+	}
+	defer helpers.Wait()
 	for ctx.Err() == nil {
 		err := s.follow(ctx)
 		if ctx.Err() != nil {
@@ -91,8 +114,14 @@ func (s *Service) follow(ctx context.Context) error {
 	s.reload(snap)
 	errc := make(chan error, 1)
 	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	batches := s.store.Watch(wctx, snap.Revision, errc)
+	// The watch's goroutine ends once canceled and its channel drained:
+	// follow returns only after it has.
+	defer func() {
+		cancel()
+		for range batches {
+		}
+	}()
 	janitor := time.NewTicker(30 * time.Second)
 	defer janitor.Stop()
 	for {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/openvpc/openvpc/control/store"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/node"
 )
 
 // BenchmarkSnapshot1M measures the snapshot of a host whose scope holds
@@ -66,8 +66,8 @@ func BenchmarkSnapshot1M(b *testing.B) {
 			wire = append(wire, buf)
 		}
 		t2 := time.Now()
-		cache := agent.NewCache("big", log)
-		batch := agent.Batch{Snapshot: true}
+		cache := node.NewCache("big", log)
+		batch := node.Batch{Snapshot: true}
 		for _, buf := range wire {
 			m := new(pb.SubscribeResponse)
 			must(b, proto.Unmarshal(buf, m))

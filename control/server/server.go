@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -26,7 +27,7 @@ import (
 	"github.com/openvpc/openvpc/control/store"
 	"github.com/openvpc/openvpc/control/trust"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
-	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/node/forward"
 )
 
 // Config is everything `openvpc server` needs.
@@ -78,9 +79,15 @@ type Server struct {
 	ln     net.Listener
 	http   *http.Server
 	cancel context.CancelFunc
-	done   chan struct{}
 	extra  []prometheus.Collector
 	reg    *prometheus.Registry
+
+	// running are the goroutines Start started (the Mapping Service, the
+	// HTTP server), handlers the requests being served; Close waits for
+	// both, and closing refuses requests that arrive meanwhile.
+	running, handlers sync.WaitGroup
+	mu                sync.Mutex
+	closing           bool
 }
 
 // Start opens the store, starts the Mapping Service and serves the API.
@@ -101,7 +108,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{Store: st, Mapping: mapping.New(st, cfg.Logger), log: cfg.Logger, ln: ln, done: make(chan struct{}), extra: cfg.Collectors}
+	ms, err := mapping.New(mapping.Config{Store: st, Logger: cfg.Logger, HealthWindow: cfg.EdgeTimeout})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	s := &Server{Store: st, Mapping: ms, log: cfg.Logger, ln: ln, extra: cfg.Collectors}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	cfg.Trust.IPs = append(cfg.Trust.IPs, trust.ListenerIPs(ln.Addr().String())...)
@@ -116,19 +129,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_, err := st.TerminateInstance(ctx, id)
 		return err
 	}
-	s.Mapping.HealthWindow = cfg.EdgeTimeout
-	go func() {
-		defer close(s.done)
-		_ = s.Mapping.Run(runCtx)
-	}()
+	s.running.Go(func() {
+		if err := s.Mapping.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("server: the mapping service stopped", "err", err)
+		}
+	})
 	s.http = &http.Server{
-		Handler: s.routes(), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.track(s.routes()), Protocols: protocols(cfg.Trust.Insecure), ReadHeaderTimeout: 10 * time.Second,
 		// Refused TLS handshakes (no or a foreign certificate) land here.
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		// Requests, streams above all, end when the server stops.
 		BaseContext: func(net.Listener) context.Context { return runCtx },
 	}
-	go func() {
+	s.running.Go(func() {
 		var err error
 		if cfg.Trust.Insecure {
 			err = s.http.Serve(ln)
@@ -139,7 +152,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("server: serve", "err", err)
 		}
-	}()
+	})
 	select {
 	case <-s.Mapping.Ready():
 	case <-time.After(30 * time.Second):
@@ -183,7 +196,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
 	mux.Handle(openvpcv1connect.NewTrustServiceHandler(s.Trust, opt))
-	mux.HandleFunc(agent.ForwardPath, insts.Forward)
+	mux.HandleFunc(forward.Path, insts.Forward)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(s.Mapping.Collectors()...)
@@ -227,16 +240,37 @@ func (s *Server) ClientURL() string {
 	return u
 }
 
-// Close stops serving, stops the Mapping Service and closes the store.
+// track counts the requests being served, so that Close can wait for
+// their handlers.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			http.Error(w, "server: shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Close stops serving, stops the Mapping Service, waits for every request
+// handler and everything Start started, and closes the store.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// Streams (subscriptions, event follows) never finish on their own:
-	// cancel the mapping service first, then close what remains.
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	// Every request runs on runCtx: canceling it ends streams and calls in
+	// flight. A client stream (acks) reads on until its client sends, so
+	// nothing is left to wait for gracefully: close the connections, which
+	// ends those reads, and wait for the handlers to return.
 	s.cancel()
-	if err := s.http.Shutdown(ctx); err != nil {
-		s.http.Close()
-	}
-	<-s.done
+	s.http.Close()
+	s.handlers.Wait()
+	s.running.Wait()
+	s.Trust.Wait()
 	return s.Store.Close()
 }

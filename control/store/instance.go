@@ -169,6 +169,12 @@ func (s *Store) whyRunFailed(ctx context.Context, spec RunSpec, sn *pb.Subnet, p
 // revision that created it (and so its mapping).
 func (s *Store) GetInstance(ctx context.Context, ref string) (*pb.Instance, error) {
 	id, err := s.resolve(ctx, model.KindInstance, ref)
+	if errors.Is(err, model.ErrNotFound) {
+		// Terminating frees the name at once (a new instance may take it),
+		// but list shows the terminated one for TerminatedTTL: get finds it
+		// by the name list shows.
+		return s.terminatedNamed(ctx, ref, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +191,31 @@ func (s *Store) GetInstance(ctx context.Context, ref string) (*pb.Instance, erro
 	}
 	inst.Revision = r.Kvs[0].CreateRevision
 	return inst, nil
+}
+
+// terminatedNamed is the most recently terminated instance named name,
+// or notFound when there is none.
+func (s *Store) terminatedNamed(ctx context.Context, name string, notFound error) (*pb.Instance, error) {
+	r, err := s.c.Get(ctx, s.key(string(model.KindInstance))+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var found *pb.Instance
+	var at int64
+	for _, kv := range r.Kvs {
+		inst := new(pb.Instance)
+		if err := unmarshal(kv, inst); err != nil {
+			return nil, err
+		}
+		if inst.Name == name && inst.State == pb.InstanceState_INSTANCE_STATE_TERMINATED && kv.ModRevision > at {
+			inst.Revision = kv.CreateRevision
+			found, at = inst, kv.ModRevision
+		}
+	}
+	if found == nil {
+		return nil, notFound
+	}
+	return found, nil
 }
 
 // InstanceFilter narrows ListInstances; empty fields match everything.
@@ -354,7 +385,7 @@ func (p *placer) pick(ctx context.Context, want string) (string, error) {
 		}
 	}
 	if best == "" {
-		return "", model.Preconditionf("no hosts are registered to run instances on; start a host agent (openvpc host …) first")
+		return "", model.Preconditionf("no hosts are registered to run instances on; start a host agent (openvpc host run …) first")
 	}
 	p.counts[best]++
 	return best, nil

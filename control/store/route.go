@@ -165,6 +165,9 @@ func (s *Store) CreateRoute(ctx context.Context, rtbRef string, dest netip.Prefi
 				return model.Existsf("route table %s already has a route for %s (to %s); delete it first", rtb.Id, dest, r.Target)
 			}
 		}
+		if err := checkNotInsideLocal(rtb, dest); err != nil {
+			return err
+		}
 		var t txn
 		id, err := s.checkRouteTarget(ctx, rtb, target, &t)
 		if err != nil {
@@ -186,12 +189,29 @@ func (s *Store) CreateRoute(ctx context.Context, rtbRef string, dest netip.Prefi
 	return out, err
 }
 
+// checkNotInsideLocal refuses a route more specific than the table's
+// local route, as AWS does for peering and gateway targets: it would
+// silently take part of the VPC's own addresses away from its instances
+// (longest prefix wins) and send it to a peer or the internet.
+func checkNotInsideLocal(rtb *pb.RouteTable, dest netip.Prefix) error {
+	for _, r := range rtb.Routes {
+		if r.Target != LocalTarget {
+			continue
+		}
+		local, err := netip.ParsePrefix(r.DestinationCidr)
+		if err == nil && local.Bits() <= dest.Bits() && local.Contains(dest.Addr()) {
+			return model.Invalidf("route %s is inside the VPC's local route %s of route table %s: traffic to the VPC's own addresses stays local; route only destinations outside %s", dest, local, rtb.Id, local)
+		}
+	}
+	return nil
+}
+
 // checkRouteTarget validates a route target and adds the conditions that
 // keep it valid until commit; it returns the target's id.
 func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target string, t *txn) (string, error) {
 	switch {
 	case target == LocalTarget:
-		return "", model.Invalidf("the local route is created with the VPC; routes you add target a peering (pcx-…)")
+		return "", model.Invalidf("the local route is created with the VPC; routes you add target a peering (pcx-…) or an internet gateway (igw-…)")
 	case target == "":
 		return "", model.Invalidf("no route target given; use a peering (pcx-…) or an internet gateway (igw-…)")
 	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):

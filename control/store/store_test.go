@@ -470,3 +470,101 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Fatalf("after restart next instance = %v, %v", next, err)
 	}
 }
+
+// TestRoutesInsideTheVPC: a route more specific than the local route (a
+// part of the VPC's own addresses) to a peering or gateway is refused, as
+// AWS does; routes around the VPC are not.
+func TestRoutesInsideTheVPC(t *testing.T) {
+	s := newTestStore(t)
+	c := ctx(t)
+	red, _ := s.CreateVPC(c, "red", mustPrefix("10.0.0.0/16"))
+	if _, err := s.CreateVPC(c, "yellow", mustPrefix("10.1.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CreatePeering(c, "red", "yellow", "ry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcceptPeering(c, p.Id); err != nil {
+		t.Fatal(err)
+	}
+	for _, dest := range []string{"10.0.5.0/24", "10.0.0.0/17", "10.0.255.255/32"} {
+		_, err := s.CreateRoute(c, red.MainRouteTableId, mustPrefix(dest), p.Id)
+		wantKind(t, err, model.ErrInvalid, dest, "inside the VPC's local route 10.0.0.0/16")
+	}
+	// Wider than the VPC, or beside it: the local route still wins inside.
+	for _, dest := range []string{"10.0.0.0/8", "10.1.0.0/16"} {
+		if _, err := s.CreateRoute(c, red.MainRouteTableId, mustPrefix(dest), p.Id); err != nil {
+			t.Errorf("route %s: %v", dest, err)
+		}
+	}
+	rtb, _ := s.GetRouteTable(c, red.MainRouteTableId)
+	if len(rtb.Routes) != 3 {
+		t.Errorf("routes = %v, want local and the two accepted", rtb.Routes)
+	}
+}
+
+// TestReassociateSubnet: a subnet moves to another route table of its VPC
+// in one transaction, the reference moving with it, so the old table can
+// be deleted and the new one cannot.
+func TestReassociateSubnet(t *testing.T) {
+	f := newFixture(t, "10.0.0.0/16", "10.0.1.0/24")
+	c := ctx(t)
+	private, err := f.s.CreateRouteTable(c, "red", "private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := f.s.CreateVPC(c, "blue", mustPrefix("10.9.0.0/16"))
+	sn, err := f.s.AssociateRouteTable(c, "red-a", "private")
+	if err != nil || sn.RouteTableId != private.Id {
+		t.Fatalf("associate: %v, %v", sn, err)
+	}
+	if got, _ := f.s.GetSubnet(c, f.subnet.Id); got.RouteTableId != private.Id {
+		t.Fatalf("subnet route table after associate = %s, want %s", got.RouteTableId, private.Id)
+	}
+	wantKind(t, f.s.DeleteRouteTable(c, "private"), model.ErrPrecondition, f.subnet.Id)
+	_, err = f.s.AssociateRouteTable(c, "red-a", other.MainRouteTableId)
+	wantKind(t, err, model.ErrInvalid, other.MainRouteTableId, other.Id, "its own VPC")
+	_, err = f.s.AssociateRouteTable(c, "red-a", "nowhere")
+	wantKind(t, err, model.ErrNotFound, "nowhere")
+	if sn, err := f.s.AssociateRouteTable(c, f.subnet.Id, f.vpc.MainRouteTableId); err != nil || sn.RouteTableId != f.vpc.MainRouteTableId {
+		t.Fatalf("back to main: %v, %v", sn, err)
+	}
+	if sn, err := f.s.AssociateRouteTable(c, f.subnet.Id, f.vpc.MainRouteTableId); err != nil || sn.RouteTableId != f.vpc.MainRouteTableId {
+		t.Fatalf("associating again with the same table: %v, %v", sn, err)
+	}
+	if err := f.s.DeleteRouteTable(c, "private"); err != nil {
+		t.Fatalf("the table no subnet uses any more: %v", err)
+	}
+	if err := f.s.DeleteSubnet(c, f.subnet.Id); err != nil {
+		t.Fatalf("delete subnet after moving: %v", err)
+	}
+}
+
+// TestGetTerminatedInstanceByName: list shows a terminated instance for
+// an hour, and get finds it by the same name; a new instance that takes
+// the name wins.
+func TestGetTerminatedInstanceByName(t *testing.T) {
+	f := newFixture(t, "10.0.0.0/16", "10.0.1.0/24")
+	c := ctx(t)
+	web, err := f.s.RunInstance(c, RunSpec{Subnet: "red-a", Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.TerminateInstance(c, "web"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.GetInstance(c, "web")
+	if err != nil || got.Id != web.Id || got.State != pb.InstanceState_INSTANCE_STATE_TERMINATED {
+		t.Fatalf("get web after terminate = %v, %v; want %s terminated", got, err, web.Id)
+	}
+	again, err := f.s.RunInstance(c, RunSpec{Subnet: "red-a", Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.s.GetInstance(c, "web"); err != nil || got.Id != again.Id {
+		t.Fatalf("get web with a new web running = %v, %v; want %s", got, err, again.Id)
+	}
+	_, err = f.s.GetInstance(c, "nobody")
+	wantKind(t, err, model.ErrNotFound, "nobody")
+}

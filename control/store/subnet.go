@@ -151,3 +151,48 @@ func (s *Store) deleteSubnetOnce(ctx context.Context, ref string) error {
 	}
 	return errRetry
 }
+
+// AssociateRouteTable moves a subnet to another route table of its VPC,
+// in one transaction: the subnet names the new table, and the reference
+// that keeps a table from being deleted under its subnets moves with it.
+func (s *Store) AssociateRouteTable(ctx context.Context, subnetRef, rtbRef string) (*pb.Subnet, error) {
+	var out *pb.Subnet
+	err := retry(ctx, "associate route table", func() error {
+		sn := new(pb.Subnet)
+		rev, err := s.load(ctx, model.KindSubnet, subnetRef, sn)
+		if err != nil {
+			return err
+		}
+		rtb := new(pb.RouteTable)
+		if _, err := s.load(ctx, model.KindRouteTable, rtbRef, rtb); err != nil {
+			return err
+		}
+		if rtb.VpcId != sn.VpcId {
+			return model.Invalidf("route table %s belongs to %s, and subnet %s to %s: a subnet can only use a route table of its own VPC", rtb.Id, rtb.VpcId, sn.Id, sn.VpcId)
+		}
+		if rtb.Id == sn.RouteTableId {
+			out = sn // already there: nothing to change
+			return nil
+		}
+		old := sn.RouteTableId
+		sn.RouteTableId = rtb.Id
+		var t txn
+		t.unchanged(s.resKey(model.KindSubnet, sn.Id), rev)
+		// A table being deleted checks that no reference to it is left;
+		// this one must exist at commit, so the two cannot both succeed.
+		t.present(s.resKey(model.KindRouteTable, rtb.Id))
+		t.putProto(s.resKey(model.KindSubnet, sn.Id), sn)
+		t.del(s.refKey(old, sn.Id))
+		t.put(s.refKey(rtb.Id, sn.Id), "")
+		ok, _, err := s.commit(ctx, &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errRetry
+		}
+		out = sn
+		return nil
+	})
+	return out, err
+}

@@ -78,7 +78,7 @@ func (s *Store) nameFree(ctx context.Context, k model.Kind, name string) error {
 		return unavailable(err)
 	}
 	if len(r.Kvs) > 0 {
-		return model.Existsf("a %s named %q already exists (%s)", k.Noun(), name, r.Kvs[0].Value)
+		return model.Existsf("%s named %q already exists (%s)", k.ANoun(), name, r.Kvs[0].Value)
 	}
 	return nil
 }

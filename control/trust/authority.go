@@ -55,6 +55,8 @@ type Authority struct {
 
 	revokedMu sync.RWMutex
 	revoked   map[string]bool
+	// watching is the revocation watch New started; Wait waits for it.
+	watching sync.WaitGroup
 
 	adminMu sync.Mutex
 	admins  map[string]adminEntry
@@ -126,11 +128,13 @@ func New(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) (*A
 	// Revocations made before this server started must be known before it
 	// serves.
 	loaded := make(chan struct{})
-	go st.WatchRevoked(ctx, func(serial string) {
-		a.revokedMu.Lock()
-		a.revoked[serial] = true
-		a.revokedMu.Unlock()
-	}, func() { close(loaded) })
+	a.watching.Go(func() {
+		st.WatchRevoked(ctx, func(serial string) {
+			a.revokedMu.Lock()
+			a.revoked[serial] = true
+			a.revokedMu.Unlock()
+		}, func() { close(loaded) })
+	})
 	select {
 	case <-loaded:
 	case <-ctx.Done():
@@ -140,6 +144,10 @@ func New(ctx context.Context, st *store.Store, cfg Config, log *slog.Logger) (*A
 	}
 	return a, nil
 }
+
+// Wait returns once what New started (the revocation watch) has stopped:
+// after New's ctx ended, before the store closes.
+func (a *Authority) Wait() { a.watching.Wait() }
 
 // Insecure reports whether authentication is off.
 func (a *Authority) Insecure() bool { return a.cfg.Insecure }

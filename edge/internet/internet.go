@@ -38,6 +38,8 @@ type Internet struct {
 	// Dropped counts packets nobody could take (no route, no live edge, a
 	// full queue).
 	dropped uint64
+	// readers are the public hosts' read loops; Close waits for them.
+	readers sync.WaitGroup
 }
 
 // New returns an internet in which the Elastic IP pools are reached
@@ -63,8 +65,8 @@ func (n *Internet) AddHost(ip netip.Addr) (*netstack.Net, error) {
 		return nil, fmt.Errorf("internet: host %v exists", ip)
 	}
 	n.hosts[ip] = dev
+	n.readers.Go(func() { n.readHost(dev) })
 	n.mu.Unlock()
-	go n.readHost(dev)
 	return stack, nil
 }
 
@@ -149,14 +151,16 @@ func (n *Internet) Attach() *Port {
 	return p
 }
 
-// Close stops every public host. Edge ports close with their edges.
+// Close stops every public host and waits for their read loops. Edge
+// ports close with their edges.
 func (n *Internet) Close() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	for ip, dev := range n.hosts {
 		dev.Close()
 		delete(n.hosts, ip)
 	}
+	n.mu.Unlock()
+	n.readers.Wait()
 }
 
 // Port is an edge's outside port on the internet. It implements the
@@ -281,11 +285,18 @@ func tunnel(w http.ResponseWriter, r *http.Request, from *netstack.Net) {
 	}
 	defer down.Close()
 	_, _ = io.WriteString(down, "HTTP/1.1 200 Connection established\r\n\r\n")
+	upward := make(chan struct{})
 	go func() {
+		defer close(upward)
 		_, _ = rw.Reader.WriteTo(up)
 		if c, ok := up.(interface{ CloseWrite() error }); ok {
 			_ = c.CloseWrite()
 		}
 	}()
 	_, _ = io.Copy(down, up)
+	// Either side done: closing both ends the other copy, which the
+	// handler waits for, so nothing it started outlives it.
+	down.Close()
+	up.Close()
+	<-upward
 }

@@ -11,18 +11,21 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
+	"go.uber.org/goleak"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
+	"github.com/openvpc/openvpc/underlay"
 )
 
 var etcd *testcloud.Etcd
 
-func TestMain(m *testing.M) { testcloud.Main(m, &etcd) }
+func TestMain(m *testing.M) { testcloud.Main(m, &etcd, testcloud.CheckLeaks) }
 
 // TestAgentCacheMatchesStore runs a real host agent (lookup tables, not
 // the test mirror) and checks its cache against the store after changes.
@@ -30,8 +33,8 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	c := testcloud.New(t, etcd)
 	api := c.API()
 	ctx := c.Ctx()
-	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
-		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))})
+	a, err := agent.New(agent.Config{Node: node.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +42,7 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, a.Sub.Connected) // registered: instances can be placed on it
 	other := c.AddHost(api.URL, "host-b", netip.MustParseAddr("127.0.1.2"))
 
 	vpc := func(name, cidr string) *pb.Vpc {
@@ -161,7 +165,7 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 }
 
 // compare checks what the tables can answer: VPCs, mappings and hosts.
-func compare(got, want agent.State) string {
+func compare(got, want node.State) string {
 	for vni, w := range want.VPCs {
 		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr {
 			return fmt.Sprintf("VPC %d: got %v want %v", vni, g, w)
@@ -213,4 +217,42 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestAgentStopsWhenItsWireDoes: an agent whose underlay closes under it
+// (it would no longer receive anything) stops with an error saying so,
+// rather than looking alive to the cloud, and leaves nothing running.
+func TestAgentStopsWhenItsWireDoes(t *testing.T) {
+	c := testcloud.New(t, etcd)
+	addr := netip.MustParseAddr("127.0.1.1")
+	wire, err := underlay.NewMemNet().Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.API().Inst.ListHosts(c.Ctx(), connect.NewRequest(&pb.ListHostsRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
+	a, err := agent.New(agent.Config{Node: node.Config{Server: c.API().URL, HostID: "host-a", Underlay: addr, Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, addr), API: "127.0.0.1:0"}, Wire: wire})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	for deadline := time.Now().Add(10 * time.Second); !a.Sub.Connected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not subscribe")
+		}
+	}
+	wire.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "underlay stopped receiving") {
+			t.Fatalf("Run: %v, want the underlay's failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run went on with its wire closed")
+	}
+	goleak.VerifyNone(t, before)
 }

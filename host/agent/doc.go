@@ -1,4 +1,4 @@
-// Package agent is the host agent: it joins the Mapping Service, keeps the
-// host's mapping cache complete through a subscription, and wires that
-// cache to the data plane.
+// Package agent is the host agent: a node (joined to the Mapping Service,
+// its cache complete through a subscription) composed with the host's
+// data plane and its instances' NICs, one per local ENI.
 package agent

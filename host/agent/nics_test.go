@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.uber.org/goleak"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/pki"
 	"github.com/openvpc/openvpc/testcloud"
 	"github.com/openvpc/openvpc/underlay"
@@ -80,8 +82,14 @@ func TestAgentNICBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	a, err := agent.New(agent.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log, Wire: wire, NIC: rec,
-		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))})
+	// What runs now (the cloud, and the test's API connection, opened
+	// here) may run on; what the agent starts may not outlive it.
+	if _, err := api.Inst.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{})); err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
+	a, err := agent.New(agent.Config{Node: node.Config{Server: api.URL, HostID: "host-a", Underlay: netip.MustParseAddr("127.0.1.1"), Logger: c.Log,
+		Creds: c.Credentials("host-a", pki.RoleHost, netip.MustParseAddr("127.0.1.1"))}, Wire: wire, NIC: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +103,7 @@ func TestAgentNICBackend(t *testing.T) {
 			<-done
 		}
 	})
+	eventually(t, a.Sub.Connected) // registered: instances can be placed on it
 	if _, err := api.VPC.CreateVpc(ctx, connect.NewRequest(&pb.CreateVpcRequest{Name: "red", Cidr: "10.0.0.0/16"})); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +140,9 @@ func TestAgentNICBackend(t *testing.T) {
 	cancel()
 	<-done
 	stopped = true
+	// Run returned: nothing it started runs on (the subscription, acks,
+	// reporter, renewal, API server, wire and NIC loops).
+	goleak.VerifyNone(t, before)
 	if _, closed, _ := rec.state(); !slices.Equal(closed, []string{insts[0].Id, insts[1].Id}) {
 		t.Errorf("after the agent stopped, closed %v; want both instances", closed)
 	}

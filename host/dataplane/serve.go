@@ -55,7 +55,8 @@ type egressWork struct {
 	one     [][]byte
 	scratch []byte
 	r       Result
-	flows   *datapath.FlowTable // nil: not recorded (Send)
+	flows   *datapath.FlowTable // nil: not recorded
+	trace   *datapath.Trace     // set for a packet under openvpc trace --live
 }
 
 func newEgressWork(bs int) *egressWork {
@@ -66,7 +67,7 @@ func newEgressWork(bs int) *egressWork {
 // verdict says: queue it for the wire, deliver it here, answer the sender.
 func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n int, w *egressWork) datapath.Verdict {
 	r := &w.r
-	p.Egress(snap, a, buf, n, w.scratch, r)
+	p.egress(snap, a, buf, n, w.scratch, r, w.trace)
 	p.Counters.Add(r.Verdict)
 	if w.flows != nil {
 		w.flows.Record(r.VNI, r.Inner, n, r.Verdict)
@@ -118,10 +119,13 @@ func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (datapath.Verdict, er
 	w.flows = p.sent
 	p.tick()
 	w.flows.Begin()
+	if trace != 0 {
+		w.trace = &datapath.Trace{}
+	}
 	v := p.egressOne(p.tables.Load(), a, buf, len(pkt), w)
 	w.flows.End()
 	if trace != 0 {
-		p.Traces.Add(datapath.TraceReport{ID: trace, Story: "egress", Verdict: v, At: time.Now()})
+		p.Traces.Add(datapath.TraceReport{ID: trace, Story: "egress", Verdict: v, At: time.Now(), Steps: w.trace.Steps})
 		if v == datapath.Delivered {
 			p.Traces.Add(datapath.TraceReport{ID: trace, Story: "ingress", Verdict: v, At: time.Now()})
 		}
@@ -140,6 +144,17 @@ func (p *Plane) send(eni uint64, pkt []byte, trace uint32) (datapath.Verdict, er
 	}
 	p.flush(w)
 	return v, nil
+}
+
+// traced reports whether a datagram carries the TraceID option: a packet
+// with no option beyond SourceVPC (nearly all of them) costs one compare.
+func traced(payload []byte) bool {
+	g := packet.Geneve(payload)
+	if len(g) < packet.GeneveMinSize || g.OptLen() <= 2 {
+		return false
+	}
+	o, ok := packet.ParseGeneveOptions(g)
+	return ok && o.HasTrace
 }
 
 // ServeWire runs the ingress story for every datagram from the underlay
@@ -173,12 +188,17 @@ func (p *Plane) ServeWire() error {
 		flows.Begin()
 		for i := range n {
 			d := &ds[i]
-			p.Ingress(snap, d.Peer.Addr(), d.Buf[d.Off:d.Off+d.Len], &r)
+			payload := d.Buf[d.Off : d.Off+d.Len]
+			var t *datapath.Trace
+			if traced(payload) {
+				t = &datapath.Trace{} // only packets under openvpc trace --live pay for it
+			}
+			p.ingress(snap, d.Peer.Addr(), payload, &r, t)
 			p.Counters.Add(r.Verdict)
 			p.FromWire.Add(r.Verdict)
 			flows.Record(r.VNI, r.Inner, len(r.Inner), r.Verdict)
-			if r.Trace != 0 {
-				p.Traces.Add(datapath.TraceReport{ID: r.Trace, Story: "ingress", Verdict: r.Verdict, At: time.Now()})
+			if r.Trace != 0 && t != nil {
+				p.Traces.Add(datapath.TraceReport{ID: r.Trace, Story: "ingress", Verdict: r.Verdict, At: time.Now(), Steps: t.Steps})
 			}
 			if r.Verdict == datapath.Delivered {
 				one[0] = r.Packet

@@ -42,7 +42,7 @@ func TestFlowLog(t *testing.T) {
 	record(out, "10.0.1.4", "10.0.1.5", datapath.Forwarded, 3)
 	record(in, "10.0.1.5", "10.0.1.4", datapath.SGDenied, 2)
 	record(in, "10.0.1.5", "10.0.1.9", datapath.Delivered, 1) // ENI 9 is not covered
-	record(out, "10.0.1.4", "10.0.1.6", datapath.NoRoute, 1)   // not the firewall's decision
+	record(out, "10.0.1.4", "10.0.1.6", datapath.NoRoute, 1)  // not the firewall's decision
 	t0 := time.Unix(1418530010, 0)
 	if err := l.Flush(t0, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)

@@ -1,3 +1,4 @@
-// Package arch holds tests of the code base's shape: import rules between
-// the data plane and the control plane, and package documentation.
+// Package arch holds tests of the code base's shape: a table of imports
+// each package must never make, directly or through others (DESIGN.md §8),
+// and package documentation.
 package arch

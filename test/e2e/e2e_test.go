@@ -153,11 +153,11 @@ func (c *cloud) in(t *testing.T) *cloud {
 
 func hostID(i int) string { return fmt.Sprintf("e2e-h%d", i+1) }
 
-// startAgent runs `openvpc host --nic tun` on host i: joining with a
+// startAgent runs `openvpc host run --nic tun` on host i: joining with a
 // token the first time, with the certificate it kept after that.
 func (c *cloud) startAgent(i int) *proc {
 	u := underlayAddr(i + 1).String()
-	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append([]string{"host", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
+	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append([]string{"host", "run", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
 		"--nic", "tun", "--state-dir", c.dirs[i], "--api", u + ":0", "--log-level", "warn"}, c.join(c.certs[i], "host")...)...)
 }
 
@@ -197,16 +197,16 @@ func okJSON[T any](c *cloud, args ...string) T {
 	return v
 }
 
-// exec runs a command inside an instance, through `openvpc instance exec`.
+// exec runs a command inside an instance, through `openvpc exec`.
 func (c *cloud) exec(inst string, timeout time.Duration, cmd ...string) (string, int) {
 	c.t.Helper()
-	return run(c.t, c.room.bridge.ns, timeout, bin, append([]string{"--server", c.url, "--config", c.config, "instance", "exec", inst, "--"}, cmd...)...)
+	return run(c.t, c.room.bridge.ns, timeout, bin, append([]string{"--server", c.url, "--config", c.config, "exec", inst, "--"}, cmd...)...)
 }
 
 // background starts a long-running command inside an instance.
 func (c *cloud) background(inst string, env []string, cmd ...string) *proc {
 	c.t.Helper()
-	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "--config", c.config, "instance", "exec", inst, "--"}, cmd...)...)
+	return startFor(c.t, c.root, c.room.bridge.ns, env, bin, append([]string{"--server", c.url, "--config", c.config, "exec", inst, "--"}, cmd...)...)
 }
 
 func (c *cloud) eventually(what string, d time.Duration, ok func() bool) {
@@ -233,7 +233,7 @@ type eventJ struct {
 	Reason   string `json:"reason"`
 	InnerSrc string `json:"innerSrc"`
 	InnerDst string `json:"innerDst"`
-	Count    string `json:"count"` // int64: a JSON string in protojson
+	Count    int64  `json:"count"` // a JSON number: -o json prints numbers as numbers
 }
 
 func (c *cloud) instance(subnet, name string, host int) instanceJ {
@@ -304,8 +304,8 @@ func TestLinuxInstances(t *testing.T) {
 		c := c.in(t)
 		c.httpServer("b", b.PrivateIP)
 		c.mustCurl("a", b.PrivateIP, a.PrivateIP)
-		if out := c.ok("instance", "connect", "a", b.PrivateIP+":8080"); !strings.Contains(out, "connected") {
-			t.Errorf("openvpc instance connect:\n%s", out)
+		if out := c.ok("connect", "a", b.PrivateIP+":8080"); !strings.Contains(out, "connected") {
+			t.Errorf("openvpc connect:\n%s", out)
 		}
 	})
 
@@ -450,7 +450,7 @@ func (c *cloud) spoof(a, b instanceJ) {
 	})
 	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
 	spoofed = slices.DeleteFunc(okJSON[[]eventJ](c, "events"), func(e eventJ) bool { return e.Reason != "spoofed-source" || e.InnerSrc != forged })
-	if len(spoofed) != 1 || spoofed[0].Count != "1" || spoofed[0].InnerDst != b.PrivateIP {
+	if len(spoofed) != 1 || spoofed[0].Count != 1 || spoofed[0].InnerDst != b.PrivateIP {
 		t.Errorf("want exactly one spoofed-source event %s → %s, count 1; got %+v", forged, b.PrivateIP, spoofed)
 	}
 	if after := c.echoesReceived("b"); after != before {

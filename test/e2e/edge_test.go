@@ -93,7 +93,7 @@ func newInternetCloud(t *testing.T) *internetCloud {
 		return code == 0
 	})
 	c.eventually("both edges to register", 15*time.Second, func() bool {
-		out, _ := c.cli("host", "list")
+		out, _ := c.cli("edge", "list")
 		return strings.Count(out, " edge ") == 2
 	})
 	return c
@@ -136,7 +136,7 @@ func edgeID(k int) string { return fmt.Sprintf("e2e-e%d", k+1) }
 // into its outside TUN once it exists.
 func (c *internetCloud) startEdge(k int) *proc {
 	m := c.room.hosts[2+k]
-	p := startFor(c.t, c.root, m.ns, nil, bin, append([]string{"edge", "--server", c.url, "--edge-id", edgeID(k),
+	p := startFor(c.t, c.root, m.ns, nil, bin, append([]string{"edge", "run", "--server", c.url, "--edge-id", edgeID(k),
 		"--underlay", underlayAddr(3 + k).String(), "--outside", "tun:ovpc-out", "--log-level", "warn", "--heartbeat", "400ms",
 		"--metrics", net.JoinHostPort(underlayAddr(3+k).String(), "9101")}, c.join(c.t.TempDir(), "edge")...)...)
 	he, err := netlink.NewHandleAt(m.ns)
@@ -317,6 +317,6 @@ func failover(c *internetCloud, t *testing.T, eip string) {
 		t.Fatalf("download after %s died: exit %d, %q bytes (want %d)", edgeID(dead), code, out, bigSize)
 	}
 	cc.eventually(edgeID(dead)+" to be marked unhealthy", 10*time.Second, func() bool {
-		return strings.Contains(cc.ok("host", "list"), "unhealthy")
+		return strings.Contains(cc.ok("edge", "list"), "unhealthy")
 	})
 }

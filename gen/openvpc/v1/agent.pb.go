@@ -725,10 +725,12 @@ func (x *TraceReportsResponse) GetReports() []*TraceReport {
 
 // TraceReport is one host's or edge's sighting of a live-traced packet.
 type TraceReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Story         string                 `protobuf:"bytes,1,opt,name=story,proto3" json:"story,omitempty"`
-	Verdict       string                 `protobuf:"bytes,2,opt,name=verdict,proto3" json:"verdict,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Story   string                 `protobuf:"bytes,1,opt,name=story,proto3" json:"story,omitempty"`
+	Verdict string                 `protobuf:"bytes,2,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Time    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// steps are the story's steps as it ran on the traced packet.
+	Steps         []*TraceStep `protobuf:"bytes,4,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -780,6 +782,13 @@ func (x *TraceReport) GetVerdict() string {
 func (x *TraceReport) GetTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Time
+	}
+	return nil
+}
+
+func (x *TraceReport) GetSteps() []*TraceStep {
+	if x != nil {
+		return x.Steps
 	}
 	return nil
 }
@@ -843,11 +852,12 @@ const file_openvpc_v1_agent_proto_rawDesc = "" +
 	"\x13TraceReportsRequest\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\rR\atraceId\"I\n" +
 	"\x14TraceReportsResponse\x121\n" +
-	"\areports\x18\x01 \x03(\v2\x17.openvpc.v1.TraceReportR\areports\"m\n" +
+	"\areports\x18\x01 \x03(\v2\x17.openvpc.v1.TraceReportR\areports\"\x9a\x01\n" +
 	"\vTraceReport\x12\x14\n" +
 	"\x05story\x18\x01 \x01(\tR\x05story\x12\x18\n" +
 	"\averdict\x18\x02 \x01(\tR\averdict\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xdc\x02\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12+\n" +
+	"\x05steps\x18\x04 \x03(\v2\x15.openvpc.v1.TraceStepR\x05steps2\xdc\x02\n" +
 	"\fAgentService\x129\n" +
 	"\x04Ping\x12\x17.openvpc.v1.PingRequest\x1a\x18.openvpc.v1.PingResponse\x12B\n" +
 	"\aConnect\x12\x1a.openvpc.v1.ConnectRequest\x1a\x1b.openvpc.v1.ConnectResponse\x12<\n" +
@@ -889,21 +899,22 @@ var file_openvpc_v1_agent_proto_depIdxs = []int32{
 	7,  // 1: openvpc.v1.TraceResponse.steps:type_name -> openvpc.v1.TraceStep
 	11, // 2: openvpc.v1.TraceReportsResponse.reports:type_name -> openvpc.v1.TraceReport
 	13, // 3: openvpc.v1.TraceReport.time:type_name -> google.protobuf.Timestamp
-	0,  // 4: openvpc.v1.AgentService.Ping:input_type -> openvpc.v1.PingRequest
-	2,  // 5: openvpc.v1.AgentService.Connect:input_type -> openvpc.v1.ConnectRequest
-	4,  // 6: openvpc.v1.AgentService.Flows:input_type -> openvpc.v1.FlowsRequest
-	6,  // 7: openvpc.v1.AgentService.Trace:input_type -> openvpc.v1.TraceRequest
-	9,  // 8: openvpc.v1.AgentService.TraceReports:input_type -> openvpc.v1.TraceReportsRequest
-	1,  // 9: openvpc.v1.AgentService.Ping:output_type -> openvpc.v1.PingResponse
-	3,  // 10: openvpc.v1.AgentService.Connect:output_type -> openvpc.v1.ConnectResponse
-	5,  // 11: openvpc.v1.AgentService.Flows:output_type -> openvpc.v1.FlowsResponse
-	8,  // 12: openvpc.v1.AgentService.Trace:output_type -> openvpc.v1.TraceResponse
-	10, // 13: openvpc.v1.AgentService.TraceReports:output_type -> openvpc.v1.TraceReportsResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	7,  // 4: openvpc.v1.TraceReport.steps:type_name -> openvpc.v1.TraceStep
+	0,  // 5: openvpc.v1.AgentService.Ping:input_type -> openvpc.v1.PingRequest
+	2,  // 6: openvpc.v1.AgentService.Connect:input_type -> openvpc.v1.ConnectRequest
+	4,  // 7: openvpc.v1.AgentService.Flows:input_type -> openvpc.v1.FlowsRequest
+	6,  // 8: openvpc.v1.AgentService.Trace:input_type -> openvpc.v1.TraceRequest
+	9,  // 9: openvpc.v1.AgentService.TraceReports:input_type -> openvpc.v1.TraceReportsRequest
+	1,  // 10: openvpc.v1.AgentService.Ping:output_type -> openvpc.v1.PingResponse
+	3,  // 11: openvpc.v1.AgentService.Connect:output_type -> openvpc.v1.ConnectResponse
+	5,  // 12: openvpc.v1.AgentService.Flows:output_type -> openvpc.v1.FlowsResponse
+	8,  // 13: openvpc.v1.AgentService.Trace:output_type -> openvpc.v1.TraceResponse
+	10, // 14: openvpc.v1.AgentService.TraceReports:output_type -> openvpc.v1.TraceReportsResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_agent_proto_init() }

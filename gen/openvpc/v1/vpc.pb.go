@@ -3943,6 +3943,279 @@ func (x *AssociateNetworkAclResponse) GetSubnet() *Subnet {
 	return nil
 }
 
+type GetInternetGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInternetGatewayRequest) Reset() {
+	*x = GetInternetGatewayRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInternetGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInternetGatewayRequest) ProtoMessage() {}
+
+func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInternetGatewayRequest.ProtoReflect.Descriptor instead.
+func (*GetInternetGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *GetInternetGatewayRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetInternetGatewayResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	InternetGateway *InternetGateway       `protobuf:"bytes,1,opt,name=internet_gateway,json=internetGateway,proto3" json:"internet_gateway,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetInternetGatewayResponse) Reset() {
+	*x = GetInternetGatewayResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInternetGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInternetGatewayResponse) ProtoMessage() {}
+
+func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInternetGatewayResponse.ProtoReflect.Descriptor instead.
+func (*GetInternetGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *GetInternetGatewayResponse) GetInternetGateway() *InternetGateway {
+	if x != nil {
+		return x.InternetGateway
+	}
+	return nil
+}
+
+type GetAddressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is the allocation id, name or public IP.
+	Ref           string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAddressRequest) Reset() {
+	*x = GetAddressRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAddressRequest) ProtoMessage() {}
+
+func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAddressRequest.ProtoReflect.Descriptor instead.
+func (*GetAddressRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *GetAddressRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       *ElasticIp             `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAddressResponse) Reset() {
+	*x = GetAddressResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAddressResponse) ProtoMessage() {}
+
+func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAddressResponse.ProtoReflect.Descriptor instead.
+func (*GetAddressResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *GetAddressResponse) GetAddress() *ElasticIp {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+type AssociateRouteTableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	RouteTable    string                 `protobuf:"bytes,2,opt,name=route_table,json=routeTable,proto3" json:"route_table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateRouteTableRequest) Reset() {
+	*x = AssociateRouteTableRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateRouteTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateRouteTableRequest) ProtoMessage() {}
+
+func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateRouteTableRequest.ProtoReflect.Descriptor instead.
+func (*AssociateRouteTableRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *AssociateRouteTableRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *AssociateRouteTableRequest) GetRouteTable() string {
+	if x != nil {
+		return x.RouteTable
+	}
+	return ""
+}
+
+type AssociateRouteTableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        *Subnet                `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateRouteTableResponse) Reset() {
+	*x = AssociateRouteTableResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateRouteTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateRouteTableResponse) ProtoMessage() {}
+
+func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateRouteTableResponse.ProtoReflect.Descriptor instead.
+func (*AssociateRouteTableResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *AssociateRouteTableResponse) GetSubnet() *Subnet {
+	if x != nil {
+		return x.Subnet
+	}
+	return nil
+}
+
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_vpc_proto_rawDesc = "" +
@@ -4154,7 +4427,21 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x1bAssociateNetworkAclResponse\x127\n" +
 	"\vnetwork_acl\x18\x01 \x01(\v2\x16.openvpc.v1.NetworkAclR\n" +
 	"networkAcl\x12*\n" +
-	"\x06subnet\x18\x02 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet2\xc8\x1e\n" +
+	"\x06subnet\x18\x02 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet\"-\n" +
+	"\x19GetInternetGatewayRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"d\n" +
+	"\x1aGetInternetGatewayResponse\x12F\n" +
+	"\x10internet_gateway\x18\x01 \x01(\v2\x1b.openvpc.v1.InternetGatewayR\x0finternetGateway\"%\n" +
+	"\x11GetAddressRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"E\n" +
+	"\x12GetAddressResponse\x12/\n" +
+	"\aaddress\x18\x01 \x01(\v2\x15.openvpc.v1.ElasticIpR\aaddress\"U\n" +
+	"\x1aAssociateRouteTableRequest\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x1f\n" +
+	"\vroute_table\x18\x02 \x01(\tR\n" +
+	"routeTable\"I\n" +
+	"\x1bAssociateRouteTableResponse\x12*\n" +
+	"\x06subnet\x18\x01 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet2\xe2 \n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -4199,7 +4486,11 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x10DeleteNetworkAcl\x12#.openvpc.v1.DeleteNetworkAclRequest\x1a$.openvpc.v1.DeleteNetworkAclResponse\x12l\n" +
 	"\x15CreateNetworkAclEntry\x12(.openvpc.v1.CreateNetworkAclEntryRequest\x1a).openvpc.v1.CreateNetworkAclEntryResponse\x12l\n" +
 	"\x15DeleteNetworkAclEntry\x12(.openvpc.v1.DeleteNetworkAclEntryRequest\x1a).openvpc.v1.DeleteNetworkAclEntryResponse\x12f\n" +
-	"\x13AssociateNetworkAcl\x12&.openvpc.v1.AssociateNetworkAclRequest\x1a'.openvpc.v1.AssociateNetworkAclResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\x13AssociateNetworkAcl\x12&.openvpc.v1.AssociateNetworkAclRequest\x1a'.openvpc.v1.AssociateNetworkAclResponse\x12c\n" +
+	"\x12GetInternetGateway\x12%.openvpc.v1.GetInternetGatewayRequest\x1a&.openvpc.v1.GetInternetGatewayResponse\x12K\n" +
+	"\n" +
+	"GetAddress\x12\x1d.openvpc.v1.GetAddressRequest\x1a\x1e.openvpc.v1.GetAddressResponse\x12f\n" +
+	"\x13AssociateRouteTable\x12&.openvpc.v1.AssociateRouteTableRequest\x1a'.openvpc.v1.AssociateRouteTableResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_vpc_proto_rawDescOnce sync.Once
@@ -4213,7 +4504,7 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*CreateVpcRequest)(nil),                   // 0: openvpc.v1.CreateVpcRequest
 	(*CreateVpcResponse)(nil),                  // 1: openvpc.v1.CreateVpcResponse
@@ -4300,147 +4591,162 @@ var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*DeleteNetworkAclEntryResponse)(nil),      // 82: openvpc.v1.DeleteNetworkAclEntryResponse
 	(*AssociateNetworkAclRequest)(nil),         // 83: openvpc.v1.AssociateNetworkAclRequest
 	(*AssociateNetworkAclResponse)(nil),        // 84: openvpc.v1.AssociateNetworkAclResponse
-	(*Vpc)(nil),                                // 85: openvpc.v1.Vpc
-	(*Subnet)(nil),                             // 86: openvpc.v1.Subnet
-	(*RouteTable)(nil),                         // 87: openvpc.v1.RouteTable
-	(*Peering)(nil),                            // 88: openvpc.v1.Peering
-	(*InternetGateway)(nil),                    // 89: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                          // 90: openvpc.v1.ElasticIp
-	(*SecurityGroup)(nil),                      // 91: openvpc.v1.SecurityGroup
-	(*RuleMatch)(nil),                          // 92: openvpc.v1.RuleMatch
-	(*SecurityGroupRule)(nil),                  // 93: openvpc.v1.SecurityGroupRule
-	(*NetworkAcl)(nil),                         // 94: openvpc.v1.NetworkAcl
+	(*GetInternetGatewayRequest)(nil),          // 85: openvpc.v1.GetInternetGatewayRequest
+	(*GetInternetGatewayResponse)(nil),         // 86: openvpc.v1.GetInternetGatewayResponse
+	(*GetAddressRequest)(nil),                  // 87: openvpc.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),                 // 88: openvpc.v1.GetAddressResponse
+	(*AssociateRouteTableRequest)(nil),         // 89: openvpc.v1.AssociateRouteTableRequest
+	(*AssociateRouteTableResponse)(nil),        // 90: openvpc.v1.AssociateRouteTableResponse
+	(*Vpc)(nil),                                // 91: openvpc.v1.Vpc
+	(*Subnet)(nil),                             // 92: openvpc.v1.Subnet
+	(*RouteTable)(nil),                         // 93: openvpc.v1.RouteTable
+	(*Peering)(nil),                            // 94: openvpc.v1.Peering
+	(*InternetGateway)(nil),                    // 95: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                          // 96: openvpc.v1.ElasticIp
+	(*SecurityGroup)(nil),                      // 97: openvpc.v1.SecurityGroup
+	(*RuleMatch)(nil),                          // 98: openvpc.v1.RuleMatch
+	(*SecurityGroupRule)(nil),                  // 99: openvpc.v1.SecurityGroupRule
+	(*NetworkAcl)(nil),                         // 100: openvpc.v1.NetworkAcl
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	85, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	85, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	85, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	86, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	86, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	86, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	87, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	87, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	87, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	87, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	87, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	88, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	88, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	88, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	88, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	89, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	89, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	89, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	89, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	90, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	90, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	90, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	90, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	91, // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	91, // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	91, // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
-	92, // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
-	66, // 27: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	91, // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	93, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
-	66, // 30: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	91, // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	94, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	94, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	94, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
-	92, // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
-	94, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	94, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	94, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	86, // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
-	0,  // 40: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,  // 41: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,  // 42: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,  // 43: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,  // 44: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10, // 45: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12, // 46: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14, // 47: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16, // 48: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18, // 49: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20, // 50: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22, // 51: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24, // 52: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26, // 53: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28, // 54: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30, // 55: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32, // 56: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34, // 57: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36, // 58: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	38, // 59: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	40, // 60: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	42, // 61: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	44, // 62: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	46, // 63: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	48, // 64: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	50, // 65: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	52, // 66: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	54, // 67: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	56, // 68: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	58, // 69: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
-	60, // 70: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
-	62, // 71: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
-	64, // 72: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
-	67, // 73: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	69, // 74: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
-	71, // 75: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
-	73, // 76: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
-	75, // 77: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
-	77, // 78: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
-	79, // 79: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
-	81, // 80: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
-	83, // 81: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
-	1,  // 82: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,  // 83: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,  // 84: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,  // 85: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,  // 86: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11, // 87: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13, // 88: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15, // 89: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17, // 90: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19, // 91: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21, // 92: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23, // 93: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25, // 94: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27, // 95: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29, // 96: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31, // 97: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33, // 98: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35, // 99: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37, // 100: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	39, // 101: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	41, // 102: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	43, // 103: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	45, // 104: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	47, // 105: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	49, // 106: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	51, // 107: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	53, // 108: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	55, // 109: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	57, // 110: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	59, // 111: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
-	61, // 112: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
-	63, // 113: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
-	65, // 114: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
-	68, // 115: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	70, // 116: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
-	72, // 117: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
-	74, // 118: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
-	76, // 119: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
-	78, // 120: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
-	80, // 121: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
-	82, // 122: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
-	84, // 123: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
-	82, // [82:124] is the sub-list for method output_type
-	40, // [40:82] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	91,  // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	91,  // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	91,  // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	92,  // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	92,  // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	92,  // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	93,  // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	93,  // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	93,  // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	93,  // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	93,  // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	94,  // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	94,  // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	94,  // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	94,  // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	95,  // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	95,  // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	95,  // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	95,  // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	96,  // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	96,  // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	96,  // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	96,  // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	97,  // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	97,  // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	97,  // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
+	98,  // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
+	66,  // 27: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	97,  // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	99,  // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
+	66,  // 30: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	97,  // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	100, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
+	98,  // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
+	100, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	92,  // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
+	95,  // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	96,  // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	92,  // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	0,   // 43: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,   // 44: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,   // 45: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,   // 46: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,   // 47: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	10,  // 48: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	12,  // 49: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	14,  // 50: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	16,  // 51: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	18,  // 52: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	20,  // 53: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	22,  // 54: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	24,  // 55: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	26,  // 56: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	28,  // 57: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	30,  // 58: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	32,  // 59: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	34,  // 60: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	36,  // 61: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	38,  // 62: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	40,  // 63: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	42,  // 64: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	44,  // 65: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	46,  // 66: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	48,  // 67: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	50,  // 68: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	52,  // 69: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	54,  // 70: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	56,  // 71: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	58,  // 72: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
+	60,  // 73: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
+	62,  // 74: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
+	64,  // 75: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
+	67,  // 76: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	69,  // 77: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
+	71,  // 78: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
+	73,  // 79: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
+	75,  // 80: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
+	77,  // 81: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
+	79,  // 82: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
+	81,  // 83: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
+	83,  // 84: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
+	85,  // 85: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	87,  // 86: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	89,  // 87: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	1,   // 88: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,   // 89: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,   // 90: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,   // 91: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,   // 92: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	11,  // 93: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	13,  // 94: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	15,  // 95: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	17,  // 96: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	19,  // 97: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	21,  // 98: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	23,  // 99: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	25,  // 100: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	27,  // 101: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	29,  // 102: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	31,  // 103: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	33,  // 104: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	35,  // 105: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	37,  // 106: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	39,  // 107: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	41,  // 108: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	43,  // 109: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	45,  // 110: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	47,  // 111: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	49,  // 112: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	51,  // 113: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	53,  // 114: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	55,  // 115: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	57,  // 116: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	59,  // 117: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
+	61,  // 118: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
+	63,  // 119: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
+	65,  // 120: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
+	68,  // 121: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	70,  // 122: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
+	72,  // 123: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
+	74,  // 124: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
+	76,  // 125: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
+	78,  // 126: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
+	80,  // 127: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
+	82,  // 128: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
+	84,  // 129: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
+	86,  // 130: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	88,  // 131: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	90,  // 132: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	88,  // [88:133] is the sub-list for method output_type
+	43,  // [43:88] is the sub-list for method input_type
+	43,  // [43:43] is the sub-list for extension type_name
+	43,  // [43:43] is the sub-list for extension extendee
+	0,   // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -4457,7 +4763,7 @@ func file_openvpc_v1_vpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   85,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -147,6 +147,14 @@ const (
 	// VpcServiceAssociateNetworkAclProcedure is the fully-qualified name of the VpcService's
 	// AssociateNetworkAcl RPC.
 	VpcServiceAssociateNetworkAclProcedure = "/openvpc.v1.VpcService/AssociateNetworkAcl"
+	// VpcServiceGetInternetGatewayProcedure is the fully-qualified name of the VpcService's
+	// GetInternetGateway RPC.
+	VpcServiceGetInternetGatewayProcedure = "/openvpc.v1.VpcService/GetInternetGateway"
+	// VpcServiceGetAddressProcedure is the fully-qualified name of the VpcService's GetAddress RPC.
+	VpcServiceGetAddressProcedure = "/openvpc.v1.VpcService/GetAddress"
+	// VpcServiceAssociateRouteTableProcedure is the fully-qualified name of the VpcService's
+	// AssociateRouteTable RPC.
+	VpcServiceAssociateRouteTableProcedure = "/openvpc.v1.VpcService/AssociateRouteTable"
 )
 
 // VpcServiceClient is a client for the openvpc.v1.VpcService service.
@@ -204,6 +212,13 @@ type VpcServiceClient interface {
 	DeleteNetworkAclEntry(context.Context, *connect.Request[v1.DeleteNetworkAclEntryRequest]) (*connect.Response[v1.DeleteNetworkAclEntryResponse], error)
 	// AssociateNetworkAcl moves a subnet to this ACL (from whichever it had).
 	AssociateNetworkAcl(context.Context, *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error)
+	GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error)
+	// GetAddress reads an Elastic IP by allocation id, name or public IP.
+	GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error)
+	// AssociateRouteTable moves a subnet to another route table of its VPC
+	// (AWS's ReplaceRouteTableAssociation): its instances' packets follow
+	// the new table's routes from the revision it commits at.
+	AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error)
 }
 
 // NewVpcServiceClient constructs a client for the openvpc.v1.VpcService service. By default, it
@@ -469,6 +484,24 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vpcServiceMethods.ByName("AssociateNetworkAcl")),
 			connect.WithClientOptions(opts...),
 		),
+		getInternetGateway: connect.NewClient[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse](
+			httpClient,
+			baseURL+VpcServiceGetInternetGatewayProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetInternetGateway")),
+			connect.WithClientOptions(opts...),
+		),
+		getAddress: connect.NewClient[v1.GetAddressRequest, v1.GetAddressResponse](
+			httpClient,
+			baseURL+VpcServiceGetAddressProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetAddress")),
+			connect.WithClientOptions(opts...),
+		),
+		associateRouteTable: connect.NewClient[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse](
+			httpClient,
+			baseURL+VpcServiceAssociateRouteTableProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AssociateRouteTable")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -516,6 +549,9 @@ type vpcServiceClient struct {
 	createNetworkAclEntry      *connect.Client[v1.CreateNetworkAclEntryRequest, v1.CreateNetworkAclEntryResponse]
 	deleteNetworkAclEntry      *connect.Client[v1.DeleteNetworkAclEntryRequest, v1.DeleteNetworkAclEntryResponse]
 	associateNetworkAcl        *connect.Client[v1.AssociateNetworkAclRequest, v1.AssociateNetworkAclResponse]
+	getInternetGateway         *connect.Client[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse]
+	getAddress                 *connect.Client[v1.GetAddressRequest, v1.GetAddressResponse]
+	associateRouteTable        *connect.Client[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse]
 }
 
 // CreateVpc calls openvpc.v1.VpcService.CreateVpc.
@@ -728,6 +764,21 @@ func (c *vpcServiceClient) AssociateNetworkAcl(ctx context.Context, req *connect
 	return c.associateNetworkAcl.CallUnary(ctx, req)
 }
 
+// GetInternetGateway calls openvpc.v1.VpcService.GetInternetGateway.
+func (c *vpcServiceClient) GetInternetGateway(ctx context.Context, req *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error) {
+	return c.getInternetGateway.CallUnary(ctx, req)
+}
+
+// GetAddress calls openvpc.v1.VpcService.GetAddress.
+func (c *vpcServiceClient) GetAddress(ctx context.Context, req *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error) {
+	return c.getAddress.CallUnary(ctx, req)
+}
+
+// AssociateRouteTable calls openvpc.v1.VpcService.AssociateRouteTable.
+func (c *vpcServiceClient) AssociateRouteTable(ctx context.Context, req *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error) {
+	return c.associateRouteTable.CallUnary(ctx, req)
+}
+
 // VpcServiceHandler is an implementation of the openvpc.v1.VpcService service.
 type VpcServiceHandler interface {
 	CreateVpc(context.Context, *connect.Request[v1.CreateVpcRequest]) (*connect.Response[v1.CreateVpcResponse], error)
@@ -783,6 +834,13 @@ type VpcServiceHandler interface {
 	DeleteNetworkAclEntry(context.Context, *connect.Request[v1.DeleteNetworkAclEntryRequest]) (*connect.Response[v1.DeleteNetworkAclEntryResponse], error)
 	// AssociateNetworkAcl moves a subnet to this ACL (from whichever it had).
 	AssociateNetworkAcl(context.Context, *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error)
+	GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error)
+	// GetAddress reads an Elastic IP by allocation id, name or public IP.
+	GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error)
+	// AssociateRouteTable moves a subnet to another route table of its VPC
+	// (AWS's ReplaceRouteTableAssociation): its instances' packets follow
+	// the new table's routes from the revision it commits at.
+	AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error)
 }
 
 // NewVpcServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -1044,6 +1102,24 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vpcServiceMethods.ByName("AssociateNetworkAcl")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vpcServiceGetInternetGatewayHandler := connect.NewUnaryHandler(
+		VpcServiceGetInternetGatewayProcedure,
+		svc.GetInternetGateway,
+		connect.WithSchema(vpcServiceMethods.ByName("GetInternetGateway")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceGetAddressHandler := connect.NewUnaryHandler(
+		VpcServiceGetAddressProcedure,
+		svc.GetAddress,
+		connect.WithSchema(vpcServiceMethods.ByName("GetAddress")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAssociateRouteTableHandler := connect.NewUnaryHandler(
+		VpcServiceAssociateRouteTableProcedure,
+		svc.AssociateRouteTable,
+		connect.WithSchema(vpcServiceMethods.ByName("AssociateRouteTable")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.VpcService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VpcServiceCreateVpcProcedure:
@@ -1130,6 +1206,12 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceDeleteNetworkAclEntryHandler.ServeHTTP(w, r)
 		case VpcServiceAssociateNetworkAclProcedure:
 			vpcServiceAssociateNetworkAclHandler.ServeHTTP(w, r)
+		case VpcServiceGetInternetGatewayProcedure:
+			vpcServiceGetInternetGatewayHandler.ServeHTTP(w, r)
+		case VpcServiceGetAddressProcedure:
+			vpcServiceGetAddressHandler.ServeHTTP(w, r)
+		case VpcServiceAssociateRouteTableProcedure:
+			vpcServiceAssociateRouteTableHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1305,4 +1387,16 @@ func (UnimplementedVpcServiceHandler) DeleteNetworkAclEntry(context.Context, *co
 
 func (UnimplementedVpcServiceHandler) AssociateNetworkAcl(context.Context, *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AssociateNetworkAcl is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetInternetGateway is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetAddress is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AssociateRouteTable is not implemented"))
 }

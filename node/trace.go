@@ -1,4 +1,4 @@
-package agent
+package node
 
 import (
 	"context"
@@ -14,29 +14,28 @@ import (
 )
 
 // Trace explains a probe's way through this host's or edge's story.
-func (s agentAPI) Trace(_ context.Context, req *connect.Request[pb.TraceRequest]) (*connect.Response[pb.TraceResponse], error) {
+func (s nodeAPI) Trace(_ context.Context, req *connect.Request[pb.TraceRequest]) (*connect.Response[pb.TraceResponse], error) {
 	m := req.Msg
 	if len(m.Payload) > 0 {
-		o := s.a.observed()
+		o := s.r.Observed
 		src, err := netip.ParseAddr(m.OuterSrc)
 		if o == nil || err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("trace arrival from %q on %s: not a data plane, or not an address", m.OuterSrc, s.a.HostID))
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("trace arrival from %q on %s: not a data plane, or not an address", m.OuterSrc, s.n.HostID))
 		}
 		steps, v, story := o.TraceArrival(src, m.Payload)
 		return connect.NewResponse(&pb.TraceResponse{Story: story, Steps: stepsOf(steps), Verdict: v.String()}), nil
 	}
-	if s.a.Plane == nil {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s runs no instances", s.a.HostID))
+	if s.r.Instances == nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s runs no instances", s.n.HostID))
 	}
 	ip, err := netip.ParseAddr(m.InstanceIp)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("instance address %q: %v", m.InstanceIp, err))
 	}
-	eni, ok := s.a.nics.eni(m.Vni, ip)
-	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no instance %s (VNI %d) runs on host %s", ip, m.Vni, s.a.HostID))
+	inst, err := s.instance(m.Vni, m.InstanceIp)
+	if err != nil {
+		return nil, err
 	}
-	att, _ := s.a.Plane.Attachment(eni)
 	dst, err := netip.ParseAddr(m.Dst)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("trace destination %q: %v", m.Dst, err))
@@ -56,26 +55,26 @@ func (s agentAPI) Trace(_ context.Context, req *connect.Request[pb.TraceRequest]
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	if m.Live {
-		v, err := s.a.Plane.SendTraced(eni, probe, m.TraceId)
+		v, err := inst.SendTraced(probe, m.TraceId)
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInternal, err)
 		}
 		return connect.NewResponse(&pb.TraceResponse{Story: "egress", Verdict: v.String()}), nil
 	}
-	steps, r := s.a.Plane.TraceEgress(att, probe)
-	out := &pb.TraceResponse{Story: "egress", Steps: stepsOf(steps), Verdict: r.Verdict.String(), Payload: r.Payload}
+	r := inst.TraceEgress(probe)
+	out := &pb.TraceResponse{Story: "egress", Steps: stepsOf(r.Steps), Verdict: r.Verdict.String(), Payload: r.Payload}
 	if r.Verdict == datapath.Forwarded {
-		out.NextHop = r.Dst.String()
+		out.NextHop = r.NextHop.String()
 	}
 	return connect.NewResponse(out), nil
 }
 
 // TraceReports lists this host's or edge's sightings of trace id.
-func (s agentAPI) TraceReports(_ context.Context, req *connect.Request[pb.TraceReportsRequest]) (*connect.Response[pb.TraceReportsResponse], error) {
+func (s nodeAPI) TraceReports(_ context.Context, req *connect.Request[pb.TraceReportsRequest]) (*connect.Response[pb.TraceReportsResponse], error) {
 	out := &pb.TraceReportsResponse{}
-	if o := s.a.observed(); o != nil {
+	if o := s.r.Observed; o != nil {
 		for _, r := range o.TraceReports(req.Msg.TraceId) {
-			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At)})
+			out.Reports = append(out.Reports, &pb.TraceReport{Story: r.Story, Verdict: r.Verdict.String(), Time: timestamppb.New(r.At), Steps: stepsOf(r.Steps)})
 		}
 	}
 	return connect.NewResponse(out), nil

@@ -1,4 +1,4 @@
-package agent
+package node
 
 import (
 	"context"
@@ -54,8 +54,9 @@ type eventSlot struct {
 	suppressed int64
 }
 
-// Run sends queued events, rate-limited, in small batches, until ctx ends.
-func (r *Reporter) Run(ctx context.Context) {
+// Run sends queued events, rate-limited, in small batches, until ctx
+// ends; it returns ctx's error.
+func (r *Reporter) Run(ctx context.Context) error {
 	slots := map[eventKey]*eventSlot{}
 	var batch []*pb.SecurityEvent
 	flush := time.NewTicker(100 * time.Millisecond)
@@ -77,7 +78,7 @@ func (r *Reporter) Run(ctx context.Context) {
 				clear(slots)
 			}
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		}
 	}
 }

@@ -1,10 +1,11 @@
-package agent
+package node
 
 import (
 	"context"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,11 @@ type Subscriber struct {
 	// so the Mapping Service knows it is alive. Default 5s.
 	Heartbeat time.Duration
 	Log       *slog.Logger
+	// Removed, when set, is called from Run's goroutine when the server
+	// first refuses this host because it was removed (openvpc host
+	// remove revoked its certificate): it has no business keeping what the
+	// cloud gave it.
+	Removed func()
 
 	rev       atomic.Int64
 	connected atomic.Bool
@@ -60,7 +66,16 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		s.Log = slog.Default()
 	}
 	s.acked = make(chan struct{}, 1)
-	go s.acks(ctx)
+	ackCtx, stopAcks := context.WithCancel(ctx)
+	acksDone := make(chan struct{})
+	go func() {
+		defer close(acksDone)
+		s.acks(ackCtx)
+	}()
+	defer func() {
+		stopAcks()
+		<-acksDone
+	}()
 	backoff := 50 * time.Millisecond
 	refused := false
 	for ctx.Err() == nil {
@@ -76,7 +91,13 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		// Refused credentials do not heal by retrying: say so, once.
 		if code := connect.CodeOf(err); (code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied) != refused {
 			refused = !refused
-			if refused {
+			switch {
+			case refused && wasRemoved(err):
+				s.Log.Warn("the server refuses this host: it was removed; its instances go too", "host", s.HostID, "err", err)
+				if s.Removed != nil {
+					s.Removed()
+				}
+			case refused:
 				s.Log.Warn("the server refuses this host; it keeps forwarding on its last cache", "host", s.HostID, "err", err)
 			}
 		}
@@ -87,6 +108,14 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		backoff = min(2*backoff, 2*time.Second)
 	}
 	return ctx.Err()
+}
+
+// wasRemoved reports whether err is a server refusing this host's
+// certificate as revoked, which only host remove does. The server says so
+// in the message (control/trust); testcloud's removal tests hold both
+// ends to it.
+func wasRemoved(err error) bool {
+	return connect.CodeOf(err) == connect.CodeUnauthenticated && strings.Contains(err.Error(), "was revoked")
 }
 
 // stream runs one subscription; progressed reports whether any batch was

@@ -1,4 +1,4 @@
-package agent
+package node
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -48,9 +47,9 @@ func LoadOrJoin(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 	case err == nil:
 		return creds, checkKept(creds, jc)
 	case !errors.Is(err, pki.ErrNoCredentials):
-		return nil, fmt.Errorf("agent: %w (delete %s and join again with a new token)", err, jc.Dir)
+		return nil, fmt.Errorf("node: %w (delete %s and join again with a new token)", err, jc.Dir)
 	case jc.Token == "":
-		return nil, fmt.Errorf("agent: no credentials in %s: pass --join-token (an administrator makes one with openvpc token create --role %s)", jc.Dir, roleName(jc.Role))
+		return nil, fmt.Errorf("node: no credentials in %s: pass --join-token (an administrator makes one with openvpc token create --role %s)", jc.Dir, roleName(jc.Role))
 	}
 	return join(ctx, jc)
 }
@@ -67,11 +66,11 @@ func checkKept(c *pki.Credentials, jc JoinConfig) error {
 	id := c.Identity()
 	switch {
 	case id.ID != jc.HostID || id.Role != pki.Role(roleName(jc.Role)):
-		return fmt.Errorf("agent: the credentials in %s are for %s %s, not %s %s; use another --cert-dir", jc.Dir, id.Role, id.ID, roleName(jc.Role), jc.HostID)
+		return fmt.Errorf("node: the credentials in %s are for %s %s, not %s %s; use another --cert-dir", jc.Dir, id.Role, id.ID, roleName(jc.Role), jc.HostID)
 	case id.Underlay != jc.Underlay:
-		return fmt.Errorf("agent: %s joined with underlay address %s, not %s; to move it, openvpc host remove %s and join again", id.ID, id.Underlay, jc.Underlay, id.ID)
+		return fmt.Errorf("node: %s joined with underlay address %s, not %s; to move it, openvpc host remove %s and join again", id.ID, id.Underlay, jc.Underlay, id.ID)
 	case time.Now().After(id.NotAfter):
-		return fmt.Errorf("agent: the certificate in %s expired at %s (the agent was away longer than its lifetime); openvpc host remove %s, then join again with a new token", jc.Dir, id.NotAfter.Format(time.RFC3339), id.ID)
+		return fmt.Errorf("node: the certificate in %s expired at %s (the agent was away longer than its lifetime); openvpc host remove %s, then join again with a new token", jc.Dir, id.NotAfter.Format(time.RFC3339), id.ID)
 	}
 	return nil
 }
@@ -79,17 +78,17 @@ func checkKept(c *pki.Credentials, jc JoinConfig) error {
 func join(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 	tok, err := pki.ParseToken(jc.Token)
 	if err != nil || tok.CAFingerprint == "" {
-		return nil, errors.New("agent: --join-token is not a join token (it is ID.SECRET.CA-FINGERPRINT, as openvpc token create prints it)")
+		return nil, errors.New("node: --join-token is not a join token (it is ID.SECRET.CA-FINGERPRINT, as openvpc token create prints it)")
 	}
 	tlsCfg := pki.PinnedTLS(tok.CAFingerprint)
 	if jc.CAFile != "" {
 		caPEM, err := os.ReadFile(jc.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("agent: --ca-file: %w", err)
+			return nil, fmt.Errorf("node: --ca-file: %w", err)
 		}
 		ca, err := pki.NewCredentialsPool(caPEM)
 		if err != nil {
-			return nil, fmt.Errorf("agent: --ca-file %s: %w", jc.CAFile, err)
+			return nil, fmt.Errorf("node: --ca-file %s: %w", jc.CAFile, err)
 		}
 		tlsCfg = pki.ClientTLS(ca, nil)
 	}
@@ -110,7 +109,7 @@ func join(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 			break
 		}
 		if connect.CodeOf(err) != connect.CodeUnavailable {
-			return nil, fmt.Errorf("agent: joining as %s: %w", jc.HostID, err)
+			return nil, fmt.Errorf("node: joining as %s: %w", jc.HostID, err)
 		}
 		if jc.Logger != nil {
 			jc.Logger.Warn("cannot join yet; retrying", "server", jc.Server, "err", err, "in", wait)
@@ -122,14 +121,14 @@ func join(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 		}
 	}
 	if resp.Msg.Role != jc.Role {
-		return nil, fmt.Errorf("agent: the join token is for a %s, not a %s", roleName(resp.Msg.Role), roleName(jc.Role))
+		return nil, fmt.Errorf("node: the join token is for a %s, not a %s", roleName(resp.Msg.Role), roleName(jc.Role))
 	}
 	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {
 		return nil, err
 	}
 	if err := pki.SaveDir(jc.Dir, resp.Msg.Certificate, keyPEM, resp.Msg.CaCertificate); err != nil {
-		return nil, fmt.Errorf("agent: keeping credentials in %s: %w", jc.Dir, err)
+		return nil, fmt.Errorf("node: keeping credentials in %s: %w", jc.Dir, err)
 	}
 	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, resp.Msg.CaCertificate)
 	if err != nil {
@@ -143,11 +142,12 @@ func join(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 // streams already open on old connections (the subscription) run on.
 type rotatingTransport struct {
 	creds *pki.Credentials
+	conns *conns
 	cur   atomic.Pointer[http.Transport]
 }
 
-func newRotatingTransport(creds *pki.Credentials) *rotatingTransport {
-	t := &rotatingTransport{creds: creds}
+func newRotatingTransport(creds *pki.Credentials, conns *conns) *rotatingTransport {
+	t := &rotatingTransport{creds: creds, conns: conns}
 	t.rotate()
 	return t
 }
@@ -157,30 +157,30 @@ func (t *rotatingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (t *rotatingTransport) rotate() {
-	next := pki.HTTPClient(t.creds.ClientTLS()).Transport.(*http.Transport)
+	next := t.conns.wrap(pki.HTTPClient(t.creds.ClientTLS()).Transport.(*http.Transport))
 	if old := t.cur.Swap(next); old != nil {
 		old.CloseIdleConnections()
 	}
 }
 
 // renewLoop replaces the certificate two thirds into its life, retrying
-// a failed renewal until it expires.
-func (a *Agent) renewLoop(ctx context.Context) {
+// a failed renewal until it expires, until ctx ends.
+func (n *Node) renewLoop(ctx context.Context) error {
 	for {
-		wait := time.Until(a.Creds.RenewAt())
+		wait := time.Until(n.Creds.RenewAt())
 		select {
 		case <-time.After(max(wait, 0)):
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		}
 		for ctx.Err() == nil {
-			err := a.renew(ctx)
+			err := n.renew(ctx)
 			if err == nil {
 				break
 			}
-			left := time.Until(a.Creds.Current().Leaf.NotAfter)
+			left := time.Until(n.Creds.Current().Leaf.NotAfter)
 			retry := min(max(left/10, 100*time.Millisecond), 30*time.Second)
-			a.Logger.Warn("certificate renewal failed; retrying", "host", a.HostID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
+			n.Logger.Warn("certificate renewal failed; retrying", "host", n.HostID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
 			select {
 			case <-time.After(retry):
 			case <-ctx.Done():
@@ -190,16 +190,16 @@ func (a *Agent) renewLoop(ctx context.Context) {
 }
 
 // renew gets a new certificate for the same key.
-func (a *Agent) renew(ctx context.Context) error {
-	key, ok := a.Creds.Current().PrivateKey.(*ecdsa.PrivateKey)
+func (n *Node) renew(ctx context.Context) error {
+	key, ok := n.Creds.Current().PrivateKey.(*ecdsa.PrivateKey)
 	if !ok {
-		return errors.New("agent: the certificate's key is not ECDSA")
+		return errors.New("node: the certificate's key is not ECDSA")
 	}
-	csr, err := pki.NewCSR(key, a.HostID)
+	csr, err := pki.NewCSR(key, n.HostID)
 	if err != nil {
 		return err
 	}
-	resp, err := openvpcv1connect.NewTrustServiceClient(a.HTTP, a.Server).Renew(ctx, connect.NewRequest(&pb.RenewRequest{Csr: csr}))
+	resp, err := openvpcv1connect.NewTrustServiceClient(n.HTTP, n.Server).Renew(ctx, connect.NewRequest(&pb.RenewRequest{Csr: csr}))
 	if err != nil {
 		return err
 	}
@@ -207,43 +207,23 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, a.Creds.CAPEM)
+	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, n.Creds.CAPEM)
 	if err != nil {
 		return err
 	}
-	if err := a.Creds.Set(cert); err != nil {
+	if err := n.Creds.Set(cert); err != nil {
 		return err
 	}
-	if a.CredDir != "" {
-		if err := pki.SaveDir(a.CredDir, resp.Msg.Certificate, keyPEM, a.Creds.CAPEM); err != nil {
-			a.Logger.Error("could not keep the renewed certificate; a restart after the old one expires needs a new token", "dir", a.CredDir, "err", err)
+	if n.CredDir != "" {
+		if err := pki.SaveDir(n.CredDir, resp.Msg.Certificate, keyPEM, n.Creds.CAPEM); err != nil {
+			n.Logger.Error("could not keep the renewed certificate; a restart after the old one expires needs a new token", "dir", n.CredDir, "err", err)
 		}
 	}
-	if rt, ok := a.HTTP.Transport.(*rotatingTransport); ok {
+	if rt, ok := n.HTTP.Transport.(*rotatingTransport); ok {
 		rt.rotate()
 	}
-	a.Logger.Info("certificate renewed", "host", a.HostID, "expires", cert.Leaf.NotAfter)
+	n.Logger.Info("certificate renewed", "host", n.HostID, "expires", cert.Leaf.NotAfter)
 	return nil
-}
-
-// serveAPIOn serves the agent API on ln: over TLS to openvpc servers only
-// when the agent has credentials, else in cleartext (--insecure-loopback
-// clouds, on loopback). It returns the URL to register.
-func (a *Agent) serveAPIOn(srv *http.Server, ln net.Listener) (string, error) {
-	if a.Creds == nil {
-		if ip, err := netip.ParseAddrPort(ln.Addr().String()); err != nil || !ip.Addr().IsLoopback() {
-			ln.Close()
-			return "", fmt.Errorf("agent: without credentials the agent API is served only on loopback, not %s", ln.Addr())
-		}
-		go srv.Serve(ln)
-		return "http://" + ln.Addr().String(), nil
-	}
-	srv.TLSConfig = pki.AgentServerTLS(a.Creds.Current, a.Creds.Pool)
-	// Refused handshakes (callers that are not servers) land here.
-	srv.ErrorLog = slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)
-	srv.Protocols.SetHTTP2(true)
-	go srv.ServeTLS(ln, "", "")
-	return "https://" + ln.Addr().String(), nil
 }
 
 // insecureServer reports whether url names a cleartext server, which

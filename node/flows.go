@@ -1,4 +1,4 @@
-package agent
+package node
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"github.com/openvpc/openvpc/packet"
 )
 
-func (s agentAPI) Flows(_ context.Context, _ *connect.Request[pb.FlowsRequest]) (*connect.Response[pb.FlowsResponse], error) {
-	o := s.a.observed()
+func (s nodeAPI) Flows(_ context.Context, _ *connect.Request[pb.FlowsRequest]) (*connect.Response[pb.FlowsResponse], error) {
+	o := s.r.Observed
 	out := &pb.FlowsResponse{}
 	if o == nil {
 		return connect.NewResponse(out), nil
 	}
 	for _, f := range o.FlowList() {
-		out.Flows = append(out.Flows, FlowRecord(s.a.HostID, f))
+		out.Flows = append(out.Flows, FlowRecord(s.n.HostID, f))
 	}
 	return connect.NewResponse(out), nil
 }
