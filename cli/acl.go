@@ -34,7 +34,7 @@ func verbOf(allow bool) string {
 }
 
 func aclCmd(o *Options) *cobra.Command {
-	c := &cobra.Command{Use: "acl", Short: "Network ACLs: stateless numbered rules for subnets"}
+	c := &cobra.Command{Use: "acl", Short: "Network ACLs: stateless numbered rules for subnets (a VPC's default ACL: VPC/default)"}
 	var vpc, name string
 	create := &cobra.Command{
 		Use: "create --vpc VPC [--name NAME]", Short: "Create a network ACL (it denies everything until entries are added)", Args: cobra.NoArgs,

@@ -54,7 +54,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	run.Flags().StringVar(&name, "name", "", "unique name of the instance")
 	run.Flags().StringVar(&host, "host", "", "host to place it on (default: the least-loaded host)")
 	run.Flags().StringVar(&ip, "ip", "", "private address (default: the lowest free one)")
-	run.Flags().StringSliceVar(&groups, "security-group", nil, "security groups of its network interface, names or ids, 1–5 (repeat or comma-separate; default: the VPC's default group)")
+	run.Flags().StringSliceVar(&groups, "security-group", nil, "security groups of its network interface, names or ids (VPC/default for the default group), 1–5 (repeat or comma-separate; default: the VPC's default group)")
 	ct.add(run)
 	run.Flags().BoolVar(&wait, "wait", false, "return only once every host in scope can reach it (state running)")
 	run.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --wait waits")

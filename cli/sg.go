@@ -88,7 +88,7 @@ func (r *ruleFlags) add(c *cobra.Command, revoke bool) {
 	fs.BoolVar(&r.ingress, "ingress", false, "an inbound rule: traffic to the group's members (the default)")
 	fs.BoolVar(&r.egress, "egress", false, "an outbound rule: traffic from the group's members")
 	fs.StringVar(&r.cidr, "cidr", "", "peer addresses: the source (ingress) or destination (egress), e.g. 0.0.0.0/0")
-	fs.StringVar(&r.group, "source-group", "", "peer: the members of this security group (name or id; this VPC's or an actively peered VPC's)")
+	fs.StringVar(&r.group, "source-group", "", "peer: the members of this security group (name, id, or VPC/default; this VPC's or an actively peered VPC's)")
 	fs.StringVar(&r.prefixList, "prefix-list", "", "peer: the CIDRs of this prefix list (pl-…; not supported yet)")
 	if revoke {
 		fs.StringVar(&r.rule, "rule", "", "the rule's id (sgr-…), instead of what it matches")
@@ -103,7 +103,7 @@ func (r *ruleFlags) spec(c *cobra.Command) (*pb.SecurityGroupRuleSpec, error) {
 }
 
 func sgCmd(o *Options) *cobra.Command {
-	c := &cobra.Command{Use: "sg", Short: "Security groups: stateful allow rules for instances' network interfaces"}
+	c := &cobra.Command{Use: "sg", Short: "Security groups: stateful allow rules for instances' network interfaces (a VPC's default group: VPC/default)"}
 	var vpc, name, desc string
 	create := &cobra.Command{
 		Use: "create --vpc VPC --name NAME [--description D]", Short: "Create a security group (no ingress, all egress)", Args: cobra.NoArgs,

@@ -95,6 +95,13 @@ func TestSecurityGroupsCLI(t *testing.T) {
 		t.Fatalf("default group %+v", def)
 	}
 	s.fail(t, "failed_precondition", []string{def.ID, "default security group", "deleted with the VPC"}, "sg", "delete", def.ID)
+	for _, ref := range []string{"red/default", red.ID + "/default"} {
+		if got := okJSON[sgJ](t, s, "sg", "get", ref); got.ID != def.ID {
+			t.Errorf("sg get %s = %s, want the default group %s", ref, got.ID, def.ID)
+		}
+	}
+	s.fail(t, "not_found", []string{`"nope"`}, "sg", "get", "nope/default")
+	s.fail(t, "invalid_argument", nil, "sg", "get", "/default")
 
 	// Custom groups, by name and id.
 	web := okJSON[sgJ](t, s, "sg", "create", "--vpc", "red", "--name", "web", "--description", "web servers")
@@ -203,6 +210,9 @@ func TestSecurityGroupsCLI(t *testing.T) {
 	s.fail(t, "invalid_argument", []string{"not a rule id"}, "sg", "revoke", "web", "--rule", "rule-1")
 
 	// Instances' groups.
+	if r := okJSON[instSGJ](t, s, "instance", "run", "--subnet", "red-a", "--host", "host-a", "--security-group", "red/default,app"); !reflect.DeepEqual(r.Groups, []string{def.ID, app.ID}) {
+		t.Errorf("instance run --security-group red/default,app: groups %v", r.Groups)
+	}
 	inst := okJSON[instSGJ](t, s, "instance", "run", "--subnet", "red-a", "--name", "plain", "--host", "host-a")
 	if !reflect.DeepEqual(inst.Groups, []string{def.ID}) {
 		t.Errorf("instance without --security-group has groups %v, want the default %s", inst.Groups, def.ID)
@@ -345,7 +355,9 @@ func TestNetworkACLsCLI(t *testing.T) {
 		t.Errorf("acl list --vpc red = %+v, want the default then strict", got)
 	}
 
-	s.ok(t, "acl", "associate", def.ID, "--subnet", "red-a")
+	if a := okJSON[aclJ](t, s, "acl", "associate", "red/default", "--subnet", "red-a"); a.ID != def.ID {
+		t.Errorf("acl associate red/default: %s, want %s", a.ID, def.ID)
+	}
 	s.fail(t, "failed_precondition", []string{strict.ID}, "vpc", "delete", "red")
 	s.ok(t, "acl", "delete", "strict")
 	s.fail(t, "not_found", []string{`"strict"`}, "acl", "get", "strict")

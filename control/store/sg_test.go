@@ -53,6 +53,17 @@ func TestVPCDefaults(t *testing.T) {
 	if !slices.Equal(inst.SecurityGroupIds, []string{g.Id}) {
 		t.Errorf("instance groups %v, want the default group", inst.SecurityGroupIds)
 	}
+	// red/default and vpc-…/default name the defaults.
+	for _, ref := range []string{"red/default", f.vpc.Id + "/default"} {
+		if got, err := f.s.GetSecurityGroup(c, ref); err != nil || got.Id != g.Id {
+			t.Errorf("GetSecurityGroup(%q) = %v, %v; want %s", ref, got.GetId(), err, g.Id)
+		}
+		if got, err := f.s.GetNetworkACL(c, ref); err != nil || got.Id != a.Id {
+			t.Errorf("GetNetworkACL(%q) = %v, %v; want %s", ref, got.GetId(), err, a.Id)
+		}
+	}
+	_, err = f.s.GetSecurityGroup(c, "nope/default")
+	wantKind(t, err, model.ErrNotFound, `"nope"`)
 	wantKind(t, f.s.DeleteSecurityGroup(c, g.Id), model.ErrPrecondition, g.Id, "default", "with the VPC")
 	wantKind(t, f.s.DeleteNetworkACL(c, a.Id), model.ErrPrecondition, a.Id, "default")
 
