@@ -1,30 +1,43 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 )
 
-var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC", "PUBLIC IP"}
+var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC", "PUBLIC IP", "SECURITY GROUPS"}
 
 func instRow(i *pb.Instance) []string {
-	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac, i.PublicIp}
+	return []string{i.Id, i.Name, enum(i.State, "INSTANCE_STATE_"), i.PrivateIp, i.SubnetId, i.HostId, i.EniId, i.Mac, i.PublicIp, strings.Join(i.SecurityGroupIds, ",")}
 }
 
 func instanceCmd(o *Options) *cobra.Command {
 	c := &cobra.Command{Use: "instance", Short: "Run, list, show and terminate instances"}
 	var subnet, name, host, ip string
+	var groups []string
+	var ct conntrackFlags
 	var wait bool
 	var timeout time.Duration
 	run := &cobra.Command{
 		Use: "run --subnet SUBNET [--name N] [--host H] [--ip A] [--wait]", Short: "Run an instance with one network interface", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
-			r, err := cl.inst.RunInstance(cmd.Context(), call(&pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip}))
+			req := &pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip, SecurityGroups: groups}
+			if ct.changed(cmd) {
+				var err error
+				if req.Conntrack, err = ct.settings(cmd, nil); err != nil {
+					return err
+				}
+			}
+			r, err := cl.inst.RunInstance(cmd.Context(), call(req))
 			if err != nil {
 				return err
 			}
@@ -41,6 +54,8 @@ func instanceCmd(o *Options) *cobra.Command {
 	run.Flags().StringVar(&name, "name", "", "unique name of the instance")
 	run.Flags().StringVar(&host, "host", "", "host to place it on (default: the least-loaded host)")
 	run.Flags().StringVar(&ip, "ip", "", "private address (default: the lowest free one)")
+	run.Flags().StringSliceVar(&groups, "security-group", nil, "security groups of its network interface, names or ids (VPC/default for the default group), 1–5 (repeat or comma-separate; default: the VPC's default group)")
+	ct.add(run)
 	run.Flags().BoolVar(&wait, "wait", false, "return only once every host in scope can reach it (state running)")
 	run.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --wait waits")
 	required(run, "subnet")
@@ -89,7 +104,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	}
 	term.Flags().BoolVar(&twait, "wait", false, "return only once every host has dropped its mapping")
 	term.Flags().DurationVar(&ttimeout, "timeout", 30*time.Second, "how long --wait waits")
-	c.AddCommand(run, listCmd, get, term)
+	c.AddCommand(run, listCmd, get, term, modifyCmd(o))
 	// What acts from inside an instance lives at the top (openvpc ping,
 	// trace, connect, forward, exec); the old instance … spellings keep
 	// working for scripts that have them.
@@ -98,6 +113,83 @@ func instanceCmd(o *Options) *cobra.Command {
 		c.AddCommand(old)
 	}
 	return c
+}
+
+func modifyCmd(o *Options) *cobra.Command {
+	var groups []string
+	var ct conntrackFlags
+	c := &cobra.Command{
+		Use:   "modify INSTANCE [--security-group SG[,SG…]] [--tcp-established-timeout D] [--udp-timeout D] [--udp-stream-timeout D] [--other-timeout D]",
+		Short: "Change an instance's security groups or connection-tracking timeouts; takes effect without a restart",
+		Args:  cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			req := &pb.ModifyInstanceRequest{Ref: args[0], SecurityGroups: groups}
+			if ct.changed(cmd) {
+				// Timeouts not given keep what the instance has.
+				cur, err := cl.inst.GetInstance(cmd.Context(), call(&pb.GetInstanceRequest{Ref: args[0]}))
+				if err != nil {
+					return err
+				}
+				if req.Conntrack, err = ct.settings(cmd, cur.Msg.Instance.Conntrack); err != nil {
+					return err
+				}
+			}
+			if len(groups) == 0 && req.Conntrack == nil {
+				return errors.New("nothing to change: give --security-group or a timeout (--tcp-established-timeout, --udp-timeout, --udp-stream-timeout, --other-timeout)")
+			}
+			r, err := cl.inst.ModifyInstance(cmd.Context(), call(req))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Instance, instHeader, instRow(r.Msg.Instance))
+		}),
+	}
+	c.Flags().StringSliceVar(&groups, "security-group", nil, "the new security groups, names or ids, 1–5 (repeat or comma-separate)")
+	ct.add(c)
+	return c
+}
+
+// conntrackFlags set an ENI's connection-tracking timeouts.
+type conntrackFlags struct {
+	tcp, udp, udpStream, other time.Duration
+}
+
+var conntrackFlagNames = []string{"tcp-established-timeout", "udp-timeout", "udp-stream-timeout", "other-timeout"}
+
+func (f *conntrackFlags) add(c *cobra.Command) {
+	fs := c.Flags()
+	fs.DurationVar(&f.tcp, "tcp-established-timeout", 0, "idle timeout of established TCP flows, 1m–120h (0: the default, 120h)")
+	fs.DurationVar(&f.udp, "udp-timeout", 0, "idle timeout of UDP flows seen one way, 30s–1m (0: the default, 30s)")
+	fs.DurationVar(&f.udpStream, "udp-stream-timeout", 0, "idle timeout of UDP flows seen both ways, 1m–3m (0: the default, 3m)")
+	fs.DurationVar(&f.other, "other-timeout", 0, "idle timeout of other protocols' flows, 1m–10m (0: the default, 10m)")
+}
+
+func (f *conntrackFlags) changed(c *cobra.Command) bool {
+	for _, n := range conntrackFlagNames {
+		if c.Flags().Changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// settings are the timeouts given, over base (nil for none).
+func (f *conntrackFlags) settings(c *cobra.Command, base *pb.ConntrackSettings) (*pb.ConntrackSettings, error) {
+	out := &pb.ConntrackSettings{}
+	if base != nil {
+		out = proto.CloneOf(base)
+	}
+	fields := []*uint32{&out.TcpEstablishedSeconds, &out.UdpSeconds, &out.UdpStreamSeconds, &out.OtherSeconds}
+	for i, d := range []time.Duration{f.tcp, f.udp, f.udpStream, f.other} {
+		if !c.Flags().Changed(conntrackFlagNames[i]) {
+			continue
+		}
+		if d < 0 || d%time.Second != 0 || d > math.MaxUint32*time.Second {
+			return nil, fmt.Errorf("--%s %v: give whole seconds (e.g. 45s, 2m, 1h)", conntrackFlagNames[i], d)
+		}
+		*fields[i] = uint32(d / time.Second)
+	}
+	return out, nil
 }
 
 func waitFor(cmd *cobra.Command, cl *clients, id string, state pb.InstanceState, timeout time.Duration) (*pb.Instance, error) {

@@ -10,10 +10,10 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 )
 
-var subnetHeader = []string{"ID", "NAME", "VPC", "CIDR", "GATEWAY", "ROUTE TABLE"}
+var subnetHeader = []string{"ID", "NAME", "VPC", "CIDR", "GATEWAY", "ROUTE TABLE", "NETWORK ACL"}
 
 func subnetRow(s *pb.Subnet) []string {
-	return []string{s.Id, s.Name, s.VpcId, s.Cidr, s.Gateway, s.RouteTableId}
+	return []string{s.Id, s.Name, s.VpcId, s.Cidr, s.Gateway, s.RouteTableId, s.NetworkAclId}
 }
 
 func subnetCmd(o *Options) *cobra.Command {

@@ -9,10 +9,10 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 )
 
-var vpcHeader = []string{"ID", "NAME", "CIDR", "VNI", "MAIN ROUTE TABLE"}
+var vpcHeader = []string{"ID", "NAME", "CIDR", "VNI", "MAIN ROUTE TABLE", "DEFAULT SG", "DEFAULT ACL"}
 
 func vpcRow(v *pb.Vpc) []string {
-	return []string{v.Id, v.Name, v.Cidr, strconv.FormatUint(uint64(v.Vni), 10), v.MainRouteTableId}
+	return []string{v.Id, v.Name, v.Cidr, strconv.FormatUint(uint64(v.Vni), 10), v.MainRouteTableId, v.DefaultSecurityGroupId, v.DefaultNetworkAclId}
 }
 
 func vpcCmd(o *Options) *cobra.Command {

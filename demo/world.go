@@ -41,6 +41,13 @@ func (d *demo) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	// Yellow's default security group admits only its own members; let in
+	// red's too (a group of the peered VPC). Replies pass statefully.
+	if _, err := d.vpc.AuthorizeSecurityGroupRule(ctx, connect.NewRequest(&pb.AuthorizeSecurityGroupRuleRequest{
+		Ref: d.vpcs["yellow"].DefaultSecurityGroupId, Rule: &pb.SecurityGroupRuleSpec{Match: &pb.RuleMatch{Protocol: "all"}, Group: d.vpcs["red"].DefaultSecurityGroupId},
+	})); err != nil {
+		return err
+	}
 	if _, err := d.vpc.CreateInternetGateway(ctx, connect.NewRequest(&pb.CreateInternetGatewayRequest{Name: "red-igw"})); err != nil {
 		return err
 	}

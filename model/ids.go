@@ -20,16 +20,16 @@ const (
 	KindEvent      Kind = "evt"
 	KindIGW        Kind = "igw"
 	KindEIP        Kind = "eipalloc"
+	// Security groups, their rules, and network ACLs.
+	KindSecurityGroup     Kind = "sg"
+	KindSecurityGroupRule Kind = "sgr"
+	KindNetworkACL        Kind = "acl"
+	KindPrefixList        Kind = "pl"
 	// Targets of edge functions the control plane does not manage yet;
 	// edges may already name them as what they serve.
 	KindVPNGateway    Kind = "vgw"
 	KindDirectConnect Kind = "dxvif"
 	KindEndpoint      Kind = "vpce"
-	// Firewalls.
-	KindSecurityGroup     Kind = "sg"
-	KindSecurityGroupRule Kind = "sgr"
-	KindNetworkACL        Kind = "acl"
-	KindPrefixList        Kind = "pl"
 )
 
 // ANoun is Noun with its article: a VPC, an Elastic IP, an instance.
@@ -62,6 +62,14 @@ func (k Kind) Noun() string {
 		return "internet gateway"
 	case KindEIP:
 		return "Elastic IP"
+	case KindSecurityGroup:
+		return "security group"
+	case KindSecurityGroupRule:
+		return "security group rule"
+	case KindNetworkACL:
+		return "network ACL"
+	case KindPrefixList:
+		return "prefix list"
 	}
 	return string(k)
 }

@@ -43,3 +43,15 @@ func validateLabel(what, s string) error {
 	}
 	return nil
 }
+
+// DefaultSuffix names a VPC's default security group or network ACL by
+// the VPC's name or id: red/default. Names cannot hold '/', so the form
+// never collides with one.
+const DefaultSuffix = "/default"
+
+// DefaultOf reports whether ref names a VPC's default group or ACL, and
+// which VPC.
+func DefaultOf(ref string) (vpc string, ok bool) {
+	vpc, ok = strings.CutSuffix(ref, DefaultSuffix)
+	return vpc, ok && vpc != ""
+}

@@ -424,11 +424,13 @@ func (c *Cache) State() State {
 	st := State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
 	for v := range snap.VPCs() {
 		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Cidr: v.CIDR.String()}
+		firewallFacts(v, st.VPCs[v.VNI])
 	}
 	for m := range snap.Mappings() {
 		st.Mappings[MappingKey{m.VNI, m.IP.String()}] = &pb.MappingRecord{
 			Vni: m.VNI, Ip: m.IP.String(), HostId: c.HostName(m.HostID),
 			EniId: model.FormatID(model.KindENI, m.ENI), Mac: net.HardwareAddr(m.MAC[:]).String(),
+			SecurityGroupIds: protoGroups(m.Groups),
 		}
 		if m.Public.IsValid() {
 			st.Mappings[MappingKey{m.VNI, m.IP.String()}].PublicIp = m.Public.String()

@@ -62,6 +62,19 @@ func (s *scene) vpc(t testing.TB, name, cidr string, subnets ...string) *pb.Vpc 
 	return r.Msg.Vpc
 }
 
+// allowFrom lets vpc's default security group take traffic from cidr (all
+// protocols when proto is "all"): as on AWS, a default group admits only
+// its own members until told otherwise, so a peered VPC or the internet
+// gets in only after a rule like this.
+func (s *scene) allowFrom(t testing.TB, vpc *pb.Vpc, proto, port, cidr string) {
+	t.Helper()
+	if _, err := s.api.VPC.AuthorizeSecurityGroupRule(s.c.Ctx(), connect.NewRequest(&pb.AuthorizeSecurityGroupRuleRequest{
+		Ref: vpc.DefaultSecurityGroupId, Rule: &pb.SecurityGroupRuleSpec{Match: &pb.RuleMatch{Protocol: proto, Port: port}, Cidr: cidr},
+	})); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // run starts an instance on host and returns it with its stack, once
 // running (every host in scope knows it).
 func (s *scene) run(t testing.TB, subnet string, host *agent.Agent, vpc *pb.Vpc) (*pb.Instance, *nic.Netstack) {
@@ -260,6 +273,8 @@ func TestPeering(t *testing.T) {
 	if s.a.Plane.Counters.Get(datapath.NoRoute) == before {
 		t.Fatal("red → yellow before peering was not counted as no-route")
 	}
+	s.allowFrom(t, s.red, "all", "", "10.1.0.0/16")
+	s.allowFrom(t, s.yellow, "all", "", "10.0.0.0/16")
 	ctx := s.c.Ctx()
 	p, err := s.api.VPC.CreatePeering(ctx, connect.NewRequest(&pb.CreatePeeringRequest{Vpc: "red", PeerVpc: "yellow"}))
 	if err != nil {

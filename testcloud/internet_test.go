@@ -61,6 +61,8 @@ func newInternetScene(t *testing.T) *internetScene {
 	for i := 1; i <= 2; i++ {
 		s.edges = append(s.edges, s.c.AddEdge(fmt.Sprintf("edge-%d", i), netip.AddrFrom4([4]byte{127, 0, 1, byte(100 + i)}), s.inet.Attach()))
 	}
+	// Red's web servers take connections from the internet.
+	s.allowFrom(t, s.red, "tcp", "80", "0.0.0.0/0")
 	ctx := s.c.Ctx()
 	g, err := s.api.VPC.CreateInternetGateway(ctx, connect.NewRequest(&pb.CreateInternetGatewayRequest{Name: "red-igw"}))
 	if err != nil {
@@ -515,6 +517,9 @@ func TestTrace(t *testing.T) {
 // hosts know.
 func (s *scene) peer(t *testing.T) {
 	t.Helper()
+	// Before the peering, so hosts hold the rules by the time they hold it.
+	s.allowFrom(t, s.red, "all", "", "10.1.0.0/16")
+	s.allowFrom(t, s.yellow, "all", "", "10.0.0.0/16")
 	ctx := s.c.Ctx()
 	p, err := s.api.VPC.CreatePeering(ctx, connect.NewRequest(&pb.CreatePeeringRequest{Vpc: "red", PeerVpc: "yellow"}))
 	if err != nil {

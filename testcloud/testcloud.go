@@ -379,6 +379,14 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	if err != nil {
 		return st, err
 	}
+	sgs, err := cl.VPC.ListSecurityGroups(ctx, connect.NewRequest(&pb.ListSecurityGroupsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	acls, err := cl.VPC.ListNetworkAcls(ctx, connect.NewRequest(&pb.ListNetworkAclsRequest{}))
+	if err != nil {
+		return st, err
+	}
 	igwOf := map[string]string{}
 	for _, g := range igws.Msg.InternetGateways {
 		if g.VpcId != "" {
@@ -429,10 +437,21 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	}
 	for id := range scope {
 		v := byID[id]
-		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: igwOf[id]}
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: igwOf[id],
+			DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 		for _, sn := range subnets.Msg.Subnets {
 			if sn.VpcId == id {
-				f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId})
+				f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId, NetworkAclId: sn.NetworkAclId})
+			}
+		}
+		for _, g := range sgs.Msg.SecurityGroups {
+			if g.VpcId == id {
+				f.SecurityGroups = append(f.SecurityGroups, &pb.SecurityGroupFacts{Id: g.Id, Ingress: g.Ingress, Egress: g.Egress})
+			}
+		}
+		for _, a := range acls.Msg.NetworkAcls {
+			if a.VpcId == id {
+				f.NetworkAcls = append(f.NetworkAcls, &pb.NetworkAclFacts{Id: a.Id, Inbound: a.Inbound, Outbound: a.Outbound})
 			}
 		}
 		for _, rt := range rtbs.Msg.RouteTables {
@@ -455,6 +474,8 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 			vni := byID[i.VpcId].Vni
 			st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
+				SecurityGroupIds: i.SecurityGroupIds,
+				Conntrack:        conntrackOf(i.Conntrack),
 			}
 			holdHost(i.HostId)
 		}
@@ -462,10 +483,30 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	return st, nil
 }
 
+// conntrackOf is an ENI's timeouts: its settings over AWS's defaults.
+func conntrackOf(c *pb.ConntrackSettings) *pb.ConntrackTimeouts {
+	t := &pb.ConntrackTimeouts{TcpEstablishedSeconds: 432000, UdpSeconds: 30, UdpStreamSeconds: 180, OtherSeconds: 600}
+	if v := c.GetTcpEstablishedSeconds(); v != 0 {
+		t.TcpEstablishedSeconds = v
+	}
+	if v := c.GetUdpSeconds(); v != 0 {
+		t.UdpSeconds = v
+	}
+	if v := c.GetUdpStreamSeconds(); v != 0 {
+		t.UdpStreamSeconds = v
+	}
+	if v := c.GetOtherSeconds(); v != 0 {
+		t.OtherSeconds = v
+	}
+	return t
+}
+
 func sortFacts(f *pb.VpcFacts) {
 	slices.SortFunc(f.Subnets, func(a, b *pb.SubnetFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.RouteTables, func(a, b *pb.RouteTable) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.Peers, func(a, b *pb.PeerFacts) int { return strings.Compare(a.PeeringId, b.PeeringId) })
+	slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
 	for _, rt := range f.RouteTables {
 		rt.CreateTime = nil
 	}

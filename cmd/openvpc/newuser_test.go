@@ -104,6 +104,8 @@ func TestInsideTheVPC(t *testing.T) {
 		s.ok(t, "peering", "accept", "red-yellow")
 		s.ok(t, "route", "create", "--vpc", "red", "--dest", "10.1.0.0/16", "--target", "red-yellow")
 		s.ok(t, "route", "create", "--vpc", "yellow", "--dest", "10.0.0.0/16", "--target", "red-yellow")
+		// Yellow's default security group admits only its own members.
+		s.ok(t, "sg", "authorize", "yellow/default", "--proto", "all", "--source-group", "red/default")
 		if out := s.ok(t, "trace", "app", "db"); !strings.Contains(out, "verdict: delivered") {
 			t.Fatalf("trace app db through the peering: %s", out)
 		}

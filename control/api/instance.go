@@ -52,7 +52,10 @@ func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.Run
 	if err := optionalName(model.KindInstance, m.Name); err != nil {
 		return nil, err
 	}
-	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host}
+	if err := securityGroupRefs(m.SecurityGroups); err != nil {
+		return nil, err
+	}
+	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack}
 	if m.Host != "" {
 		if err := model.ValidateHostID(m.Host); err != nil {
 			return nil, err

@@ -51,6 +51,9 @@ func ref(k model.Kind, what, s string) error {
 	if model.IsID(k, s) {
 		return nil
 	}
+	if vpc, ok := model.DefaultOf(s); ok && (k == model.KindSecurityGroup || k == model.KindNetworkACL) {
+		return ref(model.KindVPC, "VPC", vpc) // red/default: the VPC's default one
+	}
 	return model.ValidateName(k, s)
 }
 

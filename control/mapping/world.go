@@ -25,6 +25,8 @@ type world struct {
 	peerings map[string]*pb.Peering
 	igws     map[string]*pb.InternetGateway
 	vpcIGW   map[string]string // attached internet gateway by VPC
+	sgs      map[string]*pb.SecurityGroup
+	acls     map[string]*pb.NetworkAcl
 	hosts    map[string]*pb.Host
 	acks     map[string]store.Ack
 	// insts holds live (not terminated) instances; created is the revision
@@ -39,6 +41,8 @@ type world struct {
 	vpcRtbs     map[string]set
 	vpcPeerings map[string]set
 	vpcInsts    map[string]set
+	vpcSGs      map[string]set
+	vpcACLs     map[string]set
 	// hostVPC counts live instances per (host, VPC), both ways round.
 	hostVPC map[string]map[string]int
 	vpcHost map[string]map[string]int
@@ -61,6 +65,7 @@ func newWorld() *world {
 		vpcs: map[string]*pb.Vpc{}, byVNI: map[uint32]string{}, subnets: map[string]*pb.Subnet{},
 		rtbs: map[string]*pb.RouteTable{}, peerings: map[string]*pb.Peering{}, hosts: map[string]*pb.Host{},
 		igws: map[string]*pb.InternetGateway{}, vpcIGW: map[string]string{},
+		sgs: map[string]*pb.SecurityGroup{}, acls: map[string]*pb.NetworkAcl{}, vpcSGs: map[string]set{}, vpcACLs: map[string]set{},
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
@@ -109,6 +114,10 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyPeering(r, d)
 	case store.RecIGW:
 		return w.applyIGW(r, d)
+	case store.RecSG:
+		return w.applySG(r, d)
+	case store.RecACL:
+		return w.applyACL(r, d)
 	case store.RecInstance:
 		return w.applyInstance(r, d)
 	case store.RecHost:
@@ -253,6 +262,43 @@ func (w *world) applyIGW(r store.Record, d *delta) error {
 	return nil
 }
 
+// applySG follows security groups: a group and its rules are facts of its
+// VPC, so a rule added or revoked reaches every host in the VPC's scope.
+// (A rule naming a group of a peered VPC needs nothing more: those hosts
+// hold the peer's mappings, each with its ENI's groups.)
+func (w *world) applySG(r store.Record, d *delta) error {
+	g, err := decode(r, new(pb.SecurityGroup))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.sgs, r.ID)
+		delete(w.vpcSGs[g.VpcId], r.ID)
+	} else {
+		w.sgs[r.ID] = g
+		w.vpcSGs[g.VpcId] = w.vpcSGs[g.VpcId].add(r.ID)
+	}
+	d.facts.add(g.VpcId)
+	return nil
+}
+
+// applyACL follows network ACLs, facts of their VPC as groups are.
+func (w *world) applyACL(r store.Record, d *delta) error {
+	a, err := decode(r, new(pb.NetworkAcl))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.acls, r.ID)
+		delete(w.vpcACLs[a.VpcId], r.ID)
+	} else {
+		w.acls[r.ID] = a
+		w.vpcACLs[a.VpcId] = w.vpcACLs[a.VpcId].add(r.ID)
+	}
+	d.facts.add(a.VpcId)
+	return nil
+}
+
 func live(i *pb.Instance) bool {
 	return i != nil && i.State != pb.InstanceState_INSTANCE_STATE_TERMINATED
 }
@@ -277,9 +323,11 @@ func (w *world) applyInstance(r store.Record, d *delta) error {
 		case old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp:
 			w.removeInstance(old, d)
 			w.addInstance(inst, d)
-		case old.PublicIp != inst.PublicIp:
-			// An Elastic IP was associated or disassociated: the same
-			// mapping, with a new public address for the edges.
+		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds) || !proto.Equal(old.Conntrack, inst.Conntrack):
+			// An Elastic IP was associated or disassociated, or the ENI's
+			// groups or timeouts changed: the same mapping, with a new
+			// public address for the edges, or new groups or timeouts for
+			// every host in scope.
 			w.insts[r.ID] = inst
 			up := &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: w.record(inst)}}
 			w.upserts[r.ID] = up
@@ -346,6 +394,31 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	return &pb.MappingRecord{
 		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
 		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
+		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack),
+	}
+}
+
+// conntrackDefaults are AWS's connection-tracking timeouts, sent in every
+// mapping so a host never has to guess them. Shared and read-only.
+var conntrackDefaults = &pb.ConntrackTimeouts{
+	TcpEstablishedSeconds: model.ConntrackTCPEstablished, UdpSeconds: model.ConntrackUDP,
+	UdpStreamSeconds: model.ConntrackUDPStream, OtherSeconds: model.ConntrackOther,
+}
+
+// conntrack is an ENI's timeouts: its own settings over the defaults.
+func conntrack(c *pb.ConntrackSettings) *pb.ConntrackTimeouts {
+	if c == nil {
+		return conntrackDefaults
+	}
+	or := func(v, def uint32) uint32 {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	return &pb.ConntrackTimeouts{
+		TcpEstablishedSeconds: or(c.TcpEstablishedSeconds, model.ConntrackTCPEstablished), UdpSeconds: or(c.UdpSeconds, model.ConntrackUDP),
+		UdpStreamSeconds: or(c.UdpStreamSeconds, model.ConntrackUDPStream), OtherSeconds: or(c.OtherSeconds, model.ConntrackOther),
 	}
 }
 
@@ -468,10 +541,20 @@ func (w *world) hostsOf(vpc string) set {
 // facts builds everything a host needs about vpc besides its mappings.
 func (w *world) facts(vpc string) *pb.VpcFacts {
 	v := w.vpcs[vpc]
-	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc]}
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc],
+		DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 	for id := range w.vpcSubnets[vpc] {
 		sn := w.subnets[id]
-		f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId})
+		f.Subnets = append(f.Subnets, &pb.SubnetFacts{Id: sn.Id, Cidr: sn.Cidr, RouteTableId: sn.RouteTableId, NetworkAclId: sn.NetworkAclId})
+	}
+	// Rules and entries are shared read-only with the world's records.
+	for id := range w.vpcSGs[vpc] {
+		g := w.sgs[id]
+		f.SecurityGroups = append(f.SecurityGroups, &pb.SecurityGroupFacts{Id: g.Id, Ingress: g.Ingress, Egress: g.Egress})
+	}
+	for id := range w.vpcACLs[vpc] {
+		a := w.acls[id]
+		f.NetworkAcls = append(f.NetworkAcls, &pb.NetworkAclFacts{Id: a.Id, Inbound: a.Inbound, Outbound: a.Outbound})
 	}
 	for id := range w.vpcRtbs[vpc] {
 		rt := proto.CloneOf(w.rtbs[id])
@@ -511,6 +594,8 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	slices.SortFunc(f.Subnets, func(a, b *pb.SubnetFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.RouteTables, func(a, b *pb.RouteTable) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.Peers, func(a, b *pb.PeerFacts) int { return strings.Compare(a.PeeringId, b.PeeringId) })
+	slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
 	return f
 }
 

@@ -25,11 +25,21 @@ type RunSpec struct {
 	Name   string     // optional, unique among live instances
 	Host   string     // optional host id; empty picks the least-loaded host
 	IP     netip.Addr // optional; zero takes the lowest free address
+	// SecurityGroups are names or ids of the VPC's groups (1–5); empty
+	// means the VPC's default group.
+	SecurityGroups []string
+	// Conntrack sets the ENI's connection-tracking timeouts; nil: AWS's.
+	Conntrack *pb.ConntrackSettings
 }
 
 // RunInstance creates a pending instance with one ENI in a subnet, placed
 // on a host, with an address from the subnet.
 func (s *Store) RunInstance(ctx context.Context, spec RunSpec) (*pb.Instance, error) {
+	conntrack, err := checkConntrack(spec.Conntrack)
+	if err != nil {
+		return nil, err
+	}
+	spec.Conntrack = conntrack
 	sn, err := s.GetSubnet(ctx, spec.Subnet)
 	if err != nil {
 		return nil, err
@@ -77,6 +87,16 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 		PrivateIp: ip.String(), Mac: model.MAC(vpc.Vni, ip), CreateTime: timestamppb.Now(),
 	}
 	var t txn
+	groups, err := s.instanceGroups(ctx, vpc, spec.SecurityGroups, &t)
+	if err != nil {
+		s.ipam.done(sn.Id, prefix, ip, false)
+		return nil, err
+	}
+	inst.SecurityGroupIds = groups
+	inst.Conntrack = spec.Conntrack
+	for _, g := range groups {
+		t.put(s.refKey(g, inst.Id), "")
+	}
 	t.present(s.resKey(model.KindSubnet, sn.Id))
 	t.present(s.hostKey(host))
 	t.absent(s.ipKey(sn.Id, inst.PrivateIp))
@@ -98,7 +118,16 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 		inst.Revision = rev
 		return inst, nil
 	}
-	return nil, s.whyRunFailed(ctx, spec, sn, prefix, ip, host)
+	if err := s.whyRunFailed(ctx, spec, sn, prefix, ip, host); !errors.Is(err, errRetry) {
+		return nil, err
+	}
+	if g, err := s.missingGroup(ctx, groups); err != nil || g != "" {
+		if err == nil {
+			err = model.NotFoundf("security group %s was deleted", g)
+		}
+		return nil, err
+	}
+	return nil, errRetry
 }
 
 // whyRunFailed explains a failed run transaction, or asks for a retry when
@@ -265,6 +294,9 @@ func (s *Store) terminateOnce(ctx context.Context, ref string) (*pb.Instance, er
 		t.del(s.nameKey(model.KindInstance, inst.Name))
 	}
 	t.del(s.refKey(inst.SubnetId, inst.Id))
+	for _, g := range inst.SecurityGroupIds {
+		t.del(s.refKey(g, inst.Id))
+	}
 	t.del(s.onHostKey(inst.HostId, inst.Id))
 	ok, rev, err := s.commit(ctx, &t)
 	if err != nil {

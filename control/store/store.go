@@ -53,11 +53,15 @@ func (s *Store) Close() error {
 // Key layout, under the configured prefix:
 //
 //	vpc/<id>, subnet/<id>, rtb/<id>, i/<id>, pcx/<id>   resources (protobuf)
+//	sg/<id>, acl/<id>                                 security groups (with their rules), network ACLs
 //	host/<host-id>                                    registered hosts and edges
 //	name/<kind>/<name>          → id                  unique names
 //	vni/<vni>                   → vpc id              unique VNIs
 //	ip/<subnet-id>/<ip>         → instance id         unique addresses
 //	ref/<parent-id>/<child-id>  → ""                  what stands in the way of a delete
+//	                                                  (also ref/<sg>/<instance>: members,
+//	                                                  ref/<sg>/<sg>: rules naming a group,
+//	                                                  ref/<acl>/<subnet>: associations)
 //	onhost/<host-id>/<inst-id>  → vpc id              placement and host scope
 //	pair/<vpc-id>/<vpc-id>      → pcx id              one peering per pair
 //	event/<host>/<reason>/<src> → SecurityEvent       security events, aggregated (events.go)
@@ -149,6 +153,9 @@ func (s *Store) resolve(ctx context.Context, k model.Kind, ref string) (string, 
 	if model.IsID(k, ref) {
 		return ref, nil
 	}
+	if vpcRef, ok := model.DefaultOf(ref); ok && (k == model.KindSecurityGroup || k == model.KindNetworkACL) {
+		return s.defaultOf(ctx, k, vpcRef)
+	}
 	r, err := s.c.Get(ctx, s.nameKey(k, ref))
 	if err != nil {
 		return "", unavailable(err)
@@ -157,6 +164,22 @@ func (s *Store) resolve(ctx context.Context, k model.Kind, ref string) (string, 
 		return "", model.NotFoundf("%s %q not found", k.Noun(), ref)
 	}
 	return string(r.Kvs[0].Value), nil
+}
+
+// defaultOf is the id of a VPC's default security group or network ACL.
+func (s *Store) defaultOf(ctx context.Context, k model.Kind, vpcRef string) (string, error) {
+	vpc, err := s.GetVPC(ctx, vpcRef)
+	if err != nil {
+		return "", err
+	}
+	id := vpc.DefaultSecurityGroupId
+	if k == model.KindNetworkACL {
+		id = vpc.DefaultNetworkAclId
+	}
+	if id == "" {
+		return "", model.NotFoundf("VPC %s has no default %s (it predates them)", vpc.Id, k.Noun())
+	}
+	return id, nil
 }
 
 // load resolves ref and reads the resource into m.

@@ -38,6 +38,7 @@ func (s *Store) CreateSubnet(ctx context.Context, vpcRef string, cidr netip.Pref
 		sn := &pb.Subnet{
 			Id: model.NewID(model.KindSubnet), Name: name, VpcId: vpc.Id, Cidr: cidr.String(),
 			RouteTableId: rtbID, Gateway: model.Gateway(cidr).String(), CreateTime: timestamppb.Now(),
+			NetworkAclId: vpc.DefaultNetworkAclId,
 		}
 		var t txn
 		// Rewriting the VPC serializes subnet creation within it, so two
@@ -52,6 +53,9 @@ func (s *Store) CreateSubnet(ctx context.Context, vpcRef string, cidr netip.Pref
 		t.putProto(s.resKey(model.KindSubnet, sn.Id), sn)
 		t.put(s.refKey(vpc.Id, sn.Id), "")
 		t.put(s.refKey(rtbID, sn.Id), "")
+		if sn.NetworkAclId != "" {
+			t.put(s.refKey(sn.NetworkAclId, sn.Id), "")
+		}
 		ok, _, err := s.commit(ctx, &t)
 		if err != nil {
 			return err
@@ -130,6 +134,9 @@ func (s *Store) deleteSubnetOnce(ctx context.Context, ref string) error {
 	}
 	t.del(s.refKey(sn.VpcId, sn.Id))
 	t.del(s.refKey(sn.RouteTableId, sn.Id))
+	if sn.NetworkAclId != "" {
+		t.del(s.refKey(sn.NetworkAclId, sn.Id))
+	}
 	ok, _, err := s.commit(ctx, &t)
 	if err != nil || ok {
 		s.ipam.forget(sn.Id)

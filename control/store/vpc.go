@@ -28,6 +28,10 @@ func (s *Store) CreateVPC(ctx context.Context, name string, cidr netip.Prefix) (
 			Vni:              randomVNI(),
 			MainRouteTableId: model.NewID(model.KindRouteTable),
 			CreateTime:       timestamppb.Now(),
+			// Every VPC comes with a default security group and network
+			// ACL, as on AWS: ENIs and subnets that name none get these.
+			DefaultSecurityGroupId: model.NewID(model.KindSecurityGroup),
+			DefaultNetworkAclId:    model.NewID(model.KindNetworkACL),
 		}
 		rtb := &pb.RouteTable{
 			Id: vpc.MainRouteTableId, VpcId: vpc.Id, Main: true, CreateTime: vpc.CreateTime,
@@ -40,6 +44,8 @@ func (s *Store) CreateVPC(ctx context.Context, name string, cidr netip.Prefix) (
 		t.put(s.nameKey(model.KindVPC, name), vpc.Id)
 		t.put(s.vniKey(vpc.Vni), vpc.Id)
 		t.putProto(s.resKey(model.KindRouteTable, rtb.Id), rtb)
+		t.putProto(s.resKey(model.KindSecurityGroup, vpc.DefaultSecurityGroupId), defaultGroup(vpc))
+		t.putProto(s.resKey(model.KindNetworkACL, vpc.DefaultNetworkAclId), defaultACL(vpc))
 		ok, _, err := s.commit(ctx, &t)
 		if err != nil {
 			return err
@@ -106,8 +112,10 @@ func compareNames(an, aid, bn, bid string) int {
 	return 0
 }
 
-// DeleteVPC deletes a VPC and its main route table. It is refused while
-// subnets, other route tables or peerings still belong to it.
+// DeleteVPC deletes a VPC with its main route table, default security
+// group and default network ACL. It is refused while subnets, other route
+// tables, peerings, security groups or ACLs still belong to it, or while
+// rules of other VPCs' groups name its default group.
 func (s *Store) DeleteVPC(ctx context.Context, ref string) error {
 	return retry(ctx, "delete VPC", func() error { return s.deleteVPCOnce(ctx, ref) })
 }
@@ -125,6 +133,13 @@ func (s *Store) deleteVPCOnce(ctx context.Context, ref string) error {
 	t.del(s.nameKey(model.KindVPC, vpc.Name))
 	t.del(s.vniKey(vpc.Vni))
 	t.del(s.resKey(model.KindRouteTable, vpc.MainRouteTableId))
+	if vpc.DefaultSecurityGroupId != "" {
+		t.emptyPrefix(s.refPrefix(vpc.DefaultSecurityGroupId))
+		t.del(s.resKey(model.KindSecurityGroup, vpc.DefaultSecurityGroupId))
+	}
+	if vpc.DefaultNetworkAclId != "" {
+		t.del(s.resKey(model.KindNetworkACL, vpc.DefaultNetworkAclId))
+	}
 	ok, _, err := s.commit(ctx, &t)
 	if err != nil || ok {
 		return err
@@ -135,6 +150,15 @@ func (s *Store) deleteVPCOnce(ctx context.Context, ref string) error {
 	}
 	if in != "" {
 		return model.Preconditionf("VPC %s still has %s; delete them first", vpc.Id, in)
+	}
+	if vpc.DefaultSecurityGroupId != "" {
+		why, err := s.groupUsers(ctx, vpc.DefaultSecurityGroupId)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			return model.Preconditionf("the default security group %s of VPC %s is %s; revoke those rules first", vpc.DefaultSecurityGroupId, vpc.Id, why)
+		}
 	}
 	return errRetry
 }

@@ -20,11 +20,13 @@ const (
 	RecInstance   = "i"
 	RecPeering    = "pcx"
 	RecIGW        = "igw"
+	RecSG         = "sg"
+	RecACL        = "acl"
 	RecHost       = "host"
 	RecAck        = "ack"
 )
 
-var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecHost: true, RecAck: true}
+var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecHost: true, RecAck: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {

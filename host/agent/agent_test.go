@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
@@ -72,6 +74,33 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := api.VPC.CreateRoute(ctx, connect.NewRequest(&pb.CreateRouteRequest{RouteTable: red.MainRouteTableId, DestinationCidr: "10.1.0.0/16", Target: p.Msg.Peering.Id})); err != nil {
+		t.Fatal(err)
+	}
+	// Firewalls: a group naming a group of the peered VPC, an ACL with
+	// entries on a subnet, and an instance moved into the group.
+	if _, err := api.VPC.CreateSecurityGroup(ctx, connect.NewRequest(&pb.CreateSecurityGroupRequest{Vpc: "red", Name: "web"})); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []*pb.SecurityGroupRuleSpec{
+		{Match: &pb.RuleMatch{Protocol: "tcp", Port: "80-88"}, Cidr: "10.1.0.0/16"},
+		{Match: &pb.RuleMatch{Protocol: "icmp", IcmpType: proto32(8)}, Group: yellow.DefaultSecurityGroupId},
+	} {
+		if _, err := api.VPC.AuthorizeSecurityGroupRule(ctx, connect.NewRequest(&pb.AuthorizeSecurityGroupRuleRequest{Ref: "web", Rule: spec})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := api.VPC.CreateNetworkAcl(ctx, connect.NewRequest(&pb.CreateNetworkAclRequest{Vpc: "red", Name: "strict"})); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int32{200, 100} {
+		if _, err := api.VPC.CreateNetworkAclEntry(ctx, connect.NewRequest(&pb.CreateNetworkAclEntryRequest{Ref: "strict", RuleNumber: n, Allow: n == 100, Match: &pb.RuleMatch{Protocol: "udp", Port: "53"}, Cidr: "10.0.0.0/8"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := api.VPC.AssociateNetworkAcl(ctx, connect.NewRequest(&pb.AssociateNetworkAclRequest{Ref: "strict", Subnet: "red-a"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Inst.ModifyInstance(ctx, connect.NewRequest(&pb.ModifyInstanceRequest{Ref: insts[1].Id, SecurityGroups: []string{"web", red.DefaultSecurityGroupId}})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := api.Inst.TerminateInstance(ctx, connect.NewRequest(&pb.TerminateInstanceRequest{Ref: insts[0].Id})); err != nil {
@@ -141,13 +170,16 @@ func compare(got, want node.State) string {
 		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr {
 			return fmt.Sprintf("VPC %d: got %v want %v", vni, g, w)
 		}
+		if d := compareFirewall(got.VPCs[vni], w); d != "" {
+			return fmt.Sprintf("VPC %d: %s", vni, d)
+		}
 	}
 	if len(got.VPCs) != len(want.VPCs) {
 		return fmt.Sprintf("%d VPCs, want %d", len(got.VPCs), len(want.VPCs))
 	}
 	for k, w := range want.Mappings {
 		g, ok := got.Mappings[k]
-		if !ok || g.HostId != w.HostId || g.EniId != w.EniId || g.Mac != w.Mac {
+		if !ok || g.HostId != w.HostId || g.EniId != w.EniId || g.Mac != w.Mac || !sameSet(g.SecurityGroupIds, w.SecurityGroupIds) {
 			return fmt.Sprintf("mapping %v: got %v want %v", k, g, w)
 		}
 	}
@@ -160,6 +192,31 @@ func compare(got, want node.State) string {
 		}
 	}
 	return ""
+}
+
+// compareFirewall checks what the tables hold of a VPC's groups and ACLs
+// (the tables keep them in the order sent).
+func compareFirewall(got, want *pb.VpcFacts) string {
+	g := &pb.VpcFacts{DefaultSecurityGroupId: got.DefaultSecurityGroupId, DefaultNetworkAclId: got.DefaultNetworkAclId, SecurityGroups: got.SecurityGroups, NetworkAcls: got.NetworkAcls}
+	w := &pb.VpcFacts{DefaultSecurityGroupId: want.DefaultSecurityGroupId, DefaultNetworkAclId: want.DefaultNetworkAclId, SecurityGroups: want.SecurityGroups, NetworkAcls: want.NetworkAcls}
+	for _, f := range []*pb.VpcFacts{g, w} {
+		slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
+		slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
+	}
+	if !proto.Equal(g, w) {
+		return fmt.Sprintf("firewalls differ:\n got  %v\n want %v", g, w)
+	}
+	return ""
+}
+
+func proto32(n int32) *int32 { return &n }
+
+// sameSet: an ENI's groups are a set; the tables keep them sorted.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // TestAgentStopsWhenItsWireDoes: an agent whose underlay closes under it

@@ -226,6 +226,7 @@ type instanceJ struct {
 type vpcJ struct {
 	VNI              uint32 `json:"vni"`
 	MainRouteTableID string `json:"mainRouteTableId"`
+	DefaultSG        string `json:"defaultSecurityGroupId"`
 }
 
 type eventJ struct {
@@ -271,6 +272,9 @@ func TestLinuxInstances(t *testing.T) {
 	c.ok("peering", "accept", pcx.ID)
 	c.ok("route", "create", "--route-table", red.MainRouteTableID, "--dest", "10.1.0.0/16", "--target", pcx.ID)
 	c.ok("route", "create", "--route-table", blue.MainRouteTableID, "--dest", "10.0.0.0/16", "--target", pcx.ID)
+	// A default group admits only its own members: let the peer in.
+	c.ok("sg", "authorize", red.DefaultSG, "--proto", "all", "--cidr", "10.1.0.0/16")
+	c.ok("sg", "authorize", blue.DefaultSG, "--proto", "all", "--cidr", "10.0.0.0/16")
 
 	t.Run("namespaces", func(t *testing.T) {
 		c := c.in(t)

@@ -173,7 +173,9 @@ func TestInternetThroughEdges(t *testing.T) {
 	ours := leakCheck(t)
 	c := newInternetCloud(t)
 	ours.dirs = c.dirs
-	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	red := c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	// The internet pings the Elastic IP: the default group must admit it.
+	c.ok("sg", "authorize", red.DefaultSG, "--proto", "icmp", "--cidr", "0.0.0.0/0")
 	web := c.instance("red-a", "web", 0)
 	bare := c.instance("red-a", "bare", 1)
 	ours.instances = []string{web.ID, bare.ID}

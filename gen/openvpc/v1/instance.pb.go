@@ -29,7 +29,12 @@ type RunInstanceRequest struct {
 	// host places the instance on this host; empty picks the least-loaded host.
 	Host string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
 	// ip asks for this private address; empty takes the lowest free one.
-	Ip            string `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
+	Ip string `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
+	// security_groups are the ENI's groups (names or ids, 1–5, of the
+	// subnet's VPC); empty: the VPC's default group.
+	SecurityGroups []string `protobuf:"bytes,5,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
+	// conntrack sets the ENI's connection-tracking timeouts; unset: AWS's.
+	Conntrack     *ConntrackSettings `protobuf:"bytes,6,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,6 +95,20 @@ func (x *RunInstanceRequest) GetIp() string {
 		return x.Ip
 	}
 	return ""
+}
+
+func (x *RunInstanceRequest) GetSecurityGroups() []string {
+	if x != nil {
+		return x.SecurityGroups
+	}
+	return nil
+}
+
+func (x *RunInstanceRequest) GetConntrack() *ConntrackSettings {
+	if x != nil {
+		return x.Conntrack
+	}
+	return nil
 }
 
 type RunInstanceResponse struct {
@@ -416,6 +435,114 @@ func (x *TerminateInstanceResponse) GetInstance() *Instance {
 	return nil
 }
 
+type ModifyInstanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// security_groups replace the ENI's groups (names or ids, 1–5); empty
+	// keeps them.
+	SecurityGroups []string `protobuf:"bytes,2,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
+	// conntrack, when set, replaces the ENI's connection-tracking timeouts
+	// (0 fields: AWS's defaults). Flows already tracked keep theirs.
+	Conntrack     *ConntrackSettings `protobuf:"bytes,3,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyInstanceRequest) Reset() {
+	*x = ModifyInstanceRequest{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyInstanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyInstanceRequest) ProtoMessage() {}
+
+func (x *ModifyInstanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyInstanceRequest.ProtoReflect.Descriptor instead.
+func (*ModifyInstanceRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ModifyInstanceRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ModifyInstanceRequest) GetSecurityGroups() []string {
+	if x != nil {
+		return x.SecurityGroups
+	}
+	return nil
+}
+
+func (x *ModifyInstanceRequest) GetConntrack() *ConntrackSettings {
+	if x != nil {
+		return x.Conntrack
+	}
+	return nil
+}
+
+type ModifyInstanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      *Instance              `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyInstanceResponse) Reset() {
+	*x = ModifyInstanceResponse{}
+	mi := &file_openvpc_v1_instance_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyInstanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyInstanceResponse) ProtoMessage() {}
+
+func (x *ModifyInstanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_instance_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyInstanceResponse.ProtoReflect.Descriptor instead.
+func (*ModifyInstanceResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ModifyInstanceResponse) GetInstance() *Instance {
+	if x != nil {
+		return x.Instance
+	}
+	return nil
+}
+
 type WaitInstanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -428,7 +555,7 @@ type WaitInstanceRequest struct {
 
 func (x *WaitInstanceRequest) Reset() {
 	*x = WaitInstanceRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[8]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +567,7 @@ func (x *WaitInstanceRequest) String() string {
 func (*WaitInstanceRequest) ProtoMessage() {}
 
 func (x *WaitInstanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[8]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +580,7 @@ func (x *WaitInstanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitInstanceRequest.ProtoReflect.Descriptor instead.
 func (*WaitInstanceRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{8}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WaitInstanceRequest) GetRef() string {
@@ -486,7 +613,7 @@ type WaitInstanceResponse struct {
 
 func (x *WaitInstanceResponse) Reset() {
 	*x = WaitInstanceResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[9]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +625,7 @@ func (x *WaitInstanceResponse) String() string {
 func (*WaitInstanceResponse) ProtoMessage() {}
 
 func (x *WaitInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[9]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +638,7 @@ func (x *WaitInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitInstanceResponse.ProtoReflect.Descriptor instead.
 func (*WaitInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WaitInstanceResponse) GetInstance() *Instance {
@@ -538,7 +665,7 @@ type PingInstanceRequest struct {
 
 func (x *PingInstanceRequest) Reset() {
 	*x = PingInstanceRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +677,7 @@ func (x *PingInstanceRequest) String() string {
 func (*PingInstanceRequest) ProtoMessage() {}
 
 func (x *PingInstanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[10]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +690,7 @@ func (x *PingInstanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingInstanceRequest.ProtoReflect.Descriptor instead.
 func (*PingInstanceRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PingInstanceRequest) GetFrom() string {
@@ -616,7 +743,7 @@ type PingInstanceResponse struct {
 
 func (x *PingInstanceResponse) Reset() {
 	*x = PingInstanceResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +755,7 @@ func (x *PingInstanceResponse) String() string {
 func (*PingInstanceResponse) ProtoMessage() {}
 
 func (x *PingInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[11]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +768,7 @@ func (x *PingInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingInstanceResponse.ProtoReflect.Descriptor instead.
 func (*PingInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PingInstanceResponse) GetFromIp() string {
@@ -698,7 +825,7 @@ type ConnectInstanceRequest struct {
 
 func (x *ConnectInstanceRequest) Reset() {
 	*x = ConnectInstanceRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +837,7 @@ func (x *ConnectInstanceRequest) String() string {
 func (*ConnectInstanceRequest) ProtoMessage() {}
 
 func (x *ConnectInstanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[12]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +850,7 @@ func (x *ConnectInstanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectInstanceRequest.ProtoReflect.Descriptor instead.
 func (*ConnectInstanceRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{12}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConnectInstanceRequest) GetFrom() string {
@@ -758,7 +885,7 @@ type ConnectInstanceResponse struct {
 
 func (x *ConnectInstanceResponse) Reset() {
 	*x = ConnectInstanceResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +897,7 @@ func (x *ConnectInstanceResponse) String() string {
 func (*ConnectInstanceResponse) ProtoMessage() {}
 
 func (x *ConnectInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[13]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +910,7 @@ func (x *ConnectInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectInstanceResponse.ProtoReflect.Descriptor instead.
 func (*ConnectInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConnectInstanceResponse) GetFromIp() string {
@@ -815,7 +942,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +954,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[14]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +967,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{16}
 }
 
 type ListHostsResponse struct {
@@ -852,7 +979,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +991,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[15]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1004,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -897,7 +1024,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[16]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1036,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[16]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1049,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{16}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListEventsRequest) GetLimit() int32 {
@@ -941,7 +1068,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[17]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1080,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[17]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1093,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{17}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListEventsResponse) GetEvents() []*SecurityEvent {
@@ -984,7 +1111,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[18]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1123,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[18]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1136,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{18}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{20}
 }
 
 type WatchEventsResponse struct {
@@ -1021,7 +1148,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[19]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1160,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[19]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1173,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{19}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchEventsResponse) GetEvent() *SecurityEvent {
@@ -1072,7 +1199,7 @@ type ListFlowsRequest struct {
 
 func (x *ListFlowsRequest) Reset() {
 	*x = ListFlowsRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[20]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1211,7 @@ func (x *ListFlowsRequest) String() string {
 func (*ListFlowsRequest) ProtoMessage() {}
 
 func (x *ListFlowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[20]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1224,7 @@ func (x *ListFlowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlowsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlowsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{20}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListFlowsRequest) GetInstance() string {
@@ -1133,7 +1260,7 @@ type ListFlowsResponse struct {
 
 func (x *ListFlowsResponse) Reset() {
 	*x = ListFlowsResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[21]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1272,7 @@ func (x *ListFlowsResponse) String() string {
 func (*ListFlowsResponse) ProtoMessage() {}
 
 func (x *ListFlowsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[21]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1285,7 @@ func (x *ListFlowsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlowsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlowsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{21}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListFlowsResponse) GetFlows() []*FlowRecord {
@@ -1193,7 +1320,7 @@ type TraceInstanceRequest struct {
 
 func (x *TraceInstanceRequest) Reset() {
 	*x = TraceInstanceRequest{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[22]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1332,7 @@ func (x *TraceInstanceRequest) String() string {
 func (*TraceInstanceRequest) ProtoMessage() {}
 
 func (x *TraceInstanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[22]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1345,7 @@ func (x *TraceInstanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceInstanceRequest.ProtoReflect.Descriptor instead.
 func (*TraceInstanceRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{22}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TraceInstanceRequest) GetFrom() string {
@@ -1282,7 +1409,7 @@ type TraceHop struct {
 
 func (x *TraceHop) Reset() {
 	*x = TraceHop{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[23]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1421,7 @@ func (x *TraceHop) String() string {
 func (*TraceHop) ProtoMessage() {}
 
 func (x *TraceHop) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[23]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1434,7 @@ func (x *TraceHop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceHop.ProtoReflect.Descriptor instead.
 func (*TraceHop) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{23}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TraceHop) GetHostId() string {
@@ -1373,7 +1500,7 @@ type TraceInstanceResponse struct {
 
 func (x *TraceInstanceResponse) Reset() {
 	*x = TraceInstanceResponse{}
-	mi := &file_openvpc_v1_instance_proto_msgTypes[24]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1512,7 @@ func (x *TraceInstanceResponse) String() string {
 func (*TraceInstanceResponse) ProtoMessage() {}
 
 func (x *TraceInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_instance_proto_msgTypes[24]
+	mi := &file_openvpc_v1_instance_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1525,7 @@ func (x *TraceInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceInstanceResponse.ProtoReflect.Descriptor instead.
 func (*TraceInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{24}
+	return file_openvpc_v1_instance_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TraceInstanceResponse) GetFromIp() string {
@@ -1441,12 +1568,14 @@ var File_openvpc_v1_instance_proto protoreflect.FileDescriptor
 const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"\x19openvpc/v1/instance.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"d\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\xca\x01\n" +
 	"\x12RunInstanceRequest\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x0e\n" +
-	"\x02ip\x18\x04 \x01(\tR\x02ip\"G\n" +
+	"\x02ip\x18\x04 \x01(\tR\x02ip\x12'\n" +
+	"\x0fsecurity_groups\x18\x05 \x03(\tR\x0esecurityGroups\x12;\n" +
+	"\tconntrack\x18\x06 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"G\n" +
 	"\x13RunInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"&\n" +
 	"\x12GetInstanceRequest\x12\x10\n" +
@@ -1462,6 +1591,12 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x18TerminateInstanceRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"M\n" +
 	"\x19TerminateInstanceResponse\x120\n" +
+	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"\x8f\x01\n" +
+	"\x15ModifyInstanceRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12'\n" +
+	"\x0fsecurity_groups\x18\x02 \x03(\tR\x0esecurityGroups\x12;\n" +
+	"\tconntrack\x18\x03 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"J\n" +
+	"\x16ModifyInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"w\n" +
 	"\x13WaitInstanceRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12/\n" +
@@ -1531,12 +1666,13 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x05to_ip\x18\x02 \x01(\tR\x04toIp\x12(\n" +
 	"\x04hops\x18\x03 \x03(\v2\x14.openvpc.v1.TraceHopR\x04hops\x12\x18\n" +
 	"\averdict\x18\x04 \x01(\tR\averdict\x12\x19\n" +
-	"\btrace_id\x18\x05 \x01(\rR\atraceId2\xf4\a\n" +
+	"\btrace_id\x18\x05 \x01(\rR\atraceId2\xcd\b\n" +
 	"\x0fInstanceService\x12N\n" +
 	"\vRunInstance\x12\x1e.openvpc.v1.RunInstanceRequest\x1a\x1f.openvpc.v1.RunInstanceResponse\x12N\n" +
 	"\vGetInstance\x12\x1e.openvpc.v1.GetInstanceRequest\x1a\x1f.openvpc.v1.GetInstanceResponse\x12T\n" +
 	"\rListInstances\x12 .openvpc.v1.ListInstancesRequest\x1a!.openvpc.v1.ListInstancesResponse\x12`\n" +
-	"\x11TerminateInstance\x12$.openvpc.v1.TerminateInstanceRequest\x1a%.openvpc.v1.TerminateInstanceResponse\x12Q\n" +
+	"\x11TerminateInstance\x12$.openvpc.v1.TerminateInstanceRequest\x1a%.openvpc.v1.TerminateInstanceResponse\x12W\n" +
+	"\x0eModifyInstance\x12!.openvpc.v1.ModifyInstanceRequest\x1a\".openvpc.v1.ModifyInstanceResponse\x12Q\n" +
 	"\fWaitInstance\x12\x1f.openvpc.v1.WaitInstanceRequest\x1a .openvpc.v1.WaitInstanceResponse\x12Q\n" +
 	"\fPingInstance\x12\x1f.openvpc.v1.PingInstanceRequest\x1a .openvpc.v1.PingInstanceResponse\x12Z\n" +
 	"\x0fConnectInstance\x12\".openvpc.v1.ConnectInstanceRequest\x1a#.openvpc.v1.ConnectInstanceResponse\x12H\n" +
@@ -1559,7 +1695,7 @@ func file_openvpc_v1_instance_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_instance_proto_rawDescData
 }
 
-var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_openvpc_v1_instance_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*RunInstanceRequest)(nil),        // 0: openvpc.v1.RunInstanceRequest
 	(*RunInstanceResponse)(nil),       // 1: openvpc.v1.RunInstanceResponse
@@ -1569,74 +1705,82 @@ var file_openvpc_v1_instance_proto_goTypes = []any{
 	(*ListInstancesResponse)(nil),     // 5: openvpc.v1.ListInstancesResponse
 	(*TerminateInstanceRequest)(nil),  // 6: openvpc.v1.TerminateInstanceRequest
 	(*TerminateInstanceResponse)(nil), // 7: openvpc.v1.TerminateInstanceResponse
-	(*WaitInstanceRequest)(nil),       // 8: openvpc.v1.WaitInstanceRequest
-	(*WaitInstanceResponse)(nil),      // 9: openvpc.v1.WaitInstanceResponse
-	(*PingInstanceRequest)(nil),       // 10: openvpc.v1.PingInstanceRequest
-	(*PingInstanceResponse)(nil),      // 11: openvpc.v1.PingInstanceResponse
-	(*ConnectInstanceRequest)(nil),    // 12: openvpc.v1.ConnectInstanceRequest
-	(*ConnectInstanceResponse)(nil),   // 13: openvpc.v1.ConnectInstanceResponse
-	(*ListHostsRequest)(nil),          // 14: openvpc.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),         // 15: openvpc.v1.ListHostsResponse
-	(*ListEventsRequest)(nil),         // 16: openvpc.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),        // 17: openvpc.v1.ListEventsResponse
-	(*WatchEventsRequest)(nil),        // 18: openvpc.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),       // 19: openvpc.v1.WatchEventsResponse
-	(*ListFlowsRequest)(nil),          // 20: openvpc.v1.ListFlowsRequest
-	(*ListFlowsResponse)(nil),         // 21: openvpc.v1.ListFlowsResponse
-	(*TraceInstanceRequest)(nil),      // 22: openvpc.v1.TraceInstanceRequest
-	(*TraceHop)(nil),                  // 23: openvpc.v1.TraceHop
-	(*TraceInstanceResponse)(nil),     // 24: openvpc.v1.TraceInstanceResponse
-	(*Instance)(nil),                  // 25: openvpc.v1.Instance
-	(InstanceState)(0),                // 26: openvpc.v1.InstanceState
-	(*Host)(nil),                      // 27: openvpc.v1.Host
-	(*SecurityEvent)(nil),             // 28: openvpc.v1.SecurityEvent
-	(*FlowRecord)(nil),                // 29: openvpc.v1.FlowRecord
-	(*TraceStep)(nil),                 // 30: openvpc.v1.TraceStep
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(*ModifyInstanceRequest)(nil),     // 8: openvpc.v1.ModifyInstanceRequest
+	(*ModifyInstanceResponse)(nil),    // 9: openvpc.v1.ModifyInstanceResponse
+	(*WaitInstanceRequest)(nil),       // 10: openvpc.v1.WaitInstanceRequest
+	(*WaitInstanceResponse)(nil),      // 11: openvpc.v1.WaitInstanceResponse
+	(*PingInstanceRequest)(nil),       // 12: openvpc.v1.PingInstanceRequest
+	(*PingInstanceResponse)(nil),      // 13: openvpc.v1.PingInstanceResponse
+	(*ConnectInstanceRequest)(nil),    // 14: openvpc.v1.ConnectInstanceRequest
+	(*ConnectInstanceResponse)(nil),   // 15: openvpc.v1.ConnectInstanceResponse
+	(*ListHostsRequest)(nil),          // 16: openvpc.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),         // 17: openvpc.v1.ListHostsResponse
+	(*ListEventsRequest)(nil),         // 18: openvpc.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),        // 19: openvpc.v1.ListEventsResponse
+	(*WatchEventsRequest)(nil),        // 20: openvpc.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),       // 21: openvpc.v1.WatchEventsResponse
+	(*ListFlowsRequest)(nil),          // 22: openvpc.v1.ListFlowsRequest
+	(*ListFlowsResponse)(nil),         // 23: openvpc.v1.ListFlowsResponse
+	(*TraceInstanceRequest)(nil),      // 24: openvpc.v1.TraceInstanceRequest
+	(*TraceHop)(nil),                  // 25: openvpc.v1.TraceHop
+	(*TraceInstanceResponse)(nil),     // 26: openvpc.v1.TraceInstanceResponse
+	(*ConntrackSettings)(nil),         // 27: openvpc.v1.ConntrackSettings
+	(*Instance)(nil),                  // 28: openvpc.v1.Instance
+	(InstanceState)(0),                // 29: openvpc.v1.InstanceState
+	(*Host)(nil),                      // 30: openvpc.v1.Host
+	(*SecurityEvent)(nil),             // 31: openvpc.v1.SecurityEvent
+	(*FlowRecord)(nil),                // 32: openvpc.v1.FlowRecord
+	(*TraceStep)(nil),                 // 33: openvpc.v1.TraceStep
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
 }
 var file_openvpc_v1_instance_proto_depIdxs = []int32{
-	25, // 0: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	25, // 1: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	25, // 2: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
-	25, // 3: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	26, // 4: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
-	25, // 5: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
-	27, // 6: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
-	28, // 7: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
-	28, // 8: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
-	29, // 9: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
-	30, // 10: openvpc.v1.TraceHop.steps:type_name -> openvpc.v1.TraceStep
-	31, // 11: openvpc.v1.TraceHop.time:type_name -> google.protobuf.Timestamp
-	23, // 12: openvpc.v1.TraceInstanceResponse.hops:type_name -> openvpc.v1.TraceHop
-	0,  // 13: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
-	2,  // 14: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
-	4,  // 15: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
-	6,  // 16: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
-	8,  // 17: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
-	10, // 18: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
-	12, // 19: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
-	14, // 20: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
-	22, // 21: openvpc.v1.InstanceService.TraceInstance:input_type -> openvpc.v1.TraceInstanceRequest
-	20, // 22: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
-	16, // 23: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
-	18, // 24: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
-	1,  // 25: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
-	3,  // 26: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
-	5,  // 27: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
-	7,  // 28: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
-	9,  // 29: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
-	11, // 30: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
-	13, // 31: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
-	15, // 32: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
-	24, // 33: openvpc.v1.InstanceService.TraceInstance:output_type -> openvpc.v1.TraceInstanceResponse
-	21, // 34: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
-	17, // 35: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
-	19, // 36: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
-	25, // [25:37] is the sub-list for method output_type
-	13, // [13:25] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	27, // 0: openvpc.v1.RunInstanceRequest.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	28, // 1: openvpc.v1.RunInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	28, // 2: openvpc.v1.GetInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	28, // 3: openvpc.v1.ListInstancesResponse.instances:type_name -> openvpc.v1.Instance
+	28, // 4: openvpc.v1.TerminateInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	27, // 5: openvpc.v1.ModifyInstanceRequest.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	28, // 6: openvpc.v1.ModifyInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	29, // 7: openvpc.v1.WaitInstanceRequest.state:type_name -> openvpc.v1.InstanceState
+	28, // 8: openvpc.v1.WaitInstanceResponse.instance:type_name -> openvpc.v1.Instance
+	30, // 9: openvpc.v1.ListHostsResponse.hosts:type_name -> openvpc.v1.Host
+	31, // 10: openvpc.v1.ListEventsResponse.events:type_name -> openvpc.v1.SecurityEvent
+	31, // 11: openvpc.v1.WatchEventsResponse.event:type_name -> openvpc.v1.SecurityEvent
+	32, // 12: openvpc.v1.ListFlowsResponse.flows:type_name -> openvpc.v1.FlowRecord
+	33, // 13: openvpc.v1.TraceHop.steps:type_name -> openvpc.v1.TraceStep
+	34, // 14: openvpc.v1.TraceHop.time:type_name -> google.protobuf.Timestamp
+	25, // 15: openvpc.v1.TraceInstanceResponse.hops:type_name -> openvpc.v1.TraceHop
+	0,  // 16: openvpc.v1.InstanceService.RunInstance:input_type -> openvpc.v1.RunInstanceRequest
+	2,  // 17: openvpc.v1.InstanceService.GetInstance:input_type -> openvpc.v1.GetInstanceRequest
+	4,  // 18: openvpc.v1.InstanceService.ListInstances:input_type -> openvpc.v1.ListInstancesRequest
+	6,  // 19: openvpc.v1.InstanceService.TerminateInstance:input_type -> openvpc.v1.TerminateInstanceRequest
+	8,  // 20: openvpc.v1.InstanceService.ModifyInstance:input_type -> openvpc.v1.ModifyInstanceRequest
+	10, // 21: openvpc.v1.InstanceService.WaitInstance:input_type -> openvpc.v1.WaitInstanceRequest
+	12, // 22: openvpc.v1.InstanceService.PingInstance:input_type -> openvpc.v1.PingInstanceRequest
+	14, // 23: openvpc.v1.InstanceService.ConnectInstance:input_type -> openvpc.v1.ConnectInstanceRequest
+	16, // 24: openvpc.v1.InstanceService.ListHosts:input_type -> openvpc.v1.ListHostsRequest
+	24, // 25: openvpc.v1.InstanceService.TraceInstance:input_type -> openvpc.v1.TraceInstanceRequest
+	22, // 26: openvpc.v1.InstanceService.ListFlows:input_type -> openvpc.v1.ListFlowsRequest
+	18, // 27: openvpc.v1.InstanceService.ListEvents:input_type -> openvpc.v1.ListEventsRequest
+	20, // 28: openvpc.v1.InstanceService.WatchEvents:input_type -> openvpc.v1.WatchEventsRequest
+	1,  // 29: openvpc.v1.InstanceService.RunInstance:output_type -> openvpc.v1.RunInstanceResponse
+	3,  // 30: openvpc.v1.InstanceService.GetInstance:output_type -> openvpc.v1.GetInstanceResponse
+	5,  // 31: openvpc.v1.InstanceService.ListInstances:output_type -> openvpc.v1.ListInstancesResponse
+	7,  // 32: openvpc.v1.InstanceService.TerminateInstance:output_type -> openvpc.v1.TerminateInstanceResponse
+	9,  // 33: openvpc.v1.InstanceService.ModifyInstance:output_type -> openvpc.v1.ModifyInstanceResponse
+	11, // 34: openvpc.v1.InstanceService.WaitInstance:output_type -> openvpc.v1.WaitInstanceResponse
+	13, // 35: openvpc.v1.InstanceService.PingInstance:output_type -> openvpc.v1.PingInstanceResponse
+	15, // 36: openvpc.v1.InstanceService.ConnectInstance:output_type -> openvpc.v1.ConnectInstanceResponse
+	17, // 37: openvpc.v1.InstanceService.ListHosts:output_type -> openvpc.v1.ListHostsResponse
+	26, // 38: openvpc.v1.InstanceService.TraceInstance:output_type -> openvpc.v1.TraceInstanceResponse
+	23, // 39: openvpc.v1.InstanceService.ListFlows:output_type -> openvpc.v1.ListFlowsResponse
+	19, // 40: openvpc.v1.InstanceService.ListEvents:output_type -> openvpc.v1.ListEventsResponse
+	21, // 41: openvpc.v1.InstanceService.WatchEvents:output_type -> openvpc.v1.WatchEventsResponse
+	29, // [29:42] is the sub-list for method output_type
+	16, // [16:29] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_instance_proto_init() }
@@ -1652,7 +1796,7 @@ func file_openvpc_v1_instance_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_instance_proto_rawDesc), len(file_openvpc_v1_instance_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

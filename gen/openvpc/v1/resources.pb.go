@@ -303,8 +303,12 @@ type Vpc struct {
 	// main_route_table_id is the route table subnets use unless told otherwise.
 	MainRouteTableId string                 `protobuf:"bytes,5,opt,name=main_route_table_id,json=mainRouteTableId,proto3" json:"main_route_table_id,omitempty"`
 	CreateTime       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// default_security_group_id is the group of ENIs that name none (sg-…).
+	DefaultSecurityGroupId string `protobuf:"bytes,7,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
+	// default_network_acl_id is the ACL of subnets that name none (acl-…).
+	DefaultNetworkAclId string `protobuf:"bytes,8,opt,name=default_network_acl_id,json=defaultNetworkAclId,proto3" json:"default_network_acl_id,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -379,6 +383,20 @@ func (x *Vpc) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Vpc) GetDefaultSecurityGroupId() string {
+	if x != nil {
+		return x.DefaultSecurityGroupId
+	}
+	return ""
+}
+
+func (x *Vpc) GetDefaultNetworkAclId() string {
+	if x != nil {
+		return x.DefaultNetworkAclId
+	}
+	return ""
+}
+
 // Subnet is a range of a VPC's addresses that instances are placed in.
 type Subnet struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -388,8 +406,10 @@ type Subnet struct {
 	Cidr         string                 `protobuf:"bytes,4,opt,name=cidr,proto3" json:"cidr,omitempty"`
 	RouteTableId string                 `protobuf:"bytes,5,opt,name=route_table_id,json=routeTableId,proto3" json:"route_table_id,omitempty"`
 	// gateway is the VPC router's address in this subnet (the first usable address).
-	Gateway       string                 `protobuf:"bytes,6,opt,name=gateway,proto3" json:"gateway,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Gateway    string                 `protobuf:"bytes,6,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// network_acl_id is the network ACL the subnet is associated with.
+	NetworkAclId  string `protobuf:"bytes,8,opt,name=network_acl_id,json=networkAclId,proto3" json:"network_acl_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -471,6 +491,13 @@ func (x *Subnet) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Subnet) GetNetworkAclId() string {
+	if x != nil {
+		return x.NetworkAclId
+	}
+	return ""
 }
 
 // Route sends traffic for destination_cidr to target.
@@ -835,7 +862,11 @@ type Instance struct {
 	// revision is the store revision that wrote this instance's mapping.
 	Revision int64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
 	// public_ip is the Elastic IP associated with the instance's ENI, if any.
-	PublicIp      string `protobuf:"bytes,12,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
+	PublicIp string `protobuf:"bytes,12,opt,name=public_ip,json=publicIp,proto3" json:"public_ip,omitempty"`
+	// security_group_ids are the ENI's security groups (1–5).
+	SecurityGroupIds []string `protobuf:"bytes,13,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
+	// conntrack overrides the ENI's connection-tracking idle timeouts.
+	Conntrack     *ConntrackSettings `protobuf:"bytes,14,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -954,6 +985,95 @@ func (x *Instance) GetPublicIp() string {
 	return ""
 }
 
+func (x *Instance) GetSecurityGroupIds() []string {
+	if x != nil {
+		return x.SecurityGroupIds
+	}
+	return nil
+}
+
+func (x *Instance) GetConntrack() *ConntrackSettings {
+	if x != nil {
+		return x.Conntrack
+	}
+	return nil
+}
+
+// ConntrackSettings are an ENI's connection-tracking idle timeouts, in
+// seconds; 0 keeps AWS's default (TCP established 432000, UDP 30, UDP
+// stream 180, others 600).
+type ConntrackSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tcp_established_seconds: 60–432000.
+	TcpEstablishedSeconds uint32 `protobuf:"varint,1,opt,name=tcp_established_seconds,json=tcpEstablishedSeconds,proto3" json:"tcp_established_seconds,omitempty"`
+	// udp_seconds: a UDP flow seen one way only, 30–60.
+	UdpSeconds uint32 `protobuf:"varint,2,opt,name=udp_seconds,json=udpSeconds,proto3" json:"udp_seconds,omitempty"`
+	// udp_stream_seconds: a UDP flow seen both ways, 60–180.
+	UdpStreamSeconds uint32 `protobuf:"varint,3,opt,name=udp_stream_seconds,json=udpStreamSeconds,proto3" json:"udp_stream_seconds,omitempty"`
+	// other_seconds: every other protocol, 60–600.
+	OtherSeconds  uint32 `protobuf:"varint,4,opt,name=other_seconds,json=otherSeconds,proto3" json:"other_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConntrackSettings) Reset() {
+	*x = ConntrackSettings{}
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConntrackSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConntrackSettings) ProtoMessage() {}
+
+func (x *ConntrackSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConntrackSettings.ProtoReflect.Descriptor instead.
+func (*ConntrackSettings) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ConntrackSettings) GetTcpEstablishedSeconds() uint32 {
+	if x != nil {
+		return x.TcpEstablishedSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackSettings) GetUdpSeconds() uint32 {
+	if x != nil {
+		return x.UdpSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackSettings) GetUdpStreamSeconds() uint32 {
+	if x != nil {
+		return x.UdpStreamSeconds
+	}
+	return 0
+}
+
+func (x *ConntrackSettings) GetOtherSeconds() uint32 {
+	if x != nil {
+		return x.OtherSeconds
+	}
+	return 0
+}
+
 // Peering connects two VPCs whose CIDRs do not overlap.
 type Peering struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -969,7 +1089,7 @@ type Peering struct {
 
 func (x *Peering) Reset() {
 	*x = Peering{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1101,7 @@ func (x *Peering) String() string {
 func (*Peering) ProtoMessage() {}
 
 func (x *Peering) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[7]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1114,7 @@ func (x *Peering) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peering.ProtoReflect.Descriptor instead.
 func (*Peering) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Peering) GetId() string {
@@ -1055,7 +1175,7 @@ type InternetGateway struct {
 
 func (x *InternetGateway) Reset() {
 	*x = InternetGateway{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1187,7 @@ func (x *InternetGateway) String() string {
 func (*InternetGateway) ProtoMessage() {}
 
 func (x *InternetGateway) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[8]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1200,7 @@ func (x *InternetGateway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InternetGateway.ProtoReflect.Descriptor instead.
 func (*InternetGateway) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InternetGateway) GetId() string {
@@ -1132,7 +1252,7 @@ type ElasticIp struct {
 
 func (x *ElasticIp) Reset() {
 	*x = ElasticIp{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1264,7 @@ func (x *ElasticIp) String() string {
 func (*ElasticIp) ProtoMessage() {}
 
 func (x *ElasticIp) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[9]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1277,7 @@ func (x *ElasticIp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElasticIp.ProtoReflect.Descriptor instead.
 func (*ElasticIp) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ElasticIp) GetAllocationId() string {
@@ -1244,7 +1364,7 @@ type FlowRecord struct {
 
 func (x *FlowRecord) Reset() {
 	*x = FlowRecord{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1376,7 @@ func (x *FlowRecord) String() string {
 func (*FlowRecord) ProtoMessage() {}
 
 func (x *FlowRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[10]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1389,7 @@ func (x *FlowRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowRecord.ProtoReflect.Descriptor instead.
 func (*FlowRecord) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FlowRecord) GetHostId() string {
@@ -1401,7 +1521,7 @@ type SecurityEvent struct {
 
 func (x *SecurityEvent) Reset() {
 	*x = SecurityEvent{}
-	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1533,7 @@ func (x *SecurityEvent) String() string {
 func (*SecurityEvent) ProtoMessage() {}
 
 func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_resources_proto_msgTypes[11]
+	mi := &file_openvpc_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1546,7 @@ func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityEvent.ProtoReflect.Descriptor instead.
 func (*SecurityEvent) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SecurityEvent) GetId() string {
@@ -1539,7 +1659,7 @@ var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\x1aopenvpc/v1/resources.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1547,7 +1667,9 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x03vni\x18\x04 \x01(\rR\x03vni\x12-\n" +
 	"\x13main_route_table_id\x18\x05 \x01(\tR\x10mainRouteTableId\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd4\x01\n" +
+	"createTime\x129\n" +
+	"\x19default_security_group_id\x18\a \x01(\tR\x16defaultSecurityGroupId\x123\n" +
+	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\"\xfa\x01\n" +
 	"\x06Subnet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1556,7 +1678,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x0eroute_table_id\x18\x05 \x01(\tR\frouteTableId\x12\x18\n" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"x\n" +
+	"createTime\x12$\n" +
+	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"x\n" +
 	"\x05Route\x12)\n" +
 	"\x10destination_cidr\x18\x01 \x01(\tR\x0fdestinationCidr\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12,\n" +
@@ -1586,7 +1709,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xea\x02\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\xd5\x03\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1602,7 +1725,15 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1a\n" +
 	"\brevision\x18\v \x01(\x03R\brevision\x12\x1b\n" +
-	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\"\xec\x01\n" +
+	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
+	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\x12;\n" +
+	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"\xbf\x01\n" +
+	"\x11ConntrackSettings\x126\n" +
+	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
+	"\vudp_seconds\x18\x02 \x01(\rR\n" +
+	"udpSeconds\x12,\n" +
+	"\x12udp_stream_seconds\x18\x03 \x01(\rR\x10udpStreamSeconds\x12#\n" +
+	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\"\xec\x01\n" +
 	"\aPeering\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1703,7 +1834,7 @@ func file_openvpc_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_openvpc_v1_resources_proto_goTypes = []any{
 	(RouteState)(0),               // 0: openvpc.v1.RouteState
 	(HostRole)(0),                 // 1: openvpc.v1.HostRole
@@ -1717,41 +1848,43 @@ var file_openvpc_v1_resources_proto_goTypes = []any{
 	(*Host)(nil),                  // 9: openvpc.v1.Host
 	(*EdgeFunction)(nil),          // 10: openvpc.v1.EdgeFunction
 	(*Instance)(nil),              // 11: openvpc.v1.Instance
-	(*Peering)(nil),               // 12: openvpc.v1.Peering
-	(*InternetGateway)(nil),       // 13: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),             // 14: openvpc.v1.ElasticIp
-	(*FlowRecord)(nil),            // 15: openvpc.v1.FlowRecord
-	(*SecurityEvent)(nil),         // 16: openvpc.v1.SecurityEvent
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*ConntrackSettings)(nil),     // 12: openvpc.v1.ConntrackSettings
+	(*Peering)(nil),               // 13: openvpc.v1.Peering
+	(*InternetGateway)(nil),       // 14: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),             // 15: openvpc.v1.ElasticIp
+	(*FlowRecord)(nil),            // 16: openvpc.v1.FlowRecord
+	(*SecurityEvent)(nil),         // 17: openvpc.v1.SecurityEvent
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_openvpc_v1_resources_proto_depIdxs = []int32{
-	17, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
-	17, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
+	18, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
+	18, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.Route.state:type_name -> openvpc.v1.RouteState
 	7,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
-	17, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
+	18, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
-	17, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	17, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	18, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
 	10, // 8: openvpc.v1.Host.functions:type_name -> openvpc.v1.EdgeFunction
 	2,  // 9: openvpc.v1.EdgeFunction.kind:type_name -> openvpc.v1.EdgeFunctionKind
 	3,  // 10: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
-	17, // 11: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 12: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
-	17, // 13: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
-	17, // 14: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
-	17, // 15: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
-	17, // 16: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
-	17, // 17: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
-	17, // 18: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	17, // 19: openvpc.v1.SecurityEvent.first_seen:type_name -> google.protobuf.Timestamp
-	17, // 20: openvpc.v1.SecurityEvent.last_seen:type_name -> google.protobuf.Timestamp
-	17, // 21: openvpc.v1.SecurityEvent.host_time:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	18, // 11: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	12, // 12: openvpc.v1.Instance.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	4,  // 13: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
+	18, // 14: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
+	18, // 15: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
+	18, // 16: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
+	18, // 17: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
+	18, // 18: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 19: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	18, // 20: openvpc.v1.SecurityEvent.first_seen:type_name -> google.protobuf.Timestamp
+	18, // 21: openvpc.v1.SecurityEvent.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 22: openvpc.v1.SecurityEvent.host_time:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
@@ -1765,7 +1898,7 @@ func file_openvpc_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_resources_proto_rawDesc), len(file_openvpc_v1_resources_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2600,6 +2600,1349 @@ func (x *ListAddressesResponse) GetAddresses() []*ElasticIp {
 	return nil
 }
 
+type CreateSecurityGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vpc           string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecurityGroupRequest) Reset() {
+	*x = CreateSecurityGroupRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecurityGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecurityGroupRequest) ProtoMessage() {}
+
+func (x *CreateSecurityGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecurityGroupRequest.ProtoReflect.Descriptor instead.
+func (*CreateSecurityGroupRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *CreateSecurityGroupRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *CreateSecurityGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateSecurityGroupRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type CreateSecurityGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecurityGroup *SecurityGroup         `protobuf:"bytes,1,opt,name=security_group,json=securityGroup,proto3" json:"security_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecurityGroupResponse) Reset() {
+	*x = CreateSecurityGroupResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecurityGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecurityGroupResponse) ProtoMessage() {}
+
+func (x *CreateSecurityGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecurityGroupResponse.ProtoReflect.Descriptor instead.
+func (*CreateSecurityGroupResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CreateSecurityGroupResponse) GetSecurityGroup() *SecurityGroup {
+	if x != nil {
+		return x.SecurityGroup
+	}
+	return nil
+}
+
+type GetSecurityGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecurityGroupRequest) Reset() {
+	*x = GetSecurityGroupRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecurityGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecurityGroupRequest) ProtoMessage() {}
+
+func (x *GetSecurityGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecurityGroupRequest.ProtoReflect.Descriptor instead.
+func (*GetSecurityGroupRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetSecurityGroupRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetSecurityGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecurityGroup *SecurityGroup         `protobuf:"bytes,1,opt,name=security_group,json=securityGroup,proto3" json:"security_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecurityGroupResponse) Reset() {
+	*x = GetSecurityGroupResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecurityGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecurityGroupResponse) ProtoMessage() {}
+
+func (x *GetSecurityGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecurityGroupResponse.ProtoReflect.Descriptor instead.
+func (*GetSecurityGroupResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetSecurityGroupResponse) GetSecurityGroup() *SecurityGroup {
+	if x != nil {
+		return x.SecurityGroup
+	}
+	return nil
+}
+
+type ListSecurityGroupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// vpc filters by VPC when set.
+	Vpc           string `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecurityGroupsRequest) Reset() {
+	*x = ListSecurityGroupsRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecurityGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecurityGroupsRequest) ProtoMessage() {}
+
+func (x *ListSecurityGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecurityGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListSecurityGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListSecurityGroupsRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+type ListSecurityGroupsResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SecurityGroups []*SecurityGroup       `protobuf:"bytes,1,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListSecurityGroupsResponse) Reset() {
+	*x = ListSecurityGroupsResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecurityGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecurityGroupsResponse) ProtoMessage() {}
+
+func (x *ListSecurityGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecurityGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListSecurityGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListSecurityGroupsResponse) GetSecurityGroups() []*SecurityGroup {
+	if x != nil {
+		return x.SecurityGroups
+	}
+	return nil
+}
+
+type DeleteSecurityGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecurityGroupRequest) Reset() {
+	*x = DeleteSecurityGroupRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecurityGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecurityGroupRequest) ProtoMessage() {}
+
+func (x *DeleteSecurityGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecurityGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSecurityGroupRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *DeleteSecurityGroupRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DeleteSecurityGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecurityGroupResponse) Reset() {
+	*x = DeleteSecurityGroupResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecurityGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecurityGroupResponse) ProtoMessage() {}
+
+func (x *DeleteSecurityGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecurityGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSecurityGroupResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{65}
+}
+
+// SecurityGroupRuleSpec is a rule as a user writes it: a direction, what
+// it matches, and exactly one peer.
+type SecurityGroupRuleSpec struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Egress bool                   `protobuf:"varint,1,opt,name=egress,proto3" json:"egress,omitempty"`
+	Match  *RuleMatch             `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
+	// cidr: traffic from (ingress) or to (egress) these addresses.
+	Cidr string `protobuf:"bytes,3,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	// group: from or to the members of this group (name or id), of the same
+	// VPC or of an actively peered one.
+	Group string `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`
+	// prefix_list: from or to the CIDRs of a prefix list (pl-…).
+	PrefixList    string `protobuf:"bytes,5,opt,name=prefix_list,json=prefixList,proto3" json:"prefix_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecurityGroupRuleSpec) Reset() {
+	*x = SecurityGroupRuleSpec{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityGroupRuleSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityGroupRuleSpec) ProtoMessage() {}
+
+func (x *SecurityGroupRuleSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityGroupRuleSpec.ProtoReflect.Descriptor instead.
+func (*SecurityGroupRuleSpec) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *SecurityGroupRuleSpec) GetEgress() bool {
+	if x != nil {
+		return x.Egress
+	}
+	return false
+}
+
+func (x *SecurityGroupRuleSpec) GetMatch() *RuleMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *SecurityGroupRuleSpec) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *SecurityGroupRuleSpec) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SecurityGroupRuleSpec) GetPrefixList() string {
+	if x != nil {
+		return x.PrefixList
+	}
+	return ""
+}
+
+type AuthorizeSecurityGroupRuleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is the group the rule is added to.
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Rule          *SecurityGroupRuleSpec `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeSecurityGroupRuleRequest) Reset() {
+	*x = AuthorizeSecurityGroupRuleRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeSecurityGroupRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeSecurityGroupRuleRequest) ProtoMessage() {}
+
+func (x *AuthorizeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeSecurityGroupRuleRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeSecurityGroupRuleRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *AuthorizeSecurityGroupRuleRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *AuthorizeSecurityGroupRuleRequest) GetRule() *SecurityGroupRuleSpec {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type AuthorizeSecurityGroupRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecurityGroup *SecurityGroup         `protobuf:"bytes,1,opt,name=security_group,json=securityGroup,proto3" json:"security_group,omitempty"`
+	// rule is the rule added, with its id (sgr-…).
+	Rule          *SecurityGroupRule `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeSecurityGroupRuleResponse) Reset() {
+	*x = AuthorizeSecurityGroupRuleResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeSecurityGroupRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeSecurityGroupRuleResponse) ProtoMessage() {}
+
+func (x *AuthorizeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeSecurityGroupRuleResponse.ProtoReflect.Descriptor instead.
+func (*AuthorizeSecurityGroupRuleResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *AuthorizeSecurityGroupRuleResponse) GetSecurityGroup() *SecurityGroup {
+	if x != nil {
+		return x.SecurityGroup
+	}
+	return nil
+}
+
+func (x *AuthorizeSecurityGroupRuleResponse) GetRule() *SecurityGroupRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type RevokeSecurityGroupRuleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// rule_id names the rule (sgr-…); otherwise rule says what it matches.
+	RuleId        string                 `protobuf:"bytes,2,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	Rule          *SecurityGroupRuleSpec `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSecurityGroupRuleRequest) Reset() {
+	*x = RevokeSecurityGroupRuleRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSecurityGroupRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSecurityGroupRuleRequest) ProtoMessage() {}
+
+func (x *RevokeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSecurityGroupRuleRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSecurityGroupRuleRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *RevokeSecurityGroupRuleRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *RevokeSecurityGroupRuleRequest) GetRuleId() string {
+	if x != nil {
+		return x.RuleId
+	}
+	return ""
+}
+
+func (x *RevokeSecurityGroupRuleRequest) GetRule() *SecurityGroupRuleSpec {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type RevokeSecurityGroupRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecurityGroup *SecurityGroup         `protobuf:"bytes,1,opt,name=security_group,json=securityGroup,proto3" json:"security_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSecurityGroupRuleResponse) Reset() {
+	*x = RevokeSecurityGroupRuleResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSecurityGroupRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSecurityGroupRuleResponse) ProtoMessage() {}
+
+func (x *RevokeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSecurityGroupRuleResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSecurityGroupRuleResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *RevokeSecurityGroupRuleResponse) GetSecurityGroup() *SecurityGroup {
+	if x != nil {
+		return x.SecurityGroup
+	}
+	return nil
+}
+
+type CreateNetworkAclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vpc           string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkAclRequest) Reset() {
+	*x = CreateNetworkAclRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkAclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkAclRequest) ProtoMessage() {}
+
+func (x *CreateNetworkAclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkAclRequest.ProtoReflect.Descriptor instead.
+func (*CreateNetworkAclRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *CreateNetworkAclRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *CreateNetworkAclRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type CreateNetworkAclResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkAcl    *NetworkAcl            `protobuf:"bytes,1,opt,name=network_acl,json=networkAcl,proto3" json:"network_acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkAclResponse) Reset() {
+	*x = CreateNetworkAclResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkAclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkAclResponse) ProtoMessage() {}
+
+func (x *CreateNetworkAclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkAclResponse.ProtoReflect.Descriptor instead.
+func (*CreateNetworkAclResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *CreateNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
+	if x != nil {
+		return x.NetworkAcl
+	}
+	return nil
+}
+
+type GetNetworkAclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkAclRequest) Reset() {
+	*x = GetNetworkAclRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkAclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkAclRequest) ProtoMessage() {}
+
+func (x *GetNetworkAclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkAclRequest.ProtoReflect.Descriptor instead.
+func (*GetNetworkAclRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GetNetworkAclRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetNetworkAclResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkAcl    *NetworkAcl            `protobuf:"bytes,1,opt,name=network_acl,json=networkAcl,proto3" json:"network_acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkAclResponse) Reset() {
+	*x = GetNetworkAclResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkAclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkAclResponse) ProtoMessage() {}
+
+func (x *GetNetworkAclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkAclResponse.ProtoReflect.Descriptor instead.
+func (*GetNetworkAclResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GetNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
+	if x != nil {
+		return x.NetworkAcl
+	}
+	return nil
+}
+
+type ListNetworkAclsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vpc           string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworkAclsRequest) Reset() {
+	*x = ListNetworkAclsRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworkAclsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworkAclsRequest) ProtoMessage() {}
+
+func (x *ListNetworkAclsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworkAclsRequest.ProtoReflect.Descriptor instead.
+func (*ListNetworkAclsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ListNetworkAclsRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+type ListNetworkAclsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkAcls   []*NetworkAcl          `protobuf:"bytes,1,rep,name=network_acls,json=networkAcls,proto3" json:"network_acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworkAclsResponse) Reset() {
+	*x = ListNetworkAclsResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworkAclsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworkAclsResponse) ProtoMessage() {}
+
+func (x *ListNetworkAclsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworkAclsResponse.ProtoReflect.Descriptor instead.
+func (*ListNetworkAclsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *ListNetworkAclsResponse) GetNetworkAcls() []*NetworkAcl {
+	if x != nil {
+		return x.NetworkAcls
+	}
+	return nil
+}
+
+type DeleteNetworkAclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNetworkAclRequest) Reset() {
+	*x = DeleteNetworkAclRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNetworkAclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNetworkAclRequest) ProtoMessage() {}
+
+func (x *DeleteNetworkAclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNetworkAclRequest.ProtoReflect.Descriptor instead.
+func (*DeleteNetworkAclRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *DeleteNetworkAclRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DeleteNetworkAclResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNetworkAclResponse) Reset() {
+	*x = DeleteNetworkAclResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNetworkAclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNetworkAclResponse) ProtoMessage() {}
+
+func (x *DeleteNetworkAclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNetworkAclResponse.ProtoReflect.Descriptor instead.
+func (*DeleteNetworkAclResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{78}
+}
+
+type CreateNetworkAclEntryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// rule_number orders the entries of a direction (1–32766), unique in it.
+	RuleNumber    int32      `protobuf:"varint,2,opt,name=rule_number,json=ruleNumber,proto3" json:"rule_number,omitempty"`
+	Egress        bool       `protobuf:"varint,3,opt,name=egress,proto3" json:"egress,omitempty"`
+	Allow         bool       `protobuf:"varint,4,opt,name=allow,proto3" json:"allow,omitempty"`
+	Match         *RuleMatch `protobuf:"bytes,5,opt,name=match,proto3" json:"match,omitempty"`
+	Cidr          string     `protobuf:"bytes,6,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkAclEntryRequest) Reset() {
+	*x = CreateNetworkAclEntryRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkAclEntryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkAclEntryRequest) ProtoMessage() {}
+
+func (x *CreateNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkAclEntryRequest.ProtoReflect.Descriptor instead.
+func (*CreateNetworkAclEntryRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *CreateNetworkAclEntryRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *CreateNetworkAclEntryRequest) GetRuleNumber() int32 {
+	if x != nil {
+		return x.RuleNumber
+	}
+	return 0
+}
+
+func (x *CreateNetworkAclEntryRequest) GetEgress() bool {
+	if x != nil {
+		return x.Egress
+	}
+	return false
+}
+
+func (x *CreateNetworkAclEntryRequest) GetAllow() bool {
+	if x != nil {
+		return x.Allow
+	}
+	return false
+}
+
+func (x *CreateNetworkAclEntryRequest) GetMatch() *RuleMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *CreateNetworkAclEntryRequest) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+type CreateNetworkAclEntryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkAcl    *NetworkAcl            `protobuf:"bytes,1,opt,name=network_acl,json=networkAcl,proto3" json:"network_acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkAclEntryResponse) Reset() {
+	*x = CreateNetworkAclEntryResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkAclEntryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkAclEntryResponse) ProtoMessage() {}
+
+func (x *CreateNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkAclEntryResponse.ProtoReflect.Descriptor instead.
+func (*CreateNetworkAclEntryResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *CreateNetworkAclEntryResponse) GetNetworkAcl() *NetworkAcl {
+	if x != nil {
+		return x.NetworkAcl
+	}
+	return nil
+}
+
+type DeleteNetworkAclEntryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	RuleNumber    int32                  `protobuf:"varint,2,opt,name=rule_number,json=ruleNumber,proto3" json:"rule_number,omitempty"`
+	Egress        bool                   `protobuf:"varint,3,opt,name=egress,proto3" json:"egress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNetworkAclEntryRequest) Reset() {
+	*x = DeleteNetworkAclEntryRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNetworkAclEntryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNetworkAclEntryRequest) ProtoMessage() {}
+
+func (x *DeleteNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNetworkAclEntryRequest.ProtoReflect.Descriptor instead.
+func (*DeleteNetworkAclEntryRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *DeleteNetworkAclEntryRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *DeleteNetworkAclEntryRequest) GetRuleNumber() int32 {
+	if x != nil {
+		return x.RuleNumber
+	}
+	return 0
+}
+
+func (x *DeleteNetworkAclEntryRequest) GetEgress() bool {
+	if x != nil {
+		return x.Egress
+	}
+	return false
+}
+
+type DeleteNetworkAclEntryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkAcl    *NetworkAcl            `protobuf:"bytes,1,opt,name=network_acl,json=networkAcl,proto3" json:"network_acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNetworkAclEntryResponse) Reset() {
+	*x = DeleteNetworkAclEntryResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNetworkAclEntryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNetworkAclEntryResponse) ProtoMessage() {}
+
+func (x *DeleteNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNetworkAclEntryResponse.ProtoReflect.Descriptor instead.
+func (*DeleteNetworkAclEntryResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *DeleteNetworkAclEntryResponse) GetNetworkAcl() *NetworkAcl {
+	if x != nil {
+		return x.NetworkAcl
+	}
+	return nil
+}
+
+type AssociateNetworkAclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Subnet        string                 `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateNetworkAclRequest) Reset() {
+	*x = AssociateNetworkAclRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateNetworkAclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateNetworkAclRequest) ProtoMessage() {}
+
+func (x *AssociateNetworkAclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateNetworkAclRequest.ProtoReflect.Descriptor instead.
+func (*AssociateNetworkAclRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *AssociateNetworkAclRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *AssociateNetworkAclRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+type AssociateNetworkAclResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NetworkAcl    *NetworkAcl            `protobuf:"bytes,1,opt,name=network_acl,json=networkAcl,proto3" json:"network_acl,omitempty"`
+	Subnet        *Subnet                `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssociateNetworkAclResponse) Reset() {
+	*x = AssociateNetworkAclResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssociateNetworkAclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssociateNetworkAclResponse) ProtoMessage() {}
+
+func (x *AssociateNetworkAclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssociateNetworkAclResponse.ProtoReflect.Descriptor instead.
+func (*AssociateNetworkAclResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *AssociateNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
+	if x != nil {
+		return x.NetworkAcl
+	}
+	return nil
+}
+
+func (x *AssociateNetworkAclResponse) GetSubnet() *Subnet {
+	if x != nil {
+		return x.Subnet
+	}
+	return nil
+}
+
 type GetInternetGatewayRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -2609,7 +3952,7 @@ type GetInternetGatewayRequest struct {
 
 func (x *GetInternetGatewayRequest) Reset() {
 	*x = GetInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +3964,7 @@ func (x *GetInternetGatewayRequest) String() string {
 func (*GetInternetGatewayRequest) ProtoMessage() {}
 
 func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +3977,7 @@ func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*GetInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *GetInternetGatewayRequest) GetRef() string {
@@ -2653,7 +3996,7 @@ type GetInternetGatewayResponse struct {
 
 func (x *GetInternetGatewayResponse) Reset() {
 	*x = GetInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +4008,7 @@ func (x *GetInternetGatewayResponse) String() string {
 func (*GetInternetGatewayResponse) ProtoMessage() {}
 
 func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +4021,7 @@ func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*GetInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *GetInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -2698,7 +4041,7 @@ type GetAddressRequest struct {
 
 func (x *GetAddressRequest) Reset() {
 	*x = GetAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +4053,7 @@ func (x *GetAddressRequest) String() string {
 func (*GetAddressRequest) ProtoMessage() {}
 
 func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +4066,7 @@ func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressRequest.ProtoReflect.Descriptor instead.
 func (*GetAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *GetAddressRequest) GetRef() string {
@@ -2742,7 +4085,7 @@ type GetAddressResponse struct {
 
 func (x *GetAddressResponse) Reset() {
 	*x = GetAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +4097,7 @@ func (x *GetAddressResponse) String() string {
 func (*GetAddressResponse) ProtoMessage() {}
 
 func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +4110,7 @@ func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressResponse.ProtoReflect.Descriptor instead.
 func (*GetAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *GetAddressResponse) GetAddress() *ElasticIp {
@@ -2787,7 +4130,7 @@ type AssociateRouteTableRequest struct {
 
 func (x *AssociateRouteTableRequest) Reset() {
 	*x = AssociateRouteTableRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +4142,7 @@ func (x *AssociateRouteTableRequest) String() string {
 func (*AssociateRouteTableRequest) ProtoMessage() {}
 
 func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +4155,7 @@ func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateRouteTableRequest.ProtoReflect.Descriptor instead.
 func (*AssociateRouteTableRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *AssociateRouteTableRequest) GetSubnet() string {
@@ -2838,7 +4181,7 @@ type AssociateRouteTableResponse struct {
 
 func (x *AssociateRouteTableResponse) Reset() {
 	*x = AssociateRouteTableResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +4193,7 @@ func (x *AssociateRouteTableResponse) String() string {
 func (*AssociateRouteTableResponse) ProtoMessage() {}
 
 func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +4206,7 @@ func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateRouteTableResponse.ProtoReflect.Descriptor instead.
 func (*AssociateRouteTableResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *AssociateRouteTableResponse) GetSubnet() *Subnet {
@@ -2878,7 +4221,7 @@ var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
 const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\n" +
 	"\x14openvpc/v1/vpc.proto\x12\n" +
-	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\":\n" +
+	"openvpc.v1\x1a\x18openvpc/v1/mapping.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x19openvpc/v1/security.proto\":\n" +
 	"\x10CreateVpcRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\"6\n" +
@@ -3004,7 +4347,87 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x16ReleaseAddressResponse\"\x16\n" +
 	"\x14ListAddressesRequest\"L\n" +
 	"\x15ListAddressesResponse\x123\n" +
-	"\taddresses\x18\x01 \x03(\v2\x15.openvpc.v1.ElasticIpR\taddresses\"-\n" +
+	"\taddresses\x18\x01 \x03(\v2\x15.openvpc.v1.ElasticIpR\taddresses\"d\n" +
+	"\x1aCreateSecurityGroupRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"_\n" +
+	"\x1bCreateSecurityGroupResponse\x12@\n" +
+	"\x0esecurity_group\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityGroupR\rsecurityGroup\"+\n" +
+	"\x17GetSecurityGroupRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\\\n" +
+	"\x18GetSecurityGroupResponse\x12@\n" +
+	"\x0esecurity_group\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityGroupR\rsecurityGroup\"-\n" +
+	"\x19ListSecurityGroupsRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\"`\n" +
+	"\x1aListSecurityGroupsResponse\x12B\n" +
+	"\x0fsecurity_groups\x18\x01 \x03(\v2\x19.openvpc.v1.SecurityGroupR\x0esecurityGroups\".\n" +
+	"\x1aDeleteSecurityGroupRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1d\n" +
+	"\x1bDeleteSecurityGroupResponse\"\xa7\x01\n" +
+	"\x15SecurityGroupRuleSpec\x12\x16\n" +
+	"\x06egress\x18\x01 \x01(\bR\x06egress\x12+\n" +
+	"\x05match\x18\x02 \x01(\v2\x15.openvpc.v1.RuleMatchR\x05match\x12\x12\n" +
+	"\x04cidr\x18\x03 \x01(\tR\x04cidr\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\x12\x1f\n" +
+	"\vprefix_list\x18\x05 \x01(\tR\n" +
+	"prefixList\"l\n" +
+	"!AuthorizeSecurityGroupRuleRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x125\n" +
+	"\x04rule\x18\x02 \x01(\v2!.openvpc.v1.SecurityGroupRuleSpecR\x04rule\"\x99\x01\n" +
+	"\"AuthorizeSecurityGroupRuleResponse\x12@\n" +
+	"\x0esecurity_group\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityGroupR\rsecurityGroup\x121\n" +
+	"\x04rule\x18\x02 \x01(\v2\x1d.openvpc.v1.SecurityGroupRuleR\x04rule\"\x82\x01\n" +
+	"\x1eRevokeSecurityGroupRuleRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x17\n" +
+	"\arule_id\x18\x02 \x01(\tR\x06ruleId\x125\n" +
+	"\x04rule\x18\x03 \x01(\v2!.openvpc.v1.SecurityGroupRuleSpecR\x04rule\"c\n" +
+	"\x1fRevokeSecurityGroupRuleResponse\x12@\n" +
+	"\x0esecurity_group\x18\x01 \x01(\v2\x19.openvpc.v1.SecurityGroupR\rsecurityGroup\"?\n" +
+	"\x17CreateNetworkAclRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"S\n" +
+	"\x18CreateNetworkAclResponse\x127\n" +
+	"\vnetwork_acl\x18\x01 \x01(\v2\x16.openvpc.v1.NetworkAclR\n" +
+	"networkAcl\"(\n" +
+	"\x14GetNetworkAclRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"P\n" +
+	"\x15GetNetworkAclResponse\x127\n" +
+	"\vnetwork_acl\x18\x01 \x01(\v2\x16.openvpc.v1.NetworkAclR\n" +
+	"networkAcl\"*\n" +
+	"\x16ListNetworkAclsRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\"T\n" +
+	"\x17ListNetworkAclsResponse\x129\n" +
+	"\fnetwork_acls\x18\x01 \x03(\v2\x16.openvpc.v1.NetworkAclR\vnetworkAcls\"+\n" +
+	"\x17DeleteNetworkAclRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1a\n" +
+	"\x18DeleteNetworkAclResponse\"\xc0\x01\n" +
+	"\x1cCreateNetworkAclEntryRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1f\n" +
+	"\vrule_number\x18\x02 \x01(\x05R\n" +
+	"ruleNumber\x12\x16\n" +
+	"\x06egress\x18\x03 \x01(\bR\x06egress\x12\x14\n" +
+	"\x05allow\x18\x04 \x01(\bR\x05allow\x12+\n" +
+	"\x05match\x18\x05 \x01(\v2\x15.openvpc.v1.RuleMatchR\x05match\x12\x12\n" +
+	"\x04cidr\x18\x06 \x01(\tR\x04cidr\"X\n" +
+	"\x1dCreateNetworkAclEntryResponse\x127\n" +
+	"\vnetwork_acl\x18\x01 \x01(\v2\x16.openvpc.v1.NetworkAclR\n" +
+	"networkAcl\"i\n" +
+	"\x1cDeleteNetworkAclEntryRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1f\n" +
+	"\vrule_number\x18\x02 \x01(\x05R\n" +
+	"ruleNumber\x12\x16\n" +
+	"\x06egress\x18\x03 \x01(\bR\x06egress\"X\n" +
+	"\x1dDeleteNetworkAclEntryResponse\x127\n" +
+	"\vnetwork_acl\x18\x01 \x01(\v2\x16.openvpc.v1.NetworkAclR\n" +
+	"networkAcl\"F\n" +
+	"\x1aAssociateNetworkAclRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06subnet\x18\x02 \x01(\tR\x06subnet\"\x82\x01\n" +
+	"\x1bAssociateNetworkAclResponse\x127\n" +
+	"\vnetwork_acl\x18\x01 \x01(\v2\x16.openvpc.v1.NetworkAclR\n" +
+	"networkAcl\x12*\n" +
+	"\x06subnet\x18\x02 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet\"-\n" +
 	"\x19GetInternetGatewayRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"d\n" +
 	"\x1aGetInternetGatewayResponse\x12F\n" +
@@ -3018,7 +4441,7 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\vroute_table\x18\x02 \x01(\tR\n" +
 	"routeTable\"I\n" +
 	"\x1bAssociateRouteTableResponse\x12*\n" +
-	"\x06subnet\x18\x01 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet2\xa9\x16\n" +
+	"\x06subnet\x18\x01 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet2\xe2 \n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -3050,7 +4473,20 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x10AssociateAddress\x12#.openvpc.v1.AssociateAddressRequest\x1a$.openvpc.v1.AssociateAddressResponse\x12f\n" +
 	"\x13DisassociateAddress\x12&.openvpc.v1.DisassociateAddressRequest\x1a'.openvpc.v1.DisassociateAddressResponse\x12W\n" +
 	"\x0eReleaseAddress\x12!.openvpc.v1.ReleaseAddressRequest\x1a\".openvpc.v1.ReleaseAddressResponse\x12T\n" +
-	"\rListAddresses\x12 .openvpc.v1.ListAddressesRequest\x1a!.openvpc.v1.ListAddressesResponse\x12c\n" +
+	"\rListAddresses\x12 .openvpc.v1.ListAddressesRequest\x1a!.openvpc.v1.ListAddressesResponse\x12f\n" +
+	"\x13CreateSecurityGroup\x12&.openvpc.v1.CreateSecurityGroupRequest\x1a'.openvpc.v1.CreateSecurityGroupResponse\x12]\n" +
+	"\x10GetSecurityGroup\x12#.openvpc.v1.GetSecurityGroupRequest\x1a$.openvpc.v1.GetSecurityGroupResponse\x12c\n" +
+	"\x12ListSecurityGroups\x12%.openvpc.v1.ListSecurityGroupsRequest\x1a&.openvpc.v1.ListSecurityGroupsResponse\x12f\n" +
+	"\x13DeleteSecurityGroup\x12&.openvpc.v1.DeleteSecurityGroupRequest\x1a'.openvpc.v1.DeleteSecurityGroupResponse\x12{\n" +
+	"\x1aAuthorizeSecurityGroupRule\x12-.openvpc.v1.AuthorizeSecurityGroupRuleRequest\x1a..openvpc.v1.AuthorizeSecurityGroupRuleResponse\x12r\n" +
+	"\x17RevokeSecurityGroupRule\x12*.openvpc.v1.RevokeSecurityGroupRuleRequest\x1a+.openvpc.v1.RevokeSecurityGroupRuleResponse\x12]\n" +
+	"\x10CreateNetworkAcl\x12#.openvpc.v1.CreateNetworkAclRequest\x1a$.openvpc.v1.CreateNetworkAclResponse\x12T\n" +
+	"\rGetNetworkAcl\x12 .openvpc.v1.GetNetworkAclRequest\x1a!.openvpc.v1.GetNetworkAclResponse\x12Z\n" +
+	"\x0fListNetworkAcls\x12\".openvpc.v1.ListNetworkAclsRequest\x1a#.openvpc.v1.ListNetworkAclsResponse\x12]\n" +
+	"\x10DeleteNetworkAcl\x12#.openvpc.v1.DeleteNetworkAclRequest\x1a$.openvpc.v1.DeleteNetworkAclResponse\x12l\n" +
+	"\x15CreateNetworkAclEntry\x12(.openvpc.v1.CreateNetworkAclEntryRequest\x1a).openvpc.v1.CreateNetworkAclEntryResponse\x12l\n" +
+	"\x15DeleteNetworkAclEntry\x12(.openvpc.v1.DeleteNetworkAclEntryRequest\x1a).openvpc.v1.DeleteNetworkAclEntryResponse\x12f\n" +
+	"\x13AssociateNetworkAcl\x12&.openvpc.v1.AssociateNetworkAclRequest\x1a'.openvpc.v1.AssociateNetworkAclResponse\x12c\n" +
 	"\x12GetInternetGateway\x12%.openvpc.v1.GetInternetGatewayRequest\x1a&.openvpc.v1.GetInternetGatewayResponse\x12K\n" +
 	"\n" +
 	"GetAddress\x12\x1d.openvpc.v1.GetAddressRequest\x1a\x1e.openvpc.v1.GetAddressResponse\x12f\n" +
@@ -3068,175 +4504,249 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
-	(*CreateVpcRequest)(nil),              // 0: openvpc.v1.CreateVpcRequest
-	(*CreateVpcResponse)(nil),             // 1: openvpc.v1.CreateVpcResponse
-	(*GetVpcRequest)(nil),                 // 2: openvpc.v1.GetVpcRequest
-	(*GetVpcResponse)(nil),                // 3: openvpc.v1.GetVpcResponse
-	(*ListVpcsRequest)(nil),               // 4: openvpc.v1.ListVpcsRequest
-	(*ListVpcsResponse)(nil),              // 5: openvpc.v1.ListVpcsResponse
-	(*DeleteVpcRequest)(nil),              // 6: openvpc.v1.DeleteVpcRequest
-	(*DeleteVpcResponse)(nil),             // 7: openvpc.v1.DeleteVpcResponse
-	(*CreateSubnetRequest)(nil),           // 8: openvpc.v1.CreateSubnetRequest
-	(*CreateSubnetResponse)(nil),          // 9: openvpc.v1.CreateSubnetResponse
-	(*GetSubnetRequest)(nil),              // 10: openvpc.v1.GetSubnetRequest
-	(*GetSubnetResponse)(nil),             // 11: openvpc.v1.GetSubnetResponse
-	(*ListSubnetsRequest)(nil),            // 12: openvpc.v1.ListSubnetsRequest
-	(*ListSubnetsResponse)(nil),           // 13: openvpc.v1.ListSubnetsResponse
-	(*DeleteSubnetRequest)(nil),           // 14: openvpc.v1.DeleteSubnetRequest
-	(*DeleteSubnetResponse)(nil),          // 15: openvpc.v1.DeleteSubnetResponse
-	(*CreateRouteTableRequest)(nil),       // 16: openvpc.v1.CreateRouteTableRequest
-	(*CreateRouteTableResponse)(nil),      // 17: openvpc.v1.CreateRouteTableResponse
-	(*GetRouteTableRequest)(nil),          // 18: openvpc.v1.GetRouteTableRequest
-	(*GetRouteTableResponse)(nil),         // 19: openvpc.v1.GetRouteTableResponse
-	(*ListRouteTablesRequest)(nil),        // 20: openvpc.v1.ListRouteTablesRequest
-	(*ListRouteTablesResponse)(nil),       // 21: openvpc.v1.ListRouteTablesResponse
-	(*DeleteRouteTableRequest)(nil),       // 22: openvpc.v1.DeleteRouteTableRequest
-	(*DeleteRouteTableResponse)(nil),      // 23: openvpc.v1.DeleteRouteTableResponse
-	(*CreateRouteRequest)(nil),            // 24: openvpc.v1.CreateRouteRequest
-	(*CreateRouteResponse)(nil),           // 25: openvpc.v1.CreateRouteResponse
-	(*DeleteRouteRequest)(nil),            // 26: openvpc.v1.DeleteRouteRequest
-	(*DeleteRouteResponse)(nil),           // 27: openvpc.v1.DeleteRouteResponse
-	(*CreatePeeringRequest)(nil),          // 28: openvpc.v1.CreatePeeringRequest
-	(*CreatePeeringResponse)(nil),         // 29: openvpc.v1.CreatePeeringResponse
-	(*AcceptPeeringRequest)(nil),          // 30: openvpc.v1.AcceptPeeringRequest
-	(*AcceptPeeringResponse)(nil),         // 31: openvpc.v1.AcceptPeeringResponse
-	(*GetPeeringRequest)(nil),             // 32: openvpc.v1.GetPeeringRequest
-	(*GetPeeringResponse)(nil),            // 33: openvpc.v1.GetPeeringResponse
-	(*ListPeeringsRequest)(nil),           // 34: openvpc.v1.ListPeeringsRequest
-	(*ListPeeringsResponse)(nil),          // 35: openvpc.v1.ListPeeringsResponse
-	(*DeletePeeringRequest)(nil),          // 36: openvpc.v1.DeletePeeringRequest
-	(*DeletePeeringResponse)(nil),         // 37: openvpc.v1.DeletePeeringResponse
-	(*CreateInternetGatewayRequest)(nil),  // 38: openvpc.v1.CreateInternetGatewayRequest
-	(*CreateInternetGatewayResponse)(nil), // 39: openvpc.v1.CreateInternetGatewayResponse
-	(*AttachInternetGatewayRequest)(nil),  // 40: openvpc.v1.AttachInternetGatewayRequest
-	(*AttachInternetGatewayResponse)(nil), // 41: openvpc.v1.AttachInternetGatewayResponse
-	(*DetachInternetGatewayRequest)(nil),  // 42: openvpc.v1.DetachInternetGatewayRequest
-	(*DetachInternetGatewayResponse)(nil), // 43: openvpc.v1.DetachInternetGatewayResponse
-	(*DeleteInternetGatewayRequest)(nil),  // 44: openvpc.v1.DeleteInternetGatewayRequest
-	(*DeleteInternetGatewayResponse)(nil), // 45: openvpc.v1.DeleteInternetGatewayResponse
-	(*ListInternetGatewaysRequest)(nil),   // 46: openvpc.v1.ListInternetGatewaysRequest
-	(*ListInternetGatewaysResponse)(nil),  // 47: openvpc.v1.ListInternetGatewaysResponse
-	(*AllocateAddressRequest)(nil),        // 48: openvpc.v1.AllocateAddressRequest
-	(*AllocateAddressResponse)(nil),       // 49: openvpc.v1.AllocateAddressResponse
-	(*AssociateAddressRequest)(nil),       // 50: openvpc.v1.AssociateAddressRequest
-	(*AssociateAddressResponse)(nil),      // 51: openvpc.v1.AssociateAddressResponse
-	(*DisassociateAddressRequest)(nil),    // 52: openvpc.v1.DisassociateAddressRequest
-	(*DisassociateAddressResponse)(nil),   // 53: openvpc.v1.DisassociateAddressResponse
-	(*ReleaseAddressRequest)(nil),         // 54: openvpc.v1.ReleaseAddressRequest
-	(*ReleaseAddressResponse)(nil),        // 55: openvpc.v1.ReleaseAddressResponse
-	(*ListAddressesRequest)(nil),          // 56: openvpc.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),         // 57: openvpc.v1.ListAddressesResponse
-	(*GetInternetGatewayRequest)(nil),     // 58: openvpc.v1.GetInternetGatewayRequest
-	(*GetInternetGatewayResponse)(nil),    // 59: openvpc.v1.GetInternetGatewayResponse
-	(*GetAddressRequest)(nil),             // 60: openvpc.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),            // 61: openvpc.v1.GetAddressResponse
-	(*AssociateRouteTableRequest)(nil),    // 62: openvpc.v1.AssociateRouteTableRequest
-	(*AssociateRouteTableResponse)(nil),   // 63: openvpc.v1.AssociateRouteTableResponse
-	(*Vpc)(nil),                           // 64: openvpc.v1.Vpc
-	(*Subnet)(nil),                        // 65: openvpc.v1.Subnet
-	(*RouteTable)(nil),                    // 66: openvpc.v1.RouteTable
-	(*Peering)(nil),                       // 67: openvpc.v1.Peering
-	(*InternetGateway)(nil),               // 68: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                     // 69: openvpc.v1.ElasticIp
+	(*CreateVpcRequest)(nil),                   // 0: openvpc.v1.CreateVpcRequest
+	(*CreateVpcResponse)(nil),                  // 1: openvpc.v1.CreateVpcResponse
+	(*GetVpcRequest)(nil),                      // 2: openvpc.v1.GetVpcRequest
+	(*GetVpcResponse)(nil),                     // 3: openvpc.v1.GetVpcResponse
+	(*ListVpcsRequest)(nil),                    // 4: openvpc.v1.ListVpcsRequest
+	(*ListVpcsResponse)(nil),                   // 5: openvpc.v1.ListVpcsResponse
+	(*DeleteVpcRequest)(nil),                   // 6: openvpc.v1.DeleteVpcRequest
+	(*DeleteVpcResponse)(nil),                  // 7: openvpc.v1.DeleteVpcResponse
+	(*CreateSubnetRequest)(nil),                // 8: openvpc.v1.CreateSubnetRequest
+	(*CreateSubnetResponse)(nil),               // 9: openvpc.v1.CreateSubnetResponse
+	(*GetSubnetRequest)(nil),                   // 10: openvpc.v1.GetSubnetRequest
+	(*GetSubnetResponse)(nil),                  // 11: openvpc.v1.GetSubnetResponse
+	(*ListSubnetsRequest)(nil),                 // 12: openvpc.v1.ListSubnetsRequest
+	(*ListSubnetsResponse)(nil),                // 13: openvpc.v1.ListSubnetsResponse
+	(*DeleteSubnetRequest)(nil),                // 14: openvpc.v1.DeleteSubnetRequest
+	(*DeleteSubnetResponse)(nil),               // 15: openvpc.v1.DeleteSubnetResponse
+	(*CreateRouteTableRequest)(nil),            // 16: openvpc.v1.CreateRouteTableRequest
+	(*CreateRouteTableResponse)(nil),           // 17: openvpc.v1.CreateRouteTableResponse
+	(*GetRouteTableRequest)(nil),               // 18: openvpc.v1.GetRouteTableRequest
+	(*GetRouteTableResponse)(nil),              // 19: openvpc.v1.GetRouteTableResponse
+	(*ListRouteTablesRequest)(nil),             // 20: openvpc.v1.ListRouteTablesRequest
+	(*ListRouteTablesResponse)(nil),            // 21: openvpc.v1.ListRouteTablesResponse
+	(*DeleteRouteTableRequest)(nil),            // 22: openvpc.v1.DeleteRouteTableRequest
+	(*DeleteRouteTableResponse)(nil),           // 23: openvpc.v1.DeleteRouteTableResponse
+	(*CreateRouteRequest)(nil),                 // 24: openvpc.v1.CreateRouteRequest
+	(*CreateRouteResponse)(nil),                // 25: openvpc.v1.CreateRouteResponse
+	(*DeleteRouteRequest)(nil),                 // 26: openvpc.v1.DeleteRouteRequest
+	(*DeleteRouteResponse)(nil),                // 27: openvpc.v1.DeleteRouteResponse
+	(*CreatePeeringRequest)(nil),               // 28: openvpc.v1.CreatePeeringRequest
+	(*CreatePeeringResponse)(nil),              // 29: openvpc.v1.CreatePeeringResponse
+	(*AcceptPeeringRequest)(nil),               // 30: openvpc.v1.AcceptPeeringRequest
+	(*AcceptPeeringResponse)(nil),              // 31: openvpc.v1.AcceptPeeringResponse
+	(*GetPeeringRequest)(nil),                  // 32: openvpc.v1.GetPeeringRequest
+	(*GetPeeringResponse)(nil),                 // 33: openvpc.v1.GetPeeringResponse
+	(*ListPeeringsRequest)(nil),                // 34: openvpc.v1.ListPeeringsRequest
+	(*ListPeeringsResponse)(nil),               // 35: openvpc.v1.ListPeeringsResponse
+	(*DeletePeeringRequest)(nil),               // 36: openvpc.v1.DeletePeeringRequest
+	(*DeletePeeringResponse)(nil),              // 37: openvpc.v1.DeletePeeringResponse
+	(*CreateInternetGatewayRequest)(nil),       // 38: openvpc.v1.CreateInternetGatewayRequest
+	(*CreateInternetGatewayResponse)(nil),      // 39: openvpc.v1.CreateInternetGatewayResponse
+	(*AttachInternetGatewayRequest)(nil),       // 40: openvpc.v1.AttachInternetGatewayRequest
+	(*AttachInternetGatewayResponse)(nil),      // 41: openvpc.v1.AttachInternetGatewayResponse
+	(*DetachInternetGatewayRequest)(nil),       // 42: openvpc.v1.DetachInternetGatewayRequest
+	(*DetachInternetGatewayResponse)(nil),      // 43: openvpc.v1.DetachInternetGatewayResponse
+	(*DeleteInternetGatewayRequest)(nil),       // 44: openvpc.v1.DeleteInternetGatewayRequest
+	(*DeleteInternetGatewayResponse)(nil),      // 45: openvpc.v1.DeleteInternetGatewayResponse
+	(*ListInternetGatewaysRequest)(nil),        // 46: openvpc.v1.ListInternetGatewaysRequest
+	(*ListInternetGatewaysResponse)(nil),       // 47: openvpc.v1.ListInternetGatewaysResponse
+	(*AllocateAddressRequest)(nil),             // 48: openvpc.v1.AllocateAddressRequest
+	(*AllocateAddressResponse)(nil),            // 49: openvpc.v1.AllocateAddressResponse
+	(*AssociateAddressRequest)(nil),            // 50: openvpc.v1.AssociateAddressRequest
+	(*AssociateAddressResponse)(nil),           // 51: openvpc.v1.AssociateAddressResponse
+	(*DisassociateAddressRequest)(nil),         // 52: openvpc.v1.DisassociateAddressRequest
+	(*DisassociateAddressResponse)(nil),        // 53: openvpc.v1.DisassociateAddressResponse
+	(*ReleaseAddressRequest)(nil),              // 54: openvpc.v1.ReleaseAddressRequest
+	(*ReleaseAddressResponse)(nil),             // 55: openvpc.v1.ReleaseAddressResponse
+	(*ListAddressesRequest)(nil),               // 56: openvpc.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),              // 57: openvpc.v1.ListAddressesResponse
+	(*CreateSecurityGroupRequest)(nil),         // 58: openvpc.v1.CreateSecurityGroupRequest
+	(*CreateSecurityGroupResponse)(nil),        // 59: openvpc.v1.CreateSecurityGroupResponse
+	(*GetSecurityGroupRequest)(nil),            // 60: openvpc.v1.GetSecurityGroupRequest
+	(*GetSecurityGroupResponse)(nil),           // 61: openvpc.v1.GetSecurityGroupResponse
+	(*ListSecurityGroupsRequest)(nil),          // 62: openvpc.v1.ListSecurityGroupsRequest
+	(*ListSecurityGroupsResponse)(nil),         // 63: openvpc.v1.ListSecurityGroupsResponse
+	(*DeleteSecurityGroupRequest)(nil),         // 64: openvpc.v1.DeleteSecurityGroupRequest
+	(*DeleteSecurityGroupResponse)(nil),        // 65: openvpc.v1.DeleteSecurityGroupResponse
+	(*SecurityGroupRuleSpec)(nil),              // 66: openvpc.v1.SecurityGroupRuleSpec
+	(*AuthorizeSecurityGroupRuleRequest)(nil),  // 67: openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	(*AuthorizeSecurityGroupRuleResponse)(nil), // 68: openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	(*RevokeSecurityGroupRuleRequest)(nil),     // 69: openvpc.v1.RevokeSecurityGroupRuleRequest
+	(*RevokeSecurityGroupRuleResponse)(nil),    // 70: openvpc.v1.RevokeSecurityGroupRuleResponse
+	(*CreateNetworkAclRequest)(nil),            // 71: openvpc.v1.CreateNetworkAclRequest
+	(*CreateNetworkAclResponse)(nil),           // 72: openvpc.v1.CreateNetworkAclResponse
+	(*GetNetworkAclRequest)(nil),               // 73: openvpc.v1.GetNetworkAclRequest
+	(*GetNetworkAclResponse)(nil),              // 74: openvpc.v1.GetNetworkAclResponse
+	(*ListNetworkAclsRequest)(nil),             // 75: openvpc.v1.ListNetworkAclsRequest
+	(*ListNetworkAclsResponse)(nil),            // 76: openvpc.v1.ListNetworkAclsResponse
+	(*DeleteNetworkAclRequest)(nil),            // 77: openvpc.v1.DeleteNetworkAclRequest
+	(*DeleteNetworkAclResponse)(nil),           // 78: openvpc.v1.DeleteNetworkAclResponse
+	(*CreateNetworkAclEntryRequest)(nil),       // 79: openvpc.v1.CreateNetworkAclEntryRequest
+	(*CreateNetworkAclEntryResponse)(nil),      // 80: openvpc.v1.CreateNetworkAclEntryResponse
+	(*DeleteNetworkAclEntryRequest)(nil),       // 81: openvpc.v1.DeleteNetworkAclEntryRequest
+	(*DeleteNetworkAclEntryResponse)(nil),      // 82: openvpc.v1.DeleteNetworkAclEntryResponse
+	(*AssociateNetworkAclRequest)(nil),         // 83: openvpc.v1.AssociateNetworkAclRequest
+	(*AssociateNetworkAclResponse)(nil),        // 84: openvpc.v1.AssociateNetworkAclResponse
+	(*GetInternetGatewayRequest)(nil),          // 85: openvpc.v1.GetInternetGatewayRequest
+	(*GetInternetGatewayResponse)(nil),         // 86: openvpc.v1.GetInternetGatewayResponse
+	(*GetAddressRequest)(nil),                  // 87: openvpc.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),                 // 88: openvpc.v1.GetAddressResponse
+	(*AssociateRouteTableRequest)(nil),         // 89: openvpc.v1.AssociateRouteTableRequest
+	(*AssociateRouteTableResponse)(nil),        // 90: openvpc.v1.AssociateRouteTableResponse
+	(*Vpc)(nil),                                // 91: openvpc.v1.Vpc
+	(*Subnet)(nil),                             // 92: openvpc.v1.Subnet
+	(*RouteTable)(nil),                         // 93: openvpc.v1.RouteTable
+	(*Peering)(nil),                            // 94: openvpc.v1.Peering
+	(*InternetGateway)(nil),                    // 95: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                          // 96: openvpc.v1.ElasticIp
+	(*SecurityGroup)(nil),                      // 97: openvpc.v1.SecurityGroup
+	(*RuleMatch)(nil),                          // 98: openvpc.v1.RuleMatch
+	(*SecurityGroupRule)(nil),                  // 99: openvpc.v1.SecurityGroupRule
+	(*NetworkAcl)(nil),                         // 100: openvpc.v1.NetworkAcl
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	64, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	64, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	64, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	65, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	65, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	65, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	66, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	66, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	66, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	66, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	66, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	67, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	67, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	67, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	67, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	68, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	68, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	68, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	68, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	69, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	69, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	69, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	69, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	68, // 23: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	69, // 24: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	65, // 25: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
-	0,  // 26: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,  // 27: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,  // 28: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,  // 29: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,  // 30: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10, // 31: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12, // 32: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14, // 33: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16, // 34: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18, // 35: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20, // 36: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22, // 37: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24, // 38: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26, // 39: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28, // 40: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30, // 41: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32, // 42: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34, // 43: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36, // 44: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	38, // 45: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	40, // 46: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	42, // 47: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	44, // 48: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	46, // 49: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	48, // 50: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	50, // 51: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	52, // 52: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	54, // 53: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	56, // 54: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	58, // 55: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
-	60, // 56: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
-	62, // 57: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
-	1,  // 58: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,  // 59: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,  // 60: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,  // 61: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,  // 62: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11, // 63: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13, // 64: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15, // 65: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17, // 66: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19, // 67: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21, // 68: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23, // 69: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25, // 70: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27, // 71: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29, // 72: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31, // 73: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33, // 74: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35, // 75: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37, // 76: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	39, // 77: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	41, // 78: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	43, // 79: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	45, // 80: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	47, // 81: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	49, // 82: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	51, // 83: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	53, // 84: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	55, // 85: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	57, // 86: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	59, // 87: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
-	61, // 88: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
-	63, // 89: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
-	58, // [58:90] is the sub-list for method output_type
-	26, // [26:58] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	91,  // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	91,  // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	91,  // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	92,  // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	92,  // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	92,  // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	93,  // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	93,  // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	93,  // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	93,  // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	93,  // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	94,  // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	94,  // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	94,  // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	94,  // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	95,  // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	95,  // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	95,  // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	95,  // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	96,  // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	96,  // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	96,  // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	96,  // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	97,  // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	97,  // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	97,  // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
+	98,  // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
+	66,  // 27: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	97,  // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	99,  // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
+	66,  // 30: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	97,  // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	100, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
+	98,  // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
+	100, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	92,  // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
+	95,  // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	96,  // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	92,  // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	0,   // 43: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,   // 44: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,   // 45: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,   // 46: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,   // 47: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	10,  // 48: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	12,  // 49: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	14,  // 50: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	16,  // 51: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	18,  // 52: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	20,  // 53: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	22,  // 54: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	24,  // 55: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	26,  // 56: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	28,  // 57: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	30,  // 58: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	32,  // 59: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	34,  // 60: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	36,  // 61: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	38,  // 62: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	40,  // 63: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	42,  // 64: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	44,  // 65: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	46,  // 66: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	48,  // 67: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	50,  // 68: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	52,  // 69: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	54,  // 70: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	56,  // 71: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	58,  // 72: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
+	60,  // 73: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
+	62,  // 74: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
+	64,  // 75: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
+	67,  // 76: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	69,  // 77: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
+	71,  // 78: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
+	73,  // 79: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
+	75,  // 80: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
+	77,  // 81: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
+	79,  // 82: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
+	81,  // 83: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
+	83,  // 84: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
+	85,  // 85: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	87,  // 86: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	89,  // 87: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	1,   // 88: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,   // 89: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,   // 90: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,   // 91: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,   // 92: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	11,  // 93: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	13,  // 94: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	15,  // 95: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	17,  // 96: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	19,  // 97: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	21,  // 98: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	23,  // 99: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	25,  // 100: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	27,  // 101: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	29,  // 102: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	31,  // 103: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	33,  // 104: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	35,  // 105: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	37,  // 106: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	39,  // 107: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	41,  // 108: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	43,  // 109: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	45,  // 110: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	47,  // 111: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	49,  // 112: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	51,  // 113: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	53,  // 114: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	55,  // 115: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	57,  // 116: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	59,  // 117: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
+	61,  // 118: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
+	63,  // 119: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
+	65,  // 120: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
+	68,  // 121: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	70,  // 122: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
+	72,  // 123: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
+	74,  // 124: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
+	76,  // 125: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
+	78,  // 126: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
+	80,  // 127: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
+	82,  // 128: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
+	84,  // 129: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
+	86,  // 130: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	88,  // 131: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	90,  // 132: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	88,  // [88:133] is the sub-list for method output_type
+	43,  // [43:88] is the sub-list for method input_type
+	43,  // [43:43] is the sub-list for extension type_name
+	43,  // [43:43] is the sub-list for extension extendee
+	0,   // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -3244,14 +4754,16 @@ func file_openvpc_v1_vpc_proto_init() {
 	if File_openvpc_v1_vpc_proto != nil {
 		return
 	}
+	file_openvpc_v1_mapping_proto_init()
 	file_openvpc_v1_resources_proto_init()
+	file_openvpc_v1_security_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

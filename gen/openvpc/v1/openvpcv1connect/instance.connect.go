@@ -45,6 +45,9 @@ const (
 	// InstanceServiceTerminateInstanceProcedure is the fully-qualified name of the InstanceService's
 	// TerminateInstance RPC.
 	InstanceServiceTerminateInstanceProcedure = "/openvpc.v1.InstanceService/TerminateInstance"
+	// InstanceServiceModifyInstanceProcedure is the fully-qualified name of the InstanceService's
+	// ModifyInstance RPC.
+	InstanceServiceModifyInstanceProcedure = "/openvpc.v1.InstanceService/ModifyInstance"
 	// InstanceServiceWaitInstanceProcedure is the fully-qualified name of the InstanceService's
 	// WaitInstance RPC.
 	InstanceServiceWaitInstanceProcedure = "/openvpc.v1.InstanceService/WaitInstance"
@@ -77,6 +80,9 @@ type InstanceServiceClient interface {
 	GetInstance(context.Context, *connect.Request[v1.GetInstanceRequest]) (*connect.Response[v1.GetInstanceResponse], error)
 	ListInstances(context.Context, *connect.Request[v1.ListInstancesRequest]) (*connect.Response[v1.ListInstancesResponse], error)
 	TerminateInstance(context.Context, *connect.Request[v1.TerminateInstanceRequest]) (*connect.Response[v1.TerminateInstanceResponse], error)
+	// ModifyInstance changes a live instance's ENI: its security groups
+	// take effect on every host in scope without a restart.
+	ModifyInstance(context.Context, *connect.Request[v1.ModifyInstanceRequest]) (*connect.Response[v1.ModifyInstanceResponse], error)
 	// WaitInstance returns when the instance reaches the wanted state, or fails
 	// with DeadlineExceeded naming the hosts that have not acknowledged it.
 	WaitInstance(context.Context, *connect.Request[v1.WaitInstanceRequest]) (*connect.Response[v1.WaitInstanceResponse], error)
@@ -128,6 +134,12 @@ func NewInstanceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			httpClient,
 			baseURL+InstanceServiceTerminateInstanceProcedure,
 			connect.WithSchema(instanceServiceMethods.ByName("TerminateInstance")),
+			connect.WithClientOptions(opts...),
+		),
+		modifyInstance: connect.NewClient[v1.ModifyInstanceRequest, v1.ModifyInstanceResponse](
+			httpClient,
+			baseURL+InstanceServiceModifyInstanceProcedure,
+			connect.WithSchema(instanceServiceMethods.ByName("ModifyInstance")),
 			connect.WithClientOptions(opts...),
 		),
 		waitInstance: connect.NewClient[v1.WaitInstanceRequest, v1.WaitInstanceResponse](
@@ -187,6 +199,7 @@ type instanceServiceClient struct {
 	getInstance       *connect.Client[v1.GetInstanceRequest, v1.GetInstanceResponse]
 	listInstances     *connect.Client[v1.ListInstancesRequest, v1.ListInstancesResponse]
 	terminateInstance *connect.Client[v1.TerminateInstanceRequest, v1.TerminateInstanceResponse]
+	modifyInstance    *connect.Client[v1.ModifyInstanceRequest, v1.ModifyInstanceResponse]
 	waitInstance      *connect.Client[v1.WaitInstanceRequest, v1.WaitInstanceResponse]
 	pingInstance      *connect.Client[v1.PingInstanceRequest, v1.PingInstanceResponse]
 	connectInstance   *connect.Client[v1.ConnectInstanceRequest, v1.ConnectInstanceResponse]
@@ -215,6 +228,11 @@ func (c *instanceServiceClient) ListInstances(ctx context.Context, req *connect.
 // TerminateInstance calls openvpc.v1.InstanceService.TerminateInstance.
 func (c *instanceServiceClient) TerminateInstance(ctx context.Context, req *connect.Request[v1.TerminateInstanceRequest]) (*connect.Response[v1.TerminateInstanceResponse], error) {
 	return c.terminateInstance.CallUnary(ctx, req)
+}
+
+// ModifyInstance calls openvpc.v1.InstanceService.ModifyInstance.
+func (c *instanceServiceClient) ModifyInstance(ctx context.Context, req *connect.Request[v1.ModifyInstanceRequest]) (*connect.Response[v1.ModifyInstanceResponse], error) {
+	return c.modifyInstance.CallUnary(ctx, req)
 }
 
 // WaitInstance calls openvpc.v1.InstanceService.WaitInstance.
@@ -263,6 +281,9 @@ type InstanceServiceHandler interface {
 	GetInstance(context.Context, *connect.Request[v1.GetInstanceRequest]) (*connect.Response[v1.GetInstanceResponse], error)
 	ListInstances(context.Context, *connect.Request[v1.ListInstancesRequest]) (*connect.Response[v1.ListInstancesResponse], error)
 	TerminateInstance(context.Context, *connect.Request[v1.TerminateInstanceRequest]) (*connect.Response[v1.TerminateInstanceResponse], error)
+	// ModifyInstance changes a live instance's ENI: its security groups
+	// take effect on every host in scope without a restart.
+	ModifyInstance(context.Context, *connect.Request[v1.ModifyInstanceRequest]) (*connect.Response[v1.ModifyInstanceResponse], error)
 	// WaitInstance returns when the instance reaches the wanted state, or fails
 	// with DeadlineExceeded naming the hosts that have not acknowledged it.
 	WaitInstance(context.Context, *connect.Request[v1.WaitInstanceRequest]) (*connect.Response[v1.WaitInstanceResponse], error)
@@ -310,6 +331,12 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 		InstanceServiceTerminateInstanceProcedure,
 		svc.TerminateInstance,
 		connect.WithSchema(instanceServiceMethods.ByName("TerminateInstance")),
+		connect.WithHandlerOptions(opts...),
+	)
+	instanceServiceModifyInstanceHandler := connect.NewUnaryHandler(
+		InstanceServiceModifyInstanceProcedure,
+		svc.ModifyInstance,
+		connect.WithSchema(instanceServiceMethods.ByName("ModifyInstance")),
 		connect.WithHandlerOptions(opts...),
 	)
 	instanceServiceWaitInstanceHandler := connect.NewUnaryHandler(
@@ -370,6 +397,8 @@ func NewInstanceServiceHandler(svc InstanceServiceHandler, opts ...connect.Handl
 			instanceServiceListInstancesHandler.ServeHTTP(w, r)
 		case InstanceServiceTerminateInstanceProcedure:
 			instanceServiceTerminateInstanceHandler.ServeHTTP(w, r)
+		case InstanceServiceModifyInstanceProcedure:
+			instanceServiceModifyInstanceHandler.ServeHTTP(w, r)
 		case InstanceServiceWaitInstanceProcedure:
 			instanceServiceWaitInstanceHandler.ServeHTTP(w, r)
 		case InstanceServicePingInstanceProcedure:
@@ -409,6 +438,10 @@ func (UnimplementedInstanceServiceHandler) ListInstances(context.Context, *conne
 
 func (UnimplementedInstanceServiceHandler) TerminateInstance(context.Context, *connect.Request[v1.TerminateInstanceRequest]) (*connect.Response[v1.TerminateInstanceResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.TerminateInstance is not implemented"))
+}
+
+func (UnimplementedInstanceServiceHandler) ModifyInstance(context.Context, *connect.Request[v1.ModifyInstanceRequest]) (*connect.Response[v1.ModifyInstanceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.InstanceService.ModifyInstance is not implemented"))
 }
 
 func (UnimplementedInstanceServiceHandler) WaitInstance(context.Context, *connect.Request[v1.WaitInstanceRequest]) (*connect.Response[v1.WaitInstanceResponse], error) {

@@ -108,6 +108,45 @@ const (
 	// VpcServiceListAddressesProcedure is the fully-qualified name of the VpcService's ListAddresses
 	// RPC.
 	VpcServiceListAddressesProcedure = "/openvpc.v1.VpcService/ListAddresses"
+	// VpcServiceCreateSecurityGroupProcedure is the fully-qualified name of the VpcService's
+	// CreateSecurityGroup RPC.
+	VpcServiceCreateSecurityGroupProcedure = "/openvpc.v1.VpcService/CreateSecurityGroup"
+	// VpcServiceGetSecurityGroupProcedure is the fully-qualified name of the VpcService's
+	// GetSecurityGroup RPC.
+	VpcServiceGetSecurityGroupProcedure = "/openvpc.v1.VpcService/GetSecurityGroup"
+	// VpcServiceListSecurityGroupsProcedure is the fully-qualified name of the VpcService's
+	// ListSecurityGroups RPC.
+	VpcServiceListSecurityGroupsProcedure = "/openvpc.v1.VpcService/ListSecurityGroups"
+	// VpcServiceDeleteSecurityGroupProcedure is the fully-qualified name of the VpcService's
+	// DeleteSecurityGroup RPC.
+	VpcServiceDeleteSecurityGroupProcedure = "/openvpc.v1.VpcService/DeleteSecurityGroup"
+	// VpcServiceAuthorizeSecurityGroupRuleProcedure is the fully-qualified name of the VpcService's
+	// AuthorizeSecurityGroupRule RPC.
+	VpcServiceAuthorizeSecurityGroupRuleProcedure = "/openvpc.v1.VpcService/AuthorizeSecurityGroupRule"
+	// VpcServiceRevokeSecurityGroupRuleProcedure is the fully-qualified name of the VpcService's
+	// RevokeSecurityGroupRule RPC.
+	VpcServiceRevokeSecurityGroupRuleProcedure = "/openvpc.v1.VpcService/RevokeSecurityGroupRule"
+	// VpcServiceCreateNetworkAclProcedure is the fully-qualified name of the VpcService's
+	// CreateNetworkAcl RPC.
+	VpcServiceCreateNetworkAclProcedure = "/openvpc.v1.VpcService/CreateNetworkAcl"
+	// VpcServiceGetNetworkAclProcedure is the fully-qualified name of the VpcService's GetNetworkAcl
+	// RPC.
+	VpcServiceGetNetworkAclProcedure = "/openvpc.v1.VpcService/GetNetworkAcl"
+	// VpcServiceListNetworkAclsProcedure is the fully-qualified name of the VpcService's
+	// ListNetworkAcls RPC.
+	VpcServiceListNetworkAclsProcedure = "/openvpc.v1.VpcService/ListNetworkAcls"
+	// VpcServiceDeleteNetworkAclProcedure is the fully-qualified name of the VpcService's
+	// DeleteNetworkAcl RPC.
+	VpcServiceDeleteNetworkAclProcedure = "/openvpc.v1.VpcService/DeleteNetworkAcl"
+	// VpcServiceCreateNetworkAclEntryProcedure is the fully-qualified name of the VpcService's
+	// CreateNetworkAclEntry RPC.
+	VpcServiceCreateNetworkAclEntryProcedure = "/openvpc.v1.VpcService/CreateNetworkAclEntry"
+	// VpcServiceDeleteNetworkAclEntryProcedure is the fully-qualified name of the VpcService's
+	// DeleteNetworkAclEntry RPC.
+	VpcServiceDeleteNetworkAclEntryProcedure = "/openvpc.v1.VpcService/DeleteNetworkAclEntry"
+	// VpcServiceAssociateNetworkAclProcedure is the fully-qualified name of the VpcService's
+	// AssociateNetworkAcl RPC.
+	VpcServiceAssociateNetworkAclProcedure = "/openvpc.v1.VpcService/AssociateNetworkAcl"
 	// VpcServiceGetInternetGatewayProcedure is the fully-qualified name of the VpcService's
 	// GetInternetGateway RPC.
 	VpcServiceGetInternetGatewayProcedure = "/openvpc.v1.VpcService/GetInternetGateway"
@@ -151,6 +190,28 @@ type VpcServiceClient interface {
 	// ReleaseAddress returns an Elastic IP to the pool; refused while associated.
 	ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error)
 	ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error)
+	CreateSecurityGroup(context.Context, *connect.Request[v1.CreateSecurityGroupRequest]) (*connect.Response[v1.CreateSecurityGroupResponse], error)
+	GetSecurityGroup(context.Context, *connect.Request[v1.GetSecurityGroupRequest]) (*connect.Response[v1.GetSecurityGroupResponse], error)
+	ListSecurityGroups(context.Context, *connect.Request[v1.ListSecurityGroupsRequest]) (*connect.Response[v1.ListSecurityGroupsResponse], error)
+	// DeleteSecurityGroup is refused for a default group, and while ENIs are
+	// members or rules of other groups name it.
+	DeleteSecurityGroup(context.Context, *connect.Request[v1.DeleteSecurityGroupRequest]) (*connect.Response[v1.DeleteSecurityGroupResponse], error)
+	// AuthorizeSecurityGroupRule adds an allow rule; it takes effect on every
+	// host in scope without restarting anything.
+	AuthorizeSecurityGroupRule(context.Context, *connect.Request[v1.AuthorizeSecurityGroupRuleRequest]) (*connect.Response[v1.AuthorizeSecurityGroupRuleResponse], error)
+	// RevokeSecurityGroupRule removes a rule, named by its id or by what it
+	// matches. Connections already tracked are not cut.
+	RevokeSecurityGroupRule(context.Context, *connect.Request[v1.RevokeSecurityGroupRuleRequest]) (*connect.Response[v1.RevokeSecurityGroupRuleResponse], error)
+	CreateNetworkAcl(context.Context, *connect.Request[v1.CreateNetworkAclRequest]) (*connect.Response[v1.CreateNetworkAclResponse], error)
+	GetNetworkAcl(context.Context, *connect.Request[v1.GetNetworkAclRequest]) (*connect.Response[v1.GetNetworkAclResponse], error)
+	ListNetworkAcls(context.Context, *connect.Request[v1.ListNetworkAclsRequest]) (*connect.Response[v1.ListNetworkAclsResponse], error)
+	// DeleteNetworkAcl is refused for a default ACL and while subnets are
+	// associated with it.
+	DeleteNetworkAcl(context.Context, *connect.Request[v1.DeleteNetworkAclRequest]) (*connect.Response[v1.DeleteNetworkAclResponse], error)
+	CreateNetworkAclEntry(context.Context, *connect.Request[v1.CreateNetworkAclEntryRequest]) (*connect.Response[v1.CreateNetworkAclEntryResponse], error)
+	DeleteNetworkAclEntry(context.Context, *connect.Request[v1.DeleteNetworkAclEntryRequest]) (*connect.Response[v1.DeleteNetworkAclEntryResponse], error)
+	// AssociateNetworkAcl moves a subnet to this ACL (from whichever it had).
+	AssociateNetworkAcl(context.Context, *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error)
 	GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error)
 	// GetAddress reads an Elastic IP by allocation id, name or public IP.
 	GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error)
@@ -345,6 +406,84 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vpcServiceMethods.ByName("ListAddresses")),
 			connect.WithClientOptions(opts...),
 		),
+		createSecurityGroup: connect.NewClient[v1.CreateSecurityGroupRequest, v1.CreateSecurityGroupResponse](
+			httpClient,
+			baseURL+VpcServiceCreateSecurityGroupProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("CreateSecurityGroup")),
+			connect.WithClientOptions(opts...),
+		),
+		getSecurityGroup: connect.NewClient[v1.GetSecurityGroupRequest, v1.GetSecurityGroupResponse](
+			httpClient,
+			baseURL+VpcServiceGetSecurityGroupProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetSecurityGroup")),
+			connect.WithClientOptions(opts...),
+		),
+		listSecurityGroups: connect.NewClient[v1.ListSecurityGroupsRequest, v1.ListSecurityGroupsResponse](
+			httpClient,
+			baseURL+VpcServiceListSecurityGroupsProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ListSecurityGroups")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSecurityGroup: connect.NewClient[v1.DeleteSecurityGroupRequest, v1.DeleteSecurityGroupResponse](
+			httpClient,
+			baseURL+VpcServiceDeleteSecurityGroupProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DeleteSecurityGroup")),
+			connect.WithClientOptions(opts...),
+		),
+		authorizeSecurityGroupRule: connect.NewClient[v1.AuthorizeSecurityGroupRuleRequest, v1.AuthorizeSecurityGroupRuleResponse](
+			httpClient,
+			baseURL+VpcServiceAuthorizeSecurityGroupRuleProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AuthorizeSecurityGroupRule")),
+			connect.WithClientOptions(opts...),
+		),
+		revokeSecurityGroupRule: connect.NewClient[v1.RevokeSecurityGroupRuleRequest, v1.RevokeSecurityGroupRuleResponse](
+			httpClient,
+			baseURL+VpcServiceRevokeSecurityGroupRuleProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("RevokeSecurityGroupRule")),
+			connect.WithClientOptions(opts...),
+		),
+		createNetworkAcl: connect.NewClient[v1.CreateNetworkAclRequest, v1.CreateNetworkAclResponse](
+			httpClient,
+			baseURL+VpcServiceCreateNetworkAclProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("CreateNetworkAcl")),
+			connect.WithClientOptions(opts...),
+		),
+		getNetworkAcl: connect.NewClient[v1.GetNetworkAclRequest, v1.GetNetworkAclResponse](
+			httpClient,
+			baseURL+VpcServiceGetNetworkAclProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetNetworkAcl")),
+			connect.WithClientOptions(opts...),
+		),
+		listNetworkAcls: connect.NewClient[v1.ListNetworkAclsRequest, v1.ListNetworkAclsResponse](
+			httpClient,
+			baseURL+VpcServiceListNetworkAclsProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ListNetworkAcls")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteNetworkAcl: connect.NewClient[v1.DeleteNetworkAclRequest, v1.DeleteNetworkAclResponse](
+			httpClient,
+			baseURL+VpcServiceDeleteNetworkAclProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DeleteNetworkAcl")),
+			connect.WithClientOptions(opts...),
+		),
+		createNetworkAclEntry: connect.NewClient[v1.CreateNetworkAclEntryRequest, v1.CreateNetworkAclEntryResponse](
+			httpClient,
+			baseURL+VpcServiceCreateNetworkAclEntryProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("CreateNetworkAclEntry")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteNetworkAclEntry: connect.NewClient[v1.DeleteNetworkAclEntryRequest, v1.DeleteNetworkAclEntryResponse](
+			httpClient,
+			baseURL+VpcServiceDeleteNetworkAclEntryProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DeleteNetworkAclEntry")),
+			connect.WithClientOptions(opts...),
+		),
+		associateNetworkAcl: connect.NewClient[v1.AssociateNetworkAclRequest, v1.AssociateNetworkAclResponse](
+			httpClient,
+			baseURL+VpcServiceAssociateNetworkAclProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("AssociateNetworkAcl")),
+			connect.WithClientOptions(opts...),
+		),
 		getInternetGateway: connect.NewClient[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse](
 			httpClient,
 			baseURL+VpcServiceGetInternetGatewayProcedure,
@@ -368,38 +507,51 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 
 // vpcServiceClient implements VpcServiceClient.
 type vpcServiceClient struct {
-	createVpc             *connect.Client[v1.CreateVpcRequest, v1.CreateVpcResponse]
-	getVpc                *connect.Client[v1.GetVpcRequest, v1.GetVpcResponse]
-	listVpcs              *connect.Client[v1.ListVpcsRequest, v1.ListVpcsResponse]
-	deleteVpc             *connect.Client[v1.DeleteVpcRequest, v1.DeleteVpcResponse]
-	createSubnet          *connect.Client[v1.CreateSubnetRequest, v1.CreateSubnetResponse]
-	getSubnet             *connect.Client[v1.GetSubnetRequest, v1.GetSubnetResponse]
-	listSubnets           *connect.Client[v1.ListSubnetsRequest, v1.ListSubnetsResponse]
-	deleteSubnet          *connect.Client[v1.DeleteSubnetRequest, v1.DeleteSubnetResponse]
-	createRouteTable      *connect.Client[v1.CreateRouteTableRequest, v1.CreateRouteTableResponse]
-	getRouteTable         *connect.Client[v1.GetRouteTableRequest, v1.GetRouteTableResponse]
-	listRouteTables       *connect.Client[v1.ListRouteTablesRequest, v1.ListRouteTablesResponse]
-	deleteRouteTable      *connect.Client[v1.DeleteRouteTableRequest, v1.DeleteRouteTableResponse]
-	createRoute           *connect.Client[v1.CreateRouteRequest, v1.CreateRouteResponse]
-	deleteRoute           *connect.Client[v1.DeleteRouteRequest, v1.DeleteRouteResponse]
-	createPeering         *connect.Client[v1.CreatePeeringRequest, v1.CreatePeeringResponse]
-	acceptPeering         *connect.Client[v1.AcceptPeeringRequest, v1.AcceptPeeringResponse]
-	getPeering            *connect.Client[v1.GetPeeringRequest, v1.GetPeeringResponse]
-	listPeerings          *connect.Client[v1.ListPeeringsRequest, v1.ListPeeringsResponse]
-	deletePeering         *connect.Client[v1.DeletePeeringRequest, v1.DeletePeeringResponse]
-	createInternetGateway *connect.Client[v1.CreateInternetGatewayRequest, v1.CreateInternetGatewayResponse]
-	attachInternetGateway *connect.Client[v1.AttachInternetGatewayRequest, v1.AttachInternetGatewayResponse]
-	detachInternetGateway *connect.Client[v1.DetachInternetGatewayRequest, v1.DetachInternetGatewayResponse]
-	deleteInternetGateway *connect.Client[v1.DeleteInternetGatewayRequest, v1.DeleteInternetGatewayResponse]
-	listInternetGateways  *connect.Client[v1.ListInternetGatewaysRequest, v1.ListInternetGatewaysResponse]
-	allocateAddress       *connect.Client[v1.AllocateAddressRequest, v1.AllocateAddressResponse]
-	associateAddress      *connect.Client[v1.AssociateAddressRequest, v1.AssociateAddressResponse]
-	disassociateAddress   *connect.Client[v1.DisassociateAddressRequest, v1.DisassociateAddressResponse]
-	releaseAddress        *connect.Client[v1.ReleaseAddressRequest, v1.ReleaseAddressResponse]
-	listAddresses         *connect.Client[v1.ListAddressesRequest, v1.ListAddressesResponse]
-	getInternetGateway    *connect.Client[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse]
-	getAddress            *connect.Client[v1.GetAddressRequest, v1.GetAddressResponse]
-	associateRouteTable   *connect.Client[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse]
+	createVpc                  *connect.Client[v1.CreateVpcRequest, v1.CreateVpcResponse]
+	getVpc                     *connect.Client[v1.GetVpcRequest, v1.GetVpcResponse]
+	listVpcs                   *connect.Client[v1.ListVpcsRequest, v1.ListVpcsResponse]
+	deleteVpc                  *connect.Client[v1.DeleteVpcRequest, v1.DeleteVpcResponse]
+	createSubnet               *connect.Client[v1.CreateSubnetRequest, v1.CreateSubnetResponse]
+	getSubnet                  *connect.Client[v1.GetSubnetRequest, v1.GetSubnetResponse]
+	listSubnets                *connect.Client[v1.ListSubnetsRequest, v1.ListSubnetsResponse]
+	deleteSubnet               *connect.Client[v1.DeleteSubnetRequest, v1.DeleteSubnetResponse]
+	createRouteTable           *connect.Client[v1.CreateRouteTableRequest, v1.CreateRouteTableResponse]
+	getRouteTable              *connect.Client[v1.GetRouteTableRequest, v1.GetRouteTableResponse]
+	listRouteTables            *connect.Client[v1.ListRouteTablesRequest, v1.ListRouteTablesResponse]
+	deleteRouteTable           *connect.Client[v1.DeleteRouteTableRequest, v1.DeleteRouteTableResponse]
+	createRoute                *connect.Client[v1.CreateRouteRequest, v1.CreateRouteResponse]
+	deleteRoute                *connect.Client[v1.DeleteRouteRequest, v1.DeleteRouteResponse]
+	createPeering              *connect.Client[v1.CreatePeeringRequest, v1.CreatePeeringResponse]
+	acceptPeering              *connect.Client[v1.AcceptPeeringRequest, v1.AcceptPeeringResponse]
+	getPeering                 *connect.Client[v1.GetPeeringRequest, v1.GetPeeringResponse]
+	listPeerings               *connect.Client[v1.ListPeeringsRequest, v1.ListPeeringsResponse]
+	deletePeering              *connect.Client[v1.DeletePeeringRequest, v1.DeletePeeringResponse]
+	createInternetGateway      *connect.Client[v1.CreateInternetGatewayRequest, v1.CreateInternetGatewayResponse]
+	attachInternetGateway      *connect.Client[v1.AttachInternetGatewayRequest, v1.AttachInternetGatewayResponse]
+	detachInternetGateway      *connect.Client[v1.DetachInternetGatewayRequest, v1.DetachInternetGatewayResponse]
+	deleteInternetGateway      *connect.Client[v1.DeleteInternetGatewayRequest, v1.DeleteInternetGatewayResponse]
+	listInternetGateways       *connect.Client[v1.ListInternetGatewaysRequest, v1.ListInternetGatewaysResponse]
+	allocateAddress            *connect.Client[v1.AllocateAddressRequest, v1.AllocateAddressResponse]
+	associateAddress           *connect.Client[v1.AssociateAddressRequest, v1.AssociateAddressResponse]
+	disassociateAddress        *connect.Client[v1.DisassociateAddressRequest, v1.DisassociateAddressResponse]
+	releaseAddress             *connect.Client[v1.ReleaseAddressRequest, v1.ReleaseAddressResponse]
+	listAddresses              *connect.Client[v1.ListAddressesRequest, v1.ListAddressesResponse]
+	createSecurityGroup        *connect.Client[v1.CreateSecurityGroupRequest, v1.CreateSecurityGroupResponse]
+	getSecurityGroup           *connect.Client[v1.GetSecurityGroupRequest, v1.GetSecurityGroupResponse]
+	listSecurityGroups         *connect.Client[v1.ListSecurityGroupsRequest, v1.ListSecurityGroupsResponse]
+	deleteSecurityGroup        *connect.Client[v1.DeleteSecurityGroupRequest, v1.DeleteSecurityGroupResponse]
+	authorizeSecurityGroupRule *connect.Client[v1.AuthorizeSecurityGroupRuleRequest, v1.AuthorizeSecurityGroupRuleResponse]
+	revokeSecurityGroupRule    *connect.Client[v1.RevokeSecurityGroupRuleRequest, v1.RevokeSecurityGroupRuleResponse]
+	createNetworkAcl           *connect.Client[v1.CreateNetworkAclRequest, v1.CreateNetworkAclResponse]
+	getNetworkAcl              *connect.Client[v1.GetNetworkAclRequest, v1.GetNetworkAclResponse]
+	listNetworkAcls            *connect.Client[v1.ListNetworkAclsRequest, v1.ListNetworkAclsResponse]
+	deleteNetworkAcl           *connect.Client[v1.DeleteNetworkAclRequest, v1.DeleteNetworkAclResponse]
+	createNetworkAclEntry      *connect.Client[v1.CreateNetworkAclEntryRequest, v1.CreateNetworkAclEntryResponse]
+	deleteNetworkAclEntry      *connect.Client[v1.DeleteNetworkAclEntryRequest, v1.DeleteNetworkAclEntryResponse]
+	associateNetworkAcl        *connect.Client[v1.AssociateNetworkAclRequest, v1.AssociateNetworkAclResponse]
+	getInternetGateway         *connect.Client[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse]
+	getAddress                 *connect.Client[v1.GetAddressRequest, v1.GetAddressResponse]
+	associateRouteTable        *connect.Client[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse]
 }
 
 // CreateVpc calls openvpc.v1.VpcService.CreateVpc.
@@ -547,6 +699,71 @@ func (c *vpcServiceClient) ListAddresses(ctx context.Context, req *connect.Reque
 	return c.listAddresses.CallUnary(ctx, req)
 }
 
+// CreateSecurityGroup calls openvpc.v1.VpcService.CreateSecurityGroup.
+func (c *vpcServiceClient) CreateSecurityGroup(ctx context.Context, req *connect.Request[v1.CreateSecurityGroupRequest]) (*connect.Response[v1.CreateSecurityGroupResponse], error) {
+	return c.createSecurityGroup.CallUnary(ctx, req)
+}
+
+// GetSecurityGroup calls openvpc.v1.VpcService.GetSecurityGroup.
+func (c *vpcServiceClient) GetSecurityGroup(ctx context.Context, req *connect.Request[v1.GetSecurityGroupRequest]) (*connect.Response[v1.GetSecurityGroupResponse], error) {
+	return c.getSecurityGroup.CallUnary(ctx, req)
+}
+
+// ListSecurityGroups calls openvpc.v1.VpcService.ListSecurityGroups.
+func (c *vpcServiceClient) ListSecurityGroups(ctx context.Context, req *connect.Request[v1.ListSecurityGroupsRequest]) (*connect.Response[v1.ListSecurityGroupsResponse], error) {
+	return c.listSecurityGroups.CallUnary(ctx, req)
+}
+
+// DeleteSecurityGroup calls openvpc.v1.VpcService.DeleteSecurityGroup.
+func (c *vpcServiceClient) DeleteSecurityGroup(ctx context.Context, req *connect.Request[v1.DeleteSecurityGroupRequest]) (*connect.Response[v1.DeleteSecurityGroupResponse], error) {
+	return c.deleteSecurityGroup.CallUnary(ctx, req)
+}
+
+// AuthorizeSecurityGroupRule calls openvpc.v1.VpcService.AuthorizeSecurityGroupRule.
+func (c *vpcServiceClient) AuthorizeSecurityGroupRule(ctx context.Context, req *connect.Request[v1.AuthorizeSecurityGroupRuleRequest]) (*connect.Response[v1.AuthorizeSecurityGroupRuleResponse], error) {
+	return c.authorizeSecurityGroupRule.CallUnary(ctx, req)
+}
+
+// RevokeSecurityGroupRule calls openvpc.v1.VpcService.RevokeSecurityGroupRule.
+func (c *vpcServiceClient) RevokeSecurityGroupRule(ctx context.Context, req *connect.Request[v1.RevokeSecurityGroupRuleRequest]) (*connect.Response[v1.RevokeSecurityGroupRuleResponse], error) {
+	return c.revokeSecurityGroupRule.CallUnary(ctx, req)
+}
+
+// CreateNetworkAcl calls openvpc.v1.VpcService.CreateNetworkAcl.
+func (c *vpcServiceClient) CreateNetworkAcl(ctx context.Context, req *connect.Request[v1.CreateNetworkAclRequest]) (*connect.Response[v1.CreateNetworkAclResponse], error) {
+	return c.createNetworkAcl.CallUnary(ctx, req)
+}
+
+// GetNetworkAcl calls openvpc.v1.VpcService.GetNetworkAcl.
+func (c *vpcServiceClient) GetNetworkAcl(ctx context.Context, req *connect.Request[v1.GetNetworkAclRequest]) (*connect.Response[v1.GetNetworkAclResponse], error) {
+	return c.getNetworkAcl.CallUnary(ctx, req)
+}
+
+// ListNetworkAcls calls openvpc.v1.VpcService.ListNetworkAcls.
+func (c *vpcServiceClient) ListNetworkAcls(ctx context.Context, req *connect.Request[v1.ListNetworkAclsRequest]) (*connect.Response[v1.ListNetworkAclsResponse], error) {
+	return c.listNetworkAcls.CallUnary(ctx, req)
+}
+
+// DeleteNetworkAcl calls openvpc.v1.VpcService.DeleteNetworkAcl.
+func (c *vpcServiceClient) DeleteNetworkAcl(ctx context.Context, req *connect.Request[v1.DeleteNetworkAclRequest]) (*connect.Response[v1.DeleteNetworkAclResponse], error) {
+	return c.deleteNetworkAcl.CallUnary(ctx, req)
+}
+
+// CreateNetworkAclEntry calls openvpc.v1.VpcService.CreateNetworkAclEntry.
+func (c *vpcServiceClient) CreateNetworkAclEntry(ctx context.Context, req *connect.Request[v1.CreateNetworkAclEntryRequest]) (*connect.Response[v1.CreateNetworkAclEntryResponse], error) {
+	return c.createNetworkAclEntry.CallUnary(ctx, req)
+}
+
+// DeleteNetworkAclEntry calls openvpc.v1.VpcService.DeleteNetworkAclEntry.
+func (c *vpcServiceClient) DeleteNetworkAclEntry(ctx context.Context, req *connect.Request[v1.DeleteNetworkAclEntryRequest]) (*connect.Response[v1.DeleteNetworkAclEntryResponse], error) {
+	return c.deleteNetworkAclEntry.CallUnary(ctx, req)
+}
+
+// AssociateNetworkAcl calls openvpc.v1.VpcService.AssociateNetworkAcl.
+func (c *vpcServiceClient) AssociateNetworkAcl(ctx context.Context, req *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error) {
+	return c.associateNetworkAcl.CallUnary(ctx, req)
+}
+
 // GetInternetGateway calls openvpc.v1.VpcService.GetInternetGateway.
 func (c *vpcServiceClient) GetInternetGateway(ctx context.Context, req *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error) {
 	return c.getInternetGateway.CallUnary(ctx, req)
@@ -595,6 +812,28 @@ type VpcServiceHandler interface {
 	// ReleaseAddress returns an Elastic IP to the pool; refused while associated.
 	ReleaseAddress(context.Context, *connect.Request[v1.ReleaseAddressRequest]) (*connect.Response[v1.ReleaseAddressResponse], error)
 	ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error)
+	CreateSecurityGroup(context.Context, *connect.Request[v1.CreateSecurityGroupRequest]) (*connect.Response[v1.CreateSecurityGroupResponse], error)
+	GetSecurityGroup(context.Context, *connect.Request[v1.GetSecurityGroupRequest]) (*connect.Response[v1.GetSecurityGroupResponse], error)
+	ListSecurityGroups(context.Context, *connect.Request[v1.ListSecurityGroupsRequest]) (*connect.Response[v1.ListSecurityGroupsResponse], error)
+	// DeleteSecurityGroup is refused for a default group, and while ENIs are
+	// members or rules of other groups name it.
+	DeleteSecurityGroup(context.Context, *connect.Request[v1.DeleteSecurityGroupRequest]) (*connect.Response[v1.DeleteSecurityGroupResponse], error)
+	// AuthorizeSecurityGroupRule adds an allow rule; it takes effect on every
+	// host in scope without restarting anything.
+	AuthorizeSecurityGroupRule(context.Context, *connect.Request[v1.AuthorizeSecurityGroupRuleRequest]) (*connect.Response[v1.AuthorizeSecurityGroupRuleResponse], error)
+	// RevokeSecurityGroupRule removes a rule, named by its id or by what it
+	// matches. Connections already tracked are not cut.
+	RevokeSecurityGroupRule(context.Context, *connect.Request[v1.RevokeSecurityGroupRuleRequest]) (*connect.Response[v1.RevokeSecurityGroupRuleResponse], error)
+	CreateNetworkAcl(context.Context, *connect.Request[v1.CreateNetworkAclRequest]) (*connect.Response[v1.CreateNetworkAclResponse], error)
+	GetNetworkAcl(context.Context, *connect.Request[v1.GetNetworkAclRequest]) (*connect.Response[v1.GetNetworkAclResponse], error)
+	ListNetworkAcls(context.Context, *connect.Request[v1.ListNetworkAclsRequest]) (*connect.Response[v1.ListNetworkAclsResponse], error)
+	// DeleteNetworkAcl is refused for a default ACL and while subnets are
+	// associated with it.
+	DeleteNetworkAcl(context.Context, *connect.Request[v1.DeleteNetworkAclRequest]) (*connect.Response[v1.DeleteNetworkAclResponse], error)
+	CreateNetworkAclEntry(context.Context, *connect.Request[v1.CreateNetworkAclEntryRequest]) (*connect.Response[v1.CreateNetworkAclEntryResponse], error)
+	DeleteNetworkAclEntry(context.Context, *connect.Request[v1.DeleteNetworkAclEntryRequest]) (*connect.Response[v1.DeleteNetworkAclEntryResponse], error)
+	// AssociateNetworkAcl moves a subnet to this ACL (from whichever it had).
+	AssociateNetworkAcl(context.Context, *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error)
 	GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error)
 	// GetAddress reads an Elastic IP by allocation id, name or public IP.
 	GetAddress(context.Context, *connect.Request[v1.GetAddressRequest]) (*connect.Response[v1.GetAddressResponse], error)
@@ -785,6 +1024,84 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vpcServiceMethods.ByName("ListAddresses")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vpcServiceCreateSecurityGroupHandler := connect.NewUnaryHandler(
+		VpcServiceCreateSecurityGroupProcedure,
+		svc.CreateSecurityGroup,
+		connect.WithSchema(vpcServiceMethods.ByName("CreateSecurityGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceGetSecurityGroupHandler := connect.NewUnaryHandler(
+		VpcServiceGetSecurityGroupProcedure,
+		svc.GetSecurityGroup,
+		connect.WithSchema(vpcServiceMethods.ByName("GetSecurityGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceListSecurityGroupsHandler := connect.NewUnaryHandler(
+		VpcServiceListSecurityGroupsProcedure,
+		svc.ListSecurityGroups,
+		connect.WithSchema(vpcServiceMethods.ByName("ListSecurityGroups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDeleteSecurityGroupHandler := connect.NewUnaryHandler(
+		VpcServiceDeleteSecurityGroupProcedure,
+		svc.DeleteSecurityGroup,
+		connect.WithSchema(vpcServiceMethods.ByName("DeleteSecurityGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAuthorizeSecurityGroupRuleHandler := connect.NewUnaryHandler(
+		VpcServiceAuthorizeSecurityGroupRuleProcedure,
+		svc.AuthorizeSecurityGroupRule,
+		connect.WithSchema(vpcServiceMethods.ByName("AuthorizeSecurityGroupRule")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceRevokeSecurityGroupRuleHandler := connect.NewUnaryHandler(
+		VpcServiceRevokeSecurityGroupRuleProcedure,
+		svc.RevokeSecurityGroupRule,
+		connect.WithSchema(vpcServiceMethods.ByName("RevokeSecurityGroupRule")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceCreateNetworkAclHandler := connect.NewUnaryHandler(
+		VpcServiceCreateNetworkAclProcedure,
+		svc.CreateNetworkAcl,
+		connect.WithSchema(vpcServiceMethods.ByName("CreateNetworkAcl")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceGetNetworkAclHandler := connect.NewUnaryHandler(
+		VpcServiceGetNetworkAclProcedure,
+		svc.GetNetworkAcl,
+		connect.WithSchema(vpcServiceMethods.ByName("GetNetworkAcl")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceListNetworkAclsHandler := connect.NewUnaryHandler(
+		VpcServiceListNetworkAclsProcedure,
+		svc.ListNetworkAcls,
+		connect.WithSchema(vpcServiceMethods.ByName("ListNetworkAcls")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDeleteNetworkAclHandler := connect.NewUnaryHandler(
+		VpcServiceDeleteNetworkAclProcedure,
+		svc.DeleteNetworkAcl,
+		connect.WithSchema(vpcServiceMethods.ByName("DeleteNetworkAcl")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceCreateNetworkAclEntryHandler := connect.NewUnaryHandler(
+		VpcServiceCreateNetworkAclEntryProcedure,
+		svc.CreateNetworkAclEntry,
+		connect.WithSchema(vpcServiceMethods.ByName("CreateNetworkAclEntry")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDeleteNetworkAclEntryHandler := connect.NewUnaryHandler(
+		VpcServiceDeleteNetworkAclEntryProcedure,
+		svc.DeleteNetworkAclEntry,
+		connect.WithSchema(vpcServiceMethods.ByName("DeleteNetworkAclEntry")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceAssociateNetworkAclHandler := connect.NewUnaryHandler(
+		VpcServiceAssociateNetworkAclProcedure,
+		svc.AssociateNetworkAcl,
+		connect.WithSchema(vpcServiceMethods.ByName("AssociateNetworkAcl")),
+		connect.WithHandlerOptions(opts...),
+	)
 	vpcServiceGetInternetGatewayHandler := connect.NewUnaryHandler(
 		VpcServiceGetInternetGatewayProcedure,
 		svc.GetInternetGateway,
@@ -863,6 +1180,32 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceReleaseAddressHandler.ServeHTTP(w, r)
 		case VpcServiceListAddressesProcedure:
 			vpcServiceListAddressesHandler.ServeHTTP(w, r)
+		case VpcServiceCreateSecurityGroupProcedure:
+			vpcServiceCreateSecurityGroupHandler.ServeHTTP(w, r)
+		case VpcServiceGetSecurityGroupProcedure:
+			vpcServiceGetSecurityGroupHandler.ServeHTTP(w, r)
+		case VpcServiceListSecurityGroupsProcedure:
+			vpcServiceListSecurityGroupsHandler.ServeHTTP(w, r)
+		case VpcServiceDeleteSecurityGroupProcedure:
+			vpcServiceDeleteSecurityGroupHandler.ServeHTTP(w, r)
+		case VpcServiceAuthorizeSecurityGroupRuleProcedure:
+			vpcServiceAuthorizeSecurityGroupRuleHandler.ServeHTTP(w, r)
+		case VpcServiceRevokeSecurityGroupRuleProcedure:
+			vpcServiceRevokeSecurityGroupRuleHandler.ServeHTTP(w, r)
+		case VpcServiceCreateNetworkAclProcedure:
+			vpcServiceCreateNetworkAclHandler.ServeHTTP(w, r)
+		case VpcServiceGetNetworkAclProcedure:
+			vpcServiceGetNetworkAclHandler.ServeHTTP(w, r)
+		case VpcServiceListNetworkAclsProcedure:
+			vpcServiceListNetworkAclsHandler.ServeHTTP(w, r)
+		case VpcServiceDeleteNetworkAclProcedure:
+			vpcServiceDeleteNetworkAclHandler.ServeHTTP(w, r)
+		case VpcServiceCreateNetworkAclEntryProcedure:
+			vpcServiceCreateNetworkAclEntryHandler.ServeHTTP(w, r)
+		case VpcServiceDeleteNetworkAclEntryProcedure:
+			vpcServiceDeleteNetworkAclEntryHandler.ServeHTTP(w, r)
+		case VpcServiceAssociateNetworkAclProcedure:
+			vpcServiceAssociateNetworkAclHandler.ServeHTTP(w, r)
 		case VpcServiceGetInternetGatewayProcedure:
 			vpcServiceGetInternetGatewayHandler.ServeHTTP(w, r)
 		case VpcServiceGetAddressProcedure:
@@ -992,6 +1335,58 @@ func (UnimplementedVpcServiceHandler) ReleaseAddress(context.Context, *connect.R
 
 func (UnimplementedVpcServiceHandler) ListAddresses(context.Context, *connect.Request[v1.ListAddressesRequest]) (*connect.Response[v1.ListAddressesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListAddresses is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) CreateSecurityGroup(context.Context, *connect.Request[v1.CreateSecurityGroupRequest]) (*connect.Response[v1.CreateSecurityGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.CreateSecurityGroup is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetSecurityGroup(context.Context, *connect.Request[v1.GetSecurityGroupRequest]) (*connect.Response[v1.GetSecurityGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetSecurityGroup is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ListSecurityGroups(context.Context, *connect.Request[v1.ListSecurityGroupsRequest]) (*connect.Response[v1.ListSecurityGroupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListSecurityGroups is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DeleteSecurityGroup(context.Context, *connect.Request[v1.DeleteSecurityGroupRequest]) (*connect.Response[v1.DeleteSecurityGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteSecurityGroup is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AuthorizeSecurityGroupRule(context.Context, *connect.Request[v1.AuthorizeSecurityGroupRuleRequest]) (*connect.Response[v1.AuthorizeSecurityGroupRuleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AuthorizeSecurityGroupRule is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) RevokeSecurityGroupRule(context.Context, *connect.Request[v1.RevokeSecurityGroupRuleRequest]) (*connect.Response[v1.RevokeSecurityGroupRuleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.RevokeSecurityGroupRule is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) CreateNetworkAcl(context.Context, *connect.Request[v1.CreateNetworkAclRequest]) (*connect.Response[v1.CreateNetworkAclResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.CreateNetworkAcl is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetNetworkAcl(context.Context, *connect.Request[v1.GetNetworkAclRequest]) (*connect.Response[v1.GetNetworkAclResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetNetworkAcl is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ListNetworkAcls(context.Context, *connect.Request[v1.ListNetworkAclsRequest]) (*connect.Response[v1.ListNetworkAclsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListNetworkAcls is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DeleteNetworkAcl(context.Context, *connect.Request[v1.DeleteNetworkAclRequest]) (*connect.Response[v1.DeleteNetworkAclResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteNetworkAcl is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) CreateNetworkAclEntry(context.Context, *connect.Request[v1.CreateNetworkAclEntryRequest]) (*connect.Response[v1.CreateNetworkAclEntryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.CreateNetworkAclEntry is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DeleteNetworkAclEntry(context.Context, *connect.Request[v1.DeleteNetworkAclEntryRequest]) (*connect.Response[v1.DeleteNetworkAclEntryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteNetworkAclEntry is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) AssociateNetworkAcl(context.Context, *connect.Request[v1.AssociateNetworkAclRequest]) (*connect.Response[v1.AssociateNetworkAclResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AssociateNetworkAcl is not implemented"))
 }
 
 func (UnimplementedVpcServiceHandler) GetInternetGateway(context.Context, *connect.Request[v1.GetInternetGatewayRequest]) (*connect.Response[v1.GetInternetGatewayResponse], error) {
