@@ -99,6 +99,8 @@ func TestFlowLogs(t *testing.T) {
 	}
 	ofWeb := create(&pb.CreateFlowLogRequest{Instance: web.Id, TrafficType: "all", Destination: "file:" + webLog, IntervalSeconds: 1})
 	ofVPC := create(&pb.CreateFlowLogRequest{Vpc: "red", TrafficType: "accept", Destination: "file:" + vpcLog, IntervalSeconds: 1})
+	subnetLog := filepath.Join(dir, "red-b.log")
+	create(&pb.CreateFlowLogRequest{Subnet: "red-b", TrafficType: "reject", Destination: "file:" + subnetLog, IntervalSeconds: 1})
 	holds := func(a *agent.Agent, fl *pb.FlowLog) bool {
 		v, ok := a.Cache.Tables.Load().VPC(s.red.Vni)
 		id, _ := model.ParseID(model.KindFlowLog, fl.Id)
@@ -149,6 +151,17 @@ func TestFlowLogs(t *testing.T) {
 			enis[l.eni()] = true
 		}
 		return enis[client.EniId] && enis[web.EniId]
+	})
+
+	// web's subnet, rejected traffic only: web's refused SYNs.
+	waitFor(t, func() bool {
+		lines := readFlowLog(t, subnetLog)
+		for _, l := range lines {
+			if l.action() != "REJECT" || l.eni() != web.EniId {
+				t.Fatalf("red-b's reject-only flow log has %v", l.fields)
+			}
+		}
+		return len(lines) > 0
 	})
 
 	// Deleted, the flow log stops: its last window is written, then nothing.

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -150,7 +151,7 @@ func (f *flowLogs) start(spec tables.FlowLog, covered map[uint64]bool) *flowLogR
 		Covers:   func(eni uint64) bool { return (*r.covers.Load())[eni] },
 		Traffic:  flowTraffic[spec.Traffic],
 		Interval: spec.Interval,
-		Out:      &lineWriter{f: file},
+		Out:      &lineWriter{w: file},
 	})
 	if err != nil {
 		file.Close()
@@ -185,7 +186,7 @@ func (f *flowLogs) localENI(vni uint32, ip netip.Addr) (uint64, bool) {
 // file may be appended to by other hosts' loggers too (O_APPEND), and a
 // line must never be split between two writes.
 type lineWriter struct {
-	f       *os.File
+	w       io.Writer
 	partial []byte
 }
 
@@ -195,7 +196,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	if end < 0 {
 		return len(p), nil
 	}
-	_, err := w.f.Write(w.partial[:end+1])
+	_, err := w.w.Write(w.partial[:end+1])
 	w.partial = append(w.partial[:0], w.partial[end+1:]...)
 	return len(p), err
 }
