@@ -27,6 +27,9 @@ func ParseFlowLogDestination(dest string) (string, error) {
 	if !ok {
 		return "", Invalidf("destination %q: only files are supported; write file:/absolute/path", dest)
 	}
+	if strings.ContainsFunc(path, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return "", Invalidf("destination %q: the path has control characters", dest)
+	}
 	if !filepath.IsAbs(path) {
 		return "", Invalidf("destination %q: the path must be absolute (file:/var/log/openvpc/flows.log); each host writes it on its own file system", dest)
 	}
