@@ -74,7 +74,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Wire != nil {
 		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
 		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, attached: map[uint64]*instance{}}
-		a.logs = newFlowLogs(a.Plane, n.Cache, n.Logger)
+		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}
 	return a, nil
 }

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/flowlog"
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
@@ -23,14 +23,17 @@ import (
 // stop what was deleted or covers none any more, restart what changed);
 // run owns the loggers' goroutines and returns once they all stopped.
 type flowLogs struct {
-	plane *dataplane.Plane
+	flows func() []datapath.Flow // the data plane's flow records
 	cache *node.Cache
 	log   *slog.Logger
 
 	mu      sync.Mutex
 	ctx     context.Context // run's; nil until run starts
 	running map[uint64]*flowLogRun
-	wg      sync.WaitGroup // the loggers
+	// failed are the flow logs whose file could not be opened, as they
+	// were then: tried again only once they change.
+	failed map[uint64]tables.FlowLog
+	wg     sync.WaitGroup // the loggers
 }
 
 // flowLogRun is one running logger.
@@ -41,8 +44,8 @@ type flowLogRun struct {
 	done   chan struct{} // closed when the logger stopped (ended or failed)
 }
 
-func newFlowLogs(plane *dataplane.Plane, cache *node.Cache, log *slog.Logger) *flowLogs {
-	return &flowLogs{plane: plane, cache: cache, log: log, running: map[uint64]*flowLogRun{}}
+func newFlowLogs(flows func() []datapath.Flow, cache *node.Cache, log *slog.Logger) *flowLogs {
+	return &flowLogs{flows: flows, cache: cache, log: log, running: map[uint64]*flowLogRun{}, failed: map[uint64]tables.FlowLog{}}
 }
 
 // run starts the flow logs the cache already names, then stops them all
@@ -78,13 +81,23 @@ func (f *flowLogs) reconcile() {
 			delete(f.running, id)
 		}
 	}
+	for id, spec := range f.failed {
+		if w, ok := want[id]; !ok || w.spec != spec {
+			delete(f.failed, id)
+		}
+	}
 	for id, w := range want {
 		if r, ok := f.running[id]; ok {
 			r.covers.Store(&w.covers) // a logger that failed stays stopped until its flow log changes
 			continue
 		}
+		if _, ok := f.failed[id]; ok {
+			continue
+		}
 		if r := f.start(w.spec, w.covers); r != nil {
 			f.running[id] = r
+		} else {
+			f.failed[id] = w.spec
 		}
 	}
 }
@@ -135,7 +148,7 @@ var flowTraffic = map[tables.FlowTraffic]flowlog.Traffic{
 }
 
 // start opens the flow log's file and starts its logger; nil if it
-// cannot (logged: the flow log is retried when it changes).
+// cannot (logged once: the flow log is tried again when it changes).
 func (f *flowLogs) start(spec tables.FlowLog, covered map[uint64]bool) *flowLogRun {
 	id := model.FormatID(model.KindFlowLog, spec.ID)
 	file, err := os.OpenFile(spec.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -146,7 +159,7 @@ func (f *flowLogs) start(spec tables.FlowLog, covered map[uint64]bool) *flowLogR
 	r := &flowLogRun{spec: spec, done: make(chan struct{})}
 	r.covers.Store(&covered)
 	l, err := flowlog.New(flowlog.Config{
-		Flows:    f.plane.Flows.List,
+		Flows:    f.flows,
 		ENI:      f.localENI,
 		Covers:   func(eni uint64) bool { return (*r.covers.Load())[eni] },
 		Traffic:  flowTraffic[spec.Traffic],
