@@ -114,13 +114,7 @@ func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packe
 	if v := networkACL(vpc, dst.IP, &f, true, e.Inner.Src(), t); v != datapath.Forwarded {
 		return v
 	}
-	srcGroups := src.Groups
-	if len(srcGroups) == 0 && src.ENI != 0 {
-		if sv, ok := snap.VPC(e.Options.SourceVNI); ok {
-			srcGroups = sv.GroupsOf(src)
-		}
-	}
-	return p.securityGroups(snap, vpc, dst.ENI, dst.IP, dst, e.Inner, &f, false, e.Inner.Src(), srcGroups, t)
+	return p.securityGroups(snap, vpc, dst.ENI, dst.IP, dst, e.Inner, &f, false, e.Inner.Src(), src, e.Options.SourceVNI, t)
 }
 
 // fromEdge checks what an edge sent: traffic in the destination's own VPC,

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,19 @@ type Attachment struct {
 	Subnet  netip.Prefix
 	Gateway netip.Addr // the VPC router's address in the subnet: ICMP errors come from it
 	Port    datapath.Port
+
+	// subnet is Subnet as a masked address and mask, set by Attach: the
+	// per-packet "does it leave the subnet?" is one AND and compare.
+	subnetAddr, subnetMask uint32
+}
+
+// inSubnet reports whether the IPv4 address in b (4 bytes, big endian)
+// is in the attachment's subnet.
+func (a *Attachment) inSubnet(b []byte) bool {
+	if a.subnetMask == 0 { // not attached through Attach: the slow way
+		return a.Subnet.Contains(netip.AddrFrom4([4]byte(b)))
+	}
+	return binary.BigEndian.Uint32(b)&a.subnetMask == a.subnetAddr
 }
 
 // Config is what a data plane needs besides its cache.
@@ -109,6 +123,10 @@ func (p *Plane) Conntrack() *Conntrack { return p.conntrack }
 
 // Attach serves a local ENI on port a.Port.
 func (p *Plane) Attach(a *Attachment) {
+	if a.Subnet.Addr().Is4() && a.Subnet.Bits() > 0 {
+		a.subnetMask = ^uint32(0) << (32 - a.Subnet.Bits())
+		a.subnetAddr = binary.BigEndian.Uint32(a.Subnet.Addr().AsSlice()) & a.subnetMask
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	next := map[uint64]*Attachment{}
