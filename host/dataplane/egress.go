@@ -175,7 +175,7 @@ func route(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4) (NextHop, *
 // mapping (empty for an edge: the internet has no groups).
 func (p *Plane) egressFirewall(snap *tables.Snapshot, vpc *tables.VPC, from *Attachment, pkt packet.IPv4, hop NextHop, dst *tables.Mapping, t *datapath.Trace) datapath.Verdict {
 	f := flowOf(pkt)
-	if v := p.securityGroups(snap, vpc, from.ENI, from.IP, nil, pkt, &f, true, pkt.Dst(), dst, hop.VNI, t); v != datapath.Forwarded {
+	if v := p.securityGroups(snap, vpc, from.ENI, from.IP, nil, from.timeoutsOr(&p.cfg.Timeouts), pkt, &f, true, pkt.Dst(), dst, hop.VNI, t); v != datapath.Forwarded {
 		return v
 	}
 	if from.inSubnet(pkt[16:20]) {

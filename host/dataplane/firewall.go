@@ -74,9 +74,9 @@ func flowKey(eni uint64, pkt packet.IPv4, f *fwFlow, outbound bool) ctKey {
 // passes as tracked; a new one needs a rule and is tracked from then on —
 // unless the groups allow everything both ways, which is re-checked per
 // packet. eni and self are the ENI and its mapping (nil: looked up when
-// needed); peer, peerMap and peerVNI the other end (an empty mapping for
+// needed) and tm its timeouts; peer, peerMap and peerVNI the other end (an empty mapping for
 // the internet). Only a new flow pays for the lookups.
-func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint64, local netip.Addr, self *tables.Mapping, pkt packet.IPv4, f *fwFlow, egress bool,
+func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint64, local netip.Addr, self *tables.Mapping, tm *Timeouts, pkt packet.IPv4, f *fwFlow, egress bool,
 	peer netip.Addr, peerMap *tables.Mapping, peerVNI uint32, t *datapath.Trace) datapath.Verdict {
 	if !vpc.Filtered() {
 		if t != nil {
@@ -86,7 +86,7 @@ func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint6
 	}
 	now := p.clock.Load()
 	key := flowKey(eni, pkt, f, egress)
-	if p.conntrack.Lookup(key, now, p.cfg.Timeouts.ttl(f, true)) {
+	if p.conntrack.Lookup(key, now, tm.ttl(f, true)) {
 		if t != nil {
 			t.Pass("security groups", "a tracked flow of eni-%016x: allowed as the reply or continuation of one a rule let through", eni)
 		}
@@ -131,7 +131,7 @@ func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint6
 		}
 		return datapath.Forwarded
 	}
-	if !p.conntrack.Insert(key, now, p.cfg.Timeouts.ttl(f, false)) {
+	if !p.conntrack.Insert(key, now, tm.ttl(f, false)) {
 		if t != nil {
 			t.Fail("security groups", "allowed by sgr-%016x of sg-%016x, but the connection-tracking table is full", rule, sg)
 		}

@@ -22,9 +22,21 @@ type Attachment struct {
 	Gateway netip.Addr // the VPC router's address in the subnet: ICMP errors come from it
 	Port    datapath.Port
 
+	// timeouts are the ENI's own conntrack timeouts, if it has any; set
+	// while it is attached (SetTimeouts), read per new flow.
+	timeouts atomic.Pointer[Timeouts]
+
 	// subnet is Subnet as a masked address and mask, set by Attach: the
 	// per-packet "does it leave the subnet?" is one AND and compare.
 	subnetAddr, subnetMask uint32
+}
+
+// timeoutsOr returns the ENI's timeouts, or def when it has none.
+func (a *Attachment) timeoutsOr(def *Timeouts) *Timeouts {
+	if t := a.timeouts.Load(); t != nil {
+		return t
+	}
+	return def
 }
 
 // inSubnet reports whether the IPv4 address in b (4 bytes, big endian)
@@ -113,6 +125,18 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	p.sent = p.Flows.Table(datapath.Egress)
 	p.attached.Store(&map[uint64]*Attachment{})
 	return p
+}
+
+// SetTimeouts gives an attached ENI its own connection-tracking timeouts;
+// a zero field keeps the data plane's. It takes effect for the next packet.
+func (p *Plane) SetTimeouts(a *Attachment, t Timeouts) {
+	d := p.cfg.Timeouts
+	for _, f := range []struct{ own, def *uint32 }{{&t.TCPEstablished, &d.TCPEstablished}, {&t.UDP, &d.UDP}, {&t.UDPStream, &d.UDPStream}, {&t.Other, &d.Other}} {
+		if *f.own == 0 {
+			*f.own = *f.def
+		}
+	}
+	a.timeouts.Store(&t)
 }
 
 // tick sets the clock connection tracking reads.
