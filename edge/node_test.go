@@ -87,7 +87,7 @@ func TestEdgeNodeLifecycle(t *testing.T) {
 	if _, err := wire.ReadBatch(make([]underlay.Datagram, 1)); err == nil {
 		t.Fatal("the edge's wire is still open after Run")
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }
 
 // TestEdgeStopsWhenItsWireDoes: an edge whose underlay closes under it
@@ -105,5 +105,5 @@ func TestEdgeStopsWhenItsWireDoes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run went on with its wire closed")
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }

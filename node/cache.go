@@ -110,7 +110,7 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		key := MappingKey{m.VNI, m.IP.String()}
 		if m.HostID == c.self {
 			m.Local = true
-			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId}
+			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack}
 		} else {
 			delete(c.locals, key)
 		}
@@ -407,6 +407,8 @@ func protoFunctions(fns []tables.Function) []*pb.EdgeFunction {
 type Local struct {
 	tables.Mapping
 	InstanceID string
+	// Conntrack are the ENI's connection-tracking timeouts (nil: defaults).
+	Conntrack *pb.ConntrackTimeouts
 }
 
 // Locals lists the mappings of the ENIs on this host.

@@ -79,7 +79,7 @@ func TestRunEndsWithItsRole(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its role failed")
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 
 	n, before = newNode(t, c)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -100,7 +100,7 @@ func TestRunEndsWithItsRole(t *testing.T) {
 	if !stopped.Load() {
 		t.Fatal("Run returned before its role's loop did")
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }
 
 // TestRemovedNodeForgetsItsScope: once host remove revokes a running

@@ -616,6 +616,46 @@ func Main(m *testing.M, e **Etcd, opts ...MainOption) {
 	os.Exit(code)
 }
 
+// EtcdStreams ignores, in a test's goroutine check, what the shared
+// embedded etcd runs for its clients' streams, and what etcd's client runs
+// to wind down a cancelled watch: those end when etcd notices that a client
+// (a server the test stopped) went away, which may be just after the test.
+// They belong to etcd and grpc-go (which only etcd uses here), not to the
+// code under test.
+var EtcdStreams = []goleak.Option{
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/client/v3.(*watchGRPCStream).serveSubstream"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/client/v3.(*watchGRPCStream).run"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/client/v3.(*watchGRPCStream).serveWatchClient"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc.newClientStreamWithParams.func4"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/transport.(*recvBufferReader).readMessageHeaderClient"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc.(*serverWatchStream).recvLoop"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc.(*serverWatchStream).sendLoop"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc.(*watchServer).Watch"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc.(*LeaseServer).leaseKeepAlive"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver/api/v3rpc.(*LeaseServer).LeaseKeepAlive"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/transport.(*http2Server).operateHeaders"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*Server).serveStreams.func2.1"),
+}
+
+// NoLeaks fails t if goroutines other than those opts ignore (and
+// EtcdStreams) are still running some seconds after the call: etcd's
+// clients and grpc-go wind down after Close returns, on their own time,
+// so the check waits for them longer than goleak alone does; a real leak
+// still fails, only later.
+func NoLeaks(t testing.TB, opts ...goleak.Option) {
+	t.Helper()
+	opts = append(opts, EtcdStreams...)
+	var err error
+	for deadline := time.Now().Add(6 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err = goleak.Find(opts...); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Error(err)
+	}
+}
+
 // MainOption changes what Main does.
 type MainOption int
 

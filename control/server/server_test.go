@@ -88,7 +88,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("agent Run: %v, want context.Canceled", err)
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }
 
 // TestCloseEndsForwards: a port-forward relayed by the server is a
@@ -194,5 +194,5 @@ func TestCloseEndsForwards(t *testing.T) {
 	stop()
 	<-done
 	done <- nil // for the deferred stop
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }

@@ -266,5 +266,5 @@ func TestAgentStopsWhenItsWireDoes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run went on with its wire closed")
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }

@@ -118,5 +118,5 @@ func TestRunEndsOpenForwards(t *testing.T) {
 	if _, err := fwd.Read(got); err == nil {
 		t.Fatal("the forward is still open after the agent stopped")
 	}
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 }

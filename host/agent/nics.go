@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
@@ -60,7 +62,8 @@ func (n *nics) reconcile() {
 		}
 	}
 	for eni, m := range want {
-		if _, ok := n.attached[eni]; ok {
+		if inst, ok := n.attached[eni]; ok {
+			n.plane.SetTimeouts(inst.att, timeoutsOf(m.Conntrack)) // an instance modify changes them live
 			continue
 		}
 		vpc, ok := snap.VPC(m.VNI)
@@ -78,6 +81,7 @@ func (n *nics) reconcile() {
 			continue
 		}
 		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: gw, Port: port}
+		n.plane.SetTimeouts(att, timeoutsOf(m.Conntrack))
 		n.plane.Attach(att)
 		inst := &instance{att: att, id: m.InstanceID, nic: port}
 		n.attached[eni] = inst
@@ -159,4 +163,10 @@ func (i hostInstance) SendTraced(pkt []byte, id uint32) (datapath.Verdict, error
 func (i hostInstance) TraceEgress(pkt []byte) node.EgressTrace {
 	steps, r := i.plane.TraceEgress(i.att, pkt)
 	return node.EgressTrace{Steps: steps, Verdict: r.Verdict, NextHop: r.Dst, Payload: r.Payload}
+}
+
+// timeoutsOf reads an ENI's connection-tracking timeouts (zero: the
+// data plane's defaults).
+func timeoutsOf(c *pb.ConntrackTimeouts) dataplane.Timeouts {
+	return dataplane.Timeouts{TCPEstablished: c.GetTcpEstablishedSeconds(), UDP: c.GetUdpSeconds(), UDPStream: c.GetUdpStreamSeconds(), Other: c.GetOtherSeconds()}
 }

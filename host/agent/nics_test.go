@@ -142,7 +142,7 @@ func TestAgentNICBackend(t *testing.T) {
 	stopped = true
 	// Run returned: nothing it started runs on (the subscription, acks,
 	// reporter, renewal, API server, wire and NIC loops).
-	goleak.VerifyNone(t, before)
+	testcloud.NoLeaks(t, before)
 	if _, closed, _ := rec.state(); !slices.Equal(closed, []string{insts[0].Id, insts[1].Id}) {
 		t.Errorf("after the agent stopped, closed %v; want both instances", closed)
 	}

@@ -3,7 +3,6 @@ package dataplane
 import (
 	"encoding/binary"
 	"math/rand/v2"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/openvpc/openvpc/packet"
@@ -67,14 +66,10 @@ func NewConntrack(size int) *Conntrack {
 // ctKey is a flow as the ENI sees it.
 type ctKey struct{ k0, k1, k2 uint64 }
 
-// newCtKey packs (eni, local, remote, ports, proto).
-func newCtKey(eni uint64, local, remote netip.Addr, lport, rport uint16, proto uint8) ctKey {
-	l, r := local.As4(), remote.As4()
-	return ctKey{
-		k0: uint64(binary.BigEndian.Uint32(l[:]))<<32 | uint64(binary.BigEndian.Uint32(r[:])),
-		k1: uint64(lport)<<48 | uint64(rport)<<32 | uint64(proto),
-		k2: eni,
-	}
+// newCtKey packs (eni, local, remote, ports, proto); addresses as
+// big-endian IPv4 words.
+func newCtKey(eni uint64, local, remote uint32, lport, rport uint16, proto uint8) ctKey {
+	return ctKey{k0: uint64(local)<<32 | uint64(remote), k1: uint64(lport)<<48 | uint64(rport)<<32 | uint64(proto), k2: eni}
 }
 
 // hash mixes the key with the table's random seed (so that nobody outside

@@ -175,14 +175,14 @@ func route(snap *tables.Snapshot, from *Attachment, pkt packet.IPv4) (NextHop, *
 // mapping (empty for an edge: the internet has no groups).
 func (p *Plane) egressFirewall(snap *tables.Snapshot, vpc *tables.VPC, from *Attachment, pkt packet.IPv4, hop NextHop, dst *tables.Mapping, t *datapath.Trace) datapath.Verdict {
 	f := flowOf(pkt)
-	dstGroups := dst.Groups
-	if len(dstGroups) == 0 && hop.Kind != HopEdge {
-		if dv, ok := snap.VPC(hop.VNI); ok {
-			dstGroups = dv.GroupsOf(dst)
-		}
-	}
-	if v := p.securityGroups(snap, vpc, from.ENI, from.IP, nil, pkt, &f, true, pkt.Dst(), dstGroups, t); v != datapath.Forwarded {
+	if v := p.securityGroups(snap, vpc, from.ENI, from.IP, nil, from.timeoutsOr(&p.cfg.Timeouts), pkt, &f, true, pkt.Dst(), dst, hop.VNI, t); v != datapath.Forwarded {
 		return v
+	}
+	if from.inSubnet(pkt[16:20]) {
+		if t != nil {
+			t.Pass("network ACL", "no ACL inside subnet %v", from.Subnet)
+		}
+		return datapath.Forwarded
 	}
 	return networkACL(vpc, from.IP, &f, false, pkt.Dst(), t)
 }
@@ -248,7 +248,7 @@ func routerHop(from *Attachment, pkt packet.IPv4, scratch []byte, r *Result) dat
 }
 
 // crossesRouter reports whether the packet leaves its subnet.
-func crossesRouter(from *Attachment, pkt packet.IPv4) bool { return !from.Subnet.Contains(pkt.Dst()) }
+func crossesRouter(from *Attachment, pkt packet.IPv4) bool { return !from.inSubnet(pkt[16:20]) }
 
 // checkMTU: a packet too big for the path (mtu) with DF set gets
 // "fragmentation needed" back, so the sender's path MTU discovery works as

@@ -40,30 +40,32 @@ func (tm *Timeouts) ttl(f *fwFlow, seen bool) uint32 {
 	return tm.Other
 }
 
-// flowKey is the conntrack key of a packet at ENI eni, whose own address
-// is local: the flow as the ENI sees it. An ICMP error belongs to the flow
+// flowKey is the conntrack key of a packet at ENI eni (its source when
+// outbound, its destination when not): the flow as the ENI sees it. An ICMP error belongs to the flow
 // of the packet it quotes (which went the other way).
-func flowKey(eni uint64, local netip.Addr, pkt packet.IPv4, f *fwFlow, outbound bool) ctKey {
+func flowKey(eni uint64, pkt packet.IPv4, f *fwFlow, outbound bool) ctKey {
 	if q := f.quoted; q != nil {
 		ihl := int(q[0]&0xf) * 4
-		src, dst := netip.AddrFrom4([4]byte(q[12:16])), netip.AddrFrom4([4]byte(q[16:20]))
+		src, dst := binary.BigEndian.Uint32(q[12:16]), binary.BigEndian.Uint32(q[16:20])
 		sp, dp := binary.BigEndian.Uint16(q[ihl:]), binary.BigEndian.Uint16(q[ihl+2:])
 		if q[9] == packet.ProtoICMP {
-			id := binary.BigEndian.Uint16(q[ihl+4:])
-			if len(q) < ihl+6 {
-				id = 0
+			// An echo's identifier is both its ports (flowOf does the same).
+			sp = 0
+			if len(q) >= ihl+6 {
+				sp = binary.BigEndian.Uint16(q[ihl+4:])
 			}
-			sp, dp = id, id
+			dp = sp
 		}
 		if outbound { // this ENI reports on a packet it received: remote → local
 			return newCtKey(eni, dst, src, dp, sp, q[9])
 		}
 		return newCtKey(eni, src, dst, sp, dp, q[9]) // about a packet it sent
 	}
+	src, dst := binary.BigEndian.Uint32(pkt[12:16]), binary.BigEndian.Uint32(pkt[16:20])
 	if outbound {
-		return newCtKey(eni, local, pkt.Dst(), f.SrcPort, f.DstPort, f.Proto)
+		return newCtKey(eni, src, dst, f.SrcPort, f.DstPort, f.Proto)
 	}
-	return newCtKey(eni, local, pkt.Src(), f.DstPort, f.SrcPort, f.Proto)
+	return newCtKey(eni, dst, src, f.DstPort, f.SrcPort, f.Proto)
 }
 
 // securityGroups is the step where the groups of the ENI at one end of the
@@ -71,10 +73,11 @@ func flowKey(eni uint64, local netip.Addr, pkt packet.IPv4, f *fwFlow, outbound 
 // receiver's, for the source). A flow they allowed before, either way,
 // passes as tracked; a new one needs a rule and is tracked from then on —
 // unless the groups allow everything both ways, which is re-checked per
-// packet. eni and self are the ENI and its mapping; peer and peerGroups
-// the other end.
-func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint64, local netip.Addr, self *tables.Mapping, pkt packet.IPv4, f *fwFlow, egress bool,
-	peer netip.Addr, peerGroups []uint64, t *datapath.Trace) datapath.Verdict {
+// packet. eni and self are the ENI and its mapping (nil: looked up when
+// needed) and tm its timeouts; peer, peerMap and peerVNI the other end (an empty mapping for
+// the internet). Only a new flow pays for the lookups.
+func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint64, local netip.Addr, self *tables.Mapping, tm *Timeouts, pkt packet.IPv4, f *fwFlow, egress bool,
+	peer netip.Addr, peerMap *tables.Mapping, peerVNI uint32, t *datapath.Trace) datapath.Verdict {
 	if !vpc.Filtered() {
 		if t != nil {
 			t.Pass("security groups", "VPC %d has no security groups", vpc.VNI)
@@ -82,8 +85,8 @@ func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint6
 		return datapath.Forwarded
 	}
 	now := p.clock.Load()
-	key := flowKey(eni, local, pkt, f, egress)
-	if p.conntrack.Lookup(key, now, p.cfg.Timeouts.ttl(f, true)) {
+	key := flowKey(eni, pkt, f, egress)
+	if p.conntrack.Lookup(key, now, tm.ttl(f, true)) {
 		if t != nil {
 			t.Pass("security groups", "a tracked flow of eni-%016x: allowed as the reply or continuation of one a rule let through", eni)
 		}
@@ -97,6 +100,14 @@ func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint6
 		self = &own
 	}
 	groups := vpc.GroupsOf(self)
+	// The peer's groups, for rules naming a group: an ENI's own, or its
+	// VPC's default; none for the internet.
+	peerGroups := peerMap.Groups
+	if len(peerGroups) == 0 && peerMap.ENI != 0 {
+		if pv, ok := snap.VPC(peerVNI); ok {
+			peerGroups = pv.GroupsOf(peerMap)
+		}
+	}
 	if f.quoted != nil {
 		// An ICMP error about no flow we track is not allowed by port rules.
 		f.Flow = tables.Flow{Proto: f.Proto, Type: f.Type, Code: f.Code}
@@ -120,7 +131,7 @@ func (p *Plane) securityGroups(snap *tables.Snapshot, vpc *tables.VPC, eni uint6
 		}
 		return datapath.Forwarded
 	}
-	if !p.conntrack.Insert(key, now, p.cfg.Timeouts.ttl(f, false)) {
+	if !p.conntrack.Insert(key, now, tm.ttl(f, false)) {
 		if t != nil {
 			t.Fail("security groups", "allowed by sgr-%016x of sg-%016x, but the connection-tracking table is full", rule, sg)
 		}

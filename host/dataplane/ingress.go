@@ -89,13 +89,18 @@ func (p *Plane) ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 
+	to, attached := p.Attachment(dst.ENI)
 	if vpc, ok := snap.VPC(e.VNI); ok && vpc.Firewalled() {
-		if r.Verdict = p.ingressFirewall(snap, vpc, &e, &dst, &src, t); r.Verdict != datapath.Forwarded {
+		tm := &p.cfg.Timeouts
+		if attached {
+			tm = to.timeoutsOr(tm)
+		}
+		if r.Verdict = p.ingressFirewall(snap, vpc, &e, &dst, &src, tm, t); r.Verdict != datapath.Forwarded {
 			return
 		}
 	}
 
-	to, ok := p.Attachment(dst.ENI)
+	ok = attached
 	if t != nil {
 		t.Step("deliver", ok, explainDeliver(dst.ENI, ok))
 	}
@@ -109,18 +114,12 @@ func (p *Plane) ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 // ingressFirewall is the receiver's half of the firewall: its subnet's
 // network ACL inbound, then its security groups. src is the source's
 // mapping (empty from an edge: the internet has no groups).
-func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packet.Encap, dst, src *tables.Mapping, t *datapath.Trace) datapath.Verdict {
+func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packet.Encap, dst, src *tables.Mapping, tm *Timeouts, t *datapath.Trace) datapath.Verdict {
 	f := flowOf(e.Inner)
 	if v := networkACL(vpc, dst.IP, &f, true, e.Inner.Src(), t); v != datapath.Forwarded {
 		return v
 	}
-	srcGroups := src.Groups
-	if len(srcGroups) == 0 && src.ENI != 0 {
-		if sv, ok := snap.VPC(e.Options.SourceVNI); ok {
-			srcGroups = sv.GroupsOf(src)
-		}
-	}
-	return p.securityGroups(snap, vpc, dst.ENI, dst.IP, dst, e.Inner, &f, false, e.Inner.Src(), srcGroups, t)
+	return p.securityGroups(snap, vpc, dst.ENI, dst.IP, dst, tm, e.Inner, &f, false, e.Inner.Src(), src, e.Options.SourceVNI, t)
 }
 
 // fromEdge checks what an edge sent: traffic in the destination's own VPC,

@@ -171,9 +171,8 @@ func TestServeWireSurvivesReadErrors(t *testing.T) {
 	defer peer.Close()
 	f.p.cfg.Wire = wire
 	port := newChanPort()
-	at := *f.enis[1]
-	at.Port = port
-	f.p.Attach(&at)
+	e := f.enis[1]
+	f.p.Attach(&Attachment{ENI: e.ENI, VNI: e.VNI, IP: e.IP, Subnet: e.Subnet, Gateway: e.Gateway, Port: port})
 	done := make(chan error, 1)
 	go func() { done <- f.p.ServeWire() }()
 

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,31 @@ type Attachment struct {
 	Subnet  netip.Prefix
 	Gateway netip.Addr // the VPC router's address in the subnet: ICMP errors come from it
 	Port    datapath.Port
+
+	// timeouts are the ENI's own conntrack timeouts, if it has any; set
+	// while it is attached (SetTimeouts), read per new flow.
+	timeouts atomic.Pointer[Timeouts]
+
+	// subnet is Subnet as a masked address and mask, set by Attach: the
+	// per-packet "does it leave the subnet?" is one AND and compare.
+	subnetAddr, subnetMask uint32
+}
+
+// timeoutsOr returns the ENI's timeouts, or def when it has none.
+func (a *Attachment) timeoutsOr(def *Timeouts) *Timeouts {
+	if t := a.timeouts.Load(); t != nil {
+		return t
+	}
+	return def
+}
+
+// inSubnet reports whether the IPv4 address in b (4 bytes, big endian)
+// is in the attachment's subnet.
+func (a *Attachment) inSubnet(b []byte) bool {
+	if a.subnetMask == 0 { // not attached through Attach: the slow way
+		return a.Subnet.Contains(netip.AddrFrom4([4]byte(b)))
+	}
+	return binary.BigEndian.Uint32(b)&a.subnetMask == a.subnetAddr
 }
 
 // Config is what a data plane needs besides its cache.
@@ -101,6 +127,18 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	return p
 }
 
+// SetTimeouts gives an attached ENI its own connection-tracking timeouts;
+// a zero field keeps the data plane's. It takes effect for the next packet.
+func (p *Plane) SetTimeouts(a *Attachment, t Timeouts) {
+	d := p.cfg.Timeouts
+	for _, f := range []struct{ own, def *uint32 }{{&t.TCPEstablished, &d.TCPEstablished}, {&t.UDP, &d.UDP}, {&t.UDPStream, &d.UDPStream}, {&t.Other, &d.Other}} {
+		if *f.own == 0 {
+			*f.own = *f.def
+		}
+	}
+	a.timeouts.Store(&t)
+}
+
 // tick sets the clock connection tracking reads.
 func (p *Plane) tick() { p.clock.Store(uint32(time.Now().Unix())) }
 
@@ -109,6 +147,10 @@ func (p *Plane) Conntrack() *Conntrack { return p.conntrack }
 
 // Attach serves a local ENI on port a.Port.
 func (p *Plane) Attach(a *Attachment) {
+	if a.Subnet.Addr().Is4() && a.Subnet.Bits() > 0 {
+		a.subnetMask = ^uint32(0) << (32 - a.Subnet.Bits())
+		a.subnetAddr = binary.BigEndian.Uint32(a.Subnet.Addr().AsSlice()) & a.subnetMask
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	next := map[uint64]*Attachment{}

@@ -1,0 +1,72 @@
+package dataplane
+
+import (
+	"testing"
+
+	"github.com/openvpc/openvpc/packet"
+)
+
+// Both directions of a flow find one entry; an expired entry is a miss and
+// its slot is taken again.
+func TestConntrackBothWays(t *testing.T) {
+	c := NewConntrack(64)
+	buf := make([]byte, 2048)
+	out := packet.IPv4(buf[packet.Headroom : packet.Headroom+tcp(buf, "10.0.1.4", "10.0.1.5", 40000, 80, 0x02)])
+	fo := flowOf(out)
+	if !c.Insert(flowKey(1, out, &fo, true), 100, 30) {
+		t.Fatal("insert into an empty table failed")
+	}
+	in := packet.IPv4(buf[packet.Headroom : packet.Headroom+tcp(buf, "10.0.1.5", "10.0.1.4", 80, 40000, 0x12)])
+	fi := flowOf(in)
+	if !c.Lookup(flowKey(1, in, &fi, false), 120, 30) {
+		t.Fatal("the reply does not find its flow")
+	}
+	if c.Lookup(flowKey(2, in, &fi, false), 120, 30) {
+		t.Fatal("another ENI's reply found the flow")
+	}
+	if c.Lookup(flowKey(1, in, &fi, false), 200, 30) || c.Len(200) != 0 {
+		t.Fatal("an expired flow was found")
+	}
+	// An ICMP error about the flow belongs to it.
+	icmp := make([]byte, 2048)
+	orig := make([]byte, 2048)
+	tcp(orig, "10.0.1.4", "10.0.1.5", 40000, 80, 0x02)
+	q := orig[packet.Headroom : packet.Headroom+28] // the header and ports of the packet it is about
+	n := packet.IPv4MinSize + 8 + len(q)
+	b := packet.IPv4(icmp[packet.Headroom : packet.Headroom+n])
+	b.Encode(&packet.IPv4Fields{TotalLen: uint16(n), TTL: 64, Protocol: packet.ProtoICMP, Src: a("10.0.1.5"), Dst: a("10.0.1.4")})
+	m := b.Payload()
+	m[0], m[1] = packet.ICMPv4DstUnreachable, 3
+	copy(m[8:], q)
+	out = packet.IPv4(orig[packet.Headroom : packet.Headroom+40])
+	fo = flowOf(out)
+	c.Insert(flowKey(1, out, &fo, true), 300, 30)
+	fe := flowOf(b)
+	if fe.quoted == nil || !c.Lookup(flowKey(1, b, &fe, false), 310, 30) {
+		t.Fatal("an ICMP error about a tracked flow is not found as that flow")
+	}
+}
+
+// FuzzConntrackKey: any packet the stories accept gives a key without
+// panicking, and a key inserted is found again.
+func FuzzConntrackKey(f *testing.F) {
+	buf := make([]byte, 2048)
+	f.Add(append([]byte(nil), buf[packet.Headroom:packet.Headroom+tcp(buf, "10.0.1.4", "10.0.1.5", 40000, 80, 0x02)]...), true)
+	f.Add(append([]byte(nil), buf[packet.Headroom:packet.Headroom+udpPacket(buf, "10.0.1.4", "10.0.1.5", 10, 64, false)]...), false)
+	icmp := []byte{0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 1, 5, 10, 0, 1, 4, 3, 3, 0, 0, 0, 0, 0, 0,
+		0x46, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 1, 4, 10, 0, 1, 5, 0, 0, 0, 0, 8, 0, 0, 0}
+	f.Add(icmp, false)
+	c := NewConntrack(1 << 10)
+	f.Fuzz(func(t *testing.T, data []byte, outbound bool) {
+		pkt := packet.IPv4(data)
+		if !pkt.Valid() {
+			return
+		}
+		pkt = pkt[:pkt.TotalLen()]
+		fl := flowOf(pkt)
+		k := flowKey(7, pkt, &fl, outbound)
+		if c.Insert(k, 1000, 10) && !c.Lookup(k, 1005, 10) {
+			t.Fatalf("inserted %+v, not found", k)
+		}
+	})
+}
