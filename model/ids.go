@@ -25,6 +25,7 @@ const (
 	KindSecurityGroupRule Kind = "sgr"
 	KindNetworkACL        Kind = "acl"
 	KindPrefixList        Kind = "pl"
+	KindFlowLog           Kind = "fl"
 	// Targets of edge functions the control plane does not manage yet;
 	// edges may already name them as what they serve.
 	KindVPNGateway    Kind = "vgw"
@@ -70,6 +71,8 @@ func (k Kind) Noun() string {
 		return "network ACL"
 	case KindPrefixList:
 		return "prefix list"
+	case KindFlowLog:
+		return "flow log"
 	}
 	return string(k)
 }

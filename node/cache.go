@@ -212,6 +212,9 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	if err := firewallFromFacts(f, &v); err != nil {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
+	if err := flowLogsFromFacts(f, &v); err != nil {
+		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
+	}
 	for _, p := range f.Peers {
 		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
 		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni})
@@ -427,6 +430,7 @@ func (c *Cache) State() State {
 	for v := range snap.VPCs() {
 		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Cidr: v.CIDR.String()}
 		firewallFacts(v, st.VPCs[v.VNI])
+		flowLogFacts(v, st.VPCs[v.VNI])
 	}
 	for m := range snap.Mappings() {
 		st.Mappings[MappingKey{m.VNI, m.IP.String()}] = &pb.MappingRecord{

@@ -387,6 +387,10 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	if err != nil {
 		return st, err
 	}
+	flowLogs, err := cl.VPC.ListFlowLogs(ctx, connect.NewRequest(&pb.ListFlowLogsRequest{}))
+	if err != nil {
+		return st, err
+	}
 	igwOf := map[string]string{}
 	for _, g := range igws.Msg.InternetGateways {
 		if g.VpcId != "" {
@@ -454,6 +458,12 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 				f.NetworkAcls = append(f.NetworkAcls, &pb.NetworkAclFacts{Id: a.Id, Inbound: a.Inbound, Outbound: a.Outbound})
 			}
 		}
+		for _, fl := range flowLogs.Msg.FlowLogs {
+			if fl.VpcId == id {
+				path, _ := strings.CutPrefix(fl.Destination, "file:")
+				f.FlowLogs = append(f.FlowLogs, &pb.FlowLogFacts{Id: fl.Id, EniId: fl.EniId, SubnetId: fl.SubnetId, TrafficType: fl.TrafficType, Path: path, IntervalSeconds: fl.IntervalSeconds})
+			}
+		}
 		for _, rt := range rtbs.Msg.RouteTables {
 			if rt.VpcId == id {
 				f.RouteTables = append(f.RouteTables, rt)
@@ -507,6 +517,7 @@ func sortFacts(f *pb.VpcFacts) {
 	slices.SortFunc(f.Peers, func(a, b *pb.PeerFacts) int { return strings.Compare(a.PeeringId, b.PeeringId) })
 	slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
 	for _, rt := range f.RouteTables {
 		rt.CreateTime = nil
 	}

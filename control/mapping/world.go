@@ -27,6 +27,7 @@ type world struct {
 	vpcIGW   map[string]string // attached internet gateway by VPC
 	sgs      map[string]*pb.SecurityGroup
 	acls     map[string]*pb.NetworkAcl
+	flowLogs map[string]*pb.FlowLog
 	hosts    map[string]*pb.Host
 	acks     map[string]store.Ack
 	// insts holds live (not terminated) instances; created is the revision
@@ -43,6 +44,7 @@ type world struct {
 	vpcInsts    map[string]set
 	vpcSGs      map[string]set
 	vpcACLs     map[string]set
+	vpcFlowLogs map[string]set
 	// hostVPC counts live instances per (host, VPC), both ways round.
 	hostVPC map[string]map[string]int
 	vpcHost map[string]map[string]int
@@ -66,6 +68,7 @@ func newWorld() *world {
 		rtbs: map[string]*pb.RouteTable{}, peerings: map[string]*pb.Peering{}, hosts: map[string]*pb.Host{},
 		igws: map[string]*pb.InternetGateway{}, vpcIGW: map[string]string{},
 		sgs: map[string]*pb.SecurityGroup{}, acls: map[string]*pb.NetworkAcl{}, vpcSGs: map[string]set{}, vpcACLs: map[string]set{},
+		flowLogs: map[string]*pb.FlowLog{}, vpcFlowLogs: map[string]set{},
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
@@ -118,6 +121,8 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applySG(r, d)
 	case store.RecACL:
 		return w.applyACL(r, d)
+	case store.RecFlowLog:
+		return w.applyFlowLog(r, d)
 	case store.RecInstance:
 		return w.applyInstance(r, d)
 	case store.RecHost:
@@ -297,6 +302,31 @@ func (w *world) applyACL(r store.Record, d *delta) error {
 	}
 	d.facts.add(a.VpcId)
 	return nil
+}
+
+// applyFlowLog follows flow logs, facts of their VPC: every host in the
+// VPC's scope learns of one, and runs it if it covers an ENI it holds.
+func (w *world) applyFlowLog(r store.Record, d *delta) error {
+	fl, err := decode(r, new(pb.FlowLog))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.flowLogs, r.ID)
+		delete(w.vpcFlowLogs[fl.VpcId], r.ID)
+	} else {
+		w.flowLogs[r.ID] = fl
+		w.vpcFlowLogs[fl.VpcId] = w.vpcFlowLogs[fl.VpcId].add(r.ID)
+	}
+	d.facts.add(fl.VpcId)
+	return nil
+}
+
+// flowLogFacts is a flow log as hosts run it: its scope (an ENI, a
+// subnet, or neither: the whole VPC) and the file path of its destination.
+func flowLogFacts(fl *pb.FlowLog) *pb.FlowLogFacts {
+	return &pb.FlowLogFacts{Id: fl.Id, EniId: fl.EniId, SubnetId: fl.SubnetId, TrafficType: fl.TrafficType,
+		Path: strings.TrimPrefix(fl.Destination, model.FlowLogFilePrefix), IntervalSeconds: fl.IntervalSeconds}
 }
 
 func live(i *pb.Instance) bool {
@@ -556,6 +586,9 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 		a := w.acls[id]
 		f.NetworkAcls = append(f.NetworkAcls, &pb.NetworkAclFacts{Id: a.Id, Inbound: a.Inbound, Outbound: a.Outbound})
 	}
+	for id := range w.vpcFlowLogs[vpc] {
+		f.FlowLogs = append(f.FlowLogs, flowLogFacts(w.flowLogs[id]))
+	}
 	for id := range w.vpcRtbs[vpc] {
 		rt := proto.CloneOf(w.rtbs[id])
 		for _, r := range rt.Routes {
@@ -596,6 +629,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	slices.SortFunc(f.Peers, func(a, b *pb.PeerFacts) int { return strings.Compare(a.PeeringId, b.PeeringId) })
 	slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
 	return f
 }
 

@@ -287,6 +287,9 @@ func (s *Store) terminateOnce(ctx context.Context, ref string) (*pb.Instance, er
 	if err := s.disassociateOnTerminate(ctx, inst, &t); err != nil {
 		return nil, err
 	}
+	if err := s.dropFlowLogs(ctx, inst.Id, &t); err != nil {
+		return nil, err
+	}
 	t.unchanged(s.resKey(model.KindInstance, inst.Id), rev)
 	t.putProto(s.resKey(model.KindInstance, inst.Id), inst, clientv3.WithLease(lease.ID))
 	t.del(s.ipKey(inst.SubnetId, inst.PrivateIp))

@@ -128,6 +128,9 @@ func (s *Store) deleteSubnetOnce(ctx context.Context, ref string) error {
 	var t txn
 	t.unchanged(s.resKey(model.KindSubnet, sn.Id), rev)
 	t.emptyPrefix(s.refPrefix(sn.Id))
+	if err := s.dropFlowLogs(ctx, sn.Id, &t); err != nil {
+		return err
+	}
 	t.del(s.resKey(model.KindSubnet, sn.Id))
 	if sn.Name != "" {
 		t.del(s.nameKey(model.KindSubnet, sn.Name))

@@ -115,7 +115,8 @@ func compareNames(an, aid, bn, bid string) int {
 // DeleteVPC deletes a VPC with its main route table, default security
 // group and default network ACL. It is refused while subnets, other route
 // tables, peerings, security groups or ACLs still belong to it, or while
-// rules of other VPCs' groups name its default group.
+// rules of other VPCs' groups name its default group. Its flow logs go
+// with it (as those of a subnet or an instance do).
 func (s *Store) DeleteVPC(ctx context.Context, ref string) error {
 	return retry(ctx, "delete VPC", func() error { return s.deleteVPCOnce(ctx, ref) })
 }
@@ -129,6 +130,9 @@ func (s *Store) deleteVPCOnce(ctx context.Context, ref string) error {
 	var t txn
 	t.unchanged(s.resKey(model.KindVPC, vpc.Id), rev)
 	t.emptyPrefix(s.refPrefix(vpc.Id))
+	if err := s.dropFlowLogs(ctx, vpc.Id, &t); err != nil {
+		return err
+	}
 	t.del(s.resKey(model.KindVPC, vpc.Id))
 	t.del(s.nameKey(model.KindVPC, vpc.Name))
 	t.del(s.vniKey(vpc.Vni))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/dataplane"
@@ -42,6 +44,7 @@ type Agent struct {
 	Wire  underlay.Conn
 	MTU   int
 	nics  *nics
+	logs  *flowLogs
 }
 
 // New applies cfg's defaults, validates it and builds an agent; Run
@@ -71,6 +74,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Wire != nil {
 		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
 		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, attached: map[uint64]*instance{}}
+		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}
 	return a, nil
 }
@@ -98,10 +102,10 @@ func (a *Agent) NIC(vni uint32, ip netip.Addr) (nic.NIC, bool) {
 }
 
 // Run registers (retrying while the server is away), keeps the cache
-// current and, with a Wire, serves the data plane, until ctx ends or a
-// part fails. It returns once every goroutine it started has stopped, the
-// NICs closed and the wire too, with the first error (ctx's when it
-// ended).
+// current and, with a Wire, serves the data plane and runs the flow logs
+// of its ENIs (flowlogs.go), until ctx ends or a part fails. It returns
+// once every goroutine it started has stopped, the NICs closed and the
+// wire too, with the first error (ctx's when it ended).
 func (a *Agent) Run(ctx context.Context) error {
 	if a.Plane == nil {
 		return a.Node.Run(ctx, node.Role{})
@@ -109,8 +113,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	return a.Node.Run(ctx, node.Role{
 		Observed:  hostPlane{a.Plane},
 		Instances: a.nics,
-		Applied:   a.nics.reconcile,
-		Serve:     a.serve,
+		Applied: func() {
+			a.nics.reconcile()
+			a.logs.reconcile()
+		},
+		Serve: func(ctx context.Context) error {
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return a.serve(ctx) })
+			g.Go(func() error { return a.logs.run(ctx) })
+			return g.Wait()
+		},
 	})
 }
 

@@ -103,6 +103,17 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 	if _, err := api.Inst.ModifyInstance(ctx, connect.NewRequest(&pb.ModifyInstanceRequest{Ref: insts[1].Id, SecurityGroups: []string{"web", red.DefaultSecurityGroupId}})); err != nil {
 		t.Fatal(err)
 	}
+	// Flow logs of an instance (one that goes with it when it is
+	// terminated below) and of a subnet.
+	for _, req := range []*pb.CreateFlowLogRequest{
+		{Instance: insts[0].Id, TrafficType: "all", Destination: "file:" + t.TempDir() + "/gone.log"},
+		{Instance: insts[1].Id, TrafficType: "reject", Destination: "file:" + t.TempDir() + "/web.log", IntervalSeconds: 5},
+		{Subnet: "yellow-a", TrafficType: "accept", Destination: "file:/var/log/yellow.log"},
+	} {
+		if _, err := api.VPC.CreateFlowLog(ctx, connect.NewRequest(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := api.Inst.TerminateInstance(ctx, connect.NewRequest(&pb.TerminateInstanceRequest{Ref: insts[0].Id})); err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +206,14 @@ func compare(got, want node.State) string {
 }
 
 // compareFirewall checks what the tables hold of a VPC's groups and ACLs
-// (the tables keep them in the order sent).
+// (the tables keep them in the order sent), and its flow logs.
 func compareFirewall(got, want *pb.VpcFacts) string {
-	g := &pb.VpcFacts{DefaultSecurityGroupId: got.DefaultSecurityGroupId, DefaultNetworkAclId: got.DefaultNetworkAclId, SecurityGroups: got.SecurityGroups, NetworkAcls: got.NetworkAcls}
-	w := &pb.VpcFacts{DefaultSecurityGroupId: want.DefaultSecurityGroupId, DefaultNetworkAclId: want.DefaultNetworkAclId, SecurityGroups: want.SecurityGroups, NetworkAcls: want.NetworkAcls}
+	g := &pb.VpcFacts{DefaultSecurityGroupId: got.DefaultSecurityGroupId, DefaultNetworkAclId: got.DefaultNetworkAclId, SecurityGroups: got.SecurityGroups, NetworkAcls: got.NetworkAcls, FlowLogs: got.FlowLogs}
+	w := &pb.VpcFacts{DefaultSecurityGroupId: want.DefaultSecurityGroupId, DefaultNetworkAclId: want.DefaultNetworkAclId, SecurityGroups: want.SecurityGroups, NetworkAcls: want.NetworkAcls, FlowLogs: want.FlowLogs}
 	for _, f := range []*pb.VpcFacts{g, w} {
 		slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
 		slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
+		slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
 	}
 	if !proto.Equal(g, w) {
 		return fmt.Sprintf("firewalls differ:\n got  %v\n want %v", g, w)

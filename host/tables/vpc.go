@@ -27,6 +27,8 @@ type VPC struct {
 	NetworkACLs    []NetworkACL
 	DefaultGroup   uint64
 	DefaultACL     uint64
+	// FlowLogs are the VPC's flow logs (flowlog.go).
+	FlowLogs []FlowLog
 
 	// Compiled forms of the above, built once per UpsertVPC so that lookups are
 	// mask-and-compare loops over flat slices.
@@ -161,6 +163,7 @@ func compileVPC(v VPC) (*VPC, error) {
 		Peerings:       slices.Clone(v.Peerings),
 
 		InternetGateway: v.InternetGateway,
+		FlowLogs:        slices.Clone(v.FlowLogs), // plain values: the clone is deep
 	}
 	c.compileFirewall(&v)
 	for i, rt := range v.RouteTables {

@@ -755,8 +755,11 @@ type VpcFacts struct {
 	// default_security_group_id is the VPC's default group: the group of an
 	// ENI that names none.
 	DefaultSecurityGroupId string `protobuf:"bytes,11,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// flow_logs are the VPC's flow logs: each host runs those that cover an
+	// ENI it holds.
+	FlowLogs      []*FlowLogFacts `protobuf:"bytes,12,rep,name=flow_logs,json=flowLogs,proto3" json:"flow_logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
@@ -866,6 +869,100 @@ func (x *VpcFacts) GetDefaultSecurityGroupId() string {
 	return ""
 }
 
+func (x *VpcFacts) GetFlowLogs() []*FlowLogFacts {
+	if x != nil {
+		return x.FlowLogs
+	}
+	return nil
+}
+
+// FlowLogFacts is a flow log as hosts run it. Its scope is eni_id (an
+// instance's ENI), else subnet_id, else the whole VPC.
+type FlowLogFacts struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	EniId       string                 `protobuf:"bytes,2,opt,name=eni_id,json=eniId,proto3" json:"eni_id,omitempty"`
+	SubnetId    string                 `protobuf:"bytes,3,opt,name=subnet_id,json=subnetId,proto3" json:"subnet_id,omitempty"`
+	TrafficType FlowLogTrafficType     `protobuf:"varint,4,opt,name=traffic_type,json=trafficType,proto3,enum=openvpc.v1.FlowLogTrafficType" json:"traffic_type,omitempty"`
+	// path is the absolute path of the file the lines are appended to.
+	Path            string `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	IntervalSeconds uint32 `protobuf:"varint,6,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FlowLogFacts) Reset() {
+	*x = FlowLogFacts{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowLogFacts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowLogFacts) ProtoMessage() {}
+
+func (x *FlowLogFacts) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowLogFacts.ProtoReflect.Descriptor instead.
+func (*FlowLogFacts) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FlowLogFacts) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FlowLogFacts) GetEniId() string {
+	if x != nil {
+		return x.EniId
+	}
+	return ""
+}
+
+func (x *FlowLogFacts) GetSubnetId() string {
+	if x != nil {
+		return x.SubnetId
+	}
+	return ""
+}
+
+func (x *FlowLogFacts) GetTrafficType() FlowLogTrafficType {
+	if x != nil {
+		return x.TrafficType
+	}
+	return FlowLogTrafficType_FLOW_LOG_TRAFFIC_TYPE_UNSPECIFIED
+}
+
+func (x *FlowLogFacts) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FlowLogFacts) GetIntervalSeconds() uint32 {
+	if x != nil {
+		return x.IntervalSeconds
+	}
+	return 0
+}
+
 type SubnetFacts struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -879,7 +976,7 @@ type SubnetFacts struct {
 
 func (x *SubnetFacts) Reset() {
 	*x = SubnetFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +988,7 @@ func (x *SubnetFacts) String() string {
 func (*SubnetFacts) ProtoMessage() {}
 
 func (x *SubnetFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1001,7 @@ func (x *SubnetFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubnetFacts.ProtoReflect.Descriptor instead.
 func (*SubnetFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubnetFacts) GetId() string {
@@ -948,7 +1045,7 @@ type SecurityGroupFacts struct {
 
 func (x *SecurityGroupFacts) Reset() {
 	*x = SecurityGroupFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1057,7 @@ func (x *SecurityGroupFacts) String() string {
 func (*SecurityGroupFacts) ProtoMessage() {}
 
 func (x *SecurityGroupFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1070,7 @@ func (x *SecurityGroupFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityGroupFacts.ProtoReflect.Descriptor instead.
 func (*SecurityGroupFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SecurityGroupFacts) GetId() string {
@@ -1022,7 +1119,7 @@ type SecurityGroupRule struct {
 
 func (x *SecurityGroupRule) Reset() {
 	*x = SecurityGroupRule{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1131,7 @@ func (x *SecurityGroupRule) String() string {
 func (*SecurityGroupRule) ProtoMessage() {}
 
 func (x *SecurityGroupRule) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1144,7 @@ func (x *SecurityGroupRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityGroupRule.ProtoReflect.Descriptor instead.
 func (*SecurityGroupRule) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SecurityGroupRule) GetRuleId() string {
@@ -1119,7 +1216,7 @@ type NetworkAclFacts struct {
 
 func (x *NetworkAclFacts) Reset() {
 	*x = NetworkAclFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1228,7 @@ func (x *NetworkAclFacts) String() string {
 func (*NetworkAclFacts) ProtoMessage() {}
 
 func (x *NetworkAclFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1241,7 @@ func (x *NetworkAclFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAclFacts.ProtoReflect.Descriptor instead.
 func (*NetworkAclFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NetworkAclFacts) GetId() string {
@@ -1184,7 +1281,7 @@ type NetworkAclEntry struct {
 
 func (x *NetworkAclEntry) Reset() {
 	*x = NetworkAclEntry{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1293,7 @@ func (x *NetworkAclEntry) String() string {
 func (*NetworkAclEntry) ProtoMessage() {}
 
 func (x *NetworkAclEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1306,7 @@ func (x *NetworkAclEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAclEntry.ProtoReflect.Descriptor instead.
 func (*NetworkAclEntry) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NetworkAclEntry) GetRuleNumber() int32 {
@@ -1267,7 +1364,7 @@ type PeerFacts struct {
 
 func (x *PeerFacts) Reset() {
 	*x = PeerFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1376,7 @@ func (x *PeerFacts) String() string {
 func (*PeerFacts) ProtoMessage() {}
 
 func (x *PeerFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1389,7 @@ func (x *PeerFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerFacts.ProtoReflect.Descriptor instead.
 func (*PeerFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PeerFacts) GetPeeringId() string {
@@ -1333,7 +1430,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1442,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1455,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AckRequest) GetHostId() string {
@@ -1383,7 +1480,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1492,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1505,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
 }
 
 type AckStreamRequest struct {
@@ -1421,7 +1518,7 @@ type AckStreamRequest struct {
 
 func (x *AckStreamRequest) Reset() {
 	*x = AckStreamRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1530,7 @@ func (x *AckStreamRequest) String() string {
 func (*AckStreamRequest) ProtoMessage() {}
 
 func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1543,7 @@ func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckStreamRequest.ProtoReflect.Descriptor instead.
 func (*AckStreamRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AckStreamRequest) GetHostId() string {
@@ -1471,7 +1568,7 @@ type AckStreamResponse struct {
 
 func (x *AckStreamResponse) Reset() {
 	*x = AckStreamResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1580,7 @@ func (x *AckStreamResponse) String() string {
 func (*AckStreamResponse) ProtoMessage() {}
 
 func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1593,7 @@ func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckStreamResponse.ProtoReflect.Descriptor instead.
 func (*AckStreamResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{19}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{20}
 }
 
 type GetVpcMappingsRequest struct {
@@ -1509,7 +1606,7 @@ type GetVpcMappingsRequest struct {
 
 func (x *GetVpcMappingsRequest) Reset() {
 	*x = GetVpcMappingsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1618,7 @@ func (x *GetVpcMappingsRequest) String() string {
 func (*GetVpcMappingsRequest) ProtoMessage() {}
 
 func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1631,7 @@ func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsRequest.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{20}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetVpcMappingsRequest) GetHostId() string {
@@ -1561,7 +1658,7 @@ type GetVpcMappingsResponse struct {
 
 func (x *GetVpcMappingsResponse) Reset() {
 	*x = GetVpcMappingsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1670,7 @@ func (x *GetVpcMappingsResponse) String() string {
 func (*GetVpcMappingsResponse) ProtoMessage() {}
 
 func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1683,7 @@ func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsResponse.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{21}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetVpcMappingsResponse) GetVpc() *VpcFacts {
@@ -1613,7 +1710,7 @@ type ReportEventsRequest struct {
 
 func (x *ReportEventsRequest) Reset() {
 	*x = ReportEventsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1722,7 @@ func (x *ReportEventsRequest) String() string {
 func (*ReportEventsRequest) ProtoMessage() {}
 
 func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1735,7 @@ func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{22}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReportEventsRequest) GetHostId() string {
@@ -1663,7 +1760,7 @@ type ReportEventsResponse struct {
 
 func (x *ReportEventsResponse) Reset() {
 	*x = ReportEventsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1772,7 @@ func (x *ReportEventsResponse) String() string {
 func (*ReportEventsResponse) ProtoMessage() {}
 
 func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1785,7 @@ func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{23}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{24}
 }
 
 var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
@@ -1696,7 +1793,7 @@ var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
 const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\n" +
 	"\x18openvpc/v1/mapping.proto\x12\n" +
-	"openvpc.v1\x1a\x1aopenvpc/v1/resources.proto\"\xd4\x01\n" +
+	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x1aopenvpc/v1/resources.proto\"\xd4\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -1752,7 +1849,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x84\x04\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xbb\x04\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1765,7 +1862,15 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\fnetwork_acls\x18\t \x03(\v2\x1b.openvpc.v1.NetworkAclFactsR\vnetworkAcls\x123\n" +
 	"\x16default_network_acl_id\x18\n" +
 	" \x01(\tR\x13defaultNetworkAclId\x129\n" +
-	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\"}\n" +
+	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\x125\n" +
+	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\"\xd4\x01\n" +
+	"\fFlowLogFacts\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06eni_id\x18\x02 \x01(\tR\x05eniId\x12\x1b\n" +
+	"\tsubnet_id\x18\x03 \x01(\tR\bsubnetId\x12A\n" +
+	"\ftraffic_type\x18\x04 \x01(\x0e2\x1e.openvpc.v1.FlowLogTrafficTypeR\vtrafficType\x12\x12\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\x12)\n" +
+	"\x10interval_seconds\x18\x06 \x01(\rR\x0fintervalSeconds\"}\n" +
 	"\vSubnetFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\x12$\n" +
@@ -1841,7 +1946,7 @@ func file_openvpc_v1_mapping_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_mapping_proto_rawDescData
 }
 
-var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: openvpc.v1.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: openvpc.v1.RegisterResponse
@@ -1853,67 +1958,71 @@ var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*MappingKey)(nil),             // 7: openvpc.v1.MappingKey
 	(*HostRecord)(nil),             // 8: openvpc.v1.HostRecord
 	(*VpcFacts)(nil),               // 9: openvpc.v1.VpcFacts
-	(*SubnetFacts)(nil),            // 10: openvpc.v1.SubnetFacts
-	(*SecurityGroupFacts)(nil),     // 11: openvpc.v1.SecurityGroupFacts
-	(*SecurityGroupRule)(nil),      // 12: openvpc.v1.SecurityGroupRule
-	(*NetworkAclFacts)(nil),        // 13: openvpc.v1.NetworkAclFacts
-	(*NetworkAclEntry)(nil),        // 14: openvpc.v1.NetworkAclEntry
-	(*PeerFacts)(nil),              // 15: openvpc.v1.PeerFacts
-	(*AckRequest)(nil),             // 16: openvpc.v1.AckRequest
-	(*AckResponse)(nil),            // 17: openvpc.v1.AckResponse
-	(*AckStreamRequest)(nil),       // 18: openvpc.v1.AckStreamRequest
-	(*AckStreamResponse)(nil),      // 19: openvpc.v1.AckStreamResponse
-	(*GetVpcMappingsRequest)(nil),  // 20: openvpc.v1.GetVpcMappingsRequest
-	(*GetVpcMappingsResponse)(nil), // 21: openvpc.v1.GetVpcMappingsResponse
-	(*ReportEventsRequest)(nil),    // 22: openvpc.v1.ReportEventsRequest
-	(*ReportEventsResponse)(nil),   // 23: openvpc.v1.ReportEventsResponse
-	(HostRole)(0),                  // 24: openvpc.v1.HostRole
-	(*EdgeFunction)(nil),           // 25: openvpc.v1.EdgeFunction
-	(*Host)(nil),                   // 26: openvpc.v1.Host
-	(*RouteTable)(nil),             // 27: openvpc.v1.RouteTable
-	(*SecurityEvent)(nil),          // 28: openvpc.v1.SecurityEvent
+	(*FlowLogFacts)(nil),           // 10: openvpc.v1.FlowLogFacts
+	(*SubnetFacts)(nil),            // 11: openvpc.v1.SubnetFacts
+	(*SecurityGroupFacts)(nil),     // 12: openvpc.v1.SecurityGroupFacts
+	(*SecurityGroupRule)(nil),      // 13: openvpc.v1.SecurityGroupRule
+	(*NetworkAclFacts)(nil),        // 14: openvpc.v1.NetworkAclFacts
+	(*NetworkAclEntry)(nil),        // 15: openvpc.v1.NetworkAclEntry
+	(*PeerFacts)(nil),              // 16: openvpc.v1.PeerFacts
+	(*AckRequest)(nil),             // 17: openvpc.v1.AckRequest
+	(*AckResponse)(nil),            // 18: openvpc.v1.AckResponse
+	(*AckStreamRequest)(nil),       // 19: openvpc.v1.AckStreamRequest
+	(*AckStreamResponse)(nil),      // 20: openvpc.v1.AckStreamResponse
+	(*GetVpcMappingsRequest)(nil),  // 21: openvpc.v1.GetVpcMappingsRequest
+	(*GetVpcMappingsResponse)(nil), // 22: openvpc.v1.GetVpcMappingsResponse
+	(*ReportEventsRequest)(nil),    // 23: openvpc.v1.ReportEventsRequest
+	(*ReportEventsResponse)(nil),   // 24: openvpc.v1.ReportEventsResponse
+	(HostRole)(0),                  // 25: openvpc.v1.HostRole
+	(*EdgeFunction)(nil),           // 26: openvpc.v1.EdgeFunction
+	(*Host)(nil),                   // 27: openvpc.v1.Host
+	(*RouteTable)(nil),             // 28: openvpc.v1.RouteTable
+	(FlowLogTrafficType)(0),        // 29: openvpc.v1.FlowLogTrafficType
+	(*SecurityEvent)(nil),          // 30: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_mapping_proto_depIdxs = []int32{
-	24, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
-	25, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
-	26, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
+	25, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
+	26, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
+	27, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
 	4,  // 3: openvpc.v1.SubscribeResponse.changes:type_name -> openvpc.v1.Change
 	9,  // 4: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
 	5,  // 5: openvpc.v1.Change.upsert_mapping:type_name -> openvpc.v1.MappingRecord
 	7,  // 6: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
 	8,  // 7: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
 	6,  // 8: openvpc.v1.MappingRecord.conntrack:type_name -> openvpc.v1.ConntrackTimeouts
-	24, // 9: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
-	25, // 10: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
-	10, // 11: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
-	27, // 12: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
-	15, // 13: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
-	11, // 14: openvpc.v1.VpcFacts.security_groups:type_name -> openvpc.v1.SecurityGroupFacts
-	13, // 15: openvpc.v1.VpcFacts.network_acls:type_name -> openvpc.v1.NetworkAclFacts
-	12, // 16: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
-	12, // 17: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
-	14, // 18: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
-	14, // 19: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
-	9,  // 20: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
-	5,  // 21: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
-	28, // 22: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
-	0,  // 23: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
-	2,  // 24: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
-	16, // 25: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
-	18, // 26: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
-	20, // 27: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
-	22, // 28: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
-	1,  // 29: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
-	3,  // 30: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
-	17, // 31: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
-	19, // 32: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
-	21, // 33: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
-	23, // 34: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	25, // 9: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
+	26, // 10: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
+	11, // 11: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
+	28, // 12: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
+	16, // 13: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
+	12, // 14: openvpc.v1.VpcFacts.security_groups:type_name -> openvpc.v1.SecurityGroupFacts
+	14, // 15: openvpc.v1.VpcFacts.network_acls:type_name -> openvpc.v1.NetworkAclFacts
+	10, // 16: openvpc.v1.VpcFacts.flow_logs:type_name -> openvpc.v1.FlowLogFacts
+	29, // 17: openvpc.v1.FlowLogFacts.traffic_type:type_name -> openvpc.v1.FlowLogTrafficType
+	13, // 18: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
+	13, // 19: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
+	15, // 20: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
+	15, // 21: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
+	9,  // 22: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
+	5,  // 23: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
+	30, // 24: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
+	0,  // 25: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
+	2,  // 26: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
+	17, // 27: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
+	19, // 28: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
+	21, // 29: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
+	23, // 30: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
+	1,  // 31: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
+	3,  // 32: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
+	18, // 33: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
+	20, // 34: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
+	22, // 35: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
+	24, // 36: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
+	31, // [31:37] is the sub-list for method output_type
+	25, // [25:31] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_mapping_proto_init() }
@@ -1921,6 +2030,7 @@ func file_openvpc_v1_mapping_proto_init() {
 	if File_openvpc_v1_mapping_proto != nil {
 		return
 	}
+	file_openvpc_v1_flowlog_proto_init()
 	file_openvpc_v1_resources_proto_init()
 	file_openvpc_v1_mapping_proto_msgTypes[4].OneofWrappers = []any{
 		(*Change_UpsertVpc)(nil),
@@ -1936,7 +2046,7 @@ func file_openvpc_v1_mapping_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_mapping_proto_rawDesc), len(file_openvpc_v1_mapping_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

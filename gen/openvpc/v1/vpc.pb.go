@@ -4216,12 +4216,409 @@ func (x *AssociateRouteTableResponse) GetSubnet() *Subnet {
 	return nil
 }
 
+type CreateFlowLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one of instance, subnet and vpc (name or id) is the scope.
+	Instance string `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Subnet   string `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Vpc      string `protobuf:"bytes,3,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	// traffic_type: accept, reject or all.
+	TrafficType string `protobuf:"bytes,4,opt,name=traffic_type,json=trafficType,proto3" json:"traffic_type,omitempty"`
+	// destination: file:/absolute/path, appended to by every host in scope.
+	Destination string `protobuf:"bytes,5,opt,name=destination,proto3" json:"destination,omitempty"`
+	// interval_seconds: the aggregation window, 1–600; 0 means 60.
+	IntervalSeconds uint32 `protobuf:"varint,6,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`
+	Name            string `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CreateFlowLogRequest) Reset() {
+	*x = CreateFlowLogRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFlowLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFlowLogRequest) ProtoMessage() {}
+
+func (x *CreateFlowLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFlowLogRequest.ProtoReflect.Descriptor instead.
+func (*CreateFlowLogRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *CreateFlowLogRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *CreateFlowLogRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *CreateFlowLogRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *CreateFlowLogRequest) GetTrafficType() string {
+	if x != nil {
+		return x.TrafficType
+	}
+	return ""
+}
+
+func (x *CreateFlowLogRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *CreateFlowLogRequest) GetIntervalSeconds() uint32 {
+	if x != nil {
+		return x.IntervalSeconds
+	}
+	return 0
+}
+
+func (x *CreateFlowLogRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type CreateFlowLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlowLog       *FlowLog               `protobuf:"bytes,1,opt,name=flow_log,json=flowLog,proto3" json:"flow_log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFlowLogResponse) Reset() {
+	*x = CreateFlowLogResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFlowLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFlowLogResponse) ProtoMessage() {}
+
+func (x *CreateFlowLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFlowLogResponse.ProtoReflect.Descriptor instead.
+func (*CreateFlowLogResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *CreateFlowLogResponse) GetFlowLog() *FlowLog {
+	if x != nil {
+		return x.FlowLog
+	}
+	return nil
+}
+
+type GetFlowLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFlowLogRequest) Reset() {
+	*x = GetFlowLogRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFlowLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFlowLogRequest) ProtoMessage() {}
+
+func (x *GetFlowLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFlowLogRequest.ProtoReflect.Descriptor instead.
+func (*GetFlowLogRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *GetFlowLogRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetFlowLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlowLog       *FlowLog               `protobuf:"bytes,1,opt,name=flow_log,json=flowLog,proto3" json:"flow_log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFlowLogResponse) Reset() {
+	*x = GetFlowLogResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFlowLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFlowLogResponse) ProtoMessage() {}
+
+func (x *GetFlowLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFlowLogResponse.ProtoReflect.Descriptor instead.
+func (*GetFlowLogResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *GetFlowLogResponse) GetFlowLog() *FlowLog {
+	if x != nil {
+		return x.FlowLog
+	}
+	return nil
+}
+
+type ListFlowLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// vpc filters by VPC when set.
+	Vpc           string `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowLogsRequest) Reset() {
+	*x = ListFlowLogsRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowLogsRequest) ProtoMessage() {}
+
+func (x *ListFlowLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowLogsRequest.ProtoReflect.Descriptor instead.
+func (*ListFlowLogsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *ListFlowLogsRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+type ListFlowLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlowLogs      []*FlowLog             `protobuf:"bytes,1,rep,name=flow_logs,json=flowLogs,proto3" json:"flow_logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowLogsResponse) Reset() {
+	*x = ListFlowLogsResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowLogsResponse) ProtoMessage() {}
+
+func (x *ListFlowLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowLogsResponse.ProtoReflect.Descriptor instead.
+func (*ListFlowLogsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *ListFlowLogsResponse) GetFlowLogs() []*FlowLog {
+	if x != nil {
+		return x.FlowLogs
+	}
+	return nil
+}
+
+type DeleteFlowLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteFlowLogRequest) Reset() {
+	*x = DeleteFlowLogRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteFlowLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteFlowLogRequest) ProtoMessage() {}
+
+func (x *DeleteFlowLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteFlowLogRequest.ProtoReflect.Descriptor instead.
+func (*DeleteFlowLogRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *DeleteFlowLogRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DeleteFlowLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteFlowLogResponse) Reset() {
+	*x = DeleteFlowLogResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteFlowLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteFlowLogResponse) ProtoMessage() {}
+
+func (x *DeleteFlowLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteFlowLogResponse.ProtoReflect.Descriptor instead.
+func (*DeleteFlowLogResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{98}
+}
+
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\n" +
 	"\x14openvpc/v1/vpc.proto\x12\n" +
-	"openvpc.v1\x1a\x18openvpc/v1/mapping.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x19openvpc/v1/security.proto\":\n" +
+	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x18openvpc/v1/mapping.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x19openvpc/v1/security.proto\":\n" +
 	"\x10CreateVpcRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\"6\n" +
@@ -4441,7 +4838,28 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\vroute_table\x18\x02 \x01(\tR\n" +
 	"routeTable\"I\n" +
 	"\x1bAssociateRouteTableResponse\x12*\n" +
-	"\x06subnet\x18\x01 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet2\xe2 \n" +
+	"\x06subnet\x18\x01 \x01(\v2\x12.openvpc.v1.SubnetR\x06subnet\"\xe0\x01\n" +
+	"\x14CreateFlowLogRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x16\n" +
+	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03vpc\x18\x03 \x01(\tR\x03vpc\x12!\n" +
+	"\ftraffic_type\x18\x04 \x01(\tR\vtrafficType\x12 \n" +
+	"\vdestination\x18\x05 \x01(\tR\vdestination\x12)\n" +
+	"\x10interval_seconds\x18\x06 \x01(\rR\x0fintervalSeconds\x12\x12\n" +
+	"\x04name\x18\a \x01(\tR\x04name\"G\n" +
+	"\x15CreateFlowLogResponse\x12.\n" +
+	"\bflow_log\x18\x01 \x01(\v2\x13.openvpc.v1.FlowLogR\aflowLog\"%\n" +
+	"\x11GetFlowLogRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"D\n" +
+	"\x12GetFlowLogResponse\x12.\n" +
+	"\bflow_log\x18\x01 \x01(\v2\x13.openvpc.v1.FlowLogR\aflowLog\"'\n" +
+	"\x13ListFlowLogsRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\"H\n" +
+	"\x14ListFlowLogsResponse\x120\n" +
+	"\tflow_logs\x18\x01 \x03(\v2\x13.openvpc.v1.FlowLogR\bflowLogs\"(\n" +
+	"\x14DeleteFlowLogRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x17\n" +
+	"\x15DeleteFlowLogResponse2\xae#\n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -4490,7 +4908,12 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x12GetInternetGateway\x12%.openvpc.v1.GetInternetGatewayRequest\x1a&.openvpc.v1.GetInternetGatewayResponse\x12K\n" +
 	"\n" +
 	"GetAddress\x12\x1d.openvpc.v1.GetAddressRequest\x1a\x1e.openvpc.v1.GetAddressResponse\x12f\n" +
-	"\x13AssociateRouteTable\x12&.openvpc.v1.AssociateRouteTableRequest\x1a'.openvpc.v1.AssociateRouteTableResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\x13AssociateRouteTable\x12&.openvpc.v1.AssociateRouteTableRequest\x1a'.openvpc.v1.AssociateRouteTableResponse\x12T\n" +
+	"\rCreateFlowLog\x12 .openvpc.v1.CreateFlowLogRequest\x1a!.openvpc.v1.CreateFlowLogResponse\x12K\n" +
+	"\n" +
+	"GetFlowLog\x12\x1d.openvpc.v1.GetFlowLogRequest\x1a\x1e.openvpc.v1.GetFlowLogResponse\x12Q\n" +
+	"\fListFlowLogs\x12\x1f.openvpc.v1.ListFlowLogsRequest\x1a .openvpc.v1.ListFlowLogsResponse\x12T\n" +
+	"\rDeleteFlowLog\x12 .openvpc.v1.DeleteFlowLogRequest\x1a!.openvpc.v1.DeleteFlowLogResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_vpc_proto_rawDescOnce sync.Once
@@ -4504,7 +4927,7 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*CreateVpcRequest)(nil),                   // 0: openvpc.v1.CreateVpcRequest
 	(*CreateVpcResponse)(nil),                  // 1: openvpc.v1.CreateVpcResponse
@@ -4597,156 +5020,176 @@ var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*GetAddressResponse)(nil),                 // 88: openvpc.v1.GetAddressResponse
 	(*AssociateRouteTableRequest)(nil),         // 89: openvpc.v1.AssociateRouteTableRequest
 	(*AssociateRouteTableResponse)(nil),        // 90: openvpc.v1.AssociateRouteTableResponse
-	(*Vpc)(nil),                                // 91: openvpc.v1.Vpc
-	(*Subnet)(nil),                             // 92: openvpc.v1.Subnet
-	(*RouteTable)(nil),                         // 93: openvpc.v1.RouteTable
-	(*Peering)(nil),                            // 94: openvpc.v1.Peering
-	(*InternetGateway)(nil),                    // 95: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                          // 96: openvpc.v1.ElasticIp
-	(*SecurityGroup)(nil),                      // 97: openvpc.v1.SecurityGroup
-	(*RuleMatch)(nil),                          // 98: openvpc.v1.RuleMatch
-	(*SecurityGroupRule)(nil),                  // 99: openvpc.v1.SecurityGroupRule
-	(*NetworkAcl)(nil),                         // 100: openvpc.v1.NetworkAcl
+	(*CreateFlowLogRequest)(nil),               // 91: openvpc.v1.CreateFlowLogRequest
+	(*CreateFlowLogResponse)(nil),              // 92: openvpc.v1.CreateFlowLogResponse
+	(*GetFlowLogRequest)(nil),                  // 93: openvpc.v1.GetFlowLogRequest
+	(*GetFlowLogResponse)(nil),                 // 94: openvpc.v1.GetFlowLogResponse
+	(*ListFlowLogsRequest)(nil),                // 95: openvpc.v1.ListFlowLogsRequest
+	(*ListFlowLogsResponse)(nil),               // 96: openvpc.v1.ListFlowLogsResponse
+	(*DeleteFlowLogRequest)(nil),               // 97: openvpc.v1.DeleteFlowLogRequest
+	(*DeleteFlowLogResponse)(nil),              // 98: openvpc.v1.DeleteFlowLogResponse
+	(*Vpc)(nil),                                // 99: openvpc.v1.Vpc
+	(*Subnet)(nil),                             // 100: openvpc.v1.Subnet
+	(*RouteTable)(nil),                         // 101: openvpc.v1.RouteTable
+	(*Peering)(nil),                            // 102: openvpc.v1.Peering
+	(*InternetGateway)(nil),                    // 103: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                          // 104: openvpc.v1.ElasticIp
+	(*SecurityGroup)(nil),                      // 105: openvpc.v1.SecurityGroup
+	(*RuleMatch)(nil),                          // 106: openvpc.v1.RuleMatch
+	(*SecurityGroupRule)(nil),                  // 107: openvpc.v1.SecurityGroupRule
+	(*NetworkAcl)(nil),                         // 108: openvpc.v1.NetworkAcl
+	(*FlowLog)(nil),                            // 109: openvpc.v1.FlowLog
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	91,  // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	91,  // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	91,  // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	92,  // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	92,  // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	92,  // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	93,  // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	93,  // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	93,  // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	93,  // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	93,  // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	94,  // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	94,  // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	94,  // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	94,  // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	95,  // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	95,  // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	95,  // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	95,  // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	96,  // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	96,  // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	96,  // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	96,  // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	97,  // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	97,  // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	97,  // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
-	98,  // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
+	99,  // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	99,  // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	99,  // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	100, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	100, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	100, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	101, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	101, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	101, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	101, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	101, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	102, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	102, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	102, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	102, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	103, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	103, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	103, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	103, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	104, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	104, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	104, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	104, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	105, // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	105, // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	105, // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
+	106, // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
 	66,  // 27: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	97,  // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	99,  // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
+	105, // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	107, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
 	66,  // 30: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	97,  // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	100, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	100, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	100, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
-	98,  // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
-	100, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	100, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	100, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	92,  // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
-	95,  // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	96,  // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	92,  // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
-	0,   // 43: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,   // 44: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,   // 45: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,   // 46: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,   // 47: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10,  // 48: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12,  // 49: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14,  // 50: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16,  // 51: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18,  // 52: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20,  // 53: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22,  // 54: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24,  // 55: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26,  // 56: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28,  // 57: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30,  // 58: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32,  // 59: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34,  // 60: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36,  // 61: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	38,  // 62: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	40,  // 63: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	42,  // 64: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	44,  // 65: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	46,  // 66: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	48,  // 67: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	50,  // 68: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	52,  // 69: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	54,  // 70: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	56,  // 71: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	58,  // 72: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
-	60,  // 73: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
-	62,  // 74: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
-	64,  // 75: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
-	67,  // 76: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	69,  // 77: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
-	71,  // 78: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
-	73,  // 79: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
-	75,  // 80: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
-	77,  // 81: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
-	79,  // 82: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
-	81,  // 83: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
-	83,  // 84: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
-	85,  // 85: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
-	87,  // 86: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
-	89,  // 87: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
-	1,   // 88: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,   // 89: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,   // 90: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,   // 91: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,   // 92: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11,  // 93: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13,  // 94: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15,  // 95: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17,  // 96: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19,  // 97: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21,  // 98: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23,  // 99: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25,  // 100: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27,  // 101: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29,  // 102: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31,  // 103: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33,  // 104: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35,  // 105: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37,  // 106: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	39,  // 107: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	41,  // 108: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	43,  // 109: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	45,  // 110: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	47,  // 111: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	49,  // 112: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	51,  // 113: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	53,  // 114: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	55,  // 115: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	57,  // 116: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	59,  // 117: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
-	61,  // 118: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
-	63,  // 119: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
-	65,  // 120: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
-	68,  // 121: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	70,  // 122: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
-	72,  // 123: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
-	74,  // 124: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
-	76,  // 125: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
-	78,  // 126: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
-	80,  // 127: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
-	82,  // 128: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
-	84,  // 129: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
-	86,  // 130: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
-	88,  // 131: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
-	90,  // 132: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
-	88,  // [88:133] is the sub-list for method output_type
-	43,  // [43:88] is the sub-list for method input_type
-	43,  // [43:43] is the sub-list for extension type_name
-	43,  // [43:43] is the sub-list for extension extendee
-	0,   // [0:43] is the sub-list for field type_name
+	105, // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	108, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	108, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	108, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
+	106, // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
+	108, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	108, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	108, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	100, // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
+	103, // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	104, // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	100, // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	109, // 43: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	109, // 44: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	109, // 45: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
+	0,   // 46: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,   // 47: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,   // 48: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,   // 49: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,   // 50: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	10,  // 51: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	12,  // 52: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	14,  // 53: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	16,  // 54: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	18,  // 55: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	20,  // 56: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	22,  // 57: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	24,  // 58: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	26,  // 59: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	28,  // 60: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	30,  // 61: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	32,  // 62: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	34,  // 63: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	36,  // 64: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	38,  // 65: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	40,  // 66: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	42,  // 67: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	44,  // 68: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	46,  // 69: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	48,  // 70: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	50,  // 71: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	52,  // 72: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	54,  // 73: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	56,  // 74: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	58,  // 75: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
+	60,  // 76: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
+	62,  // 77: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
+	64,  // 78: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
+	67,  // 79: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	69,  // 80: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
+	71,  // 81: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
+	73,  // 82: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
+	75,  // 83: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
+	77,  // 84: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
+	79,  // 85: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
+	81,  // 86: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
+	83,  // 87: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
+	85,  // 88: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	87,  // 89: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	89,  // 90: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	91,  // 91: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
+	93,  // 92: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
+	95,  // 93: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
+	97,  // 94: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
+	1,   // 95: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,   // 96: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,   // 97: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,   // 98: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,   // 99: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	11,  // 100: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	13,  // 101: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	15,  // 102: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	17,  // 103: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	19,  // 104: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	21,  // 105: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	23,  // 106: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	25,  // 107: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	27,  // 108: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	29,  // 109: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	31,  // 110: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	33,  // 111: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	35,  // 112: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	37,  // 113: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	39,  // 114: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	41,  // 115: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	43,  // 116: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	45,  // 117: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	47,  // 118: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	49,  // 119: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	51,  // 120: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	53,  // 121: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	55,  // 122: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	57,  // 123: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	59,  // 124: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
+	61,  // 125: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
+	63,  // 126: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
+	65,  // 127: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
+	68,  // 128: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	70,  // 129: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
+	72,  // 130: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
+	74,  // 131: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
+	76,  // 132: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
+	78,  // 133: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
+	80,  // 134: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
+	82,  // 135: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
+	84,  // 136: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
+	86,  // 137: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	88,  // 138: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	90,  // 139: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	92,  // 140: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
+	94,  // 141: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
+	96,  // 142: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
+	98,  // 143: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
+	95,  // [95:144] is the sub-list for method output_type
+	46,  // [46:95] is the sub-list for method input_type
+	46,  // [46:46] is the sub-list for extension type_name
+	46,  // [46:46] is the sub-list for extension extendee
+	0,   // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -4754,6 +5197,7 @@ func file_openvpc_v1_vpc_proto_init() {
 	if File_openvpc_v1_vpc_proto != nil {
 		return
 	}
+	file_openvpc_v1_flowlog_proto_init()
 	file_openvpc_v1_mapping_proto_init()
 	file_openvpc_v1_resources_proto_init()
 	file_openvpc_v1_security_proto_init()
@@ -4763,7 +5207,7 @@ func file_openvpc_v1_vpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   91,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -155,6 +155,16 @@ const (
 	// VpcServiceAssociateRouteTableProcedure is the fully-qualified name of the VpcService's
 	// AssociateRouteTable RPC.
 	VpcServiceAssociateRouteTableProcedure = "/openvpc.v1.VpcService/AssociateRouteTable"
+	// VpcServiceCreateFlowLogProcedure is the fully-qualified name of the VpcService's CreateFlowLog
+	// RPC.
+	VpcServiceCreateFlowLogProcedure = "/openvpc.v1.VpcService/CreateFlowLog"
+	// VpcServiceGetFlowLogProcedure is the fully-qualified name of the VpcService's GetFlowLog RPC.
+	VpcServiceGetFlowLogProcedure = "/openvpc.v1.VpcService/GetFlowLog"
+	// VpcServiceListFlowLogsProcedure is the fully-qualified name of the VpcService's ListFlowLogs RPC.
+	VpcServiceListFlowLogsProcedure = "/openvpc.v1.VpcService/ListFlowLogs"
+	// VpcServiceDeleteFlowLogProcedure is the fully-qualified name of the VpcService's DeleteFlowLog
+	// RPC.
+	VpcServiceDeleteFlowLogProcedure = "/openvpc.v1.VpcService/DeleteFlowLog"
 )
 
 // VpcServiceClient is a client for the openvpc.v1.VpcService service.
@@ -219,6 +229,13 @@ type VpcServiceClient interface {
 	// (AWS's ReplaceRouteTableAssociation): its instances' packets follow
 	// the new table's routes from the revision it commits at.
 	AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error)
+	// CreateFlowLog captures the firewall's decisions for an instance, a
+	// subnet or a VPC; each host appends the lines of its own ENIs.
+	CreateFlowLog(context.Context, *connect.Request[v1.CreateFlowLogRequest]) (*connect.Response[v1.CreateFlowLogResponse], error)
+	GetFlowLog(context.Context, *connect.Request[v1.GetFlowLogRequest]) (*connect.Response[v1.GetFlowLogResponse], error)
+	ListFlowLogs(context.Context, *connect.Request[v1.ListFlowLogsRequest]) (*connect.Response[v1.ListFlowLogsResponse], error)
+	// DeleteFlowLog stops the capture on every host; the lines written stay.
+	DeleteFlowLog(context.Context, *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error)
 }
 
 // NewVpcServiceClient constructs a client for the openvpc.v1.VpcService service. By default, it
@@ -502,6 +519,30 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vpcServiceMethods.ByName("AssociateRouteTable")),
 			connect.WithClientOptions(opts...),
 		),
+		createFlowLog: connect.NewClient[v1.CreateFlowLogRequest, v1.CreateFlowLogResponse](
+			httpClient,
+			baseURL+VpcServiceCreateFlowLogProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("CreateFlowLog")),
+			connect.WithClientOptions(opts...),
+		),
+		getFlowLog: connect.NewClient[v1.GetFlowLogRequest, v1.GetFlowLogResponse](
+			httpClient,
+			baseURL+VpcServiceGetFlowLogProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetFlowLog")),
+			connect.WithClientOptions(opts...),
+		),
+		listFlowLogs: connect.NewClient[v1.ListFlowLogsRequest, v1.ListFlowLogsResponse](
+			httpClient,
+			baseURL+VpcServiceListFlowLogsProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ListFlowLogs")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteFlowLog: connect.NewClient[v1.DeleteFlowLogRequest, v1.DeleteFlowLogResponse](
+			httpClient,
+			baseURL+VpcServiceDeleteFlowLogProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DeleteFlowLog")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -552,6 +593,10 @@ type vpcServiceClient struct {
 	getInternetGateway         *connect.Client[v1.GetInternetGatewayRequest, v1.GetInternetGatewayResponse]
 	getAddress                 *connect.Client[v1.GetAddressRequest, v1.GetAddressResponse]
 	associateRouteTable        *connect.Client[v1.AssociateRouteTableRequest, v1.AssociateRouteTableResponse]
+	createFlowLog              *connect.Client[v1.CreateFlowLogRequest, v1.CreateFlowLogResponse]
+	getFlowLog                 *connect.Client[v1.GetFlowLogRequest, v1.GetFlowLogResponse]
+	listFlowLogs               *connect.Client[v1.ListFlowLogsRequest, v1.ListFlowLogsResponse]
+	deleteFlowLog              *connect.Client[v1.DeleteFlowLogRequest, v1.DeleteFlowLogResponse]
 }
 
 // CreateVpc calls openvpc.v1.VpcService.CreateVpc.
@@ -779,6 +824,26 @@ func (c *vpcServiceClient) AssociateRouteTable(ctx context.Context, req *connect
 	return c.associateRouteTable.CallUnary(ctx, req)
 }
 
+// CreateFlowLog calls openvpc.v1.VpcService.CreateFlowLog.
+func (c *vpcServiceClient) CreateFlowLog(ctx context.Context, req *connect.Request[v1.CreateFlowLogRequest]) (*connect.Response[v1.CreateFlowLogResponse], error) {
+	return c.createFlowLog.CallUnary(ctx, req)
+}
+
+// GetFlowLog calls openvpc.v1.VpcService.GetFlowLog.
+func (c *vpcServiceClient) GetFlowLog(ctx context.Context, req *connect.Request[v1.GetFlowLogRequest]) (*connect.Response[v1.GetFlowLogResponse], error) {
+	return c.getFlowLog.CallUnary(ctx, req)
+}
+
+// ListFlowLogs calls openvpc.v1.VpcService.ListFlowLogs.
+func (c *vpcServiceClient) ListFlowLogs(ctx context.Context, req *connect.Request[v1.ListFlowLogsRequest]) (*connect.Response[v1.ListFlowLogsResponse], error) {
+	return c.listFlowLogs.CallUnary(ctx, req)
+}
+
+// DeleteFlowLog calls openvpc.v1.VpcService.DeleteFlowLog.
+func (c *vpcServiceClient) DeleteFlowLog(ctx context.Context, req *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error) {
+	return c.deleteFlowLog.CallUnary(ctx, req)
+}
+
 // VpcServiceHandler is an implementation of the openvpc.v1.VpcService service.
 type VpcServiceHandler interface {
 	CreateVpc(context.Context, *connect.Request[v1.CreateVpcRequest]) (*connect.Response[v1.CreateVpcResponse], error)
@@ -841,6 +906,13 @@ type VpcServiceHandler interface {
 	// (AWS's ReplaceRouteTableAssociation): its instances' packets follow
 	// the new table's routes from the revision it commits at.
 	AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error)
+	// CreateFlowLog captures the firewall's decisions for an instance, a
+	// subnet or a VPC; each host appends the lines of its own ENIs.
+	CreateFlowLog(context.Context, *connect.Request[v1.CreateFlowLogRequest]) (*connect.Response[v1.CreateFlowLogResponse], error)
+	GetFlowLog(context.Context, *connect.Request[v1.GetFlowLogRequest]) (*connect.Response[v1.GetFlowLogResponse], error)
+	ListFlowLogs(context.Context, *connect.Request[v1.ListFlowLogsRequest]) (*connect.Response[v1.ListFlowLogsResponse], error)
+	// DeleteFlowLog stops the capture on every host; the lines written stay.
+	DeleteFlowLog(context.Context, *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error)
 }
 
 // NewVpcServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -1120,6 +1192,30 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vpcServiceMethods.ByName("AssociateRouteTable")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vpcServiceCreateFlowLogHandler := connect.NewUnaryHandler(
+		VpcServiceCreateFlowLogProcedure,
+		svc.CreateFlowLog,
+		connect.WithSchema(vpcServiceMethods.ByName("CreateFlowLog")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceGetFlowLogHandler := connect.NewUnaryHandler(
+		VpcServiceGetFlowLogProcedure,
+		svc.GetFlowLog,
+		connect.WithSchema(vpcServiceMethods.ByName("GetFlowLog")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceListFlowLogsHandler := connect.NewUnaryHandler(
+		VpcServiceListFlowLogsProcedure,
+		svc.ListFlowLogs,
+		connect.WithSchema(vpcServiceMethods.ByName("ListFlowLogs")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDeleteFlowLogHandler := connect.NewUnaryHandler(
+		VpcServiceDeleteFlowLogProcedure,
+		svc.DeleteFlowLog,
+		connect.WithSchema(vpcServiceMethods.ByName("DeleteFlowLog")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.VpcService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VpcServiceCreateVpcProcedure:
@@ -1212,6 +1308,14 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceGetAddressHandler.ServeHTTP(w, r)
 		case VpcServiceAssociateRouteTableProcedure:
 			vpcServiceAssociateRouteTableHandler.ServeHTTP(w, r)
+		case VpcServiceCreateFlowLogProcedure:
+			vpcServiceCreateFlowLogHandler.ServeHTTP(w, r)
+		case VpcServiceGetFlowLogProcedure:
+			vpcServiceGetFlowLogHandler.ServeHTTP(w, r)
+		case VpcServiceListFlowLogsProcedure:
+			vpcServiceListFlowLogsHandler.ServeHTTP(w, r)
+		case VpcServiceDeleteFlowLogProcedure:
+			vpcServiceDeleteFlowLogHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1399,4 +1503,20 @@ func (UnimplementedVpcServiceHandler) GetAddress(context.Context, *connect.Reque
 
 func (UnimplementedVpcServiceHandler) AssociateRouteTable(context.Context, *connect.Request[v1.AssociateRouteTableRequest]) (*connect.Response[v1.AssociateRouteTableResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.AssociateRouteTable is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) CreateFlowLog(context.Context, *connect.Request[v1.CreateFlowLogRequest]) (*connect.Response[v1.CreateFlowLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.CreateFlowLog is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetFlowLog(context.Context, *connect.Request[v1.GetFlowLogRequest]) (*connect.Response[v1.GetFlowLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetFlowLog is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ListFlowLogs(context.Context, *connect.Request[v1.ListFlowLogsRequest]) (*connect.Response[v1.ListFlowLogsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListFlowLogs is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DeleteFlowLog(context.Context, *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteFlowLog is not implemented"))
 }
