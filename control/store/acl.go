@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -87,16 +86,7 @@ func (s *Store) ListNetworkACLs(ctx context.Context, vpcID string) ([]*pb.Networ
 		}
 	}
 	slices.SortFunc(all, func(a, b *pb.NetworkAcl) int {
-		if a.VpcId != b.VpcId {
-			return strings.Compare(a.VpcId, b.VpcId)
-		}
-		if a.IsDefault != b.IsDefault {
-			if a.IsDefault {
-				return -1
-			}
-			return 1
-		}
-		return compareNames(a.Name, a.Id, b.Name, b.Id)
+		return compareVPCFirst(a.VpcId, a.IsDefault, a.Name, a.Id, b.VpcId, b.IsDefault, b.Name, b.Id)
 	})
 	return all, nil
 }

@@ -80,16 +80,7 @@ func (s *Store) ListSecurityGroups(ctx context.Context, vpcID string) ([]*pb.Sec
 		all = slices.DeleteFunc(all, func(g *pb.SecurityGroup) bool { return g.VpcId != vpcID })
 	}
 	slices.SortFunc(all, func(a, b *pb.SecurityGroup) int {
-		if a.VpcId != b.VpcId {
-			return strings.Compare(a.VpcId, b.VpcId)
-		}
-		if a.IsDefault != b.IsDefault {
-			if a.IsDefault {
-				return -1
-			}
-			return 1
-		}
-		return compareNames(a.Name, a.Id, b.Name, b.Id)
+		return compareVPCFirst(a.VpcId, a.IsDefault, a.Name, a.Id, b.VpcId, b.IsDefault, b.Name, b.Id)
 	})
 	return all, nil
 }

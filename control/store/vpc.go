@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -95,6 +96,20 @@ func (s *Store) ListVPCs(ctx context.Context) ([]*pb.Vpc, error) {
 	vs, err := listProto(ctx, s, s.key(string(model.KindVPC))+"/", func() *pb.Vpc { return new(pb.Vpc) })
 	slices.SortFunc(vs, func(a, b *pb.Vpc) int { return compareNames(a.Name, a.Id, b.Name, b.Id) })
 	return vs, err
+}
+
+// compareVPCFirst orders a VPC's firewalls: by VPC, its default first,
+// then by name and id.
+func compareVPCFirst(avpc string, adef bool, an, aid string, bvpc string, bdef bool, bn, bid string) int {
+	switch {
+	case avpc != bvpc:
+		return strings.Compare(avpc, bvpc)
+	case adef != bdef && adef:
+		return -1
+	case adef != bdef:
+		return 1
+	}
+	return compareNames(an, aid, bn, bid)
 }
 
 func compareNames(an, aid, bn, bid string) int {
