@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/drain"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/node/forward"
@@ -43,9 +43,7 @@ type apiServer struct {
 	tls  bool
 	stop context.CancelFunc
 
-	mu       sync.Mutex
-	closed   bool
-	handlers sync.WaitGroup
+	handlers drain.Handlers
 }
 
 // listenAPI listens on n.API and returns the server to serve there and
@@ -99,27 +97,14 @@ func (s *apiServer) serve() error {
 
 // track counts the handlers running and refuses requests once closing.
 func (s *apiServer) track(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			http.Error(w, "node: shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		s.handlers.Add(1)
-		s.mu.Unlock()
-		defer s.handlers.Done()
-		h.ServeHTTP(w, r)
-	})
+	return s.handlers.Track(h, "node: shutting down")
 }
 
 // close ends the server and every request it serves (a port-forward runs
 // as long as its client wants: it ends here, not by itself), and waits
 // for their handlers.
 func (s *apiServer) close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.handlers.Close()
 	s.stop()
 	err := s.srv.Close()
 	s.handlers.Wait()

@@ -27,6 +27,7 @@ import (
 	"github.com/openvpc/openvpc/control/mapping"
 	"github.com/openvpc/openvpc/control/store"
 	"github.com/openvpc/openvpc/control/trust"
+	"github.com/openvpc/openvpc/drain"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/node/forward"
 )
@@ -98,9 +99,8 @@ type Server struct {
 	// running are the goroutines Start started (the Mapping Service, the
 	// HTTP server), handlers the requests being served; Close waits for
 	// both, and closing refuses requests that arrive meanwhile.
-	running, handlers sync.WaitGroup
-	mu                sync.Mutex
-	closing           bool
+	running  sync.WaitGroup
+	handlers drain.Handlers
 }
 
 // Start opens the store, starts the Mapping Service and serves the API.
@@ -314,26 +314,13 @@ func (s *Server) ClientURL() string {
 // track counts the requests being served, so that Close can wait for
 // their handlers.
 func (s *Server) track(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			http.Error(w, "server: shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		s.handlers.Add(1)
-		s.mu.Unlock()
-		defer s.handlers.Done()
-		h.ServeHTTP(w, r)
-	})
+	return s.handlers.Track(h, "server: shutting down")
 }
 
 // Close stops serving, stops the Mapping Service, waits for every request
 // handler and everything Start started, and closes the store.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
+	s.handlers.Close()
 	// Every request runs on runCtx: canceling it ends streams and calls in
 	// flight. A client stream (acks) reads on until its client sends, so
 	// nothing is left to wait for gracefully: close the connections, which
