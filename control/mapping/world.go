@@ -139,6 +139,33 @@ func (w *world) apply(r store.Record, d *delta) error {
 	return nil
 }
 
+// vpcFact is a record that is a fact of its VPC: a subnet, a security
+// group, a network ACL, a flow log.
+type vpcFact interface {
+	proto.Message
+	GetVpcId() string
+}
+
+// applyVPCFact folds such a record into all (by id) and byVPC (ids per
+// VPC), and marks its VPC's facts changed, so the change reaches every
+// host in the VPC's scope.
+func applyVPCFact[M vpcFact](r store.Record, d *delta, m M, all map[string]M, byVPC map[string]set) error {
+	m, err := decode(r, m)
+	if err != nil {
+		return err
+	}
+	vpc := m.GetVpcId()
+	if r.Deleted {
+		delete(all, r.ID)
+		delete(byVPC[vpc], r.ID)
+	} else {
+		all[r.ID] = m
+		byVPC[vpc] = byVPC[vpc].add(r.ID)
+	}
+	d.facts.add(vpc)
+	return nil
+}
+
 func decode[M proto.Message](r store.Record, m M) (M, error) {
 	if err := proto.Unmarshal(r.Value, m); err != nil {
 		return m, fmt.Errorf("mapping: corrupt %s record %s: %w", r.Kind, r.ID, err)
@@ -166,35 +193,11 @@ func (w *world) applyVPC(r store.Record, d *delta) error {
 }
 
 func (w *world) applySubnet(r store.Record, d *delta) error {
-	sn, err := decode(r, new(pb.Subnet))
-	if err != nil {
-		return err
-	}
-	if r.Deleted {
-		delete(w.subnets, r.ID)
-		delete(w.vpcSubnets[sn.VpcId], r.ID)
-	} else {
-		w.subnets[r.ID] = sn
-		w.vpcSubnets[sn.VpcId] = w.vpcSubnets[sn.VpcId].add(r.ID)
-	}
-	d.facts.add(sn.VpcId)
-	return nil
+	return applyVPCFact(r, d, new(pb.Subnet), w.subnets, w.vpcSubnets)
 }
 
 func (w *world) applyRouteTable(r store.Record, d *delta) error {
-	rt, err := decode(r, new(pb.RouteTable))
-	if err != nil {
-		return err
-	}
-	if r.Deleted {
-		delete(w.rtbs, r.ID)
-		delete(w.vpcRtbs[rt.VpcId], r.ID)
-	} else {
-		w.rtbs[r.ID] = rt
-		w.vpcRtbs[rt.VpcId] = w.vpcRtbs[rt.VpcId].add(r.ID)
-	}
-	d.facts.add(rt.VpcId)
-	return nil
+	return applyVPCFact(r, d, new(pb.RouteTable), w.rtbs, w.vpcRtbs)
 }
 
 func active(p *pb.Peering) bool {
@@ -272,54 +275,18 @@ func (w *world) applyIGW(r store.Record, d *delta) error {
 // (A rule naming a group of a peered VPC needs nothing more: those hosts
 // hold the peer's mappings, each with its ENI's groups.)
 func (w *world) applySG(r store.Record, d *delta) error {
-	g, err := decode(r, new(pb.SecurityGroup))
-	if err != nil {
-		return err
-	}
-	if r.Deleted {
-		delete(w.sgs, r.ID)
-		delete(w.vpcSGs[g.VpcId], r.ID)
-	} else {
-		w.sgs[r.ID] = g
-		w.vpcSGs[g.VpcId] = w.vpcSGs[g.VpcId].add(r.ID)
-	}
-	d.facts.add(g.VpcId)
-	return nil
+	return applyVPCFact(r, d, new(pb.SecurityGroup), w.sgs, w.vpcSGs)
 }
 
 // applyACL follows network ACLs, facts of their VPC as groups are.
 func (w *world) applyACL(r store.Record, d *delta) error {
-	a, err := decode(r, new(pb.NetworkAcl))
-	if err != nil {
-		return err
-	}
-	if r.Deleted {
-		delete(w.acls, r.ID)
-		delete(w.vpcACLs[a.VpcId], r.ID)
-	} else {
-		w.acls[r.ID] = a
-		w.vpcACLs[a.VpcId] = w.vpcACLs[a.VpcId].add(r.ID)
-	}
-	d.facts.add(a.VpcId)
-	return nil
+	return applyVPCFact(r, d, new(pb.NetworkAcl), w.acls, w.vpcACLs)
 }
 
 // applyFlowLog follows flow logs, facts of their VPC: every host in the
 // VPC's scope learns of one, and runs it if it covers an ENI it holds.
 func (w *world) applyFlowLog(r store.Record, d *delta) error {
-	fl, err := decode(r, new(pb.FlowLog))
-	if err != nil {
-		return err
-	}
-	if r.Deleted {
-		delete(w.flowLogs, r.ID)
-		delete(w.vpcFlowLogs[fl.VpcId], r.ID)
-	} else {
-		w.flowLogs[r.ID] = fl
-		w.vpcFlowLogs[fl.VpcId] = w.vpcFlowLogs[fl.VpcId].add(r.ID)
-	}
-	d.facts.add(fl.VpcId)
-	return nil
+	return applyVPCFact(r, d, new(pb.FlowLog), w.flowLogs, w.vpcFlowLogs)
 }
 
 // flowLogFacts is a flow log as hosts run it: its scope (an ENI, a
