@@ -70,3 +70,47 @@ func FuzzConntrackKey(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkConntrack1M is P11's other half: a lookup of a random one of a
+// million tracked flows, next to one random 8-byte load from an array as
+// large as the table (memory latency, the floor any lookup pays), and the
+// table's bytes per flow.
+func BenchmarkConntrack1M(b *testing.B) {
+	const flows = 1 << 20
+	c := NewConntrack(2 * flows) // half full: AWS-like headroom before conntrack-full
+	key := func(i int) ctKey {
+		return newCtKey(uint64(i%64+1), 0x0a000000|uint32(i), 0x0a010000|uint32(i*7), uint16(i), 443, 6)
+	}
+	refused := 0
+	for i := range flows {
+		if !c.Insert(key(i), 1000, 600) {
+			refused++
+		}
+	}
+	if refused > flows/10000 {
+		b.Fatalf("a half-full table refused %d of %d flows", refused, flows)
+	}
+	b.Run("lookup-random", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			c.Lookup(key(int(uint32(i*0x2545F491)&(flows-1))), 1001, 600)
+			i++
+		}
+		b.ReportMetric(float64(len(c.entries)*32)/flows, "B/flow")
+		b.ReportMetric(float64(refused), "refused")
+	})
+	b.Run("floor", func(b *testing.B) {
+		words := make([]uint64, len(c.entries)*4) // as many bytes as the table
+		for i := range words {
+			words[i] = uint64(i)
+		}
+		mask := uint32(len(words) - 1)
+		var x uint64
+		i := 0
+		for b.Loop() {
+			x += words[uint32(i*0x2545F491)&mask]
+			i++
+		}
+		_ = x
+	})
+}
