@@ -17,8 +17,10 @@ import (
 // flow find one entry. No locks and no allocation: an entry is three key
 // words and a word of expiry and key hash, written key first and checked
 // by hash on read, so a reader racing a writer sees a miss, never a wrong
-// flow. A lookup ignores an expired entry; an insert takes an empty or
-// expired slot in its probe window, and sweeps one more slot each time.
+// flow; an insert claims a slot (busy) before it writes, so two never
+// write one slot (the one that loses the claim tries the next). A lookup
+// ignores an expired entry; an insert takes an empty or expired slot in
+// its probe window, and sweeps one more slot each time.
 // When the window is full of live flows the new flow is refused
 // (conntrack-full), as AWS's conntrack allowance does.
 type Conntrack struct {
@@ -36,6 +38,11 @@ type ctEntry struct {
 	// (low 32 bits); 0 is an empty slot.
 	meta atomic.Uint64
 }
+
+// ctBusy marks a slot an insert has claimed and is writing: expired to a
+// reader (its expiry is 0), taken to another insert and to the sweep, so
+// two writers never share a slot.
+const ctBusy = 1
 
 // ctWindow is how many slots a flow may sit in past its hash's. Linear
 // probing clusters: with 8 a table a sixth full already refused a flow in
@@ -93,7 +100,7 @@ func mix(x uint64) uint64 {
 // a hit extends its life by ttl.
 func (c *Conntrack) Lookup(k ctKey, now, ttl uint32) bool {
 	h := c.hash(k)
-	tag := uint32(h) | 1 // never 0: 0 marks an empty slot
+	tag := uint32(h) | 2 // never 0 (empty) nor 1 (busy) with expiry 0
 	for i := range uint64(ctWindow) {
 		e := &c.entries[(h+i)&c.mask]
 		meta := e.meta.Load()
@@ -115,17 +122,20 @@ func (c *Conntrack) Lookup(k ctKey, now, ttl uint32) bool {
 func (c *Conntrack) Insert(k ctKey, now, ttl uint32) bool {
 	c.sweepOne(now)
 	h := c.hash(k)
-	tag := uint32(h) | 1
+	tag := uint32(h) | 2
 	for i := range uint64(ctWindow) {
 		e := &c.entries[(h+i)&c.mask]
 		meta := e.meta.Load()
+		if meta == ctBusy {
+			continue // another insert is writing it
+		}
 		same := uint32(meta) == tag && e.k0.Load() == k.k0 && e.k1.Load() == k.k1 && e.k2.Load() == k.k2
 		if meta != 0 && !same && uint32(meta>>32) >= now {
 			continue // a live flow
 		}
-		// Claim the slot: mark it empty first, so a reader never matches a
-		// half-written key with the old hash.
-		if !e.meta.CompareAndSwap(meta, 0) {
+		// Claim the slot: busy first, so no reader matches a half-written
+		// key and no other writer writes it too.
+		if !e.meta.CompareAndSwap(meta, ctBusy) {
 			continue
 		}
 		e.k0.Store(k.k0)
@@ -141,7 +151,7 @@ func (c *Conntrack) Insert(k ctKey, now, ttl uint32) bool {
 // sweepOne clears one expired slot, moving on through the table.
 func (c *Conntrack) sweepOne(now uint32) {
 	e := &c.entries[c.sweep.Add(1)&c.mask]
-	if meta := e.meta.Load(); meta != 0 && uint32(meta>>32) < now {
+	if meta := e.meta.Load(); meta != 0 && meta != ctBusy && uint32(meta>>32) < now {
 		e.meta.CompareAndSwap(meta, 0)
 	}
 }

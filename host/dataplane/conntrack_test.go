@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/openvpc/openvpc/packet"
@@ -113,4 +114,38 @@ func BenchmarkConntrack1M(b *testing.B) {
 		}
 		_ = x
 	})
+}
+
+// Workers share the table: flows inserted by one are found by the others,
+// and no two writers garble a slot (every key found is one inserted).
+func TestConntrackConcurrent(t *testing.T) {
+	c := NewConntrack(1 << 12)
+	const workers, each = 4, 500
+	key := func(w, i int) ctKey { return newCtKey(uint64(w+1), 0x0a000000|uint32(i), 0x0a010000, uint16(i), 80, 6) }
+	var wg sync.WaitGroup
+	refused := make([]map[int]bool, workers)
+	for w := range workers {
+		refused[w] = map[int]bool{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if !c.Insert(key(w, i), 100, 600) {
+					refused[w][i] = true
+				}
+				c.Lookup(key((w+1)%workers, i), 100, 600) // read what another writes
+			}
+		}()
+	}
+	wg.Wait()
+	for w := range workers {
+		for i := range each {
+			if !refused[w][i] && !c.Lookup(key(w, i), 101, 600) {
+				t.Fatalf("flow %d of worker %d was inserted and is gone", i, w)
+			}
+		}
+	}
+	if got := c.Len(101); got+len(refused[0])+len(refused[1])+len(refused[2])+len(refused[3]) != workers*each {
+		t.Fatalf("%d flows live, %d inserted", got, workers*each)
+	}
 }
