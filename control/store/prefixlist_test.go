@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/openvpc/openvpc/model"
@@ -120,4 +122,68 @@ func TestPrefixLists(t *testing.T) {
 	}
 	_, err = s.GetPrefixList(c, "office")
 	wantKind(t, err, model.ErrNotFound, `prefix list "office" not found`)
+}
+
+// TestPrefixListRaces: a rule naming a list and the list's delete, run
+// together, never leave a rule naming a list that is gone; concurrent
+// modifications all land, each one version.
+func TestPrefixListRaces(t *testing.T) {
+	f := newFixture(t, "10.0.0.0/16", "10.0.1.0/24")
+	s, c := f.s, ctx(t)
+	g, err := s.CreateSecurityGroup(c, "red", "busy", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletes := 0
+	for round := range 8 {
+		pl, err := s.CreatePrefixList(c, fmt.Sprintf("doomed-%d", round), 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ruleErr, delErr error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, _, ruleErr = s.AuthorizeRule(c, g.Id, RuleSpec{Match: tcp(int32(round), int32(round)), PrefixList: pl.Id})
+		}()
+		go func() { defer wg.Done(); delErr = s.DeletePrefixList(c, pl.Id) }()
+		wg.Wait()
+		_, getErr := s.GetPrefixList(c, pl.Id)
+		switch {
+		case delErr == nil:
+			deletes++
+			wantKind(t, ruleErr, model.ErrNotFound, pl.Id)
+			wantKind(t, getErr, model.ErrNotFound)
+		case ruleErr == nil:
+			wantKind(t, delErr, model.ErrPrecondition, g.Id)
+			if getErr != nil {
+				t.Fatalf("round %d: the rule landed but the list is gone: %v", round, getErr)
+			}
+		default:
+			t.Fatalf("round %d: both failed: %v; %v", round, ruleErr, delErr)
+		}
+	}
+	t.Logf("%d of 8 deletes won", deletes)
+
+	pl, err := s.CreatePrefixList(c, "shared", 20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.ModifyPrefixList(c, pl.Id, []model.PrefixListEntry{{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}, nil)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.GetPrefixList(c, pl.Id); len(got.Entries) != n || got.Version != n+1 {
+		t.Fatalf("%d concurrent modifications left %d entries, version %d", n, len(got.Entries), got.Version)
+	}
 }
