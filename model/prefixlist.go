@@ -24,13 +24,13 @@ func CheckMaxEntries(n uint32) error {
 	return nil
 }
 
-// EditPrefixList returns have (checked entries of a list of max entries)
+// EditPrefixList returns have (checked entries of list, of max entries)
 // with the CIDRs of remove taken out and add appended, or what is wrong
 // with the change: a CIDR that is not a canonical IPv4 prefix, an entry
 // given twice or already there, a removed CIDR that is not there, a CIDR
 // both added and removed, or more than max entries in the end. have is
-// not modified.
-func EditPrefixList(max uint32, have, add []PrefixListEntry, remove []string) ([]PrefixListEntry, error) {
+// not modified. list names the list in messages.
+func EditPrefixList(list string, max uint32, have, add []PrefixListEntry, remove []string) ([]PrefixListEntry, error) {
 	gone := map[string]bool{}
 	for _, s := range remove {
 		p, err := ParseCIDR("prefix list entry", s, 0, 32)
@@ -53,7 +53,7 @@ func EditPrefixList(max uint32, have, add []PrefixListEntry, remove []string) ([
 	}
 	for c := range gone {
 		if !present[c] {
-			return nil, NotFoundf("the prefix list has no entry %s to remove", c)
+			return nil, NotFoundf("%s has no entry %s to remove; openvpc prefix-list get %s lists its entries", list, c, list)
 		}
 	}
 	added := map[string]bool{}
@@ -72,13 +72,13 @@ func EditPrefixList(max uint32, have, add []PrefixListEntry, remove []string) ([
 		case added[c]:
 			return nil, Invalidf("entry %s is given twice; entries of a prefix list are unique", c)
 		case present[c]:
-			return nil, Existsf("the prefix list already has entry %s", c)
+			return nil, Existsf("%s already has entry %s", list, c)
 		}
 		added[c] = true
 		out = append(out, PrefixListEntry{CIDR: c, Description: e.Description})
 	}
 	if len(out) > int(max) {
-		return nil, Invalidf("the prefix list would hold %d entries; its max entries is %d (remove some, or create a larger list)", len(out), max)
+		return nil, Invalidf("%s would hold %d entries; its max entries is %d (remove some, or create a larger list)", list, len(out), max)
 	}
 	return out, nil
 }

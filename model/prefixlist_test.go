@@ -8,7 +8,7 @@ import (
 
 func TestEditPrefixList(t *testing.T) {
 	have := []PrefixListEntry{{"10.0.0.0/8", "a"}, {"192.168.1.0/24", ""}}
-	got, err := EditPrefixList(3, have, []PrefixListEntry{{" 172.16.0.0/12", "b"}}, []string{"10.0.0.0/8"})
+	got, err := EditPrefixList("pl-x", 3, have, []PrefixListEntry{{" 172.16.0.0/12", "b"}}, []string{"10.0.0.0/8"})
 	if err != nil || len(got) != 2 || got[0].CIDR != "192.168.1.0/24" || got[1] != (PrefixListEntry{"172.16.0.0/12", "b"}) {
 		t.Fatalf("EditPrefixList = %v, %v", got, err)
 	}
@@ -26,15 +26,15 @@ func TestEditPrefixList(t *testing.T) {
 		{3, []PrefixListEntry{{"2001:db8::/32", ""}}, nil, ErrInvalid, "not IPv4"},
 		{3, []PrefixListEntry{{"nope", ""}}, nil, ErrInvalid, "not a CIDR"},
 		{3, []PrefixListEntry{{"10.1.0.0/16", ""}, {"10.1.0.0/16", ""}}, nil, ErrInvalid, "given twice"},
-		{3, []PrefixListEntry{{"10.0.0.0/8", ""}}, nil, ErrExists, "already has entry 10.0.0.0/8"},
-		{3, nil, []string{"10.9.0.0/16"}, ErrNotFound, "no entry 10.9.0.0/16"},
+		{3, []PrefixListEntry{{"10.0.0.0/8", ""}}, nil, ErrExists, "pl-x already has entry 10.0.0.0/8"},
+		{3, nil, []string{"10.9.0.0/16"}, ErrNotFound, "pl-x has no entry 10.9.0.0/16"},
 		{3, nil, []string{"10.0.0.0/8", "10.0.0.0/8"}, ErrInvalid, "removed twice"},
 		{3, []PrefixListEntry{{"10.0.0.0/8", ""}}, []string{"10.0.0.0/8"}, ErrInvalid, "both added and removed"},
-		{2, []PrefixListEntry{{"10.1.0.0/16", ""}}, nil, ErrInvalid, "would hold 3 entries; its max entries is 2"},
+		{2, []PrefixListEntry{{"10.1.0.0/16", ""}}, nil, ErrInvalid, "pl-x would hold 3 entries; its max entries is 2"},
 		{3, []PrefixListEntry{{"10.1.0.0/16", strings.Repeat("x", 256)}}, nil, ErrInvalid, "limit is 255"},
 		{3, []PrefixListEntry{{"10.1.0.0/16", "a\nb"}}, nil, ErrInvalid, "control characters"},
 	} {
-		_, err := EditPrefixList(tc.max, have, tc.add, tc.remove)
+		_, err := EditPrefixList("pl-x", tc.max, have, tc.add, tc.remove)
 		if !errors.Is(err, tc.kind) || err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("EditPrefixList(%d, +%v, -%v) = %v; want %v saying %q", tc.max, tc.add, tc.remove, err, tc.kind, tc.says)
 		}
@@ -57,7 +57,7 @@ func FuzzEditPrefixList(f *testing.F) {
 		if remove != "" {
 			rm = []string{remove}
 		}
-		got, err := EditPrefixList(max, have, []PrefixListEntry{{add, desc}}, rm)
+		got, err := EditPrefixList("pl-x", max, have, []PrefixListEntry{{add, desc}}, rm)
 		if err != nil {
 			return
 		}

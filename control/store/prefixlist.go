@@ -15,7 +15,7 @@ import (
 // group whose rule names one keeps ref/<pl-id>/<sg-id>, so the list cannot
 // be deleted while a rule names it.
 
-// PrefixListEntries converts a list's entries for model.EditPrefixList.
+// prefixListEntries converts a list's entries for model.EditPrefixList.
 func prefixListEntries(es []*pb.PrefixListEntry) []model.PrefixListEntry {
 	out := make([]model.PrefixListEntry, len(es))
 	for i, e := range es {
@@ -41,7 +41,7 @@ func (s *Store) CreatePrefixList(ctx context.Context, name string, maxEntries ui
 	if err := model.CheckMaxEntries(maxEntries); err != nil {
 		return nil, err
 	}
-	es, err := model.EditPrefixList(maxEntries, nil, entries, nil)
+	es, err := model.EditPrefixList("prefix list "+name, maxEntries, nil, entries, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (s *Store) ModifyPrefixList(ctx context.Context, ref string, add []model.Pr
 		if err != nil {
 			return err
 		}
-		es, err := model.EditPrefixList(pl.MaxEntries, prefixListEntries(pl.Entries), add, remove)
+		es, err := model.EditPrefixList("prefix list "+pl.Id, pl.MaxEntries, prefixListEntries(pl.Entries), add, remove)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func TestPrefixLists(t *testing.T) {
 	_, err = s.ModifyPrefixList(c, pl.Id, []model.PrefixListEntry{{CIDR: "10.9.0.0/16"}}, nil)
 	wantKind(t, err, model.ErrExists, "already has entry 10.9.0.0/16")
 	_, err = s.ModifyPrefixList(c, pl.Id, nil, []string{"10.5.0.0/16"})
-	wantKind(t, err, model.ErrNotFound, "no entry 10.5.0.0/16")
+	wantKind(t, err, model.ErrNotFound, pl.Id+" has no entry 10.5.0.0/16")
 	_, err = s.ModifyPrefixList(c, pl.Id, nil, nil)
 	wantKind(t, err, model.ErrInvalid, "nothing to change")
 	if got, _ := s.GetPrefixList(c, pl.Id); got.Version != 2 {
