@@ -285,6 +285,9 @@ func (w *world) applySG(r store.Record, d *delta) error {
 	if old := w.sgs[r.ID]; old != nil {
 		for pl := range rulePrefixLists(old) {
 			delete(w.plGroups[pl], r.ID)
+			if len(w.plGroups[pl]) == 0 {
+				delete(w.plGroups, pl)
+			}
 		}
 	}
 	if err := applyVPCFact(r, d, new(pb.SecurityGroup), w.sgs, w.vpcSGs); err != nil {
