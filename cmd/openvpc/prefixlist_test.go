@@ -16,6 +16,7 @@ type (
 		ID         string     `json:"id"`
 		Name       string     `json:"name"`
 		MaxEntries uint32     `json:"maxEntries"`
+		Version    uint64     `json:"version"`
 		Entries    []plEntryJ `json:"entries"`
 	}
 	plRuleJ struct {
@@ -47,7 +48,7 @@ func TestPrefixListsCLI(t *testing.T) {
 
 	pl := okJSON[prefixListJ](t, s, "prefix-list", "create", "--name", "office", "--max-entries", "4",
 		"--entry", "192.168.1.0/24,hq", "--entry", "192.168.2.0/24")
-	if !strings.HasPrefix(pl.ID, "pl-") || pl.MaxEntries != 4 || !slices.Equal(cidrs(pl), []string{"192.168.1.0/24", "192.168.2.0/24"}) || pl.Entries[0].Description != "hq" {
+	if !strings.HasPrefix(pl.ID, "pl-") || pl.MaxEntries != 4 || pl.Version != 1 || !slices.Equal(cidrs(pl), []string{"192.168.1.0/24", "192.168.2.0/24"}) || pl.Entries[0].Description != "hq" {
 		t.Fatalf("created %+v", pl)
 	}
 	if got := okJSON[prefixListJ](t, s, "prefix-list", "get", "office"); got.ID != pl.ID {
@@ -60,7 +61,7 @@ func TestPrefixListsCLI(t *testing.T) {
 		}
 	}
 	pl = okJSON[prefixListJ](t, s, "prefix-list", "modify", pl.ID, "--add-entry", "10.9.0.0/16,lab", "--remove-entry", "192.168.2.0/24")
-	if !slices.Equal(cidrs(pl), []string{"192.168.1.0/24", "10.9.0.0/16"}) {
+	if !slices.Equal(cidrs(pl), []string{"192.168.1.0/24", "10.9.0.0/16"}) || pl.Version != 2 || pl.Entries[1].Description != "lab" {
 		t.Fatalf("modified: %+v", pl)
 	}
 
@@ -89,6 +90,9 @@ func TestPrefixListsCLI(t *testing.T) {
 		{"not_found", []string{`prefix list "ghost" not found`}, []string{"delete", "ghost"}},
 	} {
 		s.fail(t, c.code, c.wants, append([]string{"prefix-list"}, c.args...)...)
+	}
+	if got := okJSON[prefixListJ](t, s, "prefix-list", "get", "office"); got.Version != 2 || len(got.Entries) != 2 {
+		t.Fatalf("after the refusals: %+v; want version 2 and its 2 entries, unchanged", got)
 	}
 
 	// A rule names the list: authorized, counted as 4 toward the quota,
