@@ -401,14 +401,19 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 			plCIDRs[pl.Id] = append(plCIDRs[pl.Id], e.Cidr)
 		}
 	}
-	// A rule naming a prefix list reaches hosts with the list's CIDRs.
+	// A rule naming a prefix list reaches hosts with the list's CIDRs; one
+	// naming an empty list allows nothing and does not reach them.
 	withCIDRs := func(rs []*pb.SecurityGroupRule) []*pb.SecurityGroupRule {
+		var out []*pb.SecurityGroupRule
 		for _, r := range rs {
 			if r.PrefixListId != "" {
-				r.PrefixCidrs = plCIDRs[r.PrefixListId]
+				if r.PrefixCidrs = plCIDRs[r.PrefixListId]; len(r.PrefixCidrs) == 0 {
+					continue
+				}
 			}
+			out = append(out, r)
 		}
-		return rs
+		return out
 	}
 	igwOf := map[string]string{}
 	for _, g := range igws.Msg.InternetGateways {

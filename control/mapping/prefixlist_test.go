@@ -76,13 +76,21 @@ func TestPrefixListsReachHosts(t *testing.T) {
 		t.Fatalf("host-b after modify: yellow's rule %v", r)
 	}
 
-	// Emptied, the rule allows nothing.
+	// Emptied, the rule allows nothing: hosts do not get it (they refuse a
+	// rule without a peer), and get it back with the next entry.
 	if _, err := vpc.ModifyPrefixList(ctx, connect.NewRequest(&pb.ModifyPrefixListRequest{Ref: plID, RemoveCidrs: []string{"10.9.0.0/16"}})); err != nil {
 		t.Fatal(err)
 	}
 	w.c.Converge(w.api, a, b, c)
-	if r := rule(a, w.red, false); len(r.PrefixCidrs) != 0 {
-		t.Fatalf("host-a with the list empty: red's rule %v", r)
+	if g := group(facts(t, a, w.red.Vni), w.red.DefaultSecurityGroupId); slices.ContainsFunc(g.Ingress, func(r *pb.SecurityGroupRule) bool { return r.PrefixListId != "" }) {
+		t.Fatalf("host-a holds red's rule naming the empty list: %v", g)
+	}
+	if _, err := vpc.ModifyPrefixList(ctx, connect.NewRequest(&pb.ModifyPrefixListRequest{Ref: plID, AddEntries: []*pb.PrefixListEntry{{Cidr: "10.7.0.0/16"}}})); err != nil {
+		t.Fatal(err)
+	}
+	w.c.Converge(w.api, a, b, c)
+	if r := rule(a, w.red, false); !slices.Equal(r.PrefixCidrs, []string{"10.7.0.0/16"}) {
+		t.Fatalf("host-a with the list refilled: red's rule %v", r)
 	}
 }
 
@@ -140,6 +148,9 @@ func TestPrefixListChurn(t *testing.T) {
 				return err
 			}
 			rules := append(r.Msg.SecurityGroup.Ingress, r.Msg.SecurityGroup.Egress...)
+			if len(rules) == 0 {
+				return nil
+			}
 			_, err = vpc.RevokeSecurityGroupRule(ctx, connect.NewRequest(&pb.RevokeSecurityGroupRuleRequest{Ref: g, RuleId: rules[intn(len(rules))].RuleId}))
 			return tolerated(err)
 		case k < 70:

@@ -333,18 +333,23 @@ func (w *world) applyPrefixList(r store.Record, d *delta) error {
 }
 
 // groupFacts is a group as hosts enforce it: rules naming a prefix list
-// carry its CIDRs (copies of the world's rules; the others are shared).
+// carry its CIDRs (copies of the world's rules; the others are shared). A
+// rule naming an empty list allows nothing and is left out: hosts refuse a
+// rule with no peer (host/tables checkFirewall), and leaving it out
+// enforces the same.
 func (w *world) groupFacts(g *pb.SecurityGroup) *pb.SecurityGroupFacts {
 	expand := func(rs []*pb.SecurityGroupRule) []*pb.SecurityGroupRule {
 		if !slices.ContainsFunc(rs, func(r *pb.SecurityGroupRule) bool { return r.PrefixListId != "" }) {
 			return rs
 		}
-		out := make([]*pb.SecurityGroupRule, len(rs))
-		for i, r := range rs {
-			out[i] = r
+		out := make([]*pb.SecurityGroupRule, 0, len(rs))
+		for _, r := range rs {
 			if r.PrefixListId != "" {
-				out[i] = expandPrefixList(r, w.pls[r.PrefixListId])
+				if r = expandPrefixList(r, w.pls[r.PrefixListId]); len(r.PrefixCidrs) == 0 {
+					continue
+				}
 			}
+			out = append(out, r)
 		}
 		return out
 	}

@@ -48,7 +48,12 @@ func TestPrefixListChangeMarksItsVPCs(t *testing.T) {
 	if len(w.sgs["sg-a"].Ingress[0].PrefixCidrs) != 0 {
 		t.Fatal("facts() wrote the CIDRs into the world's own rule")
 	}
-	apply(rec(t, store.RecSG, "sg-a", &pb.SecurityGroup{Id: "sg-a", VpcId: "vpc-a"})) // revoked
+	empty := &pb.PrefixList{Id: "pl-1"}
+	apply(rec(t, store.RecPrefixList, "pl-1", empty))
+	if g := w.facts("vpc-a").SecurityGroups[0]; len(g.Ingress) != 0 {
+		t.Fatalf("a rule naming an empty list reaches hosts: %v", g)
+	}
+		apply(rec(t, store.RecSG, "sg-a", &pb.SecurityGroup{Id: "sg-a", VpcId: "vpc-a"})) // revoked
 	if got := apply(rec(t, store.RecPrefixList, "pl-1", pl)); len(got) != 0 {
 		t.Fatalf("with the rule revoked, a list change marked %v", got)
 	}
