@@ -45,7 +45,9 @@ func TestPrefixListRuleFollowsEntries(t *testing.T) {
 	wantRefused := func(why string) {
 		t.Helper()
 		waitFor(t, func() bool { _, err := get(clientNS, web.PrivateIp, 500*time.Millisecond); return err != nil })
-		denied := func() uint64 { return s.a.Plane.Counters.Get(datapath.SGDenied) + s.b.Plane.Counters.Get(datapath.SGDenied) }
+		denied := func() uint64 {
+			return s.a.Plane.Counters.Get(datapath.SGDenied) + s.b.Plane.Counters.Get(datapath.SGDenied)
+		}
 		before := denied()
 		mustFail(t, clientNS, web.PrivateIp)
 		if denied() == before {

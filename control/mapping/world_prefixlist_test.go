@@ -53,7 +53,7 @@ func TestPrefixListChangeMarksItsVPCs(t *testing.T) {
 	if g := w.facts("vpc-a").SecurityGroups[0]; len(g.Ingress) != 0 {
 		t.Fatalf("a rule naming an empty list reaches hosts: %v", g)
 	}
-		apply(rec(t, store.RecSG, "sg-a", &pb.SecurityGroup{Id: "sg-a", VpcId: "vpc-a"})) // revoked
+	apply(rec(t, store.RecSG, "sg-a", &pb.SecurityGroup{Id: "sg-a", VpcId: "vpc-a"})) // revoked
 	if got := apply(rec(t, store.RecPrefixList, "pl-1", pl)); len(got) != 0 {
 		t.Fatalf("with the rule revoked, a list change marked %v", got)
 	}
