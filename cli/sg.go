@@ -89,7 +89,7 @@ func (r *ruleFlags) add(c *cobra.Command, revoke bool) {
 	fs.BoolVar(&r.egress, "egress", false, "an outbound rule: traffic from the group's members")
 	fs.StringVar(&r.cidr, "cidr", "", "peer addresses: the source (ingress) or destination (egress), e.g. 0.0.0.0/0")
 	fs.StringVar(&r.group, "source-group", "", "peer: the members of this security group (name, id, or VPC/default; this VPC's or an actively peered VPC's)")
-	fs.StringVar(&r.prefixList, "prefix-list", "", "peer: the CIDRs of this prefix list (pl-…; not supported yet)")
+	fs.StringVar(&r.prefixList, "prefix-list", "", "peer: the CIDRs of this prefix list (name or id; counts as its max entries toward the 60-rule quota)")
 	if revoke {
 		fs.StringVar(&r.rule, "rule", "", "the rule's id (sgr-…), instead of what it matches")
 	}

@@ -391,6 +391,30 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	if err != nil {
 		return st, err
 	}
+	pls, err := cl.VPC.ListPrefixLists(ctx, connect.NewRequest(&pb.ListPrefixListsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	plCIDRs := map[string][]string{}
+	for _, pl := range pls.Msg.PrefixLists {
+		for _, e := range pl.Entries {
+			plCIDRs[pl.Id] = append(plCIDRs[pl.Id], e.Cidr)
+		}
+	}
+	// A rule naming a prefix list reaches hosts with the list's CIDRs; one
+	// naming an empty list allows nothing and does not reach them.
+	withCIDRs := func(rs []*pb.SecurityGroupRule) []*pb.SecurityGroupRule {
+		var out []*pb.SecurityGroupRule
+		for _, r := range rs {
+			if r.PrefixListId != "" {
+				if r.PrefixCidrs = plCIDRs[r.PrefixListId]; len(r.PrefixCidrs) == 0 {
+					continue
+				}
+			}
+			out = append(out, r)
+		}
+		return out
+	}
 	igwOf := map[string]string{}
 	for _, g := range igws.Msg.InternetGateways {
 		if g.VpcId != "" {
@@ -450,7 +474,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 		}
 		for _, g := range sgs.Msg.SecurityGroups {
 			if g.VpcId == id {
-				f.SecurityGroups = append(f.SecurityGroups, &pb.SecurityGroupFacts{Id: g.Id, Ingress: g.Ingress, Egress: g.Egress})
+				f.SecurityGroups = append(f.SecurityGroups, &pb.SecurityGroupFacts{Id: g.Id, Ingress: withCIDRs(g.Ingress), Egress: withCIDRs(g.Egress)})
 			}
 		}
 		for _, a := range acls.Msg.NetworkAcls {

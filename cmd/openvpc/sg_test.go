@@ -160,7 +160,7 @@ func TestSecurityGroupsCLI(t *testing.T) {
 		{"invalid_argument", []string{"exactly one source"}, []string{"--proto", "tcp", "--port", "22"}},
 		{"invalid_argument", []string{"exactly one"}, []string{"--proto", "tcp", "--port", "22", "--cidr", "0.0.0.0/0", "--source-group", "app"}},
 		{"invalid_argument", []string{"host bits", "10.0.0.0/8"}, []string{"--proto", "tcp", "--port", "22", "--cidr", "10.1.2.3/8"}},
-		{"invalid_argument", []string{"prefix lists", "not supported yet"}, []string{"--proto", "tcp", "--port", "22", "--prefix-list", "pl-0123456789abcdef"}},
+		{"not_found", []string{`prefix list "pl-0123456789abcdef" not found`}, []string{"--proto", "tcp", "--port", "22", "--prefix-list", "pl-0123456789abcdef"}},
 		{"not_found", []string{`"ghost"`}, []string{"--proto", "tcp", "--port", "22", "--source-group", "ghost"}},
 		{"", []string{"--ingress or --egress, not both"}, []string{"--ingress", "--egress", "--proto", "tcp", "--port", "22", "--cidr", "0.0.0.0/0"}},
 	} {

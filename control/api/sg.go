@@ -86,8 +86,8 @@ func ruleSpec(r *pb.SecurityGroupRuleSpec) (store.RuleSpec, error) {
 	if err := optionalRef(model.KindSecurityGroup, "peer security group", r.Group); err != nil {
 		return store.RuleSpec{}, err
 	}
-	if r.PrefixList != "" && !model.IsID(model.KindPrefixList, r.PrefixList) {
-		return store.RuleSpec{}, model.Invalidf("prefix list %q is not a prefix list id (pl-…)", r.PrefixList)
+	if err := optionalRef(model.KindPrefixList, "prefix list", r.PrefixList); err != nil {
+		return store.RuleSpec{}, err
 	}
 	return spec, nil
 }

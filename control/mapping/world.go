@@ -28,6 +28,9 @@ type world struct {
 	sgs      map[string]*pb.SecurityGroup
 	acls     map[string]*pb.NetworkAcl
 	flowLogs map[string]*pb.FlowLog
+	pls      map[string]*pb.PrefixList
+	// plGroups are, per prefix list, the groups with a rule naming it.
+	plGroups map[string]set
 	hosts    map[string]*pb.Host
 	acks     map[string]store.Ack
 	// insts holds live (not terminated) instances; created is the revision
@@ -69,6 +72,7 @@ func newWorld() *world {
 		igws: map[string]*pb.InternetGateway{}, vpcIGW: map[string]string{},
 		sgs: map[string]*pb.SecurityGroup{}, acls: map[string]*pb.NetworkAcl{}, vpcSGs: map[string]set{}, vpcACLs: map[string]set{},
 		flowLogs: map[string]*pb.FlowLog{}, vpcFlowLogs: map[string]set{},
+		pls: map[string]*pb.PrefixList{}, plGroups: map[string]set{},
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
@@ -123,6 +127,8 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyACL(r, d)
 	case store.RecFlowLog:
 		return w.applyFlowLog(r, d)
+	case store.RecPrefixList:
+		return w.applyPrefixList(r, d)
 	case store.RecInstance:
 		return w.applyInstance(r, d)
 	case store.RecHost:
@@ -274,8 +280,91 @@ func (w *world) applyIGW(r store.Record, d *delta) error {
 // VPC, so a rule added or revoked reaches every host in the VPC's scope.
 // (A rule naming a group of a peered VPC needs nothing more: those hosts
 // hold the peer's mappings, each with its ENI's groups.)
+// Its rules naming prefix lists are indexed in plGroups.
 func (w *world) applySG(r store.Record, d *delta) error {
-	return applyVPCFact(r, d, new(pb.SecurityGroup), w.sgs, w.vpcSGs)
+	if old := w.sgs[r.ID]; old != nil {
+		for pl := range rulePrefixLists(old) {
+			delete(w.plGroups[pl], r.ID)
+			if len(w.plGroups[pl]) == 0 {
+				delete(w.plGroups, pl)
+			}
+		}
+	}
+	if err := applyVPCFact(r, d, new(pb.SecurityGroup), w.sgs, w.vpcSGs); err != nil {
+		return err
+	}
+	if g := w.sgs[r.ID]; g != nil {
+		for pl := range rulePrefixLists(g) {
+			w.plGroups[pl] = w.plGroups[pl].add(r.ID)
+		}
+	}
+	return nil
+}
+
+func rulePrefixLists(g *pb.SecurityGroup) set {
+	var s set
+	for _, r := range slices.Concat(g.Ingress, g.Egress) {
+		if r.PrefixListId != "" {
+			s = s.add(r.PrefixListId)
+		}
+	}
+	return s
+}
+
+// applyPrefixList follows prefix lists, regional: a change to one's
+// entries is a facts change of every VPC with a group whose rule names it,
+// so it reaches every host enforcing such a rule.
+func (w *world) applyPrefixList(r store.Record, d *delta) error {
+	pl, err := decode(r, new(pb.PrefixList))
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		delete(w.pls, r.ID)
+	} else {
+		w.pls[r.ID] = pl
+	}
+	for g := range w.plGroups[r.ID] {
+		if sg := w.sgs[g]; sg != nil {
+			d.facts.add(sg.VpcId)
+		}
+	}
+	return nil
+}
+
+// groupFacts is a group as hosts enforce it: rules naming a prefix list
+// carry its CIDRs (copies of the world's rules; the others are shared). A
+// rule naming an empty list allows nothing and is left out: hosts refuse a
+// rule with no peer (host/tables checkFirewall), and leaving it out
+// enforces the same.
+func (w *world) groupFacts(g *pb.SecurityGroup) *pb.SecurityGroupFacts {
+	expand := func(rs []*pb.SecurityGroupRule) []*pb.SecurityGroupRule {
+		if !slices.ContainsFunc(rs, func(r *pb.SecurityGroupRule) bool { return r.PrefixListId != "" }) {
+			return rs
+		}
+		out := make([]*pb.SecurityGroupRule, 0, len(rs))
+		for _, r := range rs {
+			if r.PrefixListId != "" {
+				if r = expandPrefixList(r, w.pls[r.PrefixListId]); len(r.PrefixCidrs) == 0 {
+					continue
+				}
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	return &pb.SecurityGroupFacts{Id: g.Id, Ingress: expand(g.Ingress), Egress: expand(g.Egress)}
+}
+
+// expandPrefixList is rule r, naming prefix list pl, with pl's CIDRs as
+// hosts match them (none if pl is nil). r is not modified.
+func expandPrefixList(r *pb.SecurityGroupRule, pl *pb.PrefixList) *pb.SecurityGroupRule {
+	out := proto.CloneOf(r)
+	out.PrefixCidrs = nil
+	for _, e := range pl.GetEntries() {
+		out.PrefixCidrs = append(out.PrefixCidrs, e.Cidr)
+	}
+	return out
 }
 
 // applyACL follows network ACLs, facts of their VPC as groups are.
@@ -546,8 +635,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	}
 	// Rules and entries are shared read-only with the world's records.
 	for id := range w.vpcSGs[vpc] {
-		g := w.sgs[id]
-		f.SecurityGroups = append(f.SecurityGroups, &pb.SecurityGroupFacts{Id: g.Id, Ingress: g.Ingress, Egress: g.Egress})
+		f.SecurityGroups = append(f.SecurityGroups, w.groupFacts(w.sgs[id]))
 	}
 	for id := range w.vpcACLs[vpc] {
 		a := w.acls[id]

@@ -153,13 +153,17 @@ func shortList(ids []string) string {
 	return strings.Join(ids, ", ")
 }
 
-// referencedGroups are the other groups g's rules name: g keeps a
-// ref/<other>/<g> key for each, so that they cannot be deleted under it.
+// referencedGroups are the other groups and the prefix lists g's rules
+// name: g keeps a ref/<other>/<g> key for each, so that they cannot be
+// deleted under it.
 func referencedGroups(g *pb.SecurityGroup) map[string]bool {
 	out := map[string]bool{}
 	for _, r := range slices.Concat(g.Ingress, g.Egress) {
 		if r.GroupId != "" && r.GroupId != g.Id {
 			out[r.GroupId] = true
+		}
+		if r.PrefixListId != "" {
+			out[r.PrefixListId] = true
 		}
 	}
 	return out
@@ -171,7 +175,7 @@ type RuleSpec struct {
 	Egress bool
 	Match  model.Match
 	// CIDR is a canonical IPv4 prefix; Group a group's name or id;
-	// PrefixList a prefix list's id.
+	// PrefixList a prefix list's name or id.
 	CIDR, Group, PrefixList string
 }
 
@@ -195,9 +199,6 @@ func (r RuleSpec) checkPeer() error {
 			peer = "destination"
 		}
 		return model.Invalidf("a rule needs exactly one %s: a CIDR, a security group or a prefix list (got %d)", peer, n)
-	}
-	if r.PrefixList != "" {
-		return model.Invalidf("prefix lists (%s) are not supported yet; give the list's CIDRs as rules with a CIDR instead", r.PrefixList)
 	}
 	return r.Match.Check()
 }
@@ -254,20 +255,32 @@ func (s *Store) AuthorizeRule(ctx context.Context, groupRef string, spec RuleSpe
 				return err
 			}
 		}
+		maxEntries := map[string]uint32{}
+		if spec.PrefixList != "" {
+			pl, err := s.GetPrefixList(ctx, spec.PrefixList)
+			if err != nil {
+				return err
+			}
+			r.PrefixListId, maxEntries[pl.Id] = pl.Id, pl.MaxEntries
+			t.present(s.resKey(model.KindPrefixList, pl.Id))
+		}
 		list := rules(g, spec.Egress)
 		for _, have := range *list {
 			if sameRule(have, r) {
 				return model.Existsf("security group %s already has this %s rule (%s, %s)", g.Id, spec.direction(), have.RuleId, DescribeRule(have, spec.Egress))
 			}
 		}
-		if len(*list) >= model.MaxRulesPerDirection {
-			return model.Preconditionf("security group %s already has %d %s rules, the most a group may have per direction; revoke one, or cover several peers with one wider CIDR", g.Id, len(*list), spec.direction())
+		if err := s.checkQuota(ctx, g, spec, *list, r, maxEntries); err != nil {
+			return err
 		}
 		*list = append(*list, r)
 		t.unchanged(s.resKey(model.KindSecurityGroup, g.Id), rev)
 		t.putProto(s.resKey(model.KindSecurityGroup, g.Id), g)
 		if r.GroupId != "" && r.GroupId != g.Id {
 			t.put(s.refKey(r.GroupId, g.Id), "")
+		}
+		if r.PrefixListId != "" {
+			t.put(s.refKey(r.PrefixListId, g.Id), "")
 		}
 		if err := s.commitOrRetry(ctx, &t); err != nil {
 			return err
@@ -276,6 +289,27 @@ func (s *Store) AuthorizeRule(ctx context.Context, groupRef string, spec RuleSpe
 		return nil
 	})
 	return out, added, err
+}
+
+// checkQuota refuses r if the rules of its direction, r with them, would
+// count as more than the quota; a rule naming a prefix list counts as the
+// list's max entries.
+func (s *Store) checkQuota(ctx context.Context, g *pb.SecurityGroup, spec RuleSpec, have []*pb.SecurityGroupRule, r *pb.SecurityGroupRule, maxEntries map[string]uint32) error {
+	n := 0
+	for _, x := range append(slices.Clip(have), r) {
+		w, err := s.ruleWeight(ctx, x, maxEntries)
+		if err != nil {
+			return err
+		}
+		n += w
+	}
+	if n <= model.MaxRulesPerDirection {
+		return nil
+	}
+	if r.PrefixListId != "" {
+		return model.Preconditionf("security group %s's %s rules would count as %d rules with this one, over the quota of %d per direction: a rule naming prefix list %s counts as its max entries (%d); revoke rules, or name a list with fewer max entries", g.Id, spec.direction(), n, model.MaxRulesPerDirection, r.PrefixListId, maxEntries[r.PrefixListId])
+	}
+	return model.Preconditionf("security group %s already has %d %s rules (a rule naming a prefix list counts as its max entries), the most a group may have per direction; revoke one, or cover several peers with one wider CIDR", g.Id, n-1, spec.direction())
 }
 
 // peerGroup resolves a rule's peer group into r, and adds to t the
@@ -340,6 +374,13 @@ func (s *Store) RevokeRule(ctx context.Context, groupRef, ruleID string, spec Ru
 					return err
 				}
 				want.GroupId = id
+			}
+			if spec.PrefixList != "" {
+				id, err := s.resolve(ctx, model.KindPrefixList, spec.PrefixList)
+				if err != nil {
+					return err
+				}
+				want.PrefixListId = id
 			}
 			if !dropRule(rules(g, spec.Egress), func(r *pb.SecurityGroupRule) bool { return sameRule(r, want) }) {
 				return model.NotFoundf("security group %s has no %s rule %s; openvpc sg get %s lists its rules", g.Id, spec.direction(), DescribeRule(want, spec.Egress), g.Id)

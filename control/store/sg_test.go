@@ -116,7 +116,7 @@ func TestSecurityGroupRules(t *testing.T) {
 	_, _, err = f.s.AuthorizeRule(c, web.Id, RuleSpec{Match: tcp(22, 22), CIDR: AnyCIDR, Group: web.Id})
 	wantKind(t, err, model.ErrInvalid, "exactly one")
 	_, _, err = f.s.AuthorizeRule(c, web.Id, RuleSpec{Match: tcp(22, 22), PrefixList: "pl-0123456789abcdef"})
-	wantKind(t, err, model.ErrInvalid, "not supported yet")
+	wantKind(t, err, model.ErrNotFound, `prefix list "pl-0123456789abcdef" not found`)
 	_, _, err = f.s.AuthorizeRule(c, web.Id, RuleSpec{Match: model.Match{Protocol: model.ProtoICMP, From: 80, To: 300}, CIDR: AnyCIDR})
 	wantKind(t, err, model.ErrInvalid, "ICMP")
 	_, _, err = f.s.AuthorizeRule(c, web.Id, RuleSpec{Match: tcp(22, 22), Group: "sg-0123456789abcdef"})

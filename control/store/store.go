@@ -55,6 +55,7 @@ func (s *Store) Close() error {
 //	vpc/<id>, subnet/<id>, rtb/<id>, i/<id>, pcx/<id>   resources (protobuf)
 //	sg/<id>, acl/<id>                                 security groups (with their rules), network ACLs
 //	fl/<id>                                           flow logs
+//	pl/<id>                                           prefix lists (regional; ref/<pl>/<sg> while a rule names one)
 //	flowlogof/<scope-id>/<fl-id> → name               the flow logs of an instance, subnet or VPC,
 //	                                                  deleted with it (flowlog.go)
 //	host/<host-id>                                    registered hosts and edges

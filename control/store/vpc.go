@@ -153,8 +153,9 @@ func (s *Store) deleteVPCOnce(ctx context.Context, ref string) error {
 	t.del(s.vniKey(vpc.Vni))
 	t.del(s.resKey(model.KindRouteTable, vpc.MainRouteTableId))
 	if vpc.DefaultSecurityGroupId != "" {
-		t.emptyPrefix(s.refPrefix(vpc.DefaultSecurityGroupId))
-		t.del(s.resKey(model.KindSecurityGroup, vpc.DefaultSecurityGroupId))
+		if err := s.dropDefaultGroup(ctx, vpc.DefaultSecurityGroupId, &t); err != nil {
+			return err
+		}
 	}
 	if vpc.DefaultNetworkAclId != "" {
 		t.del(s.resKey(model.KindNetworkACL, vpc.DefaultNetworkAclId))
@@ -180,4 +181,24 @@ func (s *Store) deleteVPCOnce(ctx context.Context, ref string) error {
 		}
 	}
 	return errRetry
+}
+
+// dropDefaultGroup adds to t the deletion of a VPC's default group with
+// the ref/ keys its rules hold on other groups and prefix lists, guarded
+// by the group as read.
+func (s *Store) dropDefaultGroup(ctx context.Context, id string, t *txn) error {
+	g := new(pb.SecurityGroup)
+	rev, found, err := s.getProto(ctx, s.resKey(model.KindSecurityGroup, id), g)
+	if err != nil {
+		return err
+	}
+	t.emptyPrefix(s.refPrefix(id))
+	if found {
+		t.unchanged(s.resKey(model.KindSecurityGroup, id), rev)
+		for other := range referencedGroups(g) {
+			t.del(s.refKey(other, id))
+		}
+	}
+	t.del(s.resKey(model.KindSecurityGroup, id))
+	return nil
 }

@@ -4613,12 +4613,469 @@ func (*DeleteFlowLogResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{98}
 }
 
+type CreatePrefixListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MaxEntries    uint32                 `protobuf:"varint,2,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	Entries       []*PrefixListEntry     `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePrefixListRequest) Reset() {
+	*x = CreatePrefixListRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePrefixListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePrefixListRequest) ProtoMessage() {}
+
+func (x *CreatePrefixListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePrefixListRequest.ProtoReflect.Descriptor instead.
+func (*CreatePrefixListRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *CreatePrefixListRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreatePrefixListRequest) GetMaxEntries() uint32 {
+	if x != nil {
+		return x.MaxEntries
+	}
+	return 0
+}
+
+func (x *CreatePrefixListRequest) GetEntries() []*PrefixListEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type CreatePrefixListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PrefixList    *PrefixList            `protobuf:"bytes,1,opt,name=prefix_list,json=prefixList,proto3" json:"prefix_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePrefixListResponse) Reset() {
+	*x = CreatePrefixListResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePrefixListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePrefixListResponse) ProtoMessage() {}
+
+func (x *CreatePrefixListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePrefixListResponse.ProtoReflect.Descriptor instead.
+func (*CreatePrefixListResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *CreatePrefixListResponse) GetPrefixList() *PrefixList {
+	if x != nil {
+		return x.PrefixList
+	}
+	return nil
+}
+
+type GetPrefixListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPrefixListRequest) Reset() {
+	*x = GetPrefixListRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPrefixListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPrefixListRequest) ProtoMessage() {}
+
+func (x *GetPrefixListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPrefixListRequest.ProtoReflect.Descriptor instead.
+func (*GetPrefixListRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *GetPrefixListRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type GetPrefixListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PrefixList    *PrefixList            `protobuf:"bytes,1,opt,name=prefix_list,json=prefixList,proto3" json:"prefix_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPrefixListResponse) Reset() {
+	*x = GetPrefixListResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPrefixListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPrefixListResponse) ProtoMessage() {}
+
+func (x *GetPrefixListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPrefixListResponse.ProtoReflect.Descriptor instead.
+func (*GetPrefixListResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *GetPrefixListResponse) GetPrefixList() *PrefixList {
+	if x != nil {
+		return x.PrefixList
+	}
+	return nil
+}
+
+type ListPrefixListsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPrefixListsRequest) Reset() {
+	*x = ListPrefixListsRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPrefixListsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPrefixListsRequest) ProtoMessage() {}
+
+func (x *ListPrefixListsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPrefixListsRequest.ProtoReflect.Descriptor instead.
+func (*ListPrefixListsRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{103}
+}
+
+type ListPrefixListsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PrefixLists   []*PrefixList          `protobuf:"bytes,1,rep,name=prefix_lists,json=prefixLists,proto3" json:"prefix_lists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPrefixListsResponse) Reset() {
+	*x = ListPrefixListsResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPrefixListsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPrefixListsResponse) ProtoMessage() {}
+
+func (x *ListPrefixListsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPrefixListsResponse.ProtoReflect.Descriptor instead.
+func (*ListPrefixListsResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *ListPrefixListsResponse) GetPrefixLists() []*PrefixList {
+	if x != nil {
+		return x.PrefixLists
+	}
+	return nil
+}
+
+type ModifyPrefixListRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Ref        string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	AddEntries []*PrefixListEntry     `protobuf:"bytes,2,rep,name=add_entries,json=addEntries,proto3" json:"add_entries,omitempty"`
+	// remove_cidrs are the CIDRs of entries to remove.
+	RemoveCidrs   []string `protobuf:"bytes,3,rep,name=remove_cidrs,json=removeCidrs,proto3" json:"remove_cidrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyPrefixListRequest) Reset() {
+	*x = ModifyPrefixListRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyPrefixListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyPrefixListRequest) ProtoMessage() {}
+
+func (x *ModifyPrefixListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyPrefixListRequest.ProtoReflect.Descriptor instead.
+func (*ModifyPrefixListRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *ModifyPrefixListRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ModifyPrefixListRequest) GetAddEntries() []*PrefixListEntry {
+	if x != nil {
+		return x.AddEntries
+	}
+	return nil
+}
+
+func (x *ModifyPrefixListRequest) GetRemoveCidrs() []string {
+	if x != nil {
+		return x.RemoveCidrs
+	}
+	return nil
+}
+
+type ModifyPrefixListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PrefixList    *PrefixList            `protobuf:"bytes,1,opt,name=prefix_list,json=prefixList,proto3" json:"prefix_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyPrefixListResponse) Reset() {
+	*x = ModifyPrefixListResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyPrefixListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyPrefixListResponse) ProtoMessage() {}
+
+func (x *ModifyPrefixListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyPrefixListResponse.ProtoReflect.Descriptor instead.
+func (*ModifyPrefixListResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *ModifyPrefixListResponse) GetPrefixList() *PrefixList {
+	if x != nil {
+		return x.PrefixList
+	}
+	return nil
+}
+
+type DeletePrefixListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePrefixListRequest) Reset() {
+	*x = DeletePrefixListRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePrefixListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePrefixListRequest) ProtoMessage() {}
+
+func (x *DeletePrefixListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePrefixListRequest.ProtoReflect.Descriptor instead.
+func (*DeletePrefixListRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *DeletePrefixListRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type DeletePrefixListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePrefixListResponse) Reset() {
+	*x = DeletePrefixListResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePrefixListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePrefixListResponse) ProtoMessage() {}
+
+func (x *DeletePrefixListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePrefixListResponse.ProtoReflect.Descriptor instead.
+func (*DeletePrefixListResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{108}
+}
+
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\n" +
 	"\x14openvpc/v1/vpc.proto\x12\n" +
-	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x18openvpc/v1/mapping.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x19openvpc/v1/security.proto\":\n" +
+	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x18openvpc/v1/mapping.proto\x1a\x1bopenvpc/v1/prefixlist.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x19openvpc/v1/security.proto\":\n" +
 	"\x10CreateVpcRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\"6\n" +
@@ -4859,7 +5316,34 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\tflow_logs\x18\x01 \x03(\v2\x13.openvpc.v1.FlowLogR\bflowLogs\"(\n" +
 	"\x14DeleteFlowLogRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x17\n" +
-	"\x15DeleteFlowLogResponse2\xae#\n" +
+	"\x15DeleteFlowLogResponse\"\x85\x01\n" +
+	"\x17CreatePrefixListRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vmax_entries\x18\x02 \x01(\rR\n" +
+	"maxEntries\x125\n" +
+	"\aentries\x18\x03 \x03(\v2\x1b.openvpc.v1.PrefixListEntryR\aentries\"S\n" +
+	"\x18CreatePrefixListResponse\x127\n" +
+	"\vprefix_list\x18\x01 \x01(\v2\x16.openvpc.v1.PrefixListR\n" +
+	"prefixList\"(\n" +
+	"\x14GetPrefixListRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"P\n" +
+	"\x15GetPrefixListResponse\x127\n" +
+	"\vprefix_list\x18\x01 \x01(\v2\x16.openvpc.v1.PrefixListR\n" +
+	"prefixList\"\x18\n" +
+	"\x16ListPrefixListsRequest\"T\n" +
+	"\x17ListPrefixListsResponse\x129\n" +
+	"\fprefix_lists\x18\x01 \x03(\v2\x16.openvpc.v1.PrefixListR\vprefixLists\"\x8c\x01\n" +
+	"\x17ModifyPrefixListRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12<\n" +
+	"\vadd_entries\x18\x02 \x03(\v2\x1b.openvpc.v1.PrefixListEntryR\n" +
+	"addEntries\x12!\n" +
+	"\fremove_cidrs\x18\x03 \x03(\tR\vremoveCidrs\"S\n" +
+	"\x18ModifyPrefixListResponse\x127\n" +
+	"\vprefix_list\x18\x01 \x01(\v2\x16.openvpc.v1.PrefixListR\n" +
+	"prefixList\"+\n" +
+	"\x17DeletePrefixListRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1a\n" +
+	"\x18DeletePrefixListResponse2\xfd&\n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -4913,7 +5397,12 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\n" +
 	"GetFlowLog\x12\x1d.openvpc.v1.GetFlowLogRequest\x1a\x1e.openvpc.v1.GetFlowLogResponse\x12Q\n" +
 	"\fListFlowLogs\x12\x1f.openvpc.v1.ListFlowLogsRequest\x1a .openvpc.v1.ListFlowLogsResponse\x12T\n" +
-	"\rDeleteFlowLog\x12 .openvpc.v1.DeleteFlowLogRequest\x1a!.openvpc.v1.DeleteFlowLogResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\rDeleteFlowLog\x12 .openvpc.v1.DeleteFlowLogRequest\x1a!.openvpc.v1.DeleteFlowLogResponse\x12]\n" +
+	"\x10CreatePrefixList\x12#.openvpc.v1.CreatePrefixListRequest\x1a$.openvpc.v1.CreatePrefixListResponse\x12T\n" +
+	"\rGetPrefixList\x12 .openvpc.v1.GetPrefixListRequest\x1a!.openvpc.v1.GetPrefixListResponse\x12Z\n" +
+	"\x0fListPrefixLists\x12\".openvpc.v1.ListPrefixListsRequest\x1a#.openvpc.v1.ListPrefixListsResponse\x12]\n" +
+	"\x10ModifyPrefixList\x12#.openvpc.v1.ModifyPrefixListRequest\x1a$.openvpc.v1.ModifyPrefixListResponse\x12]\n" +
+	"\x10DeletePrefixList\x12#.openvpc.v1.DeletePrefixListRequest\x1a$.openvpc.v1.DeletePrefixListResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_vpc_proto_rawDescOnce sync.Once
@@ -4927,7 +5416,7 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*CreateVpcRequest)(nil),                   // 0: openvpc.v1.CreateVpcRequest
 	(*CreateVpcResponse)(nil),                  // 1: openvpc.v1.CreateVpcResponse
@@ -5028,168 +5517,196 @@ var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*ListFlowLogsResponse)(nil),               // 96: openvpc.v1.ListFlowLogsResponse
 	(*DeleteFlowLogRequest)(nil),               // 97: openvpc.v1.DeleteFlowLogRequest
 	(*DeleteFlowLogResponse)(nil),              // 98: openvpc.v1.DeleteFlowLogResponse
-	(*Vpc)(nil),                                // 99: openvpc.v1.Vpc
-	(*Subnet)(nil),                             // 100: openvpc.v1.Subnet
-	(*RouteTable)(nil),                         // 101: openvpc.v1.RouteTable
-	(*Peering)(nil),                            // 102: openvpc.v1.Peering
-	(*InternetGateway)(nil),                    // 103: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                          // 104: openvpc.v1.ElasticIp
-	(*SecurityGroup)(nil),                      // 105: openvpc.v1.SecurityGroup
-	(*RuleMatch)(nil),                          // 106: openvpc.v1.RuleMatch
-	(*SecurityGroupRule)(nil),                  // 107: openvpc.v1.SecurityGroupRule
-	(*NetworkAcl)(nil),                         // 108: openvpc.v1.NetworkAcl
-	(*FlowLog)(nil),                            // 109: openvpc.v1.FlowLog
+	(*CreatePrefixListRequest)(nil),            // 99: openvpc.v1.CreatePrefixListRequest
+	(*CreatePrefixListResponse)(nil),           // 100: openvpc.v1.CreatePrefixListResponse
+	(*GetPrefixListRequest)(nil),               // 101: openvpc.v1.GetPrefixListRequest
+	(*GetPrefixListResponse)(nil),              // 102: openvpc.v1.GetPrefixListResponse
+	(*ListPrefixListsRequest)(nil),             // 103: openvpc.v1.ListPrefixListsRequest
+	(*ListPrefixListsResponse)(nil),            // 104: openvpc.v1.ListPrefixListsResponse
+	(*ModifyPrefixListRequest)(nil),            // 105: openvpc.v1.ModifyPrefixListRequest
+	(*ModifyPrefixListResponse)(nil),           // 106: openvpc.v1.ModifyPrefixListResponse
+	(*DeletePrefixListRequest)(nil),            // 107: openvpc.v1.DeletePrefixListRequest
+	(*DeletePrefixListResponse)(nil),           // 108: openvpc.v1.DeletePrefixListResponse
+	(*Vpc)(nil),                                // 109: openvpc.v1.Vpc
+	(*Subnet)(nil),                             // 110: openvpc.v1.Subnet
+	(*RouteTable)(nil),                         // 111: openvpc.v1.RouteTable
+	(*Peering)(nil),                            // 112: openvpc.v1.Peering
+	(*InternetGateway)(nil),                    // 113: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                          // 114: openvpc.v1.ElasticIp
+	(*SecurityGroup)(nil),                      // 115: openvpc.v1.SecurityGroup
+	(*RuleMatch)(nil),                          // 116: openvpc.v1.RuleMatch
+	(*SecurityGroupRule)(nil),                  // 117: openvpc.v1.SecurityGroupRule
+	(*NetworkAcl)(nil),                         // 118: openvpc.v1.NetworkAcl
+	(*FlowLog)(nil),                            // 119: openvpc.v1.FlowLog
+	(*PrefixListEntry)(nil),                    // 120: openvpc.v1.PrefixListEntry
+	(*PrefixList)(nil),                         // 121: openvpc.v1.PrefixList
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	99,  // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	99,  // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	99,  // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	100, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	100, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	100, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	101, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	101, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	101, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	101, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	101, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	102, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	102, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	102, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	102, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	103, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	103, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	103, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	103, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	104, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	104, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	104, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	104, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	105, // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	105, // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	105, // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
-	106, // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
+	109, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	109, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	109, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	110, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	110, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	110, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	111, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	111, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	111, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	111, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	111, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	112, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	112, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	112, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	112, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	113, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	113, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	113, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	113, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	114, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	114, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	114, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	114, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	115, // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	115, // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	115, // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
+	116, // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
 	66,  // 27: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	105, // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	107, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
+	115, // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	117, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
 	66,  // 30: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	105, // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	108, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	108, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	108, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
-	106, // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
-	108, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	108, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	108, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	100, // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
-	103, // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	104, // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	100, // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
-	109, // 43: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
-	109, // 44: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
-	109, // 45: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
-	0,   // 46: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,   // 47: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,   // 48: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,   // 49: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,   // 50: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10,  // 51: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12,  // 52: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14,  // 53: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16,  // 54: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18,  // 55: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20,  // 56: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22,  // 57: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24,  // 58: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26,  // 59: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28,  // 60: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30,  // 61: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32,  // 62: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34,  // 63: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36,  // 64: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	38,  // 65: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	40,  // 66: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	42,  // 67: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	44,  // 68: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	46,  // 69: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	48,  // 70: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	50,  // 71: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	52,  // 72: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	54,  // 73: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	56,  // 74: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	58,  // 75: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
-	60,  // 76: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
-	62,  // 77: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
-	64,  // 78: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
-	67,  // 79: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	69,  // 80: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
-	71,  // 81: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
-	73,  // 82: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
-	75,  // 83: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
-	77,  // 84: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
-	79,  // 85: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
-	81,  // 86: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
-	83,  // 87: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
-	85,  // 88: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
-	87,  // 89: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
-	89,  // 90: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
-	91,  // 91: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
-	93,  // 92: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
-	95,  // 93: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
-	97,  // 94: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
-	1,   // 95: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,   // 96: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,   // 97: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,   // 98: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,   // 99: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11,  // 100: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13,  // 101: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15,  // 102: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17,  // 103: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19,  // 104: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21,  // 105: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23,  // 106: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25,  // 107: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27,  // 108: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29,  // 109: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31,  // 110: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33,  // 111: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35,  // 112: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37,  // 113: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	39,  // 114: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	41,  // 115: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	43,  // 116: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	45,  // 117: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	47,  // 118: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	49,  // 119: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	51,  // 120: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	53,  // 121: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	55,  // 122: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	57,  // 123: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	59,  // 124: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
-	61,  // 125: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
-	63,  // 126: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
-	65,  // 127: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
-	68,  // 128: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	70,  // 129: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
-	72,  // 130: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
-	74,  // 131: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
-	76,  // 132: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
-	78,  // 133: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
-	80,  // 134: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
-	82,  // 135: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
-	84,  // 136: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
-	86,  // 137: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
-	88,  // 138: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
-	90,  // 139: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
-	92,  // 140: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
-	94,  // 141: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
-	96,  // 142: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
-	98,  // 143: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
-	95,  // [95:144] is the sub-list for method output_type
-	46,  // [46:95] is the sub-list for method input_type
-	46,  // [46:46] is the sub-list for extension type_name
-	46,  // [46:46] is the sub-list for extension extendee
-	0,   // [0:46] is the sub-list for field type_name
+	115, // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	118, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	118, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	118, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
+	116, // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
+	118, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	118, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	118, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	110, // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
+	113, // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	114, // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	110, // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	119, // 43: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	119, // 44: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	119, // 45: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
+	120, // 46: openvpc.v1.CreatePrefixListRequest.entries:type_name -> openvpc.v1.PrefixListEntry
+	121, // 47: openvpc.v1.CreatePrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	121, // 48: openvpc.v1.GetPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	121, // 49: openvpc.v1.ListPrefixListsResponse.prefix_lists:type_name -> openvpc.v1.PrefixList
+	120, // 50: openvpc.v1.ModifyPrefixListRequest.add_entries:type_name -> openvpc.v1.PrefixListEntry
+	121, // 51: openvpc.v1.ModifyPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	0,   // 52: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,   // 53: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,   // 54: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,   // 55: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,   // 56: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	10,  // 57: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	12,  // 58: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	14,  // 59: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	16,  // 60: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	18,  // 61: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	20,  // 62: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	22,  // 63: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	24,  // 64: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	26,  // 65: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	28,  // 66: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	30,  // 67: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	32,  // 68: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	34,  // 69: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	36,  // 70: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	38,  // 71: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	40,  // 72: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	42,  // 73: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	44,  // 74: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	46,  // 75: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	48,  // 76: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	50,  // 77: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	52,  // 78: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	54,  // 79: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	56,  // 80: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	58,  // 81: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
+	60,  // 82: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
+	62,  // 83: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
+	64,  // 84: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
+	67,  // 85: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	69,  // 86: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
+	71,  // 87: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
+	73,  // 88: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
+	75,  // 89: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
+	77,  // 90: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
+	79,  // 91: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
+	81,  // 92: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
+	83,  // 93: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
+	85,  // 94: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	87,  // 95: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	89,  // 96: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	91,  // 97: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
+	93,  // 98: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
+	95,  // 99: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
+	97,  // 100: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
+	99,  // 101: openvpc.v1.VpcService.CreatePrefixList:input_type -> openvpc.v1.CreatePrefixListRequest
+	101, // 102: openvpc.v1.VpcService.GetPrefixList:input_type -> openvpc.v1.GetPrefixListRequest
+	103, // 103: openvpc.v1.VpcService.ListPrefixLists:input_type -> openvpc.v1.ListPrefixListsRequest
+	105, // 104: openvpc.v1.VpcService.ModifyPrefixList:input_type -> openvpc.v1.ModifyPrefixListRequest
+	107, // 105: openvpc.v1.VpcService.DeletePrefixList:input_type -> openvpc.v1.DeletePrefixListRequest
+	1,   // 106: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,   // 107: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,   // 108: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,   // 109: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,   // 110: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	11,  // 111: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	13,  // 112: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	15,  // 113: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	17,  // 114: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	19,  // 115: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	21,  // 116: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	23,  // 117: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	25,  // 118: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	27,  // 119: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	29,  // 120: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	31,  // 121: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	33,  // 122: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	35,  // 123: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	37,  // 124: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	39,  // 125: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	41,  // 126: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	43,  // 127: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	45,  // 128: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	47,  // 129: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	49,  // 130: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	51,  // 131: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	53,  // 132: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	55,  // 133: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	57,  // 134: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	59,  // 135: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
+	61,  // 136: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
+	63,  // 137: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
+	65,  // 138: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
+	68,  // 139: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	70,  // 140: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
+	72,  // 141: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
+	74,  // 142: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
+	76,  // 143: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
+	78,  // 144: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
+	80,  // 145: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
+	82,  // 146: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
+	84,  // 147: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
+	86,  // 148: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	88,  // 149: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	90,  // 150: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	92,  // 151: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
+	94,  // 152: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
+	96,  // 153: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
+	98,  // 154: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
+	100, // 155: openvpc.v1.VpcService.CreatePrefixList:output_type -> openvpc.v1.CreatePrefixListResponse
+	102, // 156: openvpc.v1.VpcService.GetPrefixList:output_type -> openvpc.v1.GetPrefixListResponse
+	104, // 157: openvpc.v1.VpcService.ListPrefixLists:output_type -> openvpc.v1.ListPrefixListsResponse
+	106, // 158: openvpc.v1.VpcService.ModifyPrefixList:output_type -> openvpc.v1.ModifyPrefixListResponse
+	108, // 159: openvpc.v1.VpcService.DeletePrefixList:output_type -> openvpc.v1.DeletePrefixListResponse
+	106, // [106:160] is the sub-list for method output_type
+	52,  // [52:106] is the sub-list for method input_type
+	52,  // [52:52] is the sub-list for extension type_name
+	52,  // [52:52] is the sub-list for extension extendee
+	0,   // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -5199,6 +5716,7 @@ func file_openvpc_v1_vpc_proto_init() {
 	}
 	file_openvpc_v1_flowlog_proto_init()
 	file_openvpc_v1_mapping_proto_init()
+	file_openvpc_v1_prefixlist_proto_init()
 	file_openvpc_v1_resources_proto_init()
 	file_openvpc_v1_security_proto_init()
 	type x struct{}
@@ -5207,7 +5725,7 @@ func file_openvpc_v1_vpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   99,
+			NumMessages:   109,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -165,6 +165,21 @@ const (
 	// VpcServiceDeleteFlowLogProcedure is the fully-qualified name of the VpcService's DeleteFlowLog
 	// RPC.
 	VpcServiceDeleteFlowLogProcedure = "/openvpc.v1.VpcService/DeleteFlowLog"
+	// VpcServiceCreatePrefixListProcedure is the fully-qualified name of the VpcService's
+	// CreatePrefixList RPC.
+	VpcServiceCreatePrefixListProcedure = "/openvpc.v1.VpcService/CreatePrefixList"
+	// VpcServiceGetPrefixListProcedure is the fully-qualified name of the VpcService's GetPrefixList
+	// RPC.
+	VpcServiceGetPrefixListProcedure = "/openvpc.v1.VpcService/GetPrefixList"
+	// VpcServiceListPrefixListsProcedure is the fully-qualified name of the VpcService's
+	// ListPrefixLists RPC.
+	VpcServiceListPrefixListsProcedure = "/openvpc.v1.VpcService/ListPrefixLists"
+	// VpcServiceModifyPrefixListProcedure is the fully-qualified name of the VpcService's
+	// ModifyPrefixList RPC.
+	VpcServiceModifyPrefixListProcedure = "/openvpc.v1.VpcService/ModifyPrefixList"
+	// VpcServiceDeletePrefixListProcedure is the fully-qualified name of the VpcService's
+	// DeletePrefixList RPC.
+	VpcServiceDeletePrefixListProcedure = "/openvpc.v1.VpcService/DeletePrefixList"
 )
 
 // VpcServiceClient is a client for the openvpc.v1.VpcService service.
@@ -236,6 +251,14 @@ type VpcServiceClient interface {
 	ListFlowLogs(context.Context, *connect.Request[v1.ListFlowLogsRequest]) (*connect.Response[v1.ListFlowLogsResponse], error)
 	// DeleteFlowLog stops the capture on every host; the lines written stay.
 	DeleteFlowLog(context.Context, *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error)
+	CreatePrefixList(context.Context, *connect.Request[v1.CreatePrefixListRequest]) (*connect.Response[v1.CreatePrefixListResponse], error)
+	GetPrefixList(context.Context, *connect.Request[v1.GetPrefixListRequest]) (*connect.Response[v1.GetPrefixListResponse], error)
+	ListPrefixLists(context.Context, *connect.Request[v1.ListPrefixListsRequest]) (*connect.Response[v1.ListPrefixListsResponse], error)
+	// ModifyPrefixList adds and removes entries in one change; every host
+	// enforcing a rule that names the list gets its new entries.
+	ModifyPrefixList(context.Context, *connect.Request[v1.ModifyPrefixListRequest]) (*connect.Response[v1.ModifyPrefixListResponse], error)
+	// DeletePrefixList is refused while a security group rule names the list.
+	DeletePrefixList(context.Context, *connect.Request[v1.DeletePrefixListRequest]) (*connect.Response[v1.DeletePrefixListResponse], error)
 }
 
 // NewVpcServiceClient constructs a client for the openvpc.v1.VpcService service. By default, it
@@ -543,6 +566,36 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(vpcServiceMethods.ByName("DeleteFlowLog")),
 			connect.WithClientOptions(opts...),
 		),
+		createPrefixList: connect.NewClient[v1.CreatePrefixListRequest, v1.CreatePrefixListResponse](
+			httpClient,
+			baseURL+VpcServiceCreatePrefixListProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("CreatePrefixList")),
+			connect.WithClientOptions(opts...),
+		),
+		getPrefixList: connect.NewClient[v1.GetPrefixListRequest, v1.GetPrefixListResponse](
+			httpClient,
+			baseURL+VpcServiceGetPrefixListProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("GetPrefixList")),
+			connect.WithClientOptions(opts...),
+		),
+		listPrefixLists: connect.NewClient[v1.ListPrefixListsRequest, v1.ListPrefixListsResponse](
+			httpClient,
+			baseURL+VpcServiceListPrefixListsProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ListPrefixLists")),
+			connect.WithClientOptions(opts...),
+		),
+		modifyPrefixList: connect.NewClient[v1.ModifyPrefixListRequest, v1.ModifyPrefixListResponse](
+			httpClient,
+			baseURL+VpcServiceModifyPrefixListProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ModifyPrefixList")),
+			connect.WithClientOptions(opts...),
+		),
+		deletePrefixList: connect.NewClient[v1.DeletePrefixListRequest, v1.DeletePrefixListResponse](
+			httpClient,
+			baseURL+VpcServiceDeletePrefixListProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("DeletePrefixList")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -597,6 +650,11 @@ type vpcServiceClient struct {
 	getFlowLog                 *connect.Client[v1.GetFlowLogRequest, v1.GetFlowLogResponse]
 	listFlowLogs               *connect.Client[v1.ListFlowLogsRequest, v1.ListFlowLogsResponse]
 	deleteFlowLog              *connect.Client[v1.DeleteFlowLogRequest, v1.DeleteFlowLogResponse]
+	createPrefixList           *connect.Client[v1.CreatePrefixListRequest, v1.CreatePrefixListResponse]
+	getPrefixList              *connect.Client[v1.GetPrefixListRequest, v1.GetPrefixListResponse]
+	listPrefixLists            *connect.Client[v1.ListPrefixListsRequest, v1.ListPrefixListsResponse]
+	modifyPrefixList           *connect.Client[v1.ModifyPrefixListRequest, v1.ModifyPrefixListResponse]
+	deletePrefixList           *connect.Client[v1.DeletePrefixListRequest, v1.DeletePrefixListResponse]
 }
 
 // CreateVpc calls openvpc.v1.VpcService.CreateVpc.
@@ -844,6 +902,31 @@ func (c *vpcServiceClient) DeleteFlowLog(ctx context.Context, req *connect.Reque
 	return c.deleteFlowLog.CallUnary(ctx, req)
 }
 
+// CreatePrefixList calls openvpc.v1.VpcService.CreatePrefixList.
+func (c *vpcServiceClient) CreatePrefixList(ctx context.Context, req *connect.Request[v1.CreatePrefixListRequest]) (*connect.Response[v1.CreatePrefixListResponse], error) {
+	return c.createPrefixList.CallUnary(ctx, req)
+}
+
+// GetPrefixList calls openvpc.v1.VpcService.GetPrefixList.
+func (c *vpcServiceClient) GetPrefixList(ctx context.Context, req *connect.Request[v1.GetPrefixListRequest]) (*connect.Response[v1.GetPrefixListResponse], error) {
+	return c.getPrefixList.CallUnary(ctx, req)
+}
+
+// ListPrefixLists calls openvpc.v1.VpcService.ListPrefixLists.
+func (c *vpcServiceClient) ListPrefixLists(ctx context.Context, req *connect.Request[v1.ListPrefixListsRequest]) (*connect.Response[v1.ListPrefixListsResponse], error) {
+	return c.listPrefixLists.CallUnary(ctx, req)
+}
+
+// ModifyPrefixList calls openvpc.v1.VpcService.ModifyPrefixList.
+func (c *vpcServiceClient) ModifyPrefixList(ctx context.Context, req *connect.Request[v1.ModifyPrefixListRequest]) (*connect.Response[v1.ModifyPrefixListResponse], error) {
+	return c.modifyPrefixList.CallUnary(ctx, req)
+}
+
+// DeletePrefixList calls openvpc.v1.VpcService.DeletePrefixList.
+func (c *vpcServiceClient) DeletePrefixList(ctx context.Context, req *connect.Request[v1.DeletePrefixListRequest]) (*connect.Response[v1.DeletePrefixListResponse], error) {
+	return c.deletePrefixList.CallUnary(ctx, req)
+}
+
 // VpcServiceHandler is an implementation of the openvpc.v1.VpcService service.
 type VpcServiceHandler interface {
 	CreateVpc(context.Context, *connect.Request[v1.CreateVpcRequest]) (*connect.Response[v1.CreateVpcResponse], error)
@@ -913,6 +996,14 @@ type VpcServiceHandler interface {
 	ListFlowLogs(context.Context, *connect.Request[v1.ListFlowLogsRequest]) (*connect.Response[v1.ListFlowLogsResponse], error)
 	// DeleteFlowLog stops the capture on every host; the lines written stay.
 	DeleteFlowLog(context.Context, *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error)
+	CreatePrefixList(context.Context, *connect.Request[v1.CreatePrefixListRequest]) (*connect.Response[v1.CreatePrefixListResponse], error)
+	GetPrefixList(context.Context, *connect.Request[v1.GetPrefixListRequest]) (*connect.Response[v1.GetPrefixListResponse], error)
+	ListPrefixLists(context.Context, *connect.Request[v1.ListPrefixListsRequest]) (*connect.Response[v1.ListPrefixListsResponse], error)
+	// ModifyPrefixList adds and removes entries in one change; every host
+	// enforcing a rule that names the list gets its new entries.
+	ModifyPrefixList(context.Context, *connect.Request[v1.ModifyPrefixListRequest]) (*connect.Response[v1.ModifyPrefixListResponse], error)
+	// DeletePrefixList is refused while a security group rule names the list.
+	DeletePrefixList(context.Context, *connect.Request[v1.DeletePrefixListRequest]) (*connect.Response[v1.DeletePrefixListResponse], error)
 }
 
 // NewVpcServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -1216,6 +1307,36 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(vpcServiceMethods.ByName("DeleteFlowLog")),
 		connect.WithHandlerOptions(opts...),
 	)
+	vpcServiceCreatePrefixListHandler := connect.NewUnaryHandler(
+		VpcServiceCreatePrefixListProcedure,
+		svc.CreatePrefixList,
+		connect.WithSchema(vpcServiceMethods.ByName("CreatePrefixList")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceGetPrefixListHandler := connect.NewUnaryHandler(
+		VpcServiceGetPrefixListProcedure,
+		svc.GetPrefixList,
+		connect.WithSchema(vpcServiceMethods.ByName("GetPrefixList")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceListPrefixListsHandler := connect.NewUnaryHandler(
+		VpcServiceListPrefixListsProcedure,
+		svc.ListPrefixLists,
+		connect.WithSchema(vpcServiceMethods.ByName("ListPrefixLists")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceModifyPrefixListHandler := connect.NewUnaryHandler(
+		VpcServiceModifyPrefixListProcedure,
+		svc.ModifyPrefixList,
+		connect.WithSchema(vpcServiceMethods.ByName("ModifyPrefixList")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceDeletePrefixListHandler := connect.NewUnaryHandler(
+		VpcServiceDeletePrefixListProcedure,
+		svc.DeletePrefixList,
+		connect.WithSchema(vpcServiceMethods.ByName("DeletePrefixList")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.VpcService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case VpcServiceCreateVpcProcedure:
@@ -1316,6 +1437,16 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceListFlowLogsHandler.ServeHTTP(w, r)
 		case VpcServiceDeleteFlowLogProcedure:
 			vpcServiceDeleteFlowLogHandler.ServeHTTP(w, r)
+		case VpcServiceCreatePrefixListProcedure:
+			vpcServiceCreatePrefixListHandler.ServeHTTP(w, r)
+		case VpcServiceGetPrefixListProcedure:
+			vpcServiceGetPrefixListHandler.ServeHTTP(w, r)
+		case VpcServiceListPrefixListsProcedure:
+			vpcServiceListPrefixListsHandler.ServeHTTP(w, r)
+		case VpcServiceModifyPrefixListProcedure:
+			vpcServiceModifyPrefixListHandler.ServeHTTP(w, r)
+		case VpcServiceDeletePrefixListProcedure:
+			vpcServiceDeletePrefixListHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1519,4 +1650,24 @@ func (UnimplementedVpcServiceHandler) ListFlowLogs(context.Context, *connect.Req
 
 func (UnimplementedVpcServiceHandler) DeleteFlowLog(context.Context, *connect.Request[v1.DeleteFlowLogRequest]) (*connect.Response[v1.DeleteFlowLogResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteFlowLog is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) CreatePrefixList(context.Context, *connect.Request[v1.CreatePrefixListRequest]) (*connect.Response[v1.CreatePrefixListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.CreatePrefixList is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) GetPrefixList(context.Context, *connect.Request[v1.GetPrefixListRequest]) (*connect.Response[v1.GetPrefixListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.GetPrefixList is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ListPrefixLists(context.Context, *connect.Request[v1.ListPrefixListsRequest]) (*connect.Response[v1.ListPrefixListsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ListPrefixLists is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ModifyPrefixList(context.Context, *connect.Request[v1.ModifyPrefixListRequest]) (*connect.Response[v1.ModifyPrefixListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ModifyPrefixList is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) DeletePrefixList(context.Context, *connect.Request[v1.DeletePrefixListRequest]) (*connect.Response[v1.DeletePrefixListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeletePrefixList is not implemented"))
 }
