@@ -7,8 +7,9 @@ import "sync/atomic"
 type Verdict uint8
 
 const (
-	Forwarded Verdict = iota // egress: encapsulated and sent to another host
-	Delivered                // handed to a local instance (from the wire or the same host)
+	Forwarded     Verdict = iota // egress: encapsulated and sent to another host
+	Delivered                    // handed to a local instance (from the wire or the same host)
+	ToHostService                // egress: for the VPC resolver or the metadata service, answered on this host
 
 	// Drops.
 	Malformed      // not a packet we can parse
@@ -32,7 +33,7 @@ const (
 )
 
 var verdictNames = [numVerdicts]string{
-	Forwarded: "forwarded", Delivered: "delivered", Malformed: "malformed", SpoofedSource: "spoofed-source",
+	Forwarded: "forwarded", Delivered: "delivered", ToHostService: "to-host-service", Malformed: "malformed", SpoofedSource: "spoofed-source",
 	NoRoute: "no-route", NoMapping: "no-mapping", TTLExceeded: "ttl-exceeded", TooBig: "too-big",
 	UnknownSender: "unknown-sender", NotLocal: "not-local", NotPeered: "not-peered",
 	SenderMismatch: "sender-mismatch", NoPort: "no-port", NoEdge: "no-edge", NoPublicIP: "no-public-ip",
