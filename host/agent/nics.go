@@ -11,6 +11,7 @@ import (
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/host/services"
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/node"
 )
@@ -25,11 +26,15 @@ type nics struct {
 	log     *slog.Logger
 	backend nic.Backend
 	mtu     int
+	region  string // in private DNS names
 
 	mu       sync.Mutex
 	attached map[uint64]*instance // by ENI
-	closed   bool                 // closeAll ran: open nothing more
-	loops    sync.WaitGroup       // the NICs' read loops
+	// services are the host services stacks, one per VPC with a local
+	// instance (VPCs' addresses overlap, so each needs its own).
+	services map[uint32]*services.Stack
+	closed   bool           // closeAll ran: open nothing more
+	loops    sync.WaitGroup // the NICs' read loops
 }
 
 type instance struct {
@@ -80,7 +85,7 @@ func (n *nics) reconcile() {
 			n.log.Error("cannot create instance NIC", "instance", m.InstanceID, "ip", m.IP, "nic", n.backend, "err", err)
 			continue
 		}
-		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: gw, Port: port}
+		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: gw, Resolver: model.Resolver(vpc.CIDR), Port: port}
 		n.plane.SetTimeouts(att, timeoutsOf(m.Conntrack))
 		n.plane.Attach(att)
 		inst := &instance{att: att, id: m.InstanceID, nic: port}
@@ -88,6 +93,7 @@ func (n *nics) reconcile() {
 		n.loops.Add(1)
 		go n.serve(inst)
 	}
+	n.reconcileServices(snap)
 	if err := n.backend.Sweep(keep); err != nil {
 		n.log.Error("cannot remove what an earlier agent left", "nic", n.backend, "err", err)
 	}
@@ -142,6 +148,9 @@ func (n *nics) closeAll() {
 	n.closed = true
 	for eni, inst := range n.attached {
 		n.detach(eni, inst)
+	}
+	for vni, st := range n.services {
+		n.stopServices(vni, st)
 	}
 	n.mu.Unlock()
 	n.loops.Wait()
