@@ -1,0 +1,168 @@
+package testcloud_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/packet/packettest"
+)
+
+// resolverOf is a resolver that asks server (ip:53) from inside an
+// instance, over UDP or TCP as the resolver chooses.
+func resolverOf(ns *nic.Netstack, server string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return ns.Net.DialContext(ctx, network, net.JoinHostPort(server, "53"))
+	}}
+}
+
+// An instance resolves its peers' private names and their PTRs through
+// the VPC resolver at .2 and at 169.254.169.253, answered by its own host
+// from the cache: a peer on another host, a name of no instance, a name
+// of another VPC's address.
+func TestVPCResolver(t *testing.T) {
+	s := newScene(t)
+	web, _ := s.run(t, "red-a", s.b, s.red)
+	client, clientNS := s.run(t, "red-a", s.a, s.red)
+	_, yellowNS := s.run(t, "yellow-a", s.a, s.yellow)
+	ctx, cancel := context.WithTimeout(s.c.Ctx(), 20*time.Second)
+	defer cancel()
+
+	webName := "ip-" + strings.ReplaceAll(web.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	for _, server := range []string{"10.0.0.2", "169.254.169.253"} {
+		r := resolverOf(clientNS, server)
+		addrs, err := r.LookupHost(ctx, webName)
+		if err != nil || len(addrs) != 1 || addrs[0] != web.PrivateIp {
+			t.Fatalf("%s: %s → %v, %v; want %s", server, webName, addrs, err, web.PrivateIp)
+		}
+		names, err := r.LookupAddr(ctx, web.PrivateIp)
+		if err != nil || len(names) != 1 || names[0] != webName+"." {
+			t.Fatalf("%s: PTR %s → %v, %v; want %s.", server, web.PrivateIp, names, err, webName)
+		}
+	}
+	r := resolverOf(clientNS, "10.0.0.2")
+	for _, name := range []string{"ip-10-0-1-200.openvpc.compute.internal", "example.com", "ip-10-0-1-4.other.compute.internal"} {
+		if addrs, err := r.LookupHost(ctx, name); !isNotFound(err) {
+			t.Errorf("%s → %v, %v; want not found", name, addrs, err)
+		}
+	}
+	// Yellow's resolver knows yellow's addresses, not red's: the VPCs'
+	// stacks are apart, whatever address they share.
+	if addrs, err := resolverOf(yellowNS, "10.1.0.2").LookupHost(ctx, webName); !isNotFound(err) {
+		t.Errorf("yellow resolves red's %s: %v, %v", webName, addrs, err)
+	}
+	if names, err := resolverOf(yellowNS, "169.254.169.253").LookupAddr(ctx, client.PrivateIp); !isNotFound(err) {
+		t.Errorf("yellow resolves the PTR of red's %s: %v, %v", client.PrivateIp, names, err)
+	}
+	// TCP too.
+	tcp := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return clientNS.Net.DialContext(ctx, "tcp", "10.0.0.2:53")
+	}}
+	if addrs, err := tcp.LookupHost(ctx, webName); err != nil || len(addrs) != 1 || addrs[0] != web.PrivateIp {
+		t.Fatalf("over TCP: %s → %v, %v", webName, addrs, err)
+	}
+	if n := s.a.Plane.Counters.Get(datapath.ToHostService); n == 0 {
+		t.Error("no packet counted to-host-service")
+	}
+}
+
+func isNotFound(err error) bool {
+	var de *net.DNSError
+	return err != nil && errors.As(err, &de) && de.IsNotFound
+}
+
+// A packet to the resolver from an address the instance does not own is
+// dropped before it: a forged source never gets an answer.
+func TestVPCResolverForgedSource(t *testing.T) {
+	s := newScene(t)
+	client, _ := s.run(t, "red-a", s.a, s.red)
+	eni, ok := model.ParseID(model.KindENI, client.EniId)
+	if !ok {
+		t.Fatalf("eni id %q", client.EniId)
+	}
+	buf := make([]byte, packet.Headroom+128)
+	n := packettest.UDP(buf, "10.0.1.200", "10.0.0.2", 32, 64, false)
+	before := s.a.Plane.Counters.Get(datapath.ToHostService)
+	v, err := s.a.Plane.Send(eni, buf[packet.Headroom:packet.Headroom+n])
+	if err != nil || v != datapath.SpoofedSource {
+		t.Fatalf("forged query: %v, %v; want spoofed-source", v, err)
+	}
+	if after := s.a.Plane.Counters.Get(datapath.ToHostService); after != before {
+		t.Fatalf("a forged query reached the host services (%d → %d)", before, after)
+	}
+}
+
+// An instance reads its own metadata, with an IMDSv2 token or without
+// one, and a token is its own: another instance cannot use it.
+func TestMetadata(t *testing.T) {
+	s := newScene(t)
+	web, webNS := s.run(t, "red-a", s.a, s.red)
+	_, otherNS := s.run(t, "red-a", s.a, s.red)
+	hc := func(ns *nic.Netstack) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ns.Net.DialContext(ctx, network, addr)
+		}}}
+	}
+	do := func(c *http.Client, method, path string, hdr map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://169.254.169.254"+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	c := hc(webNS)
+	code, tok := do(c, "PUT", "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+	if code != 200 || tok == "" {
+		t.Fatalf("token: %d %q", code, tok)
+	}
+	withToken := map[string]string{"X-aws-ec2-metadata-token": tok}
+	want := map[string]string{
+		"/latest/meta-data/instance-id":                                                web.Id,
+		"/latest/meta-data/local-ipv4":                                                 web.PrivateIp,
+		"/latest/meta-data/mac":                                                        web.Mac,
+		"/latest/meta-data/hostname":                                                   "ip-" + strings.ReplaceAll(web.PrivateIp, ".", "-") + ".openvpc.compute.internal",
+		"/latest/meta-data/placement/region":                                           "openvpc",
+		"/latest/meta-data/network/interfaces/macs/" + web.Mac + "/vpc-id":             s.red.Id,
+		"/latest/meta-data/network/interfaces/macs/" + web.Mac + "/subnet-id":          web.SubnetId,
+		"/latest/meta-data/network/interfaces/macs/" + web.Mac + "/interface-id":       web.EniId,
+		"/latest/meta-data/network/interfaces/macs/" + web.Mac + "/security-group-ids": strings.Join(web.SecurityGroupIds, "\n"),
+	}
+	for path, v := range want {
+		if code, got := do(c, "GET", path, withToken); code != 200 || got != v {
+			t.Errorf("GET %s: %d %q, want %q", path, code, got, v)
+		}
+	}
+	if code, got := do(c, "GET", "/latest/meta-data/instance-id", nil); code != 200 || got != web.Id {
+		t.Errorf("IMDSv1 instance-id: %d %q", code, got)
+	}
+	if code, _ := do(c, "GET", "/latest/meta-data/instance-id", map[string]string{"X-aws-ec2-metadata-token": "forged"}); code != 401 {
+		t.Errorf("a forged token: %d, want 401", code)
+	}
+	// Another instance with web's token: refused; without: its own identity.
+	o := hc(otherNS)
+	if code, _ := do(o, "GET", "/latest/meta-data/instance-id", withToken); code != 401 {
+		t.Errorf("another instance with web's token: %d, want 401", code)
+	}
+	if code, got := do(o, "GET", "/latest/meta-data/instance-id", nil); code != 200 || got == web.Id {
+		t.Errorf("another instance reads %d %q", code, got)
+	}
+	if code, _ := do(c, "PUT", "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "0"}); code != 400 {
+		t.Errorf("token with TTL 0: %d, want 400", code)
+	}
+}
