@@ -80,7 +80,7 @@ func (n *nics) reconcile() {
 			continue
 		}
 		gw := model.Gateway(sn.CIDR)
-		port, err := n.backend.Open(nic.Instance{ID: m.InstanceID, Addr: netip.PrefixFrom(m.IP, sn.CIDR.Bits()), Gateway: gw, MTU: n.mtu})
+		port, err := n.backend.Open(nic.Instance{ID: m.InstanceID, Addr: netip.PrefixFrom(m.IP, sn.CIDR.Bits()), Gateway: gw, MTU: n.mtu, Resolver: model.Resolver(vpc.CIDR)})
 		if err != nil {
 			n.log.Error("cannot create instance NIC", "instance", m.InstanceID, "ip", m.IP, "nic", n.backend, "err", err)
 			continue
