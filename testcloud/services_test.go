@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/openvpc/openvpc/datapath"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/packet"
@@ -54,6 +57,20 @@ func TestVPCResolver(t *testing.T) {
 		if addrs, err := r.LookupHost(ctx, name); !isNotFound(err) {
 			t.Errorf("%s → %v, %v; want not found", name, addrs, err)
 		}
+	}
+	// Instance names in the VPC's domain: one made with a name, on another host.
+	named, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", Host: s.b.HostID, Name: "web"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: named.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+		t.Fatal(err)
+	}
+	if addrs, err := r.LookupHost(ctx, "web.red.internal"); err != nil || len(addrs) != 1 || addrs[0] != named.Msg.Instance.PrivateIp {
+		t.Fatalf("web.red.internal → %v, %v; want %s", addrs, err, named.Msg.Instance.PrivateIp)
+	}
+	if addrs, err := resolverOf(yellowNS, "10.1.0.2").LookupHost(ctx, "web.red.internal"); !isNotFound(err) {
+		t.Errorf("yellow resolves red's web.red.internal: %v, %v", addrs, err)
 	}
 	// Yellow's resolver knows yellow's addresses, not red's: the VPCs'
 	// stacks are apart, whatever address they share.

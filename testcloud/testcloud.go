@@ -441,7 +441,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	}
 	for id := range scope {
 		v := byID[id]
-		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: igwOf[id],
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: igwOf[id],
 			DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 		for _, sn := range subnets.Msg.Subnets {
 			if sn.VpcId == id {
@@ -486,6 +486,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 				SecurityGroupIds: i.SecurityGroupIds,
 				Conntrack:        conntrackOf(i.Conntrack),
+				InstanceName:     i.Name,
 			}
 			holdHost(i.HostId)
 		}

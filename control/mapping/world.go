@@ -424,7 +424,7 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	return &pb.MappingRecord{
 		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
 		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
-		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack),
+		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack), InstanceName: i.Name,
 	}
 }
 
@@ -571,7 +571,7 @@ func (w *world) hostsOf(vpc string) set {
 // facts builds everything a host needs about vpc besides its mappings.
 func (w *world) facts(vpc string) *pb.VpcFacts {
 	v := w.vpcs[vpc]
-	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc],
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc],
 		DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 	for id := range w.vpcSubnets[vpc] {
 		sn := w.subnets[id]

@@ -51,6 +51,18 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 		}
 		return m
 	}
+	if label, ok := s.instanceName(snap, name); ok {
+		ip, ok := snap.ByName(s.cfg.VNI, label)
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+			return m
+		}
+		m.Authoritative = true
+		if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(q.Name, dns.TypeA), A: ip.AsSlice()})
+		}
+		return m
+	}
 	if ip, ok := parseReverse(name); ok {
 		if !s.cfg.CIDR.Contains(ip) || !s.mapped(snap, ip) {
 			m.Rcode = dns.RcodeNameError
@@ -74,6 +86,20 @@ func hdr(name string, t uint16) dns.RR_Header {
 func (s *Stack) mapped(snap *tables.Snapshot, ip netip.Addr) bool {
 	var m tables.Mapping
 	return snap.Lookup(s.cfg.VNI, ip, &m)
+}
+
+// instanceName parses "<instance>.<vpc name>.internal." (lower case)
+// into the instance's name, when the VPC has a name.
+func (s *Stack) instanceName(snap *tables.Snapshot, name string) (string, bool) {
+	vpc, ok := snap.VPC(s.cfg.VNI)
+	if !ok || vpc.Name == "" {
+		return "", false
+	}
+	label, ok := strings.CutSuffix(name, "."+strings.ToLower(vpc.Name)+".internal.")
+	if !ok || label == "" || strings.Contains(label, ".") {
+		return "", false
+	}
+	return label, true
 }
 
 // PrivateName is AWS's private DNS name of an address:

@@ -17,10 +17,10 @@ func resolverFixture(t *testing.T) *Stack {
 	tx := tb.Begin(1)
 	for _, err := range []error{
 		tx.UpsertHost(tables.Host{ID: 1, Underlay: netip.MustParseAddr("127.0.1.1"), Role: tables.RoleHost, Healthy: true}),
-		tx.UpsertVPC(tables.VPC{VNI: 100, ID: 100, CIDR: netip.MustParsePrefix("10.0.0.0/16")}),
-		tx.UpsertVPC(tables.VPC{VNI: 200, ID: 200, CIDR: netip.MustParsePrefix("10.1.0.0/16")}),
-		tx.UpsertMapping(tables.Mapping{VNI: 100, IP: netip.MustParseAddr("10.0.1.4"), HostID: 1, ENI: 1}),
-		tx.UpsertMapping(tables.Mapping{VNI: 200, IP: netip.MustParseAddr("10.1.1.5"), HostID: 1, ENI: 2}),
+		tx.UpsertVPC(tables.VPC{VNI: 100, ID: 100, Name: "Red", CIDR: netip.MustParsePrefix("10.0.0.0/16")}),
+		tx.UpsertVPC(tables.VPC{VNI: 200, ID: 200, Name: "yellow", CIDR: netip.MustParsePrefix("10.1.0.0/16")}),
+		tx.UpsertMapping(tables.Mapping{VNI: 100, IP: netip.MustParseAddr("10.0.1.4"), HostID: 1, ENI: 1, Name: "web"}),
+		tx.UpsertMapping(tables.Mapping{VNI: 200, IP: netip.MustParseAddr("10.1.1.5"), HostID: 1, ENI: 2, Name: "db"}),
 	} {
 		if err != nil {
 			t.Fatal(err)
@@ -47,6 +47,11 @@ func TestAnswer(t *testing.T) {
 		{"4.1.0.10.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, "4.1.0.10.in-addr.arpa.\t60\tIN\tPTR\tip-10-0-1-4.openvpc.compute.internal."},
 		{"5.1.1.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, ""},
 		{"example.com.", dns.TypeA, dns.RcodeNameError, ""},
+		{"web.red.internal.", dns.TypeA, dns.RcodeSuccess, "web.red.internal.\t60\tIN\tA\t10.0.1.4"},
+		{"WEB.Red.internal.", dns.TypeA, dns.RcodeSuccess, "WEB.Red.internal.\t60\tIN\tA\t10.0.1.4"},
+		{"db.red.internal.", dns.TypeA, dns.RcodeNameError, ""},    // yellow's instance
+		{"db.yellow.internal.", dns.TypeA, dns.RcodeNameError, ""}, // yellow's VPC, not this stack's
+		{"a.web.red.internal.", dns.TypeA, dns.RcodeNameError, ""},
 	} {
 		req := new(dns.Msg)
 		req.SetQuestion(tc.name, tc.qtype)

@@ -12,6 +12,7 @@ import (
 type VPC struct {
 	VNI            uint32
 	ID             uint64 // vpc-…
+	Name           string // its instances' names resolve in <Name>.internal
 	CIDR           netip.Prefix
 	MainRouteTable uint64 // rtb-…; used by subnets that name no route table
 	Subnets        []Subnet
@@ -156,6 +157,7 @@ func compileVPC(v VPC) (*VPC, error) {
 	c := &VPC{
 		VNI:            v.VNI,
 		ID:             v.ID,
+		Name:           v.Name,
 		CIDR:           v.CIDR.Masked(),
 		MainRouteTable: v.MainRouteTable,
 		Subnets:        slices.Clone(v.Subnets),

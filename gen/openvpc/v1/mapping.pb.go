@@ -436,7 +436,10 @@ type MappingRecord struct {
 	SecurityGroupIds []string `protobuf:"bytes,8,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
 	// conntrack overrides the connection-tracking timeouts of this ENI; unset
 	// fields keep AWS's defaults.
-	Conntrack     *ConntrackTimeouts `protobuf:"bytes,9,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	Conntrack *ConntrackTimeouts `protobuf:"bytes,9,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	// instance_name is the instance's name, if it has one: the VPC resolver
+	// answers <instance_name>.<vpc name>.internal with ip.
+	InstanceName  string `protobuf:"bytes,10,opt,name=instance_name,json=instanceName,proto3" json:"instance_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -532,6 +535,13 @@ func (x *MappingRecord) GetConntrack() *ConntrackTimeouts {
 		return x.Conntrack
 	}
 	return nil
+}
+
+func (x *MappingRecord) GetInstanceName() string {
+	if x != nil {
+		return x.InstanceName
+	}
+	return ""
 }
 
 // ConntrackTimeouts are an ENI's connection-tracking idle timeouts, in
@@ -757,7 +767,10 @@ type VpcFacts struct {
 	DefaultSecurityGroupId string `protobuf:"bytes,11,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
 	// flow_logs are the VPC's flow logs: each host runs those that cover an
 	// ENI it holds.
-	FlowLogs      []*FlowLogFacts `protobuf:"bytes,12,rep,name=flow_logs,json=flowLogs,proto3" json:"flow_logs,omitempty"`
+	FlowLogs []*FlowLogFacts `protobuf:"bytes,12,rep,name=flow_logs,json=flowLogs,proto3" json:"flow_logs,omitempty"`
+	// name is the VPC's name: its instances' names resolve in
+	// <name>.internal.
+	Name          string `protobuf:"bytes,13,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -874,6 +887,13 @@ func (x *VpcFacts) GetFlowLogs() []*FlowLogFacts {
 		return x.FlowLogs
 	}
 	return nil
+}
+
+func (x *VpcFacts) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 // FlowLogFacts is a flow log as hosts run it. Its scope is eni_id (an
@@ -1821,7 +1841,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\x9c\x02\n" +
+	"\x04kind\"\xc1\x02\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1832,7 +1852,9 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"instanceId\x12\x1b\n" +
 	"\tpublic_ip\x18\a \x01(\tR\bpublicIp\x12,\n" +
 	"\x12security_group_ids\x18\b \x03(\tR\x10securityGroupIds\x12;\n" +
-	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\"\xbf\x01\n" +
+	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\x12#\n" +
+	"\rinstance_name\x18\n" +
+	" \x01(\tR\finstanceName\"\xbf\x01\n" +
 	"\x11ConntrackTimeouts\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
@@ -1849,7 +1871,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xbb\x04\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xcf\x04\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1863,7 +1885,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x16default_network_acl_id\x18\n" +
 	" \x01(\tR\x13defaultNetworkAclId\x129\n" +
 	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\x125\n" +
-	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\"\xd4\x01\n" +
+	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\x12\x12\n" +
+	"\x04name\x18\r \x01(\tR\x04name\"\xd4\x01\n" +
 	"\fFlowLogFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06eni_id\x18\x02 \x01(\tR\x05eniId\x12\x1b\n" +
