@@ -12,7 +12,7 @@ import (
 
 // TestHostServices runs real programs in TUN instances against what their
 // hosts answer: getent through the resolv.conf the namespace got (the VPC
-// resolver at .2), a peer's private name on another host and its PTR, and
+// resolver at .2), a peer's private name and instance name on another host and its PTR, and
 // dig, and curl of the metadata service, IMDSv1 and IMDSv2.
 func TestHostServices(t *testing.T) {
 	prerequisites(t, "curl", "getent", "dig")
@@ -34,6 +34,9 @@ func TestHostServices(t *testing.T) {
 	bName := "ip-" + strings.ReplaceAll(b.PrivateIP, ".", "-") + ".openvpc.compute.internal"
 	if out, code := c.exec("a", 10*time.Second, "getent", "hosts", bName); code != 0 || !strings.HasPrefix(out, b.PrivateIP+" ") {
 		t.Errorf("getent hosts %s in a: exit %d\n%s", bName, code, out)
+	}
+	if out, code := c.exec("a", 10*time.Second, "getent", "hosts", "b.red.internal"); code != 0 || !strings.HasPrefix(out, b.PrivateIP+" ") {
+		t.Errorf("getent hosts b.red.internal in a: exit %d\n%s", code, out)
 	}
 	if out, code := c.exec("a", 10*time.Second, "getent", "hosts", b.PrivateIP); code != 0 || !strings.Contains(out, bName) {
 		t.Errorf("getent hosts %s (PTR) in a: exit %d\n%s", b.PrivateIP, code, out)
