@@ -6,11 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/miekg/dns"
 
 	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
@@ -18,6 +21,7 @@ import (
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/packet/packettest"
+	"github.com/openvpc/openvpc/testcloud"
 )
 
 // resolverOf is a resolver that asks server (ip:53) from inside an
@@ -181,5 +185,58 @@ func TestMetadata(t *testing.T) {
 	}
 	if code, _ := do(c, "PUT", "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "0"}); code != 400 {
 		t.Errorf("token with TTL 0: %d, want 400", code)
+	}
+}
+
+// With the server's --dns-upstream, names that are not the VPC's go to
+// that resolver (here one the test runs on loopback), and its answer is
+// kept for its TTL: a second query within it does not reach the upstream.
+// The VPC's own names never leave the host.
+func TestVPCResolverForwards(t *testing.T) {
+	var asked atomic.Int64
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		asked.Add(1)
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if req.Question[0].Name == "example.test." && req.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR("example.test. 300 IN A 192.0.2.7")
+			m.Answer = append(m.Answer, rr)
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go up.ActivateAndServe()
+	defer up.Shutdown()
+
+	c := testcloud.NewWith(t, etcd, testcloud.Options{DNSUpstream: pc.LocalAddr().String()})
+	s := &scene{c: c, api: c.API()}
+	s.a = c.AddAgent("host-a", netip.MustParseAddr("127.0.1.1"))
+	s.red = s.vpc(t, "red", "10.0.0.0/16", "10.0.1.0/24")
+	inst, ns := s.run(t, "red-a", s.a, s.red)
+	ctx, cancel := context.WithTimeout(c.Ctx(), 20*time.Second)
+	defer cancel()
+	r := resolverOf(ns, "10.0.0.2")
+	for i := range 2 {
+		ips, err := r.LookupIP(ctx, "ip4", "example.test")
+		if err != nil || len(ips) != 1 || ips[0].String() != "192.0.2.7" {
+			t.Fatalf("query %d: example.test → %v, %v", i, ips, err)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("the upstream was asked %d times for example.test A, want 1 (the second from the cache)", n)
+	}
+	before := asked.Load()
+	own := "ip-" + strings.ReplaceAll(inst.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	if ips, err := r.LookupIP(ctx, "ip4", own); err != nil || len(ips) != 1 || ips[0].String() != inst.PrivateIp {
+		t.Fatalf("%s → %v, %v", own, ips, err)
+	}
+	if _, err := r.LookupIP(ctx, "ip4", "ip-10-0-1-250.openvpc.compute.internal"); !isNotFound(err) {
+		t.Fatalf("a private name of nothing: %v", err)
+	}
+	if n := asked.Load(); n != before {
+		t.Fatalf("the VPC's own names reached the upstream (%d queries)", n-before)
 	}
 }

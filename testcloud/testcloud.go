@@ -122,6 +122,9 @@ type Options struct {
 	Insecure bool
 	// CertTTL is the lifetime of host certificates (default: the server's).
 	CertTTL time.Duration
+	// DNSUpstream is the server's --dns-upstream (a resolver the test
+	// runs on loopback).
+	DNSUpstream string
 }
 
 // New starts a cloud with one server on etcd: TLS, tokens and
@@ -147,6 +150,7 @@ func NewWith(t testing.TB, etcd *Etcd, opts Options) *Cloud {
 	cfg.Server.Store.Endpoints, cfg.Server.Store.Prefix = []string{etcd.Endpoint}, c.prefix
 	cfg.Server.Store.EIPPools = []netip.Prefix{EIPPool}
 	cfg.Server.EdgeTimeout = EdgeTimeout
+	cfg.Server.DNSUpstream = opts.DNSUpstream
 	cfg.Server.Trust.Insecure, cfg.Server.Trust.CertTTL = opts.Insecure, opts.CertTTL
 	if !opts.Insecure {
 		// The first server writes the client config a user would get.

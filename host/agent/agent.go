@@ -81,7 +81,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{Node: n, Wire: cfg.Wire, MTU: cfg.MTU}
 	if cfg.Wire != nil {
 		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
-		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, region: cfg.Region, attached: map[uint64]*instance{}, services: map[uint32]*services.Stack{}}
+		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, region: cfg.Region, upstream: n.DNSUpstream, attached: map[uint64]*instance{}, services: map[uint32]*services.Stack{}}
 		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}
 	return a, nil

@@ -27,6 +27,8 @@ type nics struct {
 	backend nic.Backend
 	mtu     int
 	region  string // in private DNS names
+	// upstream is where the VPC resolvers forward other names.
+	upstream func() string
 
 	mu       sync.Mutex
 	attached map[uint64]*instance // by ENI

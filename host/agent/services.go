@@ -29,7 +29,7 @@ func (n *nics) reconcileServices(snap *tables.Snapshot) {
 		if !ok {
 			continue
 		}
-		st, err := services.New(services.Config{VNI: vni, CIDR: vpc.CIDR, Region: n.region, Tables: n.cache.Tables, Identity: n.identity(vni), MTU: n.mtu, Log: n.log})
+		st, err := services.New(services.Config{VNI: vni, CIDR: vpc.CIDR, Region: n.region, Upstream: n.upstream, Tables: n.cache.Tables, Identity: n.identity(vni), MTU: n.mtu, Log: n.log})
 		if err != nil {
 			n.log.Error("cannot start the VPC's resolver and metadata service", "vni", vni, "err", err)
 			continue

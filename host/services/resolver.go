@@ -19,6 +19,22 @@ const privateTTL = 60
 func (s *Stack) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.Queries.Add(1)
 	m := s.answer(req)
+	if m == nil { // not the VPC's: the upstream's, if there is one
+		if up := s.upstream(); up != "" {
+			m = s.fwd.forward(req, up)
+		} else {
+			m = new(dns.Msg)
+			m.SetRcode(req, dns.RcodeNameError)
+			m.RecursionAvailable = true
+		}
+	}
+	if w.LocalAddr().Network() == "udp" {
+		size := dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil {
+			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		}
+		m.Truncate(size)
+	}
 	switch {
 	case m.Rcode == dns.RcodeNameError:
 		s.NXDomain.Add(1)
@@ -28,7 +44,17 @@ func (s *Stack) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	_ = w.WriteMsg(m)
 }
 
-// answer is the resolver's reply to req.
+// upstream is where names not the VPC's go, "" for nowhere.
+func (s *Stack) upstream() string {
+	if s.cfg.Upstream == nil {
+		return ""
+	}
+	return s.cfg.Upstream()
+}
+
+// answer is the resolver's reply to req, nil for a name it does not own
+// (not a private name, an instance name, or a PTR of the VPC's CIDR),
+// which is the upstream's to answer.
 func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
@@ -63,8 +89,15 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 		}
 		return m
 	}
+	if s.owns(snap, name) { // a name of the VPC's zones that names nothing
+		m.Rcode = dns.RcodeNameError
+		return m
+	}
 	if ip, ok := parseReverse(name); ok {
-		if !s.cfg.CIDR.Contains(ip) || !s.mapped(snap, ip) {
+		if !s.cfg.CIDR.Contains(ip) {
+			return nil
+		}
+		if !s.mapped(snap, ip) {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}
@@ -74,8 +107,7 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 		}
 		return m
 	}
-	m.Rcode = dns.RcodeNameError // no forwarding yet: names outside the VPC are not answered
-	return m
+	return nil
 }
 
 func hdr(name string, t uint16) dns.RR_Header {
@@ -86,6 +118,20 @@ func hdr(name string, t uint16) dns.RR_Header {
 func (s *Stack) mapped(snap *tables.Snapshot, ip netip.Addr) bool {
 	var m tables.Mapping
 	return snap.Lookup(s.cfg.VNI, ip, &m)
+}
+
+// owns reports whether name is in a zone the VPC resolver answers for
+// itself: <region>.compute.internal and <vpc name>.internal.
+func (s *Stack) owns(snap *tables.Snapshot, name string) bool {
+	if name == s.cfg.Region+".compute.internal." || strings.HasSuffix(name, "."+s.cfg.Region+".compute.internal.") {
+		return true
+	}
+	vpc, ok := snap.VPC(s.cfg.VNI)
+	if !ok || vpc.Name == "" {
+		return false
+	}
+	zone := strings.ToLower(vpc.Name) + ".internal."
+	return name == zone || strings.HasSuffix(name, "."+zone)
 }
 
 // instanceName parses "<instance>.<vpc name>.internal." (lower case)

@@ -45,23 +45,34 @@ func TestAnswer(t *testing.T) {
 		{"ip-10-1-1-5.openvpc.compute.internal.", dns.TypeA, dns.RcodeNameError, ""}, // yellow's
 		{"ip-010-0-1-4.openvpc.compute.internal.", dns.TypeA, dns.RcodeNameError, ""},
 		{"4.1.0.10.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, "4.1.0.10.in-addr.arpa.\t60\tIN\tPTR\tip-10-0-1-4.openvpc.compute.internal."},
-		{"5.1.1.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, ""},
-		{"example.com.", dns.TypeA, dns.RcodeNameError, ""},
+		{"5.1.0.10.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, ""},
 		{"web.red.internal.", dns.TypeA, dns.RcodeSuccess, "web.red.internal.\t60\tIN\tA\t10.0.1.4"},
 		{"WEB.Red.internal.", dns.TypeA, dns.RcodeSuccess, "WEB.Red.internal.\t60\tIN\tA\t10.0.1.4"},
-		{"db.red.internal.", dns.TypeA, dns.RcodeNameError, ""},    // yellow's instance
-		{"db.yellow.internal.", dns.TypeA, dns.RcodeNameError, ""}, // yellow's VPC, not this stack's
+		{"db.red.internal.", dns.TypeA, dns.RcodeNameError, ""}, // yellow's instance
+		{"red.internal.", dns.TypeA, dns.RcodeNameError, ""},
 		{"a.web.red.internal.", dns.TypeA, dns.RcodeNameError, ""},
 	} {
 		req := new(dns.Msg)
 		req.SetQuestion(tc.name, tc.qtype)
 		m := s.answer(req)
+		if m == nil {
+			t.Errorf("%s: not answered as the VPC's", tc.name)
+			continue
+		}
 		var got string
 		if len(m.Answer) == 1 {
 			got = m.Answer[0].String()
 		}
 		if m.Rcode != tc.rcode || got != tc.want || len(m.Answer) > 1 {
 			t.Errorf("%s %s: rcode %s, answers %v; want %s %q", tc.name, dns.TypeToString[tc.qtype], dns.RcodeToString[m.Rcode], m.Answer, dns.RcodeToString[tc.rcode], tc.want)
+		}
+	}
+	// Names that are not the VPC's are the upstream's.
+	for _, name := range []string{"example.com.", "5.1.1.10.in-addr.arpa.", "web.yellow.internal.", "db.yellow.internal."} {
+		req := new(dns.Msg)
+		req.SetQuestion(name, dns.TypeA)
+		if m := s.answer(req); m != nil {
+			t.Errorf("%s answered as the VPC's: %v", name, m)
 		}
 	}
 	if m := s.answer(&dns.Msg{}); m.Rcode != dns.RcodeFormatError {
@@ -85,7 +96,11 @@ func FuzzAnswer(f *testing.F) {
 		if req.Unpack(b) != nil {
 			return
 		}
-		if _, err := s.answer(req).Pack(); err != nil {
+		m := s.answer(req)
+		if m == nil {
+			return
+		}
+		if _, err := m.Pack(); err != nil {
 			t.Fatalf("reply does not pack: %v", err)
 		}
 	})

@@ -53,6 +53,9 @@ type Config struct {
 	// Identity returns who the local instance with address ip in this VPC
 	// is; the metadata service answers only for those it knows.
 	Identity func(ip netip.Addr) (Identity, bool)
+	// Upstream returns where to forward names the resolver does not own
+	// (ip:port), "" for nowhere: they get NXDOMAIN. Nil: nowhere.
+	Upstream func() string
 	// RequireToken refuses IMDSv1 (GETs without a session token).
 	RequireToken bool
 	// MTU of the stack (default dataplane.DefaultMTU).
@@ -71,6 +74,7 @@ type Stack struct {
 	dns   []*dns.Server
 	http  *http.Server
 	imds  *metadata
+	fwd   *forwarder
 	wg    sync.WaitGroup
 	close sync.Once
 
@@ -92,7 +96,7 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.Tables == nil || cfg.Identity == nil || !cfg.CIDR.Addr().Is4() {
 		return nil, errors.New("services: a stack needs the cache, an identity function and the VPC's IPv4 CIDR")
 	}
-	s := &Stack{cfg: cfg, resolver: model.Resolver(cfg.CIDR)}
+	s := &Stack{cfg: cfg, resolver: model.Resolver(cfg.CIDR), fwd: newForwarder()}
 	var err error
 	s.dev, s.net, err = netstack.CreateNetTUN([]netip.Addr{s.resolver, dataplane.ResolverLinkLocal, dataplane.MetadataAddr}, nil, cfg.MTU)
 	if err != nil {

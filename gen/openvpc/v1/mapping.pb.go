@@ -100,8 +100,12 @@ func (x *RegisterRequest) GetFunctions() []*EdgeFunction {
 }
 
 type RegisterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Host          *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// dns_upstream is where hosts forward the names their VPC resolvers do
+	// not answer (ip:port, the server's --dns-upstream); empty: none, and
+	// such names get NXDOMAIN.
+	DnsUpstream   string `protobuf:"bytes,2,opt,name=dns_upstream,json=dnsUpstream,proto3" json:"dns_upstream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +145,13 @@ func (x *RegisterResponse) GetHost() *Host {
 		return x.Host
 	}
 	return nil
+}
+
+func (x *RegisterResponse) GetDnsUpstream() string {
+	if x != nil {
+		return x.DnsUpstream
+	}
+	return ""
 }
 
 type SubscribeRequest struct {
@@ -1819,9 +1830,10 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x1b\n" +
 	"\tagent_url\x18\x04 \x01(\tR\bagentUrl\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"8\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"[\n" +
 	"\x10RegisterResponse\x12$\n" +
-	"\x04host\x18\x01 \x01(\v2\x10.openvpc.v1.HostR\x04host\"P\n" +
+	"\x04host\x18\x01 \x01(\v2\x10.openvpc.v1.HostR\x04host\x12!\n" +
+	"\fdns_upstream\x18\x02 \x01(\tR\vdnsUpstream\"P\n" +
 	"\x10SubscribeRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12#\n" +
 	"\rfrom_revision\x18\x02 \x01(\x03R\ffromRevision\"\x8d\x01\n" +
