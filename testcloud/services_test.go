@@ -240,3 +240,27 @@ func TestVPCResolverForwards(t *testing.T) {
 		t.Fatalf("the VPC's own names reached the upstream (%d queries)", n-before)
 	}
 }
+
+// openvpc trace shows a DNS query and a metadata request answered on the
+// sender's host, by the step that takes them there.
+func TestTraceHostServices(t *testing.T) {
+	s := newScene(t)
+	web, _ := s.run(t, "red-a", s.a, s.red)
+	for _, req := range []*pb.TraceInstanceRequest{
+		{From: web.Id, To: "10.0.0.2", Protocol: "udp", Port: 53},
+		{From: web.Id, To: "169.254.169.253", Protocol: "tcp", Port: 53},
+		{From: web.Id, To: "169.254.169.254", Protocol: "tcp", Port: 80},
+	} {
+		r, err := s.api.Inst.TraceInstance(s.c.Ctx(), connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Msg.Verdict != "to-host-service" || len(r.Msg.Hops) != 1 || r.Msg.Hops[0].HostId != "host-a" {
+			t.Fatalf("trace to %s: %v", req.To, r.Msg)
+		}
+		steps := r.Msg.Hops[0].Steps
+		if last := steps[len(steps)-1]; last.Name != "host services" || !last.Pass || !strings.Contains(last.Detail, "answered on this host") {
+			t.Fatalf("trace to %s ends with %v", req.To, last)
+		}
+	}
+}
