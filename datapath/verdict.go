@@ -28,6 +28,7 @@ const (
 	SGDenied       // no security group rule allows it (a firewall doing its job, not an attack)
 	ACLDenied      // the subnet's network ACL denies it
 	ConntrackFull  // a new flow, and the connection-tracking table has no room for it
+	ServiceLimit   // over the ENI's packets per second to the host services (AWS's link-local allowance)
 
 	numVerdicts
 )
@@ -37,7 +38,7 @@ var verdictNames = [numVerdicts]string{
 	NoRoute: "no-route", NoMapping: "no-mapping", TTLExceeded: "ttl-exceeded", TooBig: "too-big",
 	UnknownSender: "unknown-sender", NotLocal: "not-local", NotPeered: "not-peered",
 	SenderMismatch: "sender-mismatch", NoPort: "no-port", NoEdge: "no-edge", NoPublicIP: "no-public-ip",
-	SGDenied: "sg-denied", ACLDenied: "acl-denied", ConntrackFull: "conntrack-full",
+	SGDenied: "sg-denied", ACLDenied: "acl-denied", ConntrackFull: "conntrack-full", ServiceLimit: "service-limit",
 }
 
 func (v Verdict) String() string {

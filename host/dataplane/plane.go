@@ -34,6 +34,9 @@ type Attachment struct {
 	subnetAddr, subnetMask uint32
 	// resolver is Resolver as a number, set by Attach (0: none).
 	resolver uint32
+	// svcSecond and svcCount count the ENI's packets to the host services
+	// in the current second (the plane's clock), for ServiceLimit.
+	svcSecond, svcCount atomic.Uint32
 }
 
 // timeoutsOr returns the ENI's timeouts, or def when it has none.
@@ -72,7 +75,15 @@ type Config struct {
 	// DefaultConntrackSize); Timeouts their idle timeouts (default AWS's).
 	Conntrack int
 	Timeouts  Timeouts
+	// ServiceLimit is how many packets per second each ENI may send to
+	// the host services, the resolver and metadata together (default
+	// DefaultServiceLimit, AWS's); the rest are dropped as service-limit.
+	ServiceLimit uint32
 }
+
+// DefaultServiceLimit is AWS's limit of packets per second from one ENI
+// to the link-local services.
+const DefaultServiceLimit = 1024
 
 // DefaultMTU is the instance MTU over a 1500-byte underlay.
 const DefaultMTU = 1500 - packet.Overhead
@@ -123,6 +134,9 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	}
 	if cfg.Conntrack == 0 {
 		cfg.Conntrack = DefaultConntrackSize
+	}
+	if cfg.ServiceLimit == 0 {
+		cfg.ServiceLimit = DefaultServiceLimit
 	}
 	if cfg.Timeouts == (Timeouts{}) {
 		cfg.Timeouts = DefaultTimeouts

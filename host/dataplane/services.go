@@ -100,6 +100,13 @@ func (p *Plane) hostServices(from *Attachment, pkt packet.IPv4, r *Result, t *da
 		}
 		return false
 	}
+	if !p.explaining && !p.allowService(from) {
+		if t != nil {
+			t.Fail("host services", "eni-%016x is over %d packets a second to the host services", from.ENI, p.cfg.ServiceLimit)
+		}
+		r.Verdict = datapath.ServiceLimit
+		return true
+	}
 	port, ok := (*p.services.Load())[from.VNI]
 	if t != nil {
 		t.Step("host services", ok, explainService(pkt, ok))
@@ -110,6 +117,17 @@ func (p *Plane) hostServices(from *Attachment, pkt packet.IPv4, r *Result, t *da
 	}
 	r.Verdict, r.Service, r.Packet = datapath.ToHostService, port, pkt
 	return true
+}
+
+// allowService counts one packet of from to the host services and
+// reports whether it is within the ENI's packets for this second.
+func (p *Plane) allowService(from *Attachment) bool {
+	now := p.clock.Load()
+	if from.svcSecond.Load() != now {
+		from.svcSecond.Store(now)
+		from.svcCount.Store(0)
+	}
+	return from.svcCount.Add(1) <= p.cfg.ServiceLimit
 }
 
 func explainService(pkt packet.IPv4, ok bool) string {

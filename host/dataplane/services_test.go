@@ -124,3 +124,42 @@ func TestHostServicesNoAllocations(t *testing.T) {
 		t.Errorf("from services: %v, %.1f allocations per packet", r.Verdict, allocs)
 	}
 }
+
+// An ENI gets ServiceLimit packets a second to the host services; the
+// rest are service-limit, until the next second. A trace does not count.
+func TestServiceLimit(t *testing.T) {
+	f := newFixture(t)
+	withResolver(t, f)
+	f.p.cfg.ServiceLimit = 3
+	buf := make([]byte, 2048)
+	scratch := make([]byte, ScratchSize)
+	send := func() datapath.Verdict {
+		n := udpPacket(buf, "10.0.1.4", "10.0.0.2", 32, 64, false)
+		var r Result
+		f.p.Egress(f.t.Load(), f.enis[1], buf, n, scratch, &r)
+		return r.Verdict
+	}
+	f.p.clock.Store(100)
+	for i := range 3 {
+		if v := send(); v != datapath.ToHostService {
+			t.Fatalf("packet %d: %v", i, v)
+		}
+	}
+	n := udpPacket(buf, "10.0.1.4", "10.0.0.2", 32, 64, false)
+	if _, r := f.p.TraceEgress(f.enis[1], buf[packet.Headroom:packet.Headroom+n]); r.Verdict != datapath.ToHostService {
+		t.Fatalf("a trace is limited or counted: %v", r.Verdict)
+	}
+	if v := send(); v != datapath.ServiceLimit {
+		t.Fatalf("packet 4 in one second: %v, want service-limit", v)
+	}
+	// Other destinations are not limited.
+	n = udpPacket(buf, "10.0.1.4", "10.0.1.5", 32, 64, false)
+	var r Result
+	if f.p.Egress(f.t.Load(), f.enis[1], buf, n, scratch, &r); r.Verdict != datapath.Forwarded {
+		t.Fatalf("to a peer: %v", r.Verdict)
+	}
+	f.p.clock.Store(101)
+	if v := send(); v != datapath.ToHostService {
+		t.Fatalf("the next second: %v", v)
+	}
+}
