@@ -71,12 +71,12 @@ type Stack struct {
 	dev      tun.Device
 	net      *netstack.Net
 
-	dns   []*dns.Server
-	http  *http.Server
-	imds  *metadata
-	fwd   *forwarder
-	wg    sync.WaitGroup
-	close sync.Once
+	dns  []*dns.Server
+	http *http.Server
+	imds *metadata
+	fwd  *forwarder
+	wg   sync.WaitGroup
+	once sync.Once
 
 	// Counters of the resolver.
 	Queries, Answered, NXDomain atomic.Uint64
@@ -167,7 +167,7 @@ func (s *Stack) BatchSize() int { return s.dev.BatchSize() }
 // Close stops the servers, waits for them, and closes the stack; a
 // blocked Read returns an error.
 func (s *Stack) Close() error {
-	s.close.Do(func() {
+	s.once.Do(func() {
 		for _, srv := range s.dns {
 			closeDNS(srv)
 		}
