@@ -110,7 +110,7 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		key := MappingKey{m.VNI, m.IP.String()}
 		if m.HostID == c.self {
 			m.Local = true
-			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack}
+			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack, IMDSTokenRequired: k.UpsertMapping.ImdsTokenRequired}
 		} else {
 			delete(c.locals, key)
 		}
@@ -409,6 +409,8 @@ type Local struct {
 	InstanceID string
 	// Conntrack are the ENI's connection-tracking timeouts (nil: defaults).
 	Conntrack *pb.ConntrackTimeouts
+	// IMDSTokenRequired: the metadata service refuses IMDSv1 for it.
+	IMDSTokenRequired bool
 }
 
 // Locals lists the mappings of the ENIs on this host.

@@ -186,6 +186,42 @@ func TestMetadata(t *testing.T) {
 	if code, _ := do(c, "PUT", "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "0"}); code != 400 {
 		t.Errorf("token with TTL 0: %d, want 400", code)
 	}
+
+	// IMDSv1 refused for web once modified so, and only for web; allowed
+	// again when set back.
+	setV1 := func(v string) {
+		t.Helper()
+		if _, err := s.api.Inst.ModifyInstance(s.c.Ctx(), connect.NewRequest(&pb.ModifyInstanceRequest{Ref: web.Id, ImdsV1: v})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCode := func(cl *http.Client, hdr map[string]string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, _ := do(cl, "GET", "/latest/meta-data/instance-id", hdr)
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET with %v: %d, want %d", hdr, code, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	setV1("required-token")
+	waitCode(c, nil, 401)
+	if code, got := do(c, "GET", "/latest/meta-data/instance-id", withToken); code != 200 || got != web.Id {
+		t.Errorf("IMDSv2 under required-token: %d %q", code, got)
+	}
+	if code, _ := do(o, "GET", "/latest/meta-data/instance-id", nil); code != 200 {
+		t.Errorf("another instance's IMDSv1 refused too: %d", code)
+	}
+	setV1("optional")
+	waitCode(c, nil, 200)
+	if _, err := s.api.Inst.ModifyInstance(s.c.Ctx(), connect.NewRequest(&pb.ModifyInstanceRequest{Ref: web.Id, ImdsV1: "never"})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("imds-v1 never: %v, want invalid argument", err)
+	}
 }
 
 // With the server's --dns-upstream, names that are not the VPC's go to

@@ -488,9 +488,10 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 			vni := byID[i.VpcId].Vni
 			st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
-				SecurityGroupIds: i.SecurityGroupIds,
-				Conntrack:        conntrackOf(i.Conntrack),
-				InstanceName:     i.Name,
+				SecurityGroupIds:  i.SecurityGroupIds,
+				Conntrack:         conntrackOf(i.Conntrack),
+				InstanceName:      i.Name,
+				ImdsTokenRequired: i.ImdsTokenRequired,
 			}
 			holdHost(i.HostId)
 		}

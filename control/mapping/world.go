@@ -353,7 +353,7 @@ func (w *world) applyInstance(r store.Record, d *delta) error {
 		case old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp:
 			w.removeInstance(old, d)
 			w.addInstance(inst, d)
-		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds) || !proto.Equal(old.Conntrack, inst.Conntrack):
+		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds) || !proto.Equal(old.Conntrack, inst.Conntrack) || old.ImdsTokenRequired != inst.ImdsTokenRequired:
 			// An Elastic IP was associated or disassociated, or the ENI's
 			// groups or timeouts changed: the same mapping, with a new
 			// public address for the edges, or new groups or timeouts for
@@ -425,6 +425,7 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
 		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
 		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack), InstanceName: i.Name,
+		ImdsTokenRequired: i.ImdsTokenRequired,
 	}
 }
 

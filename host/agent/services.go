@@ -69,8 +69,15 @@ func (n *nics) identity(vni uint32) func(ip netip.Addr) (services.Identity, bool
 			return services.Identity{}, false
 		}
 		sn, _ := vpc.Subnet(ip)
+		var required bool
+		for _, l := range n.cache.Locals() {
+			if l.ENI == m.ENI {
+				required = l.IMDSTokenRequired
+			}
+		}
 		return services.Identity{
-			InstanceID: inst.id, ENI: m.ENI, MAC: m.MAC, IP: ip,
+			RequireToken: required,
+			InstanceID:   inst.id, ENI: m.ENI, MAC: m.MAC, IP: ip,
 			SubnetID: sn.ID, SubnetCIDR: sn.CIDR, VPCID: vpc.ID, VPCCIDR: vpc.CIDR,
 			Groups: append([]uint64(nil), vpc.GroupsOf(&m)...),
 		}, true

@@ -63,7 +63,7 @@ func (md *metadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "", http.StatusMethodNotAllowed)
 		return
 	}
-	if tok := r.Header.Get(headerToken); tok != "" || md.s.cfg.RequireToken {
+	if tok := r.Header.Get(headerToken); tok != "" || md.s.cfg.RequireToken || id.RequireToken {
 		if !md.valid(tok, id.IP) {
 			http.Error(w, "", http.StatusUnauthorized)
 			return

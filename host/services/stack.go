@@ -39,6 +39,9 @@ type Identity struct {
 	VPCID      uint64
 	VPCCIDR    netip.Prefix
 	Groups     []uint64 // security groups
+	// RequireToken refuses IMDSv1 for this instance (instance modify
+	// --imds-v1 required-token).
+	RequireToken bool
 }
 
 // Config is what one VPC's services stack needs.
@@ -56,7 +59,8 @@ type Config struct {
 	// Upstream returns where to forward names the resolver does not own
 	// (ip:port), "" for nowhere: they get NXDOMAIN. Nil: nowhere.
 	Upstream func() string
-	// RequireToken refuses IMDSv1 (GETs without a session token).
+	// RequireToken refuses IMDSv1 (GETs without a session token) for
+	// every instance; Identity.RequireToken for one.
 	RequireToken bool
 	// MTU of the stack (default dataplane.DefaultMTU).
 	MTU int

@@ -65,4 +65,13 @@ func TestHostServices(t *testing.T) {
 	if out, code := c.exec("a", 10*time.Second, "curl", "-sf", "-m", "5", "-H", "X-aws-ec2-metadata-token: "+tok, "http://169.254.169.254/latest/meta-data/local-ipv4"); code != 0 || out != a.PrivateIP {
 		t.Errorf("IMDSv2 local-ipv4 in a: exit %d %q, want %q", code, out, a.PrivateIP)
 	}
+	// Refuse IMDSv1 for a: curl without a token fails, with one it works.
+	c.ok("instance", "modify", "a", "--imds-v1", "required-token")
+	c.eventually("IMDSv1 refused for a", 10*time.Second, func() bool {
+		_, code := c.exec("a", 10*time.Second, "curl", "-sf", "-m", "5", "http://169.254.169.254/latest/meta-data/instance-id")
+		return code != 0
+	})
+	if out, code := c.exec("a", 10*time.Second, "curl", "-sf", "-m", "5", "-H", "X-aws-ec2-metadata-token: "+tok, "http://169.254.169.254/latest/meta-data/instance-id"); code != 0 || out != a.ID {
+		t.Errorf("IMDSv2 under required-token: exit %d %q", code, out)
+	}
 }

@@ -450,9 +450,12 @@ type MappingRecord struct {
 	Conntrack *ConntrackTimeouts `protobuf:"bytes,9,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
 	// instance_name is the instance's name, if it has one: the VPC resolver
 	// answers <instance_name>.<vpc name>.internal with ip.
-	InstanceName  string `protobuf:"bytes,10,opt,name=instance_name,json=instanceName,proto3" json:"instance_name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	InstanceName string `protobuf:"bytes,10,opt,name=instance_name,json=instanceName,proto3" json:"instance_name,omitempty"`
+	// imds_token_required: the host's metadata service refuses IMDSv1 for
+	// this instance.
+	ImdsTokenRequired bool `protobuf:"varint,11,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *MappingRecord) Reset() {
@@ -553,6 +556,13 @@ func (x *MappingRecord) GetInstanceName() string {
 		return x.InstanceName
 	}
 	return ""
+}
+
+func (x *MappingRecord) GetImdsTokenRequired() bool {
+	if x != nil {
+		return x.ImdsTokenRequired
+	}
+	return false
 }
 
 // ConntrackTimeouts are an ENI's connection-tracking idle timeouts, in
@@ -1853,7 +1863,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\xc1\x02\n" +
+	"\x04kind\"\xf1\x02\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1866,7 +1876,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x12security_group_ids\x18\b \x03(\tR\x10securityGroupIds\x12;\n" +
 	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\x12#\n" +
 	"\rinstance_name\x18\n" +
-	" \x01(\tR\finstanceName\"\xbf\x01\n" +
+	" \x01(\tR\finstanceName\x12.\n" +
+	"\x13imds_token_required\x18\v \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
 	"\x11ConntrackTimeouts\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +

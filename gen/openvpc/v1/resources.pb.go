@@ -866,9 +866,12 @@ type Instance struct {
 	// security_group_ids are the ENI's security groups (1–5).
 	SecurityGroupIds []string `protobuf:"bytes,13,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
 	// conntrack overrides the ENI's connection-tracking idle timeouts.
-	Conntrack     *ConntrackSettings `protobuf:"bytes,14,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Conntrack *ConntrackSettings `protobuf:"bytes,14,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	// imds_token_required refuses IMDSv1: the metadata service answers this
+	// instance only with an IMDSv2 session token.
+	ImdsTokenRequired bool `protobuf:"varint,15,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -997,6 +1000,13 @@ func (x *Instance) GetConntrack() *ConntrackSettings {
 		return x.Conntrack
 	}
 	return nil
+}
+
+func (x *Instance) GetImdsTokenRequired() bool {
+	if x != nil {
+		return x.ImdsTokenRequired
+	}
+	return false
 }
 
 // ConntrackSettings are an ENI's connection-tracking idle timeouts, in
@@ -1709,7 +1719,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xd5\x03\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\x85\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1727,7 +1737,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\brevision\x18\v \x01(\x03R\brevision\x12\x1b\n" +
 	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
 	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\x12;\n" +
-	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"\xbf\x01\n" +
+	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12.\n" +
+	"\x13imds_token_required\x18\x0f \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
 	"\x11ConntrackSettings\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
