@@ -94,6 +94,30 @@ func TestVPCResolver(t *testing.T) {
 	if n := s.a.Plane.Counters.Get(datapath.ToHostService); n == 0 {
 		t.Error("no packet counted to-host-service")
 	}
+
+	// Garbage to the resolver is dropped and counted; it answers on.
+	st, ok := s.a.Services(s.red.Vni)
+	if !ok {
+		t.Fatal("host-a runs no services stack for red")
+	}
+	junk, err := clientNS.Net.DialContext(ctx, "udp", "10.0.0.2:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer junk.Close()
+	for i := 0; st.Counts().Malformed == 0; i++ {
+		if i == 100 {
+			t.Fatal("a malformed query was not counted")
+		}
+		_, _ = junk.Write([]byte{0xde, 0xad, 0xbe, 0xef, 1})
+		time.Sleep(20 * time.Millisecond)
+	}
+	if addrs, err := r.LookupHost(ctx, webName); err != nil || len(addrs) != 1 {
+		t.Fatalf("after garbage: %v, %v", addrs, err)
+	}
+	if c := st.Counts(); c.Answered == 0 || c.NXDomain == 0 || c.Queries < c.Answered+c.NXDomain {
+		t.Errorf("resolver counters %+v", c)
+	}
 }
 
 func isNotFound(err error) bool {

@@ -35,8 +35,11 @@ type nics struct {
 	// services are the host services stacks, one per VPC with a local
 	// instance (VPCs' addresses overlap, so each needs its own).
 	services map[uint32]*services.Stack
-	closed   bool           // closeAll ran: open nothing more
-	loops    sync.WaitGroup // the NICs' read loops
+	// retired sums the resolver counters of stacks that stopped, so the
+	// host's totals never go down.
+	retired services.DNSCounts
+	closed  bool           // closeAll ran: open nothing more
+	loops   sync.WaitGroup // the NICs' read loops
 }
 
 type instance struct {

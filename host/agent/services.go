@@ -48,6 +48,7 @@ func (n *nics) reconcileServices(snap *tables.Snapshot) {
 // it. Called with n.mu held.
 func (n *nics) stopServices(vni uint32, st *services.Stack) {
 	n.plane.DetachServices(vni)
+	n.retired.Add(st.Counts())
 	if err := st.Close(); err != nil {
 		n.log.Error("cannot stop the VPC's services", "vni", vni, "err", err)
 	}
@@ -82,4 +83,27 @@ func (n *nics) identity(vni uint32) func(ip netip.Addr) (services.Identity, bool
 			Groups: append([]uint64(nil), vpc.GroupsOf(&m)...),
 		}, true
 	}
+}
+
+// dnsCounts sums the counters of every VPC resolver this host ran.
+func (n *nics) dnsCounts() services.DNSCounts {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.retired
+	for _, st := range n.services {
+		c.Add(st.Counts())
+	}
+	return c
+}
+
+// Services returns the host services stack of the VPC with VNI vni, if
+// this host runs one (it does while the VPC has an instance here).
+func (a *Agent) Services(vni uint32) (*services.Stack, bool) {
+	if a.nics == nil {
+		return nil, false
+	}
+	a.nics.mu.Lock()
+	defer a.nics.mu.Unlock()
+	st, ok := a.nics.services[vni]
+	return st, ok
 }

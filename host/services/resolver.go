@@ -21,6 +21,7 @@ func (s *Stack) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := s.answer(req)
 	if m == nil { // not the VPC's: the upstream's, if there is one
 		if up := s.upstream(); up != "" {
+			s.Forwarded.Add(1)
 			m = s.fwd.forward(req, up)
 		} else {
 			m = new(dns.Msg)

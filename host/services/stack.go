@@ -82,8 +82,27 @@ type Stack struct {
 	wg   sync.WaitGroup
 	once sync.Once
 
-	// Counters of the resolver.
-	Queries, Answered, NXDomain atomic.Uint64
+	// Counters of the resolver: queries handled, those answered with
+	// records, NXDOMAIN, sent to the upstream, and datagrams or messages
+	// that were no DNS query at all (dropped).
+	Queries, Answered, NXDomain, Forwarded, Malformed atomic.Uint64
+}
+
+// DNSCounts is a snapshot of a resolver's counters.
+type DNSCounts struct{ Queries, Answered, NXDomain, Forwarded, Malformed uint64 }
+
+// Counts returns the resolver's counters.
+func (s *Stack) Counts() DNSCounts {
+	return DNSCounts{s.Queries.Load(), s.Answered.Load(), s.NXDomain.Load(), s.Forwarded.Load(), s.Malformed.Load()}
+}
+
+// Add adds o to c.
+func (c *DNSCounts) Add(o DNSCounts) {
+	c.Queries += o.Queries
+	c.Answered += o.Answered
+	c.NXDomain += o.NXDomain
+	c.Forwarded += o.Forwarded
+	c.Malformed += o.Malformed
 }
 
 // New starts the services of one VPC on a stack of their own.
@@ -127,7 +146,8 @@ func (s *Stack) start() error {
 			pc.Close()
 			return fmt.Errorf("services: resolver on TCP %v: %w", at, err)
 		}
-		s.dns = append(s.dns, &dns.Server{PacketConn: pc, Handler: s}, &dns.Server{Listener: l, Handler: s})
+		bad := func([]byte, error) { s.Malformed.Add(1) }
+		s.dns = append(s.dns, &dns.Server{PacketConn: pc, Handler: s, MsgInvalidFunc: bad}, &dns.Server{Listener: l, Handler: s, MsgInvalidFunc: bad})
 	}
 	at := netip.AddrPortFrom(dataplane.MetadataAddr, dataplane.MetadataPort)
 	l, err := s.net.ListenTCPAddrPort(at)
