@@ -324,3 +324,41 @@ func TestTraceHostServices(t *testing.T) {
 		}
 	}
 }
+
+// An instance with an Elastic IP reads it as public-ipv4; one without has
+// no such path.
+func TestMetadataPublicIP(t *testing.T) {
+	s := newInternetScene(t)
+	web, webNS := s.run(t, "red-a", s.a, s.red)
+	_, otherNS := s.run(t, "red-a", s.a, s.red)
+	pub := s.elastic(t, web)
+	get := func(ns *nic.Netstack, path string) (int, string) {
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ns.Net.DialContext(ctx, network, addr)
+		}}}
+		resp, err := hc.Get("http://169.254.169.254" + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(webNS, "/latest/meta-data/public-ipv4")
+		if code == 200 && body == pub.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("public-ipv4: %d %q, want %s", code, body, pub)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, list := get(webNS, "/latest/meta-data/"); !strings.Contains(list, "public-ipv4") {
+		t.Errorf("the listing lacks public-ipv4:\n%s", list)
+	}
+	if code, _ := get(otherNS, "/latest/meta-data/public-ipv4"); code != 404 {
+		t.Errorf("an instance without an Elastic IP: public-ipv4 %d, want 404", code)
+	}
+}

@@ -76,9 +76,10 @@ func (n *nics) identity(vni uint32) func(ip netip.Addr) (services.Identity, bool
 				required = l.IMDSTokenRequired
 			}
 		}
+		public, _ := snap.PublicIP(vni, ip)
 		return services.Identity{
-			RequireToken: required,
-			InstanceID:   inst.id, ENI: m.ENI, MAC: m.MAC, IP: ip,
+			RequireToken: required, PublicIP: public,
+			InstanceID: inst.id, ENI: m.ENI, MAC: m.MAC, IP: ip,
 			SubnetID: sn.ID, SubnetCIDR: sn.CIDR, VPCID: vpc.ID, VPCCIDR: vpc.CIDR,
 			Groups: append([]uint64(nil), vpc.GroupsOf(&m)...),
 		}, true

@@ -169,6 +169,12 @@ func (s *Stack) path(id *Identity, p string) (string, bool) {
 		iface + "/vpc-id":                 model.FormatID(model.KindVPC, id.VPCID),
 		iface + "/vpc-ipv4-cidr-block":    id.VPCCIDR.String(),
 	}
+	if id.PublicIP.IsValid() { // as AWS: listed only when the instance has one
+		values[""] += "\npublic-ipv4"
+		values["public-ipv4"] = id.PublicIP.String()
+		values[iface] += "\npublic-ipv4s"
+		values[iface+"/public-ipv4s"] = id.PublicIP.String()
+	}
 	v, ok := values[rest]
 	return v, ok
 }

@@ -34,6 +34,7 @@ type Identity struct {
 	ENI        uint64
 	MAC        [6]byte
 	IP         netip.Addr
+	PublicIP   netip.Addr // its Elastic IP, if it has one
 	SubnetID   uint64
 	SubnetCIDR netip.Prefix
 	VPCID      uint64
