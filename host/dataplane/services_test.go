@@ -163,3 +163,31 @@ func TestServiceLimit(t *testing.T) {
 		t.Fatalf("the next second: %v", v)
 	}
 }
+
+// The services are no one else's: from the wire a packet for them is not
+// for an ENI here, and from a peered VPC red's .2 is just an address of
+// red's, which nobody has.
+func TestHostServicesOnlyFromTheVPC(t *testing.T) {
+	f := newFixture(t)
+	red := withResolver(t, f)
+	f.enis[5].Resolver = a("10.1.0.2")
+	f.p.Attach(f.enis[5])
+	yellowPort := newChanPort()
+	f.p.AttachServices(yellow, yellowPort)
+	buf := make([]byte, 2048)
+	var r Result
+	for _, dst := range []string{"10.0.0.2", "169.254.169.253", "169.254.169.254"} {
+		n := udpPacket(buf, "10.0.1.5", dst, 32, 64, false)
+		if f.p.Ingress(f.t.Load(), host2, wire0(buf, n), &r); r.Verdict != datapath.NotLocal {
+			t.Errorf("from the wire to %s: %v, want not-local", dst, r.Verdict)
+		}
+	}
+	n := udpPacket(buf, "10.1.1.5", "10.0.0.2", 32, 64, false)
+	if f.p.Egress(f.t.Load(), f.enis[5], buf, n, make([]byte, ScratchSize), &r); r.Verdict != datapath.NoMapping || r.Service != nil {
+		t.Errorf("yellow to red's resolver: %v (service %v), want no-mapping", r.Verdict, r.Service)
+	}
+	n = udpPacket(buf, "10.1.1.5", "169.254.169.253", 32, 64, false)
+	if f.p.Egress(f.t.Load(), f.enis[5], buf, n, make([]byte, ScratchSize), &r); r.Service != yellowPort || r.Service == red {
+		t.Errorf("yellow's 169.254.169.253 went to %v, want yellow's own stack", r.Service)
+	}
+}
