@@ -56,6 +56,11 @@ func TestVPCResolver(t *testing.T) {
 			t.Fatalf("%s: PTR %s → %v, %v; want %s.", server, web.PrivateIp, names, err, webName)
 		}
 	}
+	// The instance's own stack resolves through .2 by itself, as a TUN
+	// instance's resolv.conf makes its programs do.
+	if addrs, err := clientNS.Net.LookupHost(webName); err != nil || len(addrs) != 1 || addrs[0] != web.PrivateIp {
+		t.Fatalf("the netstack's own LookupHost %s → %v, %v", webName, addrs, err)
+	}
 	r := resolverOf(clientNS, "10.0.0.2")
 	for _, name := range []string{"ip-10-0-1-200.openvpc.compute.internal", "example.com", "ip-10-0-1-4.other.compute.internal"} {
 		if addrs, err := r.LookupHost(ctx, name); !isNotFound(err) {

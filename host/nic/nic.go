@@ -66,6 +66,9 @@ type NetstackBackend struct{}
 
 // Open implements Backend.
 func (NetstackBackend) Open(inst Instance) (NIC, error) {
+	if inst.Resolver.IsValid() {
+		return NewNetstack(inst.Addr.Addr(), inst.MTU, inst.Resolver)
+	}
 	return NewNetstack(inst.Addr.Addr(), inst.MTU)
 }
 
