@@ -367,3 +367,42 @@ func TestMetadataPublicIP(t *testing.T) {
 		t.Errorf("an instance without an Elastic IP: public-ipv4 %d, want 404", code)
 	}
 }
+
+// With DNS support off (vpc modify --enable-dns-support=false) the VPC's
+// resolver answers nothing, as on AWS; on again, it answers.
+func TestVPCResolverDNSSupport(t *testing.T) {
+	s := newScene(t)
+	web, webNS := s.run(t, "red-a", s.a, s.red)
+	name := "ip-" + strings.ReplaceAll(web.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	r := resolverOf(webNS, "10.0.0.2")
+	lookup := func() error {
+		ctx, cancel := context.WithTimeout(s.c.Ctx(), 300*time.Millisecond)
+		defer cancel()
+		_, err := r.LookupHost(ctx, name)
+		return err
+	}
+	set := func(on bool) {
+		t.Helper()
+		if _, err := s.api.VPC.ModifyVpc(s.c.Ctx(), connect.NewRequest(&pb.ModifyVpcRequest{Ref: "red", EnableDnsSupport: &on})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lookup(); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	set(false)
+	for deadline := time.Now().Add(10 * time.Second); lookup() == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the resolver still answers with DNS support off")
+		}
+	}
+	set(true)
+	for deadline := time.Now().Add(10 * time.Second); lookup() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the resolver does not answer with DNS support on again")
+		}
+	}
+	if _, err := s.api.VPC.ModifyVpc(s.c.Ctx(), connect.NewRequest(&pb.ModifyVpcRequest{Ref: "red"})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("modify with nothing to change: %v, want invalid argument", err)
+	}
+}

@@ -178,7 +178,7 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 // compare checks what the tables can answer: VPCs, mappings and hosts.
 func compare(got, want node.State) string {
 	for vni, w := range want.VPCs {
-		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr || g.Name != w.Name {
+		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr || g.Name != w.Name || g.DnsSupportDisabled != w.DnsSupportDisabled {
 			return fmt.Sprintf("VPC %d: got %v want %v", vni, g, w)
 		}
 		if d := compareFirewall(got.VPCs[vni], w); d != "" {

@@ -18,6 +18,9 @@ const privateTTL = 60
 // the VPC, or a PTR of one — and nothing leaves the host.
 func (s *Stack) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.Queries.Add(1)
+	if vpc, ok := s.cfg.Tables.Load().VPC(s.cfg.VNI); ok && vpc.DNSDisabled {
+		return // enableDnsSupport off: as on AWS, the resolver does not answer
+	}
 	m := s.answer(req)
 	if m == nil { // not the VPC's: the upstream's, if there is one
 		if up := s.upstream(); up != "" {

@@ -307,8 +307,11 @@ type Vpc struct {
 	DefaultSecurityGroupId string `protobuf:"bytes,7,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
 	// default_network_acl_id is the ACL of subnets that name none (acl-…).
 	DefaultNetworkAclId string `protobuf:"bytes,8,opt,name=default_network_acl_id,json=defaultNetworkAclId,proto3" json:"default_network_acl_id,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// dns_support_disabled is AWS's enableDnsSupport=false: the VPC
+	// resolver (.2, 169.254.169.253) answers nothing in this VPC.
+	DnsSupportDisabled bool `protobuf:"varint,9,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -395,6 +398,13 @@ func (x *Vpc) GetDefaultNetworkAclId() string {
 		return x.DefaultNetworkAclId
 	}
 	return ""
+}
+
+func (x *Vpc) GetDnsSupportDisabled() bool {
+	if x != nil {
+		return x.DnsSupportDisabled
+	}
+	return false
 }
 
 // Subnet is a range of a VPC's addresses that instances are placed in.
@@ -1669,7 +1679,7 @@ var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\x1aopenvpc/v1/resources.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x02\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1679,7 +1689,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x129\n" +
 	"\x19default_security_group_id\x18\a \x01(\tR\x16defaultSecurityGroupId\x123\n" +
-	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\"\xfa\x01\n" +
+	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\x120\n" +
+	"\x14dns_support_disabled\x18\t \x01(\bR\x12dnsSupportDisabled\"\xfa\x01\n" +
 	"\x06Subnet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
