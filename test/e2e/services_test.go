@@ -51,6 +51,17 @@ func TestHostServices(t *testing.T) {
 	if out, _ := c.exec("a", 10*time.Second, "dig", "example.com"); !strings.Contains(out, "status: NXDOMAIN") {
 		t.Errorf("dig example.com: want NXDOMAIN (no forwarding yet)\n%s", out)
 	}
+	// DNS support off: dig gets no answer at all; on again: it does.
+	c.ok("vpc", "modify", "red", "--enable-dns-support=false")
+	c.eventually("the resolver to stop answering", 10*time.Second, func() bool {
+		_, code := c.exec("a", 10*time.Second, "dig", "+time=1", "+tries=1", "+short", bName)
+		return code != 0
+	})
+	c.ok("vpc", "modify", "red", "--enable-dns-support=true")
+	c.eventually("the resolver to answer again", 10*time.Second, func() bool {
+		out, code := c.exec("a", 10*time.Second, "dig", "+time=1", "+tries=1", "+short", bName)
+		return code == 0 && strings.TrimSpace(out) == b.PrivateIP
+	})
 	if out, code := c.exec("a", 10*time.Second, "getent", "hosts", "ip-10-0-1-250.openvpc.compute.internal"); code == 0 {
 		t.Errorf("a name of no instance resolved:\n%s", out)
 	}
