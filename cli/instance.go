@@ -22,7 +22,7 @@ func instRow(i *pb.Instance) []string {
 
 func instanceCmd(o *Options) *cobra.Command {
 	c := &cobra.Command{Use: "instance", Short: "Run, list, show and terminate instances"}
-	var subnet, name, host, ip string
+	var subnet, name, host, ip, imds string
 	var groups []string
 	var ct conntrackFlags
 	var wait bool
@@ -30,7 +30,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	run := &cobra.Command{
 		Use: "run --subnet SUBNET [--name N] [--host H] [--ip A] [--wait]", Short: "Run an instance with one network interface", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
-			req := &pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip, SecurityGroups: groups}
+			req := &pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip, SecurityGroups: groups, ImdsV1: imds}
 			if ct.changed(cmd) {
 				var err error
 				if req.Conntrack, err = ct.settings(cmd, nil); err != nil {
@@ -54,6 +54,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	run.Flags().StringVar(&name, "name", "", "unique name of the instance")
 	run.Flags().StringVar(&host, "host", "", "host to place it on (default: the least-loaded host)")
 	run.Flags().StringVar(&ip, "ip", "", "private address (default: the lowest free one)")
+	run.Flags().StringVar(&imds, "imds-v1", "optional", "optional (metadata GETs without a token are answered) or required-token (IMDSv2 only)")
 	run.Flags().StringSliceVar(&groups, "security-group", nil, "security groups of its network interface, names or ids (VPC/default for the default group), 1–5 (repeat or comma-separate; default: the VPC's default group)")
 	ct.add(run)
 	run.Flags().BoolVar(&wait, "wait", false, "return only once every host in scope can reach it (state running)")
@@ -117,13 +118,14 @@ func instanceCmd(o *Options) *cobra.Command {
 
 func modifyCmd(o *Options) *cobra.Command {
 	var groups []string
+	var imds string
 	var ct conntrackFlags
 	c := &cobra.Command{
-		Use:   "modify INSTANCE [--security-group SG[,SG…]] [--tcp-established-timeout D] [--udp-timeout D] [--udp-stream-timeout D] [--other-timeout D]",
+		Use:   "modify INSTANCE [--security-group SG[,SG…]] [--imds-v1 optional|required-token] [--tcp-established-timeout D] [--udp-timeout D] [--udp-stream-timeout D] [--other-timeout D]",
 		Short: "Change an instance's security groups or connection-tracking timeouts; takes effect without a restart",
 		Args:  cobra.ExactArgs(1),
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
-			req := &pb.ModifyInstanceRequest{Ref: args[0], SecurityGroups: groups}
+			req := &pb.ModifyInstanceRequest{Ref: args[0], SecurityGroups: groups, ImdsV1: imds}
 			if ct.changed(cmd) {
 				// Timeouts not given keep what the instance has.
 				cur, err := cl.inst.GetInstance(cmd.Context(), call(&pb.GetInstanceRequest{Ref: args[0]}))
@@ -134,8 +136,8 @@ func modifyCmd(o *Options) *cobra.Command {
 					return err
 				}
 			}
-			if len(groups) == 0 && req.Conntrack == nil {
-				return errors.New("nothing to change: give --security-group or a timeout (--tcp-established-timeout, --udp-timeout, --udp-stream-timeout, --other-timeout)")
+			if len(groups) == 0 && req.Conntrack == nil && imds == "" {
+				return errors.New("nothing to change: give --security-group, --imds-v1 or a timeout (--tcp-established-timeout, --udp-timeout, --udp-stream-timeout, --other-timeout)")
 			}
 			r, err := cl.inst.ModifyInstance(cmd.Context(), call(req))
 			if err != nil {
@@ -145,6 +147,7 @@ func modifyCmd(o *Options) *cobra.Command {
 		}),
 	}
 	c.Flags().StringSliceVar(&groups, "security-group", nil, "the new security groups, names or ids, 1–5 (repeat or comma-separate)")
+	c.Flags().StringVar(&imds, "imds-v1", "", "optional (metadata GETs without a token are answered) or required-token (IMDSv2 only)")
 	ct.add(c)
 	return c
 }

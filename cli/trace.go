@@ -94,12 +94,12 @@ func printTrace(p *printer, req *pb.TraceInstanceRequest, r *pb.TraceInstanceRes
 }
 
 // traceFailed is the error of a trace whose packet did not arrive, so that
-// `trace` exits non-zero as `ping` does: delivered to an instance, or
-// forwarded out of the edge to the internet, is success; any drop (or no
-// report at all) is not.
+// `trace` exits non-zero as `ping` does: delivered to an instance,
+// forwarded out of the edge to the internet, or answered by the host (the
+// resolver, metadata) is success; any drop (or no report at all) is not.
 func traceFailed(r *pb.TraceInstanceResponse) error {
 	switch r.Verdict {
-	case datapath.Delivered.String(), datapath.Forwarded.String():
+	case datapath.Delivered.String(), datapath.Forwarded.String(), datapath.ToHostService.String():
 		return nil
 	case "":
 		return errors.New("the packet was not delivered: no host reported it")

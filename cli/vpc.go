@@ -16,7 +16,7 @@ func vpcRow(v *pb.Vpc) []string {
 }
 
 func vpcCmd(o *Options) *cobra.Command {
-	c := &cobra.Command{Use: "vpc", Short: "Create, list, show and delete VPCs"}
+	c := &cobra.Command{Use: "vpc", Short: "Create, list, show, modify and delete VPCs"}
 	var name, cidr string
 	create := &cobra.Command{
 		Use: "create --name NAME --cidr CIDR", Short: "Create a VPC (CIDR /16 to /28)", Args: cobra.NoArgs,
@@ -61,7 +61,23 @@ func vpcCmd(o *Options) *cobra.Command {
 			return done(cmd, o, "deleted VPC "+args[0])
 		}),
 	}
-	c.AddCommand(create, listCmd, get, del)
+	var dnsSupport bool
+	modify := &cobra.Command{
+		Use: "modify VPC --enable-dns-support=true|false", Short: "Change a VPC's attributes: whether its resolver (.2) answers", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			req := &pb.ModifyVpcRequest{Ref: args[0]}
+			if cmd.Flags().Changed("enable-dns-support") {
+				req.EnableDnsSupport = &dnsSupport
+			}
+			r, err := cl.vpc.ModifyVpc(cmd.Context(), call(req))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Vpc, vpcHeader, vpcRow(r.Msg.Vpc))
+		}),
+	}
+	modify.Flags().BoolVar(&dnsSupport, "enable-dns-support", true, "whether the VPC resolver at .2 and 169.254.169.253 answers (AWS's enableDnsSupport)")
+	c.AddCommand(create, listCmd, get, modify, del)
 	return c
 }
 

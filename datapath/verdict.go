@@ -7,8 +7,9 @@ import "sync/atomic"
 type Verdict uint8
 
 const (
-	Forwarded Verdict = iota // egress: encapsulated and sent to another host
-	Delivered                // handed to a local instance (from the wire or the same host)
+	Forwarded     Verdict = iota // egress: encapsulated and sent to another host
+	Delivered                    // handed to a local instance (from the wire or the same host)
+	ToHostService                // egress: for the VPC resolver or the metadata service, answered on this host
 
 	// Drops.
 	Malformed      // not a packet we can parse
@@ -27,16 +28,17 @@ const (
 	SGDenied       // no security group rule allows it (a firewall doing its job, not an attack)
 	ACLDenied      // the subnet's network ACL denies it
 	ConntrackFull  // a new flow, and the connection-tracking table has no room for it
+	ServiceLimit   // over the ENI's packets per second to the host services (AWS's link-local allowance)
 
 	numVerdicts
 )
 
 var verdictNames = [numVerdicts]string{
-	Forwarded: "forwarded", Delivered: "delivered", Malformed: "malformed", SpoofedSource: "spoofed-source",
+	Forwarded: "forwarded", Delivered: "delivered", ToHostService: "to-host-service", Malformed: "malformed", SpoofedSource: "spoofed-source",
 	NoRoute: "no-route", NoMapping: "no-mapping", TTLExceeded: "ttl-exceeded", TooBig: "too-big",
 	UnknownSender: "unknown-sender", NotLocal: "not-local", NotPeered: "not-peered",
 	SenderMismatch: "sender-mismatch", NoPort: "no-port", NoEdge: "no-edge", NoPublicIP: "no-public-ip",
-	SGDenied: "sg-denied", ACLDenied: "acl-denied", ConntrackFull: "conntrack-full",
+	SGDenied: "sg-denied", ACLDenied: "acl-denied", ConntrackFull: "conntrack-full", ServiceLimit: "service-limit",
 }
 
 func (v Verdict) String() string {

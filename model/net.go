@@ -73,6 +73,10 @@ const (
 // Gateway is the VPC router's address in subnet p.
 func Gateway(p netip.Prefix) netip.Addr { return AddrFrom4(Addr4(p.Addr()) + 1) }
 
+// Resolver is the VPC resolver's address in a VPC with CIDR p: its base+2,
+// as on AWS.
+func Resolver(p netip.Prefix) netip.Addr { return AddrFrom4(Addr4(p.Masked().Addr()) + 2) }
+
 // UsableRange is the first and last address instances may have in p.
 func UsableRange(p netip.Prefix) (first, last netip.Addr) {
 	base := Addr4(p.Addr())

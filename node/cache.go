@@ -110,7 +110,7 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		key := MappingKey{m.VNI, m.IP.String()}
 		if m.HostID == c.self {
 			m.Local = true
-			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack}
+			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack, IMDSTokenRequired: k.UpsertMapping.ImdsTokenRequired}
 		} else {
 			delete(c.locals, key)
 		}
@@ -158,7 +158,7 @@ func (c *Cache) mappingFrom(r *pb.MappingRecord) (tables.Mapping, error) {
 	if err != nil || len(hw) != 6 {
 		return tables.Mapping{}, fmt.Errorf("mapping %s: bad MAC %q", r.InstanceId, r.Mac)
 	}
-	m := tables.Mapping{VNI: r.Vni, IP: ip, HostID: c.HostNum(r.HostId), ENI: eni, MAC: [6]byte(hw)}
+	m := tables.Mapping{VNI: r.Vni, IP: ip, HostID: c.HostNum(r.HostId), ENI: eni, MAC: [6]byte(hw), Name: r.InstanceName}
 	if r.PublicIp != "" {
 		if m.Public, err = netip.ParseAddr(r.PublicIp); err != nil {
 			return tables.Mapping{}, fmt.Errorf("mapping %s: bad Elastic IP %q", r.InstanceId, r.PublicIp)
@@ -183,7 +183,7 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	if err != nil {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
-	v := tables.VPC{VNI: f.Vni, ID: id, CIDR: cidr}
+	v := tables.VPC{VNI: f.Vni, ID: id, Name: f.Name, CIDR: cidr, DNSDisabled: f.DnsSupportDisabled}
 	if f.InternetGatewayId != "" {
 		if v.InternetGateway, ok = model.ParseID(model.KindIGW, f.InternetGatewayId); !ok {
 			return tables.VPC{}, fmt.Errorf("VPC %s: bad internet gateway id %q", f.Id, f.InternetGatewayId)
@@ -409,6 +409,8 @@ type Local struct {
 	InstanceID string
 	// Conntrack are the ENI's connection-tracking timeouts (nil: defaults).
 	Conntrack *pb.ConntrackTimeouts
+	// IMDSTokenRequired: the metadata service refuses IMDSv1 for it.
+	IMDSTokenRequired bool
 }
 
 // Locals lists the mappings of the ENIs on this host.
@@ -428,7 +430,7 @@ func (c *Cache) State() State {
 	snap := c.Tables.Load()
 	st := State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
 	for v := range snap.VPCs() {
-		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Cidr: v.CIDR.String()}
+		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Name: v.Name, Cidr: v.CIDR.String(), DnsSupportDisabled: v.DNSDisabled}
 		firewallFacts(v, st.VPCs[v.VNI])
 		flowLogFacts(v, st.VPCs[v.VNI])
 	}
@@ -436,7 +438,7 @@ func (c *Cache) State() State {
 		st.Mappings[MappingKey{m.VNI, m.IP.String()}] = &pb.MappingRecord{
 			Vni: m.VNI, Ip: m.IP.String(), HostId: c.HostName(m.HostID),
 			EniId: model.FormatID(model.KindENI, m.ENI), Mac: net.HardwareAddr(m.MAC[:]).String(),
-			SecurityGroupIds: protoGroups(m.Groups),
+			SecurityGroupIds: protoGroups(m.Groups), InstanceName: m.Name,
 		}
 		if m.Public.IsValid() {
 			st.Mappings[MappingKey{m.VNI, m.IP.String()}].PublicIp = m.Public.String()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -85,6 +86,9 @@ type Node struct {
 	Cache    *Cache
 	Sub      *Subscriber
 	Reporter *Reporter
+	// dnsUpstream is the server's DNS upstream, as its last registration
+	// answered ("" for none).
+	dnsUpstream atomic.Pointer[string]
 	// role is what Run serves; set once, before the subscription starts.
 	role Role
 	// conns are the connections of the HTTP client New made, closed when
@@ -196,12 +200,22 @@ func (n *Node) Run(ctx context.Context, r Role) error {
 	return err
 }
 
+// DNSUpstream is where the VPC resolvers forward names they do not
+// answer (ip:port), as the server said at registration; "" for none.
+func (n *Node) DNSUpstream() string {
+	if p := n.dnsUpstream.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 func (n *Node) register(ctx context.Context, agentURL string) error {
 	req := &pb.RegisterRequest{HostId: n.HostID, UnderlayAddress: n.Underlay.String(), Role: n.Role, AgentUrl: agentURL, Functions: n.Functions}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		_, err := n.Sub.Client.Register(ctx, connect.NewRequest(req))
+		resp, err := n.Sub.Client.Register(ctx, connect.NewRequest(req))
 		switch code := connect.CodeOf(err); {
 		case err == nil:
+			n.dnsUpstream.Store(&resp.Msg.DnsUpstream)
 			return nil
 		case code == connect.CodeInvalidArgument || code == connect.CodeAlreadyExists || code == connect.CodePermissionDenied:
 			return fmt.Errorf("node: registration refused: %w", err)

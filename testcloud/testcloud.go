@@ -122,6 +122,9 @@ type Options struct {
 	Insecure bool
 	// CertTTL is the lifetime of host certificates (default: the server's).
 	CertTTL time.Duration
+	// DNSUpstream is the server's --dns-upstream (a resolver the test
+	// runs on loopback).
+	DNSUpstream string
 }
 
 // New starts a cloud with one server on etcd: TLS, tokens and
@@ -147,6 +150,7 @@ func NewWith(t testing.TB, etcd *Etcd, opts Options) *Cloud {
 	cfg.Server.Store.Endpoints, cfg.Server.Store.Prefix = []string{etcd.Endpoint}, c.prefix
 	cfg.Server.Store.EIPPools = []netip.Prefix{EIPPool}
 	cfg.Server.EdgeTimeout = EdgeTimeout
+	cfg.Server.DNSUpstream = opts.DNSUpstream
 	cfg.Server.Trust.Insecure, cfg.Server.Trust.CertTTL = opts.Insecure, opts.CertTTL
 	if !opts.Insecure {
 		// The first server writes the client config a user would get.
@@ -465,7 +469,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	}
 	for id := range scope {
 		v := byID[id]
-		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: igwOf[id],
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: igwOf[id], DnsSupportDisabled: v.DnsSupportDisabled,
 			DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 		for _, sn := range subnets.Msg.Subnets {
 			if sn.VpcId == id {
@@ -508,8 +512,10 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 			vni := byID[i.VpcId].Vni
 			st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}] = &pb.MappingRecord{
 				Vni: vni, Ip: i.PrivateIp, HostId: i.HostId, EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
-				SecurityGroupIds: i.SecurityGroupIds,
-				Conntrack:        conntrackOf(i.Conntrack),
+				SecurityGroupIds:  i.SecurityGroupIds,
+				Conntrack:         conntrackOf(i.Conntrack),
+				InstanceName:      i.Name,
+				ImdsTokenRequired: i.ImdsTokenRequired,
 			}
 			holdHost(i.HostId)
 		}

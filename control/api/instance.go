@@ -55,7 +55,11 @@ func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.Run
 	if err := securityGroupRefs(m.SecurityGroups); err != nil {
 		return nil, err
 	}
-	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack}
+	token, err := imdsV1(m.ImdsV1)
+	if err != nil {
+		return nil, err
+	}
+	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack, IMDSTokenRequired: token != nil && *token}
 	if m.Host != "" {
 		if err := model.ValidateHostID(m.Host); err != nil {
 			return nil, err

@@ -246,9 +246,29 @@ func (h *Instances) ModifyInstance(ctx context.Context, req *connect.Request[pb.
 	if err := securityGroupRefs(m.SecurityGroups); err != nil {
 		return nil, err
 	}
-	inst, err := h.Store.ModifyInstance(ctx, m.Ref, store.InstanceChange{SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack})
+	token, err := imdsV1(m.ImdsV1)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := h.Store.ModifyInstance(ctx, m.Ref, store.InstanceChange{SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack, IMDSTokenRequired: token})
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&pb.ModifyInstanceResponse{Instance: inst}), nil
+}
+
+// imdsV1 reads an IMDSv1 setting: whether a token is required, nil for
+// "" (unchanged, or the default).
+func imdsV1(s string) (*bool, error) {
+	var required bool
+	switch s {
+	case "":
+		return nil, nil
+	case "optional":
+	case "required-token":
+		required = true
+	default:
+		return nil, model.Invalidf("IMDSv1 setting %q: use optional or required-token", s)
+	}
+	return &required, nil
 }

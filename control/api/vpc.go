@@ -50,6 +50,18 @@ func (h *VPCs) DeleteVpc(ctx context.Context, req *connect.Request[pb.DeleteVpcR
 	return remove[pb.DeleteVpcResponse](ctx, model.KindVPC, req.Msg.Ref, h.Store.DeleteVPC)
 }
 
+func (h *VPCs) ModifyVpc(ctx context.Context, req *connect.Request[pb.ModifyVpcRequest]) (*connect.Response[pb.ModifyVpcResponse], error) {
+	m := req.Msg
+	if err := ref(model.KindVPC, "VPC", m.Ref); err != nil {
+		return nil, err
+	}
+	v, err := h.Store.ModifyVPC(ctx, m.Ref, m.EnableDnsSupport)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&pb.ModifyVpcResponse{Vpc: v}), nil
+}
+
 func (h *VPCs) CreateSubnet(ctx context.Context, req *connect.Request[pb.CreateSubnetRequest]) (*connect.Response[pb.CreateSubnetResponse], error) {
 	m := req.Msg
 	if err := ref(model.KindVPC, "VPC", m.Vpc); err != nil {

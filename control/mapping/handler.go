@@ -74,7 +74,7 @@ func (s *Service) Register(ctx context.Context, req *connect.Request[pb.Register
 		return nil, err
 	}
 	s.acks.add(h.Id, s.ackedRevision(h.Id))
-	return connect.NewResponse(&pb.RegisterResponse{Host: h}), nil
+	return connect.NewResponse(&pb.RegisterResponse{Host: h, DnsUpstream: s.dnsUpstream}), nil
 }
 
 func (s *Service) ackedRevision(host string) int64 {

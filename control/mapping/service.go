@@ -20,6 +20,8 @@ type Service struct {
 	log   *slog.Logger
 	// healthWindow is Config.HealthWindow, defaulted.
 	healthWindow time.Duration
+	// dnsUpstream is Config.DNSUpstream, told every host that registers.
+	dnsUpstream string
 
 	mu    sync.Mutex
 	w     *world
@@ -54,6 +56,9 @@ type Config struct {
 	// HealthWindow is how long an edge may go without reporting in before
 	// it is marked unhealthy (default ReachableWithin).
 	HealthWindow time.Duration
+	// DNSUpstream is the resolver (ip:port) hosts forward the names their
+	// VPC resolvers do not answer to; empty: none.
+	DNSUpstream string
 }
 
 // New applies cfg's defaults, validates it and returns a Service; Run
@@ -70,7 +75,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	st, log := cfg.Store, cfg.Logger
 	s := &Service{
-		store: st, log: log, healthWindow: cfg.HealthWindow,
+		store: st, log: log, healthWindow: cfg.HealthWindow, dnsUpstream: cfg.DNSUpstream,
 		w: newWorld(), boxes: map[string]*mailbox{}, inScope: map[string]map[*mailbox]struct{}{},
 		changed: make(chan struct{}), ready: make(chan struct{}), gone: map[string]goneRec{},
 		latency: newHistogram(),

@@ -409,7 +409,7 @@ func (w *world) applyInstance(r store.Record, d *delta) error {
 		case old.HostId != inst.HostId || old.PrivateIp != inst.PrivateIp:
 			w.removeInstance(old, d)
 			w.addInstance(inst, d)
-		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds) || !proto.Equal(old.Conntrack, inst.Conntrack):
+		case old.PublicIp != inst.PublicIp || !slices.Equal(old.SecurityGroupIds, inst.SecurityGroupIds) || !proto.Equal(old.Conntrack, inst.Conntrack) || old.ImdsTokenRequired != inst.ImdsTokenRequired:
 			// An Elastic IP was associated or disassociated, or the ENI's
 			// groups or timeouts changed: the same mapping, with a new
 			// public address for the edges, or new groups or timeouts for
@@ -480,7 +480,8 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	return &pb.MappingRecord{
 		Vni: w.vpcs[i.VpcId].GetVni(), Ip: i.PrivateIp, HostId: i.HostId,
 		EniId: i.EniId, Mac: i.Mac, InstanceId: i.Id, PublicIp: i.PublicIp,
-		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack),
+		SecurityGroupIds: i.SecurityGroupIds, Conntrack: conntrack(i.Conntrack), InstanceName: i.Name,
+		ImdsTokenRequired: i.ImdsTokenRequired,
 	}
 }
 
@@ -627,7 +628,7 @@ func (w *world) hostsOf(vpc string) set {
 // facts builds everything a host needs about vpc besides its mappings.
 func (w *world) facts(vpc string) *pb.VpcFacts {
 	v := w.vpcs[vpc]
-	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc],
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc], DnsSupportDisabled: v.DnsSupportDisabled,
 		DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 	for id := range w.vpcSubnets[vpc] {
 		sn := w.subnets[id]

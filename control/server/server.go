@@ -56,6 +56,10 @@ type Config struct {
 	// EdgeTimeout is how long an edge may miss its heartbeats before hosts
 	// stop sending it traffic (default mapping.ReachableWithin).
 	EdgeTimeout time.Duration
+	// DNSUpstream is the resolver (ip:port, or ip for port 53) that hosts
+	// forward the names their VPC resolvers do not answer to, caching the
+	// answers for their TTLs; empty: such names get NXDOMAIN.
+	DNSUpstream string
 	// Trust is the CA, certificate lifetimes, and whether to run insecure.
 	Trust trust.Config
 	// AdminConfig is where to write a client config (server URL, CA and an
@@ -77,7 +81,27 @@ func (c *Config) Validate() error {
 	if ip, err := netip.ParseAddr(host); c.Trust.Insecure && (err != nil || !ip.IsLoopback()) && host != "localhost" {
 		return fmt.Errorf("server: --insecure-loopback serves without TLS or authentication, so only on a loopback address; listen on 127.0.0.1, or drop the flag (%s)", c.Listen)
 	}
+	if c.DNSUpstream != "" {
+		up, err := ParseDNSUpstream(c.DNSUpstream)
+		if err != nil {
+			return err
+		}
+		c.DNSUpstream = up
+	}
 	return c.Store.Validate()
+}
+
+// ParseDNSUpstream reads a resolver's address, ip:port or ip (port 53),
+// and returns it as ip:port.
+func ParseDNSUpstream(s string) (string, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(ip, 53).String(), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return "", fmt.Errorf("server: DNS upstream %q: write a resolver's address as ip or ip:port, e.g. 192.0.2.53:53", s)
+	}
+	return ap.String(), nil
 }
 
 // Server is a running openvpc server.
@@ -139,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			metricsLn.Close()
 		}
 	}
-	ms, err := mapping.New(mapping.Config{Store: st, Logger: cfg.Logger, HealthWindow: cfg.EdgeTimeout})
+	ms, err := mapping.New(mapping.Config{Store: st, Logger: cfg.Logger, HealthWindow: cfg.EdgeTimeout, DNSUpstream: cfg.DNSUpstream})
 	if err != nil {
 		closeListeners()
 		st.Close()

@@ -30,6 +30,8 @@ type RunSpec struct {
 	SecurityGroups []string
 	// Conntrack sets the ENI's connection-tracking timeouts; nil: AWS's.
 	Conntrack *pb.ConntrackSettings
+	// IMDSTokenRequired refuses IMDSv1 for the instance.
+	IMDSTokenRequired bool
 }
 
 // RunInstance creates a pending instance with one ENI in a subnet, placed
@@ -94,6 +96,7 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 	}
 	inst.SecurityGroupIds = groups
 	inst.Conntrack = spec.Conntrack
+	inst.ImdsTokenRequired = spec.IMDSTokenRequired
 	for _, g := range groups {
 		t.put(s.refKey(g, inst.Id), "")
 	}

@@ -467,6 +467,8 @@ type InstanceChange struct {
 	// Conntrack replaces the ENI's connection-tracking timeouts; all
 	// zero means AWS's defaults.
 	Conntrack *pb.ConntrackSettings
+	// IMDSTokenRequired, when set, refuses (true) or allows (false) IMDSv1.
+	IMDSTokenRequired *bool
 }
 
 // checkConntrack validates settings and folds all-default ones into nil.
@@ -487,8 +489,8 @@ func checkConntrack(c *pb.ConntrackSettings) (*pb.ConntrackSettings, error) {
 // conntrack timeouts. The instance record changes, so its mapping reaches
 // every host in scope again, changed.
 func (s *Store) ModifyInstance(ctx context.Context, ref string, change InstanceChange) (*pb.Instance, error) {
-	if len(change.SecurityGroups) == 0 && change.Conntrack == nil {
-		return nil, model.Invalidf("nothing to change: give the instance's new security groups (1–%d) or conntrack timeouts", model.MaxGroupsPerENI)
+	if len(change.SecurityGroups) == 0 && change.Conntrack == nil && change.IMDSTokenRequired == nil {
+		return nil, model.Invalidf("nothing to change: give the instance's new security groups (1–%d), conntrack timeouts or IMDSv1 setting", model.MaxGroupsPerENI)
 	}
 	conntrack, err := checkConntrack(change.Conntrack)
 	if err != nil {
@@ -519,11 +521,15 @@ func (s *Store) ModifyInstance(ctx context.Context, ref string, change InstanceC
 		if change.Conntrack != nil {
 			newConntrack = conntrack
 		}
-		if slices.Equal(ids, inst.SecurityGroupIds) && proto.Equal(newConntrack, inst.Conntrack) {
+		token := inst.ImdsTokenRequired
+		if change.IMDSTokenRequired != nil {
+			token = *change.IMDSTokenRequired
+		}
+		if slices.Equal(ids, inst.SecurityGroupIds) && proto.Equal(newConntrack, inst.Conntrack) && token == inst.ImdsTokenRequired {
 			out = inst // nothing changes: no write, no push
 			return nil
 		}
-		inst.Conntrack = newConntrack
+		inst.Conntrack, inst.ImdsTokenRequired = newConntrack, token
 		for _, old := range inst.SecurityGroupIds {
 			if !slices.Contains(ids, old) {
 				t.del(s.refKey(old, inst.Id))

@@ -202,3 +202,31 @@ func (s *Store) dropDefaultGroup(ctx context.Context, id string, t *txn) error {
 	t.del(s.resKey(model.KindSecurityGroup, id))
 	return nil
 }
+
+// ModifyVPC changes a VPC's attributes: dnsSupport, when set, turns its
+// resolver on or off. The record changes, so the VPC's facts reach every
+// host in scope again.
+func (s *Store) ModifyVPC(ctx context.Context, ref string, dnsSupport *bool) (*pb.Vpc, error) {
+	if dnsSupport == nil {
+		return nil, model.Invalidf("nothing to change: give the VPC's DNS support (on or off)")
+	}
+	err := retry(ctx, "modify VPC", func() error {
+		v := new(pb.Vpc)
+		rev, err := s.load(ctx, model.KindVPC, ref, v)
+		if err != nil {
+			return err
+		}
+		if v.DnsSupportDisabled == !*dnsSupport {
+			return nil // nothing changes: no write, no push
+		}
+		v.DnsSupportDisabled = !*dnsSupport
+		var t txn
+		t.unchanged(s.resKey(model.KindVPC, v.Id), rev)
+		t.putProto(s.resKey(model.KindVPC, v.Id), v)
+		return s.commitOrRetry(ctx, &t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetVPC(ctx, ref)
+}

@@ -12,6 +12,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/host/services"
 	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
 )
@@ -34,6 +35,10 @@ type Config struct {
 	// WirePort is the UDP port hosts receive Geneve on (default
 	// underlay.Port).
 	WirePort uint16
+	// Region is the region in the private DNS names the VPC resolver
+	// answers (ip-10-0-1-4.<region>.compute.internal) and in the
+	// metadata's placement/region (default services.DefaultRegion).
+	Region string
 }
 
 // Agent is a host agent: a node (registered, its cache current) with the
@@ -66,6 +71,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.NIC == nil {
 		cfg.NIC = nic.NetstackBackend{}
 	}
+	if cfg.Region == "" {
+		cfg.Region = services.DefaultRegion
+	}
 	n, err := node.New(cfg.Node)
 	if err != nil {
 		return nil, err
@@ -73,7 +81,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{Node: n, Wire: cfg.Wire, MTU: cfg.MTU}
 	if cfg.Wire != nil {
 		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
-		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, attached: map[uint64]*instance{}}
+		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, region: cfg.Region, upstream: n.DNSUpstream, attached: map[uint64]*instance{}, services: map[uint32]*services.Stack{}}
 		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}
 	return a, nil

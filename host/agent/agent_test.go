@@ -178,7 +178,7 @@ func TestAgentCacheMatchesStore(t *testing.T) {
 // compare checks what the tables can answer: VPCs, mappings and hosts.
 func compare(got, want node.State) string {
 	for vni, w := range want.VPCs {
-		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr {
+		if g, ok := got.VPCs[vni]; !ok || g.Id != w.Id || g.Cidr != w.Cidr || g.Name != w.Name || g.DnsSupportDisabled != w.DnsSupportDisabled {
 			return fmt.Sprintf("VPC %d: got %v want %v", vni, g, w)
 		}
 		if d := compareFirewall(got.VPCs[vni], w); d != "" {
@@ -190,7 +190,7 @@ func compare(got, want node.State) string {
 	}
 	for k, w := range want.Mappings {
 		g, ok := got.Mappings[k]
-		if !ok || g.HostId != w.HostId || g.EniId != w.EniId || g.Mac != w.Mac || !sameSet(g.SecurityGroupIds, w.SecurityGroupIds) {
+		if !ok || g.HostId != w.HostId || g.EniId != w.EniId || g.Mac != w.Mac || g.InstanceName != w.InstanceName || !sameSet(g.SecurityGroupIds, w.SecurityGroupIds) {
 			return fmt.Sprintf("mapping %v: got %v want %v", k, g, w)
 		}
 	}

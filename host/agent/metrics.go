@@ -17,6 +17,7 @@ func (a *Agent) Collector() prometheus.Collector {
 		packets: prometheus.NewDesc("openvpc_host_packets_total", "Packets handled by the host's data plane, by verdict (drop reasons included).", []string{"verdict"}, l),
 		wire:    prometheus.NewDesc("openvpc_host_underlay_datagrams_total", "Datagrams sent and received on the underlay.", []string{"direction"}, l),
 		wireErr: prometheus.NewDesc("openvpc_host_underlay_errors_total", "Underlay read and write errors.", []string{"direction"}, l),
+		dns:     prometheus.NewDesc("openvpc_host_dns_queries_total", "Queries to the host's VPC resolvers: all handled, answered with records, NXDOMAIN, forwarded upstream, and malformed (dropped).", []string{"result"}, l),
 	}
 }
 
@@ -24,11 +25,12 @@ type collector struct {
 	a                      *Agent
 	node                   prometheus.Collector
 	packets, wire, wireErr *prometheus.Desc
+	dns                    *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.node.Describe(ch)
-	for _, d := range []*prometheus.Desc{c.packets, c.wire, c.wireErr} {
+	for _, d := range []*prometheus.Desc{c.packets, c.wire, c.wireErr, c.dns} {
 		ch <- d
 	}
 }
@@ -47,4 +49,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.wire, prometheus.CounterValue, float64(st.WriteDatagrams), "out")
 	ch <- prometheus.MustNewConstMetric(c.wireErr, prometheus.CounterValue, float64(st.ReadErrors), "in")
 	ch <- prometheus.MustNewConstMetric(c.wireErr, prometheus.CounterValue, float64(st.WriteErrors), "out")
+	d := a.nics.dnsCounts()
+	for _, x := range []struct {
+		n    uint64
+		name string
+	}{{d.Queries, "all"}, {d.Answered, "answered"}, {d.NXDomain, "nxdomain"}, {d.Forwarded, "forwarded"}, {d.Malformed, "malformed"}} {
+		ch <- prometheus.MustNewConstMetric(c.dns, prometheus.CounterValue, float64(x.n), x.name)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/host/services"
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/node"
 )
@@ -25,11 +26,20 @@ type nics struct {
 	log     *slog.Logger
 	backend nic.Backend
 	mtu     int
+	region  string // in private DNS names
+	// upstream is where the VPC resolvers forward other names.
+	upstream func() string
 
 	mu       sync.Mutex
 	attached map[uint64]*instance // by ENI
-	closed   bool                 // closeAll ran: open nothing more
-	loops    sync.WaitGroup       // the NICs' read loops
+	// services are the host services stacks, one per VPC with a local
+	// instance (VPCs' addresses overlap, so each needs its own).
+	services map[uint32]*services.Stack
+	// retired sums the resolver counters of stacks that stopped, so the
+	// host's totals never go down.
+	retired services.DNSCounts
+	closed  bool           // closeAll ran: open nothing more
+	loops   sync.WaitGroup // the NICs' read loops
 }
 
 type instance struct {
@@ -75,12 +85,12 @@ func (n *nics) reconcile() {
 			continue
 		}
 		gw := model.Gateway(sn.CIDR)
-		port, err := n.backend.Open(nic.Instance{ID: m.InstanceID, Addr: netip.PrefixFrom(m.IP, sn.CIDR.Bits()), Gateway: gw, MTU: n.mtu})
+		port, err := n.backend.Open(nic.Instance{ID: m.InstanceID, Addr: netip.PrefixFrom(m.IP, sn.CIDR.Bits()), Gateway: gw, MTU: n.mtu, Resolver: model.Resolver(vpc.CIDR)})
 		if err != nil {
 			n.log.Error("cannot create instance NIC", "instance", m.InstanceID, "ip", m.IP, "nic", n.backend, "err", err)
 			continue
 		}
-		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: gw, Port: port}
+		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: gw, Resolver: model.Resolver(vpc.CIDR), Port: port}
 		n.plane.SetTimeouts(att, timeoutsOf(m.Conntrack))
 		n.plane.Attach(att)
 		inst := &instance{att: att, id: m.InstanceID, nic: port}
@@ -88,6 +98,7 @@ func (n *nics) reconcile() {
 		n.loops.Add(1)
 		go n.serve(inst)
 	}
+	n.reconcileServices(snap)
 	if err := n.backend.Sweep(keep); err != nil {
 		n.log.Error("cannot remove what an earlier agent left", "nic", n.backend, "err", err)
 	}
@@ -142,6 +153,9 @@ func (n *nics) closeAll() {
 	n.closed = true
 	for eni, inst := range n.attached {
 		n.detach(eni, inst)
+	}
+	for vni, st := range n.services {
+		n.stopServices(vni, st)
 	}
 	n.mu.Unlock()
 	n.loops.Wait()

@@ -125,7 +125,7 @@ func TestAgentNICBackend(t *testing.T) {
 		if i < 0 {
 			t.Fatalf("no NIC opened for %s: %+v", inst.Id, opened)
 		}
-		want := nic.Instance{ID: inst.Id, Addr: netip.PrefixFrom(netip.MustParseAddr(inst.PrivateIp), 22), Gateway: netip.MustParseAddr("10.0.4.1"), MTU: a.MTU}
+		want := nic.Instance{ID: inst.Id, Addr: netip.PrefixFrom(netip.MustParseAddr(inst.PrivateIp), 22), Gateway: netip.MustParseAddr("10.0.4.1"), MTU: a.MTU, Resolver: netip.MustParseAddr("10.0.0.2")}
 		if opened[i] != want {
 			t.Errorf("opened %+v, want %+v", opened[i], want)
 		}

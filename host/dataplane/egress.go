@@ -11,7 +11,11 @@ import (
 // Egress is the story of a packet an instance sends: the packet is
 // buf[packet.Headroom:packet.Headroom+n], read from from's port.
 //
-//	parse → source check → route → router hop (TTL) → mapping → MTU → encapsulate
+//	parse → source check → host services → route → router hop (TTL) → mapping → MTU → encapsulate
+//
+// Host services (services.go) takes a packet for the VPC resolver or the
+// metadata service off the path to the host's own stack; the guard in
+// front of it is one compare, so other packets pay nothing more.
 //
 // The route step returns a typed next hop. For an edge function (the
 // internet gateway; later VPN, Direct Connect, endpoints) the mapping step
@@ -49,6 +53,10 @@ func (p *Plane) egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 	}
 	if !ok {
 		r.Verdict = p.spoofed(from, pkt)
+		return
+	}
+
+	if mayBeService(from, pkt) && p.hostServices(from, pkt, r, t) {
 		return
 	}
 

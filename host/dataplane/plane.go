@@ -20,7 +20,10 @@ type Attachment struct {
 	IP      netip.Addr
 	Subnet  netip.Prefix
 	Gateway netip.Addr // the VPC router's address in the subnet: ICMP errors come from it
-	Port    datapath.Port
+	// Resolver is the VPC resolver's address in the VPC (its base+2);
+	// unset, the resolver is reached at 169.254.169.253 only.
+	Resolver netip.Addr
+	Port     datapath.Port
 
 	// timeouts are the ENI's own conntrack timeouts, if it has any; set
 	// while it is attached (SetTimeouts), read per new flow.
@@ -29,6 +32,11 @@ type Attachment struct {
 	// subnet is Subnet as a masked address and mask, set by Attach: the
 	// per-packet "does it leave the subnet?" is one AND and compare.
 	subnetAddr, subnetMask uint32
+	// resolver is Resolver as a number, set by Attach (0: none).
+	resolver uint32
+	// svcSecond and svcCount count the ENI's packets to the host services
+	// in the current second (the plane's clock), for ServiceLimit.
+	svcSecond, svcCount atomic.Uint32
 }
 
 // timeoutsOr returns the ENI's timeouts, or def when it has none.
@@ -67,7 +75,15 @@ type Config struct {
 	// DefaultConntrackSize); Timeouts their idle timeouts (default AWS's).
 	Conntrack int
 	Timeouts  Timeouts
+	// ServiceLimit is how many packets per second each ENI may send to
+	// the host services, the resolver and metadata together (default
+	// DefaultServiceLimit, AWS's); the rest are dropped as service-limit.
+	ServiceLimit uint32
 }
+
+// DefaultServiceLimit is AWS's limit of packets per second from one ENI
+// to the link-local services.
+const DefaultServiceLimit = 1024
 
 // DefaultMTU is the instance MTU over a 1500-byte underlay.
 const DefaultMTU = 1500 - packet.Overhead
@@ -99,8 +115,10 @@ type Plane struct {
 	// connection tracking reads instead of a clock per packet.
 	clock atomic.Uint32
 
-	mu       sync.Mutex // writers of attached
+	mu       sync.Mutex // writers of attached and services
 	attached atomic.Pointer[map[uint64]*Attachment]
+	// services are the VPCs' host services ports, by VNI (services.go).
+	services atomic.Pointer[map[uint32]datapath.Port]
 }
 
 // New returns a data plane over the cache t.
@@ -117,6 +135,9 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	if cfg.Conntrack == 0 {
 		cfg.Conntrack = DefaultConntrackSize
 	}
+	if cfg.ServiceLimit == 0 {
+		cfg.ServiceLimit = DefaultServiceLimit
+	}
 	if cfg.Timeouts == (Timeouts{}) {
 		cfg.Timeouts = DefaultTimeouts
 	}
@@ -124,6 +145,7 @@ func New(t *tables.Tables, cfg Config) *Plane {
 	p.tick()
 	p.sent = p.Flows.Table(datapath.Egress)
 	p.attached.Store(&map[uint64]*Attachment{})
+	p.services.Store(&map[uint32]datapath.Port{})
 	return p
 }
 
@@ -150,6 +172,9 @@ func (p *Plane) Attach(a *Attachment) {
 	if a.Subnet.Addr().Is4() && a.Subnet.Bits() > 0 {
 		a.subnetMask = ^uint32(0) << (32 - a.Subnet.Bits())
 		a.subnetAddr = binary.BigEndian.Uint32(a.Subnet.Addr().AsSlice()) & a.subnetMask
+	}
+	if a.Resolver.Is4() {
+		a.resolver = binary.BigEndian.Uint32(a.Resolver.AsSlice())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -197,9 +222,11 @@ type Result struct {
 	Start   int
 	Dst     netip.Addr
 	SrcPort uint16
-	// Delivered: write Packet to To's port.
-	To     *Attachment
-	Packet []byte
+	// Delivered: write Packet to To's port. ToHostService: write Packet
+	// to the Service port.
+	To      *Attachment
+	Service datapath.Port
+	Packet  []byte
 	// Reply, when set, is an ICMP error for the sending instance.
 	Reply []byte
 }

@@ -79,6 +79,9 @@ func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n in
 	case datapath.Delivered:
 		w.one[0] = r.Packet
 		_ = r.To.Port.Write(w.one) // a closing port drops, as a dead NIC would
+	case datapath.ToHostService:
+		w.one[0] = r.Packet
+		_ = r.Service.Write(w.one)
 	}
 	if r.Reply != nil {
 		w.one[0] = r.Reply

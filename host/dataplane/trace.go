@@ -14,6 +14,7 @@ func (p *Plane) quiet() *Plane {
 	q.clock.Store(p.clock.Load())
 	q.cfg.Events = func(datapath.Event) {}
 	q.attached.Store(p.attached.Load())
+	q.services.Store(p.services.Load())
 	return q
 }
 

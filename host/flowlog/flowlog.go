@@ -151,7 +151,8 @@ func (l *Logger) Flush(start, end time.Time) error {
 }
 
 // actionOf is a verdict as a flow log says it: the firewall's decisions
-// only (other drops are not the firewall's, and AWS logs them nowhere).
+// only (other drops are not the firewall's, and AWS logs them nowhere;
+// nor does it log traffic to its resolver or metadata: to-host-service).
 func actionOf(v datapath.Verdict) (string, bool) {
 	switch v {
 	case datapath.Forwarded, datapath.Delivered:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -150,9 +151,31 @@ func namespaceExists(name string) bool {
 	return err == nil
 }
 
-// deleteNamed unmounts and removes /run/netns/name; a name already gone
-// is not an error.
+// EtcNetnsDir holds a namespace's own /etc files, as with `ip netns`:
+// `ip netns exec` and `openvpc exec` bind-mount /etc/netns/<ns>/<file>
+// over /etc/<file> for the programs they run.
+const EtcNetnsDir = "/etc/netns"
+
+// writeResolvConf gives namespace name a resolv.conf naming the VPC
+// resolver at addr.
+func writeResolvConf(name string, addr netip.Addr) error {
+	dir := filepath.Join(EtcNetnsDir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("nic: resolv.conf of %s: %w", name, err)
+	}
+	conf := "# the VPC resolver, answered by the host (written by openvpc)\nnameserver " + addr.String() + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("nic: resolv.conf of %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNamed unmounts and removes /run/netns/name and its /etc/netns
+// files; a name already gone is not an error.
 func deleteNamed(name string) error {
+	if err := os.RemoveAll(filepath.Join(EtcNetnsDir, name)); err != nil {
+		return fmt.Errorf("nic: removing %s: %w", filepath.Join(EtcNetnsDir, name), err)
+	}
 	p := filepath.Join(NetnsDir, name)
 	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 		return fmt.Errorf("nic: unmounting namespace %s: %w", name, err)

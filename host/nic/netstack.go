@@ -25,8 +25,10 @@ var _ NIC = (*Netstack)(nil)
 
 // NewNetstack creates an instance stack with address ip and the given MTU;
 // all its traffic goes through the port (default route), as on a VPC.
-func NewNetstack(ip netip.Addr, mtu int) (*Netstack, error) {
-	dev, n, err := netstack.CreateNetTUN([]netip.Addr{ip}, nil, mtu)
+// Its Net.LookupHost asks resolvers (the VPC resolver), as a TUN
+// instance's resolv.conf does.
+func NewNetstack(ip netip.Addr, mtu int, resolvers ...netip.Addr) (*Netstack, error) {
+	dev, n, err := netstack.CreateNetTUN([]netip.Addr{ip}, resolvers, mtu)
 	if err != nil {
 		return nil, fmt.Errorf("nic: netstack for %s: %w", ip, err)
 	}

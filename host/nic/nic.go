@@ -41,6 +41,9 @@ type Instance struct {
 	Gateway netip.Addr
 	// MTU is the largest packet the instance may send.
 	MTU int
+	// Resolver is the VPC resolver's address (the VPC's base+2): a TUN
+	// instance's resolv.conf names it. Unset, the instance gets none.
+	Resolver netip.Addr
 }
 
 // Backend makes NICs of one kind for one host agent.
@@ -63,6 +66,9 @@ type NetstackBackend struct{}
 
 // Open implements Backend.
 func (NetstackBackend) Open(inst Instance) (NIC, error) {
+	if inst.Resolver.IsValid() {
+		return NewNetstack(inst.Addr.Addr(), inst.MTU, inst.Resolver)
+	}
 	return NewNetstack(inst.Addr.Addr(), inst.MTU)
 }
 

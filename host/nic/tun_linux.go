@@ -94,6 +94,11 @@ func (b *TUNBackend) Open(inst Instance) (NIC, error) {
 	if err := b.ns.Claim(name); err != nil {
 		return nil, err
 	}
+	if inst.Resolver.IsValid() { // removed with the namespace (deleteNamed)
+		if err := writeResolvConf(name, inst.Resolver); err != nil {
+			return nil, errors.Join(err, b.ns.Remove(name))
+		}
+	}
 	t, err := newTUN(name, inst)
 	if err != nil {
 		return nil, errors.Join(err, b.ns.Remove(name))

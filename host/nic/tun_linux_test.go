@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,4 +278,33 @@ func rxPackets(t *testing.T, tn *TUN) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestTUNResolvConf: a TUN instance's namespace gets a resolv.conf naming
+// the VPC resolver, which `ip netns exec` shows its programs as
+// /etc/resolv.conf, and which goes with the namespace.
+func TestTUNResolvConf(t *testing.T) {
+	needTUN(t)
+	b, err := NewTUNBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	inst := testInstance()
+	inst.Resolver = netip.MustParseAddr("10.0.0.2")
+	tn := openTUN(t, b, inst)
+	path := filepath.Join(EtcNetnsDir, tn.Namespace(), "resolv.conf")
+	if got, err := os.ReadFile(path); err != nil || !strings.Contains(string(got), "nameserver 10.0.0.2\n") {
+		t.Fatalf("%s: %q, %v", path, got, err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", tn.Namespace(), "cat", "/etc/resolv.conf").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nameserver 10.0.0.2\n") {
+		t.Fatalf("ip netns exec %s cat /etc/resolv.conf: %q, %v", tn.Namespace(), out, err)
+	}
+	if err := tn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Errorf("%s outlived its namespace: %v", filepath.Dir(path), err)
+	}
 }

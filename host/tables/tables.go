@@ -21,6 +21,7 @@ package tables
 import (
 	"iter"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -93,6 +94,11 @@ type vpcEntry struct {
 	// one, so it lives beside the slots rather than in each of them.
 	public    map[uint32]uint32
 	publicGen uint64 // the Txn generation that owns public (copy on write)
+	// names are the instances' names, private → name, and byName the
+	// other way (lower case): the resolver's, beside the slots as public.
+	names    map[uint32]string
+	byName   map[string]uint32
+	namesGen uint64
 	// groupSets are the distinct security group lists of the VPC's ENIs,
 	// sorted; slots index them (0: none). Append-only, copy on write.
 	groupSets [][]uint64
@@ -155,6 +161,27 @@ func (s *Snapshot) PublicIP(vni uint32, ip netip.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return addr4(pub), true
+}
+
+// ByName returns the address of the instance named name (any case) in
+// VPC vni.
+func (s *Snapshot) ByName(vni uint32, name string) (netip.Addr, bool) {
+	e, ok := s.byVNI.get(vni)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip, ok := e.byName[strings.ToLower(name)]
+	return addr4(ip), ok
+}
+
+// Name returns the name of the instance with address ip in VPC vni.
+func (s *Snapshot) Name(vni uint32, ip netip.Addr) (string, bool) {
+	e, ok := s.byVNI.get(vni)
+	if !ok || !ip.Is4() {
+		return "", false
+	}
+	n, ok := e.names[ip4(ip)]
+	return n, ok
 }
 
 // ByPublicIP returns the VPC and private address an Elastic IP stands for.
@@ -249,6 +276,7 @@ func (s *Snapshot) Mappings() iter.Seq[Mapping] {
 				if pub, ok := e.public[sl.ip]; ok {
 					m.Public = addr4(pub)
 				}
+				m.Name = e.names[sl.ip]
 				return yield(m)
 			})
 			if !more {

@@ -686,3 +686,50 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// Instance names: set with the mapping, found both ways (any case),
+// renamed, cleared, gone with the mapping; an older snapshot keeps its own.
+func TestNames(t *testing.T) {
+	tb := New(1)
+	tx := tb.Begin(1)
+	mustOK(t, tx.UpsertVPC(VPC{VNI: 7, ID: 7, Name: "red", CIDR: netip.MustParsePrefix("10.0.0.0/16")}))
+	ip := netip.MustParseAddr("10.0.1.4")
+	mustOK(t, tx.UpsertMapping(Mapping{VNI: 7, IP: ip, HostID: 1, ENI: 1, Name: "Web"}))
+	tx.Commit()
+	first := tb.Load()
+	if got, ok := first.ByName(7, "web"); !ok || got != ip {
+		t.Fatalf("ByName web: %v %v", got, ok)
+	}
+	if n, ok := first.Name(7, ip); !ok || n != "Web" {
+		t.Fatalf("Name: %q %v", n, ok)
+	}
+	if v, _ := first.VPC(7); v.Name != "red" {
+		t.Fatalf("VPC name %q", v.Name)
+	}
+	for m := range first.Mappings() {
+		if m.Name != "Web" {
+			t.Fatalf("Mappings: name %q", m.Name)
+		}
+	}
+	tx = tb.Begin(2)
+	mustOK(t, tx.UpsertMapping(Mapping{VNI: 7, IP: ip, HostID: 1, ENI: 1, Name: "api"}))
+	tx.Commit()
+	if _, ok := tb.Load().ByName(7, "web"); ok {
+		t.Fatal("the old name still resolves after a rename")
+	}
+	if got, ok := tb.Load().ByName(7, "API"); !ok || got != ip {
+		t.Fatalf("renamed: %v %v", got, ok)
+	}
+	if _, ok := first.ByName(7, "web"); !ok {
+		t.Fatal("a rename changed an older snapshot")
+	}
+	tx = tb.Begin(3)
+	mustOK(t, tx.DeleteMapping(7, ip))
+	tx.Commit()
+	if _, ok := tb.Load().ByName(7, "api"); ok {
+		t.Fatal("a deleted mapping's name still resolves")
+	}
+	if _, ok := tb.Load().Name(7, ip); ok {
+		t.Fatal("a deleted mapping still has a name")
+	}
+}

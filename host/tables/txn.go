@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Txn builds the next snapshot from the current one. Objects it copies or creates
@@ -179,7 +180,29 @@ func (tx *Txn) UpsertMapping(m Mapping) error {
 	case !m.Public.IsValid() && had:
 		delete(tx.writablePublic(e), ip4(m.IP))
 	}
+	if old := e.names[ip4(m.IP)]; old != m.Name {
+		tx.setName(e, ip4(m.IP), old, m.Name)
+	}
 	return nil
+}
+
+// setName replaces the name of the instance at ip (old, "" for none) with
+// name ("" to clear it), copying e's name maps for this Txn if needed.
+func (tx *Txn) setName(e *vpcEntry, ip uint32, old, name string) {
+	if e.namesGen != tx.gen {
+		e.names, e.byName = maps.Clone(e.names), maps.Clone(e.byName)
+		if e.names == nil {
+			e.names, e.byName = map[uint32]string{}, map[string]uint32{}
+		}
+		e.namesGen = tx.gen
+	}
+	if old != "" && e.byName[strings.ToLower(old)] == ip {
+		delete(e.byName, strings.ToLower(old))
+	}
+	delete(e.names, ip)
+	if name != "" {
+		e.names[ip], e.byName[strings.ToLower(name)] = name, ip
+	}
 }
 
 // maxGroupSets bounds the distinct group lists of one VPC's ENIs.
@@ -242,6 +265,9 @@ func (tx *Txn) DeleteMapping(vni uint32, ip netip.Addr) error {
 		e.delete(tx.gen, ip4(ip))
 		if _, had := e.public[ip4(ip)]; had {
 			delete(tx.writablePublic(e), ip4(ip))
+		}
+		if old, had := e.names[ip4(ip)]; had {
+			tx.setName(e, ip4(ip), old, "")
 		}
 	}
 	return nil

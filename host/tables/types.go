@@ -105,6 +105,10 @@ type Mapping struct {
 	Public   netip.Addr
 	Underlay netip.Addr
 	Local    bool
+	// Name is the instance's name ("" for none), which the VPC resolver
+	// answers. As an update it sets or clears it; like Public, Lookup
+	// leaves it alone while Mappings fills it.
+	Name string
 	// Groups are the ENI's security groups (empty: the VPC's default).
 	// As a lookup result the slice belongs to the snapshot: do not modify.
 	Groups []uint64

@@ -12,6 +12,8 @@ import (
 type VPC struct {
 	VNI            uint32
 	ID             uint64 // vpc-…
+	Name           string // its instances' names resolve in <Name>.internal
+	DNSDisabled    bool   // the VPC resolver answers nothing (enableDnsSupport off)
 	CIDR           netip.Prefix
 	MainRouteTable uint64 // rtb-…; used by subnets that name no route table
 	Subnets        []Subnet
@@ -156,6 +158,8 @@ func compileVPC(v VPC) (*VPC, error) {
 	c := &VPC{
 		VNI:            v.VNI,
 		ID:             v.ID,
+		Name:           v.Name,
+		DNSDisabled:    v.DNSDisabled,
 		CIDR:           v.CIDR.Masked(),
 		MainRouteTable: v.MainRouteTable,
 		Subnets:        slices.Clone(v.Subnets),

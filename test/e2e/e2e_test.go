@@ -597,6 +597,9 @@ func leakCheck(t *testing.T) *leaks {
 			if _, err := os.Stat(filepath.Join(nic.NetnsDir, nic.NamespaceName(id))); err == nil {
 				t.Errorf("namespace %s survived the test", nic.NamespaceName(id))
 			}
+			if _, err := os.Stat(filepath.Join(nic.EtcNetnsDir, nic.NamespaceName(id))); err == nil {
+				t.Errorf("%s survived the test", filepath.Join(nic.EtcNetnsDir, nic.NamespaceName(id)))
+			}
 		}
 		for _, d := range l.dirs {
 			if b, err := os.ReadFile(filepath.Join(d, "namespaces")); err == nil && len(strings.TrimSpace(string(b))) > 0 {

@@ -34,7 +34,10 @@ type RunInstanceRequest struct {
 	// subnet's VPC); empty: the VPC's default group.
 	SecurityGroups []string `protobuf:"bytes,5,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
 	// conntrack sets the ENI's connection-tracking timeouts; unset: AWS's.
-	Conntrack     *ConntrackSettings `protobuf:"bytes,6,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	Conntrack *ConntrackSettings `protobuf:"bytes,6,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	// imds_v1 is "optional" (the default: GETs without a token are
+	// answered) or "required-token" (only IMDSv2).
+	ImdsV1        string `protobuf:"bytes,7,opt,name=imds_v1,json=imdsV1,proto3" json:"imds_v1,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -109,6 +112,13 @@ func (x *RunInstanceRequest) GetConntrack() *ConntrackSettings {
 		return x.Conntrack
 	}
 	return nil
+}
+
+func (x *RunInstanceRequest) GetImdsV1() string {
+	if x != nil {
+		return x.ImdsV1
+	}
+	return ""
 }
 
 type RunInstanceResponse struct {
@@ -443,7 +453,9 @@ type ModifyInstanceRequest struct {
 	SecurityGroups []string `protobuf:"bytes,2,rep,name=security_groups,json=securityGroups,proto3" json:"security_groups,omitempty"`
 	// conntrack, when set, replaces the ENI's connection-tracking timeouts
 	// (0 fields: AWS's defaults). Flows already tracked keep theirs.
-	Conntrack     *ConntrackSettings `protobuf:"bytes,3,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	Conntrack *ConntrackSettings `protobuf:"bytes,3,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	// imds_v1, when set, is "optional" or "required-token".
+	ImdsV1        string `protobuf:"bytes,4,opt,name=imds_v1,json=imdsV1,proto3" json:"imds_v1,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -497,6 +509,13 @@ func (x *ModifyInstanceRequest) GetConntrack() *ConntrackSettings {
 		return x.Conntrack
 	}
 	return nil
+}
+
+func (x *ModifyInstanceRequest) GetImdsV1() string {
+	if x != nil {
+		return x.ImdsV1
+	}
+	return ""
 }
 
 type ModifyInstanceResponse struct {
@@ -1568,14 +1587,15 @@ var File_openvpc_v1_instance_proto protoreflect.FileDescriptor
 const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"\x19openvpc/v1/instance.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\xca\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\xe3\x01\n" +
 	"\x12RunInstanceRequest\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x12\x0e\n" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12'\n" +
 	"\x0fsecurity_groups\x18\x05 \x03(\tR\x0esecurityGroups\x12;\n" +
-	"\tconntrack\x18\x06 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"G\n" +
+	"\tconntrack\x18\x06 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12\x17\n" +
+	"\aimds_v1\x18\a \x01(\tR\x06imdsV1\"G\n" +
 	"\x13RunInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"&\n" +
 	"\x12GetInstanceRequest\x12\x10\n" +
@@ -1591,11 +1611,12 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x18TerminateInstanceRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"M\n" +
 	"\x19TerminateInstanceResponse\x120\n" +
-	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"\x8f\x01\n" +
+	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"\xa8\x01\n" +
 	"\x15ModifyInstanceRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12'\n" +
 	"\x0fsecurity_groups\x18\x02 \x03(\tR\x0esecurityGroups\x12;\n" +
-	"\tconntrack\x18\x03 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"J\n" +
+	"\tconntrack\x18\x03 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12\x17\n" +
+	"\aimds_v1\x18\x04 \x01(\tR\x06imdsV1\"J\n" +
 	"\x16ModifyInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"w\n" +
 	"\x13WaitInstanceRequest\x12\x10\n" +

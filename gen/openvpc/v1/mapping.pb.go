@@ -100,8 +100,12 @@ func (x *RegisterRequest) GetFunctions() []*EdgeFunction {
 }
 
 type RegisterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Host          *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// dns_upstream is where hosts forward the names their VPC resolvers do
+	// not answer (ip:port, the server's --dns-upstream); empty: none, and
+	// such names get NXDOMAIN.
+	DnsUpstream   string `protobuf:"bytes,2,opt,name=dns_upstream,json=dnsUpstream,proto3" json:"dns_upstream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +145,13 @@ func (x *RegisterResponse) GetHost() *Host {
 		return x.Host
 	}
 	return nil
+}
+
+func (x *RegisterResponse) GetDnsUpstream() string {
+	if x != nil {
+		return x.DnsUpstream
+	}
+	return ""
 }
 
 type SubscribeRequest struct {
@@ -436,9 +447,15 @@ type MappingRecord struct {
 	SecurityGroupIds []string `protobuf:"bytes,8,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
 	// conntrack overrides the connection-tracking timeouts of this ENI; unset
 	// fields keep AWS's defaults.
-	Conntrack     *ConntrackTimeouts `protobuf:"bytes,9,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Conntrack *ConntrackTimeouts `protobuf:"bytes,9,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	// instance_name is the instance's name, if it has one: the VPC resolver
+	// answers <instance_name>.<vpc name>.internal with ip.
+	InstanceName string `protobuf:"bytes,10,opt,name=instance_name,json=instanceName,proto3" json:"instance_name,omitempty"`
+	// imds_token_required: the host's metadata service refuses IMDSv1 for
+	// this instance.
+	ImdsTokenRequired bool `protobuf:"varint,11,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *MappingRecord) Reset() {
@@ -532,6 +549,20 @@ func (x *MappingRecord) GetConntrack() *ConntrackTimeouts {
 		return x.Conntrack
 	}
 	return nil
+}
+
+func (x *MappingRecord) GetInstanceName() string {
+	if x != nil {
+		return x.InstanceName
+	}
+	return ""
+}
+
+func (x *MappingRecord) GetImdsTokenRequired() bool {
+	if x != nil {
+		return x.ImdsTokenRequired
+	}
+	return false
 }
 
 // ConntrackTimeouts are an ENI's connection-tracking idle timeouts, in
@@ -757,9 +788,14 @@ type VpcFacts struct {
 	DefaultSecurityGroupId string `protobuf:"bytes,11,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
 	// flow_logs are the VPC's flow logs: each host runs those that cover an
 	// ENI it holds.
-	FlowLogs      []*FlowLogFacts `protobuf:"bytes,12,rep,name=flow_logs,json=flowLogs,proto3" json:"flow_logs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FlowLogs []*FlowLogFacts `protobuf:"bytes,12,rep,name=flow_logs,json=flowLogs,proto3" json:"flow_logs,omitempty"`
+	// name is the VPC's name: its instances' names resolve in
+	// <name>.internal.
+	Name string `protobuf:"bytes,13,opt,name=name,proto3" json:"name,omitempty"`
+	// dns_support_disabled: the VPC resolver answers nothing in this VPC.
+	DnsSupportDisabled bool `protobuf:"varint,14,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
@@ -874,6 +910,20 @@ func (x *VpcFacts) GetFlowLogs() []*FlowLogFacts {
 		return x.FlowLogs
 	}
 	return nil
+}
+
+func (x *VpcFacts) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VpcFacts) GetDnsSupportDisabled() bool {
+	if x != nil {
+		return x.DnsSupportDisabled
+	}
+	return false
 }
 
 // FlowLogFacts is a flow log as hosts run it. Its scope is eni_id (an
@@ -1799,9 +1849,10 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x1b\n" +
 	"\tagent_url\x18\x04 \x01(\tR\bagentUrl\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"8\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"[\n" +
 	"\x10RegisterResponse\x12$\n" +
-	"\x04host\x18\x01 \x01(\v2\x10.openvpc.v1.HostR\x04host\"P\n" +
+	"\x04host\x18\x01 \x01(\v2\x10.openvpc.v1.HostR\x04host\x12!\n" +
+	"\fdns_upstream\x18\x02 \x01(\tR\vdnsUpstream\"P\n" +
 	"\x10SubscribeRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12#\n" +
 	"\rfrom_revision\x18\x02 \x01(\x03R\ffromRevision\"\x8d\x01\n" +
@@ -1821,7 +1872,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\x9c\x02\n" +
+	"\x04kind\"\xf1\x02\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1832,7 +1883,10 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"instanceId\x12\x1b\n" +
 	"\tpublic_ip\x18\a \x01(\tR\bpublicIp\x12,\n" +
 	"\x12security_group_ids\x18\b \x03(\tR\x10securityGroupIds\x12;\n" +
-	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\"\xbf\x01\n" +
+	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\x12#\n" +
+	"\rinstance_name\x18\n" +
+	" \x01(\tR\finstanceName\x12.\n" +
+	"\x13imds_token_required\x18\v \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
 	"\x11ConntrackTimeouts\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
@@ -1849,7 +1903,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xbb\x04\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x81\x05\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1863,7 +1917,9 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x16default_network_acl_id\x18\n" +
 	" \x01(\tR\x13defaultNetworkAclId\x129\n" +
 	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\x125\n" +
-	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\"\xd4\x01\n" +
+	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\x12\x12\n" +
+	"\x04name\x18\r \x01(\tR\x04name\x120\n" +
+	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\"\xd4\x01\n" +
 	"\fFlowLogFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06eni_id\x18\x02 \x01(\tR\x05eniId\x12\x1b\n" +

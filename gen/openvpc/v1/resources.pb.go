@@ -307,8 +307,11 @@ type Vpc struct {
 	DefaultSecurityGroupId string `protobuf:"bytes,7,opt,name=default_security_group_id,json=defaultSecurityGroupId,proto3" json:"default_security_group_id,omitempty"`
 	// default_network_acl_id is the ACL of subnets that name none (acl-…).
 	DefaultNetworkAclId string `protobuf:"bytes,8,opt,name=default_network_acl_id,json=defaultNetworkAclId,proto3" json:"default_network_acl_id,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// dns_support_disabled is AWS's enableDnsSupport=false: the VPC
+	// resolver (.2, 169.254.169.253) answers nothing in this VPC.
+	DnsSupportDisabled bool `protobuf:"varint,9,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -395,6 +398,13 @@ func (x *Vpc) GetDefaultNetworkAclId() string {
 		return x.DefaultNetworkAclId
 	}
 	return ""
+}
+
+func (x *Vpc) GetDnsSupportDisabled() bool {
+	if x != nil {
+		return x.DnsSupportDisabled
+	}
+	return false
 }
 
 // Subnet is a range of a VPC's addresses that instances are placed in.
@@ -866,9 +876,12 @@ type Instance struct {
 	// security_group_ids are the ENI's security groups (1–5).
 	SecurityGroupIds []string `protobuf:"bytes,13,rep,name=security_group_ids,json=securityGroupIds,proto3" json:"security_group_ids,omitempty"`
 	// conntrack overrides the ENI's connection-tracking idle timeouts.
-	Conntrack     *ConntrackSettings `protobuf:"bytes,14,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Conntrack *ConntrackSettings `protobuf:"bytes,14,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
+	// imds_token_required refuses IMDSv1: the metadata service answers this
+	// instance only with an IMDSv2 session token.
+	ImdsTokenRequired bool `protobuf:"varint,15,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -997,6 +1010,13 @@ func (x *Instance) GetConntrack() *ConntrackSettings {
 		return x.Conntrack
 	}
 	return nil
+}
+
+func (x *Instance) GetImdsTokenRequired() bool {
+	if x != nil {
+		return x.ImdsTokenRequired
+	}
+	return false
 }
 
 // ConntrackSettings are an ENI's connection-tracking idle timeouts, in
@@ -1659,7 +1679,7 @@ var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\x1aopenvpc/v1/resources.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x02\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x02\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1669,7 +1689,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x129\n" +
 	"\x19default_security_group_id\x18\a \x01(\tR\x16defaultSecurityGroupId\x123\n" +
-	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\"\xfa\x01\n" +
+	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\x120\n" +
+	"\x14dns_support_disabled\x18\t \x01(\bR\x12dnsSupportDisabled\"\xfa\x01\n" +
 	"\x06Subnet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1709,7 +1730,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xd5\x03\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\x85\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1727,7 +1748,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\brevision\x18\v \x01(\x03R\brevision\x12\x1b\n" +
 	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
 	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\x12;\n" +
-	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\"\xbf\x01\n" +
+	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12.\n" +
+	"\x13imds_token_required\x18\x0f \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
 	"\x11ConntrackSettings\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +

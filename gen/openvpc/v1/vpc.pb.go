@@ -365,6 +365,103 @@ func (*DeleteVpcResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{7}
 }
 
+type ModifyVpcRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// enable_dns_support, when set, turns the VPC resolver on or off.
+	EnableDnsSupport *bool `protobuf:"varint,2,opt,name=enable_dns_support,json=enableDnsSupport,proto3,oneof" json:"enable_dns_support,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ModifyVpcRequest) Reset() {
+	*x = ModifyVpcRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyVpcRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyVpcRequest) ProtoMessage() {}
+
+func (x *ModifyVpcRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyVpcRequest.ProtoReflect.Descriptor instead.
+func (*ModifyVpcRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ModifyVpcRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ModifyVpcRequest) GetEnableDnsSupport() bool {
+	if x != nil && x.EnableDnsSupport != nil {
+		return *x.EnableDnsSupport
+	}
+	return false
+}
+
+type ModifyVpcResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vpc           *Vpc                   `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyVpcResponse) Reset() {
+	*x = ModifyVpcResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyVpcResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyVpcResponse) ProtoMessage() {}
+
+func (x *ModifyVpcResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyVpcResponse.ProtoReflect.Descriptor instead.
+func (*ModifyVpcResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ModifyVpcResponse) GetVpc() *Vpc {
+	if x != nil {
+		return x.Vpc
+	}
+	return nil
+}
+
 type CreateSubnetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Vpc   string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
@@ -378,7 +475,7 @@ type CreateSubnetRequest struct {
 
 func (x *CreateSubnetRequest) Reset() {
 	*x = CreateSubnetRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[8]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +487,7 @@ func (x *CreateSubnetRequest) String() string {
 func (*CreateSubnetRequest) ProtoMessage() {}
 
 func (x *CreateSubnetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[8]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +500,7 @@ func (x *CreateSubnetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubnetRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubnetRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{8}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateSubnetRequest) GetVpc() string {
@@ -443,7 +540,7 @@ type CreateSubnetResponse struct {
 
 func (x *CreateSubnetResponse) Reset() {
 	*x = CreateSubnetResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[9]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +552,7 @@ func (x *CreateSubnetResponse) String() string {
 func (*CreateSubnetResponse) ProtoMessage() {}
 
 func (x *CreateSubnetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[9]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +565,7 @@ func (x *CreateSubnetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubnetResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubnetResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{9}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateSubnetResponse) GetSubnet() *Subnet {
@@ -487,7 +584,7 @@ type GetSubnetRequest struct {
 
 func (x *GetSubnetRequest) Reset() {
 	*x = GetSubnetRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[10]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +596,7 @@ func (x *GetSubnetRequest) String() string {
 func (*GetSubnetRequest) ProtoMessage() {}
 
 func (x *GetSubnetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[10]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +609,7 @@ func (x *GetSubnetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubnetRequest.ProtoReflect.Descriptor instead.
 func (*GetSubnetRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetSubnetRequest) GetRef() string {
@@ -531,7 +628,7 @@ type GetSubnetResponse struct {
 
 func (x *GetSubnetResponse) Reset() {
 	*x = GetSubnetResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[11]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +640,7 @@ func (x *GetSubnetResponse) String() string {
 func (*GetSubnetResponse) ProtoMessage() {}
 
 func (x *GetSubnetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[11]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +653,7 @@ func (x *GetSubnetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubnetResponse.ProtoReflect.Descriptor instead.
 func (*GetSubnetResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetSubnetResponse) GetSubnet() *Subnet {
@@ -576,7 +673,7 @@ type ListSubnetsRequest struct {
 
 func (x *ListSubnetsRequest) Reset() {
 	*x = ListSubnetsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[12]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +685,7 @@ func (x *ListSubnetsRequest) String() string {
 func (*ListSubnetsRequest) ProtoMessage() {}
 
 func (x *ListSubnetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[12]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +698,7 @@ func (x *ListSubnetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubnetsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubnetsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{12}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListSubnetsRequest) GetVpc() string {
@@ -620,7 +717,7 @@ type ListSubnetsResponse struct {
 
 func (x *ListSubnetsResponse) Reset() {
 	*x = ListSubnetsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[13]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +729,7 @@ func (x *ListSubnetsResponse) String() string {
 func (*ListSubnetsResponse) ProtoMessage() {}
 
 func (x *ListSubnetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[13]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +742,7 @@ func (x *ListSubnetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubnetsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubnetsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSubnetsResponse) GetSubnets() []*Subnet {
@@ -664,7 +761,7 @@ type DeleteSubnetRequest struct {
 
 func (x *DeleteSubnetRequest) Reset() {
 	*x = DeleteSubnetRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[14]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +773,7 @@ func (x *DeleteSubnetRequest) String() string {
 func (*DeleteSubnetRequest) ProtoMessage() {}
 
 func (x *DeleteSubnetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[14]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +786,7 @@ func (x *DeleteSubnetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubnetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubnetRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteSubnetRequest) GetRef() string {
@@ -707,7 +804,7 @@ type DeleteSubnetResponse struct {
 
 func (x *DeleteSubnetResponse) Reset() {
 	*x = DeleteSubnetResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[15]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +816,7 @@ func (x *DeleteSubnetResponse) String() string {
 func (*DeleteSubnetResponse) ProtoMessage() {}
 
 func (x *DeleteSubnetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[15]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +829,7 @@ func (x *DeleteSubnetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubnetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubnetResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{17}
 }
 
 type CreateRouteTableRequest struct {
@@ -745,7 +842,7 @@ type CreateRouteTableRequest struct {
 
 func (x *CreateRouteTableRequest) Reset() {
 	*x = CreateRouteTableRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[16]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +854,7 @@ func (x *CreateRouteTableRequest) String() string {
 func (*CreateRouteTableRequest) ProtoMessage() {}
 
 func (x *CreateRouteTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[16]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +867,7 @@ func (x *CreateRouteTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateRouteTableRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{16}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateRouteTableRequest) GetVpc() string {
@@ -796,7 +893,7 @@ type CreateRouteTableResponse struct {
 
 func (x *CreateRouteTableResponse) Reset() {
 	*x = CreateRouteTableResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[17]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +905,7 @@ func (x *CreateRouteTableResponse) String() string {
 func (*CreateRouteTableResponse) ProtoMessage() {}
 
 func (x *CreateRouteTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[17]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +918,7 @@ func (x *CreateRouteTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateRouteTableResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{17}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateRouteTableResponse) GetRouteTable() *RouteTable {
@@ -840,7 +937,7 @@ type GetRouteTableRequest struct {
 
 func (x *GetRouteTableRequest) Reset() {
 	*x = GetRouteTableRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[18]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +949,7 @@ func (x *GetRouteTableRequest) String() string {
 func (*GetRouteTableRequest) ProtoMessage() {}
 
 func (x *GetRouteTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[18]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +962,7 @@ func (x *GetRouteTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteTableRequest.ProtoReflect.Descriptor instead.
 func (*GetRouteTableRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{18}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRouteTableRequest) GetRef() string {
@@ -884,7 +981,7 @@ type GetRouteTableResponse struct {
 
 func (x *GetRouteTableResponse) Reset() {
 	*x = GetRouteTableResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[19]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +993,7 @@ func (x *GetRouteTableResponse) String() string {
 func (*GetRouteTableResponse) ProtoMessage() {}
 
 func (x *GetRouteTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[19]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1006,7 @@ func (x *GetRouteTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRouteTableResponse.ProtoReflect.Descriptor instead.
 func (*GetRouteTableResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{19}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetRouteTableResponse) GetRouteTable() *RouteTable {
@@ -928,7 +1025,7 @@ type ListRouteTablesRequest struct {
 
 func (x *ListRouteTablesRequest) Reset() {
 	*x = ListRouteTablesRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[20]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1037,7 @@ func (x *ListRouteTablesRequest) String() string {
 func (*ListRouteTablesRequest) ProtoMessage() {}
 
 func (x *ListRouteTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[20]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1050,7 @@ func (x *ListRouteTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRouteTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListRouteTablesRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{20}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRouteTablesRequest) GetVpc() string {
@@ -972,7 +1069,7 @@ type ListRouteTablesResponse struct {
 
 func (x *ListRouteTablesResponse) Reset() {
 	*x = ListRouteTablesResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[21]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1081,7 @@ func (x *ListRouteTablesResponse) String() string {
 func (*ListRouteTablesResponse) ProtoMessage() {}
 
 func (x *ListRouteTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[21]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1094,7 @@ func (x *ListRouteTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRouteTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListRouteTablesResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{21}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRouteTablesResponse) GetRouteTables() []*RouteTable {
@@ -1016,7 +1113,7 @@ type DeleteRouteTableRequest struct {
 
 func (x *DeleteRouteTableRequest) Reset() {
 	*x = DeleteRouteTableRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[22]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1125,7 @@ func (x *DeleteRouteTableRequest) String() string {
 func (*DeleteRouteTableRequest) ProtoMessage() {}
 
 func (x *DeleteRouteTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[22]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1138,7 @@ func (x *DeleteRouteTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRouteTableRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRouteTableRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{22}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteRouteTableRequest) GetRef() string {
@@ -1059,7 +1156,7 @@ type DeleteRouteTableResponse struct {
 
 func (x *DeleteRouteTableResponse) Reset() {
 	*x = DeleteRouteTableResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[23]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1168,7 @@ func (x *DeleteRouteTableResponse) String() string {
 func (*DeleteRouteTableResponse) ProtoMessage() {}
 
 func (x *DeleteRouteTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[23]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1181,7 @@ func (x *DeleteRouteTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRouteTableResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRouteTableResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{23}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{25}
 }
 
 type CreateRouteRequest struct {
@@ -1098,7 +1195,7 @@ type CreateRouteRequest struct {
 
 func (x *CreateRouteRequest) Reset() {
 	*x = CreateRouteRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[24]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1207,7 @@ func (x *CreateRouteRequest) String() string {
 func (*CreateRouteRequest) ProtoMessage() {}
 
 func (x *CreateRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[24]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1220,7 @@ func (x *CreateRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteRequest.ProtoReflect.Descriptor instead.
 func (*CreateRouteRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{24}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateRouteRequest) GetRouteTable() string {
@@ -1156,7 +1253,7 @@ type CreateRouteResponse struct {
 
 func (x *CreateRouteResponse) Reset() {
 	*x = CreateRouteResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[25]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1265,7 @@ func (x *CreateRouteResponse) String() string {
 func (*CreateRouteResponse) ProtoMessage() {}
 
 func (x *CreateRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[25]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1278,7 @@ func (x *CreateRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRouteResponse.ProtoReflect.Descriptor instead.
 func (*CreateRouteResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{25}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateRouteResponse) GetRouteTable() *RouteTable {
@@ -1201,7 +1298,7 @@ type DeleteRouteRequest struct {
 
 func (x *DeleteRouteRequest) Reset() {
 	*x = DeleteRouteRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[26]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1310,7 @@ func (x *DeleteRouteRequest) String() string {
 func (*DeleteRouteRequest) ProtoMessage() {}
 
 func (x *DeleteRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[26]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1323,7 @@ func (x *DeleteRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRouteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRouteRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{26}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteRouteRequest) GetRouteTable() string {
@@ -1252,7 +1349,7 @@ type DeleteRouteResponse struct {
 
 func (x *DeleteRouteResponse) Reset() {
 	*x = DeleteRouteResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[27]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1361,7 @@ func (x *DeleteRouteResponse) String() string {
 func (*DeleteRouteResponse) ProtoMessage() {}
 
 func (x *DeleteRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[27]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1374,7 @@ func (x *DeleteRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRouteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRouteResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{27}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteRouteResponse) GetRouteTable() *RouteTable {
@@ -1298,7 +1395,7 @@ type CreatePeeringRequest struct {
 
 func (x *CreatePeeringRequest) Reset() {
 	*x = CreatePeeringRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[28]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1407,7 @@ func (x *CreatePeeringRequest) String() string {
 func (*CreatePeeringRequest) ProtoMessage() {}
 
 func (x *CreatePeeringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[28]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1420,7 @@ func (x *CreatePeeringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePeeringRequest.ProtoReflect.Descriptor instead.
 func (*CreatePeeringRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{28}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreatePeeringRequest) GetVpc() string {
@@ -1356,7 +1453,7 @@ type CreatePeeringResponse struct {
 
 func (x *CreatePeeringResponse) Reset() {
 	*x = CreatePeeringResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[29]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1465,7 @@ func (x *CreatePeeringResponse) String() string {
 func (*CreatePeeringResponse) ProtoMessage() {}
 
 func (x *CreatePeeringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[29]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1478,7 @@ func (x *CreatePeeringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePeeringResponse.ProtoReflect.Descriptor instead.
 func (*CreatePeeringResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{29}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreatePeeringResponse) GetPeering() *Peering {
@@ -1400,7 +1497,7 @@ type AcceptPeeringRequest struct {
 
 func (x *AcceptPeeringRequest) Reset() {
 	*x = AcceptPeeringRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[30]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1509,7 @@ func (x *AcceptPeeringRequest) String() string {
 func (*AcceptPeeringRequest) ProtoMessage() {}
 
 func (x *AcceptPeeringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[30]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1522,7 @@ func (x *AcceptPeeringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptPeeringRequest.ProtoReflect.Descriptor instead.
 func (*AcceptPeeringRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{30}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AcceptPeeringRequest) GetRef() string {
@@ -1444,7 +1541,7 @@ type AcceptPeeringResponse struct {
 
 func (x *AcceptPeeringResponse) Reset() {
 	*x = AcceptPeeringResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[31]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1553,7 @@ func (x *AcceptPeeringResponse) String() string {
 func (*AcceptPeeringResponse) ProtoMessage() {}
 
 func (x *AcceptPeeringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[31]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1566,7 @@ func (x *AcceptPeeringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptPeeringResponse.ProtoReflect.Descriptor instead.
 func (*AcceptPeeringResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{31}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AcceptPeeringResponse) GetPeering() *Peering {
@@ -1488,7 +1585,7 @@ type GetPeeringRequest struct {
 
 func (x *GetPeeringRequest) Reset() {
 	*x = GetPeeringRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[32]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1597,7 @@ func (x *GetPeeringRequest) String() string {
 func (*GetPeeringRequest) ProtoMessage() {}
 
 func (x *GetPeeringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[32]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1610,7 @@ func (x *GetPeeringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPeeringRequest.ProtoReflect.Descriptor instead.
 func (*GetPeeringRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{32}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetPeeringRequest) GetRef() string {
@@ -1532,7 +1629,7 @@ type GetPeeringResponse struct {
 
 func (x *GetPeeringResponse) Reset() {
 	*x = GetPeeringResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[33]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1641,7 @@ func (x *GetPeeringResponse) String() string {
 func (*GetPeeringResponse) ProtoMessage() {}
 
 func (x *GetPeeringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[33]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1654,7 @@ func (x *GetPeeringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPeeringResponse.ProtoReflect.Descriptor instead.
 func (*GetPeeringResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{33}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetPeeringResponse) GetPeering() *Peering {
@@ -1576,7 +1673,7 @@ type ListPeeringsRequest struct {
 
 func (x *ListPeeringsRequest) Reset() {
 	*x = ListPeeringsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[34]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1685,7 @@ func (x *ListPeeringsRequest) String() string {
 func (*ListPeeringsRequest) ProtoMessage() {}
 
 func (x *ListPeeringsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[34]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1698,7 @@ func (x *ListPeeringsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeeringsRequest.ProtoReflect.Descriptor instead.
 func (*ListPeeringsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{34}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListPeeringsRequest) GetVpc() string {
@@ -1620,7 +1717,7 @@ type ListPeeringsResponse struct {
 
 func (x *ListPeeringsResponse) Reset() {
 	*x = ListPeeringsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[35]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1729,7 @@ func (x *ListPeeringsResponse) String() string {
 func (*ListPeeringsResponse) ProtoMessage() {}
 
 func (x *ListPeeringsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[35]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1742,7 @@ func (x *ListPeeringsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeeringsResponse.ProtoReflect.Descriptor instead.
 func (*ListPeeringsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{35}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListPeeringsResponse) GetPeerings() []*Peering {
@@ -1664,7 +1761,7 @@ type DeletePeeringRequest struct {
 
 func (x *DeletePeeringRequest) Reset() {
 	*x = DeletePeeringRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[36]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1773,7 @@ func (x *DeletePeeringRequest) String() string {
 func (*DeletePeeringRequest) ProtoMessage() {}
 
 func (x *DeletePeeringRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[36]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1786,7 @@ func (x *DeletePeeringRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePeeringRequest.ProtoReflect.Descriptor instead.
 func (*DeletePeeringRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{36}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeletePeeringRequest) GetRef() string {
@@ -1707,7 +1804,7 @@ type DeletePeeringResponse struct {
 
 func (x *DeletePeeringResponse) Reset() {
 	*x = DeletePeeringResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[37]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1816,7 @@ func (x *DeletePeeringResponse) String() string {
 func (*DeletePeeringResponse) ProtoMessage() {}
 
 func (x *DeletePeeringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[37]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1829,7 @@ func (x *DeletePeeringResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePeeringResponse.ProtoReflect.Descriptor instead.
 func (*DeletePeeringResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{37}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{39}
 }
 
 type CreateInternetGatewayRequest struct {
@@ -1744,7 +1841,7 @@ type CreateInternetGatewayRequest struct {
 
 func (x *CreateInternetGatewayRequest) Reset() {
 	*x = CreateInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[38]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1853,7 @@ func (x *CreateInternetGatewayRequest) String() string {
 func (*CreateInternetGatewayRequest) ProtoMessage() {}
 
 func (x *CreateInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[38]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1866,7 @@ func (x *CreateInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*CreateInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{38}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateInternetGatewayRequest) GetName() string {
@@ -1788,7 +1885,7 @@ type CreateInternetGatewayResponse struct {
 
 func (x *CreateInternetGatewayResponse) Reset() {
 	*x = CreateInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[39]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1897,7 @@ func (x *CreateInternetGatewayResponse) String() string {
 func (*CreateInternetGatewayResponse) ProtoMessage() {}
 
 func (x *CreateInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[39]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1910,7 @@ func (x *CreateInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*CreateInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{39}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -1833,7 +1930,7 @@ type AttachInternetGatewayRequest struct {
 
 func (x *AttachInternetGatewayRequest) Reset() {
 	*x = AttachInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +1942,7 @@ func (x *AttachInternetGatewayRequest) String() string {
 func (*AttachInternetGatewayRequest) ProtoMessage() {}
 
 func (x *AttachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +1955,7 @@ func (x *AttachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*AttachInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{40}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AttachInternetGatewayRequest) GetRef() string {
@@ -1884,7 +1981,7 @@ type AttachInternetGatewayResponse struct {
 
 func (x *AttachInternetGatewayResponse) Reset() {
 	*x = AttachInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +1993,7 @@ func (x *AttachInternetGatewayResponse) String() string {
 func (*AttachInternetGatewayResponse) ProtoMessage() {}
 
 func (x *AttachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2006,7 @@ func (x *AttachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*AttachInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{41}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AttachInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -1928,7 +2025,7 @@ type DetachInternetGatewayRequest struct {
 
 func (x *DetachInternetGatewayRequest) Reset() {
 	*x = DetachInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2037,7 @@ func (x *DetachInternetGatewayRequest) String() string {
 func (*DetachInternetGatewayRequest) ProtoMessage() {}
 
 func (x *DetachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2050,7 @@ func (x *DetachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetachInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*DetachInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{42}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DetachInternetGatewayRequest) GetRef() string {
@@ -1972,7 +2069,7 @@ type DetachInternetGatewayResponse struct {
 
 func (x *DetachInternetGatewayResponse) Reset() {
 	*x = DetachInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2081,7 @@ func (x *DetachInternetGatewayResponse) String() string {
 func (*DetachInternetGatewayResponse) ProtoMessage() {}
 
 func (x *DetachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2094,7 @@ func (x *DetachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetachInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*DetachInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{43}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DetachInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -2016,7 +2113,7 @@ type DeleteInternetGatewayRequest struct {
 
 func (x *DeleteInternetGatewayRequest) Reset() {
 	*x = DeleteInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2125,7 @@ func (x *DeleteInternetGatewayRequest) String() string {
 func (*DeleteInternetGatewayRequest) ProtoMessage() {}
 
 func (x *DeleteInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2138,7 @@ func (x *DeleteInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*DeleteInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{44}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteInternetGatewayRequest) GetRef() string {
@@ -2059,7 +2156,7 @@ type DeleteInternetGatewayResponse struct {
 
 func (x *DeleteInternetGatewayResponse) Reset() {
 	*x = DeleteInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2168,7 @@ func (x *DeleteInternetGatewayResponse) String() string {
 func (*DeleteInternetGatewayResponse) ProtoMessage() {}
 
 func (x *DeleteInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2181,7 @@ func (x *DeleteInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*DeleteInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{45}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{47}
 }
 
 type ListInternetGatewaysRequest struct {
@@ -2095,7 +2192,7 @@ type ListInternetGatewaysRequest struct {
 
 func (x *ListInternetGatewaysRequest) Reset() {
 	*x = ListInternetGatewaysRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2204,7 @@ func (x *ListInternetGatewaysRequest) String() string {
 func (*ListInternetGatewaysRequest) ProtoMessage() {}
 
 func (x *ListInternetGatewaysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2217,7 @@ func (x *ListInternetGatewaysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInternetGatewaysRequest.ProtoReflect.Descriptor instead.
 func (*ListInternetGatewaysRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{46}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{48}
 }
 
 type ListInternetGatewaysResponse struct {
@@ -2132,7 +2229,7 @@ type ListInternetGatewaysResponse struct {
 
 func (x *ListInternetGatewaysResponse) Reset() {
 	*x = ListInternetGatewaysResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2241,7 @@ func (x *ListInternetGatewaysResponse) String() string {
 func (*ListInternetGatewaysResponse) ProtoMessage() {}
 
 func (x *ListInternetGatewaysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2254,7 @@ func (x *ListInternetGatewaysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInternetGatewaysResponse.ProtoReflect.Descriptor instead.
 func (*ListInternetGatewaysResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{47}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListInternetGatewaysResponse) GetInternetGateways() []*InternetGateway {
@@ -2176,7 +2273,7 @@ type AllocateAddressRequest struct {
 
 func (x *AllocateAddressRequest) Reset() {
 	*x = AllocateAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2285,7 @@ func (x *AllocateAddressRequest) String() string {
 func (*AllocateAddressRequest) ProtoMessage() {}
 
 func (x *AllocateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2298,7 @@ func (x *AllocateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateAddressRequest.ProtoReflect.Descriptor instead.
 func (*AllocateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{48}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AllocateAddressRequest) GetName() string {
@@ -2220,7 +2317,7 @@ type AllocateAddressResponse struct {
 
 func (x *AllocateAddressResponse) Reset() {
 	*x = AllocateAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2329,7 @@ func (x *AllocateAddressResponse) String() string {
 func (*AllocateAddressResponse) ProtoMessage() {}
 
 func (x *AllocateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2342,7 @@ func (x *AllocateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateAddressResponse.ProtoReflect.Descriptor instead.
 func (*AllocateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{49}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AllocateAddressResponse) GetAddress() *ElasticIp {
@@ -2266,7 +2363,7 @@ type AssociateAddressRequest struct {
 
 func (x *AssociateAddressRequest) Reset() {
 	*x = AssociateAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2375,7 @@ func (x *AssociateAddressRequest) String() string {
 func (*AssociateAddressRequest) ProtoMessage() {}
 
 func (x *AssociateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2388,7 @@ func (x *AssociateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAddressRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{50}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AssociateAddressRequest) GetRef() string {
@@ -2317,7 +2414,7 @@ type AssociateAddressResponse struct {
 
 func (x *AssociateAddressResponse) Reset() {
 	*x = AssociateAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2426,7 @@ func (x *AssociateAddressResponse) String() string {
 func (*AssociateAddressResponse) ProtoMessage() {}
 
 func (x *AssociateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2439,7 @@ func (x *AssociateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAddressResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{51}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AssociateAddressResponse) GetAddress() *ElasticIp {
@@ -2361,7 +2458,7 @@ type DisassociateAddressRequest struct {
 
 func (x *DisassociateAddressRequest) Reset() {
 	*x = DisassociateAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2470,7 @@ func (x *DisassociateAddressRequest) String() string {
 func (*DisassociateAddressRequest) ProtoMessage() {}
 
 func (x *DisassociateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2483,7 @@ func (x *DisassociateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisassociateAddressRequest.ProtoReflect.Descriptor instead.
 func (*DisassociateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{52}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DisassociateAddressRequest) GetRef() string {
@@ -2405,7 +2502,7 @@ type DisassociateAddressResponse struct {
 
 func (x *DisassociateAddressResponse) Reset() {
 	*x = DisassociateAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2514,7 @@ func (x *DisassociateAddressResponse) String() string {
 func (*DisassociateAddressResponse) ProtoMessage() {}
 
 func (x *DisassociateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2527,7 @@ func (x *DisassociateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisassociateAddressResponse.ProtoReflect.Descriptor instead.
 func (*DisassociateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{53}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DisassociateAddressResponse) GetAddress() *ElasticIp {
@@ -2449,7 +2546,7 @@ type ReleaseAddressRequest struct {
 
 func (x *ReleaseAddressRequest) Reset() {
 	*x = ReleaseAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +2558,7 @@ func (x *ReleaseAddressRequest) String() string {
 func (*ReleaseAddressRequest) ProtoMessage() {}
 
 func (x *ReleaseAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +2571,7 @@ func (x *ReleaseAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAddressRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{54}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReleaseAddressRequest) GetRef() string {
@@ -2492,7 +2589,7 @@ type ReleaseAddressResponse struct {
 
 func (x *ReleaseAddressResponse) Reset() {
 	*x = ReleaseAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2601,7 @@ func (x *ReleaseAddressResponse) String() string {
 func (*ReleaseAddressResponse) ProtoMessage() {}
 
 func (x *ReleaseAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2614,7 @@ func (x *ReleaseAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAddressResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{55}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{57}
 }
 
 type ListAddressesRequest struct {
@@ -2528,7 +2625,7 @@ type ListAddressesRequest struct {
 
 func (x *ListAddressesRequest) Reset() {
 	*x = ListAddressesRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2637,7 @@ func (x *ListAddressesRequest) String() string {
 func (*ListAddressesRequest) ProtoMessage() {}
 
 func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2650,7 @@ func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddressesRequest.ProtoReflect.Descriptor instead.
 func (*ListAddressesRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{56}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
 }
 
 type ListAddressesResponse struct {
@@ -2565,7 +2662,7 @@ type ListAddressesResponse struct {
 
 func (x *ListAddressesResponse) Reset() {
 	*x = ListAddressesResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +2674,7 @@ func (x *ListAddressesResponse) String() string {
 func (*ListAddressesResponse) ProtoMessage() {}
 
 func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +2687,7 @@ func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddressesResponse.ProtoReflect.Descriptor instead.
 func (*ListAddressesResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{57}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListAddressesResponse) GetAddresses() []*ElasticIp {
@@ -2611,7 +2708,7 @@ type CreateSecurityGroupRequest struct {
 
 func (x *CreateSecurityGroupRequest) Reset() {
 	*x = CreateSecurityGroupRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2720,7 @@ func (x *CreateSecurityGroupRequest) String() string {
 func (*CreateSecurityGroupRequest) ProtoMessage() {}
 
 func (x *CreateSecurityGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2733,7 @@ func (x *CreateSecurityGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecurityGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecurityGroupRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CreateSecurityGroupRequest) GetVpc() string {
@@ -2669,7 +2766,7 @@ type CreateSecurityGroupResponse struct {
 
 func (x *CreateSecurityGroupResponse) Reset() {
 	*x = CreateSecurityGroupResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2778,7 @@ func (x *CreateSecurityGroupResponse) String() string {
 func (*CreateSecurityGroupResponse) ProtoMessage() {}
 
 func (x *CreateSecurityGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +2791,7 @@ func (x *CreateSecurityGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecurityGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateSecurityGroupResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CreateSecurityGroupResponse) GetSecurityGroup() *SecurityGroup {
@@ -2713,7 +2810,7 @@ type GetSecurityGroupRequest struct {
 
 func (x *GetSecurityGroupRequest) Reset() {
 	*x = GetSecurityGroupRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +2822,7 @@ func (x *GetSecurityGroupRequest) String() string {
 func (*GetSecurityGroupRequest) ProtoMessage() {}
 
 func (x *GetSecurityGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +2835,7 @@ func (x *GetSecurityGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecurityGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetSecurityGroupRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetSecurityGroupRequest) GetRef() string {
@@ -2757,7 +2854,7 @@ type GetSecurityGroupResponse struct {
 
 func (x *GetSecurityGroupResponse) Reset() {
 	*x = GetSecurityGroupResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +2866,7 @@ func (x *GetSecurityGroupResponse) String() string {
 func (*GetSecurityGroupResponse) ProtoMessage() {}
 
 func (x *GetSecurityGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +2879,7 @@ func (x *GetSecurityGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecurityGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetSecurityGroupResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetSecurityGroupResponse) GetSecurityGroup() *SecurityGroup {
@@ -2802,7 +2899,7 @@ type ListSecurityGroupsRequest struct {
 
 func (x *ListSecurityGroupsRequest) Reset() {
 	*x = ListSecurityGroupsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2911,7 @@ func (x *ListSecurityGroupsRequest) String() string {
 func (*ListSecurityGroupsRequest) ProtoMessage() {}
 
 func (x *ListSecurityGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2924,7 @@ func (x *ListSecurityGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecurityGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecurityGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListSecurityGroupsRequest) GetVpc() string {
@@ -2846,7 +2943,7 @@ type ListSecurityGroupsResponse struct {
 
 func (x *ListSecurityGroupsResponse) Reset() {
 	*x = ListSecurityGroupsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +2955,7 @@ func (x *ListSecurityGroupsResponse) String() string {
 func (*ListSecurityGroupsResponse) ProtoMessage() {}
 
 func (x *ListSecurityGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +2968,7 @@ func (x *ListSecurityGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecurityGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecurityGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListSecurityGroupsResponse) GetSecurityGroups() []*SecurityGroup {
@@ -2890,7 +2987,7 @@ type DeleteSecurityGroupRequest struct {
 
 func (x *DeleteSecurityGroupRequest) Reset() {
 	*x = DeleteSecurityGroupRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +2999,7 @@ func (x *DeleteSecurityGroupRequest) String() string {
 func (*DeleteSecurityGroupRequest) ProtoMessage() {}
 
 func (x *DeleteSecurityGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +3012,7 @@ func (x *DeleteSecurityGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecurityGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSecurityGroupRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{64}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeleteSecurityGroupRequest) GetRef() string {
@@ -2933,7 +3030,7 @@ type DeleteSecurityGroupResponse struct {
 
 func (x *DeleteSecurityGroupResponse) Reset() {
 	*x = DeleteSecurityGroupResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3042,7 @@ func (x *DeleteSecurityGroupResponse) String() string {
 func (*DeleteSecurityGroupResponse) ProtoMessage() {}
 
 func (x *DeleteSecurityGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3055,7 @@ func (x *DeleteSecurityGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecurityGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSecurityGroupResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{65}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{67}
 }
 
 // SecurityGroupRuleSpec is a rule as a user writes it: a direction, what
@@ -2980,7 +3077,7 @@ type SecurityGroupRuleSpec struct {
 
 func (x *SecurityGroupRuleSpec) Reset() {
 	*x = SecurityGroupRuleSpec{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3089,7 @@ func (x *SecurityGroupRuleSpec) String() string {
 func (*SecurityGroupRuleSpec) ProtoMessage() {}
 
 func (x *SecurityGroupRuleSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3102,7 @@ func (x *SecurityGroupRuleSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityGroupRuleSpec.ProtoReflect.Descriptor instead.
 func (*SecurityGroupRuleSpec) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{66}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SecurityGroupRuleSpec) GetEgress() bool {
@@ -3054,7 +3151,7 @@ type AuthorizeSecurityGroupRuleRequest struct {
 
 func (x *AuthorizeSecurityGroupRuleRequest) Reset() {
 	*x = AuthorizeSecurityGroupRuleRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3163,7 @@ func (x *AuthorizeSecurityGroupRuleRequest) String() string {
 func (*AuthorizeSecurityGroupRuleRequest) ProtoMessage() {}
 
 func (x *AuthorizeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3176,7 @@ func (x *AuthorizeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AuthorizeSecurityGroupRuleRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeSecurityGroupRuleRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{67}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *AuthorizeSecurityGroupRuleRequest) GetRef() string {
@@ -3107,7 +3204,7 @@ type AuthorizeSecurityGroupRuleResponse struct {
 
 func (x *AuthorizeSecurityGroupRuleResponse) Reset() {
 	*x = AuthorizeSecurityGroupRuleResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3216,7 @@ func (x *AuthorizeSecurityGroupRuleResponse) String() string {
 func (*AuthorizeSecurityGroupRuleResponse) ProtoMessage() {}
 
 func (x *AuthorizeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3229,7 @@ func (x *AuthorizeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use AuthorizeSecurityGroupRuleResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeSecurityGroupRuleResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{68}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *AuthorizeSecurityGroupRuleResponse) GetSecurityGroup() *SecurityGroup {
@@ -3161,7 +3258,7 @@ type RevokeSecurityGroupRuleRequest struct {
 
 func (x *RevokeSecurityGroupRuleRequest) Reset() {
 	*x = RevokeSecurityGroupRuleRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3270,7 @@ func (x *RevokeSecurityGroupRuleRequest) String() string {
 func (*RevokeSecurityGroupRuleRequest) ProtoMessage() {}
 
 func (x *RevokeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3283,7 @@ func (x *RevokeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSecurityGroupRuleRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSecurityGroupRuleRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{69}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RevokeSecurityGroupRuleRequest) GetRef() string {
@@ -3219,7 +3316,7 @@ type RevokeSecurityGroupRuleResponse struct {
 
 func (x *RevokeSecurityGroupRuleResponse) Reset() {
 	*x = RevokeSecurityGroupRuleResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +3328,7 @@ func (x *RevokeSecurityGroupRuleResponse) String() string {
 func (*RevokeSecurityGroupRuleResponse) ProtoMessage() {}
 
 func (x *RevokeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +3341,7 @@ func (x *RevokeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSecurityGroupRuleResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSecurityGroupRuleResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{70}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RevokeSecurityGroupRuleResponse) GetSecurityGroup() *SecurityGroup {
@@ -3264,7 +3361,7 @@ type CreateNetworkAclRequest struct {
 
 func (x *CreateNetworkAclRequest) Reset() {
 	*x = CreateNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3373,7 @@ func (x *CreateNetworkAclRequest) String() string {
 func (*CreateNetworkAclRequest) ProtoMessage() {}
 
 func (x *CreateNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3386,7 @@ func (x *CreateNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{71}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CreateNetworkAclRequest) GetVpc() string {
@@ -3315,7 +3412,7 @@ type CreateNetworkAclResponse struct {
 
 func (x *CreateNetworkAclResponse) Reset() {
 	*x = CreateNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3327,7 +3424,7 @@ func (x *CreateNetworkAclResponse) String() string {
 func (*CreateNetworkAclResponse) ProtoMessage() {}
 
 func (x *CreateNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3340,7 +3437,7 @@ func (x *CreateNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{72}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *CreateNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
@@ -3359,7 +3456,7 @@ type GetNetworkAclRequest struct {
 
 func (x *GetNetworkAclRequest) Reset() {
 	*x = GetNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3371,7 +3468,7 @@ func (x *GetNetworkAclRequest) String() string {
 func (*GetNetworkAclRequest) ProtoMessage() {}
 
 func (x *GetNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3384,7 +3481,7 @@ func (x *GetNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{73}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetNetworkAclRequest) GetRef() string {
@@ -3403,7 +3500,7 @@ type GetNetworkAclResponse struct {
 
 func (x *GetNetworkAclResponse) Reset() {
 	*x = GetNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3415,7 +3512,7 @@ func (x *GetNetworkAclResponse) String() string {
 func (*GetNetworkAclResponse) ProtoMessage() {}
 
 func (x *GetNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3428,7 +3525,7 @@ func (x *GetNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*GetNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{74}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
@@ -3447,7 +3544,7 @@ type ListNetworkAclsRequest struct {
 
 func (x *ListNetworkAclsRequest) Reset() {
 	*x = ListNetworkAclsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3459,7 +3556,7 @@ func (x *ListNetworkAclsRequest) String() string {
 func (*ListNetworkAclsRequest) ProtoMessage() {}
 
 func (x *ListNetworkAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3472,7 +3569,7 @@ func (x *ListNetworkAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworkAclsRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworkAclsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{75}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListNetworkAclsRequest) GetVpc() string {
@@ -3491,7 +3588,7 @@ type ListNetworkAclsResponse struct {
 
 func (x *ListNetworkAclsResponse) Reset() {
 	*x = ListNetworkAclsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3503,7 +3600,7 @@ func (x *ListNetworkAclsResponse) String() string {
 func (*ListNetworkAclsResponse) ProtoMessage() {}
 
 func (x *ListNetworkAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3516,7 +3613,7 @@ func (x *ListNetworkAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworkAclsResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworkAclsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{76}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListNetworkAclsResponse) GetNetworkAcls() []*NetworkAcl {
@@ -3535,7 +3632,7 @@ type DeleteNetworkAclRequest struct {
 
 func (x *DeleteNetworkAclRequest) Reset() {
 	*x = DeleteNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3547,7 +3644,7 @@ func (x *DeleteNetworkAclRequest) String() string {
 func (*DeleteNetworkAclRequest) ProtoMessage() {}
 
 func (x *DeleteNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3560,7 +3657,7 @@ func (x *DeleteNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{77}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DeleteNetworkAclRequest) GetRef() string {
@@ -3578,7 +3675,7 @@ type DeleteNetworkAclResponse struct {
 
 func (x *DeleteNetworkAclResponse) Reset() {
 	*x = DeleteNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3687,7 @@ func (x *DeleteNetworkAclResponse) String() string {
 func (*DeleteNetworkAclResponse) ProtoMessage() {}
 
 func (x *DeleteNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3700,7 @@ func (x *DeleteNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{78}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{80}
 }
 
 type CreateNetworkAclEntryRequest struct {
@@ -3621,7 +3718,7 @@ type CreateNetworkAclEntryRequest struct {
 
 func (x *CreateNetworkAclEntryRequest) Reset() {
 	*x = CreateNetworkAclEntryRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3633,7 +3730,7 @@ func (x *CreateNetworkAclEntryRequest) String() string {
 func (*CreateNetworkAclEntryRequest) ProtoMessage() {}
 
 func (x *CreateNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3646,7 +3743,7 @@ func (x *CreateNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclEntryRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclEntryRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{79}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateNetworkAclEntryRequest) GetRef() string {
@@ -3700,7 +3797,7 @@ type CreateNetworkAclEntryResponse struct {
 
 func (x *CreateNetworkAclEntryResponse) Reset() {
 	*x = CreateNetworkAclEntryResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3712,7 +3809,7 @@ func (x *CreateNetworkAclEntryResponse) String() string {
 func (*CreateNetworkAclEntryResponse) ProtoMessage() {}
 
 func (x *CreateNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3725,7 +3822,7 @@ func (x *CreateNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclEntryResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclEntryResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{80}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CreateNetworkAclEntryResponse) GetNetworkAcl() *NetworkAcl {
@@ -3746,7 +3843,7 @@ type DeleteNetworkAclEntryRequest struct {
 
 func (x *DeleteNetworkAclEntryRequest) Reset() {
 	*x = DeleteNetworkAclEntryRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +3855,7 @@ func (x *DeleteNetworkAclEntryRequest) String() string {
 func (*DeleteNetworkAclEntryRequest) ProtoMessage() {}
 
 func (x *DeleteNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +3868,7 @@ func (x *DeleteNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclEntryRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclEntryRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{81}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DeleteNetworkAclEntryRequest) GetRef() string {
@@ -3804,7 +3901,7 @@ type DeleteNetworkAclEntryResponse struct {
 
 func (x *DeleteNetworkAclEntryResponse) Reset() {
 	*x = DeleteNetworkAclEntryResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +3913,7 @@ func (x *DeleteNetworkAclEntryResponse) String() string {
 func (*DeleteNetworkAclEntryResponse) ProtoMessage() {}
 
 func (x *DeleteNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +3926,7 @@ func (x *DeleteNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclEntryResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclEntryResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{82}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DeleteNetworkAclEntryResponse) GetNetworkAcl() *NetworkAcl {
@@ -3849,7 +3946,7 @@ type AssociateNetworkAclRequest struct {
 
 func (x *AssociateNetworkAclRequest) Reset() {
 	*x = AssociateNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3861,7 +3958,7 @@ func (x *AssociateNetworkAclRequest) String() string {
 func (*AssociateNetworkAclRequest) ProtoMessage() {}
 
 func (x *AssociateNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3874,7 +3971,7 @@ func (x *AssociateNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*AssociateNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{83}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *AssociateNetworkAclRequest) GetRef() string {
@@ -3901,7 +3998,7 @@ type AssociateNetworkAclResponse struct {
 
 func (x *AssociateNetworkAclResponse) Reset() {
 	*x = AssociateNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4010,7 @@ func (x *AssociateNetworkAclResponse) String() string {
 func (*AssociateNetworkAclResponse) ProtoMessage() {}
 
 func (x *AssociateNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4023,7 @@ func (x *AssociateNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*AssociateNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{84}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AssociateNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
@@ -3952,7 +4049,7 @@ type GetInternetGatewayRequest struct {
 
 func (x *GetInternetGatewayRequest) Reset() {
 	*x = GetInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3964,7 +4061,7 @@ func (x *GetInternetGatewayRequest) String() string {
 func (*GetInternetGatewayRequest) ProtoMessage() {}
 
 func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3977,7 +4074,7 @@ func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*GetInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{85}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *GetInternetGatewayRequest) GetRef() string {
@@ -3996,7 +4093,7 @@ type GetInternetGatewayResponse struct {
 
 func (x *GetInternetGatewayResponse) Reset() {
 	*x = GetInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4008,7 +4105,7 @@ func (x *GetInternetGatewayResponse) String() string {
 func (*GetInternetGatewayResponse) ProtoMessage() {}
 
 func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4021,7 +4118,7 @@ func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*GetInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{86}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *GetInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -4041,7 +4138,7 @@ type GetAddressRequest struct {
 
 func (x *GetAddressRequest) Reset() {
 	*x = GetAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4150,7 @@ func (x *GetAddressRequest) String() string {
 func (*GetAddressRequest) ProtoMessage() {}
 
 func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4163,7 @@ func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressRequest.ProtoReflect.Descriptor instead.
 func (*GetAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{87}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *GetAddressRequest) GetRef() string {
@@ -4085,7 +4182,7 @@ type GetAddressResponse struct {
 
 func (x *GetAddressResponse) Reset() {
 	*x = GetAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4097,7 +4194,7 @@ func (x *GetAddressResponse) String() string {
 func (*GetAddressResponse) ProtoMessage() {}
 
 func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4110,7 +4207,7 @@ func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressResponse.ProtoReflect.Descriptor instead.
 func (*GetAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{88}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *GetAddressResponse) GetAddress() *ElasticIp {
@@ -4130,7 +4227,7 @@ type AssociateRouteTableRequest struct {
 
 func (x *AssociateRouteTableRequest) Reset() {
 	*x = AssociateRouteTableRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4142,7 +4239,7 @@ func (x *AssociateRouteTableRequest) String() string {
 func (*AssociateRouteTableRequest) ProtoMessage() {}
 
 func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4155,7 +4252,7 @@ func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateRouteTableRequest.ProtoReflect.Descriptor instead.
 func (*AssociateRouteTableRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{89}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *AssociateRouteTableRequest) GetSubnet() string {
@@ -4181,7 +4278,7 @@ type AssociateRouteTableResponse struct {
 
 func (x *AssociateRouteTableResponse) Reset() {
 	*x = AssociateRouteTableResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4290,7 @@ func (x *AssociateRouteTableResponse) String() string {
 func (*AssociateRouteTableResponse) ProtoMessage() {}
 
 func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4303,7 @@ func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateRouteTableResponse.ProtoReflect.Descriptor instead.
 func (*AssociateRouteTableResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{90}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *AssociateRouteTableResponse) GetSubnet() *Subnet {
@@ -4235,7 +4332,7 @@ type CreateFlowLogRequest struct {
 
 func (x *CreateFlowLogRequest) Reset() {
 	*x = CreateFlowLogRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4247,7 +4344,7 @@ func (x *CreateFlowLogRequest) String() string {
 func (*CreateFlowLogRequest) ProtoMessage() {}
 
 func (x *CreateFlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4260,7 +4357,7 @@ func (x *CreateFlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFlowLogRequest.ProtoReflect.Descriptor instead.
 func (*CreateFlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{91}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CreateFlowLogRequest) GetInstance() string {
@@ -4321,7 +4418,7 @@ type CreateFlowLogResponse struct {
 
 func (x *CreateFlowLogResponse) Reset() {
 	*x = CreateFlowLogResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4333,7 +4430,7 @@ func (x *CreateFlowLogResponse) String() string {
 func (*CreateFlowLogResponse) ProtoMessage() {}
 
 func (x *CreateFlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4346,7 +4443,7 @@ func (x *CreateFlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFlowLogResponse.ProtoReflect.Descriptor instead.
 func (*CreateFlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{92}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *CreateFlowLogResponse) GetFlowLog() *FlowLog {
@@ -4365,7 +4462,7 @@ type GetFlowLogRequest struct {
 
 func (x *GetFlowLogRequest) Reset() {
 	*x = GetFlowLogRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4377,7 +4474,7 @@ func (x *GetFlowLogRequest) String() string {
 func (*GetFlowLogRequest) ProtoMessage() {}
 
 func (x *GetFlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4390,7 +4487,7 @@ func (x *GetFlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetFlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{93}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *GetFlowLogRequest) GetRef() string {
@@ -4409,7 +4506,7 @@ type GetFlowLogResponse struct {
 
 func (x *GetFlowLogResponse) Reset() {
 	*x = GetFlowLogResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4421,7 +4518,7 @@ func (x *GetFlowLogResponse) String() string {
 func (*GetFlowLogResponse) ProtoMessage() {}
 
 func (x *GetFlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4434,7 +4531,7 @@ func (x *GetFlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetFlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{94}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *GetFlowLogResponse) GetFlowLog() *FlowLog {
@@ -4454,7 +4551,7 @@ type ListFlowLogsRequest struct {
 
 func (x *ListFlowLogsRequest) Reset() {
 	*x = ListFlowLogsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4563,7 @@ func (x *ListFlowLogsRequest) String() string {
 func (*ListFlowLogsRequest) ProtoMessage() {}
 
 func (x *ListFlowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4576,7 @@ func (x *ListFlowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlowLogsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{95}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListFlowLogsRequest) GetVpc() string {
@@ -4498,7 +4595,7 @@ type ListFlowLogsResponse struct {
 
 func (x *ListFlowLogsResponse) Reset() {
 	*x = ListFlowLogsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4510,7 +4607,7 @@ func (x *ListFlowLogsResponse) String() string {
 func (*ListFlowLogsResponse) ProtoMessage() {}
 
 func (x *ListFlowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +4620,7 @@ func (x *ListFlowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlowLogsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{96}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListFlowLogsResponse) GetFlowLogs() []*FlowLog {
@@ -4542,7 +4639,7 @@ type DeleteFlowLogRequest struct {
 
 func (x *DeleteFlowLogRequest) Reset() {
 	*x = DeleteFlowLogRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4554,7 +4651,7 @@ func (x *DeleteFlowLogRequest) String() string {
 func (*DeleteFlowLogRequest) ProtoMessage() {}
 
 func (x *DeleteFlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4567,7 +4664,7 @@ func (x *DeleteFlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlowLogRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{97}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *DeleteFlowLogRequest) GetRef() string {
@@ -4585,7 +4682,7 @@ type DeleteFlowLogResponse struct {
 
 func (x *DeleteFlowLogResponse) Reset() {
 	*x = DeleteFlowLogResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4597,7 +4694,7 @@ func (x *DeleteFlowLogResponse) String() string {
 func (*DeleteFlowLogResponse) ProtoMessage() {}
 
 func (x *DeleteFlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4610,7 +4707,7 @@ func (x *DeleteFlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlowLogResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{98}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{100}
 }
 
 type CreatePrefixListRequest struct {
@@ -4624,7 +4721,7 @@ type CreatePrefixListRequest struct {
 
 func (x *CreatePrefixListRequest) Reset() {
 	*x = CreatePrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4636,7 +4733,7 @@ func (x *CreatePrefixListRequest) String() string {
 func (*CreatePrefixListRequest) ProtoMessage() {}
 
 func (x *CreatePrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4649,7 +4746,7 @@ func (x *CreatePrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrefixListRequest.ProtoReflect.Descriptor instead.
 func (*CreatePrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{99}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *CreatePrefixListRequest) GetName() string {
@@ -4682,7 +4779,7 @@ type CreatePrefixListResponse struct {
 
 func (x *CreatePrefixListResponse) Reset() {
 	*x = CreatePrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4694,7 +4791,7 @@ func (x *CreatePrefixListResponse) String() string {
 func (*CreatePrefixListResponse) ProtoMessage() {}
 
 func (x *CreatePrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4707,7 +4804,7 @@ func (x *CreatePrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrefixListResponse.ProtoReflect.Descriptor instead.
 func (*CreatePrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{100}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *CreatePrefixListResponse) GetPrefixList() *PrefixList {
@@ -4726,7 +4823,7 @@ type GetPrefixListRequest struct {
 
 func (x *GetPrefixListRequest) Reset() {
 	*x = GetPrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4738,7 +4835,7 @@ func (x *GetPrefixListRequest) String() string {
 func (*GetPrefixListRequest) ProtoMessage() {}
 
 func (x *GetPrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4751,7 +4848,7 @@ func (x *GetPrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrefixListRequest.ProtoReflect.Descriptor instead.
 func (*GetPrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{101}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *GetPrefixListRequest) GetRef() string {
@@ -4770,7 +4867,7 @@ type GetPrefixListResponse struct {
 
 func (x *GetPrefixListResponse) Reset() {
 	*x = GetPrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4782,7 +4879,7 @@ func (x *GetPrefixListResponse) String() string {
 func (*GetPrefixListResponse) ProtoMessage() {}
 
 func (x *GetPrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4795,7 +4892,7 @@ func (x *GetPrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrefixListResponse.ProtoReflect.Descriptor instead.
 func (*GetPrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{102}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *GetPrefixListResponse) GetPrefixList() *PrefixList {
@@ -4813,7 +4910,7 @@ type ListPrefixListsRequest struct {
 
 func (x *ListPrefixListsRequest) Reset() {
 	*x = ListPrefixListsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4825,7 +4922,7 @@ func (x *ListPrefixListsRequest) String() string {
 func (*ListPrefixListsRequest) ProtoMessage() {}
 
 func (x *ListPrefixListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4838,7 +4935,7 @@ func (x *ListPrefixListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrefixListsRequest.ProtoReflect.Descriptor instead.
 func (*ListPrefixListsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{103}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{105}
 }
 
 type ListPrefixListsResponse struct {
@@ -4850,7 +4947,7 @@ type ListPrefixListsResponse struct {
 
 func (x *ListPrefixListsResponse) Reset() {
 	*x = ListPrefixListsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4862,7 +4959,7 @@ func (x *ListPrefixListsResponse) String() string {
 func (*ListPrefixListsResponse) ProtoMessage() {}
 
 func (x *ListPrefixListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4875,7 +4972,7 @@ func (x *ListPrefixListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrefixListsResponse.ProtoReflect.Descriptor instead.
 func (*ListPrefixListsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{104}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *ListPrefixListsResponse) GetPrefixLists() []*PrefixList {
@@ -4897,7 +4994,7 @@ type ModifyPrefixListRequest struct {
 
 func (x *ModifyPrefixListRequest) Reset() {
 	*x = ModifyPrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4909,7 +5006,7 @@ func (x *ModifyPrefixListRequest) String() string {
 func (*ModifyPrefixListRequest) ProtoMessage() {}
 
 func (x *ModifyPrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4922,7 +5019,7 @@ func (x *ModifyPrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyPrefixListRequest.ProtoReflect.Descriptor instead.
 func (*ModifyPrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{105}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *ModifyPrefixListRequest) GetRef() string {
@@ -4955,7 +5052,7 @@ type ModifyPrefixListResponse struct {
 
 func (x *ModifyPrefixListResponse) Reset() {
 	*x = ModifyPrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4967,7 +5064,7 @@ func (x *ModifyPrefixListResponse) String() string {
 func (*ModifyPrefixListResponse) ProtoMessage() {}
 
 func (x *ModifyPrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4980,7 +5077,7 @@ func (x *ModifyPrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyPrefixListResponse.ProtoReflect.Descriptor instead.
 func (*ModifyPrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{106}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ModifyPrefixListResponse) GetPrefixList() *PrefixList {
@@ -4999,7 +5096,7 @@ type DeletePrefixListRequest struct {
 
 func (x *DeletePrefixListRequest) Reset() {
 	*x = DeletePrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5011,7 +5108,7 @@ func (x *DeletePrefixListRequest) String() string {
 func (*DeletePrefixListRequest) ProtoMessage() {}
 
 func (x *DeletePrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5024,7 +5121,7 @@ func (x *DeletePrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrefixListRequest.ProtoReflect.Descriptor instead.
 func (*DeletePrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{107}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *DeletePrefixListRequest) GetRef() string {
@@ -5042,7 +5139,7 @@ type DeletePrefixListResponse struct {
 
 func (x *DeletePrefixListResponse) Reset() {
 	*x = DeletePrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5054,7 +5151,7 @@ func (x *DeletePrefixListResponse) String() string {
 func (*DeletePrefixListResponse) ProtoMessage() {}
 
 func (x *DeletePrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5067,7 +5164,7 @@ func (x *DeletePrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrefixListResponse.ProtoReflect.Descriptor instead.
 func (*DeletePrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{108}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{110}
 }
 
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
@@ -5090,7 +5187,13 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x04vpcs\x18\x01 \x03(\v2\x0f.openvpc.v1.VpcR\x04vpcs\"$\n" +
 	"\x10DeleteVpcRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x13\n" +
-	"\x11DeleteVpcResponse\"p\n" +
+	"\x11DeleteVpcResponse\"n\n" +
+	"\x10ModifyVpcRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
+	"\x12enable_dns_support\x18\x02 \x01(\bH\x00R\x10enableDnsSupport\x88\x01\x01B\x15\n" +
+	"\x13_enable_dns_support\"6\n" +
+	"\x11ModifyVpcResponse\x12!\n" +
+	"\x03vpc\x18\x01 \x01(\v2\x0f.openvpc.v1.VpcR\x03vpc\"p\n" +
 	"\x13CreateSubnetRequest\x12\x10\n" +
 	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x12\n" +
 	"\x04cidr\x18\x02 \x01(\tR\x04cidr\x12\x12\n" +
@@ -5343,13 +5446,14 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"prefixList\"+\n" +
 	"\x17DeletePrefixListRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1a\n" +
-	"\x18DeletePrefixListResponse2\xfd&\n" +
+	"\x18DeletePrefixListResponse2\xc7'\n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
 	"\x06GetVpc\x12\x19.openvpc.v1.GetVpcRequest\x1a\x1a.openvpc.v1.GetVpcResponse\x12E\n" +
 	"\bListVpcs\x12\x1b.openvpc.v1.ListVpcsRequest\x1a\x1c.openvpc.v1.ListVpcsResponse\x12H\n" +
-	"\tDeleteVpc\x12\x1c.openvpc.v1.DeleteVpcRequest\x1a\x1d.openvpc.v1.DeleteVpcResponse\x12Q\n" +
+	"\tDeleteVpc\x12\x1c.openvpc.v1.DeleteVpcRequest\x1a\x1d.openvpc.v1.DeleteVpcResponse\x12H\n" +
+	"\tModifyVpc\x12\x1c.openvpc.v1.ModifyVpcRequest\x1a\x1d.openvpc.v1.ModifyVpcResponse\x12Q\n" +
 	"\fCreateSubnet\x12\x1f.openvpc.v1.CreateSubnetRequest\x1a .openvpc.v1.CreateSubnetResponse\x12H\n" +
 	"\tGetSubnet\x12\x1c.openvpc.v1.GetSubnetRequest\x1a\x1d.openvpc.v1.GetSubnetResponse\x12N\n" +
 	"\vListSubnets\x12\x1e.openvpc.v1.ListSubnetsRequest\x1a\x1f.openvpc.v1.ListSubnetsResponse\x12Q\n" +
@@ -5416,7 +5520,7 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*CreateVpcRequest)(nil),                   // 0: openvpc.v1.CreateVpcRequest
 	(*CreateVpcResponse)(nil),                  // 1: openvpc.v1.CreateVpcResponse
@@ -5426,287 +5530,292 @@ var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*ListVpcsResponse)(nil),                   // 5: openvpc.v1.ListVpcsResponse
 	(*DeleteVpcRequest)(nil),                   // 6: openvpc.v1.DeleteVpcRequest
 	(*DeleteVpcResponse)(nil),                  // 7: openvpc.v1.DeleteVpcResponse
-	(*CreateSubnetRequest)(nil),                // 8: openvpc.v1.CreateSubnetRequest
-	(*CreateSubnetResponse)(nil),               // 9: openvpc.v1.CreateSubnetResponse
-	(*GetSubnetRequest)(nil),                   // 10: openvpc.v1.GetSubnetRequest
-	(*GetSubnetResponse)(nil),                  // 11: openvpc.v1.GetSubnetResponse
-	(*ListSubnetsRequest)(nil),                 // 12: openvpc.v1.ListSubnetsRequest
-	(*ListSubnetsResponse)(nil),                // 13: openvpc.v1.ListSubnetsResponse
-	(*DeleteSubnetRequest)(nil),                // 14: openvpc.v1.DeleteSubnetRequest
-	(*DeleteSubnetResponse)(nil),               // 15: openvpc.v1.DeleteSubnetResponse
-	(*CreateRouteTableRequest)(nil),            // 16: openvpc.v1.CreateRouteTableRequest
-	(*CreateRouteTableResponse)(nil),           // 17: openvpc.v1.CreateRouteTableResponse
-	(*GetRouteTableRequest)(nil),               // 18: openvpc.v1.GetRouteTableRequest
-	(*GetRouteTableResponse)(nil),              // 19: openvpc.v1.GetRouteTableResponse
-	(*ListRouteTablesRequest)(nil),             // 20: openvpc.v1.ListRouteTablesRequest
-	(*ListRouteTablesResponse)(nil),            // 21: openvpc.v1.ListRouteTablesResponse
-	(*DeleteRouteTableRequest)(nil),            // 22: openvpc.v1.DeleteRouteTableRequest
-	(*DeleteRouteTableResponse)(nil),           // 23: openvpc.v1.DeleteRouteTableResponse
-	(*CreateRouteRequest)(nil),                 // 24: openvpc.v1.CreateRouteRequest
-	(*CreateRouteResponse)(nil),                // 25: openvpc.v1.CreateRouteResponse
-	(*DeleteRouteRequest)(nil),                 // 26: openvpc.v1.DeleteRouteRequest
-	(*DeleteRouteResponse)(nil),                // 27: openvpc.v1.DeleteRouteResponse
-	(*CreatePeeringRequest)(nil),               // 28: openvpc.v1.CreatePeeringRequest
-	(*CreatePeeringResponse)(nil),              // 29: openvpc.v1.CreatePeeringResponse
-	(*AcceptPeeringRequest)(nil),               // 30: openvpc.v1.AcceptPeeringRequest
-	(*AcceptPeeringResponse)(nil),              // 31: openvpc.v1.AcceptPeeringResponse
-	(*GetPeeringRequest)(nil),                  // 32: openvpc.v1.GetPeeringRequest
-	(*GetPeeringResponse)(nil),                 // 33: openvpc.v1.GetPeeringResponse
-	(*ListPeeringsRequest)(nil),                // 34: openvpc.v1.ListPeeringsRequest
-	(*ListPeeringsResponse)(nil),               // 35: openvpc.v1.ListPeeringsResponse
-	(*DeletePeeringRequest)(nil),               // 36: openvpc.v1.DeletePeeringRequest
-	(*DeletePeeringResponse)(nil),              // 37: openvpc.v1.DeletePeeringResponse
-	(*CreateInternetGatewayRequest)(nil),       // 38: openvpc.v1.CreateInternetGatewayRequest
-	(*CreateInternetGatewayResponse)(nil),      // 39: openvpc.v1.CreateInternetGatewayResponse
-	(*AttachInternetGatewayRequest)(nil),       // 40: openvpc.v1.AttachInternetGatewayRequest
-	(*AttachInternetGatewayResponse)(nil),      // 41: openvpc.v1.AttachInternetGatewayResponse
-	(*DetachInternetGatewayRequest)(nil),       // 42: openvpc.v1.DetachInternetGatewayRequest
-	(*DetachInternetGatewayResponse)(nil),      // 43: openvpc.v1.DetachInternetGatewayResponse
-	(*DeleteInternetGatewayRequest)(nil),       // 44: openvpc.v1.DeleteInternetGatewayRequest
-	(*DeleteInternetGatewayResponse)(nil),      // 45: openvpc.v1.DeleteInternetGatewayResponse
-	(*ListInternetGatewaysRequest)(nil),        // 46: openvpc.v1.ListInternetGatewaysRequest
-	(*ListInternetGatewaysResponse)(nil),       // 47: openvpc.v1.ListInternetGatewaysResponse
-	(*AllocateAddressRequest)(nil),             // 48: openvpc.v1.AllocateAddressRequest
-	(*AllocateAddressResponse)(nil),            // 49: openvpc.v1.AllocateAddressResponse
-	(*AssociateAddressRequest)(nil),            // 50: openvpc.v1.AssociateAddressRequest
-	(*AssociateAddressResponse)(nil),           // 51: openvpc.v1.AssociateAddressResponse
-	(*DisassociateAddressRequest)(nil),         // 52: openvpc.v1.DisassociateAddressRequest
-	(*DisassociateAddressResponse)(nil),        // 53: openvpc.v1.DisassociateAddressResponse
-	(*ReleaseAddressRequest)(nil),              // 54: openvpc.v1.ReleaseAddressRequest
-	(*ReleaseAddressResponse)(nil),             // 55: openvpc.v1.ReleaseAddressResponse
-	(*ListAddressesRequest)(nil),               // 56: openvpc.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),              // 57: openvpc.v1.ListAddressesResponse
-	(*CreateSecurityGroupRequest)(nil),         // 58: openvpc.v1.CreateSecurityGroupRequest
-	(*CreateSecurityGroupResponse)(nil),        // 59: openvpc.v1.CreateSecurityGroupResponse
-	(*GetSecurityGroupRequest)(nil),            // 60: openvpc.v1.GetSecurityGroupRequest
-	(*GetSecurityGroupResponse)(nil),           // 61: openvpc.v1.GetSecurityGroupResponse
-	(*ListSecurityGroupsRequest)(nil),          // 62: openvpc.v1.ListSecurityGroupsRequest
-	(*ListSecurityGroupsResponse)(nil),         // 63: openvpc.v1.ListSecurityGroupsResponse
-	(*DeleteSecurityGroupRequest)(nil),         // 64: openvpc.v1.DeleteSecurityGroupRequest
-	(*DeleteSecurityGroupResponse)(nil),        // 65: openvpc.v1.DeleteSecurityGroupResponse
-	(*SecurityGroupRuleSpec)(nil),              // 66: openvpc.v1.SecurityGroupRuleSpec
-	(*AuthorizeSecurityGroupRuleRequest)(nil),  // 67: openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	(*AuthorizeSecurityGroupRuleResponse)(nil), // 68: openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	(*RevokeSecurityGroupRuleRequest)(nil),     // 69: openvpc.v1.RevokeSecurityGroupRuleRequest
-	(*RevokeSecurityGroupRuleResponse)(nil),    // 70: openvpc.v1.RevokeSecurityGroupRuleResponse
-	(*CreateNetworkAclRequest)(nil),            // 71: openvpc.v1.CreateNetworkAclRequest
-	(*CreateNetworkAclResponse)(nil),           // 72: openvpc.v1.CreateNetworkAclResponse
-	(*GetNetworkAclRequest)(nil),               // 73: openvpc.v1.GetNetworkAclRequest
-	(*GetNetworkAclResponse)(nil),              // 74: openvpc.v1.GetNetworkAclResponse
-	(*ListNetworkAclsRequest)(nil),             // 75: openvpc.v1.ListNetworkAclsRequest
-	(*ListNetworkAclsResponse)(nil),            // 76: openvpc.v1.ListNetworkAclsResponse
-	(*DeleteNetworkAclRequest)(nil),            // 77: openvpc.v1.DeleteNetworkAclRequest
-	(*DeleteNetworkAclResponse)(nil),           // 78: openvpc.v1.DeleteNetworkAclResponse
-	(*CreateNetworkAclEntryRequest)(nil),       // 79: openvpc.v1.CreateNetworkAclEntryRequest
-	(*CreateNetworkAclEntryResponse)(nil),      // 80: openvpc.v1.CreateNetworkAclEntryResponse
-	(*DeleteNetworkAclEntryRequest)(nil),       // 81: openvpc.v1.DeleteNetworkAclEntryRequest
-	(*DeleteNetworkAclEntryResponse)(nil),      // 82: openvpc.v1.DeleteNetworkAclEntryResponse
-	(*AssociateNetworkAclRequest)(nil),         // 83: openvpc.v1.AssociateNetworkAclRequest
-	(*AssociateNetworkAclResponse)(nil),        // 84: openvpc.v1.AssociateNetworkAclResponse
-	(*GetInternetGatewayRequest)(nil),          // 85: openvpc.v1.GetInternetGatewayRequest
-	(*GetInternetGatewayResponse)(nil),         // 86: openvpc.v1.GetInternetGatewayResponse
-	(*GetAddressRequest)(nil),                  // 87: openvpc.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),                 // 88: openvpc.v1.GetAddressResponse
-	(*AssociateRouteTableRequest)(nil),         // 89: openvpc.v1.AssociateRouteTableRequest
-	(*AssociateRouteTableResponse)(nil),        // 90: openvpc.v1.AssociateRouteTableResponse
-	(*CreateFlowLogRequest)(nil),               // 91: openvpc.v1.CreateFlowLogRequest
-	(*CreateFlowLogResponse)(nil),              // 92: openvpc.v1.CreateFlowLogResponse
-	(*GetFlowLogRequest)(nil),                  // 93: openvpc.v1.GetFlowLogRequest
-	(*GetFlowLogResponse)(nil),                 // 94: openvpc.v1.GetFlowLogResponse
-	(*ListFlowLogsRequest)(nil),                // 95: openvpc.v1.ListFlowLogsRequest
-	(*ListFlowLogsResponse)(nil),               // 96: openvpc.v1.ListFlowLogsResponse
-	(*DeleteFlowLogRequest)(nil),               // 97: openvpc.v1.DeleteFlowLogRequest
-	(*DeleteFlowLogResponse)(nil),              // 98: openvpc.v1.DeleteFlowLogResponse
-	(*CreatePrefixListRequest)(nil),            // 99: openvpc.v1.CreatePrefixListRequest
-	(*CreatePrefixListResponse)(nil),           // 100: openvpc.v1.CreatePrefixListResponse
-	(*GetPrefixListRequest)(nil),               // 101: openvpc.v1.GetPrefixListRequest
-	(*GetPrefixListResponse)(nil),              // 102: openvpc.v1.GetPrefixListResponse
-	(*ListPrefixListsRequest)(nil),             // 103: openvpc.v1.ListPrefixListsRequest
-	(*ListPrefixListsResponse)(nil),            // 104: openvpc.v1.ListPrefixListsResponse
-	(*ModifyPrefixListRequest)(nil),            // 105: openvpc.v1.ModifyPrefixListRequest
-	(*ModifyPrefixListResponse)(nil),           // 106: openvpc.v1.ModifyPrefixListResponse
-	(*DeletePrefixListRequest)(nil),            // 107: openvpc.v1.DeletePrefixListRequest
-	(*DeletePrefixListResponse)(nil),           // 108: openvpc.v1.DeletePrefixListResponse
-	(*Vpc)(nil),                                // 109: openvpc.v1.Vpc
-	(*Subnet)(nil),                             // 110: openvpc.v1.Subnet
-	(*RouteTable)(nil),                         // 111: openvpc.v1.RouteTable
-	(*Peering)(nil),                            // 112: openvpc.v1.Peering
-	(*InternetGateway)(nil),                    // 113: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                          // 114: openvpc.v1.ElasticIp
-	(*SecurityGroup)(nil),                      // 115: openvpc.v1.SecurityGroup
-	(*RuleMatch)(nil),                          // 116: openvpc.v1.RuleMatch
-	(*SecurityGroupRule)(nil),                  // 117: openvpc.v1.SecurityGroupRule
-	(*NetworkAcl)(nil),                         // 118: openvpc.v1.NetworkAcl
-	(*FlowLog)(nil),                            // 119: openvpc.v1.FlowLog
-	(*PrefixListEntry)(nil),                    // 120: openvpc.v1.PrefixListEntry
-	(*PrefixList)(nil),                         // 121: openvpc.v1.PrefixList
+	(*ModifyVpcRequest)(nil),                   // 8: openvpc.v1.ModifyVpcRequest
+	(*ModifyVpcResponse)(nil),                  // 9: openvpc.v1.ModifyVpcResponse
+	(*CreateSubnetRequest)(nil),                // 10: openvpc.v1.CreateSubnetRequest
+	(*CreateSubnetResponse)(nil),               // 11: openvpc.v1.CreateSubnetResponse
+	(*GetSubnetRequest)(nil),                   // 12: openvpc.v1.GetSubnetRequest
+	(*GetSubnetResponse)(nil),                  // 13: openvpc.v1.GetSubnetResponse
+	(*ListSubnetsRequest)(nil),                 // 14: openvpc.v1.ListSubnetsRequest
+	(*ListSubnetsResponse)(nil),                // 15: openvpc.v1.ListSubnetsResponse
+	(*DeleteSubnetRequest)(nil),                // 16: openvpc.v1.DeleteSubnetRequest
+	(*DeleteSubnetResponse)(nil),               // 17: openvpc.v1.DeleteSubnetResponse
+	(*CreateRouteTableRequest)(nil),            // 18: openvpc.v1.CreateRouteTableRequest
+	(*CreateRouteTableResponse)(nil),           // 19: openvpc.v1.CreateRouteTableResponse
+	(*GetRouteTableRequest)(nil),               // 20: openvpc.v1.GetRouteTableRequest
+	(*GetRouteTableResponse)(nil),              // 21: openvpc.v1.GetRouteTableResponse
+	(*ListRouteTablesRequest)(nil),             // 22: openvpc.v1.ListRouteTablesRequest
+	(*ListRouteTablesResponse)(nil),            // 23: openvpc.v1.ListRouteTablesResponse
+	(*DeleteRouteTableRequest)(nil),            // 24: openvpc.v1.DeleteRouteTableRequest
+	(*DeleteRouteTableResponse)(nil),           // 25: openvpc.v1.DeleteRouteTableResponse
+	(*CreateRouteRequest)(nil),                 // 26: openvpc.v1.CreateRouteRequest
+	(*CreateRouteResponse)(nil),                // 27: openvpc.v1.CreateRouteResponse
+	(*DeleteRouteRequest)(nil),                 // 28: openvpc.v1.DeleteRouteRequest
+	(*DeleteRouteResponse)(nil),                // 29: openvpc.v1.DeleteRouteResponse
+	(*CreatePeeringRequest)(nil),               // 30: openvpc.v1.CreatePeeringRequest
+	(*CreatePeeringResponse)(nil),              // 31: openvpc.v1.CreatePeeringResponse
+	(*AcceptPeeringRequest)(nil),               // 32: openvpc.v1.AcceptPeeringRequest
+	(*AcceptPeeringResponse)(nil),              // 33: openvpc.v1.AcceptPeeringResponse
+	(*GetPeeringRequest)(nil),                  // 34: openvpc.v1.GetPeeringRequest
+	(*GetPeeringResponse)(nil),                 // 35: openvpc.v1.GetPeeringResponse
+	(*ListPeeringsRequest)(nil),                // 36: openvpc.v1.ListPeeringsRequest
+	(*ListPeeringsResponse)(nil),               // 37: openvpc.v1.ListPeeringsResponse
+	(*DeletePeeringRequest)(nil),               // 38: openvpc.v1.DeletePeeringRequest
+	(*DeletePeeringResponse)(nil),              // 39: openvpc.v1.DeletePeeringResponse
+	(*CreateInternetGatewayRequest)(nil),       // 40: openvpc.v1.CreateInternetGatewayRequest
+	(*CreateInternetGatewayResponse)(nil),      // 41: openvpc.v1.CreateInternetGatewayResponse
+	(*AttachInternetGatewayRequest)(nil),       // 42: openvpc.v1.AttachInternetGatewayRequest
+	(*AttachInternetGatewayResponse)(nil),      // 43: openvpc.v1.AttachInternetGatewayResponse
+	(*DetachInternetGatewayRequest)(nil),       // 44: openvpc.v1.DetachInternetGatewayRequest
+	(*DetachInternetGatewayResponse)(nil),      // 45: openvpc.v1.DetachInternetGatewayResponse
+	(*DeleteInternetGatewayRequest)(nil),       // 46: openvpc.v1.DeleteInternetGatewayRequest
+	(*DeleteInternetGatewayResponse)(nil),      // 47: openvpc.v1.DeleteInternetGatewayResponse
+	(*ListInternetGatewaysRequest)(nil),        // 48: openvpc.v1.ListInternetGatewaysRequest
+	(*ListInternetGatewaysResponse)(nil),       // 49: openvpc.v1.ListInternetGatewaysResponse
+	(*AllocateAddressRequest)(nil),             // 50: openvpc.v1.AllocateAddressRequest
+	(*AllocateAddressResponse)(nil),            // 51: openvpc.v1.AllocateAddressResponse
+	(*AssociateAddressRequest)(nil),            // 52: openvpc.v1.AssociateAddressRequest
+	(*AssociateAddressResponse)(nil),           // 53: openvpc.v1.AssociateAddressResponse
+	(*DisassociateAddressRequest)(nil),         // 54: openvpc.v1.DisassociateAddressRequest
+	(*DisassociateAddressResponse)(nil),        // 55: openvpc.v1.DisassociateAddressResponse
+	(*ReleaseAddressRequest)(nil),              // 56: openvpc.v1.ReleaseAddressRequest
+	(*ReleaseAddressResponse)(nil),             // 57: openvpc.v1.ReleaseAddressResponse
+	(*ListAddressesRequest)(nil),               // 58: openvpc.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),              // 59: openvpc.v1.ListAddressesResponse
+	(*CreateSecurityGroupRequest)(nil),         // 60: openvpc.v1.CreateSecurityGroupRequest
+	(*CreateSecurityGroupResponse)(nil),        // 61: openvpc.v1.CreateSecurityGroupResponse
+	(*GetSecurityGroupRequest)(nil),            // 62: openvpc.v1.GetSecurityGroupRequest
+	(*GetSecurityGroupResponse)(nil),           // 63: openvpc.v1.GetSecurityGroupResponse
+	(*ListSecurityGroupsRequest)(nil),          // 64: openvpc.v1.ListSecurityGroupsRequest
+	(*ListSecurityGroupsResponse)(nil),         // 65: openvpc.v1.ListSecurityGroupsResponse
+	(*DeleteSecurityGroupRequest)(nil),         // 66: openvpc.v1.DeleteSecurityGroupRequest
+	(*DeleteSecurityGroupResponse)(nil),        // 67: openvpc.v1.DeleteSecurityGroupResponse
+	(*SecurityGroupRuleSpec)(nil),              // 68: openvpc.v1.SecurityGroupRuleSpec
+	(*AuthorizeSecurityGroupRuleRequest)(nil),  // 69: openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	(*AuthorizeSecurityGroupRuleResponse)(nil), // 70: openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	(*RevokeSecurityGroupRuleRequest)(nil),     // 71: openvpc.v1.RevokeSecurityGroupRuleRequest
+	(*RevokeSecurityGroupRuleResponse)(nil),    // 72: openvpc.v1.RevokeSecurityGroupRuleResponse
+	(*CreateNetworkAclRequest)(nil),            // 73: openvpc.v1.CreateNetworkAclRequest
+	(*CreateNetworkAclResponse)(nil),           // 74: openvpc.v1.CreateNetworkAclResponse
+	(*GetNetworkAclRequest)(nil),               // 75: openvpc.v1.GetNetworkAclRequest
+	(*GetNetworkAclResponse)(nil),              // 76: openvpc.v1.GetNetworkAclResponse
+	(*ListNetworkAclsRequest)(nil),             // 77: openvpc.v1.ListNetworkAclsRequest
+	(*ListNetworkAclsResponse)(nil),            // 78: openvpc.v1.ListNetworkAclsResponse
+	(*DeleteNetworkAclRequest)(nil),            // 79: openvpc.v1.DeleteNetworkAclRequest
+	(*DeleteNetworkAclResponse)(nil),           // 80: openvpc.v1.DeleteNetworkAclResponse
+	(*CreateNetworkAclEntryRequest)(nil),       // 81: openvpc.v1.CreateNetworkAclEntryRequest
+	(*CreateNetworkAclEntryResponse)(nil),      // 82: openvpc.v1.CreateNetworkAclEntryResponse
+	(*DeleteNetworkAclEntryRequest)(nil),       // 83: openvpc.v1.DeleteNetworkAclEntryRequest
+	(*DeleteNetworkAclEntryResponse)(nil),      // 84: openvpc.v1.DeleteNetworkAclEntryResponse
+	(*AssociateNetworkAclRequest)(nil),         // 85: openvpc.v1.AssociateNetworkAclRequest
+	(*AssociateNetworkAclResponse)(nil),        // 86: openvpc.v1.AssociateNetworkAclResponse
+	(*GetInternetGatewayRequest)(nil),          // 87: openvpc.v1.GetInternetGatewayRequest
+	(*GetInternetGatewayResponse)(nil),         // 88: openvpc.v1.GetInternetGatewayResponse
+	(*GetAddressRequest)(nil),                  // 89: openvpc.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),                 // 90: openvpc.v1.GetAddressResponse
+	(*AssociateRouteTableRequest)(nil),         // 91: openvpc.v1.AssociateRouteTableRequest
+	(*AssociateRouteTableResponse)(nil),        // 92: openvpc.v1.AssociateRouteTableResponse
+	(*CreateFlowLogRequest)(nil),               // 93: openvpc.v1.CreateFlowLogRequest
+	(*CreateFlowLogResponse)(nil),              // 94: openvpc.v1.CreateFlowLogResponse
+	(*GetFlowLogRequest)(nil),                  // 95: openvpc.v1.GetFlowLogRequest
+	(*GetFlowLogResponse)(nil),                 // 96: openvpc.v1.GetFlowLogResponse
+	(*ListFlowLogsRequest)(nil),                // 97: openvpc.v1.ListFlowLogsRequest
+	(*ListFlowLogsResponse)(nil),               // 98: openvpc.v1.ListFlowLogsResponse
+	(*DeleteFlowLogRequest)(nil),               // 99: openvpc.v1.DeleteFlowLogRequest
+	(*DeleteFlowLogResponse)(nil),              // 100: openvpc.v1.DeleteFlowLogResponse
+	(*CreatePrefixListRequest)(nil),            // 101: openvpc.v1.CreatePrefixListRequest
+	(*CreatePrefixListResponse)(nil),           // 102: openvpc.v1.CreatePrefixListResponse
+	(*GetPrefixListRequest)(nil),               // 103: openvpc.v1.GetPrefixListRequest
+	(*GetPrefixListResponse)(nil),              // 104: openvpc.v1.GetPrefixListResponse
+	(*ListPrefixListsRequest)(nil),             // 105: openvpc.v1.ListPrefixListsRequest
+	(*ListPrefixListsResponse)(nil),            // 106: openvpc.v1.ListPrefixListsResponse
+	(*ModifyPrefixListRequest)(nil),            // 107: openvpc.v1.ModifyPrefixListRequest
+	(*ModifyPrefixListResponse)(nil),           // 108: openvpc.v1.ModifyPrefixListResponse
+	(*DeletePrefixListRequest)(nil),            // 109: openvpc.v1.DeletePrefixListRequest
+	(*DeletePrefixListResponse)(nil),           // 110: openvpc.v1.DeletePrefixListResponse
+	(*Vpc)(nil),                                // 111: openvpc.v1.Vpc
+	(*Subnet)(nil),                             // 112: openvpc.v1.Subnet
+	(*RouteTable)(nil),                         // 113: openvpc.v1.RouteTable
+	(*Peering)(nil),                            // 114: openvpc.v1.Peering
+	(*InternetGateway)(nil),                    // 115: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                          // 116: openvpc.v1.ElasticIp
+	(*SecurityGroup)(nil),                      // 117: openvpc.v1.SecurityGroup
+	(*RuleMatch)(nil),                          // 118: openvpc.v1.RuleMatch
+	(*SecurityGroupRule)(nil),                  // 119: openvpc.v1.SecurityGroupRule
+	(*NetworkAcl)(nil),                         // 120: openvpc.v1.NetworkAcl
+	(*FlowLog)(nil),                            // 121: openvpc.v1.FlowLog
+	(*PrefixListEntry)(nil),                    // 122: openvpc.v1.PrefixListEntry
+	(*PrefixList)(nil),                         // 123: openvpc.v1.PrefixList
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	109, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	109, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	109, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	110, // 3: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	110, // 4: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	110, // 5: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	111, // 6: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	111, // 7: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	111, // 8: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	111, // 9: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	111, // 10: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	112, // 11: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	112, // 12: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	112, // 13: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	112, // 14: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	113, // 15: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	113, // 16: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	113, // 17: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	113, // 18: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	114, // 19: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	114, // 20: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	114, // 21: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	114, // 22: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	115, // 23: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	115, // 24: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	115, // 25: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
-	116, // 26: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
-	66,  // 27: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	115, // 28: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	117, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
-	66,  // 30: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	115, // 31: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	118, // 32: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	118, // 33: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	118, // 34: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
-	116, // 35: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
-	118, // 36: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	118, // 37: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	118, // 38: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	110, // 39: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
-	113, // 40: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	114, // 41: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	110, // 42: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
-	119, // 43: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
-	119, // 44: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
-	119, // 45: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
-	120, // 46: openvpc.v1.CreatePrefixListRequest.entries:type_name -> openvpc.v1.PrefixListEntry
-	121, // 47: openvpc.v1.CreatePrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
-	121, // 48: openvpc.v1.GetPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
-	121, // 49: openvpc.v1.ListPrefixListsResponse.prefix_lists:type_name -> openvpc.v1.PrefixList
-	120, // 50: openvpc.v1.ModifyPrefixListRequest.add_entries:type_name -> openvpc.v1.PrefixListEntry
-	121, // 51: openvpc.v1.ModifyPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
-	0,   // 52: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,   // 53: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,   // 54: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,   // 55: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,   // 56: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	10,  // 57: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	12,  // 58: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	14,  // 59: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	16,  // 60: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	18,  // 61: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	20,  // 62: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	22,  // 63: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	24,  // 64: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	26,  // 65: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	28,  // 66: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	30,  // 67: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	32,  // 68: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	34,  // 69: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	36,  // 70: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	38,  // 71: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	40,  // 72: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	42,  // 73: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	44,  // 74: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	46,  // 75: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	48,  // 76: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	50,  // 77: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	52,  // 78: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	54,  // 79: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	56,  // 80: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	58,  // 81: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
-	60,  // 82: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
-	62,  // 83: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
-	64,  // 84: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
-	67,  // 85: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	69,  // 86: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
-	71,  // 87: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
-	73,  // 88: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
-	75,  // 89: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
-	77,  // 90: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
-	79,  // 91: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
-	81,  // 92: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
-	83,  // 93: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
-	85,  // 94: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
-	87,  // 95: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
-	89,  // 96: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
-	91,  // 97: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
-	93,  // 98: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
-	95,  // 99: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
-	97,  // 100: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
-	99,  // 101: openvpc.v1.VpcService.CreatePrefixList:input_type -> openvpc.v1.CreatePrefixListRequest
-	101, // 102: openvpc.v1.VpcService.GetPrefixList:input_type -> openvpc.v1.GetPrefixListRequest
-	103, // 103: openvpc.v1.VpcService.ListPrefixLists:input_type -> openvpc.v1.ListPrefixListsRequest
-	105, // 104: openvpc.v1.VpcService.ModifyPrefixList:input_type -> openvpc.v1.ModifyPrefixListRequest
-	107, // 105: openvpc.v1.VpcService.DeletePrefixList:input_type -> openvpc.v1.DeletePrefixListRequest
-	1,   // 106: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,   // 107: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,   // 108: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,   // 109: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,   // 110: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	11,  // 111: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	13,  // 112: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	15,  // 113: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	17,  // 114: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	19,  // 115: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	21,  // 116: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	23,  // 117: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	25,  // 118: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	27,  // 119: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	29,  // 120: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	31,  // 121: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	33,  // 122: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	35,  // 123: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	37,  // 124: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	39,  // 125: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	41,  // 126: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	43,  // 127: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	45,  // 128: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	47,  // 129: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	49,  // 130: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	51,  // 131: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	53,  // 132: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	55,  // 133: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	57,  // 134: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	59,  // 135: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
-	61,  // 136: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
-	63,  // 137: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
-	65,  // 138: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
-	68,  // 139: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	70,  // 140: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
-	72,  // 141: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
-	74,  // 142: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
-	76,  // 143: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
-	78,  // 144: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
-	80,  // 145: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
-	82,  // 146: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
-	84,  // 147: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
-	86,  // 148: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
-	88,  // 149: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
-	90,  // 150: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
-	92,  // 151: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
-	94,  // 152: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
-	96,  // 153: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
-	98,  // 154: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
-	100, // 155: openvpc.v1.VpcService.CreatePrefixList:output_type -> openvpc.v1.CreatePrefixListResponse
-	102, // 156: openvpc.v1.VpcService.GetPrefixList:output_type -> openvpc.v1.GetPrefixListResponse
-	104, // 157: openvpc.v1.VpcService.ListPrefixLists:output_type -> openvpc.v1.ListPrefixListsResponse
-	106, // 158: openvpc.v1.VpcService.ModifyPrefixList:output_type -> openvpc.v1.ModifyPrefixListResponse
-	108, // 159: openvpc.v1.VpcService.DeletePrefixList:output_type -> openvpc.v1.DeletePrefixListResponse
-	106, // [106:160] is the sub-list for method output_type
-	52,  // [52:106] is the sub-list for method input_type
-	52,  // [52:52] is the sub-list for extension type_name
-	52,  // [52:52] is the sub-list for extension extendee
-	0,   // [0:52] is the sub-list for field type_name
+	111, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	111, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	111, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	111, // 3: openvpc.v1.ModifyVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	112, // 4: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	112, // 5: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	112, // 6: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	113, // 7: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	113, // 8: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	113, // 9: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	113, // 10: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	113, // 11: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	114, // 12: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	114, // 13: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	114, // 14: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	114, // 15: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	115, // 16: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	115, // 17: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	115, // 18: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	115, // 19: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	116, // 20: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	116, // 21: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	116, // 22: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	116, // 23: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	117, // 24: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	117, // 25: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	117, // 26: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
+	118, // 27: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
+	68,  // 28: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	117, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	119, // 30: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
+	68,  // 31: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	117, // 32: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	120, // 33: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	120, // 34: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	120, // 35: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
+	118, // 36: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
+	120, // 37: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	120, // 38: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	120, // 39: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	112, // 40: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
+	115, // 41: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	116, // 42: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	112, // 43: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	121, // 44: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	121, // 45: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	121, // 46: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
+	122, // 47: openvpc.v1.CreatePrefixListRequest.entries:type_name -> openvpc.v1.PrefixListEntry
+	123, // 48: openvpc.v1.CreatePrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	123, // 49: openvpc.v1.GetPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	123, // 50: openvpc.v1.ListPrefixListsResponse.prefix_lists:type_name -> openvpc.v1.PrefixList
+	122, // 51: openvpc.v1.ModifyPrefixListRequest.add_entries:type_name -> openvpc.v1.PrefixListEntry
+	123, // 52: openvpc.v1.ModifyPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	0,   // 53: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,   // 54: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,   // 55: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,   // 56: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,   // 57: openvpc.v1.VpcService.ModifyVpc:input_type -> openvpc.v1.ModifyVpcRequest
+	10,  // 58: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	12,  // 59: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	14,  // 60: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	16,  // 61: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	18,  // 62: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	20,  // 63: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	22,  // 64: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	24,  // 65: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	26,  // 66: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	28,  // 67: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	30,  // 68: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	32,  // 69: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	34,  // 70: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	36,  // 71: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	38,  // 72: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	40,  // 73: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	42,  // 74: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	44,  // 75: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	46,  // 76: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	48,  // 77: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	50,  // 78: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	52,  // 79: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	54,  // 80: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	56,  // 81: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	58,  // 82: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	60,  // 83: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
+	62,  // 84: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
+	64,  // 85: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
+	66,  // 86: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
+	69,  // 87: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	71,  // 88: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
+	73,  // 89: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
+	75,  // 90: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
+	77,  // 91: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
+	79,  // 92: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
+	81,  // 93: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
+	83,  // 94: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
+	85,  // 95: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
+	87,  // 96: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	89,  // 97: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	91,  // 98: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	93,  // 99: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
+	95,  // 100: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
+	97,  // 101: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
+	99,  // 102: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
+	101, // 103: openvpc.v1.VpcService.CreatePrefixList:input_type -> openvpc.v1.CreatePrefixListRequest
+	103, // 104: openvpc.v1.VpcService.GetPrefixList:input_type -> openvpc.v1.GetPrefixListRequest
+	105, // 105: openvpc.v1.VpcService.ListPrefixLists:input_type -> openvpc.v1.ListPrefixListsRequest
+	107, // 106: openvpc.v1.VpcService.ModifyPrefixList:input_type -> openvpc.v1.ModifyPrefixListRequest
+	109, // 107: openvpc.v1.VpcService.DeletePrefixList:input_type -> openvpc.v1.DeletePrefixListRequest
+	1,   // 108: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,   // 109: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,   // 110: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,   // 111: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,   // 112: openvpc.v1.VpcService.ModifyVpc:output_type -> openvpc.v1.ModifyVpcResponse
+	11,  // 113: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	13,  // 114: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	15,  // 115: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	17,  // 116: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	19,  // 117: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	21,  // 118: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	23,  // 119: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	25,  // 120: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	27,  // 121: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	29,  // 122: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	31,  // 123: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	33,  // 124: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	35,  // 125: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	37,  // 126: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	39,  // 127: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	41,  // 128: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	43,  // 129: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	45,  // 130: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	47,  // 131: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	49,  // 132: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	51,  // 133: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	53,  // 134: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	55,  // 135: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	57,  // 136: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	59,  // 137: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	61,  // 138: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
+	63,  // 139: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
+	65,  // 140: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
+	67,  // 141: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
+	70,  // 142: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	72,  // 143: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
+	74,  // 144: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
+	76,  // 145: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
+	78,  // 146: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
+	80,  // 147: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
+	82,  // 148: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
+	84,  // 149: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
+	86,  // 150: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
+	88,  // 151: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	90,  // 152: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	92,  // 153: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	94,  // 154: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
+	96,  // 155: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
+	98,  // 156: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
+	100, // 157: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
+	102, // 158: openvpc.v1.VpcService.CreatePrefixList:output_type -> openvpc.v1.CreatePrefixListResponse
+	104, // 159: openvpc.v1.VpcService.GetPrefixList:output_type -> openvpc.v1.GetPrefixListResponse
+	106, // 160: openvpc.v1.VpcService.ListPrefixLists:output_type -> openvpc.v1.ListPrefixListsResponse
+	108, // 161: openvpc.v1.VpcService.ModifyPrefixList:output_type -> openvpc.v1.ModifyPrefixListResponse
+	110, // 162: openvpc.v1.VpcService.DeletePrefixList:output_type -> openvpc.v1.DeletePrefixListResponse
+	108, // [108:163] is the sub-list for method output_type
+	53,  // [53:108] is the sub-list for method input_type
+	53,  // [53:53] is the sub-list for extension type_name
+	53,  // [53:53] is the sub-list for extension extendee
+	0,   // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -5719,13 +5828,14 @@ func file_openvpc_v1_vpc_proto_init() {
 	file_openvpc_v1_prefixlist_proto_init()
 	file_openvpc_v1_resources_proto_init()
 	file_openvpc_v1_security_proto_init()
+	file_openvpc_v1_vpc_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   109,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

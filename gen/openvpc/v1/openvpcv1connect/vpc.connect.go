@@ -41,6 +41,8 @@ const (
 	VpcServiceListVpcsProcedure = "/openvpc.v1.VpcService/ListVpcs"
 	// VpcServiceDeleteVpcProcedure is the fully-qualified name of the VpcService's DeleteVpc RPC.
 	VpcServiceDeleteVpcProcedure = "/openvpc.v1.VpcService/DeleteVpc"
+	// VpcServiceModifyVpcProcedure is the fully-qualified name of the VpcService's ModifyVpc RPC.
+	VpcServiceModifyVpcProcedure = "/openvpc.v1.VpcService/ModifyVpc"
 	// VpcServiceCreateSubnetProcedure is the fully-qualified name of the VpcService's CreateSubnet RPC.
 	VpcServiceCreateSubnetProcedure = "/openvpc.v1.VpcService/CreateSubnet"
 	// VpcServiceGetSubnetProcedure is the fully-qualified name of the VpcService's GetSubnet RPC.
@@ -188,6 +190,7 @@ type VpcServiceClient interface {
 	GetVpc(context.Context, *connect.Request[v1.GetVpcRequest]) (*connect.Response[v1.GetVpcResponse], error)
 	ListVpcs(context.Context, *connect.Request[v1.ListVpcsRequest]) (*connect.Response[v1.ListVpcsResponse], error)
 	DeleteVpc(context.Context, *connect.Request[v1.DeleteVpcRequest]) (*connect.Response[v1.DeleteVpcResponse], error)
+	ModifyVpc(context.Context, *connect.Request[v1.ModifyVpcRequest]) (*connect.Response[v1.ModifyVpcResponse], error)
 	CreateSubnet(context.Context, *connect.Request[v1.CreateSubnetRequest]) (*connect.Response[v1.CreateSubnetResponse], error)
 	GetSubnet(context.Context, *connect.Request[v1.GetSubnetRequest]) (*connect.Response[v1.GetSubnetResponse], error)
 	ListSubnets(context.Context, *connect.Request[v1.ListSubnetsRequest]) (*connect.Response[v1.ListSubnetsResponse], error)
@@ -294,6 +297,12 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			httpClient,
 			baseURL+VpcServiceDeleteVpcProcedure,
 			connect.WithSchema(vpcServiceMethods.ByName("DeleteVpc")),
+			connect.WithClientOptions(opts...),
+		),
+		modifyVpc: connect.NewClient[v1.ModifyVpcRequest, v1.ModifyVpcResponse](
+			httpClient,
+			baseURL+VpcServiceModifyVpcProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ModifyVpc")),
 			connect.WithClientOptions(opts...),
 		),
 		createSubnet: connect.NewClient[v1.CreateSubnetRequest, v1.CreateSubnetResponse](
@@ -605,6 +614,7 @@ type vpcServiceClient struct {
 	getVpc                     *connect.Client[v1.GetVpcRequest, v1.GetVpcResponse]
 	listVpcs                   *connect.Client[v1.ListVpcsRequest, v1.ListVpcsResponse]
 	deleteVpc                  *connect.Client[v1.DeleteVpcRequest, v1.DeleteVpcResponse]
+	modifyVpc                  *connect.Client[v1.ModifyVpcRequest, v1.ModifyVpcResponse]
 	createSubnet               *connect.Client[v1.CreateSubnetRequest, v1.CreateSubnetResponse]
 	getSubnet                  *connect.Client[v1.GetSubnetRequest, v1.GetSubnetResponse]
 	listSubnets                *connect.Client[v1.ListSubnetsRequest, v1.ListSubnetsResponse]
@@ -675,6 +685,11 @@ func (c *vpcServiceClient) ListVpcs(ctx context.Context, req *connect.Request[v1
 // DeleteVpc calls openvpc.v1.VpcService.DeleteVpc.
 func (c *vpcServiceClient) DeleteVpc(ctx context.Context, req *connect.Request[v1.DeleteVpcRequest]) (*connect.Response[v1.DeleteVpcResponse], error) {
 	return c.deleteVpc.CallUnary(ctx, req)
+}
+
+// ModifyVpc calls openvpc.v1.VpcService.ModifyVpc.
+func (c *vpcServiceClient) ModifyVpc(ctx context.Context, req *connect.Request[v1.ModifyVpcRequest]) (*connect.Response[v1.ModifyVpcResponse], error) {
+	return c.modifyVpc.CallUnary(ctx, req)
 }
 
 // CreateSubnet calls openvpc.v1.VpcService.CreateSubnet.
@@ -933,6 +948,7 @@ type VpcServiceHandler interface {
 	GetVpc(context.Context, *connect.Request[v1.GetVpcRequest]) (*connect.Response[v1.GetVpcResponse], error)
 	ListVpcs(context.Context, *connect.Request[v1.ListVpcsRequest]) (*connect.Response[v1.ListVpcsResponse], error)
 	DeleteVpc(context.Context, *connect.Request[v1.DeleteVpcRequest]) (*connect.Response[v1.DeleteVpcResponse], error)
+	ModifyVpc(context.Context, *connect.Request[v1.ModifyVpcRequest]) (*connect.Response[v1.ModifyVpcResponse], error)
 	CreateSubnet(context.Context, *connect.Request[v1.CreateSubnetRequest]) (*connect.Response[v1.CreateSubnetResponse], error)
 	GetSubnet(context.Context, *connect.Request[v1.GetSubnetRequest]) (*connect.Response[v1.GetSubnetResponse], error)
 	ListSubnets(context.Context, *connect.Request[v1.ListSubnetsRequest]) (*connect.Response[v1.ListSubnetsResponse], error)
@@ -1035,6 +1051,12 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		VpcServiceDeleteVpcProcedure,
 		svc.DeleteVpc,
 		connect.WithSchema(vpcServiceMethods.ByName("DeleteVpc")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceModifyVpcHandler := connect.NewUnaryHandler(
+		VpcServiceModifyVpcProcedure,
+		svc.ModifyVpc,
+		connect.WithSchema(vpcServiceMethods.ByName("ModifyVpc")),
 		connect.WithHandlerOptions(opts...),
 	)
 	vpcServiceCreateSubnetHandler := connect.NewUnaryHandler(
@@ -1347,6 +1369,8 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceListVpcsHandler.ServeHTTP(w, r)
 		case VpcServiceDeleteVpcProcedure:
 			vpcServiceDeleteVpcHandler.ServeHTTP(w, r)
+		case VpcServiceModifyVpcProcedure:
+			vpcServiceModifyVpcHandler.ServeHTTP(w, r)
 		case VpcServiceCreateSubnetProcedure:
 			vpcServiceCreateSubnetHandler.ServeHTTP(w, r)
 		case VpcServiceGetSubnetProcedure:
@@ -1470,6 +1494,10 @@ func (UnimplementedVpcServiceHandler) ListVpcs(context.Context, *connect.Request
 
 func (UnimplementedVpcServiceHandler) DeleteVpc(context.Context, *connect.Request[v1.DeleteVpcRequest]) (*connect.Response[v1.DeleteVpcResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeleteVpc is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ModifyVpc(context.Context, *connect.Request[v1.ModifyVpcRequest]) (*connect.Response[v1.ModifyVpcResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ModifyVpc is not implemented"))
 }
 
 func (UnimplementedVpcServiceHandler) CreateSubnet(context.Context, *connect.Request[v1.CreateSubnetRequest]) (*connect.Response[v1.CreateSubnetResponse], error) {
