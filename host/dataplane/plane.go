@@ -109,6 +109,8 @@ type Plane struct {
 	sent *datapath.FlowTable // flows of packets put on the path by Send
 
 	conntrack *Conntrack
+	// serviceLimit is Config.ServiceLimit, changeable while serving.
+	serviceLimit atomic.Uint32
 	// explaining: a trace's view, which reads conntrack but adds nothing.
 	explaining bool
 	// clock is the time in unix seconds, set once per batch: what
@@ -142,6 +144,7 @@ func New(t *tables.Tables, cfg Config) *Plane {
 		cfg.Timeouts = DefaultTimeouts
 	}
 	p := &Plane{cfg: cfg, tables: t, conntrack: NewConntrack(cfg.Conntrack)}
+	p.serviceLimit.Store(cfg.ServiceLimit)
 	p.tick()
 	p.sent = p.Flows.Table(datapath.Egress)
 	p.attached.Store(&map[uint64]*Attachment{})

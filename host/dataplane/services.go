@@ -102,7 +102,7 @@ func (p *Plane) hostServices(from *Attachment, pkt packet.IPv4, r *Result, t *da
 	}
 	if !p.explaining && !p.allowService(from) {
 		if t != nil {
-			t.Fail("host services", "eni-%016x is over %d packets a second to the host services", from.ENI, p.cfg.ServiceLimit)
+			t.Fail("host services", "eni-%016x is over %d packets a second to the host services", from.ENI, p.serviceLimit.Load())
 		}
 		r.Verdict = datapath.ServiceLimit
 		return true
@@ -127,8 +127,12 @@ func (p *Plane) allowService(from *Attachment) bool {
 		from.svcSecond.Store(now)
 		from.svcCount.Store(0)
 	}
-	return from.svcCount.Add(1) <= p.cfg.ServiceLimit
+	return from.svcCount.Add(1) <= p.serviceLimit.Load()
 }
+
+// SetServiceLimit changes how many packets per second each ENI may send to
+// the host services (Config.ServiceLimit), from the next packet on.
+func (p *Plane) SetServiceLimit(n uint32) { p.serviceLimit.Store(n) }
 
 func explainService(pkt packet.IPv4, ok bool) string {
 	what := "the VPC resolver"

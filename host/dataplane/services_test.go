@@ -130,7 +130,7 @@ func TestHostServicesNoAllocations(t *testing.T) {
 func TestServiceLimit(t *testing.T) {
 	f := newFixture(t)
 	withResolver(t, f)
-	f.p.cfg.ServiceLimit = 3
+	f.p.SetServiceLimit(3)
 	buf := make([]byte, 2048)
 	scratch := make([]byte, ScratchSize)
 	send := func() datapath.Verdict {

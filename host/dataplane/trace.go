@@ -12,6 +12,7 @@ import (
 func (p *Plane) quiet() *Plane {
 	q := &Plane{cfg: p.cfg, tables: p.tables, conntrack: p.conntrack, explaining: true}
 	q.clock.Store(p.clock.Load())
+	q.serviceLimit.Store(p.serviceLimit.Load())
 	q.cfg.Events = func(datapath.Event) {}
 	q.attached.Store(p.attached.Load())
 	q.services.Store(p.services.Load())
