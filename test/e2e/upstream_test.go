@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// serveDNSEnv, when set, turns the test binary into a tiny DNS server on
+// that address (UDP): the "internet's" resolver the VPC resolvers forward
+// to, in a namespace the test made. It knows one name.
+const serveDNSEnv = "OPENVPC_E2E_SERVE_DNS"
+
+const (
+	externalName = "www.example.test."
+	externalAddr = "203.0.113.10"
+)
+
+func serveDNS(addr string) {
+	dns.HandleFunc(".", func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg).SetReply(req)
+		if q := req.Question; len(q) == 1 && strings.EqualFold(q[0].Name, externalName) && q[0].Qtype == dns.TypeA {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP(externalAddr)}}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	if err := (&dns.Server{Addr: addr, Net: "udp"}).ListenAndServe(); err != nil {
+		os.Exit(1)
+	}
+}
+
+// TestResolverUpstream: a name the VPC does not own is forwarded to the
+// server's --dns-upstream — here a resolver in the test's own namespace —
+// and answered inside a TUN instance as its programs ask.
+func TestResolverUpstream(t *testing.T) {
+	prerequisites(t, "dig", "getent")
+	ours := leakCheck(t)
+	upstream := underlayAddr(254).String() + ":5353"
+	c := newCloudWith(t, 1, 0, "--dns-upstream", upstream)
+	ours.dirs = c.dirs
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c.room.bridge.ns, []string{serveDNSEnv + "=" + upstream}, self)
+	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	a := c.instance("red-a", "a", 0)
+	ours.instances = []string{a.ID}
+	c.eventually(externalName+" through the upstream", 15*time.Second, func() bool {
+		out, code := c.exec("a", 10*time.Second, "dig", "+time=1", "+tries=1", "+short", externalName)
+		return code == 0 && strings.TrimSpace(out) == externalAddr
+	})
+	if out, code := c.exec("a", 10*time.Second, "getent", "hosts", strings.TrimSuffix(externalName, ".")); code != 0 || !strings.HasPrefix(out, externalAddr+" ") {
+		t.Errorf("getent hosts %s: exit %d\n%s", externalName, code, out)
+	}
+	if out, _ := c.exec("a", 10*time.Second, "dig", "nothing.example.test"); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Errorf("a name the upstream does not know: want NXDOMAIN\n%s", out)
+	}
+}
