@@ -112,6 +112,18 @@ func (md *metadata) putToken(w http.ResponseWriter, r *http.Request, ip netip.Ad
 	}
 	md.tokens[tok] = token{ip: ip, expires: now.Add(time.Duration(ttl) * time.Second)}
 	md.mu.Unlock()
+	// The token leaves with the hop limit as its TTL. The connection keeps
+	// that TTL, so it ends with this response: later requests come on a new
+	// connection with the default TTL.
+	if !setTTL(r.Context(), md.s.cfg.TokenHopLimit) {
+		md.s.cfg.Log.Warn("metadata: cannot set the token's hop limit; refusing the token")
+		md.mu.Lock()
+		delete(md.tokens, tok)
+		md.mu.Unlock()
+		http.Error(w, "", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Connection", "close")
 	w.Header().Set(headerTTL, strconv.Itoa(ttl))
 	fmt.Fprint(w, tok)
 }
