@@ -110,7 +110,7 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		key := MappingKey{m.VNI, m.IP.String()}
 		if m.HostID == c.self {
 			m.Local = true
-			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack, IMDSTokenRequired: k.UpsertMapping.ImdsTokenRequired}
+			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack, IMDSTokenRequired: k.UpsertMapping.ImdsTokenRequired, UserData: k.UpsertMapping.UserData}
 		} else {
 			delete(c.locals, key)
 		}
@@ -153,6 +153,9 @@ func (c *Cache) mappingFrom(r *pb.MappingRecord) (tables.Mapping, error) {
 	eni, ok := model.ParseID(model.KindENI, r.EniId)
 	if !ok {
 		return tables.Mapping{}, fmt.Errorf("mapping %s: bad ENI id %q", r.InstanceId, r.EniId)
+	}
+	if len(r.UserData) > model.MaxUserData {
+		return tables.Mapping{}, fmt.Errorf("mapping %s: %d bytes of user data, at most %d", r.InstanceId, len(r.UserData), model.MaxUserData)
 	}
 	hw, err := net.ParseMAC(r.Mac)
 	if err != nil || len(hw) != 6 {
@@ -411,6 +414,9 @@ type Local struct {
 	Conntrack *pb.ConntrackTimeouts
 	// IMDSTokenRequired: the metadata service refuses IMDSv1 for it.
 	IMDSTokenRequired bool
+	// UserData is the instance's user data (nil: none), which the
+	// Mapping Service sends this host alone.
+	UserData []byte
 }
 
 // Locals lists the mappings of the ENIs on this host.

@@ -406,3 +406,59 @@ func TestVPCResolverDNSSupport(t *testing.T) {
 		t.Errorf("modify with nothing to change: %v, want invalid argument", err)
 	}
 }
+
+// An instance run with user data reads it at /latest/user-data, byte for
+// byte; one without gets 404, as on AWS. The data is in the instance's
+// host's cache (the Mapping Service's test checks no other host gets it).
+func TestMetadataUserData(t *testing.T) {
+	s := newScene(t)
+	ctx := s.c.Ctx()
+	data := []byte("#cloud-config\nruncmd:\n  - echo hi\n\x00\xff")
+	r, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", Host: s.a.HostID, UserData: data}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: r.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+		t.Fatal(err)
+	}
+	withNS, err := testcloud.Instance(s.a, s.red.Vni, r.Msg.Instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, withoutNS := s.run(t, "red-a", s.a, s.red)
+	get := func(ns *nic.Netstack, path string) (int, []byte) {
+		t.Helper()
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ns.Net.DialContext(ctx, network, addr)
+		}}}
+		resp, err := hc.Get("http://169.254.169.254" + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, got := get(withNS, "/latest/user-data"); code != 200 || string(got) != string(data) {
+		t.Fatalf("user-data: %d %q, want %q", code, got, data)
+	}
+	if code, got := get(withNS, "/latest/"); code != 200 || string(got) != "meta-data/\nuser-data" {
+		t.Errorf("/latest/: %d %q", code, got)
+	}
+	if code, got := get(withoutNS, "/latest/user-data"); code != 404 {
+		t.Errorf("no user data: %d %q, want 404", code, got)
+	}
+	var onA bool
+	for _, l := range s.a.Cache.Locals() {
+		if l.InstanceID == r.Msg.Instance.Id {
+			onA = string(l.UserData) == string(data)
+		}
+	}
+	if !onA {
+		t.Error("host a's cache lacks the instance's user data")
+	}
+	// Over the limit: refused.
+	if _, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", UserData: make([]byte, model.MaxUserData+1)})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("17 KiB of user data: %v, want invalid argument", err)
+	}
+}

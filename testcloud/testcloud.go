@@ -517,6 +517,9 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 				InstanceName:      i.Name,
 				ImdsTokenRequired: i.ImdsTokenRequired,
 			}
+			if i.HostId == host { // user data goes to the instance's host alone
+				st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}].UserData = i.UserData
+			}
 			holdHost(i.HostId)
 		}
 	}

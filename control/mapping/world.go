@@ -485,6 +485,23 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	}
 }
 
+// forHost is c as host gets it: an instance's mapping carries its user
+// data only to the host it runs on (w.upserts holds records without it,
+// for every other host). c itself is shared and never changed.
+func (w *world) forHost(host string, c *pb.Change) *pb.Change {
+	r := c.GetUpsertMapping()
+	if r == nil || r.HostId != host {
+		return c
+	}
+	i := w.insts[r.InstanceId]
+	if i == nil || len(i.UserData) == 0 {
+		return c
+	}
+	r = proto.CloneOf(r)
+	r.UserData = i.UserData
+	return &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: r}}
+}
+
 // conntrackDefaults are AWS's connection-tracking timeouts, sent in every
 // mapping so a host never has to guess them. Shared and read-only.
 var conntrackDefaults = &pb.ConntrackTimeouts{
@@ -690,10 +707,10 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 }
 
 // fullVPC is a scope-add: the VPC's facts followed by all its mappings.
-func (w *world) fullVPC(vpc string, out []*pb.Change) []*pb.Change {
+func (w *world) fullVPC(host, vpc string, out []*pb.Change) []*pb.Change {
 	out = append(out, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(vpc)}})
 	for id := range w.vpcInsts[vpc] {
-		out = append(out, w.upserts[id])
+		out = append(out, w.forHost(host, w.upserts[id]))
 	}
 	return out
 }

@@ -22,6 +22,7 @@ const (
 	maxTokenTTL   = 21600
 	tokenPath     = "/latest/api/token"
 	metadataPath  = "/latest/meta-data/"
+	userDataPath  = "/latest/user-data"
 	maxTokenCount = 4096 // per VPC: beyond it, expired tokens are swept first
 )
 
@@ -68,6 +69,15 @@ func (md *metadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "", http.StatusUnauthorized)
 			return
 		}
+	}
+	if r.URL.Path == userDataPath { // as AWS: raw bytes, 404 when there are none
+		if id.UserData == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(id.UserData)
+		return
 	}
 	body, ok := md.s.path(&id, r.URL.Path)
 	if !ok {
@@ -147,6 +157,9 @@ func (s *Stack) path(id *Identity, p string) (string, bool) {
 	if !ok {
 		switch p {
 		case "/", "/latest", "/latest/":
+			if id.UserData != nil {
+				return "meta-data/\nuser-data", true
+			}
 			return "meta-data/", true
 		case "/latest/meta-data":
 			return s.path(id, metadataPath)

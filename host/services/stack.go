@@ -43,6 +43,8 @@ type Identity struct {
 	// RequireToken refuses IMDSv1 for this instance (instance modify
 	// --imds-v1 required-token).
 	RequireToken bool
+	// UserData is served at /latest/user-data; nil: none (404 there).
+	UserData []byte
 }
 
 // Config is what one VPC's services stack needs.

@@ -454,8 +454,12 @@ type MappingRecord struct {
 	// imds_token_required: the host's metadata service refuses IMDSv1 for
 	// this instance.
 	ImdsTokenRequired bool `protobuf:"varint,11,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// user_data is the instance's user data (at most 16 KiB), sent only to
+	// the host the instance runs on, whose metadata service serves it at
+	// /latest/user-data; every other host gets the record without it.
+	UserData      []byte `protobuf:"bytes,12,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MappingRecord) Reset() {
@@ -563,6 +567,13 @@ func (x *MappingRecord) GetImdsTokenRequired() bool {
 		return x.ImdsTokenRequired
 	}
 	return false
+}
+
+func (x *MappingRecord) GetUserData() []byte {
+	if x != nil {
+		return x.UserData
+	}
+	return nil
 }
 
 // ConntrackTimeouts are an ENI's connection-tracking idle timeouts, in
@@ -1872,7 +1883,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\xf1\x02\n" +
+	"\x04kind\"\x8e\x03\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1886,7 +1897,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\x12#\n" +
 	"\rinstance_name\x18\n" +
 	" \x01(\tR\finstanceName\x12.\n" +
-	"\x13imds_token_required\x18\v \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
+	"\x13imds_token_required\x18\v \x01(\bR\x11imdsTokenRequired\x12\x1b\n" +
+	"\tuser_data\x18\f \x01(\fR\buserData\"\xbf\x01\n" +
 	"\x11ConntrackTimeouts\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +

@@ -880,8 +880,11 @@ type Instance struct {
 	// imds_token_required refuses IMDSv1: the metadata service answers this
 	// instance only with an IMDSv2 session token.
 	ImdsTokenRequired bool `protobuf:"varint,15,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// user_data is what the metadata service serves the instance at
+	// /latest/user-data (at most 16 KiB), set at run.
+	UserData      []byte `protobuf:"bytes,16,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1017,6 +1020,13 @@ func (x *Instance) GetImdsTokenRequired() bool {
 		return x.ImdsTokenRequired
 	}
 	return false
+}
+
+func (x *Instance) GetUserData() []byte {
+	if x != nil {
+		return x.UserData
+	}
+	return nil
 }
 
 // ConntrackSettings are an ENI's connection-tracking idle timeouts, in
@@ -1730,7 +1740,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\x85\x04\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\xa2\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1749,7 +1759,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
 	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\x12;\n" +
 	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12.\n" +
-	"\x13imds_token_required\x18\x0f \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
+	"\x13imds_token_required\x18\x0f \x01(\bR\x11imdsTokenRequired\x12\x1b\n" +
+	"\tuser_data\x18\x10 \x01(\fR\buserData\"\xbf\x01\n" +
 	"\x11ConntrackSettings\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
