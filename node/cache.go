@@ -186,7 +186,7 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	if err != nil {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
-	v := tables.VPC{VNI: f.Vni, ID: id, Name: f.Name, CIDR: cidr, DNSDisabled: f.DnsSupportDisabled}
+	v := tables.VPC{VNI: f.Vni, ID: id, Name: f.Name, CIDR: cidr, DNSDisabled: f.DnsSupportDisabled, HostnamesDisabled: f.DnsHostnamesDisabled}
 	if f.InternetGatewayId != "" {
 		if v.InternetGateway, ok = model.ParseID(model.KindIGW, f.InternetGatewayId); !ok {
 			return tables.VPC{}, fmt.Errorf("VPC %s: bad internet gateway id %q", f.Id, f.InternetGatewayId)
@@ -436,7 +436,7 @@ func (c *Cache) State() State {
 	snap := c.Tables.Load()
 	st := State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
 	for v := range snap.VPCs() {
-		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Name: v.Name, Cidr: v.CIDR.String(), DnsSupportDisabled: v.DNSDisabled}
+		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Name: v.Name, Cidr: v.CIDR.String(), DnsSupportDisabled: v.DNSDisabled, DnsHostnamesDisabled: v.HostnamesDisabled}
 		firewallFacts(v, st.VPCs[v.VNI])
 		flowLogFacts(v, st.VPCs[v.VNI])
 	}

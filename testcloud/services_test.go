@@ -462,3 +462,66 @@ func TestMetadataUserData(t *testing.T) {
 		t.Errorf("17 KiB of user data: %v, want invalid argument", err)
 	}
 }
+
+// With DNS hostnames off (vpc modify --enable-dns-hostnames false) the
+// resolver answers no instance name, private or named, nor its PTR; on
+// again, it answers them.
+func TestVPCResolverDNSHostnames(t *testing.T) {
+	s := newScene(t)
+	ctx := s.c.Ctx()
+	r0, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", Host: s.b.HostID, Name: "web"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: r0.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+		t.Fatal(err)
+	}
+	web := r0.Msg.Instance
+	_, clientNS := s.run(t, "red-a", s.a, s.red)
+	private := "ip-" + strings.ReplaceAll(web.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	r := resolverOf(clientNS, "10.0.0.2")
+	// answers reports for each name whether it resolves, failing on
+	// anything but an answer or NXDOMAIN.
+	answers := func() [3]bool {
+		t.Helper()
+		var out [3]bool
+		for i, f := range []func(context.Context) error{
+			func(ctx context.Context) error { _, err := r.LookupHost(ctx, private); return err },
+			func(ctx context.Context) error { _, err := r.LookupHost(ctx, "web.red.internal"); return err },
+			func(ctx context.Context) error { _, err := r.LookupAddr(ctx, web.PrivateIp); return err },
+		} {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := f(ctx)
+			cancel()
+			if err != nil && !isNotFound(err) {
+				t.Fatalf("lookup %d: %v, want an answer or NXDOMAIN", i, err)
+			}
+			out[i] = err == nil
+		}
+		return out
+	}
+	set := func(on bool) {
+		t.Helper()
+		if _, err := s.api.VPC.ModifyVpc(ctx, connect.NewRequest(&pb.ModifyVpcRequest{Ref: "red", EnableDnsHostnames: &on})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := answers(); got != [3]bool{true, true, true} {
+		t.Fatalf("before: %v", got)
+	}
+	set(false)
+	for deadline := time.Now().Add(10 * time.Second); answers() != [3]bool{}; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with DNS hostnames off: %v, want NXDOMAIN for all", answers())
+		}
+	}
+	if v, err := s.api.VPC.GetVpc(ctx, connect.NewRequest(&pb.GetVpcRequest{Ref: "red"})); err != nil || !v.Msg.Vpc.DnsHostnamesDisabled || v.Msg.Vpc.DnsSupportDisabled {
+		t.Errorf("vpc after modify: %v, %v", v, err)
+	}
+	set(true)
+	for deadline := time.Now().Add(10 * time.Second); answers() != [3]bool{true, true, true}; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with DNS hostnames on again: %v", answers())
+		}
+	}
+}

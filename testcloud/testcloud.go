@@ -469,7 +469,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	}
 	for id := range scope {
 		v := byID[id]
-		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: igwOf[id], DnsSupportDisabled: v.DnsSupportDisabled,
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: igwOf[id], DnsSupportDisabled: v.DnsSupportDisabled, DnsHostnamesDisabled: v.DnsHostnamesDisabled,
 			DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 		for _, sn := range subnets.Msg.Subnets {
 			if sn.VpcId == id {

@@ -55,7 +55,7 @@ func (h *VPCs) ModifyVpc(ctx context.Context, req *connect.Request[pb.ModifyVpcR
 	if err := ref(model.KindVPC, "VPC", m.Ref); err != nil {
 		return nil, err
 	}
-	v, err := h.Store.ModifyVPC(ctx, m.Ref, m.EnableDnsSupport)
+	v, err := h.Store.ModifyVPC(ctx, m.Ref, m.EnableDnsSupport, m.EnableDnsHostnames)
 	if err != nil {
 		return nil, err
 	}

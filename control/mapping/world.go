@@ -645,7 +645,7 @@ func (w *world) hostsOf(vpc string) set {
 // facts builds everything a host needs about vpc besides its mappings.
 func (w *world) facts(vpc string) *pb.VpcFacts {
 	v := w.vpcs[vpc]
-	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc], DnsSupportDisabled: v.DnsSupportDisabled,
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc], DnsSupportDisabled: v.DnsSupportDisabled, DnsHostnamesDisabled: v.DnsHostnamesDisabled,
 		DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 	for id := range w.vpcSubnets[vpc] {
 		sn := w.subnets[id]

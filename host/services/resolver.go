@@ -70,8 +70,10 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	snap := s.cfg.Tables.Load()
+	vpc, _ := snap.VPC(s.cfg.VNI)
+	hostnames := vpc == nil || !vpc.HostnamesDisabled // enableDnsHostnames
 	if ip, ok := s.privateName(name); ok {
-		if !s.mapped(snap, ip) {
+		if !hostnames || !s.mapped(snap, ip) {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}
@@ -83,7 +85,7 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 	}
 	if label, ok := s.instanceName(snap, name); ok {
 		ip, ok := snap.ByName(s.cfg.VNI, label)
-		if !ok {
+		if !hostnames || !ok {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}
@@ -101,7 +103,7 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 		if !s.cfg.CIDR.Contains(ip) {
 			return nil
 		}
-		if !s.mapped(snap, ip) {
+		if !hostnames || !s.mapped(snap, ip) {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}

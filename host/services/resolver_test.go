@@ -128,3 +128,34 @@ func dashes(ip netip.Addr) string {
 }
 
 func itoa(b byte) string { return strconv.Itoa(int(b)) }
+
+// With enableDnsHostnames off the VPC's instance names and their PTRs are
+// NXDOMAIN, answered here (never forwarded); other names are unaffected.
+func TestAnswerHostnamesDisabled(t *testing.T) {
+	s := resolverFixture(t)
+	tx := s.cfg.Tables.Begin(2)
+	if err := tx.UpsertVPC(tables.VPC{VNI: 100, ID: 100, Name: "Red", CIDR: netip.MustParsePrefix("10.0.0.0/16"), HostnamesDisabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{
+		{"ip-10-0-1-4.openvpc.compute.internal.", dns.TypeA},
+		{"web.red.internal.", dns.TypeA},
+		{"4.1.0.10.in-addr.arpa.", dns.TypePTR},
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion(q.name, q.qtype)
+		m := s.answer(req)
+		if m == nil || m.Rcode != dns.RcodeNameError || len(m.Answer) != 0 {
+			t.Errorf("%s with hostnames off: %v, want NXDOMAIN answered here", q.name, m)
+		}
+	}
+	req := new(dns.Msg)
+	req.SetQuestion("example.com.", dns.TypeA)
+	if m := s.answer(req); m != nil {
+		t.Errorf("example.com. answered as the VPC's: %v", m)
+	}
+}

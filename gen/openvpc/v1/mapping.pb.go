@@ -805,8 +805,12 @@ type VpcFacts struct {
 	Name string `protobuf:"bytes,13,opt,name=name,proto3" json:"name,omitempty"`
 	// dns_support_disabled: the VPC resolver answers nothing in this VPC.
 	DnsSupportDisabled bool `protobuf:"varint,14,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// dns_hostnames_disabled (enableDnsHostnames off): the VPC resolver
+	// answers its instances' names (ip-….compute.internal,
+	// <name>.<vpc name>.internal) and their PTRs with NXDOMAIN.
+	DnsHostnamesDisabled bool `protobuf:"varint,20,opt,name=dns_hostnames_disabled,json=dnsHostnamesDisabled,proto3" json:"dns_hostnames_disabled,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
@@ -933,6 +937,13 @@ func (x *VpcFacts) GetName() string {
 func (x *VpcFacts) GetDnsSupportDisabled() bool {
 	if x != nil {
 		return x.DnsSupportDisabled
+	}
+	return false
+}
+
+func (x *VpcFacts) GetDnsHostnamesDisabled() bool {
+	if x != nil {
+		return x.DnsHostnamesDisabled
 	}
 	return false
 }
@@ -1915,7 +1926,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x81\x05\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xb7\x05\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1931,7 +1942,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\x125\n" +
 	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\x12\x12\n" +
 	"\x04name\x18\r \x01(\tR\x04name\x120\n" +
-	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\"\xd4\x01\n" +
+	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\x124\n" +
+	"\x16dns_hostnames_disabled\x18\x14 \x01(\bR\x14dnsHostnamesDisabled\"\xd4\x01\n" +
 	"\fFlowLogFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06eni_id\x18\x02 \x01(\tR\x05eniId\x12\x1b\n" +

@@ -310,8 +310,11 @@ type Vpc struct {
 	// dns_support_disabled is AWS's enableDnsSupport=false: the VPC
 	// resolver (.2, 169.254.169.253) answers nothing in this VPC.
 	DnsSupportDisabled bool `protobuf:"varint,9,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// dns_hostnames_disabled is enableDnsHostnames=false: the VPC resolver
+	// does not answer its instances' names or their PTRs (NXDOMAIN).
+	DnsHostnamesDisabled bool `protobuf:"varint,10,opt,name=dns_hostnames_disabled,json=dnsHostnamesDisabled,proto3" json:"dns_hostnames_disabled,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -403,6 +406,13 @@ func (x *Vpc) GetDefaultNetworkAclId() string {
 func (x *Vpc) GetDnsSupportDisabled() bool {
 	if x != nil {
 		return x.DnsSupportDisabled
+	}
+	return false
+}
+
+func (x *Vpc) GetDnsHostnamesDisabled() bool {
+	if x != nil {
+		return x.DnsHostnamesDisabled
 	}
 	return false
 }
@@ -1689,7 +1699,7 @@ var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\x1aopenvpc/v1/resources.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x02\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x03\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1700,7 +1710,9 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"createTime\x129\n" +
 	"\x19default_security_group_id\x18\a \x01(\tR\x16defaultSecurityGroupId\x123\n" +
 	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\x120\n" +
-	"\x14dns_support_disabled\x18\t \x01(\bR\x12dnsSupportDisabled\"\xfa\x01\n" +
+	"\x14dns_support_disabled\x18\t \x01(\bR\x12dnsSupportDisabled\x124\n" +
+	"\x16dns_hostnames_disabled\x18\n" +
+	" \x01(\bR\x14dnsHostnamesDisabled\"\xfa\x01\n" +
 	"\x06Subnet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +

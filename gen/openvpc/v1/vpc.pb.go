@@ -370,8 +370,11 @@ type ModifyVpcRequest struct {
 	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
 	// enable_dns_support, when set, turns the VPC resolver on or off.
 	EnableDnsSupport *bool `protobuf:"varint,2,opt,name=enable_dns_support,json=enableDnsSupport,proto3,oneof" json:"enable_dns_support,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// enable_dns_hostnames, when set, turns the answers for the instances'
+	// names (and their PTRs) on or off.
+	EnableDnsHostnames *bool `protobuf:"varint,3,opt,name=enable_dns_hostnames,json=enableDnsHostnames,proto3,oneof" json:"enable_dns_hostnames,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ModifyVpcRequest) Reset() {
@@ -414,6 +417,13 @@ func (x *ModifyVpcRequest) GetRef() string {
 func (x *ModifyVpcRequest) GetEnableDnsSupport() bool {
 	if x != nil && x.EnableDnsSupport != nil {
 		return *x.EnableDnsSupport
+	}
+	return false
+}
+
+func (x *ModifyVpcRequest) GetEnableDnsHostnames() bool {
+	if x != nil && x.EnableDnsHostnames != nil {
+		return *x.EnableDnsHostnames
 	}
 	return false
 }
@@ -5187,11 +5197,13 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x04vpcs\x18\x01 \x03(\v2\x0f.openvpc.v1.VpcR\x04vpcs\"$\n" +
 	"\x10DeleteVpcRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x13\n" +
-	"\x11DeleteVpcResponse\"n\n" +
+	"\x11DeleteVpcResponse\"\xbe\x01\n" +
 	"\x10ModifyVpcRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
-	"\x12enable_dns_support\x18\x02 \x01(\bH\x00R\x10enableDnsSupport\x88\x01\x01B\x15\n" +
-	"\x13_enable_dns_support\"6\n" +
+	"\x12enable_dns_support\x18\x02 \x01(\bH\x00R\x10enableDnsSupport\x88\x01\x01\x125\n" +
+	"\x14enable_dns_hostnames\x18\x03 \x01(\bH\x01R\x12enableDnsHostnames\x88\x01\x01B\x15\n" +
+	"\x13_enable_dns_supportB\x17\n" +
+	"\x15_enable_dns_hostnames\"6\n" +
 	"\x11ModifyVpcResponse\x12!\n" +
 	"\x03vpc\x18\x01 \x01(\v2\x0f.openvpc.v1.VpcR\x03vpc\"p\n" +
 	"\x13CreateSubnetRequest\x12\x10\n" +
