@@ -276,7 +276,27 @@ func peeringCmd(o *Options) *cobra.Command {
 			return done(cmd, o, "deleted peering "+args[0])
 		}),
 	}
-	c.AddCommand(create, accept, listCmd, get, del)
+	var remoteDNS string
+	modify := &cobra.Command{
+		Use: "modify PEERING --allow-remote-dns true|false", Short: "Change a peering's options: whether each VPC resolves the other's instance names", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			req := &pb.ModifyPeeringRequest{Ref: args[0]}
+			if cmd.Flags().Changed("allow-remote-dns") {
+				on, err := strconv.ParseBool(remoteDNS)
+				if err != nil {
+					return fmt.Errorf("--allow-remote-dns: %q is neither true nor false", remoteDNS)
+				}
+				req.AllowRemoteDns = &on
+			}
+			r, err := cl.vpc.ModifyPeering(cmd.Context(), call(req))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Peering, peeringHeader, peeringRow(r.Msg.Peering))
+		}),
+	}
+	modify.Flags().StringVar(&remoteDNS, "allow-remote-dns", "", "true or false: while the peering is active, each VPC's resolver answers the other's instance names and PTRs (AWS's AllowDnsResolutionFromRemoteVpc; off by default)")
+	c.AddCommand(create, accept, listCmd, get, modify, del)
 	return c
 }
 

@@ -220,7 +220,7 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	}
 	for _, p := range f.Peers {
 		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
-		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni})
+		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni, RemoteDNS: p.AllowRemoteDns})
 	}
 	return v, nil
 }

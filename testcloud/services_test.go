@@ -525,3 +525,99 @@ func TestVPCResolverDNSHostnames(t *testing.T) {
 		}
 	}
 }
+
+// Peered red and yellow resolve each other's instance names only while
+// the peering allows remote DNS (peering modify --allow-remote-dns): off
+// (the default), a peer's private name is NXDOMAIN and its zone is the
+// upstream's (none here: NXDOMAIN too).
+func TestVPCResolverPeerNames(t *testing.T) {
+	s := newScene(t)
+	ctx := s.c.Ctx()
+	runNamed := func(subnet, name string, host string) *pb.Instance {
+		t.Helper()
+		r, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: subnet, Host: host, Name: name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: r.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+			t.Fatal(err)
+		}
+		return r.Msg.Instance
+	}
+	db := runNamed("yellow-a", "db", s.b.HostID)
+	_, redNS := s.run(t, "red-a", s.a, s.red)
+	web := runNamed("red-a", "web", s.a.HostID)
+	yr, err := s.api.Inst.GetInstance(ctx, connect.NewRequest(&pb.GetInstanceRequest{Ref: db.Id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yellowNS, err := testcloud.Instance(s.b, s.yellow.Vni, yr.Msg.Instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.api.VPC.CreatePeering(ctx, connect.NewRequest(&pb.CreatePeeringRequest{Vpc: "red", PeerVpc: "yellow"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.VPC.AcceptPeering(ctx, connect.NewRequest(&pb.AcceptPeeringRequest{Ref: p.Msg.Peering.Id})); err != nil {
+		t.Fatal(err)
+	}
+	private := func(i *pb.Instance) string {
+		return "ip-" + strings.ReplaceAll(i.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	}
+	// resolves reports whether each of the names resolves to its address
+	// from ns, failing on anything but that or NXDOMAIN.
+	resolves := func(ns *nic.Netstack, server string, names map[string]string) bool {
+		t.Helper()
+		r := resolverOf(ns, server)
+		all := true
+		for name, want := range names {
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			addrs, err := r.LookupHost(c, name)
+			cancel()
+			switch {
+			case err == nil && len(addrs) == 1 && addrs[0] == want:
+			case isNotFound(err):
+				all = false
+			default:
+				t.Fatalf("%s: %v, %v", name, addrs, err)
+			}
+		}
+		return all
+	}
+	fromRed := map[string]string{private(db): db.PrivateIp, "db.yellow.internal": db.PrivateIp}
+	fromYellow := map[string]string{private(web): web.PrivateIp, "web.red.internal": web.PrivateIp}
+	check := func(on bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r, y := resolves(redNS, "10.0.0.2", fromRed), resolves(yellowNS, "10.1.0.2", fromYellow)
+			if on && r && y || !on && !r && !y {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("remote DNS %v: red resolves yellow's names %v, yellow red's %v", on, r, y)
+			}
+		}
+		if on {
+			names, err := resolverOf(redNS, "10.0.0.2").LookupAddr(ctx, db.PrivateIp)
+			if err != nil || len(names) != 1 || names[0] != private(db)+"." {
+				t.Errorf("PTR of yellow's db from red: %v, %v", names, err)
+			}
+		}
+	}
+	set := func(on bool) {
+		t.Helper()
+		r, err := s.api.VPC.ModifyPeering(ctx, connect.NewRequest(&pb.ModifyPeeringRequest{Ref: p.Msg.Peering.Id, AllowRemoteDns: &on}))
+		if err != nil || r.Msg.Peering.AllowRemoteDns != on {
+			t.Fatalf("modify peering: %v, %v", r, err)
+		}
+	}
+	check(false) // the default
+	set(true)
+	check(true)
+	set(false)
+	check(false)
+	if _, err := s.api.VPC.ModifyPeering(ctx, connect.NewRequest(&pb.ModifyPeeringRequest{Ref: p.Msg.Peering.Id})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("modify with nothing to change: %v, want invalid argument", err)
+	}
+}

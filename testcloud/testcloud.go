@@ -502,7 +502,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 			if peer.Id == id {
 				peer = byID[p.RequesterVpcId]
 			}
-			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: peer.Vni, PeerVpcId: peer.Id, PeerCidr: peer.Cidr})
+			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: peer.Vni, PeerVpcId: peer.Id, PeerCidr: peer.Cidr, AllowRemoteDns: p.AllowRemoteDns})
 		}
 		sortFacts(f)
 		st.VPCs[v.Vni] = f

@@ -223,6 +223,17 @@ func (h *VPCs) AcceptPeering(ctx context.Context, req *connect.Request[pb.Accept
 	return byRef(ctx, model.KindPeering, req.Msg.Ref, h.Store.AcceptPeering, func(m *pb.Peering) *pb.AcceptPeeringResponse { return &pb.AcceptPeeringResponse{Peering: m} })
 }
 
+func (h *VPCs) ModifyPeering(ctx context.Context, req *connect.Request[pb.ModifyPeeringRequest]) (*connect.Response[pb.ModifyPeeringResponse], error) {
+	if err := ref(model.KindPeering, "peering", req.Msg.Ref); err != nil {
+		return nil, err
+	}
+	p, err := h.Store.ModifyPeering(ctx, req.Msg.Ref, req.Msg.AllowRemoteDns)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&pb.ModifyPeeringResponse{Peering: p}), nil
+}
+
 func (h *VPCs) GetPeering(ctx context.Context, req *connect.Request[pb.GetPeeringRequest]) (*connect.Response[pb.GetPeeringResponse], error) {
 	return byRef(ctx, model.KindPeering, req.Msg.Ref, h.Store.GetPeering, func(m *pb.Peering) *pb.GetPeeringResponse { return &pb.GetPeeringResponse{Peering: m} })
 }

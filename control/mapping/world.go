@@ -694,7 +694,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 			peer = p.RequesterVpcId
 		}
 		if pv, ok := w.vpcs[peer]; ok {
-			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: pv.Vni, PeerVpcId: pv.Id, PeerCidr: pv.Cidr})
+			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: pv.Vni, PeerVpcId: pv.Id, PeerCidr: pv.Cidr, AllowRemoteDns: p.AllowRemoteDns})
 		}
 	}
 	slices.SortFunc(f.Subnets, func(a, b *pb.SubnetFacts) int { return strings.Compare(a.Id, b.Id) })

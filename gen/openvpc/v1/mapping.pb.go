@@ -1425,13 +1425,16 @@ func (x *NetworkAclEntry) GetAllow() bool {
 
 // PeerFacts is an active peering as seen from one side.
 type PeerFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PeeringId     string                 `protobuf:"bytes,1,opt,name=peering_id,json=peeringId,proto3" json:"peering_id,omitempty"`
-	PeerVni       uint32                 `protobuf:"varint,2,opt,name=peer_vni,json=peerVni,proto3" json:"peer_vni,omitempty"`
-	PeerVpcId     string                 `protobuf:"bytes,3,opt,name=peer_vpc_id,json=peerVpcId,proto3" json:"peer_vpc_id,omitempty"`
-	PeerCidr      string                 `protobuf:"bytes,4,opt,name=peer_cidr,json=peerCidr,proto3" json:"peer_cidr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PeeringId string                 `protobuf:"bytes,1,opt,name=peering_id,json=peeringId,proto3" json:"peering_id,omitempty"`
+	PeerVni   uint32                 `protobuf:"varint,2,opt,name=peer_vni,json=peerVni,proto3" json:"peer_vni,omitempty"`
+	PeerVpcId string                 `protobuf:"bytes,3,opt,name=peer_vpc_id,json=peerVpcId,proto3" json:"peer_vpc_id,omitempty"`
+	PeerCidr  string                 `protobuf:"bytes,4,opt,name=peer_cidr,json=peerCidr,proto3" json:"peer_cidr,omitempty"`
+	// allow_remote_dns: this VPC's resolver answers the peer's instance
+	// names and the PTRs of its addresses.
+	AllowRemoteDns bool `protobuf:"varint,5,opt,name=allow_remote_dns,json=allowRemoteDns,proto3" json:"allow_remote_dns,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PeerFacts) Reset() {
@@ -1490,6 +1493,13 @@ func (x *PeerFacts) GetPeerCidr() string {
 		return x.PeerCidr
 	}
 	return ""
+}
+
+func (x *PeerFacts) GetAllowRemoteDns() bool {
+	if x != nil {
+		return x.AllowRemoteDns
+	}
+	return false
 }
 
 type AckRequest struct {
@@ -1980,13 +1990,14 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\tfrom_port\x18\x03 \x01(\x05R\bfromPort\x12\x17\n" +
 	"\ato_port\x18\x04 \x01(\x05R\x06toPort\x12\x12\n" +
 	"\x04cidr\x18\x05 \x01(\tR\x04cidr\x12\x14\n" +
-	"\x05allow\x18\x06 \x01(\bR\x05allow\"\x82\x01\n" +
+	"\x05allow\x18\x06 \x01(\bR\x05allow\"\xac\x01\n" +
 	"\tPeerFacts\x12\x1d\n" +
 	"\n" +
 	"peering_id\x18\x01 \x01(\tR\tpeeringId\x12\x19\n" +
 	"\bpeer_vni\x18\x02 \x01(\rR\apeerVni\x12\x1e\n" +
 	"\vpeer_vpc_id\x18\x03 \x01(\tR\tpeerVpcId\x12\x1b\n" +
-	"\tpeer_cidr\x18\x04 \x01(\tR\bpeerCidr\"A\n" +
+	"\tpeer_cidr\x18\x04 \x01(\tR\bpeerCidr\x12(\n" +
+	"\x10allow_remote_dns\x18\x05 \x01(\bR\x0eallowRemoteDns\"A\n" +
 	"\n" +
 	"AckRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x1a\n" +

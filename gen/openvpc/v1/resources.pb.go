@@ -1123,6 +1123,10 @@ type Peering struct {
 	AccepterVpcId  string                 `protobuf:"bytes,4,opt,name=accepter_vpc_id,json=accepterVpcId,proto3" json:"accepter_vpc_id,omitempty"`
 	State          PeeringState           `protobuf:"varint,5,opt,name=state,proto3,enum=openvpc.v1.PeeringState" json:"state,omitempty"`
 	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// allow_remote_dns: while the peering is active, each VPC's resolver
+	// answers the other VPC's instance names and PTRs (off by default, as
+	// AWS's AllowDnsResolutionFromRemoteVpc).
+	AllowRemoteDns bool `protobuf:"varint,7,opt,name=allow_remote_dns,json=allowRemoteDns,proto3" json:"allow_remote_dns,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1197,6 +1201,13 @@ func (x *Peering) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Peering) GetAllowRemoteDns() bool {
+	if x != nil {
+		return x.AllowRemoteDns
+	}
+	return false
 }
 
 // InternetGateway connects a VPC to the internet through the edges
@@ -1778,7 +1789,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
 	"udpSeconds\x12,\n" +
 	"\x12udp_stream_seconds\x18\x03 \x01(\rR\x10udpStreamSeconds\x12#\n" +
-	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\"\xec\x01\n" +
+	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\"\x96\x02\n" +
 	"\aPeering\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1786,7 +1797,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x0faccepter_vpc_id\x18\x04 \x01(\tR\raccepterVpcId\x12.\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x18.openvpc.v1.PeeringStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x89\x01\n" +
+	"createTime\x12(\n" +
+	"\x10allow_remote_dns\x18\a \x01(\bR\x0eallowRemoteDns\"\x89\x01\n" +
 	"\x0fInternetGateway\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
