@@ -136,8 +136,9 @@ func internetHelp(cfg localcloud.Config) string {
 		return ""
 	}
 	s := fmt.Sprintf(`
-The internet (simulated, in this process) has a web server at %s, reached
-through %d edge(s). Give web an Elastic IP and a way out:
+The internet (simulated, in this process) has a web server at %s
+(www.example.test, which instances resolve), reached through %d edge(s).
+Give web an Elastic IP and a way out:
   openvpc igw create --name red-igw
   openvpc igw attach red-igw --vpc red
   openvpc route create --vpc red --dest 0.0.0.0/0 --target red-igw
