@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/model"
 )
 
 var instHeader = []string{"ID", "NAME", "STATE", "PRIVATE IP", "SUBNET", "HOST", "ENI", "MAC", "PUBLIC IP", "SECURITY GROUPS"}
@@ -22,7 +24,7 @@ func instRow(i *pb.Instance) []string {
 
 func instanceCmd(o *Options) *cobra.Command {
 	c := &cobra.Command{Use: "instance", Short: "Run, list, show and terminate instances"}
-	var subnet, name, host, ip, imds string
+	var subnet, name, host, ip, imds, userData string
 	var groups []string
 	var ct conntrackFlags
 	var wait bool
@@ -31,6 +33,12 @@ func instanceCmd(o *Options) *cobra.Command {
 		Use: "run --subnet SUBNET [--name N] [--host H] [--ip A] [--wait]", Short: "Run an instance with one network interface", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
 			req := &pb.RunInstanceRequest{Subnet: subnet, Name: name, Host: host, Ip: ip, SecurityGroups: groups, ImdsV1: imds}
+			if cmd.Flags().Changed("user-data") {
+				var err error
+				if req.UserData, err = readUserData(userData); err != nil {
+					return err
+				}
+			}
 			if ct.changed(cmd) {
 				var err error
 				if req.Conntrack, err = ct.settings(cmd, nil); err != nil {
@@ -56,6 +64,7 @@ func instanceCmd(o *Options) *cobra.Command {
 	run.Flags().StringVar(&ip, "ip", "", "private address (default: the lowest free one)")
 	run.Flags().StringVar(&imds, "imds-v1", "optional", "optional (metadata GETs without a token are answered) or required-token (IMDSv2 only)")
 	run.Flags().StringSliceVar(&groups, "security-group", nil, "security groups of its network interface, names or ids (VPC/default for the default group), 1–5 (repeat or comma-separate; default: the VPC's default group)")
+	run.Flags().StringVar(&userData, "user-data", "", "user data served at /latest/user-data (at most 16 KiB): @FILE or FILE reads that file, anything else is the text itself")
 	ct.add(run)
 	run.Flags().BoolVar(&wait, "wait", false, "return only once every host in scope can reach it (state running)")
 	run.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --wait waits")
@@ -267,7 +276,27 @@ func peeringCmd(o *Options) *cobra.Command {
 			return done(cmd, o, "deleted peering "+args[0])
 		}),
 	}
-	c.AddCommand(create, accept, listCmd, get, del)
+	var remoteDNS string
+	modify := &cobra.Command{
+		Use: "modify PEERING --allow-remote-dns true|false", Short: "Change a peering's options: whether each VPC resolves the other's instance names", Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			req := &pb.ModifyPeeringRequest{Ref: args[0]}
+			if cmd.Flags().Changed("allow-remote-dns") {
+				on, err := strconv.ParseBool(remoteDNS)
+				if err != nil {
+					return fmt.Errorf("--allow-remote-dns: %q is neither true nor false", remoteDNS)
+				}
+				req.AllowRemoteDns = &on
+			}
+			r, err := cl.vpc.ModifyPeering(cmd.Context(), call(req))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Peering, peeringHeader, peeringRow(r.Msg.Peering))
+		}),
+	}
+	modify.Flags().StringVar(&remoteDNS, "allow-remote-dns", "", "true or false: while the peering is active, each VPC's resolver answers the other's instance names and PTRs (AWS's AllowDnsResolutionFromRemoteVpc; off by default)")
+	c.AddCommand(create, accept, listCmd, get, modify, del)
 	return c
 }
 
@@ -340,4 +369,28 @@ func (p *printer) event(e *pb.SecurityEvent) error {
 		return err
 	}
 	return p.table(eventHeader, [][]string{eventRow(e)})
+}
+
+// readUserData is --user-data: @FILE reads FILE (which must exist); a
+// value naming an existing regular file reads it; anything else is the
+// text itself. More than model.MaxUserData bytes is refused here, as the
+// server would.
+func readUserData(v string) ([]byte, error) {
+	var b []byte
+	if path, ok := strings.CutPrefix(v, "@"); ok {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("--user-data: %w", err)
+		}
+	} else if fi, err := os.Stat(v); err == nil && fi.Mode().IsRegular() {
+		if b, err = os.ReadFile(v); err != nil {
+			return nil, fmt.Errorf("--user-data: %w", err)
+		}
+	} else {
+		b = []byte(v)
+	}
+	if len(b) > model.MaxUserData {
+		return nil, fmt.Errorf("--user-data: %d bytes; at most %d (16 KiB, as AWS)", len(b), model.MaxUserData)
+	}
+	return b, nil
 }

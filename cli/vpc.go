@@ -62,12 +62,20 @@ func vpcCmd(o *Options) *cobra.Command {
 		}),
 	}
 	var dnsSupport bool
+	var dnsHostnames string
 	modify := &cobra.Command{
-		Use: "modify VPC --enable-dns-support=true|false", Short: "Change a VPC's attributes: whether its resolver (.2) answers", Args: cobra.ExactArgs(1),
+		Use: "modify VPC [--enable-dns-support=true|false] [--enable-dns-hostnames true|false]", Short: "Change a VPC's attributes: whether its resolver (.2) answers, and whether it answers instance names", Args: cobra.ExactArgs(1),
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
 			req := &pb.ModifyVpcRequest{Ref: args[0]}
 			if cmd.Flags().Changed("enable-dns-support") {
 				req.EnableDnsSupport = &dnsSupport
+			}
+			if cmd.Flags().Changed("enable-dns-hostnames") {
+				on, err := strconv.ParseBool(dnsHostnames)
+				if err != nil {
+					return fmt.Errorf("--enable-dns-hostnames: %q is neither true nor false", dnsHostnames)
+				}
+				req.EnableDnsHostnames = &on
 			}
 			r, err := cl.vpc.ModifyVpc(cmd.Context(), call(req))
 			if err != nil {
@@ -77,6 +85,7 @@ func vpcCmd(o *Options) *cobra.Command {
 		}),
 	}
 	modify.Flags().BoolVar(&dnsSupport, "enable-dns-support", true, "whether the VPC resolver at .2 and 169.254.169.253 answers (AWS's enableDnsSupport)")
+	modify.Flags().StringVar(&dnsHostnames, "enable-dns-hostnames", "", "true or false: whether the VPC resolver answers the instances' names (ip-….compute.internal, NAME.VPC.internal) and their PTRs (AWS's enableDnsHostnames)")
 	c.AddCommand(create, listCmd, get, modify, del)
 	return c
 }

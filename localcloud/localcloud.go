@@ -9,6 +9,7 @@
 package localcloud
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,11 @@ type Config struct {
 	// Proxy is a loopback host:port for an HTTP proxy into the internet, to
 	// reach Elastic IPs as its client does; empty for none. Needs Edges.
 	Proxy string
+	// InternetDNS is a loopback host:port for the internet's resolver
+	// (port 0 picks one; default 127.0.0.1:0), which answers its names
+	// (www.example.test: WebAddr) and becomes the server's DNS upstream,
+	// unless Server.DNSUpstream names one. With Edges only; "-" for none.
+	InternetDNS string
 	// NIC is how instances get their NICs: "netstack" (the default:
 	// userspace stacks, no root) or "tun" (a Linux network namespace per
 	// instance, kept under Server.Store.DataDir/nics; root).
@@ -136,6 +142,9 @@ type Cloud struct {
 	Edges []*Edge
 	// Internet is the simulated internet of the cloud's edges (nil without).
 	Internet *Internet
+	// internetDNS is the internet's resolver, the server's DNS upstream
+	// (nil without).
+	internetDNS *internetDNS
 
 	ctx    context.Context // the parts run in it
 	cancel context.CancelFunc
@@ -178,6 +187,12 @@ func (c *Cloud) start(ctx context.Context) (err error) {
 			closeAll(hosts, edges)
 		}
 	}()
+	if c.cfg.Edges > 0 && c.cfg.Server.DNSUpstream == "" && c.cfg.InternetDNS != "-" {
+		if c.internetDNS, err = startInternetDNS(cmp.Or(c.cfg.InternetDNS, "127.0.0.1:0")); err != nil {
+			return err
+		}
+		c.cfg.Server.DNSUpstream = c.internetDNS.Addr()
+	}
 	s, err := c.AddServer(ctx, c.cfg.Server.Listen)
 	if err != nil {
 		return err
@@ -341,6 +356,9 @@ func (c *Cloud) Close() error {
 	c.stopParts()
 	if c.Internet != nil {
 		c.Internet.close()
+	}
+	if c.internetDNS != nil {
+		c.internetDNS.close()
 	}
 	var errs []error
 	for i := range c.servers {

@@ -110,7 +110,7 @@ func (c *Cache) apply(tx *tables.Txn, ch *pb.Change) error {
 		key := MappingKey{m.VNI, m.IP.String()}
 		if m.HostID == c.self {
 			m.Local = true
-			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack, IMDSTokenRequired: k.UpsertMapping.ImdsTokenRequired}
+			c.locals[key] = Local{Mapping: m, InstanceID: k.UpsertMapping.InstanceId, Conntrack: k.UpsertMapping.Conntrack, IMDSTokenRequired: k.UpsertMapping.ImdsTokenRequired, UserData: k.UpsertMapping.UserData}
 		} else {
 			delete(c.locals, key)
 		}
@@ -154,6 +154,9 @@ func (c *Cache) mappingFrom(r *pb.MappingRecord) (tables.Mapping, error) {
 	if !ok {
 		return tables.Mapping{}, fmt.Errorf("mapping %s: bad ENI id %q", r.InstanceId, r.EniId)
 	}
+	if len(r.UserData) > model.MaxUserData {
+		return tables.Mapping{}, fmt.Errorf("mapping %s: %d bytes of user data, at most %d", r.InstanceId, len(r.UserData), model.MaxUserData)
+	}
 	hw, err := net.ParseMAC(r.Mac)
 	if err != nil || len(hw) != 6 {
 		return tables.Mapping{}, fmt.Errorf("mapping %s: bad MAC %q", r.InstanceId, r.Mac)
@@ -183,7 +186,7 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	if err != nil {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
-	v := tables.VPC{VNI: f.Vni, ID: id, Name: f.Name, CIDR: cidr, DNSDisabled: f.DnsSupportDisabled}
+	v := tables.VPC{VNI: f.Vni, ID: id, Name: f.Name, CIDR: cidr, DNSDisabled: f.DnsSupportDisabled, HostnamesDisabled: f.DnsHostnamesDisabled}
 	if f.InternetGatewayId != "" {
 		if v.InternetGateway, ok = model.ParseID(model.KindIGW, f.InternetGatewayId); !ok {
 			return tables.VPC{}, fmt.Errorf("VPC %s: bad internet gateway id %q", f.Id, f.InternetGatewayId)
@@ -217,7 +220,7 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	}
 	for _, p := range f.Peers {
 		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
-		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni})
+		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni, RemoteDNS: p.AllowRemoteDns})
 	}
 	return v, nil
 }
@@ -411,6 +414,9 @@ type Local struct {
 	Conntrack *pb.ConntrackTimeouts
 	// IMDSTokenRequired: the metadata service refuses IMDSv1 for it.
 	IMDSTokenRequired bool
+	// UserData is the instance's user data (nil: none), which the
+	// Mapping Service sends this host alone.
+	UserData []byte
 }
 
 // Locals lists the mappings of the ENIs on this host.
@@ -430,7 +436,7 @@ func (c *Cache) State() State {
 	snap := c.Tables.Load()
 	st := State{VPCs: map[uint32]*pb.VpcFacts{}, Mappings: map[MappingKey]*pb.MappingRecord{}, Hosts: map[string]*pb.HostRecord{}}
 	for v := range snap.VPCs() {
-		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Name: v.Name, Cidr: v.CIDR.String(), DnsSupportDisabled: v.DNSDisabled}
+		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Name: v.Name, Cidr: v.CIDR.String(), DnsSupportDisabled: v.DNSDisabled, DnsHostnamesDisabled: v.HostnamesDisabled}
 		firewallFacts(v, st.VPCs[v.VNI])
 		flowLogFacts(v, st.VPCs[v.VNI])
 	}

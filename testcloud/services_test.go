@@ -406,3 +406,218 @@ func TestVPCResolverDNSSupport(t *testing.T) {
 		t.Errorf("modify with nothing to change: %v, want invalid argument", err)
 	}
 }
+
+// An instance run with user data reads it at /latest/user-data, byte for
+// byte; one without gets 404, as on AWS. The data is in the instance's
+// host's cache (the Mapping Service's test checks no other host gets it).
+func TestMetadataUserData(t *testing.T) {
+	s := newScene(t)
+	ctx := s.c.Ctx()
+	data := []byte("#cloud-config\nruncmd:\n  - echo hi\n\x00\xff")
+	r, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", Host: s.a.HostID, UserData: data}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: r.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+		t.Fatal(err)
+	}
+	withNS, err := testcloud.Instance(s.a, s.red.Vni, r.Msg.Instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, withoutNS := s.run(t, "red-a", s.a, s.red)
+	get := func(ns *nic.Netstack, path string) (int, []byte) {
+		t.Helper()
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ns.Net.DialContext(ctx, network, addr)
+		}}}
+		resp, err := hc.Get("http://169.254.169.254" + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, got := get(withNS, "/latest/user-data"); code != 200 || string(got) != string(data) {
+		t.Fatalf("user-data: %d %q, want %q", code, got, data)
+	}
+	if code, got := get(withNS, "/latest/"); code != 200 || string(got) != "meta-data/\nuser-data" {
+		t.Errorf("/latest/: %d %q", code, got)
+	}
+	if code, got := get(withoutNS, "/latest/user-data"); code != 404 {
+		t.Errorf("no user data: %d %q, want 404", code, got)
+	}
+	var onA bool
+	for _, l := range s.a.Cache.Locals() {
+		if l.InstanceID == r.Msg.Instance.Id {
+			onA = string(l.UserData) == string(data)
+		}
+	}
+	if !onA {
+		t.Error("host a's cache lacks the instance's user data")
+	}
+	// Over the limit: refused.
+	if _, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", UserData: make([]byte, model.MaxUserData+1)})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("17 KiB of user data: %v, want invalid argument", err)
+	}
+}
+
+// With DNS hostnames off (vpc modify --enable-dns-hostnames false) the
+// resolver answers no instance name, private or named, nor its PTR; on
+// again, it answers them.
+func TestVPCResolverDNSHostnames(t *testing.T) {
+	s := newScene(t)
+	ctx := s.c.Ctx()
+	r0, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: "red-a", Host: s.b.HostID, Name: "web"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: r0.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+		t.Fatal(err)
+	}
+	web := r0.Msg.Instance
+	_, clientNS := s.run(t, "red-a", s.a, s.red)
+	private := "ip-" + strings.ReplaceAll(web.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	r := resolverOf(clientNS, "10.0.0.2")
+	// answers reports for each name whether it resolves, failing on
+	// anything but an answer or NXDOMAIN.
+	answers := func() [3]bool {
+		t.Helper()
+		var out [3]bool
+		for i, f := range []func(context.Context) error{
+			func(ctx context.Context) error { _, err := r.LookupHost(ctx, private); return err },
+			func(ctx context.Context) error { _, err := r.LookupHost(ctx, "web.red.internal"); return err },
+			func(ctx context.Context) error { _, err := r.LookupAddr(ctx, web.PrivateIp); return err },
+		} {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := f(ctx)
+			cancel()
+			if err != nil && !isNotFound(err) {
+				t.Fatalf("lookup %d: %v, want an answer or NXDOMAIN", i, err)
+			}
+			out[i] = err == nil
+		}
+		return out
+	}
+	set := func(on bool) {
+		t.Helper()
+		if _, err := s.api.VPC.ModifyVpc(ctx, connect.NewRequest(&pb.ModifyVpcRequest{Ref: "red", EnableDnsHostnames: &on})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := answers(); got != [3]bool{true, true, true} {
+		t.Fatalf("before: %v", got)
+	}
+	set(false)
+	for deadline := time.Now().Add(10 * time.Second); answers() != [3]bool{}; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with DNS hostnames off: %v, want NXDOMAIN for all", answers())
+		}
+	}
+	if v, err := s.api.VPC.GetVpc(ctx, connect.NewRequest(&pb.GetVpcRequest{Ref: "red"})); err != nil || !v.Msg.Vpc.DnsHostnamesDisabled || v.Msg.Vpc.DnsSupportDisabled {
+		t.Errorf("vpc after modify: %v, %v", v, err)
+	}
+	set(true)
+	for deadline := time.Now().Add(10 * time.Second); answers() != [3]bool{true, true, true}; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with DNS hostnames on again: %v", answers())
+		}
+	}
+}
+
+// Peered red and yellow resolve each other's instance names only while
+// the peering allows remote DNS (peering modify --allow-remote-dns): off
+// (the default), a peer's private name is NXDOMAIN and its zone is the
+// upstream's (none here: NXDOMAIN too).
+func TestVPCResolverPeerNames(t *testing.T) {
+	s := newScene(t)
+	ctx := s.c.Ctx()
+	runNamed := func(subnet, name string, host string) *pb.Instance {
+		t.Helper()
+		r, err := s.api.Inst.RunInstance(ctx, connect.NewRequest(&pb.RunInstanceRequest{Subnet: subnet, Host: host, Name: name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.api.Inst.WaitInstance(ctx, connect.NewRequest(&pb.WaitInstanceRequest{Ref: r.Msg.Instance.Id, TimeoutMs: 10000})); err != nil {
+			t.Fatal(err)
+		}
+		return r.Msg.Instance
+	}
+	db := runNamed("yellow-a", "db", s.b.HostID)
+	_, redNS := s.run(t, "red-a", s.a, s.red)
+	web := runNamed("red-a", "web", s.a.HostID)
+	yr, err := s.api.Inst.GetInstance(ctx, connect.NewRequest(&pb.GetInstanceRequest{Ref: db.Id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yellowNS, err := testcloud.Instance(s.b, s.yellow.Vni, yr.Msg.Instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.api.VPC.CreatePeering(ctx, connect.NewRequest(&pb.CreatePeeringRequest{Vpc: "red", PeerVpc: "yellow"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.api.VPC.AcceptPeering(ctx, connect.NewRequest(&pb.AcceptPeeringRequest{Ref: p.Msg.Peering.Id})); err != nil {
+		t.Fatal(err)
+	}
+	private := func(i *pb.Instance) string {
+		return "ip-" + strings.ReplaceAll(i.PrivateIp, ".", "-") + ".openvpc.compute.internal"
+	}
+	// resolves reports whether each of the names resolves to its address
+	// from ns, failing on anything but that or NXDOMAIN.
+	resolves := func(ns *nic.Netstack, server string, names map[string]string) bool {
+		t.Helper()
+		r := resolverOf(ns, server)
+		all := true
+		for name, want := range names {
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			addrs, err := r.LookupHost(c, name)
+			cancel()
+			switch {
+			case err == nil && len(addrs) == 1 && addrs[0] == want:
+			case isNotFound(err):
+				all = false
+			default:
+				t.Fatalf("%s: %v, %v", name, addrs, err)
+			}
+		}
+		return all
+	}
+	fromRed := map[string]string{private(db): db.PrivateIp, "db.yellow.internal": db.PrivateIp}
+	fromYellow := map[string]string{private(web): web.PrivateIp, "web.red.internal": web.PrivateIp}
+	check := func(on bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r, y := resolves(redNS, "10.0.0.2", fromRed), resolves(yellowNS, "10.1.0.2", fromYellow)
+			if on && r && y || !on && !r && !y {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("remote DNS %v: red resolves yellow's names %v, yellow red's %v", on, r, y)
+			}
+		}
+		if on {
+			names, err := resolverOf(redNS, "10.0.0.2").LookupAddr(ctx, db.PrivateIp)
+			if err != nil || len(names) != 1 || names[0] != private(db)+"." {
+				t.Errorf("PTR of yellow's db from red: %v, %v", names, err)
+			}
+		}
+	}
+	set := func(on bool) {
+		t.Helper()
+		r, err := s.api.VPC.ModifyPeering(ctx, connect.NewRequest(&pb.ModifyPeeringRequest{Ref: p.Msg.Peering.Id, AllowRemoteDns: &on}))
+		if err != nil || r.Msg.Peering.AllowRemoteDns != on {
+			t.Fatalf("modify peering: %v, %v", r, err)
+		}
+	}
+	check(false) // the default
+	set(true)
+	check(true)
+	set(false)
+	check(false)
+	if _, err := s.api.VPC.ModifyPeering(ctx, connect.NewRequest(&pb.ModifyPeeringRequest{Ref: p.Msg.Peering.Id})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("modify with nothing to change: %v, want invalid argument", err)
+	}
+}

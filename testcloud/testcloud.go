@@ -469,7 +469,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	}
 	for id := range scope {
 		v := byID[id]
-		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: igwOf[id], DnsSupportDisabled: v.DnsSupportDisabled,
+		f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: igwOf[id], DnsSupportDisabled: v.DnsSupportDisabled, DnsHostnamesDisabled: v.DnsHostnamesDisabled,
 			DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 		for _, sn := range subnets.Msg.Subnets {
 			if sn.VpcId == id {
@@ -502,7 +502,7 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 			if peer.Id == id {
 				peer = byID[p.RequesterVpcId]
 			}
-			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: peer.Vni, PeerVpcId: peer.Id, PeerCidr: peer.Cidr})
+			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: peer.Vni, PeerVpcId: peer.Id, PeerCidr: peer.Cidr, AllowRemoteDns: p.AllowRemoteDns})
 		}
 		sortFacts(f)
 		st.VPCs[v.Vni] = f
@@ -516,6 +516,9 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 				Conntrack:         conntrackOf(i.Conntrack),
 				InstanceName:      i.Name,
 				ImdsTokenRequired: i.ImdsTokenRequired,
+			}
+			if i.HostId == host { // user data goes to the instance's host alone
+				st.Mappings[node.MappingKey{VNI: vni, IP: i.PrivateIp}].UserData = i.UserData
 			}
 			holdHost(i.HostId)
 		}

@@ -56,6 +56,7 @@ func upCmd() *cobra.Command {
 	f.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "number of host agents")
 	f.IntVar(&cfg.Edges, "edges", cfg.Edges, "number of edges (Blackfoot) joining the cloud to its test internet")
 	f.Var(newPrefixList(&cfg.Server.Store.EIPPools), "eip-pool", "Elastic IP pool (a documentation range by default: the internet here is simulated)")
+	f.StringVar(&cfg.Server.DNSUpstream, "dns-upstream", "", "a resolver (ip or ip:port) the VPC resolvers forward other names to; default: the simulated internet's resolver on loopback (www.example.test), with edges")
 	f.StringVar(&cfg.Proxy, "internet-proxy", cfg.Proxy, "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
 	f.Uint16Var(&cfg.WirePort, "wire-port", underlay.Port, "UDP port the hosts exchange Geneve on")
 	f.StringVar(&cfg.Server.Listen, "listen", cfg.Server.Listen, "API address")
@@ -136,8 +137,9 @@ func internetHelp(cfg localcloud.Config) string {
 		return ""
 	}
 	s := fmt.Sprintf(`
-The internet (simulated, in this process) has a web server at %s, reached
-through %d edge(s). Give web an Elastic IP and a way out:
+The internet (simulated, in this process) has a web server at %s
+(www.example.test, which instances resolve), reached through %d edge(s).
+Give web an Elastic IP and a way out:
   openvpc igw create --name red-igw
   openvpc igw attach red-igw --vpc red
   openvpc route create --vpc red --dest 0.0.0.0/0 --target red-igw

@@ -59,7 +59,10 @@ func (h *Instances) RunInstance(ctx context.Context, req *connect.Request[pb.Run
 	if err != nil {
 		return nil, err
 	}
-	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack, IMDSTokenRequired: token != nil && *token}
+	if len(m.UserData) > model.MaxUserData {
+		return nil, model.Invalidf("user data is %d bytes; at most %d (16 KiB, as AWS)", len(m.UserData), model.MaxUserData)
+	}
+	spec := store.RunSpec{Subnet: m.Subnet, Name: m.Name, Host: m.Host, SecurityGroups: m.SecurityGroups, Conntrack: m.Conntrack, IMDSTokenRequired: token != nil && *token, UserData: m.UserData}
 	if m.Host != "" {
 		if err := model.ValidateHostID(m.Host); err != nil {
 			return nil, err

@@ -55,7 +55,7 @@ func (h *VPCs) ModifyVpc(ctx context.Context, req *connect.Request[pb.ModifyVpcR
 	if err := ref(model.KindVPC, "VPC", m.Ref); err != nil {
 		return nil, err
 	}
-	v, err := h.Store.ModifyVPC(ctx, m.Ref, m.EnableDnsSupport)
+	v, err := h.Store.ModifyVPC(ctx, m.Ref, m.EnableDnsSupport, m.EnableDnsHostnames)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +221,17 @@ func (h *VPCs) CreatePeering(ctx context.Context, req *connect.Request[pb.Create
 
 func (h *VPCs) AcceptPeering(ctx context.Context, req *connect.Request[pb.AcceptPeeringRequest]) (*connect.Response[pb.AcceptPeeringResponse], error) {
 	return byRef(ctx, model.KindPeering, req.Msg.Ref, h.Store.AcceptPeering, func(m *pb.Peering) *pb.AcceptPeeringResponse { return &pb.AcceptPeeringResponse{Peering: m} })
+}
+
+func (h *VPCs) ModifyPeering(ctx context.Context, req *connect.Request[pb.ModifyPeeringRequest]) (*connect.Response[pb.ModifyPeeringResponse], error) {
+	if err := ref(model.KindPeering, "peering", req.Msg.Ref); err != nil {
+		return nil, err
+	}
+	p, err := h.Store.ModifyPeering(ctx, req.Msg.Ref, req.Msg.AllowRemoteDns)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&pb.ModifyPeeringResponse{Peering: p}), nil
 }
 
 func (h *VPCs) GetPeering(ctx context.Context, req *connect.Request[pb.GetPeeringRequest]) (*connect.Response[pb.GetPeeringResponse], error) {

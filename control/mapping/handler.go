@@ -233,7 +233,7 @@ func (s *Service) GetVpcMappings(ctx context.Context, req *connect.Request[pb.Ge
 	if vpc != "" && inScope {
 		resp = &pb.GetVpcMappingsResponse{Vpc: s.w.facts(vpc)}
 		for id := range s.w.vpcInsts[vpc] {
-			resp.Mappings = append(resp.Mappings, s.w.upserts[id].GetUpsertMapping())
+			resp.Mappings = append(resp.Mappings, s.w.forHost(host, s.w.upserts[id]).GetUpsertMapping())
 		}
 	}
 	s.mu.Unlock()

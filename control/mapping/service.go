@@ -348,7 +348,7 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 				added.add(v)
 				m.scope[v] = w.vpcs[v].Vni
 				s.enter(m, v)
-				vpcChanges = w.fullVPC(v, vpcChanges)
+				vpcChanges = w.fullVPC(m.host, v, vpcChanges)
 			}
 		}
 	}
@@ -364,7 +364,9 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 	for v, changes := range d.mappings {
 		if _, in := m.scope[v]; in {
 			if _, new := added[v]; !new {
-				vpcChanges = append(vpcChanges, changes...)
+				for _, c := range changes {
+					vpcChanges = append(vpcChanges, w.forHost(m.host, c))
+				}
 			}
 		}
 	}
@@ -452,7 +454,7 @@ func (s *Service) snapshotFor(m *mailbox) ([]*pb.SubscribeResponse, int64) {
 	for v := range w.scope(m.host) {
 		m.scope[v] = w.vpcs[v].Vni
 		s.enter(m, v)
-		vpcChanges = w.fullVPC(v, vpcChanges)
+		vpcChanges = w.fullVPC(m.host, v, vpcChanges)
 		for h := range w.vpcHost[v] {
 			m.refs[h]++
 		}

@@ -485,6 +485,23 @@ func (w *world) record(i *pb.Instance) *pb.MappingRecord {
 	}
 }
 
+// forHost is c as host gets it: an instance's mapping carries its user
+// data only to the host it runs on (w.upserts holds records without it,
+// for every other host). c itself is shared and never changed.
+func (w *world) forHost(host string, c *pb.Change) *pb.Change {
+	r := c.GetUpsertMapping()
+	if r == nil || r.HostId != host {
+		return c
+	}
+	i := w.insts[r.InstanceId]
+	if i == nil || len(i.UserData) == 0 {
+		return c
+	}
+	r = proto.CloneOf(r)
+	r.UserData = i.UserData
+	return &pb.Change{Kind: &pb.Change_UpsertMapping{UpsertMapping: r}}
+}
+
 // conntrackDefaults are AWS's connection-tracking timeouts, sent in every
 // mapping so a host never has to guess them. Shared and read-only.
 var conntrackDefaults = &pb.ConntrackTimeouts{
@@ -628,7 +645,7 @@ func (w *world) hostsOf(vpc string) set {
 // facts builds everything a host needs about vpc besides its mappings.
 func (w *world) facts(vpc string) *pb.VpcFacts {
 	v := w.vpcs[vpc]
-	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc], DnsSupportDisabled: v.DnsSupportDisabled,
+	f := &pb.VpcFacts{Vni: v.Vni, Id: v.Id, Name: v.Name, Cidr: v.Cidr, InternetGatewayId: w.vpcIGW[vpc], DnsSupportDisabled: v.DnsSupportDisabled, DnsHostnamesDisabled: v.DnsHostnamesDisabled,
 		DefaultSecurityGroupId: v.DefaultSecurityGroupId, DefaultNetworkAclId: v.DefaultNetworkAclId}
 	for id := range w.vpcSubnets[vpc] {
 		sn := w.subnets[id]
@@ -677,7 +694,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 			peer = p.RequesterVpcId
 		}
 		if pv, ok := w.vpcs[peer]; ok {
-			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: pv.Vni, PeerVpcId: pv.Id, PeerCidr: pv.Cidr})
+			f.Peers = append(f.Peers, &pb.PeerFacts{PeeringId: p.Id, PeerVni: pv.Vni, PeerVpcId: pv.Id, PeerCidr: pv.Cidr, AllowRemoteDns: p.AllowRemoteDns})
 		}
 	}
 	slices.SortFunc(f.Subnets, func(a, b *pb.SubnetFacts) int { return strings.Compare(a.Id, b.Id) })
@@ -690,10 +707,10 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 }
 
 // fullVPC is a scope-add: the VPC's facts followed by all its mappings.
-func (w *world) fullVPC(vpc string, out []*pb.Change) []*pb.Change {
+func (w *world) fullVPC(host, vpc string, out []*pb.Change) []*pb.Change {
 	out = append(out, &pb.Change{Kind: &pb.Change_UpsertVpc{UpsertVpc: w.facts(vpc)}})
 	for id := range w.vpcInsts[vpc] {
-		out = append(out, w.upserts[id])
+		out = append(out, w.forHost(host, w.upserts[id]))
 	}
 	return out
 }

@@ -32,6 +32,8 @@ type RunSpec struct {
 	Conntrack *pb.ConntrackSettings
 	// IMDSTokenRequired refuses IMDSv1 for the instance.
 	IMDSTokenRequired bool
+	// UserData is served at /latest/user-data (at most model.MaxUserData).
+	UserData []byte
 }
 
 // RunInstance creates a pending instance with one ENI in a subnet, placed
@@ -97,6 +99,7 @@ func (s *Store) runOnce(ctx context.Context, spec RunSpec, sn *pb.Subnet, prefix
 	inst.SecurityGroupIds = groups
 	inst.Conntrack = spec.Conntrack
 	inst.ImdsTokenRequired = spec.IMDSTokenRequired
+	inst.UserData = spec.UserData
 	for _, g := range groups {
 		t.put(s.refKey(g, inst.Id), "")
 	}

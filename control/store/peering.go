@@ -103,6 +103,36 @@ func (s *Store) acceptOnce(ctx context.Context, ref string) (*pb.Peering, error)
 	return p, nil
 }
 
+// ModifyPeering changes a peering's options: allowRemoteDNS, when set,
+// whether each VPC's resolver answers the other's instance names. The
+// record changes, so both VPCs' facts reach every host in scope again.
+func (s *Store) ModifyPeering(ctx context.Context, ref string, allowRemoteDNS *bool) (*pb.Peering, error) {
+	if allowRemoteDNS == nil {
+		return nil, model.Invalidf("nothing to change: give --allow-remote-dns (true or false)")
+	}
+	var out *pb.Peering
+	err := retry(ctx, "modify peering", func() error {
+		p := new(pb.Peering)
+		rev, err := s.load(ctx, model.KindPeering, ref, p)
+		if err != nil {
+			return err
+		}
+		out = p
+		if p.AllowRemoteDns == *allowRemoteDNS {
+			return nil // nothing changes: no write, no push
+		}
+		p.AllowRemoteDns = *allowRemoteDNS
+		var t txn
+		t.unchanged(s.resKey(model.KindPeering, p.Id), rev)
+		t.putProto(s.resKey(model.KindPeering, p.Id), p)
+		return s.commitOrRetry(ctx, &t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GetPeering reads a peering by name or id.
 func (s *Store) GetPeering(ctx context.Context, ref string) (*pb.Peering, error) {
 	p := new(pb.Peering)

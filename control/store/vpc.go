@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
@@ -204,11 +205,12 @@ func (s *Store) dropDefaultGroup(ctx context.Context, id string, t *txn) error {
 }
 
 // ModifyVPC changes a VPC's attributes: dnsSupport, when set, turns its
-// resolver on or off. The record changes, so the VPC's facts reach every
-// host in scope again.
-func (s *Store) ModifyVPC(ctx context.Context, ref string, dnsSupport *bool) (*pb.Vpc, error) {
-	if dnsSupport == nil {
-		return nil, model.Invalidf("nothing to change: give the VPC's DNS support (on or off)")
+// resolver on or off; dnsHostnames, when set, its answers for instance
+// names. The record changes, so the VPC's facts reach every host in scope
+// again.
+func (s *Store) ModifyVPC(ctx context.Context, ref string, dnsSupport, dnsHostnames *bool) (*pb.Vpc, error) {
+	if dnsSupport == nil && dnsHostnames == nil {
+		return nil, model.Invalidf("nothing to change: give the VPC's DNS support or DNS hostnames (on or off)")
 	}
 	err := retry(ctx, "modify VPC", func() error {
 		v := new(pb.Vpc)
@@ -216,10 +218,16 @@ func (s *Store) ModifyVPC(ctx context.Context, ref string, dnsSupport *bool) (*p
 		if err != nil {
 			return err
 		}
-		if v.DnsSupportDisabled == !*dnsSupport {
+		was := proto.CloneOf(v)
+		if dnsSupport != nil {
+			v.DnsSupportDisabled = !*dnsSupport
+		}
+		if dnsHostnames != nil {
+			v.DnsHostnamesDisabled = !*dnsHostnames
+		}
+		if proto.Equal(was, v) {
 			return nil // nothing changes: no write, no push
 		}
-		v.DnsSupportDisabled = !*dnsSupport
 		var t txn
 		t.unchanged(s.resKey(model.KindVPC, v.Id), rev)
 		t.putProto(s.resKey(model.KindVPC, v.Id), v)

@@ -71,14 +71,15 @@ func (n *nics) identity(vni uint32) func(ip netip.Addr) (services.Identity, bool
 		}
 		sn, _ := vpc.Subnet(ip)
 		var required bool
+		var userData []byte
 		for _, l := range n.cache.Locals() {
 			if l.ENI == m.ENI {
-				required = l.IMDSTokenRequired
+				required, userData = l.IMDSTokenRequired, l.UserData
 			}
 		}
 		public, _ := snap.PublicIP(vni, ip)
 		return services.Identity{
-			RequireToken: required, PublicIP: public,
+			RequireToken: required, PublicIP: public, UserData: userData,
 			InstanceID: inst.id, ENI: m.ENI, MAC: m.MAC, IP: ip,
 			SubnetID: sn.ID, SubnetCIDR: sn.CIDR, VPCID: vpc.ID, VPCCIDR: vpc.CIDR,
 			Groups: append([]uint64(nil), vpc.GroupsOf(&m)...),

@@ -22,6 +22,7 @@ const (
 	maxTokenTTL   = 21600
 	tokenPath     = "/latest/api/token"
 	metadataPath  = "/latest/meta-data/"
+	userDataPath  = "/latest/user-data"
 	maxTokenCount = 4096 // per VPC: beyond it, expired tokens are swept first
 )
 
@@ -69,6 +70,15 @@ func (md *metadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.URL.Path == userDataPath { // as AWS: raw bytes, 404 when there are none
+		if id.UserData == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(id.UserData)
+		return
+	}
 	body, ok := md.s.path(&id, r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
@@ -112,6 +122,18 @@ func (md *metadata) putToken(w http.ResponseWriter, r *http.Request, ip netip.Ad
 	}
 	md.tokens[tok] = token{ip: ip, expires: now.Add(time.Duration(ttl) * time.Second)}
 	md.mu.Unlock()
+	// The token leaves with the hop limit as its TTL. The connection keeps
+	// that TTL, so it ends with this response: later requests come on a new
+	// connection with the default TTL.
+	if !setTTL(r.Context(), md.s.cfg.TokenHopLimit) {
+		md.s.cfg.Log.Warn("metadata: cannot set the token's hop limit; refusing the token")
+		md.mu.Lock()
+		delete(md.tokens, tok)
+		md.mu.Unlock()
+		http.Error(w, "", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Connection", "close")
 	w.Header().Set(headerTTL, strconv.Itoa(ttl))
 	fmt.Fprint(w, tok)
 }
@@ -135,6 +157,9 @@ func (s *Stack) path(id *Identity, p string) (string, bool) {
 	if !ok {
 		switch p {
 		case "/", "/latest", "/latest/":
+			if id.UserData != nil {
+				return "meta-data/\nuser-data", true
+			}
 			return "meta-data/", true
 		case "/latest/meta-data":
 			return s.path(id, metadataPath)

@@ -70,8 +70,10 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	snap := s.cfg.Tables.Load()
+	vpc, _ := snap.VPC(s.cfg.VNI)
+	hostnames := vpc == nil || !vpc.HostnamesDisabled // enableDnsHostnames
 	if ip, ok := s.privateName(name); ok {
-		if !s.mapped(snap, ip) {
+		if _, found := s.whose(snap, ip); !hostnames || !found {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}
@@ -81,9 +83,9 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 		}
 		return m
 	}
-	if label, ok := s.instanceName(snap, name); ok {
-		ip, ok := snap.ByName(s.cfg.VNI, label)
-		if !ok {
+	if label, vni, ok := s.instanceName(snap, name); ok {
+		ip, ok := snap.ByName(vni, label)
+		if !hostnames || !ok {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}
@@ -98,10 +100,10 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 		return m
 	}
 	if ip, ok := parseReverse(name); ok {
-		if !s.cfg.CIDR.Contains(ip) {
+		if !s.answersFor(snap, ip) {
 			return nil
 		}
-		if !s.mapped(snap, ip) {
+		if _, found := s.whose(snap, ip); !hostnames || !found {
 			m.Rcode = dns.RcodeNameError
 			return m
 		}
@@ -118,10 +120,53 @@ func hdr(name string, t uint16) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: privateTTL}
 }
 
-// mapped reports whether ip is an address of the VPC in the cache.
-func (s *Stack) mapped(snap *tables.Snapshot, ip netip.Addr) bool {
+// remotePeers are the VPCs whose instance names this VPC's resolver
+// answers too: those of active peerings with remote DNS allowed
+// (peering modify --allow-remote-dns true), whose own DNS hostnames are on.
+func (s *Stack) remotePeers(snap *tables.Snapshot) []*tables.VPC {
+	vpc, ok := snap.VPC(s.cfg.VNI)
+	if !ok {
+		return nil
+	}
+	var out []*tables.VPC
+	for _, p := range vpc.Peerings {
+		if !p.RemoteDNS {
+			continue
+		}
+		if pv, ok := snap.VPC(p.PeerVNI); ok && !pv.HostnamesDisabled {
+			out = append(out, pv)
+		}
+	}
+	return out
+}
+
+// whose is the VNI of the VPC whose instance has ip: this VPC, or a peer
+// whose names it answers.
+func (s *Stack) whose(snap *tables.Snapshot, ip netip.Addr) (uint32, bool) {
 	var m tables.Mapping
-	return snap.Lookup(s.cfg.VNI, ip, &m)
+	if snap.Lookup(s.cfg.VNI, ip, &m) {
+		return s.cfg.VNI, true
+	}
+	for _, pv := range s.remotePeers(snap) {
+		if pv.CIDR.Contains(ip) && snap.Lookup(pv.VNI, ip, &m) {
+			return pv.VNI, true
+		}
+	}
+	return 0, false
+}
+
+// answersFor reports whether the PTR of ip is this resolver's to answer:
+// an address of the VPC, or of a peer whose names it answers.
+func (s *Stack) answersFor(snap *tables.Snapshot, ip netip.Addr) bool {
+	if s.cfg.CIDR.Contains(ip) {
+		return true
+	}
+	for _, pv := range s.remotePeers(snap) {
+		if pv.CIDR.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // owns reports whether name is in a zone the VPC resolver answers for
@@ -131,25 +176,39 @@ func (s *Stack) owns(snap *tables.Snapshot, name string) bool {
 		return true
 	}
 	vpc, ok := snap.VPC(s.cfg.VNI)
-	if !ok || vpc.Name == "" {
+	if !ok {
 		return false
 	}
-	zone := strings.ToLower(vpc.Name) + ".internal."
-	return name == zone || strings.HasSuffix(name, "."+zone)
+	for _, v := range append([]*tables.VPC{vpc}, s.remotePeers(snap)...) {
+		if v.Name == "" {
+			continue
+		}
+		zone := strings.ToLower(v.Name) + ".internal."
+		if name == zone || strings.HasSuffix(name, "."+zone) {
+			return true
+		}
+	}
+	return false
 }
 
 // instanceName parses "<instance>.<vpc name>.internal." (lower case)
-// into the instance's name, when the VPC has a name.
-func (s *Stack) instanceName(snap *tables.Snapshot, name string) (string, bool) {
+// into the instance's name and its VPC's VNI: this VPC, when it has a
+// name, or a peer whose names it answers.
+func (s *Stack) instanceName(snap *tables.Snapshot, name string) (string, uint32, bool) {
 	vpc, ok := snap.VPC(s.cfg.VNI)
-	if !ok || vpc.Name == "" {
-		return "", false
+	if !ok {
+		return "", 0, false
 	}
-	label, ok := strings.CutSuffix(name, "."+strings.ToLower(vpc.Name)+".internal.")
-	if !ok || label == "" || strings.Contains(label, ".") {
-		return "", false
+	for _, v := range append([]*tables.VPC{vpc}, s.remotePeers(snap)...) {
+		if v.Name == "" {
+			continue
+		}
+		label, ok := strings.CutSuffix(name, "."+strings.ToLower(v.Name)+".internal.")
+		if ok && label != "" && !strings.Contains(label, ".") {
+			return label, v.VNI, true
+		}
 	}
-	return label, true
+	return "", 0, false
 }
 
 // PrivateName is AWS's private DNS name of an address:

@@ -128,3 +128,78 @@ func dashes(ip netip.Addr) string {
 }
 
 func itoa(b byte) string { return strconv.Itoa(int(b)) }
+
+// With enableDnsHostnames off the VPC's instance names and their PTRs are
+// NXDOMAIN, answered here (never forwarded); other names are unaffected.
+func TestAnswerHostnamesDisabled(t *testing.T) {
+	s := resolverFixture(t)
+	tx := s.cfg.Tables.Begin(2)
+	if err := tx.UpsertVPC(tables.VPC{VNI: 100, ID: 100, Name: "Red", CIDR: netip.MustParsePrefix("10.0.0.0/16"), HostnamesDisabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{
+		{"ip-10-0-1-4.openvpc.compute.internal.", dns.TypeA},
+		{"web.red.internal.", dns.TypeA},
+		{"4.1.0.10.in-addr.arpa.", dns.TypePTR},
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion(q.name, q.qtype)
+		m := s.answer(req)
+		if m == nil || m.Rcode != dns.RcodeNameError || len(m.Answer) != 0 {
+			t.Errorf("%s with hostnames off: %v, want NXDOMAIN answered here", q.name, m)
+		}
+	}
+	req := new(dns.Msg)
+	req.SetQuestion("example.com.", dns.TypeA)
+	if m := s.answer(req); m != nil {
+		t.Errorf("example.com. answered as the VPC's: %v", m)
+	}
+}
+
+// Peered with yellow, red's resolver answers yellow's instance names and
+// PTRs only while the peering allows remote DNS; otherwise they are
+// NXDOMAIN (private names) or the upstream's (yellow's zone and PTRs), as
+// without a peering.
+func TestAnswerPeerNames(t *testing.T) {
+	s := resolverFixture(t)
+	peer := func(remote bool) {
+		t.Helper()
+		tx := s.cfg.Tables.Begin(2)
+		if err := tx.UpsertVPC(tables.VPC{VNI: 100, ID: 100, Name: "Red", CIDR: netip.MustParsePrefix("10.0.0.0/16"),
+			Peerings: []tables.Peering{{ID: 7, PeerVNI: 200, RemoteDNS: remote}}}); err != nil {
+			t.Fatal(err)
+		}
+		tx.Commit()
+	}
+	ask := func(name string, qtype uint16) *dns.Msg {
+		req := new(dns.Msg)
+		req.SetQuestion(name, qtype)
+		return s.answer(req)
+	}
+	for _, remote := range []bool{false, true, false} {
+		peer(remote)
+		m := ask("ip-10-1-1-5.openvpc.compute.internal.", dns.TypeA)
+		if remote && (m == nil || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "10.1.1.5") || !remote && (m == nil || m.Rcode != dns.RcodeNameError) {
+			t.Errorf("remote DNS %v: yellow's private name → %v", remote, m)
+		}
+		m = ask("DB.yellow.internal.", dns.TypeA)
+		if remote && (m == nil || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "10.1.1.5") || !remote && m != nil {
+			t.Errorf("remote DNS %v: db.yellow.internal → %v", remote, m)
+		}
+		m = ask("5.1.1.10.in-addr.arpa.", dns.TypePTR)
+		if remote && (m == nil || len(m.Answer) != 1 || m.Answer[0].(*dns.PTR).Ptr != "ip-10-1-1-5.openvpc.compute.internal.") || !remote && m != nil {
+			t.Errorf("remote DNS %v: yellow's PTR → %v", remote, m)
+		}
+		m = ask("web.yellow.internal.", dns.TypeA) // red's instance, in yellow's zone
+		if remote && (m == nil || m.Rcode != dns.RcodeNameError) || !remote && m != nil {
+			t.Errorf("remote DNS %v: web.yellow.internal → %v", remote, m)
+		}
+		if m := ask("web.red.internal.", dns.TypeA); m == nil || len(m.Answer) != 1 {
+			t.Errorf("remote DNS %v: red's own name → %v", remote, m)
+		}
+	}
+}

@@ -43,6 +43,8 @@ type Identity struct {
 	// RequireToken refuses IMDSv1 for this instance (instance modify
 	// --imds-v1 required-token).
 	RequireToken bool
+	// UserData is served at /latest/user-data; nil: none (404 there).
+	UserData []byte
 }
 
 // Config is what one VPC's services stack needs.
@@ -63,6 +65,10 @@ type Config struct {
 	// RequireToken refuses IMDSv1 (GETs without a session token) for
 	// every instance; Identity.RequireToken for one.
 	RequireToken bool
+	// TokenHopLimit is the IP TTL of the IMDSv2 token's response (default
+	// DefaultTokenHopLimit, AWS's); other responses leave with the stack's
+	// default TTL.
+	TokenHopLimit int
 	// MTU of the stack (default dataplane.DefaultMTU).
 	MTU int
 	Log *slog.Logger
@@ -111,6 +117,9 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
+	if cfg.TokenHopLimit == 0 {
+		cfg.TokenHopLimit = DefaultTokenHopLimit
+	}
 	if cfg.MTU == 0 {
 		cfg.MTU = dataplane.DefaultMTU
 	}
@@ -156,7 +165,7 @@ func (s *Stack) start() error {
 		return fmt.Errorf("services: metadata on %v: %w", at, err)
 	}
 	s.imds = newMetadata(s)
-	s.http = &http.Server{Handler: s.imds, ReadHeaderTimeout: 5 * time.Second}
+	s.http = &http.Server{Handler: s.imds, ReadHeaderTimeout: 5 * time.Second, ConnContext: withConn}
 	for _, srv := range s.dns {
 		s.wg.Add(1)
 		go func() {

@@ -193,6 +193,9 @@ type Subnet struct {
 type Peering struct {
 	ID      uint64 // pcx-…
 	PeerVNI uint32
+	// RemoteDNS: the VPC resolver answers the peer's instance names
+	// (peering modify --allow-remote-dns).
+	RemoteDNS bool
 }
 
 // formatID renders an id the way the control plane spells it (eni-0123456789abcdef),

@@ -10,15 +10,18 @@ import (
 // VPC holds the facts about one VPC that the data path needs besides mappings.
 // Values returned by a Snapshot are shared and must not be modified.
 type VPC struct {
-	VNI            uint32
-	ID             uint64 // vpc-…
-	Name           string // its instances' names resolve in <Name>.internal
-	DNSDisabled    bool   // the VPC resolver answers nothing (enableDnsSupport off)
-	CIDR           netip.Prefix
-	MainRouteTable uint64 // rtb-…; used by subnets that name no route table
-	Subnets        []Subnet
-	RouteTables    []RouteTable
-	Peerings       []Peering // active peerings only
+	VNI         uint32
+	ID          uint64 // vpc-…
+	Name        string // its instances' names resolve in <Name>.internal
+	DNSDisabled bool   // the VPC resolver answers nothing (enableDnsSupport off)
+	// HostnamesDisabled: the resolver answers no instance name or its PTR
+	// (enableDnsHostnames off).
+	HostnamesDisabled bool
+	CIDR              netip.Prefix
+	MainRouteTable    uint64 // rtb-…; used by subnets that name no route table
+	Subnets           []Subnet
+	RouteTables       []RouteTable
+	Peerings          []Peering // active peerings only
 	// InternetGateway is the attached igw-…, 0 if none: routes to any other
 	// internet gateway carry nothing.
 	InternetGateway uint64
@@ -156,15 +159,16 @@ func compileVPC(v VPC) (*VPC, error) {
 		return nil, err
 	}
 	c := &VPC{
-		VNI:            v.VNI,
-		ID:             v.ID,
-		Name:           v.Name,
-		DNSDisabled:    v.DNSDisabled,
-		CIDR:           v.CIDR.Masked(),
-		MainRouteTable: v.MainRouteTable,
-		Subnets:        slices.Clone(v.Subnets),
-		RouteTables:    make([]RouteTable, len(v.RouteTables)),
-		Peerings:       slices.Clone(v.Peerings),
+		VNI:               v.VNI,
+		ID:                v.ID,
+		Name:              v.Name,
+		DNSDisabled:       v.DNSDisabled,
+		HostnamesDisabled: v.HostnamesDisabled,
+		CIDR:              v.CIDR.Masked(),
+		MainRouteTable:    v.MainRouteTable,
+		Subnets:           slices.Clone(v.Subnets),
+		RouteTables:       make([]RouteTable, len(v.RouteTables)),
+		Peerings:          slices.Clone(v.Peerings),
 
 		InternetGateway: v.InternetGateway,
 		FlowLogs:        slices.Clone(v.FlowLogs), // plain values: the clone is deep

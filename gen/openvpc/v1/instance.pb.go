@@ -37,7 +37,10 @@ type RunInstanceRequest struct {
 	Conntrack *ConntrackSettings `protobuf:"bytes,6,opt,name=conntrack,proto3" json:"conntrack,omitempty"`
 	// imds_v1 is "optional" (the default: GETs without a token are
 	// answered) or "required-token" (only IMDSv2).
-	ImdsV1        string `protobuf:"bytes,7,opt,name=imds_v1,json=imdsV1,proto3" json:"imds_v1,omitempty"`
+	ImdsV1 string `protobuf:"bytes,7,opt,name=imds_v1,json=imdsV1,proto3" json:"imds_v1,omitempty"`
+	// user_data is served to the instance at /latest/user-data (at most
+	// 16 KiB, AWS's limit); empty: none (404 there).
+	UserData      []byte `protobuf:"bytes,8,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -119,6 +122,13 @@ func (x *RunInstanceRequest) GetImdsV1() string {
 		return x.ImdsV1
 	}
 	return ""
+}
+
+func (x *RunInstanceRequest) GetUserData() []byte {
+	if x != nil {
+		return x.UserData
+	}
+	return nil
 }
 
 type RunInstanceResponse struct {
@@ -1587,7 +1597,7 @@ var File_openvpc_v1_instance_proto protoreflect.FileDescriptor
 const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\n" +
 	"\x19openvpc/v1/instance.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\xe3\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16openvpc/v1/agent.proto\x1a\x1aopenvpc/v1/resources.proto\"\x80\x02\n" +
 	"\x12RunInstanceRequest\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1595,7 +1605,8 @@ const file_openvpc_v1_instance_proto_rawDesc = "" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12'\n" +
 	"\x0fsecurity_groups\x18\x05 \x03(\tR\x0esecurityGroups\x12;\n" +
 	"\tconntrack\x18\x06 \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12\x17\n" +
-	"\aimds_v1\x18\a \x01(\tR\x06imdsV1\"G\n" +
+	"\aimds_v1\x18\a \x01(\tR\x06imdsV1\x12\x1b\n" +
+	"\tuser_data\x18\b \x01(\fR\buserData\"G\n" +
 	"\x13RunInstanceResponse\x120\n" +
 	"\binstance\x18\x01 \x01(\v2\x14.openvpc.v1.InstanceR\binstance\"&\n" +
 	"\x12GetInstanceRequest\x12\x10\n" +

@@ -454,8 +454,12 @@ type MappingRecord struct {
 	// imds_token_required: the host's metadata service refuses IMDSv1 for
 	// this instance.
 	ImdsTokenRequired bool `protobuf:"varint,11,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// user_data is the instance's user data (at most 16 KiB), sent only to
+	// the host the instance runs on, whose metadata service serves it at
+	// /latest/user-data; every other host gets the record without it.
+	UserData      []byte `protobuf:"bytes,12,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MappingRecord) Reset() {
@@ -563,6 +567,13 @@ func (x *MappingRecord) GetImdsTokenRequired() bool {
 		return x.ImdsTokenRequired
 	}
 	return false
+}
+
+func (x *MappingRecord) GetUserData() []byte {
+	if x != nil {
+		return x.UserData
+	}
+	return nil
 }
 
 // ConntrackTimeouts are an ENI's connection-tracking idle timeouts, in
@@ -794,8 +805,12 @@ type VpcFacts struct {
 	Name string `protobuf:"bytes,13,opt,name=name,proto3" json:"name,omitempty"`
 	// dns_support_disabled: the VPC resolver answers nothing in this VPC.
 	DnsSupportDisabled bool `protobuf:"varint,14,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// dns_hostnames_disabled (enableDnsHostnames off): the VPC resolver
+	// answers its instances' names (ip-….compute.internal,
+	// <name>.<vpc name>.internal) and their PTRs with NXDOMAIN.
+	DnsHostnamesDisabled bool `protobuf:"varint,20,opt,name=dns_hostnames_disabled,json=dnsHostnamesDisabled,proto3" json:"dns_hostnames_disabled,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
@@ -922,6 +937,13 @@ func (x *VpcFacts) GetName() string {
 func (x *VpcFacts) GetDnsSupportDisabled() bool {
 	if x != nil {
 		return x.DnsSupportDisabled
+	}
+	return false
+}
+
+func (x *VpcFacts) GetDnsHostnamesDisabled() bool {
+	if x != nil {
+		return x.DnsHostnamesDisabled
 	}
 	return false
 }
@@ -1403,13 +1425,16 @@ func (x *NetworkAclEntry) GetAllow() bool {
 
 // PeerFacts is an active peering as seen from one side.
 type PeerFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PeeringId     string                 `protobuf:"bytes,1,opt,name=peering_id,json=peeringId,proto3" json:"peering_id,omitempty"`
-	PeerVni       uint32                 `protobuf:"varint,2,opt,name=peer_vni,json=peerVni,proto3" json:"peer_vni,omitempty"`
-	PeerVpcId     string                 `protobuf:"bytes,3,opt,name=peer_vpc_id,json=peerVpcId,proto3" json:"peer_vpc_id,omitempty"`
-	PeerCidr      string                 `protobuf:"bytes,4,opt,name=peer_cidr,json=peerCidr,proto3" json:"peer_cidr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PeeringId string                 `protobuf:"bytes,1,opt,name=peering_id,json=peeringId,proto3" json:"peering_id,omitempty"`
+	PeerVni   uint32                 `protobuf:"varint,2,opt,name=peer_vni,json=peerVni,proto3" json:"peer_vni,omitempty"`
+	PeerVpcId string                 `protobuf:"bytes,3,opt,name=peer_vpc_id,json=peerVpcId,proto3" json:"peer_vpc_id,omitempty"`
+	PeerCidr  string                 `protobuf:"bytes,4,opt,name=peer_cidr,json=peerCidr,proto3" json:"peer_cidr,omitempty"`
+	// allow_remote_dns: this VPC's resolver answers the peer's instance
+	// names and the PTRs of its addresses.
+	AllowRemoteDns bool `protobuf:"varint,5,opt,name=allow_remote_dns,json=allowRemoteDns,proto3" json:"allow_remote_dns,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PeerFacts) Reset() {
@@ -1468,6 +1493,13 @@ func (x *PeerFacts) GetPeerCidr() string {
 		return x.PeerCidr
 	}
 	return ""
+}
+
+func (x *PeerFacts) GetAllowRemoteDns() bool {
+	if x != nil {
+		return x.AllowRemoteDns
+	}
+	return false
 }
 
 type AckRequest struct {
@@ -1872,7 +1904,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"upsertHost\x12!\n" +
 	"\vdelete_host\x18\x06 \x01(\tH\x00R\n" +
 	"deleteHostB\x06\n" +
-	"\x04kind\"\xf1\x02\n" +
+	"\x04kind\"\x8e\x03\n" +
 	"\rMappingRecord\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x17\n" +
@@ -1886,7 +1918,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\tconntrack\x18\t \x01(\v2\x1d.openvpc.v1.ConntrackTimeoutsR\tconntrack\x12#\n" +
 	"\rinstance_name\x18\n" +
 	" \x01(\tR\finstanceName\x12.\n" +
-	"\x13imds_token_required\x18\v \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
+	"\x13imds_token_required\x18\v \x01(\bR\x11imdsTokenRequired\x12\x1b\n" +
+	"\tuser_data\x18\f \x01(\fR\buserData\"\xbf\x01\n" +
 	"\x11ConntrackTimeouts\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
@@ -1903,7 +1936,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x81\x05\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xb7\x05\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1919,7 +1952,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x19default_security_group_id\x18\v \x01(\tR\x16defaultSecurityGroupId\x125\n" +
 	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\x12\x12\n" +
 	"\x04name\x18\r \x01(\tR\x04name\x120\n" +
-	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\"\xd4\x01\n" +
+	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\x124\n" +
+	"\x16dns_hostnames_disabled\x18\x14 \x01(\bR\x14dnsHostnamesDisabled\"\xd4\x01\n" +
 	"\fFlowLogFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06eni_id\x18\x02 \x01(\tR\x05eniId\x12\x1b\n" +
@@ -1956,13 +1990,14 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\tfrom_port\x18\x03 \x01(\x05R\bfromPort\x12\x17\n" +
 	"\ato_port\x18\x04 \x01(\x05R\x06toPort\x12\x12\n" +
 	"\x04cidr\x18\x05 \x01(\tR\x04cidr\x12\x14\n" +
-	"\x05allow\x18\x06 \x01(\bR\x05allow\"\x82\x01\n" +
+	"\x05allow\x18\x06 \x01(\bR\x05allow\"\xac\x01\n" +
 	"\tPeerFacts\x12\x1d\n" +
 	"\n" +
 	"peering_id\x18\x01 \x01(\tR\tpeeringId\x12\x19\n" +
 	"\bpeer_vni\x18\x02 \x01(\rR\apeerVni\x12\x1e\n" +
 	"\vpeer_vpc_id\x18\x03 \x01(\tR\tpeerVpcId\x12\x1b\n" +
-	"\tpeer_cidr\x18\x04 \x01(\tR\bpeerCidr\"A\n" +
+	"\tpeer_cidr\x18\x04 \x01(\tR\bpeerCidr\x12(\n" +
+	"\x10allow_remote_dns\x18\x05 \x01(\bR\x0eallowRemoteDns\"A\n" +
 	"\n" +
 	"AckRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x1a\n" +

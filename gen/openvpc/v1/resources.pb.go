@@ -310,8 +310,11 @@ type Vpc struct {
 	// dns_support_disabled is AWS's enableDnsSupport=false: the VPC
 	// resolver (.2, 169.254.169.253) answers nothing in this VPC.
 	DnsSupportDisabled bool `protobuf:"varint,9,opt,name=dns_support_disabled,json=dnsSupportDisabled,proto3" json:"dns_support_disabled,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// dns_hostnames_disabled is enableDnsHostnames=false: the VPC resolver
+	// does not answer its instances' names or their PTRs (NXDOMAIN).
+	DnsHostnamesDisabled bool `protobuf:"varint,10,opt,name=dns_hostnames_disabled,json=dnsHostnamesDisabled,proto3" json:"dns_hostnames_disabled,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -403,6 +406,13 @@ func (x *Vpc) GetDefaultNetworkAclId() string {
 func (x *Vpc) GetDnsSupportDisabled() bool {
 	if x != nil {
 		return x.DnsSupportDisabled
+	}
+	return false
+}
+
+func (x *Vpc) GetDnsHostnamesDisabled() bool {
+	if x != nil {
+		return x.DnsHostnamesDisabled
 	}
 	return false
 }
@@ -880,8 +890,11 @@ type Instance struct {
 	// imds_token_required refuses IMDSv1: the metadata service answers this
 	// instance only with an IMDSv2 session token.
 	ImdsTokenRequired bool `protobuf:"varint,15,opt,name=imds_token_required,json=imdsTokenRequired,proto3" json:"imds_token_required,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// user_data is what the metadata service serves the instance at
+	// /latest/user-data (at most 16 KiB), set at run.
+	UserData      []byte `protobuf:"bytes,16,opt,name=user_data,json=userData,proto3" json:"user_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1019,6 +1032,13 @@ func (x *Instance) GetImdsTokenRequired() bool {
 	return false
 }
 
+func (x *Instance) GetUserData() []byte {
+	if x != nil {
+		return x.UserData
+	}
+	return nil
+}
+
 // ConntrackSettings are an ENI's connection-tracking idle timeouts, in
 // seconds; 0 keeps AWS's default (TCP established 432000, UDP 30, UDP
 // stream 180, others 600).
@@ -1103,6 +1123,10 @@ type Peering struct {
 	AccepterVpcId  string                 `protobuf:"bytes,4,opt,name=accepter_vpc_id,json=accepterVpcId,proto3" json:"accepter_vpc_id,omitempty"`
 	State          PeeringState           `protobuf:"varint,5,opt,name=state,proto3,enum=openvpc.v1.PeeringState" json:"state,omitempty"`
 	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// allow_remote_dns: while the peering is active, each VPC's resolver
+	// answers the other VPC's instance names and PTRs (off by default, as
+	// AWS's AllowDnsResolutionFromRemoteVpc).
+	AllowRemoteDns bool `protobuf:"varint,7,opt,name=allow_remote_dns,json=allowRemoteDns,proto3" json:"allow_remote_dns,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1177,6 +1201,13 @@ func (x *Peering) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Peering) GetAllowRemoteDns() bool {
+	if x != nil {
+		return x.AllowRemoteDns
+	}
+	return false
 }
 
 // InternetGateway connects a VPC to the internet through the edges
@@ -1679,7 +1710,7 @@ var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\x1aopenvpc/v1/resources.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x02\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x03\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1690,7 +1721,9 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"createTime\x129\n" +
 	"\x19default_security_group_id\x18\a \x01(\tR\x16defaultSecurityGroupId\x123\n" +
 	"\x16default_network_acl_id\x18\b \x01(\tR\x13defaultNetworkAclId\x120\n" +
-	"\x14dns_support_disabled\x18\t \x01(\bR\x12dnsSupportDisabled\"\xfa\x01\n" +
+	"\x14dns_support_disabled\x18\t \x01(\bR\x12dnsSupportDisabled\x124\n" +
+	"\x16dns_hostnames_disabled\x18\n" +
+	" \x01(\bR\x14dnsHostnamesDisabled\"\xfa\x01\n" +
 	"\x06Subnet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1730,7 +1763,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\x85\x04\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"\xa2\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1749,13 +1782,14 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\tpublic_ip\x18\f \x01(\tR\bpublicIp\x12,\n" +
 	"\x12security_group_ids\x18\r \x03(\tR\x10securityGroupIds\x12;\n" +
 	"\tconntrack\x18\x0e \x01(\v2\x1d.openvpc.v1.ConntrackSettingsR\tconntrack\x12.\n" +
-	"\x13imds_token_required\x18\x0f \x01(\bR\x11imdsTokenRequired\"\xbf\x01\n" +
+	"\x13imds_token_required\x18\x0f \x01(\bR\x11imdsTokenRequired\x12\x1b\n" +
+	"\tuser_data\x18\x10 \x01(\fR\buserData\"\xbf\x01\n" +
 	"\x11ConntrackSettings\x126\n" +
 	"\x17tcp_established_seconds\x18\x01 \x01(\rR\x15tcpEstablishedSeconds\x12\x1f\n" +
 	"\vudp_seconds\x18\x02 \x01(\rR\n" +
 	"udpSeconds\x12,\n" +
 	"\x12udp_stream_seconds\x18\x03 \x01(\rR\x10udpStreamSeconds\x12#\n" +
-	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\"\xec\x01\n" +
+	"\rother_seconds\x18\x04 \x01(\rR\fotherSeconds\"\x96\x02\n" +
 	"\aPeering\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12(\n" +
@@ -1763,7 +1797,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x0faccepter_vpc_id\x18\x04 \x01(\tR\raccepterVpcId\x12.\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x18.openvpc.v1.PeeringStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x89\x01\n" +
+	"createTime\x12(\n" +
+	"\x10allow_remote_dns\x18\a \x01(\bR\x0eallowRemoteDns\"\x89\x01\n" +
 	"\x0fInternetGateway\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +

@@ -370,8 +370,11 @@ type ModifyVpcRequest struct {
 	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
 	// enable_dns_support, when set, turns the VPC resolver on or off.
 	EnableDnsSupport *bool `protobuf:"varint,2,opt,name=enable_dns_support,json=enableDnsSupport,proto3,oneof" json:"enable_dns_support,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// enable_dns_hostnames, when set, turns the answers for the instances'
+	// names (and their PTRs) on or off.
+	EnableDnsHostnames *bool `protobuf:"varint,3,opt,name=enable_dns_hostnames,json=enableDnsHostnames,proto3,oneof" json:"enable_dns_hostnames,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ModifyVpcRequest) Reset() {
@@ -414,6 +417,13 @@ func (x *ModifyVpcRequest) GetRef() string {
 func (x *ModifyVpcRequest) GetEnableDnsSupport() bool {
 	if x != nil && x.EnableDnsSupport != nil {
 		return *x.EnableDnsSupport
+	}
+	return false
+}
+
+func (x *ModifyVpcRequest) GetEnableDnsHostnames() bool {
+	if x != nil && x.EnableDnsHostnames != nil {
+		return *x.EnableDnsHostnames
 	}
 	return false
 }
@@ -1832,6 +1842,104 @@ func (*DeletePeeringResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{39}
 }
 
+type ModifyPeeringRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// allow_remote_dns, when set, turns on or off the resolution of each
+	// VPC's instance names from the other.
+	AllowRemoteDns *bool `protobuf:"varint,2,opt,name=allow_remote_dns,json=allowRemoteDns,proto3,oneof" json:"allow_remote_dns,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ModifyPeeringRequest) Reset() {
+	*x = ModifyPeeringRequest{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyPeeringRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyPeeringRequest) ProtoMessage() {}
+
+func (x *ModifyPeeringRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyPeeringRequest.ProtoReflect.Descriptor instead.
+func (*ModifyPeeringRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ModifyPeeringRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ModifyPeeringRequest) GetAllowRemoteDns() bool {
+	if x != nil && x.AllowRemoteDns != nil {
+		return *x.AllowRemoteDns
+	}
+	return false
+}
+
+type ModifyPeeringResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peering       *Peering               `protobuf:"bytes,1,opt,name=peering,proto3" json:"peering,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyPeeringResponse) Reset() {
+	*x = ModifyPeeringResponse{}
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyPeeringResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyPeeringResponse) ProtoMessage() {}
+
+func (x *ModifyPeeringResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyPeeringResponse.ProtoReflect.Descriptor instead.
+func (*ModifyPeeringResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ModifyPeeringResponse) GetPeering() *Peering {
+	if x != nil {
+		return x.Peering
+	}
+	return nil
+}
+
 type CreateInternetGatewayRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1841,7 +1949,7 @@ type CreateInternetGatewayRequest struct {
 
 func (x *CreateInternetGatewayRequest) Reset() {
 	*x = CreateInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1961,7 @@ func (x *CreateInternetGatewayRequest) String() string {
 func (*CreateInternetGatewayRequest) ProtoMessage() {}
 
 func (x *CreateInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[40]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1974,7 @@ func (x *CreateInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*CreateInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{40}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateInternetGatewayRequest) GetName() string {
@@ -1885,7 +1993,7 @@ type CreateInternetGatewayResponse struct {
 
 func (x *CreateInternetGatewayResponse) Reset() {
 	*x = CreateInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2005,7 @@ func (x *CreateInternetGatewayResponse) String() string {
 func (*CreateInternetGatewayResponse) ProtoMessage() {}
 
 func (x *CreateInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[41]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2018,7 @@ func (x *CreateInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*CreateInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{41}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -1930,7 +2038,7 @@ type AttachInternetGatewayRequest struct {
 
 func (x *AttachInternetGatewayRequest) Reset() {
 	*x = AttachInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2050,7 @@ func (x *AttachInternetGatewayRequest) String() string {
 func (*AttachInternetGatewayRequest) ProtoMessage() {}
 
 func (x *AttachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[42]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2063,7 @@ func (x *AttachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*AttachInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{42}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AttachInternetGatewayRequest) GetRef() string {
@@ -1981,7 +2089,7 @@ type AttachInternetGatewayResponse struct {
 
 func (x *AttachInternetGatewayResponse) Reset() {
 	*x = AttachInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2101,7 @@ func (x *AttachInternetGatewayResponse) String() string {
 func (*AttachInternetGatewayResponse) ProtoMessage() {}
 
 func (x *AttachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[43]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2114,7 @@ func (x *AttachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*AttachInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{43}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AttachInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -2025,7 +2133,7 @@ type DetachInternetGatewayRequest struct {
 
 func (x *DetachInternetGatewayRequest) Reset() {
 	*x = DetachInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2145,7 @@ func (x *DetachInternetGatewayRequest) String() string {
 func (*DetachInternetGatewayRequest) ProtoMessage() {}
 
 func (x *DetachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[44]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2158,7 @@ func (x *DetachInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetachInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*DetachInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{44}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DetachInternetGatewayRequest) GetRef() string {
@@ -2069,7 +2177,7 @@ type DetachInternetGatewayResponse struct {
 
 func (x *DetachInternetGatewayResponse) Reset() {
 	*x = DetachInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2189,7 @@ func (x *DetachInternetGatewayResponse) String() string {
 func (*DetachInternetGatewayResponse) ProtoMessage() {}
 
 func (x *DetachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[45]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2202,7 @@ func (x *DetachInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetachInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*DetachInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{45}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DetachInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -2113,7 +2221,7 @@ type DeleteInternetGatewayRequest struct {
 
 func (x *DeleteInternetGatewayRequest) Reset() {
 	*x = DeleteInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2233,7 @@ func (x *DeleteInternetGatewayRequest) String() string {
 func (*DeleteInternetGatewayRequest) ProtoMessage() {}
 
 func (x *DeleteInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[46]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2246,7 @@ func (x *DeleteInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*DeleteInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{46}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteInternetGatewayRequest) GetRef() string {
@@ -2156,7 +2264,7 @@ type DeleteInternetGatewayResponse struct {
 
 func (x *DeleteInternetGatewayResponse) Reset() {
 	*x = DeleteInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2276,7 @@ func (x *DeleteInternetGatewayResponse) String() string {
 func (*DeleteInternetGatewayResponse) ProtoMessage() {}
 
 func (x *DeleteInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[47]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2289,7 @@ func (x *DeleteInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*DeleteInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{47}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{49}
 }
 
 type ListInternetGatewaysRequest struct {
@@ -2192,7 +2300,7 @@ type ListInternetGatewaysRequest struct {
 
 func (x *ListInternetGatewaysRequest) Reset() {
 	*x = ListInternetGatewaysRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2312,7 @@ func (x *ListInternetGatewaysRequest) String() string {
 func (*ListInternetGatewaysRequest) ProtoMessage() {}
 
 func (x *ListInternetGatewaysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[48]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2325,7 @@ func (x *ListInternetGatewaysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInternetGatewaysRequest.ProtoReflect.Descriptor instead.
 func (*ListInternetGatewaysRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{48}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{50}
 }
 
 type ListInternetGatewaysResponse struct {
@@ -2229,7 +2337,7 @@ type ListInternetGatewaysResponse struct {
 
 func (x *ListInternetGatewaysResponse) Reset() {
 	*x = ListInternetGatewaysResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2349,7 @@ func (x *ListInternetGatewaysResponse) String() string {
 func (*ListInternetGatewaysResponse) ProtoMessage() {}
 
 func (x *ListInternetGatewaysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[49]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2362,7 @@ func (x *ListInternetGatewaysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInternetGatewaysResponse.ProtoReflect.Descriptor instead.
 func (*ListInternetGatewaysResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{49}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListInternetGatewaysResponse) GetInternetGateways() []*InternetGateway {
@@ -2273,7 +2381,7 @@ type AllocateAddressRequest struct {
 
 func (x *AllocateAddressRequest) Reset() {
 	*x = AllocateAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2393,7 @@ func (x *AllocateAddressRequest) String() string {
 func (*AllocateAddressRequest) ProtoMessage() {}
 
 func (x *AllocateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[50]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2406,7 @@ func (x *AllocateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateAddressRequest.ProtoReflect.Descriptor instead.
 func (*AllocateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{50}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AllocateAddressRequest) GetName() string {
@@ -2317,7 +2425,7 @@ type AllocateAddressResponse struct {
 
 func (x *AllocateAddressResponse) Reset() {
 	*x = AllocateAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2437,7 @@ func (x *AllocateAddressResponse) String() string {
 func (*AllocateAddressResponse) ProtoMessage() {}
 
 func (x *AllocateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[51]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2450,7 @@ func (x *AllocateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateAddressResponse.ProtoReflect.Descriptor instead.
 func (*AllocateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{51}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AllocateAddressResponse) GetAddress() *ElasticIp {
@@ -2363,7 +2471,7 @@ type AssociateAddressRequest struct {
 
 func (x *AssociateAddressRequest) Reset() {
 	*x = AssociateAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2483,7 @@ func (x *AssociateAddressRequest) String() string {
 func (*AssociateAddressRequest) ProtoMessage() {}
 
 func (x *AssociateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[52]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2496,7 @@ func (x *AssociateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAddressRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{52}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AssociateAddressRequest) GetRef() string {
@@ -2414,7 +2522,7 @@ type AssociateAddressResponse struct {
 
 func (x *AssociateAddressResponse) Reset() {
 	*x = AssociateAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2534,7 @@ func (x *AssociateAddressResponse) String() string {
 func (*AssociateAddressResponse) ProtoMessage() {}
 
 func (x *AssociateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[53]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2547,7 @@ func (x *AssociateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAddressResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{53}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AssociateAddressResponse) GetAddress() *ElasticIp {
@@ -2458,7 +2566,7 @@ type DisassociateAddressRequest struct {
 
 func (x *DisassociateAddressRequest) Reset() {
 	*x = DisassociateAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2578,7 @@ func (x *DisassociateAddressRequest) String() string {
 func (*DisassociateAddressRequest) ProtoMessage() {}
 
 func (x *DisassociateAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[54]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2591,7 @@ func (x *DisassociateAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisassociateAddressRequest.ProtoReflect.Descriptor instead.
 func (*DisassociateAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{54}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DisassociateAddressRequest) GetRef() string {
@@ -2502,7 +2610,7 @@ type DisassociateAddressResponse struct {
 
 func (x *DisassociateAddressResponse) Reset() {
 	*x = DisassociateAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2622,7 @@ func (x *DisassociateAddressResponse) String() string {
 func (*DisassociateAddressResponse) ProtoMessage() {}
 
 func (x *DisassociateAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[55]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2635,7 @@ func (x *DisassociateAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisassociateAddressResponse.ProtoReflect.Descriptor instead.
 func (*DisassociateAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{55}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DisassociateAddressResponse) GetAddress() *ElasticIp {
@@ -2546,7 +2654,7 @@ type ReleaseAddressRequest struct {
 
 func (x *ReleaseAddressRequest) Reset() {
 	*x = ReleaseAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2666,7 @@ func (x *ReleaseAddressRequest) String() string {
 func (*ReleaseAddressRequest) ProtoMessage() {}
 
 func (x *ReleaseAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[56]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2679,7 @@ func (x *ReleaseAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAddressRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{56}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReleaseAddressRequest) GetRef() string {
@@ -2589,7 +2697,7 @@ type ReleaseAddressResponse struct {
 
 func (x *ReleaseAddressResponse) Reset() {
 	*x = ReleaseAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2709,7 @@ func (x *ReleaseAddressResponse) String() string {
 func (*ReleaseAddressResponse) ProtoMessage() {}
 
 func (x *ReleaseAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[57]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2722,7 @@ func (x *ReleaseAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseAddressResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{57}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
 }
 
 type ListAddressesRequest struct {
@@ -2625,7 +2733,7 @@ type ListAddressesRequest struct {
 
 func (x *ListAddressesRequest) Reset() {
 	*x = ListAddressesRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2745,7 @@ func (x *ListAddressesRequest) String() string {
 func (*ListAddressesRequest) ProtoMessage() {}
 
 func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[58]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2758,7 @@ func (x *ListAddressesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddressesRequest.ProtoReflect.Descriptor instead.
 func (*ListAddressesRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{58}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
 }
 
 type ListAddressesResponse struct {
@@ -2662,7 +2770,7 @@ type ListAddressesResponse struct {
 
 func (x *ListAddressesResponse) Reset() {
 	*x = ListAddressesResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2782,7 @@ func (x *ListAddressesResponse) String() string {
 func (*ListAddressesResponse) ProtoMessage() {}
 
 func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[59]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2795,7 @@ func (x *ListAddressesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddressesResponse.ProtoReflect.Descriptor instead.
 func (*ListAddressesResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{59}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAddressesResponse) GetAddresses() []*ElasticIp {
@@ -2708,7 +2816,7 @@ type CreateSecurityGroupRequest struct {
 
 func (x *CreateSecurityGroupRequest) Reset() {
 	*x = CreateSecurityGroupRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2828,7 @@ func (x *CreateSecurityGroupRequest) String() string {
 func (*CreateSecurityGroupRequest) ProtoMessage() {}
 
 func (x *CreateSecurityGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[60]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2841,7 @@ func (x *CreateSecurityGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecurityGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecurityGroupRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{60}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CreateSecurityGroupRequest) GetVpc() string {
@@ -2766,7 +2874,7 @@ type CreateSecurityGroupResponse struct {
 
 func (x *CreateSecurityGroupResponse) Reset() {
 	*x = CreateSecurityGroupResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +2886,7 @@ func (x *CreateSecurityGroupResponse) String() string {
 func (*CreateSecurityGroupResponse) ProtoMessage() {}
 
 func (x *CreateSecurityGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[61]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +2899,7 @@ func (x *CreateSecurityGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecurityGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateSecurityGroupResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{61}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateSecurityGroupResponse) GetSecurityGroup() *SecurityGroup {
@@ -2810,7 +2918,7 @@ type GetSecurityGroupRequest struct {
 
 func (x *GetSecurityGroupRequest) Reset() {
 	*x = GetSecurityGroupRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2930,7 @@ func (x *GetSecurityGroupRequest) String() string {
 func (*GetSecurityGroupRequest) ProtoMessage() {}
 
 func (x *GetSecurityGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[62]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2943,7 @@ func (x *GetSecurityGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecurityGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetSecurityGroupRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{62}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetSecurityGroupRequest) GetRef() string {
@@ -2854,7 +2962,7 @@ type GetSecurityGroupResponse struct {
 
 func (x *GetSecurityGroupResponse) Reset() {
 	*x = GetSecurityGroupResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +2974,7 @@ func (x *GetSecurityGroupResponse) String() string {
 func (*GetSecurityGroupResponse) ProtoMessage() {}
 
 func (x *GetSecurityGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[63]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +2987,7 @@ func (x *GetSecurityGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecurityGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetSecurityGroupResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{63}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetSecurityGroupResponse) GetSecurityGroup() *SecurityGroup {
@@ -2899,7 +3007,7 @@ type ListSecurityGroupsRequest struct {
 
 func (x *ListSecurityGroupsRequest) Reset() {
 	*x = ListSecurityGroupsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3019,7 @@ func (x *ListSecurityGroupsRequest) String() string {
 func (*ListSecurityGroupsRequest) ProtoMessage() {}
 
 func (x *ListSecurityGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[64]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3032,7 @@ func (x *ListSecurityGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecurityGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecurityGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{64}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListSecurityGroupsRequest) GetVpc() string {
@@ -2943,7 +3051,7 @@ type ListSecurityGroupsResponse struct {
 
 func (x *ListSecurityGroupsResponse) Reset() {
 	*x = ListSecurityGroupsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3063,7 @@ func (x *ListSecurityGroupsResponse) String() string {
 func (*ListSecurityGroupsResponse) ProtoMessage() {}
 
 func (x *ListSecurityGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[65]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3076,7 @@ func (x *ListSecurityGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecurityGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecurityGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{65}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListSecurityGroupsResponse) GetSecurityGroups() []*SecurityGroup {
@@ -2987,7 +3095,7 @@ type DeleteSecurityGroupRequest struct {
 
 func (x *DeleteSecurityGroupRequest) Reset() {
 	*x = DeleteSecurityGroupRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2999,7 +3107,7 @@ func (x *DeleteSecurityGroupRequest) String() string {
 func (*DeleteSecurityGroupRequest) ProtoMessage() {}
 
 func (x *DeleteSecurityGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[66]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3012,7 +3120,7 @@ func (x *DeleteSecurityGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecurityGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSecurityGroupRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{66}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DeleteSecurityGroupRequest) GetRef() string {
@@ -3030,7 +3138,7 @@ type DeleteSecurityGroupResponse struct {
 
 func (x *DeleteSecurityGroupResponse) Reset() {
 	*x = DeleteSecurityGroupResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3150,7 @@ func (x *DeleteSecurityGroupResponse) String() string {
 func (*DeleteSecurityGroupResponse) ProtoMessage() {}
 
 func (x *DeleteSecurityGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[67]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3163,7 @@ func (x *DeleteSecurityGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecurityGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSecurityGroupResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{67}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{69}
 }
 
 // SecurityGroupRuleSpec is a rule as a user writes it: a direction, what
@@ -3077,7 +3185,7 @@ type SecurityGroupRuleSpec struct {
 
 func (x *SecurityGroupRuleSpec) Reset() {
 	*x = SecurityGroupRuleSpec{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3197,7 @@ func (x *SecurityGroupRuleSpec) String() string {
 func (*SecurityGroupRuleSpec) ProtoMessage() {}
 
 func (x *SecurityGroupRuleSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[68]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3210,7 @@ func (x *SecurityGroupRuleSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityGroupRuleSpec.ProtoReflect.Descriptor instead.
 func (*SecurityGroupRuleSpec) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{68}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SecurityGroupRuleSpec) GetEgress() bool {
@@ -3151,7 +3259,7 @@ type AuthorizeSecurityGroupRuleRequest struct {
 
 func (x *AuthorizeSecurityGroupRuleRequest) Reset() {
 	*x = AuthorizeSecurityGroupRuleRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3163,7 +3271,7 @@ func (x *AuthorizeSecurityGroupRuleRequest) String() string {
 func (*AuthorizeSecurityGroupRuleRequest) ProtoMessage() {}
 
 func (x *AuthorizeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[69]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3176,7 +3284,7 @@ func (x *AuthorizeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AuthorizeSecurityGroupRuleRequest.ProtoReflect.Descriptor instead.
 func (*AuthorizeSecurityGroupRuleRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{69}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *AuthorizeSecurityGroupRuleRequest) GetRef() string {
@@ -3204,7 +3312,7 @@ type AuthorizeSecurityGroupRuleResponse struct {
 
 func (x *AuthorizeSecurityGroupRuleResponse) Reset() {
 	*x = AuthorizeSecurityGroupRuleResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3324,7 @@ func (x *AuthorizeSecurityGroupRuleResponse) String() string {
 func (*AuthorizeSecurityGroupRuleResponse) ProtoMessage() {}
 
 func (x *AuthorizeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[70]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,7 +3337,7 @@ func (x *AuthorizeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use AuthorizeSecurityGroupRuleResponse.ProtoReflect.Descriptor instead.
 func (*AuthorizeSecurityGroupRuleResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{70}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *AuthorizeSecurityGroupRuleResponse) GetSecurityGroup() *SecurityGroup {
@@ -3258,7 +3366,7 @@ type RevokeSecurityGroupRuleRequest struct {
 
 func (x *RevokeSecurityGroupRuleRequest) Reset() {
 	*x = RevokeSecurityGroupRuleRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3378,7 @@ func (x *RevokeSecurityGroupRuleRequest) String() string {
 func (*RevokeSecurityGroupRuleRequest) ProtoMessage() {}
 
 func (x *RevokeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[71]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3391,7 @@ func (x *RevokeSecurityGroupRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSecurityGroupRuleRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSecurityGroupRuleRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{71}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokeSecurityGroupRuleRequest) GetRef() string {
@@ -3316,7 +3424,7 @@ type RevokeSecurityGroupRuleResponse struct {
 
 func (x *RevokeSecurityGroupRuleResponse) Reset() {
 	*x = RevokeSecurityGroupRuleResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3436,7 @@ func (x *RevokeSecurityGroupRuleResponse) String() string {
 func (*RevokeSecurityGroupRuleResponse) ProtoMessage() {}
 
 func (x *RevokeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[72]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3449,7 @@ func (x *RevokeSecurityGroupRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSecurityGroupRuleResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSecurityGroupRuleResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{72}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RevokeSecurityGroupRuleResponse) GetSecurityGroup() *SecurityGroup {
@@ -3361,7 +3469,7 @@ type CreateNetworkAclRequest struct {
 
 func (x *CreateNetworkAclRequest) Reset() {
 	*x = CreateNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3481,7 @@ func (x *CreateNetworkAclRequest) String() string {
 func (*CreateNetworkAclRequest) ProtoMessage() {}
 
 func (x *CreateNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[73]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3494,7 @@ func (x *CreateNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{73}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *CreateNetworkAclRequest) GetVpc() string {
@@ -3412,7 +3520,7 @@ type CreateNetworkAclResponse struct {
 
 func (x *CreateNetworkAclResponse) Reset() {
 	*x = CreateNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3532,7 @@ func (x *CreateNetworkAclResponse) String() string {
 func (*CreateNetworkAclResponse) ProtoMessage() {}
 
 func (x *CreateNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[74]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3545,7 @@ func (x *CreateNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{74}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *CreateNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
@@ -3456,7 +3564,7 @@ type GetNetworkAclRequest struct {
 
 func (x *GetNetworkAclRequest) Reset() {
 	*x = GetNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3468,7 +3576,7 @@ func (x *GetNetworkAclRequest) String() string {
 func (*GetNetworkAclRequest) ProtoMessage() {}
 
 func (x *GetNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[75]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3481,7 +3589,7 @@ func (x *GetNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{75}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetNetworkAclRequest) GetRef() string {
@@ -3500,7 +3608,7 @@ type GetNetworkAclResponse struct {
 
 func (x *GetNetworkAclResponse) Reset() {
 	*x = GetNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3512,7 +3620,7 @@ func (x *GetNetworkAclResponse) String() string {
 func (*GetNetworkAclResponse) ProtoMessage() {}
 
 func (x *GetNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[76]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3525,7 +3633,7 @@ func (x *GetNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*GetNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{76}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
@@ -3544,7 +3652,7 @@ type ListNetworkAclsRequest struct {
 
 func (x *ListNetworkAclsRequest) Reset() {
 	*x = ListNetworkAclsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3664,7 @@ func (x *ListNetworkAclsRequest) String() string {
 func (*ListNetworkAclsRequest) ProtoMessage() {}
 
 func (x *ListNetworkAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[77]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3677,7 @@ func (x *ListNetworkAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworkAclsRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworkAclsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{77}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListNetworkAclsRequest) GetVpc() string {
@@ -3588,7 +3696,7 @@ type ListNetworkAclsResponse struct {
 
 func (x *ListNetworkAclsResponse) Reset() {
 	*x = ListNetworkAclsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3600,7 +3708,7 @@ func (x *ListNetworkAclsResponse) String() string {
 func (*ListNetworkAclsResponse) ProtoMessage() {}
 
 func (x *ListNetworkAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[78]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3613,7 +3721,7 @@ func (x *ListNetworkAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworkAclsResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworkAclsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{78}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListNetworkAclsResponse) GetNetworkAcls() []*NetworkAcl {
@@ -3632,7 +3740,7 @@ type DeleteNetworkAclRequest struct {
 
 func (x *DeleteNetworkAclRequest) Reset() {
 	*x = DeleteNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3644,7 +3752,7 @@ func (x *DeleteNetworkAclRequest) String() string {
 func (*DeleteNetworkAclRequest) ProtoMessage() {}
 
 func (x *DeleteNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[79]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3657,7 +3765,7 @@ func (x *DeleteNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{79}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DeleteNetworkAclRequest) GetRef() string {
@@ -3675,7 +3783,7 @@ type DeleteNetworkAclResponse struct {
 
 func (x *DeleteNetworkAclResponse) Reset() {
 	*x = DeleteNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3687,7 +3795,7 @@ func (x *DeleteNetworkAclResponse) String() string {
 func (*DeleteNetworkAclResponse) ProtoMessage() {}
 
 func (x *DeleteNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[80]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3700,7 +3808,7 @@ func (x *DeleteNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{80}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{82}
 }
 
 type CreateNetworkAclEntryRequest struct {
@@ -3718,7 +3826,7 @@ type CreateNetworkAclEntryRequest struct {
 
 func (x *CreateNetworkAclEntryRequest) Reset() {
 	*x = CreateNetworkAclEntryRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3730,7 +3838,7 @@ func (x *CreateNetworkAclEntryRequest) String() string {
 func (*CreateNetworkAclEntryRequest) ProtoMessage() {}
 
 func (x *CreateNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[81]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3743,7 +3851,7 @@ func (x *CreateNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclEntryRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclEntryRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{81}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CreateNetworkAclEntryRequest) GetRef() string {
@@ -3797,7 +3905,7 @@ type CreateNetworkAclEntryResponse struct {
 
 func (x *CreateNetworkAclEntryResponse) Reset() {
 	*x = CreateNetworkAclEntryResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3917,7 @@ func (x *CreateNetworkAclEntryResponse) String() string {
 func (*CreateNetworkAclEntryResponse) ProtoMessage() {}
 
 func (x *CreateNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[82]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +3930,7 @@ func (x *CreateNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkAclEntryResponse.ProtoReflect.Descriptor instead.
 func (*CreateNetworkAclEntryResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{82}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CreateNetworkAclEntryResponse) GetNetworkAcl() *NetworkAcl {
@@ -3843,7 +3951,7 @@ type DeleteNetworkAclEntryRequest struct {
 
 func (x *DeleteNetworkAclEntryRequest) Reset() {
 	*x = DeleteNetworkAclEntryRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3855,7 +3963,7 @@ func (x *DeleteNetworkAclEntryRequest) String() string {
 func (*DeleteNetworkAclEntryRequest) ProtoMessage() {}
 
 func (x *DeleteNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[83]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +3976,7 @@ func (x *DeleteNetworkAclEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclEntryRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclEntryRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{83}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *DeleteNetworkAclEntryRequest) GetRef() string {
@@ -3901,7 +4009,7 @@ type DeleteNetworkAclEntryResponse struct {
 
 func (x *DeleteNetworkAclEntryResponse) Reset() {
 	*x = DeleteNetworkAclEntryResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4021,7 @@ func (x *DeleteNetworkAclEntryResponse) String() string {
 func (*DeleteNetworkAclEntryResponse) ProtoMessage() {}
 
 func (x *DeleteNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[84]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4034,7 @@ func (x *DeleteNetworkAclEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNetworkAclEntryResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNetworkAclEntryResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{84}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeleteNetworkAclEntryResponse) GetNetworkAcl() *NetworkAcl {
@@ -3946,7 +4054,7 @@ type AssociateNetworkAclRequest struct {
 
 func (x *AssociateNetworkAclRequest) Reset() {
 	*x = AssociateNetworkAclRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4066,7 @@ func (x *AssociateNetworkAclRequest) String() string {
 func (*AssociateNetworkAclRequest) ProtoMessage() {}
 
 func (x *AssociateNetworkAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[85]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4079,7 @@ func (x *AssociateNetworkAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateNetworkAclRequest.ProtoReflect.Descriptor instead.
 func (*AssociateNetworkAclRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{85}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *AssociateNetworkAclRequest) GetRef() string {
@@ -3998,7 +4106,7 @@ type AssociateNetworkAclResponse struct {
 
 func (x *AssociateNetworkAclResponse) Reset() {
 	*x = AssociateNetworkAclResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4010,7 +4118,7 @@ func (x *AssociateNetworkAclResponse) String() string {
 func (*AssociateNetworkAclResponse) ProtoMessage() {}
 
 func (x *AssociateNetworkAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[86]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4023,7 +4131,7 @@ func (x *AssociateNetworkAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateNetworkAclResponse.ProtoReflect.Descriptor instead.
 func (*AssociateNetworkAclResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{86}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *AssociateNetworkAclResponse) GetNetworkAcl() *NetworkAcl {
@@ -4049,7 +4157,7 @@ type GetInternetGatewayRequest struct {
 
 func (x *GetInternetGatewayRequest) Reset() {
 	*x = GetInternetGatewayRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4169,7 @@ func (x *GetInternetGatewayRequest) String() string {
 func (*GetInternetGatewayRequest) ProtoMessage() {}
 
 func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[87]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4182,7 @@ func (x *GetInternetGatewayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInternetGatewayRequest.ProtoReflect.Descriptor instead.
 func (*GetInternetGatewayRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{87}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *GetInternetGatewayRequest) GetRef() string {
@@ -4093,7 +4201,7 @@ type GetInternetGatewayResponse struct {
 
 func (x *GetInternetGatewayResponse) Reset() {
 	*x = GetInternetGatewayResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4105,7 +4213,7 @@ func (x *GetInternetGatewayResponse) String() string {
 func (*GetInternetGatewayResponse) ProtoMessage() {}
 
 func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[88]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4118,7 +4226,7 @@ func (x *GetInternetGatewayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInternetGatewayResponse.ProtoReflect.Descriptor instead.
 func (*GetInternetGatewayResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{88}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *GetInternetGatewayResponse) GetInternetGateway() *InternetGateway {
@@ -4138,7 +4246,7 @@ type GetAddressRequest struct {
 
 func (x *GetAddressRequest) Reset() {
 	*x = GetAddressRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4150,7 +4258,7 @@ func (x *GetAddressRequest) String() string {
 func (*GetAddressRequest) ProtoMessage() {}
 
 func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[89]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4163,7 +4271,7 @@ func (x *GetAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressRequest.ProtoReflect.Descriptor instead.
 func (*GetAddressRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{89}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *GetAddressRequest) GetRef() string {
@@ -4182,7 +4290,7 @@ type GetAddressResponse struct {
 
 func (x *GetAddressResponse) Reset() {
 	*x = GetAddressResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4302,7 @@ func (x *GetAddressResponse) String() string {
 func (*GetAddressResponse) ProtoMessage() {}
 
 func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[90]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4315,7 @@ func (x *GetAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAddressResponse.ProtoReflect.Descriptor instead.
 func (*GetAddressResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{90}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *GetAddressResponse) GetAddress() *ElasticIp {
@@ -4227,7 +4335,7 @@ type AssociateRouteTableRequest struct {
 
 func (x *AssociateRouteTableRequest) Reset() {
 	*x = AssociateRouteTableRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4239,7 +4347,7 @@ func (x *AssociateRouteTableRequest) String() string {
 func (*AssociateRouteTableRequest) ProtoMessage() {}
 
 func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[91]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4252,7 +4360,7 @@ func (x *AssociateRouteTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateRouteTableRequest.ProtoReflect.Descriptor instead.
 func (*AssociateRouteTableRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{91}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *AssociateRouteTableRequest) GetSubnet() string {
@@ -4278,7 +4386,7 @@ type AssociateRouteTableResponse struct {
 
 func (x *AssociateRouteTableResponse) Reset() {
 	*x = AssociateRouteTableResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4398,7 @@ func (x *AssociateRouteTableResponse) String() string {
 func (*AssociateRouteTableResponse) ProtoMessage() {}
 
 func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[92]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4411,7 @@ func (x *AssociateRouteTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateRouteTableResponse.ProtoReflect.Descriptor instead.
 func (*AssociateRouteTableResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{92}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *AssociateRouteTableResponse) GetSubnet() *Subnet {
@@ -4332,7 +4440,7 @@ type CreateFlowLogRequest struct {
 
 func (x *CreateFlowLogRequest) Reset() {
 	*x = CreateFlowLogRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4344,7 +4452,7 @@ func (x *CreateFlowLogRequest) String() string {
 func (*CreateFlowLogRequest) ProtoMessage() {}
 
 func (x *CreateFlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[93]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4357,7 +4465,7 @@ func (x *CreateFlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFlowLogRequest.ProtoReflect.Descriptor instead.
 func (*CreateFlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{93}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *CreateFlowLogRequest) GetInstance() string {
@@ -4418,7 +4526,7 @@ type CreateFlowLogResponse struct {
 
 func (x *CreateFlowLogResponse) Reset() {
 	*x = CreateFlowLogResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4430,7 +4538,7 @@ func (x *CreateFlowLogResponse) String() string {
 func (*CreateFlowLogResponse) ProtoMessage() {}
 
 func (x *CreateFlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[94]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4443,7 +4551,7 @@ func (x *CreateFlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFlowLogResponse.ProtoReflect.Descriptor instead.
 func (*CreateFlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{94}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *CreateFlowLogResponse) GetFlowLog() *FlowLog {
@@ -4462,7 +4570,7 @@ type GetFlowLogRequest struct {
 
 func (x *GetFlowLogRequest) Reset() {
 	*x = GetFlowLogRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4474,7 +4582,7 @@ func (x *GetFlowLogRequest) String() string {
 func (*GetFlowLogRequest) ProtoMessage() {}
 
 func (x *GetFlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[95]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4487,7 +4595,7 @@ func (x *GetFlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetFlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{95}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *GetFlowLogRequest) GetRef() string {
@@ -4506,7 +4614,7 @@ type GetFlowLogResponse struct {
 
 func (x *GetFlowLogResponse) Reset() {
 	*x = GetFlowLogResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4518,7 +4626,7 @@ func (x *GetFlowLogResponse) String() string {
 func (*GetFlowLogResponse) ProtoMessage() {}
 
 func (x *GetFlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[96]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4531,7 +4639,7 @@ func (x *GetFlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetFlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{96}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *GetFlowLogResponse) GetFlowLog() *FlowLog {
@@ -4551,7 +4659,7 @@ type ListFlowLogsRequest struct {
 
 func (x *ListFlowLogsRequest) Reset() {
 	*x = ListFlowLogsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4671,7 @@ func (x *ListFlowLogsRequest) String() string {
 func (*ListFlowLogsRequest) ProtoMessage() {}
 
 func (x *ListFlowLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[97]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4684,7 @@ func (x *ListFlowLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlowLogsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlowLogsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{97}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ListFlowLogsRequest) GetVpc() string {
@@ -4595,7 +4703,7 @@ type ListFlowLogsResponse struct {
 
 func (x *ListFlowLogsResponse) Reset() {
 	*x = ListFlowLogsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4607,7 +4715,7 @@ func (x *ListFlowLogsResponse) String() string {
 func (*ListFlowLogsResponse) ProtoMessage() {}
 
 func (x *ListFlowLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[98]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4620,7 +4728,7 @@ func (x *ListFlowLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlowLogsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlowLogsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{98}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ListFlowLogsResponse) GetFlowLogs() []*FlowLog {
@@ -4639,7 +4747,7 @@ type DeleteFlowLogRequest struct {
 
 func (x *DeleteFlowLogRequest) Reset() {
 	*x = DeleteFlowLogRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4651,7 +4759,7 @@ func (x *DeleteFlowLogRequest) String() string {
 func (*DeleteFlowLogRequest) ProtoMessage() {}
 
 func (x *DeleteFlowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[99]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4664,7 +4772,7 @@ func (x *DeleteFlowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlowLogRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFlowLogRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{99}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *DeleteFlowLogRequest) GetRef() string {
@@ -4682,7 +4790,7 @@ type DeleteFlowLogResponse struct {
 
 func (x *DeleteFlowLogResponse) Reset() {
 	*x = DeleteFlowLogResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4694,7 +4802,7 @@ func (x *DeleteFlowLogResponse) String() string {
 func (*DeleteFlowLogResponse) ProtoMessage() {}
 
 func (x *DeleteFlowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[100]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4707,7 +4815,7 @@ func (x *DeleteFlowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlowLogResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFlowLogResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{100}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{102}
 }
 
 type CreatePrefixListRequest struct {
@@ -4721,7 +4829,7 @@ type CreatePrefixListRequest struct {
 
 func (x *CreatePrefixListRequest) Reset() {
 	*x = CreatePrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4733,7 +4841,7 @@ func (x *CreatePrefixListRequest) String() string {
 func (*CreatePrefixListRequest) ProtoMessage() {}
 
 func (x *CreatePrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[101]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4746,7 +4854,7 @@ func (x *CreatePrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrefixListRequest.ProtoReflect.Descriptor instead.
 func (*CreatePrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{101}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *CreatePrefixListRequest) GetName() string {
@@ -4779,7 +4887,7 @@ type CreatePrefixListResponse struct {
 
 func (x *CreatePrefixListResponse) Reset() {
 	*x = CreatePrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4791,7 +4899,7 @@ func (x *CreatePrefixListResponse) String() string {
 func (*CreatePrefixListResponse) ProtoMessage() {}
 
 func (x *CreatePrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[102]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4804,7 +4912,7 @@ func (x *CreatePrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrefixListResponse.ProtoReflect.Descriptor instead.
 func (*CreatePrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{102}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *CreatePrefixListResponse) GetPrefixList() *PrefixList {
@@ -4823,7 +4931,7 @@ type GetPrefixListRequest struct {
 
 func (x *GetPrefixListRequest) Reset() {
 	*x = GetPrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4835,7 +4943,7 @@ func (x *GetPrefixListRequest) String() string {
 func (*GetPrefixListRequest) ProtoMessage() {}
 
 func (x *GetPrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[103]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4848,7 +4956,7 @@ func (x *GetPrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrefixListRequest.ProtoReflect.Descriptor instead.
 func (*GetPrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{103}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *GetPrefixListRequest) GetRef() string {
@@ -4867,7 +4975,7 @@ type GetPrefixListResponse struct {
 
 func (x *GetPrefixListResponse) Reset() {
 	*x = GetPrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4879,7 +4987,7 @@ func (x *GetPrefixListResponse) String() string {
 func (*GetPrefixListResponse) ProtoMessage() {}
 
 func (x *GetPrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[104]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4892,7 +5000,7 @@ func (x *GetPrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrefixListResponse.ProtoReflect.Descriptor instead.
 func (*GetPrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{104}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *GetPrefixListResponse) GetPrefixList() *PrefixList {
@@ -4910,7 +5018,7 @@ type ListPrefixListsRequest struct {
 
 func (x *ListPrefixListsRequest) Reset() {
 	*x = ListPrefixListsRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4922,7 +5030,7 @@ func (x *ListPrefixListsRequest) String() string {
 func (*ListPrefixListsRequest) ProtoMessage() {}
 
 func (x *ListPrefixListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[105]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4935,7 +5043,7 @@ func (x *ListPrefixListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrefixListsRequest.ProtoReflect.Descriptor instead.
 func (*ListPrefixListsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{105}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{107}
 }
 
 type ListPrefixListsResponse struct {
@@ -4947,7 +5055,7 @@ type ListPrefixListsResponse struct {
 
 func (x *ListPrefixListsResponse) Reset() {
 	*x = ListPrefixListsResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4959,7 +5067,7 @@ func (x *ListPrefixListsResponse) String() string {
 func (*ListPrefixListsResponse) ProtoMessage() {}
 
 func (x *ListPrefixListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[106]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4972,7 +5080,7 @@ func (x *ListPrefixListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrefixListsResponse.ProtoReflect.Descriptor instead.
 func (*ListPrefixListsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{106}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ListPrefixListsResponse) GetPrefixLists() []*PrefixList {
@@ -4994,7 +5102,7 @@ type ModifyPrefixListRequest struct {
 
 func (x *ModifyPrefixListRequest) Reset() {
 	*x = ModifyPrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5006,7 +5114,7 @@ func (x *ModifyPrefixListRequest) String() string {
 func (*ModifyPrefixListRequest) ProtoMessage() {}
 
 func (x *ModifyPrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[107]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5019,7 +5127,7 @@ func (x *ModifyPrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyPrefixListRequest.ProtoReflect.Descriptor instead.
 func (*ModifyPrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{107}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *ModifyPrefixListRequest) GetRef() string {
@@ -5052,7 +5160,7 @@ type ModifyPrefixListResponse struct {
 
 func (x *ModifyPrefixListResponse) Reset() {
 	*x = ModifyPrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5064,7 +5172,7 @@ func (x *ModifyPrefixListResponse) String() string {
 func (*ModifyPrefixListResponse) ProtoMessage() {}
 
 func (x *ModifyPrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[108]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5077,7 +5185,7 @@ func (x *ModifyPrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModifyPrefixListResponse.ProtoReflect.Descriptor instead.
 func (*ModifyPrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{108}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ModifyPrefixListResponse) GetPrefixList() *PrefixList {
@@ -5096,7 +5204,7 @@ type DeletePrefixListRequest struct {
 
 func (x *DeletePrefixListRequest) Reset() {
 	*x = DeletePrefixListRequest{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[109]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5108,7 +5216,7 @@ func (x *DeletePrefixListRequest) String() string {
 func (*DeletePrefixListRequest) ProtoMessage() {}
 
 func (x *DeletePrefixListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[109]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5121,7 +5229,7 @@ func (x *DeletePrefixListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrefixListRequest.ProtoReflect.Descriptor instead.
 func (*DeletePrefixListRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{109}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *DeletePrefixListRequest) GetRef() string {
@@ -5139,7 +5247,7 @@ type DeletePrefixListResponse struct {
 
 func (x *DeletePrefixListResponse) Reset() {
 	*x = DeletePrefixListResponse{}
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[110]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5151,7 +5259,7 @@ func (x *DeletePrefixListResponse) String() string {
 func (*DeletePrefixListResponse) ProtoMessage() {}
 
 func (x *DeletePrefixListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_vpc_proto_msgTypes[110]
+	mi := &file_openvpc_v1_vpc_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5164,7 +5272,7 @@ func (x *DeletePrefixListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrefixListResponse.ProtoReflect.Descriptor instead.
 func (*DeletePrefixListResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{110}
+	return file_openvpc_v1_vpc_proto_rawDescGZIP(), []int{112}
 }
 
 var File_openvpc_v1_vpc_proto protoreflect.FileDescriptor
@@ -5187,11 +5295,13 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\x04vpcs\x18\x01 \x03(\v2\x0f.openvpc.v1.VpcR\x04vpcs\"$\n" +
 	"\x10DeleteVpcRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x13\n" +
-	"\x11DeleteVpcResponse\"n\n" +
+	"\x11DeleteVpcResponse\"\xbe\x01\n" +
 	"\x10ModifyVpcRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
-	"\x12enable_dns_support\x18\x02 \x01(\bH\x00R\x10enableDnsSupport\x88\x01\x01B\x15\n" +
-	"\x13_enable_dns_support\"6\n" +
+	"\x12enable_dns_support\x18\x02 \x01(\bH\x00R\x10enableDnsSupport\x88\x01\x01\x125\n" +
+	"\x14enable_dns_hostnames\x18\x03 \x01(\bH\x01R\x12enableDnsHostnames\x88\x01\x01B\x15\n" +
+	"\x13_enable_dns_supportB\x17\n" +
+	"\x15_enable_dns_hostnames\"6\n" +
 	"\x11ModifyVpcResponse\x12!\n" +
 	"\x03vpc\x18\x01 \x01(\v2\x0f.openvpc.v1.VpcR\x03vpc\"p\n" +
 	"\x13CreateSubnetRequest\x12\x10\n" +
@@ -5266,7 +5376,13 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\bpeerings\x18\x01 \x03(\v2\x13.openvpc.v1.PeeringR\bpeerings\"(\n" +
 	"\x14DeletePeeringRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x17\n" +
-	"\x15DeletePeeringResponse\"2\n" +
+	"\x15DeletePeeringResponse\"l\n" +
+	"\x14ModifyPeeringRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12-\n" +
+	"\x10allow_remote_dns\x18\x02 \x01(\bH\x00R\x0eallowRemoteDns\x88\x01\x01B\x13\n" +
+	"\x11_allow_remote_dns\"F\n" +
+	"\x15ModifyPeeringResponse\x12-\n" +
+	"\apeering\x18\x01 \x01(\v2\x13.openvpc.v1.PeeringR\apeering\"2\n" +
 	"\x1cCreateInternetGatewayRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"g\n" +
 	"\x1dCreateInternetGatewayResponse\x12F\n" +
@@ -5446,7 +5562,7 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"prefixList\"+\n" +
 	"\x17DeletePrefixListRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1a\n" +
-	"\x18DeletePrefixListResponse2\xc7'\n" +
+	"\x18DeletePrefixListResponse2\x9d(\n" +
 	"\n" +
 	"VpcService\x12H\n" +
 	"\tCreateVpc\x12\x1c.openvpc.v1.CreateVpcRequest\x1a\x1d.openvpc.v1.CreateVpcResponse\x12?\n" +
@@ -5469,7 +5585,8 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\n" +
 	"GetPeering\x12\x1d.openvpc.v1.GetPeeringRequest\x1a\x1e.openvpc.v1.GetPeeringResponse\x12Q\n" +
 	"\fListPeerings\x12\x1f.openvpc.v1.ListPeeringsRequest\x1a .openvpc.v1.ListPeeringsResponse\x12T\n" +
-	"\rDeletePeering\x12 .openvpc.v1.DeletePeeringRequest\x1a!.openvpc.v1.DeletePeeringResponse\x12l\n" +
+	"\rDeletePeering\x12 .openvpc.v1.DeletePeeringRequest\x1a!.openvpc.v1.DeletePeeringResponse\x12T\n" +
+	"\rModifyPeering\x12 .openvpc.v1.ModifyPeeringRequest\x1a!.openvpc.v1.ModifyPeeringResponse\x12l\n" +
 	"\x15CreateInternetGateway\x12(.openvpc.v1.CreateInternetGatewayRequest\x1a).openvpc.v1.CreateInternetGatewayResponse\x12l\n" +
 	"\x15AttachInternetGateway\x12(.openvpc.v1.AttachInternetGatewayRequest\x1a).openvpc.v1.AttachInternetGatewayResponse\x12l\n" +
 	"\x15DetachInternetGateway\x12(.openvpc.v1.DetachInternetGatewayRequest\x1a).openvpc.v1.DetachInternetGatewayResponse\x12l\n" +
@@ -5520,7 +5637,7 @@ func file_openvpc_v1_vpc_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_vpc_proto_rawDescData
 }
 
-var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
+var file_openvpc_v1_vpc_proto_msgTypes = make([]protoimpl.MessageInfo, 113)
 var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*CreateVpcRequest)(nil),                   // 0: openvpc.v1.CreateVpcRequest
 	(*CreateVpcResponse)(nil),                  // 1: openvpc.v1.CreateVpcResponse
@@ -5562,260 +5679,265 @@ var file_openvpc_v1_vpc_proto_goTypes = []any{
 	(*ListPeeringsResponse)(nil),               // 37: openvpc.v1.ListPeeringsResponse
 	(*DeletePeeringRequest)(nil),               // 38: openvpc.v1.DeletePeeringRequest
 	(*DeletePeeringResponse)(nil),              // 39: openvpc.v1.DeletePeeringResponse
-	(*CreateInternetGatewayRequest)(nil),       // 40: openvpc.v1.CreateInternetGatewayRequest
-	(*CreateInternetGatewayResponse)(nil),      // 41: openvpc.v1.CreateInternetGatewayResponse
-	(*AttachInternetGatewayRequest)(nil),       // 42: openvpc.v1.AttachInternetGatewayRequest
-	(*AttachInternetGatewayResponse)(nil),      // 43: openvpc.v1.AttachInternetGatewayResponse
-	(*DetachInternetGatewayRequest)(nil),       // 44: openvpc.v1.DetachInternetGatewayRequest
-	(*DetachInternetGatewayResponse)(nil),      // 45: openvpc.v1.DetachInternetGatewayResponse
-	(*DeleteInternetGatewayRequest)(nil),       // 46: openvpc.v1.DeleteInternetGatewayRequest
-	(*DeleteInternetGatewayResponse)(nil),      // 47: openvpc.v1.DeleteInternetGatewayResponse
-	(*ListInternetGatewaysRequest)(nil),        // 48: openvpc.v1.ListInternetGatewaysRequest
-	(*ListInternetGatewaysResponse)(nil),       // 49: openvpc.v1.ListInternetGatewaysResponse
-	(*AllocateAddressRequest)(nil),             // 50: openvpc.v1.AllocateAddressRequest
-	(*AllocateAddressResponse)(nil),            // 51: openvpc.v1.AllocateAddressResponse
-	(*AssociateAddressRequest)(nil),            // 52: openvpc.v1.AssociateAddressRequest
-	(*AssociateAddressResponse)(nil),           // 53: openvpc.v1.AssociateAddressResponse
-	(*DisassociateAddressRequest)(nil),         // 54: openvpc.v1.DisassociateAddressRequest
-	(*DisassociateAddressResponse)(nil),        // 55: openvpc.v1.DisassociateAddressResponse
-	(*ReleaseAddressRequest)(nil),              // 56: openvpc.v1.ReleaseAddressRequest
-	(*ReleaseAddressResponse)(nil),             // 57: openvpc.v1.ReleaseAddressResponse
-	(*ListAddressesRequest)(nil),               // 58: openvpc.v1.ListAddressesRequest
-	(*ListAddressesResponse)(nil),              // 59: openvpc.v1.ListAddressesResponse
-	(*CreateSecurityGroupRequest)(nil),         // 60: openvpc.v1.CreateSecurityGroupRequest
-	(*CreateSecurityGroupResponse)(nil),        // 61: openvpc.v1.CreateSecurityGroupResponse
-	(*GetSecurityGroupRequest)(nil),            // 62: openvpc.v1.GetSecurityGroupRequest
-	(*GetSecurityGroupResponse)(nil),           // 63: openvpc.v1.GetSecurityGroupResponse
-	(*ListSecurityGroupsRequest)(nil),          // 64: openvpc.v1.ListSecurityGroupsRequest
-	(*ListSecurityGroupsResponse)(nil),         // 65: openvpc.v1.ListSecurityGroupsResponse
-	(*DeleteSecurityGroupRequest)(nil),         // 66: openvpc.v1.DeleteSecurityGroupRequest
-	(*DeleteSecurityGroupResponse)(nil),        // 67: openvpc.v1.DeleteSecurityGroupResponse
-	(*SecurityGroupRuleSpec)(nil),              // 68: openvpc.v1.SecurityGroupRuleSpec
-	(*AuthorizeSecurityGroupRuleRequest)(nil),  // 69: openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	(*AuthorizeSecurityGroupRuleResponse)(nil), // 70: openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	(*RevokeSecurityGroupRuleRequest)(nil),     // 71: openvpc.v1.RevokeSecurityGroupRuleRequest
-	(*RevokeSecurityGroupRuleResponse)(nil),    // 72: openvpc.v1.RevokeSecurityGroupRuleResponse
-	(*CreateNetworkAclRequest)(nil),            // 73: openvpc.v1.CreateNetworkAclRequest
-	(*CreateNetworkAclResponse)(nil),           // 74: openvpc.v1.CreateNetworkAclResponse
-	(*GetNetworkAclRequest)(nil),               // 75: openvpc.v1.GetNetworkAclRequest
-	(*GetNetworkAclResponse)(nil),              // 76: openvpc.v1.GetNetworkAclResponse
-	(*ListNetworkAclsRequest)(nil),             // 77: openvpc.v1.ListNetworkAclsRequest
-	(*ListNetworkAclsResponse)(nil),            // 78: openvpc.v1.ListNetworkAclsResponse
-	(*DeleteNetworkAclRequest)(nil),            // 79: openvpc.v1.DeleteNetworkAclRequest
-	(*DeleteNetworkAclResponse)(nil),           // 80: openvpc.v1.DeleteNetworkAclResponse
-	(*CreateNetworkAclEntryRequest)(nil),       // 81: openvpc.v1.CreateNetworkAclEntryRequest
-	(*CreateNetworkAclEntryResponse)(nil),      // 82: openvpc.v1.CreateNetworkAclEntryResponse
-	(*DeleteNetworkAclEntryRequest)(nil),       // 83: openvpc.v1.DeleteNetworkAclEntryRequest
-	(*DeleteNetworkAclEntryResponse)(nil),      // 84: openvpc.v1.DeleteNetworkAclEntryResponse
-	(*AssociateNetworkAclRequest)(nil),         // 85: openvpc.v1.AssociateNetworkAclRequest
-	(*AssociateNetworkAclResponse)(nil),        // 86: openvpc.v1.AssociateNetworkAclResponse
-	(*GetInternetGatewayRequest)(nil),          // 87: openvpc.v1.GetInternetGatewayRequest
-	(*GetInternetGatewayResponse)(nil),         // 88: openvpc.v1.GetInternetGatewayResponse
-	(*GetAddressRequest)(nil),                  // 89: openvpc.v1.GetAddressRequest
-	(*GetAddressResponse)(nil),                 // 90: openvpc.v1.GetAddressResponse
-	(*AssociateRouteTableRequest)(nil),         // 91: openvpc.v1.AssociateRouteTableRequest
-	(*AssociateRouteTableResponse)(nil),        // 92: openvpc.v1.AssociateRouteTableResponse
-	(*CreateFlowLogRequest)(nil),               // 93: openvpc.v1.CreateFlowLogRequest
-	(*CreateFlowLogResponse)(nil),              // 94: openvpc.v1.CreateFlowLogResponse
-	(*GetFlowLogRequest)(nil),                  // 95: openvpc.v1.GetFlowLogRequest
-	(*GetFlowLogResponse)(nil),                 // 96: openvpc.v1.GetFlowLogResponse
-	(*ListFlowLogsRequest)(nil),                // 97: openvpc.v1.ListFlowLogsRequest
-	(*ListFlowLogsResponse)(nil),               // 98: openvpc.v1.ListFlowLogsResponse
-	(*DeleteFlowLogRequest)(nil),               // 99: openvpc.v1.DeleteFlowLogRequest
-	(*DeleteFlowLogResponse)(nil),              // 100: openvpc.v1.DeleteFlowLogResponse
-	(*CreatePrefixListRequest)(nil),            // 101: openvpc.v1.CreatePrefixListRequest
-	(*CreatePrefixListResponse)(nil),           // 102: openvpc.v1.CreatePrefixListResponse
-	(*GetPrefixListRequest)(nil),               // 103: openvpc.v1.GetPrefixListRequest
-	(*GetPrefixListResponse)(nil),              // 104: openvpc.v1.GetPrefixListResponse
-	(*ListPrefixListsRequest)(nil),             // 105: openvpc.v1.ListPrefixListsRequest
-	(*ListPrefixListsResponse)(nil),            // 106: openvpc.v1.ListPrefixListsResponse
-	(*ModifyPrefixListRequest)(nil),            // 107: openvpc.v1.ModifyPrefixListRequest
-	(*ModifyPrefixListResponse)(nil),           // 108: openvpc.v1.ModifyPrefixListResponse
-	(*DeletePrefixListRequest)(nil),            // 109: openvpc.v1.DeletePrefixListRequest
-	(*DeletePrefixListResponse)(nil),           // 110: openvpc.v1.DeletePrefixListResponse
-	(*Vpc)(nil),                                // 111: openvpc.v1.Vpc
-	(*Subnet)(nil),                             // 112: openvpc.v1.Subnet
-	(*RouteTable)(nil),                         // 113: openvpc.v1.RouteTable
-	(*Peering)(nil),                            // 114: openvpc.v1.Peering
-	(*InternetGateway)(nil),                    // 115: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),                          // 116: openvpc.v1.ElasticIp
-	(*SecurityGroup)(nil),                      // 117: openvpc.v1.SecurityGroup
-	(*RuleMatch)(nil),                          // 118: openvpc.v1.RuleMatch
-	(*SecurityGroupRule)(nil),                  // 119: openvpc.v1.SecurityGroupRule
-	(*NetworkAcl)(nil),                         // 120: openvpc.v1.NetworkAcl
-	(*FlowLog)(nil),                            // 121: openvpc.v1.FlowLog
-	(*PrefixListEntry)(nil),                    // 122: openvpc.v1.PrefixListEntry
-	(*PrefixList)(nil),                         // 123: openvpc.v1.PrefixList
+	(*ModifyPeeringRequest)(nil),               // 40: openvpc.v1.ModifyPeeringRequest
+	(*ModifyPeeringResponse)(nil),              // 41: openvpc.v1.ModifyPeeringResponse
+	(*CreateInternetGatewayRequest)(nil),       // 42: openvpc.v1.CreateInternetGatewayRequest
+	(*CreateInternetGatewayResponse)(nil),      // 43: openvpc.v1.CreateInternetGatewayResponse
+	(*AttachInternetGatewayRequest)(nil),       // 44: openvpc.v1.AttachInternetGatewayRequest
+	(*AttachInternetGatewayResponse)(nil),      // 45: openvpc.v1.AttachInternetGatewayResponse
+	(*DetachInternetGatewayRequest)(nil),       // 46: openvpc.v1.DetachInternetGatewayRequest
+	(*DetachInternetGatewayResponse)(nil),      // 47: openvpc.v1.DetachInternetGatewayResponse
+	(*DeleteInternetGatewayRequest)(nil),       // 48: openvpc.v1.DeleteInternetGatewayRequest
+	(*DeleteInternetGatewayResponse)(nil),      // 49: openvpc.v1.DeleteInternetGatewayResponse
+	(*ListInternetGatewaysRequest)(nil),        // 50: openvpc.v1.ListInternetGatewaysRequest
+	(*ListInternetGatewaysResponse)(nil),       // 51: openvpc.v1.ListInternetGatewaysResponse
+	(*AllocateAddressRequest)(nil),             // 52: openvpc.v1.AllocateAddressRequest
+	(*AllocateAddressResponse)(nil),            // 53: openvpc.v1.AllocateAddressResponse
+	(*AssociateAddressRequest)(nil),            // 54: openvpc.v1.AssociateAddressRequest
+	(*AssociateAddressResponse)(nil),           // 55: openvpc.v1.AssociateAddressResponse
+	(*DisassociateAddressRequest)(nil),         // 56: openvpc.v1.DisassociateAddressRequest
+	(*DisassociateAddressResponse)(nil),        // 57: openvpc.v1.DisassociateAddressResponse
+	(*ReleaseAddressRequest)(nil),              // 58: openvpc.v1.ReleaseAddressRequest
+	(*ReleaseAddressResponse)(nil),             // 59: openvpc.v1.ReleaseAddressResponse
+	(*ListAddressesRequest)(nil),               // 60: openvpc.v1.ListAddressesRequest
+	(*ListAddressesResponse)(nil),              // 61: openvpc.v1.ListAddressesResponse
+	(*CreateSecurityGroupRequest)(nil),         // 62: openvpc.v1.CreateSecurityGroupRequest
+	(*CreateSecurityGroupResponse)(nil),        // 63: openvpc.v1.CreateSecurityGroupResponse
+	(*GetSecurityGroupRequest)(nil),            // 64: openvpc.v1.GetSecurityGroupRequest
+	(*GetSecurityGroupResponse)(nil),           // 65: openvpc.v1.GetSecurityGroupResponse
+	(*ListSecurityGroupsRequest)(nil),          // 66: openvpc.v1.ListSecurityGroupsRequest
+	(*ListSecurityGroupsResponse)(nil),         // 67: openvpc.v1.ListSecurityGroupsResponse
+	(*DeleteSecurityGroupRequest)(nil),         // 68: openvpc.v1.DeleteSecurityGroupRequest
+	(*DeleteSecurityGroupResponse)(nil),        // 69: openvpc.v1.DeleteSecurityGroupResponse
+	(*SecurityGroupRuleSpec)(nil),              // 70: openvpc.v1.SecurityGroupRuleSpec
+	(*AuthorizeSecurityGroupRuleRequest)(nil),  // 71: openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	(*AuthorizeSecurityGroupRuleResponse)(nil), // 72: openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	(*RevokeSecurityGroupRuleRequest)(nil),     // 73: openvpc.v1.RevokeSecurityGroupRuleRequest
+	(*RevokeSecurityGroupRuleResponse)(nil),    // 74: openvpc.v1.RevokeSecurityGroupRuleResponse
+	(*CreateNetworkAclRequest)(nil),            // 75: openvpc.v1.CreateNetworkAclRequest
+	(*CreateNetworkAclResponse)(nil),           // 76: openvpc.v1.CreateNetworkAclResponse
+	(*GetNetworkAclRequest)(nil),               // 77: openvpc.v1.GetNetworkAclRequest
+	(*GetNetworkAclResponse)(nil),              // 78: openvpc.v1.GetNetworkAclResponse
+	(*ListNetworkAclsRequest)(nil),             // 79: openvpc.v1.ListNetworkAclsRequest
+	(*ListNetworkAclsResponse)(nil),            // 80: openvpc.v1.ListNetworkAclsResponse
+	(*DeleteNetworkAclRequest)(nil),            // 81: openvpc.v1.DeleteNetworkAclRequest
+	(*DeleteNetworkAclResponse)(nil),           // 82: openvpc.v1.DeleteNetworkAclResponse
+	(*CreateNetworkAclEntryRequest)(nil),       // 83: openvpc.v1.CreateNetworkAclEntryRequest
+	(*CreateNetworkAclEntryResponse)(nil),      // 84: openvpc.v1.CreateNetworkAclEntryResponse
+	(*DeleteNetworkAclEntryRequest)(nil),       // 85: openvpc.v1.DeleteNetworkAclEntryRequest
+	(*DeleteNetworkAclEntryResponse)(nil),      // 86: openvpc.v1.DeleteNetworkAclEntryResponse
+	(*AssociateNetworkAclRequest)(nil),         // 87: openvpc.v1.AssociateNetworkAclRequest
+	(*AssociateNetworkAclResponse)(nil),        // 88: openvpc.v1.AssociateNetworkAclResponse
+	(*GetInternetGatewayRequest)(nil),          // 89: openvpc.v1.GetInternetGatewayRequest
+	(*GetInternetGatewayResponse)(nil),         // 90: openvpc.v1.GetInternetGatewayResponse
+	(*GetAddressRequest)(nil),                  // 91: openvpc.v1.GetAddressRequest
+	(*GetAddressResponse)(nil),                 // 92: openvpc.v1.GetAddressResponse
+	(*AssociateRouteTableRequest)(nil),         // 93: openvpc.v1.AssociateRouteTableRequest
+	(*AssociateRouteTableResponse)(nil),        // 94: openvpc.v1.AssociateRouteTableResponse
+	(*CreateFlowLogRequest)(nil),               // 95: openvpc.v1.CreateFlowLogRequest
+	(*CreateFlowLogResponse)(nil),              // 96: openvpc.v1.CreateFlowLogResponse
+	(*GetFlowLogRequest)(nil),                  // 97: openvpc.v1.GetFlowLogRequest
+	(*GetFlowLogResponse)(nil),                 // 98: openvpc.v1.GetFlowLogResponse
+	(*ListFlowLogsRequest)(nil),                // 99: openvpc.v1.ListFlowLogsRequest
+	(*ListFlowLogsResponse)(nil),               // 100: openvpc.v1.ListFlowLogsResponse
+	(*DeleteFlowLogRequest)(nil),               // 101: openvpc.v1.DeleteFlowLogRequest
+	(*DeleteFlowLogResponse)(nil),              // 102: openvpc.v1.DeleteFlowLogResponse
+	(*CreatePrefixListRequest)(nil),            // 103: openvpc.v1.CreatePrefixListRequest
+	(*CreatePrefixListResponse)(nil),           // 104: openvpc.v1.CreatePrefixListResponse
+	(*GetPrefixListRequest)(nil),               // 105: openvpc.v1.GetPrefixListRequest
+	(*GetPrefixListResponse)(nil),              // 106: openvpc.v1.GetPrefixListResponse
+	(*ListPrefixListsRequest)(nil),             // 107: openvpc.v1.ListPrefixListsRequest
+	(*ListPrefixListsResponse)(nil),            // 108: openvpc.v1.ListPrefixListsResponse
+	(*ModifyPrefixListRequest)(nil),            // 109: openvpc.v1.ModifyPrefixListRequest
+	(*ModifyPrefixListResponse)(nil),           // 110: openvpc.v1.ModifyPrefixListResponse
+	(*DeletePrefixListRequest)(nil),            // 111: openvpc.v1.DeletePrefixListRequest
+	(*DeletePrefixListResponse)(nil),           // 112: openvpc.v1.DeletePrefixListResponse
+	(*Vpc)(nil),                                // 113: openvpc.v1.Vpc
+	(*Subnet)(nil),                             // 114: openvpc.v1.Subnet
+	(*RouteTable)(nil),                         // 115: openvpc.v1.RouteTable
+	(*Peering)(nil),                            // 116: openvpc.v1.Peering
+	(*InternetGateway)(nil),                    // 117: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),                          // 118: openvpc.v1.ElasticIp
+	(*SecurityGroup)(nil),                      // 119: openvpc.v1.SecurityGroup
+	(*RuleMatch)(nil),                          // 120: openvpc.v1.RuleMatch
+	(*SecurityGroupRule)(nil),                  // 121: openvpc.v1.SecurityGroupRule
+	(*NetworkAcl)(nil),                         // 122: openvpc.v1.NetworkAcl
+	(*FlowLog)(nil),                            // 123: openvpc.v1.FlowLog
+	(*PrefixListEntry)(nil),                    // 124: openvpc.v1.PrefixListEntry
+	(*PrefixList)(nil),                         // 125: openvpc.v1.PrefixList
 }
 var file_openvpc_v1_vpc_proto_depIdxs = []int32{
-	111, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	111, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	111, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
-	111, // 3: openvpc.v1.ModifyVpcResponse.vpc:type_name -> openvpc.v1.Vpc
-	112, // 4: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	112, // 5: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
-	112, // 6: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
-	113, // 7: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	113, // 8: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
-	113, // 9: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
-	113, // 10: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	113, // 11: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
-	114, // 12: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
-	114, // 13: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	114, // 14: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
-	114, // 15: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
-	115, // 16: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	115, // 17: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	115, // 18: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	115, // 19: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
-	116, // 20: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	116, // 21: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	116, // 22: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	116, // 23: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
-	117, // 24: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	117, // 25: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	117, // 26: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
-	118, // 27: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
-	68,  // 28: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	117, // 29: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	119, // 30: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
-	68,  // 31: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
-	117, // 32: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
-	120, // 33: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	120, // 34: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	120, // 35: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
-	118, // 36: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
-	120, // 37: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	120, // 38: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	120, // 39: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
-	112, // 40: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
-	115, // 41: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
-	116, // 42: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
-	112, // 43: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
-	121, // 44: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
-	121, // 45: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
-	121, // 46: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
-	122, // 47: openvpc.v1.CreatePrefixListRequest.entries:type_name -> openvpc.v1.PrefixListEntry
-	123, // 48: openvpc.v1.CreatePrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
-	123, // 49: openvpc.v1.GetPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
-	123, // 50: openvpc.v1.ListPrefixListsResponse.prefix_lists:type_name -> openvpc.v1.PrefixList
-	122, // 51: openvpc.v1.ModifyPrefixListRequest.add_entries:type_name -> openvpc.v1.PrefixListEntry
-	123, // 52: openvpc.v1.ModifyPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
-	0,   // 53: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
-	2,   // 54: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
-	4,   // 55: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
-	6,   // 56: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
-	8,   // 57: openvpc.v1.VpcService.ModifyVpc:input_type -> openvpc.v1.ModifyVpcRequest
-	10,  // 58: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
-	12,  // 59: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
-	14,  // 60: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
-	16,  // 61: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
-	18,  // 62: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
-	20,  // 63: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
-	22,  // 64: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
-	24,  // 65: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
-	26,  // 66: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
-	28,  // 67: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
-	30,  // 68: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
-	32,  // 69: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
-	34,  // 70: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
-	36,  // 71: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
-	38,  // 72: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
-	40,  // 73: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
-	42,  // 74: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
-	44,  // 75: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
-	46,  // 76: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
-	48,  // 77: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
-	50,  // 78: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
-	52,  // 79: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
-	54,  // 80: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
-	56,  // 81: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
-	58,  // 82: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
-	60,  // 83: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
-	62,  // 84: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
-	64,  // 85: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
-	66,  // 86: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
-	69,  // 87: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
-	71,  // 88: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
-	73,  // 89: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
-	75,  // 90: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
-	77,  // 91: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
-	79,  // 92: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
-	81,  // 93: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
-	83,  // 94: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
-	85,  // 95: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
-	87,  // 96: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
-	89,  // 97: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
-	91,  // 98: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
-	93,  // 99: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
-	95,  // 100: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
-	97,  // 101: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
-	99,  // 102: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
-	101, // 103: openvpc.v1.VpcService.CreatePrefixList:input_type -> openvpc.v1.CreatePrefixListRequest
-	103, // 104: openvpc.v1.VpcService.GetPrefixList:input_type -> openvpc.v1.GetPrefixListRequest
-	105, // 105: openvpc.v1.VpcService.ListPrefixLists:input_type -> openvpc.v1.ListPrefixListsRequest
-	107, // 106: openvpc.v1.VpcService.ModifyPrefixList:input_type -> openvpc.v1.ModifyPrefixListRequest
-	109, // 107: openvpc.v1.VpcService.DeletePrefixList:input_type -> openvpc.v1.DeletePrefixListRequest
-	1,   // 108: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
-	3,   // 109: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
-	5,   // 110: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
-	7,   // 111: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
-	9,   // 112: openvpc.v1.VpcService.ModifyVpc:output_type -> openvpc.v1.ModifyVpcResponse
-	11,  // 113: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
-	13,  // 114: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
-	15,  // 115: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
-	17,  // 116: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
-	19,  // 117: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
-	21,  // 118: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
-	23,  // 119: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
-	25,  // 120: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
-	27,  // 121: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
-	29,  // 122: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
-	31,  // 123: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
-	33,  // 124: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
-	35,  // 125: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
-	37,  // 126: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
-	39,  // 127: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
-	41,  // 128: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
-	43,  // 129: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
-	45,  // 130: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
-	47,  // 131: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
-	49,  // 132: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
-	51,  // 133: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
-	53,  // 134: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
-	55,  // 135: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
-	57,  // 136: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
-	59,  // 137: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
-	61,  // 138: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
-	63,  // 139: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
-	65,  // 140: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
-	67,  // 141: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
-	70,  // 142: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
-	72,  // 143: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
-	74,  // 144: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
-	76,  // 145: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
-	78,  // 146: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
-	80,  // 147: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
-	82,  // 148: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
-	84,  // 149: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
-	86,  // 150: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
-	88,  // 151: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
-	90,  // 152: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
-	92,  // 153: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
-	94,  // 154: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
-	96,  // 155: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
-	98,  // 156: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
-	100, // 157: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
-	102, // 158: openvpc.v1.VpcService.CreatePrefixList:output_type -> openvpc.v1.CreatePrefixListResponse
-	104, // 159: openvpc.v1.VpcService.GetPrefixList:output_type -> openvpc.v1.GetPrefixListResponse
-	106, // 160: openvpc.v1.VpcService.ListPrefixLists:output_type -> openvpc.v1.ListPrefixListsResponse
-	108, // 161: openvpc.v1.VpcService.ModifyPrefixList:output_type -> openvpc.v1.ModifyPrefixListResponse
-	110, // 162: openvpc.v1.VpcService.DeletePrefixList:output_type -> openvpc.v1.DeletePrefixListResponse
-	108, // [108:163] is the sub-list for method output_type
-	53,  // [53:108] is the sub-list for method input_type
-	53,  // [53:53] is the sub-list for extension type_name
-	53,  // [53:53] is the sub-list for extension extendee
-	0,   // [0:53] is the sub-list for field type_name
+	113, // 0: openvpc.v1.CreateVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	113, // 1: openvpc.v1.GetVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	113, // 2: openvpc.v1.ListVpcsResponse.vpcs:type_name -> openvpc.v1.Vpc
+	113, // 3: openvpc.v1.ModifyVpcResponse.vpc:type_name -> openvpc.v1.Vpc
+	114, // 4: openvpc.v1.CreateSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	114, // 5: openvpc.v1.GetSubnetResponse.subnet:type_name -> openvpc.v1.Subnet
+	114, // 6: openvpc.v1.ListSubnetsResponse.subnets:type_name -> openvpc.v1.Subnet
+	115, // 7: openvpc.v1.CreateRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	115, // 8: openvpc.v1.GetRouteTableResponse.route_table:type_name -> openvpc.v1.RouteTable
+	115, // 9: openvpc.v1.ListRouteTablesResponse.route_tables:type_name -> openvpc.v1.RouteTable
+	115, // 10: openvpc.v1.CreateRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	115, // 11: openvpc.v1.DeleteRouteResponse.route_table:type_name -> openvpc.v1.RouteTable
+	116, // 12: openvpc.v1.CreatePeeringResponse.peering:type_name -> openvpc.v1.Peering
+	116, // 13: openvpc.v1.AcceptPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	116, // 14: openvpc.v1.GetPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	116, // 15: openvpc.v1.ListPeeringsResponse.peerings:type_name -> openvpc.v1.Peering
+	116, // 16: openvpc.v1.ModifyPeeringResponse.peering:type_name -> openvpc.v1.Peering
+	117, // 17: openvpc.v1.CreateInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	117, // 18: openvpc.v1.AttachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	117, // 19: openvpc.v1.DetachInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	117, // 20: openvpc.v1.ListInternetGatewaysResponse.internet_gateways:type_name -> openvpc.v1.InternetGateway
+	118, // 21: openvpc.v1.AllocateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	118, // 22: openvpc.v1.AssociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	118, // 23: openvpc.v1.DisassociateAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	118, // 24: openvpc.v1.ListAddressesResponse.addresses:type_name -> openvpc.v1.ElasticIp
+	119, // 25: openvpc.v1.CreateSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	119, // 26: openvpc.v1.GetSecurityGroupResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	119, // 27: openvpc.v1.ListSecurityGroupsResponse.security_groups:type_name -> openvpc.v1.SecurityGroup
+	120, // 28: openvpc.v1.SecurityGroupRuleSpec.match:type_name -> openvpc.v1.RuleMatch
+	70,  // 29: openvpc.v1.AuthorizeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	119, // 30: openvpc.v1.AuthorizeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	121, // 31: openvpc.v1.AuthorizeSecurityGroupRuleResponse.rule:type_name -> openvpc.v1.SecurityGroupRule
+	70,  // 32: openvpc.v1.RevokeSecurityGroupRuleRequest.rule:type_name -> openvpc.v1.SecurityGroupRuleSpec
+	119, // 33: openvpc.v1.RevokeSecurityGroupRuleResponse.security_group:type_name -> openvpc.v1.SecurityGroup
+	122, // 34: openvpc.v1.CreateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	122, // 35: openvpc.v1.GetNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	122, // 36: openvpc.v1.ListNetworkAclsResponse.network_acls:type_name -> openvpc.v1.NetworkAcl
+	120, // 37: openvpc.v1.CreateNetworkAclEntryRequest.match:type_name -> openvpc.v1.RuleMatch
+	122, // 38: openvpc.v1.CreateNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	122, // 39: openvpc.v1.DeleteNetworkAclEntryResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	122, // 40: openvpc.v1.AssociateNetworkAclResponse.network_acl:type_name -> openvpc.v1.NetworkAcl
+	114, // 41: openvpc.v1.AssociateNetworkAclResponse.subnet:type_name -> openvpc.v1.Subnet
+	117, // 42: openvpc.v1.GetInternetGatewayResponse.internet_gateway:type_name -> openvpc.v1.InternetGateway
+	118, // 43: openvpc.v1.GetAddressResponse.address:type_name -> openvpc.v1.ElasticIp
+	114, // 44: openvpc.v1.AssociateRouteTableResponse.subnet:type_name -> openvpc.v1.Subnet
+	123, // 45: openvpc.v1.CreateFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	123, // 46: openvpc.v1.GetFlowLogResponse.flow_log:type_name -> openvpc.v1.FlowLog
+	123, // 47: openvpc.v1.ListFlowLogsResponse.flow_logs:type_name -> openvpc.v1.FlowLog
+	124, // 48: openvpc.v1.CreatePrefixListRequest.entries:type_name -> openvpc.v1.PrefixListEntry
+	125, // 49: openvpc.v1.CreatePrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	125, // 50: openvpc.v1.GetPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	125, // 51: openvpc.v1.ListPrefixListsResponse.prefix_lists:type_name -> openvpc.v1.PrefixList
+	124, // 52: openvpc.v1.ModifyPrefixListRequest.add_entries:type_name -> openvpc.v1.PrefixListEntry
+	125, // 53: openvpc.v1.ModifyPrefixListResponse.prefix_list:type_name -> openvpc.v1.PrefixList
+	0,   // 54: openvpc.v1.VpcService.CreateVpc:input_type -> openvpc.v1.CreateVpcRequest
+	2,   // 55: openvpc.v1.VpcService.GetVpc:input_type -> openvpc.v1.GetVpcRequest
+	4,   // 56: openvpc.v1.VpcService.ListVpcs:input_type -> openvpc.v1.ListVpcsRequest
+	6,   // 57: openvpc.v1.VpcService.DeleteVpc:input_type -> openvpc.v1.DeleteVpcRequest
+	8,   // 58: openvpc.v1.VpcService.ModifyVpc:input_type -> openvpc.v1.ModifyVpcRequest
+	10,  // 59: openvpc.v1.VpcService.CreateSubnet:input_type -> openvpc.v1.CreateSubnetRequest
+	12,  // 60: openvpc.v1.VpcService.GetSubnet:input_type -> openvpc.v1.GetSubnetRequest
+	14,  // 61: openvpc.v1.VpcService.ListSubnets:input_type -> openvpc.v1.ListSubnetsRequest
+	16,  // 62: openvpc.v1.VpcService.DeleteSubnet:input_type -> openvpc.v1.DeleteSubnetRequest
+	18,  // 63: openvpc.v1.VpcService.CreateRouteTable:input_type -> openvpc.v1.CreateRouteTableRequest
+	20,  // 64: openvpc.v1.VpcService.GetRouteTable:input_type -> openvpc.v1.GetRouteTableRequest
+	22,  // 65: openvpc.v1.VpcService.ListRouteTables:input_type -> openvpc.v1.ListRouteTablesRequest
+	24,  // 66: openvpc.v1.VpcService.DeleteRouteTable:input_type -> openvpc.v1.DeleteRouteTableRequest
+	26,  // 67: openvpc.v1.VpcService.CreateRoute:input_type -> openvpc.v1.CreateRouteRequest
+	28,  // 68: openvpc.v1.VpcService.DeleteRoute:input_type -> openvpc.v1.DeleteRouteRequest
+	30,  // 69: openvpc.v1.VpcService.CreatePeering:input_type -> openvpc.v1.CreatePeeringRequest
+	32,  // 70: openvpc.v1.VpcService.AcceptPeering:input_type -> openvpc.v1.AcceptPeeringRequest
+	34,  // 71: openvpc.v1.VpcService.GetPeering:input_type -> openvpc.v1.GetPeeringRequest
+	36,  // 72: openvpc.v1.VpcService.ListPeerings:input_type -> openvpc.v1.ListPeeringsRequest
+	38,  // 73: openvpc.v1.VpcService.DeletePeering:input_type -> openvpc.v1.DeletePeeringRequest
+	40,  // 74: openvpc.v1.VpcService.ModifyPeering:input_type -> openvpc.v1.ModifyPeeringRequest
+	42,  // 75: openvpc.v1.VpcService.CreateInternetGateway:input_type -> openvpc.v1.CreateInternetGatewayRequest
+	44,  // 76: openvpc.v1.VpcService.AttachInternetGateway:input_type -> openvpc.v1.AttachInternetGatewayRequest
+	46,  // 77: openvpc.v1.VpcService.DetachInternetGateway:input_type -> openvpc.v1.DetachInternetGatewayRequest
+	48,  // 78: openvpc.v1.VpcService.DeleteInternetGateway:input_type -> openvpc.v1.DeleteInternetGatewayRequest
+	50,  // 79: openvpc.v1.VpcService.ListInternetGateways:input_type -> openvpc.v1.ListInternetGatewaysRequest
+	52,  // 80: openvpc.v1.VpcService.AllocateAddress:input_type -> openvpc.v1.AllocateAddressRequest
+	54,  // 81: openvpc.v1.VpcService.AssociateAddress:input_type -> openvpc.v1.AssociateAddressRequest
+	56,  // 82: openvpc.v1.VpcService.DisassociateAddress:input_type -> openvpc.v1.DisassociateAddressRequest
+	58,  // 83: openvpc.v1.VpcService.ReleaseAddress:input_type -> openvpc.v1.ReleaseAddressRequest
+	60,  // 84: openvpc.v1.VpcService.ListAddresses:input_type -> openvpc.v1.ListAddressesRequest
+	62,  // 85: openvpc.v1.VpcService.CreateSecurityGroup:input_type -> openvpc.v1.CreateSecurityGroupRequest
+	64,  // 86: openvpc.v1.VpcService.GetSecurityGroup:input_type -> openvpc.v1.GetSecurityGroupRequest
+	66,  // 87: openvpc.v1.VpcService.ListSecurityGroups:input_type -> openvpc.v1.ListSecurityGroupsRequest
+	68,  // 88: openvpc.v1.VpcService.DeleteSecurityGroup:input_type -> openvpc.v1.DeleteSecurityGroupRequest
+	71,  // 89: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:input_type -> openvpc.v1.AuthorizeSecurityGroupRuleRequest
+	73,  // 90: openvpc.v1.VpcService.RevokeSecurityGroupRule:input_type -> openvpc.v1.RevokeSecurityGroupRuleRequest
+	75,  // 91: openvpc.v1.VpcService.CreateNetworkAcl:input_type -> openvpc.v1.CreateNetworkAclRequest
+	77,  // 92: openvpc.v1.VpcService.GetNetworkAcl:input_type -> openvpc.v1.GetNetworkAclRequest
+	79,  // 93: openvpc.v1.VpcService.ListNetworkAcls:input_type -> openvpc.v1.ListNetworkAclsRequest
+	81,  // 94: openvpc.v1.VpcService.DeleteNetworkAcl:input_type -> openvpc.v1.DeleteNetworkAclRequest
+	83,  // 95: openvpc.v1.VpcService.CreateNetworkAclEntry:input_type -> openvpc.v1.CreateNetworkAclEntryRequest
+	85,  // 96: openvpc.v1.VpcService.DeleteNetworkAclEntry:input_type -> openvpc.v1.DeleteNetworkAclEntryRequest
+	87,  // 97: openvpc.v1.VpcService.AssociateNetworkAcl:input_type -> openvpc.v1.AssociateNetworkAclRequest
+	89,  // 98: openvpc.v1.VpcService.GetInternetGateway:input_type -> openvpc.v1.GetInternetGatewayRequest
+	91,  // 99: openvpc.v1.VpcService.GetAddress:input_type -> openvpc.v1.GetAddressRequest
+	93,  // 100: openvpc.v1.VpcService.AssociateRouteTable:input_type -> openvpc.v1.AssociateRouteTableRequest
+	95,  // 101: openvpc.v1.VpcService.CreateFlowLog:input_type -> openvpc.v1.CreateFlowLogRequest
+	97,  // 102: openvpc.v1.VpcService.GetFlowLog:input_type -> openvpc.v1.GetFlowLogRequest
+	99,  // 103: openvpc.v1.VpcService.ListFlowLogs:input_type -> openvpc.v1.ListFlowLogsRequest
+	101, // 104: openvpc.v1.VpcService.DeleteFlowLog:input_type -> openvpc.v1.DeleteFlowLogRequest
+	103, // 105: openvpc.v1.VpcService.CreatePrefixList:input_type -> openvpc.v1.CreatePrefixListRequest
+	105, // 106: openvpc.v1.VpcService.GetPrefixList:input_type -> openvpc.v1.GetPrefixListRequest
+	107, // 107: openvpc.v1.VpcService.ListPrefixLists:input_type -> openvpc.v1.ListPrefixListsRequest
+	109, // 108: openvpc.v1.VpcService.ModifyPrefixList:input_type -> openvpc.v1.ModifyPrefixListRequest
+	111, // 109: openvpc.v1.VpcService.DeletePrefixList:input_type -> openvpc.v1.DeletePrefixListRequest
+	1,   // 110: openvpc.v1.VpcService.CreateVpc:output_type -> openvpc.v1.CreateVpcResponse
+	3,   // 111: openvpc.v1.VpcService.GetVpc:output_type -> openvpc.v1.GetVpcResponse
+	5,   // 112: openvpc.v1.VpcService.ListVpcs:output_type -> openvpc.v1.ListVpcsResponse
+	7,   // 113: openvpc.v1.VpcService.DeleteVpc:output_type -> openvpc.v1.DeleteVpcResponse
+	9,   // 114: openvpc.v1.VpcService.ModifyVpc:output_type -> openvpc.v1.ModifyVpcResponse
+	11,  // 115: openvpc.v1.VpcService.CreateSubnet:output_type -> openvpc.v1.CreateSubnetResponse
+	13,  // 116: openvpc.v1.VpcService.GetSubnet:output_type -> openvpc.v1.GetSubnetResponse
+	15,  // 117: openvpc.v1.VpcService.ListSubnets:output_type -> openvpc.v1.ListSubnetsResponse
+	17,  // 118: openvpc.v1.VpcService.DeleteSubnet:output_type -> openvpc.v1.DeleteSubnetResponse
+	19,  // 119: openvpc.v1.VpcService.CreateRouteTable:output_type -> openvpc.v1.CreateRouteTableResponse
+	21,  // 120: openvpc.v1.VpcService.GetRouteTable:output_type -> openvpc.v1.GetRouteTableResponse
+	23,  // 121: openvpc.v1.VpcService.ListRouteTables:output_type -> openvpc.v1.ListRouteTablesResponse
+	25,  // 122: openvpc.v1.VpcService.DeleteRouteTable:output_type -> openvpc.v1.DeleteRouteTableResponse
+	27,  // 123: openvpc.v1.VpcService.CreateRoute:output_type -> openvpc.v1.CreateRouteResponse
+	29,  // 124: openvpc.v1.VpcService.DeleteRoute:output_type -> openvpc.v1.DeleteRouteResponse
+	31,  // 125: openvpc.v1.VpcService.CreatePeering:output_type -> openvpc.v1.CreatePeeringResponse
+	33,  // 126: openvpc.v1.VpcService.AcceptPeering:output_type -> openvpc.v1.AcceptPeeringResponse
+	35,  // 127: openvpc.v1.VpcService.GetPeering:output_type -> openvpc.v1.GetPeeringResponse
+	37,  // 128: openvpc.v1.VpcService.ListPeerings:output_type -> openvpc.v1.ListPeeringsResponse
+	39,  // 129: openvpc.v1.VpcService.DeletePeering:output_type -> openvpc.v1.DeletePeeringResponse
+	41,  // 130: openvpc.v1.VpcService.ModifyPeering:output_type -> openvpc.v1.ModifyPeeringResponse
+	43,  // 131: openvpc.v1.VpcService.CreateInternetGateway:output_type -> openvpc.v1.CreateInternetGatewayResponse
+	45,  // 132: openvpc.v1.VpcService.AttachInternetGateway:output_type -> openvpc.v1.AttachInternetGatewayResponse
+	47,  // 133: openvpc.v1.VpcService.DetachInternetGateway:output_type -> openvpc.v1.DetachInternetGatewayResponse
+	49,  // 134: openvpc.v1.VpcService.DeleteInternetGateway:output_type -> openvpc.v1.DeleteInternetGatewayResponse
+	51,  // 135: openvpc.v1.VpcService.ListInternetGateways:output_type -> openvpc.v1.ListInternetGatewaysResponse
+	53,  // 136: openvpc.v1.VpcService.AllocateAddress:output_type -> openvpc.v1.AllocateAddressResponse
+	55,  // 137: openvpc.v1.VpcService.AssociateAddress:output_type -> openvpc.v1.AssociateAddressResponse
+	57,  // 138: openvpc.v1.VpcService.DisassociateAddress:output_type -> openvpc.v1.DisassociateAddressResponse
+	59,  // 139: openvpc.v1.VpcService.ReleaseAddress:output_type -> openvpc.v1.ReleaseAddressResponse
+	61,  // 140: openvpc.v1.VpcService.ListAddresses:output_type -> openvpc.v1.ListAddressesResponse
+	63,  // 141: openvpc.v1.VpcService.CreateSecurityGroup:output_type -> openvpc.v1.CreateSecurityGroupResponse
+	65,  // 142: openvpc.v1.VpcService.GetSecurityGroup:output_type -> openvpc.v1.GetSecurityGroupResponse
+	67,  // 143: openvpc.v1.VpcService.ListSecurityGroups:output_type -> openvpc.v1.ListSecurityGroupsResponse
+	69,  // 144: openvpc.v1.VpcService.DeleteSecurityGroup:output_type -> openvpc.v1.DeleteSecurityGroupResponse
+	72,  // 145: openvpc.v1.VpcService.AuthorizeSecurityGroupRule:output_type -> openvpc.v1.AuthorizeSecurityGroupRuleResponse
+	74,  // 146: openvpc.v1.VpcService.RevokeSecurityGroupRule:output_type -> openvpc.v1.RevokeSecurityGroupRuleResponse
+	76,  // 147: openvpc.v1.VpcService.CreateNetworkAcl:output_type -> openvpc.v1.CreateNetworkAclResponse
+	78,  // 148: openvpc.v1.VpcService.GetNetworkAcl:output_type -> openvpc.v1.GetNetworkAclResponse
+	80,  // 149: openvpc.v1.VpcService.ListNetworkAcls:output_type -> openvpc.v1.ListNetworkAclsResponse
+	82,  // 150: openvpc.v1.VpcService.DeleteNetworkAcl:output_type -> openvpc.v1.DeleteNetworkAclResponse
+	84,  // 151: openvpc.v1.VpcService.CreateNetworkAclEntry:output_type -> openvpc.v1.CreateNetworkAclEntryResponse
+	86,  // 152: openvpc.v1.VpcService.DeleteNetworkAclEntry:output_type -> openvpc.v1.DeleteNetworkAclEntryResponse
+	88,  // 153: openvpc.v1.VpcService.AssociateNetworkAcl:output_type -> openvpc.v1.AssociateNetworkAclResponse
+	90,  // 154: openvpc.v1.VpcService.GetInternetGateway:output_type -> openvpc.v1.GetInternetGatewayResponse
+	92,  // 155: openvpc.v1.VpcService.GetAddress:output_type -> openvpc.v1.GetAddressResponse
+	94,  // 156: openvpc.v1.VpcService.AssociateRouteTable:output_type -> openvpc.v1.AssociateRouteTableResponse
+	96,  // 157: openvpc.v1.VpcService.CreateFlowLog:output_type -> openvpc.v1.CreateFlowLogResponse
+	98,  // 158: openvpc.v1.VpcService.GetFlowLog:output_type -> openvpc.v1.GetFlowLogResponse
+	100, // 159: openvpc.v1.VpcService.ListFlowLogs:output_type -> openvpc.v1.ListFlowLogsResponse
+	102, // 160: openvpc.v1.VpcService.DeleteFlowLog:output_type -> openvpc.v1.DeleteFlowLogResponse
+	104, // 161: openvpc.v1.VpcService.CreatePrefixList:output_type -> openvpc.v1.CreatePrefixListResponse
+	106, // 162: openvpc.v1.VpcService.GetPrefixList:output_type -> openvpc.v1.GetPrefixListResponse
+	108, // 163: openvpc.v1.VpcService.ListPrefixLists:output_type -> openvpc.v1.ListPrefixListsResponse
+	110, // 164: openvpc.v1.VpcService.ModifyPrefixList:output_type -> openvpc.v1.ModifyPrefixListResponse
+	112, // 165: openvpc.v1.VpcService.DeletePrefixList:output_type -> openvpc.v1.DeletePrefixListResponse
+	110, // [110:166] is the sub-list for method output_type
+	54,  // [54:110] is the sub-list for method input_type
+	54,  // [54:54] is the sub-list for extension type_name
+	54,  // [54:54] is the sub-list for extension extendee
+	0,   // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpc_proto_init() }
@@ -5829,13 +5951,14 @@ func file_openvpc_v1_vpc_proto_init() {
 	file_openvpc_v1_resources_proto_init()
 	file_openvpc_v1_security_proto_init()
 	file_openvpc_v1_vpc_proto_msgTypes[8].OneofWrappers = []any{}
+	file_openvpc_v1_vpc_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_vpc_proto_rawDesc), len(file_openvpc_v1_vpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   111,
+			NumMessages:   113,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

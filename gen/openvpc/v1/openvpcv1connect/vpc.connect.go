@@ -80,6 +80,9 @@ const (
 	// VpcServiceDeletePeeringProcedure is the fully-qualified name of the VpcService's DeletePeering
 	// RPC.
 	VpcServiceDeletePeeringProcedure = "/openvpc.v1.VpcService/DeletePeering"
+	// VpcServiceModifyPeeringProcedure is the fully-qualified name of the VpcService's ModifyPeering
+	// RPC.
+	VpcServiceModifyPeeringProcedure = "/openvpc.v1.VpcService/ModifyPeering"
 	// VpcServiceCreateInternetGatewayProcedure is the fully-qualified name of the VpcService's
 	// CreateInternetGateway RPC.
 	VpcServiceCreateInternetGatewayProcedure = "/openvpc.v1.VpcService/CreateInternetGateway"
@@ -206,6 +209,10 @@ type VpcServiceClient interface {
 	GetPeering(context.Context, *connect.Request[v1.GetPeeringRequest]) (*connect.Response[v1.GetPeeringResponse], error)
 	ListPeerings(context.Context, *connect.Request[v1.ListPeeringsRequest]) (*connect.Response[v1.ListPeeringsResponse], error)
 	DeletePeering(context.Context, *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error)
+	// ModifyPeering changes a peering's options: whether each VPC's
+	// resolver answers the other's names (AWS's
+	// AllowDnsResolutionFromRemoteVpc, here one option for both sides).
+	ModifyPeering(context.Context, *connect.Request[v1.ModifyPeeringRequest]) (*connect.Response[v1.ModifyPeeringResponse], error)
 	CreateInternetGateway(context.Context, *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error)
 	AttachInternetGateway(context.Context, *connect.Request[v1.AttachInternetGatewayRequest]) (*connect.Response[v1.AttachInternetGatewayResponse], error)
 	DetachInternetGateway(context.Context, *connect.Request[v1.DetachInternetGatewayRequest]) (*connect.Response[v1.DetachInternetGatewayResponse], error)
@@ -393,6 +400,12 @@ func NewVpcServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			httpClient,
 			baseURL+VpcServiceDeletePeeringProcedure,
 			connect.WithSchema(vpcServiceMethods.ByName("DeletePeering")),
+			connect.WithClientOptions(opts...),
+		),
+		modifyPeering: connect.NewClient[v1.ModifyPeeringRequest, v1.ModifyPeeringResponse](
+			httpClient,
+			baseURL+VpcServiceModifyPeeringProcedure,
+			connect.WithSchema(vpcServiceMethods.ByName("ModifyPeering")),
 			connect.WithClientOptions(opts...),
 		),
 		createInternetGateway: connect.NewClient[v1.CreateInternetGatewayRequest, v1.CreateInternetGatewayResponse](
@@ -630,6 +643,7 @@ type vpcServiceClient struct {
 	getPeering                 *connect.Client[v1.GetPeeringRequest, v1.GetPeeringResponse]
 	listPeerings               *connect.Client[v1.ListPeeringsRequest, v1.ListPeeringsResponse]
 	deletePeering              *connect.Client[v1.DeletePeeringRequest, v1.DeletePeeringResponse]
+	modifyPeering              *connect.Client[v1.ModifyPeeringRequest, v1.ModifyPeeringResponse]
 	createInternetGateway      *connect.Client[v1.CreateInternetGatewayRequest, v1.CreateInternetGatewayResponse]
 	attachInternetGateway      *connect.Client[v1.AttachInternetGatewayRequest, v1.AttachInternetGatewayResponse]
 	detachInternetGateway      *connect.Client[v1.DetachInternetGatewayRequest, v1.DetachInternetGatewayResponse]
@@ -765,6 +779,11 @@ func (c *vpcServiceClient) ListPeerings(ctx context.Context, req *connect.Reques
 // DeletePeering calls openvpc.v1.VpcService.DeletePeering.
 func (c *vpcServiceClient) DeletePeering(ctx context.Context, req *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error) {
 	return c.deletePeering.CallUnary(ctx, req)
+}
+
+// ModifyPeering calls openvpc.v1.VpcService.ModifyPeering.
+func (c *vpcServiceClient) ModifyPeering(ctx context.Context, req *connect.Request[v1.ModifyPeeringRequest]) (*connect.Response[v1.ModifyPeeringResponse], error) {
+	return c.modifyPeering.CallUnary(ctx, req)
 }
 
 // CreateInternetGateway calls openvpc.v1.VpcService.CreateInternetGateway.
@@ -964,6 +983,10 @@ type VpcServiceHandler interface {
 	GetPeering(context.Context, *connect.Request[v1.GetPeeringRequest]) (*connect.Response[v1.GetPeeringResponse], error)
 	ListPeerings(context.Context, *connect.Request[v1.ListPeeringsRequest]) (*connect.Response[v1.ListPeeringsResponse], error)
 	DeletePeering(context.Context, *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error)
+	// ModifyPeering changes a peering's options: whether each VPC's
+	// resolver answers the other's names (AWS's
+	// AllowDnsResolutionFromRemoteVpc, here one option for both sides).
+	ModifyPeering(context.Context, *connect.Request[v1.ModifyPeeringRequest]) (*connect.Response[v1.ModifyPeeringResponse], error)
 	CreateInternetGateway(context.Context, *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error)
 	AttachInternetGateway(context.Context, *connect.Request[v1.AttachInternetGatewayRequest]) (*connect.Response[v1.AttachInternetGatewayResponse], error)
 	DetachInternetGateway(context.Context, *connect.Request[v1.DetachInternetGatewayRequest]) (*connect.Response[v1.DetachInternetGatewayResponse], error)
@@ -1147,6 +1170,12 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 		VpcServiceDeletePeeringProcedure,
 		svc.DeletePeering,
 		connect.WithSchema(vpcServiceMethods.ByName("DeletePeering")),
+		connect.WithHandlerOptions(opts...),
+	)
+	vpcServiceModifyPeeringHandler := connect.NewUnaryHandler(
+		VpcServiceModifyPeeringProcedure,
+		svc.ModifyPeering,
+		connect.WithSchema(vpcServiceMethods.ByName("ModifyPeering")),
 		connect.WithHandlerOptions(opts...),
 	)
 	vpcServiceCreateInternetGatewayHandler := connect.NewUnaryHandler(
@@ -1401,6 +1430,8 @@ func NewVpcServiceHandler(svc VpcServiceHandler, opts ...connect.HandlerOption) 
 			vpcServiceListPeeringsHandler.ServeHTTP(w, r)
 		case VpcServiceDeletePeeringProcedure:
 			vpcServiceDeletePeeringHandler.ServeHTTP(w, r)
+		case VpcServiceModifyPeeringProcedure:
+			vpcServiceModifyPeeringHandler.ServeHTTP(w, r)
 		case VpcServiceCreateInternetGatewayProcedure:
 			vpcServiceCreateInternetGatewayHandler.ServeHTTP(w, r)
 		case VpcServiceAttachInternetGatewayProcedure:
@@ -1558,6 +1589,10 @@ func (UnimplementedVpcServiceHandler) ListPeerings(context.Context, *connect.Req
 
 func (UnimplementedVpcServiceHandler) DeletePeering(context.Context, *connect.Request[v1.DeletePeeringRequest]) (*connect.Response[v1.DeletePeeringResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.DeletePeering is not implemented"))
+}
+
+func (UnimplementedVpcServiceHandler) ModifyPeering(context.Context, *connect.Request[v1.ModifyPeeringRequest]) (*connect.Response[v1.ModifyPeeringResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.VpcService.ModifyPeering is not implemented"))
 }
 
 func (UnimplementedVpcServiceHandler) CreateInternetGateway(context.Context, *connect.Request[v1.CreateInternetGatewayRequest]) (*connect.Response[v1.CreateInternetGatewayResponse], error) {
