@@ -63,3 +63,39 @@ func TestResolverUpstream(t *testing.T) {
 		t.Errorf("a name the upstream does not know: want NXDOMAIN\n%s", out)
 	}
 }
+
+// TestResolverPeering: an instance resolves the names of an actively
+// peered VPC's instances only while the peering allows remote DNS, as
+// AWS's peering option (off by default).
+func TestResolverPeering(t *testing.T) {
+	prerequisites(t, "dig")
+	ours := leakCheck(t)
+	c := newCloud(t, 2)
+	ours.dirs = c.dirs
+	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	c.vpc("blue", "10.1.0.0/16", "10.1.1.0/24")
+	a := c.instance("red-a", "a", 0)
+	b := c.instance("blue-a", "b", 1)
+	ours.instances = []string{a.ID, b.ID}
+	pcx := okJSON[struct {
+		ID string `json:"id"`
+	}](c, "peering", "create", "--vpc", "red", "--peer-vpc", "blue")
+	c.ok("peering", "accept", pcx.ID)
+	bName := "ip-" + strings.ReplaceAll(b.PrivateIP, ".", "-") + ".openvpc.compute.internal"
+	if out, _ := c.exec("a", 10*time.Second, "dig", "+time=2", "+tries=1", bName); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Fatalf("a resolved blue's %s with remote DNS off:\n%s", bName, out)
+	}
+	c.ok("peering", "modify", pcx.ID, "--allow-remote-dns", "true")
+	c.eventually("blue's names to resolve in red", 10*time.Second, func() bool {
+		out, code := c.exec("a", 10*time.Second, "dig", "+time=1", "+tries=1", "+short", bName)
+		return code == 0 && strings.TrimSpace(out) == b.PrivateIP
+	})
+	if out, code := c.exec("a", 10*time.Second, "dig", "+short", "b.blue.internal"); code != 0 || strings.TrimSpace(out) != b.PrivateIP {
+		t.Errorf("b.blue.internal from red: exit %d %q", code, out)
+	}
+	c.ok("peering", "modify", pcx.ID, "--allow-remote-dns", "false")
+	c.eventually("blue's names to stop resolving in red", 10*time.Second, func() bool {
+		out, _ := c.exec("a", 10*time.Second, "dig", "+time=1", "+tries=1", bName)
+		return strings.Contains(out, "status: NXDOMAIN")
+	})
+}
