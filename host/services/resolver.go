@@ -70,6 +70,9 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	snap := s.cfg.Tables.Load()
+	if zm := s.answerZone(snap, req, name); zm != nil { // private hosted zones (zone.go)
+		return zm
+	}
 	if ip, ok := s.privateName(name); ok {
 		if !s.mapped(snap, ip) {
 			m.Rcode = dns.RcodeNameError
