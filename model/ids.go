@@ -26,6 +26,8 @@ const (
 	KindNetworkACL        Kind = "acl"
 	KindPrefixList        Kind = "pl"
 	KindFlowLog           Kind = "fl"
+	// KindZone is a private hosted zone: zone-0123456789abcdef.
+	KindZone Kind = "zone"
 	// Targets of edge functions the control plane does not manage yet;
 	// edges may already name them as what they serve.
 	KindVPNGateway    Kind = "vgw"
@@ -73,6 +75,8 @@ func (k Kind) Noun() string {
 		return "prefix list"
 	case KindFlowLog:
 		return "flow log"
+	case KindZone:
+		return "zone"
 	}
 	return string(k)
 }

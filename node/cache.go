@@ -218,6 +218,9 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	if err := flowLogsFromFacts(f, &v); err != nil {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
+	if err := zonesFromFacts(f, &v); err != nil {
+		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
+	}
 	for _, p := range f.Peers {
 		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
 		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni, RemoteDNS: p.AllowRemoteDns})
@@ -439,6 +442,7 @@ func (c *Cache) State() State {
 		st.VPCs[v.VNI] = &pb.VpcFacts{Vni: v.VNI, Id: model.FormatID(model.KindVPC, v.ID), Name: v.Name, Cidr: v.CIDR.String(), DnsSupportDisabled: v.DNSDisabled, DnsHostnamesDisabled: v.HostnamesDisabled}
 		firewallFacts(v, st.VPCs[v.VNI])
 		flowLogFacts(v, st.VPCs[v.VNI])
+		zoneFacts(v, st.VPCs[v.VNI])
 	}
 	for m := range snap.Mappings() {
 		st.Mappings[MappingKey{m.VNI, m.IP.String()}] = &pb.MappingRecord{

@@ -267,6 +267,7 @@ type Clients struct {
 	Inst    openvpcv1connect.InstanceServiceClient
 	Trust   openvpcv1connect.TrustServiceClient
 	Mapping openvpcv1connect.MappingServiceClient
+	Zone    openvpcv1connect.ZoneServiceClient
 }
 
 // ClientsFor returns an administrator's clients of the server at url.
@@ -280,6 +281,7 @@ func clientsOver(hc *http.Client, url string) Clients {
 		Inst:    openvpcv1connect.NewInstanceServiceClient(hc, url),
 		Trust:   openvpcv1connect.NewTrustServiceClient(hc, url),
 		Mapping: openvpcv1connect.NewMappingServiceClient(hc, url),
+		Zone:    openvpcv1connect.NewZoneServiceClient(hc, url),
 	}
 }
 
@@ -399,6 +401,10 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	if err != nil {
 		return st, err
 	}
+	zones, err := cl.Zone.ListZones(ctx, connect.NewRequest(&pb.ListZonesRequest{}))
+	if err != nil {
+		return st, err
+	}
 	plCIDRs := map[string][]string{}
 	for _, pl := range pls.Msg.PrefixLists {
 		for _, e := range pl.Entries {
@@ -492,6 +498,11 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 				f.FlowLogs = append(f.FlowLogs, &pb.FlowLogFacts{Id: fl.Id, EniId: fl.EniId, SubnetId: fl.SubnetId, TrafficType: fl.TrafficType, Path: path, IntervalSeconds: fl.IntervalSeconds})
 			}
 		}
+		for _, z := range zones.Msg.Zones { // listed by name, as facts hold them
+			if slices.Contains(z.VpcIds, id) {
+				f.Zones = append(f.Zones, &pb.ZoneFacts{Id: z.Id, Name: z.Name, Records: z.Records})
+			}
+		}
 		for _, rt := range rtbs.Msg.RouteTables {
 			if rt.VpcId == id {
 				f.RouteTables = append(f.RouteTables, rt)
@@ -551,6 +562,7 @@ func sortFacts(f *pb.VpcFacts) {
 	slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.Zones, func(a, b *pb.ZoneFacts) int { return strings.Compare(a.Name, b.Name) })
 	for _, rt := range f.RouteTables {
 		rt.CreateTime = nil
 	}

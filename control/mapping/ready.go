@@ -216,3 +216,42 @@ func (s *Service) HostStatus(hosts []*pb.Host) {
 		h.Reachable = time.Since(h.LastSeen.AsTime()) < ReachableWithin
 	}
 }
+
+// WaitRevision returns once every host in scope of each of vpcs (ids) has
+// acknowledged store revision rev, and this server has applied it: what
+// the hosts answer from their caches reflects the change that rev wrote.
+// When ctx ends first it names the hosts still missing.
+func (s *Service) WaitRevision(ctx context.Context, vpcs []string, rev int64) error {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return model.Unavailablef("the mapping service is still loading")
+	}
+	for {
+		s.mu.Lock()
+		var late []string
+		applied := s.w.rev >= rev
+		if applied {
+			hosts := set{}
+			for _, v := range vpcs {
+				for h := range s.w.hostsOf(v) {
+					hosts.add(h)
+				}
+			}
+			late = s.laggards(hosts, rev)
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		if applied && len(late) == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if !applied {
+				return model.Timeoutf("revision %d is not applied by the mapping service yet", rev)
+			}
+			return model.Timeoutf("hosts %s have not acknowledged revision %d", strings.Join(late, ", "), rev)
+		}
+	}
+}

@@ -28,6 +28,7 @@ type world struct {
 	sgs      map[string]*pb.SecurityGroup
 	acls     map[string]*pb.NetworkAcl
 	flowLogs map[string]*pb.FlowLog
+	zones    map[string]*pb.Zone
 	pls      map[string]*pb.PrefixList
 	// plGroups are, per prefix list, the groups with a rule naming it.
 	plGroups map[string]set
@@ -48,6 +49,7 @@ type world struct {
 	vpcSGs      map[string]set
 	vpcACLs     map[string]set
 	vpcFlowLogs map[string]set
+	vpcZones    map[string]set
 	// hostVPC counts live instances per (host, VPC), both ways round.
 	hostVPC map[string]map[string]int
 	vpcHost map[string]map[string]int
@@ -72,6 +74,7 @@ func newWorld() *world {
 		igws: map[string]*pb.InternetGateway{}, vpcIGW: map[string]string{},
 		sgs: map[string]*pb.SecurityGroup{}, acls: map[string]*pb.NetworkAcl{}, vpcSGs: map[string]set{}, vpcACLs: map[string]set{},
 		flowLogs: map[string]*pb.FlowLog{}, vpcFlowLogs: map[string]set{},
+		zones: map[string]*pb.Zone{}, vpcZones: map[string]set{},
 		pls: map[string]*pb.PrefixList{}, plGroups: map[string]set{},
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
@@ -127,6 +130,8 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyACL(r, d)
 	case store.RecFlowLog:
 		return w.applyFlowLog(r, d)
+	case store.RecZone:
+		return w.applyZone(r, d)
 	case store.RecPrefixList:
 		return w.applyPrefixList(r, d)
 	case store.RecInstance:
@@ -383,6 +388,45 @@ func (w *world) applyFlowLog(r store.Record, d *delta) error {
 func flowLogFacts(fl *pb.FlowLog) *pb.FlowLogFacts {
 	return &pb.FlowLogFacts{Id: fl.Id, EniId: fl.EniId, SubnetId: fl.SubnetId, TrafficType: fl.TrafficType,
 		Path: strings.TrimPrefix(fl.Destination, model.FlowLogFilePrefix), IntervalSeconds: fl.IntervalSeconds}
+}
+
+// applyZone follows private hosted zones, facts of every VPC they are
+// associated with: a change of records or associations changes the facts
+// of each VPC associated before or after it.
+func (w *world) applyZone(r store.Record, d *delta) error {
+	if old := w.zones[r.ID]; old != nil {
+		for _, v := range old.VpcIds {
+			delete(w.vpcZones[v], r.ID)
+			if len(w.vpcZones[v]) == 0 {
+				delete(w.vpcZones, v)
+			}
+			if w.vpcs[v] != nil {
+				d.facts.add(v)
+			}
+		}
+		delete(w.zones, r.ID)
+	}
+	if r.Deleted {
+		return nil
+	}
+	z, err := decode(r, new(pb.Zone))
+	if err != nil {
+		return err
+	}
+	w.zones[r.ID] = z
+	for _, v := range z.VpcIds {
+		w.vpcZones[v] = w.vpcZones[v].add(r.ID)
+		if w.vpcs[v] != nil {
+			d.facts.add(v)
+		}
+	}
+	return nil
+}
+
+// ZoneFacts is a zone as the VPC resolver answers it (records shared
+// read-only with the zone's record).
+func ZoneFacts(z *pb.Zone) *pb.ZoneFacts {
+	return &pb.ZoneFacts{Id: z.Id, Name: z.Name, Records: z.Records}
 }
 
 func live(i *pb.Instance) bool {
@@ -662,6 +706,9 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	for id := range w.vpcFlowLogs[vpc] {
 		f.FlowLogs = append(f.FlowLogs, flowLogFacts(w.flowLogs[id]))
 	}
+	for id := range w.vpcZones[vpc] {
+		f.Zones = append(f.Zones, ZoneFacts(w.zones[id]))
+	}
 	for id := range w.vpcRtbs[vpc] {
 		rt := proto.CloneOf(w.rtbs[id])
 		for _, r := range rt.Routes {
@@ -703,6 +750,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	slices.SortFunc(f.SecurityGroups, func(a, b *pb.SecurityGroupFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
+	slices.SortFunc(f.Zones, func(a, b *pb.ZoneFacts) int { return strings.Compare(a.Name, b.Name) })
 	return f
 }
 

@@ -23,12 +23,13 @@ const (
 	RecSG         = "sg"
 	RecACL        = "acl"
 	RecFlowLog    = "fl"
+	RecZone       = "zone"
 	RecPrefixList = "pl"
 	RecHost       = "host"
 	RecAck        = "ack"
 )
 
-var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecPrefixList: true, RecHost: true, RecAck: true}
+var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {

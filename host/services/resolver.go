@@ -71,7 +71,10 @@ func (s *Stack) answer(req *dns.Msg) *dns.Msg {
 	name := strings.ToLower(q.Name)
 	snap := s.cfg.Tables.Load()
 	vpc, _ := snap.VPC(s.cfg.VNI)
-	hostnames := vpc == nil || !vpc.HostnamesDisabled // enableDnsHostnames
+	hostnames := vpc == nil || !vpc.HostnamesDisabled   // enableDnsHostnames
+	if zm := s.answerZone(snap, req, name); zm != nil { // private hosted zones (zone.go)
+		return zm
+	}
 	if ip, ok := s.privateName(name); ok {
 		if _, found := s.whose(snap, ip); !hostnames || !found {
 			m.Rcode = dns.RcodeNameError

@@ -34,6 +34,9 @@ type VPC struct {
 	DefaultACL     uint64
 	// FlowLogs are the VPC's flow logs (flowlog.go).
 	FlowLogs []FlowLog
+	// Zones are the private hosted zones associated with the VPC (zone.go),
+	// for the VPC resolver; each is immutable and shared.
+	Zones []*Zone
 
 	// Compiled forms of the above, built once per UpsertVPC so that lookups are
 	// mask-and-compare loops over flat slices.
@@ -172,6 +175,7 @@ func compileVPC(v VPC) (*VPC, error) {
 
 		InternetGateway: v.InternetGateway,
 		FlowLogs:        slices.Clone(v.FlowLogs), // plain values: the clone is deep
+		Zones:           slices.Clone(v.Zones),    // zones are immutable
 	}
 	c.compileFirewall(&v)
 	for i, rt := range v.RouteTables {

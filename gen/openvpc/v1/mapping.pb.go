@@ -809,8 +809,11 @@ type VpcFacts struct {
 	// answers its instances' names (ip-….compute.internal,
 	// <name>.<vpc name>.internal) and their PTRs with NXDOMAIN.
 	DnsHostnamesDisabled bool `protobuf:"varint,20,opt,name=dns_hostnames_disabled,json=dnsHostnamesDisabled,proto3" json:"dns_hostnames_disabled,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// zones are the private hosted zones associated with the VPC, with
+	// their records, sorted by name.
+	Zones         []*ZoneFacts `protobuf:"bytes,30,rep,name=zones,proto3" json:"zones,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VpcFacts) Reset() {
@@ -948,6 +951,75 @@ func (x *VpcFacts) GetDnsHostnamesDisabled() bool {
 	return false
 }
 
+func (x *VpcFacts) GetZones() []*ZoneFacts {
+	if x != nil {
+		return x.Zones
+	}
+	return nil
+}
+
+// ZoneFacts is a private hosted zone as the VPC resolver answers it.
+type ZoneFacts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is lower case, without the final dot.
+	Name          string        `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Records       []*ZoneRecord `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ZoneFacts) Reset() {
+	*x = ZoneFacts{}
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ZoneFacts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ZoneFacts) ProtoMessage() {}
+
+func (x *ZoneFacts) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ZoneFacts.ProtoReflect.Descriptor instead.
+func (*ZoneFacts) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ZoneFacts) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ZoneFacts) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ZoneFacts) GetRecords() []*ZoneRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 // FlowLogFacts is a flow log as hosts run it. Its scope is eni_id (an
 // instance's ENI), else subnet_id, else the whole VPC.
 type FlowLogFacts struct {
@@ -965,7 +1037,7 @@ type FlowLogFacts struct {
 
 func (x *FlowLogFacts) Reset() {
 	*x = FlowLogFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1049,7 @@ func (x *FlowLogFacts) String() string {
 func (*FlowLogFacts) ProtoMessage() {}
 
 func (x *FlowLogFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[10]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1062,7 @@ func (x *FlowLogFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowLogFacts.ProtoReflect.Descriptor instead.
 func (*FlowLogFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{10}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FlowLogFacts) GetId() string {
@@ -1048,7 +1120,7 @@ type SubnetFacts struct {
 
 func (x *SubnetFacts) Reset() {
 	*x = SubnetFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1132,7 @@ func (x *SubnetFacts) String() string {
 func (*SubnetFacts) ProtoMessage() {}
 
 func (x *SubnetFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[11]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1145,7 @@ func (x *SubnetFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubnetFacts.ProtoReflect.Descriptor instead.
 func (*SubnetFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{11}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubnetFacts) GetId() string {
@@ -1117,7 +1189,7 @@ type SecurityGroupFacts struct {
 
 func (x *SecurityGroupFacts) Reset() {
 	*x = SecurityGroupFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1201,7 @@ func (x *SecurityGroupFacts) String() string {
 func (*SecurityGroupFacts) ProtoMessage() {}
 
 func (x *SecurityGroupFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[12]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1214,7 @@ func (x *SecurityGroupFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityGroupFacts.ProtoReflect.Descriptor instead.
 func (*SecurityGroupFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{12}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SecurityGroupFacts) GetId() string {
@@ -1191,7 +1263,7 @@ type SecurityGroupRule struct {
 
 func (x *SecurityGroupRule) Reset() {
 	*x = SecurityGroupRule{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1275,7 @@ func (x *SecurityGroupRule) String() string {
 func (*SecurityGroupRule) ProtoMessage() {}
 
 func (x *SecurityGroupRule) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[13]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1288,7 @@ func (x *SecurityGroupRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityGroupRule.ProtoReflect.Descriptor instead.
 func (*SecurityGroupRule) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{13}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SecurityGroupRule) GetRuleId() string {
@@ -1288,7 +1360,7 @@ type NetworkAclFacts struct {
 
 func (x *NetworkAclFacts) Reset() {
 	*x = NetworkAclFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1372,7 @@ func (x *NetworkAclFacts) String() string {
 func (*NetworkAclFacts) ProtoMessage() {}
 
 func (x *NetworkAclFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[14]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1385,7 @@ func (x *NetworkAclFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAclFacts.ProtoReflect.Descriptor instead.
 func (*NetworkAclFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{14}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NetworkAclFacts) GetId() string {
@@ -1353,7 +1425,7 @@ type NetworkAclEntry struct {
 
 func (x *NetworkAclEntry) Reset() {
 	*x = NetworkAclEntry{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1437,7 @@ func (x *NetworkAclEntry) String() string {
 func (*NetworkAclEntry) ProtoMessage() {}
 
 func (x *NetworkAclEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[15]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1450,7 @@ func (x *NetworkAclEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkAclEntry.ProtoReflect.Descriptor instead.
 func (*NetworkAclEntry) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{15}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NetworkAclEntry) GetRuleNumber() int32 {
@@ -1439,7 +1511,7 @@ type PeerFacts struct {
 
 func (x *PeerFacts) Reset() {
 	*x = PeerFacts{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1523,7 @@ func (x *PeerFacts) String() string {
 func (*PeerFacts) ProtoMessage() {}
 
 func (x *PeerFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[16]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1536,7 @@ func (x *PeerFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerFacts.ProtoReflect.Descriptor instead.
 func (*PeerFacts) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{16}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PeerFacts) GetPeeringId() string {
@@ -1512,7 +1584,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1596,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[17]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1609,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{17}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AckRequest) GetHostId() string {
@@ -1562,7 +1634,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1646,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[18]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1659,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{18}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{19}
 }
 
 type AckStreamRequest struct {
@@ -1600,7 +1672,7 @@ type AckStreamRequest struct {
 
 func (x *AckStreamRequest) Reset() {
 	*x = AckStreamRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1684,7 @@ func (x *AckStreamRequest) String() string {
 func (*AckStreamRequest) ProtoMessage() {}
 
 func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[19]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1697,7 @@ func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckStreamRequest.ProtoReflect.Descriptor instead.
 func (*AckStreamRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{19}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AckStreamRequest) GetHostId() string {
@@ -1650,7 +1722,7 @@ type AckStreamResponse struct {
 
 func (x *AckStreamResponse) Reset() {
 	*x = AckStreamResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1734,7 @@ func (x *AckStreamResponse) String() string {
 func (*AckStreamResponse) ProtoMessage() {}
 
 func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[20]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1747,7 @@ func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckStreamResponse.ProtoReflect.Descriptor instead.
 func (*AckStreamResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{20}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{21}
 }
 
 type GetVpcMappingsRequest struct {
@@ -1688,7 +1760,7 @@ type GetVpcMappingsRequest struct {
 
 func (x *GetVpcMappingsRequest) Reset() {
 	*x = GetVpcMappingsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1772,7 @@ func (x *GetVpcMappingsRequest) String() string {
 func (*GetVpcMappingsRequest) ProtoMessage() {}
 
 func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[21]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1785,7 @@ func (x *GetVpcMappingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsRequest.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{21}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetVpcMappingsRequest) GetHostId() string {
@@ -1740,7 +1812,7 @@ type GetVpcMappingsResponse struct {
 
 func (x *GetVpcMappingsResponse) Reset() {
 	*x = GetVpcMappingsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1824,7 @@ func (x *GetVpcMappingsResponse) String() string {
 func (*GetVpcMappingsResponse) ProtoMessage() {}
 
 func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[22]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1837,7 @@ func (x *GetVpcMappingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVpcMappingsResponse.ProtoReflect.Descriptor instead.
 func (*GetVpcMappingsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{22}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetVpcMappingsResponse) GetVpc() *VpcFacts {
@@ -1792,7 +1864,7 @@ type ReportEventsRequest struct {
 
 func (x *ReportEventsRequest) Reset() {
 	*x = ReportEventsRequest{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1876,7 @@ func (x *ReportEventsRequest) String() string {
 func (*ReportEventsRequest) ProtoMessage() {}
 
 func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[23]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1889,7 @@ func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{23}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportEventsRequest) GetHostId() string {
@@ -1842,7 +1914,7 @@ type ReportEventsResponse struct {
 
 func (x *ReportEventsResponse) Reset() {
 	*x = ReportEventsResponse{}
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[24]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1926,7 @@ func (x *ReportEventsResponse) String() string {
 func (*ReportEventsResponse) ProtoMessage() {}
 
 func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openvpc_v1_mapping_proto_msgTypes[24]
+	mi := &file_openvpc_v1_mapping_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1939,7 @@ func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{24}
+	return file_openvpc_v1_mapping_proto_rawDescGZIP(), []int{25}
 }
 
 var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
@@ -1875,7 +1947,7 @@ var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
 const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\n" +
 	"\x18openvpc/v1/mapping.proto\x12\n" +
-	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x1aopenvpc/v1/resources.proto\"\xd4\x01\n" +
+	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x15openvpc/v1/zone.proto\"\xd4\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -1936,7 +2008,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xb7\x05\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xe4\x05\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1953,7 +2025,12 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\tflow_logs\x18\f \x03(\v2\x18.openvpc.v1.FlowLogFactsR\bflowLogs\x12\x12\n" +
 	"\x04name\x18\r \x01(\tR\x04name\x120\n" +
 	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\x124\n" +
-	"\x16dns_hostnames_disabled\x18\x14 \x01(\bR\x14dnsHostnamesDisabled\"\xd4\x01\n" +
+	"\x16dns_hostnames_disabled\x18\x14 \x01(\bR\x14dnsHostnamesDisabled\x12+\n" +
+	"\x05zones\x18\x1e \x03(\v2\x15.openvpc.v1.ZoneFactsR\x05zones\"a\n" +
+	"\tZoneFacts\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +
+	"\arecords\x18\x03 \x03(\v2\x16.openvpc.v1.ZoneRecordR\arecords\"\xd4\x01\n" +
 	"\fFlowLogFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06eni_id\x18\x02 \x01(\tR\x05eniId\x12\x1b\n" +
@@ -2037,7 +2114,7 @@ func file_openvpc_v1_mapping_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_mapping_proto_rawDescData
 }
 
-var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_openvpc_v1_mapping_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: openvpc.v1.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: openvpc.v1.RegisterResponse
@@ -2049,71 +2126,75 @@ var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*MappingKey)(nil),             // 7: openvpc.v1.MappingKey
 	(*HostRecord)(nil),             // 8: openvpc.v1.HostRecord
 	(*VpcFacts)(nil),               // 9: openvpc.v1.VpcFacts
-	(*FlowLogFacts)(nil),           // 10: openvpc.v1.FlowLogFacts
-	(*SubnetFacts)(nil),            // 11: openvpc.v1.SubnetFacts
-	(*SecurityGroupFacts)(nil),     // 12: openvpc.v1.SecurityGroupFacts
-	(*SecurityGroupRule)(nil),      // 13: openvpc.v1.SecurityGroupRule
-	(*NetworkAclFacts)(nil),        // 14: openvpc.v1.NetworkAclFacts
-	(*NetworkAclEntry)(nil),        // 15: openvpc.v1.NetworkAclEntry
-	(*PeerFacts)(nil),              // 16: openvpc.v1.PeerFacts
-	(*AckRequest)(nil),             // 17: openvpc.v1.AckRequest
-	(*AckResponse)(nil),            // 18: openvpc.v1.AckResponse
-	(*AckStreamRequest)(nil),       // 19: openvpc.v1.AckStreamRequest
-	(*AckStreamResponse)(nil),      // 20: openvpc.v1.AckStreamResponse
-	(*GetVpcMappingsRequest)(nil),  // 21: openvpc.v1.GetVpcMappingsRequest
-	(*GetVpcMappingsResponse)(nil), // 22: openvpc.v1.GetVpcMappingsResponse
-	(*ReportEventsRequest)(nil),    // 23: openvpc.v1.ReportEventsRequest
-	(*ReportEventsResponse)(nil),   // 24: openvpc.v1.ReportEventsResponse
-	(HostRole)(0),                  // 25: openvpc.v1.HostRole
-	(*EdgeFunction)(nil),           // 26: openvpc.v1.EdgeFunction
-	(*Host)(nil),                   // 27: openvpc.v1.Host
-	(*RouteTable)(nil),             // 28: openvpc.v1.RouteTable
-	(FlowLogTrafficType)(0),        // 29: openvpc.v1.FlowLogTrafficType
-	(*SecurityEvent)(nil),          // 30: openvpc.v1.SecurityEvent
+	(*ZoneFacts)(nil),              // 10: openvpc.v1.ZoneFacts
+	(*FlowLogFacts)(nil),           // 11: openvpc.v1.FlowLogFacts
+	(*SubnetFacts)(nil),            // 12: openvpc.v1.SubnetFacts
+	(*SecurityGroupFacts)(nil),     // 13: openvpc.v1.SecurityGroupFacts
+	(*SecurityGroupRule)(nil),      // 14: openvpc.v1.SecurityGroupRule
+	(*NetworkAclFacts)(nil),        // 15: openvpc.v1.NetworkAclFacts
+	(*NetworkAclEntry)(nil),        // 16: openvpc.v1.NetworkAclEntry
+	(*PeerFacts)(nil),              // 17: openvpc.v1.PeerFacts
+	(*AckRequest)(nil),             // 18: openvpc.v1.AckRequest
+	(*AckResponse)(nil),            // 19: openvpc.v1.AckResponse
+	(*AckStreamRequest)(nil),       // 20: openvpc.v1.AckStreamRequest
+	(*AckStreamResponse)(nil),      // 21: openvpc.v1.AckStreamResponse
+	(*GetVpcMappingsRequest)(nil),  // 22: openvpc.v1.GetVpcMappingsRequest
+	(*GetVpcMappingsResponse)(nil), // 23: openvpc.v1.GetVpcMappingsResponse
+	(*ReportEventsRequest)(nil),    // 24: openvpc.v1.ReportEventsRequest
+	(*ReportEventsResponse)(nil),   // 25: openvpc.v1.ReportEventsResponse
+	(HostRole)(0),                  // 26: openvpc.v1.HostRole
+	(*EdgeFunction)(nil),           // 27: openvpc.v1.EdgeFunction
+	(*Host)(nil),                   // 28: openvpc.v1.Host
+	(*RouteTable)(nil),             // 29: openvpc.v1.RouteTable
+	(*ZoneRecord)(nil),             // 30: openvpc.v1.ZoneRecord
+	(FlowLogTrafficType)(0),        // 31: openvpc.v1.FlowLogTrafficType
+	(*SecurityEvent)(nil),          // 32: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_mapping_proto_depIdxs = []int32{
-	25, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
-	26, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
-	27, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
+	26, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
+	27, // 1: openvpc.v1.RegisterRequest.functions:type_name -> openvpc.v1.EdgeFunction
+	28, // 2: openvpc.v1.RegisterResponse.host:type_name -> openvpc.v1.Host
 	4,  // 3: openvpc.v1.SubscribeResponse.changes:type_name -> openvpc.v1.Change
 	9,  // 4: openvpc.v1.Change.upsert_vpc:type_name -> openvpc.v1.VpcFacts
 	5,  // 5: openvpc.v1.Change.upsert_mapping:type_name -> openvpc.v1.MappingRecord
 	7,  // 6: openvpc.v1.Change.delete_mapping:type_name -> openvpc.v1.MappingKey
 	8,  // 7: openvpc.v1.Change.upsert_host:type_name -> openvpc.v1.HostRecord
 	6,  // 8: openvpc.v1.MappingRecord.conntrack:type_name -> openvpc.v1.ConntrackTimeouts
-	25, // 9: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
-	26, // 10: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
-	11, // 11: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
-	28, // 12: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
-	16, // 13: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
-	12, // 14: openvpc.v1.VpcFacts.security_groups:type_name -> openvpc.v1.SecurityGroupFacts
-	14, // 15: openvpc.v1.VpcFacts.network_acls:type_name -> openvpc.v1.NetworkAclFacts
-	10, // 16: openvpc.v1.VpcFacts.flow_logs:type_name -> openvpc.v1.FlowLogFacts
-	29, // 17: openvpc.v1.FlowLogFacts.traffic_type:type_name -> openvpc.v1.FlowLogTrafficType
-	13, // 18: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
-	13, // 19: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
-	15, // 20: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
-	15, // 21: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
-	9,  // 22: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
-	5,  // 23: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
-	30, // 24: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
-	0,  // 25: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
-	2,  // 26: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
-	17, // 27: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
-	19, // 28: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
-	21, // 29: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
-	23, // 30: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
-	1,  // 31: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
-	3,  // 32: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
-	18, // 33: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
-	20, // 34: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
-	22, // 35: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
-	24, // 36: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	26, // 9: openvpc.v1.HostRecord.role:type_name -> openvpc.v1.HostRole
+	27, // 10: openvpc.v1.HostRecord.functions:type_name -> openvpc.v1.EdgeFunction
+	12, // 11: openvpc.v1.VpcFacts.subnets:type_name -> openvpc.v1.SubnetFacts
+	29, // 12: openvpc.v1.VpcFacts.route_tables:type_name -> openvpc.v1.RouteTable
+	17, // 13: openvpc.v1.VpcFacts.peers:type_name -> openvpc.v1.PeerFacts
+	13, // 14: openvpc.v1.VpcFacts.security_groups:type_name -> openvpc.v1.SecurityGroupFacts
+	15, // 15: openvpc.v1.VpcFacts.network_acls:type_name -> openvpc.v1.NetworkAclFacts
+	11, // 16: openvpc.v1.VpcFacts.flow_logs:type_name -> openvpc.v1.FlowLogFacts
+	10, // 17: openvpc.v1.VpcFacts.zones:type_name -> openvpc.v1.ZoneFacts
+	30, // 18: openvpc.v1.ZoneFacts.records:type_name -> openvpc.v1.ZoneRecord
+	31, // 19: openvpc.v1.FlowLogFacts.traffic_type:type_name -> openvpc.v1.FlowLogTrafficType
+	14, // 20: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
+	14, // 21: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
+	16, // 22: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
+	16, // 23: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
+	9,  // 24: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
+	5,  // 25: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
+	32, // 26: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
+	0,  // 27: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
+	2,  // 28: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
+	18, // 29: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
+	20, // 30: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
+	22, // 31: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
+	24, // 32: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
+	1,  // 33: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
+	3,  // 34: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
+	19, // 35: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
+	21, // 36: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
+	23, // 37: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
+	25, // 38: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_mapping_proto_init() }
@@ -2123,6 +2204,7 @@ func file_openvpc_v1_mapping_proto_init() {
 	}
 	file_openvpc_v1_flowlog_proto_init()
 	file_openvpc_v1_resources_proto_init()
+	file_openvpc_v1_zone_proto_init()
 	file_openvpc_v1_mapping_proto_msgTypes[4].OneofWrappers = []any{
 		(*Change_UpsertVpc)(nil),
 		(*Change_RemoveVpc)(nil),
@@ -2137,7 +2219,7 @@ func file_openvpc_v1_mapping_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_mapping_proto_rawDesc), len(file_openvpc_v1_mapping_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
