@@ -99,3 +99,30 @@ func TestResolverPeering(t *testing.T) {
 		return strings.Contains(out, "status: NXDOMAIN")
 	})
 }
+
+// TestPrivateZone: a record of a private hosted zone associated with the
+// VPC is answered to dig and getent in a TUN instance as soon as the API
+// returns with --wait; deleted, the name is NXDOMAIN.
+func TestPrivateZone(t *testing.T) {
+	prerequisites(t, "dig", "getent")
+	ours := leakCheck(t)
+	c := newCloud(t, 2)
+	ours.dirs = c.dirs
+	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	a := c.instance("red-a", "a", 0)
+	b := c.instance("red-a", "b", 1)
+	ours.instances = []string{a.ID, b.ID}
+	c.ok("zone", "create", "--name", "corp.example", "--vpc", "red", "--wait")
+	c.ok("zone", "record", "add", "corp.example", "--name", "db", "--type", "A", "--value", b.PrivateIP, "--ttl", "30", "--wait")
+	c.ok("zone", "record", "add", "corp.example", "--name", "www", "--type", "CNAME", "--value", "db.corp.example", "--wait")
+	if out, code := c.exec("a", 10*time.Second, "dig", "+short", "db.corp.example"); code != 0 || strings.TrimSpace(out) != b.PrivateIP {
+		t.Fatalf("dig db.corp.example right after --wait: exit %d %q, want %s", code, out, b.PrivateIP)
+	}
+	if out, code := c.exec("a", 10*time.Second, "getent", "hosts", "www.corp.example"); code != 0 || !strings.HasPrefix(out, b.PrivateIP+" ") {
+		t.Errorf("getent hosts www.corp.example (a CNAME): exit %d\n%s", code, out)
+	}
+	c.ok("zone", "record", "delete", "corp.example", "--name", "db", "--type", "A", "--wait")
+	if out, _ := c.exec("a", 10*time.Second, "dig", "db.corp.example"); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Errorf("a deleted record still answers:\n%s", out)
+	}
+}
