@@ -19,6 +19,7 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
+	"github.com/openvpc/openvpc/host/dataplane"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
@@ -61,6 +62,7 @@ func legacyDaemon(run *cobra.Command, name, short string, keys ...string) *cobra
 // hostRunCmd is `openvpc host run`, the host agent.
 func hostRunCmd(o *cli.Options) *cobra.Command {
 	var id, underlayAddr, level, nicKind, stateDir, metrics, apiAddr, region string
+	var serviceLimit uint32
 	var port uint16
 	var jf joinFlags
 	c := &cobra.Command{
@@ -85,7 +87,7 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg := agent.Config{Node: node.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, API: apiAddr}, WirePort: port, Region: region}
+			cfg := agent.Config{Node: node.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, API: apiAddr}, WirePort: port, Region: region, ServiceLimit: serviceLimit}
 			kind, err := resolveNIC(nicKind, "netstack (instances in userspace stacks), tun (Linux namespaces, root) or none (cache only)")
 			if err != nil {
 				return err
@@ -135,6 +137,7 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 	f.StringVar(&stateDir, "state-dir", "", "with --nic tun, where the agent records the namespaces it created, to clean up after a crash; one per agent (default "+defaultStateRoot+"/HOST-ID)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same on every host)")
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the agent serves its API for acting as its instances (ping, connect); the server must reach it")
+	f.Uint32Var(&serviceLimit, "service-limit", dataplane.DefaultServiceLimit, "packets a second each instance may send to the host services (the VPC resolver, metadata), as AWS's link-local allowance; the rest are dropped and counted as service-limit")
 	f.StringVar(&region, "region", "openvpc", "the region in the private DNS names the VPC resolver answers (ip-10-0-1-4.REGION.compute.internal) and in the metadata's placement/region")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9100")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")

@@ -39,6 +39,9 @@ type Config struct {
 	// answers (ip-10-0-1-4.<region>.compute.internal) and in the
 	// metadata's placement/region (default services.DefaultRegion).
 	Region string
+	// ServiceLimit is how many packets a second each instance may send to
+	// the host services (DNS, metadata); default AWS's 1024.
+	ServiceLimit uint32
 }
 
 // Agent is a host agent: a node (registered, its cache current) with the
@@ -80,7 +83,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{Node: n, Wire: cfg.Wire, MTU: cfg.MTU}
 	if cfg.Wire != nil {
-		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire})
+		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire, ServiceLimit: cfg.ServiceLimit})
 		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, region: cfg.Region, upstream: n.DNSUpstream, attached: map[uint64]*instance{}, services: map[uint32]*services.Stack{}}
 		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}
