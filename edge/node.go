@@ -8,7 +8,6 @@ import (
 	"github.com/openvpc/openvpc/edge/igw"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/tables"
-	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/node"
 )
 
@@ -86,18 +85,6 @@ func (n *Node) serve(ctx context.Context) error {
 	return err
 }
 
-// functionKinds name the functions as the Mapping Service does: its kind
-// and the id prefix of its targets.
-var functionKinds = map[tables.TargetKind]struct {
-	kind   pb.EdgeFunctionKind
-	prefix model.Kind
-}{
-	tables.TargetInternetGateway: {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET, model.KindIGW},
-	tables.TargetVPNGateway:      {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN, model.KindVPNGateway},
-	tables.TargetDirectConnect:   {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT, model.KindDirectConnect},
-	tables.TargetEndpoint:        {pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT, model.KindEndpoint},
-}
-
 // Registration is what an edge with cfg tells the Mapping Service it
 // serves, so that hosts send it only packets for those functions.
 func Registration(cfg Config) []*pb.EdgeFunction {
@@ -105,17 +92,9 @@ func Registration(cfg Config) []*pb.EdgeFunction {
 	if cfg.Outside != nil {
 		fns = append(fns[:len(fns):len(fns)], igw.New(cfg.Outside))
 	}
-	var out []*pb.EdgeFunction
+	var out []tables.Function
 	for _, f := range fns {
-		k, ok := functionKinds[f.Kind()]
-		if !ok {
-			continue // New refuses it
-		}
-		pf := &pb.EdgeFunction{Kind: k.kind}
-		for _, id := range f.Targets() {
-			pf.Targets = append(pf.Targets, model.FormatID(k.prefix, id))
-		}
-		out = append(out, pf)
+		out = append(out, tables.Function{Kind: f.Kind(), Targets: f.Targets()})
 	}
-	return out
+	return node.ProtoFunctions(out) // a kind that is no edge function's is left out: New refuses it
 }

@@ -390,8 +390,9 @@ func tableFunctions(h *pb.HostRecord) (*[]tables.Function, error) {
 	return &out, nil
 }
 
-// protoFunctions is tableFunctions backwards.
-func protoFunctions(fns []tables.Function) []*pb.EdgeFunction {
+// ProtoFunctions is tableFunctions backwards: the edge functions as the
+// Mapping Service names them (what an edge registers, what State shows).
+func ProtoFunctions(fns []tables.Function) []*pb.EdgeFunction {
 	var out []*pb.EdgeFunction
 	for _, f := range fns {
 		for pk, k := range functionKinds {
@@ -459,7 +460,7 @@ func (c *Cache) State() State {
 		if h.Role == tables.RoleEdge {
 			role = pb.HostRole_HOST_ROLE_EDGE
 		}
-		st.Hosts[c.HostName(h.ID)] = &pb.HostRecord{Id: c.HostName(h.ID), UnderlayAddress: h.Underlay.String(), Role: role, Healthy: h.Healthy, Functions: protoFunctions(h.FunctionList())}
+		st.Hosts[c.HostName(h.ID)] = &pb.HostRecord{Id: c.HostName(h.ID), UnderlayAddress: h.Underlay.String(), Role: role, Healthy: h.Healthy, Functions: ProtoFunctions(h.FunctionList())}
 	}
 	return st
 }
