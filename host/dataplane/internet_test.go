@@ -17,19 +17,7 @@ var (
 // withInternet gives red an internet gateway (igw 9) with a default route
 // to it, and registers the given edges (healthy or not).
 func withInternet(tb testing.TB, f *fixture, edges ...tables.Host) {
-	snap := f.t.Load()
-	red0, _ := snap.VPC(red)
-	v := *red0
-	v.InternetGateway = 9
-	v.RouteTables = []tables.RouteTable{{ID: v.RouteTables[0].ID, Routes: append(append([]tables.Route(nil), v.RouteTables[0].Routes...),
-		tables.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Target: tables.Target{Kind: tables.TargetInternetGateway, ID: 9}})}}
-	tx := f.t.Begin(snap.Revision() + 1)
-	defer tx.Abort()
-	must(tb, tx.UpsertVPC(v))
-	for _, e := range edges {
-		must(tb, tx.UpsertHost(e))
-	}
-	tx.Commit()
+	addRoute(tb, f, "0.0.0.0/0", tables.Target{Kind: tables.TargetInternetGateway, ID: 9}, func(v *tables.VPC) { v.InternetGateway = 9 }, edges...)
 }
 
 func TestEgressToEdge(t *testing.T) {

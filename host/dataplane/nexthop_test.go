@@ -21,9 +21,18 @@ func internetEdge(id uint64, addr netip.Addr, healthy bool) tables.Host {
 
 // withRoute adds a route from red's main table to target.
 func withRoute(tb testing.TB, f *fixture, dst string, target tables.Target, edges ...tables.Host) {
+	addRoute(tb, f, dst, target, nil, edges...)
+}
+
+// addRoute adds a route from red's main table to target, changes red's
+// facts with change (if not nil) and registers edges, in one transaction.
+func addRoute(tb testing.TB, f *fixture, dst string, target tables.Target, change func(*tables.VPC), edges ...tables.Host) {
 	snap := f.t.Load()
 	red0, _ := snap.VPC(red)
 	v := *red0
+	if change != nil {
+		change(&v)
+	}
 	v.RouteTables = []tables.RouteTable{{ID: v.RouteTables[0].ID, Routes: append(append([]tables.Route(nil), v.RouteTables[0].Routes...),
 		tables.Route{Dst: netip.MustParsePrefix(dst), Target: target})}}
 	tx := f.t.Begin(snap.Revision() + 1)
