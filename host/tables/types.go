@@ -126,6 +126,10 @@ const (
 	TargetDirectConnect                         // dxvif-…: to an edge
 	TargetEndpoint                              // vpce-…: to an edge
 	TargetBlackhole                             // drop
+	// TargetVPNConnection is vpn-…: a route propagated from a site-to-site
+	// VPN connection, sent to the edge holding its preferred up tunnel.
+	// (After TargetBlackhole so that the numbers of the others stay.)
+	TargetVPNConnection
 )
 
 var targetNames = [...]string{
@@ -136,13 +140,14 @@ var targetNames = [...]string{
 	TargetDirectConnect:   "dxvif",
 	TargetEndpoint:        "vpce",
 	TargetBlackhole:       "blackhole",
+	TargetVPNConnection:   "vpn",
 }
 
-func (k TargetKind) valid() bool { return k >= TargetLocal && k <= TargetBlackhole }
+func (k TargetKind) valid() bool { return k >= TargetLocal && k <= TargetVPNConnection }
 
 // Edge reports whether traffic to targets of kind k goes to an edge.
 func (k TargetKind) Edge() bool {
-	return k == TargetInternetGateway || k == TargetVPNGateway || k == TargetDirectConnect || k == TargetEndpoint
+	return k == TargetInternetGateway || k == TargetVPNGateway || k == TargetDirectConnect || k == TargetEndpoint || k == TargetVPNConnection
 }
 
 // String returns the AWS id prefix of the target kind ("pcx", "igw", …), or
