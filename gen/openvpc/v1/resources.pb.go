@@ -928,9 +928,13 @@ type EdgeFunction struct {
 	// targets are the ids the edge serves this function for (vgw-…,
 	// dxvif-…, vpce-…); empty means every target of the kind (the internet:
 	// any edge can translate for any internet gateway).
-	Targets       []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Targets []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	// standby_targets are targets hosts accept this edge's traffic for but
+	// do not send to: the VPN connections of which it holds an up tunnel
+	// that is not the preferred one (the site may answer over either).
+	StandbyTargets []string `protobuf:"bytes,20,rep,name=standby_targets,json=standbyTargets,proto3" json:"standby_targets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EdgeFunction) Reset() {
@@ -973,6 +977,13 @@ func (x *EdgeFunction) GetKind() EdgeFunctionKind {
 func (x *EdgeFunction) GetTargets() []string {
 	if x != nil {
 		return x.Targets
+	}
+	return nil
+}
+
+func (x *EdgeFunction) GetStandbyTargets() []string {
+	if x != nil {
+		return x.StandbyTargets
 	}
 	return nil
 }
@@ -1876,10 +1887,11 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\treachable\x18\n" +
 	" \x01(\bR\treachable\x12\x1c\n" +
 	"\tunhealthy\x18\v \x01(\bR\tunhealthy\x126\n" +
-	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
+	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x83\x01\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xa2\x04\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\x12'\n" +
+	"\x0fstandby_targets\x18\x14 \x03(\tR\x0estandbyTargets\"\xa2\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
