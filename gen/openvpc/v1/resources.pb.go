@@ -1688,7 +1688,10 @@ type SecurityEvent struct {
 	HostTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=host_time,json=hostTime,proto3" json:"host_time,omitempty"`
 	// other_sources: the record stands for occurrences from sources beyond the
 	// limit kept per host and reason (outer_src and inner_src are the latest's).
-	OtherSources  bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
+	OtherSources bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
+	// operational: not an attack but something an operator must look at
+	// (a VPN tunnel went down); reason and detail say what.
+	Operational   bool `protobuf:"varint,20,opt,name=operational,proto3" json:"operational,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1828,6 +1831,13 @@ func (x *SecurityEvent) GetOtherSources() bool {
 	return false
 }
 
+func (x *SecurityEvent) GetOperational() bool {
+	if x != nil {
+		return x.Operational
+	}
+	return false
+}
+
 var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_resources_proto_rawDesc = "" +
@@ -1961,7 +1971,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x05bytes\x18\v \x01(\x04R\x05bytes\x129\n" +
 	"\n" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
-	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\x95\x04\n" +
+	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb7\x04\n" +
 	"\rSecurityEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
@@ -1980,7 +1990,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x127\n" +
 	"\thost_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bhostTime\x12#\n" +
-	"\rother_sources\x18\x0f \x01(\bR\fotherSources*v\n" +
+	"\rother_sources\x18\x0f \x01(\bR\fotherSources\x12 \n" +
+	"\voperational\x18\x14 \x01(\bR\voperational*v\n" +
 	"\n" +
 	"RouteState\x12\x1b\n" +
 	"\x17ROUTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
