@@ -47,7 +47,9 @@ func vpnRow(c *pb.VpnConnection) []string {
 
 func vpnCmd(o *Options) *cobra.Command {
 	c := &cobra.Command{Use: "vpn", Short: "Site-to-site VPN connections: two IPsec tunnels between a customer gateway and a VPC's virtual private gateway"}
-	one := func(cmd *cobra.Command, v *pb.VpnConnection) error { return o.printer(cmd).one(v, vpnHeader, vpnRow(v)) }
+	one := func(cmd *cobra.Command, v *pb.VpnConnection) error {
+		return o.printer(cmd).one(v, vpnHeader, vpnRow(v))
+	}
 	var name, cgw, vgw string
 	var static bool
 	var inside, psk []string

@@ -82,7 +82,9 @@ func (h *VPNs) AttachVpnGateway(ctx context.Context, req *connect.Request[pb.Att
 	if err := ref(model.KindVPC, "VPC", req.Msg.Vpc); err != nil {
 		return nil, err
 	}
-	attach := func(ctx context.Context, r string) (*pb.VpnGateway, error) { return h.Store.AttachVpnGateway(ctx, r, req.Msg.Vpc) }
+	attach := func(ctx context.Context, r string) (*pb.VpnGateway, error) {
+		return h.Store.AttachVpnGateway(ctx, r, req.Msg.Vpc)
+	}
 	return byRef(ctx, model.KindVPNGateway, req.Msg.Ref, attach, func(g *pb.VpnGateway) *pb.AttachVpnGatewayResponse {
 		return &pb.AttachVpnGatewayResponse{VpnGateway: g}
 	})
@@ -144,7 +146,9 @@ func (h *VPNs) CreateVpnConnection(ctx context.Context, req *connect.Request[pb.
 }
 
 func (h *VPNs) GetVpnConnection(ctx context.Context, req *connect.Request[pb.GetVpnConnectionRequest]) (*connect.Response[pb.GetVpnConnectionResponse], error) {
-	get := func(ctx context.Context, r string) (*pb.VpnConnection, error) { return h.Store.GetVpnConnection(ctx, r, false) }
+	get := func(ctx context.Context, r string) (*pb.VpnConnection, error) {
+		return h.Store.GetVpnConnection(ctx, r, false)
+	}
 	return byRef(ctx, model.KindVPNConnection, req.Msg.Ref, get, func(c *pb.VpnConnection) *pb.GetVpnConnectionResponse {
 		return &pb.GetVpnConnectionResponse{VpnConnection: c}
 	})
