@@ -385,6 +385,13 @@ func tableFunctions(h *pb.HostRecord) (*[]tables.Function, error) {
 			}
 			fn.Targets = append(fn.Targets, id)
 		}
+		for _, t := range f.StandbyTargets {
+			id, ok := model.ParseID(k.prefix, t)
+			if !ok {
+				return nil, fmt.Errorf("host %s: edge function %v: bad standby target %q", h.Id, f.Kind, t)
+			}
+			fn.Standby = append(fn.Standby, id)
+		}
 		out = append(out, fn)
 	}
 	return &out, nil

@@ -78,6 +78,25 @@ func (w *world) servingEdge(vpn string) string {
 	return ""
 }
 
+// standbyEdges are the edges holding an up tunnel of vpn that is not the
+// preferred one: hosts accept the connection's traffic from them too.
+func (w *world) standbyEdges(vpn string) []string {
+	place, sts := w.tunnelStates(vpn)
+	p := store.PreferredTunnel(sts)
+	var out []string
+	for n, st := range sts {
+		if n != p && st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && place[n] != place[max(p, 0)] {
+			out = append(out, place[n])
+		}
+	}
+	return out
+}
+
+// edgeView is what hosts hold of vpn: who serves it and who stands by.
+func (w *world) edgeView(vpn string) string {
+	return w.servingEdge(vpn) + "|" + strings.Join(w.standbyEdges(vpn), ",")
+}
+
 // usable says whether a propagating source carries traffic now.
 func (w *world) usable(src string) (bool, string) {
 	if _, ok := w.vpn.vpns[src]; ok {
@@ -171,24 +190,23 @@ func (w *world) applyTunnelStatus(r store.Record, d *delta) error {
 		return err
 	}
 	vpn, _, _ := strings.Cut(r.ID, ".")
-	before := w.servingEdge(vpn)
+	before, beforeView := w.servingEdge(vpn), w.edgeView(vpn)
 	if r.Deleted {
 		delete(w.vpn.tunnels, r.ID)
 	} else {
 		w.vpn.tunnels[r.ID] = st
 	}
 	after := w.servingEdge(vpn)
-	if before == after {
+	if beforeView == w.edgeView(vpn) {
 		return nil // byte counters and the like: nothing hosts hold changed
 	}
-	// The edges' records change what they serve; the routes propagated
-	// from vpn become active or inactive when one side is "".
-	for _, e := range []string{before, after} {
-		if e != "" {
-			d.edges = d.edges.add(e)
-		}
+	// The edges' records change what they serve or stand by for.
+	for _, e := range w.vpnEdges() {
+		d.edges = d.edges.add(e)
 	}
-	if before == "" || after == "" {
+	// The routes propagated from vpn become active or inactive when one
+	// side is "".
+	if (before == "") != (after == "") {
 		if c := w.vpn.vpns[vpn]; c != nil {
 			if v := w.vgwVPC(c.VpnGatewayId); v != "" {
 				d.facts.add(v)
@@ -276,18 +294,21 @@ func (w *world) hostRecord(h *pb.Host) *pb.HostRecord {
 	if i < 0 {
 		return rec
 	}
-	var serving []string
+	var serving, standby []string
 	for id := range w.vpn.vpns {
 		if w.servingEdge(id) == h.Id {
 			serving = append(serving, id)
+		} else if slices.Contains(w.standbyEdges(id), h.Id) {
+			standby = append(standby, id)
 		}
 	}
 	slices.Sort(serving)
+	slices.Sort(standby)
 	fns := slices.Clone(h.Functions)
-	if len(serving) == 0 {
+	if len(serving)+len(standby) == 0 {
 		fns = slices.Delete(fns, i, i+1)
 	} else {
-		fns[i] = &pb.EdgeFunction{Kind: pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN, Targets: serving}
+		fns[i] = &pb.EdgeFunction{Kind: pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN, Targets: serving, StandbyTargets: standby}
 	}
 	rec.Functions = fns
 	return rec

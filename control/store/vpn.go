@@ -714,6 +714,10 @@ func (s *Store) ReportTunnelState(ctx context.Context, edge, vpn string, n int, 
 	if st.Since == nil {
 		st.Since = st.ReportTime
 	}
+	old := new(pb.TunnelStatus)
+	if _, _, err := s.getProto(ctx, s.tunnelKey(c.Id, n), old); err != nil {
+		return err
+	}
 	var t txn
 	t.present(s.vpnKey(c.Id))
 	t.putProto(s.tunnelKey(c.Id, n), st)
@@ -721,7 +725,35 @@ func (s *Store) ReportTunnelState(ctx context.Context, edge, vpn string, n int, 
 	if err == nil && !ok {
 		return model.NotFoundf("VPN connection %s was deleted meanwhile", c.Id)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if old.State == pb.TunnelState_TUNNEL_STATE_UP && st.State != pb.TunnelState_TUNNEL_STATE_UP {
+		// A human should know: the connection runs on one tunnel, or none.
+		ev := &pb.SecurityEvent{Time: st.ReportTime, HostId: edge, Reason: ReasonTunnelDown, OuterSrc: c.Tunnels[n].OutsideAddress,
+			Detail: fmt.Sprintf("tunnel %d of %s went %s: %s", n+1, c.Id, tunnelStateName(st.State), st.Detail), Count: 1, Operational: true,
+			FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
+		if _, err := s.PutEvent(ctx, ev, TunnelKey(c.Id, n)); err != nil {
+			s.cfg.Logger.Warn("store: a tunnel-down event was not recorded", "vpn", c.Id, "tunnel", n, "err", err)
+		}
+	}
+	return nil
+}
+
+// ReasonTunnelDown is the operational event of a VPN tunnel that was up
+// going down.
+const ReasonTunnelDown = "vpn-tunnel-down"
+
+func tunnelStateName(s pb.TunnelState) string {
+	switch s {
+	case pb.TunnelState_TUNNEL_STATE_DOWN:
+		return "down"
+	case pb.TunnelState_TUNNEL_STATE_CONNECTING:
+		return "connecting"
+	case pb.TunnelState_TUNNEL_STATE_UP:
+		return "up"
+	}
+	return "unknown"
 }
 
 // EdgeTunnels lists the tunnels placed on edge, with keys and what the

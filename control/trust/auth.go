@@ -88,6 +88,8 @@ func needOf(path string) need {
 		return needNothing
 	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"):
 		return needAgent
+	case path == openvpcv1connect.VpnServiceReportTunnelStateProcedure || path == openvpcv1connect.VpnServiceListEdgeTunnelsProcedure:
+		return needAgent // an edge's own tunnels (the handlers check which edge)
 	}
 	return needAdmin
 }

@@ -55,6 +55,10 @@ type Host struct {
 type Function struct {
 	Kind    TargetKind
 	Targets []uint64
+	// Standby are targets hosts accept this edge's packets for but never
+	// send to it: a VPN connection whose up tunnel here is not the
+	// preferred one (a site may answer over either tunnel).
+	Standby []uint64
 }
 
 // FunctionList returns the edge functions of h, none for a host.
@@ -74,10 +78,32 @@ func (h *Host) Serves(t Target) bool {
 		if f.Kind != t.Kind {
 			continue
 		}
-		if len(f.Targets) == 0 {
-			return true
+		if len(f.Targets) == 0 && len(f.Standby) == 0 {
+			return true // every target of the kind (an edge standing by serves none)
 		}
 		for _, id := range f.Targets {
+			if id == t.ID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Accepts reports whether h is an edge that hosts take packets of target
+// t from: one it serves, or one it stands by for.
+func (h *Host) Accepts(t Target) bool {
+	if h.Serves(t) {
+		return true
+	}
+	if h.Role != RoleEdge || h.Functions == nil {
+		return false
+	}
+	for _, f := range *h.Functions {
+		if f.Kind != t.Kind {
+			continue
+		}
+		for _, id := range f.Standby {
 			if id == t.ID {
 				return true
 			}

@@ -928,9 +928,13 @@ type EdgeFunction struct {
 	// targets are the ids the edge serves this function for (vgw-…,
 	// dxvif-…, vpce-…); empty means every target of the kind (the internet:
 	// any edge can translate for any internet gateway).
-	Targets       []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Targets []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	// standby_targets are targets hosts accept this edge's traffic for but
+	// do not send to: the VPN connections of which it holds an up tunnel
+	// that is not the preferred one (the site may answer over either).
+	StandbyTargets []string `protobuf:"bytes,20,rep,name=standby_targets,json=standbyTargets,proto3" json:"standby_targets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EdgeFunction) Reset() {
@@ -973,6 +977,13 @@ func (x *EdgeFunction) GetKind() EdgeFunctionKind {
 func (x *EdgeFunction) GetTargets() []string {
 	if x != nil {
 		return x.Targets
+	}
+	return nil
+}
+
+func (x *EdgeFunction) GetStandbyTargets() []string {
+	if x != nil {
+		return x.StandbyTargets
 	}
 	return nil
 }
@@ -1677,7 +1688,10 @@ type SecurityEvent struct {
 	HostTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=host_time,json=hostTime,proto3" json:"host_time,omitempty"`
 	// other_sources: the record stands for occurrences from sources beyond the
 	// limit kept per host and reason (outer_src and inner_src are the latest's).
-	OtherSources  bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
+	OtherSources bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
+	// operational: not an attack but something an operator must look at
+	// (a VPN tunnel went down); reason and detail say what.
+	Operational   bool `protobuf:"varint,20,opt,name=operational,proto3" json:"operational,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1817,6 +1831,13 @@ func (x *SecurityEvent) GetOtherSources() bool {
 	return false
 }
 
+func (x *SecurityEvent) GetOperational() bool {
+	if x != nil {
+		return x.Operational
+	}
+	return false
+}
+
 var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_resources_proto_rawDesc = "" +
@@ -1876,10 +1897,11 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\treachable\x18\n" +
 	" \x01(\bR\treachable\x12\x1c\n" +
 	"\tunhealthy\x18\v \x01(\bR\tunhealthy\x126\n" +
-	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
+	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x83\x01\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xa2\x04\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\x12'\n" +
+	"\x0fstandby_targets\x18\x14 \x03(\tR\x0estandbyTargets\"\xa2\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1949,7 +1971,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x05bytes\x18\v \x01(\x04R\x05bytes\x129\n" +
 	"\n" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
-	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\x95\x04\n" +
+	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb7\x04\n" +
 	"\rSecurityEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
@@ -1968,7 +1990,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x127\n" +
 	"\thost_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bhostTime\x12#\n" +
-	"\rother_sources\x18\x0f \x01(\bR\fotherSources*v\n" +
+	"\rother_sources\x18\x0f \x01(\bR\fotherSources\x12 \n" +
+	"\voperational\x18\x14 \x01(\bR\voperational*v\n" +
 	"\n" +
 	"RouteState\x12\x1b\n" +
 	"\x17ROUTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
