@@ -77,6 +77,12 @@ func (k Kind) Noun() string {
 		return "flow log"
 	case KindZone:
 		return "zone"
+	case KindDXConnection:
+		return "Direct Connect connection"
+	case KindDirectConnect:
+		return "virtual interface"
+	case KindDXGateway:
+		return "Direct Connect gateway"
 	}
 	return string(k)
 }

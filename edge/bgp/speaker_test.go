@@ -20,7 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/openvpc/openvpc/edge/bgp/frrtest"
+	"github.com/openvpc/openvpc/test/frr"
 )
 
 // childEnv turns the test binary into the speaker child.
@@ -83,7 +83,7 @@ func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	if !frrtest.Available() {
+	if !frr.Available() {
 		missing = append(missing, "frr (bgpd, vtysh)")
 	}
 	if len(missing) == 0 {
@@ -255,7 +255,7 @@ func TestSpeakerWithFRR(t *testing.T) {
 	needRoot(t)
 	l := newLink(t)
 	const key = "s3cret-md5-key"
-	r := frrtest.Start(t, "/run/netns/"+l.b, routerConf(l, key, "192.0.2.0/24", "198.51.100.0/25"))
+	r := frr.Start(t, "/run/netns/"+l.b, routerConf(l, key, "192.0.2.0/24", "198.51.100.0/25"))
 	var st statuses
 	p, stop := startSpeaker(t, l, key, 0, &st)
 	t0 := time.Now()
@@ -293,7 +293,7 @@ func TestSpeakerWithFRR(t *testing.T) {
 	stop()
 
 	t.Run("wrong MD5 key never establishes", func(t *testing.T) {
-		r := frrtest.Start(t, "/run/netns/"+l.b, routerConf(l, "another-key", "192.0.2.0/24"))
+		r := frr.Start(t, "/run/netns/"+l.b, routerConf(l, "another-key", "192.0.2.0/24"))
 		var st statuses
 		p, _ := startSpeaker(t, l, key, 0, &st)
 		time.Sleep(6 * time.Second)
@@ -306,7 +306,7 @@ func TestSpeakerWithFRR(t *testing.T) {
 	})
 
 	t.Run("over the prefix limit the session goes down", func(t *testing.T) {
-		r := frrtest.Start(t, "/run/netns/"+l.b, routerConf(l, key, "192.0.2.0/26", "192.0.2.64/26", "192.0.2.128/26"))
+		r := frr.Start(t, "/run/netns/"+l.b, routerConf(l, key, "192.0.2.0/26", "192.0.2.64/26", "192.0.2.128/26"))
 		var st statuses
 		p, _ := startSpeaker(t, l, key, 2, &st)
 		eventually(t, "down, over the limit", 15*time.Second, func() bool {

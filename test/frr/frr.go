@@ -1,8 +1,8 @@
-// Package frrtest runs FRR's bgpd as a customer router for tests: one
+// Package frr runs FRR's bgpd as a customer router for tests: one
 // standalone bgpd (no zebra) per router, inside a network namespace the
 // test made, with its own config, pid file and vty socket under the
 // test's temporary directory, stopped by its PID at cleanup.
-package frrtest
+package frr
 
 import (
 	"bytes"
@@ -153,7 +153,7 @@ func (r *Router) Routes() ([]netip.Prefix, error) {
 // Check runs bgpd's dry run (-C) on conf and returns what it complained
 // of: nil when the configuration loads cleanly.
 func Check(conf string) error {
-	dir, err := os.MkdirTemp("", "frrtest-")
+	dir, err := os.MkdirTemp("", "frr-")
 	if err != nil {
 		return err
 	}
