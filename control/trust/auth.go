@@ -86,7 +86,9 @@ func needOf(path string) need {
 	// Metrics are not here: they have their own listener (server.Config.Metrics).
 	case path == "/healthz" || path == openvpcv1connect.TrustServiceJoinProcedure:
 		return needNothing
-	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"):
+	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"),
+		// An edge reports the BGP status of the Direct Connect VIFs it serves.
+		path == openvpcv1connect.DirectConnectServiceReportVirtualInterfaceStatusProcedure:
 		return needAgent
 	}
 	return needAdmin

@@ -165,7 +165,7 @@ func Check(conf string) error {
 	out, err := exec.Command(Bgpd, "-C", "-Z", "-n", "-S", "-f", cf, "-i", filepath.Join(dir, "pid"),
 		"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "--log", "stdout").CombinedOutput()
 	s := string(out)
-	if err != nil || strings.Contains(s, "rror") || strings.Contains(s, "Unknown command") || strings.Contains(s, "% ") {
+	if err != nil || strings.Contains(s, "[EC ") || strings.Contains(s, "No such command") || strings.Contains(s, "rror") || strings.Contains(s, "Unknown command") || strings.Contains(s, "% ") {
 		return errors.Join(err, fmt.Errorf("bgpd -C: %s", s))
 	}
 	return nil
