@@ -21,7 +21,7 @@ import (
 // list|get|remove).
 func edgeCmd(o *cli.Options) *cobra.Command {
 	c := legacyDaemon(edgeRunCmd(o), "edge", "Edges (Blackfoot): run an edge (edge run); list, show and remove edges", "edge-id", "underlay", "outside")
-	c.AddCommand(edgeRunCmd(o))
+	c.AddCommand(edgeRunCmd(o), bgpSpeakerCmd())
 	c.AddCommand(cli.EdgeCommands(o)...)
 	return c
 }
@@ -33,6 +33,7 @@ func edgeRunCmd(o *cli.Options) *cobra.Command {
 	var mtu int
 	var heartbeat time.Duration
 	var jf joinFlags
+	var dxPorts []string
 	c := &cobra.Command{
 		Use:   "run --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
@@ -93,8 +94,8 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 				}
 				defer stop()
 			}
-			log.Info("edge starting", "edge", id, "underlay", addr, "outside", name)
-			if err := n.Run(cmd.Context()); err != nil && !errors.Is(err, context.Canceled) {
+			log.Info("edge starting", "edge", id, "underlay", addr, "outside", name, "dx-ports", dxPorts)
+			if err := runEdge(cmd.Context(), n, server, id, dxPorts, log); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
 			log.Info("edge stopped", "edge", id)
@@ -111,6 +112,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the edge serves its flow records to the server (openvpc flows); the server must reach it")
 	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	f.StringSliceVar(&dxPorts, "dx-port", nil, "a Direct Connect port: an interface of this edge cabled to a customer's router (repeat for more; openvpc dx connection create names it)")
 	jf.add(c, "edge")
 	_ = c.MarkFlagRequired("edge-id")
 	_ = c.MarkFlagRequired("underlay")

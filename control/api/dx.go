@@ -279,3 +279,30 @@ func (h *DirectConnect) ReportVirtualInterfaceStatus(ctx context.Context, req *c
 	}
 	return connect.NewResponse(&pb.ReportVirtualInterfaceStatusResponse{}), nil
 }
+
+// ListEdgeVirtualInterfaces answers an edge with the VIFs it serves. An
+// edge asks for its own only.
+func (h *DirectConnect) ListEdgeVirtualInterfaces(ctx context.Context, req *connect.Request[pb.ListEdgeVirtualInterfacesRequest]) (*connect.Response[pb.ListEdgeVirtualInterfacesResponse], error) {
+	edge := req.Msg.Edge
+	if c, ok := trust.CallerFrom(ctx); ok && !c.Insecure {
+		if c.Role != pki.RoleEdge {
+			return nil, model.Preconditionf("only edges list the virtual interfaces they serve")
+		}
+		if edge != "" && edge != c.ID {
+			return nil, model.Deniedf("edge %s asked for the virtual interfaces of edge %s", c.ID, edge)
+		}
+		edge = c.ID
+	}
+	if edge == "" {
+		return nil, model.Invalidf("no edge given")
+	}
+	vs, err := h.Store.ListEdgeDXVIFs(ctx, edge)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListEdgeVirtualInterfacesResponse{}
+	for _, v := range vs {
+		out.VirtualInterfaces = append(out.VirtualInterfaces, &pb.EdgeVirtualInterface{VirtualInterface: v.VIF, Port: v.Port, Announce: v.Announce})
+	}
+	return connect.NewResponse(out), nil
+}

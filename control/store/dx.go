@@ -358,3 +358,75 @@ func (s *Store) AssociateDXGateway(ctx context.Context, ref, vgw string, associa
 	})
 	return out, err
 }
+
+// EdgeDXVIF is one VIF as the edge holding its connection serves it.
+type EdgeDXVIF struct {
+	VIF  *pb.DxVirtualInterface
+	Port string
+	// Announce are the CIDRs of the VPCs behind the VIF's gateway.
+	Announce []string
+}
+
+// ListEdgeDXVIFs lists the VIFs on the connections of edge, with what each
+// announces.
+func (s *Store) ListEdgeDXVIFs(ctx context.Context, edge string) ([]EdgeDXVIF, error) {
+	cons, err := s.ListDXConnections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ports := map[string]string{}
+	for _, c := range cons {
+		if c.Edge == edge {
+			ports[c.Id] = c.Port
+		}
+	}
+	if len(ports) == 0 {
+		return nil, nil
+	}
+	vifs, err := s.ListDXVIFs(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []EdgeDXVIF
+	for _, v := range vifs {
+		port, ok := ports[v.ConnectionId]
+		if !ok {
+			continue
+		}
+		ann, err := s.dxAnnounce(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, EdgeDXVIF{VIF: v, Port: port, Announce: ann})
+	}
+	return out, nil
+}
+
+// dxAnnounce is what VIF v announces: the CIDR of the VPC its vgw is
+// attached to, or of each VPC whose vgw its Direct Connect gateway is
+// associated with.
+func (s *Store) dxAnnounce(ctx context.Context, v *pb.DxVirtualInterface) ([]string, error) {
+	vgws := []string{v.VpnGatewayId}
+	if v.DxGatewayId != "" {
+		g, err := s.GetDXGateway(ctx, v.DxGatewayId)
+		if err != nil {
+			return nil, err
+		}
+		vgws = g.VpnGatewayIds
+	}
+	var out []string
+	for _, id := range vgws {
+		if id == "" {
+			continue
+		}
+		cidr, err := s.vgwCIDR(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if cidr != "" && !slices.Contains(out, cidr) {
+			out = append(out, cidr)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -88,7 +88,8 @@ func needOf(path string) need {
 		return needNothing
 	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"),
 		// An edge reports the BGP status of the Direct Connect VIFs it serves.
-		path == openvpcv1connect.DirectConnectServiceReportVirtualInterfaceStatusProcedure:
+		path == openvpcv1connect.DirectConnectServiceReportVirtualInterfaceStatusProcedure,
+		path == openvpcv1connect.DirectConnectServiceListEdgeVirtualInterfacesProcedure:
 		return needAgent
 	}
 	return needAdmin

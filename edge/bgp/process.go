@@ -194,7 +194,7 @@ func (p *Process) report(st Status) {
 func (p *Process) runChild(ctx context.Context) error {
 	cmd := p.cfg.Command()
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err

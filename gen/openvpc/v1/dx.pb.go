@@ -2012,6 +2012,158 @@ func (*ReportVirtualInterfaceStatusResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_dx_proto_rawDescGZIP(), []int{35}
 }
 
+type ListEdgeVirtualInterfacesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// edge is the calling edge's id (checked against its certificate).
+	Edge          string `protobuf:"bytes,1,opt,name=edge,proto3" json:"edge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEdgeVirtualInterfacesRequest) Reset() {
+	*x = ListEdgeVirtualInterfacesRequest{}
+	mi := &file_openvpc_v1_dx_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEdgeVirtualInterfacesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEdgeVirtualInterfacesRequest) ProtoMessage() {}
+
+func (x *ListEdgeVirtualInterfacesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_dx_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEdgeVirtualInterfacesRequest.ProtoReflect.Descriptor instead.
+func (*ListEdgeVirtualInterfacesRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_dx_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListEdgeVirtualInterfacesRequest) GetEdge() string {
+	if x != nil {
+		return x.Edge
+	}
+	return ""
+}
+
+type ListEdgeVirtualInterfacesResponse struct {
+	state             protoimpl.MessageState  `protogen:"open.v1"`
+	VirtualInterfaces []*EdgeVirtualInterface `protobuf:"bytes,1,rep,name=virtual_interfaces,json=virtualInterfaces,proto3" json:"virtual_interfaces,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ListEdgeVirtualInterfacesResponse) Reset() {
+	*x = ListEdgeVirtualInterfacesResponse{}
+	mi := &file_openvpc_v1_dx_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEdgeVirtualInterfacesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEdgeVirtualInterfacesResponse) ProtoMessage() {}
+
+func (x *ListEdgeVirtualInterfacesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_dx_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEdgeVirtualInterfacesResponse.ProtoReflect.Descriptor instead.
+func (*ListEdgeVirtualInterfacesResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_dx_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListEdgeVirtualInterfacesResponse) GetVirtualInterfaces() []*EdgeVirtualInterface {
+	if x != nil {
+		return x.VirtualInterfaces
+	}
+	return nil
+}
+
+// EdgeVirtualInterface is one VIF as its edge serves it.
+type EdgeVirtualInterface struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	VirtualInterface *DxVirtualInterface    `protobuf:"bytes,1,opt,name=virtual_interface,json=virtualInterface,proto3" json:"virtual_interface,omitempty"`
+	// port is the connection's interface on the edge.
+	Port string `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	// announce are the CIDRs of the VPCs behind the VIF's gateway.
+	Announce      []string `protobuf:"bytes,3,rep,name=announce,proto3" json:"announce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeVirtualInterface) Reset() {
+	*x = EdgeVirtualInterface{}
+	mi := &file_openvpc_v1_dx_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeVirtualInterface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeVirtualInterface) ProtoMessage() {}
+
+func (x *EdgeVirtualInterface) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_dx_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeVirtualInterface.ProtoReflect.Descriptor instead.
+func (*EdgeVirtualInterface) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_dx_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *EdgeVirtualInterface) GetVirtualInterface() *DxVirtualInterface {
+	if x != nil {
+		return x.VirtualInterface
+	}
+	return nil
+}
+
+func (x *EdgeVirtualInterface) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *EdgeVirtualInterface) GetAnnounce() []string {
+	if x != nil {
+		return x.Announce
+	}
+	return nil
+}
+
 var File_openvpc_v1_dx_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_dx_proto_rawDesc = "" +
@@ -2159,7 +2311,15 @@ const file_openvpc_v1_dx_proto_rawDesc = "" +
 	"#ReportVirtualInterfaceStatusRequest\x12+\n" +
 	"\x11virtual_interface\x18\x01 \x01(\tR\x10virtualInterface\x12/\n" +
 	"\x06status\x18\x02 \x01(\v2\x17.openvpc.v1.DxBgpStatusR\x06status\"&\n" +
-	"$ReportVirtualInterfaceStatusResponse2\xd5\f\n" +
+	"$ReportVirtualInterfaceStatusResponse\"6\n" +
+	" ListEdgeVirtualInterfacesRequest\x12\x12\n" +
+	"\x04edge\x18\x01 \x01(\tR\x04edge\"t\n" +
+	"!ListEdgeVirtualInterfacesResponse\x12O\n" +
+	"\x12virtual_interfaces\x18\x01 \x03(\v2 .openvpc.v1.EdgeVirtualInterfaceR\x11virtualInterfaces\"\x93\x01\n" +
+	"\x14EdgeVirtualInterface\x12K\n" +
+	"\x11virtual_interface\x18\x01 \x01(\v2\x1e.openvpc.v1.DxVirtualInterfaceR\x10virtualInterface\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\tR\x04port\x12\x1a\n" +
+	"\bannounce\x18\x03 \x03(\tR\bannounce2\xcf\r\n" +
 	"\x14DirectConnectService\x12]\n" +
 	"\x10CreateConnection\x12#.openvpc.v1.CreateConnectionRequest\x1a$.openvpc.v1.CreateConnectionResponse\x12T\n" +
 	"\rGetConnection\x12 .openvpc.v1.GetConnectionRequest\x1a!.openvpc.v1.GetConnectionResponse\x12Z\n" +
@@ -2177,7 +2337,8 @@ const file_openvpc_v1_dx_proto_rawDesc = "" +
 	"\rDeleteGateway\x12 .openvpc.v1.DeleteGatewayRequest\x1a!.openvpc.v1.DeleteGatewayResponse\x12]\n" +
 	"\x10AssociateGateway\x12#.openvpc.v1.AssociateGatewayRequest\x1a$.openvpc.v1.AssociateGatewayResponse\x12f\n" +
 	"\x13DisassociateGateway\x12&.openvpc.v1.DisassociateGatewayRequest\x1a'.openvpc.v1.DisassociateGatewayResponse\x12\x81\x01\n" +
-	"\x1cReportVirtualInterfaceStatus\x12/.openvpc.v1.ReportVirtualInterfaceStatusRequest\x1a0.openvpc.v1.ReportVirtualInterfaceStatusResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\x1cReportVirtualInterfaceStatus\x12/.openvpc.v1.ReportVirtualInterfaceStatusRequest\x1a0.openvpc.v1.ReportVirtualInterfaceStatusResponse\x12x\n" +
+	"\x19ListEdgeVirtualInterfaces\x12,.openvpc.v1.ListEdgeVirtualInterfacesRequest\x1a-.openvpc.v1.ListEdgeVirtualInterfacesResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_dx_proto_rawDescOnce sync.Once
@@ -2191,7 +2352,7 @@ func file_openvpc_v1_dx_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_dx_proto_rawDescData
 }
 
-var file_openvpc_v1_dx_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_openvpc_v1_dx_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_openvpc_v1_dx_proto_goTypes = []any{
 	(*DxConnection)(nil),                         // 0: openvpc.v1.DxConnection
 	(*DxVirtualInterface)(nil),                   // 1: openvpc.v1.DxVirtualInterface
@@ -2229,15 +2390,18 @@ var file_openvpc_v1_dx_proto_goTypes = []any{
 	(*DisassociateGatewayResponse)(nil),          // 33: openvpc.v1.DisassociateGatewayResponse
 	(*ReportVirtualInterfaceStatusRequest)(nil),  // 34: openvpc.v1.ReportVirtualInterfaceStatusRequest
 	(*ReportVirtualInterfaceStatusResponse)(nil), // 35: openvpc.v1.ReportVirtualInterfaceStatusResponse
-	(*timestamppb.Timestamp)(nil),                // 36: google.protobuf.Timestamp
+	(*ListEdgeVirtualInterfacesRequest)(nil),     // 36: openvpc.v1.ListEdgeVirtualInterfacesRequest
+	(*ListEdgeVirtualInterfacesResponse)(nil),    // 37: openvpc.v1.ListEdgeVirtualInterfacesResponse
+	(*EdgeVirtualInterface)(nil),                 // 38: openvpc.v1.EdgeVirtualInterface
+	(*timestamppb.Timestamp)(nil),                // 39: google.protobuf.Timestamp
 }
 var file_openvpc_v1_dx_proto_depIdxs = []int32{
-	36, // 0: openvpc.v1.DxConnection.create_time:type_name -> google.protobuf.Timestamp
-	36, // 1: openvpc.v1.DxVirtualInterface.create_time:type_name -> google.protobuf.Timestamp
+	39, // 0: openvpc.v1.DxConnection.create_time:type_name -> google.protobuf.Timestamp
+	39, // 1: openvpc.v1.DxVirtualInterface.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 2: openvpc.v1.DxVirtualInterface.status:type_name -> openvpc.v1.DxBgpStatus
-	36, // 3: openvpc.v1.DxBgpStatus.since:type_name -> google.protobuf.Timestamp
-	36, // 4: openvpc.v1.DxBgpStatus.report_time:type_name -> google.protobuf.Timestamp
-	36, // 5: openvpc.v1.DxGateway.create_time:type_name -> google.protobuf.Timestamp
+	39, // 3: openvpc.v1.DxBgpStatus.since:type_name -> google.protobuf.Timestamp
+	39, // 4: openvpc.v1.DxBgpStatus.report_time:type_name -> google.protobuf.Timestamp
+	39, // 5: openvpc.v1.DxGateway.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 6: openvpc.v1.CreateConnectionResponse.connection:type_name -> openvpc.v1.DxConnection
 	0,  // 7: openvpc.v1.GetConnectionResponse.connection:type_name -> openvpc.v1.DxConnection
 	0,  // 8: openvpc.v1.ListConnectionsResponse.connections:type_name -> openvpc.v1.DxConnection
@@ -2250,43 +2414,47 @@ var file_openvpc_v1_dx_proto_depIdxs = []int32{
 	3,  // 15: openvpc.v1.AssociateGatewayResponse.gateway:type_name -> openvpc.v1.DxGateway
 	3,  // 16: openvpc.v1.DisassociateGatewayResponse.gateway:type_name -> openvpc.v1.DxGateway
 	2,  // 17: openvpc.v1.ReportVirtualInterfaceStatusRequest.status:type_name -> openvpc.v1.DxBgpStatus
-	4,  // 18: openvpc.v1.DirectConnectService.CreateConnection:input_type -> openvpc.v1.CreateConnectionRequest
-	6,  // 19: openvpc.v1.DirectConnectService.GetConnection:input_type -> openvpc.v1.GetConnectionRequest
-	8,  // 20: openvpc.v1.DirectConnectService.ListConnections:input_type -> openvpc.v1.ListConnectionsRequest
-	10, // 21: openvpc.v1.DirectConnectService.DeleteConnection:input_type -> openvpc.v1.DeleteConnectionRequest
-	12, // 22: openvpc.v1.DirectConnectService.CreateVirtualInterface:input_type -> openvpc.v1.CreateVirtualInterfaceRequest
-	14, // 23: openvpc.v1.DirectConnectService.GetVirtualInterface:input_type -> openvpc.v1.GetVirtualInterfaceRequest
-	16, // 24: openvpc.v1.DirectConnectService.ListVirtualInterfaces:input_type -> openvpc.v1.ListVirtualInterfacesRequest
-	18, // 25: openvpc.v1.DirectConnectService.DeleteVirtualInterface:input_type -> openvpc.v1.DeleteVirtualInterfaceRequest
-	20, // 26: openvpc.v1.DirectConnectService.DescribeRouterConfiguration:input_type -> openvpc.v1.DescribeRouterConfigurationRequest
-	22, // 27: openvpc.v1.DirectConnectService.CreateGateway:input_type -> openvpc.v1.CreateGatewayRequest
-	24, // 28: openvpc.v1.DirectConnectService.GetGateway:input_type -> openvpc.v1.GetGatewayRequest
-	26, // 29: openvpc.v1.DirectConnectService.ListGateways:input_type -> openvpc.v1.ListGatewaysRequest
-	28, // 30: openvpc.v1.DirectConnectService.DeleteGateway:input_type -> openvpc.v1.DeleteGatewayRequest
-	30, // 31: openvpc.v1.DirectConnectService.AssociateGateway:input_type -> openvpc.v1.AssociateGatewayRequest
-	32, // 32: openvpc.v1.DirectConnectService.DisassociateGateway:input_type -> openvpc.v1.DisassociateGatewayRequest
-	34, // 33: openvpc.v1.DirectConnectService.ReportVirtualInterfaceStatus:input_type -> openvpc.v1.ReportVirtualInterfaceStatusRequest
-	5,  // 34: openvpc.v1.DirectConnectService.CreateConnection:output_type -> openvpc.v1.CreateConnectionResponse
-	7,  // 35: openvpc.v1.DirectConnectService.GetConnection:output_type -> openvpc.v1.GetConnectionResponse
-	9,  // 36: openvpc.v1.DirectConnectService.ListConnections:output_type -> openvpc.v1.ListConnectionsResponse
-	11, // 37: openvpc.v1.DirectConnectService.DeleteConnection:output_type -> openvpc.v1.DeleteConnectionResponse
-	13, // 38: openvpc.v1.DirectConnectService.CreateVirtualInterface:output_type -> openvpc.v1.CreateVirtualInterfaceResponse
-	15, // 39: openvpc.v1.DirectConnectService.GetVirtualInterface:output_type -> openvpc.v1.GetVirtualInterfaceResponse
-	17, // 40: openvpc.v1.DirectConnectService.ListVirtualInterfaces:output_type -> openvpc.v1.ListVirtualInterfacesResponse
-	19, // 41: openvpc.v1.DirectConnectService.DeleteVirtualInterface:output_type -> openvpc.v1.DeleteVirtualInterfaceResponse
-	21, // 42: openvpc.v1.DirectConnectService.DescribeRouterConfiguration:output_type -> openvpc.v1.DescribeRouterConfigurationResponse
-	23, // 43: openvpc.v1.DirectConnectService.CreateGateway:output_type -> openvpc.v1.CreateGatewayResponse
-	25, // 44: openvpc.v1.DirectConnectService.GetGateway:output_type -> openvpc.v1.GetGatewayResponse
-	27, // 45: openvpc.v1.DirectConnectService.ListGateways:output_type -> openvpc.v1.ListGatewaysResponse
-	29, // 46: openvpc.v1.DirectConnectService.DeleteGateway:output_type -> openvpc.v1.DeleteGatewayResponse
-	31, // 47: openvpc.v1.DirectConnectService.AssociateGateway:output_type -> openvpc.v1.AssociateGatewayResponse
-	33, // 48: openvpc.v1.DirectConnectService.DisassociateGateway:output_type -> openvpc.v1.DisassociateGatewayResponse
-	35, // 49: openvpc.v1.DirectConnectService.ReportVirtualInterfaceStatus:output_type -> openvpc.v1.ReportVirtualInterfaceStatusResponse
-	34, // [34:50] is the sub-list for method output_type
-	18, // [18:34] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	38, // 18: openvpc.v1.ListEdgeVirtualInterfacesResponse.virtual_interfaces:type_name -> openvpc.v1.EdgeVirtualInterface
+	1,  // 19: openvpc.v1.EdgeVirtualInterface.virtual_interface:type_name -> openvpc.v1.DxVirtualInterface
+	4,  // 20: openvpc.v1.DirectConnectService.CreateConnection:input_type -> openvpc.v1.CreateConnectionRequest
+	6,  // 21: openvpc.v1.DirectConnectService.GetConnection:input_type -> openvpc.v1.GetConnectionRequest
+	8,  // 22: openvpc.v1.DirectConnectService.ListConnections:input_type -> openvpc.v1.ListConnectionsRequest
+	10, // 23: openvpc.v1.DirectConnectService.DeleteConnection:input_type -> openvpc.v1.DeleteConnectionRequest
+	12, // 24: openvpc.v1.DirectConnectService.CreateVirtualInterface:input_type -> openvpc.v1.CreateVirtualInterfaceRequest
+	14, // 25: openvpc.v1.DirectConnectService.GetVirtualInterface:input_type -> openvpc.v1.GetVirtualInterfaceRequest
+	16, // 26: openvpc.v1.DirectConnectService.ListVirtualInterfaces:input_type -> openvpc.v1.ListVirtualInterfacesRequest
+	18, // 27: openvpc.v1.DirectConnectService.DeleteVirtualInterface:input_type -> openvpc.v1.DeleteVirtualInterfaceRequest
+	20, // 28: openvpc.v1.DirectConnectService.DescribeRouterConfiguration:input_type -> openvpc.v1.DescribeRouterConfigurationRequest
+	22, // 29: openvpc.v1.DirectConnectService.CreateGateway:input_type -> openvpc.v1.CreateGatewayRequest
+	24, // 30: openvpc.v1.DirectConnectService.GetGateway:input_type -> openvpc.v1.GetGatewayRequest
+	26, // 31: openvpc.v1.DirectConnectService.ListGateways:input_type -> openvpc.v1.ListGatewaysRequest
+	28, // 32: openvpc.v1.DirectConnectService.DeleteGateway:input_type -> openvpc.v1.DeleteGatewayRequest
+	30, // 33: openvpc.v1.DirectConnectService.AssociateGateway:input_type -> openvpc.v1.AssociateGatewayRequest
+	32, // 34: openvpc.v1.DirectConnectService.DisassociateGateway:input_type -> openvpc.v1.DisassociateGatewayRequest
+	34, // 35: openvpc.v1.DirectConnectService.ReportVirtualInterfaceStatus:input_type -> openvpc.v1.ReportVirtualInterfaceStatusRequest
+	36, // 36: openvpc.v1.DirectConnectService.ListEdgeVirtualInterfaces:input_type -> openvpc.v1.ListEdgeVirtualInterfacesRequest
+	5,  // 37: openvpc.v1.DirectConnectService.CreateConnection:output_type -> openvpc.v1.CreateConnectionResponse
+	7,  // 38: openvpc.v1.DirectConnectService.GetConnection:output_type -> openvpc.v1.GetConnectionResponse
+	9,  // 39: openvpc.v1.DirectConnectService.ListConnections:output_type -> openvpc.v1.ListConnectionsResponse
+	11, // 40: openvpc.v1.DirectConnectService.DeleteConnection:output_type -> openvpc.v1.DeleteConnectionResponse
+	13, // 41: openvpc.v1.DirectConnectService.CreateVirtualInterface:output_type -> openvpc.v1.CreateVirtualInterfaceResponse
+	15, // 42: openvpc.v1.DirectConnectService.GetVirtualInterface:output_type -> openvpc.v1.GetVirtualInterfaceResponse
+	17, // 43: openvpc.v1.DirectConnectService.ListVirtualInterfaces:output_type -> openvpc.v1.ListVirtualInterfacesResponse
+	19, // 44: openvpc.v1.DirectConnectService.DeleteVirtualInterface:output_type -> openvpc.v1.DeleteVirtualInterfaceResponse
+	21, // 45: openvpc.v1.DirectConnectService.DescribeRouterConfiguration:output_type -> openvpc.v1.DescribeRouterConfigurationResponse
+	23, // 46: openvpc.v1.DirectConnectService.CreateGateway:output_type -> openvpc.v1.CreateGatewayResponse
+	25, // 47: openvpc.v1.DirectConnectService.GetGateway:output_type -> openvpc.v1.GetGatewayResponse
+	27, // 48: openvpc.v1.DirectConnectService.ListGateways:output_type -> openvpc.v1.ListGatewaysResponse
+	29, // 49: openvpc.v1.DirectConnectService.DeleteGateway:output_type -> openvpc.v1.DeleteGatewayResponse
+	31, // 50: openvpc.v1.DirectConnectService.AssociateGateway:output_type -> openvpc.v1.AssociateGatewayResponse
+	33, // 51: openvpc.v1.DirectConnectService.DisassociateGateway:output_type -> openvpc.v1.DisassociateGatewayResponse
+	35, // 52: openvpc.v1.DirectConnectService.ReportVirtualInterfaceStatus:output_type -> openvpc.v1.ReportVirtualInterfaceStatusResponse
+	37, // 53: openvpc.v1.DirectConnectService.ListEdgeVirtualInterfaces:output_type -> openvpc.v1.ListEdgeVirtualInterfacesResponse
+	37, // [37:54] is the sub-list for method output_type
+	20, // [20:37] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_dx_proto_init() }
@@ -2300,7 +2468,7 @@ func file_openvpc_v1_dx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_dx_proto_rawDesc), len(file_openvpc_v1_dx_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -81,6 +81,9 @@ const (
 	// DirectConnectServiceReportVirtualInterfaceStatusProcedure is the fully-qualified name of the
 	// DirectConnectService's ReportVirtualInterfaceStatus RPC.
 	DirectConnectServiceReportVirtualInterfaceStatusProcedure = "/openvpc.v1.DirectConnectService/ReportVirtualInterfaceStatus"
+	// DirectConnectServiceListEdgeVirtualInterfacesProcedure is the fully-qualified name of the
+	// DirectConnectService's ListEdgeVirtualInterfaces RPC.
+	DirectConnectServiceListEdgeVirtualInterfacesProcedure = "/openvpc.v1.DirectConnectService/ListEdgeVirtualInterfaces"
 )
 
 // DirectConnectServiceClient is a client for the openvpc.v1.DirectConnectService service.
@@ -105,6 +108,9 @@ type DirectConnectServiceClient interface {
 	// ReportVirtualInterfaceStatus is how the edge holding a connection's
 	// port tells what each of its VIFs' BGP sessions is doing.
 	ReportVirtualInterfaceStatus(context.Context, *connect.Request[v1.ReportVirtualInterfaceStatusRequest]) (*connect.Response[v1.ReportVirtualInterfaceStatusResponse], error)
+	// ListEdgeVirtualInterfaces is what an edge serves: the VIFs on its
+	// connections, with their keys and the prefixes to announce on each.
+	ListEdgeVirtualInterfaces(context.Context, *connect.Request[v1.ListEdgeVirtualInterfacesRequest]) (*connect.Response[v1.ListEdgeVirtualInterfacesResponse], error)
 }
 
 // NewDirectConnectServiceClient constructs a client for the openvpc.v1.DirectConnectService
@@ -214,6 +220,12 @@ func NewDirectConnectServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(directConnectServiceMethods.ByName("ReportVirtualInterfaceStatus")),
 			connect.WithClientOptions(opts...),
 		),
+		listEdgeVirtualInterfaces: connect.NewClient[v1.ListEdgeVirtualInterfacesRequest, v1.ListEdgeVirtualInterfacesResponse](
+			httpClient,
+			baseURL+DirectConnectServiceListEdgeVirtualInterfacesProcedure,
+			connect.WithSchema(directConnectServiceMethods.ByName("ListEdgeVirtualInterfaces")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -235,6 +247,7 @@ type directConnectServiceClient struct {
 	associateGateway             *connect.Client[v1.AssociateGatewayRequest, v1.AssociateGatewayResponse]
 	disassociateGateway          *connect.Client[v1.DisassociateGatewayRequest, v1.DisassociateGatewayResponse]
 	reportVirtualInterfaceStatus *connect.Client[v1.ReportVirtualInterfaceStatusRequest, v1.ReportVirtualInterfaceStatusResponse]
+	listEdgeVirtualInterfaces    *connect.Client[v1.ListEdgeVirtualInterfacesRequest, v1.ListEdgeVirtualInterfacesResponse]
 }
 
 // CreateConnection calls openvpc.v1.DirectConnectService.CreateConnection.
@@ -317,6 +330,11 @@ func (c *directConnectServiceClient) ReportVirtualInterfaceStatus(ctx context.Co
 	return c.reportVirtualInterfaceStatus.CallUnary(ctx, req)
 }
 
+// ListEdgeVirtualInterfaces calls openvpc.v1.DirectConnectService.ListEdgeVirtualInterfaces.
+func (c *directConnectServiceClient) ListEdgeVirtualInterfaces(ctx context.Context, req *connect.Request[v1.ListEdgeVirtualInterfacesRequest]) (*connect.Response[v1.ListEdgeVirtualInterfacesResponse], error) {
+	return c.listEdgeVirtualInterfaces.CallUnary(ctx, req)
+}
+
 // DirectConnectServiceHandler is an implementation of the openvpc.v1.DirectConnectService service.
 type DirectConnectServiceHandler interface {
 	CreateConnection(context.Context, *connect.Request[v1.CreateConnectionRequest]) (*connect.Response[v1.CreateConnectionResponse], error)
@@ -339,6 +357,9 @@ type DirectConnectServiceHandler interface {
 	// ReportVirtualInterfaceStatus is how the edge holding a connection's
 	// port tells what each of its VIFs' BGP sessions is doing.
 	ReportVirtualInterfaceStatus(context.Context, *connect.Request[v1.ReportVirtualInterfaceStatusRequest]) (*connect.Response[v1.ReportVirtualInterfaceStatusResponse], error)
+	// ListEdgeVirtualInterfaces is what an edge serves: the VIFs on its
+	// connections, with their keys and the prefixes to announce on each.
+	ListEdgeVirtualInterfaces(context.Context, *connect.Request[v1.ListEdgeVirtualInterfacesRequest]) (*connect.Response[v1.ListEdgeVirtualInterfacesResponse], error)
 }
 
 // NewDirectConnectServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -444,6 +465,12 @@ func NewDirectConnectServiceHandler(svc DirectConnectServiceHandler, opts ...con
 		connect.WithSchema(directConnectServiceMethods.ByName("ReportVirtualInterfaceStatus")),
 		connect.WithHandlerOptions(opts...),
 	)
+	directConnectServiceListEdgeVirtualInterfacesHandler := connect.NewUnaryHandler(
+		DirectConnectServiceListEdgeVirtualInterfacesProcedure,
+		svc.ListEdgeVirtualInterfaces,
+		connect.WithSchema(directConnectServiceMethods.ByName("ListEdgeVirtualInterfaces")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.DirectConnectService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DirectConnectServiceCreateConnectionProcedure:
@@ -478,6 +505,8 @@ func NewDirectConnectServiceHandler(svc DirectConnectServiceHandler, opts ...con
 			directConnectServiceDisassociateGatewayHandler.ServeHTTP(w, r)
 		case DirectConnectServiceReportVirtualInterfaceStatusProcedure:
 			directConnectServiceReportVirtualInterfaceStatusHandler.ServeHTTP(w, r)
+		case DirectConnectServiceListEdgeVirtualInterfacesProcedure:
+			directConnectServiceListEdgeVirtualInterfacesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -549,4 +578,8 @@ func (UnimplementedDirectConnectServiceHandler) DisassociateGateway(context.Cont
 
 func (UnimplementedDirectConnectServiceHandler) ReportVirtualInterfaceStatus(context.Context, *connect.Request[v1.ReportVirtualInterfaceStatusRequest]) (*connect.Response[v1.ReportVirtualInterfaceStatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.DirectConnectService.ReportVirtualInterfaceStatus is not implemented"))
+}
+
+func (UnimplementedDirectConnectServiceHandler) ListEdgeVirtualInterfaces(context.Context, *connect.Request[v1.ListEdgeVirtualInterfacesRequest]) (*connect.Response[v1.ListEdgeVirtualInterfacesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.DirectConnectService.ListEdgeVirtualInterfaces is not implemented"))
 }
