@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/openvpc/openvpc/cli"
@@ -87,15 +88,23 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			if err != nil {
 				return err
 			}
+			ctl, err := dxController(n, server, id, dxPorts, log)
+			if err != nil {
+				return err
+			}
 			if metrics != "" {
-				stop, err := serveMetrics(metrics, n.Collector())
+				cs := []prometheus.Collector{n.Collector()}
+				if ctl != nil {
+					cs = append(cs, ctl.Collector())
+				}
+				stop, err := serveMetrics(metrics, cs...)
 				if err != nil {
 					return err
 				}
 				defer stop()
 			}
 			log.Info("edge starting", "edge", id, "underlay", addr, "outside", name, "dx-ports", dxPorts)
-			if err := runEdge(cmd.Context(), n, server, id, dxPorts, log); err != nil && !errors.Is(err, context.Canceled) {
+			if err := runEdge(cmd.Context(), n, ctl); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
 			log.Info("edge stopped", "edge", id)

@@ -16,18 +16,22 @@ import (
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 )
 
-// runEdge runs the edge node and, with Direct Connect ports, the
-// controller serving their VIFs, until ctx ends or either fails.
-func runEdge(ctx context.Context, n *edge.Node, server, id string, dxPorts []string, log *slog.Logger) error {
+// dxController is the edge's Direct Connect, nil without ports.
+func dxController(n *edge.Node, server, id string, dxPorts []string, log *slog.Logger) (*dx.Controller, error) {
 	if len(dxPorts) == 0 {
-		return n.Run(ctx)
+		return nil, nil
 	}
-	ctl, err := dx.NewController(dx.ControllerConfig{
+	return dx.NewController(dx.ControllerConfig{
 		Client: openvpcv1connect.NewDirectConnectServiceClient(n.HTTP, server),
 		EdgeID: id, Ports: dxPorts, Logger: log,
 	})
-	if err != nil {
-		return err
+}
+
+// runEdge runs the edge node and, with Direct Connect ports, the
+// controller serving their VIFs, until ctx ends or either fails.
+func runEdge(ctx context.Context, n *edge.Node, ctl *dx.Controller) error {
+	if ctl == nil {
+		return n.Run(ctx)
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Run(ctx) })

@@ -288,7 +288,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err := s.Announce(c.Announce); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	s.diagnose(ctx)
 	s.mu.Lock()
 	s.srv = nil
 	s.mu.Unlock()
@@ -424,4 +424,40 @@ func prefixOf(n pbgp.NLRI) (netip.Prefix, bool) {
 	}
 	pfx := p.Prefix
 	return pfx, pfx.IsValid() && pfx.Addr().Is4()
+}
+
+// diagnose, until ctx ends, explains a session that does not come up with
+// what the kernel saw: TCP segments with a wrong MD5 signature, or none.
+func (s *Speaker) diagnose(ctx context.Context) {
+	f0, n0, ok := md5Counters()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !ok || s.cfg.Password == "" {
+			continue
+		}
+		f, n, _ := md5Counters()
+		reason := ""
+		switch {
+		case f > f0:
+			reason = "the peer's TCP segments carry a wrong MD5 signature: its BGP key differs from this session's (the configuration openvpc prints has the right one)"
+		case n > n0:
+			reason = "the peer's TCP segments carry no MD5 signature: set the session's BGP key on the router"
+		}
+		f0, n0 = f, n
+		s.mu.Lock()
+		if reason == "" || s.st.State == Established || s.st.Reason == reason {
+			s.mu.Unlock()
+			continue
+		}
+		s.st.Reason = reason
+		out := s.statusLocked()
+		s.mu.Unlock()
+		s.onChange(out)
+	}
 }

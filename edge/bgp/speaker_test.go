@@ -303,6 +303,10 @@ func TestSpeakerWithFRR(t *testing.T) {
 		if s, _ := r.NeighborState(l.aIP); s == "Established" {
 			t.Fatalf("bgpd says Established with a wrong key")
 		}
+		if s := p.Status(); !strings.Contains(s.Reason, "wrong MD5 signature") {
+			t.Fatalf("status %+v does not say the key is wrong", s)
+		}
+		t.Logf("reason: %s", p.Status().Reason)
 	})
 
 	t.Run("over the prefix limit the session goes down", func(t *testing.T) {
