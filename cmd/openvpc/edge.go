@@ -35,6 +35,7 @@ func edgeRunCmd(o *cli.Options) *cobra.Command {
 	var heartbeat time.Duration
 	var jf joinFlags
 	var dxPorts []string
+	var dxNamespaces string
 	c := &cobra.Command{
 		Use:   "run --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
@@ -88,7 +89,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			if err != nil {
 				return err
 			}
-			ctl, err := dxController(n, server, id, dxPorts, log)
+			ctl, err := dxController(n, server, id, dxPorts, dxNamespaces, log)
 			if err != nil {
 				return err
 			}
@@ -122,6 +123,7 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&dxPorts, "dx-port", nil, "a Direct Connect port: an interface of this edge cabled to a customer's router (repeat for more; openvpc dx connection create names it)")
+	f.StringVar(&dxNamespaces, "dx-namespaces", "", "prefix of the names of the Direct Connect VIFs' network namespaces (default ovpc-dx-EDGEID)")
 	jf.add(c, "edge")
 	_ = c.MarkFlagRequired("edge-id")
 	_ = c.MarkFlagRequired("underlay")

@@ -17,13 +17,13 @@ import (
 )
 
 // dxController is the edge's Direct Connect, nil without ports.
-func dxController(n *edge.Node, server, id string, dxPorts []string, log *slog.Logger) (*dx.Controller, error) {
+func dxController(n *edge.Node, server, id string, dxPorts []string, namespaces string, log *slog.Logger) (*dx.Controller, error) {
 	if len(dxPorts) == 0 {
 		return nil, nil
 	}
 	return dx.NewController(dx.ControllerConfig{
 		Client: openvpcv1connect.NewDirectConnectServiceClient(n.HTTP, server),
-		EdgeID: id, Ports: dxPorts, Logger: log,
+		EdgeID: id, Ports: dxPorts, Namespaces: namespaces, Logger: log,
 	})
 }
 
