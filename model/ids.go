@@ -87,6 +87,12 @@ func (k Kind) Noun() string {
 		return "virtual private gateway"
 	case KindVPNConnection:
 		return "VPN connection"
+	case KindDXConnection:
+		return "Direct Connect connection"
+	case KindDirectConnect:
+		return "virtual interface"
+	case KindDXGateway:
+		return "Direct Connect gateway"
 	}
 	return string(k)
 }

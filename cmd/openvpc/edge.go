@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/openvpc/openvpc/cli"
@@ -24,7 +25,7 @@ import (
 // list|get|remove).
 func edgeCmd(o *cli.Options) *cobra.Command {
 	c := legacyDaemon(edgeRunCmd(o), "edge", "Edges (Blackfoot): run an edge (edge run); list, show and remove edges", "edge-id", "underlay", "outside")
-	c.AddCommand(edgeRunCmd(o))
+	c.AddCommand(edgeRunCmd(o), bgpSpeakerCmd())
 	c.AddCommand(cli.EdgeCommands(o)...)
 	return c
 }
@@ -36,6 +37,8 @@ func edgeRunCmd(o *cli.Options) *cobra.Command {
 	var mtu int
 	var heartbeat time.Duration
 	var jf joinFlags
+	var dxPorts []string
+	var dxNamespaces string
 	c := &cobra.Command{
 		Use:   "run --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
@@ -53,8 +56,8 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
   sysctl -w net.ipv4.ip_forward=1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if id == "" || underlayAddr == "" || outside == "" && vpnTUN == "" {
-				return errors.New("give --edge-id (this edge's id, e.g. edge-1), --underlay (its IPv4 address on the underlay network) and --outside tun:NAME (its internet side) or --vpn tun:NAME (site-to-site VPN)")
+			if id == "" || underlayAddr == "" || outside == "" && vpnTUN == "" && len(dxPorts) == 0 {
+				return errors.New("give --edge-id (this edge's id, e.g. edge-1), --underlay (its IPv4 address on the underlay network) and what it serves: --outside tun:NAME (its internet side), --vpn tun:NAME (site-to-site VPN) and/or --dx-port IFACE (Direct Connect)")
 			}
 			log, err := logger(level)
 			if err != nil {
@@ -116,15 +119,23 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			if vfn != nil {
 				vfn.Bind(openvpcv1connect.NewVpnServiceClient(n.HTTP, server), n.Cache.Tables)
 			}
+			ctl, err := dxController(n, server, id, dxPorts, dxNamespaces, log)
+			if err != nil {
+				return err
+			}
 			if metrics != "" {
-				stop, err := serveMetrics(metrics, n.Collector())
+				cs := []prometheus.Collector{n.Collector()}
+				if ctl != nil {
+					cs = append(cs, ctl.Collector())
+				}
+				stop, err := serveMetrics(metrics, cs...)
 				if err != nil {
 					return err
 				}
 				defer stop()
 			}
-			log.Info("edge starting", "edge", id, "underlay", addr, "outside", name)
-			if err := n.Run(cmd.Context()); err != nil && !errors.Is(err, context.Canceled) {
+			log.Info("edge starting", "edge", id, "underlay", addr, "outside", name, "dx-ports", dxPorts)
+			if err := runEdge(cmd.Context(), n, ctl); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
 			log.Info("edge stopped", "edge", id)
@@ -143,6 +154,8 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the edge serves its flow records to the server (openvpc flows); the server must reach it")
 	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	f.StringSliceVar(&dxPorts, "dx-port", nil, "a Direct Connect port: an interface of this edge cabled to a customer's router (repeat for more; openvpc dx connection create names it)")
+	f.StringVar(&dxNamespaces, "dx-namespaces", "", "prefix of the names of the Direct Connect VIFs' network namespaces (default ovpc-dx-EDGEID)")
 	jf.add(c, "edge")
 	_ = c.MarkFlagRequired("edge-id")
 	_ = c.MarkFlagRequired("underlay")

@@ -266,6 +266,7 @@ func (s *Server) routes() http.Handler {
 	insts := &api.Instances{Store: s.Store, Mapping: s.Mapping, Agents: s.Trust}
 	mux.Handle(openvpcv1connect.NewVpcServiceHandler(&api.VPCs{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewInstanceServiceHandler(insts, opt))
+	mux.Handle(openvpcv1connect.NewDirectConnectServiceHandler(&api.DirectConnect{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewZoneServiceHandler(&api.Zones{Store: s.Store, Mapping: s.Mapping}, opt))
 	mux.Handle(openvpcv1connect.NewVpnServiceHandler(&api.VPNs{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))

@@ -86,7 +86,10 @@ func needOf(path string) need {
 	// Metrics are not here: they have their own listener (server.Config.Metrics).
 	case path == "/healthz" || path == openvpcv1connect.TrustServiceJoinProcedure:
 		return needNothing
-	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"):
+	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"),
+		// An edge reports the BGP status of the Direct Connect VIFs it serves.
+		path == openvpcv1connect.DirectConnectServiceReportVirtualInterfaceStatusProcedure,
+		path == openvpcv1connect.DirectConnectServiceListEdgeVirtualInterfacesProcedure:
 		return needAgent
 	case path == openvpcv1connect.VpnServiceReportTunnelStateProcedure || path == openvpcv1connect.VpnServiceListEdgeTunnelsProcedure:
 		return needAgent // an edge's own tunnels (the handlers check which edge)

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/model"
+)
+
+func TestDirectConnectResources(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	if _, err := s.RegisterHost(ctx, "edge-1", netip.MustParseAddr("127.0.1.10"), pb.HostRole_HOST_ROLE_EDGE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RegisterHost(ctx, "host-1", netip.MustParseAddr("127.0.1.11"), pb.HostRole_HOST_ROLE_HOST, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateDXConnection(ctx, "x", "nowhere", "eth1"); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("connection on an unknown edge: %v", err)
+	}
+	if _, err := s.CreateDXConnection(ctx, "x", "host-1", "eth1"); !errors.Is(err, model.ErrPrecondition) {
+		t.Fatalf("connection on a host: %v", err)
+	}
+	con, err := s.CreateDXConnection(ctx, "dc", "edge-1", "eth1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateDXConnection(ctx, "dc2", "edge-1", "eth1"); !errors.Is(err, model.ErrExists) {
+		t.Fatalf("second connection on one port: %v", err)
+	}
+	if _, err := s.CreateDXConnection(ctx, "dc", "edge-1", "eth2"); !errors.Is(err, model.ErrExists) {
+		t.Fatalf("second connection named dc: %v", err)
+	}
+	vif := func(name string, vlan uint32) *pb.DxVirtualInterface {
+		return &pb.DxVirtualInterface{Id: model.NewID(model.KindDirectConnect), Name: name, ConnectionId: "dc", Vlan: vlan, CustomerAsn: 65000,
+			AmazonAddress: "169.254.1.1/30", CustomerAddress: "169.254.1.2/30", AuthKey: "secret-key", VpnGatewayId: "vgw-0123456789abcdef", HoldTime: 90}
+	}
+	v, err := s.CreateDXVIF(ctx, vif("a", 101))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ConnectionId != con.Id || v.AmazonAsn != model.DefaultAmazonASN {
+		t.Fatalf("vif %+v: connection not resolved or ASN not defaulted", v)
+	}
+	if _, err := s.CreateDXVIF(ctx, vif("b", 101)); !errors.Is(err, model.ErrExists) {
+		t.Fatalf("second VIF on VLAN 101: %v", err)
+	}
+	if _, err := s.CreateDXVIF(ctx, vif("b", 102)); err != nil {
+		t.Fatal(err)
+	}
+	same := vif("c", 103)
+	same.CustomerAsn = model.DefaultAmazonASN
+	if _, err := s.CreateDXVIF(ctx, same); !errors.Is(err, model.ErrInvalid) {
+		t.Fatalf("customer ASN = Amazon ASN: %v", err)
+	}
+	if err := s.DeleteDXConnection(ctx, "dc"); !errors.Is(err, model.ErrPrecondition) {
+		t.Fatalf("delete a connection with VIFs: %v", err)
+	}
+	// Status: only the connection's edge reports it.
+	st := &pb.DxBgpStatus{BgpState: "established", PrefixesReceived: []string{"192.0.2.0/24"}}
+	if err := s.SetDXVIFStatus(ctx, "a", "edge-2", st); !errors.Is(err, model.ErrPrecondition) {
+		t.Fatalf("status from another edge: %v", err)
+	}
+	if err := s.SetDXVIFStatus(ctx, "a", "edge-1", st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDXVIF(ctx, "a")
+	if err != nil || got.Status.GetBgpState() != "established" || got.Status.Edge != "edge-1" {
+		t.Fatalf("get after report: %+v %v", got, err)
+	}
+	all, err := s.ListDXVIFs(ctx, "dc")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("list: %d %v", len(all), err)
+	}
+	for _, n := range []string{"a", "b"} {
+		if err := s.DeleteDXVIF(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateDXVIF(ctx, vif("a", 101)); err != nil {
+		t.Fatalf("VLAN 101 not free again after delete: %v", err)
+	}
+	if err := s.DeleteDXVIF(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDXConnection(ctx, "dc"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Gateways.
+	gw, err := s.CreateDXGateway(ctx, "gw", 65100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AssociateDXGateway(ctx, "gw", "vgw-0123456789abcdef", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AssociateDXGateway(ctx, "gw", "vgw-0123456789abcdef", true); !errors.Is(err, model.ErrExists) {
+		t.Fatalf("associate twice: %v", err)
+	}
+	if err := s.DeleteDXGateway(ctx, gw.Id); !errors.Is(err, model.ErrPrecondition) {
+		t.Fatalf("delete an associated gateway: %v", err)
+	}
+	if _, err := s.AssociateDXGateway(ctx, "gw", "vgw-0123456789abcdef", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDXGateway(ctx, gw.Id); err != nil {
+		t.Fatal(err)
+	}
+}
