@@ -124,12 +124,17 @@ func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packe
 
 // fromEdge checks what an edge sent: traffic in the destination's own VPC,
 // from a source outside that VPC (an edge never speaks for an instance),
-// of a function the edge serves for a target the VPC has — today its
-// internet gateway.
+// of a function the edge serves for a target the VPC has — its internet
+// gateway, or a gateway endpoint the packet names (EdgeTarget option).
 func fromEdge(snap *tables.Snapshot, sender *tables.Host, e *packet.Encap) bool {
 	vpc, ok := snap.VPC(e.VNI)
 	if !ok || e.Options.SourceVNI != e.VNI || vpc.CIDR.Contains(e.Inner.Src()) {
 		return false
+	}
+	if e.Options.HasTarget && tables.TargetKind(e.Options.Function) == tables.TargetEndpoint {
+		// A gateway endpoint's reply: from the service's addresses only.
+		ep, ok := vpc.Endpoint(e.Options.Target)
+		return ok && ep.Serves(e.Inner.Src()) && sender.Serves(tables.Target{Kind: tables.TargetEndpoint, ID: ep.ID})
 	}
 	igw := tables.Target{Kind: tables.TargetInternetGateway, ID: vpc.InternetGateway}
 	return vpc.Attached(igw) && sender.Serves(igw)

@@ -37,6 +37,8 @@ type VPC struct {
 	// Zones are the private hosted zones associated with the VPC (zone.go),
 	// for the VPC resolver; each is immutable and shared.
 	Zones []*Zone
+	// Endpoints are the VPC's gateway endpoints (endpoint.go).
+	Endpoints []Endpoint
 
 	// Compiled forms of the above, built once per UpsertVPC so that lookups are
 	// mask-and-compare loops over flat slices.
@@ -119,6 +121,9 @@ func (v *VPC) Attached(t Target) bool {
 	switch t.Kind {
 	case TargetInternetGateway:
 		return t.ID != 0 && t.ID == v.InternetGateway
+	case TargetEndpoint:
+		_, ok := v.Endpoint(t.ID)
+		return ok
 	}
 	return false
 }
@@ -176,6 +181,7 @@ func compileVPC(v VPC) (*VPC, error) {
 		InternetGateway: v.InternetGateway,
 		FlowLogs:        slices.Clone(v.FlowLogs), // plain values: the clone is deep
 		Zones:           slices.Clone(v.Zones),    // zones are immutable
+		Endpoints:       cloneEndpoints(v.Endpoints),
 	}
 	c.compileFirewall(&v)
 	for i, rt := range v.RouteTables {
