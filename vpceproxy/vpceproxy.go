@@ -27,10 +27,10 @@ var ErrHeader = errors.New("vpceproxy: bad PROXY header")
 
 // TLV types and the AWS subtype.
 const (
-	TypeAWS        proxyproto.PP2Type = 0xEA // PP2_TYPE_AWS
-	SubtypeVPCEID  byte               = 0x01 // PP2_SUBTYPE_AWS_VPCE_ID
-	TypeVPC        proxyproto.PP2Type = 0xE1 // openvpc: the endpoint's VPC id
-	maxIDLen                          = 64   // vpce-/vpc- plus 17 hex digits fit easily
+	TypeAWS       proxyproto.PP2Type = 0xEA // PP2_TYPE_AWS
+	SubtypeVPCEID byte               = 0x01 // PP2_SUBTYPE_AWS_VPCE_ID
+	TypeVPC       proxyproto.PP2Type = 0xE1 // openvpc: the endpoint's VPC id
+	maxIDLen                         = 64   // vpce-/vpc- plus 17 hex digits fit easily
 )
 
 // Origin is where a connection really came from.
