@@ -525,10 +525,13 @@ type Route struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	DestinationCidr string                 `protobuf:"bytes,1,opt,name=destination_cidr,json=destinationCidr,proto3" json:"destination_cidr,omitempty"`
 	// target is "local" or the id of a peering (pcx-), and later igw-, vgw-, dxvif-, vpce-.
-	Target        string     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	State         RouteState `protobuf:"varint,3,opt,name=state,proto3,enum=openvpc.v1.RouteState" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Target string     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	State  RouteState `protobuf:"varint,3,opt,name=state,proto3,enum=openvpc.v1.RouteState" json:"state,omitempty"`
+	// destination_prefix_list_id (pl-…), instead of destination_cidr, is a
+	// service's prefix list: the route of a gateway endpoint (target vpce-…).
+	DestinationPrefixListId string `protobuf:"bytes,40,opt,name=destination_prefix_list_id,json=destinationPrefixListId,proto3" json:"destination_prefix_list_id,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -580,6 +583,13 @@ func (x *Route) GetState() RouteState {
 		return x.State
 	}
 	return RouteState_ROUTE_STATE_UNSPECIFIED
+}
+
+func (x *Route) GetDestinationPrefixListId() string {
+	if x != nil {
+		return x.DestinationPrefixListId
+	}
+	return ""
 }
 
 // RouteTable holds the routes of the subnets associated with it.
@@ -1733,11 +1743,12 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12$\n" +
-	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"x\n" +
+	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"\xb5\x01\n" +
 	"\x05Route\x12)\n" +
 	"\x10destination_cidr\x18\x01 \x01(\tR\x0fdestinationCidr\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12,\n" +
-	"\x05state\x18\x03 \x01(\x0e2\x16.openvpc.v1.RouteStateR\x05state\"\xc3\x01\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x16.openvpc.v1.RouteStateR\x05state\x12;\n" +
+	"\x1adestination_prefix_list_id\x18( \x01(\tR\x17destinationPrefixListId\"\xc3\x01\n" +
 	"\n" +
 	"RouteTable\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
