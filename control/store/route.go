@@ -99,6 +99,17 @@ func (s *Store) fillRouteStates(ctx context.Context, rtb *pb.RouteTable) error {
 			}
 			continue
 		}
+		if model.IsID(model.KindEndpoint, r.Target) {
+			ep := new(pb.VpcEndpoint)
+			_, found, err := s.getProto(ctx, s.resKey(model.KindEndpoint, r.Target), ep)
+			if err != nil {
+				return err
+			}
+			if !found || !slices.Contains(ep.RouteTableIds, rtb.Id) {
+				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+			}
+			continue
+		}
 		if !model.IsID(model.KindPeering, r.Target) {
 			continue
 		}
@@ -214,8 +225,10 @@ func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target
 		return "", model.Invalidf("the local route is created with the VPC; routes you add target a peering (pcx-…) or an internet gateway (igw-…)")
 	case target == "":
 		return "", model.Invalidf("no route target given; use a peering (pcx-…) or an internet gateway (igw-…)")
-	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
-		return "", model.Invalidf("route target %s: VPN, Direct Connect and endpoints are not available yet", target)
+	case strings.HasPrefix(target, "vpce-"):
+		return "", model.Invalidf("route target %s is a gateway endpoint: its routes have the service's prefix list as destination (route create --destination-prefix-list pl-… or endpoint modify --add-route-table)", target)
+	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "dxvif-"):
+		return "", model.Invalidf("route target %s: VPN and Direct Connect are not available yet", target)
 	case model.IsID(model.KindIGW, target) || !model.IsID(model.KindPeering, target) && s.exists(ctx, model.KindIGW, target):
 		g := new(pb.InternetGateway)
 		rev, err := s.load(ctx, model.KindIGW, target, g)

@@ -27,9 +27,12 @@ const (
 	RecPrefixList = "pl"
 	RecHost       = "host"
 	RecAck        = "ack"
+	RecService    = svcPrefix
+	RecEndpoint   = "vpce"
 )
 
-var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true}
+var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true,
+	RecService: true, RecEndpoint: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {
