@@ -238,7 +238,7 @@ func endpointsFromFacts(f *pb.VpcFacts, v *tables.VPC) error {
 		if !ok {
 			return fmt.Errorf("bad endpoint id %q", e.Id)
 		}
-		ep := tables.Endpoint{ID: id}
+		ep := tables.Endpoint{ID: id, Policy: e.PolicyDocument}
 		for _, c := range e.Cidrs {
 			p, err := netip.ParsePrefix(c)
 			if err != nil {

@@ -15,6 +15,10 @@ type Endpoint struct {
 	Prefixes []netip.Prefix
 	// Nodes are the underlay addresses of the service's nodes.
 	Nodes []netip.Addr
+	// Policy is the endpoint policy document ("" for full access), for
+	// the service behind the node, which enforces it; the data path
+	// ignores it.
+	Policy string
 }
 
 // Endpoint returns the VPC's gateway endpoint id.
