@@ -56,7 +56,11 @@ func endpointCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := cl.endpoints().CreateVpcEndpoint(cmd.Context(), call(&pb.CreateVpcEndpointRequest{Vpc: vpc, ServiceName: service, RouteTables: tables, PolicyDocument: doc}))
+			rts, err := mainTable(cmd, cl, vpc, tables)
+			if err != nil {
+				return err
+			}
+			r, err := cl.endpoints().CreateVpcEndpoint(cmd.Context(), call(&pb.CreateVpcEndpointRequest{Vpc: vpc, ServiceName: service, RouteTables: rts, PolicyDocument: doc}))
 			if err != nil {
 				return err
 			}
@@ -65,7 +69,7 @@ func endpointCmd(o *Options) *cobra.Command {
 	}
 	create.Flags().StringVar(&vpc, "vpc", "", "the VPC, by name or id (required)")
 	create.Flags().StringVar(&service, "service", "", "the service name, as openvpc service list shows it, e.g. com.openvpc.local.s3 (required)")
-	create.Flags().StringArrayVar(&tables, "route-table", nil, "a route table of the VPC to route the service through the endpoint (repeatable)")
+	create.Flags().StringArrayVar(&tables, "route-table", nil, "a route table of the VPC to route the service through the endpoint, or main for the VPC's main table (repeatable)")
 	create.Flags().StringVar(&pol, "policy", "", "the endpoint policy (IAM-style JSON, or @FILE); default full access")
 	required(create, "vpc", "service")
 
@@ -141,4 +145,22 @@ func serviceCmd(o *Options) *cobra.Command {
 	}
 	c.AddCommand(listCmd)
 	return c
+}
+
+// mainTable replaces "main" among route table references by the VPC's
+// main route table.
+func mainTable(cmd *cobra.Command, cl *clients, vpc string, refs []string) ([]string, error) {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r
+		if r != "main" {
+			continue
+		}
+		v, err := cl.vpc.GetVpc(cmd.Context(), call(&pb.GetVpcRequest{Ref: vpc}))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v.Msg.Vpc.MainRouteTableId
+	}
+	return out, nil
 }
