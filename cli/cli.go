@@ -54,7 +54,7 @@ func AddCommands(root *cobra.Command) *Options {
 	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().StringVar(&o.Config, "config", "", "client config: server URL, CA and admin token (default $"+pki.ConfigEnv+", else $XDG_CONFIG_HOME/openvpc/config or ~/.config/openvpc/config; openvpc server and up write it)")
-	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), cgwCmd(o), vgwCmd(o), vpnCmd(o), sgCmd(o), aclCmd(o), prefixListCmd(o), flowLogCmd(o), zoneCmd(o), dxCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), connectCmd(o), forwardCmd(o), execCmd(o), tokenCmd(o), versionCmd(o))
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), cgwCmd(o), vgwCmd(o), vpnCmd(o), sgCmd(o), aclCmd(o), prefixListCmd(o), endpointCmd(o), serviceCmd(o), flowLogCmd(o), zoneCmd(o), dxCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), connectCmd(o), forwardCmd(o), execCmd(o), tokenCmd(o), versionCmd(o))
 	return o
 }
 

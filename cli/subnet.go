@@ -75,7 +75,7 @@ var rtbHeader = []string{"ID", "NAME", "VPC", "MAIN", "ROUTES"}
 func rtbRow(r *pb.RouteTable) []string {
 	routes := make([]string, len(r.Routes))
 	for i, rt := range r.Routes {
-		routes[i] = rt.DestinationCidr + "→" + rt.Target
+		routes[i] = routeDest(rt) + "→" + rt.Target
 		if o := rt.Origin; o > pb.RouteOrigin_ROUTE_ORIGIN_STATIC {
 			routes[i] += "(" + enum(o, "ROUTE_ORIGIN_") + ")"
 		}
@@ -171,7 +171,11 @@ func routeCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := cl.vpc.CreateRoute(cmd.Context(), call(&pb.CreateRouteRequest{RouteTable: id, DestinationCidr: dest, Target: target}))
+			req := &pb.CreateRouteRequest{RouteTable: id, DestinationCidr: dest, Target: target}
+			if strings.HasPrefix(dest, "pl-") {
+				req.DestinationCidr, req.DestinationPrefixListId = "", dest
+			}
+			r, err := cl.vpc.CreateRoute(cmd.Context(), call(req))
 			if err != nil {
 				return err
 			}
@@ -179,8 +183,8 @@ func routeCmd(o *Options) *cobra.Command {
 		}),
 	}
 	tableFlags(create, &rtb, &vpc)
-	create.Flags().StringVar(&dest, "dest", "", "destination CIDR, e.g. 0.0.0.0/0 (required)")
-	create.Flags().StringVar(&target, "target", "", "target: a peering (pcx-…) or internet gateway (igw-…), by id or name (required)")
+	create.Flags().StringVar(&dest, "dest", "", "destination CIDR, e.g. 0.0.0.0/0, or a service's prefix list pl-… toward its gateway endpoint (required)")
+	create.Flags().StringVar(&target, "target", "", "target: a peering (pcx-…), internet gateway (igw-…) or, for a pl- destination, gateway endpoint (vpce-…), by id or name (required)")
 	required(create, "dest", "target")
 	var drtb, dvpc, ddest string
 	del := &cobra.Command{
@@ -190,7 +194,11 @@ func routeCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := cl.vpc.DeleteRoute(cmd.Context(), call(&pb.DeleteRouteRequest{RouteTable: id, DestinationCidr: ddest}))
+			req := &pb.DeleteRouteRequest{RouteTable: id, DestinationCidr: ddest}
+			if strings.HasPrefix(ddest, "pl-") {
+				req.DestinationCidr, req.DestinationPrefixListId = "", ddest
+			}
+			r, err := cl.vpc.DeleteRoute(cmd.Context(), call(req))
 			if err != nil {
 				return err
 			}
@@ -198,7 +206,7 @@ func routeCmd(o *Options) *cobra.Command {
 		}),
 	}
 	tableFlags(del, &drtb, &dvpc)
-	del.Flags().StringVar(&ddest, "dest", "", "destination CIDR of the route (required)")
+	del.Flags().StringVar(&ddest, "dest", "", "destination CIDR or prefix list (pl-…) of the route (required)")
 	required(del, "dest")
 	var lrtb, lvpc string
 	listCmd := &cobra.Command{
@@ -239,7 +247,7 @@ func printRoutes(p *printer, tables []*pb.RouteTable) error {
 	parts := []json.RawMessage{}
 	for _, t := range tables {
 		for _, r := range t.Routes {
-			rows = append(rows, []string{t.Id, t.VpcId, r.DestinationCidr, r.Target, enum(r.State, "ROUTE_STATE_")})
+			rows = append(rows, []string{t.Id, t.VpcId, routeDest(r), r.Target, enum(r.State, "ROUTE_STATE_")})
 			b, err := marshalJSON(r)
 			if err != nil {
 				return err
@@ -280,4 +288,13 @@ func whichTable(cmd *cobra.Command, cl *clients, rtb, vpc string) (string, error
 		return v.Msg.Vpc.MainRouteTableId, nil
 	}
 	return rtb, nil
+}
+
+// routeDest is a route's destination as the user wrote it: a CIDR, or a
+// service's prefix list.
+func routeDest(r *pb.Route) string {
+	if r.DestinationPrefixListId != "" {
+		return r.DestinationPrefixListId
+	}
+	return r.DestinationCidr
 }

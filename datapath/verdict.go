@@ -29,6 +29,7 @@ const (
 	ACLDenied      // the subnet's network ACL denies it
 	ConntrackFull  // a new flow, and the connection-tracking table has no room for it
 	ServiceLimit   // over the ENI's packets per second to the host services (AWS's link-local allowance)
+	ForgedTarget   // edge: a host named an edge target (a vpce-…) that the packet's VPC does not have
 
 	numVerdicts
 )
@@ -39,6 +40,7 @@ var verdictNames = [numVerdicts]string{
 	UnknownSender: "unknown-sender", NotLocal: "not-local", NotPeered: "not-peered",
 	SenderMismatch: "sender-mismatch", NoPort: "no-port", NoEdge: "no-edge", NoPublicIP: "no-public-ip",
 	SGDenied: "sg-denied", ACLDenied: "acl-denied", ConntrackFull: "conntrack-full", ServiceLimit: "service-limit",
+	ForgedTarget: "forged-target",
 }
 
 func (v Verdict) String() string {
@@ -55,7 +57,7 @@ func (v Verdict) Dropped() bool { return v >= Malformed }
 // mistake: those raise a security event for a human to look at.
 func (v Verdict) Attack() bool {
 	switch v {
-	case SpoofedSource, UnknownSender, SenderMismatch, NotPeered:
+	case SpoofedSource, UnknownSender, SenderMismatch, NotPeered, ForgedTarget:
 		return true
 	}
 	return false

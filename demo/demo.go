@@ -1,7 +1,8 @@
 // Package demo plays the talk on a local cloud of its own (`openvpc demo`):
 // red and yellow talk across hosts, green is refused twice, the cache
-// answers every lookup, and Blackfoot takes red to the internet — each
-// scene on real packets, told as a story or given as data.
+// answers every lookup, Blackfoot takes red to the internet and, last,
+// to the object store through a gateway endpoint — each scene on real
+// packets, told as a story or given as data.
 package demo
 
 import (
@@ -70,6 +71,7 @@ type demo struct {
 	cloud *localcloud.Cloud
 	vpc   openvpcv1connect.VpcServiceClient
 	inst  openvpcv1connect.InstanceServiceClient
+	endpt openvpcv1connect.EndpointServiceClient
 	vpcs  map[string]*pb.Vpc
 	insts map[string]*pb.Instance
 	wire  uint16
@@ -110,7 +112,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.setup(ctx); err != nil {
 		return fmt.Errorf("demo setup: %w", err)
 	}
-	for i, play := range []func(context.Context) (Scene, error){d.scene1, d.scene2, d.scene3, d.scene4, d.scene5} {
+	for i, play := range []func(context.Context) (Scene, error){d.scene1, d.scene2, d.scene3, d.scene4, d.scene5, d.scene6} {
 		if d.cfg.Step && !d.cfg.JSON {
 			fmt.Fprintf(d.cfg.Out, "\n[Enter] for scene %d ", i+1)
 			_, _ = d.in.ReadString('\n')
@@ -157,6 +159,7 @@ func (d *demo) start(ctx context.Context, dir string) error {
 		return err
 	}
 	d.vpc, d.inst = openvpcv1connect.NewVpcServiceClient(conn.HTTP, conn.URL), openvpcv1connect.NewInstanceServiceClient(conn.HTTP, conn.URL)
+	d.endpt = openvpcv1connect.NewEndpointServiceClient(conn.HTTP, conn.URL)
 	return nil
 }
 

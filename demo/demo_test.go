@@ -28,6 +28,7 @@ func TestStory(t *testing.T) {
 		"── 3. green forges its way in", "⇒ not-peered, sender-mismatch",
 		"── 4. the cache", "⇒ running",
 		"── 5. red → the internet, through Blackfoot", "⇒ translated",
+		"── 6. red → the object store, through a gateway endpoint", ", denied via the internet",
 		"Everything is cleaned up.",
 		// Geneve on its own port, as the docs say, each host on its own
 		// loopback address.

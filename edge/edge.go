@@ -65,6 +65,30 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
+// Relay is a function whose far side is another Geneve hop instead of an
+// outside port — the service nodes of gateway endpoints (edge/endpoint):
+// packets stay encapsulated and the edge re-heads them in place, so the
+// instance's source address travels unchanged.
+type Relay interface {
+	Function
+	// ToNode takes a packet an instance in VPC vni sent to target: the
+	// node it goes to, and the options it carries there.
+	ToNode(snap *tables.Snapshot, vni uint32, target uint64, inner packet.IPv4, t *datapath.Trace) (node netip.Addr, opts packet.GeneveOptions, v datapath.Verdict)
+	// FromNode checks a packet from node (no registered host) and returns
+	// the target the edge names toward the instance's host.
+	// (What the packet carried is passed by value: a pointer handed to an
+	// interface method would escape, and the story allocates nothing.)
+	FromNode(snap *tables.Snapshot, node netip.Addr, vni uint32, opts packet.GeneveOptions, inner packet.IPv4, t *datapath.Trace) (target uint64, v datapath.Verdict)
+}
+
+// relayed is where a relay sends a packet: re-headed with VNI and Opts,
+// to Dst.
+type relayed struct {
+	Dst  netip.Addr
+	VNI  uint32
+	Opts packet.GeneveOptions
+}
+
 // Config is what an edge needs besides its cache.
 type Config struct {
 	// Underlay is the edge's underlay address.
@@ -146,15 +170,29 @@ func (x *Edge) Functions() []Function { return x.cfg.Functions }
 // payload.
 func (x *Edge) Outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, out *packet.IPv4) datapath.Verdict {
 	var e packet.Encap
-	v, _ := x.outbound(snap, outerSrc, payload, &e, out, nil, nil)
+	var rel relayed
+	v, _ := x.outbound(snap, outerSrc, payload, &e, out, &rel, nil, nil)
 	return v
+}
+
+// Relayed is the story of a datagram for a relay function (gateway
+// endpoints): it returns the verdict and, when Forwarded, where the
+// inner packet goes next (dst), in which VNI and with which options.
+func (x *Edge) Relayed(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte) (v datapath.Verdict, dst netip.Addr, vni uint32, opts packet.GeneveOptions) {
+	var e packet.Encap
+	var rel relayed
+	var out packet.IPv4
+	v, _ = x.outbound(snap, outerSrc, payload, &e, &out, &rel, nil, nil)
+	return v, rel.Dst, rel.VNI, rel.Opts
 }
 
 // outbound is the story; t, when not nil, records each step. It returns
 // the function that takes the packet out, when the verdict is Forwarded.
 // id, when not nil, gets the packet's flow as the instance sent it, before
-// a function rewrites it.
-func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, e *packet.Encap, out *packet.IPv4, id *datapath.FlowID, t *datapath.Trace) (datapath.Verdict, Function) {
+// a function rewrites it. A relay's packet (Forwarded with rel.Dst set)
+// stays where it is, to be re-headed for rel.
+func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, e *packet.Encap, out *packet.IPv4, rel *relayed, id *datapath.FlowID, t *datapath.Trace) (datapath.Verdict, Function) {
+	*rel = relayed{}
 	ok := packet.ParseGenevePayload(payload, e)
 	if t != nil {
 		t.Step("parse", ok, explainParse(e, ok))
@@ -169,6 +207,10 @@ func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 
 	sender, ok := snap.Sender(outerSrc)
 	ok = ok && sender.Role == tables.RoleHost
+	if r := x.relay(); !ok && r != nil && e.Options.HasEndpoint {
+		// No host: maybe a service node replying through an endpoint.
+		return x.fromNode(snap, r, outerSrc, e, rel, t), r
+	}
 	if t != nil {
 		t.Step("known host", ok, explainSender(snap, outerSrc, ok))
 	}
@@ -192,11 +234,59 @@ func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 	if fn == nil {
 		return datapath.NoRoute, nil
 	}
+	if r, ok := fn.(Relay); ok {
+		node, opts, v := r.ToNode(snap, e.VNI, e.Options.Target, inner, t)
+		if v.Attack() {
+			return x.attack(v, outerSrc, inner, e.Options.SourceVNI), fn
+		}
+		if v == datapath.Forwarded {
+			*rel = relayed{Dst: node, VNI: e.VNI, Opts: opts}
+		}
+		return v, fn
+	}
 	v := fn.FromVPC(snap, e.VNI, e.Options.Target, inner, t)
 	if v == datapath.Forwarded {
 		*out = inner
 	}
 	return v, fn
+}
+
+// relay is the edge's gateway-endpoint relay, if it serves endpoints.
+func (x *Edge) relay() Relay {
+	r, _ := x.fns[tables.TargetEndpoint].(Relay)
+	return r
+}
+
+// fromNode is the story of a service node's reply: the relay checks the
+// node and the endpoint, then it goes to the instance's host as the
+// internet gateway's inbound packets do (mapping, router hop), naming the
+// endpoint as its target.
+func (x *Edge) fromNode(snap *tables.Snapshot, r Relay, node netip.Addr, e *packet.Encap, rel *relayed, t *datapath.Trace) datapath.Verdict {
+	target, v := r.FromNode(snap, node, e.VNI, e.Options, e.Inner, t)
+	if v.Attack() {
+		return x.attack(v, node, e.Inner, e.Options.SourceVNI)
+	}
+	if v != datapath.Forwarded {
+		return v
+	}
+	var m tables.Mapping
+	ok := snap.Lookup(e.VNI, e.Inner.Dst(), &m) && m.Underlay.IsValid()
+	if t != nil {
+		t.Step("mapping", ok, fmt.Sprintf("%v in VPC %d lives on %v", e.Inner.Dst(), e.VNI, m.Underlay))
+	}
+	if !ok {
+		return datapath.NoMapping
+	}
+	pkt := e.Inner
+	ttl := pkt.TTL()
+	if ttl <= 1 {
+		return datapath.TTLExceeded
+	}
+	old := uint16(ttl)<<8 | uint16(pkt.Protocol())
+	pkt.SetTTL(ttl - 1)
+	pkt.SetChecksum(packet.ChecksumUpdate16(pkt.Checksum(), old, old-0x100))
+	*rel = relayed{Dst: m.Underlay, VNI: e.VNI, Opts: packet.GeneveOptions{SourceVNI: e.VNI, HasTarget: true, Function: uint8(tables.TargetEndpoint), Target: target}}
+	return datapath.Forwarded
 }
 
 // function is the function the packet names, if the edge serves it for
@@ -311,8 +401,12 @@ func (x *Edge) ServeWire() error {
 	bs := max(1, wire.BatchSize())
 	ds := make([]underlay.Datagram, bs)
 	for i := range ds {
-		ds[i].Buf = make([]byte, maxPacket)
+		// Headroom in front: a relay re-heads the inner packet in place.
+		ds[i].Buf = make([]byte, packet.Headroom+maxPacket)
+		ds[i].Off = packet.Headroom
 	}
+	relays := make([]underlay.Datagram, 0, bs)
+	var rel relayed
 	var out [numKinds][][]byte
 	for _, f := range x.cfg.Functions {
 		out[f.Kind()] = make([][]byte, 0, bs)
@@ -345,7 +439,7 @@ func (x *Edge) ServeWire() error {
 					t = &datapath.Trace{}
 				}
 			}
-			v, fn := x.outbound(snap, d.Peer.Addr(), payload, &e, &pkt, &id, t)
+			v, fn := x.outbound(snap, d.Peer.Addr(), payload, &e, &pkt, &rel, &id, t)
 			x.Out.Add(v)
 			if k := e.Options.Function; v != datapath.Malformed && e.Options.HasTarget && int(k) < numKinds {
 				x.Received[k].Add(1)
@@ -356,11 +450,21 @@ func (x *Edge) ServeWire() error {
 					x.Traces.Add(datapath.TraceReport{ID: e.Options.TraceID, Story: "edge outbound", Verdict: v, At: time.Now(), Steps: t.Steps})
 				}
 			}
-			if v == datapath.Forwarded {
+			switch {
+			case v == datapath.Forwarded && rel.Dst.IsValid():
+				if dg, ok := reHead(d, payload, e.Inner, &rel, x.cfg.WirePort); ok {
+					relays = append(relays, dg)
+				}
+			case v == datapath.Forwarded:
 				out[fn.Kind()] = append(out[fn.Kind()], pkt)
 			}
 		}
 		flows.End()
+		if len(relays) > 0 {
+			_, _ = wire.WriteBatch(relays) // the underlay counts its own errors
+			clear(relays)
+			relays = relays[:0]
+		}
 		for _, f := range x.cfg.Functions {
 			o := out[f.Kind()]
 			if len(o) > 0 && f.Outside() != nil {
@@ -370,6 +474,23 @@ func (x *Edge) ServeWire() error {
 			out[f.Kind()] = o[:0]
 		}
 	}
+}
+
+// reHead writes a new Geneve header for rel in front of inner, which
+// lies in d's buffer after payload's old header, and returns the datagram
+// to send: the inner packet is not copied.
+func reHead(d *underlay.Datagram, payload []byte, inner packet.IPv4, rel *relayed, port uint16) (underlay.Datagram, bool) {
+	innerAt := d.Off + packet.Geneve(payload).HeaderLen()
+	if innerAt < packet.Headroom {
+		return underlay.Datagram{}, false
+	}
+	base := innerAt - packet.Headroom
+	start, ok := packet.EncapsulateGeneve(d.Buf[base:], len(inner), rel.VNI, rel.Opts)
+	if !ok {
+		return underlay.Datagram{}, false
+	}
+	return underlay.Datagram{Buf: d.Buf, Off: base + start, Len: packet.Headroom + len(inner) - start,
+		Peer: netip.AddrPortFrom(rel.Dst, port), SrcPort: packet.SourcePort(packet.FlowHash(inner))}, true
 }
 
 // ServeOutside runs the inbound story of every function, one loop per

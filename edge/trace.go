@@ -19,7 +19,8 @@ func (x *Edge) TraceOutbound(outerSrc netip.Addr, payload []byte) ([]datapath.St
 	var e packet.Encap
 	var out packet.IPv4
 	var t datapath.Trace
-	v, _ := q.outbound(x.tables.Load(), outerSrc, append([]byte(nil), payload...), &e, &out, nil, &t)
+	var rel relayed
+	v, _ := q.outbound(x.tables.Load(), outerSrc, append([]byte(nil), payload...), &e, &out, &rel, nil, &t)
 	return t.Steps, v
 }
 

@@ -72,6 +72,10 @@ type Config struct {
 	// Underlay is taken on WirePort (another cloud runs there): for clouds
 	// that nobody looks for at a known address, such as the demo's.
 	AnyUnderlay bool
+	// S3 runs the object store and its service node (AddS3), registered
+	// as S3ServiceName, its objects under Server.Store.DataDir/s3. Needs
+	// Edges.
+	S3 bool
 	// Heartbeat is how often host agents report in without changes, and
 	// EdgeHeartbeat how often edges do (default: the agent's).
 	Heartbeat, EdgeHeartbeat time.Duration
@@ -83,7 +87,7 @@ type Config struct {
 // on 127.0.1.x:6081, state in ./.openvpc, Elastic IPs from a documentation
 // range, the internet's proxy on 127.0.0.1:7071.
 func DefaultConfig() Config {
-	cfg := Config{Server: server.DefaultConfig(), Hosts: 3, Edges: 1, Proxy: "127.0.0.1:7071"}
+	cfg := Config{Server: server.DefaultConfig(), Hosts: 3, Edges: 1, Proxy: "127.0.0.1:7071", S3: true}
 	cfg.Server.Logger = nil // Log's
 	cfg.Server.Store.EIPPools = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
 	return cfg
@@ -142,6 +146,8 @@ type Cloud struct {
 	Edges []*Edge
 	// Internet is the simulated internet of the cloud's edges (nil without).
 	Internet *Internet
+	// S3 is the object store New started (nil without Config.S3).
+	S3 *S3
 	// internetDNS is the internet's resolver, the server's DNS upstream
 	// (nil without).
 	internetDNS *internetDNS
@@ -219,6 +225,15 @@ func (c *Cloud) start(ctx context.Context) (err error) {
 			return err
 		}
 		c.Edges = append(c.Edges, e)
+	}
+	if c.cfg.S3 && len(c.Edges) > 0 {
+		dir := ""
+		if d := c.cfg.Server.Store.DataDir; d != "" {
+			dir = s3Dir(d)
+		}
+		if c.S3, err = c.AddS3(ctx, S3Config{Dir: dir}); err != nil {
+			return fmt.Errorf("object store: %w", err)
+		}
 	}
 	if admin := c.cfg.Server.AdminConfig; admin != "" && !c.cfg.Server.Trust.Insecure {
 		if _, err := s.Trust.EnsureAdminConfig(ctx, admin, s.ClientURL()); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/openvpc/openvpc/control/server"
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/edge"
+	"github.com/openvpc/openvpc/edge/endpoint"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/node"
@@ -131,7 +132,9 @@ func (c *Cloud) startEdge(ctx context.Context, id string, wire *underlay.UDPConn
 	}
 	n, err := edge.NewNode(
 		node.Config{Server: s.URL(), HostID: id, Creds: creds, Heartbeat: c.cfg.EdgeHeartbeat, Logger: c.cfg.Log, API: "127.0.0.1:0"},
-		edge.Config{Underlay: addr, Wire: wire, WirePort: c.cfg.WirePort, Outside: outside})
+		// Every edge serves gateway endpoints too: relaying costs nothing
+		// until a VPC has one.
+		edge.Config{Underlay: addr, Wire: wire, WirePort: c.cfg.WirePort, Outside: outside, Functions: []edge.Function{endpoint.New()}})
 	if err != nil {
 		return nil, err
 	}

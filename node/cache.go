@@ -221,11 +221,41 @@ func vpcFromFacts(f *pb.VpcFacts) (tables.VPC, error) {
 	if err := zonesFromFacts(f, &v); err != nil {
 		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
 	}
+	if err := endpointsFromFacts(f, &v); err != nil {
+		return tables.VPC{}, fmt.Errorf("VPC %s: %v", f.Id, err)
+	}
 	for _, p := range f.Peers {
 		pid, _ := model.ParseID(model.KindPeering, p.PeeringId)
 		v.Peerings = append(v.Peerings, tables.Peering{ID: pid, PeerVNI: p.PeerVni, RemoteDNS: p.AllowRemoteDns})
 	}
 	return v, nil
+}
+
+// endpointsFromFacts reads the VPC's gateway endpoints.
+func endpointsFromFacts(f *pb.VpcFacts, v *tables.VPC) error {
+	for _, e := range f.Endpoints {
+		id, ok := model.ParseID(model.KindEndpoint, e.Id)
+		if !ok {
+			return fmt.Errorf("bad endpoint id %q", e.Id)
+		}
+		ep := tables.Endpoint{ID: id, Policy: e.PolicyDocument}
+		for _, c := range e.Cidrs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return fmt.Errorf("endpoint %s: %v", e.Id, err)
+			}
+			ep.Prefixes = append(ep.Prefixes, p)
+		}
+		for _, n := range e.NodeAddresses {
+			a, err := netip.ParseAddr(n)
+			if err != nil {
+				return fmt.Errorf("endpoint %s: service node %v", e.Id, err)
+			}
+			ep.Nodes = append(ep.Nodes, a)
+		}
+		v.Endpoints = append(v.Endpoints, ep)
+	}
+	return nil
 }
 
 // firewallFromFacts reads the VPC's security groups and network ACLs.

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/edge/internet"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/nic"
@@ -78,4 +79,19 @@ func (c *Cloud) waitRegistered(id string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// S3 is a test cloud's object store and service node.
+type S3 = localcloud.S3
+
+// AddS3 starts the object store (in memory) and its service node, which
+// learns endpoints from edge's cache; the store is reached without an
+// endpoint on inet at localcloud.S3Addr.
+func (c *Cloud) AddS3(edge *Edge, inet *internet.Internet) *S3 {
+	c.t.Helper()
+	s, err := c.local.AddS3(c.Ctx(), localcloud.S3Config{Edge: edge, Internet: inet})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s
 }

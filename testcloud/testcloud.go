@@ -269,6 +269,7 @@ type Clients struct {
 	Mapping openvpcv1connect.MappingServiceClient
 	Zone    openvpcv1connect.ZoneServiceClient
 	VPN     openvpcv1connect.VpnServiceClient
+	Endpt   openvpcv1connect.EndpointServiceClient
 }
 
 // ClientsFor returns an administrator's clients of the server at url.
@@ -284,6 +285,7 @@ func clientsOver(hc *http.Client, url string) Clients {
 		Mapping: openvpcv1connect.NewMappingServiceClient(hc, url),
 		Zone:    openvpcv1connect.NewZoneServiceClient(hc, url),
 		VPN:     openvpcv1connect.NewVpnServiceClient(hc, url),
+		Endpt:   openvpcv1connect.NewEndpointServiceClient(hc, url),
 	}
 }
 

@@ -55,6 +55,7 @@ func upCmd() *cobra.Command {
 	f := c.Flags()
 	f.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "number of host agents")
 	f.IntVar(&cfg.Edges, "edges", cfg.Edges, "number of edges (Blackfoot) joining the cloud to its test internet")
+	f.BoolVar(&cfg.S3, "s3", cfg.S3, "run the object store (S3 API, objects in DATA-DIR/s3) and its service node, for gateway endpoints; needs an edge")
 	f.Var(newPrefixList(&cfg.Server.Store.EIPPools), "eip-pool", "Elastic IP pool (a documentation range by default: the internet here is simulated)")
 	f.StringVar(&cfg.Server.DNSUpstream, "dns-upstream", "", "a resolver (ip or ip:port) the VPC resolvers forward other names to; default: the simulated internet's resolver on loopback (www.example.test), with edges")
 	f.StringVar(&cfg.Proxy, "internet-proxy", cfg.Proxy, "HTTP proxy into the test internet, to reach Elastic IPs as a client on the internet ('' for none)")
@@ -105,8 +106,23 @@ Try, in another terminal:
   openvpc host list%s
 %s`, upHint(cfg.NIC), internetHelp(cfg))
 	}
+	fmt.Fprint(w, s3Help(c))
 	fmt.Fprint(w, "\nPress Ctrl-C to stop.\n")
 	return nil
+}
+
+// s3Help says where the object store is and how to reach it privately.
+func s3Help(c *localcloud.Cloud) string {
+	if c.S3 == nil {
+		return ""
+	}
+	return fmt.Sprintf(`
+An S3-compatible object store (%s) answers at %s:80, on the internet
+and through gateway endpoints (its service node is %v):
+  openvpc service list
+  openvpc endpoint create --vpc red --service %s --route-table main
+  openvpc exec web -- aws --endpoint-url http://%s s3 ls   # a tun instance with the aws CLI
+`, c.S3.Name, c.S3.Addr, c.S3.NodeAddr, c.S3.Name, c.S3.Addr)
 }
 
 // vpcNames names the first few VPCs.

@@ -174,6 +174,19 @@ func (h *VPCs) CreateRoute(ctx context.Context, req *connect.Request[pb.CreateRo
 	if err := ref(model.KindRouteTable, "route table", m.RouteTable); err != nil {
 		return nil, err
 	}
+	if m.DestinationPrefixListId != "" {
+		if m.DestinationCidr != "" {
+			return nil, model.Invalidf("give a destination CIDR or a prefix list, not both")
+		}
+		if err := ref(model.KindPrefixList, "prefix list", m.DestinationPrefixListId); err != nil {
+			return nil, err
+		}
+		rtb, err := h.Store.CreatePrefixListRoute(ctx, m.RouteTable, m.DestinationPrefixListId, m.Target)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(&pb.CreateRouteResponse{RouteTable: rtb}), nil
+	}
 	dest, err := routeDest(m.DestinationCidr)
 	if err != nil {
 		return nil, err
@@ -189,6 +202,16 @@ func (h *VPCs) DeleteRoute(ctx context.Context, req *connect.Request[pb.DeleteRo
 	m := req.Msg
 	if err := ref(model.KindRouteTable, "route table", m.RouteTable); err != nil {
 		return nil, err
+	}
+	if m.DestinationPrefixListId != "" {
+		if err := ref(model.KindPrefixList, "prefix list", m.DestinationPrefixListId); err != nil {
+			return nil, err
+		}
+		rtb, err := h.Store.DeletePrefixListRoute(ctx, m.RouteTable, m.DestinationPrefixListId)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(&pb.DeleteRouteResponse{RouteTable: rtb}), nil
 	}
 	dest, err := routeDest(m.DestinationCidr)
 	if err != nil {

@@ -32,6 +32,9 @@ type world struct {
 	pls      map[string]*pb.PrefixList
 	// plGroups are, per prefix list, the groups with a rule naming it.
 	plGroups map[string]set
+	// services by name, gateway endpoints by id.
+	services map[string]*pb.Service
+	vpces    map[string]*pb.VpcEndpoint
 	hosts    map[string]*pb.Host
 	acks     map[string]store.Ack
 	// insts holds live (not terminated) instances; created is the revision
@@ -50,6 +53,7 @@ type world struct {
 	vpcACLs     map[string]set
 	vpcFlowLogs map[string]set
 	vpcZones    map[string]set
+	vpcVpces    map[string]set
 	// hostVPC counts live instances per (host, VPC), both ways round.
 	hostVPC map[string]map[string]int
 	vpcHost map[string]map[string]int
@@ -79,6 +83,7 @@ func newWorld() *world {
 		flowLogs: map[string]*pb.FlowLog{}, vpcFlowLogs: map[string]set{},
 		zones: map[string]*pb.Zone{}, vpcZones: map[string]set{},
 		pls: map[string]*pb.PrefixList{}, plGroups: map[string]set{},
+		services: map[string]*pb.Service{}, vpces: map[string]*pb.VpcEndpoint{}, vpcVpces: map[string]set{},
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
@@ -138,6 +143,10 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyZone(r, d)
 	case store.RecPrefixList:
 		return w.applyPrefixList(r, d)
+	case store.RecService:
+		return w.applyService(r, d)
+	case store.RecEndpoint:
+		return w.applyEndpoint(r, d)
 	case store.RecInstance:
 		return w.applyInstance(r, d)
 	case store.RecHost:
@@ -671,6 +680,13 @@ func (w *world) scope(host string) set {
 		if w.serves(host, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN) {
 			w.vpnScope(host, s)
 		}
+		if w.serves(host, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT) {
+			for v, eps := range w.vpcVpces {
+				if _, ok := w.vpcs[v]; ok && len(eps) > 0 {
+					s.add(v)
+				}
+			}
+		}
 		return s
 	}
 	for v := range w.hostVPC[host] {
@@ -706,6 +722,13 @@ func (w *world) hostsOf(vpc string) set {
 		}
 	}
 	w.vpnHostsOf(vpc, s)
+	if len(w.vpcVpces[vpc]) > 0 {
+		for h := range w.hosts {
+			if w.serves(h, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT) {
+				s.add(h)
+			}
+		}
+	}
 	return s
 }
 
@@ -732,12 +755,19 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	for id := range w.vpcZones[vpc] {
 		f.Zones = append(f.Zones, ZoneFacts(w.zones[id]))
 	}
+	for id := range w.vpcVpces[vpc] {
+		f.Endpoints = append(f.Endpoints, w.endpointFacts(w.vpces[id]))
+	}
 	for id := range w.vpcRtbs[vpc] {
-		rt := proto.CloneOf(w.rtbs[id])
+		rt := w.expandEndpointRoutes(proto.CloneOf(w.rtbs[id]))
 		for _, r := range rt.Routes {
 			r.State = pb.RouteState_ROUTE_STATE_ACTIVE
 			switch {
 			case r.Target == store.LocalTarget:
+			case model.IsID(model.KindEndpoint, r.Target):
+				if ep := w.vpces[r.Target]; ep == nil || ep.VpcId != vpc {
+					r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+				}
 			case model.IsID(model.KindIGW, r.Target):
 				if w.vpcIGW[vpc] != r.Target {
 					r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
@@ -775,6 +805,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.Zones, func(a, b *pb.ZoneFacts) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(f.Endpoints, func(a, b *pb.EndpointFacts) int { return strings.Compare(a.Id, b.Id) })
 	return f
 }
 

@@ -99,6 +99,17 @@ func (s *Store) fillRouteStates(ctx context.Context, rtb *pb.RouteTable) error {
 			}
 			continue
 		}
+		if model.IsID(model.KindEndpoint, r.Target) {
+			ep := new(pb.VpcEndpoint)
+			_, found, err := s.getProto(ctx, s.resKey(model.KindEndpoint, r.Target), ep)
+			if err != nil {
+				return err
+			}
+			if !found || !slices.Contains(ep.RouteTableIds, rtb.Id) {
+				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
+			}
+			continue
+		}
 		if !model.IsID(model.KindPeering, r.Target) {
 			continue
 		}
@@ -216,8 +227,10 @@ func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target
 		return "", model.Invalidf("no route target given; use a peering (pcx-…) or an internet gateway (igw-…)")
 	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "vpn-"):
 		return "", model.Invalidf("route target %s: a site's routes reach a route table by propagation; enable it (openvpc route-table propagation enable ROUTE-TABLE --vgw VGW) and give the VPN connection its routes (openvpc vpn route add VPN --dest CIDR)", target)
-	case strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
-		return "", model.Invalidf("route target %s: VPN, Direct Connect and endpoints are not available yet", target)
+	case strings.HasPrefix(target, "dxvif-"):
+		return "", model.Invalidf("route target %s: a Direct Connect interface's routes are learned by BGP and reach a route table by propagation from the vgw it is attached to (openvpc route-table propagation enable ROUTE-TABLE --vgw VGW)", target)
+	case strings.HasPrefix(target, "vpce-"):
+		return "", model.Invalidf("route target %s is a gateway endpoint: its routes have the service's prefix list as destination (route create --destination-prefix-list pl-… or endpoint modify --add-route-table)", target)
 	case model.IsID(model.KindIGW, target) || !model.IsID(model.KindPeering, target) && s.exists(ctx, model.KindIGW, target):
 		g := new(pb.InternetGateway)
 		rev, err := s.load(ctx, model.KindIGW, target, g)

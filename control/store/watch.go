@@ -32,10 +32,14 @@ const (
 	RecVPNConnection = "vpn"
 	RecTunnelStatus  = "vpntun"
 	RecPropagated    = "prop"
+	// Services and gateway endpoints (endpoint*.go).
+	RecService  = svcPrefix
+	RecEndpoint = "vpce"
 )
 
 var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true,
-	RecVPNGateway: true, RecVPNConnection: true, RecTunnelStatus: true, RecPropagated: true}
+	RecVPNGateway: true, RecVPNConnection: true, RecTunnelStatus: true, RecPropagated: true,
+	RecService: true, RecEndpoint: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {

@@ -126,10 +126,11 @@ func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packe
 // from a source outside that VPC (an edge never speaks for an instance),
 // of a function the edge serves for a target the VPC has. A packet marked
 // with its function and target (EdgeTarget) is of that target: an
-// internet gateway attached to the VPC, or a target (a VPN connection)
-// that the destination's route table routes the packet's source to — so
-// a site sends only from the prefixes routed to it. An unmarked packet is
-// of the VPC's internet gateway.
+// internet gateway attached to the VPC, a gateway endpoint of the VPC
+// (whose replies come only from the service's addresses), or a target (a
+// VPN connection) that the destination's route table routes the packet's
+// source to — so a site sends only from the prefixes routed to it. An
+// unmarked packet is of the VPC's internet gateway.
 func fromEdge(snap *tables.Snapshot, sender *tables.Host, e *packet.Encap) bool {
 	vpc, ok := snap.VPC(e.VNI)
 	if !ok || e.Options.SourceVNI != e.VNI || vpc.CIDR.Contains(e.Inner.Src()) {
@@ -139,8 +140,12 @@ func fromEdge(snap *tables.Snapshot, sender *tables.Host, e *packet.Encap) bool 
 	if e.Options.HasTarget {
 		t = tables.Target{Kind: tables.TargetKind(e.Options.Function), ID: e.Options.Target}
 	}
-	if t.Kind == tables.TargetInternetGateway {
+	switch t.Kind {
+	case tables.TargetInternetGateway:
 		return vpc.Attached(t) && sender.Serves(t)
+	case tables.TargetEndpoint:
+		ep, ok := vpc.Endpoint(t.ID)
+		return ok && ep.Serves(e.Inner.Src()) && sender.Serves(t)
 	}
 	if !t.Kind.Edge() || !sender.Accepts(t) {
 		return false

@@ -67,6 +67,9 @@ func checkVPC(v *VPC) error {
 	if err := checkFirewall(name, v); err != nil {
 		return err
 	}
+	if err := checkEndpoints(name, v.Endpoints); err != nil {
+		return err
+	}
 	return checkPeerings(name, v.Peerings)
 }
 

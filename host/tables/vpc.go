@@ -37,6 +37,8 @@ type VPC struct {
 	// Zones are the private hosted zones associated with the VPC (zone.go),
 	// for the VPC resolver; each is immutable and shared.
 	Zones []*Zone
+	// Endpoints are the VPC's gateway endpoints (endpoint.go).
+	Endpoints []Endpoint
 
 	// Compiled forms of the above, built once per UpsertVPC so that lookups are
 	// mask-and-compare loops over flat slices.
@@ -124,6 +126,9 @@ func (v *VPC) Attached(t Target) bool {
 		// it is usable (a tunnel up, attached to this VPC's vgw), so the
 		// route is the attachment.
 		return t.ID != 0
+	case TargetEndpoint:
+		_, ok := v.Endpoint(t.ID)
+		return ok
 	}
 	return false
 }
@@ -181,6 +186,7 @@ func compileVPC(v VPC) (*VPC, error) {
 		InternetGateway: v.InternetGateway,
 		FlowLogs:        slices.Clone(v.FlowLogs), // plain values: the clone is deep
 		Zones:           slices.Clone(v.Zones),    // zones are immutable
+		Endpoints:       cloneEndpoints(v.Endpoints),
 	}
 	c.compileFirewall(&v)
 	for i, rt := range v.RouteTables {

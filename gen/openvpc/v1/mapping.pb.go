@@ -811,7 +811,11 @@ type VpcFacts struct {
 	DnsHostnamesDisabled bool `protobuf:"varint,20,opt,name=dns_hostnames_disabled,json=dnsHostnamesDisabled,proto3" json:"dns_hostnames_disabled,omitempty"`
 	// zones are the private hosted zones associated with the VPC, with
 	// their records, sorted by name.
-	Zones         []*ZoneFacts `protobuf:"bytes,30,rep,name=zones,proto3" json:"zones,omitempty"`
+	Zones []*ZoneFacts `protobuf:"bytes,30,rep,name=zones,proto3" json:"zones,omitempty"`
+	// endpoints are the VPC's gateway endpoints. Its route tables' routes
+	// to them arrive expanded: one route per CIDR of the service's prefix
+	// list.
+	Endpoints     []*EndpointFacts `protobuf:"bytes,40,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -954,6 +958,13 @@ func (x *VpcFacts) GetDnsHostnamesDisabled() bool {
 func (x *VpcFacts) GetZones() []*ZoneFacts {
 	if x != nil {
 		return x.Zones
+	}
+	return nil
+}
+
+func (x *VpcFacts) GetEndpoints() []*EndpointFacts {
+	if x != nil {
+		return x.Endpoints
 	}
 	return nil
 }
@@ -1947,7 +1958,7 @@ var File_openvpc_v1_mapping_proto protoreflect.FileDescriptor
 const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\n" +
 	"\x18openvpc/v1/mapping.proto\x12\n" +
-	"openvpc.v1\x1a\x18openvpc/v1/flowlog.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x15openvpc/v1/zone.proto\"\xd4\x01\n" +
+	"openvpc.v1\x1a\x19openvpc/v1/endpoint.proto\x1a\x18openvpc/v1/flowlog.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x15openvpc/v1/zone.proto\"\xd4\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -2008,7 +2019,7 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x14.openvpc.v1.HostRoleR\x04role\x12\x18\n" +
 	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x126\n" +
-	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\xe4\x05\n" +
+	"\tfunctions\x18\x05 \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x9d\x06\n" +
 	"\bVpcFacts\x12\x10\n" +
 	"\x03vni\x18\x01 \x01(\rR\x03vni\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -2026,7 +2037,8 @@ const file_openvpc_v1_mapping_proto_rawDesc = "" +
 	"\x04name\x18\r \x01(\tR\x04name\x120\n" +
 	"\x14dns_support_disabled\x18\x0e \x01(\bR\x12dnsSupportDisabled\x124\n" +
 	"\x16dns_hostnames_disabled\x18\x14 \x01(\bR\x14dnsHostnamesDisabled\x12+\n" +
-	"\x05zones\x18\x1e \x03(\v2\x15.openvpc.v1.ZoneFactsR\x05zones\"a\n" +
+	"\x05zones\x18\x1e \x03(\v2\x15.openvpc.v1.ZoneFactsR\x05zones\x127\n" +
+	"\tendpoints\x18( \x03(\v2\x19.openvpc.v1.EndpointFactsR\tendpoints\"a\n" +
 	"\tZoneFacts\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +
@@ -2146,9 +2158,10 @@ var file_openvpc_v1_mapping_proto_goTypes = []any{
 	(*EdgeFunction)(nil),           // 27: openvpc.v1.EdgeFunction
 	(*Host)(nil),                   // 28: openvpc.v1.Host
 	(*RouteTable)(nil),             // 29: openvpc.v1.RouteTable
-	(*ZoneRecord)(nil),             // 30: openvpc.v1.ZoneRecord
-	(FlowLogTrafficType)(0),        // 31: openvpc.v1.FlowLogTrafficType
-	(*SecurityEvent)(nil),          // 32: openvpc.v1.SecurityEvent
+	(*EndpointFacts)(nil),          // 30: openvpc.v1.EndpointFacts
+	(*ZoneRecord)(nil),             // 31: openvpc.v1.ZoneRecord
+	(FlowLogTrafficType)(0),        // 32: openvpc.v1.FlowLogTrafficType
+	(*SecurityEvent)(nil),          // 33: openvpc.v1.SecurityEvent
 }
 var file_openvpc_v1_mapping_proto_depIdxs = []int32{
 	26, // 0: openvpc.v1.RegisterRequest.role:type_name -> openvpc.v1.HostRole
@@ -2169,32 +2182,33 @@ var file_openvpc_v1_mapping_proto_depIdxs = []int32{
 	15, // 15: openvpc.v1.VpcFacts.network_acls:type_name -> openvpc.v1.NetworkAclFacts
 	11, // 16: openvpc.v1.VpcFacts.flow_logs:type_name -> openvpc.v1.FlowLogFacts
 	10, // 17: openvpc.v1.VpcFacts.zones:type_name -> openvpc.v1.ZoneFacts
-	30, // 18: openvpc.v1.ZoneFacts.records:type_name -> openvpc.v1.ZoneRecord
-	31, // 19: openvpc.v1.FlowLogFacts.traffic_type:type_name -> openvpc.v1.FlowLogTrafficType
-	14, // 20: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
-	14, // 21: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
-	16, // 22: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
-	16, // 23: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
-	9,  // 24: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
-	5,  // 25: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
-	32, // 26: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
-	0,  // 27: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
-	2,  // 28: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
-	18, // 29: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
-	20, // 30: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
-	22, // 31: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
-	24, // 32: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
-	1,  // 33: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
-	3,  // 34: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
-	19, // 35: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
-	21, // 36: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
-	23, // 37: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
-	25, // 38: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	30, // 18: openvpc.v1.VpcFacts.endpoints:type_name -> openvpc.v1.EndpointFacts
+	31, // 19: openvpc.v1.ZoneFacts.records:type_name -> openvpc.v1.ZoneRecord
+	32, // 20: openvpc.v1.FlowLogFacts.traffic_type:type_name -> openvpc.v1.FlowLogTrafficType
+	14, // 21: openvpc.v1.SecurityGroupFacts.ingress:type_name -> openvpc.v1.SecurityGroupRule
+	14, // 22: openvpc.v1.SecurityGroupFacts.egress:type_name -> openvpc.v1.SecurityGroupRule
+	16, // 23: openvpc.v1.NetworkAclFacts.inbound:type_name -> openvpc.v1.NetworkAclEntry
+	16, // 24: openvpc.v1.NetworkAclFacts.outbound:type_name -> openvpc.v1.NetworkAclEntry
+	9,  // 25: openvpc.v1.GetVpcMappingsResponse.vpc:type_name -> openvpc.v1.VpcFacts
+	5,  // 26: openvpc.v1.GetVpcMappingsResponse.mappings:type_name -> openvpc.v1.MappingRecord
+	33, // 27: openvpc.v1.ReportEventsRequest.events:type_name -> openvpc.v1.SecurityEvent
+	0,  // 28: openvpc.v1.MappingService.Register:input_type -> openvpc.v1.RegisterRequest
+	2,  // 29: openvpc.v1.MappingService.Subscribe:input_type -> openvpc.v1.SubscribeRequest
+	18, // 30: openvpc.v1.MappingService.Ack:input_type -> openvpc.v1.AckRequest
+	20, // 31: openvpc.v1.MappingService.AckStream:input_type -> openvpc.v1.AckStreamRequest
+	22, // 32: openvpc.v1.MappingService.GetVpcMappings:input_type -> openvpc.v1.GetVpcMappingsRequest
+	24, // 33: openvpc.v1.MappingService.ReportEvents:input_type -> openvpc.v1.ReportEventsRequest
+	1,  // 34: openvpc.v1.MappingService.Register:output_type -> openvpc.v1.RegisterResponse
+	3,  // 35: openvpc.v1.MappingService.Subscribe:output_type -> openvpc.v1.SubscribeResponse
+	19, // 36: openvpc.v1.MappingService.Ack:output_type -> openvpc.v1.AckResponse
+	21, // 37: openvpc.v1.MappingService.AckStream:output_type -> openvpc.v1.AckStreamResponse
+	23, // 38: openvpc.v1.MappingService.GetVpcMappings:output_type -> openvpc.v1.GetVpcMappingsResponse
+	25, // 39: openvpc.v1.MappingService.ReportEvents:output_type -> openvpc.v1.ReportEventsResponse
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_mapping_proto_init() }
@@ -2202,6 +2216,7 @@ func file_openvpc_v1_mapping_proto_init() {
 	if File_openvpc_v1_mapping_proto != nil {
 		return
 	}
+	file_openvpc_v1_endpoint_proto_init()
 	file_openvpc_v1_flowlog_proto_init()
 	file_openvpc_v1_resources_proto_init()
 	file_openvpc_v1_zone_proto_init()

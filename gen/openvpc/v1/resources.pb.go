@@ -607,8 +607,11 @@ type Route struct {
 	// inactive_reason says why a propagated route carries no traffic: its source
 	// is down ("no tunnel up") or a better route for the same prefix wins.
 	InactiveReason string `protobuf:"bytes,22,opt,name=inactive_reason,json=inactiveReason,proto3" json:"inactive_reason,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// destination_prefix_list_id (pl-…), instead of destination_cidr, is a
+	// service's prefix list: the route of a gateway endpoint (target vpce-…).
+	DestinationPrefixListId string `protobuf:"bytes,40,opt,name=destination_prefix_list_id,json=destinationPrefixListId,proto3" json:"destination_prefix_list_id,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -679,6 +682,13 @@ func (x *Route) GetVgwId() string {
 func (x *Route) GetInactiveReason() string {
 	if x != nil {
 		return x.InactiveReason
+	}
+	return ""
+}
+
+func (x *Route) GetDestinationPrefixListId() string {
+	if x != nil {
+		return x.DestinationPrefixListId
 	}
 	return ""
 }
@@ -1866,14 +1876,15 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12$\n" +
-	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"\xe9\x01\n" +
+	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"\xa6\x02\n" +
 	"\x05Route\x12)\n" +
 	"\x10destination_cidr\x18\x01 \x01(\tR\x0fdestinationCidr\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12,\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x16.openvpc.v1.RouteStateR\x05state\x12/\n" +
 	"\x06origin\x18\x14 \x01(\x0e2\x17.openvpc.v1.RouteOriginR\x06origin\x12\x15\n" +
 	"\x06vgw_id\x18\x15 \x01(\tR\x05vgwId\x12'\n" +
-	"\x0finactive_reason\x18\x16 \x01(\tR\x0einactiveReason\"\xee\x01\n" +
+	"\x0finactive_reason\x18\x16 \x01(\tR\x0einactiveReason\x12;\n" +
+	"\x1adestination_prefix_list_id\x18( \x01(\tR\x17destinationPrefixListId\"\xee\x01\n" +
 	"\n" +
 	"RouteTable\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +

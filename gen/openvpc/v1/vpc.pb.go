@@ -1199,8 +1199,11 @@ type CreateRouteRequest struct {
 	RouteTable      string                 `protobuf:"bytes,1,opt,name=route_table,json=routeTable,proto3" json:"route_table,omitempty"`
 	DestinationCidr string                 `protobuf:"bytes,2,opt,name=destination_cidr,json=destinationCidr,proto3" json:"destination_cidr,omitempty"`
 	Target          string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// destination_prefix_list_id, instead of destination_cidr: a service's
+	// prefix list (pl-…), toward a gateway endpoint (vpce-…) only.
+	DestinationPrefixListId string `protobuf:"bytes,40,opt,name=destination_prefix_list_id,json=destinationPrefixListId,proto3" json:"destination_prefix_list_id,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *CreateRouteRequest) Reset() {
@@ -1254,6 +1257,13 @@ func (x *CreateRouteRequest) GetTarget() string {
 	return ""
 }
 
+func (x *CreateRouteRequest) GetDestinationPrefixListId() string {
+	if x != nil {
+		return x.DestinationPrefixListId
+	}
+	return ""
+}
+
 type CreateRouteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RouteTable    *RouteTable            `protobuf:"bytes,1,opt,name=route_table,json=routeTable,proto3" json:"route_table,omitempty"`
@@ -1302,8 +1312,10 @@ type DeleteRouteRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	RouteTable      string                 `protobuf:"bytes,1,opt,name=route_table,json=routeTable,proto3" json:"route_table,omitempty"`
 	DestinationCidr string                 `protobuf:"bytes,2,opt,name=destination_cidr,json=destinationCidr,proto3" json:"destination_cidr,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// destination_prefix_list_id, instead of destination_cidr.
+	DestinationPrefixListId string `protobuf:"bytes,40,opt,name=destination_prefix_list_id,json=destinationPrefixListId,proto3" json:"destination_prefix_list_id,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *DeleteRouteRequest) Reset() {
@@ -1346,6 +1358,13 @@ func (x *DeleteRouteRequest) GetRouteTable() string {
 func (x *DeleteRouteRequest) GetDestinationCidr() string {
 	if x != nil {
 		return x.DestinationCidr
+	}
+	return ""
+}
+
+func (x *DeleteRouteRequest) GetDestinationPrefixListId() string {
+	if x != nil {
+		return x.DestinationPrefixListId
 	}
 	return ""
 }
@@ -5340,19 +5359,21 @@ const file_openvpc_v1_vpc_proto_rawDesc = "" +
 	"\froute_tables\x18\x01 \x03(\v2\x16.openvpc.v1.RouteTableR\vrouteTables\"+\n" +
 	"\x17DeleteRouteTableRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1a\n" +
-	"\x18DeleteRouteTableResponse\"x\n" +
+	"\x18DeleteRouteTableResponse\"\xb5\x01\n" +
 	"\x12CreateRouteRequest\x12\x1f\n" +
 	"\vroute_table\x18\x01 \x01(\tR\n" +
 	"routeTable\x12)\n" +
 	"\x10destination_cidr\x18\x02 \x01(\tR\x0fdestinationCidr\x12\x16\n" +
-	"\x06target\x18\x03 \x01(\tR\x06target\"N\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12;\n" +
+	"\x1adestination_prefix_list_id\x18( \x01(\tR\x17destinationPrefixListId\"N\n" +
 	"\x13CreateRouteResponse\x127\n" +
 	"\vroute_table\x18\x01 \x01(\v2\x16.openvpc.v1.RouteTableR\n" +
-	"routeTable\"`\n" +
+	"routeTable\"\x9d\x01\n" +
 	"\x12DeleteRouteRequest\x12\x1f\n" +
 	"\vroute_table\x18\x01 \x01(\tR\n" +
 	"routeTable\x12)\n" +
-	"\x10destination_cidr\x18\x02 \x01(\tR\x0fdestinationCidr\"N\n" +
+	"\x10destination_cidr\x18\x02 \x01(\tR\x0fdestinationCidr\x12;\n" +
+	"\x1adestination_prefix_list_id\x18( \x01(\tR\x17destinationPrefixListId\"N\n" +
 	"\x13DeleteRouteResponse\x127\n" +
 	"\vroute_table\x18\x01 \x01(\v2\x16.openvpc.v1.RouteTableR\n" +
 	"routeTable\"W\n" +

@@ -1,0 +1,83 @@
+package servicenode
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/openvpc/openvpc/host/tables"
+	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/policy"
+)
+
+// Directory answers Config.Endpoint and Config.Edge from an edge's cache
+// (the VPCs with endpoints, and the registered edges serving endpoints),
+// indexed once per snapshot so a packet costs a map lookup.
+type Directory struct {
+	t   *tables.Tables
+	cur atomic.Pointer[directoryIndex]
+}
+
+type directoryIndex struct {
+	snap      *tables.Snapshot
+	endpoints map[uint64]Endpoint
+	edges     map[netip.Addr]bool
+	policies  map[string]*policy.Policy // by vpce-…; absent: full access
+}
+
+// NewDirectory returns a directory over t.
+func NewDirectory(t *tables.Tables) *Directory { return &Directory{t: t} }
+
+func (d *Directory) index() *directoryIndex {
+	snap := d.t.Load()
+	if ix := d.cur.Load(); ix != nil && ix.snap == snap {
+		return ix
+	}
+	ix := &directoryIndex{snap: snap, endpoints: map[uint64]Endpoint{}, edges: map[netip.Addr]bool{}, policies: map[string]*policy.Policy{}}
+	if snap != nil {
+		for v := range snap.VPCs() {
+			for _, e := range v.Endpoints {
+				ix.endpoints[e.ID] = Endpoint{ID: e.ID, VNI: v.VNI, VPC: v.ID}
+				if e.Policy == "" {
+					continue
+				}
+				p, err := policy.Parse([]byte(e.Policy))
+				if err != nil {
+					p = denyAll // the API validated it; a policy we cannot read grants nothing
+				}
+				ix.policies[model.FormatID(model.KindEndpoint, e.ID)] = p
+			}
+		}
+		for _, h := range snap.Edges() {
+			if h.Serves(tables.Target{Kind: tables.TargetEndpoint}) || servesEndpoints(h) {
+				ix.edges[h.Underlay] = true
+			}
+		}
+	}
+	d.cur.Store(ix)
+	return ix
+}
+
+// servesEndpoints: an edge serving endpoints for some targets only.
+func servesEndpoints(h tables.Host) bool {
+	for _, f := range h.FunctionList() {
+		if f.Kind == tables.TargetEndpoint {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoint implements Config.Endpoint.
+func (d *Directory) Endpoint(id uint64) (Endpoint, bool) {
+	e, ok := d.index().endpoints[id]
+	return e, ok
+}
+
+// Policy is the endpoint policy of vpce (nil: full access), for
+// objectstore.Config.EndpointPolicy.
+func (d *Directory) Policy(vpce string) *policy.Policy { return d.index().policies[vpce] }
+
+var denyAll, _ = policy.Parse([]byte(`{"Statement":{"Effect":"Deny","Action":"*","Resource":"*"}}`))
+
+// Edge implements Config.Edge.
+func (d *Directory) Edge(addr netip.Addr) bool { return d.index().edges[addr] }

@@ -1,0 +1,417 @@
+// Package servicenode is where gateway-endpoint traffic ends: it takes
+// Geneve packets with the EndpointID option from the edges, terminates
+// their TCP on a userspace stack of the endpoint's own — so two VPCs with
+// the same CIDR and the same instance address never share a connection
+// table — and hands each connection to a TCP backend (the object store,
+// or any TCP service) with a PROXY v2 header that says where it really
+// came from: the instance's private address and the vpce-… id. Replies
+// go back to the edge encapsulated the same way, endpoint id on.
+//
+//	wire → parse → known edge → endpoint → service address → the endpoint's stack
+//	the endpoint's stack → encapsulate (VNI, SourceVPC, EndpointID) → the edge
+package servicenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+
+	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/underlay"
+	"github.com/openvpc/openvpc/vpceproxy"
+)
+
+// Endpoint is what the node knows of a gateway endpoint.
+type Endpoint struct {
+	ID  uint64 // vpce-…
+	VNI uint32 // its VPC's VNI: packets for it carry no other
+	VPC uint64 // vpc-…
+}
+
+// Config is what a service node needs. Field comments are the user docs.
+type Config struct {
+	// Wire is the underlay the node exchanges Geneve with edges on.
+	Wire underlay.Conn
+	// WirePort is the UDP port edges receive Geneve on (default 6081).
+	WirePort uint16
+	// Addrs are the service's addresses (its prefix list's), which every
+	// endpoint's stack answers on.
+	Addrs []netip.Addr
+	// Backends maps a service port to the TCP address of what serves it;
+	// each connection gets a vpceproxy header first.
+	Backends map[uint16]string
+	// Endpoint returns the endpoint with id, if it exists: packets for any
+	// other are dropped, and a stack whose endpoint is gone is closed.
+	Endpoint func(id uint64) (Endpoint, bool)
+	// Edge reports whether addr is an edge serving endpoints: only those
+	// may send to the node.
+	Edge func(addr netip.Addr) bool
+	// MTU of the endpoint stacks (default 1400: the instance's path MTU
+	// through an edge).
+	MTU int
+	// Sweep is how often stacks of deleted endpoints are closed (default 2s).
+	Sweep time.Duration
+	// Events receives one call per packet from a sender that is no edge;
+	// it must not block.
+	Events func(datapath.Event)
+	Log    *slog.Logger
+}
+
+// Node is a running service node.
+type Node struct {
+	cfg Config
+	// Counters count the wire story's verdicts: Delivered (into an
+	// endpoint's stack), UnknownSender, NoRoute (no such endpoint, or not
+	// a service address), Malformed.
+	In datapath.Counters
+	// Out counts packets sent back to edges.
+	Out atomic.Uint64
+	// Conns counts connections handed to a backend; BackendErrors those
+	// whose backend could not be reached.
+	Conns, BackendErrors atomic.Uint64
+
+	mu     sync.Mutex
+	stacks map[uint64]*stack
+	ctx    context.Context
+	g      *errgroup.Group
+}
+
+// stack is one endpoint's TCP/IP stack.
+type stack struct {
+	ep   Endpoint
+	dev  tun.Device
+	net  *netstack.Net
+	edge atomic.Pointer[netip.Addr] // where replies go: the edge that sent last
+	ls   []net.Listener
+	done chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// New checks cfg and returns a node; Run serves it.
+func New(cfg Config) (*Node, error) {
+	if cfg.Wire == nil || cfg.Endpoint == nil || cfg.Edge == nil {
+		return nil, errors.New("servicenode: Wire, Endpoint and Edge are required")
+	}
+	if len(cfg.Addrs) == 0 || len(cfg.Backends) == 0 {
+		return nil, errors.New("servicenode: give the service's addresses and at least one backend port")
+	}
+	for _, a := range cfg.Addrs {
+		if !a.Is4() {
+			return nil, fmt.Errorf("servicenode: service address %v is not IPv4", a)
+		}
+	}
+	if cfg.WirePort == 0 {
+		cfg.WirePort = underlay.Port
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1400
+	}
+	if cfg.Sweep == 0 {
+		cfg.Sweep = 2 * time.Second
+	}
+	if cfg.Events == nil {
+		cfg.Events = func(datapath.Event) {}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Node{cfg: cfg, stacks: map[uint64]*stack{}}, nil
+}
+
+// Run serves until ctx ends or the wire is closed; it closes every stack
+// before it returns.
+func (n *Node) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	n.mu.Lock()
+	n.ctx, n.g = ctx, g
+	n.mu.Unlock()
+	g.Go(func() error {
+		<-ctx.Done()
+		n.cfg.Wire.Close()
+		return nil
+	})
+	g.Go(func() error {
+		t := time.NewTicker(n.cfg.Sweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				n.sweep()
+			}
+		}
+	})
+	g.Go(func() error {
+		err := n.serveWire()
+		n.mu.Lock()
+		for id, s := range n.stacks {
+			s.close()
+			delete(n.stacks, id)
+		}
+		n.mu.Unlock()
+		return err
+	})
+	return g.Wait()
+}
+
+// serveWire runs the wire story for every datagram until the wire closes.
+func (n *Node) serveWire() error {
+	wire := n.cfg.Wire
+	ds := make([]underlay.Datagram, max(1, wire.BatchSize()))
+	for i := range ds {
+		ds[i].Buf = make([]byte, underlay.MaxPayload)
+	}
+	var retry datapath.Retry
+	var e packet.Encap
+	bufs := make([][]byte, 1)
+	for {
+		k, err := wire.ReadBatch(ds)
+		if err != nil {
+			if retry.Again(err) {
+				continue
+			}
+			return nil
+		}
+		retry.Reset()
+		for i := range k {
+			d := &ds[i]
+			s, v := n.classify(d.Peer.Addr(), d.Payload(), &e)
+			n.In.Add(v)
+			if v != datapath.Delivered {
+				continue
+			}
+			// Hand the inner packet to the endpoint's stack; it copies it.
+			bufs[0] = e.Inner
+			_, _ = s.dev.Write(bufs, 0)
+		}
+	}
+}
+
+// classify is the wire story: which endpoint's stack a datagram from
+// peer goes to.
+func (n *Node) classify(peer netip.Addr, payload []byte, e *packet.Encap) (*stack, datapath.Verdict) {
+	if !packet.ParseGenevePayload(payload, e) {
+		return nil, datapath.Malformed
+	}
+	if !n.cfg.Edge(peer) {
+		n.cfg.Events(datapath.Event{Verdict: datapath.UnknownSender, OuterSrc: peer, OuterDst: n.cfg.Wire.LocalAddr(),
+			InnerSrc: e.Inner.Src(), InnerDst: e.Inner.Dst(), ClaimedVNI: e.Options.SourceVNI})
+		return nil, datapath.UnknownSender
+	}
+	if !e.Options.HasEndpoint {
+		return nil, datapath.NoRoute
+	}
+	ep, ok := n.cfg.Endpoint(e.Options.EndpointID)
+	if !ok || ep.VNI != e.VNI || e.Options.SourceVNI != e.VNI || !n.isService(e.Inner.Dst()) {
+		return nil, datapath.NoRoute
+	}
+	s, err := n.stackFor(ep)
+	if err != nil {
+		n.cfg.Log.Warn("service node: no stack for endpoint", "endpoint", model.FormatID(model.KindEndpoint, ep.ID), "err", err)
+		return nil, datapath.NoRoute
+	}
+	s.edge.Store(&peer)
+	return s, datapath.Delivered
+}
+
+func (n *Node) isService(a netip.Addr) bool {
+	for _, s := range n.cfg.Addrs {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
+
+// stackFor returns the endpoint's stack, starting it on first use.
+func (n *Node) stackFor(ep Endpoint) (*stack, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s := n.stacks[ep.ID]; s != nil && s.ep == ep {
+		return s, nil
+	} else if s != nil {
+		s.close() // the id came back for another VPC: never share its connections
+		delete(n.stacks, ep.ID)
+	}
+	if n.ctx == nil || n.ctx.Err() != nil {
+		return nil, errors.New("not running")
+	}
+	dev, tnet, err := netstack.CreateNetTUN(n.cfg.Addrs, nil, n.cfg.MTU)
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{ep: ep, dev: dev, net: tnet, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	for port, backend := range n.cfg.Backends {
+		for _, a := range n.cfg.Addrs {
+			l, err := tnet.ListenTCPAddrPort(netip.AddrPortFrom(a, port))
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			s.ls = append(s.ls, l)
+			n.g.Go(func() error { n.accept(s, l, backend); return nil })
+		}
+	}
+	n.g.Go(func() error { n.replies(s); return nil })
+	n.stacks[ep.ID] = s
+	n.cfg.Log.Info("service node: endpoint stack up", "endpoint", model.FormatID(model.KindEndpoint, ep.ID), "vni", ep.VNI)
+	return s, nil
+}
+
+// replies carries what the endpoint's stack sends back to the edge,
+// encapsulated in the endpoint's VPC with the endpoint id on.
+func (n *Node) replies(s *stack) {
+	buf := make([]byte, packet.Headroom+n.cfg.MTU+64)
+	bufs, sizes := [][]byte{buf}, []int{0}
+	ds := []underlay.Datagram{{Buf: buf}}
+	opts := packet.GeneveOptions{SourceVNI: s.ep.VNI, HasEndpoint: true, EndpointID: s.ep.ID}
+	for {
+		k, err := s.dev.Read(bufs, sizes, packet.Headroom)
+		if err != nil {
+			return // closed
+		}
+		if k == 0 {
+			continue
+		}
+		edge := s.edge.Load()
+		pkt := packet.IPv4(buf[packet.Headroom : packet.Headroom+sizes[0]])
+		if edge == nil || !pkt.Valid() {
+			continue
+		}
+		start, ok := packet.EncapsulateGeneve(buf, sizes[0], s.ep.VNI, opts)
+		if !ok {
+			continue
+		}
+		ds[0].Off, ds[0].Len = start, packet.Headroom+sizes[0]-start
+		ds[0].Peer = netip.AddrPortFrom(*edge, n.cfg.WirePort)
+		ds[0].SrcPort = packet.SourcePort(packet.FlowHash(pkt))
+		if k, _ := n.cfg.Wire.WriteBatch(ds); k == 1 {
+			n.Out.Add(1)
+		}
+	}
+}
+
+// accept hands every connection on l to backend.
+func (n *Node) accept(s *stack, l net.Listener, backend string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		if !s.track(c) {
+			c.Close()
+			return
+		}
+		n.g.Go(func() error { n.proxy(s, c, backend); return nil })
+	}
+}
+
+// proxy connects c to backend, the PROXY header first, and copies both
+// ways until either side ends.
+func (n *Node) proxy(s *stack, c net.Conn, backend string) {
+	defer s.untrack(c)
+	src, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	dst, _ := netip.ParseAddrPort(c.LocalAddr().String())
+	o := vpceproxy.Origin{Source: src, Dest: dst, Endpoint: model.FormatID(model.KindEndpoint, s.ep.ID), VPC: model.FormatID(model.KindVPC, s.ep.VPC)}
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	b, err := (&net.Dialer{}).DialContext(ctx, "tcp", backend)
+	cancel()
+	if err != nil {
+		n.BackendErrors.Add(1)
+		n.cfg.Log.Warn("service node: backend unreachable", "backend", backend, "err", err)
+		return
+	}
+	if !s.track(b) {
+		b.Close()
+		return
+	}
+	defer s.untrack(b)
+	if err := vpceproxy.Write(b, o); err != nil {
+		return
+	}
+	n.Conns.Add(1)
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go pipe(b, c)
+	go pipe(c, b)
+	<-done
+	<-done
+}
+
+// track remembers a connection of the stack, so that closing the stack
+// (its endpoint deleted) cuts it; false if the stack is closed already.
+func (s *stack) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *stack) untrack(c net.Conn) {
+	c.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *stack) close() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, l := range s.ls {
+		l.Close()
+	}
+	for c := range conns {
+		c.Close()
+	}
+	s.dev.Close()
+}
+
+// sweep closes the stacks of endpoints that are gone, with their
+// connections: deleting an endpoint cuts what went through it.
+func (n *Node) sweep() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, s := range n.stacks {
+		if ep, ok := n.cfg.Endpoint(id); !ok || ep != s.ep {
+			n.cfg.Log.Info("service node: endpoint gone, stack closed", "endpoint", model.FormatID(model.KindEndpoint, id))
+			s.close()
+			delete(n.stacks, id)
+		}
+	}
+}
+
+// Endpoints returns how many endpoint stacks are up.
+func (n *Node) Endpoints() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.stacks)
+}
