@@ -100,10 +100,11 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 				defer wire.Close()
 				cfg.Wire = wire
 			}
-			if kind == "tun" {
-				if stateDir == "" {
-					stateDir = filepath.Join(defaultStateRoot, id)
-				}
+			if stateDir == "" {
+				stateDir = filepath.Join(defaultStateRoot, id)
+			}
+			switch kind {
+			case "tun":
 				b, err := nic.NewTUNBackend(stateDir)
 				if err != nil {
 					return err
@@ -111,6 +112,14 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 				defer b.Close()
 				cfg.NIC = b
 				log.Info("instances get TUN NICs in network namespaces", "names", nic.NamespacePrefix+"<instance-id>", "state-dir", stateDir)
+			case "veth":
+				b, err := nic.NewVethBackend(stateDir)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				cfg.NIC = b
+				log.Info("instances get veth NICs in network namespaces", "names", nic.NamespacePrefix+"<instance-id>", "state-dir", stateDir)
 			}
 			a, err := agent.New(cfg)
 			if err != nil {
@@ -133,8 +142,8 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&id, "host-id", "", "this host's id, e.g. host-a (required)")
 	f.StringVar(&underlayAddr, "underlay", "", "this host's IPv4 address on the underlay network (required)")
-	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance with a TUN eth0; root), netstack (userspace TCP/IP stacks, no root), none (keep the cache only), or auto (tun when root and /dev/net/tun exist, else netstack)")
-	f.StringVar(&stateDir, "state-dir", "", "with --nic tun, where the agent records the namespaces it created, to clean up after a crash; one per agent (default "+defaultStateRoot+"/HOST-ID)")
+	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance with a TUN eth0; root), veth (a namespace per instance with a veth eth0, which the kernel fast path can serve; root), netstack (userspace TCP/IP stacks, no root), none (keep the cache only), or auto (tun when root and /dev/net/tun exist, else netstack)")
+	f.StringVar(&stateDir, "state-dir", "", "with --nic tun or veth, where the agent records the namespaces it created, to clean up after a crash; one per agent (default "+defaultStateRoot+"/HOST-ID)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same on every host)")
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the agent serves its API for acting as its instances (ping, connect); the server must reach it")
 	f.Uint32Var(&serviceLimit, "service-limit", dataplane.DefaultServiceLimit, "packets a second each instance may send to the host services (the VPC resolver, metadata), as AWS's link-local allowance; the rest are dropped and counted as service-limit")
@@ -161,7 +170,7 @@ func resolveNIC(kind, choices string) (string, error) {
 			return "tun", nil
 		}
 		return "netstack", nil
-	case "tun", "netstack", "none":
+	case "tun", "veth", "netstack", "none":
 		return kind, nil
 	}
 	return "", fmt.Errorf("--nic %q is not known; use %s", kind, choices)
