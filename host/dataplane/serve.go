@@ -86,6 +86,8 @@ func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n in
 	if r.Reply != nil {
 		w.one[0] = r.Reply
 		_ = a.Port.Write(w.one)
+	} else if r.Cacheable && p.cache != nil {
+		p.cache.Egress(snap, a, r)
 	}
 	return r.Verdict
 }
@@ -206,6 +208,9 @@ func (p *Plane) ServeWire() error {
 			if r.Verdict == datapath.Delivered {
 				one[0] = r.Packet
 				_ = r.To.Port.Write(one)
+				if r.Cacheable && p.cache != nil {
+					p.cache.Ingress(snap, d.Peer.Addr(), payload, &r)
+				}
 			}
 		}
 		flows.End()
