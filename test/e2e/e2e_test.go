@@ -119,7 +119,8 @@ type cloud struct {
 	certs  []string // the agents' credentials directories
 	// config is the client config the server wrote (CA, admin token).
 	config string
-	// nicArgs are the agents' NIC flags.
+	// nicArgs are the agents' NIC flags; {underlay} in them is the
+	// agent's underlay address.
 	nicArgs []string
 }
 
@@ -169,7 +170,10 @@ func hostID(i int) string { return fmt.Sprintf("e2e-h%d", i+1) }
 // token the first time, with the certificate it kept after that.
 func (c *cloud) startAgent(i int) *proc {
 	u := underlayAddr(i + 1).String()
-	args := append([]string{"host", "run", "--server", c.url, "--host-id", hostID(i), "--underlay", u}, c.nicArgs...)
+	args := []string{"host", "run", "--server", c.url, "--host-id", hostID(i), "--underlay", u}
+	for _, a := range c.nicArgs {
+		args = append(args, strings.ReplaceAll(a, "{underlay}", u)) // e.g. --metrics {underlay}:9100
+	}
 	args = append(args, "--state-dir", c.dirs[i], "--api", u+":0", "--log-level", "warn")
 	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append(args, c.join(c.certs[i], "host")...)...)
 }

@@ -214,6 +214,9 @@ func startFor(t, owner *testing.T, ns netns.NsHandle, env []string, name string,
 
 // stop ends the process (SIGTERM, then SIGKILL) and waits for it.
 func (p *proc) stop(t *testing.T) {
+	if t.Failed() {
+		defer func() { t.Logf("output of %s:\n%s", p.name, p.out) }()
+	}
 	select {
 	case <-p.done:
 		return

@@ -122,9 +122,13 @@ static __always_inline void count(__u32 c)
 		*v += 1;
 }
 
-// current reports whether an entry decided on generation gen at expiry
-// expires may still be replayed.
-static __always_inline int current(__u64 gen, __u64 expires)
+// current reports whether an entry decided on generation gen may be
+// replayed for this packet. An entry of an older snapshot never is. An
+// entry past its expiry sends this one packet to the Go story, which
+// decides it again (connection tracking sees the flow) and installs the
+// entry afresh or removes it; meanwhile the next second of packets is
+// still replayed, so a flow is not reordered through the slow path.
+static __always_inline int current(__u64 gen, __u64 *expires)
 {
 	__u32 zero = 0;
 	__u64 *g = bpf_map_lookup_elem(&generation, &zero);
@@ -132,7 +136,9 @@ static __always_inline int current(__u64 gen, __u64 expires)
 		count(C_STALE);
 		return 0;
 	}
-	if (bpf_ktime_get_ns() > expires) {
+	__u64 now = bpf_ktime_get_ns();
+	if (now > *expires) {
+		*expires = now + 1000000000ULL;
 		count(C_EXPIRED);
 		return 0;
 	}
@@ -186,9 +192,12 @@ SEC("tc")
 int from_instance(struct __sk_buff *skb)
 {
 	const __u32 need = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct tcphdr);
-	if (skb->data + need > skb->data_end)
-		bpf_skb_pull_data(skb, need);
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	if (data + need > end) {
+		bpf_skb_pull_data(skb, need); // headers in the linear part, when the packet has them
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+	}
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
@@ -203,7 +212,7 @@ int from_instance(struct __sk_buff *skb)
 		count(C_EGRESS_MISS);
 		return TCX_PASS;
 	}
-	if (!current(e->gen, e->expires))
+	if (!current(e->gen, &e->expires))
 		return TCX_PASS;
 	__u16 len = bpf_ntohs(ip->tot_len);
 	if (len > e->mtu || skb->len != len + sizeof(struct ethhdr))
@@ -271,9 +280,12 @@ SEC("tc")
 int from_wire(struct __sk_buff *skb)
 {
 	const __u32 need = sizeof(struct ethhdr) + ENCAP_LEN + sizeof(struct iphdr) + sizeof(struct tcphdr);
-	if (skb->data + need > skb->data_end)
-		bpf_skb_pull_data(skb, need);
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	if (data + need > end) {
+		bpf_skb_pull_data(skb, need); // headers in the linear part, when the packet has them
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+	}
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
@@ -299,7 +311,7 @@ int from_wire(struct __sk_buff *skb)
 		count(C_INGRESS_MISS);
 		return TCX_PASS;
 	}
-	if (!current(e->gen, e->expires))
+	if (!current(e->gen, &e->expires))
 		return TCX_PASS;
 	// The entry was decided for exactly this outer destination, port and
 	// Geneve header; anything else is not what the Go story accepted.
