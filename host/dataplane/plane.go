@@ -244,9 +244,15 @@ type Result struct {
 // decisions (host/fastpath, in the kernel). It is told every decision
 // whose Result is Cacheable, with the snapshot it was made on; it must not
 // block (the packet path calls it).
+//
+// A packet the cache could have replayed (replayable) whose decision is
+// not Cacheable — a drop now, say, where the entry said forward — is told
+// to Forget, so an entry found past its expiry is not replayed again.
 type FlowCache interface {
 	Egress(snap *tables.Snapshot, from *Attachment, r *Result)
 	Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *Result)
+	ForgetEgress(from *Attachment, r *Result)
+	ForgetIngress(outerSrc netip.Addr, payload []byte, r *Result)
 }
 
 // SetFlowCache has c told the decisions it may replay; call it before

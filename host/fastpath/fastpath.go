@@ -337,6 +337,26 @@ func (f *FastPath) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload [
 	}
 }
 
+// ForgetEgress implements dataplane.FlowCache: the Go story decided a
+// packet of from's differently from what the cache may replay; its entry
+// (if any) goes.
+func (f *FastPath) ForgetEgress(from *dataplane.Attachment, r *dataplane.Result) {
+	src, ok := (*f.ports.Load())[from.ENI]
+	if pkt := r.Inner; ok && len(pkt) >= 24 {
+		k := fastpathEgressKey{Ifindex: src.ifindex, Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
+		_ = f.objs.EgressFlows.Delete(&k) // ErrKeyNotExist: nearly always
+	}
+}
+
+// ForgetIngress implements dataplane.FlowCache for the wire.
+func (f *FastPath) ForgetIngress(outerSrc netip.Addr, payload []byte, r *dataplane.Result) {
+	if pkt := r.Inner; len(payload) >= geneveLen && outerSrc.Is4() && len(pkt) >= 24 {
+		k := fastpathIngressKey{OuterSrc: native32(outerSrc.AsSlice()), Vni: r.VNI, Svni: uint32(payload[12])<<16 | uint32(payload[13])<<8 | uint32(payload[14]),
+			Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
+		_ = f.objs.IngressFlows.Delete(&k)
+	}
+}
+
 // Counters sums the programs' per-CPU counters.
 func (f *FastPath) Counters() ([NumCounters]uint64, error) {
 	var out [NumCounters]uint64
