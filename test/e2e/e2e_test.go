@@ -38,6 +38,14 @@ func TestMain(m *testing.M) {
 		serveDNS(addr)
 		return
 	}
+	if spec := os.Getenv(sendUDPEnv); spec != "" {
+		sendUDP(spec)
+		return
+	}
+	if addr := os.Getenv(udpSinkEnv); addr != "" {
+		udpSink(addr)
+		return
+	}
 	if os.Geteuid() != 0 {
 		os.Exit(m.Run()) // every test skips or fails on its own
 	}
