@@ -389,11 +389,16 @@ func (f *FastPath) Merge(p *dataplane.Plane) error {
 	return nil
 }
 
-// Run resolves next hops and merges counters into p every second until ctx
-// ends.
+// MergeInterval is how often the programs' counters are added to the data
+// plane's: how far behind the metrics may be.
+const MergeInterval = 100 * time.Millisecond
+
+// Run resolves next hops (every second, and at once when one is wanted)
+// and merges counters into p every MergeInterval until ctx ends.
 func (f *FastPath) Run(ctx context.Context, p *dataplane.Plane) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	merge, resolve := time.NewTicker(MergeInterval), time.NewTicker(time.Second)
+	defer merge.Stop()
+	defer resolve.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -401,10 +406,11 @@ func (f *FastPath) Run(ctx context.Context, p *dataplane.Plane) error {
 			return nil
 		case dst := <-f.want:
 			f.resolve(dst)
-		case <-tick.C:
+		case <-resolve.C:
 			for dst := range *f.hops.Load() {
 				f.resolve(dst)
 			}
+		case <-merge.C:
 			if err := f.Merge(p); err != nil {
 				f.cfg.Log.Error("fast path counters", "err", err)
 			}
