@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -38,9 +37,12 @@ func VethAvailable() bool { return os.Geteuid() == 0 }
 // forwarding, no local delivery into the agent's namespace); only the
 // agent's packet socket, or the fast path in front of it, sees them.
 //
-// eth0 computes its own checksums (no checksum offload, so no TSO): a
-// packet socket hands the agent exactly the bytes on the wire, and the
-// Go story has nothing to complete.
+// eth0 keeps the veth's offloads (checksum, TSO): the instance's kernel
+// hands over TCP super-packets of up to vethGSOMax bytes with checksums
+// left to the "NIC". The fast path carries them so, offloaded, to the
+// underlay; the packet socket (PACKET_VNET_HDR) tells the agent how each
+// one was left, and Read completes the checksums and cuts super-packets
+// into segments for the Go story, as a NIC would.
 type VethBackend struct {
 	ns *Namespaces
 
@@ -149,12 +151,24 @@ type Veth struct {
 	hostMAC   net.HardwareAddr // the host end's MAC
 	instMAC   net.HardwareAddr // eth0's MAC: what frames to the instance are addressed to
 
-	sock *os.File // AF_PACKET, SOCK_DGRAM, ETH_P_IP, bound to the host end
-	raw  interface {
+	// rsock reads the instance's packets (AF_PACKET, SOCK_RAW, ETH_P_IP,
+	// bound to the host end, PACKET_VNET_HDR: virtio header, Ethernet
+	// header, packet); wsock writes IPv4 packets to it (SOCK_DGRAM, no
+	// virtio header, bound to no protocol: it receives nothing).
+	rsock, wsock *os.File
+	rraw, wraw   interface {
 		Read(func(uintptr) bool) error
 		Write(func(uintptr) bool) error
 	}
 	to unix.SockaddrLinklayer
+	// pend holds a super-packet read when the caller's buffers had no room
+	// left for its segments: the next Read starts with it.
+	pend    []byte
+	pendLen int
+	pendHdr vnetHdr
+	// ReadDrops counts packets the instance sent that could not be made
+	// ready (an offload the data plane does not do: not TCP over IPv4).
+	ReadDrops atomic.Uint64
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -249,8 +263,10 @@ func (v *Veth) create() error {
 		if err := setBroadcast(nl, eth, VethGatewayMAC); err != nil {
 			return err
 		}
-		if err := ethtoolSet(DeviceName, ethtoolSTXCSUM, 0); err != nil {
-			return fmt.Errorf("%s: turning checksum offload off: %w", DeviceName, err)
+		// Room for the outer headers: an encapsulated super-packet must
+		// still fit IPv4's 64 KiB.
+		if err := nl.LinkSetGSOMaxSize(eth, vethGSOMax); err != nil {
+			return fmt.Errorf("%s gso_max_size: %w", DeviceName, err)
 		}
 		return configure(nl, v.inst)
 	})
@@ -276,61 +292,59 @@ func setBroadcast(_ *netlink.Handle, l netlink.Link, mac net.HardwareAddr) error
 	return nil
 }
 
-const ethtoolSTXCSUM = 0x17 // ETHTOOL_STXCSUM
+// vethGSOMax bounds the instance's TCP super-packets: 64 KiB less room
+// for the Geneve encapsulation the fast path adds to them.
+const vethGSOMax = 65536 - 512
 
-// ethtoolSet runs an ethtool "set value" command on device name, in the
-// calling thread's namespace.
-func ethtoolSet(name string, cmd, value uint32) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	val := struct{ cmd, data uint32 }{cmd, value}
-	var req struct {
-		name [unix.IFNAMSIZ]byte
-		data unsafe.Pointer
-		_    [16]byte
-	}
-	copy(req.name[:], name)
-	req.data = unsafe.Pointer(&val)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&req))); e != 0 {
-		return e
-	}
-	return nil
-}
+// ethHdrLen is the Ethernet header a SOCK_RAW packet socket reads.
+const ethHdrLen = 14
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// openSocket opens the packet socket on the host end: SOCK_DGRAM, so the
+// openSocket opens the packet sockets on the host end: SOCK_DGRAM, so the
 // agent reads and writes IPv4 packets and the kernel adds and strips the
 // Ethernet header.
 func (v *Veth) openSocket() error {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, int(htons(unix.ETH_P_IP)))
+	name := VethHostName(v.inst.ID)
+	// SOCK_RAW: only it takes PACKET_VNET_HDR; Read skips the Ethernet header.
+	rfd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, int(htons(unix.ETH_P_IP)))
 	if err != nil {
 		return fmt.Errorf("packet socket: %w", err)
 	}
-	// What the agent writes goes out on the same device: it must not
-	// come back as if the instance had sent it.
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
-		unix.Close(fd)
+	for _, o := range []struct{ level, opt, v int }{
+		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1},
+		// What the agent writes goes out on the same device: it must not
+		// come back as if the instance had sent it.
+		{unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1},
+	} {
+		if err := unix.SetsockoptInt(rfd, o.level, o.opt, o.v); err != nil {
+			unix.Close(rfd)
+			return fmt.Errorf("packet socket on %s: %w", name, err)
+		}
+	}
+	_ = unix.SetsockoptInt(rfd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	if err := unix.Bind(rfd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: v.hostIndex}); err != nil {
+		unix.Close(rfd)
+		return fmt.Errorf("packet socket on %s: %w", name, err)
+	}
+	wfd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		unix.Close(rfd)
 		return fmt.Errorf("packet socket: %w", err)
 	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: v.hostIndex}); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("packet socket on %s: %w", VethHostName(v.inst.ID), err)
-	}
-	v.sock = os.NewFile(uintptr(fd), "packet:"+VethHostName(v.inst.ID))
-	rc, err := v.sock.SyscallConn()
-	if err != nil {
-		v.sock.Close()
+	_ = unix.SetsockoptInt(wfd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	v.rsock, v.wsock = os.NewFile(uintptr(rfd), "packet:"+name), os.NewFile(uintptr(wfd), "packet-out:"+name)
+	rr, err1 := v.rsock.SyscallConn()
+	wr, err2 := v.wsock.SyscallConn()
+	if err := errors.Join(err1, err2); err != nil {
+		v.rsock.Close()
+		v.wsock.Close()
 		return err
 	}
-	v.raw = rc
+	v.rraw, v.wraw = rr, wr
 	v.to = unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: v.hostIndex, Halen: 6}
 	copy(v.to.Addr[:], v.instMAC)
+	v.pend = make([]byte, 1<<16+vnetHdrLen)
 	return nil
 }
 
@@ -344,17 +358,28 @@ func (v *Veth) HostLink() (ifindex int, hostMAC, instMAC net.HardwareAddr) {
 	return v.hostIndex, v.hostMAC, v.instMAC
 }
 
-// vethBatch is how many packets one Read returns at most.
-const vethBatch = 64
+// vethBatch is how many packets one Read returns at most: room for a
+// super-packet's segments (64 KiB of 1400-byte ones) and then some.
+const vethBatch = 128
 
 // Read implements datapath.Port: it waits for one packet, then takes what
-// else is queued, up to len(bufs), without waiting.
+// else is queued without waiting, while the buffers last. Super-packets
+// come out as their segments, checksums complete.
 func (v *Veth) Read(bufs [][]byte, sizes []int) (int, error) {
 	n := 0
+	if v.pendLen > 0 {
+		k, err := offloaded(v.pendHdr, v.pend[:v.pendLen], bufs, sizes)
+		v.pendLen = 0
+		if err != nil {
+			v.ReadDrops.Add(1)
+		}
+		n = k
+	}
 	var rerr error
-	err := v.raw.Read(func(fd uintptr) bool {
+	err := v.rraw.Read(func(fd uintptr) bool {
 		for n < len(bufs) {
-			m, _, err := unix.Recvfrom(int(fd), bufs[n][packet.Headroom:], unix.MSG_TRUNC)
+			b := bufs[n][packet.Headroom-vnetHdrLen-ethHdrLen:]
+			m, _, err := unix.Recvfrom(int(fd), b, unix.MSG_TRUNC)
 			if err == unix.EINTR {
 				continue
 			}
@@ -364,11 +389,31 @@ func (v *Veth) Read(bufs [][]byte, sizes []int) (int, error) {
 				}
 				break
 			}
-			if m > len(bufs[n])-packet.Headroom {
-				continue // larger than any IPv4 packet: cannot be
+			if m > len(b) || m <= vnetHdrLen+ethHdrLen {
+				v.ReadDrops.Add(1) // larger than any IPv4 packet, or empty: cannot be
+				continue
 			}
-			sizes[n] = m
-			n++
+			h, pkt := decodeVnetHdr(b), b[vnetHdrLen+ethHdrLen:m]
+			if h.csumStart < ethHdrLen {
+				h.flags &^= vnetNeedsCsum // cannot be: nothing to complete in an Ethernet header
+			}
+			h.csumStart -= ethHdrLen // the kernel counts from the Ethernet header
+			if segs := segments(h, pkt); segs > 1 {
+				// Segments are written over the buffers the packet is in:
+				// split from a copy, now or at the next Read.
+				copy(v.pend, pkt)
+				if segs > len(bufs)-n {
+					v.pendHdr, v.pendLen = h, len(pkt)
+					break
+				}
+				pkt = v.pend[:len(pkt)]
+			}
+			k, err := offloaded(h, pkt, bufs[n:], sizes[n:])
+			if err != nil {
+				v.ReadDrops.Add(1)
+				continue
+			}
+			n += k
 		}
 		return n > 0 || rerr != nil // false: wait for the socket
 	})
@@ -392,7 +437,7 @@ func (v *Veth) Write(pkts [][]byte) error {
 			continue
 		}
 		var serr error
-		err := v.raw.Write(func(fd uintptr) bool {
+		err := v.wraw.Write(func(fd uintptr) bool {
 			serr = unix.Sendto(int(fd), p, 0, &v.to)
 			return serr != unix.EAGAIN
 		})
@@ -411,7 +456,7 @@ func (v *Veth) BatchSize() int { return vethBatch }
 func (v *Veth) Close() error {
 	v.closeOnce.Do(func() {
 		v.closed.Store(true)
-		err := v.sock.Close()
+		err := errors.Join(v.rsock.Close(), v.wsock.Close())
 		v.netns.Close()
 		if v.release != nil {
 			err = errors.Join(err, v.release())

@@ -79,10 +79,16 @@ func TestFastPathCarries(t *testing.T) {
 	for _, e := range []string{"egress_forwarded", "ingress_delivered", "egress_miss", "ingress_miss", "stale", "expired", "bypass", "installed"} {
 		t.Logf("host 1 %s %v, host 2 %s %v", e, fast(m0, e)-fast(before0, e), e, fast(m1, e)-fast(before1, e))
 	}
-	if n := fast(m0, "egress_forwarded") - fast(before0, "egress_forwarded"); n < 10000 {
-		t.Errorf("host 1's fast path encapsulated %v packets of a 5 s iperf3; want most of them", n)
+	// The kernel counts what it carried in its units, TSO super-packets of
+	// up to 64 KiB; the Go story counts MTU-sized segments. Even so, nearly
+	// all of the flow must have been the kernel's.
+	const fwd = `openvpc_host_packets_total{verdict="forwarded"}`
+	kernel := fast(m0, "egress_forwarded") - fast(before0, "egress_forwarded")
+	goStory := m0[fwd] - before0[fwd] - kernel
+	if kernel < 1000 || goStory > kernel/20 {
+		t.Errorf("host 1 forwarded %v packets in the kernel and %v through the Go story during a 5 s iperf3; want nearly all in the kernel", kernel, goStory)
 	}
-	if n := fast(m1, "ingress_delivered") - fast(before1, "ingress_delivered"); n < 10000 {
+	if n := fast(m1, "ingress_delivered") - fast(before1, "ingress_delivered"); n < 1000 {
 		t.Errorf("host 2's fast path delivered %v packets of a 5 s iperf3; want most of them", n)
 	}
 }

@@ -22,6 +22,10 @@
 #define TCX_DROP 2
 #define TCX_REDIRECT 7
 
+// Decapsulation flags of newer kernels than this machine's headers know:
+// BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (6.3) and BPF_F_ADJ_ROOM_DECAP_L4_UDP.
+#define DECAP_FLAGS ((1ULL << 7) | (1ULL << 10))
+
 #define GENEVE_LEN 16 // base header + the SourceVPC option
 #define ENCAP_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + GENEVE_LEN)
 
@@ -171,6 +175,18 @@ static __always_inline int ports(void *l4, void *end, __u8 proto, __u16 *sport, 
 	return 0;
 }
 
+// l4_len is the length of the TCP or UDP header at l4 (ports checked it is there).
+static __always_inline __u32 l4_len(void *l4, void *end, __u8 proto)
+{
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *t = l4;
+		if ((void *)(t + 1) > end)
+			return 0xffff;
+		return t->doff * 4;
+	}
+	return sizeof(struct udphdr);
+}
+
 static __always_inline __u16 fold(__u64 s)
 {
 	s = (s & 0xffff) + (s >> 16);
@@ -215,8 +231,12 @@ int from_instance(struct __sk_buff *skb)
 	if (!current(e->gen, &e->expires))
 		return TCX_PASS;
 	__u16 len = bpf_ntohs(ip->tot_len);
-	if (len > e->mtu || skb->len != len + sizeof(struct ethhdr))
-		goto bypass; // MTU cases, padded frames: the Go story
+	if (skb->len != len + sizeof(struct ethhdr) || len > 0xffff - ENCAP_LEN)
+		goto bypass; // padded frames, no room for the outer headers: the Go story
+	// MTU cases take the Go story. A super-packet (TSO) is cut into
+	// segments of gso_size payload bytes after these headers.
+	if (skb->gso_size ? skb->gso_size + sizeof(struct iphdr) + l4_len(ip + 1, end, ip->protocol) > e->mtu : len > e->mtu)
+		goto bypass;
 	if (e->dec_ttl) {
 		if (ip->ttl <= 1)
 			goto bypass; // time exceeded: the Go story answers
@@ -259,7 +279,9 @@ int from_instance(struct __sk_buff *skb)
 	__builtin_memcpy(macs + 6, e->smac, 6);
 	__u32 ifindex = e->ifindex;
 
-	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2(GENEVE_LEN);
+	// FIXED_GSO: the instance MTU already leaves room for the outer
+	// headers, so a super-packet's segments keep their size.
+	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2(GENEVE_LEN) | BPF_F_ADJ_ROOM_FIXED_GSO;
 	if (bpf_skb_adjust_room(skb, ENCAP_LEN, BPF_ADJ_ROOM_MAC, flags))
 		return TCX_DROP;
 	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &o, sizeof(o), 0))
@@ -327,7 +349,10 @@ int from_wire(struct __sk_buff *skb)
 	__builtin_memcpy(macs, e->dmac, 6);
 	__builtin_memcpy(macs + 6, e->smac, 6);
 	__u32 ifindex = e->ifindex;
-	if (bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, 0))
+	// Decapsulate, keeping a super-packet's segment size; where the kernel
+	// knows them, say it was UDP-tunnelled IPv4, so its GSO state is undone.
+	if (bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO | DECAP_FLAGS) &&
+	    bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
 		return TCX_DROP;
 	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
 		return TCX_DROP;
