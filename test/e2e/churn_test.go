@@ -10,9 +10,9 @@ import (
 
 // sample is one reading of host h's counters during a churn phase.
 type sample struct {
-	at       time.Time
-	fast     float64 // packets the fast path encapsulated
-	verdict  float64 // packets the Go story gave the verdict the change leads to
+	at      time.Time
+	fast    float64 // packets the fast path encapsulated
+	verdict float64 // packets the Go story gave the verdict the change leads to
 }
 
 // churn streams UDP from a to dst while change runs, and measures on the
