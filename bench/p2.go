@@ -23,6 +23,7 @@ const (
 	pathVeth  = "veth"
 	pathVXLAN = "kernel VXLAN"
 	pathTun   = "openvpc tun"
+	pathFast  = "openvpc veth (fast path)"
 )
 
 // p2Paths are the paths measured, by the names their rows use.
@@ -30,6 +31,7 @@ var p2Paths = map[string]netbench.Path{
 	pathVeth:  netbench.Veth,
 	pathVXLAN: netbench.KernelVXLAN,
 	pathTun:   netbench.OpenvpcTun,
+	pathFast:  netbench.OpenvpcVethFast,
 }
 
 var p2Streams = []int{1, 4}
@@ -72,7 +74,7 @@ func measureP2(ctx context.Context, quick bool, count int, samples map[string][]
 	if quick {
 		d = 2 * time.Second
 	}
-	for _, name := range []string{pathVeth, pathVXLAN, pathTun} {
+	for _, name := range []string{pathVeth, pathVXLAN, pathTun, pathFast} {
 		p := p2Paths[name]
 		if name == pathTun && tunSkip() != "" {
 			continue // its rows carry their own reason

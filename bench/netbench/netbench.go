@@ -67,6 +67,12 @@ var KernelVXLAN = Path{Name: "kernel VXLAN", Setup: setupVXLAN}
 // other agent's TUN device into the other instance's namespace.
 var OpenvpcTun = Path{Name: "openvpc tun", Setup: setupOpenvpcTun}
 
+// OpenvpcVethFast is OpenvpcTun with veth NICs and the kernel fast path
+// (`--nic veth --fastpath on`): after a flow's first packets, which the
+// agents decide, the kernel encapsulates, redirects and decapsulates on
+// its own, replaying those decisions.
+var OpenvpcVethFast = Path{Name: "openvpc veth (fast path)", Setup: setupOpenvpcVethFast}
+
 // Run is one iperf3 measurement: Streams parallel TCP streams for Duration.
 type Run struct {
 	Streams  int

@@ -55,6 +55,7 @@ func TestPaths(t *testing.T) {
 		{Veth, []Run{{Streams: 1, Duration: time.Second}, {Streams: 2, Duration: time.Second}}},
 		{KernelVXLAN, []Run{{Streams: 1, Duration: time.Second}, {Streams: 2, Duration: time.Second}}},
 		{OpenvpcTun, []Run{{Streams: 1, Duration: 2 * time.Second}}},
+		{OpenvpcVethFast, []Run{{Streams: 1, Duration: 2 * time.Second}}},
 	} {
 		t.Run(tc.path.Name, func(t *testing.T) {
 			if tc.path.Name == OpenvpcTun.Name && !nic.TUNAvailable() {

@@ -37,12 +37,21 @@ type cloud struct {
 	url    string // the server's API
 	config string // the client config the server writes (CA, admin token)
 	out    map[string]*syncBuffer
+	nic    []string // the agents' NIC flags
 }
 
 // setupOpenvpcTun builds openvpc, starts the server in host A and a
 // `openvpc host run --nic tun` agent in each host namespace, runs an instance
 // on each host and returns the instances' namespaces.
-func setupOpenvpcTun(u *Underlay) (Endpoints, error) {
+func setupOpenvpcTun(u *Underlay) (Endpoints, error) { return setupOpenvpc(u, "--nic", "tun") }
+
+// setupOpenvpcVethFast is setupOpenvpcTun with veth NICs and the kernel
+// fast path on (the agents fail rather than fall back to the Go story).
+func setupOpenvpcVethFast(u *Underlay) (Endpoints, error) {
+	return setupOpenvpc(u, "--nic", "veth", "--fastpath", "on")
+}
+
+func setupOpenvpc(u *Underlay, nicArgs ...string) (Endpoints, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	dir, err := u.TempDir()
@@ -50,7 +59,7 @@ func setupOpenvpcTun(u *Underlay) (Endpoints, error) {
 		return Endpoints{}, err
 	}
 	c := &cloud{u: u, bin: filepath.Join(dir, "openvpc"), url: "https://" + netip.AddrPortFrom(u.A.Underlay.Addr(), serverPort).String(),
-		config: filepath.Join(dir, "config"), out: map[string]*syncBuffer{}}
+		config: filepath.Join(dir, "config"), out: map[string]*syncBuffer{}, nic: nicArgs}
 	if err := build(ctx, c.bin); err != nil {
 		return Endpoints{}, err
 	}
@@ -112,7 +121,7 @@ func (c *cloud) start(ns, name string, args ...string) error {
 	return c.u.Start(ns, cmd)
 }
 
-// startAgent runs `openvpc host run --nic tun` in h's namespace, with host id
+// startAgent runs `openvpc host run` with c.nic in h's namespace, with host id
 // h.NS, its state in stateDir, joining with token and keeping its
 // credentials in certDir. Should the agent not remove its
 // instances' namespaces as it stops (it had to be killed), Close removes
@@ -120,8 +129,8 @@ func (c *cloud) start(ns, name string, args ...string) error {
 func (c *cloud) startAgent(h Host, stateDir, certDir, token string) error {
 	c.u.OnClose(func() error { return removeLeftNamespaces(stateDir) }) // runs after the agent has stopped
 	addr := h.Underlay.Addr().String()
-	return c.start(h.NS, h.NS, "host", "run", "--server", c.url, "--host-id", h.NS, "--underlay", addr,
-		"--nic", "tun", "--state-dir", stateDir, "--api", addr+":0", "--cert-dir", certDir, "--join-token", token)
+	args := append([]string{"host", "run", "--server", c.url, "--host-id", h.NS, "--underlay", addr}, c.nic...)
+	return c.start(h.NS, h.NS, append(args, "--state-dir", stateDir, "--api", addr+":0", "--cert-dir", certDir, "--join-token", token)...)
 }
 
 func removeLeftNamespaces(stateDir string) error {

@@ -33,3 +33,5 @@ func (u *Underlay) Iperf3(context.Context, Endpoints, ...Run) ([]Result, error) 
 func setupVXLAN(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
 
 func setupOpenvpcTun(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
+
+func setupOpenvpcVethFast(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }

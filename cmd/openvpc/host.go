@@ -20,6 +20,7 @@ import (
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/agent"
 	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/host/fastpath"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
@@ -61,7 +62,7 @@ func legacyDaemon(run *cobra.Command, name, short string, keys ...string) *cobra
 
 // hostRunCmd is `openvpc host run`, the host agent.
 func hostRunCmd(o *cli.Options) *cobra.Command {
-	var id, underlayAddr, level, nicKind, stateDir, metrics, apiAddr, region string
+	var id, underlayAddr, level, nicKind, stateDir, metrics, apiAddr, region, fast string
 	var serviceLimit uint32
 	var port uint16
 	var jf joinFlags
@@ -88,9 +89,12 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 				return err
 			}
 			cfg := agent.Config{Node: node.Config{Server: server, HostID: id, Underlay: addr, Creds: creds, CredDir: jf.certDir, Logger: log, API: apiAddr}, WirePort: port, Region: region, ServiceLimit: serviceLimit}
-			kind, err := resolveNIC(nicKind, "netstack (instances in userspace stacks), tun (Linux namespaces, root) or none (cache only)")
+			kind, why, err := resolveHostNIC(nicKind, addr)
 			if err != nil {
 				return err
+			}
+			if why != "" {
+				log.Info("--nic auto: "+why, "nic", kind)
 			}
 			if kind != "none" {
 				wire, err := underlay.ListenPort(addr, port)
@@ -100,10 +104,11 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 				defer wire.Close()
 				cfg.Wire = wire
 			}
-			if kind == "tun" {
-				if stateDir == "" {
-					stateDir = filepath.Join(defaultStateRoot, id)
-				}
+			if stateDir == "" {
+				stateDir = filepath.Join(defaultStateRoot, id)
+			}
+			switch kind {
+			case "tun":
 				b, err := nic.NewTUNBackend(stateDir)
 				if err != nil {
 					return err
@@ -111,6 +116,30 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 				defer b.Close()
 				cfg.NIC = b
 				log.Info("instances get TUN NICs in network namespaces", "names", nic.NamespacePrefix+"<instance-id>", "state-dir", stateDir)
+			case "veth":
+				b, err := nic.NewVethBackend(stateDir)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				cfg.NIC = b
+				log.Info("instances get veth NICs in network namespaces", "names", nic.NamespacePrefix+"<instance-id>", "state-dir", stateDir)
+				if fast != "off" {
+					fp, err := fastpath.Load(fastpath.Config{Underlay: addr, WirePort: port, MTU: dataplane.DefaultMTU, Log: log})
+					switch {
+					case err != nil && fast == "on":
+						return fmt.Errorf("--fastpath on: %w", err)
+					case err != nil:
+						log.Warn("kernel fast path off: every packet takes the Go story", "why", err)
+					default:
+						defer fp.Close()
+						cfg.FastPath = fp
+						log.Info("kernel fast path on: the Go story's decisions are replayed in the kernel", "underlay-ifindex", fp.WireIndex())
+					}
+				}
+			}
+			if fast == "on" && kind != "veth" {
+				return fmt.Errorf("--fastpath on needs --nic veth (the instances' NICs are %s)", kind)
 			}
 			a, err := agent.New(cfg)
 			if err != nil {
@@ -133,8 +162,9 @@ func hostRunCmd(o *cli.Options) *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&id, "host-id", "", "this host's id, e.g. host-a (required)")
 	f.StringVar(&underlayAddr, "underlay", "", "this host's IPv4 address on the underlay network (required)")
-	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance with a TUN eth0; root), netstack (userspace TCP/IP stacks, no root), none (keep the cache only), or auto (tun when root and /dev/net/tun exist, else netstack)")
-	f.StringVar(&stateDir, "state-dir", "", "with --nic tun, where the agent records the namespaces it created, to clean up after a crash; one per agent (default "+defaultStateRoot+"/HOST-ID)")
+	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance with a TUN eth0; root), veth (a namespace per instance with a veth eth0, which the kernel fast path can serve; root), netstack (userspace TCP/IP stacks, no root), none (keep the cache only), or auto (veth when root, the underlay is not on loopback and the fast path's programs load; else tun when root and /dev/net/tun exist; else netstack)")
+	f.StringVar(&fast, "fastpath", "auto", "with --nic veth, the kernel flow cache replaying the data plane's decisions: auto (on when the BPF programs load, else off with a log line saying why), on (fail if they do not load) or off (every packet takes the Go story)")
+	f.StringVar(&stateDir, "state-dir", "", "with --nic tun or veth, where the agent records the namespaces it created, to clean up after a crash; one per agent (default "+defaultStateRoot+"/HOST-ID)")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same on every host)")
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the agent serves its API for acting as its instances (ping, connect); the server must reach it")
 	f.Uint32Var(&serviceLimit, "service-limit", dataplane.DefaultServiceLimit, "packets a second each instance may send to the host services (the VPC resolver, metadata), as AWS's link-local allowance; the rest are dropped and counted as service-limit")
@@ -161,10 +191,34 @@ func resolveNIC(kind, choices string) (string, error) {
 			return "tun", nil
 		}
 		return "netstack", nil
-	case "tun", "netstack", "none":
+	case "tun", "veth", "netstack", "none":
 		return kind, nil
 	}
 	return "", fmt.Errorf("--nic %q is not known; use %s", kind, choices)
+}
+
+// resolveHostNIC is resolveNIC for a host agent, whose auto prefers veth
+// with the kernel fast path: when root, the underlay is on a device the
+// fast path can redirect to (not loopback) and the kernel accepts the
+// programs. why says, for auto, why the choice fell where it did.
+func resolveHostNIC(kind string, underlayAddr netip.Addr) (string, string, error) {
+	if kind != "auto" {
+		k, err := resolveNIC(kind, "veth (namespaces, kernel fast path; root), tun (Linux namespaces, root), netstack (instances in userspace stacks) or none (cache only)")
+		return k, "", err
+	}
+	if !nic.VethAvailable() {
+		k, _ := resolveNIC(kind, "")
+		return k, "not root: no veth NICs, no kernel fast path", nil
+	}
+	if underlayAddr.IsLoopback() {
+		k, _ := resolveNIC(kind, "")
+		return k, "the underlay is on loopback, where the kernel fast path cannot redirect: not veth", nil
+	}
+	if err := fastpath.Probe(); err != nil {
+		k, _ := resolveNIC(kind, "")
+		return k, err.Error() + ": not veth", nil
+	}
+	return "veth", "root and the kernel accepts the fast path's programs", nil
 }
 
 // serveMetrics serves collectors on addr at /metrics until stop is

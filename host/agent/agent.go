@@ -11,6 +11,7 @@ import (
 	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/host/fastpath"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/host/services"
 	"github.com/openvpc/openvpc/node"
@@ -42,6 +43,10 @@ type Config struct {
 	// ServiceLimit is how many packets a second each instance may send to
 	// the host services (DNS, metadata); default AWS's 1024.
 	ServiceLimit uint32
+	// FastPath, when set (with a Wire and veth NICs), is the kernel flow
+	// cache replaying the data plane's decisions. The caller closes it
+	// after Run returns.
+	FastPath *fastpath.FastPath
 }
 
 // Agent is a host agent: a node (registered, its cache current) with the
@@ -53,6 +58,7 @@ type Agent struct {
 	MTU   int
 	nics  *nics
 	logs  *flowLogs
+	fast  *fastpath.FastPath
 }
 
 // New applies cfg's defaults, validates it and builds an agent; Run
@@ -85,6 +91,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Wire != nil {
 		a.Plane = dataplane.New(n.Cache.Tables, dataplane.Config{Underlay: n.Underlay, MTU: cfg.MTU, Events: n.Reporter.Report, WirePort: cfg.WirePort, Wire: cfg.Wire, ServiceLimit: cfg.ServiceLimit})
 		a.nics = &nics{plane: a.Plane, cache: n.Cache, log: n.Logger, backend: cfg.NIC, mtu: cfg.MTU, region: cfg.Region, upstream: n.DNSUpstream, attached: map[uint64]*instance{}, services: map[uint32]*services.Stack{}}
+		if cfg.FastPath != nil {
+			// Each snapshot's generation reaches the kernel before the
+			// snapshot is published: no entry outlives its snapshot.
+			a.fast, a.nics.fast = cfg.FastPath, cfg.FastPath
+			a.Plane.SetFlowCache(cfg.FastPath)
+			n.Cache.Tables.OnPublish(cfg.FastPath.Generation)
+		}
 		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}
 	return a, nil
@@ -121,6 +134,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.Plane == nil {
 		return a.Node.Run(ctx, node.Role{})
 	}
+	if a.fast != nil {
+		defer a.Cache.Tables.OnPublish(nil) // the caller closes the fast path next
+	}
 	return a.Node.Run(ctx, node.Role{
 		Observed:  hostPlane{a.Plane},
 		Instances: a.nics,
@@ -132,6 +148,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			g, ctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return a.serve(ctx) })
 			g.Go(func() error { return a.logs.run(ctx) })
+			if a.fast != nil {
+				g.Go(func() error { return a.fast.Run(ctx, a.Plane) })
+			}
 			return g.Wait()
 		},
 	})

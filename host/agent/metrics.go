@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/host/fastpath"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,6 +19,7 @@ func (a *Agent) Collector() prometheus.Collector {
 		wire:    prometheus.NewDesc("openvpc_host_underlay_datagrams_total", "Datagrams sent and received on the underlay.", []string{"direction"}, l),
 		wireErr: prometheus.NewDesc("openvpc_host_underlay_errors_total", "Underlay read and write errors.", []string{"direction"}, l),
 		dns:     prometheus.NewDesc("openvpc_host_dns_queries_total", "Queries to the host's VPC resolvers: all handled, answered with records, NXDOMAIN, forwarded upstream, and malformed (dropped).", []string{"result"}, l),
+		fast:    prometheus.NewDesc("openvpc_host_fastpath_total", "The kernel fast path: packets it replayed (egress_forwarded, egress_delivered, ingress_delivered; also counted in openvpc_host_packets_total), misses, entries found stale (an older snapshot) or expired, packets it never replays (bypass), and entries installed.", []string{"event"}, l),
 	}
 }
 
@@ -25,12 +27,12 @@ type collector struct {
 	a                      *Agent
 	node                   prometheus.Collector
 	packets, wire, wireErr *prometheus.Desc
-	dns                    *prometheus.Desc
+	dns, fast              *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.node.Describe(ch)
-	for _, d := range []*prometheus.Desc{c.packets, c.wire, c.wireErr, c.dns} {
+	for _, d := range []*prometheus.Desc{c.packets, c.wire, c.wireErr, c.dns, c.fast} {
 		ch <- d
 	}
 }
@@ -55,5 +57,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		name string
 	}{{d.Queries, "all"}, {d.Answered, "answered"}, {d.NXDomain, "nxdomain"}, {d.Forwarded, "forwarded"}, {d.Malformed, "malformed"}} {
 		ch <- prometheus.MustNewConstMetric(c.dns, prometheus.CounterValue, float64(x.n), x.name)
+	}
+	if a.fast != nil {
+		if fc, err := a.fast.Counters(); err == nil {
+			for i, n := range fc {
+				ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(n), fastpath.CounterNames[i])
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Installs.Load()), "installed")
 	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/openvpc/openvpc/datapath"
 	"github.com/openvpc/openvpc/host/dataplane"
+	"github.com/openvpc/openvpc/host/fastpath"
 	"github.com/openvpc/openvpc/host/nic"
 	"github.com/openvpc/openvpc/host/services"
 	"github.com/openvpc/openvpc/model"
@@ -25,8 +27,10 @@ type nics struct {
 	cache   *node.Cache
 	log     *slog.Logger
 	backend nic.Backend
-	mtu     int
-	region  string // in private DNS names
+	// fast, when set, replays decisions in the kernel for veth NICs.
+	fast   *fastpath.FastPath
+	mtu    int
+	region string // in private DNS names
 	// upstream is where the VPC resolvers forward other names.
 	upstream func() string
 
@@ -92,6 +96,12 @@ func (n *nics) reconcile() {
 		}
 		att := &dataplane.Attachment{ENI: eni, VNI: m.VNI, IP: m.IP, Subnet: sn.CIDR, Gateway: gw, Resolver: model.Resolver(vpc.CIDR), Port: port}
 		n.plane.SetTimeouts(att, timeoutsOf(m.Conntrack))
+		if v, ok := port.(hostLinked); ok && n.fast != nil {
+			idx, hostMAC, instMAC := v.HostLink()
+			if err := n.fast.AddPort(eni, idx, hostMAC, instMAC); err != nil {
+				n.log.Error("instance NIC without the fast path: its packets all take the Go story", "instance", m.InstanceID, "err", err)
+			}
+		}
 		n.plane.Attach(att)
 		inst := &instance{att: att, id: m.InstanceID, nic: port}
 		n.attached[eni] = inst
@@ -118,11 +128,20 @@ func (n *nics) serve(inst *instance) {
 // ends its loop. Called with n.mu held.
 func (n *nics) detach(eni uint64, inst *instance) {
 	n.plane.Detach(eni)
+	if n.fast != nil {
+		n.fast.RemovePort(eni)
+	}
 	inst.closing.Store(true)
 	if err := inst.nic.Close(); err != nil {
 		n.log.Error("cannot remove instance NIC", "instance", inst.id, "err", err)
 	}
 	delete(n.attached, eni)
+}
+
+// hostLinked is a NIC with a host-side device the fast path attaches to
+// (nic.Veth).
+type hostLinked interface {
+	HostLink() (ifindex int, hostMAC, instMAC net.HardwareAddr)
 }
 
 // find returns the local instance with address ip in vni.

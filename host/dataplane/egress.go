@@ -117,9 +117,11 @@ func (p *Plane) egress(snap *tables.Snapshot, from *Attachment, buf []byte, n in
 			t.Pass("deliver on this host", "to eni-%016x, after the receiving host's checks", m.ENI)
 		}
 		p.ingress(snap, p.cfg.Underlay, payload, r, t)
+		r.RouterHop = crossesRouter(from, pkt)
 		return
 	}
 	r.Verdict, r.Payload, r.Start, r.Dst, r.SrcPort = datapath.Forwarded, payload, start, m.Underlay, packet.SourcePort(packet.FlowHash(pkt))
+	r.Cacheable, r.RouterHop = t == nil && replayable(pkt), crossesRouter(from, pkt)
 	if t != nil {
 		t.Pass("encapsulate", "outer %v → %v, UDP %d → %d, Geneve VNI %d, SourceVPC %d", p.cfg.Underlay, m.Underlay, r.SrcPort, p.cfg.WirePort, hop.VNI, from.VNI)
 	}

@@ -109,6 +109,7 @@ func (p *Plane) ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		return
 	}
 	r.Verdict, r.To, r.Packet = datapath.Delivered, to, inner
+	r.Cacheable = t == nil && replayable(inner)
 }
 
 // ingressFirewall is the receiver's half of the firewall: its subnet's

@@ -107,6 +107,8 @@ type Plane struct {
 	ReadErrors atomic.Uint64
 
 	sent *datapath.FlowTable // flows of packets put on the path by Send
+	// cache, when set, is told the decisions it may replay (SetFlowCache).
+	cache FlowCache
 
 	conntrack *Conntrack
 	// serviceLimit is Config.ServiceLimit, changeable while serving.
@@ -232,4 +234,44 @@ type Result struct {
 	Packet  []byte
 	// Reply, when set, is an ICMP error for the sending instance.
 	Reply []byte
+	// Cacheable: the decision is one a flow cache (SetFlowCache) may
+	// replay for the rest of the flow's packets while the snapshot lasts;
+	// RouterHop: it crossed the VPC router (the TTL went down by one).
+	Cacheable, RouterHop bool
+}
+
+// FlowCache is a cache in front of the stories that replays their
+// decisions (host/fastpath, in the kernel). It is told every decision
+// whose Result is Cacheable, with the snapshot it was made on; it must not
+// block (the packet path calls it).
+//
+// A packet the cache could have replayed (replayable) whose decision is
+// not Cacheable — a drop now, say, where the entry said forward — is told
+// to Forget, so an entry found past its expiry is not replayed again.
+type FlowCache interface {
+	Egress(snap *tables.Snapshot, from *Attachment, r *Result)
+	Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *Result)
+	ForgetEgress(from *Attachment, r *Result)
+	ForgetIngress(outerSrc netip.Addr, payload []byte, r *Result)
+}
+
+// SetFlowCache has c told the decisions it may replay; call it before
+// serving.
+func (p *Plane) SetFlowCache(c FlowCache) { p.cache = c }
+
+// replayable reports whether a flow cache can replay the decision for pkt:
+// a plain IPv4 header, no fragment, UDP or a TCP segment that changes no
+// connection state (SYN, FIN and RST always take the stories, so
+// connection tracking sees them). It mirrors what the fast path matches.
+func replayable(pkt packet.IPv4) bool {
+	if len(pkt) < packet.IPv4MinSize+8 || pkt[0] != 0x45 || pkt.IsFragment() {
+		return false
+	}
+	switch pkt.Protocol() {
+	case packet.ProtoUDP:
+		return true
+	case packet.ProtoTCP:
+		return len(pkt) >= packet.IPv4MinSize+20 && pkt[packet.IPv4MinSize+13]&0x07 == 0 // FIN, SYN, RST
+	}
+	return false
 }

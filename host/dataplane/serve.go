@@ -87,6 +87,14 @@ func (p *Plane) egressOne(snap *tables.Snapshot, a *Attachment, buf []byte, n in
 		w.one[0] = r.Reply
 		_ = a.Port.Write(w.one)
 	}
+	if p.cache != nil {
+		switch {
+		case r.Cacheable && r.Reply == nil:
+			p.cache.Egress(snap, a, r)
+		case r.Inner != nil && replayable(r.Inner):
+			p.cache.ForgetEgress(a, r)
+		}
+	}
 	return r.Verdict
 }
 
@@ -206,6 +214,14 @@ func (p *Plane) ServeWire() error {
 			if r.Verdict == datapath.Delivered {
 				one[0] = r.Packet
 				_ = r.To.Port.Write(one)
+			}
+			if p.cache != nil {
+				switch {
+				case r.Cacheable:
+					p.cache.Ingress(snap, d.Peer.Addr(), payload, &r)
+				case r.Inner != nil && replayable(r.Inner):
+					p.cache.ForgetIngress(d.Peer.Addr(), payload, &r)
+				}
 			}
 		}
 		flows.End()

@@ -34,6 +34,22 @@ type Tables struct {
 
 	mu  sync.Mutex // held from Begin until Commit or Abort
 	gen uint64     // generation of the latest Txn, under mu
+	// publish, when set, is told each new snapshot's generation before
+	// the snapshot is published (under mu): what a kernel flow cache
+	// needs so that no entry decided on an older snapshot outlives it.
+	publish func(gen uint64)
+}
+
+// OnPublish has f told, before each new snapshot is published, its
+// generation, and at once the current one's. f runs with the writer's
+// lock held: it must be quick and must not Begin.
+func (t *Tables) OnPublish(f func(gen uint64)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.publish = f
+	if f != nil {
+		f(t.cur.Load().gen)
+	}
 }
 
 // New returns tables for host self holding an empty snapshot at revision 0.
@@ -49,6 +65,7 @@ func (t *Tables) Load() *Snapshot { return t.cur.Load() }
 // Snapshot is an immutable view of the cache at one revision.
 type Snapshot struct {
 	rev  int64
+	gen  uint64 // the Txn that published it; every snapshot has its own
 	self uint64
 	hostTable
 	vpcTable
@@ -111,6 +128,10 @@ func emptyHostTable() hostTable {
 
 // Revision returns the etcd revision the snapshot reflects.
 func (s *Snapshot) Revision() int64 { return s.rev }
+
+// Generation tells snapshots apart: each published one has a larger
+// generation than the one before (revisions may repeat; generations never).
+func (s *Snapshot) Generation() uint64 { return s.gen }
 
 // Self returns the id of the host the tables belong to.
 func (s *Snapshot) Self() uint64 { return s.self }

@@ -53,6 +53,10 @@ func (tx *Txn) Commit() *Snapshot {
 		}
 		s.indexVPCs(tx.vpcs)
 	}
+	s.gen = tx.gen
+	if tx.t.publish != nil {
+		tx.t.publish(s.gen) // before the store: older decisions stop replaying first
+	}
 	tx.t.cur.Store(s)
 	tx.close()
 	return s

@@ -38,6 +38,14 @@ func TestMain(m *testing.M) {
 		serveDNS(addr)
 		return
 	}
+	if spec := os.Getenv(sendUDPEnv); spec != "" {
+		sendUDP(spec)
+		return
+	}
+	if addr := os.Getenv(udpSinkEnv); addr != "" {
+		udpSink(addr)
+		return
+	}
 	if os.Geteuid() != 0 {
 		os.Exit(m.Run()) // every test skips or fails on its own
 	}
@@ -119,6 +127,9 @@ type cloud struct {
 	certs  []string // the agents' credentials directories
 	// config is the client config the server wrote (CA, admin token).
 	config string
+	// nicArgs are the agents' NIC flags; {underlay} in them is the
+	// agent's underlay address.
+	nicArgs []string
 }
 
 // serverPort is where the server listens on the bridge: the namespace is
@@ -130,9 +141,15 @@ func newCloud(t *testing.T, hosts int) *cloud { return newCloudWith(t, hosts, 0)
 // newCloudWith is newCloud with spare machines on the underlay (room
 // hosts hosts+1 … hosts+spare, no agent on them) and more server flags.
 func newCloudWith(t *testing.T, hosts, spare int, serverArgs ...string) *cloud {
+	return newCloudNIC(t, hosts, spare, []string{"--nic", "tun"}, serverArgs...)
+}
+
+// newCloudNIC is newCloudWith with the agents' NIC flags (--nic tun, or
+// --nic veth and its fast-path flags).
+func newCloudNIC(t *testing.T, hosts, spare int, nicArgs []string, serverArgs ...string) *cloud {
 	r := newRoom(t, hosts+spare)
 	addr := net.JoinHostPort(underlayAddr(254).String(), strconv.Itoa(serverPort))
-	c := &cloud{t: t, root: t, room: r, url: "https://" + addr, config: filepath.Join(t.TempDir(), "config")}
+	c := &cloud{t: t, root: t, room: r, url: "https://" + addr, config: filepath.Join(t.TempDir(), "config"), nicArgs: nicArgs}
 	args := append([]string{"server", "--listen", addr, "--data-dir", t.TempDir(), "--log-level", "warn", "--admin-config", c.config}, serverArgs...)
 	start(t, r.bridge.ns, nil, bin, args...)
 	c.eventually("the server to answer", 30*time.Second, func() bool { _, code := c.cli("vpc", "list"); return code == 0 })
@@ -161,8 +178,12 @@ func hostID(i int) string { return fmt.Sprintf("e2e-h%d", i+1) }
 // token the first time, with the certificate it kept after that.
 func (c *cloud) startAgent(i int) *proc {
 	u := underlayAddr(i + 1).String()
-	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append([]string{"host", "run", "--server", c.url, "--host-id", hostID(i), "--underlay", u,
-		"--nic", "tun", "--state-dir", c.dirs[i], "--api", u + ":0", "--log-level", "warn"}, c.join(c.certs[i], "host")...)...)
+	args := []string{"host", "run", "--server", c.url, "--host-id", hostID(i), "--underlay", u}
+	for _, a := range c.nicArgs {
+		args = append(args, strings.ReplaceAll(a, "{underlay}", u)) // e.g. --metrics {underlay}:9100
+	}
+	args = append(args, "--state-dir", c.dirs[i], "--api", u+":0", "--log-level", "warn")
+	return startFor(c.t, c.root, c.room.hosts[i].ns, nil, bin, append(args, c.join(c.certs[i], "host")...)...)
 }
 
 // join is the flags an agent keeping its credentials in dir joins with: a
@@ -257,10 +278,13 @@ func (c *cloud) vpc(name, cidr, subnet string) vpcJ {
 // curl, iperf3 within a VPC and across a peering, isolation without one,
 // a spoofed source caught, the wire format as tshark reads it, an agent
 // killed and restarted, and nothing left behind.
-func TestLinuxInstances(t *testing.T) {
+func TestLinuxInstances(t *testing.T) { linuxInstances(t, "--nic", "tun") }
+
+// linuxInstances is TestLinuxInstances with agents running with nicArgs.
+func linuxInstances(t *testing.T, nicArgs ...string) {
 	prerequisites(t, "ping", "curl", "iperf3", "tshark")
 	ours := leakCheck(t) // registered first: runs after every other cleanup
-	c := newCloud(t, 2)
+	c := newCloudNIC(t, 2, 0, nicArgs)
 	ours.dirs = c.dirs
 	red := c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
 	blue := c.vpc("blue", "10.1.0.0/16", "10.1.1.0/24")
@@ -612,7 +636,7 @@ func leakCheck(t *testing.T) *leaks {
 		}
 		entries, _ := os.ReadDir(nic.NetnsDir)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), "ovpce2e-") {
+			if ourRoom(e.Name()) { // other test processes' rooms are theirs to check
 				t.Errorf("namespace %s survived the test", e.Name())
 			}
 		}

@@ -35,6 +35,20 @@ func underlayAddr(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 255, 0, byte(i)})
 }
 
+// roomTags are the tags of the rooms this process made: what the leak
+// check looks for (other test processes on the machine make their own).
+var roomTags sync.Map
+
+// ourRoom reports whether a namespace name is of a room this process made.
+func ourRoom(name string) bool {
+	found := false
+	roomTags.Range(func(tag, _ any) bool {
+		found = strings.HasPrefix(name, tag.(string)+"-")
+		return !found
+	})
+	return found
+}
+
 // machine is a network namespace of the test's own making.
 type machine struct {
 	name string // under /run/netns
@@ -55,6 +69,7 @@ func newRoom(t *testing.T, n int) *room {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	r := &room{tag: "ovpce2e-" + hex.EncodeToString(b[:])}
+	roomTags.Store(r.tag, true)
 	r.bridge = newMachine(t, r.tag+"-br")
 	hb, err := netlink.NewHandleAt(r.bridge.ns)
 	if err != nil {
@@ -214,6 +229,9 @@ func startFor(t, owner *testing.T, ns netns.NsHandle, env []string, name string,
 
 // stop ends the process (SIGTERM, then SIGKILL) and waits for it.
 func (p *proc) stop(t *testing.T) {
+	if t.Failed() {
+		defer func() { t.Logf("output of %s:\n%s", p.name, p.out) }()
+	}
 	select {
 	case <-p.done:
 		return
