@@ -43,6 +43,10 @@ type CharonConfig struct {
 	RetransmitBase    float64
 	// Start bounds how long the charon may take to open its VICI socket.
 	Start time.Duration
+	// NoRoutes: charon installs no routes for its SAs (the edge routes
+	// into ipsec0 itself: charon would want a local address inside the
+	// local traffic selector, the VPC, which the tunnel's namespace has not).
+	NoRoutes bool
 }
 
 // DeadPeerRetransmits returns retransmission settings under which a silent
@@ -96,7 +100,11 @@ func (cfg *CharonConfig) conf(socket, log string) string {
 	}
 	var b strings.Builder
 	// With load_modular = no, charon loads exactly the list in load.
-	fmt.Fprintf(&b, "charon {\n  load_modular = no\n  load = %s\n  install_routes = yes\n  port = 500\n  port_nat_t = 4500\n", strings.Join(plugins, " "))
+	install := "yes"
+	if cfg.NoRoutes {
+		install = "no"
+	}
+	fmt.Fprintf(&b, "charon {\n  load_modular = no\n  load = %s\n  install_routes = %s\n  port = 500\n  port_nat_t = 4500\n", strings.Join(plugins, " "), install)
 	if cfg.RetransmitTries > 0 {
 		fmt.Fprintf(&b, "  retransmit_tries = %d\n  retransmit_timeout = %.3f\n  retransmit_base = %.3f\n", cfg.RetransmitTries, cfg.RetransmitTimeout.Seconds(), cfg.RetransmitBase)
 	}
