@@ -131,6 +131,7 @@ func (f *Function) FromVPC(snap *tables.Snapshot, vni uint32, target uint64, inn
 	if !ok {
 		return datapath.NoRoute
 	}
+	clampMSS(inner)
 	return datapath.Forwarded
 }
 
@@ -158,6 +159,7 @@ func (f *Function) FromOutsideTo(snap *tables.Snapshot, pkt packet.IPv4, t *data
 		if !ok {
 			return 0, 0, datapath.NoMapping
 		}
+		clampMSS(pkt)
 		return c.vni, c.id, datapath.Forwarded
 	}
 	if t != nil {
