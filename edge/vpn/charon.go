@@ -109,7 +109,7 @@ func (cfg *CharonConfig) conf(socket, log string) string {
 		fmt.Fprintf(&b, "  retransmit_tries = %d\n  retransmit_timeout = %.3f\n  retransmit_base = %.3f\n", cfg.RetransmitTries, cfg.RetransmitTimeout.Seconds(), cfg.RetransmitBase)
 	}
 	fmt.Fprintf(&b, "  plugins {\n    vici {\n      socket = unix://%s\n    }\n  }\n", socket)
-	fmt.Fprintf(&b, "  filelog {\n    log {\n      path = %s\n      default = 1\n      ike = 1\n      time_format = %%T\n    }\n  }\n}\n", log)
+	fmt.Fprintf(&b, "  filelog {\n    log {\n      path = %s\n      default = 1\n      ike = 1\n      flush_line = yes\n      time_format = %%T\n    }\n  }\n}\n", log)
 	return b.String()
 }
 

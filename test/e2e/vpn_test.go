@@ -497,6 +497,79 @@ func TestVPNSiteToSite(t *testing.T) {
 	t.Run("failover", func(t *testing.T) {
 		c.failover(t, v.ID, a)
 	})
+	t.Run("wrong-psk", func(t *testing.T) {
+		// A customer gateway with the wrong keys never brings a tunnel up,
+		// and vpn get says why.
+		c := c.in(t)
+		bad := okJSON[vpnJ](c.cloud, "vpn", "create", "--name", "bad-vpn", "--cgw", "office", "--vgw", "red-vgw", "--static-routes-only")
+		c.ok("vpn", "route", "add", "bad-vpn", "--dest", "192.168.51.0/24")
+		bad = okJSON[vpnJ](c.cloud, "vpn", "get", "bad-vpn")
+		c.routeTunnels(bad)
+		conf := c.ok("vpn", "config", "bad-vpn")
+		var wrong []string
+		for _, line := range strings.Split(conf, "\n") {
+			if k, ok := strings.CutPrefix(strings.TrimSpace(line), "secret = "); ok {
+				line = strings.Replace(line, k, `"wrong.key_`+strconv.Itoa(len(wrong))+`"`, 1)
+			}
+			wrong = append(wrong, line)
+		}
+		good := c.ok("vpn", "config", "office-vpn")
+		file := filepath.Join(t.TempDir(), "swanctl.conf")
+		// One file with both connections: --load-all unloads what it lacks.
+		both := strings.Replace(good, "connections {\n", "connections {\n"+section(strings.Join(wrong, "\n"), "connections"), 1)
+		both = strings.Replace(both, "secrets {\n", "secrets {\n"+section(strings.Join(wrong, "\n"), "secrets"), 1)
+		if err := os.WriteFile(file, []byte(both), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := run(t, c.site.ns, 20*time.Second, "swanctl", "--load-all", "--noprompt", "--file", file, "--uri", "unix://"+c.siteCharon.Socket()); code != 0 {
+			t.Fatalf("swanctl --load-all: exit %d\n%s", code, out)
+		}
+		var got vpnJ
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			got = okJSON[vpnJ](c.cloud, "vpn", "get", "bad-vpn")
+			said := 0
+			for _, tu := range got.Tunnels {
+				if tu.Status.State == "up" {
+					t.Fatalf("a tunnel with the wrong key is up: %+v", got.Tunnels)
+				}
+				if strings.Contains(tu.Status.Detail, "pre-shared key") {
+					said++
+				}
+			}
+			if said == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vpn get does not say the keys are wrong:\n%s\n%s", c.ok("vpn", "get", "bad-vpn"), c.debugVPN())
+			}
+		}
+		t.Logf("wrong keys: %s", got.Tunnels[0].Status.Detail)
+		// The good connection is untouched.
+		c.mustPing("red-a", siteHost)
+	})
+}
+
+// section is the body of a top-level section (connections, secrets) of a
+// swanctl.conf, without its braces.
+func section(conf, name string) string {
+	i := strings.Index(conf, name+" {\n")
+	if i < 0 {
+		return ""
+	}
+	body := conf[i+len(name)+3:]
+	depth := 1
+	for j, r := range body {
+		switch r {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return body[:j]
+			}
+		}
+	}
+	return ""
 }
 
 // iperfMbps reads iperf3's JSON and fails on a broken path.
