@@ -98,7 +98,9 @@ func New(cfg Config) *Function {
 
 // Bind gives the function its client of the VpnService (the edge's own
 // credentials) and the edge's cache.
-func (f *Function) Bind(c openvpcv1connect.VpnServiceClient, t *tables.Tables) { f.client, f.tables = c, t }
+func (f *Function) Bind(c openvpcv1connect.VpnServiceClient, t *tables.Tables) {
+	f.client, f.tables = c, t
+}
 
 // Kind is the route target kind the function serves.
 func (f *Function) Kind() tables.TargetKind { return tables.TargetVPNConnection }
