@@ -14,8 +14,6 @@ import (
 const (
 	ikeProposals = "aes128gcm16-prfsha256-modp2048,aes256-sha256-modp2048"
 	espProposals = "aes128gcm16-modp2048,aes256-sha256-modp2048"
-	// dpdDelay: how often an idle peer is probed (AWS probes every 10 s).
-	dpdDelay = 10
 )
 
 // StrongSwanConfig prints the customer gateway's swanctl.conf for a VPN
@@ -97,7 +95,7 @@ connections {
         }
     }
 `, i+1, t.OutsideAddress, t.InsideCidr, insideAddr(t.InsideCidr, 2), insideAddr(t.InsideCidr, 1), t.DpdTimeoutSeconds,
-			conn, cgw.IpAddress, t.OutsideAddress, ikeProposals, dpdDelay, cgw.IpAddress, t.OutsideAddress, conn, local, vpc.Cidr, espProposals)
+			conn, cgw.IpAddress, t.OutsideAddress, ikeProposals, dpdDelay(t.DpdTimeoutSeconds), cgw.IpAddress, t.OutsideAddress, conn, local, vpc.Cidr, espProposals)
 	}
 	b.WriteString("}\n\nsecrets {\n")
 	for i, t := range c.Tunnels {
@@ -111,6 +109,10 @@ connections {
 	b.WriteString("}\n")
 	return b.String(), nil
 }
+
+// dpdDelay is how often a quiet peer is probed: a third of the DPD
+// timeout, as AWS probes every 10 s to declare a peer dead after 30 s.
+func dpdDelay(timeout uint32) uint32 { return max(1, timeout/3) }
 
 // insideAddr is host n of a tunnel's inside /30 (1: openvpc's side, 2: the customer's).
 func insideAddr(cidr string, n byte) string {

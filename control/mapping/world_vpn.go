@@ -164,12 +164,21 @@ func (w *world) applyVPNConnection(r store.Record, d *delta) error {
 	}
 	if old == nil || r.Deleted || old.VpnGatewayId != c.VpnGatewayId {
 		w.vpnEdgesDirty(d)
-		d.edges = d.edges.add(w.servingEdgeOr(r.ID, old))
+		w.edgeChanged(d, w.servingEdgeOr(r.ID, old))
 		if v := w.vgwVPC(c.VpnGatewayId); v != "" {
 			d.facts.add(v)
 		}
 	}
 	return nil
+}
+
+// edgeChanged: hosts must get edge e's record again (what it serves changed).
+func (w *world) edgeChanged(d *delta, e string) {
+	if e == "" {
+		return
+	}
+	d.edges = d.edges.add(e)
+	d.hostsChanged.add(e)
 }
 
 // servingEdgeOr names an edge whose record hosts must get again after a
@@ -202,7 +211,7 @@ func (w *world) applyTunnelStatus(r store.Record, d *delta) error {
 	}
 	// The edges' records change what they serve or stand by for.
 	for _, e := range w.vpnEdges() {
-		d.edges = d.edges.add(e)
+		w.edgeChanged(d, e)
 	}
 	// The routes propagated from vpn become active or inactive when one
 	// side is "".

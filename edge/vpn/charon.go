@@ -43,6 +43,10 @@ type CharonConfig struct {
 	RetransmitBase    float64
 	// Start bounds how long the charon may take to open its VICI socket.
 	Start time.Duration
+	// NoRoutes: charon installs no routes for its SAs (the edge routes
+	// into ipsec0 itself: charon would want a local address inside the
+	// local traffic selector, the VPC, which the tunnel's namespace has not).
+	NoRoutes bool
 }
 
 // DeadPeerRetransmits returns retransmission settings under which a silent
@@ -96,12 +100,16 @@ func (cfg *CharonConfig) conf(socket, log string) string {
 	}
 	var b strings.Builder
 	// With load_modular = no, charon loads exactly the list in load.
-	fmt.Fprintf(&b, "charon {\n  load_modular = no\n  load = %s\n  install_routes = yes\n  port = 500\n  port_nat_t = 4500\n", strings.Join(plugins, " "))
+	install := "yes"
+	if cfg.NoRoutes {
+		install = "no"
+	}
+	fmt.Fprintf(&b, "charon {\n  load_modular = no\n  load = %s\n  install_routes = %s\n  port = 500\n  port_nat_t = 4500\n", strings.Join(plugins, " "), install)
 	if cfg.RetransmitTries > 0 {
 		fmt.Fprintf(&b, "  retransmit_tries = %d\n  retransmit_timeout = %.3f\n  retransmit_base = %.3f\n", cfg.RetransmitTries, cfg.RetransmitTimeout.Seconds(), cfg.RetransmitBase)
 	}
 	fmt.Fprintf(&b, "  plugins {\n    vici {\n      socket = unix://%s\n    }\n  }\n", socket)
-	fmt.Fprintf(&b, "  filelog {\n    log {\n      path = %s\n      default = 1\n      ike = 1\n      time_format = %%T\n    }\n  }\n}\n", log)
+	fmt.Fprintf(&b, "  filelog {\n    log {\n      path = %s\n      default = 1\n      ike = 1\n      flush_line = yes\n      time_format = %%T\n    }\n  }\n}\n", log)
 	return b.String()
 }
 

@@ -162,6 +162,14 @@ func (tu *tunnel) setup() error {
 		if err != nil {
 			return err
 		}
+		if name == "lo" {
+			// kernel-libipsec installs an SA's policy only with a local
+			// address inside its local selector, the VPC: the VPC's fourth
+			// address, which AWS reserves and no instance ever has.
+			if err := h.AddrAdd(nl, &netlink.Addr{IPNet: host32(reservedAddr(tu.conn.vpc))}); err != nil {
+				return fmt.Errorf("the VPC's reserved address in %s: %w", tu.ns, err)
+			}
+		}
 		if name == "o0" {
 			if err := h.AddrAdd(nl, &netlink.Addr{IPNet: host32(tu.outside)}); err != nil {
 				return err
@@ -191,7 +199,7 @@ func (tu *tunnel) setup() error {
 
 func (tu *tunnel) startCharon() error {
 	tries, timeout, base := DeadPeerRetransmits(time.Duration(max(1, tu.et.Config.GetDpdTimeoutSeconds())) * time.Second)
-	c, err := StartCharon(context.Background(), CharonConfig{Netns: tu.ns, Dir: tu.dir, RetransmitTries: tries, RetransmitTimeout: timeout, RetransmitBase: base})
+	c, err := StartCharon(context.Background(), CharonConfig{Netns: tu.ns, Dir: tu.dir, RetransmitTries: tries, RetransmitTimeout: timeout, RetransmitBase: base, NoRoutes: true})
 	if err != nil {
 		return err
 	}
@@ -200,6 +208,45 @@ func (tu *tunnel) startCharon() error {
 		c.Stop()
 		tu.charon = nil
 		return err
+	}
+	if err := tu.routeIntoIPsec(); err != nil {
+		c.Stop()
+		tu.charon = nil
+		return err
+	}
+	return nil
+}
+
+// routeIntoIPsec routes the site's prefixes, inside the tunnel's
+// namespace, into kernel-libipsec's TUN, which charon made at start.
+func (tu *tunnel) routeIntoIPsec() error {
+	ns, err := netns.GetFromName(tu.ns)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	var l netlink.Link
+	for range 50 {
+		if l, err = h.LinkByName("ipsec0"); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("charon made no ipsec0 in %s (is kernel-libipsec installed? libcharon-extra-plugins): %w", tu.ns, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return err
+	}
+	for _, p := range tu.conn.routes {
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
+			return fmt.Errorf("route %v into ipsec0 in %s: %w", p, tu.ns, err)
+		}
 	}
 	return nil
 }
@@ -478,6 +525,13 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 	}()
 	r := <-done
 	return r.h, r.err
+}
+
+// reservedAddr is a VPC's network address + 3 (AWS: "reserved for future use").
+func reservedAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	a[3] += 3
+	return netip.AddrFrom4(a)
 }
 
 func host32(a netip.Addr) *net.IPNet {

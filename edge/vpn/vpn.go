@@ -98,7 +98,9 @@ func New(cfg Config) *Function {
 
 // Bind gives the function its client of the VpnService (the edge's own
 // credentials) and the edge's cache.
-func (f *Function) Bind(c openvpcv1connect.VpnServiceClient, t *tables.Tables) { f.client, f.tables = c, t }
+func (f *Function) Bind(c openvpcv1connect.VpnServiceClient, t *tables.Tables) {
+	f.client, f.tables = c, t
+}
 
 // Kind is the route target kind the function serves.
 func (f *Function) Kind() tables.TargetKind { return tables.TargetVPNConnection }
@@ -131,6 +133,7 @@ func (f *Function) FromVPC(snap *tables.Snapshot, vni uint32, target uint64, inn
 	if !ok {
 		return datapath.NoRoute
 	}
+	clampMSS(inner)
 	return datapath.Forwarded
 }
 
@@ -158,6 +161,7 @@ func (f *Function) FromOutsideTo(snap *tables.Snapshot, pkt packet.IPv4, t *data
 		if !ok {
 			return 0, 0, datapath.NoMapping
 		}
+		clampMSS(pkt)
 		return c.vni, c.id, datapath.Forwarded
 	}
 	if t != nil {
