@@ -104,7 +104,16 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) poll(ctx context.Context) {
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
+		if n%5 == 4 {
+			// Counters move without the session changing: report them
+			// now and then.
+			for _, f := range c.ports {
+				for id, st := range f.Statuses() {
+					c.queue(id, st)
+				}
+			}
+		}
 		r, err := c.cfg.Client.ListEdgeVirtualInterfaces(ctx, connect.NewRequest(&pb.ListEdgeVirtualInterfacesRequest{Edge: c.cfg.EdgeID}))
 		if err != nil {
 			if ctx.Err() != nil {

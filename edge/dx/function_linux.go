@@ -77,7 +77,11 @@ func (f *Function) Statuses() map[string]Status {
 	defer f.mu.Unlock()
 	out := make(map[string]Status, len(f.running))
 	for id, r := range f.running {
-		out[id] = Status{BGP: r.proc.Status()}
+		st := Status{BGP: r.proc.Status()}
+		if f.port != nil {
+			st.In, st.Out = f.port.VLANFrames(r.vif.VLAN)
+		}
+		out[id] = st
 	}
 	return out
 }
@@ -223,7 +227,10 @@ func (f *Function) up(ctx context.Context, port *vlan.Port, v VIF) (*vifRun, err
 	}
 	id := v.ID
 	proc, err := bgp.NewProcess(bgp.ProcessConfig{Session: v.session(), NetNS: "/run/netns/" + r.ns, Command: f.cfg.SpeakerCommand},
-		f.cfg.Logger.With("vif", id), func(st bgp.Status) { f.cfg.OnStatus(id, Status{BGP: st}) })
+		f.cfg.Logger.With("vif", id), func(st bgp.Status) {
+			in, out := port.VLANFrames(v.VLAN)
+			f.cfg.OnStatus(id, Status{BGP: st, In: in, Out: out})
+		})
 	if err != nil {
 		_ = port.RemoveVIF(v.VLAN)
 		return fail(err)

@@ -207,6 +207,15 @@ func TestDirectConnect(t *testing.T) {
 	if out := c.ok("dx", "vif", "get", "good"); !strings.Contains(out, "established") || !strings.Contains(out, "192.0.2.0/24") {
 		t.Fatalf("dx vif get does not show the session:\n%s", out)
 	}
+	c.eventually("the VIF's frame counters in dx vif get", 15*time.Second, func() bool {
+		v := okJSON[struct {
+			Status struct {
+				FramesIn  uint64 `json:"framesIn"`
+				FramesOut uint64 `json:"framesOut"`
+			} `json:"status"`
+		}](c, "dx", "vif", "get", "good")
+		return v.Status.FramesIn > 0 && v.Status.FramesOut > 0
+	})
 
 	// The wrong key: never established, and get says why.
 	c.eventually("the wrong key explained in dx vif get", 15*time.Second, func() bool {
