@@ -54,7 +54,7 @@ func AddCommands(root *cobra.Command) *Options {
 	root.PersistentFlags().StringVar(&o.Server, "server", "", "API address (default $"+Env+", else "+DefaultServer+")")
 	root.PersistentFlags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().StringVar(&o.Config, "config", "", "client config: server URL, CA and admin token (default $"+pki.ConfigEnv+", else $XDG_CONFIG_HOME/openvpc/config or ~/.config/openvpc/config; openvpc server and up write it)")
-	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), sgCmd(o), aclCmd(o), prefixListCmd(o), flowLogCmd(o), zoneCmd(o), dxCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), connectCmd(o), forwardCmd(o), execCmd(o), tokenCmd(o), versionCmd(o))
+	root.AddCommand(vpcCmd(o), subnetCmd(o), routeTableCmd(o), routeCmd(o), instanceCmd(o), peeringCmd(o), igwCmd(o), eipCmd(o), cgwCmd(o), vgwCmd(o), vpnCmd(o), sgCmd(o), aclCmd(o), prefixListCmd(o), flowLogCmd(o), zoneCmd(o), dxCmd(o), eventsCmd(o), flowsCmd(o), traceCmd(o), pingCmd(o), connectCmd(o), forwardCmd(o), execCmd(o), tokenCmd(o), versionCmd(o))
 	return o
 }
 
@@ -139,6 +139,7 @@ type clients struct {
 	inst  openvpcv1connect.InstanceServiceClient
 	trust openvpcv1connect.TrustServiceClient
 	zone  openvpcv1connect.ZoneServiceClient
+	vpn   openvpcv1connect.VpnServiceClient
 }
 
 func (o *Options) clients() (*clients, error) {
@@ -155,6 +156,7 @@ func (o *Options) clients() (*clients, error) {
 		inst:  openvpcv1connect.NewInstanceServiceClient(c.HTTP, c.URL),
 		trust: openvpcv1connect.NewTrustServiceClient(c.HTTP, c.URL),
 		zone:  openvpcv1connect.NewZoneServiceClient(c.HTTP, c.URL),
+		vpn:   openvpcv1connect.NewVpnServiceClient(c.HTTP, c.URL),
 	}, nil
 }
 

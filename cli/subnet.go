@@ -76,13 +76,22 @@ func rtbRow(r *pb.RouteTable) []string {
 	routes := make([]string, len(r.Routes))
 	for i, rt := range r.Routes {
 		routes[i] = rt.DestinationCidr + "→" + rt.Target
-		if rt.State == pb.RouteState_ROUTE_STATE_BLACKHOLE {
+		if o := rt.Origin; o > pb.RouteOrigin_ROUTE_ORIGIN_STATIC {
+			routes[i] += "(" + enum(o, "ROUTE_ORIGIN_") + ")"
+		}
+		switch rt.State {
+		case pb.RouteState_ROUTE_STATE_BLACKHOLE:
 			routes[i] += "(blackhole)"
+		case pb.RouteState_ROUTE_STATE_INACTIVE:
+			routes[i] += "(inactive: " + rt.InactiveReason + ")"
 		}
 	}
 	main := "no"
 	if r.Main {
 		main = "yes"
+	}
+	if len(r.PropagatingVgws) > 0 {
+		routes = append(routes, "[propagating from "+strings.Join(r.PropagatingVgws, ",")+"]")
 	}
 	return []string{r.Id, r.Name, r.VpcId, main, strings.Join(routes, " ")}
 }
@@ -148,7 +157,7 @@ func routeTableCmd(o *Options) *cobra.Command {
 	}
 	assoc.Flags().StringVar(&asubnet, "subnet", "", "subnet name or id (required)")
 	required(assoc, "subnet")
-	c.AddCommand(create, listCmd, get, del, assoc)
+	c.AddCommand(create, listCmd, get, del, assoc, propagationCmd(o))
 	return c
 }
 

@@ -15,6 +15,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -48,6 +49,20 @@ type Function interface {
 	// VPC, and leaves pkt addressed to the instance (translated in place if
 	// it must).
 	FromOutside(snap *tables.Snapshot, pkt packet.IPv4, t *datapath.Trace) (vni uint32, v datapath.Verdict)
+}
+
+// Targeted is a function whose packets to hosts name it and their target
+// (the Geneve EdgeTarget option), so that the receiving host accepts them
+// only for a target its VPC routes their source to (a VPN connection). A
+// function that is not Targeted sends unmarked packets: the internet.
+type Targeted interface {
+	FromOutsideTo(snap *tables.Snapshot, pkt packet.IPv4, t *datapath.Trace) (vni uint32, target uint64, v datapath.Verdict)
+}
+
+// Runner is a function with work of its own beside the packets (the VPN
+// function's tunnels): the edge runs it while it serves.
+type Runner interface {
+	Run(ctx context.Context) error
 }
 
 // Config is what an edge needs besides its cache.
@@ -231,7 +246,20 @@ func (x *Edge) inbound(snap *tables.Snapshot, fn Function, buf []byte, n int, r 
 		return datapath.Malformed
 	}
 	pkt = pkt[:pkt.TotalLen()]
-	vni, v := fn.FromOutside(snap, pkt, t)
+	var vni uint32
+	var v datapath.Verdict
+	opts := packet.GeneveOptions{}
+	if tf, ok := fn.(Targeted); ok {
+		var target uint64
+		vni, target, v = tf.FromOutsideTo(snap, pkt, t)
+		opts = packet.GeneveOptions{HasTarget: true, Function: uint8(fn.Kind()), Target: target}
+	} else {
+		vni, v = fn.FromOutside(snap, pkt, t)
+	}
+	if v.Attack() {
+		// A site sending from addresses not routed to it, or from a VPC's own.
+		return x.attack(v, netip.Addr{}, pkt, vni)
+	}
 	if v != datapath.Forwarded {
 		return v
 	}
@@ -254,7 +282,8 @@ func (x *Edge) inbound(snap *tables.Snapshot, fn Function, buf []byte, n int, r 
 	old := uint16(ttl)<<8 | uint16(pkt.Protocol())
 	pkt.SetTTL(ttl - 1)
 	pkt.SetChecksum(packet.ChecksumUpdate16(pkt.Checksum(), old, old-0x100))
-	start, ok := packet.EncapsulateGeneve(buf, len(pkt), vni, packet.GeneveOptions{SourceVNI: vni})
+	opts.SourceVNI = vni
+	start, ok := packet.EncapsulateGeneve(buf, len(pkt), vni, opts)
 	if !ok {
 		return datapath.Malformed
 	}

@@ -25,8 +25,8 @@ type Node struct {
 // cfg must name the wire and the outside port, which the node closes, with
 // every function's outside, when Run ends.
 func NewNode(nc node.Config, cfg Config) (*Node, error) {
-	if cfg.Wire == nil || cfg.Outside == nil {
-		return nil, errors.New("edge: an edge needs an underlay (wire) and an outside port")
+	if cfg.Wire == nil || cfg.Outside == nil && len(cfg.Functions) == 0 {
+		return nil, errors.New("edge: an edge needs an underlay (wire) and a function: an outside port to the internet, or VPN")
 	}
 	nc.Role = pb.HostRole_HOST_ROLE_EDGE
 	nc.Functions = Registration(cfg)
@@ -58,6 +58,23 @@ func (n *Node) serve(ctx context.Context) error {
 	wire, outside := make(chan error, 1), make(chan error, 1)
 	go func() { wire <- n.Edge.ServeWire() }()
 	go func() { outside <- n.Edge.ServeOutside() }()
+	// Functions with work of their own (VPN tunnels) run beside and stop
+	// with ctx.
+	rctx, cancel := context.WithCancel(ctx)
+	runners := make(chan error, len(n.Edge.cfg.Functions))
+	nr := 0
+	for _, f := range n.Edge.cfg.Functions {
+		if r, ok := f.(Runner); ok {
+			nr++
+			go func() { runners <- r.Run(rctx) }()
+		}
+	}
+	defer func() {
+		cancel()
+		for range nr {
+			<-runners
+		}
+	}()
 	stopped := func(side string, err error) error {
 		if err == nil {
 			err = errors.New("it was closed")

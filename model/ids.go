@@ -28,9 +28,13 @@ const (
 	KindFlowLog           Kind = "fl"
 	// KindZone is a private hosted zone: zone-0123456789abcdef.
 	KindZone Kind = "zone"
+	// Site-to-site VPN: the customer's router, the VPC's gateway, and the
+	// connection between them (the target of propagated VPN routes).
+	KindCustomerGateway Kind = "cgw"
+	KindVPNGateway      Kind = "vgw"
+	KindVPNConnection   Kind = "vpn"
 	// Targets of edge functions the control plane does not manage yet;
 	// edges may already name them as what they serve.
-	KindVPNGateway    Kind = "vgw"
 	KindDirectConnect Kind = "dxvif"
 	KindEndpoint      Kind = "vpce"
 )
@@ -77,6 +81,12 @@ func (k Kind) Noun() string {
 		return "flow log"
 	case KindZone:
 		return "zone"
+	case KindCustomerGateway:
+		return "customer gateway"
+	case KindVPNGateway:
+		return "virtual private gateway"
+	case KindVPNConnection:
+		return "VPN connection"
 	case KindDXConnection:
 		return "Direct Connect connection"
 	case KindDirectConnect:

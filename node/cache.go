@@ -325,7 +325,7 @@ func routeTableFrom(rt *pb.RouteTable) (tables.RouteTable, error) {
 
 var targetKinds = map[string]tables.TargetKind{
 	"pcx": tables.TargetPeering, "igw": tables.TargetInternetGateway, "vgw": tables.TargetVPNGateway,
-	"dxvif": tables.TargetDirectConnect, "vpce": tables.TargetEndpoint,
+	"dxvif": tables.TargetDirectConnect, "vpce": tables.TargetEndpoint, "vpn": tables.TargetVPNConnection,
 }
 
 // targetFrom reads a route's target; a route whose target cannot carry
@@ -357,7 +357,7 @@ var functionKinds = map[pb.EdgeFunctionKind]struct {
 	prefix model.Kind
 }{
 	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET:       {tables.TargetInternetGateway, model.KindIGW},
-	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN:            {tables.TargetVPNGateway, model.KindVPNGateway},
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN:            {tables.TargetVPNConnection, model.KindVPNConnection},
 	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT: {tables.TargetDirectConnect, model.KindDirectConnect},
 	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT:       {tables.TargetEndpoint, model.KindEndpoint},
 }
@@ -384,6 +384,13 @@ func tableFunctions(h *pb.HostRecord) (*[]tables.Function, error) {
 				return nil, fmt.Errorf("host %s: edge function %v: bad target %q", h.Id, f.Kind, t)
 			}
 			fn.Targets = append(fn.Targets, id)
+		}
+		for _, t := range f.StandbyTargets {
+			id, ok := model.ParseID(k.prefix, t)
+			if !ok {
+				return nil, fmt.Errorf("host %s: edge function %v: bad standby target %q", h.Id, f.Kind, t)
+			}
+			fn.Standby = append(fn.Standby, id)
 		}
 		out = append(out, fn)
 	}

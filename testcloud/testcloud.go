@@ -268,6 +268,7 @@ type Clients struct {
 	Trust   openvpcv1connect.TrustServiceClient
 	Mapping openvpcv1connect.MappingServiceClient
 	Zone    openvpcv1connect.ZoneServiceClient
+	VPN     openvpcv1connect.VpnServiceClient
 }
 
 // ClientsFor returns an administrator's clients of the server at url.
@@ -282,6 +283,7 @@ func clientsOver(hc *http.Client, url string) Clients {
 		Trust:   openvpcv1connect.NewTrustServiceClient(hc, url),
 		Mapping: openvpcv1connect.NewMappingServiceClient(hc, url),
 		Zone:    openvpcv1connect.NewZoneServiceClient(hc, url),
+		VPN:     openvpcv1connect.NewVpnServiceClient(hc, url),
 	}
 }
 

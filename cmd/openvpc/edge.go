@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge"
+	"github.com/openvpc/openvpc/edge/vpn"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
@@ -29,7 +32,7 @@ func edgeCmd(o *cli.Options) *cobra.Command {
 
 // edgeRunCmd is `openvpc edge run`, the edge.
 func edgeRunCmd(o *cli.Options) *cobra.Command {
-	var id, underlayAddr, outside, level, metrics, apiAddr string
+	var id, underlayAddr, outside, level, metrics, apiAddr, vpnTUN, vpnDir string
 	var port uint16
 	var mtu int
 	var heartbeat time.Duration
@@ -53,8 +56,8 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
   sysctl -w net.ipv4.ip_forward=1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if id == "" || underlayAddr == "" || outside == "" {
-				return errors.New("give --edge-id (this edge's id, e.g. edge-1), --underlay (its IPv4 address on the underlay network) and --outside tun:NAME (its internet side)")
+			if id == "" || underlayAddr == "" || outside == "" && vpnTUN == "" && len(dxPorts) == 0 {
+				return errors.New("give --edge-id (this edge's id, e.g. edge-1), --underlay (its IPv4 address on the underlay network) and what it serves: --outside tun:NAME (its internet side), --vpn tun:NAME (site-to-site VPN) and/or --dx-port IFACE (Direct Connect)")
 			}
 			log, err := logger(level)
 			if err != nil {
@@ -65,18 +68,42 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 				return fmt.Errorf("--underlay %q is not an IPv4 address: give this edge's address on the underlay network", underlayAddr)
 			}
 			name, ok := strings.CutPrefix(outside, "tun:")
-			if !ok || name == "" || len(name) > 15 {
+			if outside != "" && (!ok || name == "" || len(name) > 15) {
 				return fmt.Errorf("--outside %q: give tun:NAME, NAME being the TUN device to create (at most 15 characters)", outside)
+			}
+			vpnName, ok := strings.CutPrefix(vpnTUN, "tun:")
+			if vpnTUN != "" && (!ok || vpnName == "" || len(vpnName) > 15) {
+				return fmt.Errorf("--vpn %q: give tun:NAME, NAME being the TUN device to create for VPN traffic (at most 15 characters)", vpnTUN)
 			}
 			creds, server, err := jf.credentials(cmd.Context(), o, log, id, pb.HostRole_HOST_ROLE_EDGE, addr)
 			if err != nil {
 				return err
 			}
-			out, err := edge.OpenTUNOutside(name, mtu)
-			if err != nil {
-				return err
+			var ecfg edge.Config
+			if outside != "" {
+				out, err := edge.OpenTUNOutside(name, mtu)
+				if err != nil {
+					return err
+				}
+				defer out.Close()
+				ecfg.Outside = out
 			}
-			defer out.Close()
+			var vfn *vpn.Function
+			if vpnTUN != "" {
+				vout, err := edge.OpenTUNOutside(vpnName, mtu)
+				if err != nil {
+					return err
+				}
+				defer vout.Close()
+				if vpnDir == "" {
+					if vpnDir, err = os.MkdirTemp("", "openvpc-vpn-"); err != nil {
+						return err
+					}
+					defer os.RemoveAll(vpnDir)
+				}
+				vfn = vpn.New(vpn.Config{EdgeID: id, Outside: vout, OutsideName: vpnName, Dir: vpnDir, Logger: log})
+				ecfg.Functions = append(ecfg.Functions, vfn)
+			}
 			wire, err := underlay.ListenPort(addr, port)
 			if err != nil {
 				return fmt.Errorf("underlay on %s:%d: %w (is another agent or edge using this address?)", addr, port, err)
@@ -84,10 +111,13 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			defer wire.Close()
 			n, err := edge.NewNode(
 				node.Config{Server: server, HostID: id, Creds: creds, CredDir: jf.certDir, Logger: log, Heartbeat: heartbeat, API: apiAddr},
-				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: out},
+				edge.Config{Underlay: addr, Wire: wire, WirePort: port, Outside: ecfg.Outside, Functions: ecfg.Functions},
 			)
 			if err != nil {
 				return err
+			}
+			if vfn != nil {
+				vfn.Bind(openvpcv1connect.NewVpnServiceClient(n.HTTP, server), n.Cache.Tables)
 			}
 			ctl, err := dxController(n, server, id, dxPorts, dxNamespaces, log)
 			if err != nil {
@@ -115,7 +145,9 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	f := c.Flags()
 	f.StringVar(&id, "edge-id", "", "this edge's id, e.g. edge-1 (required)")
 	f.StringVar(&underlayAddr, "underlay", "", "this edge's IPv4 address on the underlay network (required)")
-	f.StringVar(&outside, "outside", "", "the internet side: tun:NAME creates TUN device NAME (required)")
+	f.StringVar(&outside, "outside", "", "the internet side: tun:NAME creates TUN device NAME")
+	f.StringVar(&vpnTUN, "vpn", "", "serve site-to-site VPN: tun:NAME creates TUN device NAME, into which this namespace routes the VPCs behind its tunnels; each tunnel runs a strongSwan charon in a namespace of its own")
+	f.StringVar(&vpnDir, "vpn-dir", "", "where the tunnels' charons keep their config, socket and log (default: a temporary directory)")
 	f.IntVar(&mtu, "outside-mtu", 1500, "MTU of the outside device")
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same everywhere)")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
@@ -127,6 +159,5 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 	jf.add(c, "edge")
 	_ = c.MarkFlagRequired("edge-id")
 	_ = c.MarkFlagRequired("underlay")
-	_ = c.MarkFlagRequired("outside")
 	return c
 }

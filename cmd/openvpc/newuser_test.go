@@ -24,7 +24,7 @@ func TestUnknownCommands(t *testing.T) {
 		{[]string{"vpc", "remove", "red"}, []string{`unknown command "remove"`, "openvpc vpc", "did you mean delete?"}},
 		{[]string{"instance", "delete", "web"}, []string{`unknown command "delete"`, "did you mean terminate?"}},
 		{[]string{"subnet", "ls"}, []string{"did you mean list?"}},
-		{[]string{"vpcc", "list"}, []string{`unknown command "vpcc"`, "did you mean vpc?"}},
+		{[]string{"vpcc", "list"}, []string{`unknown command "vpcc"`, "did you mean vpc or vpn?"}},
 		{[]string{"route", "frobnicate"}, []string{`unknown command "frobnicate"`, "openvpc route --help"}},
 	}
 	for _, tc := range cases {

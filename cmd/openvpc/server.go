@@ -47,6 +47,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (instead of the embedded one)")
 	f.StringVar(&cfg.Store.Prefix, "etcd-prefix", cfg.Store.Prefix, "key prefix in etcd, so clouds can share a cluster")
 	f.Var(newPrefixList(&cfg.Store.EIPPools), "eip-pool", "public range Elastic IPs are allocated from, e.g. 198.51.100.0/24 (repeatable)")
+	f.Var(newPrefixList(&cfg.Store.VPNPools), "vpn-pool", "public range VPN tunnels' outside addresses are allocated from (repeatable; default: the Elastic IP pools)")
 	f.StringVar(&cfg.DNSUpstream, "dns-upstream", "", "a resolver (ip or ip:port) the hosts' VPC resolvers forward other names to, caching answers for their TTLs; none: only private names are answered")
 	f.DurationVar(&cfg.EdgeTimeout, "edge-timeout", 15*time.Second, "how long an edge may miss its heartbeats before hosts stop sending it flows")
 	addTrustFlags(f, &cfg)

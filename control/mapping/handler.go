@@ -265,7 +265,7 @@ func (s *Service) ReportEvents(ctx context.Context, req *connect.Request[pb.Repo
 // internet function serves every internet gateway and names none.
 var functionTargets = map[pb.EdgeFunctionKind]model.Kind{
 	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET:       "",
-	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN:            model.KindVPNGateway,
+	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN:            model.KindVPNConnection,
 	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT: model.KindDirectConnect,
 	pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT:       model.KindEndpoint,
 }

@@ -379,7 +379,7 @@ func (s *Service) deltaFor(m *mailbox, d *delta) []*pb.Change {
 		_, changed := d.hostsChanged[h]
 		switch {
 		case want && registered && (!has || changed):
-			before = append(before, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(rec)}})
+			before = append(before, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: w.hostRecord(rec)}})
 			m.held.add(h)
 		case has && (!want || !registered):
 			after = append(after, &pb.Change{Kind: &pb.Change_DeleteHost{DeleteHost: h}})
@@ -462,7 +462,7 @@ func (s *Service) snapshotFor(m *mailbox) ([]*pb.SubscribeResponse, int64) {
 	var changes []*pb.Change
 	for id, h := range w.hosts {
 		if m.refs[id] > 0 || h.Role == pb.HostRole_HOST_ROLE_EDGE {
-			changes = append(changes, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: hostRecord(h)}})
+			changes = append(changes, &pb.Change{Kind: &pb.Change_UpsertHost{UpsertHost: w.hostRecord(h)}})
 			m.held.add(id)
 		}
 	}

@@ -55,6 +55,9 @@ type world struct {
 	vpcHost map[string]map[string]int
 	// relevant is, per host, the newest revision that changed its scope.
 	relevant map[string]int64
+	// vpn holds VPN gateways, connections, tunnel states and propagated
+	// routes (world_vpn.go).
+	vpn vpnState
 }
 
 type set map[string]struct{}
@@ -79,6 +82,7 @@ func newWorld() *world {
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
+		vpn: newVPNState(),
 	}
 }
 
@@ -138,6 +142,14 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyInstance(r, d)
 	case store.RecHost:
 		return w.applyHost(r, d)
+	case store.RecVPNGateway:
+		return w.applyVGW(r, d)
+	case store.RecVPNConnection:
+		return w.applyVPNConnection(r, d)
+	case store.RecTunnelStatus:
+		return w.applyTunnelStatus(r, d)
+	case store.RecPropagated:
+		return w.applyPropagated(r, d)
 	case store.RecAck:
 		if r.Deleted {
 			delete(w.acks, r.ID)
@@ -587,12 +599,19 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 			d.health = true // instances may be waiting for an edge serving their VPC
 		}
 	}
+	vpnEdge := w.serves(r.ID, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN)
 	if r.Deleted {
 		delete(w.hosts, r.ID)
 	} else {
 		w.hosts[r.ID] = h
 	}
 	d.hostsChanged.add(r.ID)
+	if vpnEdge || w.serves(r.ID, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN) {
+		// Tunnels may move: placement is over the healthy VPN edges.
+		w.vpn.fresh = false
+		w.vpnVPCs(d)
+		w.vpnEdgesDirty(d)
+	}
 	return nil
 }
 
@@ -649,6 +668,9 @@ func (w *world) scope(host string) set {
 				}
 			}
 		}
+		if w.serves(host, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN) {
+			w.vpnScope(host, s)
+		}
 		return s
 	}
 	for v := range w.hostVPC[host] {
@@ -683,6 +705,7 @@ func (w *world) hostsOf(vpc string) set {
 			}
 		}
 	}
+	w.vpnHostsOf(vpc, s)
 	return s
 }
 
@@ -729,6 +752,7 @@ func (w *world) facts(vpc string) *pb.VpcFacts {
 				r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
 			}
 		}
+		rt.Routes = w.propagatedRoutes(vpc, rt)
 		f.RouteTables = append(f.RouteTables, rt)
 	}
 	for id := range w.vpcPeerings[vpc] {

@@ -34,6 +34,9 @@ type Config struct {
 	// EIPPools are the public ranges Elastic IPs are allocated from. Empty:
 	// AllocateAddress is refused with a hint to configure one.
 	EIPPools []netip.Prefix
+	// VPNPools are the public ranges VPN tunnels' outside addresses are
+	// allocated from. Empty: the EIP pools.
+	VPNPools []netip.Prefix
 }
 
 // DefaultConfig returns a Config with defaults filled in.

@@ -111,7 +111,7 @@ func (s *Store) fillRouteStates(ctx context.Context, rtb *pb.RouteTable) error {
 			r.State = pb.RouteState_ROUTE_STATE_BLACKHOLE
 		}
 	}
-	return nil
+	return s.fillPropagated(ctx, rtb)
 }
 
 // DeleteRouteTable deletes a non-main route table no subnet uses.
@@ -214,7 +214,9 @@ func (s *Store) checkRouteTarget(ctx context.Context, rtb *pb.RouteTable, target
 		return "", model.Invalidf("the local route is created with the VPC; routes you add target a peering (pcx-…) or an internet gateway (igw-…)")
 	case target == "":
 		return "", model.Invalidf("no route target given; use a peering (pcx-…) or an internet gateway (igw-…)")
-	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
+	case strings.HasPrefix(target, "vgw-"), strings.HasPrefix(target, "vpn-"):
+		return "", model.Invalidf("route target %s: a site's routes reach a route table by propagation; enable it (openvpc route-table propagation enable ROUTE-TABLE --vgw VGW) and give the VPN connection its routes (openvpc vpn route add VPN --dest CIDR)", target)
+	case strings.HasPrefix(target, "dxvif-"), strings.HasPrefix(target, "vpce-"):
 		return "", model.Invalidf("route target %s: VPN, Direct Connect and endpoints are not available yet", target)
 	case model.IsID(model.KindIGW, target) || !model.IsID(model.KindPeering, target) && s.exists(ctx, model.KindIGW, target):
 		g := new(pb.InternetGateway)

@@ -27,9 +27,15 @@ const (
 	RecPrefixList = "pl"
 	RecHost       = "host"
 	RecAck        = "ack"
+	// VPN and route propagation (vpn*.go).
+	RecVPNGateway    = "vgw"
+	RecVPNConnection = "vpn"
+	RecTunnelStatus  = "vpntun"
+	RecPropagated    = "prop"
 )
 
-var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true}
+var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true,
+	RecVPNGateway: true, RecVPNConnection: true, RecTunnelStatus: true, RecPropagated: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {

@@ -91,6 +91,8 @@ func needOf(path string) need {
 		path == openvpcv1connect.DirectConnectServiceReportVirtualInterfaceStatusProcedure,
 		path == openvpcv1connect.DirectConnectServiceListEdgeVirtualInterfacesProcedure:
 		return needAgent
+	case path == openvpcv1connect.VpnServiceReportTunnelStateProcedure || path == openvpcv1connect.VpnServiceListEdgeTunnelsProcedure:
+		return needAgent // an edge's own tunnels (the handlers check which edge)
 	}
 	return needAdmin
 }

@@ -124,15 +124,29 @@ func (p *Plane) ingressFirewall(snap *tables.Snapshot, vpc *tables.VPC, e *packe
 
 // fromEdge checks what an edge sent: traffic in the destination's own VPC,
 // from a source outside that VPC (an edge never speaks for an instance),
-// of a function the edge serves for a target the VPC has — today its
-// internet gateway.
+// of a function the edge serves for a target the VPC has. A packet marked
+// with its function and target (EdgeTarget) is of that target: an
+// internet gateway attached to the VPC, or a target (a VPN connection)
+// that the destination's route table routes the packet's source to — so
+// a site sends only from the prefixes routed to it. An unmarked packet is
+// of the VPC's internet gateway.
 func fromEdge(snap *tables.Snapshot, sender *tables.Host, e *packet.Encap) bool {
 	vpc, ok := snap.VPC(e.VNI)
 	if !ok || e.Options.SourceVNI != e.VNI || vpc.CIDR.Contains(e.Inner.Src()) {
 		return false
 	}
-	igw := tables.Target{Kind: tables.TargetInternetGateway, ID: vpc.InternetGateway}
-	return vpc.Attached(igw) && sender.Serves(igw)
+	t := tables.Target{Kind: tables.TargetInternetGateway, ID: vpc.InternetGateway}
+	if e.Options.HasTarget {
+		t = tables.Target{Kind: tables.TargetKind(e.Options.Function), ID: e.Options.Target}
+	}
+	if t.Kind == tables.TargetInternetGateway {
+		return vpc.Attached(t) && sender.Serves(t)
+	}
+	if !t.Kind.Edge() || !sender.Accepts(t) {
+		return false
+	}
+	back := vpc.Route(e.Inner.Dst(), e.Inner.Src())
+	return back != nil && back.Target == t
 }
 
 // attack reports a verdict that indicates an attack and returns it.

@@ -333,7 +333,7 @@ func (s *Snapshot) indexServed() {
 	var targets []Target
 	for _, h := range s.edges {
 		for _, f := range h.FunctionList() {
-			if len(f.Targets) == 0 {
+			if len(f.Targets) == 0 && len(f.Standby) == 0 {
 				targets = append(targets, Target{Kind: f.Kind})
 			}
 			for _, id := range f.Targets {

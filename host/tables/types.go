@@ -55,6 +55,10 @@ type Host struct {
 type Function struct {
 	Kind    TargetKind
 	Targets []uint64
+	// Standby are targets hosts accept this edge's packets for but never
+	// send to it: a VPN connection whose up tunnel here is not the
+	// preferred one (a site may answer over either tunnel).
+	Standby []uint64
 }
 
 // FunctionList returns the edge functions of h, none for a host.
@@ -74,10 +78,32 @@ func (h *Host) Serves(t Target) bool {
 		if f.Kind != t.Kind {
 			continue
 		}
-		if len(f.Targets) == 0 {
-			return true
+		if len(f.Targets) == 0 && len(f.Standby) == 0 {
+			return true // every target of the kind (an edge standing by serves none)
 		}
 		for _, id := range f.Targets {
+			if id == t.ID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Accepts reports whether h is an edge that hosts take packets of target
+// t from: one it serves, or one it stands by for.
+func (h *Host) Accepts(t Target) bool {
+	if h.Serves(t) {
+		return true
+	}
+	if h.Role != RoleEdge || h.Functions == nil {
+		return false
+	}
+	for _, f := range *h.Functions {
+		if f.Kind != t.Kind {
+			continue
+		}
+		for _, id := range f.Standby {
 			if id == t.ID {
 				return true
 			}
@@ -126,6 +152,10 @@ const (
 	TargetDirectConnect                         // dxvif-…: to an edge
 	TargetEndpoint                              // vpce-…: to an edge
 	TargetBlackhole                             // drop
+	// TargetVPNConnection is vpn-…: a route propagated from a site-to-site
+	// VPN connection, sent to the edge holding its preferred up tunnel.
+	// (After TargetBlackhole so that the numbers of the others stay.)
+	TargetVPNConnection
 )
 
 var targetNames = [...]string{
@@ -136,13 +166,14 @@ var targetNames = [...]string{
 	TargetDirectConnect:   "dxvif",
 	TargetEndpoint:        "vpce",
 	TargetBlackhole:       "blackhole",
+	TargetVPNConnection:   "vpn",
 }
 
-func (k TargetKind) valid() bool { return k >= TargetLocal && k <= TargetBlackhole }
+func (k TargetKind) valid() bool { return k >= TargetLocal && k <= TargetVPNConnection }
 
 // Edge reports whether traffic to targets of kind k goes to an edge.
 func (k TargetKind) Edge() bool {
-	return k == TargetInternetGateway || k == TargetVPNGateway || k == TargetDirectConnect || k == TargetEndpoint
+	return k == TargetInternetGateway || k == TargetVPNGateway || k == TargetDirectConnect || k == TargetEndpoint || k == TargetVPNConnection
 }
 
 // String returns the AWS id prefix of the target kind ("pcx", "igw", …), or

@@ -30,19 +30,25 @@ const (
 	RouteState_ROUTE_STATE_ACTIVE      RouteState = 1
 	// ROUTE_STATE_BLACKHOLE: the target is gone or not active; matching traffic is dropped.
 	RouteState_ROUTE_STATE_BLACKHOLE RouteState = 2
+	// ROUTE_STATE_INACTIVE: a propagated route that carries no traffic now
+	// (its source is down, or a better route for the prefix wins); hosts
+	// never receive it. Route.inactive_reason says which.
+	RouteState_ROUTE_STATE_INACTIVE RouteState = 20
 )
 
 // Enum value maps for RouteState.
 var (
 	RouteState_name = map[int32]string{
-		0: "ROUTE_STATE_UNSPECIFIED",
-		1: "ROUTE_STATE_ACTIVE",
-		2: "ROUTE_STATE_BLACKHOLE",
+		0:  "ROUTE_STATE_UNSPECIFIED",
+		1:  "ROUTE_STATE_ACTIVE",
+		2:  "ROUTE_STATE_BLACKHOLE",
+		20: "ROUTE_STATE_INACTIVE",
 	}
 	RouteState_value = map[string]int32{
 		"ROUTE_STATE_UNSPECIFIED": 0,
 		"ROUTE_STATE_ACTIVE":      1,
 		"ROUTE_STATE_BLACKHOLE":   2,
+		"ROUTE_STATE_INACTIVE":    20,
 	}
 )
 
@@ -71,6 +77,69 @@ func (x RouteState) Number() protoreflect.EnumNumber {
 // Deprecated: Use RouteState.Descriptor instead.
 func (RouteState) EnumDescriptor() ([]byte, []int) {
 	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{0}
+}
+
+// RouteOrigin is where a route came from. For one prefix the route of the
+// highest origin wins (AWS's priority): STATIC over DIRECT_CONNECT over
+// VPN_STATIC over VPN_BGP (longest prefix first, as always).
+type RouteOrigin int32
+
+const (
+	// ROUTE_ORIGIN_UNSPECIFIED is read as STATIC (routes written before origins).
+	RouteOrigin_ROUTE_ORIGIN_UNSPECIFIED RouteOrigin = 0
+	// ROUTE_ORIGIN_STATIC: a route someone created in the table.
+	RouteOrigin_ROUTE_ORIGIN_STATIC RouteOrigin = 1
+	// ROUTE_ORIGIN_VPN_STATIC: propagated from a VPN connection's static routes.
+	RouteOrigin_ROUTE_ORIGIN_VPN_STATIC RouteOrigin = 2
+	// ROUTE_ORIGIN_VPN_BGP: propagated from prefixes learned by BGP over a VPN tunnel.
+	RouteOrigin_ROUTE_ORIGIN_VPN_BGP RouteOrigin = 3
+	// ROUTE_ORIGIN_DIRECT_CONNECT: propagated from prefixes learned on a Direct Connect virtual interface.
+	RouteOrigin_ROUTE_ORIGIN_DIRECT_CONNECT RouteOrigin = 4
+)
+
+// Enum value maps for RouteOrigin.
+var (
+	RouteOrigin_name = map[int32]string{
+		0: "ROUTE_ORIGIN_UNSPECIFIED",
+		1: "ROUTE_ORIGIN_STATIC",
+		2: "ROUTE_ORIGIN_VPN_STATIC",
+		3: "ROUTE_ORIGIN_VPN_BGP",
+		4: "ROUTE_ORIGIN_DIRECT_CONNECT",
+	}
+	RouteOrigin_value = map[string]int32{
+		"ROUTE_ORIGIN_UNSPECIFIED":    0,
+		"ROUTE_ORIGIN_STATIC":         1,
+		"ROUTE_ORIGIN_VPN_STATIC":     2,
+		"ROUTE_ORIGIN_VPN_BGP":        3,
+		"ROUTE_ORIGIN_DIRECT_CONNECT": 4,
+	}
+)
+
+func (x RouteOrigin) Enum() *RouteOrigin {
+	p := new(RouteOrigin)
+	*p = x
+	return p
+}
+
+func (x RouteOrigin) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RouteOrigin) Descriptor() protoreflect.EnumDescriptor {
+	return file_openvpc_v1_resources_proto_enumTypes[1].Descriptor()
+}
+
+func (RouteOrigin) Type() protoreflect.EnumType {
+	return &file_openvpc_v1_resources_proto_enumTypes[1]
+}
+
+func (x RouteOrigin) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RouteOrigin.Descriptor instead.
+func (RouteOrigin) EnumDescriptor() ([]byte, []int) {
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
 // HostRole says whether a physical host runs instances or edge functions.
@@ -107,11 +176,11 @@ func (x HostRole) String() string {
 }
 
 func (HostRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_openvpc_v1_resources_proto_enumTypes[1].Descriptor()
+	return file_openvpc_v1_resources_proto_enumTypes[2].Descriptor()
 }
 
 func (HostRole) Type() protoreflect.EnumType {
-	return &file_openvpc_v1_resources_proto_enumTypes[1]
+	return &file_openvpc_v1_resources_proto_enumTypes[2]
 }
 
 func (x HostRole) Number() protoreflect.EnumNumber {
@@ -120,7 +189,7 @@ func (x HostRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HostRole.Descriptor instead.
 func (HostRole) EnumDescriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
 // EdgeFunctionKind is one of Blackfoot's jobs, named by the kind of route
@@ -131,7 +200,10 @@ const (
 	EdgeFunctionKind_EDGE_FUNCTION_KIND_UNSPECIFIED EdgeFunctionKind = 0
 	// internet gateways (igw-…): 1:1 NAT to Elastic IPs.
 	EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET EdgeFunctionKind = 1
-	// virtual private gateways (vgw-…): site-to-site VPN.
+	// site-to-site VPN connections (vpn-…). An edge registers it with no
+	// targets (it can hold tunnels); the Mapping Service places tunnels on
+	// such edges and tells hosts, as this function's targets, the
+	// connections whose preferred up tunnel each edge holds.
 	EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN EdgeFunctionKind = 2
 	// Direct Connect (dxvif-…).
 	EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT EdgeFunctionKind = 3
@@ -168,11 +240,11 @@ func (x EdgeFunctionKind) String() string {
 }
 
 func (EdgeFunctionKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_openvpc_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_openvpc_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (EdgeFunctionKind) Type() protoreflect.EnumType {
-	return &file_openvpc_v1_resources_proto_enumTypes[2]
+	return &file_openvpc_v1_resources_proto_enumTypes[3]
 }
 
 func (x EdgeFunctionKind) Number() protoreflect.EnumNumber {
@@ -181,7 +253,7 @@ func (x EdgeFunctionKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EdgeFunctionKind.Descriptor instead.
 func (EdgeFunctionKind) EnumDescriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // InstanceState is an instance's lifecycle.
@@ -223,11 +295,11 @@ func (x InstanceState) String() string {
 }
 
 func (InstanceState) Descriptor() protoreflect.EnumDescriptor {
-	return file_openvpc_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_openvpc_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (InstanceState) Type() protoreflect.EnumType {
-	return &file_openvpc_v1_resources_proto_enumTypes[3]
+	return &file_openvpc_v1_resources_proto_enumTypes[4]
 }
 
 func (x InstanceState) Number() protoreflect.EnumNumber {
@@ -236,7 +308,7 @@ func (x InstanceState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InstanceState.Descriptor instead.
 func (InstanceState) EnumDescriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // PeeringState is a peering connection's lifecycle.
@@ -273,11 +345,11 @@ func (x PeeringState) String() string {
 }
 
 func (PeeringState) Descriptor() protoreflect.EnumDescriptor {
-	return file_openvpc_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_openvpc_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (PeeringState) Type() protoreflect.EnumType {
-	return &file_openvpc_v1_resources_proto_enumTypes[4]
+	return &file_openvpc_v1_resources_proto_enumTypes[5]
 }
 
 func (x PeeringState) Number() protoreflect.EnumNumber {
@@ -286,7 +358,7 @@ func (x PeeringState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PeeringState.Descriptor instead.
 func (PeeringState) EnumDescriptor() ([]byte, []int) {
-	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // Vpc is an isolated virtual network with one IPv4 CIDR and its own VNI.
@@ -525,10 +597,18 @@ type Route struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	DestinationCidr string                 `protobuf:"bytes,1,opt,name=destination_cidr,json=destinationCidr,proto3" json:"destination_cidr,omitempty"`
 	// target is "local" or the id of a peering (pcx-), and later igw-, vgw-, dxvif-, vpce-.
-	Target        string     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	State         RouteState `protobuf:"varint,3,opt,name=state,proto3,enum=openvpc.v1.RouteState" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// A propagated route targets its source (vpn-…, dxvif-…): that picks the edge.
+	Target string     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	State  RouteState `protobuf:"varint,3,opt,name=state,proto3,enum=openvpc.v1.RouteState" json:"state,omitempty"`
+	// origin: unset or STATIC for routes created in the table; the others are propagated.
+	Origin RouteOrigin `protobuf:"varint,20,opt,name=origin,proto3,enum=openvpc.v1.RouteOrigin" json:"origin,omitempty"`
+	// vgw_id is the virtual private gateway a propagated route came through.
+	VgwId string `protobuf:"bytes,21,opt,name=vgw_id,json=vgwId,proto3" json:"vgw_id,omitempty"`
+	// inactive_reason says why a propagated route carries no traffic: its source
+	// is down ("no tunnel up") or a better route for the same prefix wins.
+	InactiveReason string `protobuf:"bytes,22,opt,name=inactive_reason,json=inactiveReason,proto3" json:"inactive_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -582,17 +662,42 @@ func (x *Route) GetState() RouteState {
 	return RouteState_ROUTE_STATE_UNSPECIFIED
 }
 
+func (x *Route) GetOrigin() RouteOrigin {
+	if x != nil {
+		return x.Origin
+	}
+	return RouteOrigin_ROUTE_ORIGIN_UNSPECIFIED
+}
+
+func (x *Route) GetVgwId() string {
+	if x != nil {
+		return x.VgwId
+	}
+	return ""
+}
+
+func (x *Route) GetInactiveReason() string {
+	if x != nil {
+		return x.InactiveReason
+	}
+	return ""
+}
+
 // RouteTable holds the routes of the subnets associated with it.
 type RouteTable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	VpcId         string                 `protobuf:"bytes,3,opt,name=vpc_id,json=vpcId,proto3" json:"vpc_id,omitempty"`
-	Main          bool                   `protobuf:"varint,4,opt,name=main,proto3" json:"main,omitempty"`
-	Routes        []*Route               `protobuf:"bytes,5,rep,name=routes,proto3" json:"routes,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	VpcId      string                 `protobuf:"bytes,3,opt,name=vpc_id,json=vpcId,proto3" json:"vpc_id,omitempty"`
+	Main       bool                   `protobuf:"varint,4,opt,name=main,proto3" json:"main,omitempty"`
+	Routes     []*Route               `protobuf:"bytes,5,rep,name=routes,proto3" json:"routes,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// propagating_vgws are the virtual private gateways whose routes this
+	// table receives (route-table propagation enable). Reads list their
+	// routes in routes, with origin set.
+	PropagatingVgws []string `protobuf:"bytes,20,rep,name=propagating_vgws,json=propagatingVgws,proto3" json:"propagating_vgws,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RouteTable) Reset() {
@@ -663,6 +768,13 @@ func (x *RouteTable) GetRoutes() []*Route {
 func (x *RouteTable) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *RouteTable) GetPropagatingVgws() []string {
+	if x != nil {
+		return x.PropagatingVgws
 	}
 	return nil
 }
@@ -816,9 +928,13 @@ type EdgeFunction struct {
 	// targets are the ids the edge serves this function for (vgw-…,
 	// dxvif-…, vpce-…); empty means every target of the kind (the internet:
 	// any edge can translate for any internet gateway).
-	Targets       []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Targets []string `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	// standby_targets are targets hosts accept this edge's traffic for but
+	// do not send to: the VPN connections of which it holds an up tunnel
+	// that is not the preferred one (the site may answer over either).
+	StandbyTargets []string `protobuf:"bytes,20,rep,name=standby_targets,json=standbyTargets,proto3" json:"standby_targets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EdgeFunction) Reset() {
@@ -861,6 +977,13 @@ func (x *EdgeFunction) GetKind() EdgeFunctionKind {
 func (x *EdgeFunction) GetTargets() []string {
 	if x != nil {
 		return x.Targets
+	}
+	return nil
+}
+
+func (x *EdgeFunction) GetStandbyTargets() []string {
+	if x != nil {
+		return x.StandbyTargets
 	}
 	return nil
 }
@@ -1565,7 +1688,10 @@ type SecurityEvent struct {
 	HostTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=host_time,json=hostTime,proto3" json:"host_time,omitempty"`
 	// other_sources: the record stands for occurrences from sources beyond the
 	// limit kept per host and reason (outer_src and inner_src are the latest's).
-	OtherSources  bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
+	OtherSources bool `protobuf:"varint,15,opt,name=other_sources,json=otherSources,proto3" json:"other_sources,omitempty"`
+	// operational: not an attack but something an operator must look at
+	// (a VPN tunnel went down); reason and detail say what.
+	Operational   bool `protobuf:"varint,20,opt,name=operational,proto3" json:"operational,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1705,6 +1831,13 @@ func (x *SecurityEvent) GetOtherSources() bool {
 	return false
 }
 
+func (x *SecurityEvent) GetOperational() bool {
+	if x != nil {
+		return x.Operational
+	}
+	return false
+}
+
 var File_openvpc_v1_resources_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_resources_proto_rawDesc = "" +
@@ -1733,11 +1866,14 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12$\n" +
-	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"x\n" +
+	"\x0enetwork_acl_id\x18\b \x01(\tR\fnetworkAclId\"\xe9\x01\n" +
 	"\x05Route\x12)\n" +
 	"\x10destination_cidr\x18\x01 \x01(\tR\x0fdestinationCidr\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12,\n" +
-	"\x05state\x18\x03 \x01(\x0e2\x16.openvpc.v1.RouteStateR\x05state\"\xc3\x01\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x16.openvpc.v1.RouteStateR\x05state\x12/\n" +
+	"\x06origin\x18\x14 \x01(\x0e2\x17.openvpc.v1.RouteOriginR\x06origin\x12\x15\n" +
+	"\x06vgw_id\x18\x15 \x01(\tR\x05vgwId\x12'\n" +
+	"\x0finactive_reason\x18\x16 \x01(\tR\x0einactiveReason\"\xee\x01\n" +
 	"\n" +
 	"RouteTable\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1746,7 +1882,8 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x04main\x18\x04 \x01(\bR\x04main\x12)\n" +
 	"\x06routes\x18\x05 \x03(\v2\x11.openvpc.v1.RouteR\x06routes\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xcd\x03\n" +
+	"createTime\x12)\n" +
+	"\x10propagating_vgws\x18\x14 \x03(\tR\x0fpropagatingVgws\"\xcd\x03\n" +
 	"\x04Host\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x10underlay_address\x18\x02 \x01(\tR\x0funderlayAddress\x12(\n" +
@@ -1760,10 +1897,11 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\treachable\x18\n" +
 	" \x01(\bR\treachable\x12\x1c\n" +
 	"\tunhealthy\x18\v \x01(\bR\tunhealthy\x126\n" +
-	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"Z\n" +
+	"\tfunctions\x18\f \x03(\v2\x18.openvpc.v1.EdgeFunctionR\tfunctions\"\x83\x01\n" +
 	"\fEdgeFunction\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.openvpc.v1.EdgeFunctionKindR\x04kind\x12\x18\n" +
-	"\atargets\x18\x02 \x03(\tR\atargets\"\xa2\x04\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\x12'\n" +
+	"\x0fstandby_targets\x18\x14 \x03(\tR\x0estandbyTargets\"\xa2\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -1833,7 +1971,7 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x05bytes\x18\v \x01(\x04R\x05bytes\x129\n" +
 	"\n" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
-	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\x95\x04\n" +
+	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb7\x04\n" +
 	"\rSecurityEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x17\n" +
@@ -1852,12 +1990,20 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"first_seen\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x127\n" +
 	"\thost_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bhostTime\x12#\n" +
-	"\rother_sources\x18\x0f \x01(\bR\fotherSources*\\\n" +
+	"\rother_sources\x18\x0f \x01(\bR\fotherSources\x12 \n" +
+	"\voperational\x18\x14 \x01(\bR\voperational*v\n" +
 	"\n" +
 	"RouteState\x12\x1b\n" +
 	"\x17ROUTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ROUTE_STATE_ACTIVE\x10\x01\x12\x19\n" +
-	"\x15ROUTE_STATE_BLACKHOLE\x10\x02*M\n" +
+	"\x15ROUTE_STATE_BLACKHOLE\x10\x02\x12\x18\n" +
+	"\x14ROUTE_STATE_INACTIVE\x10\x14*\x9c\x01\n" +
+	"\vRouteOrigin\x12\x1c\n" +
+	"\x18ROUTE_ORIGIN_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ROUTE_ORIGIN_STATIC\x10\x01\x12\x1b\n" +
+	"\x17ROUTE_ORIGIN_VPN_STATIC\x10\x02\x12\x18\n" +
+	"\x14ROUTE_ORIGIN_VPN_BGP\x10\x03\x12\x1f\n" +
+	"\x1bROUTE_ORIGIN_DIRECT_CONNECT\x10\x04*M\n" +
 	"\bHostRole\x12\x19\n" +
 	"\x15HOST_ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHOST_ROLE_HOST\x10\x01\x12\x12\n" +
@@ -1890,58 +2036,60 @@ func file_openvpc_v1_resources_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_resources_proto_rawDescData
 }
 
-var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_openvpc_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_openvpc_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_openvpc_v1_resources_proto_goTypes = []any{
 	(RouteState)(0),               // 0: openvpc.v1.RouteState
-	(HostRole)(0),                 // 1: openvpc.v1.HostRole
-	(EdgeFunctionKind)(0),         // 2: openvpc.v1.EdgeFunctionKind
-	(InstanceState)(0),            // 3: openvpc.v1.InstanceState
-	(PeeringState)(0),             // 4: openvpc.v1.PeeringState
-	(*Vpc)(nil),                   // 5: openvpc.v1.Vpc
-	(*Subnet)(nil),                // 6: openvpc.v1.Subnet
-	(*Route)(nil),                 // 7: openvpc.v1.Route
-	(*RouteTable)(nil),            // 8: openvpc.v1.RouteTable
-	(*Host)(nil),                  // 9: openvpc.v1.Host
-	(*EdgeFunction)(nil),          // 10: openvpc.v1.EdgeFunction
-	(*Instance)(nil),              // 11: openvpc.v1.Instance
-	(*ConntrackSettings)(nil),     // 12: openvpc.v1.ConntrackSettings
-	(*Peering)(nil),               // 13: openvpc.v1.Peering
-	(*InternetGateway)(nil),       // 14: openvpc.v1.InternetGateway
-	(*ElasticIp)(nil),             // 15: openvpc.v1.ElasticIp
-	(*FlowRecord)(nil),            // 16: openvpc.v1.FlowRecord
-	(*SecurityEvent)(nil),         // 17: openvpc.v1.SecurityEvent
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(RouteOrigin)(0),              // 1: openvpc.v1.RouteOrigin
+	(HostRole)(0),                 // 2: openvpc.v1.HostRole
+	(EdgeFunctionKind)(0),         // 3: openvpc.v1.EdgeFunctionKind
+	(InstanceState)(0),            // 4: openvpc.v1.InstanceState
+	(PeeringState)(0),             // 5: openvpc.v1.PeeringState
+	(*Vpc)(nil),                   // 6: openvpc.v1.Vpc
+	(*Subnet)(nil),                // 7: openvpc.v1.Subnet
+	(*Route)(nil),                 // 8: openvpc.v1.Route
+	(*RouteTable)(nil),            // 9: openvpc.v1.RouteTable
+	(*Host)(nil),                  // 10: openvpc.v1.Host
+	(*EdgeFunction)(nil),          // 11: openvpc.v1.EdgeFunction
+	(*Instance)(nil),              // 12: openvpc.v1.Instance
+	(*ConntrackSettings)(nil),     // 13: openvpc.v1.ConntrackSettings
+	(*Peering)(nil),               // 14: openvpc.v1.Peering
+	(*InternetGateway)(nil),       // 15: openvpc.v1.InternetGateway
+	(*ElasticIp)(nil),             // 16: openvpc.v1.ElasticIp
+	(*FlowRecord)(nil),            // 17: openvpc.v1.FlowRecord
+	(*SecurityEvent)(nil),         // 18: openvpc.v1.SecurityEvent
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_openvpc_v1_resources_proto_depIdxs = []int32{
-	18, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
-	18, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
+	19, // 0: openvpc.v1.Vpc.create_time:type_name -> google.protobuf.Timestamp
+	19, // 1: openvpc.v1.Subnet.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.Route.state:type_name -> openvpc.v1.RouteState
-	7,  // 3: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
-	18, // 4: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 5: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
-	18, // 6: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	18, // 7: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
-	10, // 8: openvpc.v1.Host.functions:type_name -> openvpc.v1.EdgeFunction
-	2,  // 9: openvpc.v1.EdgeFunction.kind:type_name -> openvpc.v1.EdgeFunctionKind
-	3,  // 10: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
-	18, // 11: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
-	12, // 12: openvpc.v1.Instance.conntrack:type_name -> openvpc.v1.ConntrackSettings
-	4,  // 13: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
-	18, // 14: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
-	18, // 15: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
-	18, // 16: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
-	18, // 17: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
-	18, // 18: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
-	18, // 19: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
-	18, // 20: openvpc.v1.SecurityEvent.first_seen:type_name -> google.protobuf.Timestamp
-	18, // 21: openvpc.v1.SecurityEvent.last_seen:type_name -> google.protobuf.Timestamp
-	18, // 22: openvpc.v1.SecurityEvent.host_time:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	1,  // 3: openvpc.v1.Route.origin:type_name -> openvpc.v1.RouteOrigin
+	8,  // 4: openvpc.v1.RouteTable.routes:type_name -> openvpc.v1.Route
+	19, // 5: openvpc.v1.RouteTable.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 6: openvpc.v1.Host.role:type_name -> openvpc.v1.HostRole
+	19, // 7: openvpc.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	19, // 8: openvpc.v1.Host.register_time:type_name -> google.protobuf.Timestamp
+	11, // 9: openvpc.v1.Host.functions:type_name -> openvpc.v1.EdgeFunction
+	3,  // 10: openvpc.v1.EdgeFunction.kind:type_name -> openvpc.v1.EdgeFunctionKind
+	4,  // 11: openvpc.v1.Instance.state:type_name -> openvpc.v1.InstanceState
+	19, // 12: openvpc.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	13, // 13: openvpc.v1.Instance.conntrack:type_name -> openvpc.v1.ConntrackSettings
+	5,  // 14: openvpc.v1.Peering.state:type_name -> openvpc.v1.PeeringState
+	19, // 15: openvpc.v1.Peering.create_time:type_name -> google.protobuf.Timestamp
+	19, // 16: openvpc.v1.InternetGateway.create_time:type_name -> google.protobuf.Timestamp
+	19, // 17: openvpc.v1.ElasticIp.create_time:type_name -> google.protobuf.Timestamp
+	19, // 18: openvpc.v1.FlowRecord.first_seen:type_name -> google.protobuf.Timestamp
+	19, // 19: openvpc.v1.FlowRecord.last_seen:type_name -> google.protobuf.Timestamp
+	19, // 20: openvpc.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	19, // 21: openvpc.v1.SecurityEvent.first_seen:type_name -> google.protobuf.Timestamp
+	19, // 22: openvpc.v1.SecurityEvent.last_seen:type_name -> google.protobuf.Timestamp
+	19, // 23: openvpc.v1.SecurityEvent.host_time:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_resources_proto_init() }
@@ -1954,7 +2102,7 @@ func file_openvpc_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_resources_proto_rawDesc), len(file_openvpc_v1_resources_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
