@@ -169,7 +169,11 @@ func TestDirectConnect(t *testing.T) {
 	if out, code := c.cli("dx", "connection", "create", "--name", "dc2", "--edge", edgeID, "--port", "dx0"); code == 0 || !strings.Contains(out, "already") {
 		t.Fatalf("a second connection on one port: exit %d\n%s", code, out)
 	}
-	const vgw = "vgw-00000000000000a1"
+	red := c.vpc("red", "10.20.0.0/16", "10.20.1.0/24")
+	c.ok("vgw", "create", "--name", "red-vgw")
+	c.ok("vgw", "attach", "red-vgw", "--vpc", "red")
+	c.ok("route-table", "propagation", "enable", red.MainRouteTableID, "--vgw", "red-vgw")
+	const vgw = "red-vgw"
 	c.ok("dx", "vif", "create", "--name", "good", "--connection", "dc1", "--vlan", "101", "--asn", "65101", "--vgw", vgw, "--hold-time", "3")
 	c.ok("dx", "vif", "create", "--name", "badkey", "--connection", "dc1", "--vlan", "102", "--asn", "65102", "--vgw", vgw, "--hold-time", "3")
 	if out, code := c.cli("dx", "vif", "create", "--connection", "dc1", "--vlan", "101", "--asn", "65103", "--vgw", vgw); code == 0 || !strings.Contains(out, "VLAN 101") {
@@ -204,6 +208,18 @@ func TestDirectConnect(t *testing.T) {
 	if s, err := r1.NeighborState(amazon); err != nil || s != "Established" {
 		t.Fatalf("FRR says %q (%v)", s, err)
 	}
+	// The VPC's CIDR reaches the router; the router's prefix reaches the
+	// VPC's route table, propagated with Direct Connect's origin.
+	c.eventually("the VPC CIDR in FRR's table", 15*time.Second, func() bool {
+		rs, _ := r1.Routes()
+		return slices.Contains(rs, netip.MustParsePrefix("10.20.0.0/16"))
+	})
+	for deadline := time.Now().Add(15 * time.Second); dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") != good.ID; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("192.0.2.0/24 not propagated into red's main route table in 15 s:\n%s", c.ok("route-table", "get", red.MainRouteTableID, "-o", "json"))
+		}
+	}
+	t.Logf("config printed → prefix usable in the route table: %v", time.Since(t0).Round(time.Millisecond))
 	if out := c.ok("dx", "vif", "get", "good"); !strings.Contains(out, "established") || !strings.Contains(out, "192.0.2.0/24") {
 		t.Fatalf("dx vif get does not show the session:\n%s", out)
 	}
@@ -236,12 +252,17 @@ func TestDirectConnect(t *testing.T) {
 	c.eventually("unknown-VLAN frames counted", 5*time.Second, func() bool { return dxFrames(c, metrics, "unknown_vlan") > before })
 	t.Logf("frames dropped for an unknown VLAN: %v", dxFrames(c, metrics, "unknown_vlan")-before)
 
-	// Deleting the VIF ends the session at the router.
-	c.ok("dx", "vif", "delete", "good")
-	c.eventually("the router to lose the session", 15*time.Second, func() bool {
-		s, _ := r1.NeighborState(amazon)
-		return s != "Established"
+	// The router goes away: within the hold time (3 s) the session is
+	// down and its prefix leaves the route table.
+	r1.Stop()
+	t1 := time.Now()
+	c.eventually("192.0.2.0/24 withdrawn from the route table", 10*time.Second, func() bool {
+		return dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") == ""
 	})
+	t.Logf("router gone → route withdrawn from the route table in %v", time.Since(t1).Round(time.Millisecond))
+
+	// Deleting the VIF ends it for good.
+	c.ok("dx", "vif", "delete", "good")
 	if out, code := c.cli("dx", "connection", "delete", "dc1"); code == 0 || !strings.Contains(out, "badkey") && !strings.Contains(out, bad.ID) {
 		t.Fatalf("deleting a connection with a VIF: exit %d\n%s", code, out)
 	}
@@ -257,6 +278,25 @@ func TestDirectConnect(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// dxRoute is the target of the active route for dest in route table rtb
+// ("" when none).
+func dxRoute(c *cloud, rtb, dest string) string {
+	rt := okJSON[struct {
+		Routes []struct {
+			DestinationCidr string `json:"destinationCidr"`
+			Target          string `json:"target"`
+			Origin          string `json:"origin"`
+			InactiveReason  string `json:"inactiveReason"`
+		} `json:"routes"`
+	}](c, "route-table", "get", rtb)
+	for _, r := range rt.Routes {
+		if r.DestinationCidr == dest && r.InactiveReason == "" && r.Origin == "direct-connect" {
+			return r.Target
+		}
+	}
+	return ""
 }
 
 // dxFrames reads openvpc_dx_frames_total{result=…} from the edge.
