@@ -148,6 +148,7 @@ func (w *world) applyVGW(r store.Record, d *delta) error {
 		}
 	}
 	w.vpnEdgesDirty(d)
+	w.dxAll(d) // the VPCs Direct Connect VIFs reach moved too
 	return nil
 }
 
@@ -290,6 +291,7 @@ func (w *world) vpnHostsOf(vpc string, s set) {
 // edge holding none has no VPN function in its record.
 func (w *world) hostRecord(h *pb.Host) *pb.HostRecord {
 	rec := hostRecord(h)
+	defer w.dxRecord(h, rec)
 	i := slices.IndexFunc(h.Functions, func(f *pb.EdgeFunction) bool { return f.Kind == pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN })
 	if i < 0 {
 		return rec

@@ -32,10 +32,15 @@ const (
 	RecVPNConnection = "vpn"
 	RecTunnelStatus  = "vpntun"
 	RecPropagated    = "prop"
+	// Direct Connect (dx*.go).
+	RecDXConnection = "dxcon"
+	RecDXVIF        = "dxvif"
+	RecDXGateway    = "dxgw"
 )
 
 var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true,
-	RecVPNGateway: true, RecVPNConnection: true, RecTunnelStatus: true, RecPropagated: true}
+	RecVPNGateway: true, RecVPNConnection: true, RecTunnelStatus: true, RecPropagated: true,
+	RecDXConnection: true, RecDXVIF: true, RecDXGateway: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {
