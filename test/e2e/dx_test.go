@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/openvpc/openvpc/host/nic"
 
 	"github.com/openvpc/openvpc/test/dot1q"
 	"github.com/openvpc/openvpc/test/frr"
@@ -362,7 +365,7 @@ func TestDirectConnectTraffic(t *testing.T) {
 	c.ok("dx", "vif", "create", "--name", "dc-101", "--connection", "dc", "--vlan", "101", "--asn", "65101", "--vgw", "red-vgw", "--hold-time", "9")
 	vif := c.vif("dc-101")
 	conf := c.ok("dx", "vif", "config", "dc-101", "--format", "frr", "--announce", "192.0.2.0/24")
-	router, _ := site.router("r101", 101, netip.MustParsePrefix(vif.CustomerAddress), conf)
+	router, r1 := site.router("r101", 101, netip.MustParsePrefix(vif.CustomerAddress), conf)
 	amazon := netip.MustParsePrefix(vif.AmazonAddress).Addr()
 
 	// The data centre: an office host behind the router. bgpd runs
@@ -434,7 +437,8 @@ func TestDirectConnectTraffic(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("iperf3 instance → office: exit %d\n%s", code, out)
 	}
-	t.Logf("iperf3 instance → office over Direct Connect (1 TCP stream, 5 s): %.0f Mbit/s", iperfRate(t, out)/1e6)
+	dxRate := iperfRate(t, out)
+	t.Logf("iperf3 instance → office over Direct Connect (1 TCP stream, 5 s): %.0f Mbit/s", dxRate/1e6)
 	srv.wait(t, 10*time.Second)
 
 	// The site sending from inside the VPC: dropped at the edge, with a
@@ -447,6 +451,51 @@ func TestDirectConnectTraffic(t *testing.T) {
 	c.eventually("a spoofed-source event for the site's forged source", 10*time.Second, func() bool {
 		return slices.ContainsFunc(okJSON[[]eventJ](c, "events"), func(e eventJ) bool { return e.Reason == "spoofed-source" && e.InnerSrc == forged })
 	})
+
+	// P9's baseline, same run: the instance's namespace and the office's
+	// over a plain veth.
+	instNS, err := netns.GetFromName(nic.NamespaceName(inst.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer instNS.Close()
+	hi, err := netlink.NewHandleAt(instNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hi.Close()
+	if err := hi.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "p9"}, PeerName: "p9", PeerNamespace: netlink.NsFd(int(office.ns))}); err != nil {
+		t.Fatal(err)
+	}
+	addAddr(t, hi, "p9", netip.MustParsePrefix("203.0.113.1/30"))
+	up(t, hi, "p9")
+	addAddr(t, ho, "p9", netip.MustParsePrefix("203.0.113.2/30"))
+	up(t, ho, "p9")
+	srv = start(t, office.ns, nil, "iperf3", "-s", "-1", "-B", "203.0.113.2", "-p", "5202")
+	c.eventually("iperf3 over the veth", 10*time.Second, func() bool {
+		out, code = run(t, instNS, 30*time.Second, "iperf3", "-c", "203.0.113.2", "-p", "5202", "-t", "5", "-J")
+		return !strings.Contains(out, "Connection refused")
+	})
+	if code != 0 {
+		t.Fatalf("iperf3 over the veth: exit %d\n%s", code, out)
+	}
+	veth := iperfRate(t, out)
+	srv.wait(t, 10*time.Second)
+	t.Logf("P9: instance → office over Direct Connect %.0f Mbit/s ÷ plain veth between the same namespaces %.0f Mbit/s = %.2f", dxRate/1e6, veth/1e6, dxRate/veth)
+
+	// Convergence: the router goes (bgpd stops, sending a Cease); the
+	// host's cache loses the route.
+	routed := func() bool {
+		out, _ := c.cli("trace", "red-1", "192.0.2.10", "--proto", "icmp")
+		return !strings.Contains(out, "no-route")
+	}
+	if !routed() {
+		t.Fatal("the instance has no route to the office before the router goes")
+	}
+	r1.Stop()
+	t1 := time.Now()
+	c.eventually("the route gone from the host's cache", 20*time.Second, func() bool { return !routed() })
+	t.Logf("router stopped → route gone from the host's cache in %v", time.Since(t1).Round(time.Millisecond))
 }
 
 // iperfRate is the received rate of an iperf3 -J report, in bit/s.
