@@ -614,6 +614,9 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 		w.hosts[r.ID] = h
 	}
 	d.hostsChanged.add(r.ID)
+	if old == nil || r.Deleted || old.Unhealthy != h.Unhealthy {
+		w.dxEdgeHealth(r.ID, d)
+	}
 	if vpnEdge || w.serves(r.ID, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN) {
 		// Tunnels may move: placement is over the healthy VPN edges.
 		w.vpn.fresh = false

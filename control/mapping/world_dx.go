@@ -160,3 +160,29 @@ func (w *world) dxRecord(h *pb.Host, rec *pb.HostRecord) {
 	}
 	rec.Functions = fns
 }
+
+// dxUsable says whether a propagating source that is a VIF carries
+// traffic: only while the edge holding its port is healthy (a dead edge
+// reports no session going down, so its VIFs' routes would stay).
+// known is false for a source that is no VIF.
+func (w *world) dxUsable(src string) (ok bool, why string, known bool) {
+	v := w.dx.vifs[src]
+	if v == nil {
+		return false, "", false
+	}
+	e := w.dxEdge(v)
+	if h := w.hosts[e]; h == nil || h.Unhealthy {
+		return false, "the edge holding " + src + "'s port (" + e + ") is down", true
+	}
+	return true, "", true
+}
+
+// dxEdgeHealth re-ranks the routes of the VPCs behind edge's VIFs when
+// its health changes.
+func (w *world) dxEdgeHealth(edge string, d *delta) {
+	for _, v := range w.dx.vifs {
+		if w.dxEdge(v) == edge {
+			w.dxTouch(v, d)
+		}
+	}
+}

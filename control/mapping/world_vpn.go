@@ -99,6 +99,9 @@ func (w *world) edgeView(vpn string) string {
 
 // usable says whether a propagating source carries traffic now.
 func (w *world) usable(src string) (bool, string) {
+	if ok, why, known := w.dxUsable(src); known {
+		return ok, why
+	}
 	if _, ok := w.vpn.vpns[src]; ok {
 		if w.servingEdge(src) != "" {
 			return true, ""
