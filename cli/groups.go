@@ -37,7 +37,7 @@ var groups = []struct {
 }{
 	{cobra.Group{ID: "run", Title: "Run the cloud (processes):"}, []string{"server", "up", "demo"}},
 	{cobra.Group{ID: "res", Title: "Resources (list, get, create, delete, …):"},
-		[]string{"vpc", "subnet", "route-table", "route", "instance", "peering", "igw", "eip", "cgw", "vgw", "vpn", "prefix-list", "flow-log", "zone", "host", "edge", "token"}},
+		[]string{"vpc", "subnet", "route-table", "route", "instance", "peering", "igw", "eip", "cgw", "vgw", "vpn", "dx", "prefix-list", "flow-log", "zone", "host", "edge", "token"}},
 	{cobra.Group{ID: "act", Title: "From inside an instance, and watching traffic:"},
 		[]string{"ping", "trace", "connect", "forward", "exec", "flows", "events"}},
 }

@@ -104,6 +104,13 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 				vfn = vpn.New(vpn.Config{EdgeID: id, Outside: vout, OutsideName: vpnName, Dir: vpnDir, Logger: log})
 				ecfg.Functions = append(ecfg.Functions, vfn)
 			}
+			ctl, err := dxController(id, dxPorts, dxNamespaces, log)
+			if err != nil {
+				return err
+			}
+			if ctl != nil {
+				ecfg.Functions = append(ecfg.Functions, ctl.Data())
+			}
 			wire, err := underlay.ListenPort(addr, port)
 			if err != nil {
 				return fmt.Errorf("underlay on %s:%d: %w (is another agent or edge using this address?)", addr, port, err)
@@ -119,9 +126,8 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 			if vfn != nil {
 				vfn.Bind(openvpcv1connect.NewVpnServiceClient(n.HTTP, server), n.Cache.Tables)
 			}
-			ctl, err := dxController(n, server, id, dxPorts, dxNamespaces, log)
-			if err != nil {
-				return err
+			if ctl != nil {
+				ctl.Bind(openvpcv1connect.NewDirectConnectServiceClient(n.HTTP, server), n.Cache.Tables)
 			}
 			if metrics != "" {
 				cs := []prometheus.Collector{n.Collector()}

@@ -13,18 +13,14 @@ import (
 	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/edge/bgp"
 	"github.com/openvpc/openvpc/edge/dx"
-	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 )
 
 // dxController is the edge's Direct Connect, nil without ports.
-func dxController(n *edge.Node, server, id string, dxPorts []string, namespaces string, log *slog.Logger) (*dx.Controller, error) {
+func dxController(id string, dxPorts []string, namespaces string, log *slog.Logger) (*dx.Controller, error) {
 	if len(dxPorts) == 0 {
 		return nil, nil
 	}
-	return dx.NewController(dx.ControllerConfig{
-		Client: openvpcv1connect.NewDirectConnectServiceClient(n.HTTP, server),
-		EdgeID: id, Ports: dxPorts, Namespaces: namespaces, Logger: log,
-	})
+	return dx.NewController(dx.ControllerConfig{EdgeID: id, Ports: dxPorts, Namespaces: namespaces, Logger: log})
 }
 
 // runEdge runs the edge node and, with Direct Connect ports, the

@@ -83,8 +83,11 @@ func vifSpec(m *pb.CreateVirtualInterfaceRequest) (*pb.DxVirtualInterface, error
 	switch {
 	case (m.VpnGateway == "") == (m.DxGateway == ""):
 		return nil, model.Invalidf("attach the virtual interface to one gateway: a virtual private gateway (--vgw vgw-…) or a Direct Connect gateway (--dx-gateway dxgw-…)")
-	case m.VpnGateway != "" && !model.IsID(model.KindVPNGateway, m.VpnGateway):
-		return nil, model.Invalidf("virtual private gateway %q: give its id, vgw-… (16 hex digits)", m.VpnGateway)
+	}
+	if m.VpnGateway != "" {
+		if err := ref(model.KindVPNGateway, "virtual private gateway", m.VpnGateway); err != nil {
+			return nil, err
+		}
 	}
 	if m.DxGateway != "" {
 		if err := ref(model.KindDXGateway, "Direct Connect gateway", m.DxGateway); err != nil {
@@ -233,8 +236,8 @@ func (h *DirectConnect) associate(ctx context.Context, gw, vgw string, on bool) 
 	if err := ref(model.KindDXGateway, "Direct Connect gateway", gw); err != nil {
 		return nil, err
 	}
-	if !model.IsID(model.KindVPNGateway, vgw) {
-		return nil, model.Invalidf("virtual private gateway %q: give its id, vgw-… (16 hex digits)", vgw)
+	if err := ref(model.KindVPNGateway, "virtual private gateway", vgw); err != nil {
+		return nil, err
 	}
 	return h.Store.AssociateDXGateway(ctx, gw, vgw, on)
 }

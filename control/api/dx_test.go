@@ -41,7 +41,7 @@ func TestVIFSpec(t *testing.T) {
 		"public amazon":   {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAsn = 7224 }, "private ASN"},
 		"two gateways":    {func(m *pb.CreateVirtualInterfaceRequest) { m.DxGateway = "dxgw-0123456789abcdef" }, "one gateway"},
 		"no gateway":      {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "" }, "one gateway"},
-		"bad vgw":         {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "igw-0123456789abcdef" }, "vgw-"},
+		"bad vgw":         {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "no such/name" }, "virtual private gateway"},
 		"one address":     {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAddress = "169.254.1.1/30" }, "both"},
 		"not link-local":  {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAddress, m.CustomerAddress = "10.0.0.1/30", "10.0.0.2/30" }, "169.254.0.0/16"},
 		"short key":       {func(m *pb.CreateVirtualInterfaceRequest) { m.AuthKey = "abc" }, "6–80"},

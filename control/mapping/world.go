@@ -62,6 +62,8 @@ type world struct {
 	// vpn holds VPN gateways, connections, tunnel states and propagated
 	// routes (world_vpn.go).
 	vpn vpnState
+	// dx holds Direct Connect connections, VIFs and gateways (world_dx.go).
+	dx dxState
 }
 
 type set map[string]struct{}
@@ -87,7 +89,7 @@ func newWorld() *world {
 		acks: map[string]store.Ack{}, insts: map[string]*pb.Instance{}, created: map[string]int64{}, upserts: map[string]*pb.Change{},
 		vpcSubnets: map[string]set{}, vpcRtbs: map[string]set{}, vpcPeerings: map[string]set{}, vpcInsts: map[string]set{},
 		hostVPC: map[string]map[string]int{}, vpcHost: map[string]map[string]int{}, relevant: map[string]int64{},
-		vpn: newVPNState(),
+		vpn: newVPNState(), dx: newDXState(),
 	}
 }
 
@@ -159,6 +161,12 @@ func (w *world) apply(r store.Record, d *delta) error {
 		return w.applyTunnelStatus(r, d)
 	case store.RecPropagated:
 		return w.applyPropagated(r, d)
+	case store.RecDXConnection:
+		return w.applyDXConnection(r, d)
+	case store.RecDXVIF:
+		return w.applyDXVIF(r, d)
+	case store.RecDXGateway:
+		return w.applyDXGateway(r, d)
 	case store.RecAck:
 		if r.Deleted {
 			delete(w.acks, r.ID)
@@ -615,6 +623,9 @@ func (w *world) applyHost(r store.Record, d *delta) error {
 		w.hosts[r.ID] = h
 	}
 	d.hostsChanged.add(r.ID)
+	if old == nil || r.Deleted || old.Unhealthy != h.Unhealthy {
+		w.dxEdgeHealth(r.ID, d)
+	}
 	if vpnEdge || w.serves(r.ID, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN) {
 		// Tunnels may move: placement is over the healthy VPN edges.
 		w.vpn.fresh = false
@@ -687,6 +698,9 @@ func (w *world) scope(host string) set {
 				}
 			}
 		}
+		if w.serves(host, pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_DIRECT_CONNECT) {
+			w.dxScope(host, s)
+		}
 		return s
 	}
 	for v := range w.hostVPC[host] {
@@ -729,6 +743,7 @@ func (w *world) hostsOf(vpc string) set {
 			}
 		}
 	}
+	w.dxHostsOf(vpc, s)
 	return s
 }
 

@@ -99,6 +99,9 @@ func (w *world) edgeView(vpn string) string {
 
 // usable says whether a propagating source carries traffic now.
 func (w *world) usable(src string) (bool, string) {
+	if ok, why, known := w.dxUsable(src); known {
+		return ok, why
+	}
 	if _, ok := w.vpn.vpns[src]; ok {
 		if w.servingEdge(src) != "" {
 			return true, ""
@@ -148,6 +151,7 @@ func (w *world) applyVGW(r store.Record, d *delta) error {
 		}
 	}
 	w.vpnEdgesDirty(d)
+	w.dxAll(d) // the VPCs Direct Connect VIFs reach moved too
 	return nil
 }
 
@@ -299,6 +303,7 @@ func (w *world) vpnHostsOf(vpc string, s set) {
 // edge holding none has no VPN function in its record.
 func (w *world) hostRecord(h *pb.Host) *pb.HostRecord {
 	rec := hostRecord(h)
+	defer w.dxRecord(h, rec)
 	i := slices.IndexFunc(h.Functions, func(f *pb.EdgeFunction) bool { return f.Kind == pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN })
 	if i < 0 {
 		return rec

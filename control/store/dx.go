@@ -134,6 +134,16 @@ func (s *Store) CreateDXVIF(ctx context.Context, v *pb.DxVirtualInterface) (*pb.
 			v.AmazonAsn = gw.AmazonAsn
 		}
 	}
+	if v.VpnGatewayId != "" {
+		g, err := s.GetVpnGateway(ctx, v.VpnGatewayId)
+		if err != nil {
+			return nil, err
+		}
+		v.VpnGatewayId = g.Id
+		if v.AmazonAsn == 0 {
+			v.AmazonAsn = g.AmazonSideAsn
+		}
+	}
 	if v.AmazonAsn == 0 {
 		v.AmazonAsn = model.DefaultAmazonASN
 	}
@@ -149,6 +159,9 @@ func (s *Store) CreateDXVIF(ctx context.Context, v *pb.DxVirtualInterface) (*pb.
 		t.absent(s.dxVLANKey(con.Id, v.Vlan))
 		t.put(s.dxVLANKey(con.Id, v.Vlan), v.Id)
 		t.put(s.refKey(con.Id, v.Id), "")
+		if v.VpnGatewayId != "" {
+			t.present(s.resKey(model.KindVPNGateway, v.VpnGatewayId))
+		}
 		if v.DxGatewayId != "" {
 			t.present(s.resKey(model.KindDXGateway, v.DxGatewayId))
 			t.put(s.refKey(v.DxGatewayId, v.Id), "")
@@ -229,6 +242,9 @@ func (s *Store) DeleteDXVIF(ctx context.Context, ref string) error {
 		t.del(s.dxVLANKey(v.ConnectionId, v.Vlan))
 		t.del(s.refKey(v.ConnectionId, v.Id))
 		t.del(s.dxStatusKey(v.Id))
+		if err := s.dxPropagate(ctx, &t, v, nil); err != nil {
+			return err
+		}
 		if v.DxGatewayId != "" {
 			t.del(s.refKey(v.DxGatewayId, v.Id))
 		}
@@ -257,6 +273,9 @@ func (s *Store) SetDXVIFStatus(ctx context.Context, vifRef, edge string, st *pb.
 	var t txn
 	t.present(s.resKey(model.KindDirectConnect, v.Id))
 	t.putProto(s.dxStatusKey(v.Id), st)
+	if err := s.dxPropagate(ctx, &t, v, st); err != nil {
+		return err
+	}
 	ok, _, err := s.commit(ctx, &t)
 	if err == nil && !ok {
 		return model.NotFoundf("virtual interface %s was deleted", v.Id)
@@ -325,11 +344,16 @@ func (s *Store) DeleteDXGateway(ctx context.Context, ref string) error {
 	})
 }
 
-// AssociateDXGateway associates a gateway with a virtual private gateway
-// (vgw is an id; the VPN work's vgw resource checks it exists).
-func (s *Store) AssociateDXGateway(ctx context.Context, ref, vgw string, associate bool) (*pb.DxGateway, error) {
+// AssociateDXGateway associates (or, associate false, disassociates) a
+// Direct Connect gateway with a virtual private gateway.
+func (s *Store) AssociateDXGateway(ctx context.Context, ref, vgwRef string, associate bool) (*pb.DxGateway, error) {
+	vg, err := s.GetVpnGateway(ctx, vgwRef)
+	if err != nil {
+		return nil, err
+	}
+	vgw := vg.Id
 	var out *pb.DxGateway
-	err := retry(ctx, "associate Direct Connect gateway", func() error {
+	err = retry(ctx, "associate Direct Connect gateway", func() error {
 		g := new(pb.DxGateway)
 		rev, err := s.load(ctx, model.KindDXGateway, ref, g)
 		if err != nil {
@@ -348,6 +372,19 @@ func (s *Store) AssociateDXGateway(ctx context.Context, ref, vgw string, associa
 			g.VpnGatewayIds = slices.DeleteFunc(g.VpnGatewayIds, func(x string) bool { return x == vgw })
 		}
 		var t txn
+		if !associate {
+			// The gateway's VIFs stop propagating into vgw at once; on
+			// associate, their next status report propagates.
+			vifs, err := s.ListDXVIFs(ctx, "")
+			if err != nil {
+				return err
+			}
+			for _, v := range vifs {
+				if v.DxGatewayId == g.Id {
+					s.putPropagated(&t, vgw, v.Id, pb.RouteOrigin_ROUTE_ORIGIN_DIRECT_CONNECT, nil)
+				}
+			}
+		}
 		t.unchanged(s.resKey(model.KindDXGateway, g.Id), rev)
 		t.putProto(s.resKey(model.KindDXGateway, g.Id), g)
 		if err := s.commitOrRetry(ctx, &t); err != nil {

@@ -25,6 +25,11 @@ func TestDirectConnectResources(t *testing.T) {
 	if _, err := s.CreateDXConnection(ctx, "x", "host-1", "eth1"); !errors.Is(err, model.ErrPrecondition) {
 		t.Fatalf("connection on a host: %v", err)
 	}
+	vg, err := s.CreateVpnGateway(ctx, "vg", 64512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vgwID := vg.Id
 	con, err := s.CreateDXConnection(ctx, "dc", "edge-1", "eth1")
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +42,7 @@ func TestDirectConnectResources(t *testing.T) {
 	}
 	vif := func(name string, vlan uint32) *pb.DxVirtualInterface {
 		return &pb.DxVirtualInterface{Id: model.NewID(model.KindDirectConnect), Name: name, ConnectionId: "dc", Vlan: vlan, CustomerAsn: 65000,
-			AmazonAddress: "169.254.1.1/30", CustomerAddress: "169.254.1.2/30", AuthKey: "secret-key", VpnGatewayId: "vgw-0123456789abcdef", HoldTime: 90}
+			AmazonAddress: "169.254.1.1/30", CustomerAddress: "169.254.1.2/30", AuthKey: "secret-key", VpnGatewayId: "vg", HoldTime: 90}
 	}
 	v, err := s.CreateDXVIF(ctx, vif("a", 101))
 	if err != nil {
@@ -72,6 +77,33 @@ func TestDirectConnectResources(t *testing.T) {
 	if err != nil || got.Status.GetBgpState() != "established" || got.Status.Edge != "edge-1" {
 		t.Fatalf("get after report: %+v %v", got, err)
 	}
+	// An established session propagates what it learned into its vgw;
+	// down, it withdraws it.
+	props := func() []string {
+		ps, err := s.ListPropagatedRoutes(ctx, vgwID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range ps {
+			if p.SourceId == v.Id && p.Origin == pb.RouteOrigin_ROUTE_ORIGIN_DIRECT_CONNECT {
+				out = append(out, p.Prefixes...)
+			}
+		}
+		return out
+	}
+	if got := props(); len(got) != 1 || got[0] != "192.0.2.0/24" {
+		t.Fatalf("propagated %v, want 192.0.2.0/24", got)
+	}
+	if err := s.SetDXVIFStatus(ctx, "a", "edge-1", &pb.DxBgpStatus{BgpState: "active", PrefixesReceived: []string{"192.0.2.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := props(); len(got) != 0 {
+		t.Fatalf("a session down still propagates %v", got)
+	}
+	if err := s.SetDXVIFStatus(ctx, "a", "edge-1", st); err != nil {
+		t.Fatal(err)
+	}
 	all, err := s.ListDXVIFs(ctx, "dc")
 	if err != nil || len(all) != 2 {
 		t.Fatalf("list: %d %v", len(all), err)
@@ -80,6 +112,9 @@ func TestDirectConnectResources(t *testing.T) {
 		if err := s.DeleteDXVIF(ctx, n); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if got := props(); len(got) != 0 {
+		t.Fatalf("a deleted VIF still propagates %v", got)
 	}
 	if _, err := s.CreateDXVIF(ctx, vif("a", 101)); err != nil {
 		t.Fatalf("VLAN 101 not free again after delete: %v", err)
@@ -96,16 +131,16 @@ func TestDirectConnectResources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AssociateDXGateway(ctx, "gw", "vgw-0123456789abcdef", true); err != nil {
+	if _, err := s.AssociateDXGateway(ctx, "gw", "vg", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AssociateDXGateway(ctx, "gw", "vgw-0123456789abcdef", true); !errors.Is(err, model.ErrExists) {
+	if _, err := s.AssociateDXGateway(ctx, "gw", "vg", true); !errors.Is(err, model.ErrExists) {
 		t.Fatalf("associate twice: %v", err)
 	}
 	if err := s.DeleteDXGateway(ctx, gw.Id); !errors.Is(err, model.ErrPrecondition) {
 		t.Fatalf("delete an associated gateway: %v", err)
 	}
-	if _, err := s.AssociateDXGateway(ctx, "gw", "vgw-0123456789abcdef", false); err != nil {
+	if _, err := s.AssociateDXGateway(ctx, "gw", "vg", false); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteDXGateway(ctx, gw.Id); err != nil {

@@ -35,11 +35,16 @@ const (
 	// Services and gateway endpoints (endpoint*.go).
 	RecService  = svcPrefix
 	RecEndpoint = "vpce"
+	// Direct Connect (dx*.go).
+	RecDXConnection = "dxcon"
+	RecDXVIF        = "dxvif"
+	RecDXGateway    = "dxgw"
 )
 
 var watched = map[string]bool{RecVPC: true, RecSubnet: true, RecRouteTable: true, RecInstance: true, RecPeering: true, RecIGW: true, RecSG: true, RecACL: true, RecFlowLog: true, RecZone: true, RecPrefixList: true, RecHost: true, RecAck: true,
 	RecVPNGateway: true, RecVPNConnection: true, RecTunnelStatus: true, RecPropagated: true,
-	RecService: true, RecEndpoint: true}
+	RecService: true, RecEndpoint: true,
+	RecDXConnection: true, RecDXVIF: true, RecDXGateway: true}
 
 // Record is one resource as stored, or its deletion.
 type Record struct {

@@ -16,13 +16,14 @@ import (
 
 	"github.com/openvpc/openvpc/edge/bgp"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 )
 
 // ControllerConfig is an edge's Direct Connect: its ports, and how it
 // learns its VIFs from the server and reports their sessions.
 type ControllerConfig struct {
-	// Client calls the server as this edge.
+	// Client calls the server as this edge (or Bind gives it).
 	Client openvpcv1connect.DirectConnectServiceClient
 	// EdgeID is this edge's id.
 	EdgeID string
@@ -42,6 +43,7 @@ type ControllerConfig struct {
 type Controller struct {
 	cfg   ControllerConfig
 	ports map[string]*Function
+	data  *Data
 
 	mu      sync.Mutex
 	pending map[string]Status // statuses not yet reported, by VIF
@@ -59,12 +61,12 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Controller{cfg: cfg, ports: map[string]*Function{}, pending: map[string]Status{}, wake: make(chan struct{}, 1)}
+	c := &Controller{cfg: cfg, ports: map[string]*Function{}, data: NewData(), pending: map[string]Status{}, wake: make(chan struct{}, 1)}
 	for i, p := range cfg.Ports {
 		if _, dup := c.ports[p]; dup {
 			return nil, fmt.Errorf("dx: port %s given twice", p)
 		}
-		f, err := New(Config{Port: p, Namespaces: fmt.Sprintf("%s-%d", cfg.Namespaces, i), SpeakerCommand: cfg.SpeakerCommand,
+		f, err := New(Config{Port: p, Namespaces: fmt.Sprintf("%s-%d", cfg.Namespaces, i), SpeakerCommand: cfg.SpeakerCommand, Data: c.data,
 			OnStatus: c.queue, Logger: cfg.Logger.With("port", p)})
 		if err != nil {
 			return nil, err
@@ -73,6 +75,17 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	}
 	return c, nil
 }
+
+// Bind gives the controller its client of the server (the edge's own
+// credentials) and the edge's cache.
+func (c *Controller) Bind(client openvpcv1connect.DirectConnectServiceClient, t *tables.Tables) {
+	c.cfg.Client = client
+	c.data.Bind(t)
+}
+
+// Data is the edge data plane's Direct Connect function (list it in the
+// edge's functions).
+func (c *Controller) Data() *Data { return c.data }
 
 // Functions are the controller's port functions.
 func (c *Controller) Functions() map[string]*Function { return c.ports }
@@ -89,6 +102,9 @@ func (c *Controller) queue(id string, st Status) {
 
 // Run serves the ports until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	if c.cfg.Client == nil {
+		return fmt.Errorf("dx: the controller was not bound to the server")
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	for _, f := range c.ports {
 		g.Go(func() error { return f.Run(ctx) })
@@ -104,7 +120,16 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) poll(ctx context.Context) {
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
+		if n%5 == 4 {
+			// Counters move without the session changing: report them
+			// now and then.
+			for _, f := range c.ports {
+				for id, st := range f.Statuses() {
+					c.queue(id, st)
+				}
+			}
+		}
 		r, err := c.cfg.Client.ListEdgeVirtualInterfaces(ctx, connect.NewRequest(&pb.ListEdgeVirtualInterfacesRequest{Edge: c.cfg.EdgeID}))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -114,6 +139,7 @@ func (c *Controller) poll(ctx context.Context) {
 		} else {
 			c.apply(r.Msg.VirtualInterfaces)
 		}
+		c.data.Refresh()
 		select {
 		case <-ctx.Done():
 			return

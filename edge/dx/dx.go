@@ -82,6 +82,9 @@ type Config struct {
 	// SpeakerCommand makes a BGP speaker's command line (default: this
 	// executable's `edge bgp-speaker`); tests give their own binary.
 	SpeakerCommand func() *exec.Cmd
+	// Data, when set, is the edge's data path: each VIF gets a TUN in its
+	// namespace and carries VPC traffic (nil: sessions and tags only).
+	Data *Data
 	// OnStatus gets each VIF's status when its session changes; it must
 	// not block.
 	OnStatus func(id string, st Status)

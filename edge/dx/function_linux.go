@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -14,8 +15,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/edge/bgp"
 	"github.com/openvpc/openvpc/edge/dx/vlan"
+	"github.com/openvpc/openvpc/model"
 )
 
 // Function is the Direct Connect function on one port.
@@ -32,6 +35,10 @@ type Function struct {
 // vifRun is one VIF being served: its namespace, link and speaker.
 type vifRun struct {
 	vif    VIF
+	id     uint64 // the dxvif id's number
+	tun    *edge.TUNOutside
+	mu     sync.Mutex
+	routes []netip.Prefix // the learned prefixes routed in the namespace
 	ns     string // namespace name
 	link   string // the edge's end of its veth
 	proc   *bgp.Process
@@ -77,7 +84,11 @@ func (f *Function) Statuses() map[string]Status {
 	defer f.mu.Unlock()
 	out := make(map[string]Status, len(f.running))
 	for id, r := range f.running {
-		out[id] = Status{BGP: r.proc.Status()}
+		st := Status{BGP: r.proc.Status()}
+		if f.port != nil {
+			st.In, st.Out = f.port.VLANFrames(r.vif.VLAN)
+		}
+		out[id] = st
 	}
 	return out
 }
@@ -164,6 +175,7 @@ func (f *Function) reconcile(ctx context.Context, port *vlan.Port) {
 					f.cfg.Logger.Warn("dx: announce", "vif", id, "err", err)
 				}
 				r.vif.Announce = slices.Clone(v.Announce)
+				f.dataRoutes(r, r.proc.Status())
 			}
 			continue
 		}
@@ -222,11 +234,36 @@ func (f *Function) up(ctx context.Context, port *vlan.Port, v VIF) (*vifRun, err
 		return fail(err)
 	}
 	id := v.ID
+	r.id, _ = model.ParseID(model.KindDirectConnect, id)
+	if f.cfg.Data != nil {
+		// The VIF's way into the VPCs: a TUN the edge reads, the VPCs'
+		// CIDRs routed into it.
+		err := inNamespace(ns, func() error {
+			tun, err := edge.OpenTUNOutside("vpc", 1500)
+			r.tun = tun
+			return err
+		})
+		if err != nil {
+			_ = port.RemoveVIF(v.VLAN)
+			return fail(fmt.Errorf("the VIF's TUN: %w", err))
+		}
+	}
 	proc, err := bgp.NewProcess(bgp.ProcessConfig{Session: v.session(), NetNS: "/run/netns/" + r.ns, Command: f.cfg.SpeakerCommand},
-		f.cfg.Logger.With("vif", id), func(st bgp.Status) { f.cfg.OnStatus(id, Status{BGP: st}) })
+		f.cfg.Logger.With("vif", id), func(st bgp.Status) {
+			in, out := port.VLANFrames(v.VLAN)
+			f.dataRoutes(r, st)
+			f.cfg.OnStatus(id, Status{BGP: st, In: in, Out: out})
+		})
 	if err != nil {
+		if r.tun != nil {
+			r.tun.Close()
+		}
 		_ = port.RemoveVIF(v.VLAN)
 		return fail(err)
+	}
+	if r.tun != nil {
+		f.dataRoutes(r, proc.Status())
+		go f.cfg.Data.serveTUN(r.id, r.tun)
 	}
 	r.proc = proc
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -269,6 +306,10 @@ func vifStack(v VIF) error {
 func (f *Function) down(port *vlan.Port, r *vifRun) {
 	r.cancel()
 	<-r.done
+	if r.tun != nil {
+		f.cfg.Data.put(r.id, nil)
+		r.tun.Close()
+	}
 	f.cfg.OnStatus(r.vif.ID, Status{BGP: bgp.Status{State: bgp.Idle, Reason: "the virtual interface is no longer served on this edge"}})
 	_ = port.RemoveVIF(r.vif.VLAN)
 	if l, err := netlink.LinkByName(r.link); err == nil {
@@ -324,4 +365,61 @@ func onThread(fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// dataRoutes makes VIF r's namespace and the data path follow its
+// session: the VPCs' CIDRs into its TUN, the prefixes it learned (while
+// established) to the customer's router, and what FromVPC and
+// FromOutsideTo check.
+func (f *Function) dataRoutes(r *vifRun, st bgp.Status) {
+	if r.tun == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	up := st.State == bgp.Established
+	var learned []netip.Prefix
+	if up {
+		learned = st.Learned
+	}
+	ns, err := netns.GetFromName(r.ns)
+	if err != nil {
+		return
+	}
+	defer ns.Close()
+	err = inNamespace(ns, func() error {
+		tun, err := netlink.LinkByName("vpc")
+		if err != nil {
+			return err
+		}
+		dx, err := netlink.LinkByName("dx")
+		if err != nil {
+			return err
+		}
+		for _, p := range r.vif.Announce {
+			if err := netlink.RouteReplace(&netlink.Route{Dst: ipNet(p), LinkIndex: tun.Attrs().Index}); err != nil {
+				return fmt.Errorf("route %v into the TUN: %w", p, err)
+			}
+		}
+		for _, p := range r.routes {
+			if !slices.Contains(learned, p) {
+				_ = netlink.RouteDel(&netlink.Route{Dst: ipNet(p), LinkIndex: dx.Attrs().Index})
+			}
+		}
+		for _, p := range learned {
+			if err := netlink.RouteReplace(&netlink.Route{Dst: ipNet(p), Gw: r.vif.Peer.Addr().AsSlice(), LinkIndex: dx.Attrs().Index}); err != nil {
+				return fmt.Errorf("route %v to the router: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.cfg.Logger.Warn("dx: the VIF's routes", "vif", r.vif.ID, "err", err)
+	}
+	r.routes = slices.Clone(learned)
+	f.cfg.Data.put(r.id, &dataVIF{id: r.id, up: up, vpcs: slices.Clone(r.vif.Announce), learned: slices.Clone(learned), tun: r.tun})
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
 }

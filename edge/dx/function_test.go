@@ -325,7 +325,7 @@ func routerConf(asn uint32, self, peer netip.Addr, key string, network string) s
  no bgp network import-check
  neighbor %v remote-as 64512
  neighbor %v password %s
- neighbor %v timers 1 3
+ neighbor %v timers 3 9
  neighbor %v timers connect 1
  address-family ipv4 unicast
   network %s
@@ -395,8 +395,8 @@ func TestFunctionTwoVIFs(t *testing.T) {
 	l.start(edgeNS, edge)
 	go view.read(stdout)
 	vifs := []VIF{
-		{ID: "dxvif-0000000000000101", VLAN: 101, LocalASN: 64512, PeerASN: 65101, Local: amazon, Peer: customer, AuthKey: key101, Hold: 3 * time.Second, Announce: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}},
-		{ID: "dxvif-0000000000000102", VLAN: 102, LocalASN: 64512, PeerASN: 65102, Local: amazon, Peer: customer, AuthKey: key102, Hold: 3 * time.Second, Announce: []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}},
+		{ID: "dxvif-0000000000000101", VLAN: 101, LocalASN: 64512, PeerASN: 65101, Local: amazon, Peer: customer, AuthKey: key101, Hold: 9 * time.Second, Announce: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}},
+		{ID: "dxvif-0000000000000102", VLAN: 102, LocalASN: 64512, PeerASN: 65102, Local: amazon, Peer: customer, AuthKey: key102, Hold: 9 * time.Second, Announce: []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}},
 	}
 	view.set(t, vifs)
 	t0 := time.Now()

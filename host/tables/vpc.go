@@ -121,10 +121,11 @@ func (v *VPC) Attached(t Target) bool {
 	switch t.Kind {
 	case TargetInternetGateway:
 		return t.ID != 0 && t.ID == v.InternetGateway
-	case TargetVPNConnection:
+	case TargetVPNConnection, TargetDirectConnect:
 		// The Mapping Service pushes a route to a VPN connection only while
-		// it is usable (a tunnel up, attached to this VPC's vgw), so the
-		// route is the attachment.
+		// it is usable (a tunnel up, attached to this VPC's vgw), and one to
+		// a Direct Connect VIF only while its session is up, so the route
+		// is the attachment.
 		return t.ID != 0
 	case TargetEndpoint:
 		_, ok := v.Endpoint(t.ID)

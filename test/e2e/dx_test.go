@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/openvpc/openvpc/host/nic"
 
 	"github.com/openvpc/openvpc/test/dot1q"
 	"github.com/openvpc/openvpc/test/frr"
@@ -169,7 +173,11 @@ func TestDirectConnect(t *testing.T) {
 	if out, code := c.cli("dx", "connection", "create", "--name", "dc2", "--edge", edgeID, "--port", "dx0"); code == 0 || !strings.Contains(out, "already") {
 		t.Fatalf("a second connection on one port: exit %d\n%s", code, out)
 	}
-	const vgw = "vgw-00000000000000a1"
+	red := c.vpc("red", "10.20.0.0/16", "10.20.1.0/24")
+	c.ok("vgw", "create", "--name", "red-vgw")
+	c.ok("vgw", "attach", "red-vgw", "--vpc", "red")
+	c.ok("route-table", "propagation", "enable", red.MainRouteTableID, "--vgw", "red-vgw")
+	const vgw = "red-vgw"
 	c.ok("dx", "vif", "create", "--name", "good", "--connection", "dc1", "--vlan", "101", "--asn", "65101", "--vgw", vgw, "--hold-time", "3")
 	c.ok("dx", "vif", "create", "--name", "badkey", "--connection", "dc1", "--vlan", "102", "--asn", "65102", "--vgw", vgw, "--hold-time", "3")
 	if out, code := c.cli("dx", "vif", "create", "--connection", "dc1", "--vlan", "101", "--asn", "65103", "--vgw", vgw); code == 0 || !strings.Contains(out, "VLAN 101") {
@@ -204,9 +212,30 @@ func TestDirectConnect(t *testing.T) {
 	if s, err := r1.NeighborState(amazon); err != nil || s != "Established" {
 		t.Fatalf("FRR says %q (%v)", s, err)
 	}
+	// The VPC's CIDR reaches the router; the router's prefix reaches the
+	// VPC's route table, propagated with Direct Connect's origin.
+	c.eventually("the VPC CIDR in FRR's table", 15*time.Second, func() bool {
+		rs, _ := r1.Routes()
+		return slices.Contains(rs, netip.MustParsePrefix("10.20.0.0/16"))
+	})
+	for deadline := time.Now().Add(15 * time.Second); dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") != good.ID; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("192.0.2.0/24 not propagated into red's main route table in 15 s:\n%s", c.ok("route-table", "get", red.MainRouteTableID, "-o", "json"))
+		}
+	}
+	t.Logf("config printed → prefix usable in the route table: %v", time.Since(t0).Round(time.Millisecond))
 	if out := c.ok("dx", "vif", "get", "good"); !strings.Contains(out, "established") || !strings.Contains(out, "192.0.2.0/24") {
 		t.Fatalf("dx vif get does not show the session:\n%s", out)
 	}
+	c.eventually("the VIF's frame counters in dx vif get", 15*time.Second, func() bool {
+		v := okJSON[struct {
+			Status struct {
+				FramesIn  uint64 `json:"framesIn"`
+				FramesOut uint64 `json:"framesOut"`
+			} `json:"status"`
+		}](c, "dx", "vif", "get", "good")
+		return v.Status.FramesIn > 0 && v.Status.FramesOut > 0
+	})
 
 	// The wrong key: never established, and get says why.
 	c.eventually("the wrong key explained in dx vif get", 15*time.Second, func() bool {
@@ -227,12 +256,17 @@ func TestDirectConnect(t *testing.T) {
 	c.eventually("unknown-VLAN frames counted", 5*time.Second, func() bool { return dxFrames(c, metrics, "unknown_vlan") > before })
 	t.Logf("frames dropped for an unknown VLAN: %v", dxFrames(c, metrics, "unknown_vlan")-before)
 
-	// Deleting the VIF ends the session at the router.
-	c.ok("dx", "vif", "delete", "good")
-	c.eventually("the router to lose the session", 15*time.Second, func() bool {
-		s, _ := r1.NeighborState(amazon)
-		return s != "Established"
+	// The router goes away: within the hold time (3 s) the session is
+	// down and its prefix leaves the route table.
+	r1.Stop()
+	t1 := time.Now()
+	c.eventually("192.0.2.0/24 withdrawn from the route table", 10*time.Second, func() bool {
+		return dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") == ""
 	})
+	t.Logf("router gone → route withdrawn from the route table in %v", time.Since(t1).Round(time.Millisecond))
+
+	// Deleting the VIF ends it for good.
+	c.ok("dx", "vif", "delete", "good")
 	if out, code := c.cli("dx", "connection", "delete", "dc1"); code == 0 || !strings.Contains(out, "badkey") && !strings.Contains(out, bad.ID) {
 		t.Fatalf("deleting a connection with a VIF: exit %d\n%s", code, out)
 	}
@@ -250,6 +284,25 @@ func TestDirectConnect(t *testing.T) {
 	})
 }
 
+// dxRoute is the target of the active route for dest in route table rtb
+// ("" when none).
+func dxRoute(c *cloud, rtb, dest string) string {
+	rt := okJSON[struct {
+		Routes []struct {
+			DestinationCidr string `json:"destinationCidr"`
+			Target          string `json:"target"`
+			Origin          string `json:"origin"`
+			InactiveReason  string `json:"inactiveReason"`
+		} `json:"routes"`
+	}](c, "route-table", "get", rtb)
+	for _, r := range rt.Routes {
+		if r.DestinationCidr == dest && r.InactiveReason == "" && r.Origin == "direct-connect" {
+			return r.Target
+		}
+	}
+	return ""
+}
+
 // dxFrames reads openvpc_dx_frames_total{result=…} from the edge.
 func dxFrames(c *cloud, metrics, result string) float64 {
 	out, _ := run(c.t, c.room.bridge.ns, 5*time.Second, "curl", "-s", "http://"+metrics+"/metrics")
@@ -261,4 +314,201 @@ func dxFrames(c *cloud, metrics, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestDirectConnectTraffic: an instance and a host in the customer's data
+// centre talk over a VIF, both ways — ping, curl, iperf3 — the edge
+// carrying the traffic between Geneve and the tagged port; a site source
+// inside the VPC's CIDR is dropped at the edge with a security event.
+func TestDirectConnectTraffic(t *testing.T) {
+	prerequisites(t, "ping", "curl", "iperf3", "vtysh", frr.Bgpd)
+	c := newCloudWith(t, 1, 1)
+	edgeM := c.room.hosts[1]
+	site := newDXSite(c, edgeM, "dx0")
+	const edgeID = "e2e-dx2"
+	edge := startFor(c.t, c.root, edgeM.ns, nil, bin, append([]string{"edge", "run", "--server", c.url, "--edge-id", edgeID,
+		"--underlay", underlayAddr(2).String(), "--log-level", "warn", "--heartbeat", "400ms",
+		"--dx-port", "dx0", "--dx-namespaces", c.room.tag + "-vif", "--metrics", net.JoinHostPort(underlayAddr(2).String(), "9101")}, c.join(c.t.TempDir(), "edge")...)...)
+	c.eventually("the edge to register", 15*time.Second, func() bool {
+		select {
+		case <-edge.done:
+			t.Fatalf("edge exited:\n%s", edge.out)
+		default:
+		}
+		out, _ := c.cli("edge", "list")
+		return strings.Contains(out, edgeID)
+	})
+	var red vpcJ
+	defer func() {
+		if t.Failed() {
+			out, _ := run(t, c.room.bridge.ns, 5*time.Second, "curl", "-s", "http://"+net.JoinHostPort(underlayAddr(2).String(), "9101")+"/metrics")
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "openvpc_edge_") || strings.HasPrefix(l, "openvpc_dx_") {
+					t.Log(l)
+				}
+			}
+			t.Logf("edge log:\n%s", edge.out)
+			out, _ = c.cli("trace", "red-1", "192.0.2.10", "--proto", "icmp")
+			t.Logf("trace:\n%s", out)
+			out, _ = c.cli("route-table", "get", red.MainRouteTableID)
+			t.Logf("route table:\n%s", out)
+		}
+	}()
+	red = c.vpc("red", "10.20.0.0/16", "10.20.1.0/24")
+	c.ok("vgw", "create", "--name", "red-vgw")
+	c.ok("vgw", "attach", "red-vgw", "--vpc", "red")
+	c.ok("route-table", "propagation", "enable", red.MainRouteTableID, "--vgw", "red-vgw")
+	// The data centre may open connections to the instance.
+	c.ok("sg", "authorize", red.DefaultSG, "--proto", "all", "--cidr", "192.0.2.0/24")
+	inst := c.instance("red-a", "red-1", 0)
+	c.ok("dx", "connection", "create", "--name", "dc", "--edge", edgeID, "--port", "dx0")
+	c.ok("dx", "vif", "create", "--name", "dc-101", "--connection", "dc", "--vlan", "101", "--asn", "65101", "--vgw", "red-vgw", "--hold-time", "9")
+	vif := c.vif("dc-101")
+	conf := c.ok("dx", "vif", "config", "dc-101", "--format", "frr", "--announce", "192.0.2.0/24")
+	router, r1 := site.router("r101", 101, netip.MustParsePrefix(vif.CustomerAddress), conf)
+	amazon := netip.MustParsePrefix(vif.AmazonAddress).Addr()
+
+	// The data centre: an office host behind the router. bgpd runs
+	// without zebra, so the router's route to the VPC is written here.
+	office := newMachine(t, c.room.tag+"-office")
+	noIPv6(t, office)
+	hr, err := netlink.NewHandleAt(router.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Close()
+	ho, err := netlink.NewHandleAt(office.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	if err := hr.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(office.ns))}); err != nil {
+		t.Fatal(err)
+	}
+	addAddr(t, hr, "lan", netip.MustParsePrefix("192.0.2.1/24"))
+	up(t, hr, "lan")
+	up(t, ho, "lo")
+	addAddr(t, ho, "eth0", netip.MustParsePrefix("192.0.2.10/24"))
+	up(t, ho, "eth0")
+	if err := ho.RouteAdd(&netlink.Route{Gw: net.IPv4(192, 0, 2, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	eth1, _ := hr.LinkByName("eth1")
+	if err := hr.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(10, 20, 0, 0), Mask: net.CIDRMask(16, 32)}, Gw: amazon.AsSlice(), LinkIndex: eth1.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run(t, router.ns, 5*time.Second, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"); code != 0 {
+		t.Fatalf("forwarding on the router: %s", out)
+	}
+
+	t0 := time.Now()
+	c.eventually("192.0.2.0/24 propagated", 30*time.Second, func() bool { return dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") == vif.ID })
+	c.eventually("the instance reaching the office", 20*time.Second, func() bool {
+		_, code := c.exec("red-1", 5*time.Second, "ping", "-c", "1", "-W", "1", "192.0.2.10")
+		return code == 0
+	})
+	t.Logf("config printed → instance reaches the office over Direct Connect: %v", time.Since(t0).Round(time.Millisecond))
+	c.mustPing("red-1", "192.0.2.10")
+	if out, code := run(t, office.ns, 10*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "2", inst.PrivateIP); code != 0 {
+		t.Fatalf("ping from the office to the instance: exit %d\n%s", code, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, office.ns, []string{serveEnv + "=192.0.2.10:8080"}, self)
+	c.eventually("the office's web server", 10*time.Second, func() bool {
+		_, code := c.exec("red-1", 5*time.Second, "curl", "-s", "-o", "/dev/null", "http://192.0.2.10:8080/")
+		return code == 0
+	})
+	c.mustCurl("red-1", "192.0.2.10", inst.PrivateIP)
+	c.httpServer("red-1", inst.PrivateIP)
+	if out, code := run(t, office.ns, 10*time.Second, "curl", "-sS", "--max-time", "5", "http://"+inst.PrivateIP+":8080/"); code != 0 || !strings.Contains(out, "to 192.0.2.10") {
+		t.Fatalf("curl from the office to the instance: exit %d\n%s", code, out)
+	}
+	// iperf3: the instance sends to the office.
+	srv := start(t, office.ns, nil, "iperf3", "-s", "-1", "-B", "192.0.2.10", "-p", "5201")
+	var out string
+	var code int
+	c.eventually("iperf3 to start", 10*time.Second, func() bool {
+		out, code = c.exec("red-1", 30*time.Second, "iperf3", "-c", "192.0.2.10", "-p", "5201", "-t", "5", "-J")
+		return !strings.Contains(out, "Connection refused")
+	})
+	if code != 0 {
+		t.Fatalf("iperf3 instance → office: exit %d\n%s", code, out)
+	}
+	dxRate := iperfRate(t, out)
+	t.Logf("iperf3 instance → office over Direct Connect (1 TCP stream, 5 s): %.0f Mbit/s", dxRate/1e6)
+	srv.wait(t, 10*time.Second)
+
+	// The site sending from inside the VPC: dropped at the edge, with a
+	// security event.
+	const forged = "10.20.1.77"
+	addAddr(t, hr, "lo", netip.MustParsePrefix(forged+"/32"))
+	if out, code := run(t, router.ns, 10*time.Second, "ping", "-c", "2", "-W", "1", "-I", forged, inst.PrivateIP); code == 0 {
+		t.Fatalf("a site source inside the VPC reached the instance:\n%s", out)
+	}
+	c.eventually("a spoofed-source event for the site's forged source", 10*time.Second, func() bool {
+		return slices.ContainsFunc(okJSON[[]eventJ](c, "events"), func(e eventJ) bool { return e.Reason == "spoofed-source" && e.InnerSrc == forged })
+	})
+
+	// P9's baseline, same run: the instance's namespace and the office's
+	// over a plain veth.
+	instNS, err := netns.GetFromName(nic.NamespaceName(inst.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer instNS.Close()
+	hi, err := netlink.NewHandleAt(instNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hi.Close()
+	if err := hi.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "p9"}, PeerName: "p9", PeerNamespace: netlink.NsFd(int(office.ns))}); err != nil {
+		t.Fatal(err)
+	}
+	addAddr(t, hi, "p9", netip.MustParsePrefix("203.0.113.1/30"))
+	up(t, hi, "p9")
+	addAddr(t, ho, "p9", netip.MustParsePrefix("203.0.113.2/30"))
+	up(t, ho, "p9")
+	srv = start(t, office.ns, nil, "iperf3", "-s", "-1", "-B", "203.0.113.2", "-p", "5202")
+	c.eventually("iperf3 over the veth", 10*time.Second, func() bool {
+		out, code = run(t, instNS, 30*time.Second, "iperf3", "-c", "203.0.113.2", "-p", "5202", "-t", "5", "-J")
+		return !strings.Contains(out, "Connection refused")
+	})
+	if code != 0 {
+		t.Fatalf("iperf3 over the veth: exit %d\n%s", code, out)
+	}
+	veth := iperfRate(t, out)
+	srv.wait(t, 10*time.Second)
+	t.Logf("P9: instance → office over Direct Connect %.0f Mbit/s ÷ plain veth between the same namespaces %.0f Mbit/s = %.2f", dxRate/1e6, veth/1e6, dxRate/veth)
+
+	// Convergence: the router goes (bgpd stops, sending a Cease); the
+	// host's cache loses the route.
+	routed := func() bool {
+		out, _ := c.cli("trace", "red-1", "192.0.2.10", "--proto", "icmp")
+		return !strings.Contains(out, "no-route")
+	}
+	if !routed() {
+		t.Fatal("the instance has no route to the office before the router goes")
+	}
+	r1.Stop()
+	t1 := time.Now()
+	c.eventually("the route gone from the host's cache", 20*time.Second, func() bool { return !routed() })
+	t.Logf("router stopped → route gone from the host's cache in %v", time.Since(t1).Round(time.Millisecond))
+}
+
+// iperfRate is the received rate of an iperf3 -J report, in bit/s.
+func iperfRate(t *testing.T, out string) float64 {
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("iperf3 output: %v\n%s", err, out)
+	}
+	return r.End.SumReceived.BitsPerSecond
 }

@@ -61,6 +61,7 @@ type Port struct {
 	ifindex  int
 	vifs     *ebpf.Map // VLAN id → ifindex of the VIF's link (0: none)
 	counters *ebpf.Map
+	perVLAN  *ebpf.Map // VLAN id → frames in, frames out (per CPU)
 	ingress  link.Link
 
 	mu   sync.Mutex
@@ -85,7 +86,13 @@ func Attach(ifindex int) (*Port, error) {
 		vifs.Close()
 		return nil, fmt.Errorf("vlan: counters: %w", err)
 	}
-	p := &Port{ifindex: ifindex, vifs: vifs, counters: counters, tags: map[uint16]vif{}}
+	perVLAN, err := ebpf.NewMap(&ebpf.MapSpec{Name: "dx_vlan_frames", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 4096})
+	if err != nil {
+		vifs.Close()
+		counters.Close()
+		return nil, fmt.Errorf("vlan: VLAN counters: %w", err)
+	}
+	p := &Port{ifindex: ifindex, vifs: vifs, counters: counters, perVLAN: perVLAN, tags: map[uint16]vif{}}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "dx_port_in", Type: ebpf.SchedCLS, License: "Apache-2.0", Instructions: p.portIngress()})
 	if err != nil {
 		p.Close()
@@ -116,6 +123,22 @@ func (p *Port) count(idx int32, label string) asm.Instructions {
 	}
 }
 
+// countVLAN adds one to the in (off 0) or out (off 8) frames of the VLAN
+// whose id is at R10-12; it clobbers R0–R5.
+func (p *Port) countVLAN(off int16, label string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, p.perVLAN.FD()).WithSymbol(label),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -12),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, label+"_done"),
+		asm.LoadMem(asm.R1, asm.R0, off, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, off, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol(label + "_done"),
+	}
+}
+
 // portIngress: the tag names the VIF; pop it and redirect to the VIF's
 // link, or drop and count.
 func (p *Port) portIngress() asm.Instructions {
@@ -126,6 +149,7 @@ func (p *Port) portIngress() asm.Instructions {
 		asm.LoadMem(asm.R7, asm.R6, skbVlanTCI, asm.Word),
 		asm.And.Imm(asm.R7, 0x0fff),
 		asm.StoreMem(asm.R10, -4, asm.R7, asm.Word),
+		asm.StoreMem(asm.R10, -12, asm.R7, asm.Word),
 		asm.LoadMapPtr(asm.R1, p.vifs.FD()),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, -4),
@@ -138,6 +162,7 @@ func (p *Port) portIngress() asm.Instructions {
 		asm.JNE.Imm(asm.R0, 0, "error"),
 	}
 	ins = append(ins, p.count(cntIn, "in")...)
+	ins = append(ins, p.countVLAN(0, "vlan_in")...)
 	ins = append(ins,
 		asm.Mov.Reg(asm.R1, asm.R8),
 		asm.Mov.Imm(asm.R2, 0), // to the VIF link's egress: its peer in the VIF namespace receives it
@@ -168,6 +193,8 @@ func (p *Port) vifEgress(vid uint16) asm.Instructions {
 		asm.JNE.Imm(asm.R0, 0, "error"),
 	}
 	ins = append(ins, p.count(cntOut, "out")...)
+	ins = append(ins, asm.StoreImm(asm.R10, -12, int64(vid), asm.Word))
+	ins = append(ins, p.countVLAN(8, "vlan_out")...)
 	ins = append(ins,
 		asm.Mov.Imm(asm.R1, int32(p.ifindex)),
 		asm.Mov.Imm(asm.R2, 0),
@@ -217,7 +244,8 @@ func (p *Port) RemoveVIF(vid uint16) error {
 		return fmt.Errorf("vlan: no VIF on VLAN %d", vid)
 	}
 	delete(p.tags, vid)
-	return errors.Join(p.vifs.Put(uint32(vid), uint32(0)), v.link.Close(), v.prog.Close())
+	zero := make([][2]uint64, ebpf.MustPossibleCPU())
+	return errors.Join(p.vifs.Put(uint32(vid), uint32(0)), p.perVLAN.Put(uint32(vid), zero), v.link.Close(), v.prog.Close())
 }
 
 // Counters sums the per-CPU counters.
@@ -234,6 +262,20 @@ func (p *Port) Counters() Counters {
 	return Counters{In: c[cntIn], Out: c[cntOut], Untagged: c[cntUntagged], UnknownVLAN: c[cntUnknown], Errors: c[cntErrors]}
 }
 
+// VLANFrames are the frames VLAN vid carried in (from the port to its VIF)
+// and out (from its VIF to the port) since Attach.
+func (p *Port) VLANFrames(vid uint16) (in, out uint64) {
+	var per [][2]uint64
+	if err := p.perVLAN.Lookup(uint32(vid), &per); err != nil {
+		return 0, 0
+	}
+	for _, c := range per {
+		in += c[0]
+		out += c[1]
+	}
+	return in, out
+}
+
 // Close detaches every program and frees the maps.
 func (p *Port) Close() error {
 	p.mu.Lock()
@@ -247,6 +289,6 @@ func (p *Port) Close() error {
 		errs = append(errs, p.ingress.Close())
 		p.ingress = nil
 	}
-	errs = append(errs, p.vifs.Close(), p.counters.Close())
+	errs = append(errs, p.vifs.Close(), p.counters.Close(), p.perVLAN.Close())
 	return errors.Join(errs...)
 }

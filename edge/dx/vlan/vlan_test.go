@@ -189,6 +189,12 @@ func TestPortTags(t *testing.T) {
 	if c.In == 0 || c.Out == 0 {
 		t.Fatalf("edge counters %+v: want frames in and out", c)
 	}
+	if in, out := pe.VLANFrames(101); in != c.In || out != c.Out {
+		t.Fatalf("VLAN 101 counted %d in %d out; the port %d in %d out", in, out, c.In, c.Out)
+	}
+	if in, out := pe.VLANFrames(202); in != 0 || out != 0 {
+		t.Fatalf("VLAN 202 (no VIF) counted %d in %d out", in, out)
+	}
 	if ping(t, r202, "169.254.1.1") {
 		t.Fatal("VLAN 202 reached VLAN 101's VIF")
 	}
