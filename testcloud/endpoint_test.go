@@ -36,7 +36,7 @@ type endpointScene struct {
 	s3 *testcloud.S3
 }
 
-func newEndpointScene(t *testing.T) *endpointScene {
+func newEndpointScene(t testing.TB) *endpointScene {
 	s := &endpointScene{internetScene: newInternetScene(t)}
 	s.s3 = s.c.AddS3(s.edges[0], s.inet)
 	return s
@@ -44,7 +44,7 @@ func newEndpointScene(t *testing.T) *endpointScene {
 
 // endpoint creates a gateway endpoint of vpc to the store, in its main
 // route table, and waits until the edges and vpc's hosts route to it.
-func (s *endpointScene) endpoint(t *testing.T, vpc *pb.Vpc, policy string) *pb.VpcEndpoint {
+func (s *endpointScene) endpoint(t testing.TB, vpc *pb.Vpc, policy string) *pb.VpcEndpoint {
 	t.Helper()
 	r, err := s.api.Endpt.CreateVpcEndpoint(s.c.Ctx(), connect.NewRequest(&pb.CreateVpcEndpointRequest{
 		Vpc: vpc.Id, ServiceName: s.s3.Name, RouteTables: []string{vpc.MainRouteTableId}, PolicyDocument: policy}))
@@ -57,7 +57,7 @@ func (s *endpointScene) endpoint(t *testing.T, vpc *pb.Vpc, policy string) *pb.V
 
 // waitEndpoint waits until every edge's cache does (or does not) hold
 // the endpoint of VPC vni.
-func (s *endpointScene) waitEndpoint(t *testing.T, vni uint32, id string, want bool) {
+func (s *endpointScene) waitEndpoint(t testing.TB, vni uint32, id string, want bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		all := true
