@@ -355,3 +355,32 @@ func TestForgedEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointTrace: openvpc trace follows a packet to the store through
+// the endpoint: the host routes it to the endpoint's edge, the edge finds
+// the endpoint and the service node, and says the source is kept.
+func TestEndpointTrace(t *testing.T) {
+	s := newEndpointScene(t)
+	ctx := s.c.Ctx()
+	web, _ := s.run(t, "red-a", s.a, s.red)
+	ep := s.endpoint(t, s.red, "")
+	tr, err := s.api.Inst.TraceInstance(ctx, connect.NewRequest(&pb.TraceInstanceRequest{From: web.Id, To: localcloud.S3Addr.String(), Port: 80}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, h := range tr.Msg.Hops {
+		for _, st := range h.Steps {
+			steps = append(steps, h.HostId+": "+st.Name+": "+st.Detail)
+		}
+	}
+	joined := fmt.Sprint(steps)
+	if tr.Msg.Verdict != "forwarded" {
+		t.Fatalf("trace verdict %q:\n%s", tr.Msg.Verdict, joined)
+	}
+	for _, want := range []string{ep.Id, "the VPC has the endpoint", "service node", "source " + web.PrivateIp + " kept"} {
+		if !bytes.Contains([]byte(joined), []byte(want)) {
+			t.Errorf("the trace does not say %q:\n%s", want, joined)
+		}
+	}
+}
