@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -84,6 +85,18 @@ func endpointCmd(o *Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if slices.Contains(add, "main") || slices.Contains(remove, "main") {
+				e, err := cl.endpoints().GetVpcEndpoint(cmd.Context(), call(&pb.GetVpcEndpointRequest{Id: args[0]}))
+				if err != nil {
+					return err
+				}
+				if add, err = mainTable(cmd, cl, e.Msg.Endpoint.VpcId, add); err != nil {
+					return err
+				}
+				if remove, err = mainTable(cmd, cl, e.Msg.Endpoint.VpcId, remove); err != nil {
+					return err
+				}
+			}
 			r, err := cl.endpoints().ModifyVpcEndpoint(cmd.Context(), call(&pb.ModifyVpcEndpointRequest{Id: args[0],
 				SetPolicy: cmd.Flags().Changed("policy"), PolicyDocument: doc, AddRouteTables: add, RemoveRouteTables: remove}))
 			if err != nil {
@@ -93,8 +106,8 @@ func endpointCmd(o *Options) *cobra.Command {
 		}),
 	}
 	modify.Flags().StringVar(&mpol, "policy", "", "the new endpoint policy (JSON or @FILE); '' for full access")
-	modify.Flags().StringArrayVar(&add, "add-route-table", nil, "a route table to add (repeatable)")
-	modify.Flags().StringArrayVar(&remove, "remove-route-table", nil, "a route table to remove (repeatable)")
+	modify.Flags().StringArrayVar(&add, "add-route-table", nil, "a route table to add, or main (repeatable)")
+	modify.Flags().StringArrayVar(&remove, "remove-route-table", nil, "a route table to remove, or main (repeatable)")
 
 	var lvpc string
 	listCmd := &cobra.Command{

@@ -336,3 +336,21 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClassify: any method and URL a client sends gets an action and an
+// ARN naming the bucket and key of its path, never a panic.
+func FuzzClassify(f *testing.F) {
+	f.Add("GET", "/bkt/k?uploadId=1")
+	f.Add("PUT", "/bkt?policy")
+	f.Fuzz(func(t *testing.T, method, target string) {
+		r, err := http.NewRequest("GET", "http://s3"+target, nil)
+		if err != nil || !strings.HasPrefix(r.URL.Path, "/") {
+			return
+		}
+		r.Method = method
+		o := classify(r)
+		if !strings.HasPrefix(o.action, "s3:") || !strings.HasPrefix(o.resource(), "arn:aws:s3:::") {
+			t.Fatalf("%s %s → %q on %q", method, target, o.action, o.resource())
+		}
+	})
+}

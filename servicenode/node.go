@@ -274,35 +274,75 @@ func (n *Node) stackFor(ep Endpoint) (*stack, error) {
 	return s, nil
 }
 
+// replyBuffers is how many packets an endpoint's stack may have queued
+// for the wire: the reader stops taking more until the writer catches up.
+const replyBuffers = 256
+
 // replies carries what the endpoint's stack sends back to the edge,
-// encapsulated in the endpoint's VPC with the endpoint id on.
+// encapsulated in the endpoint's VPC with the endpoint id on. The stack
+// hands out one packet per Read, so a reader queues them and a writer
+// sends whatever is queued as one batch: one system call for many
+// packets, as the edge's own loops do.
 func (n *Node) replies(s *stack) {
-	buf := make([]byte, packet.Headroom+n.cfg.MTU+64)
-	bufs, sizes := [][]byte{buf}, []int{0}
-	ds := []underlay.Datagram{{Buf: buf}}
-	opts := packet.GeneveOptions{SourceVNI: s.ep.VNI, HasEndpoint: true, EndpointID: s.ep.ID}
-	for {
-		k, err := s.dev.Read(bufs, sizes, packet.Headroom)
-		if err != nil {
-			return // closed
+	free := make(chan []byte, replyBuffers)
+	for range replyBuffers {
+		free <- make([]byte, packet.Headroom+n.cfg.MTU+64)
+	}
+	queued := make(chan []byte, replyBuffers)
+	go func() {
+		defer close(queued)
+		sizes := []int{0}
+		for buf := range free {
+			k, err := s.dev.Read([][]byte{buf}, sizes, packet.Headroom)
+			if err != nil {
+				return // closed
+			}
+			if k == 0 {
+				free <- buf
+				continue
+			}
+			queued <- buf[:packet.Headroom+sizes[0]]
 		}
-		if k == 0 {
-			continue
+	}()
+	bs := max(1, n.cfg.Wire.BatchSize())
+	ds := make([]underlay.Datagram, 0, bs)
+	bufs := make([][]byte, 0, bs)
+	opts := packet.GeneveOptions{SourceVNI: s.ep.VNI, HasEndpoint: true, EndpointID: s.ep.ID}
+	for buf := range queued {
+		bufs = append(bufs[:0], buf)
+	drain:
+		for len(bufs) < bs {
+			select {
+			case b, ok := <-queued:
+				if !ok {
+					break drain
+				}
+				bufs = append(bufs, b)
+			default:
+				break drain
+			}
 		}
 		edge := s.edge.Load()
-		pkt := packet.IPv4(buf[packet.Headroom : packet.Headroom+sizes[0]])
-		if edge == nil || !pkt.Valid() {
-			continue
+		ds = ds[:0]
+		for _, b := range bufs {
+			size := len(b) - packet.Headroom
+			pkt := packet.IPv4(b[packet.Headroom:])
+			if edge == nil || !pkt.Valid() {
+				continue
+			}
+			start, ok := packet.EncapsulateGeneve(b[:cap(b)], size, s.ep.VNI, opts)
+			if !ok {
+				continue
+			}
+			ds = append(ds, underlay.Datagram{Buf: b, Off: start, Len: packet.Headroom + size - start,
+				Peer: netip.AddrPortFrom(*edge, n.cfg.WirePort), SrcPort: packet.SourcePort(packet.FlowHash(pkt))})
 		}
-		start, ok := packet.EncapsulateGeneve(buf, sizes[0], s.ep.VNI, opts)
-		if !ok {
-			continue
+		if len(ds) > 0 {
+			k, _ := n.cfg.Wire.WriteBatch(ds)
+			n.Out.Add(uint64(k))
 		}
-		ds[0].Off, ds[0].Len = start, packet.Headroom+sizes[0]-start
-		ds[0].Peer = netip.AddrPortFrom(*edge, n.cfg.WirePort)
-		ds[0].SrcPort = packet.SourcePort(packet.FlowHash(pkt))
-		if k, _ := n.cfg.Wire.WriteBatch(ds); k == 1 {
-			n.Out.Add(1)
+		for _, b := range bufs {
+			free <- b[:cap(b)]
 		}
 	}
 }

@@ -36,7 +36,7 @@ type endpointScene struct {
 	s3 *testcloud.S3
 }
 
-func newEndpointScene(t *testing.T) *endpointScene {
+func newEndpointScene(t testing.TB) *endpointScene {
 	s := &endpointScene{internetScene: newInternetScene(t)}
 	s.s3 = s.c.AddS3(s.edges[0], s.inet)
 	return s
@@ -44,7 +44,7 @@ func newEndpointScene(t *testing.T) *endpointScene {
 
 // endpoint creates a gateway endpoint of vpc to the store, in its main
 // route table, and waits until the edges and vpc's hosts route to it.
-func (s *endpointScene) endpoint(t *testing.T, vpc *pb.Vpc, policy string) *pb.VpcEndpoint {
+func (s *endpointScene) endpoint(t testing.TB, vpc *pb.Vpc, policy string) *pb.VpcEndpoint {
 	t.Helper()
 	r, err := s.api.Endpt.CreateVpcEndpoint(s.c.Ctx(), connect.NewRequest(&pb.CreateVpcEndpointRequest{
 		Vpc: vpc.Id, ServiceName: s.s3.Name, RouteTables: []string{vpc.MainRouteTableId}, PolicyDocument: policy}))
@@ -57,7 +57,7 @@ func (s *endpointScene) endpoint(t *testing.T, vpc *pb.Vpc, policy string) *pb.V
 
 // waitEndpoint waits until every edge's cache does (or does not) hold
 // the endpoint of VPC vni.
-func (s *endpointScene) waitEndpoint(t *testing.T, vni uint32, id string, want bool) {
+func (s *endpointScene) waitEndpoint(t testing.TB, vni uint32, id string, want bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		all := true
@@ -352,6 +352,35 @@ func TestForgedEndpoint(t *testing.T) {
 	for _, e := range s.edges {
 		if got := e.Edge.Out.Get(datapath.ForgedTarget); got != 1 {
 			t.Errorf("%v counted %d forged-target drops, want 1", e.WireAddr, got)
+		}
+	}
+}
+
+// TestEndpointTrace: openvpc trace follows a packet to the store through
+// the endpoint: the host routes it to the endpoint's edge, the edge finds
+// the endpoint and the service node, and says the source is kept.
+func TestEndpointTrace(t *testing.T) {
+	s := newEndpointScene(t)
+	ctx := s.c.Ctx()
+	web, _ := s.run(t, "red-a", s.a, s.red)
+	ep := s.endpoint(t, s.red, "")
+	tr, err := s.api.Inst.TraceInstance(ctx, connect.NewRequest(&pb.TraceInstanceRequest{From: web.Id, To: localcloud.S3Addr.String(), Port: 80}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, h := range tr.Msg.Hops {
+		for _, st := range h.Steps {
+			steps = append(steps, h.HostId+": "+st.Name+": "+st.Detail)
+		}
+	}
+	joined := fmt.Sprint(steps)
+	if tr.Msg.Verdict != "forwarded" {
+		t.Fatalf("trace verdict %q:\n%s", tr.Msg.Verdict, joined)
+	}
+	for _, want := range []string{ep.Id, "the VPC has the endpoint", "service node", "source " + web.PrivateIp + " kept"} {
+		if !bytes.Contains([]byte(joined), []byte(want)) {
+			t.Errorf("the trace does not say %q:\n%s", want, joined)
 		}
 	}
 }

@@ -37,8 +37,8 @@ type internetScene struct {
 	edges []*testcloud.Edge
 }
 
-func newInternetScene(t *testing.T) *internetScene {
-	s := &internetScene{scene: newScene(t), inet: internet.New(testcloud.EIPPool)}
+func newInternetScene(t testing.TB) *internetScene {
+	s := &internetScene{scene: newSceneTB(t), inet: internet.New(testcloud.EIPPool)}
 	t.Cleanup(s.inet.Close)
 	web, err := s.inet.AddHost(webAddr)
 	if err != nil {
@@ -96,7 +96,7 @@ func bigResponse(w http.ResponseWriter) {
 
 // elastic allocates an Elastic IP for inst and waits until every edge can
 // translate it.
-func (s *internetScene) elastic(t *testing.T, inst *pb.Instance) netip.Addr {
+func (s *internetScene) elastic(t testing.TB, inst *pb.Instance) netip.Addr {
 	t.Helper()
 	ctx := s.c.Ctx()
 	e, err := s.api.VPC.AllocateAddress(ctx, connect.NewRequest(&pb.AllocateAddressRequest{}))
@@ -112,7 +112,7 @@ func (s *internetScene) elastic(t *testing.T, inst *pb.Instance) netip.Addr {
 }
 
 // waitEdges waits until every edge's cache does (or does not) hold pub.
-func (s *internetScene) waitEdges(t *testing.T, pub netip.Addr, want bool) {
+func (s *internetScene) waitEdges(t testing.TB, pub netip.Addr, want bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		all := true

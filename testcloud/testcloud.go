@@ -409,6 +409,44 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	if err != nil {
 		return st, err
 	}
+	services, err := cl.Endpt.ListServices(ctx, connect.NewRequest(&pb.ListServicesRequest{}))
+	if err != nil {
+		return st, err
+	}
+	endpoints, err := cl.Endpt.ListVpcEndpoints(ctx, connect.NewRequest(&pb.ListVpcEndpointsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	svcByName := map[string]*pb.Service{}
+	for _, sv := range services.Msg.Services {
+		svcByName[sv.Name] = sv
+	}
+	epByID, epsOf := map[string]*pb.VpcEndpoint{}, map[string][]*pb.VpcEndpoint{}
+	for _, e := range endpoints.Msg.Endpoints {
+		epByID[e.Id] = e
+		epsOf[e.VpcId] = append(epsOf[e.VpcId], e)
+	}
+	// A route to a service's prefix list reaches hosts as one route per
+	// CIDR of the service, toward the endpoint.
+	expand := func(rt *pb.RouteTable) *pb.RouteTable {
+		rt = proto.CloneOf(rt)
+		var out []*pb.Route
+		for _, r := range rt.Routes {
+			if r.DestinationPrefixListId == "" {
+				out = append(out, r)
+				continue
+			}
+			if e := epByID[r.Target]; e != nil {
+				if sv := svcByName[e.ServiceName]; sv != nil && sv.PrefixListId == r.DestinationPrefixListId {
+					for _, c := range sv.Cidrs {
+						out = append(out, &pb.Route{DestinationCidr: c, Target: r.Target, State: pb.RouteState_ROUTE_STATE_ACTIVE})
+					}
+				}
+			}
+		}
+		rt.Routes = out
+		return rt
+	}
 	plCIDRs := map[string][]string{}
 	for _, pl := range pls.Msg.PrefixLists {
 		for _, e := range pl.Entries {
@@ -468,6 +506,12 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 		for v := range igwOf {
 			scope[v] = true
 		}
+		// One serving endpoints, every VPC with an endpoint.
+		if slices.ContainsFunc(h.Functions, func(f *pb.EdgeFunction) bool { return f.Kind == pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT }) {
+			for v := range epsOf {
+				scope[v] = true
+			}
+		}
 	}
 	for _, i := range insts.Msg.Instances {
 		if live(i) && i.HostId == host {
@@ -509,8 +553,15 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 		}
 		for _, rt := range rtbs.Msg.RouteTables {
 			if rt.VpcId == id {
-				f.RouteTables = append(f.RouteTables, rt)
+				f.RouteTables = append(f.RouteTables, expand(rt))
 			}
+		}
+		for _, e := range epsOf[id] {
+			ef := &pb.EndpointFacts{Id: e.Id, ServiceName: e.ServiceName, PolicyDocument: e.PolicyDocument}
+			if sv := svcByName[e.ServiceName]; sv != nil {
+				ef.Cidrs, ef.NodeAddresses = sv.Cidrs, sv.NodeAddresses
+			}
+			f.Endpoints = append(f.Endpoints, ef)
 		}
 		for _, p := range peersOf[id] {
 			peer := byID[p.AccepterVpcId]
@@ -567,6 +618,7 @@ func sortFacts(f *pb.VpcFacts) {
 	slices.SortFunc(f.NetworkAcls, func(a, b *pb.NetworkAclFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.FlowLogs, func(a, b *pb.FlowLogFacts) int { return strings.Compare(a.Id, b.Id) })
 	slices.SortFunc(f.Zones, func(a, b *pb.ZoneFacts) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(f.Endpoints, func(a, b *pb.EndpointFacts) int { return strings.Compare(a.Id, b.Id) })
 	for _, rt := range f.RouteTables {
 		rt.CreateTime = nil
 	}

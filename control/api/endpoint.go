@@ -190,3 +190,20 @@ func (h *Endpoints) DeleteVpcEndpoint(ctx context.Context, req *connect.Request[
 	}
 	return connect.NewResponse(&pb.DeleteVpcEndpointResponse{}), nil
 }
+
+// prefixListRoute checks a route whose destination is a prefix list: not
+// with a CIDR too, a pl-… id, toward a gateway endpoint (vpce-…) only —
+// AWS's rule: a service's prefix list is the destination of its
+// endpoint's routes and of nothing else.
+func prefixListRoute(cidr, pl, target string) error {
+	if cidr != "" {
+		return model.Invalidf("give a destination CIDR or a prefix list, not both")
+	}
+	if !model.IsID(model.KindPrefixList, pl) {
+		return model.Invalidf("destination %q is not a prefix list id (pl-…)", pl)
+	}
+	if !model.IsID(model.KindEndpoint, target) {
+		return model.Invalidf("a prefix list destination (%s) routes only to a gateway endpoint (vpce-…), not to %q", pl, target)
+	}
+	return nil
+}

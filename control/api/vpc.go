@@ -175,10 +175,7 @@ func (h *VPCs) CreateRoute(ctx context.Context, req *connect.Request[pb.CreateRo
 		return nil, err
 	}
 	if m.DestinationPrefixListId != "" {
-		if m.DestinationCidr != "" {
-			return nil, model.Invalidf("give a destination CIDR or a prefix list, not both")
-		}
-		if err := ref(model.KindPrefixList, "prefix list", m.DestinationPrefixListId); err != nil {
+		if err := prefixListRoute(m.DestinationCidr, m.DestinationPrefixListId, m.Target); err != nil {
 			return nil, err
 		}
 		rtb, err := h.Store.CreatePrefixListRoute(ctx, m.RouteTable, m.DestinationPrefixListId, m.Target)
