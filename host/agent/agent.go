@@ -96,7 +96,7 @@ func New(cfg Config) (*Agent, error) {
 			// snapshot is published: no entry outlives its snapshot.
 			a.fast, a.nics.fast = cfg.FastPath, cfg.FastPath
 			a.Plane.SetFlowCache(cfg.FastPath)
-			n.Cache.Tables.OnPublish(cfg.FastPath.Generation)
+			n.Cache.Tables.OnPublish(cfg.FastPath.Publisher(a.Plane))
 		}
 		a.logs = newFlowLogs(a.Plane.Flows.List, n.Cache, n.Logger)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -44,4 +45,20 @@ func (p *Plane) TraceIngress(outerSrc netip.Addr, payload []byte) ([]datapath.St
 	var t datapath.Trace
 	p.quiet().ingress(p.tables.Load(), outerSrc, append([]byte(nil), payload...), &r, &t)
 	return t.Steps, r.Verdict
+}
+
+// Redecide runs the egress story on snap for the packet at
+// buf[packet.Headroom:packet.Headroom+n] as if from had sent it, quietly:
+// no counter, event, flow record or connection-tracking change, nothing
+// sent. A flow cache asks it to revalidate an entry after a snapshot swap:
+// the Result is the decision the story would make now. It allocates (a
+// quiet view of the plane): not for the packet path.
+func (p *Plane) Redecide(snap *tables.Snapshot, from *Attachment, buf []byte, n int, r *Result) {
+	p.quiet().egress(snap, from, buf, n, make([]byte, ScratchSize), r, nil)
+}
+
+// RedecideIngress is Redecide for the ingress story: payload (Geneve
+// onward) from outerSrc.
+func (p *Plane) RedecideIngress(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *Result) {
+	p.quiet().ingress(snap, outerSrc, payload, r, nil)
 }

@@ -185,8 +185,22 @@ func deviceOf(addr netip.Addr) (*net.Interface, error) {
 // WireIndex is the ifindex of the underlay device the wire program is on.
 func (f *FastPath) WireIndex() int { return f.wireIndex }
 
+// Publisher returns what tables.OnPublish should call with each snapshot
+// before it is published: it re-decides the entries of the snapshot in
+// force with the new one (Revalidate), stamping those decided the same with
+// the new generation, then makes the new generation the one the programs
+// accept — every entry not re-decided misses from then on. Flows the
+// change does not affect stay in the kernel across the swap; none is
+// replayed from a snapshot no longer in force.
+func (f *FastPath) Publisher(p *dataplane.Plane) func(*tables.Snapshot) {
+	return func(s *tables.Snapshot) {
+		f.Revalidate(p, s)
+		f.Generation(s.Generation())
+	}
+}
+
 // Generation sets the snapshot generation entries must carry to be
-// replayed: tables.OnPublish calls it before each snapshot is published.
+// replayed (Publisher calls it before each snapshot is published).
 // If the kernel refuses (it should not), the fast path stops replaying
 // anything rather than replay decisions of an older snapshot.
 func (f *FastPath) Generation(gen uint64) {
@@ -273,11 +287,18 @@ func monotonic() uint64 {
 // Egress implements dataplane.FlowCache: it installs the entry that
 // replays an egress decision for the rest of the flow.
 func (f *FastPath) Egress(snap *tables.Snapshot, from *dataplane.Attachment, r *dataplane.Result) {
+	if k, e, ok := f.egressEntry(snap, from, r); ok && f.objs.EgressFlows.Update(&k, &e, ebpf.UpdateAny) == nil {
+		f.Installs.Add(1)
+	}
+}
+
+// egressEntry is the entry replaying decision r for from's packet r.Inner.
+func (f *FastPath) egressEntry(snap *tables.Snapshot, from *dataplane.Attachment, r *dataplane.Result) (fastpathEgressKey, fastpathEgressEntry, bool) {
 	ports := *f.ports.Load()
 	src, ok := ports[from.ENI]
 	pkt := r.Inner
 	if !ok || len(pkt) < 24 {
-		return
+		return fastpathEgressKey{}, fastpathEgressEntry{}, false
 	}
 	k := fastpathEgressKey{Ifindex: src.ifindex, Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
 	e := fastpathEgressEntry{Gen: snap.Generation(), Expires: monotonic() + uint64(f.cfg.Lifetime), Mtu: uint16(f.cfg.MTU)}
@@ -287,7 +308,7 @@ func (f *FastPath) Egress(snap *tables.Snapshot, from *dataplane.Attachment, r *
 	switch r.Verdict {
 	case datapath.Forwarded:
 		if len(r.Payload) < geneveLen || r.Payload[0] != 2 {
-			return
+			return k, e, false
 		}
 		h, ok := (*f.hops.Load())[r.Dst]
 		if !ok {
@@ -296,7 +317,7 @@ func (f *FastPath) Egress(snap *tables.Snapshot, from *dataplane.Attachment, r *
 			case f.want <- r.Dst:
 			default:
 			}
-			return
+			return k, e, false
 		}
 		e.Action, e.Ifindex, e.Dmac, e.Smac = actEncap, h.ifindex, h.dmac, h.smac
 		e.OuterSrc, e.OuterDst = native32(f.cfg.Underlay.AsSlice()), native32(r.Dst.AsSlice())
@@ -305,36 +326,38 @@ func (f *FastPath) Egress(snap *tables.Snapshot, from *dataplane.Attachment, r *
 	case datapath.Delivered:
 		dst, ok := ports[r.To.ENI]
 		if !ok {
-			return
+			return k, e, false
 		}
 		e.Action, e.Ifindex, e.Dmac, e.Smac = actDeliver, dst.ifindex, dst.instMAC, dst.hostMAC
 	default:
-		return
+		return k, e, false
 	}
-	if f.objs.EgressFlows.Update(&k, &e, ebpf.UpdateAny) == nil {
-		f.Installs.Add(1)
-	}
+	return k, e, true
 }
 
 // Ingress implements dataplane.FlowCache: it installs the entry that
 // replays a delivery from the wire for the rest of the flow.
 func (f *FastPath) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *dataplane.Result) {
+	if k, e, ok := f.ingressEntry(snap, outerSrc, payload, r); ok && f.objs.IngressFlows.Update(&k, &e, ebpf.UpdateAny) == nil {
+		f.Installs.Add(1)
+	}
+}
+
+func (f *FastPath) ingressEntry(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *dataplane.Result) (fastpathIngressKey, fastpathIngressEntry, bool) {
 	if r.Verdict != datapath.Delivered || len(payload) < geneveLen || payload[0] != 2 || !outerSrc.Is4() {
-		return
+		return fastpathIngressKey{}, fastpathIngressEntry{}, false
 	}
 	dst, ok := (*f.ports.Load())[r.To.ENI]
 	pkt := r.Packet
 	if !ok || len(pkt) < 24 {
-		return
+		return fastpathIngressKey{}, fastpathIngressEntry{}, false
 	}
 	k := fastpathIngressKey{OuterSrc: native32(outerSrc.AsSlice()), Vni: r.VNI, Svni: uint32(payload[12])<<16 | uint32(payload[13])<<8 | uint32(payload[14]),
 		Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
 	e := fastpathIngressEntry{Gen: snap.Generation(), Expires: monotonic() + uint64(f.cfg.Lifetime), Ifindex: dst.ifindex,
 		OuterDst: native32(f.cfg.Underlay.AsSlice()), DstPort: bits.ReverseBytes16(f.cfg.WirePort), Dmac: dst.instMAC, Smac: dst.hostMAC}
 	copy(e.Geneve[:], payload[:geneveLen])
-	if f.objs.IngressFlows.Update(&k, &e, ebpf.UpdateAny) == nil {
-		f.Installs.Add(1)
-	}
+	return k, e, true
 }
 
 // ForgetEgress implements dataplane.FlowCache: the Go story decided a

@@ -9,8 +9,8 @@ func TestGenerationPublishedFirst(t *testing.T) {
 	tb := New(1)
 	var heard []uint64
 	var loadedAtHook []uint64
-	tb.OnPublish(func(gen uint64) {
-		heard = append(heard, gen)
+	tb.OnPublish(func(s *Snapshot) {
+		heard = append(heard, s.Generation())
 		loadedAtHook = append(loadedAtHook, tb.Load().Generation())
 	})
 	if len(heard) != 1 || heard[0] != tb.Load().Generation() {

@@ -34,21 +34,21 @@ type Tables struct {
 
 	mu  sync.Mutex // held from Begin until Commit or Abort
 	gen uint64     // generation of the latest Txn, under mu
-	// publish, when set, is told each new snapshot's generation before
-	// the snapshot is published (under mu): what a kernel flow cache
-	// needs so that no entry decided on an older snapshot outlives it.
-	publish func(gen uint64)
+	// publish, when set, is handed each new snapshot before it is
+	// published (under mu): what a kernel flow cache needs so that no
+	// entry decided on an older snapshot outlives it.
+	publish func(*Snapshot)
 }
 
-// OnPublish has f told, before each new snapshot is published, its
-// generation, and at once the current one's. f runs with the writer's
-// lock held: it must be quick and must not Begin.
-func (t *Tables) OnPublish(f func(gen uint64)) {
+// OnPublish has f handed each new snapshot before it is published, and at
+// once the current one. f runs with the writer's lock held: it must not
+// Begin, and the snapshot it gets is not yet what Load returns.
+func (t *Tables) OnPublish(f func(*Snapshot)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.publish = f
 	if f != nil {
-		f(t.cur.Load().gen)
+		f(t.cur.Load())
 	}
 }
 

@@ -55,7 +55,7 @@ func (tx *Txn) Commit() *Snapshot {
 	}
 	s.gen = tx.gen
 	if tx.t.publish != nil {
-		tx.t.publish(s.gen) // before the store: older decisions stop replaying first
+		tx.t.publish(s) // before the store: older decisions stop replaying first
 	}
 	tx.t.cur.Store(s)
 	tx.close()

@@ -291,3 +291,60 @@ func differential(t *testing.T, fastpath string) outcome {
 	})
 	return out
 }
+
+// udpEchoEnv turns the test binary into a UDP echo server on that address
+// (it prints "ready" once bound); udpRTTEnv into its client: "SRC:PORT
+// DST:PORT COUNT" sends COUNT datagrams one at a time, each after the
+// previous one's echo, and prints each round trip in microseconds.
+const (
+	udpEchoEnv = "OPENVPC_E2E_UDP_ECHO"
+	udpRTTEnv  = "OPENVPC_E2E_UDP_RTT"
+)
+
+func udpEcho(addr string) {
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	b := make([]byte, 65536)
+	for {
+		n, from, err := c.ReadFrom(b)
+		if err != nil {
+			return
+		}
+		_, _ = c.WriteTo(b[:n], from)
+	}
+}
+
+func udpRTT(spec string) {
+	f := strings.Fields(spec)
+	src, err1 := net.ResolveUDPAddr("udp4", f[0])
+	dst, err2 := net.ResolveUDPAddr("udp4", f[1])
+	n, err3 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || err3 != nil {
+		fmt.Fprintln(os.Stderr, "bad spec", spec)
+		os.Exit(2)
+	}
+	c, err := net.DialUDP("udp4", src, dst)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	b := make([]byte, 64)
+	for range n {
+		start := time.Now()
+		_ = c.SetReadDeadline(start.Add(2 * time.Second))
+		if _, err := c.Write(b); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if _, err := c.Read(b); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(time.Since(start).Microseconds())
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -46,6 +46,18 @@ func TestMain(m *testing.M) {
 		udpSink(addr)
 		return
 	}
+	if addr := os.Getenv(udpEchoEnv); addr != "" {
+		udpEcho(addr)
+		return
+	}
+	if spec := os.Getenv(udpRTTEnv); spec != "" {
+		udpRTT(spec)
+		return
+	}
+	if spec := os.Getenv(churnEnv); spec != "" {
+		churnMappings(spec)
+		return
+	}
 	if os.Geteuid() != 0 {
 		os.Exit(m.Run()) // every test skips or fails on its own
 	}
@@ -411,8 +423,8 @@ func (c *cloud) mustCurl(from, to, fromIP string) {
 }
 
 // iperf runs iperf3 for 5 s from instance from to the server in instance
-// to at ip, and logs the rate.
-func (c *cloud) iperf(from, to, ip string) {
+// to at ip, and logs and returns the rate (Gbit/s).
+func (c *cloud) iperf(from, to, ip string) float64 {
 	c.t.Helper()
 	srv := c.background(to, nil, "iperf3", "-s", "-1", "-B", ip, "-p", "5201")
 	var out string
@@ -443,6 +455,7 @@ func (c *cloud) iperf(from, to, ip string) {
 		c.t.Errorf("iperf3 %s → %s: %.3f Gbit/s is not a working path", from, to, gbps)
 	}
 	srv.wait(c.t, 10*time.Second)
+	return gbps
 }
 
 // spoof: instance a sends from an address it does not own. Its host drops
