@@ -147,6 +147,7 @@ func New(t *tables.Tables, cfg Config) (*Edge, error) {
 	if cfg.Outside != nil {
 		cfg.Functions = append(cfg.Functions, igw.New(cfg.Outside))
 	}
+	cfg.Functions = withEndpoints(cfg.Functions)
 	x := &Edge{cfg: cfg, tables: t}
 	for _, f := range cfg.Functions {
 		k := f.Kind()

@@ -109,6 +109,7 @@ func Registration(cfg Config) []*pb.EdgeFunction {
 	if cfg.Outside != nil {
 		fns = append(fns[:len(fns):len(fns)], igw.New(cfg.Outside))
 	}
+	fns = withEndpoints(fns)
 	var out []tables.Function
 	for _, f := range fns {
 		out = append(out, tables.Function{Kind: f.Kind(), Targets: f.Targets()})

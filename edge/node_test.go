@@ -59,20 +59,21 @@ func startEdge(t *testing.T, c *testcloud.Cloud) (*edge.Node, underlay.Conn, cha
 }
 
 // TestEdgeNodeLifecycle: an edge registers as an edge, serving the
-// internet; when its ctx ends, Run closes its wire and outside port,
+// internet and (as every edge) gateway endpoints; when its ctx ends, Run closes its wire and outside port,
 // returns, and leaves nothing running.
 func TestEdgeNodeLifecycle(t *testing.T) {
 	c := testcloud.New(t, etcd)
 	n, wire, done, cancel, before := startEdge(t, c)
-	if n.Role != pb.HostRole_HOST_ROLE_EDGE || len(n.Functions) != 1 || n.Functions[0].Kind != pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET {
-		t.Fatalf("the edge registers as %v serving %v, want an edge serving the internet", n.Role, n.Functions)
+	if n.Role != pb.HostRole_HOST_ROLE_EDGE || len(n.Functions) != 2 || n.Functions[0].Kind != pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET ||
+		n.Functions[1].Kind != pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT {
+		t.Fatalf("the edge registers as %v serving %v, want an edge serving the internet and endpoints", n.Role, n.Functions)
 	}
 	hs, err := c.API().Inst.ListHosts(c.Ctx(), connect.NewRequest(&pb.ListHostsRequest{}))
 	if err != nil || len(hs.Msg.Hosts) != 1 || hs.Msg.Hosts[0].Role != pb.HostRole_HOST_ROLE_EDGE {
 		t.Fatalf("hosts after the edge registered: %v, %v", hs.Msg.GetHosts(), err)
 	}
 	// Registration carried what it serves, and the cloud kept it.
-	if fns := hs.Msg.Hosts[0].Functions; len(fns) != 1 || fns[0].Kind != pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET {
+	if fns := hs.Msg.Hosts[0].Functions; len(fns) != 2 || fns[0].Kind != pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_INTERNET {
 		t.Fatalf("the cloud's record of edge-1 serves %v, want the internet", fns)
 	}
 	cancel()

@@ -81,3 +81,56 @@ var denyAll, _ = policy.Parse([]byte(`{"Statement":{"Effect":"Deny","Action":"*"
 
 // Edge implements Config.Edge.
 func (d *Directory) Edge(addr netip.Addr) bool { return d.index().edges[addr] }
+
+// Catalog is a directory set from outside, for a service node that runs
+// apart from any edge: its owner polls the management API and calls Set.
+// Until the first Set it knows no endpoint and no edge, so it drops all.
+type Catalog struct {
+	cur atomic.Pointer[directoryIndex]
+}
+
+// CatalogEndpoint is one endpoint for Catalog.Set.
+type CatalogEndpoint struct {
+	Endpoint
+	Policy string // the endpoint policy document, "" for full access
+}
+
+// Set replaces what the catalog knows. A policy that does not parse
+// grants nothing.
+func (c *Catalog) Set(endpoints []CatalogEndpoint, edges []netip.Addr) {
+	ix := &directoryIndex{endpoints: map[uint64]Endpoint{}, edges: map[netip.Addr]bool{}, policies: map[string]*policy.Policy{}}
+	for _, e := range endpoints {
+		ix.endpoints[e.ID] = e.Endpoint
+		if e.Policy == "" {
+			continue
+		}
+		p, err := policy.Parse([]byte(e.Policy))
+		if err != nil {
+			p = denyAll
+		}
+		ix.policies[model.FormatID(model.KindEndpoint, e.ID)] = p
+	}
+	for _, a := range edges {
+		ix.edges[a] = true
+	}
+	c.cur.Store(ix)
+}
+
+func (c *Catalog) index() *directoryIndex {
+	if ix := c.cur.Load(); ix != nil {
+		return ix
+	}
+	return &directoryIndex{}
+}
+
+// Endpoint implements Config.Endpoint.
+func (c *Catalog) Endpoint(id uint64) (Endpoint, bool) {
+	e, ok := c.index().endpoints[id]
+	return e, ok
+}
+
+// Edge implements Config.Edge.
+func (c *Catalog) Edge(addr netip.Addr) bool { return c.index().edges[addr] }
+
+// Policy is the endpoint policy of vpce (nil: full access).
+func (c *Catalog) Policy(vpce string) *policy.Policy { return c.index().policies[vpce] }

@@ -27,7 +27,7 @@ func main() {
 	}
 	opts := cli.AddCommands(root)
 	root.AddCommand(serverCmd(), hostCmd(opts), edgeCmd(opts), upCmd(), demoCmd())
-	addServiceCommands(root)
+	addServiceCommands(root, opts)
 	cli.Finish(opts, root)
 	if err := root.ExecuteContext(ctx); err != nil {
 		server, _ := root.PersistentFlags().GetString("server")
