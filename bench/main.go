@@ -74,6 +74,7 @@ var figures = []figure{
 	{id: "P12", name: "VPC resolver: one cached-name query from an instance (ns; 1e9 ÷ it = queries/s) ÷ dnsmasq", pkg: "./testcloud", bench: "BenchmarkResolver/openvpc", baseline: "BenchmarkResolver/dnsmasq", unit: "ns/op", goal: "≥ dnsmasq's rate at ≤ its p99", quickTime: "2000x", fullTime: "50000x"},
 	{id: "P11", name: "conntrack lookup at 1M flows ÷ one random memory read (ns)", pkg: "./host/dataplane", bench: "BenchmarkConntrack1M/lookup-random", baseline: "BenchmarkConntrack1M/floor", unit: "ns/op", goal: "≤ 2×; ≤ 64 B/flow", quickTime: "200000x", fullTime: "3000000x"},
 	{id: "P11", name: "egress + ingress, 2 groups of 50 rules, conntrack hit ÷ without groups", pkg: "./host/dataplane", bench: "BenchmarkFirewall/2x50-rules-conntrack-hit", baseline: "BenchmarkFirewall/without-groups", unit: "ns/op", goal: "≤ 1.2× (≤ 20 ns added), 0 allocs", quickTime: "200ms", fullTime: "2s"},
+	{id: "P8", name: "TCP, 1 stream, instance → on-premises through openvpc's VPN ÷ the same site with a plain strongSwan peer (Mbit/s)", bench: p8OpenVPC, baseline: p8Direct, unit: mbps, goal: "≥ 0.9"},
 	{id: "P7", name: "instance run, 1 client (/s)", pkg: "./control/store", bench: "BenchmarkRunInstance/clients=1", unit: "instances/s", goal: "—", quickTime: "100x", fullTime: "2000x"},
 	{id: "P7", name: "instance run, 32 clients (/s)", pkg: "./control/store", bench: "BenchmarkRunInstance/clients=32", unit: "instances/s", goal: "≥ 2,000/s", quickTime: "200x", fullTime: "2000x"},
 }
@@ -82,7 +83,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a smoke run: few, short repetitions; checks the harness works, not the numbers")
 	count := flag.Int("count", 5, "repetitions of each figure (full mode)")
 	out := flag.String("out", "", "also write the tables to this file, and the scaling plot next to it (NAME-scaling.png)")
-	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P7,P11,P12,scaling")
+	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P8,P11,P12,scaling")
 	flag.Parse()
 	if *only != "" {
 		selected = map[string]bool{}
@@ -141,6 +142,13 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 	}
 	if isSelected("P2") {
 		if err := measureP2(ctx, quick, count, samples, skips); err != nil {
+			return err
+		}
+	}
+	if isSelected("P8") {
+		if quick {
+			skips[p8OpenVPC], skips[p8Direct] = "not in quick mode (a cloud with a strongSwan site: about 20 s a run)", "not in quick mode"
+		} else if err := measureP8(ctx, count, samples, skips); err != nil {
 			return err
 		}
 	}
