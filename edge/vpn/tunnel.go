@@ -63,6 +63,8 @@ type tunnel struct {
 	reported *pb.TunnelStatus
 	lastSent time.Time
 	routed   bool // the site's prefixes are routed into this tunnel
+	wasUp    bool
+	downs    uint64 // times it went from up to down
 }
 
 func (f *Function) newTunnel(key string, et *pb.EdgeTunnel) *tunnel {

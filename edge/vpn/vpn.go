@@ -68,6 +68,8 @@ type Function struct {
 	// conns is what the data path reads: the connections with a tunnel up
 	// on this edge.
 	conns atomic.Pointer[[]conn]
+	// stats is what the metrics show of each tunnel, after the last poll.
+	stats atomic.Pointer[[]tunnelStat]
 
 	mu      sync.Mutex
 	tunnels map[string]*tunnel // by store-style key vpn-….n
@@ -93,6 +95,7 @@ func New(cfg Config) *Function {
 	}
 	f := &Function{cfg: cfg, tunnels: map[string]*tunnel{}, tag: randomTag()}
 	f.conns.Store(&[]conn{})
+	f.stats.Store(&[]tunnelStat{})
 	return f
 }
 
@@ -255,8 +258,10 @@ func (f *Function) sync(ctx context.Context) {
 		}
 	}
 	var up []conn
+	var stats []tunnelStat
 	for _, tu := range tus {
 		st := tu.poll(ctx)
+		stats = append(stats, tu.stat(st))
 		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && !slices.ContainsFunc(up, func(c conn) bool { return c.id == tu.conn.id }) {
 			c := tu.conn
 			c.vni = vnis[c.vpcID]
@@ -272,6 +277,7 @@ func (f *Function) sync(ctx context.Context) {
 		}
 	}
 	f.conns.Store(&up)
+	f.stats.Store(&stats)
 }
 
 func (f *Function) stopAll() {

@@ -403,6 +403,13 @@ func TestVPNSiteToSite(t *testing.T) {
 	}
 	t.Log(c.ok("vpn", "list"))
 	t.Log(c.ok("route-table", "get", red.MainRouteTableID))
+	// Each edge counts its tunnel up in Prometheus.
+	for k := range 2 {
+		m, _ := run(t, c.room.bridge.ns, 5*time.Second, "curl", "-s", "http://"+net.JoinHostPort(underlayAddr(2+k).String(), "9101")+"/metrics")
+		if !strings.Contains(m, `openvpc_vpn_tunnel_up{`) || !strings.Contains(m, `vpn="`+v.ID+`"} 1`) {
+			t.Fatalf("edge %d's metrics do not show its tunnel up:\n%s", k+1, m)
+		}
+	}
 
 	t.Run("curl", func(t *testing.T) {
 		c := c.in(t)
