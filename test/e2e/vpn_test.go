@@ -361,9 +361,23 @@ func tail(s string, n int) string {
 // of the tunnel carrying the traffic moves it to the other tunnel.
 func TestVPNSiteToSite(t *testing.T) {
 	needStrongSwan(t, "ping", "curl", "iperf3", "tshark")
+	ours := leakCheck(t)
+	var conns []string // the edges' tunnel namespaces end with these
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir("/run/netns")
+		for _, e := range entries {
+			for _, id := range conns {
+				if strings.HasPrefix(e.Name(), "ovpn-") && strings.HasSuffix(e.Name(), id[len(id)-6:]) {
+					t.Errorf("tunnel namespace %s survived its edge", e.Name())
+				}
+			}
+		}
+	})
 	c := newVPNCloud(t)
+	ours.dirs = c.dirs
 	red := c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
 	v := vpnResources(c.cloud, red)
+	conns = append(conns, v.ID)
 	c.routeTunnels(v)
 	if v.Tunnels[0].EdgeID == v.Tunnels[1].EdgeID {
 		t.Fatalf("both tunnels on %s; want two edges", v.Tunnels[0].EdgeID)
@@ -372,6 +386,7 @@ func TestVPNSiteToSite(t *testing.T) {
 	c.startSite(c.ok("vpn", "config", "office-vpn"), dpd)
 	v = c.tunnelsUp(v.ID, 2, 60*time.Second)
 	a := c.instance("red-a", "red-a", 0)
+	ours.instances = append(ours.instances, a.ID)
 
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if _, code := c.exec("red-a", 5*time.Second, "ping", "-c", "1", "-W", "1", siteHost); code == 0 {
@@ -493,7 +508,7 @@ func TestVPNSiteToSite(t *testing.T) {
 		// A VPC without the propagated route cannot reach the site.
 		c := c.in(t)
 		c.vpc("blue", "10.1.0.0/16", "10.1.1.0/24")
-		c.instance("blue-a", "blue-a", 0)
+		ours.instances = append(ours.instances, c.instance("blue-a", "blue-a", 0).ID)
 		if _, code := c.exec("blue-a", 10*time.Second, "ping", "-c", "2", "-i", "0.2", "-W", "1", siteHost); code == 0 {
 			t.Fatal("blue reached the site without a route to it")
 		}
@@ -509,6 +524,7 @@ func TestVPNSiteToSite(t *testing.T) {
 		// and vpn get says why.
 		c := c.in(t)
 		bad := okJSON[vpnJ](c.cloud, "vpn", "create", "--name", "bad-vpn", "--cgw", "office", "--vgw", "red-vgw", "--static-routes-only")
+		conns = append(conns, bad.ID)
 		c.ok("vpn", "route", "add", "bad-vpn", "--dest", "192.168.51.0/24")
 		bad = okJSON[vpnJ](c.cloud, "vpn", "get", "bad-vpn")
 		c.routeTunnels(bad)
