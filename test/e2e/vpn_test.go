@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/openvpc/openvpc/edge/vpn"
 )
@@ -723,6 +724,15 @@ func TestVPNOneEdgeRestart(t *testing.T) {
 	if err != nil || len(strings.Fields(string(owned))) != 2 {
 		t.Fatalf("the edge's namespaces file: %q %v", owned, err)
 	}
+	t.Cleanup(func() {
+		// Should the restarted edge fail, what the crashed one left goes here.
+		for _, ns := range strings.Fields(string(owned)) {
+			if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
+				t.Errorf("tunnel namespace %s survived the test", ns)
+				_ = netns.DeleteNamed(ns)
+			}
+		}
+	})
 	c.edges[0].kill()
 	for _, ns := range strings.Fields(string(owned)) {
 		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil {
