@@ -690,7 +690,7 @@ func (c *vpnCloud) failover(t *testing.T, id string, a instanceJ) {
 	if !strings.Contains(out[strings.LastIndex(out, "icmp_seq="+strconv.Itoa(count-5)):], "bytes from") {
 		t.Fatalf("the last pings were not answered:\n%s", tail(out, 2000))
 	}
-	if ev := cc.ok("events"); !strings.Contains(ev, "vpn-tunnel-down") {
+	if ev := cc.ok("events"); !strings.Contains(ev, "vpn-tunnel-down (operational)") {
 		t.Fatalf("no vpn-tunnel-down event:\n%s", ev)
 	}
 }
