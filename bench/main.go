@@ -78,6 +78,7 @@ var figures = []figure{
 	{id: "P11", name: "egress + ingress, 2 groups of 50 rules, conntrack hit ÷ without groups", pkg: "./host/dataplane", bench: "BenchmarkFirewall/2x50-rules-conntrack-hit", baseline: "BenchmarkFirewall/without-groups", unit: "ns/op", goal: "≤ 1.2× (≤ 20 ns added), 0 allocs", quickTime: "200ms", fullTime: "2s"},
 	{id: "P10", name: "64 MiB GET from an instance: through a gateway endpoint ÷ through igw + Elastic IP, same store (MiB/s)", pkg: "./testcloud", bench: "BenchmarkEndpointGET/64MiB-endpoint", baseline: "BenchmarkEndpointGET/64MiB-internet", unit: "MiB/s", goal: "≥ 1.0", quickTime: "1x", fullTime: "5x"},
 	{id: "P10", name: "1 KiB GETs through a gateway endpoint, one connection (req/s)", pkg: "./testcloud", bench: "BenchmarkEndpointGET/small-endpoint", unit: "req/s", goal: "—", quickTime: "20x", fullTime: "2000x"},
+	{id: "P8", name: "TCP, 1 stream, instance → on-premises through openvpc's VPN ÷ the same site with a plain strongSwan peer (Mbit/s)", bench: p8OpenVPC, baseline: p8Direct, unit: mbps, goal: "≥ 0.9"},
 	{id: "P7", name: "instance run, 1 client (/s)", pkg: "./control/store", bench: "BenchmarkRunInstance/clients=1", unit: "instances/s", goal: "—", quickTime: "100x", fullTime: "2000x"},
 	{id: "P7", name: "instance run, 32 clients (/s)", pkg: "./control/store", bench: "BenchmarkRunInstance/clients=32", unit: "instances/s", goal: "≥ 2,000/s", quickTime: "200x", fullTime: "2000x"},
 }
@@ -86,7 +87,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a smoke run: few, short repetitions; checks the harness works, not the numbers")
 	count := flag.Int("count", 5, "repetitions of each figure (full mode)")
 	out := flag.String("out", "", "also write the tables to this file, and the scaling plot next to it (NAME-scaling.png)")
-	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P7,P11,P12,scaling")
+	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P8,P11,P12,scaling")
 	flag.Parse()
 	if *only != "" {
 		selected = map[string]bool{}
@@ -145,6 +146,13 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 	}
 	if isSelected("P2") {
 		if err := measureP2(ctx, quick, count, samples, skips); err != nil {
+			return err
+		}
+	}
+	if isSelected("P8") {
+		if quick {
+			skips[p8OpenVPC], skips[p8Direct] = "not in quick mode (a cloud with a strongSwan site: about 20 s a run)", "not in quick mode"
+		} else if err := measureP8(ctx, count, samples, skips); err != nil {
 			return err
 		}
 	}

@@ -318,15 +318,19 @@ func eventRow(e *pb.SecurityEvent) []string {
 	if e.OtherSources {
 		count += " (other sources)"
 	}
+	reason := e.Reason
+	if e.Operational {
+		reason += " (operational)" // not an attack: something an operator must look at
+	}
 	return []string{first.AsTime().Local().Format(time.DateTime), last.AsTime().Local().Format(time.DateTime), count,
-		e.HostId, e.Reason, e.OuterSrc, e.InnerSrc, e.InnerDst, vni, e.Detail}
+		e.HostId, reason, e.OuterSrc, e.InnerSrc, e.InnerDst, vni, e.Detail}
 }
 
 func eventsCmd(o *Options) *cobra.Command {
 	var follow bool
 	var limit int32
 	c := &cobra.Command{
-		Use: "events [--follow]", Short: "Show security events: checks that indicate an attack", Args: cobra.NoArgs,
+		Use: "events [--follow]", Short: "Show security events (checks that indicate an attack) and operational ones (a VPN tunnel down)", Args: cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
 			r, err := cl.inst.ListEvents(cmd.Context(), call(&pb.ListEventsRequest{Limit: limit}))
 			if err != nil {

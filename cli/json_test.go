@@ -40,7 +40,8 @@ func TestMarshalJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(t, b, map[string]any{"routes": []any{map[string]any{"destinationCidr": "10.0.0.0/16", "target": "local", "state": "blackhole", "origin": "unspecified", "vgwId": "", "inactiveReason": "", "destinationPrefixListId": ""}}, "createTime": nil})
+		check(t, b, map[string]any{"routes": []any{map[string]any{"destinationCidr": "10.0.0.0/16", "target": "local", "state": "blackhole",
+			"origin": "unspecified", "vgwId": "", "inactiveReason": "", "destinationPrefixListId": ""}}, "createTime": nil, "propagatingVgws": []any{}})
 	})
 	t.Run("enum words", func(t *testing.T) {
 		for _, c := range []struct{ got, want string }{

@@ -25,6 +25,11 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	c.node.Describe(ch)
+	for _, f := range c.n.Edge.cfg.Functions {
+		if fc, ok := f.(prometheus.Collector); ok {
+			fc.Describe(ch) // a function's own metrics (VPN tunnels)
+		}
+	}
 	ch <- c.packets
 	ch <- c.functions
 	ch <- c.readErrs
@@ -32,6 +37,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.node.Collect(ch)
+	for _, f := range c.n.Edge.cfg.Functions {
+		if fc, ok := f.(prometheus.Collector); ok {
+			fc.Collect(ch)
+		}
+	}
 	for _, d := range []struct {
 		name string
 		c    *datapath.Counters

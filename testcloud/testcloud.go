@@ -477,9 +477,59 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 	for _, h := range hosts.Msg.Hosts {
 		registered[h.Id] = h
 	}
+	vpns, err := cl.VPN.ListVpnConnections(ctx, connect.NewRequest(&pb.ListVpnConnectionsRequest{}))
+	if err != nil {
+		return st, err
+	}
+	vgws, err := cl.VPN.ListVpnGateways(ctx, connect.NewRequest(&pb.ListVpnGatewaysRequest{}))
+	if err != nil {
+		return st, err
+	}
+	vpcOf := map[string]string{}
+	for _, g := range vgws.Msg.VpnGateways {
+		vpcOf[g.Id] = g.VpcId
+	}
+	// An edge's VPN function, as hosts hold it, names the connections whose
+	// preferred tunnel it holds, and stands by for those of which it holds
+	// another up tunnel; an edge with neither has no VPN function.
+	vpnFunction := func(edge string) *pb.EdgeFunction {
+		f := &pb.EdgeFunction{Kind: pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN}
+		for _, c := range vpns.Msg.VpnConnections {
+			preferredHere, upHere, preferredEdge := false, false, ""
+			for _, t := range c.Tunnels {
+				if t.Preferred {
+					preferredEdge = t.EdgeId
+				}
+				if t.EdgeId == edge && t.Status.GetState() == pb.TunnelState_TUNNEL_STATE_UP {
+					upHere = true
+					preferredHere = preferredHere || t.Preferred
+				}
+			}
+			switch {
+			case preferredHere:
+				f.Targets = append(f.Targets, c.Id)
+			case upHere && preferredEdge != edge:
+				f.StandbyTargets = append(f.StandbyTargets, c.Id)
+			}
+		}
+		slices.Sort(f.Targets)
+		slices.Sort(f.StandbyTargets)
+		if len(f.Targets)+len(f.StandbyTargets) == 0 {
+			return nil
+		}
+		return f
+	}
 	holdHost := func(id string) {
 		if h, ok := registered[id]; ok {
 			st.Hosts[id] = &pb.HostRecord{Id: h.Id, UnderlayAddress: h.UnderlayAddress, Role: h.Role, Healthy: !h.Unhealthy}
+			for _, f := range h.Functions {
+				if f.Kind == pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_VPN {
+					if f = vpnFunction(h.Id); f == nil {
+						continue
+					}
+				}
+				st.Hosts[id].Functions = append(st.Hosts[id].Functions, f)
+			}
 		}
 	}
 	// A host knows the hosts of the instances in its scope, and every edge.
@@ -510,6 +560,14 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 		if slices.ContainsFunc(h.Functions, func(f *pb.EdgeFunction) bool { return f.Kind == pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT }) {
 			for v := range epsOf {
 				scope[v] = true
+			}
+		}
+		// And, holding VPN tunnels, the VPCs behind them.
+		for _, c := range vpns.Msg.VpnConnections {
+			for _, t := range c.Tunnels {
+				if t.EdgeId == host && vpcOf[c.VpnGatewayId] != "" {
+					scope[vpcOf[c.VpnGatewayId]] = true
+				}
 			}
 		}
 	}
@@ -553,6 +611,9 @@ func Expected(ctx context.Context, cl Clients, host string) (node.State, error) 
 		}
 		for _, rt := range rtbs.Msg.RouteTables {
 			if rt.VpcId == id {
+				// Hosts hold only the routes that carry traffic: not the
+				// propagated ones that are inactive (source down, or beaten).
+				rt.Routes = slices.DeleteFunc(rt.Routes, func(r *pb.Route) bool { return r.State == pb.RouteState_ROUTE_STATE_INACTIVE })
 				f.RouteTables = append(f.RouteTables, expand(rt))
 			}
 		}

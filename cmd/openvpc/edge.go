@@ -40,7 +40,7 @@ func edgeRunCmd(o *cli.Options) *cobra.Command {
 	var dxPorts []string
 	var dxNamespaces string
 	c := &cobra.Command{
-		Use:   "run --edge-id ID --underlay ADDR --outside tun:NAME [--server URL] [--join-token TOKEN]",
+		Use:   "run --edge-id ID --underlay ADDR (--outside tun:NAME | --vpn tun:NAME) [--server URL] [--join-token TOKEN]",
 		Short: "Run an edge (Blackfoot): internet gateways, translating private addresses to Elastic IPs and back",
 		Long: `Run an edge (Blackfoot). It registers with role edge, keeps the mapping of every
 VPC with an internet gateway, takes internet-bound packets from hosts (verifying
@@ -53,7 +53,11 @@ Elastic IP pools into it and let the kernel forward the rest, e.g.:
 
   openvpc edge run --edge-id edge-1 --underlay 10.0.0.10 --outside tun:ovpc-out &
   ip route add 198.51.100.0/24 dev ovpc-out
-  sysctl -w net.ipv4.ip_forward=1`,
+  sysctl -w net.ipv4.ip_forward=1
+
+With --vpn tun:NAME (beside or instead of --outside) the edge also holds site-to-site VPN
+tunnels: the Mapping Service places tunnels on it, and each runs a strongSwan charon in a
+network namespace of its own (see docs/operations.md, "Site-to-site VPN").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if id == "" || underlayAddr == "" || outside == "" && vpnTUN == "" && len(dxPorts) == 0 {

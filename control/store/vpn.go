@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"math/big"
 	"net/netip"
 	"slices"
@@ -519,17 +520,30 @@ func FillTunnels(c *pb.VpnConnection, edges []string, status map[string]*pb.Tunn
 }
 
 // PlaceTunnels puts a connection's two tunnels on edges (the ids of the
-// healthy edges that serve VPN, sorted): on two different ones when there
-// are two or more, picked by a hash of the connection id so that
-// connections spread and every server computes the same. No edges: "".
+// healthy edges that serve VPN): on two different ones when there are two
+// or more. Each tunnel goes to the edge that ranks best for it by a hash
+// of (connection, tunnel, edge) — tunnel 2 among the edges tunnel 1 is not
+// on (rendezvous hashing) — so every server computes the same, connections
+// spread, and an edge joining or leaving moves few tunnels: those it takes
+// or held (and, rarely, tunnel 2 onto the edge tunnel 1 left). No edges: "".
 func PlaceTunnels(vpn string, edges []string) [2]string {
-	if len(edges) == 0 {
-		return [2]string{}
+	pick := func(n byte, not string) string {
+		best, bs := "", uint64(0)
+		for _, e := range edges {
+			if e == not && len(edges) > 1 {
+				continue
+			}
+			// SHA-256, not FNV: ranking needs every bit mixed (FNV of ids that
+			// differ in their last characters ranks badly).
+			sum := sha256.Sum256([]byte(vpn + "." + string('0'+n) + "\x00" + e))
+			if s := binary.BigEndian.Uint64(sum[:8]); best == "" || s > bs || s == bs && e < best {
+				best, bs = e, s
+			}
+		}
+		return best
 	}
-	h := fnv.New32a()
-	h.Write([]byte(vpn))
-	i := int(h.Sum32() % uint32(len(edges)))
-	return [2]string{edges[i], edges[(i+1)%len(edges)]}
+	first := pick(0, "")
+	return [2]string{first, pick(1, first)}
 }
 
 // PreferredTunnel is the tunnel hosts send a connection's traffic to: of

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -234,8 +235,37 @@ func TestPlaceTunnels(t *testing.T) {
 	}
 	for _, es := range [][]string{{"e1", "e2"}, {"e1", "e2", "e3"}} {
 		p := PlaceTunnels(vpnA, es)
-		if p[0] == p[1] || p != PlaceTunnels(vpnA, es) {
+		if p[0] == p[1] || p != PlaceTunnels(vpnA, es) || len(es) == 3 && p != PlaceTunnels(vpnA, []string{es[2], es[0], es[1]}) {
 			t.Fatalf("edges %v: %v", es, p)
+		}
+	}
+	// An edge joining takes tunnels only onto itself (tunnel 2 may take the
+	// edge tunnel 1 left); one leaving moves only the tunnels it held (and
+	// tunnel 2 when tunnel 1 lands on its edge); tunnels spread.
+	four := []string{"e1", "e2", "e3", "e4"}
+	per := map[string]int{}
+	for i := range 1000 {
+		vpn := fmt.Sprintf("vpn-%016x", i)
+		before, after := PlaceTunnels(vpn, four[:3]), PlaceTunnels(vpn, four)
+		if after[0] != before[0] && after[0] != "e4" {
+			t.Fatalf("%s: tunnel 1 moved from %s to %s when e4 joined", vpn, before[0], after[0])
+		}
+		if after[1] != before[1] && after[1] != "e4" && !(after[0] == "e4" && after[1] == before[0]) {
+			t.Fatalf("%s: tunnel 2 moved from %s to %s when e4 joined (tunnel 1: %s → %s)", vpn, before[1], after[1], before[0], after[0])
+		}
+		per[after[0]]++
+		per[after[1]]++
+		left := PlaceTunnels(vpn, []string{"e1", "e3", "e4"})
+		if after[0] != "e2" && left[0] != after[0] {
+			t.Fatalf("%s: tunnel 1 on %s moved to %s when e2 left", vpn, after[0], left[0])
+		}
+		if after[1] != "e2" && left[1] != after[1] && left[0] != after[1] {
+			t.Fatalf("%s: tunnel 2 on %s moved to %s when e2 left", vpn, after[1], left[1])
+		}
+	}
+	for _, e := range four {
+		if per[e] < 350 || per[e] > 650 {
+			t.Fatalf("tunnels per edge over 1000 connections: %v; want about 500 each", per)
 		}
 	}
 }

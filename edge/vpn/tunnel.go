@@ -63,6 +63,8 @@ type tunnel struct {
 	reported *pb.TunnelStatus
 	lastSent time.Time
 	routed   bool // the site's prefixes are routed into this tunnel
+	wasUp    bool
+	downs    uint64 // times it went from up to down
 }
 
 func (f *Function) newTunnel(key string, et *pb.EdgeTunnel) *tunnel {
@@ -130,6 +132,7 @@ func (tu *tunnel) setup() error {
 	if err := os.MkdirAll(tu.dir, 0o700); err != nil {
 		return err
 	}
+	tu.f.own(tu.ns)
 	ns, err := newNamedNS(tu.ns)
 	if err != nil {
 		return fmt.Errorf("namespace %s: %w", tu.ns, err)
@@ -337,13 +340,7 @@ func (tu *tunnel) poll(ctx context.Context) *pb.TunnelStatus {
 	if state != pb.TunnelState_TUNNEL_STATE_UP {
 		detail = tu.why()
 	}
-	st := tu.set(state, detail, in, out)
-	if state == pb.TunnelState_TUNNEL_STATE_UP {
-		tu.route()
-	} else {
-		tu.unroute()
-	}
-	return st
+	return tu.set(state, detail, in, out)
 }
 
 // listSAs is the tunnel's state by its SAs: up with an established IKE SA
@@ -497,6 +494,7 @@ func (tu *tunnel) teardown() {
 	}
 	_ = netns.DeleteNamed(tu.ns)
 	_ = os.RemoveAll(tu.dir)
+	tu.f.disown(tu.ns)
 }
 
 // newNamedNS makes a named namespace without moving the process: on a

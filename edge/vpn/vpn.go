@@ -5,9 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -18,6 +24,7 @@ import (
 	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/packet"
+	"github.com/vishvananda/netns"
 )
 
 // The VPN function on one edge.
@@ -68,6 +75,8 @@ type Function struct {
 	// conns is what the data path reads: the connections with a tunnel up
 	// on this edge.
 	conns atomic.Pointer[[]conn]
+	// stats is what the metrics show of each tunnel, after the last poll.
+	stats atomic.Pointer[[]tunnelStat]
 
 	mu      sync.Mutex
 	tunnels map[string]*tunnel // by store-style key vpn-….n
@@ -93,6 +102,7 @@ func New(cfg Config) *Function {
 	}
 	f := &Function{cfg: cfg, tunnels: map[string]*tunnel{}, tag: randomTag()}
 	f.conns.Store(&[]conn{})
+	f.stats.Store(&[]tunnelStat{})
 	return f
 }
 
@@ -201,6 +211,7 @@ func (f *Function) Run(ctx context.Context) error {
 	if f.client == nil {
 		return fmt.Errorf("vpn: the function was not bound to the Mapping Service")
 	}
+	f.cleanup()
 	defer f.stopAll()
 	tick := time.NewTicker(f.cfg.Poll)
 	defer tick.Stop()
@@ -254,13 +265,20 @@ func (f *Function) sync(ctx context.Context) {
 			vnis[v.ID] = v.VNI
 		}
 	}
+	slices.SortFunc(tus, func(a, b *tunnel) int { return strings.Compare(a.key, b.key) })
 	var up []conn
+	var stats []tunnelStat
+	carrier := map[uint64]*tunnel{} // per connection, the up tunnel here the site's prefixes go into
 	for _, tu := range tus {
 		st := tu.poll(ctx)
+		stats = append(stats, tu.stat(st))
 		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && !slices.ContainsFunc(up, func(c conn) bool { return c.id == tu.conn.id }) {
 			c := tu.conn
 			c.vni = vnis[c.vpcID]
 			up = append(up, c)
+		}
+		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && carrier[tu.conn.id] == nil {
+			carrier[tu.conn.id] = tu
 		}
 		if tu.changed(st) {
 			_, err := f.client.ReportTunnelState(ctx, connect.NewRequest(&pb.ReportTunnelStateRequest{EdgeId: f.cfg.EdgeID,
@@ -271,7 +289,64 @@ func (f *Function) sync(ctx context.Context) {
 			}
 		}
 	}
+	// Both tunnels of a connection may be here (one VPN edge): the site's
+	// prefixes go into one up tunnel; unroute the others first, since
+	// routing replaces the route of the same prefixes.
+	for _, tu := range tus {
+		if carrier[tu.conn.id] != tu {
+			tu.unroute()
+		}
+	}
+	for _, tu := range tus {
+		if carrier[tu.conn.id] == tu {
+			tu.route()
+		}
+	}
 	f.conns.Store(&up)
+	f.stats.Store(&stats)
+}
+
+// ownedFile lists the namespaces this function made, in cfg.Dir, so that
+// an edge restarted after a crash removes what the last one left.
+func (f *Function) ownedFile() string { return filepath.Join(f.cfg.Dir, "namespaces") }
+
+func (f *Function) own(ns string) {
+	if fh, err := os.OpenFile(f.ownedFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		fmt.Fprintln(fh, ns)
+		fh.Close()
+	}
+}
+
+func (f *Function) disown(ns string) {
+	b, err := os.ReadFile(f.ownedFile())
+	if err != nil {
+		return
+	}
+	lines := slices.DeleteFunc(strings.Split(strings.TrimSpace(string(b)), "\n"), func(l string) bool { return l == ns || l == "" })
+	_ = os.WriteFile(f.ownedFile(), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// cleanup removes the namespaces (and with them the veths and charons'
+// network) that a previous run in cfg.Dir made and did not remove.
+func (f *Function) cleanup() {
+	b, err := os.ReadFile(f.ownedFile())
+	if err != nil {
+		return
+	}
+	for _, ns := range strings.Fields(string(b)) {
+		if strings.HasPrefix(ns, "ovpn-") {
+			f.cfg.Logger.Info("vpn: removing a tunnel namespace a previous run left", "namespace", ns)
+			if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+				for _, p := range strings.Fields(string(out)) {
+					if pid, err := strconv.Atoi(p); err == nil && pid > 1 {
+						_ = syscall.Kill(pid, syscall.SIGKILL) // a charon the last run started
+					}
+				}
+			}
+			_ = netns.DeleteNamed(ns)
+		}
+	}
+	_ = os.Remove(f.ownedFile())
 }
 
 func (f *Function) stopAll() {

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/openvpc/openvpc/edge/vpn"
+	"github.com/openvpc/openvpc/host/nic"
 )
 
 // The VPN scenes' addresses, all documentation ranges inside the test's
@@ -143,11 +145,15 @@ type vpnCloud struct {
 	inet, site, onprem *machine
 	edges              []*proc
 	vpnDirs            []string
+	edgeCerts          []string
 	siteCharon         *vpn.Charon
 }
 
-func newVPNCloud(t *testing.T) *vpnCloud {
-	c := &vpnCloud{cloud: newCloudWith(t, 1, 2, "--vpn-pool", vpnPool, "--edge-timeout", "2s")}
+func newVPNCloud(t *testing.T) *vpnCloud { return newVPNCloudWith(t, 2) }
+
+// newVPNCloudWith is newVPNCloud with edges VPN edges.
+func newVPNCloudWith(t *testing.T, edges int) *vpnCloud {
+	c := &vpnCloud{cloud: newCloudWith(t, 1, edges, "--vpn-pool", vpnPool, "--edge-timeout", "2s")}
 	c.inet = newMachine(t, c.room.tag+"-inet")
 	c.site = newMachine(t, c.room.tag+"-site")
 	c.onprem = newMachine(t, c.room.tag+"-onp")
@@ -218,9 +224,9 @@ func newVPNCloud(t *testing.T) *vpnCloud {
 	if err := ho.RouteAdd(&netlink.Route{Gw: net.ParseIP("192.168.50.1")}); err != nil {
 		t.Fatal(err)
 	}
-	c.eventually("both edges to register", 15*time.Second, func() bool {
+	c.eventually("the edges to register", 15*time.Second, func() bool {
 		out, _ := c.cli("edge", "list")
-		return strings.Count(out, " edge ") == 2
+		return strings.Count(out, " edge ") == edges
 	})
 	return c
 }
@@ -234,17 +240,23 @@ func (c *vpnCloud) in(t *testing.T) *vpnCloud {
 
 // startVPNEdge runs `openvpc edge run --vpn` on edge machine k.
 func (c *vpnCloud) startVPNEdge(k int) *proc {
-	m := c.room.hosts[1+k]
 	dir := c.t.TempDir()
 	c.vpnDirs = append(c.vpnDirs, dir)
+	c.edgeCerts = append(c.edgeCerts, c.t.TempDir())
+	return c.startVPNEdgeIn(k, dir)
+}
+
+// startVPNEdgeIn is startVPNEdge keeping the tunnels' state in dir.
+func (c *vpnCloud) startVPNEdgeIn(k int, dir string) *proc {
+	m := c.room.hosts[1+k]
 	return startFor(c.t, c.root, m.ns, nil, bin, append([]string{"edge", "run", "--server", c.url, "--edge-id", edgeID(k),
 		"--underlay", underlayAddr(2 + k).String(), "--vpn", "tun:ovpc-vpn", "--vpn-dir", dir, "--log-level", "warn", "--heartbeat", "400ms",
-		"--metrics", net.JoinHostPort(underlayAddr(2+k).String(), "9101")}, c.join(c.t.TempDir(), "edge")...)...)
+		"--metrics", net.JoinHostPort(underlayAddr(2+k).String(), "9101")}, c.join(c.edgeCerts[k], "edge")...)...)
 }
 
 // edgeIndex is k of edge id e2e-e(k+1).
 func edgeIndex(t *testing.T, id string) int {
-	for k := range 2 {
+	for k := range 4 {
 		if edgeID(k) == id {
 			return k
 		}
@@ -361,9 +373,28 @@ func tail(s string, n int) string {
 // of the tunnel carrying the traffic moves it to the other tunnel.
 func TestVPNSiteToSite(t *testing.T) {
 	needStrongSwan(t, "ping", "curl", "iperf3", "tshark")
+	// What this test made must go (not leakCheck: its look for any room's
+	// namespaces trips over other tests running on the same machine).
+	var conns, insts []string // the edges' tunnel namespaces end with conns' ids
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir("/run/netns")
+		for _, e := range entries {
+			for _, id := range conns {
+				if strings.HasPrefix(e.Name(), "ovpn-") && strings.HasSuffix(e.Name(), id[len(id)-6:]) {
+					t.Errorf("tunnel namespace %s survived its edge", e.Name())
+				}
+			}
+			for _, id := range insts {
+				if e.Name() == nic.NamespaceName(id) {
+					t.Errorf("instance namespace %s survived the test", e.Name())
+				}
+			}
+		}
+	})
 	c := newVPNCloud(t)
 	red := c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
 	v := vpnResources(c.cloud, red)
+	conns = append(conns, v.ID)
 	c.routeTunnels(v)
 	if v.Tunnels[0].EdgeID == v.Tunnels[1].EdgeID {
 		t.Fatalf("both tunnels on %s; want two edges", v.Tunnels[0].EdgeID)
@@ -372,6 +403,7 @@ func TestVPNSiteToSite(t *testing.T) {
 	c.startSite(c.ok("vpn", "config", "office-vpn"), dpd)
 	v = c.tunnelsUp(v.ID, 2, 60*time.Second)
 	a := c.instance("red-a", "red-a", 0)
+	insts = append(insts, a.ID)
 
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if _, code := c.exec("red-a", 5*time.Second, "ping", "-c", "1", "-W", "1", siteHost); code == 0 {
@@ -403,6 +435,13 @@ func TestVPNSiteToSite(t *testing.T) {
 	}
 	t.Log(c.ok("vpn", "list"))
 	t.Log(c.ok("route-table", "get", red.MainRouteTableID))
+	// Each edge counts its tunnel up in Prometheus.
+	for k := range 2 {
+		m, _ := run(t, c.room.bridge.ns, 5*time.Second, "curl", "-s", "http://"+net.JoinHostPort(underlayAddr(2+k).String(), "9101")+"/metrics")
+		if !strings.Contains(m, `openvpc_vpn_tunnel_up{`) || !strings.Contains(m, `vpn="`+v.ID+`"} 1`) {
+			t.Fatalf("edge %d's metrics do not show its tunnel up:\n%s", k+1, m)
+		}
+	}
 
 	t.Run("curl", func(t *testing.T) {
 		c := c.in(t)
@@ -486,7 +525,7 @@ func TestVPNSiteToSite(t *testing.T) {
 		// A VPC without the propagated route cannot reach the site.
 		c := c.in(t)
 		c.vpc("blue", "10.1.0.0/16", "10.1.1.0/24")
-		c.instance("blue-a", "blue-a", 0)
+		insts = append(insts, c.instance("blue-a", "blue-a", 0).ID)
 		if _, code := c.exec("blue-a", 10*time.Second, "ping", "-c", "2", "-i", "0.2", "-W", "1", siteHost); code == 0 {
 			t.Fatal("blue reached the site without a route to it")
 		}
@@ -502,6 +541,7 @@ func TestVPNSiteToSite(t *testing.T) {
 		// and vpn get says why.
 		c := c.in(t)
 		bad := okJSON[vpnJ](c.cloud, "vpn", "create", "--name", "bad-vpn", "--cgw", "office", "--vgw", "red-vgw", "--static-routes-only")
+		conns = append(conns, bad.ID)
 		c.ok("vpn", "route", "add", "bad-vpn", "--dest", "192.168.51.0/24")
 		bad = okJSON[vpnJ](c.cloud, "vpn", "get", "bad-vpn")
 		c.routeTunnels(bad)
@@ -656,7 +696,70 @@ func (c *vpnCloud) failover(t *testing.T, id string, a instanceJ) {
 	if !strings.Contains(out[strings.LastIndex(out, "icmp_seq="+strconv.Itoa(count-5)):], "bytes from") {
 		t.Fatalf("the last pings were not answered:\n%s", tail(out, 2000))
 	}
-	if ev := cc.ok("events"); !strings.Contains(ev, "vpn-tunnel-down") {
+	if ev := cc.ok("events"); !strings.Contains(ev, "vpn-tunnel-down (operational)") {
 		t.Fatalf("no vpn-tunnel-down event:\n%s", ev)
 	}
+}
+
+// TestVPNOneEdgeRestart: with one VPN edge both tunnels sit on it and the
+// site's prefixes go into one of them; the edge killed (SIGKILL, a crash)
+// and started again with the same --vpn-dir removes the namespaces the
+// crashed run left, brings both tunnels back, and traffic flows again.
+func TestVPNOneEdgeRestart(t *testing.T) {
+	needStrongSwan(t, "ping")
+	c := newVPNCloudWith(t, 1)
+	red := c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	v := vpnResources(c.cloud, red)
+	if v.Tunnels[0].EdgeID != edgeID(0) || v.Tunnels[1].EdgeID != edgeID(0) {
+		t.Fatalf("tunnels on %s and %s; want both on the one edge", v.Tunnels[0].EdgeID, v.Tunnels[1].EdgeID)
+	}
+	c.routeTunnels(v)
+	c.startSite(c.ok("vpn", "config", "office-vpn"), 6*time.Second)
+	c.tunnelsUp(v.ID, 2, 60*time.Second)
+	c.instance("red-a", "red-a", 0)
+	reach := func(what string) {
+		c.eventually(what, 30*time.Second, func() bool {
+			_, code := c.exec("red-a", 5*time.Second, "ping", "-c", "1", "-W", "1", siteHost)
+			return code == 0
+		})
+		c.mustPing("red-a", siteHost)
+	}
+	reach("the instance to reach the site over one edge")
+
+	owned, err := os.ReadFile(filepath.Join(c.vpnDirs[0], "namespaces"))
+	if err != nil || len(strings.Fields(string(owned))) != 2 {
+		t.Fatalf("the edge's namespaces file: %q %v", owned, err)
+	}
+	t.Cleanup(func() {
+		// Should the restarted edge fail, what the crashed one left goes here.
+		for _, ns := range strings.Fields(string(owned)) {
+			if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
+				t.Errorf("tunnel namespace %s survived the test", ns)
+				_ = netns.DeleteNamed(ns)
+			}
+		}
+	})
+	c.edges[0].kill()
+	for _, ns := range strings.Fields(string(owned)) {
+		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err != nil {
+			t.Fatalf("namespace %s went with the crashed edge already (%v): the restart would have nothing to clean", ns, err)
+		}
+	}
+	c.edges[0] = c.startVPNEdgeIn(0, c.vpnDirs[0])
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		left := 0
+		for _, ns := range strings.Fields(string(owned)) {
+			if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted edge left %d namespaces of the crashed one:\n%s", left, c.edges[0].out)
+		}
+	}
+	c.tunnelsUp(v.ID, 1, 60*time.Second)
+	reach("the instance to reach the site after the edge's restart")
 }
