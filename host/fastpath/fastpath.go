@@ -89,8 +89,9 @@ type FastPath struct {
 	want chan netip.Addr
 
 	// Installs counts entries installed; Skipped those not installed
-	// because a next hop was not resolved yet.
-	Installs, Skipped atomic.Uint64
+	// because a next hop was not resolved yet; Revalidated and Invalidated
+	// the entries kept and removed by Revalidate at snapshot swaps.
+	Installs, Skipped, Revalidated, Invalidated atomic.Uint64
 	merged            [NumCounters]uint64 // what Merge has added so far
 	failed            atomic.Bool         // a generation could not be set: nothing is replayed
 }
@@ -151,7 +152,7 @@ func Load(cfg Config) (*FastPath, error) {
 	if err := loadFastpathObjects(&f.objs, nil); err != nil {
 		return nil, fmt.Errorf("fastpath: the kernel refused the BPF programs: %w", err)
 	}
-	if err := f.setGeneration(0); err != nil {
+	if err := errors.Join(f.setGeneration(currentGen, 0), f.setGeneration(nextGen, 0)); err != nil {
 		f.objs.Close()
 		return nil, err
 	}
@@ -194,25 +195,41 @@ func (f *FastPath) WireIndex() int { return f.wireIndex }
 // replayed from a snapshot no longer in force.
 func (f *FastPath) Publisher(p *dataplane.Plane) func(*tables.Snapshot) {
 	return func(s *tables.Snapshot) {
+		if err := f.setGeneration(nextGen, s.Generation()); err != nil {
+			f.Generation(s.Generation())
+			return
+		}
 		f.Revalidate(p, s)
 		f.Generation(s.Generation())
 	}
 }
+
+// The generation map's slots (bpf/fastpath.c).
+const (
+	currentGen = 0
+	nextGen    = 1
+)
 
 // Generation sets the snapshot generation entries must carry to be
 // replayed (Publisher calls it before each snapshot is published).
 // If the kernel refuses (it should not), the fast path stops replaying
 // anything rather than replay decisions of an older snapshot.
 func (f *FastPath) Generation(gen uint64) {
-	if err := f.setGeneration(gen); err != nil {
+	err := f.setGeneration(currentGen, gen)
+	if err == nil {
+		err = f.setGeneration(nextGen, gen)
+	}
+	if err != nil {
 		f.cfg.Log.Error("fast path: cannot set the snapshot generation; replaying nothing from now on", "err", err)
 		f.failed.Store(true)
-		_ = f.setGeneration(^uint64(0)) // no entry carries it
+		// No entry carries it.
+		_ = f.setGeneration(currentGen, ^uint64(0))
+		_ = f.setGeneration(nextGen, ^uint64(0))
 	}
 }
 
-func (f *FastPath) setGeneration(gen uint64) error {
-	if err := f.objs.Generation.Update(uint32(0), gen, ebpf.UpdateAny); err != nil {
+func (f *FastPath) setGeneration(slot uint32, gen uint64) error {
+	if err := f.objs.Generation.Update(slot, gen, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("fastpath: setting the generation: %w", err)
 	}
 	return nil

@@ -91,9 +91,13 @@ struct ingress_entry {
 	__u8 dmac[6], smac[6];
 };
 
+// generation[0] is the generation of the snapshot in force; [1] that of
+// the snapshot about to be published, while the agent re-decides entries
+// with it (equal to [0] otherwise). An entry stamped with [1] was decided
+// the same by both snapshots, so it may be replayed under either.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } generation SEC(".maps");
@@ -134,9 +138,9 @@ static __always_inline void count(__u32 c)
 // still replayed, so a flow is not reordered through the slow path.
 static __always_inline int current(__u64 gen, __u64 *expires)
 {
-	__u32 zero = 0;
-	__u64 *g = bpf_map_lookup_elem(&generation, &zero);
-	if (!g || *g != gen) {
+	__u32 zero = 0, one = 1;
+	__u64 *g = bpf_map_lookup_elem(&generation, &zero), *next = bpf_map_lookup_elem(&generation, &one);
+	if (!g || !next || (*g != gen && *next != gen)) {
 		count(C_STALE);
 		return 0;
 	}
