@@ -92,8 +92,8 @@ type FastPath struct {
 	// because a next hop was not resolved yet; Revalidated and Invalidated
 	// the entries kept and removed by Revalidate at snapshot swaps.
 	Installs, Skipped, Revalidated, Invalidated atomic.Uint64
-	merged            [NumCounters]uint64 // what Merge has added so far
-	failed            atomic.Bool         // a generation could not be set: nothing is replayed
+	merged                                      [NumCounters]uint64 // what Merge has added so far
+	failed                                      atomic.Bool         // a generation could not be set: nothing is replayed
 }
 
 type port struct {
