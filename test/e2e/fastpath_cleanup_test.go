@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+
+	"github.com/openvpc/openvpc/host/nic"
+)
+
+// tcxPrograms counts the TCX ingress programs on link name in machine m
+// (-1: no such link).
+func tcxPrograms(t *testing.T, m *machine, name string) int {
+	t.Helper()
+	n := -1
+	err := within(m.ns, func() error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return nil // gone
+		}
+		r, err := link.QueryPrograms(link.QueryOptions{Target: l.Attrs().Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		n = len(r.Programs)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("querying TCX programs on %s in %s: %v", name, m.name, err)
+	}
+	return n
+}
+
+// TestFastPathCleanup: the agent's programs are on the underlay device and
+// the host end of each instance's veth while it runs; kill -9 leaves none
+// attached (nothing is pinned); the restarted agent attaches afresh to the
+// instance it adopts, which works again; a clean stop leaves neither
+// programs nor the veth.
+func TestFastPathCleanup(t *testing.T) {
+	prerequisites(t, "ping", "curl")
+	ours := leakCheck(t)
+	c := newCloudNIC(t, 2, 0, []string{"--nic", "veth", "--fastpath", "on", "--metrics", "{underlay}:" + strconv.Itoa(metricsPort)})
+	ours.dirs = c.dirs
+	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	a := c.instance("red-a", "a", 0)
+	b := c.instance("red-a", "b", 1)
+	ours.instances = []string{a.ID, b.ID}
+	h1, veth := c.room.hosts[0], nic.VethHostName(a.ID)
+	c.mustPing("a", b.PrivateIP)
+	if n := tcxPrograms(t, h1, "u0"); n != 1 {
+		t.Errorf("the underlay device has %d TCX programs while the agent runs, want 1", n)
+	}
+	if n := tcxPrograms(t, h1, veth); n != 1 {
+		t.Errorf("a's veth %s has %d TCX programs while the agent runs, want 1", veth, n)
+	}
+	c.agents[0].kill()
+	if n := tcxPrograms(t, h1, "u0"); n != 0 {
+		t.Errorf("after kill -9 the underlay device still has %d TCX programs", n)
+	}
+	if n := tcxPrograms(t, h1, veth); n > 0 {
+		t.Errorf("after kill -9 a's veth still has %d TCX programs", n)
+	}
+	c.agents[0] = c.startAgent(0)
+	c.eventually("a to work again after the restart", 20*time.Second, func() bool {
+		_, code := c.exec("a", 5*time.Second, "ping", "-c", "1", "-W", "1", b.PrivateIP)
+		return code == 0
+	})
+	if n := tcxPrograms(t, h1, "u0"); n != 1 {
+		t.Errorf("after the restart the underlay device has %d TCX programs, want 1", n)
+	}
+	if n := tcxPrograms(t, h1, veth); n != 1 {
+		t.Errorf("after the restart a's veth has %d TCX programs, want 1", n)
+	}
+	c.agents[0].stop(t)
+	if n := tcxPrograms(t, h1, "u0"); n != 0 {
+		t.Errorf("after a clean stop the underlay device still has %d TCX programs", n)
+	}
+	if n := tcxPrograms(t, h1, veth); n != -1 {
+		t.Errorf("after a clean stop a's veth %s is still there (%d programs)", veth, n)
+	}
+}
