@@ -433,16 +433,20 @@ func (f *FastPath) Merge(p *dataplane.Plane) error {
 // plane's: how far behind the metrics may be.
 const MergeInterval = 100 * time.Millisecond
 
-// Run resolves next hops (every second, and at once when one is wanted)
-// and merges counters into p every MergeInterval until ctx ends.
+// Run resolves next hops (every second, and at once when one is wanted),
+// merges counters into p every MergeInterval and the entries' packets and
+// bytes into p's flow records every second, until ctx ends.
 func (f *FastPath) Run(ctx context.Context, p *dataplane.Plane) error {
 	merge, resolve := time.NewTicker(MergeInterval), time.NewTicker(time.Second)
 	defer merge.Stop()
 	defer resolve.Stop()
+	flows := newFlowMerger(p)
+	defer flows.release(p)
 	for {
 		select {
 		case <-ctx.Done():
 			_ = f.Merge(p)
+			flows.merge(f, p)
 			return nil
 		case dst := <-f.want:
 			f.resolve(dst)
@@ -450,6 +454,7 @@ func (f *FastPath) Run(ctx context.Context, p *dataplane.Plane) error {
 			for dst := range *f.hops.Load() {
 				f.resolve(dst)
 			}
+			flows.merge(f, p)
 		case <-merge.C:
 			if err := f.Merge(p); err != nil {
 				f.cfg.Log.Error("fast path counters", "err", err)

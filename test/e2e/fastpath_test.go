@@ -94,6 +94,18 @@ func TestFastPathCarries(t *testing.T) {
 		t.Errorf("host 2's fast path delivered %v packets of a 5 s iperf3; want most of them", n)
 	}
 
+	// The flow records count what the kernel carried (merged every second).
+	time.Sleep(1200 * time.Millisecond)
+	var packets float64
+	for _, f := range okJSON[[]map[string]any](c, "flows", "--host", hostID(0)) {
+		if f["direction"] == "egress" && fmt.Sprint(f["dstPort"]) == "5201" && f["src"] == a.PrivateIP {
+			p, _ := strconv.ParseFloat(fmt.Sprint(f["packets"]), 64)
+			packets += p
+		}
+	}
+	if packets < kernel/2 {
+		t.Errorf("host 1's flow records count %v packets of a → b:5201; the kernel carried %v", packets, kernel)
+	}
 	t.Run("first packet", func(t *testing.T) {
 		c := c.in(t)
 		firstPacket(c, b, a)
