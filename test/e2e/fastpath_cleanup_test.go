@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,31 @@ func TestFastPathCleanup(t *testing.T) {
 	}
 	if n := tcxPrograms(t, h1, veth); n != -1 {
 		t.Errorf("after a clean stop a's veth %s is still there (%d programs)", veth, n)
+	}
+}
+
+// TestNICAutoFastPath: `--nic auto` with no --fastpath flag, as root on a
+// veth underlay, gives veth NICs with the kernel fast path on — and a flow
+// between the hosts is carried by it.
+func TestNICAutoFastPath(t *testing.T) {
+	prerequisites(t, "ping", "curl")
+	ours := leakCheck(t)
+	c := newCloudNIC(t, 2, 0, []string{"--nic", "auto", "--metrics", "{underlay}:" + strconv.Itoa(metricsPort)})
+	ours.dirs = c.dirs
+	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	a := c.instance("red-a", "a", 0)
+	b := c.instance("red-a", "b", 1)
+	ours.instances = []string{a.ID, b.ID}
+	if n := tcxPrograms(t, c.room.hosts[0], nic.VethHostName(a.ID)); n != 1 {
+		t.Fatalf("--nic auto: a's veth has %d fast-path programs (-1: no veth), want 1", n)
+	}
+	self, _ := os.Executable()
+	sink := c.background("b", []string{udpSinkEnv + "=" + b.PrivateIP + ":5000"}, self)
+	c.eventually("the UDP sink in b", 10*time.Second, func() bool { return strings.Contains(sink.out.String(), "ready") })
+	if out, code := c.exec("a", 30*time.Second, "env", sendUDPEnv+"="+a.PrivateIP+":40000 "+b.PrivateIP+":5000 200", self); code != 0 {
+		t.Fatalf("sending: exit %d\n%s", code, out)
+	}
+	if n := fast(c.metrics(0), "egress_forwarded"); n < 150 {
+		t.Errorf("--nic auto: the fast path carried %v of 200 datagrams", n)
 	}
 }
