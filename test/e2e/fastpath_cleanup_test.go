@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/openvpc/openvpc/host/nic"
 )
@@ -109,5 +110,46 @@ func TestNICAutoFastPath(t *testing.T) {
 	}
 	if n := fast(c.metrics(0), "egress_forwarded"); n < 150 {
 		t.Errorf("--nic auto: the fast path carried %v of 200 datagrams", n)
+	}
+}
+
+// TestFastPathMTU: an instance that raised its MTU past the VPC's sends
+// packets larger than the path takes; they reach the Go story (the fast
+// path never replays them), which answers "fragmentation needed" with the
+// path MTU, as the VPC router would — path MTU discovery works.
+func TestFastPathMTU(t *testing.T) {
+	prerequisites(t, "ping", "curl")
+	ours := leakCheck(t)
+	c := newCloudNIC(t, 2, 0, []string{"--nic", "veth", "--fastpath", "on"})
+	ours.dirs = c.dirs
+	c.vpc("red", "10.0.0.0/16", "10.0.1.0/24")
+	a := c.instance("red-a", "a", 0)
+	b := c.instance("red-a", "b", 1)
+	ours.instances = []string{a.ID, b.ID}
+	c.mustPing("a", b.PrivateIP)
+	h, err := netns.GetFromName(nic.NamespaceName(a.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	eth, err := nl.LinkByName(nic.DeviceName)
+	if err == nil {
+		err = nl.LinkSetMTU(eth, 1500)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := c.exec("a", 15*time.Second, "ping", "-c", "3", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1472", b.PrivateIP)
+	if !strings.Contains(out, "mtu = 1456") && !strings.Contains(out, "mtu=1456") {
+		t.Errorf("a sent 1500-byte packets with DF past a 1456-byte path; want fragmentation needed with mtu 1456:\n%s", out)
+	}
+	// What fits still goes.
+	if out, code := c.exec("a", 15*time.Second, "ping", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1428", b.PrivateIP); code != 0 {
+		t.Errorf("1456-byte pings failed:\n%s", out)
 	}
 }
