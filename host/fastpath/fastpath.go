@@ -49,8 +49,10 @@ const (
 // DefaultLifetime is how long an entry is replayed at most before the Go
 // story decides its flow again: what keeps connection tracking fresh for
 // flows the kernel carries (each such flow costs one slow-path packet per
-// lifetime) and bounds how long a neighbour change goes unseen.
-const DefaultLifetime = 2 * time.Second
+// lifetime, which may arrive after the kernel's next ones: TCP sees it
+// reordered) and bounds how long a neighbour change goes unseen. A third
+// of the shortest connection-tracking timeout an ENI may have (UDP, 30 s).
+const DefaultLifetime = 10 * time.Second
 
 // Config is what the fast path needs to know of its host.
 type Config struct {
