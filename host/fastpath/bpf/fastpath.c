@@ -22,9 +22,12 @@
 #define TCX_DROP 2
 #define TCX_REDIRECT 7
 
-// Decapsulation flags of newer kernels than this machine's headers know:
-// BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (6.3) and BPF_F_ADJ_ROOM_DECAP_L4_UDP.
-#define DECAP_FLAGS ((1ULL << 7) | (1ULL << 10))
+// BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (kernel 6.3; TCX needs 6.6 anyway), newer
+// than this machine's headers. The kernel here has no flag yet to undo a
+// super-packet's UDP-tunnel GSO type on decapsulation: a decapsulated
+// super-packet keeps it, which the instance's own stack ignores (it only
+// matters to an instance that forwards such packets on).
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4_ (1ULL << 7)
 
 #define GENEVE_LEN 16 // base header + the SourceVPC option
 #define ENCAP_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + GENEVE_LEN)
@@ -353,10 +356,8 @@ int from_wire(struct __sk_buff *skb)
 	__builtin_memcpy(macs, e->dmac, 6);
 	__builtin_memcpy(macs + 6, e->smac, 6);
 	__u32 ifindex = e->ifindex;
-	// Decapsulate, keeping a super-packet's segment size; where the kernel
-	// knows them, say it was UDP-tunnelled IPv4, so its GSO state is undone.
-	if (bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO | DECAP_FLAGS) &&
-	    bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
+	// Decapsulate, keeping a super-packet's segment size.
+	if (bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4_))
 		return TCX_DROP;
 	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
 		return TCX_DROP;
