@@ -107,7 +107,12 @@ func (t *FlowTable) Record(vni uint32, pkt packet.IPv4, n int, v Verdict) {
 }
 
 // RecordID is Record for a flow named before its packet was rewritten.
-func (t *FlowTable) RecordID(k FlowID, n int, v Verdict) {
+func (t *FlowTable) RecordID(k FlowID, n int, v Verdict) { t.RecordCount(k, 1, uint64(n), v) }
+
+// RecordCount is RecordID for packets counted elsewhere (a kernel fast
+// path replaying the flow): packets and bytes are added at once. Call it
+// between Begin and End like Record.
+func (t *FlowTable) RecordCount(k FlowID, packets, bytes uint64, v Verdict) {
 	h := uint64(binary.BigEndian.Uint64(k[0:]))*0x9E3779B97F4A7C15 ^ uint64(binary.BigEndian.Uint64(k[8:]))*0xC2B2AE3D27D4EB4F
 	set := t.entries[int(h>>32)%(len(t.entries)/flowWays)*flowWays:][:flowWays]
 	victim := 0
@@ -115,15 +120,15 @@ func (t *FlowTable) RecordID(k FlowID, n int, v Verdict) {
 		e := &set[i]
 		if e.key == k {
 			e.verdict, e.last = v, t.now
-			e.packets++
-			e.bytes += uint64(n)
+			e.packets += packets
+			e.bytes += bytes
 			return
 		}
 		if e.last < set[victim].last {
 			victim = i
 		}
 	}
-	set[victim] = flowEntry{key: k, verdict: v, packets: 1, bytes: uint64(n), first: t.now, last: t.now}
+	set[victim] = flowEntry{key: k, verdict: v, packets: packets, bytes: bytes, first: t.now, last: t.now}
 }
 
 // begin starts a batch: the table is the caller's until end.

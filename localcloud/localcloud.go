@@ -58,8 +58,10 @@ type Config struct {
 	// unless Server.DNSUpstream names one. With Edges only; "-" for none.
 	InternetDNS string
 	// NIC is how instances get their NICs: "netstack" (the default:
-	// userspace stacks, no root) or "tun" (a Linux network namespace per
-	// instance, kept under Server.Store.DataDir/nics; root).
+	// userspace stacks, no root), "tun" (a Linux network namespace per
+	// instance, kept under Server.Store.DataDir/nics; root) or "veth" (the
+	// same with a veth pair; the underlay is loopback, so the kernel fast
+	// path cannot run and the Go story takes every packet).
 	NIC string
 	// WirePort is the UDP port hosts and edges receive Geneve on (default
 	// underlay.Port, 6081).
@@ -123,8 +125,8 @@ func (c *Config) Validate() error {
 	if c.Edges < 0 || c.Edges > MaxEdges {
 		return fmt.Errorf("localcloud: %d edges: run between 0 and %d", c.Edges, MaxEdges)
 	}
-	if c.NIC != "" && c.NIC != "netstack" && c.NIC != "tun" {
-		return fmt.Errorf("localcloud: NIC %q is not known; use netstack (userspace stacks) or tun (Linux namespaces, root)", c.NIC)
+	if c.NIC != "" && c.NIC != "netstack" && c.NIC != "tun" && c.NIC != "veth" {
+		return fmt.Errorf("localcloud: NIC %q is not known; use netstack (userspace stacks), tun or veth (Linux namespaces, root)", c.NIC)
 	}
 	if u := c.Underlay; u.IsValid() && (!u.Addr().Is4() || !u.Addr().IsLoopback() || u.Bits() != 24 || u != u.Masked()) {
 		return fmt.Errorf("localcloud: underlay %v must be a /24 of loopback, such as 127.0.1.0/24", u)

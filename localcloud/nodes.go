@@ -82,10 +82,18 @@ func (c *Cloud) startHost(ctx context.Context, id string, wire *underlay.UDPConn
 		}
 	}()
 	var backend nic.Backend = nic.NetstackBackend{}
-	if c.cfg.NIC == "tun" {
-		// Kept with the cloud's state: a restart on the same data dir
-		// adopts or removes what a crash left.
-		b, err := nic.NewTUNBackend(filepath.Join(c.cfg.Server.Store.DataDir, "nics", id))
+	// Kept with the cloud's state: a restart on the same data dir adopts
+	// or removes what a crash left.
+	switch stateDir := filepath.Join(c.cfg.Server.Store.DataDir, "nics", id); c.cfg.NIC {
+	case "tun":
+		b, err := nic.NewTUNBackend(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		release = append(release, func() { b.Close() })
+		backend = b
+	case "veth":
+		b, err := nic.NewVethBackend(stateDir)
 		if err != nil {
 			return nil, err
 		}

@@ -35,8 +35,8 @@ func upCmd() *cobra.Command {
 			if cfg.Edges < 0 || cfg.Edges > localcloud.MaxEdges {
 				return fmt.Errorf("--edges %d: run between 0 and %d edges", cfg.Edges, localcloud.MaxEdges)
 			}
-			if cfg.NIC, err = resolveNIC(nicKind, "auto, tun (Linux namespaces, root) or netstack (userspace stacks)"); err != nil || cfg.NIC == "none" {
-				return cmp.Or(err, errors.New("--nic none is for `openvpc host`; use auto, tun or netstack"))
+			if cfg.NIC, err = resolveNIC(nicKind, "auto, tun (Linux namespaces, root), veth (Linux namespaces with veth pairs, root) or netstack (userspace stacks)"); err != nil || cfg.NIC == "none" {
+				return cmp.Or(err, errors.New("--nic none is for `openvpc host`; use auto, tun, veth or netstack"))
 			}
 			cfg.Log, cfg.Server.Logger = log, log
 			cfg.Server.MetricsBestEffort = !cmd.Flags().Changed("metrics")
@@ -65,7 +65,7 @@ func upCmd() *cobra.Command {
 	f.StringVar(&cfg.Server.Store.DataDir, "data-dir", cfg.Server.Store.DataDir, "where state is kept")
 	f.StringVar(&cfg.Server.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token) once the cloud is up, which client commands read by default")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
-	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")
+	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), veth (the same with a veth pair, its host end ovi<id> in this namespace; root — the kernel fast path needs a non-loopback underlay, so under up every packet takes the Go story), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")
 	return c
 }
 
@@ -139,7 +139,7 @@ func vpcNames(vpcs []*pb.Vpc) string {
 
 // upHint is what else to try with instances of kind.
 func upHint(kind string) string {
-	if kind != "tun" {
+	if kind != "tun" && kind != "veth" {
 		return ""
 	}
 	return `

@@ -19,7 +19,7 @@ func (a *Agent) Collector() prometheus.Collector {
 		wire:    prometheus.NewDesc("openvpc_host_underlay_datagrams_total", "Datagrams sent and received on the underlay.", []string{"direction"}, l),
 		wireErr: prometheus.NewDesc("openvpc_host_underlay_errors_total", "Underlay read and write errors.", []string{"direction"}, l),
 		dns:     prometheus.NewDesc("openvpc_host_dns_queries_total", "Queries to the host's VPC resolvers: all handled, answered with records, NXDOMAIN, forwarded upstream, and malformed (dropped).", []string{"result"}, l),
-		fast:    prometheus.NewDesc("openvpc_host_fastpath_total", "The kernel fast path: packets it replayed (egress_forwarded, egress_delivered, ingress_delivered; also counted in openvpc_host_packets_total), misses, entries found stale (an older snapshot) or expired, packets it never replays (bypass), and entries installed.", []string{"event"}, l),
+		fast:    prometheus.NewDesc("openvpc_host_fastpath_total", "The kernel fast path: packets it replayed (egress_forwarded, egress_delivered, ingress_delivered; also counted in openvpc_host_packets_total), misses, entries found stale (an older snapshot) or expired, packets it never replays (bypass), entries installed (and not installed for want of the next hop's neighbour entry), and at snapshot swaps entries re-decided the same (revalidated) or removed (invalidated).", []string{"event"}, l),
 	}
 }
 
@@ -65,5 +65,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Installs.Load()), "installed")
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Skipped.Load()), "not_installed_no_neighbour")
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Revalidated.Load()), "revalidated")
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Invalidated.Load()), "invalidated")
 	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/openvpc/openvpc/datapath"
@@ -50,8 +49,10 @@ const (
 // DefaultLifetime is how long an entry is replayed at most before the Go
 // story decides its flow again: what keeps connection tracking fresh for
 // flows the kernel carries (each such flow costs one slow-path packet per
-// lifetime) and bounds how long a neighbour change goes unseen.
-const DefaultLifetime = 2 * time.Second
+// lifetime, which may arrive after the kernel's next ones: TCP sees it
+// reordered) and bounds how long a neighbour change goes unseen. A third
+// of the shortest connection-tracking timeout an ENI may have (UDP, 30 s).
+const DefaultLifetime = 10 * time.Second
 
 // Config is what the fast path needs to know of its host.
 type Config struct {
@@ -89,10 +90,11 @@ type FastPath struct {
 	want chan netip.Addr
 
 	// Installs counts entries installed; Skipped those not installed
-	// because a next hop was not resolved yet.
-	Installs, Skipped atomic.Uint64
-	merged            [NumCounters]uint64 // what Merge has added so far
-	failed            atomic.Bool         // a generation could not be set: nothing is replayed
+	// because a next hop was not resolved yet; Revalidated and Invalidated
+	// the entries kept and removed by Revalidate at snapshot swaps.
+	Installs, Skipped, Revalidated, Invalidated atomic.Uint64
+	merged                                      [NumCounters]uint64 // what Merge has added so far
+	failed                                      atomic.Bool         // a generation could not be set: nothing is replayed
 }
 
 type port struct {
@@ -151,7 +153,7 @@ func Load(cfg Config) (*FastPath, error) {
 	if err := loadFastpathObjects(&f.objs, nil); err != nil {
 		return nil, fmt.Errorf("fastpath: the kernel refused the BPF programs: %w", err)
 	}
-	if err := f.setGeneration(0); err != nil {
+	if err := errors.Join(f.setGeneration(currentGen, 0), f.setGeneration(nextGen, 0)); err != nil {
 		f.objs.Close()
 		return nil, err
 	}
@@ -194,25 +196,41 @@ func (f *FastPath) WireIndex() int { return f.wireIndex }
 // replayed from a snapshot no longer in force.
 func (f *FastPath) Publisher(p *dataplane.Plane) func(*tables.Snapshot) {
 	return func(s *tables.Snapshot) {
+		if err := f.setGeneration(nextGen, s.Generation()); err != nil {
+			f.Generation(s.Generation())
+			return
+		}
 		f.Revalidate(p, s)
 		f.Generation(s.Generation())
 	}
 }
+
+// The generation map's slots (bpf/fastpath.c).
+const (
+	currentGen = 0
+	nextGen    = 1
+)
 
 // Generation sets the snapshot generation entries must carry to be
 // replayed (Publisher calls it before each snapshot is published).
 // If the kernel refuses (it should not), the fast path stops replaying
 // anything rather than replay decisions of an older snapshot.
 func (f *FastPath) Generation(gen uint64) {
-	if err := f.setGeneration(gen); err != nil {
+	err := f.setGeneration(currentGen, gen)
+	if err == nil {
+		err = f.setGeneration(nextGen, gen)
+	}
+	if err != nil {
 		f.cfg.Log.Error("fast path: cannot set the snapshot generation; replaying nothing from now on", "err", err)
 		f.failed.Store(true)
-		_ = f.setGeneration(^uint64(0)) // no entry carries it
+		// No entry carries it.
+		_ = f.setGeneration(currentGen, ^uint64(0))
+		_ = f.setGeneration(nextGen, ^uint64(0))
 	}
 }
 
-func (f *FastPath) setGeneration(gen uint64) error {
-	if err := f.objs.Generation.Update(uint32(0), gen, ebpf.UpdateAny); err != nil {
+func (f *FastPath) setGeneration(slot uint32, gen uint64) error {
+	if err := f.objs.Generation.Update(slot, gen, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("fastpath: setting the generation: %w", err)
 	}
 	return nil
@@ -416,16 +434,20 @@ func (f *FastPath) Merge(p *dataplane.Plane) error {
 // plane's: how far behind the metrics may be.
 const MergeInterval = 100 * time.Millisecond
 
-// Run resolves next hops (every second, and at once when one is wanted)
-// and merges counters into p every MergeInterval until ctx ends.
+// Run resolves next hops (every second, and at once when one is wanted),
+// merges counters into p every MergeInterval and the entries' packets and
+// bytes into p's flow records every second, until ctx ends.
 func (f *FastPath) Run(ctx context.Context, p *dataplane.Plane) error {
 	merge, resolve := time.NewTicker(MergeInterval), time.NewTicker(time.Second)
 	defer merge.Stop()
 	defer resolve.Stop()
+	flows := newFlowMerger(p)
+	defer flows.release(p)
 	for {
 		select {
 		case <-ctx.Done():
 			_ = f.Merge(p)
+			flows.merge(f, p)
 			return nil
 		case dst := <-f.want:
 			f.resolve(dst)
@@ -433,6 +455,7 @@ func (f *FastPath) Run(ctx context.Context, p *dataplane.Plane) error {
 			for dst := range *f.hops.Load() {
 				f.resolve(dst)
 			}
+			flows.merge(f, p)
 		case <-merge.C:
 			if err := f.Merge(p); err != nil {
 				f.cfg.Log.Error("fast path counters", "err", err)
@@ -460,40 +483,4 @@ func (f *FastPath) resolve(dst netip.Addr) {
 		delete(next, dst)
 	}
 	f.hops.Store(&next)
-}
-
-func lookupHop(dst netip.Addr) (hop, bool) {
-	routes, err := netlink.RouteGet(dst.AsSlice())
-	if err != nil || len(routes) == 0 {
-		return hop{}, false
-	}
-	rt := routes[0]
-	via := dst
-	if rt.Gw != nil {
-		if g, ok := netip.AddrFromSlice(rt.Gw); ok {
-			via = g.Unmap()
-		}
-	}
-	l, err := netlink.LinkByIndex(rt.LinkIndex)
-	if err != nil || len(l.Attrs().HardwareAddr) != 6 {
-		return hop{}, false
-	}
-	neighs, err := netlink.NeighList(rt.LinkIndex, netlink.FAMILY_V4)
-	if err != nil {
-		return hop{}, false
-	}
-	for _, n := range neighs {
-		ip, ok := netip.AddrFromSlice(n.IP)
-		if !ok || ip.Unmap() != via || len(n.HardwareAddr) != 6 {
-			continue
-		}
-		if n.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) == 0 {
-			continue
-		}
-		h := hop{ifindex: uint32(rt.LinkIndex)}
-		copy(h.dmac[:], n.HardwareAddr)
-		copy(h.smac[:], l.Attrs().HardwareAddr)
-		return h, true
-	}
-	return hop{}, false
 }

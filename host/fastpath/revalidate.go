@@ -20,13 +20,15 @@ const MaxRevalidate = 4096
 const idleAfter = 2 * DefaultLifetime
 
 // Revalidate re-decides, with the Go story on snap (the snapshot about to
-// be published), every entry of another generation, and installs the
-// decision with snap's generation or removes the entry. Entries it stamps
-// miss until the programs accept snap's generation (Publisher sets it
-// right after), so none replays snap's decision before snap is in force.
-// An entry keeps its expiry: revalidation is quiet (connection tracking
-// sees nothing), so the flow's next expiry still sends one packet through
-// the real story.
+// be published), every entry of another generation. An entry snap decides
+// the same way is stamped with snap's generation, which the programs
+// accept as "next" while this runs (Publisher): its decision holds under
+// the snapshot in force and the new one alike, so its flow stays in the
+// kernel across the swap. Any other entry is removed: the Go story decides
+// the flow's next packet, on whichever snapshot is in force by then. An
+// entry keeps its expiry: revalidation is quiet (connection tracking sees
+// nothing), so the flow's next expiry still sends one packet through the
+// real story.
 //
 // It returns how many entries it kept and removed.
 func (f *FastPath) Revalidate(p *dataplane.Plane, snap *tables.Snapshot) (kept, removed int) {
@@ -62,7 +64,7 @@ func (f *FastPath) Revalidate(p *dataplane.Plane, snap *tables.Snapshot) (kept, 
 		n := synthetic(buf[packet.Headroom:], x.k.Saddr, x.k.Daddr, x.k.Sport, x.k.Dport, x.k.Proto)
 		p.Redecide(snap, att, buf, n, &r)
 		k, e, ok := f.egressEntry(snap, att, &r)
-		if !r.Cacheable || !ok || k != x.k {
+		if !r.Cacheable || !ok || k != x.k || !sameEgress(e, x.e) {
 			_ = f.objs.EgressFlows.Delete(&x.k)
 			removed++
 			continue
@@ -99,7 +101,7 @@ func (f *FastPath) Revalidate(p *dataplane.Plane, snap *tables.Snapshot) (kept, 
 		outer := netip.AddrFrom4(src)
 		p.RedecideIngress(snap, outer, payload[:geneveLen+n], &r)
 		k, e, ok := f.ingressEntry(snap, outer, payload[:geneveLen+n], &r)
-		if !r.Cacheable || !ok || k != x.k {
+		if !r.Cacheable || !ok || k != x.k || !sameIngress(e, x.e) {
 			_ = f.objs.IngressFlows.Delete(&x.k)
 			removed++
 			continue
@@ -109,6 +111,8 @@ func (f *FastPath) Revalidate(p *dataplane.Plane, snap *tables.Snapshot) (kept, 
 			kept++
 		}
 	}
+	f.Revalidated.Add(uint64(kept))
+	f.Invalidated.Add(uint64(removed))
 	return kept, removed
 }
 
@@ -135,4 +139,17 @@ func synthetic(b []byte, saddr, daddr uint32, sport, dport uint16, proto uint8) 
 		binary.BigEndian.PutUint16(l4[4:], packet.UDPMinSize)
 	}
 	return n
+}
+
+// sameEgress reports whether two entries replay the same decision.
+func sameEgress(a, b fastpathEgressEntry) bool {
+	a.Gen, a.Expires, a.Packets, a.Bytes = 0, 0, 0, 0
+	b.Gen, b.Expires, b.Packets, b.Bytes = 0, 0, 0, 0
+	return a == b
+}
+
+func sameIngress(a, b fastpathIngressEntry) bool {
+	a.Gen, a.Expires, a.Packets, a.Bytes = 0, 0, 0, 0
+	b.Gen, b.Expires, b.Packets, b.Bytes = 0, 0, 0, 0
+	return a == b
 }

@@ -226,7 +226,11 @@ func (v *Veth) create() error {
 		_ = nl.LinkDel(l) // a host end whose pair lost its namespace end: cannot be, but costs nothing
 	}
 	la := netlink.NewLinkAttrs()
-	la.Name, la.MTU = hostName, v.inst.MTU
+	// The host end takes any size: a packet larger than the instance MTU
+	// (an instance that raised its own) must reach the Go story, which
+	// answers "fragmentation needed" as the VPC router would, rather than
+	// be dropped unseen by the veth.
+	la.Name, la.MTU = hostName, vethHostMTU
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: DeviceName, PeerNamespace: netlink.NsFd(int(v.netns))}
 	if err := nl.LinkAdd(veth); err != nil {
 		return fmt.Errorf("creating veth %s ↔ %s: %w", hostName, DeviceName, err)
@@ -295,6 +299,9 @@ func setBroadcast(_ *netlink.Handle, l netlink.Link, mac net.HardwareAddr) error
 // vethGSOMax bounds the instance's TCP super-packets: 64 KiB less room
 // for the Geneve encapsulation the fast path adds to them.
 const vethGSOMax = 65536 - 512
+
+// vethHostMTU is the host end's MTU: the largest a veth takes.
+const vethHostMTU = 65535
 
 // ethHdrLen is the Ethernet header a SOCK_RAW packet socket reads.
 const ethHdrLen = 14

@@ -36,8 +36,10 @@ func churn(t *testing.T, c *cloud, name string, dst string, want string, change 
 	s0 := read()
 	time.Sleep(300 * time.Millisecond)
 	// The sender sends a datagram a millisecond (less on a busy machine):
-	// the kernel must have carried most of them.
-	if s1 := read(); s1.fast-s0.fast < 30 || s1.fast-s0.fast < 4*(s1.fwd-s0.fwd-(s1.fast-s0.fast)) {
+	// the kernel must have carried most of them. (The per-verdict counters
+	// include the kernel's with up to a merge interval's delay, so the Go
+	// story's share read here is only roughly right.)
+	if s1 := read(); s1.fast-s0.fast < 30 || s1.fast-s0.fast < s1.fwd-s0.fwd-(s1.fast-s0.fast) {
 		m := c.metrics(0)
 		var fm []string
 		for k, v := range m {

@@ -142,7 +142,8 @@ type outcome struct {
 	fast     [3]map[string]float64
 }
 
-// TestFastPathDifferential runs the delivery and attack matrix twice, with
+// TestFastPathDifferential runs the delivery, attack and security-group
+// matrix twice, with
 // the fast path off and on, and wants the same verdicts, counters,
 // security events and deliveries; with it on, the kernel must really have
 // carried the deliveries, and nothing forged may have been delivered.
@@ -194,7 +195,11 @@ func differential(t *testing.T, fastpath string) outcome {
 		e := c.instance("red-b", "e", 0)
 		bl := c.instance("blue-a", "c", 1)
 		g := c.instance("green-a", "d", 0)
-		ours.instances = []string{a.ID, b.ID, e.ID, bl.ID, g.ID}
+		// x's group admits nothing: what reaches it is denied, unless it
+		// answers a flow it started (connection tracking).
+		c.ok("sg", "create", "--vpc", "red", "--name", "locked")
+		x := okJSON[instanceJ](c, "instance", "run", "--subnet", "red-a", "--name", "x", "--host", hostID(1), "--security-group", "locked", "--wait")
+		ours.instances = []string{a.ID, b.ID, e.ID, bl.ID, g.ID, x.ID}
 		pcx := okJSON[struct {
 			ID string `json:"id"`
 		}](c, "peering", "create", "--vpc", "red", "--peer-vpc", "blue")
@@ -227,7 +232,7 @@ func differential(t *testing.T, fastpath string) outcome {
 		h.Close()
 
 		before := map[string]int{}
-		for _, inst := range []string{"b", "e", "c", "d"} {
+		for _, inst := range []string{"a", "b", "e", "c", "d"} {
 			before[inst] = c.udpIn(inst)
 		}
 		send := func(from, src, dst string) {
@@ -245,6 +250,15 @@ func differential(t *testing.T, fastpath string) outcome {
 		send("a", a.PrivateIP, g.PrivateIP)
 		send("a", a.PrivateIP, "10.0.1.77")
 		send("a", forged, b.PrivateIP)
+		// Security groups: a → x is denied by x's group; x → a, from the
+		// port a sent to and to a's, is allowed only as the reply of a's
+		// tracked flow (a's group admits only its members).
+		send("a", a.PrivateIP, x.PrivateIP)
+		p := c.background("a", []string{udpSinkEnv + "=" + a.PrivateIP + ":40000"}, self)
+		c.eventually("the UDP sink in a", 10*time.Second, func() bool { return strings.Contains(p.out.String(), "ready") })
+		if out, code := c.exec("x", 30*time.Second, "env", fmt.Sprintf("%s=%s:5000 %s:40000 %d", sendUDPEnv, x.PrivateIP, a.PrivateIP, diffN), self); code != 0 {
+			t.Fatalf("sending from x: exit %d\n%s", code, out)
+		}
 		// Forged on the wire, the same inner 5-tuple as a → b, which host 2
 		// has a cache entry for: from host 3 (registered, but it shares no
 		// VPC with host 2, so not a sender host 2 knows), from a machine that
@@ -269,7 +283,7 @@ func differential(t *testing.T, fastpath string) outcome {
 
 		time.Sleep(2500 * time.Millisecond) // the fast path's counters merge every second
 		out.received = map[string]int{}
-		for _, inst := range []string{"b", "e", "c", "d"} {
+		for _, inst := range []string{"a", "b", "e", "c", "d"} {
 			out.received[inst] = c.udpIn(inst) - before[inst]
 		}
 		for h := range 3 {

@@ -94,6 +94,28 @@ func TestFastPathCarries(t *testing.T) {
 		t.Errorf("host 2's fast path delivered %v packets of a 5 s iperf3; want most of them", n)
 	}
 
+	// The flow records count what the kernel carried (merged every second).
+	time.Sleep(1200 * time.Millisecond)
+	var packets float64
+	for _, f := range okJSON[[]map[string]any](c, "flows", "--host", hostID(0)) {
+		if f["direction"] == "egress" && fmt.Sprint(f["dstPort"]) == "5201" && f["src"] == a.PrivateIP {
+			p, _ := strconv.ParseFloat(fmt.Sprint(f["packets"]), 64)
+			packets += p
+		}
+	}
+	if packets < kernel/2 {
+		t.Errorf("host 1's flow records count %v packets of a → b:5201; the kernel carried %v", packets, kernel)
+	}
+	t.Run("trace live", func(t *testing.T) {
+		// A traced packet carries the TraceID option, which the programs
+		// never match: every hop still reports, here the receiving host too
+		// though it holds entries for a → b.
+		c := c.in(t)
+		out := c.ok("trace", "a", "b", "--proto", "tcp", "--port", "5201", "--live")
+		if !strings.Contains(out, hostID(0)) || !strings.Contains(out, hostID(1)) || !strings.Contains(out, "verdict: delivered") {
+			t.Errorf("trace --live a → b with the fast path on: want both hosts' reports and delivered:\n%s", out)
+		}
+	})
 	t.Run("first packet", func(t *testing.T) {
 		c := c.in(t)
 		firstPacket(c, b, a)

@@ -87,12 +87,15 @@ func TestFastPathUnderChurn(t *testing.T) {
 	}
 	var changes, failed int
 	fmt.Sscanf(strings.TrimSpace(gen.out.String()), "changes %d failed %d", &changes, &failed)
-	t.Logf("iperf3 a → b with the fast path: %.2f Gbit/s quiet, %.2f Gbit/s under %d mapping changes in 9 s (%.0f/s asked %d/s, %d failed); during it host 1 found %v entries stale and installed %v",
-		quiet, busy, changes, float64(changes)/9, rate, failed, fast(after, "stale")-fast(before, "stale"), fast(after, "installed")-fast(before, "installed"))
+	d := func(e string) float64 { return fast(after, e) - fast(before, e) }
+	t.Logf("iperf3 a → b with the fast path: %.2f Gbit/s quiet, %.2f Gbit/s under %d mapping changes in 9 s (%.0f/s asked %d/s, %d failed); during it host 1 revalidated %v entries, removed %v, found %v stale, installed %v",
+		quiet, busy, changes, float64(changes)/9, rate, failed, d("revalidated"), d("invalidated"), d("stale"), d("installed"))
 	if changes < 9*rate/4 {
 		t.Errorf("the churn generator made %d changes in 9 s; want at least a quarter of %d/s to call it churn", changes, rate)
 	}
-	if fast(after, "stale") == fast(before, "stale") {
-		t.Error("no entry went stale during the churn: snapshot swaps did not reach the fast path")
+	// Each swap re-decides the flow's entries (the change is elsewhere in
+	// the VPC: they are kept).
+	if d("revalidated") < float64(changes)/2 {
+		t.Errorf("host 1 revalidated %v entries during %d snapshot swaps: the swaps did not reach the fast path", d("revalidated"), changes)
 	}
 }

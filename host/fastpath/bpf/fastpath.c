@@ -22,9 +22,12 @@
 #define TCX_DROP 2
 #define TCX_REDIRECT 7
 
-// Decapsulation flags of newer kernels than this machine's headers know:
-// BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (6.3) and BPF_F_ADJ_ROOM_DECAP_L4_UDP.
-#define DECAP_FLAGS ((1ULL << 7) | (1ULL << 10))
+// BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (kernel 6.3; TCX needs 6.6 anyway), newer
+// than this machine's headers. The kernel here has no flag yet to undo a
+// super-packet's UDP-tunnel GSO type on decapsulation: a decapsulated
+// super-packet keeps it, which the instance's own stack ignores (it only
+// matters to an instance that forwards such packets on).
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4_ (1ULL << 7)
 
 #define GENEVE_LEN 16 // base header + the SourceVPC option
 #define ENCAP_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + GENEVE_LEN)
@@ -91,9 +94,13 @@ struct ingress_entry {
 	__u8 dmac[6], smac[6];
 };
 
+// generation[0] is the generation of the snapshot in force; [1] that of
+// the snapshot about to be published, while the agent re-decides entries
+// with it (equal to [0] otherwise). An entry stamped with [1] was decided
+// the same by both snapshots, so it may be replayed under either.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } generation SEC(".maps");
@@ -134,9 +141,9 @@ static __always_inline void count(__u32 c)
 // still replayed, so a flow is not reordered through the slow path.
 static __always_inline int current(__u64 gen, __u64 *expires)
 {
-	__u32 zero = 0;
-	__u64 *g = bpf_map_lookup_elem(&generation, &zero);
-	if (!g || *g != gen) {
+	__u32 zero = 0, one = 1;
+	__u64 *g = bpf_map_lookup_elem(&generation, &zero), *next = bpf_map_lookup_elem(&generation, &one);
+	if (!g || !next || (*g != gen && *next != gen)) {
 		count(C_STALE);
 		return 0;
 	}
@@ -343,16 +350,18 @@ int from_wire(struct __sk_buff *skb)
 	__u16 len = bpf_ntohs(in->tot_len);
 	if (bpf_ntohs(ip->tot_len) != len + ENCAP_LEN || skb->len != len + ENCAP_LEN + sizeof(struct ethhdr))
 		return TCX_PASS;
+	// A damaged outer header is the kernel's to drop, as it would before
+	// the agent's socket: the sum over a valid header folds to zero.
+	if (fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0)) != 0)
+		return TCX_PASS;
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, len);
 	__u8 macs[12];
 	__builtin_memcpy(macs, e->dmac, 6);
 	__builtin_memcpy(macs + 6, e->smac, 6);
 	__u32 ifindex = e->ifindex;
-	// Decapsulate, keeping a super-packet's segment size; where the kernel
-	// knows them, say it was UDP-tunnelled IPv4, so its GSO state is undone.
-	if (bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO | DECAP_FLAGS) &&
-	    bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
+	// Decapsulate, keeping a super-packet's segment size.
+	if (bpf_skb_adjust_room(skb, -(__s32)ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4_))
 		return TCX_DROP;
 	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0))
 		return TCX_DROP;
