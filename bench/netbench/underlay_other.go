@@ -33,3 +33,6 @@ func (u *Underlay) Iperf3(context.Context, Endpoints, ...Run) ([]Result, error) 
 func setupVXLAN(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
 
 func setupOpenvpcTun(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
+
+// OpenvpcDX needs Linux.
+var OpenvpcDX = Path{Name: "openvpc direct connect", Setup: func(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }}
