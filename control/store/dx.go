@@ -75,18 +75,32 @@ func (s *Store) CreateDXConnection(ctx context.Context, name, edge, port string)
 	return out, err
 }
 
-// GetDXConnection reads a connection by name or id.
+// GetDXConnection reads a connection by name or id, its state that of its
+// edge: available while the edge is healthy, down otherwise.
 func (s *Store) GetDXConnection(ctx context.Context, ref string) (*pb.DxConnection, error) {
 	c := new(pb.DxConnection)
-	_, err := s.load(ctx, model.KindDXConnection, ref, c)
-	return c, err
+	if _, err := s.load(ctx, model.KindDXConnection, ref, c); err != nil {
+		return nil, err
+	}
+	s.dxState(ctx, c)
+	return c, nil
 }
 
 // ListDXConnections lists every connection.
 func (s *Store) ListDXConnections(ctx context.Context) ([]*pb.DxConnection, error) {
 	all, err := listProto(ctx, s, s.key(string(model.KindDXConnection))+"/", func() *pb.DxConnection { return new(pb.DxConnection) })
 	slices.SortFunc(all, func(a, b *pb.DxConnection) int { return strings.Compare(a.Id, b.Id) })
+	for _, c := range all {
+		s.dxState(ctx, c)
+	}
 	return all, err
+}
+
+func (s *Store) dxState(ctx context.Context, c *pb.DxConnection) {
+	c.State = "available"
+	if h, err := s.GetHost(ctx, c.Edge); err != nil || h.Unhealthy {
+		c.State = "down"
+	}
 }
 
 // DeleteDXConnection deletes a connection that has no virtual interfaces.
