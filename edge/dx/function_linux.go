@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -108,9 +109,19 @@ func (f *Function) Counters() vlan.Counters {
 // takes every VIF down (speakers stopped, namespaces and links removed)
 // and detaches the port.
 func (f *Function) Run(ctx context.Context) error {
+	// A port not cabled yet is waited for: the edge serves its other
+	// functions meanwhile, and the VIFs come up when it appears.
 	l, err := netlink.LinkByName(f.cfg.Port)
-	if err != nil {
-		return fmt.Errorf("dx: port %s: %w (is the interface in the edge's namespace?)", f.cfg.Port, err)
+	for warned := false; err != nil; l, err = netlink.LinkByName(f.cfg.Port) {
+		if !warned {
+			f.cfg.Logger.Warn("dx: waiting for the Direct Connect port to appear in the edge's namespace", "port", f.cfg.Port, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	// The port carries tagged frames only: no untagged IPv6 chatter of
 	// the edge's own on the customer's wire.
