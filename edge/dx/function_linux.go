@@ -181,11 +181,16 @@ func (f *Function) reconcile(ctx context.Context, port *vlan.Port) {
 		r, ok := f.running[id]
 		f.mu.Unlock()
 		if ok {
-			if !slices.Equal(r.vif.Announce, v.Announce) {
+			r.mu.Lock()
+			same := slices.Equal(r.vif.Announce, v.Announce)
+			r.mu.Unlock()
+			if !same {
 				if err := r.proc.Announce(v.Announce); err != nil {
 					f.cfg.Logger.Warn("dx: announce", "vif", id, "err", err)
 				}
+				r.mu.Lock() // dataRoutes, from the speaker's reports, reads it
 				r.vif.Announce = slices.Clone(v.Announce)
+				r.mu.Unlock()
 				f.dataRoutes(r, r.proc.Status())
 			}
 			continue
