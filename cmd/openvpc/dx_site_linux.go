@@ -328,4 +328,3 @@ func onThreadDX(fn func() error) error {
 	}()
 	return <-errc
 }
-

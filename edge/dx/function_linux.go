@@ -40,8 +40,8 @@ type vifRun struct {
 	tun    *edge.TUNOutside
 	mu     sync.Mutex
 	routes []netip.Prefix // the learned prefixes routed in the namespace
-	ns     string // namespace name
-	link   string // the edge's end of its veth
+	ns     string         // namespace name
+	link   string         // the edge's end of its veth
 	proc   *bgp.Process
 	cancel context.CancelFunc
 	done   chan struct{}
