@@ -15,8 +15,8 @@ import (
 	"github.com/openvpc/openvpc/cli"
 	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/edge/vpn"
-	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/node"
 	"github.com/openvpc/openvpc/underlay"
 )
