@@ -284,6 +284,10 @@ func (s *Store) SetDXVIFStatus(ctx context.Context, vifRef, edge string, st *pb.
 		return model.Preconditionf("virtual interface %s is on connection %s of edge %s, not of %s", v.Id, con.Id, con.Edge, edge)
 	}
 	st.Edge, st.ReportTime = con.Edge, timestamppb.Now()
+	old := new(pb.DxBgpStatus)
+	if _, _, err := s.getProto(ctx, s.dxStatusKey(v.Id), old); err != nil {
+		return err
+	}
 	var t txn
 	t.present(s.resKey(model.KindDirectConnect, v.Id))
 	t.putProto(s.dxStatusKey(v.Id), st)
@@ -294,8 +298,25 @@ func (s *Store) SetDXVIFStatus(ctx context.Context, vifRef, edge string, st *pb.
 	if err == nil && !ok {
 		return model.NotFoundf("virtual interface %s was deleted", v.Id)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	down := old.BgpState == "established" && st.BgpState != "established"
+	if down || (st.OverLimit && !old.OverLimit) {
+		// A human should know: the site's routes left the route tables.
+		ev := &pb.SecurityEvent{Time: st.ReportTime, HostId: con.Edge, Reason: ReasonDXSessionDown,
+			Detail: fmt.Sprintf("the BGP session of %s (VLAN %d on %s) went %s: %s", v.Id, v.Vlan, con.Id, st.BgpState, st.Reason),
+			Count: 1, Operational: true, FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
+		if _, err := s.PutEvent(ctx, ev, v.Id); err != nil {
+			s.cfg.Logger.Warn("store: a Direct Connect session-down event was not recorded", "vif", v.Id, "err", err)
+		}
+	}
+	return nil
 }
+
+// ReasonDXSessionDown is the operational event of a VIF's BGP session that
+// was established going down (or going over its prefix limit).
+const ReasonDXSessionDown = "dx-session-down"
 
 // CreateDXGateway creates a Direct Connect gateway.
 func (s *Store) CreateDXGateway(ctx context.Context, name string, asn uint32) (*pb.DxGateway, error) {

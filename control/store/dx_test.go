@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
@@ -100,6 +102,13 @@ func TestDirectConnectResources(t *testing.T) {
 	}
 	if got := props(); len(got) != 0 {
 		t.Fatalf("a session down still propagates %v", got)
+	}
+	evs, err := s.ListEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs, func(e *pb.SecurityEvent) bool { return e.Reason == ReasonDXSessionDown && e.Operational && strings.Contains(e.Detail, v.Id) }) {
+		t.Fatalf("no operational event for the session going down: %v", evs)
 	}
 	if err := s.SetDXVIFStatus(ctx, "a", "edge-1", st); err != nil {
 		t.Fatal(err)

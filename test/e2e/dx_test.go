@@ -264,6 +264,9 @@ func TestDirectConnect(t *testing.T) {
 		return dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") == ""
 	})
 	t.Logf("router gone → route withdrawn from the route table in %v", time.Since(t1).Round(time.Millisecond))
+	c.eventually("an operational event for the session going down", 10*time.Second, func() bool {
+		return slices.ContainsFunc(okJSON[[]eventJ](c, "events"), func(e eventJ) bool { return e.Reason == "dx-session-down" })
+	})
 
 	// Deleting the VIF ends it for good.
 	c.ok("dx", "vif", "delete", "good")
