@@ -306,7 +306,7 @@ func (s *Store) SetDXVIFStatus(ctx context.Context, vifRef, edge string, st *pb.
 		// A human should know: the site's routes left the route tables.
 		ev := &pb.SecurityEvent{Time: st.ReportTime, HostId: con.Edge, Reason: ReasonDXSessionDown,
 			Detail: fmt.Sprintf("the BGP session of %s (VLAN %d on %s) went %s: %s", v.Id, v.Vlan, con.Id, st.BgpState, st.Reason),
-			Count: 1, Operational: true, FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
+			Count:  1, Operational: true, FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
 		if _, err := s.PutEvent(ctx, ev, v.Id); err != nil {
 			s.cfg.Logger.Warn("store: a Direct Connect session-down event was not recorded", "vif", v.Id, "err", err)
 		}

@@ -107,7 +107,9 @@ func TestDirectConnectResources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(evs, func(e *pb.SecurityEvent) bool { return e.Reason == ReasonDXSessionDown && e.Operational && strings.Contains(e.Detail, v.Id) }) {
+	if !slices.ContainsFunc(evs, func(e *pb.SecurityEvent) bool {
+		return e.Reason == ReasonDXSessionDown && e.Operational && strings.Contains(e.Detail, v.Id)
+	}) {
 		t.Fatalf("no operational event for the session going down: %v", evs)
 	}
 	if err := s.SetDXVIFStatus(ctx, "a", "edge-1", st); err != nil {
