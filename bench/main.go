@@ -61,6 +61,7 @@ var figures = []figure{
 	{id: "P2", name: "TCP, 4 streams, openvpc veth (fast path) (Gbit/s)", bench: iperfKey(pathFast, 4), baseline: iperfKey(pathVXLAN, 4), unit: gbps, goal: "≥ 1.0× kernel VXLAN"},
 	{id: "P2", name: "TCP, 4 streams, veth (Gbit/s)", baseline: iperfKey(pathVeth, 4), unit: gbps, goal: "reference"},
 	{id: "P2", name: "TCP, 4 streams, kernel VXLAN over veth (Gbit/s)", baseline: iperfKey(pathVXLAN, 4), unit: gbps, goal: "reference"},
+	{id: "P9", name: "TCP, 1 stream, instance → site host over Direct Connect (Gbit/s) ÷ veth", bench: iperfKey(pathDX, 1), baseline: iperfKey(pathVeth, 1), unit: gbps, goal: "≥ 0.5", skip: dxSkip()},
 	{id: "P3", name: "TCP, 1 stream, netstack instances on two hosts (Mbit/s)", pkg: "./testcloud", bench: "BenchmarkTCPThroughput/openvpc", baseline: "BenchmarkTCPThroughput/wireguard-netstack", unit: "Mbit/s", goal: "≥ 5× wireguard-go netstack", quickTime: "1x", fullTime: "3x"},
 	{id: "P4", name: "propagation p99, 100 hosts (ms)", pkg: "./control/mapping", bench: "BenchmarkPropagation/hosts=100", unit: "p99-ms", goal: "—", quickTime: "5x", fullTime: "30x"},
 	{id: "P4", name: "propagation p99, 1,000 hosts (ms)", pkg: "./control/mapping", bench: "BenchmarkPropagation/hosts=1000", unit: "p99-ms", goal: "≤ 100 ms", fullTime: "30x"},
@@ -87,7 +88,7 @@ func main() {
 	quick := flag.Bool("quick", false, "a smoke run: few, short repetitions; checks the harness works, not the numbers")
 	count := flag.Int("count", 5, "repetitions of each figure (full mode)")
 	out := flag.String("out", "", "also write the tables to this file, and the scaling plot next to it (NAME-scaling.png)")
-	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P8,P11,P12,scaling")
+	only := flag.String("only", "", "measure only these figures, comma-separated ids: P1,P2,…,P12,scaling")
 	flag.Parse()
 	if *only != "" {
 		selected = map[string]bool{}
@@ -153,6 +154,11 @@ func runAll(ctx context.Context, quick bool, count int, out string) error {
 		if quick {
 			skips[p8OpenVPC], skips[p8Direct] = "not in quick mode (a cloud with a strongSwan site: about 20 s a run)", "not in quick mode"
 		} else if err := measureP8(ctx, count, samples, skips); err != nil {
+			return err
+		}
+	}
+	if isSelected("P9") {
+		if err := measureP9(ctx, quick, count, samples); err != nil {
 			return err
 		}
 	}

@@ -28,6 +28,9 @@ func main() {
 	opts := cli.AddCommands(root)
 	root.AddCommand(serverCmd(), hostCmd(opts), edgeCmd(opts), upCmd(), demoCmd())
 	addServiceCommands(root, opts)
+	if dx, _, err := root.Find([]string{"dx"}); err == nil && dx != root {
+		dx.AddCommand(dxSiteCmd(opts)) // the simulated data centre needs the daemon side's packages
+	}
 	cli.Finish(opts, root)
 	if err := root.ExecuteContext(ctx); err != nil {
 		server, _ := root.PersistentFlags().GetString("server")

@@ -270,6 +270,11 @@ func (h *DirectConnect) ReportVirtualInterfaceStatus(ctx context.Context, req *c
 	if m.Status == nil {
 		return nil, model.Invalidf("no status in the report")
 	}
+	// The edge's speaker caps a session at 100 prefixes (AWS's limit for a
+	// private VIF); a report with more is not to be propagated.
+	if n := len(m.Status.PrefixesReceived); n > 100 {
+		return nil, model.Invalidf("the report names %d prefixes received; a private virtual interface takes at most 100", n)
+	}
 	edge := ""
 	if c, ok := trust.CallerFrom(ctx); ok && !c.Admin && !c.Insecure {
 		if c.Role != pki.RoleEdge {

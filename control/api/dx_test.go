@@ -35,18 +35,20 @@ func TestVIFSpec(t *testing.T) {
 		mod  func(*pb.CreateVirtualInterfaceRequest)
 		want string
 	}{
-		"vlan 0":          {func(m *pb.CreateVirtualInterfaceRequest) { m.Vlan = 0 }, "1–4094"},
-		"vlan 4095":       {func(m *pb.CreateVirtualInterfaceRequest) { m.Vlan = 4095 }, "1–4094"},
-		"as_trans":        {func(m *pb.CreateVirtualInterfaceRequest) { m.CustomerAsn = 23456 }, "AS_TRANS"},
-		"public amazon":   {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAsn = 7224 }, "private ASN"},
-		"two gateways":    {func(m *pb.CreateVirtualInterfaceRequest) { m.DxGateway = "dxgw-0123456789abcdef" }, "one gateway"},
-		"no gateway":      {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "" }, "one gateway"},
-		"bad vgw":         {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "no such/name" }, "virtual private gateway"},
-		"one address":     {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAddress = "169.254.1.1/30" }, "both"},
-		"not link-local":  {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAddress, m.CustomerAddress = "10.0.0.1/30", "10.0.0.2/30" }, "169.254.0.0/16"},
-		"short key":       {func(m *pb.CreateVirtualInterfaceRequest) { m.AuthKey = "abc" }, "6–80"},
-		"hold 2":          {func(m *pb.CreateVirtualInterfaceRequest) { m.HoldTime = 2 }, "3–65535"},
-		"bad connection":  {func(m *pb.CreateVirtualInterfaceRequest) { m.Connection = "" }, "connection"},
+		"vlan 0":        {func(m *pb.CreateVirtualInterfaceRequest) { m.Vlan = 0 }, "1–4094"},
+		"vlan 4095":     {func(m *pb.CreateVirtualInterfaceRequest) { m.Vlan = 4095 }, "1–4094"},
+		"as_trans":      {func(m *pb.CreateVirtualInterfaceRequest) { m.CustomerAsn = 23456 }, "AS_TRANS"},
+		"public amazon": {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAsn = 7224 }, "private ASN"},
+		"two gateways":  {func(m *pb.CreateVirtualInterfaceRequest) { m.DxGateway = "dxgw-0123456789abcdef" }, "one gateway"},
+		"no gateway":    {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "" }, "one gateway"},
+		"bad vgw":       {func(m *pb.CreateVirtualInterfaceRequest) { m.VpnGateway = "no such/name" }, "virtual private gateway"},
+		"one address":   {func(m *pb.CreateVirtualInterfaceRequest) { m.AmazonAddress = "169.254.1.1/30" }, "both"},
+		"not link-local": {func(m *pb.CreateVirtualInterfaceRequest) {
+			m.AmazonAddress, m.CustomerAddress = "10.0.0.1/30", "10.0.0.2/30"
+		}, "169.254.0.0/16"},
+		"short key":      {func(m *pb.CreateVirtualInterfaceRequest) { m.AuthKey = "abc" }, "6–80"},
+		"hold 2":         {func(m *pb.CreateVirtualInterfaceRequest) { m.HoldTime = 2 }, "3–65535"},
+		"bad connection": {func(m *pb.CreateVirtualInterfaceRequest) { m.Connection = "" }, "connection"},
 	} {
 		m := goodVIF()
 		tc.mod(m)

@@ -55,7 +55,9 @@ func (w *world) dxTouch(v *pb.DxVirtualInterface, d *delta) {
 	}
 	if e := w.dxEdge(v); e != "" {
 		d.scopeDirty.add(e)
+		// The edge's record (its VIFs as targets) concerns every host.
 		d.hostsChanged.add(e)
+		d.edges = d.edges.add(e)
 	}
 	for _, vpc := range w.dxVPCs(v) {
 		d.facts.add(vpc)

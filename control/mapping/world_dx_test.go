@@ -34,8 +34,8 @@ func TestDirectConnectWorld(t *testing.T) {
 	apply(rec(t, store.RecVPNGateway, "vgw-1", &pb.VpnGateway{Id: "vgw-1", VpcId: "vpc-a"}))
 	apply(rec(t, store.RecDXConnection, "dxcon-1", &pb.DxConnection{Id: "dxcon-1", Edge: "edge-1", Port: "eth1"}))
 	d := apply(rec(t, store.RecDXVIF, "dxvif-0000000000000001", &pb.DxVirtualInterface{Id: "dxvif-0000000000000001", ConnectionId: "dxcon-1", VpnGatewayId: "vgw-1"}))
-	if !has(d.scopeDirty, "edge-1") || !has(d.hostsChanged, "edge-1") || !has(d.facts, "vpc-a") {
-		t.Fatalf("a new VIF marked scope %v, records %v, facts %v", d.scopeDirty, d.hostsChanged, d.facts)
+	if !has(d.scopeDirty, "edge-1") || !has(d.hostsChanged, "edge-1") || !has(d.edges, "edge-1") || !has(d.facts, "vpc-a") {
+		t.Fatalf("a new VIF marked scope %v, records %v, edges %v, facts %v", d.scopeDirty, d.hostsChanged, d.edges, d.facts)
 	}
 	if s := w.scope("edge-1"); !has(s, "vpc-a") {
 		t.Fatalf("edge-1's scope %v lacks the VIF's VPC", s)

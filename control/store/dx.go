@@ -75,18 +75,32 @@ func (s *Store) CreateDXConnection(ctx context.Context, name, edge, port string)
 	return out, err
 }
 
-// GetDXConnection reads a connection by name or id.
+// GetDXConnection reads a connection by name or id, its state that of its
+// edge: available while the edge is healthy, down otherwise.
 func (s *Store) GetDXConnection(ctx context.Context, ref string) (*pb.DxConnection, error) {
 	c := new(pb.DxConnection)
-	_, err := s.load(ctx, model.KindDXConnection, ref, c)
-	return c, err
+	if _, err := s.load(ctx, model.KindDXConnection, ref, c); err != nil {
+		return nil, err
+	}
+	s.dxState(ctx, c)
+	return c, nil
 }
 
 // ListDXConnections lists every connection.
 func (s *Store) ListDXConnections(ctx context.Context) ([]*pb.DxConnection, error) {
 	all, err := listProto(ctx, s, s.key(string(model.KindDXConnection))+"/", func() *pb.DxConnection { return new(pb.DxConnection) })
 	slices.SortFunc(all, func(a, b *pb.DxConnection) int { return strings.Compare(a.Id, b.Id) })
+	for _, c := range all {
+		s.dxState(ctx, c)
+	}
 	return all, err
+}
+
+func (s *Store) dxState(ctx context.Context, c *pb.DxConnection) {
+	c.State = "available"
+	if h, err := s.GetHost(ctx, c.Edge); err != nil || h.Unhealthy {
+		c.State = "down"
+	}
 }
 
 // DeleteDXConnection deletes a connection that has no virtual interfaces.
@@ -270,6 +284,10 @@ func (s *Store) SetDXVIFStatus(ctx context.Context, vifRef, edge string, st *pb.
 		return model.Preconditionf("virtual interface %s is on connection %s of edge %s, not of %s", v.Id, con.Id, con.Edge, edge)
 	}
 	st.Edge, st.ReportTime = con.Edge, timestamppb.Now()
+	old := new(pb.DxBgpStatus)
+	if _, _, err := s.getProto(ctx, s.dxStatusKey(v.Id), old); err != nil {
+		return err
+	}
 	var t txn
 	t.present(s.resKey(model.KindDirectConnect, v.Id))
 	t.putProto(s.dxStatusKey(v.Id), st)
@@ -280,8 +298,25 @@ func (s *Store) SetDXVIFStatus(ctx context.Context, vifRef, edge string, st *pb.
 	if err == nil && !ok {
 		return model.NotFoundf("virtual interface %s was deleted", v.Id)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	down := old.BgpState == "established" && st.BgpState != "established"
+	if down || (st.OverLimit && !old.OverLimit) {
+		// A human should know: the site's routes left the route tables.
+		ev := &pb.SecurityEvent{Time: st.ReportTime, HostId: con.Edge, Reason: ReasonDXSessionDown,
+			Detail: fmt.Sprintf("the BGP session of %s (VLAN %d on %s) went %s: %s", v.Id, v.Vlan, con.Id, st.BgpState, st.Reason),
+			Count:  1, Operational: true, FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
+		if _, err := s.PutEvent(ctx, ev, v.Id); err != nil {
+			s.cfg.Logger.Warn("store: a Direct Connect session-down event was not recorded", "vif", v.Id, "err", err)
+		}
+	}
+	return nil
 }
+
+// ReasonDXSessionDown is the operational event of a VIF's BGP session that
+// was established going down (or going over its prefix limit).
+const ReasonDXSessionDown = "dx-session-down"
 
 // CreateDXGateway creates a Direct Connect gateway.
 func (s *Store) CreateDXGateway(ctx context.Context, name string, asn uint32) (*pb.DxGateway, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
@@ -101,6 +103,15 @@ func TestDirectConnectResources(t *testing.T) {
 	if got := props(); len(got) != 0 {
 		t.Fatalf("a session down still propagates %v", got)
 	}
+	evs, err := s.ListEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs, func(e *pb.SecurityEvent) bool {
+		return e.Reason == ReasonDXSessionDown && e.Operational && strings.Contains(e.Detail, v.Id)
+	}) {
+		t.Fatalf("no operational event for the session going down: %v", evs)
+	}
 	if err := s.SetDXVIFStatus(ctx, "a", "edge-1", st); err != nil {
 		t.Fatal(err)
 	}
@@ -145,5 +156,71 @@ func TestDirectConnectResources(t *testing.T) {
 	}
 	if err := s.DeleteDXGateway(ctx, gw.Id); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDirectConnectOverVPN: one site prefix from a VIF and from a VPN
+// connection's static routes: the route table carries it over Direct
+// Connect while the session is up, over the VPN when it goes down, and
+// over Direct Connect again when it comes back (AWS's priority).
+func TestDirectConnectOverVPN(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	if _, err := s.RegisterHost(ctx, "edge-1", netip.MustParseAddr("127.0.1.10"), pb.HostRole_HOST_ROLE_EDGE, ""); err != nil {
+		t.Fatal(err)
+	}
+	vpc, err := s.CreateVPC(ctx, "red", netip.MustParsePrefix("10.20.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vg, err := s.CreateVpnGateway(ctx, "vg", 64512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachVpnGateway(ctx, vg.Id, vpc.Id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnableRoutePropagation(ctx, vpc.MainRouteTableId, vg.Id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateDXConnection(ctx, "dc", "edge-1", "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.CreateDXVIF(ctx, &pb.DxVirtualInterface{Id: model.NewID(model.KindDirectConnect), ConnectionId: "dc", Vlan: 101, CustomerAsn: 65000,
+		AmazonAddress: "169.254.1.1/30", CustomerAddress: "169.254.1.2/30", AuthKey: "secret-key", VpnGatewayId: vg.Id, HoldTime: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The VPN's static route for the same prefix, as the VPN work
+	// propagates it (its usability is its own business: a source that is
+	// no VIF and no VPN connection counts as usable here).
+	const vpnID = "vpn-00000000000000a1"
+	if err := s.SetPropagatedRoutes(ctx, vg.Id, vpnID, pb.RouteOrigin_ROUTE_ORIGIN_VPN_STATIC, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	active := func() string {
+		t.Helper()
+		props, err := s.ListPropagatedRoutes(ctx, vg.Id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ActiveRoutes(EffectiveRoutes(nil, props, func(string) (bool, string) { return true, "" })) {
+			if r.DestinationCidr == "192.0.2.0/24" {
+				return r.Target
+			}
+		}
+		return ""
+	}
+	up := &pb.DxBgpStatus{BgpState: "established", PrefixesReceived: []string{"192.0.2.0/24"}}
+	for i, step := range []struct {
+		st   *pb.DxBgpStatus
+		want string
+	}{{up, v.Id}, {&pb.DxBgpStatus{BgpState: "active"}, vpnID}, {up, v.Id}} {
+		if err := s.SetDXVIFStatus(ctx, v.Id, "edge-1", step.st); err != nil {
+			t.Fatal(err)
+		}
+		if got := active(); got != step.want {
+			t.Fatalf("step %d (session %s): 192.0.2.0/24 → %q, want %q", i, step.st.BgpState, got, step.want)
+		}
 	}
 }

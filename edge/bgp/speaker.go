@@ -271,7 +271,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}},
 		Transport: &api.Transport{LocalAddress: c.LocalAddr.String(), RemotePort: uint32(c.PeerPort)},
 		AfiSafis: []*api.AfiSafi{{
-			Config:      &api.AfiSafiConfig{Family: ipv4, Enabled: true},
+			Config:       &api.AfiSafiConfig{Family: ipv4, Enabled: true},
 			PrefixLimits: &api.PrefixLimit{Family: ipv4, MaxPrefixes: uint32(c.MaxPrefixes)},
 		}},
 	}

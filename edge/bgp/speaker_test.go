@@ -309,6 +309,33 @@ func TestSpeakerWithFRR(t *testing.T) {
 		t.Logf("reason: %s", p.Status().Reason)
 	})
 
+	t.Run("a cut link takes the session down within the hold time", func(t *testing.T) {
+		r := frr.Start(t, "/run/netns/"+l.b, routerConf(l, key, "192.0.2.0/24"))
+		var st statuses
+		p, _ := startSpeaker(t, l, key, 0, &st)
+		eventually(t, "established", 15*time.Second, func() bool { return p.Status().State == Established && len(p.Status().Learned) == 1 },
+			func() string { return fmt.Sprintf("%+v\n%s", p.Status(), r.Log()) })
+		hb := handle(t, l.b)
+		ln, err := hb.LinkByName("p0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hb.LinkSetDown(ln); err != nil { // no Cease: only the hold timer can tell
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		eventually(t, "down after the hold time", 8*time.Second, func() bool { return p.Status().State != Established && len(p.Status().Learned) == 0 },
+			func() string { return fmt.Sprintf("%+v", p.Status()) })
+		took := time.Since(t0)
+		t.Logf("link cut → session down and routes withdrawn in %v (hold 3 s); reason %q", took.Round(time.Millisecond), p.Status().Reason)
+		if took < 2*time.Second {
+			t.Errorf("down after %v, before the hold time could expire: something else took it down", took)
+		}
+		if err := hb.LinkSetUp(ln); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("over the prefix limit the session goes down", func(t *testing.T) {
 		r := frr.Start(t, "/run/netns/"+l.b, routerConf(l, key, "192.0.2.0/26", "192.0.2.64/26", "192.0.2.128/26"))
 		var st statuses

@@ -16,8 +16,8 @@ import (
 
 	"github.com/openvpc/openvpc/edge/bgp"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
-	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/host/tables"
 )
 
 // ControllerConfig is an edge's Direct Connect: its ports, and how it

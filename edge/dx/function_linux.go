@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -39,8 +40,8 @@ type vifRun struct {
 	tun    *edge.TUNOutside
 	mu     sync.Mutex
 	routes []netip.Prefix // the learned prefixes routed in the namespace
-	ns     string // namespace name
-	link   string // the edge's end of its veth
+	ns     string         // namespace name
+	link   string         // the edge's end of its veth
 	proc   *bgp.Process
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -108,9 +109,19 @@ func (f *Function) Counters() vlan.Counters {
 // takes every VIF down (speakers stopped, namespaces and links removed)
 // and detaches the port.
 func (f *Function) Run(ctx context.Context) error {
+	// A port not cabled yet is waited for: the edge serves its other
+	// functions meanwhile, and the VIFs come up when it appears.
 	l, err := netlink.LinkByName(f.cfg.Port)
-	if err != nil {
-		return fmt.Errorf("dx: port %s: %w (is the interface in the edge's namespace?)", f.cfg.Port, err)
+	for warned := false; err != nil; l, err = netlink.LinkByName(f.cfg.Port) {
+		if !warned {
+			f.cfg.Logger.Warn("dx: waiting for the Direct Connect port to appear in the edge's namespace", "port", f.cfg.Port, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	// The port carries tagged frames only: no untagged IPv6 chatter of
 	// the edge's own on the customer's wire.
@@ -170,11 +181,16 @@ func (f *Function) reconcile(ctx context.Context, port *vlan.Port) {
 		r, ok := f.running[id]
 		f.mu.Unlock()
 		if ok {
-			if !slices.Equal(r.vif.Announce, v.Announce) {
+			r.mu.Lock()
+			same := slices.Equal(r.vif.Announce, v.Announce)
+			r.mu.Unlock()
+			if !same {
 				if err := r.proc.Announce(v.Announce); err != nil {
 					f.cfg.Logger.Warn("dx: announce", "vif", id, "err", err)
 				}
+				r.mu.Lock() // dataRoutes, from the speaker's reports, reads it
 				r.vif.Announce = slices.Clone(v.Announce)
+				r.mu.Unlock()
 				f.dataRoutes(r, r.proc.Status())
 			}
 			continue

@@ -487,4 +487,3 @@ func TestFunctionTwoVIFs(t *testing.T) {
 		t.Errorf("VIF 101 still established after removal: %+v", st)
 	}
 }
-

@@ -15,7 +15,7 @@ func (c *Controller) Collector() prometheus.Collector {
 }
 
 type collector struct {
-	c                                 *Controller
+	c                                *Controller
 	frames, session, received, flaps *prometheus.Desc
 }
 

@@ -44,14 +44,33 @@ func addRoute(tb testing.TB, f *fixture, dst string, target tables.Target, chang
 	tx.Commit()
 }
 
+// A route to a Direct Connect VIF (pushed only while its session is up)
+// goes to the edge serving that VIF, marked with it.
+func TestRouteToDirectConnect(t *testing.T) {
+	target := tables.Target{Kind: tables.TargetDirectConnect, ID: 0x52}
+	f := newFixture(t)
+	serving := tables.Host{ID: 50, Underlay: netip.MustParseAddr("127.0.1.101"), Role: tables.RoleEdge, Healthy: true,
+		Functions: &[]tables.Function{{Kind: target.Kind, Targets: []uint64{target.ID}}}}
+	withRoute(t, f, "192.168.0.0/16", target, serving)
+	buf := make([]byte, 2048)
+	var r Result
+	f.p.Egress(f.t.Load(), f.enis[1], buf, udpPacket(buf, "10.0.1.4", "192.168.1.1", 10, 64, false), make([]byte, ScratchSize), &r)
+	if r.Verdict != datapath.Forwarded || r.Dst != serving.Underlay {
+		t.Fatalf("verdict %v to %v, want forwarded to the edge %v", r.Verdict, r.Dst, serving.Underlay)
+	}
+	var e packet.Encap
+	if !packet.ParseGenevePayload(r.Payload, &e) || !e.Options.HasTarget || tables.TargetKind(e.Options.Function) != target.Kind || e.Options.Target != target.ID {
+		t.Fatalf("the packet to the edge does not name the VIF: %+v", e.Options)
+	}
+}
+
 // A route to an edge target the host knows no facts of — a virtual private
-// gateway, Direct Connect, an endpoint — is no route, even with an edge
-// serving it: nothing is guessed to be a peering, or anything else. An
-// internet gateway that is not the VPC's leads nowhere either.
+// gateway, an endpoint — is no route, even with an edge serving it:
+// nothing is guessed to be a peering, or anything else. An internet
+// gateway that is not the VPC's leads nowhere either.
 func TestRouteToUnknownEdgeTargets(t *testing.T) {
 	for _, target := range []tables.Target{
 		{Kind: tables.TargetVPNGateway, ID: 0x51},
-		{Kind: tables.TargetDirectConnect, ID: 0x52},
 		{Kind: tables.TargetEndpoint, ID: 0x53},
 		{Kind: tables.TargetInternetGateway, ID: 0x54}, // red has no igw
 	} {

@@ -264,6 +264,9 @@ func TestDirectConnect(t *testing.T) {
 		return dxRoute(c, red.MainRouteTableID, "192.0.2.0/24") == ""
 	})
 	t.Logf("router gone → route withdrawn from the route table in %v", time.Since(t1).Round(time.Millisecond))
+	c.eventually("an operational event for the session going down", 10*time.Second, func() bool {
+		return slices.ContainsFunc(okJSON[[]eventJ](c, "events"), func(e eventJ) bool { return e.Reason == "dx-session-down" })
+	})
 
 	// Deleting the VIF ends it for good.
 	c.ok("dx", "vif", "delete", "good")
@@ -511,4 +514,46 @@ func iperfRate(t *testing.T, out string) float64 {
 		t.Fatalf("iperf3 output: %v\n%s", err, out)
 	}
 	return r.End.SumReceived.BitsPerSecond
+}
+
+// TestDXSite: `openvpc dx site` is the quickstart's data centre: started
+// before the edge has its port, it cables one in, and an instance
+// fetches the office's page over Direct Connect; stopping it removes
+// everything it made.
+func TestDXSite(t *testing.T) {
+	prerequisites(t, "curl", frr.Bgpd)
+	c := newCloudWith(t, 1, 1)
+	edgeM := c.room.hosts[1]
+	const edgeID = "e2e-dx3"
+	startFor(c.t, c.root, edgeM.ns, nil, bin, append([]string{"edge", "run", "--server", c.url, "--edge-id", edgeID,
+		"--underlay", underlayAddr(2).String(), "--log-level", "warn", "--heartbeat", "400ms",
+		"--dx-port", "dx0", "--dx-namespaces", c.room.tag + "-vif"}, c.join(c.t.TempDir(), "edge")...)...)
+	c.eventually("the edge to register", 15*time.Second, func() bool {
+		out, _ := c.cli("edge", "list")
+		return strings.Contains(out, edgeID)
+	})
+	red := c.vpc("red", "10.20.0.0/16", "10.20.1.0/24")
+	c.ok("vgw", "create", "--name", "red-vgw")
+	c.ok("vgw", "attach", "red-vgw", "--vpc", "red")
+	c.ok("route-table", "propagation", "enable", red.MainRouteTableID, "--vgw", "red-vgw")
+	c.instance("red-a", "red-1", 0)
+	c.ok("dx", "connection", "create", "--name", "dc", "--edge", edgeID, "--port", "dx0")
+	c.ok("dx", "vif", "create", "--name", "dc-200", "--connection", "dc", "--vlan", "200", "--asn", "65200", "--vgw", "red-vgw", "--hold-time", "9")
+	site := startFor(c.t, c.root, c.room.bridge.ns, nil, bin, "--server", c.url, "--config", c.config,
+		"dx", "site", "dc-200", "--edge-netns", edgeM.name, "--port", "dx0", "--netns-prefix", c.room.tag+"-site")
+	t0 := time.Now()
+	c.eventually("the office's page from the instance", 40*time.Second, func() bool {
+		select {
+		case <-site.done:
+			t.Fatalf("dx site exited:\n%s", site.out)
+		default:
+		}
+		out, code := c.exec("red-1", 5*time.Second, "curl", "-sS", "--max-time", "2", "http://192.0.2.10/")
+		return code == 0 && strings.Contains(out, "hello from the data centre")
+	})
+	t.Logf("dx site started → the instance fetches the office's page: %v", time.Since(t0).Round(time.Millisecond))
+	site.stop(t)
+	if entries, _ := os.ReadDir("/run/netns"); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), c.room.tag+"-site") }) {
+		t.Fatal("dx site left namespaces behind")
+	}
 }

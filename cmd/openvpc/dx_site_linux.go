@@ -1,0 +1,330 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/openvpc/openvpc/cli"
+	"github.com/openvpc/openvpc/edge/dx/vlan"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+)
+
+// dxSiteCmd is `openvpc dx site`: a simulated data centre for a VIF — a
+// switch cabled into the edge's Direct Connect port (tagging the VIF's
+// VLAN as a trunk port does), FRR's bgpd as the customer's router
+// configured with the VIF's printed configuration, and an office network
+// behind it with a small web server — until Ctrl-C, then it all goes.
+func dxSiteCmd(o *cli.Options) *cobra.Command {
+	var edgeNS, port, office, prefix string
+	c := &cobra.Command{
+		Use:   "site VIF --edge-netns NS --port IFACE [--office 192.0.2.0/24]",
+		Short: "Run a simulated data centre on a VIF: a tagged cable into the edge's port, an FRR router, an office with a web server (root, FRR)",
+		Long: `Run a simulated data centre for a Direct Connect virtual interface (needs root and FRR's bgpd).
+It cables a veth named IFACE into the edge's network namespace NS (start the edge there with
+--dx-port IFACE; it waits for the port), puts a switch on the other end that tags the VIF's
+VLAN, and behind it FRR's bgpd configured with exactly what "dx vif config --format frr"
+prints, announcing the office network, and an office host (.10 of it) serving HTTP on port 80.
+Everything is removed on Ctrl-C.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Geteuid() != 0 {
+				return errors.New("dx site makes network namespaces: run it as root")
+			}
+			if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
+				return errors.New("dx site runs FRR's bgpd as the customer's router: install frr (apt-get install frr)")
+			}
+			net4, err := netip.ParsePrefix(office)
+			if err != nil || !net4.Addr().Is4() || net4.Bits() > 29 || net4.Masked() != net4 {
+				return fmt.Errorf("--office %q: give an IPv4 network such as 192.0.2.0/24", office)
+			}
+			conn, err := o.Conn()
+			if err != nil {
+				return err
+			}
+			dxc := openvpcv1connect.NewDirectConnectServiceClient(conn.HTTP, conn.URL)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			v, err := dxc.GetVirtualInterface(ctx, connect.NewRequest(&pb.GetVirtualInterfaceRequest{Ref: args[0]}))
+			if err != nil {
+				return err
+			}
+			conf, err := dxc.DescribeRouterConfiguration(ctx, connect.NewRequest(&pb.DescribeRouterConfigurationRequest{Ref: args[0], Format: "frr", Interface: "eth1", Announce: []string{net4.String()}}))
+			if err != nil {
+				return err
+			}
+			if prefix == "" {
+				prefix = fmt.Sprintf("ovpc-site-%d", v.Msg.VirtualInterface.Vlan)
+			}
+			s := &site{prefix: prefix}
+			defer s.close()
+			if err := s.build(edgeNS, port, v.Msg.VirtualInterface, conf.Msg.Config, net4); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "data centre up: VLAN %d into %s of namespace %s; router %s (namespace %s-r), office %s serving http://%s/ (namespace %s-o); Ctrl-C removes it\n",
+				v.Msg.VirtualInterface.Vlan, port, edgeNS, v.Msg.VirtualInterface.CustomerAddress, prefix, net4, s.officeIP, prefix)
+			<-ctx.Done()
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&edgeNS, "edge-netns", "", "the network namespace the edge runs in, where the port is cabled (required)")
+	f.StringVar(&port, "port", "", "the port's interface name in the edge's namespace, as given to edge run --dx-port (required)")
+	f.StringVar(&office, "office", "192.0.2.0/24", "the office network behind the router (announced over BGP)")
+	f.StringVar(&prefix, "netns-prefix", "", "prefix of the site's namespaces (default ovpc-site-VLAN)")
+	_ = c.MarkFlagRequired("edge-netns")
+	_ = c.MarkFlagRequired("port")
+	return c
+}
+
+// site is what dx site made, undone by close.
+type site struct {
+	prefix   string
+	officeIP netip.Addr
+	undo     []func()
+}
+
+func (s *site) close() {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		s.undo[i]()
+	}
+}
+
+func (s *site) ns(name string) (netns.NsHandle, error) {
+	full := s.prefix + "-" + name
+	_ = netns.DeleteNamed(full) // left by a killed run
+	var h netns.NsHandle
+	err := onThreadDX(func() error {
+		var err error
+		h, err = netns.NewNamed(full)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("namespace %s: %w", full, err)
+	}
+	s.undo = append(s.undo, func() { h.Close(); _ = netns.DeleteNamed(full) })
+	return h, inDX(h, func() error {
+		for _, k := range []string{"all", "default"} {
+			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+k+"/disable_ipv6", []byte("1"), 0)
+		}
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		return err
+	})
+}
+
+func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string, office netip.Prefix) error {
+	edge, err := netns.GetFromName(edgeNS)
+	if err != nil {
+		return fmt.Errorf("--edge-netns %s: %w", edgeNS, err)
+	}
+	defer edge.Close()
+	sw, err := s.ns("sw")
+	if err != nil {
+		return err
+	}
+	router, err := s.ns("r")
+	if err != nil {
+		return err
+	}
+	off, err := s.ns("o")
+	if err != nil {
+		return err
+	}
+	// The cable: port in the edge's namespace, trunk on the switch.
+	if err := vethDX(sw, "trunk", edge, port); err != nil {
+		return err
+	}
+	if err := vethDX(sw, "r", router, "eth1"); err != nil {
+		return err
+	}
+	if err := vethDX(router, "lan", off, "eth0"); err != nil {
+		return err
+	}
+	// The switch tags the router's port with the VIF's VLAN.
+	err = inDX(sw, func() error {
+		trunk, err := netlink.LinkByName("trunk")
+		if err != nil {
+			return err
+		}
+		r, err := netlink.LinkByName("r")
+		if err != nil {
+			return err
+		}
+		p, err := vlan.Attach(trunk.Attrs().Index)
+		if err != nil {
+			return err
+		}
+		s.undo = append(s.undo, func() { p.Close() })
+		return p.AddVIF(uint16(v.Vlan), r.Attrs().Index)
+	})
+	if err != nil {
+		return fmt.Errorf("the switch's VLAN %d: %w", v.Vlan, err)
+	}
+	customer, err1 := netip.ParsePrefix(v.CustomerAddress)
+	amazon, err2 := netip.ParsePrefix(v.AmazonAddress)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("the VIF's peer addresses %q %q", v.CustomerAddress, v.AmazonAddress)
+	}
+	gw := office.Addr().Next()
+	s.officeIP = gw
+	for range 9 {
+		s.officeIP = s.officeIP.Next()
+	}
+	if err := inDX(router, func() error {
+		if err := addrDX("eth1", customer); err != nil {
+			return err
+		}
+		if err := addrDX("lan", netip.PrefixFrom(gw, office.Bits())); err != nil {
+			return err
+		}
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
+			return err
+		}
+		// bgpd runs without zebra, so it installs nothing: everything
+		// but the office goes to the cloud, over the VIF.
+		eth1, err := netlink.LinkByName("eth1")
+		if err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{Gw: amazon.Addr().AsSlice(), LinkIndex: eth1.Attrs().Index})
+	}); err != nil {
+		return fmt.Errorf("the router: %w", err)
+	}
+	if err := inDX(off, func() error {
+		if err := addrDX("eth0", netip.PrefixFrom(s.officeIP, office.Bits())); err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{Gw: gw.AsSlice()})
+	}); err != nil {
+		return fmt.Errorf("the office: %w", err)
+	}
+	// The router.
+	dir, err := os.MkdirTemp("", s.prefix+"-frr-")
+	if err != nil {
+		return err
+	}
+	_ = os.Chmod(dir, 0o777)
+	s.undo = append(s.undo, func() { os.RemoveAll(dir) })
+	cf := filepath.Join(dir, "bgpd.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	bgpd := exec.Command("/usr/lib/frr/bgpd", "-Z", "-n", "-S", "-f", cf, "-i", filepath.Join(dir, "bgpd.pid"),
+		"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir)
+	bgpd.Stdout, bgpd.Stderr = os.Stderr, os.Stderr
+	bgpd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := inDX(router, bgpd.Start); err != nil {
+		return fmt.Errorf("bgpd: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = bgpd.Wait(); close(done) }()
+	s.undo = append(s.undo, func() {
+		_ = bgpd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = bgpd.Process.Kill()
+			<-done
+		}
+	})
+	// The office's web server: its socket is made in the office's
+	// namespace, served from anywhere.
+	var ln net.Listener
+	if err := inDX(off, func() error {
+		var err error
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(s.officeIP, 80).String())
+		return err
+	}); err != nil {
+		return fmt.Errorf("the office's web server: %w", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintf(w, "hello from the data centre (%s) to %s, over Direct Connect VLAN %d\n", s.officeIP, host, v.Vlan)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	s.undo = append(s.undo, func() { _ = srv.Close() })
+	return nil
+}
+
+func vethDX(a netns.NsHandle, an string, b netns.NsHandle, bn string) error {
+	return inDX(a, func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: an}, PeerName: bn, PeerNamespace: netlink.NsFd(int(b))}); err != nil {
+			return fmt.Errorf("veth %s–%s: %w", an, bn, err)
+		}
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+an+"/disable_ipv6", []byte("1"), 0)
+		l, err := netlink.LinkByName(an)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			return err
+		}
+		return inDX(b, func() error {
+			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+bn+"/disable_ipv6", []byte("1"), 0)
+			l, err := netlink.LinkByName(bn)
+			if err == nil {
+				err = netlink.LinkSetUp(l)
+			}
+			return err
+		})
+	})
+}
+
+func addrDX(link string, p netip.Prefix) error {
+	l, err := netlink.LinkByName(link)
+	if err != nil {
+		return err
+	}
+	return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}})
+}
+
+// inDX runs fn on a thread inside ns.
+func inDX(ns netns.NsHandle, fn func() error) error {
+	return onThreadDX(func() error {
+		if err := netns.Set(ns); err != nil {
+			return err
+		}
+		return fn()
+	})
+}
+
+// onThreadDX runs fn on a locked thread it then puts back in the
+// process's namespace (or lets die, if it cannot).
+func onThreadDX(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
