@@ -35,5 +35,6 @@ func setupVXLAN(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux 
 func setupOpenvpcTun(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
 
 func setupOpenvpcVethFast(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }
+
 // OpenvpcDX needs Linux.
 var OpenvpcDX = Path{Name: "openvpc direct connect", Setup: func(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }}
