@@ -138,6 +138,7 @@ func TestDXFailoverToVPN(t *testing.T) {
 			_, code := c.exec("red-a", 5*time.Second, "ping", "-c", "1", "-W", "1", siteHost)
 			return code == 0
 		})
+		f0 := vifFrames(c.cloud, "dc-101")
 		dx0, vpn0 := counters()
 		out := pings(20)
 		dx1, vpn1 := counters()
@@ -149,7 +150,10 @@ func TestDXFailoverToVPN(t *testing.T) {
 		if dx1-dx0 < 40 || vpn1-vpn0 > 4 {
 			t.Fatalf("%s: 20 pings crossed the Direct Connect port %d times and the VPN edge's tunnels %d times; want ≥ 40 and none", when, dx1-dx0, vpn1-vpn0)
 		}
-		t.Logf("%s: 20 pings: %d packets on the Direct Connect port, %d into the VPN's tunnels", when, dx1-dx0, vpn1-vpn0)
+		// The edge's own count of the VIF's frames (reported every few
+		// seconds) says the same.
+		c.eventually("the VIF's frame counters in dx vif get to count the pings "+when, 15*time.Second, func() bool { return vifFrames(c.cloud, "dc-101")-f0 >= 40 })
+		t.Logf("%s: 20 pings: %d packets on the Direct Connect port (dx vif get: %d frames), %d into the VPN's tunnels", when, dx1-dx0, vifFrames(c.cloud, "dc-101")-f0, vpn1-vpn0)
 	}
 	overDX("over Direct Connect")
 
@@ -226,6 +230,17 @@ func ifPackets(t *testing.T, ns netns.NsHandle, name string) uint64 {
 	}
 	t.Fatalf("no interface %s:\n%s", name, out)
 	return 0
+}
+
+// vifFrames is the frames in and out `dx vif get` reports for a VIF.
+func vifFrames(c *cloud, ref string) uint64 {
+	v := okJSON[struct {
+		Status struct {
+			FramesIn  uint64 `json:"framesIn"`
+			FramesOut uint64 `json:"framesOut"`
+		} `json:"status"`
+	}](c, "dx", "vif", "get", ref)
+	return v.Status.FramesIn + v.Status.FramesOut
 }
 
 // pingCounts reads ping's summary line.
