@@ -142,7 +142,9 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	// holds its /32 and reaches everything through that end, which
 	// answers ARP for what the internet routes (proxy ARP), so the
 	// internet needs no address of its own on it.
-	cable := fmt.Sprintf("vs%x", cgw.As4()[3]) + s.prefix[len(s.prefix)-4:]
+	// Named for the cgw and the end of the prefix, so two sites (two
+	// prefixes) on one internet have two cables.
+	cable := fmt.Sprintf("vs%x", cgw.As4()[3]) + s.prefix[max(0, len(s.prefix)-4):]
 	if len(cable) > 15 {
 		cable = cable[:15]
 	}
