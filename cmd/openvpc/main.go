@@ -31,6 +31,9 @@ func main() {
 	if dx, _, err := root.Find([]string{"dx"}); err == nil && dx != root {
 		dx.AddCommand(dxSiteCmd(opts)) // the simulated data centre needs the daemon side's packages
 	}
+	if v, _, err := root.Find([]string{"vpn"}); err == nil && v != root {
+		v.AddCommand(vpnSiteCmd(opts)) // likewise the simulated customer site (edge/vpn's charon)
+	}
 	cli.Finish(opts, root)
 	if err := root.ExecuteContext(ctx); err != nil {
 		server, _ := root.PersistentFlags().GetString("server")

@@ -102,15 +102,27 @@ func (s *dxSite) plug(name string) {
 // router makes a router namespace on VLAN vid with its peer address, and
 // starts bgpd with conf (none: no bgpd).
 func (s *dxSite) router(name string, vid uint16, addr netip.Prefix, conf string) (*machine, *frr.Router) {
+	m := newMachine(s.c.t, s.c.room.tag+"-"+name)
+	h, err := netlink.NewHandleAt(m.ns)
+	if err != nil {
+		s.c.t.Fatal(err)
+	}
+	defer h.Close()
+	up(s.c.t, h, "lo")
+	return m, s.cable(m, name, vid, addr, conf)
+}
+
+// cable plugs machine m into the switch as port name with an eth1 tagged
+// with VLAN vid and addressed addr, and starts bgpd with conf there (none:
+// no bgpd).
+func (s *dxSite) cable(m *machine, name string, vid uint16, addr netip.Prefix, conf string) *frr.Router {
 	t := s.c.t
-	m := newMachine(t, s.c.room.tag+"-"+name)
 	noIPv6(t, m)
 	h, err := netlink.NewHandleAt(m.ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	up(t, h, "lo")
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth1"}, PeerName: name, PeerNamespace: netlink.NsFd(int(s.sw.ns))}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +145,7 @@ func (s *dxSite) router(name string, vid uint16, addr netip.Prefix, conf string)
 	if conf != "" {
 		r = frr.Start(t, "/run/netns/"+m.name, conf)
 	}
-	return m, r
+	return r
 }
 
 func (c *cloud) vif(ref string) dxVIFJ {

@@ -152,8 +152,12 @@ type vpnCloud struct {
 func newVPNCloud(t *testing.T) *vpnCloud { return newVPNCloudWith(t, 2) }
 
 // newVPNCloudWith is newVPNCloud with edges VPN edges.
-func newVPNCloudWith(t *testing.T, edges int) *vpnCloud {
-	c := &vpnCloud{cloud: newCloudWith(t, 1, edges, "--vpn-pool", vpnPool, "--edge-timeout", "2s")}
+func newVPNCloudWith(t *testing.T, edges int) *vpnCloud { return newVPNCloudSpare(t, edges, 0) }
+
+// newVPNCloudSpare is newVPNCloudWith with spare more machines after the
+// VPN edges (room.hosts[1+edges:]) that run nothing yet.
+func newVPNCloudSpare(t *testing.T, edges, spare int) *vpnCloud {
+	c := &vpnCloud{cloud: newCloudWith(t, 1, edges+spare, "--vpn-pool", vpnPool, "--edge-timeout", "2s")}
 	c.inet = newMachine(t, c.room.tag+"-inet")
 	c.site = newMachine(t, c.room.tag+"-site")
 	c.onprem = newMachine(t, c.room.tag+"-onp")
@@ -163,7 +167,7 @@ func newVPNCloudWith(t *testing.T, edges int) *vpnCloud {
 	}
 	defer hi.Close()
 	up(t, hi, "lo")
-	for k, m := range c.room.hosts[1:] {
+	for k, m := range c.room.hosts[1 : 1+edges] {
 		edgeAddr, inetAddr := outsideLink(k)
 		he, err := netlink.NewHandleAt(m.ns)
 		if err != nil {
