@@ -13,9 +13,12 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -207,14 +210,20 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	op := classify(r)
 	req := &policy.Request{Action: op.action, Resource: op.resource(), SourceVpce: o.Endpoint, SourceVpc: o.VPC, SourceIP: o.Source.Addr()}
-	d := s.authorize(op.bucket, req)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	switch {
-	case d != policy.Allow:
-		writeError(sw, r, http.StatusForbidden, "AccessDenied", "Access Denied")
-	case op.policy:
+	d := policy.ImplicitDeny
+	if code, msg := s.check(r, op, req, &d); code != "" {
+		status := http.StatusBadRequest
+		switch code {
+		case "AccessDenied":
+			status = http.StatusForbidden
+		case "NotImplemented":
+			status = http.StatusNotImplemented
+		}
+		writeError(sw, r, status, code, msg)
+	} else if op.policy {
 		s.servePolicy(sw, r, op.bucket)
-	default:
+	} else {
 		s.s3.ServeHTTP(sw, r)
 		if op.action == "s3:DeleteBucket" && sw.status == http.StatusNoContent {
 			s.dropPolicy(op.bucket)
@@ -222,6 +231,85 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.record(Request{Time: time.Now(), Method: r.Method, Action: op.action, Bucket: op.bucket, Key: op.key,
 		Source: o.Source.Addr(), Endpoint: o.Endpoint, VPC: o.VPC, Decision: d, Status: sw.status})
+}
+
+// Limits on what the store reads before it authorizes.
+const (
+	maxKey          = gofakes3.KeySizeLimit // S3's 1024 bytes; also bounds glob matching (policy.Match)
+	maxDeleteBody   = 1 << 20               // DeleteObjects body
+	maxDeleteObject = 1000                  // keys per DeleteObjects, as S3
+)
+
+// check authorizes r: the action classify named on its resource, and
+// what else the request touches — the object a CopyObject reads, each key
+// a DeleteObjects deletes. It returns the S3 error code and message to
+// answer with, "" to serve the request; *d is the policy decision logged.
+func (s *Store) check(r *http.Request, op operation, req *policy.Request, d *policy.Decision) (code, msg string) {
+	if len(op.key) > maxKey {
+		return "KeyTooLongError", fmt.Sprintf("the key is %d bytes; at most %d are allowed", len(op.key), maxKey)
+	}
+	if op.refuse != "" {
+		return op.refuse, op.refuseMsg
+	}
+	if *d = s.authorize(op.bucket, req); *d != policy.Allow {
+		return "AccessDenied", "Access Denied"
+	}
+	if r.Method == http.MethodPut {
+		if sb, sk, present, ok := copySource(r.Header); present {
+			if !ok || sb == "" {
+				return "InvalidArgument", "X-Amz-Copy-Source must be /bucket/key (URL-encoded)"
+			}
+			if len(sk) > maxKey {
+				return "KeyTooLongError", fmt.Sprintf("the copy source key is %d bytes; at most %d are allowed", len(sk), maxKey)
+			}
+			// CopyObject reads the source: GetObject on it must be allowed
+			// by the source bucket's policy and the endpoint's.
+			src := *req
+			src.Action, src.Resource = "s3:GetObject", "arn:aws:s3:::"+sb+"/"+sk
+			if *d = s.authorize(sb, &src); *d != policy.Allow {
+				return "AccessDenied", "Access Denied (reading the copy source)"
+			}
+		}
+	}
+	if op.deleteMulti {
+		return s.checkDeleteMulti(r, op, req, d)
+	}
+	return "", ""
+}
+
+// checkDeleteMulti reads a DeleteObjects body (bounded), authorizes
+// s3:DeleteObject on every key it names and hands the body back for
+// gofakes3 to decode the same way.
+func (s *Store) checkDeleteMulti(r *http.Request, op operation, req *policy.Request, d *policy.Decision) (code, msg string) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxDeleteBody+1))
+	r.Body.Close()
+	if err != nil {
+		return "IncompleteBody", err.Error()
+	}
+	if len(body) > maxDeleteBody {
+		return "MalformedXML", fmt.Sprintf("the Delete body is over %d bytes; send at most %d keys per request", maxDeleteBody, maxDeleteObject)
+	}
+	var in gofakes3.DeleteRequest
+	if err := xml.Unmarshal(body, &in); err != nil {
+		return "MalformedXML", err.Error()
+	}
+	if len(in.Objects) > maxDeleteObject {
+		return "MalformedXML", fmt.Sprintf("%d keys in one Delete; at most %d are allowed", len(in.Objects), maxDeleteObject)
+	}
+	one := *req
+	one.Action = "s3:DeleteObject"
+	for _, obj := range in.Objects {
+		if len(obj.Key) > maxKey {
+			return "KeyTooLongError", fmt.Sprintf("a key is %d bytes; at most %d are allowed", len(obj.Key), maxKey)
+		}
+		one.Resource = "arn:aws:s3:::" + op.bucket + "/" + obj.Key
+		if *d = s.authorize(op.bucket, &one); *d != policy.Allow {
+			return "AccessDenied", "Access Denied (deleting " + obj.Key + ")"
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return "", ""
 }
 
 // authorize: through an endpoint, its policy must allow the request (it

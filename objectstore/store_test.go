@@ -327,6 +327,19 @@ func TestClassify(t *testing.T) {
 		{"PUT", "/bkt/k?uploadId=1&partNumber=1", "s3:PutObject", "arn:aws:s3:::bkt/k"},
 		{"DELETE", "/bkt/k?uploadId=1", "s3:AbortMultipartUpload", "arn:aws:s3:::bkt/k"},
 		{"DELETE", "/bkt/k", "s3:DeleteObject", "arn:aws:s3:::bkt/k"},
+		// gofakes3 routes by these before the key (review finding 2).
+		{"GET", "/bkt/k?uploadId=", "s3:GetObject", "arn:aws:s3:::bkt/k"},
+		{"DELETE", "/bkt/k?uploadId=", "s3:DeleteObject", "arn:aws:s3:::bkt/k"},
+		{"GET", "/bkt/k?uploadId=1", "s3:ListMultipartUploadParts", "arn:aws:s3:::bkt/k"},
+		{"PUT", "/bkt/k?versioning", "s3:PutBucketVersioning", "arn:aws:s3:::bkt"},
+		{"GET", "/bkt/k?versioning", "s3:GetBucketVersioning", "arn:aws:s3:::bkt"},
+		{"GET", "/bkt/k?versions", "s3:ListBucketVersions", "arn:aws:s3:::bkt"},
+		{"GET", "/bkt/k?uploads", "s3:ListBucketMultipartUploads", "arn:aws:s3:::bkt"},
+		{"GET", "/bkt/k?versionId=v1", "s3:GetObjectVersion", "arn:aws:s3:::bkt/k"},
+		{"GET", "/bkt/k?versionId=null", "s3:GetObject", "arn:aws:s3:::bkt/k"},
+		{"DELETE", "/bkt/k?versionId=v1", "s3:DeleteObjectVersion", "arn:aws:s3:::bkt/k"},
+		{"GET", "/bkt/k?policy", "s3:GetObject", "arn:aws:s3:::bkt/k"},
+		{"GET", "/bkt?location", "s3:GetBucketLocation", "arn:aws:s3:::bkt"},
 	}
 	for _, c := range cases {
 		r, _ := http.NewRequest(c.method, "http://s3"+c.url, nil)
