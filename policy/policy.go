@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 )
@@ -109,6 +110,11 @@ type condition struct {
 	prefixes []netip.Prefix // for the IP operators
 }
 
+// maxPattern bounds one pattern (Action, Resource, condition value): with
+// keys bounded too (1024 bytes, the store refuses longer ones), matching
+// stays cheap — Match is O(len(pattern)·len(value)) at worst.
+const maxPattern = 1200
+
 // maxSize bounds a policy document, as S3 does for bucket policies (20 KiB).
 const maxSize = 20 << 10
 
@@ -121,13 +127,21 @@ func Parse(doc []byte) (*Policy, error) {
 	if len(doc) > maxSize {
 		return nil, invalidf("the policy is %d bytes; at most %d are allowed", len(doc), maxSize)
 	}
+	// Strict: a field, operator or key this evaluator does not understand
+	// must not be skipped — skipping a misspelt "Conditions" would turn a
+	// conditional Allow into an unconditional one.
+	if err := strictJSON(doc); err != nil {
+		return nil, invalidf("not a JSON policy document: %v", err)
+	}
 	var raw struct {
 		Version   string
+		Id        string
 		Statement json.RawMessage
 	}
 	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return nil, invalidf("not a JSON policy document: %v", err)
+		return nil, invalidf("not a JSON policy document (fields: Version, Id, Statement): %v", err)
 	}
 	if raw.Version != "" && raw.Version != "2012-10-17" && raw.Version != "2008-10-17" {
 		return nil, invalidf(`Version %q is unknown; use "2012-10-17"`, raw.Version)
@@ -154,13 +168,25 @@ type rawStatement struct {
 	Action    json.RawMessage
 	NotAction json.RawMessage
 	Resource  json.RawMessage
-	Condition map[string]map[string]json.RawMessage
+	Condition json.RawMessage
+	// Refused with a clear error: the store has no identities, and
+	// NotResource is not implemented.
+	NotPrincipal json.RawMessage
+	NotResource  json.RawMessage
 }
 
 func parseStatement(b json.RawMessage) (statement, error) {
 	var r rawStatement
-	if err := json.Unmarshal(b, &r); err != nil {
-		return statement{}, fmt.Errorf("not a statement object: %v", err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return statement{}, fmt.Errorf("not a statement object (fields: Sid, Effect, Principal, Action, NotAction, Resource, Condition): %v", err)
+	}
+	if r.NotPrincipal != nil {
+		return statement{}, fmt.Errorf(`NotPrincipal is not supported: the store has no identities; use "Principal": "*" and a Condition`)
+	}
+	if r.NotResource != nil {
+		return statement{}, fmt.Errorf(`NotResource is not supported; list the resources in Resource (patterns with * allowed)`)
 	}
 	s := statement{sid: r.Sid}
 	switch r.Effect {
@@ -190,17 +216,26 @@ func parseStatement(b json.RawMessage) (statement, error) {
 	if s.resources == nil {
 		return s, fmt.Errorf(`Resource is missing (for example "Resource": "arn:aws:s3:::bucket/*")`)
 	}
-	for opName, keys := range r.Condition {
-		op, ok := operators[strings.ToLower(opName)]
-		if !ok {
-			return s, fmt.Errorf("condition operator %q is not supported; use StringEquals, StringNotEquals, StringLike, StringNotLike, IpAddress or NotIpAddress", opName)
+	if r.Condition != nil {
+		var conds map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(r.Condition, &conds); err != nil || conds == nil || len(conds) == 0 {
+			return s, fmt.Errorf(`Condition must be an object of operators, each with keys, for example {"StringEquals": {"aws:SourceVpce": "vpce-…"}}; leave Condition out for none`)
 		}
-		for key, vals := range keys {
-			c, err := parseCondition(op, opName, key, vals)
-			if err != nil {
-				return s, err
+		for opName, keys := range conds {
+			op, ok := operators[strings.ToLower(opName)]
+			if !ok {
+				return s, fmt.Errorf("condition operator %q is not supported; use StringEquals, StringNotEquals, StringLike, StringNotLike, IpAddress or NotIpAddress", opName)
 			}
-			s.conditions = append(s.conditions, c)
+			if len(keys) == 0 {
+				return s, fmt.Errorf("condition operator %s has no keys: give at least one, for example {\"aws:SourceVpce\": \"vpce-…\"}", opName)
+			}
+			for key, vals := range keys {
+				c, err := parseCondition(op, opName, key, vals)
+				if err != nil {
+					return s, err
+				}
+				s.conditions = append(s.conditions, c)
+			}
 		}
 	}
 	return s, nil
@@ -276,6 +311,9 @@ func patterns(b json.RawMessage, field string) ([]string, error) {
 		if v == "" {
 			return nil, fmt.Errorf("%s: an empty pattern matches nothing; remove it", field)
 		}
+		if len(v) > maxPattern {
+			return nil, fmt.Errorf("%s: a pattern of %d bytes; at most %d are allowed (an S3 ARN with a 1024-byte key fits)", field, len(v), maxPattern)
+		}
 		if field != "Resource" {
 			vals[i] = strings.ToLower(v) // actions are case-insensitive
 		}
@@ -290,6 +328,9 @@ func oneOrMany[T any](b json.RawMessage, out *[]T) error {
 	if len(b) == 0 {
 		return errors.New("missing")
 	}
+	if bytes.Equal(b, []byte("null")) || b[0] == '[' && hasNull(b) {
+		return errors.New("null is not a value here")
+	}
 	if b[0] == '[' {
 		return json.Unmarshal(b, out)
 	}
@@ -298,6 +339,75 @@ func oneOrMany[T any](b json.RawMessage, out *[]T) error {
 		return err
 	}
 	*out = []T{one}
+	return nil
+}
+
+// hasNull reports whether the JSON list b has a null element.
+func hasNull(b []byte) bool {
+	var elems []json.RawMessage
+	if json.Unmarshal(b, &elems) != nil {
+		return false
+	}
+	for _, e := range elems {
+		if bytes.Equal(bytes.TrimSpace(e), []byte("null")) {
+			return true
+		}
+	}
+	return false
+}
+
+// strictJSON checks that doc is exactly one JSON value, with nothing
+// after it, in which no object has the same key twice (compared without
+// case, as encoding/json and IAM match them): with a duplicate "Effect",
+// which one counts would be the parser's choice, not the author's.
+func strictJSON(doc []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if err := walkJSON(dec, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("there is more after the policy document; remove it")
+	}
+	return nil
+}
+
+func walkJSON(dec *json.Decoder, depth int) error {
+	if depth > 32 {
+		return errors.New("nested too deeply")
+	}
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key := strings.ToLower(k.(string))
+			if seen[key] {
+				return fmt.Errorf("the key %q appears twice in one object; keep one", k)
+			}
+			seen[key] = true
+			if err := walkJSON(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // }
+		return err
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkJSON(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // ]
+		return err
+	}
 	return nil
 }
 
