@@ -3,6 +3,9 @@ package objectstore
 import (
 	"context"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/openvpc/openvpc/policy"
+	"github.com/openvpc/openvpc/vpceproxy"
 )
+
+func vpceproxyWrite(c net.Conn, o *vpceproxy.Origin) error { return vpceproxy.Write(c, *o) }
 
 // secretStore is a store with bucket "secret" holding k = TOPSECRET under
 // doc, written through vpce-aaaa, and an empty bucket "mine".
@@ -71,7 +77,7 @@ func TestCopyObjectChecksSource(t *testing.T) {
 		if vpce == "vpce-mine" {
 			return mineOnly
 		}
-		return nil
+		return policy.FullAccessPolicy()
 	}}, secretOnlyA)
 	for _, src := range []string{"/secret/k", "secret/k", "secret/k?versionId=1", "%2Fsecret%2Fk", "/secret/%6B"} {
 		code, body := raw(t, s.direct, "PUT", "/mine/copy", map[string]string{"X-Amz-Copy-Source": src}, "")
@@ -196,4 +202,92 @@ func FuzzCopySource(f *testing.F) {
 			t.Fatalf("%q → bucket %q present %v ok %v", src, b, present, ok)
 		}
 	})
+}
+
+// TestEndpointsListenerTrust (review finding 6): the store believes a
+// PROXY header only from a service node — on TCP it must be told which
+// peers those are, and closes the rest unread; a unix socket in a
+// private directory needs no list.
+func TestEndpointsListenerTrust(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := New(Config{Endpoints: l, EndpointPolicy: everyEndpoint}); err == nil || !strings.Contains(err.Error(), "TrustPeer") {
+		t.Fatalf("TCP endpoints without TrustPeer: %v", err)
+	}
+	s := start(t, Config{TrustPeer: func(net.Addr) bool { return false }})
+	forged := client(t, s.endpoints, via("vpce-aaaa", "vpc-0001", "10.0.1.5"))
+	if _, err := forged.ListBuckets(ctx, &s3.ListBucketsInput{}); err == nil {
+		t.Fatal("a header from a peer that is no service node was believed")
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Fatalf("%d requests served from an untrusted peer", n)
+	}
+
+	dir, err := os.MkdirTemp("", "objectstore-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ul, err := net.Listen("unix", filepath.Join(dir, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := New(Config{Endpoints: ul, EndpointPolicy: everyEndpoint})
+	if err != nil {
+		t.Fatalf("unix endpoints: %v", err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- us.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	o := via("vpce-aaaa", "vpc-0001", "10.0.1.5")
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "unix", ul.Addr().String())
+		if err == nil {
+			err = vpceproxyWrite(c, o)
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("http://s3/")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("through the unix socket: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if r := us.Requests(); len(r) != 1 || r[0].Endpoint != "vpce-aaaa" {
+		t.Fatalf("logged %+v", r)
+	}
+}
+
+// TestUnknownEndpointDenied (review finding 7): an endpoint the policy
+// function does not know gets nothing, and a store with endpoints but no
+// policy function is refused at start.
+func TestUnknownEndpointDenied(t *testing.T) {
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := New(Config{Endpoints: l, TrustPeer: loopback}); err == nil || !strings.Contains(err.Error(), "EndpointPolicy") {
+		t.Fatalf("endpoints without EndpointPolicy: %v", err)
+	}
+	s := start(t, Config{EndpointPolicy: func(vpce string) *policy.Policy {
+		if vpce == "vpce-known" {
+			return policy.FullAccessPolicy()
+		}
+		return nil
+	}})
+	known := client(t, s.endpoints, via("vpce-known", "vpc-0001", "10.0.1.5"))
+	if _, err := known.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")}); err != nil {
+		t.Fatal(err)
+	}
+	unknown := client(t, s.endpoints, via("vpce-gone", "vpc-0001", "10.0.1.5"))
+	_, err = unknown.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bkt")})
+	wantDenied(t, "through an unknown endpoint", err)
 }

@@ -45,13 +45,22 @@ type Config struct {
 	// "" keeps everything in memory, gone when the store stops.
 	Dir string
 	// Endpoints is where service nodes connect; every connection must
-	// begin with a vpceproxy header. Nil: no endpoint traffic.
+	// begin with a vpceproxy header, which the store believes. Nil: no
+	// endpoint traffic. Best a unix socket in a directory only the store's
+	// user can enter; on TCP, TrustPeer is required.
 	Endpoints net.Listener
+	// TrustPeer says whether a connection from peer to Endpoints is a
+	// service node's (for TCP: the registered service nodes' addresses);
+	// others are closed before their header is read. Nil: every peer —
+	// allowed only when Endpoints is a unix socket.
+	TrustPeer func(peer net.Addr) bool
 	// Direct is where clients connect without an endpoint (the internet
 	// path); a PROXY header there is refused. Nil: none.
 	Direct net.Listener
-	// EndpointPolicy returns the policy of endpoint vpce (nil: full
-	// access). Nil: every endpoint has full access.
+	// EndpointPolicy returns the policy of endpoint vpce — for one
+	// without a document of its own, policy.FullAccessPolicy() — or nil
+	// for an endpoint it does not know, whose requests are denied.
+	// Required with Endpoints.
 	EndpointPolicy func(vpce string) *policy.Policy
 	// Log receives one line per request (info) and per refused connection.
 	Log *slog.Logger
@@ -114,6 +123,14 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Keep <= 0 {
 		cfg.Keep = 1024
 	}
+	if cfg.Endpoints != nil {
+		if cfg.EndpointPolicy == nil {
+			return nil, errors.New("objectstore: Endpoints needs EndpointPolicy (the endpoints' policies); without it no endpoint policy would be enforced")
+		}
+		if cfg.TrustPeer == nil && cfg.Endpoints.Addr().Network() != "unix" {
+			return nil, fmt.Errorf("objectstore: the endpoints listener %v is on %s: give TrustPeer (the service nodes' addresses), or use a unix socket in a private directory — any process that can connect could claim any endpoint and source", cfg.Endpoints.Addr(), cfg.Endpoints.Addr().Network())
+		}
+	}
 	s := &Store{cfg: cfg, policies: map[string]bucketPolicy{}, closer: func() error { return nil }}
 	if cfg.Dir == "" {
 		s.backend = s3mem.New()
@@ -147,6 +164,10 @@ func (s *Store) Run(ctx context.Context) error {
 		srv := &http.Server{
 			Handler:           s,
 			ReadHeaderTimeout: 30 * time.Second,
+			// An idle keep-alive connection costs a goroutine and a file
+			// descriptor (and, through an endpoint, a service node's
+			// connection slot): let it go.
+			IdleTimeout: idleTimeout,
 			ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
 			ErrorLog:          slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug),
 		}
@@ -160,8 +181,14 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 	if l := s.cfg.Endpoints; l != nil {
 		serve(&proxyproto.Listener{
-			Listener:          l,
-			ConnPolicy:        func(proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil },
+			Listener: l,
+			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+				if s.cfg.TrustPeer != nil && !s.cfg.TrustPeer(o.Upstream) {
+					s.cfg.Log.Warn("objectstore: refused a connection to the endpoints listener from a peer that is no service node", "peer", o.Upstream.String())
+					return proxyproto.REJECT, proxyproto.ErrInvalidUpstream // closed, header unread
+				}
+				return proxyproto.REQUIRE, nil
+			},
 			ValidateHeader:    func(h *proxyproto.Header) error { _, err := vpceproxy.FromHeader(h); return err },
 			ReadHeaderTimeout: 10 * time.Second,
 		})
@@ -232,6 +259,9 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.record(Request{Time: time.Now(), Method: r.Method, Action: op.action, Bucket: op.bucket, Key: op.key,
 		Source: o.Source.Addr(), Endpoint: o.Endpoint, VPC: o.VPC, Decision: d, Status: sw.status})
 }
+
+// idleTimeout closes keep-alive connections without a request for this long.
+const idleTimeout = 2 * time.Minute
 
 // Limits on what the store reads before it authorizes.
 const (
@@ -313,13 +343,18 @@ func (s *Store) checkDeleteMulti(r *http.Request, op operation, req *policy.Requ
 }
 
 // authorize: through an endpoint, its policy must allow the request (it
-// is an allow-list, full access by default); the bucket's policy may deny
+// is an allow-list, full access by default; an unknown endpoint gets
+// nothing); the bucket's policy may deny
 // it. The store has no accounts — every caller is the bucket owner — so,
 // as for the owner on AWS, a bucket policy restricts by its Deny
 // statements and an explicit Deny wins over everything.
 func (s *Store) authorize(bucket string, r *policy.Request) policy.Decision {
-	if r.SourceVpce != "" && s.cfg.EndpointPolicy != nil {
-		if d := s.cfg.EndpointPolicy(r.SourceVpce).Evaluate(r); d != policy.Allow {
+	if r.SourceVpce != "" {
+		p := s.cfg.EndpointPolicy(r.SourceVpce)
+		if p == nil {
+			return policy.ExplicitDeny // an endpoint the store does not know (yet, or any more)
+		}
+		if d := p.Evaluate(r); d != policy.Allow {
 			return d
 		}
 	}

@@ -121,6 +121,12 @@ const maxSize = 20 << 10
 // FullAccess is the default endpoint policy: everything, by anyone.
 const FullAccess = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`
 
+var fullAccess, _ = Parse([]byte(FullAccess))
+
+// FullAccessPolicy is FullAccess parsed: what an endpoint without a
+// policy of its own is given, explicitly (a nil policy is no answer).
+func FullAccessPolicy() *Policy { return fullAccess }
+
 // Parse reads and validates a policy document. Errors say which statement
 // and field is wrong.
 func Parse(doc []byte) (*Policy, error) {
