@@ -106,7 +106,12 @@ type stack struct {
 	net  *netstack.Net
 	edge atomic.Pointer[netip.Addr] // where replies go: the edge that sent last
 	ls   []net.Listener
-	done chan struct{}
+	// quiet is closed when the stack starts closing: its reader then
+	// drains whatever the stack still sends, so that no send of the
+	// stack's is pending when the device closes (closing it under a
+	// pending send panics in netstack).
+	quiet    chan struct{}
+	lastRead atomic.Int64 // unix nanoseconds of the reader's last packet
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -266,7 +271,7 @@ func (n *Node) stackFor(ep Endpoint) (*stack, error) {
 	if s := n.stacks[ep.ID]; s != nil && s.ep == ep {
 		return s, nil
 	} else if s != nil {
-		s.close() // the id came back for another VPC: never share its connections
+		n.closeLater(s) // the id came back for another VPC: never share its connections
 		delete(n.stacks, ep.ID)
 	}
 	if n.ctx == nil || n.ctx.Err() != nil {
@@ -276,7 +281,7 @@ func (n *Node) stackFor(ep Endpoint) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{ep: ep, dev: dev, net: tnet, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	s := &stack{ep: ep, dev: dev, net: tnet, quiet: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	for port, backend := range n.cfg.Backends {
 		for _, a := range n.cfg.Addrs {
 			l, err := tnet.ListenTCPAddrPort(netip.AddrPortFrom(a, port))
@@ -312,17 +317,30 @@ func (n *Node) replies(s *stack) {
 	go func() {
 		defer close(queued)
 		sizes, bufs := []int{0}, [][]byte{nil}
-		for buf := range free {
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-s.quiet:
+				s.drain(bufs, sizes)
+				return
+			}
 			bufs[0] = buf
 			k, err := s.dev.Read(bufs, sizes, packet.Headroom)
 			if err != nil {
 				return // closed
 			}
+			s.lastRead.Store(time.Now().UnixNano())
 			if k == 0 {
 				free <- buf
 				continue
 			}
-			queued <- buf[:packet.Headroom+sizes[0]]
+			select {
+			case queued <- buf[:packet.Headroom+sizes[0]]:
+			case <-s.quiet:
+				s.drain(bufs, sizes)
+				return
+			}
 		}
 	}()
 	bs := max(1, n.cfg.Wire.BatchSize())
@@ -524,18 +542,55 @@ func (s *stack) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
+// drain reads and drops what the closing stack still sends, until the
+// device is closed.
+func (s *stack) drain(bufs [][]byte, sizes []int) {
+	bufs[0] = make([]byte, packet.Headroom+64<<10)
+	for {
+		if _, err := s.dev.Read(bufs, sizes, packet.Headroom); err != nil {
+			return
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+	}
+}
+
+// Closing waits for the stack to go quiet — no packet for quietFor,
+// at most quietMax — between cutting its connections and closing it.
+const (
+	quietFor = 20 * time.Millisecond
+	quietMax = 500 * time.Millisecond
+)
+
+// close cuts the stack's listeners and connections, lets the stack go
+// quiet (their resets and FINs drained), then closes the device. It
+// takes up to quietMax: callers holding Node.mu run it in the background.
 func (s *stack) close() {
 	s.mu.Lock()
 	conns := s.conns
 	s.conns = nil
 	s.mu.Unlock()
+	if conns == nil {
+		return // closed already
+	}
 	for _, l := range s.ls {
 		l.Close()
 	}
 	for c := range conns {
 		c.Close()
 	}
+	close(s.quiet)
+	start := time.Now()
+	s.lastRead.Store(start.UnixNano())
+	for time.Since(start) < quietMax && time.Since(time.Unix(0, s.lastRead.Load())) < quietFor {
+		time.Sleep(quietFor / 4)
+	}
 	s.dev.Close()
+}
+
+// closeLater closes s off the caller's lock, inside the node's group so
+// Run waits for it.
+func (n *Node) closeLater(s *stack) {
+	n.g.Go(func() error { s.close(); return nil })
 }
 
 // sweep closes the stacks of endpoints that are gone, with their
@@ -546,7 +601,7 @@ func (n *Node) sweep() {
 	for id, s := range n.stacks {
 		if ep, ok := n.cfg.Endpoint(id); !ok || ep != s.ep {
 			n.cfg.Log.Info("service node: endpoint gone, stack closed", "endpoint", model.FormatID(model.KindEndpoint, id))
-			s.close()
+			n.closeLater(s)
 			delete(n.stacks, id)
 		}
 	}

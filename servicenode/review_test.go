@@ -1,7 +1,9 @@
 package servicenode
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -10,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/policy"
 )
 
@@ -134,3 +138,73 @@ func TestCatalogPolicies(t *testing.T) {
 		t.Fatal("the same document was parsed again")
 	}
 }
+
+// TestWireStoryAllocs (review finding 9): classifying a datagram for an
+// endpoint whose stack is up, from the edge that sent last, allocates
+// nothing.
+func TestWireStoryAllocs(t *testing.T) {
+	w := newWorld(t)
+	in := w.addInstance("10.0.1.5", 7, 0xa)
+	if _, err := in.s3().ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
+		t.Fatal(err) // brings the endpoint's stack up
+	}
+	// A minimal IPv4 header to the service address, encapsulated as the edge does.
+	buf := make([]byte, packet.Headroom+40)
+	ip := buf[packet.Headroom:]
+	ip[0], ip[3], ip[8], ip[9] = 0x45, 40, 64, 6
+	copy(ip[12:16], netip.MustParseAddr("10.0.1.5").AsSlice())
+	copy(ip[16:20], serviceIP.AsSlice())
+	binary.BigEndian.PutUint16(ip[10:], ^packet.InternetChecksum(ip[:20]))
+	start, ok := packet.EncapsulateGeneve(buf, 40, 7, packet.GeneveOptions{SourceVNI: 7, HasEndpoint: true, EndpointID: 0xa})
+	if !ok {
+		t.Fatal("encapsulate")
+	}
+	payload := buf[start:] // the Geneve UDP payload, as the wire hands it over
+	var e packet.Encap
+	if _, v := w.node.classify(edgeAddr, payload, &e); v != datapath.Delivered {
+		t.Fatalf("verdict %v", v)
+	}
+	if n := testing.AllocsPerRun(1000, func() { w.node.classify(edgeAddr, payload, &e) }); n != 0 {
+		t.Fatalf("%v allocations per datagram", n)
+	}
+}
+
+// TestStacksCloseUnderTraffic (review finding 11): stacks whose endpoint
+// goes away while uploads stream through them close without a panic
+// (netstack's device must not close while a send of the stack is
+// pending), round after round.
+func TestStacksCloseUnderTraffic(t *testing.T) {
+	w := newWorld(t, func(c *Config) { c.Sweep = 10 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	body := make([]byte, 4<<20)
+	for round := range 8 {
+		id := uint64(0x100 + round)
+		in := w.addInstance("10.0.1.5", uint32(10+round), id)
+		c := in.s3()
+		if round == 0 {
+			if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		for k := range 4 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				_, _ = c.PutObject(rctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String(string(rune('k' + k))), Body: bytesReader(body)})
+			}()
+		}
+		time.Sleep(30 * time.Millisecond)
+		w.mu.Lock()
+		delete(w.endpoints, id)
+		w.mu.Unlock()
+		waitFor(t, "the stack to close", func() bool { return w.node.Endpoints() == 0 })
+		stop() // the uploads cut off end
+		for range 4 {
+			<-done
+		}
+	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
