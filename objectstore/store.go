@@ -168,8 +168,8 @@ func (s *Store) Run(ctx context.Context) error {
 			// descriptor (and, through an endpoint, a service node's
 			// connection slot): let it go.
 			IdleTimeout: idleTimeout,
-			ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
-			ErrorLog:          slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug),
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
+			ErrorLog:    slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug),
 		}
 		servers = append(servers, srv)
 		g.Go(func() error {
