@@ -291,3 +291,23 @@ func TestUnknownEndpointDenied(t *testing.T) {
 	_, err = unknown.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("bkt")})
 	wantDenied(t, "through an unknown endpoint", err)
 }
+
+// TestSourceIPAsAWS: through an endpoint the instance's private address
+// is aws:VpcSourceIp and there is no aws:SourceIp, as on AWS; over the
+// internet the peer (the Elastic IP) is aws:SourceIp.
+func TestSourceIPAsAWS(t *testing.T) {
+	ctx := context.Background()
+	doc := `{"Statement":[
+	  {"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::secret/*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-aaaa"},"NotIpAddress":{"aws:VpcSourceIp":"10.0.1.0/24"}}},
+	  {"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::secret/*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-aaaa"},"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}},
+	  {"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::secret/*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-aaaa"},"NotIpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}`
+	s, a := secretStore(t, Config{}, doc)
+	if v, err := get(ctx, a, "secret", "k"); err != nil || v != "TOPSECRET" {
+		t.Fatalf("from 10.0.1.5 through vpce-aaaa (no aws:SourceIp): %q %v", v, err)
+	}
+	_, err := get(ctx, client(t, s.endpoints, via("vpce-aaaa", "vpc-0001", "10.0.2.5")), "secret", "k")
+	wantDenied(t, "from 10.0.2.5 through vpce-aaaa", err)
+	if v, err := get(ctx, client(t, s.direct, nil), "secret", "k"); err != nil || v != "TOPSECRET" {
+		t.Fatalf("over the internet from loopback (aws:SourceIp 127.0.0.1): %q %v", v, err)
+	}
+}

@@ -236,7 +236,12 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := classify(r)
-	req := &policy.Request{Action: op.action, Resource: op.resource(), SourceVpce: o.Endpoint, SourceVpc: o.VPC, SourceIP: o.Source.Addr()}
+	req := &policy.Request{Action: op.action, Resource: op.resource(), SourceVpce: o.Endpoint, SourceVpc: o.VPC}
+	if o.Endpoint != "" {
+		req.VpcSourceIP = o.Source.Addr() // as on AWS: through an endpoint, no aws:SourceIp
+	} else {
+		req.SourceIP = o.Source.Addr()
+	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	d := policy.ImplicitDeny
 	if code, msg := s.check(r, op, req, &d); code != "" {

@@ -1,7 +1,7 @@
 // Package policy evaluates IAM-style JSON policies — the bucket policies
 // and endpoint policies of the object store — against a request: who it
 // came through (aws:SourceVpce, aws:SourceVpc) and from where
-// (aws:SourceIp). An explicit Deny wins over any Allow; no matching Allow
+// (aws:SourceIp, aws:VpcSourceIp). An explicit Deny wins over any Allow; no matching Allow
 // is an implicit deny, as in IAM.
 package policy
 
@@ -20,9 +20,10 @@ var ErrInvalid = errors.New("policy: invalid policy")
 
 // Condition keys this evaluator knows. Keys are case-insensitive, as in IAM.
 const (
-	KeySourceVpce = "aws:sourcevpce"
-	KeySourceVpc  = "aws:sourcevpc"
-	KeySourceIP   = "aws:sourceip"
+	KeySourceVpce  = "aws:sourcevpce"
+	KeySourceVpc   = "aws:sourcevpc"
+	KeySourceIP    = "aws:sourceip"
+	KeyVpcSourceIP = "aws:vpcsourceip"
 )
 
 // Decision is the outcome of evaluating a request.
@@ -55,10 +56,13 @@ type Request struct {
 	// through; both "" when it did not come through an endpoint.
 	SourceVpce string
 	SourceVpc  string
-	// SourceIP is the address the request came from as the service saw
-	// it: the instance's private address through an endpoint, its public
-	// (Elastic) address over the internet.
-	SourceIP netip.Addr
+	// SourceIP is the public address the request came from — the
+	// Elastic IP over the internet — and VpcSourceIP the instance's
+	// private address through an endpoint. As on AWS, a request through
+	// an endpoint has no aws:SourceIp, and one over the internet no
+	// aws:VpcSourceIp.
+	SourceIP    netip.Addr
+	VpcSourceIP netip.Addr
 }
 
 // Policy is a parsed, validated policy document. It is immutable and
@@ -270,16 +274,16 @@ func checkPrincipal(b json.RawMessage) error {
 func parseCondition(op operator, opName, key string, b json.RawMessage) (condition, error) {
 	c := condition{op: op, key: strings.ToLower(key)}
 	switch c.key {
-	case KeySourceVpce, KeySourceVpc, KeySourceIP:
+	case KeySourceVpce, KeySourceVpc, KeySourceIP, KeyVpcSourceIP:
 	default:
-		return c, fmt.Errorf("condition key %q is not supported; use aws:SourceVpce, aws:SourceVpc or aws:SourceIp", key)
+		return c, fmt.Errorf("condition key %q is not supported; use aws:SourceVpce, aws:SourceVpc, aws:SourceIp or aws:VpcSourceIp", key)
 	}
 	if err := oneOrMany(b, &c.values); err != nil || len(c.values) == 0 {
 		return c, fmt.Errorf("%s %s: give a string or a list of strings", opName, key)
 	}
 	ipOp := op == opIPAddress || op == opNotIPAddress
-	if ipOp != (c.key == KeySourceIP) {
-		return c, fmt.Errorf("%s does not apply to %s: IpAddress and NotIpAddress go with aws:SourceIp, the String operators with the others", opName, key)
+	if ipOp != (c.key == KeySourceIP || c.key == KeyVpcSourceIP) {
+		return c, fmt.Errorf("%s does not apply to %s: IpAddress and NotIpAddress go with aws:SourceIp and aws:VpcSourceIp, the String operators with the others", opName, key)
 	}
 	if ipOp {
 		for _, v := range c.values {
@@ -479,8 +483,12 @@ func (c *condition) holds(r *Request) bool {
 	switch c.op {
 	case opIPAddress, opNotIPAddress:
 		in := false
-		if r.SourceIP.IsValid() {
-			ip := r.SourceIP.Unmap()
+		a := r.SourceIP
+		if c.key == KeyVpcSourceIP {
+			a = r.VpcSourceIP
+		}
+		if a.IsValid() {
+			ip := a.Unmap()
 			for _, p := range c.prefixes {
 				if p.Contains(ip) {
 					in = true
