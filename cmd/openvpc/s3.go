@@ -34,7 +34,7 @@ func s3Cmd(o *cli.Options) *cobra.Command {
 	var poll time.Duration
 	c := &cobra.Command{
 		Use:   "s3 [--data-dir DIR] [--listen ADDR] [--endpoints ADDR] [--node UNDERLAY --addr IP --name NAME]",
-		Short: "Run the S3-compatible object store (path-style; bucket policies with aws:SourceVpce/SourceVpc/SourceIp), and with --node its service node",
+		Short: "Run the S3-compatible object store (path-style; bucket policies with aws:SourceVpce/SourceVpc/SourceIp/VpcSourceIp), and with --node its service node",
 		Long: `Run the S3-compatible object store. With --node it also runs the service node
 that gateway endpoints lead to: it receives the edges' Geneve on UNDERLAY, answers
 the service address --addr on one TCP/IP stack per endpoint, and hands each
