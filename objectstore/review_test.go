@@ -188,6 +188,12 @@ func TestKeyTooLong(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("refusing a long key took %v", d)
 	}
+	if code, out := raw(t, s.direct, "GET", "/"+strings.Repeat("b", 100<<10)+"/k", nil, ""); code != http.StatusBadRequest || !strings.Contains(out, "InvalidBucketName") {
+		t.Errorf("a 100 KiB bucket name: %d %.200s", code, out)
+	}
+	if code, out := raw(t, s.direct, "PUT", "/mine/c", map[string]string{"X-Amz-Copy-Source": "/secret/" + strings.Repeat("a", 2000)}, ""); code != http.StatusBadRequest || !strings.Contains(out, "KeyTooLongError") {
+		t.Errorf("a copy from a 2000-byte key: %d %.200s", code, out)
+	}
 }
 
 // FuzzCopySource: any X-Amz-Copy-Source header parses to a bucket without

@@ -103,7 +103,7 @@ func agree(t *testing.T, method, target string, hdr http.Header, body string) {
 		r.Header[k] = v
 	}
 	op := classify(r)
-	if op.policy || op.refuse != "" || len(op.key) > maxKey {
+	if op.policy || op.refuse != "" || len(op.key) > maxKey || len(op.bucket) > maxBucket {
 		return // answered by the store itself, never by gofakes3
 	}
 	srv.ServeHTTP(httptest.NewRecorder(), r)

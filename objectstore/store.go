@@ -271,6 +271,7 @@ const idleTimeout = 2 * time.Minute
 // Limits on what the store reads before it authorizes.
 const (
 	maxKey          = gofakes3.KeySizeLimit // S3's 1024 bytes; also bounds glob matching (policy.Match)
+	maxBucket       = 63                    // S3's bucket name limit; the rest of what policies match against
 	maxDeleteBody   = 1 << 20               // DeleteObjects body
 	maxDeleteObject = 1000                  // keys per DeleteObjects, as S3
 )
@@ -283,6 +284,9 @@ func (s *Store) check(r *http.Request, op operation, req *policy.Request, d *pol
 	if len(op.key) > maxKey {
 		return "KeyTooLongError", fmt.Sprintf("the key is %d bytes; at most %d are allowed", len(op.key), maxKey)
 	}
+	if len(op.bucket) > maxBucket {
+		return "InvalidBucketName", fmt.Sprintf("the bucket name is %d bytes; at most %d are allowed", len(op.bucket), maxBucket)
+	}
 	if op.refuse != "" {
 		return op.refuse, op.refuseMsg
 	}
@@ -293,6 +297,9 @@ func (s *Store) check(r *http.Request, op operation, req *policy.Request, d *pol
 		if sb, sk, present, ok := copySource(r.Header); present {
 			if !ok || sb == "" {
 				return "InvalidArgument", "X-Amz-Copy-Source must be /bucket/key (URL-encoded)"
+			}
+			if len(sb) > maxBucket {
+				return "InvalidBucketName", fmt.Sprintf("the copy source bucket name is %d bytes; at most %d are allowed", len(sb), maxBucket)
 			}
 			if len(sk) > maxKey {
 				return "KeyTooLongError", fmt.Sprintf("the copy source key is %d bytes; at most %d are allowed", len(sk), maxKey)
