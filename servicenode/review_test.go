@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openvpc/openvpc/datapath"
+	"github.com/openvpc/openvpc/host/tables"
 	"github.com/openvpc/openvpc/packet"
 	"github.com/openvpc/openvpc/policy"
 )
@@ -208,3 +209,43 @@ func TestStacksCloseUnderTraffic(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestDirectoryPolicies (review findings 7 and 10): from an edge's cache,
+// an endpoint without a document has full access, an unknown one none
+// (nil: the store denies it), and a new snapshot reuses the parse of a
+// document that did not change.
+func TestDirectoryPolicies(t *testing.T) {
+	tb := tables.New(100)
+	ro := `{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}`
+	publish := func(vpcID uint64) {
+		tx := tb.Begin(int64(vpcID))
+		eps := []tables.Endpoint{
+			{ID: 0xa, Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32")}, Nodes: []netip.Addr{nodeAddr}},
+			{ID: 0xb, Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32")}, Nodes: []netip.Addr{nodeAddr}, Policy: ro},
+		}
+		if err := tx.UpsertVPC(tables.VPC{VNI: 7, ID: vpcID, CIDR: netip.MustParsePrefix("10.0.0.0/16"), Endpoints: eps}); err != nil {
+			t.Fatal(err)
+		}
+		tx.Commit()
+	}
+	publish(1)
+	d := NewDirectory(tb)
+	put := &policy.Request{Action: "s3:PutObject", Resource: "arn:aws:s3:::b/k"}
+	if p := d.Policy(vpce(0xa)); p == nil || p.Evaluate(put) != policy.Allow {
+		t.Fatalf("no document: %v", p)
+	}
+	p := d.Policy(vpce(0xb))
+	if p == nil || p.Evaluate(put) == policy.Allow {
+		t.Fatalf("read-only: %v", p)
+	}
+	if d.Policy(vpce(0xc)) != nil {
+		t.Fatal("an unknown endpoint has a policy")
+	}
+	publish(2) // a new snapshot, the same documents
+	if _, ok := d.Endpoint(0xa); !ok {
+		t.Fatal("endpoint gone after a new snapshot")
+	}
+	if d.Policy(vpce(0xb)) != p {
+		t.Fatal("the same document was parsed again for a new snapshot")
+	}
+}
