@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 
 	"github.com/openvpc/openvpc/edge/internet"
@@ -87,7 +88,16 @@ func (c *Cloud) AddS3(ctx context.Context, cfg S3Config) (_ *S3, err error) {
 			}
 		}
 	}()
-	endpoints, err := net.Listen("tcp", "127.0.0.1:0")
+	// The store believes the PROXY header on its endpoints listener, so
+	// only the service node may reach it: a unix socket in a directory
+	// only this user can enter (MkdirTemp makes it 0700), never TCP on
+	// loopback where any local process could claim any endpoint.
+	sockDir, err := os.MkdirTemp("", "openvpc-s3-")
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: a private directory for the store's socket: %w", err)
+	}
+	release = append(release, func() { os.RemoveAll(sockDir) })
+	endpoints, err := net.Listen("unix", filepath.Join(sockDir, "endpoints.sock"))
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +124,7 @@ func (c *Cloud) AddS3(ctx context.Context, cfg S3Config) (_ *S3, err error) {
 	release = append(release, func() { wire.Close() })
 	node, err := servicenode.New(servicenode.Config{
 		Wire: wire, WirePort: c.cfg.WirePort, Addrs: []netip.Addr{cfg.Addr},
-		Backends: map[uint16]string{80: endpoints.Addr().String()},
+		Backends: map[uint16]string{80: "unix:" + endpoints.Addr().String()},
 		Endpoint: d.Endpoint, Edge: d.Edge, Log: c.cfg.Log.With("part", "service-node"),
 	})
 	if err != nil {
@@ -124,7 +134,7 @@ func (c *Cloud) AddS3(ctx context.Context, cfg S3Config) (_ *S3, err error) {
 	if _, err := s.Store.RegisterService(ctx, cfg.Name, []netip.Prefix{netip.PrefixFrom(cfg.Addr, 32)}, []netip.Addr{cfg.Node}); err != nil {
 		return nil, err
 	}
-	c.run(store.Run)
+	c.run(store.Run, func() { os.RemoveAll(sockDir) })
 	c.run(node.Run, func() { wire.Close() })
 	return &S3{Name: cfg.Name, Addr: cfg.Addr, Store: store, Node: node, NodeAddr: cfg.Node}, nil
 }

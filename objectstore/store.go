@@ -13,9 +13,12 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,13 +45,22 @@ type Config struct {
 	// "" keeps everything in memory, gone when the store stops.
 	Dir string
 	// Endpoints is where service nodes connect; every connection must
-	// begin with a vpceproxy header. Nil: no endpoint traffic.
+	// begin with a vpceproxy header, which the store believes. Nil: no
+	// endpoint traffic. Best a unix socket in a directory only the store's
+	// user can enter; on TCP, TrustPeer is required.
 	Endpoints net.Listener
+	// TrustPeer says whether a connection from peer to Endpoints is a
+	// service node's (for TCP: the registered service nodes' addresses);
+	// others are closed before their header is read. Nil: every peer —
+	// allowed only when Endpoints is a unix socket.
+	TrustPeer func(peer net.Addr) bool
 	// Direct is where clients connect without an endpoint (the internet
 	// path); a PROXY header there is refused. Nil: none.
 	Direct net.Listener
-	// EndpointPolicy returns the policy of endpoint vpce (nil: full
-	// access). Nil: every endpoint has full access.
+	// EndpointPolicy returns the policy of endpoint vpce — for one
+	// without a document of its own, policy.FullAccessPolicy() — or nil
+	// for an endpoint it does not know, whose requests are denied.
+	// Required with Endpoints.
 	EndpointPolicy func(vpce string) *policy.Policy
 	// Log receives one line per request (info) and per refused connection.
 	Log *slog.Logger
@@ -111,6 +123,14 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Keep <= 0 {
 		cfg.Keep = 1024
 	}
+	if cfg.Endpoints != nil {
+		if cfg.EndpointPolicy == nil {
+			return nil, errors.New("objectstore: Endpoints needs EndpointPolicy (the endpoints' policies); without it no endpoint policy would be enforced")
+		}
+		if cfg.TrustPeer == nil && cfg.Endpoints.Addr().Network() != "unix" {
+			return nil, fmt.Errorf("objectstore: the endpoints listener %v is on %s: give TrustPeer (the service nodes' addresses), or use a unix socket in a private directory — any process that can connect could claim any endpoint and source", cfg.Endpoints.Addr(), cfg.Endpoints.Addr().Network())
+		}
+	}
 	s := &Store{cfg: cfg, policies: map[string]bucketPolicy{}, closer: func() error { return nil }}
 	if cfg.Dir == "" {
 		s.backend = s3mem.New()
@@ -144,8 +164,12 @@ func (s *Store) Run(ctx context.Context) error {
 		srv := &http.Server{
 			Handler:           s,
 			ReadHeaderTimeout: 30 * time.Second,
-			ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
-			ErrorLog:          slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug),
+			// An idle keep-alive connection costs a goroutine and a file
+			// descriptor (and, through an endpoint, a service node's
+			// connection slot): let it go.
+			IdleTimeout: idleTimeout,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
+			ErrorLog:    slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug),
 		}
 		servers = append(servers, srv)
 		g.Go(func() error {
@@ -157,8 +181,14 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 	if l := s.cfg.Endpoints; l != nil {
 		serve(&proxyproto.Listener{
-			Listener:          l,
-			ConnPolicy:        func(proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil },
+			Listener: l,
+			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+				if s.cfg.TrustPeer != nil && !s.cfg.TrustPeer(o.Upstream) {
+					s.cfg.Log.Warn("objectstore: refused a connection to the endpoints listener from a peer that is no service node", "peer", o.Upstream.String())
+					return proxyproto.REJECT, proxyproto.ErrInvalidUpstream // closed, header unread
+				}
+				return proxyproto.REQUIRE, nil
+			},
 			ValidateHeader:    func(h *proxyproto.Header) error { _, err := vpceproxy.FromHeader(h); return err },
 			ReadHeaderTimeout: 10 * time.Second,
 		})
@@ -206,15 +236,26 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := classify(r)
-	req := &policy.Request{Action: op.action, Resource: op.resource(), SourceVpce: o.Endpoint, SourceVpc: o.VPC, SourceIP: o.Source.Addr()}
-	d := s.authorize(op.bucket, req)
+	req := &policy.Request{Action: op.action, Resource: op.resource(), SourceVpce: o.Endpoint, SourceVpc: o.VPC}
+	if o.Endpoint != "" {
+		req.VpcSourceIP = o.Source.Addr() // as on AWS: through an endpoint, no aws:SourceIp
+	} else {
+		req.SourceIP = o.Source.Addr()
+	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	switch {
-	case d != policy.Allow:
-		writeError(sw, r, http.StatusForbidden, "AccessDenied", "Access Denied")
-	case op.policy:
+	d := policy.ImplicitDeny
+	if code, msg := s.check(r, op, req, &d); code != "" {
+		status := http.StatusBadRequest
+		switch code {
+		case "AccessDenied":
+			status = http.StatusForbidden
+		case "NotImplemented":
+			status = http.StatusNotImplemented
+		}
+		writeError(sw, r, status, code, msg)
+	} else if op.policy {
 		s.servePolicy(sw, r, op.bucket)
-	default:
+	} else {
 		s.s3.ServeHTTP(sw, r)
 		if op.action == "s3:DeleteBucket" && sw.status == http.StatusNoContent {
 			s.dropPolicy(op.bucket)
@@ -224,14 +265,108 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Source: o.Source.Addr(), Endpoint: o.Endpoint, VPC: o.VPC, Decision: d, Status: sw.status})
 }
 
+// idleTimeout closes keep-alive connections without a request for this long.
+const idleTimeout = 2 * time.Minute
+
+// Limits on what the store reads before it authorizes.
+const (
+	maxKey          = gofakes3.KeySizeLimit // S3's 1024 bytes; also bounds glob matching (policy.Match)
+	maxBucket       = 63                    // S3's bucket name limit; the rest of what policies match against
+	maxDeleteBody   = 1 << 20               // DeleteObjects body
+	maxDeleteObject = 1000                  // keys per DeleteObjects, as S3
+)
+
+// check authorizes r: the action classify named on its resource, and
+// what else the request touches — the object a CopyObject reads, each key
+// a DeleteObjects deletes. It returns the S3 error code and message to
+// answer with, "" to serve the request; *d is the policy decision logged.
+func (s *Store) check(r *http.Request, op operation, req *policy.Request, d *policy.Decision) (code, msg string) {
+	if len(op.key) > maxKey {
+		return "KeyTooLongError", fmt.Sprintf("the key is %d bytes; at most %d are allowed", len(op.key), maxKey)
+	}
+	if len(op.bucket) > maxBucket {
+		return "InvalidBucketName", fmt.Sprintf("the bucket name is %d bytes; at most %d are allowed", len(op.bucket), maxBucket)
+	}
+	if op.refuse != "" {
+		return op.refuse, op.refuseMsg
+	}
+	if *d = s.authorize(op.bucket, req); *d != policy.Allow {
+		return "AccessDenied", "Access Denied"
+	}
+	if r.Method == http.MethodPut {
+		if sb, sk, present, ok := copySource(r.Header); present {
+			if !ok || sb == "" {
+				return "InvalidArgument", "X-Amz-Copy-Source must be /bucket/key (URL-encoded)"
+			}
+			if len(sb) > maxBucket {
+				return "InvalidBucketName", fmt.Sprintf("the copy source bucket name is %d bytes; at most %d are allowed", len(sb), maxBucket)
+			}
+			if len(sk) > maxKey {
+				return "KeyTooLongError", fmt.Sprintf("the copy source key is %d bytes; at most %d are allowed", len(sk), maxKey)
+			}
+			// CopyObject reads the source: GetObject on it must be allowed
+			// by the source bucket's policy and the endpoint's.
+			src := *req
+			src.Action, src.Resource = "s3:GetObject", "arn:aws:s3:::"+sb+"/"+sk
+			if *d = s.authorize(sb, &src); *d != policy.Allow {
+				return "AccessDenied", "Access Denied (reading the copy source)"
+			}
+		}
+	}
+	if op.deleteMulti {
+		return s.checkDeleteMulti(r, op, req, d)
+	}
+	return "", ""
+}
+
+// checkDeleteMulti reads a DeleteObjects body (bounded), authorizes
+// s3:DeleteObject on every key it names and hands the body back for
+// gofakes3 to decode the same way.
+func (s *Store) checkDeleteMulti(r *http.Request, op operation, req *policy.Request, d *policy.Decision) (code, msg string) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxDeleteBody+1))
+	r.Body.Close()
+	if err != nil {
+		return "IncompleteBody", err.Error()
+	}
+	if len(body) > maxDeleteBody {
+		return "MalformedXML", fmt.Sprintf("the Delete body is over %d bytes; send at most %d keys per request", maxDeleteBody, maxDeleteObject)
+	}
+	var in gofakes3.DeleteRequest
+	if err := xml.Unmarshal(body, &in); err != nil {
+		return "MalformedXML", err.Error()
+	}
+	if len(in.Objects) > maxDeleteObject {
+		return "MalformedXML", fmt.Sprintf("%d keys in one Delete; at most %d are allowed", len(in.Objects), maxDeleteObject)
+	}
+	one := *req
+	one.Action = "s3:DeleteObject"
+	for _, obj := range in.Objects {
+		if len(obj.Key) > maxKey {
+			return "KeyTooLongError", fmt.Sprintf("a key is %d bytes; at most %d are allowed", len(obj.Key), maxKey)
+		}
+		one.Resource = "arn:aws:s3:::" + op.bucket + "/" + obj.Key
+		if *d = s.authorize(op.bucket, &one); *d != policy.Allow {
+			return "AccessDenied", "Access Denied (deleting " + obj.Key + ")"
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return "", ""
+}
+
 // authorize: through an endpoint, its policy must allow the request (it
-// is an allow-list, full access by default); the bucket's policy may deny
+// is an allow-list, full access by default; an unknown endpoint gets
+// nothing); the bucket's policy may deny
 // it. The store has no accounts — every caller is the bucket owner — so,
 // as for the owner on AWS, a bucket policy restricts by its Deny
 // statements and an explicit Deny wins over everything.
 func (s *Store) authorize(bucket string, r *policy.Request) policy.Decision {
-	if r.SourceVpce != "" && s.cfg.EndpointPolicy != nil {
-		if d := s.cfg.EndpointPolicy(r.SourceVpce).Evaluate(r); d != policy.Allow {
+	if r.SourceVpce != "" {
+		p := s.cfg.EndpointPolicy(r.SourceVpce)
+		if p == nil {
+			return policy.ExplicitDeny // an endpoint the store does not know (yet, or any more)
+		}
+		if d := p.Evaluate(r); d != policy.Allow {
 			return d
 		}
 	}

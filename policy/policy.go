@@ -1,7 +1,7 @@
 // Package policy evaluates IAM-style JSON policies — the bucket policies
 // and endpoint policies of the object store — against a request: who it
 // came through (aws:SourceVpce, aws:SourceVpc) and from where
-// (aws:SourceIp). An explicit Deny wins over any Allow; no matching Allow
+// (aws:SourceIp, aws:VpcSourceIp). An explicit Deny wins over any Allow; no matching Allow
 // is an implicit deny, as in IAM.
 package policy
 
@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 )
@@ -19,9 +20,10 @@ var ErrInvalid = errors.New("policy: invalid policy")
 
 // Condition keys this evaluator knows. Keys are case-insensitive, as in IAM.
 const (
-	KeySourceVpce = "aws:sourcevpce"
-	KeySourceVpc  = "aws:sourcevpc"
-	KeySourceIP   = "aws:sourceip"
+	KeySourceVpce  = "aws:sourcevpce"
+	KeySourceVpc   = "aws:sourcevpc"
+	KeySourceIP    = "aws:sourceip"
+	KeyVpcSourceIP = "aws:vpcsourceip"
 )
 
 // Decision is the outcome of evaluating a request.
@@ -54,10 +56,13 @@ type Request struct {
 	// through; both "" when it did not come through an endpoint.
 	SourceVpce string
 	SourceVpc  string
-	// SourceIP is the address the request came from as the service saw
-	// it: the instance's private address through an endpoint, its public
-	// (Elastic) address over the internet.
-	SourceIP netip.Addr
+	// SourceIP is the public address the request came from — the
+	// Elastic IP over the internet — and VpcSourceIP the instance's
+	// private address through an endpoint. As on AWS, a request through
+	// an endpoint has no aws:SourceIp, and one over the internet no
+	// aws:VpcSourceIp.
+	SourceIP    netip.Addr
+	VpcSourceIP netip.Addr
 }
 
 // Policy is a parsed, validated policy document. It is immutable and
@@ -109,11 +114,22 @@ type condition struct {
 	prefixes []netip.Prefix // for the IP operators
 }
 
+// maxPattern bounds one pattern (Action, Resource, condition value): with
+// keys bounded too (1024 bytes, the store refuses longer ones), matching
+// stays cheap — Match is O(len(pattern)·len(value)) at worst.
+const maxPattern = 1200
+
 // maxSize bounds a policy document, as S3 does for bucket policies (20 KiB).
 const maxSize = 20 << 10
 
 // FullAccess is the default endpoint policy: everything, by anyone.
 const FullAccess = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`
+
+var fullAccess, _ = Parse([]byte(FullAccess))
+
+// FullAccessPolicy is FullAccess parsed: what an endpoint without a
+// policy of its own is given, explicitly (a nil policy is no answer).
+func FullAccessPolicy() *Policy { return fullAccess }
 
 // Parse reads and validates a policy document. Errors say which statement
 // and field is wrong.
@@ -121,13 +137,21 @@ func Parse(doc []byte) (*Policy, error) {
 	if len(doc) > maxSize {
 		return nil, invalidf("the policy is %d bytes; at most %d are allowed", len(doc), maxSize)
 	}
+	// Strict: a field, operator or key this evaluator does not understand
+	// must not be skipped — skipping a misspelt "Conditions" would turn a
+	// conditional Allow into an unconditional one.
+	if err := strictJSON(doc); err != nil {
+		return nil, invalidf("not a JSON policy document: %v", err)
+	}
 	var raw struct {
 		Version   string
+		Id        string
 		Statement json.RawMessage
 	}
 	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return nil, invalidf("not a JSON policy document: %v", err)
+		return nil, invalidf("not a JSON policy document (fields: Version, Id, Statement): %v", err)
 	}
 	if raw.Version != "" && raw.Version != "2012-10-17" && raw.Version != "2008-10-17" {
 		return nil, invalidf(`Version %q is unknown; use "2012-10-17"`, raw.Version)
@@ -154,13 +178,25 @@ type rawStatement struct {
 	Action    json.RawMessage
 	NotAction json.RawMessage
 	Resource  json.RawMessage
-	Condition map[string]map[string]json.RawMessage
+	Condition json.RawMessage
+	// Refused with a clear error: the store has no identities, and
+	// NotResource is not implemented.
+	NotPrincipal json.RawMessage
+	NotResource  json.RawMessage
 }
 
 func parseStatement(b json.RawMessage) (statement, error) {
 	var r rawStatement
-	if err := json.Unmarshal(b, &r); err != nil {
-		return statement{}, fmt.Errorf("not a statement object: %v", err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return statement{}, fmt.Errorf("not a statement object (fields: Sid, Effect, Principal, Action, NotAction, Resource, Condition): %v", err)
+	}
+	if r.NotPrincipal != nil {
+		return statement{}, fmt.Errorf(`NotPrincipal is not supported: the store has no identities; use "Principal": "*" and a Condition`)
+	}
+	if r.NotResource != nil {
+		return statement{}, fmt.Errorf(`NotResource is not supported; list the resources in Resource (patterns with * allowed)`)
 	}
 	s := statement{sid: r.Sid}
 	switch r.Effect {
@@ -190,17 +226,26 @@ func parseStatement(b json.RawMessage) (statement, error) {
 	if s.resources == nil {
 		return s, fmt.Errorf(`Resource is missing (for example "Resource": "arn:aws:s3:::bucket/*")`)
 	}
-	for opName, keys := range r.Condition {
-		op, ok := operators[strings.ToLower(opName)]
-		if !ok {
-			return s, fmt.Errorf("condition operator %q is not supported; use StringEquals, StringNotEquals, StringLike, StringNotLike, IpAddress or NotIpAddress", opName)
+	if r.Condition != nil {
+		var conds map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(r.Condition, &conds); err != nil || conds == nil || len(conds) == 0 {
+			return s, fmt.Errorf(`Condition must be an object of operators, each with keys, for example {"StringEquals": {"aws:SourceVpce": "vpce-…"}}; leave Condition out for none`)
 		}
-		for key, vals := range keys {
-			c, err := parseCondition(op, opName, key, vals)
-			if err != nil {
-				return s, err
+		for opName, keys := range conds {
+			op, ok := operators[strings.ToLower(opName)]
+			if !ok {
+				return s, fmt.Errorf("condition operator %q is not supported; use StringEquals, StringNotEquals, StringLike, StringNotLike, IpAddress or NotIpAddress", opName)
 			}
-			s.conditions = append(s.conditions, c)
+			if len(keys) == 0 {
+				return s, fmt.Errorf("condition operator %s has no keys: give at least one, for example {\"aws:SourceVpce\": \"vpce-…\"}", opName)
+			}
+			for key, vals := range keys {
+				c, err := parseCondition(op, opName, key, vals)
+				if err != nil {
+					return s, err
+				}
+				s.conditions = append(s.conditions, c)
+			}
 		}
 	}
 	return s, nil
@@ -229,16 +274,16 @@ func checkPrincipal(b json.RawMessage) error {
 func parseCondition(op operator, opName, key string, b json.RawMessage) (condition, error) {
 	c := condition{op: op, key: strings.ToLower(key)}
 	switch c.key {
-	case KeySourceVpce, KeySourceVpc, KeySourceIP:
+	case KeySourceVpce, KeySourceVpc, KeySourceIP, KeyVpcSourceIP:
 	default:
-		return c, fmt.Errorf("condition key %q is not supported; use aws:SourceVpce, aws:SourceVpc or aws:SourceIp", key)
+		return c, fmt.Errorf("condition key %q is not supported; use aws:SourceVpce, aws:SourceVpc, aws:SourceIp or aws:VpcSourceIp", key)
 	}
 	if err := oneOrMany(b, &c.values); err != nil || len(c.values) == 0 {
 		return c, fmt.Errorf("%s %s: give a string or a list of strings", opName, key)
 	}
 	ipOp := op == opIPAddress || op == opNotIPAddress
-	if ipOp != (c.key == KeySourceIP) {
-		return c, fmt.Errorf("%s does not apply to %s: IpAddress and NotIpAddress go with aws:SourceIp, the String operators with the others", opName, key)
+	if ipOp != (c.key == KeySourceIP || c.key == KeyVpcSourceIP) {
+		return c, fmt.Errorf("%s does not apply to %s: IpAddress and NotIpAddress go with aws:SourceIp and aws:VpcSourceIp, the String operators with the others", opName, key)
 	}
 	if ipOp {
 		for _, v := range c.values {
@@ -276,6 +321,9 @@ func patterns(b json.RawMessage, field string) ([]string, error) {
 		if v == "" {
 			return nil, fmt.Errorf("%s: an empty pattern matches nothing; remove it", field)
 		}
+		if len(v) > maxPattern {
+			return nil, fmt.Errorf("%s: a pattern of %d bytes; at most %d are allowed (an S3 ARN with a 1024-byte key fits)", field, len(v), maxPattern)
+		}
 		if field != "Resource" {
 			vals[i] = strings.ToLower(v) // actions are case-insensitive
 		}
@@ -290,6 +338,9 @@ func oneOrMany[T any](b json.RawMessage, out *[]T) error {
 	if len(b) == 0 {
 		return errors.New("missing")
 	}
+	if bytes.Equal(b, []byte("null")) || b[0] == '[' && hasNull(b) {
+		return errors.New("null is not a value here")
+	}
 	if b[0] == '[' {
 		return json.Unmarshal(b, out)
 	}
@@ -298,6 +349,75 @@ func oneOrMany[T any](b json.RawMessage, out *[]T) error {
 		return err
 	}
 	*out = []T{one}
+	return nil
+}
+
+// hasNull reports whether the JSON list b has a null element.
+func hasNull(b []byte) bool {
+	var elems []json.RawMessage
+	if json.Unmarshal(b, &elems) != nil {
+		return false
+	}
+	for _, e := range elems {
+		if bytes.Equal(bytes.TrimSpace(e), []byte("null")) {
+			return true
+		}
+	}
+	return false
+}
+
+// strictJSON checks that doc is exactly one JSON value, with nothing
+// after it, in which no object has the same key twice (compared without
+// case, as encoding/json and IAM match them): with a duplicate "Effect",
+// which one counts would be the parser's choice, not the author's.
+func strictJSON(doc []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if err := walkJSON(dec, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("there is more after the policy document; remove it")
+	}
+	return nil
+}
+
+func walkJSON(dec *json.Decoder, depth int) error {
+	if depth > 32 {
+		return errors.New("nested too deeply")
+	}
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key := strings.ToLower(k.(string))
+			if seen[key] {
+				return fmt.Errorf("the key %q appears twice in one object; keep one", k)
+			}
+			seen[key] = true
+			if err := walkJSON(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // }
+		return err
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkJSON(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // ]
+		return err
+	}
 	return nil
 }
 
@@ -363,8 +483,12 @@ func (c *condition) holds(r *Request) bool {
 	switch c.op {
 	case opIPAddress, opNotIPAddress:
 		in := false
-		if r.SourceIP.IsValid() {
-			ip := r.SourceIP.Unmap()
+		a := r.SourceIP
+		if c.key == KeyVpcSourceIP {
+			a = r.VpcSourceIP
+		}
+		if a.IsValid() {
+			ip := a.Unmap()
 			for _, p := range c.prefixes {
 				if p.Contains(ip) {
 					in = true

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 const onlyVpceA = `{
@@ -53,6 +54,12 @@ func TestEvaluate(t *testing.T) {
 		{"IpAddress in CIDR",
 			`{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/16"}}}}`,
 			req("s3:GetObject", "x", "", "", "10.0.3.4"), Allow},
+		{"VpcSourceIp through an endpoint",
+			`{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"IpAddress":{"aws:VpcSourceIp":"10.0.0.0/16"}}}}`,
+			&Request{Action: "s3:GetObject", Resource: "x", SourceVpce: "vpce-a", VpcSourceIP: netip.MustParseAddr("10.0.3.4")}, Allow},
+		{"VpcSourceIp absent over the internet",
+			`{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"IpAddress":{"aws:VpcSourceIp":"0.0.0.0/0"}}}}`,
+			req("s3:GetObject", "x", "", "", "203.0.113.7"), ImplicitDeny},
 		{"IpAddress outside",
 			`{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/16","192.0.2.1"]}}}}`,
 			req("s3:GetObject", "x", "", "", "10.1.3.4"), ImplicitDeny},
@@ -107,6 +114,25 @@ func TestParseRefuses(t *testing.T) {
 		{"ip op on string key", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceVpce":"x"}}}}`, "does not apply"},
 		{"bad cidr", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/99"}}}}`, "not an IPv4"},
 		{"too big", `{"Statement":"` + strings.Repeat("x", maxSize) + `"}`, "at most"},
+		// Review finding 4: nothing the evaluator does not understand is skipped.
+		{"misspelt Conditions", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Conditions":{"StringEquals":{"aws:SourceVpce":"vpce-a"}}}}`, "Conditions"},
+		{"unknown top-level field", `{"Statment":{"Effect":"Allow","Action":"*","Resource":"*"}}`, "Statment"},
+		{"operator without keys", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{}}}}`, "has no keys"},
+		{"operator null", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":null}}}`, "has no keys"},
+		{"condition null", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":null}}`, "Condition must be"},
+		{"condition empty", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{}}}`, "Condition must be"},
+		{"condition value null", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":null}}}}`, "give a string"},
+		{"condition value list with null", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":["vpce-a",null]}}}}`, "give a string"},
+		{"NotResource", `{"Statement":{"Effect":"Allow","Action":"*","NotResource":"arn:aws:s3:::secret/*"}}`, "NotResource is not supported"},
+		{"NotPrincipal", `{"Statement":{"Effect":"Deny","NotPrincipal":{"AWS":"x"},"Action":"*","Resource":"*"}}`, "NotPrincipal is not supported"},
+		{"duplicate Effect", `{"Statement":{"Effect":"Deny","Effect":"Allow","Action":"*","Resource":"*"}}`, "appears twice"},
+		{"duplicate key other case", `{"Statement":{"Effect":"Deny","effect":"Allow","Action":"*","Resource":"*"}}`, "appears twice"},
+		{"duplicate condition key", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:SourceVpce":"a","aws:sourcevpce":"b"}}}}`, "appears twice"},
+		{"trailing garbage", `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}} {"x":1}`, "more after"},
+		{"action null", `{"Statement":{"Effect":"Allow","Action":null,"Resource":"*"}}`, "Action"},
+		{"principal null", `{"Statement":{"Effect":"Allow","Principal":null,"Action":"*","Resource":"*"}}`, "Principal"},
+		// Review finding 5: a pattern long enough to make matching expensive.
+		{"long pattern", `{"Statement":{"Effect":"Deny","Action":"*","Resource":"` + strings.Repeat("*a", 5000) + `"}}`, "at most 1200"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,6 +141,24 @@ func TestParseRefuses(t *testing.T) {
 				t.Fatalf("Parse = %v, want an ErrInvalid saying %q", err, c.says)
 			}
 		})
+	}
+}
+
+// TestMatchWorstCase (review finding 5): the longest pattern Parse
+// accepts against the longest resource the store lets through matches in
+// well under a millisecond or so, not seconds.
+func TestMatchWorstCase(t *testing.T) {
+	p := strings.Repeat("*a", maxPattern/2-1) + "*b"
+	v := "arn:aws:s3:::" + strings.Repeat("b", 63) + "/" + strings.Repeat("a", 1024)
+	if _, err := Parse([]byte(`{"Statement":{"Effect":"Deny","Action":"*","Resource":"` + p + `"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 10 {
+		Match(p, v)
+	}
+	if d := time.Since(start) / 10; d > 20*time.Millisecond {
+		t.Fatalf("one worst-case match took %v", d)
 	}
 }
 

@@ -15,10 +15,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,9 +50,18 @@ type Config struct {
 	// Addrs are the service's addresses (its prefix list's), which every
 	// endpoint's stack answers on.
 	Addrs []netip.Addr
-	// Backends maps a service port to the TCP address of what serves it;
-	// each connection gets a vpceproxy header first.
+	// Backends maps a service port to the address of what serves it —
+	// host:port for TCP, unix:/path for a unix socket (best: a directory
+	// only the service's user can enter, since the backend believes the
+	// header); each connection gets a vpceproxy header first.
 	Backends map[uint16]string
+	// MaxConns bounds the connections one endpoint may have open at once
+	// (default 1024): more are refused (counted in Refused), so one VPC
+	// cannot take every file descriptor of the node.
+	MaxConns int
+	// IdleTimeout closes a proxied connection on which nothing moved
+	// either way for this long (default 5m).
+	IdleTimeout time.Duration
 	// Endpoint returns the endpoint with id, if it exists: packets for any
 	// other are dropped, and a stack whose endpoint is gone is closed.
 	Endpoint func(id uint64) (Endpoint, bool)
@@ -80,8 +89,9 @@ type Node struct {
 	// Out counts packets sent back to edges.
 	Out atomic.Uint64
 	// Conns counts connections handed to a backend; BackendErrors those
-	// whose backend could not be reached.
-	Conns, BackendErrors atomic.Uint64
+	// whose backend could not be reached; Refused those over MaxConns;
+	// Idle those closed after IdleTimeout.
+	Conns, BackendErrors, Refused, Idle atomic.Uint64
 
 	mu     sync.Mutex
 	stacks map[uint64]*stack
@@ -96,10 +106,16 @@ type stack struct {
 	net  *netstack.Net
 	edge atomic.Pointer[netip.Addr] // where replies go: the edge that sent last
 	ls   []net.Listener
-	done chan struct{}
+	// quiet is closed when the stack starts closing: its reader then
+	// drains whatever the stack still sends, so that no send of the
+	// stack's is pending when the device closes (closing it under a
+	// pending send panics in netstack).
+	quiet    chan struct{}
+	lastRead atomic.Int64 // unix nanoseconds of the reader's last packet
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	clients int // accepted connections open, ≤ Config.MaxConns
 }
 
 // New checks cfg and returns a node; Run serves it.
@@ -123,6 +139,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Sweep == 0 {
 		cfg.Sweep = 2 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1024
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
 	}
 	if cfg.Events == nil {
 		cfg.Events = func(datapath.Event) {}
@@ -226,7 +248,10 @@ func (n *Node) classify(peer netip.Addr, payload []byte, e *packet.Encap) (*stac
 		n.cfg.Log.Warn("service node: no stack for endpoint", "endpoint", model.FormatID(model.KindEndpoint, ep.ID), "err", err)
 		return nil, datapath.NoRoute
 	}
-	s.edge.Store(&peer)
+	if e := s.edge.Load(); e == nil || *e != peer {
+		p := peer // a copy escapes only when the edge changes, not per packet
+		s.edge.Store(&p)
+	}
 	return s, datapath.Delivered
 }
 
@@ -246,7 +271,7 @@ func (n *Node) stackFor(ep Endpoint) (*stack, error) {
 	if s := n.stacks[ep.ID]; s != nil && s.ep == ep {
 		return s, nil
 	} else if s != nil {
-		s.close() // the id came back for another VPC: never share its connections
+		n.closeLater(s) // the id came back for another VPC: never share its connections
 		delete(n.stacks, ep.ID)
 	}
 	if n.ctx == nil || n.ctx.Err() != nil {
@@ -256,7 +281,7 @@ func (n *Node) stackFor(ep Endpoint) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{ep: ep, dev: dev, net: tnet, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	s := &stack{ep: ep, dev: dev, net: tnet, quiet: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	for port, backend := range n.cfg.Backends {
 		for _, a := range n.cfg.Addrs {
 			l, err := tnet.ListenTCPAddrPort(netip.AddrPortFrom(a, port))
@@ -291,17 +316,31 @@ func (n *Node) replies(s *stack) {
 	queued := make(chan []byte, replyBuffers)
 	go func() {
 		defer close(queued)
-		sizes := []int{0}
-		for buf := range free {
-			k, err := s.dev.Read([][]byte{buf}, sizes, packet.Headroom)
+		sizes, bufs := []int{0}, [][]byte{nil}
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-s.quiet:
+				s.drain(bufs, sizes)
+				return
+			}
+			bufs[0] = buf
+			k, err := s.dev.Read(bufs, sizes, packet.Headroom)
 			if err != nil {
 				return // closed
 			}
+			s.lastRead.Store(time.Now().UnixNano())
 			if k == 0 {
 				free <- buf
 				continue
 			}
-			queued <- buf[:packet.Headroom+sizes[0]]
+			select {
+			case queued <- buf[:packet.Headroom+sizes[0]]:
+			case <-s.quiet:
+				s.drain(bufs, sizes)
+				return
+			}
 		}
 	}()
 	bs := max(1, n.cfg.Wire.BatchSize())
@@ -354,9 +393,16 @@ func (n *Node) accept(s *stack, l net.Listener, backend string) {
 		if err != nil {
 			return
 		}
-		if !s.track(c) {
+		switch s.admit(c, n.cfg.MaxConns) {
+		case closed:
 			c.Close()
 			return
+		case full:
+			c.Close()
+			if r := n.Refused.Add(1); r&(r-1) == 0 { // log the 1st, 2nd, 4th, … refusal, not a flood
+				n.cfg.Log.Warn("service node: endpoint at its connection limit; refusing", "endpoint", model.FormatID(model.KindEndpoint, s.ep.ID), "limit", n.cfg.MaxConns, "refused", r)
+			}
+			continue
 		}
 		n.g.Go(func() error { n.proxy(s, c, backend); return nil })
 	}
@@ -365,12 +411,16 @@ func (n *Node) accept(s *stack, l net.Listener, backend string) {
 // proxy connects c to backend, the PROXY header first, and copies both
 // ways until either side ends.
 func (n *Node) proxy(s *stack, c net.Conn, backend string) {
-	defer s.untrack(c)
+	defer s.release(c)
 	src, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	dst, _ := netip.ParseAddrPort(c.LocalAddr().String())
 	o := vpceproxy.Origin{Source: src, Dest: dst, Endpoint: model.FormatID(model.KindEndpoint, s.ep.ID), VPC: model.FormatID(model.KindVPC, s.ep.VPC)}
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-	b, err := (&net.Dialer{}).DialContext(ctx, "tcp", backend)
+	network, addr := "tcp", backend
+	if p, ok := strings.CutPrefix(backend, "unix:"); ok {
+		network, addr = "unix", p
+	}
+	b, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	cancel()
 	if err != nil {
 		n.BackendErrors.Add(1)
@@ -386,20 +436,91 @@ func (n *Node) proxy(s *stack, c net.Conn, backend string) {
 		return
 	}
 	n.Conns.Add(1)
-	done := make(chan struct{}, 2)
+	var last atomic.Int64 // when anything last moved, either way (unix nanoseconds)
+	last.Store(time.Now().UnixNano())
+	done := make(chan bool, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		idle := n.copyIdle(dst, src, &last)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok && !idle {
 			_ = cw.CloseWrite()
 		} else {
 			dst.Close()
+			src.Close() // idle: the other direction ends too
 		}
-		done <- struct{}{}
+		done <- idle
 	}
 	go pipe(b, c)
 	go pipe(c, b)
-	<-done
-	<-done
+	if i1, i2 := <-done, <-done; i1 || i2 {
+		n.Idle.Add(1)
+	}
+}
+
+// copyIdle copies src to dst until src ends, or until nothing moved
+// either way for IdleTimeout (true): a read deadline that each direction
+// pushes on while the other is busy, so a long download with a silent
+// client is not idle.
+func (n *Node) copyIdle(dst, src net.Conn, last *atomic.Int64) (idle bool) {
+	buf := make([]byte, 32<<10)
+	var deadline int64
+	slack := int64(min(time.Second, n.cfg.IdleTimeout/4))
+	for {
+		// Move the deadline only when it is stale by some slack: not a
+		// timer reset per read on a busy connection.
+		if d := last.Load() + int64(n.cfg.IdleTimeout); d-deadline > slack {
+			_ = src.SetReadDeadline(time.Unix(0, d))
+			deadline = d
+		}
+		k, err := src.Read(buf)
+		if k > 0 {
+			last.Store(time.Now().UnixNano())
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return false
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if time.Since(time.Unix(0, last.Load())) < n.cfg.IdleTimeout {
+					deadline = 0 // the other direction moved meanwhile: a new deadline from then
+					continue
+				}
+				return true
+			}
+			return false
+		}
+	}
+}
+
+type admission uint8
+
+const (
+	admitted admission = iota
+	full               // at MaxConns
+	closed             // the stack is closed
+)
+
+// admit tracks an accepted connection if the endpoint has room for it.
+func (s *stack) admit(c net.Conn, limit int) admission {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.conns == nil:
+		return closed
+	case s.clients >= limit:
+		return full
+	}
+	s.clients++
+	s.conns[c] = struct{}{}
+	return admitted
+}
+
+// release untracks an admitted connection and frees its place.
+func (s *stack) release(c net.Conn) {
+	s.untrack(c)
+	s.mu.Lock()
+	s.clients--
+	s.mu.Unlock()
 }
 
 // track remembers a connection of the stack, so that closing the stack
@@ -421,18 +542,55 @@ func (s *stack) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
+// drain reads and drops what the closing stack still sends, until the
+// device is closed.
+func (s *stack) drain(bufs [][]byte, sizes []int) {
+	bufs[0] = make([]byte, packet.Headroom+64<<10)
+	for {
+		if _, err := s.dev.Read(bufs, sizes, packet.Headroom); err != nil {
+			return
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+	}
+}
+
+// Closing waits for the stack to go quiet — no packet for quietFor,
+// at most quietMax — between cutting its connections and closing it.
+const (
+	quietFor = 20 * time.Millisecond
+	quietMax = 500 * time.Millisecond
+)
+
+// close cuts the stack's listeners and connections, lets the stack go
+// quiet (their resets and FINs drained), then closes the device. It
+// takes up to quietMax: callers holding Node.mu run it in the background.
 func (s *stack) close() {
 	s.mu.Lock()
 	conns := s.conns
 	s.conns = nil
 	s.mu.Unlock()
+	if conns == nil {
+		return // closed already
+	}
 	for _, l := range s.ls {
 		l.Close()
 	}
 	for c := range conns {
 		c.Close()
 	}
+	close(s.quiet)
+	start := time.Now()
+	s.lastRead.Store(start.UnixNano())
+	for time.Since(start) < quietMax && time.Since(time.Unix(0, s.lastRead.Load())) < quietFor {
+		time.Sleep(quietFor / 4)
+	}
 	s.dev.Close()
+}
+
+// closeLater closes s off the caller's lock, inside the node's group so
+// Run waits for it.
+func (n *Node) closeLater(s *stack) {
+	n.g.Go(func() error { s.close(); return nil })
 }
 
 // sweep closes the stacks of endpoints that are gone, with their
@@ -443,7 +601,7 @@ func (n *Node) sweep() {
 	for id, s := range n.stacks {
 		if ep, ok := n.cfg.Endpoint(id); !ok || ep != s.ep {
 			n.cfg.Log.Info("service node: endpoint gone, stack closed", "endpoint", model.FormatID(model.KindEndpoint, id))
-			s.close()
+			n.closeLater(s)
 			delete(n.stacks, id)
 		}
 	}

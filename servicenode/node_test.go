@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/objectstore"
 	"github.com/openvpc/openvpc/packet"
+	"github.com/openvpc/openvpc/policy"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -56,17 +59,34 @@ type instance struct {
 	ep  Endpoint
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...func(*Config)) *world {
 	w := &world{t: t, net: underlay.NewMemNet(), endpoints: map[uint64]Endpoint{}, instances: map[[2]uint64]*instance{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// The store's endpoints listener is a unix socket in a private
+	// directory, as in a local cloud: only this process can speak for a
+	// service node.
+	dir, err := os.MkdirTemp("", "servicenode-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.store, err = objectstore.New(objectstore.Config{Endpoints: l})
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := net.Listen("unix", filepath.Join(dir, "s3.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store, err = objectstore.New(objectstore.Config{Endpoints: l, EndpointPolicy: func(id string) *policy.Policy {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, ep := range w.endpoints {
+			if vpce(ep.ID) == id {
+				return policy.FullAccessPolicy()
+			}
+		}
+		return nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +97,8 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.node, err = New(Config{
-		Wire: wire, Addrs: []netip.Addr{serviceIP}, Backends: map[uint16]string{80: l.Addr().String()},
+	cfg := Config{
+		Wire: wire, Addrs: []netip.Addr{serviceIP}, Backends: map[uint16]string{80: "unix:" + l.Addr().String()},
 		Endpoint: func(id uint64) (Endpoint, bool) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -88,7 +108,11 @@ func newWorld(t *testing.T) *world {
 		Edge:   func(a netip.Addr) bool { return a == edgeAddr },
 		Sweep:  50 * time.Millisecond,
 		Events: func(e datapath.Event) { w.mu.Lock(); w.events = append(w.events, e); w.mu.Unlock() },
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w.node, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"connectrpc.com/connect"
@@ -24,14 +26,15 @@ import (
 // s3Cmd is `openvpc service s3`: the object store, and with --node its
 // service node, apart from `openvpc up`. The store's --endpoints listener
 // believes PROXY v2 headers: let only service nodes reach it; --listen
-// takes plain clients (no endpoint).
+// takes plain clients (no endpoint). With --node the in-process node
+// reaches the store over a unix socket in a private directory.
 func s3Cmd(o *cli.Options) *cobra.Command {
 	var dir, listen, endpoints, level, nodeAddr, svcAddr, name string
 	var wirePort uint16
 	var poll time.Duration
 	c := &cobra.Command{
 		Use:   "s3 [--data-dir DIR] [--listen ADDR] [--endpoints ADDR] [--node UNDERLAY --addr IP --name NAME]",
-		Short: "Run the S3-compatible object store (path-style; bucket policies with aws:SourceVpce/SourceVpc/SourceIp), and with --node its service node",
+		Short: "Run the S3-compatible object store (path-style; bucket policies with aws:SourceVpce/SourceVpc/SourceIp/VpcSourceIp), and with --node its service node",
 		Long: `Run the S3-compatible object store. With --node it also runs the service node
 that gateway endpoints lead to: it receives the edges' Geneve on UNDERLAY, answers
 the service address --addr on one TCP/IP stack per endpoint, and hands each
@@ -51,27 +54,53 @@ credentials), every --poll.`,
 					return fmt.Errorf("--listen %s: %w", listen, err)
 				}
 			}
-			if endpoints == "" && nodeAddr != "" {
-				endpoints = "127.0.0.1:0" // the node is in this process
+			if endpoints != "" && nodeAddr != "" {
+				return fmt.Errorf("give --node or --endpoints, not both: with --node the service node in this process reaches the store over a private unix socket; --endpoints is for service nodes elsewhere")
 			}
-			if endpoints != "" {
+			var cat servicenode.Catalog
+			backend := ""
+			switch {
+			case nodeAddr != "":
+				// The store believes the PROXY header on this listener:
+				// a unix socket in a directory only this user can enter,
+				// not TCP where any local process could claim any endpoint.
+				sockDir, err := os.MkdirTemp("", "openvpc-s3-")
+				if err != nil {
+					return fmt.Errorf("a private directory for the store's socket: %w", err)
+				}
+				defer os.RemoveAll(sockDir)
+				if cfg.Endpoints, err = net.Listen("unix", filepath.Join(sockDir, "endpoints.sock")); err != nil {
+					return err
+				}
+				backend = "unix:" + cfg.Endpoints.Addr().String()
+			case endpoints != "":
 				if cfg.Endpoints, err = net.Listen("tcp", endpoints); err != nil {
 					return fmt.Errorf("--endpoints %s: %w", endpoints, err)
+				}
+				// Only the registered nodes of service --name may speak
+				// for an endpoint; anything else is closed unread.
+				cfg.TrustPeer = func(peer net.Addr) bool {
+					ap, err := netip.ParseAddrPort(peer.String())
+					return err == nil && cat.ServiceNode(ap.Addr())
 				}
 			}
 			if cfg.Direct == nil && cfg.Endpoints == nil {
 				return fmt.Errorf("give --listen, --endpoints, --node, or more than one")
 			}
 			g, ctx := errgroup.WithContext(cmd.Context())
-			var cat servicenode.Catalog
+			if cfg.Endpoints != nil {
+				// Endpoint policies are enforced whenever endpoint traffic
+				// can arrive; until the first read every endpoint is
+				// unknown, so denied.
+				cfg.EndpointPolicy = cat.Policy
+				g.Go(func() error { return pollCatalog(ctx, o, &cat, name, poll, log) })
+			}
 			if nodeAddr != "" {
-				node, err := s3Node(ctx, o, &cat, nodeAddr, svcAddr, name, wirePort, cfg.Endpoints.Addr().String(), log)
+				node, err := s3Node(ctx, o, &cat, nodeAddr, svcAddr, name, wirePort, backend, log)
 				if err != nil {
 					return err
 				}
-				cfg.EndpointPolicy = cat.Policy
 				g.Go(func() error { return node.Run(ctx) })
-				g.Go(func() error { return pollCatalog(ctx, o, &cat, poll, log) })
 			}
 			s, err := objectstore.New(cfg)
 			if err != nil {
@@ -86,10 +115,10 @@ credentials), every --poll.`,
 	f := c.Flags()
 	f.StringVar(&dir, "data-dir", "", "where objects and bucket policies are kept ('' keeps them in memory)")
 	f.StringVar(&listen, "listen", "127.0.0.1:9000", "address for clients without an endpoint: their source is the connection's peer ('' for none)")
-	f.StringVar(&endpoints, "endpoints", "", "address for service nodes elsewhere: every connection must start with a PROXY v2 header with the VPC-endpoint TLV")
+	f.StringVar(&endpoints, "endpoints", "", "TCP address for service nodes elsewhere: only the registered nodes of --name may connect, and every connection must start with a PROXY v2 header with the VPC-endpoint TLV")
 	f.StringVar(&nodeAddr, "node", "", "run the service node on this underlay IPv4 address (edges send it endpoint traffic on --wire-port)")
 	f.StringVar(&svcAddr, "addr", "203.0.113.130", "the service's address, which instances reach through their endpoints (with --node)")
-	f.StringVar(&name, "name", "com.openvpc.local.s3", "the service name to register (with --node)")
+	f.StringVar(&name, "name", "com.openvpc.local.s3", "the service name: registered with --node; with --endpoints, whose nodes may connect")
 	f.Uint16Var(&wirePort, "wire-port", underlay.Port, "UDP port edges exchange Geneve on")
 	f.DurationVar(&poll, "poll", time.Second, "how often the service node reads the endpoints and edges")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error (info logs every request with source and endpoint)")
@@ -123,9 +152,9 @@ func s3Node(ctx context.Context, o *cli.Options, cat *servicenode.Catalog, nodeA
 }
 
 // pollCatalog keeps cat current: the endpoints (with their VPCs' VNIs and
-// policies) and the edges serving endpoints, read every d until ctx ends.
+// policies), the edges serving endpoints and service's nodes, read every d until ctx ends.
 // A failed read keeps what cat knew.
-func pollCatalog(ctx context.Context, o *cli.Options, cat *servicenode.Catalog, d time.Duration, log *slog.Logger) error {
+func pollCatalog(ctx context.Context, o *cli.Options, cat *servicenode.Catalog, service string, d time.Duration, log *slog.Logger) error {
 	conn, err := o.Conn()
 	if err != nil {
 		return err
@@ -145,6 +174,21 @@ func pollCatalog(ctx context.Context, o *cli.Options, cat *servicenode.Catalog, 
 		hs, err := insts.ListHosts(ctx, connect.NewRequest(&pb.ListHostsRequest{}))
 		if err != nil {
 			return err
+		}
+		ss, err := ep.ListServices(ctx, connect.NewRequest(&pb.ListServicesRequest{}))
+		if err != nil {
+			return err
+		}
+		var nodes []netip.Addr
+		for _, sv := range ss.Msg.Services {
+			if sv.Name != service {
+				continue
+			}
+			for _, a := range sv.NodeAddresses {
+				if na, err := netip.ParseAddr(a); err == nil {
+					nodes = append(nodes, na)
+				}
+			}
 		}
 		vni := map[string]uint32{}
 		for _, v := range vs.Msg.Vpcs {
@@ -166,7 +210,7 @@ func pollCatalog(ctx context.Context, o *cli.Options, cat *servicenode.Catalog, 
 				}
 			}
 		}
-		cat.Set(out, edges)
+		cat.Set(out, edges, nodes)
 		return nil
 	}
 	t := time.NewTicker(d)
