@@ -1,6 +1,9 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // ICMPv4 is a view of an ICMP message (RFC 792), header first:
 //
@@ -95,4 +98,33 @@ func (b ICMPv4) SetMTU(mtu uint16) {
 // ComputeChecksum returns the checksum of the message, treating the checksum field as zero.
 func (b ICMPv4) ComputeChecksum() uint16 {
 	return ^Checksum(b[icmpIdent:], Checksum(b[:icmpChecksum], 0))
+}
+
+// ICMPErrorSize is the room an ICMP error needs: IPv4 and ICMP headers,
+// then the offending packet's header (at most 60 bytes) and 8 bytes of its
+// data.
+const ICMPErrorSize = IPv4MinSize + ICMPv4MinSize + 60 + 8
+
+// ICMPError writes into b (at least ICMPErrorSize bytes) an ICMP error
+// from `from` back to the sender of orig, quoting orig as RFC 792 asks,
+// and returns it. mtu is the next-hop MTU for "fragmentation needed".
+// b must not overlap orig.
+func ICMPError(b []byte, from netip.Addr, orig IPv4, typ, code uint8, mtu uint16) []byte {
+	quote := min(len(orig), orig.HeaderLen()+8)
+	total := IPv4MinSize + ICMPv4MinSize + quote
+	b = b[:total]
+	IPv4(b).Encode(&IPv4Fields{
+		TotalLen: uint16(total), TTL: DefaultTTL, Protocol: ProtoICMP, Src: from, Dst: orig.Src(),
+	})
+	icmp := ICMPv4(b[IPv4MinSize:])
+	clear(icmp[:ICMPv4MinSize])
+	icmp.SetType(typ)
+	icmp.SetCode(code)
+	if typ == ICMPv4DstUnreachable && code == ICMPv4FragNeeded {
+		icmp.SetMTU(mtu)
+	}
+	copy(icmp[ICMPv4MinSize:], orig[:quote])
+	icmp.SetChecksum(0)
+	icmp.SetChecksum(icmp.ComputeChecksum())
+	return b
 }

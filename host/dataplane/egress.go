@@ -247,7 +247,7 @@ func routerHop(from *Attachment, pkt packet.IPv4, scratch []byte, r *Result) dat
 	}
 	ttl := pkt.TTL()
 	if ttl <= 1 {
-		r.Reply = icmpError(scratch, from.Gateway, pkt, packet.ICMPv4TimeExceeded, packet.ICMPv4TTLExceeded, 0)
+		r.Reply = packet.ICMPError(scratch, from.Gateway, pkt, packet.ICMPv4TimeExceeded, packet.ICMPv4TTLExceeded, 0)
 		return datapath.TTLExceeded
 	}
 	// TTL and protocol share a 16-bit word of the checksum.
@@ -268,7 +268,7 @@ func (p *Plane) checkMTU(from *Attachment, pkt packet.IPv4, mtu int, scratch []b
 		return datapath.Forwarded
 	}
 	if pkt.DF() {
-		r.Reply = icmpError(scratch, from.Gateway, pkt, packet.ICMPv4DstUnreachable, packet.ICMPv4FragNeeded, uint16(mtu))
+		r.Reply = packet.ICMPError(scratch, from.Gateway, pkt, packet.ICMPv4DstUnreachable, packet.ICMPv4FragNeeded, uint16(mtu))
 	}
 	return datapath.TooBig
 }
