@@ -65,6 +65,18 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
+// Bounded is a function whose outside carries packets of at most MTU
+// bytes (a VPN tunnel: kernel-libipsec's ipsec0). A larger packet that may
+// not be fragmented is answered by the edge with ICMP "fragmentation
+// needed", sent back to the instance as if from the destination — the
+// host accepts from the edge only sources routed to the function's target,
+// and the destination is one — so the instance's path MTU discovery works
+// for every protocol, and a TCP connection that started over a wider path
+// (Direct Connect) shrinks its segments when it fails over to the tunnel.
+type Bounded interface {
+	MTU() int
+}
+
 // Relay is a function whose far side is another Geneve hop instead of an
 // outside port — the service nodes of gateway endpoints (edge/endpoint):
 // packets stay encapsulated and the edge re-heads them in place, so the
@@ -245,11 +257,30 @@ func (x *Edge) outbound(snap *tables.Snapshot, outerSrc netip.Addr, payload []by
 		}
 		return v, fn
 	}
+	if b, ok := fn.(Bounded); ok && len(inner) > b.MTU() && inner.DF() {
+		return x.tooBig(e, outerSrc, fn, b.MTU(), rel, t), fn
+	}
 	v := fn.FromVPC(snap, e.VNI, e.Options.Target, inner, t)
 	if v == datapath.Forwarded {
 		*out = inner
 	}
 	return v, fn
+}
+
+// tooBig answers a packet larger than fn's outside carries with ICMP
+// "fragmentation needed" back to its sender's host: the error replaces
+// the packet in its buffer (it is shorter, and built aside first, since
+// it quotes the packet) and goes back re-headed like a relay's packet,
+// marked with the function and target the host routed the packet to.
+func (x *Edge) tooBig(e *packet.Encap, host netip.Addr, fn Function, mtu int, rel *relayed, t *datapath.Trace) datapath.Verdict {
+	if t != nil {
+		t.Fail("MTU", "%d bytes with DF set; %v's outside carries at most %d: ICMP fragmentation needed back to %v", len(e.Inner), fn.Kind(), mtu, e.Inner.Src())
+	}
+	var scratch [packet.ICMPErrorSize]byte
+	icmp := packet.ICMPError(scratch[:], e.Inner.Dst(), e.Inner, packet.ICMPv4DstUnreachable, packet.ICMPv4FragNeeded, uint16(mtu))
+	e.Inner = e.Inner[:copy(e.Inner, icmp)]
+	*rel = relayed{Dst: host, VNI: e.VNI, Opts: packet.GeneveOptions{SourceVNI: e.VNI, HasTarget: true, Function: e.Options.Function, Target: e.Options.Target}}
+	return datapath.TooBig
 }
 
 // relay is the edge's gateway-endpoint relay, if it serves endpoints.
@@ -452,7 +483,7 @@ func (x *Edge) ServeWire() error {
 				}
 			}
 			switch {
-			case v == datapath.Forwarded && rel.Dst.IsValid():
+			case (v == datapath.Forwarded || v == datapath.TooBig) && rel.Dst.IsValid():
 				if dg, ok := reHead(d, payload, e.Inner, &rel, x.cfg.WirePort); ok {
 					relays = append(relays, dg)
 				}

@@ -7,10 +7,11 @@ import (
 )
 
 // tunnelMTU is the largest packet a tunnel carries: kernel-libipsec's
-// ipsec0 has MTU 1400. A larger one would need an ICMP "fragmentation
-// needed" from inside the tunnel's namespace, which the edge cannot let
-// into the VPC (its source is no site address), so TCP's segments are
-// kept small enough instead, as AWS asks of customer gateways.
+// ipsec0 has MTU 1400. The "fragmentation needed" of the tunnel's own
+// namespace cannot enter the VPC (its source is no site address), so the
+// edge answers a larger packet itself (edge.Bounded, MTU below); TCP's
+// segments are also kept small enough from the SYN on, as AWS asks of
+// customer gateways, so a connection made over the tunnel never probes.
 const tunnelMTU = 1400
 
 // maxMSS is the TCP MSS that fits tunnelMTU with IPv4 and TCP headers.
