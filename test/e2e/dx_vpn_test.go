@@ -160,20 +160,18 @@ func TestDXFailoverToVPN(t *testing.T) {
 
 	// The line is cut: the site router's tagged port goes down, during
 	// the pings and a TCP stream (iperf3, 20 Mbit/s so the pings still
-	// get through) from the instance to the office. The stream's MSS is
-	// set to what fits the tunnel (-M 1300; the VPN edge clamps SYNs to
-	// 1360): a stream opened over Direct Connect with the path's own MSS
-	// stalls for good once it is moved onto the VPN — its segments no
-	// longer fit kernel-libipsec's 1400 bytes and no "fragmentation
-	// needed" reaches the instance (measured here: 0 Mbit/s from the cut
-	// to the end). That is open work for the edges, not hidden here.
+	// get through) from the instance to the office. The stream was opened
+	// over Direct Connect with the path's own MSS: once it is moved onto
+	// the VPN its segments no longer fit kernel-libipsec's 1400 bytes, and
+	// it goes on only because the VPN edge answers them with
+	// "fragmentation needed" (edge.Bounded) and the instance shrinks them.
 	const interval, count = 0.1, 200
 	start(t, c.onprem.ns, nil, "iperf3", "-s", "-1", "-B", siteHost, "-p", "5301")
 	c.eventually("iperf3 on-premises", 10*time.Second, func() bool {
 		_, code := run(t, c.onprem.ns, 5*time.Second, "sh", "-c", "ss -ltn | grep -q ':5301 '")
 		return code == 0
 	})
-	stream := c.background("red-a", nil, "iperf3", "-c", siteHost, "-p", "5301", "-t", "18", "-b", "20M", "-M", "1300", "-J")
+	stream := c.background("red-a", nil, "iperf3", "-c", siteHost, "-p", "5301", "-t", "18", "-b", "20M", "-J")
 	ping := c.background("red-a", nil, "ping", "-c", strconv.Itoa(count), "-i", fmt.Sprint(interval), "-W", "1", siteHost)
 	time.Sleep(2 * time.Second)
 	_, vpnBefore := counters()
