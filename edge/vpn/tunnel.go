@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/edge/bgp"
 	"github.com/openvpc/openvpc/model"
 )
 
@@ -63,6 +65,13 @@ type tunnel struct {
 	reported *pb.TunnelStatus
 	lastSent time.Time
 	routed   bool // the site's prefixes are routed into this tunnel
+	// edgeRoutes are the site prefixes routed into this tunnel's namespace
+	// from the edge's; ipsecRoutes those routed into ipsec0 (BGP: they
+	// follow the session).
+	edgeRoutes  []netip.Prefix
+	ipsecRoutes []netip.Prefix
+	bgp         *bgp.Process // BGP connections: the session's speaker
+	bgpStop     func()
 	wasUp    bool
 	downs    uint64 // times it went from up to down
 }
@@ -120,6 +129,11 @@ func (tu *tunnel) parse() error {
 			return err
 		}
 		tu.conn.routes = append(tu.conn.routes, p)
+	}
+	if et.Bgp != nil {
+		// The session learns the routes; it runs on the inside /30.
+		_, err := bgpSession(et, tu.conn.vpc, tu.f.cfg.BGPHold)
+		return err
 	}
 	if len(tu.conn.routes) == 0 {
 		return fmt.Errorf("the connection has no routes yet: add the site's prefixes (openvpc vpn route add %s --dest CIDR)", et.VpnConnectionId)
@@ -197,7 +211,13 @@ func (tu *tunnel) setup() error {
 	if out, err := netlink.LinkByName(tu.f.cfg.OutsideName); err == nil {
 		_ = netlink.RouteReplace(&netlink.Route{LinkIndex: out.Attrs().Index, Dst: prefixNet(tu.conn.vpc), Scope: netlink.SCOPE_LINK})
 	}
-	return tu.startCharon()
+	if err := tu.startCharon(); err != nil {
+		return err
+	}
+	if tu.et.Bgp != nil {
+		return tu.startBGP()
+	}
+	return nil
 }
 
 func (tu *tunnel) startCharon() error {
@@ -246,6 +266,18 @@ func (tu *tunnel) routeIntoIPsec() error {
 	if err := h.LinkSetUp(l); err != nil {
 		return err
 	}
+	if tu.et.Bgp != nil {
+		// The session's address, the inside /30's first host, on ipsec0:
+		// the site's router (the second) is reached through the tunnel.
+		sess, _ := bgpSession(tu.et, tu.conn.vpc, tu.f.cfg.BGPHold)
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: sess.LocalAddr.AsSlice(), Mask: net.CIDRMask(30, 32)}}
+		if err := h.AddrReplace(l, a); err != nil {
+			return fmt.Errorf("the inside address %v on ipsec0 in %s: %w", sess.LocalAddr, tu.ns, err)
+		}
+		tu.ipsecRoutes = nil // a new ipsec0: route what is learned again
+		tu.routeIPsec(tu.conn.routes)
+		return nil
+	}
 	for _, p := range tu.conn.routes {
 		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
 			return fmt.Errorf("route %v into ipsec0 in %s: %w", p, tu.ns, err)
@@ -276,8 +308,15 @@ func (tu *tunnel) load() error {
 	for i, r := range tu.conn.routes {
 		routes[i] = r.String()
 	}
+	localTS := []string{tu.conn.vpc.String()}
+	if tu.et.Bgp != nil {
+		// Route-based, as AWS's: the tunnel carries any prefix (the site
+		// may narrow it); what goes in is what BGP routes into ipsec0,
+		// what comes out passes the source check.
+		localTS, routes = []string{"0.0.0.0/0"}, []string{"0.0.0.0/0"}
+	}
 	child := vici.NewMessage()
-	_ = child.Set("local_ts", []string{tu.conn.vpc.String()})
+	_ = child.Set("local_ts", localTS)
 	_ = child.Set("remote_ts", routes)
 	_ = child.Set("esp_proposals", espProposals)
 	_ = child.Set("dpd_action", "clear")
@@ -340,7 +379,9 @@ func (tu *tunnel) poll(ctx context.Context) *pb.TunnelStatus {
 	if state != pb.TunnelState_TUNNEL_STATE_UP {
 		detail = tu.why()
 	}
-	return tu.set(state, detail, in, out)
+	st := tu.set(state, detail, in, out)
+	st.Bgp = tu.followBGP()
+	return st
 }
 
 // listSAs is the tunnel's state by its SAs: up with an established IKE SA
@@ -437,27 +478,35 @@ func (tu *tunnel) set(s pb.TunnelState, detail string, in, out uint64) *pb.Tunne
 // byte counters not sent for 5 s.
 func (tu *tunnel) changed(st *pb.TunnelStatus) bool {
 	r := tu.reported
-	if r != nil && r.State == st.State && r.Detail == st.Detail && (time.Since(tu.lastSent) < 5*time.Second || r.BytesIn == st.BytesIn && r.BytesOut == st.BytesOut) {
+	if r != nil && r.State == st.State && r.Detail == st.Detail && sameBGP(r.Bgp, st.Bgp) && (time.Since(tu.lastSent) < 5*time.Second || r.BytesIn == st.BytesIn && r.BytesOut == st.BytesOut) {
 		return false
 	}
 	tu.reported, tu.lastSent = st, time.Now()
 	return true
 }
 
-// route sends the site's prefixes into this tunnel's namespace.
+// route sends the site's prefixes into this tunnel's namespace (and
+// stops sending those it no longer has: BGP withdrew them).
 func (tu *tunnel) route() {
-	if tu.routed {
+	if tu.routed && slices.Equal(tu.edgeRoutes, tu.conn.routes) {
 		return
 	}
 	l, err := netlink.LinkByName(tu.veth)
 	if err != nil {
 		return
 	}
+	for _, p := range tu.edgeRoutes {
+		if !slices.Contains(tu.conn.routes, p) {
+			_ = netlink.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: tu.outside.AsSlice()})
+		}
+	}
+	tu.edgeRoutes = nil
 	for _, p := range tu.conn.routes {
 		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: tu.outside.AsSlice()}); err != nil {
 			tu.f.cfg.Logger.Warn("vpn: cannot route a site prefix into its tunnel", "tunnel", tu.key, "prefix", p, "err", err)
 			return
 		}
+		tu.edgeRoutes = append(tu.edgeRoutes, p)
 	}
 	tu.routed = true
 }
@@ -467,10 +516,11 @@ func (tu *tunnel) unroute() {
 		return
 	}
 	if l, err := netlink.LinkByName(tu.veth); err == nil {
-		for _, p := range tu.conn.routes {
+		for _, p := range tu.edgeRoutes {
 			_ = netlink.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: tu.outside.AsSlice()})
 		}
 	}
+	tu.edgeRoutes = nil
 	tu.routed = false
 }
 
@@ -481,6 +531,10 @@ func (tu *tunnel) stop() {
 }
 
 func (tu *tunnel) teardown() {
+	if tu.bgpStop != nil {
+		tu.bgpStop()
+		tu.bgp, tu.bgpStop = nil, nil
+	}
 	if tu.sess != nil {
 		tu.sess.Close()
 		tu.sess = nil

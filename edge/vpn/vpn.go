@@ -65,6 +65,12 @@ type Config struct {
 	Poll time.Duration
 	// Logger receives the function's logs.
 	Logger *slog.Logger
+	// BGPHold is the hold time of BGP connections' sessions (default 30 s,
+	// AWS's; tests set less).
+	BGPHold time.Duration
+	// SpeakerCommand makes a BGP speaker's command line (default: this
+	// executable's hidden `edge bgp-speaker`).
+	SpeakerCommand func() *exec.Cmd
 }
 
 // Function is the VPN edge function.
@@ -269,15 +275,16 @@ func (f *Function) sync(ctx context.Context) {
 	var up []conn
 	var stats []tunnelStat
 	carrier := map[uint64]*tunnel{} // per connection, the up tunnel here the site's prefixes go into
+	upTunnel := map[uint64]*tunnel{}
 	for _, tu := range tus {
 		st := tu.poll(ctx)
 		stats = append(stats, tu.stat(st))
-		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && !slices.ContainsFunc(up, func(c conn) bool { return c.id == tu.conn.id }) {
-			c := tu.conn
-			c.vni = vnis[c.vpcID]
-			up = append(up, c)
+		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && upTunnel[tu.conn.id] == nil {
+			upTunnel[tu.conn.id] = tu
 		}
-		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && carrier[tu.conn.id] == nil {
+		// A BGP tunnel whose session is down has no routes: the other
+		// one, if it carries, takes the site's prefixes.
+		if carrying(st) && carrier[tu.conn.id] == nil {
 			carrier[tu.conn.id] = tu
 		}
 		if tu.changed(st) {
@@ -301,6 +308,19 @@ func (f *Function) sync(ctx context.Context) {
 		if carrier[tu.conn.id] == tu {
 			tu.route()
 		}
+	}
+	// What the data path checks: the carrier's routes, else an up
+	// tunnel's (static: the same; BGP: none, so nothing passes).
+	for _, tu := range tus {
+		if upTunnel[tu.conn.id] != tu {
+			continue
+		}
+		if ca := carrier[tu.conn.id]; ca != nil {
+			tu = ca
+		}
+		c := tu.conn
+		c.vni = vnis[c.vpcID]
+		up = append(up, c)
 	}
 	f.conns.Store(&up)
 	f.stats.Store(&stats)
@@ -362,5 +382,6 @@ func (f *Function) stopAll() {
 // fingerprint is what, changed, makes a tunnel start afresh.
 func fingerprint(et *pb.EdgeTunnel) string {
 	c := et.Config
-	return fmt.Sprint(et.PeerAddress, c.GetOutsideAddress(), c.GetPreSharedKey(), c.GetDpdTimeoutSeconds(), et.VpcCidr, et.Routes)
+	return fmt.Sprint(et.PeerAddress, c.GetOutsideAddress(), c.GetPreSharedKey(), c.GetDpdTimeoutSeconds(), et.VpcCidr, et.Routes,
+		c.GetInsideCidr(), et.GetBgp().GetLocalAsn(), et.GetBgp().GetPeerAsn())
 }
