@@ -23,8 +23,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/edge/bgp"
+	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/model"
 )
 
@@ -72,8 +72,8 @@ type tunnel struct {
 	ipsecRoutes []netip.Prefix
 	bgp         *bgp.Process // BGP connections: the session's speaker
 	bgpStop     func()
-	wasUp    bool
-	downs    uint64 // times it went from up to down
+	wasUp       bool
+	downs       uint64 // times it went from up to down
 }
 
 func (f *Function) newTunnel(key string, et *pb.EdgeTunnel) *tunnel {
