@@ -85,7 +85,7 @@ func (w *world) standbyEdges(vpn string) []string {
 	p := store.PreferredTunnel(sts)
 	var out []string
 	for n, st := range sts {
-		if n != p && store.Carrying(st) && place[n] != place[max(p, 0)] {
+		if n != p && st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && place[n] != place[max(p, 0)] {
 			out = append(out, place[n])
 		}
 	}

@@ -822,6 +822,13 @@ func (s *Store) EdgeTunnels(ctx context.Context, edge string) ([]*pb.EdgeTunnel,
 					VpcId: vpc.Id, VpcCidr: vpc.Cidr, Routes: c.Routes}
 				if !c.StaticRoutesOnly {
 					et.Bgp = &pb.EdgeTunnelBgp{LocalAsn: vgw.AmazonSideAsn, PeerAsn: cgw.BgpAsn}
+					// What either tunnel's session learned: the site may
+					// answer over a tunnel whose session is down.
+					pr := new(pb.PropagatedRoutes)
+					if _, _, err := s.getProto(ctx, s.propKey(c.VpnGatewayId, c.Id), pr); err != nil {
+						return nil, err
+					}
+					et.Routes = pr.Prefixes
 				}
 				out = append(out, et)
 			}

@@ -96,6 +96,9 @@ func TestVPNBGPPropagation(t *testing.T) {
 	if got := routes(); !slices.Equal(got, want) {
 		t.Fatalf("both established: %v, want %v", got, want)
 	}
+	if ets, err := s.EdgeTunnels(c, e0); err != nil || !slices.Equal(ets[0].Routes, []string{"172.16.0.0/12", "192.168.0.0/16"}) {
+		t.Fatalf("edge tunnels' routes (what the site may send from): %v %v", ets, err)
+	}
 	// Tunnel 1's session down: tunnel 2 carries, 192.168/16 stays.
 	if err := s.ReportTunnelState(c, e0, conn.Id, 0, bgpDown); err != nil {
 		t.Fatal(err)

@@ -71,6 +71,7 @@ type tunnel struct {
 	edgeRoutes  []netip.Prefix
 	ipsecRoutes []netip.Prefix
 	bgp         *bgp.Process // BGP connections: the session's speaker
+	sources     []netip.Prefix
 	bgpStop     func()
 	wasUp       bool
 	downs       uint64 // times it went from up to down
@@ -123,17 +124,18 @@ func (tu *tunnel) parse() error {
 	if tu.conn.vpc, err = netip.ParsePrefix(et.VpcCidr); err != nil {
 		return err
 	}
+	if et.Bgp != nil {
+		// The session learns the routes; it runs on the inside /30.
+		tu.sources = parsePrefixes(et.Routes)
+		_, err := bgpSession(et, tu.conn.vpc, tu.f.cfg.BGPHold)
+		return err
+	}
 	for _, r := range et.Routes {
 		p, err := netip.ParsePrefix(r)
 		if err != nil {
 			return err
 		}
 		tu.conn.routes = append(tu.conn.routes, p)
-	}
-	if et.Bgp != nil {
-		// The session learns the routes; it runs on the inside /30.
-		_, err := bgpSession(et, tu.conn.vpc, tu.f.cfg.BGPHold)
-		return err
 	}
 	if len(tu.conn.routes) == 0 {
 		return fmt.Errorf("the connection has no routes yet: add the site's prefixes (openvpc vpn route add %s --dest CIDR)", et.VpnConnectionId)

@@ -96,6 +96,10 @@ type conn struct {
 	vni    uint32 // 0 until the edge's cache holds the VPC
 	vpc    netip.Prefix
 	routes []netip.Prefix
+	// sources are more prefixes a site's packet may come from: a BGP
+	// connection's, learned by any of its tunnels (the site may answer
+	// over a tunnel whose own session is down).
+	sources []netip.Prefix
 }
 
 // New returns the function; Bind gives it the Mapping Service, Run runs it.
@@ -164,7 +168,7 @@ func (f *Function) FromOutsideTo(snap *tables.Snapshot, pkt packet.IPv4, t *data
 		if !c.vpc.Contains(dst) {
 			continue
 		}
-		if c.vpc.Contains(src) || !containsAddr(c.routes, src) {
+		if c.vpc.Contains(src) || !containsAddr(c.routes, src) && !containsAddr(c.sources, src) {
 			if t != nil {
 				t.Fail("site source", "%v is not a prefix routed to %s (or is inside its VPC %v)", src, model.FormatID(model.KindVPNConnection, c.id), c.vpc)
 			}
@@ -253,8 +257,10 @@ func (f *Function) sync(ctx context.Context) {
 			}
 		}
 		for k, et := range want {
-			if _, ok := f.tunnels[k]; !ok {
+			if tu, ok := f.tunnels[k]; !ok {
 				f.tunnels[k] = f.newTunnel(k, et)
+			} else if et.Bgp != nil {
+				tu.sources = parsePrefixes(et.Routes)
 			}
 		}
 		f.mu.Unlock()
@@ -320,6 +326,7 @@ func (f *Function) sync(ctx context.Context) {
 		}
 		c := tu.conn
 		c.vni = vnis[c.vpcID]
+		c.sources = tu.sources
 		up = append(up, c)
 	}
 	f.conns.Store(&up)
@@ -379,9 +386,26 @@ func (f *Function) stopAll() {
 	f.conns.Store(&[]conn{})
 }
 
-// fingerprint is what, changed, makes a tunnel start afresh.
+// fingerprint is what, changed, makes a tunnel start afresh (a BGP
+// connection's routes change without: they follow its sessions).
 func fingerprint(et *pb.EdgeTunnel) string {
 	c := et.Config
-	return fmt.Sprint(et.PeerAddress, c.GetOutsideAddress(), c.GetPreSharedKey(), c.GetDpdTimeoutSeconds(), et.VpcCidr, et.Routes,
+	routes := et.Routes
+	if et.Bgp != nil {
+		routes = nil
+	}
+	return fmt.Sprint(et.PeerAddress, c.GetOutsideAddress(), c.GetPreSharedKey(), c.GetDpdTimeoutSeconds(), et.VpcCidr, routes,
 		c.GetInsideCidr(), et.GetBgp().GetLocalAsn(), et.GetBgp().GetPeerAsn())
+}
+
+// parsePrefixes parses what the Mapping Service sent, skipping what is not
+// a prefix.
+func parsePrefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, x := range ss {
+		if p, err := netip.ParsePrefix(x); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
