@@ -1944,8 +1944,12 @@ func (*DeleteVpnConnectionResponse) Descriptor() ([]byte, []int) {
 type GetVpnConnectionConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	// format: "strongswan" (a swanctl.conf); the only one so far.
-	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// format: "strongswan" (a swanctl.conf) or "frr" (the site's bgpd
+	// configuration, for a BGP connection).
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// announce: format frr, the site prefixes its bgpd announces (empty: a
+	// placeholder to edit).
+	Announce      []string `protobuf:"bytes,3,rep,name=announce,proto3" json:"announce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1992,6 +1996,13 @@ func (x *GetVpnConnectionConfigRequest) GetFormat() string {
 		return x.Format
 	}
 	return ""
+}
+
+func (x *GetVpnConnectionConfigRequest) GetAnnounce() []string {
+	if x != nil {
+		return x.Announce
+	}
+	return nil
 }
 
 type GetVpnConnectionConfigResponse struct {
@@ -2844,10 +2855,11 @@ const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\x0fvpn_connections\x18\x01 \x03(\v2\x19.openvpc.v1.VpnConnectionR\x0evpnConnections\".\n" +
 	"\x1aDeleteVpnConnectionRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1d\n" +
-	"\x1bDeleteVpnConnectionResponse\"I\n" +
+	"\x1bDeleteVpnConnectionResponse\"e\n" +
 	"\x1dGetVpnConnectionConfigRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format\"8\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x1a\n" +
+	"\bannounce\x18\x03 \x03(\tR\bannounce\"8\n" +
 	"\x1eGetVpnConnectionConfigResponse\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\tR\x06config\"^\n" +
 	"\x1fCreateVpnConnectionRouteRequest\x12\x10\n" +
