@@ -20,6 +20,7 @@ import (
 	"github.com/strongswan/govici/vici"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -204,6 +205,18 @@ func (tu *tunnel) setup() error {
 			if err := h.RouteAdd(&netlink.Route{LinkIndex: nl.Attrs().Index, Gw: hop.AsSlice()}); err != nil {
 				return err
 			}
+		}
+	}
+	if tu.et.Bgp != nil {
+		// With the inside address on ipsec0 inside its local selector,
+		// charon routes 0.0.0.0/0 into ipsec0 in table 220 (kernel-libipsec
+		// does so whatever install_routes says), which would send the
+		// site's packets for the VPC back into the tunnel: the main table,
+		// which routes what BGP learned, is consulted first.
+		rule := netlink.NewRule()
+		rule.Table, rule.Priority = unix.RT_TABLE_MAIN, 100
+		if err := h.RuleAdd(rule); err != nil {
+			return fmt.Errorf("routing rule in %s: %w", tu.ns, err)
 		}
 	}
 	if out, err := exec.Command("ip", "netns", "exec", tu.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -144,8 +145,12 @@ func TestVPNBGP(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			if d, err := time.ParseDuration(os.Getenv("OPENVPC_DEBUG_PAUSE")); err == nil {
+				t.Logf("pausing %v to debug", d)
+				time.Sleep(d)
+			}
 			tr, _ := c.cli("trace", "red-a", siteHost, "--proto", "icmp", "--live")
-			t.Fatalf("the instance does not reach the site:\n%s\n%s\n%s\n%s", c.ok("vpn", "get", v.ID), c.ok("route-table", "get", red.MainRouteTableID), tr, c.debugVPN())
+			t.Fatalf("the instance does not reach the site:\n%s\n%s\n%s\n%s\n%s", c.ok("vpn", "get", v.ID), c.ok("route-table", "get", red.MainRouteTableID), tr, c.debugVPN(), c.debugBGPRoutes(v.ID))
 		}
 	}
 	c.mustPing("red-a", siteHost)
@@ -219,4 +224,39 @@ func TestVPNBGP(t *testing.T) {
 	if ev := c.ok("events"); !strings.Contains(ev, "vpn-tunnel-down (operational)") {
 		t.Fatalf("no vpn-tunnel-down event:\n%s", ev)
 	}
+}
+
+// debugBGPRoutes is what a failed BGP scene shows of routing: the site's
+// routes and SAs, each tunnel namespace's routes, the edges' counters.
+func (c *vpnCloud) debugBGPRoutes(id string) string {
+	var b strings.Builder
+	out, _ := run(c.t, c.site.ns, 5*time.Second, "ip", "route", "show", "table", "all")
+	fmt.Fprintf(&b, "site routes:\n%s\n", out)
+	out, _ = run(c.t, c.site.ns, 5*time.Second, "ip", "-s", "link")
+	fmt.Fprintf(&b, "site links:\n%s\n", out)
+	out, _ = run(c.t, c.onprem.ns, 5*time.Second, "ip", "-s", "link")
+	fmt.Fprintf(&b, "on-premises links:\n%s\n", out)
+	if c.siteCharon != nil {
+		out, _ = run(c.t, c.site.ns, 5*time.Second, "swanctl", "--list-sas", "--uri", "unix://"+c.siteCharon.Socket())
+		fmt.Fprintf(&b, "site SAs:\n%s\n", out)
+	}
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "ovpn-") && strings.HasSuffix(e.Name(), id[len(id)-6:]) {
+			out, _ := run(c.t, c.site.ns, 5*time.Second, "ip", "-n", e.Name(), "route")
+			a, _ := run(c.t, c.site.ns, 5*time.Second, "ip", "-n", e.Name(), "-s", "link")
+			fmt.Fprintf(&b, "%s routes:\n%s\nlinks:\n%s\n", e.Name(), out, a)
+		}
+	}
+	for k := range 2 {
+		r, _ := run(c.t, c.room.hosts[1+k].ns, 5*time.Second, "ip", "route")
+		fmt.Fprintf(&b, "edge %d routes:\n%s\n", k+1, r)
+		m, _ := run(c.t, c.room.bridge.ns, 5*time.Second, "curl", "-s", "http://"+net.JoinHostPort(underlayAddr(2+k).String(), "9101")+"/metrics")
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, "openvpc_edge_packets_total") && !strings.HasSuffix(l, " 0") {
+				fmt.Fprintf(&b, "edge %d: %s\n", k+1, l)
+			}
+		}
+	}
+	return b.String()
 }
