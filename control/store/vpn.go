@@ -760,7 +760,7 @@ func (s *Store) ReportTunnelState(ctx context.Context, edge, vpn string, n int, 
 	if Carrying(old) && !Carrying(st) {
 		// A human should know: the connection runs on one tunnel, or none.
 		ev := &pb.SecurityEvent{Time: st.ReportTime, HostId: edge, Reason: ReasonTunnelDown, OuterSrc: c.Tunnels[n].OutsideAddress,
-			Detail: strings.TrimSuffix(fmt.Sprintf("tunnel %d of %s went %s: %s; %s", n+1, c.Id, tunnelStateName(st.State), st.Detail, bgpDetail(st.Bgp)), "; "), Count: 1, Operational: true,
+			Detail: tunnelDownDetail(c.Id, n, st), Count: 1, Operational: true,
 			FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
 		if _, err := s.PutEvent(ctx, ev, TunnelKey(c.Id, n)); err != nil {
 			s.cfg.Logger.Warn("store: a tunnel-down event was not recorded", "vpn", c.Id, "tunnel", n, "err", err)

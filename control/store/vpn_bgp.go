@@ -119,3 +119,16 @@ func bgpDetail(b *pb.VpnBgpStatus) string {
 	}
 	return d
 }
+
+// tunnelDownDetail words the event of tunnel n of vpn no longer carrying:
+// the tunnel went down, or (BGP) its session did.
+func tunnelDownDetail(vpn string, n int, st *pb.TunnelStatus) string {
+	if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && st.GetBgp() != nil {
+		return fmt.Sprintf("tunnel %d of %s is up but its BGP session went %s: %s; its routes are withdrawn", n+1, vpn, st.Bgp.State, bgpDetail(st.Bgp))
+	}
+	d := fmt.Sprintf("tunnel %d of %s went %s: %s", n+1, vpn, tunnelStateName(st.State), st.Detail)
+	if st.GetBgp() != nil {
+		d += "; " + bgpDetail(st.Bgp)
+	}
+	return d
+}
