@@ -167,6 +167,23 @@ func TestVPNBGP(t *testing.T) {
 	c.mustCurl("red-a", siteHost, a.PrivateIP)
 	t.Logf("bgpd started → first ping from the instance answered: %v", usable.Round(100*time.Millisecond))
 
+	// The site sending from a prefix no session learned is dropped at the
+	// edge and raises a security event.
+	forged := "198.51.100.200"
+	addAddr(t, hs, "lo", netip.MustParsePrefix(forged+"/32"))
+	c.ok("sg", "authorize", red.DefaultSG, "--proto", "all", "--cidr", "0.0.0.0/0")
+	if _, code := run(t, c.site.ns, 5*time.Second, "ping", "-c", "2", "-i", "0.3", "-W", "1", "-I", forged, a.PrivateIP); code == 0 {
+		t.Fatalf("the site reached the instance from %s, a prefix BGP did not learn", forged)
+	}
+	c.eventually("a spoofed-source event for the site's unlearned source", 10*time.Second, func() bool {
+		return slices.ContainsFunc(okJSON[[]eventJ](c.cloud, "events"), func(e eventJ) bool { return e.Reason == "spoofed-source" && e.InnerSrc == forged })
+	})
+	// From the learned prefix it passes.
+	c.eventually("the on-premises host to reach the instance", 10*time.Second, func() bool {
+		_, code := run(t, c.onprem.ns, 5*time.Second, "ping", "-c", "1", "-W", "1", a.PrivateIP)
+		return code == 0
+	})
+
 	// The preferred tunnel's session shut down at the site (a Cease): the
 	// route leaves that tunnel, the other carries the traffic.
 	n := -1
