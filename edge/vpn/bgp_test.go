@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
+	"github.com/openvpc/openvpc/packet"
 )
 
 func TestBGPSession(t *testing.T) {
@@ -71,4 +73,34 @@ func FuzzUsableLearned(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFromSiteBGP: a BGP tunnel whose own session is down (no routes)
+// still admits the prefixes the connection's other session learned, and
+// nothing else; nothing goes from the VPC into it.
+func TestFromSiteBGP(t *testing.T) {
+	f := New(Config{EdgeID: "edge-1"})
+	f.conns.Store(&[]conn{{id: connID, vni: red, vpc: vpcCIDR, sources: []netip.Prefix{sitePfx}}})
+	buf := make([]byte, 2048)
+	for _, tc := range []struct {
+		name string
+		src  netip.Addr
+		want datapath.Verdict
+	}{
+		{"learned by the other tunnel", office, datapath.Forwarded},
+		{"learned by none", netip.MustParseAddr("198.51.100.9"), datapath.SpoofedSource},
+		{"inside the VPC", netip.MustParseAddr("10.0.9.9"), datapath.SpoofedSource},
+	} {
+		p := syn(buf, tc.src, inst, packet.TCPFlagSYN|packet.TCPFlagACK, 1460)
+		if _, _, v := f.FromOutsideTo(nil, p, nil); v != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, v, tc.want)
+		}
+	}
+	if v := f.FromVPC(nil, red, connID, syn(buf, inst, office, packet.TCPFlagSYN, 1460), nil); v != datapath.NoRoute {
+		t.Errorf("into a tunnel with no routes of its own: %v, want no-route", v)
+	}
+	p := syn(buf, office, inst, packet.TCPFlagACK, 0)
+	if a := testing.AllocsPerRun(100, func() { f.FromOutsideTo(nil, p, nil) }); a != 0 {
+		t.Errorf("FromOutsideTo allocates %.1f times", a)
+	}
 }
