@@ -228,14 +228,22 @@ func TestVPNBGP(t *testing.T) {
 		t.Fatalf("vpn get does not show the BGP state per tunnel:\n%s", get)
 	}
 
-	// Both sessions down: nothing carries the prefix, the route goes.
-	if err := router.Configure("router bgp 65010", "neighbor "+amazon[1-n].String()+" shutdown"); err != nil {
-		t.Fatal(err)
+	// The other session's site goes silent (its packets to openvpc's
+	// inside address dropped, no Cease): the edge's hold timer (30 s)
+	// ends the session, and with both down the route leaves the table.
+	if out, code := run(t, c.site.ns, 5*time.Second, "ip", "rule", "add", "to", amazon[1-n].String()+"/32", "prohibit", "pref", "10"); code != 0 {
+		t.Fatalf("silencing the site's session: %s", out)
 	}
-	c.eventually("the route withdrawn from the table", 35*time.Second, func() bool {
+	silent := time.Now()
+	c.eventually("the route withdrawn from the table after the hold time", 50*time.Second, func() bool {
 		o, _ := vpnRoute(c.cloud, red.MainRouteTableID, sitePfx)
 		return o == ""
 	})
+	held := time.Since(silent)
+	t.Logf("the site silent on tunnel %d: its session down and the route withdrawn after %v (hold time 30 s from the last keepalive, sent every 10 s)", 2-n, held.Round(100*time.Millisecond))
+	if held < 15*time.Second {
+		t.Fatalf("withdrawn after %v: before the hold time, so not by it", held)
+	}
 	if _, code := c.exec("red-a", 5*time.Second, "ping", "-c", "1", "-W", "1", siteHost); code == 0 {
 		t.Fatal("the site is still reached with both sessions down")
 	}
