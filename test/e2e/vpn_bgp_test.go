@@ -58,9 +58,11 @@ func vpnRoute(c *cloud, rtb, dest string) (origin, target string) {
 // config` prints and its FRR bgpd what `vpn config --format frr` prints;
 // both tunnels' sessions come up, the site's prefix appears in the route
 // table with origin VPN_BGP and an instance reaches the on-premises host
-// (ping, curl); the preferred tunnel's session shut down at the site
-// withdraws the route from that tunnel and traffic continues over the
-// other; both shut down, the route leaves the table.
+// (ping, curl), while the site sending from a prefix no session learned
+// is dropped (spoofed-source); the preferred tunnel's session shut down at
+// the site withdraws the route from that tunnel and traffic continues over
+// the other; the other site then silent, the edge's hold timer ends that
+// session too and the route leaves the table.
 func TestVPNBGP(t *testing.T) {
 	needStrongSwan(t, "ping", "curl", "vtysh", frr.Bgpd)
 	var conns []string
