@@ -139,6 +139,18 @@ func TestVPNBGP(t *testing.T) {
 		t.Fatalf("route to %s: origin %q target %q, want vpn-bgp via %s\n%s", sitePfx, o, tg, v.ID, c.ok("route-table", "get", red.MainRouteTableID))
 	}
 	t.Logf("sessions established and the prefix propagated %v after bgpd started", established.Round(100*time.Millisecond))
+	// Each edge counts its tunnel's session in Prometheus.
+	for k := range 2 {
+		m, _ := run(t, c.room.bridge.ns, 5*time.Second, "curl", "-s", "http://"+net.JoinHostPort(underlayAddr(2+k).String(), "9101")+"/metrics")
+		if !strings.Contains(m, "openvpc_vpn_bgp_established{") || !strings.Contains(m, "openvpc_vpn_bgp_learned_prefixes{") {
+			t.Fatalf("edge %d's metrics lack the BGP session:\n%s", k+1, m)
+		}
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, "openvpc_vpn_bgp_") && !strings.HasSuffix(l, " 1") {
+				t.Fatalf("edge %d: %s, want 1 (established, one prefix)", k+1, l)
+			}
+		}
+	}
 	t.Log(c.ok("vpn", "get", v.ID))
 
 	var usable time.Duration
