@@ -28,6 +28,12 @@ func tunnelCell(t *pb.VpnTunnel) string {
 	if st.GetState() != pb.TunnelState_TUNNEL_STATE_UP && st.GetDetail() != "" {
 		s += ": " + st.Detail
 	}
+	if b := st.GetBgp(); b != nil {
+		s += fmt.Sprintf("; bgp %s, %d prefixes", b.State, len(b.Learned))
+		if b.State != "established" && b.Reason != "" {
+			s += " (" + b.Reason + ")"
+		}
+	}
 	return s
 }
 
@@ -117,10 +123,14 @@ func vpnCmd(o *Options) *cobra.Command {
 		}),
 	}
 	var format string
+	var announce []string
 	config := &cobra.Command{
-		Use: "config VPN [--format strongswan]", Short: "Print the customer gateway's configuration (a swanctl.conf with both tunnels and their keys)", Args: cobra.ExactArgs(1),
+		Use: "config VPN [--format strongswan|frr]", Short: "Print the customer gateway's configuration (a swanctl.conf with both tunnels and their keys; frr: its bgpd for a BGP connection)", Args: cobra.ExactArgs(1),
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
-			r, err := cl.vpn.GetVpnConnectionConfig(cmd.Context(), call(&pb.GetVpnConnectionConfigRequest{Ref: args[0], Format: format}))
+			if len(announce) > 0 && format != "frr" {
+				return fmt.Errorf("--announce is for --format frr (the prefixes the site's bgpd announces)")
+			}
+			r, err := cl.vpn.GetVpnConnectionConfig(cmd.Context(), call(&pb.GetVpnConnectionConfigRequest{Ref: args[0], Format: format, Announce: announce}))
 			if err != nil {
 				return err
 			}
@@ -128,7 +138,8 @@ func vpnCmd(o *Options) *cobra.Command {
 			return err
 		}),
 	}
-	config.Flags().StringVar(&format, "format", "strongswan", "configuration format: strongswan")
+	config.Flags().StringVar(&format, "format", "strongswan", "configuration format: strongswan (swanctl.conf) or frr (the site's bgpd, BGP connections)")
+	config.Flags().StringSliceVar(&announce, "announce", nil, "--format frr: the site prefixes its bgpd announces, comma-separated (default: a placeholder to edit)")
 	c.AddCommand(create, get, listCmd, del, config, vpnRouteCmd(o, one))
 	return c
 }

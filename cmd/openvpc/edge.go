@@ -35,7 +35,7 @@ func edgeRunCmd(o *cli.Options) *cobra.Command {
 	var id, underlayAddr, outside, level, metrics, apiAddr, vpnTUN, vpnDir string
 	var port uint16
 	var mtu int
-	var heartbeat time.Duration
+	var heartbeat, vpnBGPHold time.Duration
 	var jf joinFlags
 	var dxPorts []string
 	var dxNamespaces string
@@ -105,7 +105,7 @@ network namespace of its own (see docs/operations.md, "Site-to-site VPN").`,
 					}
 					defer os.RemoveAll(vpnDir)
 				}
-				vfn = vpn.New(vpn.Config{EdgeID: id, Outside: vout, OutsideName: vpnName, Dir: vpnDir, Logger: log})
+				vfn = vpn.New(vpn.Config{EdgeID: id, Outside: vout, OutsideName: vpnName, Dir: vpnDir, Logger: log, BGPHold: vpnBGPHold})
 				ecfg.Functions = append(ecfg.Functions, vfn)
 			}
 			ctl, err := dxController(id, dxPorts, dxNamespaces, log)
@@ -162,6 +162,7 @@ network namespace of its own (see docs/operations.md, "Site-to-site VPN").`,
 	f.Uint16Var(&port, "wire-port", underlay.Port, "UDP port hosts exchange Geneve on (the same everywhere)")
 	f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
 	f.StringVar(&apiAddr, "api", "127.0.0.1:0", "where the edge serves its flow records to the server (openvpc flows); the server must reach it")
+	f.DurationVar(&vpnBGPHold, "vpn-bgp-hold", vpn.DefaultBGPHold, "hold time of BGP VPN connections' sessions (AWS: 30s; at least 3s, whole seconds); a session silent this long is down and its routes withdrawn")
 	f.DurationVar(&heartbeat, "heartbeat", 5*time.Second, "how often the edge reports in; keep it well under the server's --edge-timeout (a third or less)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&dxPorts, "dx-port", nil, "a Direct Connect port: an interface of this edge cabled to a customer's router (repeat for more; openvpc dx connection create names it)")

@@ -170,8 +170,8 @@ func (h *VPNs) GetVpnConnectionConfig(ctx context.Context, req *connect.Request[
 	if err := ref(model.KindVPNConnection, "VPN connection", req.Msg.Ref); err != nil {
 		return nil, err
 	}
-	if f := req.Msg.Format; f != "" && f != "strongswan" {
-		return nil, model.Invalidf("config format %q is not one openvpc prints; use strongswan (a swanctl.conf)", f)
+	if f := req.Msg.Format; f != "" && f != "strongswan" && f != "frr" {
+		return nil, model.Invalidf("config format %q is not one openvpc prints; use strongswan (a swanctl.conf) or frr (the site's bgpd, BGP connections)", f)
 	}
 	c, err := h.Store.GetVpnConnection(ctx, req.Msg.Ref, true)
 	if err != nil {
@@ -191,7 +191,12 @@ func (h *VPNs) GetVpnConnectionConfig(ctx context.Context, req *connect.Request[
 			return nil, err
 		}
 	}
-	text, err := StrongSwanConfig(c, cgw, vgw, vpc)
+	var text string
+	if req.Msg.Format == "frr" {
+		text, err = VPNFRRConfig(c, cgw, vgw, vpc, req.Msg.Announce)
+	} else {
+		text, err = StrongSwanConfig(c, cgw, vgw, vpc)
+	}
 	if err != nil {
 		return nil, err
 	}

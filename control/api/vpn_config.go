@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
@@ -57,12 +58,19 @@ func StrongSwanConfig(c *pb.VpnConnection, cgw *pb.CustomerGateway, vgw *pb.VpnG
 # retransmissions give up, not after dpd_timeout: to notice a dead tunnel
 # within about %d s, set in strongswan.conf
 #   charon { retransmit_tries = 3  retransmit_timeout = 2.0  retransmit_base = 1.4 }
-# Where the kernel has no ESP, load charon's kernel-libipsec plugin.
+# Where the kernel has no ESP, load charon's kernel-libipsec plugin.%s
 
 connections {
-`, name, cgw.Id, cgw.IpAddress, cgw.BgpAsn, vgw.Id, vgw.AmazonSideAsn, vpc.Id, vpc.Cidr, routing, c.Id, c.Tunnels[0].DpdTimeoutSeconds)
+`, name, cgw.Id, cgw.IpAddress, cgw.BgpAsn, vgw.Id, vgw.AmazonSideAsn, vpc.Id, vpc.Cidr, routing, c.Id, c.Tunnels[0].DpdTimeoutSeconds, bgpNote(c))
 	for i, t := range c.Tunnels {
 		conn := fmt.Sprintf("%s-tunnel%d", c.Id, i+1)
+		remote := vpc.Cidr
+		if !c.StaticRoutesOnly {
+			// The openvpc side's inside address rides this tunnel only, so
+			// that one charon holding both tunnels sends each session's
+			// packets into its own tunnel (openvpc accepts 0.0.0.0/0).
+			remote = insideAddr(t.InsideCidr, 1) + "/32," + vpc.Cidr
+		}
 		fmt.Fprintf(&b, `    # Tunnel %d: openvpc edge %s; inside %s (this side %s, openvpc %s); DPD timeout %d s
     %s {
         version = 2
@@ -95,7 +103,7 @@ connections {
         }
     }
 `, i+1, t.OutsideAddress, t.InsideCidr, insideAddr(t.InsideCidr, 2), insideAddr(t.InsideCidr, 1), t.DpdTimeoutSeconds,
-			conn, cgw.IpAddress, t.OutsideAddress, ikeProposals, dpdDelay(t.DpdTimeoutSeconds), cgw.IpAddress, t.OutsideAddress, conn, local, vpc.Cidr, espProposals)
+			conn, cgw.IpAddress, t.OutsideAddress, ikeProposals, dpdDelay(t.DpdTimeoutSeconds), cgw.IpAddress, t.OutsideAddress, conn, local, remote, espProposals)
 	}
 	b.WriteString("}\n\nsecrets {\n")
 	for i, t := range c.Tunnels {
@@ -123,4 +131,92 @@ func insideAddr(cidr string, n byte) string {
 	a := p.Addr().As4()
 	a[3] += n
 	return fmt.Sprintf("%d.%d.%d.%d", a[0], a[1], a[2], a[3])
+}
+
+// bgpNote tells a BGP connection's site what else it runs.
+func bgpNote(c *pb.VpnConnection) string {
+	if c.StaticRoutesOnly {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n#\n# BGP: give this host each tunnel's inside address on this side (a /32,\n# e.g. on lo):")
+	for i, t := range c.Tunnels {
+		fmt.Fprintf(&b, " tunnel %d %s", i+1, insideAddr(t.InsideCidr, 2))
+	}
+	fmt.Fprintf(&b, "\n# and run bgpd with `openvpc vpn config %s --format frr`.", c.Id)
+	return b.String()
+}
+
+// AWS's BGP timers on a VPN tunnel: keepalive 10 s, hold 30 s.
+const (
+	bgpKeepalive = 10
+	bgpHold      = 30
+)
+
+// VPNFRRConfig prints the customer gateway's bgpd configuration for a BGP
+// connection: one neighbor per tunnel on openvpc's inside address, from
+// this side's, eBGP between the cgw's and the vgw's ASNs with AWS's
+// timers, announcing announce (none given: a placeholder to edit).
+func VPNFRRConfig(c *pb.VpnConnection, cgw *pb.CustomerGateway, vgw *pb.VpnGateway, vpc *pb.Vpc, announce []string) (string, error) {
+	if c.StaticRoutesOnly {
+		return "", model.Preconditionf("VPN connection %s uses static routes: its site runs no BGP (use --format strongswan, and openvpc vpn route add)", c.Id)
+	}
+	if vpc == nil {
+		return "", model.Preconditionf("virtual private gateway %s is not attached to a VPC, so the tunnels lead nowhere; attach it first (openvpc vgw attach %s --vpc VPC)", vgw.Id, vgw.Id)
+	}
+	if len(c.Tunnels) != 2 {
+		return "", fmt.Errorf("VPN connection %s has %d tunnels, not 2", c.Id, len(c.Tunnels))
+	}
+	var nets []string
+	for _, a := range announce {
+		p, err := model.ParseCIDR("announce", a, 1, 32)
+		if err != nil {
+			return "", model.Invalidf("--announce %q: give the site's prefixes as CIDRs such as 192.168.0.0/16", a)
+		}
+		if p.Overlaps(mustPrefix(vpc.Cidr)) {
+			return "", model.Invalidf("--announce %s overlaps the VPC's CIDR %s: announce the site's own prefixes", p, vpc.Cidr)
+		}
+		nets = append(nets, p.String())
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `! openvpc site-to-site VPN connection %s: the customer gateway's bgpd (FRR)
+!
+! Customer gateway %s (ASN %d) <-> virtual private gateway %s (ASN %d),
+! one session per tunnel over the tunnel's inside addresses (bring the
+! tunnels up first: openvpc vpn config %s --format strongswan). openvpc
+! announces %s; a session down withdraws its routes and traffic
+! takes the other tunnel.
+!
+! Use: save as bgpd.conf (or paste into vtysh's configure terminal).
+!
+frr defaults traditional
+!
+router bgp %d
+ bgp router-id %s
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+`, c.Id, cgw.Id, cgw.BgpAsn, vgw.Id, vgw.AmazonSideAsn, c.Id, vpc.Cidr, cgw.BgpAsn, insideAddr(c.Tunnels[0].InsideCidr, 2))
+	for i, t := range c.Tunnels {
+		peer := insideAddr(t.InsideCidr, 1)
+		fmt.Fprintf(&b, ` neighbor %s remote-as %d
+ neighbor %s description %s tunnel %d (openvpc edge %s)
+ neighbor %s update-source %s
+ neighbor %s disable-connected-check
+ neighbor %s timers %d %d
+`, peer, vgw.AmazonSideAsn, peer, c.Id, i+1, t.OutsideAddress, peer, insideAddr(t.InsideCidr, 2), peer, peer, bgpKeepalive, bgpHold)
+	}
+	b.WriteString(" !\n address-family ipv4 unicast\n")
+	if len(nets) == 0 {
+		b.WriteString("  ! The site's prefixes to announce (at most 100): replace and uncomment.\n  ! network 192.168.0.0/16\n")
+	}
+	for _, n := range nets {
+		fmt.Fprintf(&b, "  network %s\n", n)
+	}
+	b.WriteString(" exit-address-family\nexit\n!\n")
+	return b.String(), nil
+}
+
+func mustPrefix(s string) netip.Prefix {
+	p, _ := netip.ParsePrefix(s)
+	return p
 }

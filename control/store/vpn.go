@@ -553,7 +553,7 @@ func PlaceTunnels(vpn string, edges []string) [2]string {
 func PreferredTunnel(sts []*pb.TunnelStatus) int {
 	best := -1
 	for i, st := range sts {
-		if st.GetState() != pb.TunnelState_TUNNEL_STATE_UP {
+		if !Carrying(st) {
 			continue
 		}
 		if best < 0 || st.GetSince().AsTime().Before(sts[best].GetSince().AsTime()) {
@@ -719,8 +719,12 @@ func (s *Store) ReportTunnelState(ctx context.Context, edge, vpn string, n int, 
 	if err != nil {
 		return err
 	}
-	if place := PlaceTunnels(c.Id, edges); place[n] != edge {
+	place := PlaceTunnels(c.Id, edges)
+	if place[n] != edge {
 		return model.Preconditionf("tunnel %d of %s is placed on edge %q, not %s; the edge should drop it", n, c.Id, place[n], edge)
+	}
+	if err := ValidateBGPStatus(st.GetBgp()); err != nil {
+		return err
 	}
 	st = proto.CloneOf(st)
 	st.EdgeId = edge
@@ -732,9 +736,20 @@ func (s *Store) ReportTunnelState(ctx context.Context, edge, vpn string, n int, 
 	if _, _, err := s.getProto(ctx, s.tunnelKey(c.Id, n), old); err != nil {
 		return err
 	}
+	other, err := s.otherTunnelStatus(ctx, c, n, place)
+	if err != nil {
+		return err
+	}
+	sts := make([]*pb.TunnelStatus, 2)
+	sts[n], sts[1-n] = st, other
 	var t txn
 	t.present(s.vpnKey(c.Id))
 	t.putProto(s.tunnelKey(c.Id, n), st)
+	// What the sessions learned propagates with the report that says so,
+	// in one transaction: a session down withdraws its routes at once.
+	if err := s.putBGPPropagated(ctx, &t, c, sts); err != nil {
+		return err
+	}
 	ok, _, err := s.commit(ctx, &t)
 	if err == nil && !ok {
 		return model.NotFoundf("VPN connection %s was deleted meanwhile", c.Id)
@@ -742,10 +757,10 @@ func (s *Store) ReportTunnelState(ctx context.Context, edge, vpn string, n int, 
 	if err != nil {
 		return err
 	}
-	if old.State == pb.TunnelState_TUNNEL_STATE_UP && st.State != pb.TunnelState_TUNNEL_STATE_UP {
+	if Carrying(old) && !Carrying(st) {
 		// A human should know: the connection runs on one tunnel, or none.
 		ev := &pb.SecurityEvent{Time: st.ReportTime, HostId: edge, Reason: ReasonTunnelDown, OuterSrc: c.Tunnels[n].OutsideAddress,
-			Detail: fmt.Sprintf("tunnel %d of %s went %s: %s", n+1, c.Id, tunnelStateName(st.State), st.Detail), Count: 1, Operational: true,
+			Detail: tunnelDownDetail(c.Id, n, st), Count: 1, Operational: true,
 			FirstSeen: st.ReportTime, LastSeen: st.ReportTime, HostTime: st.Since}
 		if _, err := s.PutEvent(ctx, ev, TunnelKey(c.Id, n)); err != nil {
 			s.cfg.Logger.Warn("store: a tunnel-down event was not recorded", "vpn", c.Id, "tunnel", n, "err", err)
@@ -803,8 +818,19 @@ func (s *Store) EdgeTunnels(ctx context.Context, edge string) ([]*pb.EdgeTunnel,
 		}
 		for i, tu := range c.Tunnels {
 			if i < 2 && place[i] == edge {
-				out = append(out, &pb.EdgeTunnel{VpnConnectionId: c.Id, Tunnel: uint32(i), Config: tu, PeerAddress: cgw.IpAddress,
-					VpcId: vpc.Id, VpcCidr: vpc.Cidr, Routes: c.Routes})
+				et := &pb.EdgeTunnel{VpnConnectionId: c.Id, Tunnel: uint32(i), Config: tu, PeerAddress: cgw.IpAddress,
+					VpcId: vpc.Id, VpcCidr: vpc.Cidr, Routes: c.Routes}
+				if !c.StaticRoutesOnly {
+					et.Bgp = &pb.EdgeTunnelBgp{LocalAsn: vgw.AmazonSideAsn, PeerAsn: cgw.BgpAsn}
+					// What either tunnel's session learned: the site may
+					// answer over a tunnel whose session is down.
+					pr := new(pb.PropagatedRoutes)
+					if _, _, err := s.getProto(ctx, s.propKey(c.VpnGatewayId, c.Id), pr); err != nil {
+						return nil, err
+					}
+					et.Routes = pr.Prefixes
+				}
+				out = append(out, et)
 			}
 		}
 	}

@@ -304,7 +304,7 @@ func SourceUsable(src string, tunnels map[string]*pb.TunnelStatus) (bool, string
 		return true, ""
 	}
 	for n := range 2 {
-		if st := tunnels[TunnelKey(src, n)]; st.GetState() == pb.TunnelState_TUNNEL_STATE_UP {
+		if st := tunnels[TunnelKey(src, n)]; Carrying(st) {
 			return true, ""
 		}
 	}

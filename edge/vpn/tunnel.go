@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,9 +20,11 @@ import (
 	"github.com/strongswan/govici/vici"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/openvpc/openvpc/edge/bgp"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/model"
 )
@@ -63,8 +66,16 @@ type tunnel struct {
 	reported *pb.TunnelStatus
 	lastSent time.Time
 	routed   bool // the site's prefixes are routed into this tunnel
-	wasUp    bool
-	downs    uint64 // times it went from up to down
+	// edgeRoutes are the site prefixes routed into this tunnel's namespace
+	// from the edge's; ipsecRoutes those routed into ipsec0 (BGP: they
+	// follow the session).
+	edgeRoutes  []netip.Prefix
+	ipsecRoutes []netip.Prefix
+	bgp         *bgp.Process // BGP connections: the session's speaker
+	sources     []netip.Prefix
+	bgpStop     func()
+	wasUp       bool
+	downs       uint64 // times it went from up to down
 }
 
 func (f *Function) newTunnel(key string, et *pb.EdgeTunnel) *tunnel {
@@ -112,6 +123,12 @@ func (tu *tunnel) parse() error {
 		return fmt.Errorf("its virtual private gateway is attached to no VPC")
 	}
 	if tu.conn.vpc, err = netip.ParsePrefix(et.VpcCidr); err != nil {
+		return err
+	}
+	if et.Bgp != nil {
+		// The session learns the routes; it runs on the inside /30.
+		tu.sources = parsePrefixes(et.Routes)
+		_, err := bgpSession(et, tu.conn.vpc, tu.f.cfg.BGPHold)
 		return err
 	}
 	for _, r := range et.Routes {
@@ -190,6 +207,18 @@ func (tu *tunnel) setup() error {
 			}
 		}
 	}
+	if tu.et.Bgp != nil {
+		// With the inside address on ipsec0 inside its local selector,
+		// charon routes 0.0.0.0/0 into ipsec0 in table 220 (kernel-libipsec
+		// does so whatever install_routes says), which would send the
+		// site's packets for the VPC back into the tunnel: the main table,
+		// which routes what BGP learned, is consulted first.
+		rule := netlink.NewRule()
+		rule.Table, rule.Priority = unix.RT_TABLE_MAIN, 100
+		if err := h.RuleAdd(rule); err != nil {
+			return fmt.Errorf("routing rule in %s: %w", tu.ns, err)
+		}
+	}
 	if out, err := exec.Command("ip", "netns", "exec", tu.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
 		return fmt.Errorf("forwarding in %s: %v: %s", tu.ns, err, out)
 	}
@@ -197,7 +226,13 @@ func (tu *tunnel) setup() error {
 	if out, err := netlink.LinkByName(tu.f.cfg.OutsideName); err == nil {
 		_ = netlink.RouteReplace(&netlink.Route{LinkIndex: out.Attrs().Index, Dst: prefixNet(tu.conn.vpc), Scope: netlink.SCOPE_LINK})
 	}
-	return tu.startCharon()
+	if err := tu.startCharon(); err != nil {
+		return err
+	}
+	if tu.et.Bgp != nil {
+		return tu.startBGP()
+	}
+	return nil
 }
 
 func (tu *tunnel) startCharon() error {
@@ -246,6 +281,18 @@ func (tu *tunnel) routeIntoIPsec() error {
 	if err := h.LinkSetUp(l); err != nil {
 		return err
 	}
+	if tu.et.Bgp != nil {
+		// The session's address, the inside /30's first host, on ipsec0:
+		// the site's router (the second) is reached through the tunnel.
+		sess, _ := bgpSession(tu.et, tu.conn.vpc, tu.f.cfg.BGPHold)
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: sess.LocalAddr.AsSlice(), Mask: net.CIDRMask(30, 32)}}
+		if err := h.AddrReplace(l, a); err != nil {
+			return fmt.Errorf("the inside address %v on ipsec0 in %s: %w", sess.LocalAddr, tu.ns, err)
+		}
+		tu.ipsecRoutes = nil // a new ipsec0: route what is learned again
+		tu.routeIPsec(tu.conn.routes)
+		return nil
+	}
 	for _, p := range tu.conn.routes {
 		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
 			return fmt.Errorf("route %v into ipsec0 in %s: %w", p, tu.ns, err)
@@ -276,8 +323,15 @@ func (tu *tunnel) load() error {
 	for i, r := range tu.conn.routes {
 		routes[i] = r.String()
 	}
+	localTS := []string{tu.conn.vpc.String()}
+	if tu.et.Bgp != nil {
+		// Route-based, as AWS's: the tunnel carries any prefix (the site
+		// may narrow it); what goes in is what BGP routes into ipsec0,
+		// what comes out passes the source check.
+		localTS, routes = []string{"0.0.0.0/0"}, []string{"0.0.0.0/0"}
+	}
 	child := vici.NewMessage()
-	_ = child.Set("local_ts", []string{tu.conn.vpc.String()})
+	_ = child.Set("local_ts", localTS)
 	_ = child.Set("remote_ts", routes)
 	_ = child.Set("esp_proposals", espProposals)
 	_ = child.Set("dpd_action", "clear")
@@ -340,7 +394,9 @@ func (tu *tunnel) poll(ctx context.Context) *pb.TunnelStatus {
 	if state != pb.TunnelState_TUNNEL_STATE_UP {
 		detail = tu.why()
 	}
-	return tu.set(state, detail, in, out)
+	st := tu.set(state, detail, in, out)
+	st.Bgp = tu.followBGP()
+	return st
 }
 
 // listSAs is the tunnel's state by its SAs: up with an established IKE SA
@@ -437,27 +493,35 @@ func (tu *tunnel) set(s pb.TunnelState, detail string, in, out uint64) *pb.Tunne
 // byte counters not sent for 5 s.
 func (tu *tunnel) changed(st *pb.TunnelStatus) bool {
 	r := tu.reported
-	if r != nil && r.State == st.State && r.Detail == st.Detail && (time.Since(tu.lastSent) < 5*time.Second || r.BytesIn == st.BytesIn && r.BytesOut == st.BytesOut) {
+	if r != nil && r.State == st.State && r.Detail == st.Detail && sameBGP(r.Bgp, st.Bgp) && (time.Since(tu.lastSent) < 5*time.Second || r.BytesIn == st.BytesIn && r.BytesOut == st.BytesOut) {
 		return false
 	}
 	tu.reported, tu.lastSent = st, time.Now()
 	return true
 }
 
-// route sends the site's prefixes into this tunnel's namespace.
+// route sends the site's prefixes into this tunnel's namespace (and
+// stops sending those it no longer has: BGP withdrew them).
 func (tu *tunnel) route() {
-	if tu.routed {
+	if tu.routed && slices.Equal(tu.edgeRoutes, tu.conn.routes) {
 		return
 	}
 	l, err := netlink.LinkByName(tu.veth)
 	if err != nil {
 		return
 	}
+	for _, p := range tu.edgeRoutes {
+		if !slices.Contains(tu.conn.routes, p) {
+			_ = netlink.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: tu.outside.AsSlice()})
+		}
+	}
+	tu.edgeRoutes = nil
 	for _, p := range tu.conn.routes {
 		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: tu.outside.AsSlice()}); err != nil {
 			tu.f.cfg.Logger.Warn("vpn: cannot route a site prefix into its tunnel", "tunnel", tu.key, "prefix", p, "err", err)
 			return
 		}
+		tu.edgeRoutes = append(tu.edgeRoutes, p)
 	}
 	tu.routed = true
 }
@@ -467,10 +531,11 @@ func (tu *tunnel) unroute() {
 		return
 	}
 	if l, err := netlink.LinkByName(tu.veth); err == nil {
-		for _, p := range tu.conn.routes {
+		for _, p := range tu.edgeRoutes {
 			_ = netlink.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Gw: tu.outside.AsSlice()})
 		}
 	}
+	tu.edgeRoutes = nil
 	tu.routed = false
 }
 
@@ -481,6 +546,10 @@ func (tu *tunnel) stop() {
 }
 
 func (tu *tunnel) teardown() {
+	if tu.bgpStop != nil {
+		tu.bgpStop()
+		tu.bgp, tu.bgpStop = nil, nil
+	}
 	if tu.sess != nil {
 		tu.sess.Close()
 		tu.sess = nil

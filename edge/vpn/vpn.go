@@ -65,6 +65,12 @@ type Config struct {
 	Poll time.Duration
 	// Logger receives the function's logs.
 	Logger *slog.Logger
+	// BGPHold is the hold time of BGP connections' sessions (default 30 s,
+	// AWS's; tests set less).
+	BGPHold time.Duration
+	// SpeakerCommand makes a BGP speaker's command line (default: this
+	// executable's hidden `edge bgp-speaker`).
+	SpeakerCommand func() *exec.Cmd
 }
 
 // Function is the VPN edge function.
@@ -90,6 +96,10 @@ type conn struct {
 	vni    uint32 // 0 until the edge's cache holds the VPC
 	vpc    netip.Prefix
 	routes []netip.Prefix
+	// sources are more prefixes a site's packet may come from: a BGP
+	// connection's, learned by any of its tunnels (the site may answer
+	// over a tunnel whose own session is down).
+	sources []netip.Prefix
 }
 
 // New returns the function; Bind gives it the Mapping Service, Run runs it.
@@ -158,7 +168,7 @@ func (f *Function) FromOutsideTo(snap *tables.Snapshot, pkt packet.IPv4, t *data
 		if !c.vpc.Contains(dst) {
 			continue
 		}
-		if c.vpc.Contains(src) || !containsAddr(c.routes, src) {
+		if c.vpc.Contains(src) || !containsAddr(c.routes, src) && !containsAddr(c.sources, src) {
 			if t != nil {
 				t.Fail("site source", "%v is not a prefix routed to %s (or is inside its VPC %v)", src, model.FormatID(model.KindVPNConnection, c.id), c.vpc)
 			}
@@ -247,8 +257,10 @@ func (f *Function) sync(ctx context.Context) {
 			}
 		}
 		for k, et := range want {
-			if _, ok := f.tunnels[k]; !ok {
+			if tu, ok := f.tunnels[k]; !ok {
 				f.tunnels[k] = f.newTunnel(k, et)
+			} else if et.Bgp != nil {
+				tu.sources = parsePrefixes(et.Routes)
 			}
 		}
 		f.mu.Unlock()
@@ -269,15 +281,16 @@ func (f *Function) sync(ctx context.Context) {
 	var up []conn
 	var stats []tunnelStat
 	carrier := map[uint64]*tunnel{} // per connection, the up tunnel here the site's prefixes go into
+	upTunnel := map[uint64]*tunnel{}
 	for _, tu := range tus {
 		st := tu.poll(ctx)
 		stats = append(stats, tu.stat(st))
-		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && !slices.ContainsFunc(up, func(c conn) bool { return c.id == tu.conn.id }) {
-			c := tu.conn
-			c.vni = vnis[c.vpcID]
-			up = append(up, c)
+		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && upTunnel[tu.conn.id] == nil {
+			upTunnel[tu.conn.id] = tu
 		}
-		if st.GetState() == pb.TunnelState_TUNNEL_STATE_UP && carrier[tu.conn.id] == nil {
+		// A BGP tunnel whose session is down has no routes: the other
+		// one, if it carries, takes the site's prefixes.
+		if carrying(st) && carrier[tu.conn.id] == nil {
 			carrier[tu.conn.id] = tu
 		}
 		if tu.changed(st) {
@@ -301,6 +314,20 @@ func (f *Function) sync(ctx context.Context) {
 		if carrier[tu.conn.id] == tu {
 			tu.route()
 		}
+	}
+	// What the data path checks: the carrier's routes, else an up
+	// tunnel's (static: the same; BGP: none, so nothing passes).
+	for _, tu := range tus {
+		if upTunnel[tu.conn.id] != tu {
+			continue
+		}
+		if ca := carrier[tu.conn.id]; ca != nil {
+			tu = ca
+		}
+		c := tu.conn
+		c.vni = vnis[c.vpcID]
+		c.sources = tu.sources
+		up = append(up, c)
 	}
 	f.conns.Store(&up)
 	f.stats.Store(&stats)
@@ -359,8 +386,26 @@ func (f *Function) stopAll() {
 	f.conns.Store(&[]conn{})
 }
 
-// fingerprint is what, changed, makes a tunnel start afresh.
+// fingerprint is what, changed, makes a tunnel start afresh (a BGP
+// connection's routes change without: they follow its sessions).
 func fingerprint(et *pb.EdgeTunnel) string {
 	c := et.Config
-	return fmt.Sprint(et.PeerAddress, c.GetOutsideAddress(), c.GetPreSharedKey(), c.GetDpdTimeoutSeconds(), et.VpcCidr, et.Routes)
+	routes := et.Routes
+	if et.Bgp != nil {
+		routes = nil
+	}
+	return fmt.Sprint(et.PeerAddress, c.GetOutsideAddress(), c.GetPreSharedKey(), c.GetDpdTimeoutSeconds(), et.VpcCidr, routes,
+		c.GetInsideCidr(), et.GetBgp().GetLocalAsn(), et.GetBgp().GetPeerAsn())
+}
+
+// parsePrefixes parses what the Mapping Service sent, skipping what is not
+// a prefix.
+func parsePrefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, x := range ss {
+		if p, err := netip.ParsePrefix(x); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }

@@ -200,3 +200,17 @@ func startIn(path string, cmd *exec.Cmd) error {
 	}()
 	return <-errc
 }
+
+// Configure runs configuration commands in vtysh's configure mode, in one
+// vtysh (e.g. "router bgp 65000", "neighbor 169.254.1.1 shutdown").
+func (r *Router) Configure(cmds ...string) error {
+	args := []string{"--vty_socket", r.dir, "-d", "bgpd", "-c", "configure terminal"}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	out, err := exec.Command("vtysh", args...).CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("% ")) {
+		return fmt.Errorf("vtysh configure %q: %v: %s", cmds, err, out)
+	}
+	return nil
+}

@@ -251,8 +251,10 @@ type TunnelStatus struct {
 	// pre-shared key", "no response from 203.0.113.7", …).
 	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
 	// edge_id is the edge that reported it.
-	EdgeId        string                 `protobuf:"bytes,6,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
-	ReportTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	EdgeId     string                 `protobuf:"bytes,6,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	ReportTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	// bgp: the tunnel's BGP session (a BGP connection's tunnel).
+	Bgp           *VpnBgpStatus `protobuf:"bytes,8,opt,name=bgp,proto3" json:"bgp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,6 +334,13 @@ func (x *TunnelStatus) GetEdgeId() string {
 func (x *TunnelStatus) GetReportTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ReportTime
+	}
+	return nil
+}
+
+func (x *TunnelStatus) GetBgp() *VpnBgpStatus {
+	if x != nil {
+		return x.Bgp
 	}
 	return nil
 }
@@ -1935,8 +1944,12 @@ func (*DeleteVpnConnectionResponse) Descriptor() ([]byte, []int) {
 type GetVpnConnectionConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ref   string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	// format: "strongswan" (a swanctl.conf); the only one so far.
-	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// format: "strongswan" (a swanctl.conf) or "frr" (the site's bgpd
+	// configuration, for a BGP connection).
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// announce: format frr, the site prefixes its bgpd announces (empty: a
+	// placeholder to edit).
+	Announce      []string `protobuf:"bytes,3,rep,name=announce,proto3" json:"announce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1983,6 +1996,13 @@ func (x *GetVpnConnectionConfigRequest) GetFormat() string {
 		return x.Format
 	}
 	return ""
+}
+
+func (x *GetVpnConnectionConfigRequest) GetAnnounce() []string {
+	if x != nil {
+		return x.Announce
+	}
+	return nil
 }
 
 type GetVpnConnectionConfigResponse struct {
@@ -2530,7 +2550,9 @@ type EdgeTunnel struct {
 	VpcId   string `protobuf:"bytes,5,opt,name=vpc_id,json=vpcId,proto3" json:"vpc_id,omitempty"`
 	VpcCidr string `protobuf:"bytes,6,opt,name=vpc_cidr,json=vpcCidr,proto3" json:"vpc_cidr,omitempty"`
 	// routes are the prefixes the site may send from (its static routes).
-	Routes        []string `protobuf:"bytes,7,rep,name=routes,proto3" json:"routes,omitempty"`
+	Routes []string `protobuf:"bytes,7,rep,name=routes,proto3" json:"routes,omitempty"`
+	// bgp is set for a BGP connection: run a session on the inside address.
+	Bgp           *EdgeTunnelBgp `protobuf:"bytes,8,opt,name=bgp,proto3" json:"bgp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2610,6 +2632,13 @@ func (x *EdgeTunnel) GetVpcCidr() string {
 func (x *EdgeTunnel) GetRoutes() []string {
 	if x != nil {
 		return x.Routes
+	}
+	return nil
+}
+
+func (x *EdgeTunnel) GetBgp() *EdgeTunnelBgp {
+	if x != nil {
+		return x.Bgp
 	}
 	return nil
 }
@@ -2707,7 +2736,7 @@ var File_openvpc_v1_vpn_proto protoreflect.FileDescriptor
 const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\n" +
 	"\x14openvpc/v1/vpn.proto\x12\n" +
-	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aopenvpc/v1/resources.proto\"\xaa\x01\n" +
+	"openvpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aopenvpc/v1/resources.proto\x1a\x18openvpc/v1/vpn_bgp.proto\"\xaa\x01\n" +
 	"\x0fCustomerGateway\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -2723,7 +2752,7 @@ const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\x0famazon_side_asn\x18\x03 \x01(\rR\ramazonSideAsn\x12\x15\n" +
 	"\x06vpc_id\x18\x04 \x01(\tR\x05vpcId\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x95\x02\n" +
+	"createTime\"\xc1\x02\n" +
 	"\fTunnelStatus\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.openvpc.v1.TunnelStateR\x05state\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x19\n" +
@@ -2732,7 +2761,8 @@ const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x17\n" +
 	"\aedge_id\x18\x06 \x01(\tR\x06edgeId\x12;\n" +
 	"\vreport_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"reportTime\"\x94\x02\n" +
+	"reportTime\x12*\n" +
+	"\x03bgp\x18\b \x01(\v2\x18.openvpc.v1.VpnBgpStatusR\x03bgp\"\x94\x02\n" +
 	"\tVpnTunnel\x12'\n" +
 	"\x0foutside_address\x18\x01 \x01(\tR\x0eoutsideAddress\x12\x1f\n" +
 	"\vinside_cidr\x18\x02 \x01(\tR\n" +
@@ -2825,10 +2855,11 @@ const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\x0fvpn_connections\x18\x01 \x03(\v2\x19.openvpc.v1.VpnConnectionR\x0evpnConnections\".\n" +
 	"\x1aDeleteVpnConnectionRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x1d\n" +
-	"\x1bDeleteVpnConnectionResponse\"I\n" +
+	"\x1bDeleteVpnConnectionResponse\"e\n" +
 	"\x1dGetVpnConnectionConfigRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format\"8\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x1a\n" +
+	"\bannounce\x18\x03 \x03(\tR\bannounce\"8\n" +
 	"\x1eGetVpnConnectionConfigResponse\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\tR\x06config\"^\n" +
 	"\x1fCreateVpnConnectionRouteRequest\x12\x10\n" +
@@ -2862,7 +2893,7 @@ const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\x11vpn_connection_id\x18\x02 \x01(\tR\x0fvpnConnectionId\x12\x16\n" +
 	"\x06tunnel\x18\x03 \x01(\rR\x06tunnel\x120\n" +
 	"\x06status\x18\x04 \x01(\v2\x18.openvpc.v1.TunnelStatusR\x06status\"\x1b\n" +
-	"\x19ReportTunnelStateResponse\"\xec\x01\n" +
+	"\x19ReportTunnelStateResponse\"\x99\x02\n" +
 	"\n" +
 	"EdgeTunnel\x12*\n" +
 	"\x11vpn_connection_id\x18\x01 \x01(\tR\x0fvpnConnectionId\x12\x16\n" +
@@ -2871,7 +2902,8 @@ const file_openvpc_v1_vpn_proto_rawDesc = "" +
 	"\fpeer_address\x18\x04 \x01(\tR\vpeerAddress\x12\x15\n" +
 	"\x06vpc_id\x18\x05 \x01(\tR\x05vpcId\x12\x19\n" +
 	"\bvpc_cidr\x18\x06 \x01(\tR\avpcCidr\x12\x16\n" +
-	"\x06routes\x18\a \x03(\tR\x06routes\"1\n" +
+	"\x06routes\x18\a \x03(\tR\x06routes\x12+\n" +
+	"\x03bgp\x18\b \x01(\v2\x19.openvpc.v1.EdgeTunnelBgpR\x03bgp\"1\n" +
 	"\x16ListEdgeTunnelsRequest\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"K\n" +
 	"\x17ListEdgeTunnelsResponse\x120\n" +
@@ -2972,8 +3004,10 @@ var file_openvpc_v1_vpn_proto_goTypes = []any{
 	(*ListEdgeTunnelsRequest)(nil),           // 49: openvpc.v1.ListEdgeTunnelsRequest
 	(*ListEdgeTunnelsResponse)(nil),          // 50: openvpc.v1.ListEdgeTunnelsResponse
 	(*timestamppb.Timestamp)(nil),            // 51: google.protobuf.Timestamp
-	(RouteOrigin)(0),                         // 52: openvpc.v1.RouteOrigin
-	(*RouteTable)(nil),                       // 53: openvpc.v1.RouteTable
+	(*VpnBgpStatus)(nil),                     // 52: openvpc.v1.VpnBgpStatus
+	(RouteOrigin)(0),                         // 53: openvpc.v1.RouteOrigin
+	(*RouteTable)(nil),                       // 54: openvpc.v1.RouteTable
+	(*EdgeTunnelBgp)(nil),                    // 55: openvpc.v1.EdgeTunnelBgp
 }
 var file_openvpc_v1_vpn_proto_depIdxs = []int32{
 	51, // 0: openvpc.v1.CustomerGateway.create_time:type_name -> google.protobuf.Timestamp
@@ -2981,76 +3015,78 @@ var file_openvpc_v1_vpn_proto_depIdxs = []int32{
 	0,  // 2: openvpc.v1.TunnelStatus.state:type_name -> openvpc.v1.TunnelState
 	51, // 3: openvpc.v1.TunnelStatus.since:type_name -> google.protobuf.Timestamp
 	51, // 4: openvpc.v1.TunnelStatus.report_time:type_name -> google.protobuf.Timestamp
-	3,  // 5: openvpc.v1.VpnTunnel.status:type_name -> openvpc.v1.TunnelStatus
-	4,  // 6: openvpc.v1.VpnConnection.tunnels:type_name -> openvpc.v1.VpnTunnel
-	51, // 7: openvpc.v1.VpnConnection.create_time:type_name -> google.protobuf.Timestamp
-	52, // 8: openvpc.v1.PropagatedRoutes.origin:type_name -> openvpc.v1.RouteOrigin
-	1,  // 9: openvpc.v1.CreateCustomerGatewayResponse.customer_gateway:type_name -> openvpc.v1.CustomerGateway
-	1,  // 10: openvpc.v1.GetCustomerGatewayResponse.customer_gateway:type_name -> openvpc.v1.CustomerGateway
-	1,  // 11: openvpc.v1.ListCustomerGatewaysResponse.customer_gateways:type_name -> openvpc.v1.CustomerGateway
-	2,  // 12: openvpc.v1.CreateVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
-	2,  // 13: openvpc.v1.GetVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
-	2,  // 14: openvpc.v1.ListVpnGatewaysResponse.vpn_gateways:type_name -> openvpc.v1.VpnGateway
-	2,  // 15: openvpc.v1.AttachVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
-	2,  // 16: openvpc.v1.DetachVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
-	27, // 17: openvpc.v1.CreateVpnConnectionRequest.tunnels:type_name -> openvpc.v1.TunnelOptions
-	5,  // 18: openvpc.v1.CreateVpnConnectionResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
-	5,  // 19: openvpc.v1.GetVpnConnectionResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
-	5,  // 20: openvpc.v1.ListVpnConnectionsResponse.vpn_connections:type_name -> openvpc.v1.VpnConnection
-	5,  // 21: openvpc.v1.CreateVpnConnectionRouteResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
-	5,  // 22: openvpc.v1.DeleteVpnConnectionRouteResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
-	53, // 23: openvpc.v1.EnableRoutePropagationResponse.route_table:type_name -> openvpc.v1.RouteTable
-	53, // 24: openvpc.v1.DisableRoutePropagationResponse.route_table:type_name -> openvpc.v1.RouteTable
-	3,  // 25: openvpc.v1.ReportTunnelStateRequest.status:type_name -> openvpc.v1.TunnelStatus
-	4,  // 26: openvpc.v1.EdgeTunnel.config:type_name -> openvpc.v1.VpnTunnel
-	48, // 27: openvpc.v1.ListEdgeTunnelsResponse.tunnels:type_name -> openvpc.v1.EdgeTunnel
-	7,  // 28: openvpc.v1.VpnService.CreateCustomerGateway:input_type -> openvpc.v1.CreateCustomerGatewayRequest
-	9,  // 29: openvpc.v1.VpnService.GetCustomerGateway:input_type -> openvpc.v1.GetCustomerGatewayRequest
-	11, // 30: openvpc.v1.VpnService.ListCustomerGateways:input_type -> openvpc.v1.ListCustomerGatewaysRequest
-	13, // 31: openvpc.v1.VpnService.DeleteCustomerGateway:input_type -> openvpc.v1.DeleteCustomerGatewayRequest
-	15, // 32: openvpc.v1.VpnService.CreateVpnGateway:input_type -> openvpc.v1.CreateVpnGatewayRequest
-	17, // 33: openvpc.v1.VpnService.GetVpnGateway:input_type -> openvpc.v1.GetVpnGatewayRequest
-	19, // 34: openvpc.v1.VpnService.ListVpnGateways:input_type -> openvpc.v1.ListVpnGatewaysRequest
-	21, // 35: openvpc.v1.VpnService.AttachVpnGateway:input_type -> openvpc.v1.AttachVpnGatewayRequest
-	23, // 36: openvpc.v1.VpnService.DetachVpnGateway:input_type -> openvpc.v1.DetachVpnGatewayRequest
-	25, // 37: openvpc.v1.VpnService.DeleteVpnGateway:input_type -> openvpc.v1.DeleteVpnGatewayRequest
-	28, // 38: openvpc.v1.VpnService.CreateVpnConnection:input_type -> openvpc.v1.CreateVpnConnectionRequest
-	30, // 39: openvpc.v1.VpnService.GetVpnConnection:input_type -> openvpc.v1.GetVpnConnectionRequest
-	32, // 40: openvpc.v1.VpnService.ListVpnConnections:input_type -> openvpc.v1.ListVpnConnectionsRequest
-	34, // 41: openvpc.v1.VpnService.DeleteVpnConnection:input_type -> openvpc.v1.DeleteVpnConnectionRequest
-	36, // 42: openvpc.v1.VpnService.GetVpnConnectionConfig:input_type -> openvpc.v1.GetVpnConnectionConfigRequest
-	38, // 43: openvpc.v1.VpnService.CreateVpnConnectionRoute:input_type -> openvpc.v1.CreateVpnConnectionRouteRequest
-	40, // 44: openvpc.v1.VpnService.DeleteVpnConnectionRoute:input_type -> openvpc.v1.DeleteVpnConnectionRouteRequest
-	42, // 45: openvpc.v1.VpnService.EnableRoutePropagation:input_type -> openvpc.v1.EnableRoutePropagationRequest
-	44, // 46: openvpc.v1.VpnService.DisableRoutePropagation:input_type -> openvpc.v1.DisableRoutePropagationRequest
-	46, // 47: openvpc.v1.VpnService.ReportTunnelState:input_type -> openvpc.v1.ReportTunnelStateRequest
-	49, // 48: openvpc.v1.VpnService.ListEdgeTunnels:input_type -> openvpc.v1.ListEdgeTunnelsRequest
-	8,  // 49: openvpc.v1.VpnService.CreateCustomerGateway:output_type -> openvpc.v1.CreateCustomerGatewayResponse
-	10, // 50: openvpc.v1.VpnService.GetCustomerGateway:output_type -> openvpc.v1.GetCustomerGatewayResponse
-	12, // 51: openvpc.v1.VpnService.ListCustomerGateways:output_type -> openvpc.v1.ListCustomerGatewaysResponse
-	14, // 52: openvpc.v1.VpnService.DeleteCustomerGateway:output_type -> openvpc.v1.DeleteCustomerGatewayResponse
-	16, // 53: openvpc.v1.VpnService.CreateVpnGateway:output_type -> openvpc.v1.CreateVpnGatewayResponse
-	18, // 54: openvpc.v1.VpnService.GetVpnGateway:output_type -> openvpc.v1.GetVpnGatewayResponse
-	20, // 55: openvpc.v1.VpnService.ListVpnGateways:output_type -> openvpc.v1.ListVpnGatewaysResponse
-	22, // 56: openvpc.v1.VpnService.AttachVpnGateway:output_type -> openvpc.v1.AttachVpnGatewayResponse
-	24, // 57: openvpc.v1.VpnService.DetachVpnGateway:output_type -> openvpc.v1.DetachVpnGatewayResponse
-	26, // 58: openvpc.v1.VpnService.DeleteVpnGateway:output_type -> openvpc.v1.DeleteVpnGatewayResponse
-	29, // 59: openvpc.v1.VpnService.CreateVpnConnection:output_type -> openvpc.v1.CreateVpnConnectionResponse
-	31, // 60: openvpc.v1.VpnService.GetVpnConnection:output_type -> openvpc.v1.GetVpnConnectionResponse
-	33, // 61: openvpc.v1.VpnService.ListVpnConnections:output_type -> openvpc.v1.ListVpnConnectionsResponse
-	35, // 62: openvpc.v1.VpnService.DeleteVpnConnection:output_type -> openvpc.v1.DeleteVpnConnectionResponse
-	37, // 63: openvpc.v1.VpnService.GetVpnConnectionConfig:output_type -> openvpc.v1.GetVpnConnectionConfigResponse
-	39, // 64: openvpc.v1.VpnService.CreateVpnConnectionRoute:output_type -> openvpc.v1.CreateVpnConnectionRouteResponse
-	41, // 65: openvpc.v1.VpnService.DeleteVpnConnectionRoute:output_type -> openvpc.v1.DeleteVpnConnectionRouteResponse
-	43, // 66: openvpc.v1.VpnService.EnableRoutePropagation:output_type -> openvpc.v1.EnableRoutePropagationResponse
-	45, // 67: openvpc.v1.VpnService.DisableRoutePropagation:output_type -> openvpc.v1.DisableRoutePropagationResponse
-	47, // 68: openvpc.v1.VpnService.ReportTunnelState:output_type -> openvpc.v1.ReportTunnelStateResponse
-	50, // 69: openvpc.v1.VpnService.ListEdgeTunnels:output_type -> openvpc.v1.ListEdgeTunnelsResponse
-	49, // [49:70] is the sub-list for method output_type
-	28, // [28:49] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	52, // 5: openvpc.v1.TunnelStatus.bgp:type_name -> openvpc.v1.VpnBgpStatus
+	3,  // 6: openvpc.v1.VpnTunnel.status:type_name -> openvpc.v1.TunnelStatus
+	4,  // 7: openvpc.v1.VpnConnection.tunnels:type_name -> openvpc.v1.VpnTunnel
+	51, // 8: openvpc.v1.VpnConnection.create_time:type_name -> google.protobuf.Timestamp
+	53, // 9: openvpc.v1.PropagatedRoutes.origin:type_name -> openvpc.v1.RouteOrigin
+	1,  // 10: openvpc.v1.CreateCustomerGatewayResponse.customer_gateway:type_name -> openvpc.v1.CustomerGateway
+	1,  // 11: openvpc.v1.GetCustomerGatewayResponse.customer_gateway:type_name -> openvpc.v1.CustomerGateway
+	1,  // 12: openvpc.v1.ListCustomerGatewaysResponse.customer_gateways:type_name -> openvpc.v1.CustomerGateway
+	2,  // 13: openvpc.v1.CreateVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
+	2,  // 14: openvpc.v1.GetVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
+	2,  // 15: openvpc.v1.ListVpnGatewaysResponse.vpn_gateways:type_name -> openvpc.v1.VpnGateway
+	2,  // 16: openvpc.v1.AttachVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
+	2,  // 17: openvpc.v1.DetachVpnGatewayResponse.vpn_gateway:type_name -> openvpc.v1.VpnGateway
+	27, // 18: openvpc.v1.CreateVpnConnectionRequest.tunnels:type_name -> openvpc.v1.TunnelOptions
+	5,  // 19: openvpc.v1.CreateVpnConnectionResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
+	5,  // 20: openvpc.v1.GetVpnConnectionResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
+	5,  // 21: openvpc.v1.ListVpnConnectionsResponse.vpn_connections:type_name -> openvpc.v1.VpnConnection
+	5,  // 22: openvpc.v1.CreateVpnConnectionRouteResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
+	5,  // 23: openvpc.v1.DeleteVpnConnectionRouteResponse.vpn_connection:type_name -> openvpc.v1.VpnConnection
+	54, // 24: openvpc.v1.EnableRoutePropagationResponse.route_table:type_name -> openvpc.v1.RouteTable
+	54, // 25: openvpc.v1.DisableRoutePropagationResponse.route_table:type_name -> openvpc.v1.RouteTable
+	3,  // 26: openvpc.v1.ReportTunnelStateRequest.status:type_name -> openvpc.v1.TunnelStatus
+	4,  // 27: openvpc.v1.EdgeTunnel.config:type_name -> openvpc.v1.VpnTunnel
+	55, // 28: openvpc.v1.EdgeTunnel.bgp:type_name -> openvpc.v1.EdgeTunnelBgp
+	48, // 29: openvpc.v1.ListEdgeTunnelsResponse.tunnels:type_name -> openvpc.v1.EdgeTunnel
+	7,  // 30: openvpc.v1.VpnService.CreateCustomerGateway:input_type -> openvpc.v1.CreateCustomerGatewayRequest
+	9,  // 31: openvpc.v1.VpnService.GetCustomerGateway:input_type -> openvpc.v1.GetCustomerGatewayRequest
+	11, // 32: openvpc.v1.VpnService.ListCustomerGateways:input_type -> openvpc.v1.ListCustomerGatewaysRequest
+	13, // 33: openvpc.v1.VpnService.DeleteCustomerGateway:input_type -> openvpc.v1.DeleteCustomerGatewayRequest
+	15, // 34: openvpc.v1.VpnService.CreateVpnGateway:input_type -> openvpc.v1.CreateVpnGatewayRequest
+	17, // 35: openvpc.v1.VpnService.GetVpnGateway:input_type -> openvpc.v1.GetVpnGatewayRequest
+	19, // 36: openvpc.v1.VpnService.ListVpnGateways:input_type -> openvpc.v1.ListVpnGatewaysRequest
+	21, // 37: openvpc.v1.VpnService.AttachVpnGateway:input_type -> openvpc.v1.AttachVpnGatewayRequest
+	23, // 38: openvpc.v1.VpnService.DetachVpnGateway:input_type -> openvpc.v1.DetachVpnGatewayRequest
+	25, // 39: openvpc.v1.VpnService.DeleteVpnGateway:input_type -> openvpc.v1.DeleteVpnGatewayRequest
+	28, // 40: openvpc.v1.VpnService.CreateVpnConnection:input_type -> openvpc.v1.CreateVpnConnectionRequest
+	30, // 41: openvpc.v1.VpnService.GetVpnConnection:input_type -> openvpc.v1.GetVpnConnectionRequest
+	32, // 42: openvpc.v1.VpnService.ListVpnConnections:input_type -> openvpc.v1.ListVpnConnectionsRequest
+	34, // 43: openvpc.v1.VpnService.DeleteVpnConnection:input_type -> openvpc.v1.DeleteVpnConnectionRequest
+	36, // 44: openvpc.v1.VpnService.GetVpnConnectionConfig:input_type -> openvpc.v1.GetVpnConnectionConfigRequest
+	38, // 45: openvpc.v1.VpnService.CreateVpnConnectionRoute:input_type -> openvpc.v1.CreateVpnConnectionRouteRequest
+	40, // 46: openvpc.v1.VpnService.DeleteVpnConnectionRoute:input_type -> openvpc.v1.DeleteVpnConnectionRouteRequest
+	42, // 47: openvpc.v1.VpnService.EnableRoutePropagation:input_type -> openvpc.v1.EnableRoutePropagationRequest
+	44, // 48: openvpc.v1.VpnService.DisableRoutePropagation:input_type -> openvpc.v1.DisableRoutePropagationRequest
+	46, // 49: openvpc.v1.VpnService.ReportTunnelState:input_type -> openvpc.v1.ReportTunnelStateRequest
+	49, // 50: openvpc.v1.VpnService.ListEdgeTunnels:input_type -> openvpc.v1.ListEdgeTunnelsRequest
+	8,  // 51: openvpc.v1.VpnService.CreateCustomerGateway:output_type -> openvpc.v1.CreateCustomerGatewayResponse
+	10, // 52: openvpc.v1.VpnService.GetCustomerGateway:output_type -> openvpc.v1.GetCustomerGatewayResponse
+	12, // 53: openvpc.v1.VpnService.ListCustomerGateways:output_type -> openvpc.v1.ListCustomerGatewaysResponse
+	14, // 54: openvpc.v1.VpnService.DeleteCustomerGateway:output_type -> openvpc.v1.DeleteCustomerGatewayResponse
+	16, // 55: openvpc.v1.VpnService.CreateVpnGateway:output_type -> openvpc.v1.CreateVpnGatewayResponse
+	18, // 56: openvpc.v1.VpnService.GetVpnGateway:output_type -> openvpc.v1.GetVpnGatewayResponse
+	20, // 57: openvpc.v1.VpnService.ListVpnGateways:output_type -> openvpc.v1.ListVpnGatewaysResponse
+	22, // 58: openvpc.v1.VpnService.AttachVpnGateway:output_type -> openvpc.v1.AttachVpnGatewayResponse
+	24, // 59: openvpc.v1.VpnService.DetachVpnGateway:output_type -> openvpc.v1.DetachVpnGatewayResponse
+	26, // 60: openvpc.v1.VpnService.DeleteVpnGateway:output_type -> openvpc.v1.DeleteVpnGatewayResponse
+	29, // 61: openvpc.v1.VpnService.CreateVpnConnection:output_type -> openvpc.v1.CreateVpnConnectionResponse
+	31, // 62: openvpc.v1.VpnService.GetVpnConnection:output_type -> openvpc.v1.GetVpnConnectionResponse
+	33, // 63: openvpc.v1.VpnService.ListVpnConnections:output_type -> openvpc.v1.ListVpnConnectionsResponse
+	35, // 64: openvpc.v1.VpnService.DeleteVpnConnection:output_type -> openvpc.v1.DeleteVpnConnectionResponse
+	37, // 65: openvpc.v1.VpnService.GetVpnConnectionConfig:output_type -> openvpc.v1.GetVpnConnectionConfigResponse
+	39, // 66: openvpc.v1.VpnService.CreateVpnConnectionRoute:output_type -> openvpc.v1.CreateVpnConnectionRouteResponse
+	41, // 67: openvpc.v1.VpnService.DeleteVpnConnectionRoute:output_type -> openvpc.v1.DeleteVpnConnectionRouteResponse
+	43, // 68: openvpc.v1.VpnService.EnableRoutePropagation:output_type -> openvpc.v1.EnableRoutePropagationResponse
+	45, // 69: openvpc.v1.VpnService.DisableRoutePropagation:output_type -> openvpc.v1.DisableRoutePropagationResponse
+	47, // 70: openvpc.v1.VpnService.ReportTunnelState:output_type -> openvpc.v1.ReportTunnelStateResponse
+	50, // 71: openvpc.v1.VpnService.ListEdgeTunnels:output_type -> openvpc.v1.ListEdgeTunnelsResponse
+	51, // [51:72] is the sub-list for method output_type
+	30, // [30:51] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_vpn_proto_init() }
@@ -3059,6 +3095,7 @@ func file_openvpc_v1_vpn_proto_init() {
 		return
 	}
 	file_openvpc_v1_resources_proto_init()
+	file_openvpc_v1_vpn_bgp_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
