@@ -16,6 +16,7 @@ import (
 	"github.com/openvpc/openvpc/datapath"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/localcloud"
+	"github.com/openvpc/openvpc/objectstore"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -193,7 +194,11 @@ func (d *demo) scene5(ctx context.Context) (Scene, error) {
 	if !ok {
 		return s, errors.New("red-1 has no NIC")
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.DialContext}}
+	// One connection per request: until the endpoint's route reaches
+	// host-1, red-1's packets for the store still take the internet
+	// gateway (scene 5's default route), and a connection opened that way
+	// would be reset once its packets start taking the endpoint.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.DialContext, DisableKeepAlives: true}}
 	resp, err := hc.Get("http://" + localcloud.WebAddr.String() + "/")
 	if err != nil {
 		return s, err
@@ -247,17 +252,25 @@ func (d *demo) scene6(ctx context.Context) (Scene, error) {
 	if !ok {
 		return s, errors.New("red-1 has no NIC")
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.DialContext}}
+	// One connection per request: until the endpoint's route reaches
+	// host-1, red-1's packets for the store still take the internet
+	// gateway (scene 5's default route), and a connection opened that way
+	// would be reset once its packets start taking the endpoint.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.DialContext, DisableKeepAlives: true}}
 	base := "http://" + s3.Addr.String()
 	policy := fmt.Sprintf(`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::talk","arn:aws:s3:::talk/*"],"Condition":{"StringNotEquals":{"aws:SourceVpce":"%s"}}}]}`, id)
 	var status []int
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		// The first request waits for the endpoint's route to reach host-1 and the edge.
-		if st, err := d.send(hc, http.MethodPut, base+"/talk", ""); err == nil && st == http.StatusOK {
+		// Wait for the endpoint's route to reach host-1 and the edge: a
+		// listing that the store saw arrive through the endpoint.
+		if st, err := d.send(hc, http.MethodGet, base+"/", ""); err == nil && st == http.StatusOK && lastVia(s3.Store.Requests()) == id {
 			break
 		} else if time.Now().After(deadline) {
 			return s, fmt.Errorf("red-1 cannot reach the store through %s: %v %v", id, st, err)
 		}
+	}
+	if st, err := d.send(hc, http.MethodPut, base+"/talk", ""); err != nil || st != http.StatusOK {
+		return s, fmt.Errorf("creating bucket talk through %s: %v %v", id, st, err)
 	}
 	for _, r := range []struct{ method, path, body string }{
 		{http.MethodPut, "/talk?policy", policy},
@@ -294,6 +307,14 @@ func (d *demo) scene6(ctx context.Context) (Scene, error) {
 		s.Verdict = fmt.Sprintf("unexpected: %v, internet %d", status, denied)
 	}
 	return s, nil
+}
+
+// lastVia is the endpoint the store's last request came through.
+func lastVia(rs []objectstore.Request) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	return rs[len(rs)-1].Endpoint
 }
 
 // send makes one plain HTTP request (the store takes unsigned requests).
