@@ -466,6 +466,10 @@ func (tu *tunnel) why() string {
 		switch {
 		case strings.Contains(l, "MAC mismatched"), strings.Contains(l, "AUTHENTICATION_FAILED"), strings.Contains(l, "authentication of") && strings.Contains(l, "failed"):
 			reason = "authentication failed: the customer gateway's pre-shared key does not match (see openvpc vpn config)"
+		case strings.Contains(l, "no IKE config found"):
+			// charon answers NO_PROPOSAL_CHOSEN to a gateway that knocked
+			// before the connection was loaded: no proposal was wrong.
+			reason = "the customer gateway connected before this tunnel was ready and was refused; initiate it again (swanctl --initiate) or let its DPD restart it"
 		case strings.Contains(l, "NO_PROPOSAL_CHOSEN"), strings.Contains(l, "no acceptable proposal"):
 			reason = "no proposal both sides accept: configure the proposals openvpc vpn config prints"
 		case strings.Contains(l, "TS_UNACCEPTABLE"), strings.Contains(l, "traffic selectors") && strings.Contains(l, "unacceptable"):

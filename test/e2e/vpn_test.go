@@ -565,6 +565,19 @@ func TestVPNSiteToSite(t *testing.T) {
 		if err := os.WriteFile(file, []byte(both), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The site connects once both edges have loaded the new
+		// connection (they say they are waiting for it): a customer
+		// gateway that knocks earlier is refused (no IKE config yet) and
+		// charon does not retry a refusal, which is no test of the keys.
+		c.eventually("bad-vpn's tunnels loaded on their edges", 30*time.Second, func() bool {
+			n := 0
+			for _, tu := range okJSON[vpnJ](c.cloud, "vpn", "get", "bad-vpn").Tunnels {
+				if strings.Contains(tu.Status.Detail, "waiting for the customer gateway") {
+					n++
+				}
+			}
+			return n == 2
+		})
 		if out, code := run(t, c.site.ns, 20*time.Second, "swanctl", "--load-all", "--noprompt", "--file", file, "--uri", "unix://"+c.siteCharon.Socket()); code != 0 {
 			t.Fatalf("swanctl --load-all: exit %d\n%s", code, out)
 		}
