@@ -11,6 +11,7 @@ import (
 
 func demoCmd() *cobra.Command {
 	var nicKind, output string
+	var sites, inNetns bool
 	var cfg demo.Config
 	c := &cobra.Command{
 		Use:   "demo [--step] [-o json] [--nic tun]",
@@ -24,6 +25,8 @@ and play the talk's scenes on real packets, showing what happened on the wire:
   3. green forges its way in: the receiving host drops it and raises a security event
   4. the cache: every lookup local, a new instance's mapping on every host before it runs
   5. red reaches the internet through Blackfoot, as its Elastic IP
+  6. red reaches the object store through a gateway endpoint
+  7. (--sites, as root) red reaches an office through a site-to-site VPN
 
 Nothing needs root; --nic tun uses Linux namespaces for the instances (as root).
 The cloud and its directory are removed at the end.`,
@@ -40,9 +43,25 @@ The cloud and its directory are removed at the end.`,
 				return errors.New("--nic none runs no instances; use netstack or tun")
 			}
 			cfg.Out, cfg.In, cfg.JSON, cfg.NIC = cmd.OutOrStdout(), cmd.InOrStdin(), output == "json", kind
+			if sites && !inNetns {
+				if why := demo.SitesMissing(); why != "" {
+					cfg.SitesWhy = why
+				} else {
+					return demoReexec()
+				}
+			}
+			if inNetns {
+				if err := demoEnterNetns(); err != nil {
+					return err
+				}
+				cfg.Sites = true
+			}
 			return demo.Run(cmd.Context(), cfg)
 		},
 	}
+	c.Flags().BoolVar(&sites, "sites", false, "also play scene 7, red → an office through a site-to-site VPN (root, strongswan and frr installed; the demo runs in a network namespace of its own)")
+	c.Flags().BoolVar(&inNetns, demoInNetns[2:], false, "internal: the demo already runs in its own network namespace")
+	_ = c.Flags().MarkHidden(demoInNetns[2:])
 	c.Flags().BoolVar(&cfg.Step, "step", false, "wait for Enter before each scene")
 	c.Flags().StringVar(&nicKind, "nic", "netstack", "instances: netstack (userspace stacks, no root) or tun (Linux namespaces, root)")
 	c.Flags().StringVarP(&output, "output", "o", "table", "table (the story, for people) or json (the scenes as data)")
