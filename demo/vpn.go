@@ -313,9 +313,10 @@ func (d *demo) scene7(ctx context.Context) (Scene, error) {
 		}
 	}
 	esp, ike, other := count.stop()
+	sent, received := count.out.Load(), count.in.Load()
 	s.Wire = append(s.Wire, fmt.Sprintf("red-1 (%s) fetches http://%s/ and gets: %q", red.PrivateIp, officeHost.Addr(), strings.TrimSpace(string(body))))
-	s.Wire = append(s.Wire, fmt.Sprintf("edge-1's outside carried %d ESP-in-UDP (4500) packets, %d IKE (500), %d others — no plaintext", esp, ike, other))
-	if strings.Contains(string(body), "from "+red.PrivateIp+":") && esp > 0 && other == 0 {
+	s.Wire = append(s.Wire, fmt.Sprintf("the internet link to the office carried %d IPv4 packets (%d toward the office, %d back): %d ESP in UDP 4500, %d IKE, %d others", sent+received, sent, received, esp, ike, other))
+	if strings.Contains(string(body), "from "+red.PrivateIp+":") && esp > 0 && other == 0 && sent > 0 && received > 0 {
 		s.Verdict = "through the tunnel"
 	} else {
 		s.Verdict = fmt.Sprintf("unexpected: %d ESP, %d other packets", esp, other)
@@ -338,6 +339,7 @@ type counter struct {
 	done            chan struct{}
 	stopping        atomic.Bool
 	esp, ike, other atomic.Uint64
+	in, out         atomic.Uint64
 }
 
 func countOutside(ifname string) (*counter, error) {
@@ -345,11 +347,13 @@ func countOutside(ifname string) (*counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	// ETH_P_ALL, not ETH_P_IP: the kernel hands outgoing frames only to
+	// taps of every protocol.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -364,18 +368,25 @@ func (c *counter) read() {
 	defer close(c.done)
 	buf := make([]byte, 2048)
 	for !c.stopping.Load() {
-		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
 		if err != nil {
 			if err == unix.EAGAIN || err == unix.EINTR {
 				continue
 			}
 			return
 		}
-		c.classify(buf[:n])
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Protocol == htons(unix.ETH_P_IP) {
+			c.classify(buf[:n], ll.Pkttype == unix.PACKET_OUTGOING)
+		}
 	}
 }
 
-func (c *counter) classify(p []byte) {
+func (c *counter) classify(p []byte, out bool) {
+	if out {
+		c.out.Add(1)
+	} else {
+		c.in.Add(1)
+	}
 	if len(p) < 20 || p[0]>>4 != 4 {
 		return
 	}
