@@ -85,7 +85,9 @@ type demo struct {
 	wire  uint16
 	eip   string
 	conn  *cli.Conn
-	sites *sites
+	// adminConfig is the demo's client config, for the commands it runs.
+	adminConfig string
+	sites       *sites
 }
 
 // Run builds a cloud in a temporary directory (3 hosts, 1 edge, a
@@ -130,7 +132,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	plays := []func(context.Context) (Scene, error){d.scene1, d.scene2, d.scene3, d.scene4, d.scene5, d.scene6}
 	if d.cfg.Sites {
-		plays = append(plays, d.scene7)
+		plays = append(plays, d.scene7, d.scene8)
 	} else {
 		d.say("%s", d.cfg.sitesNote())
 	}
@@ -187,7 +189,7 @@ func (d *demo) start(ctx context.Context, dir string) error {
 		d.cloud.Close()
 		return err
 	}
-	d.conn = conn
+	d.conn, d.adminConfig = conn, cfg.Server.AdminConfig
 	d.vpc, d.inst = openvpcv1connect.NewVpcServiceClient(conn.HTTP, conn.URL), openvpcv1connect.NewInstanceServiceClient(conn.HTTP, conn.URL)
 	d.endpt = openvpcv1connect.NewEndpointServiceClient(conn.HTTP, conn.URL)
 	return nil

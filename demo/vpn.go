@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -23,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/openvpc/openvpc/edge"
+	"github.com/openvpc/openvpc/edge/dx"
 	"github.com/openvpc/openvpc/edge/vpn"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
@@ -44,19 +47,23 @@ var (
 // sites is what the VPN and Direct Connect scenes made: the namespaces
 // and processes to remove at the end.
 type sites struct {
-	tag      string
-	nss      []string
-	charons  []*vpn.Charon
-	servers  []*http.Server
-	dir      string
-	vpnOut   string
-	vpnClose func()
+	tag     string
+	nss     []string
+	charons []*vpn.Charon
+	servers []*http.Server
+	dir     string
+	vpnOut  string
+	dxPort  string
+	procs   []*exec.Cmd
+	// dxStop ends the Direct Connect controller and waits for it.
+	dxStop func()
+	log    *slog.Logger
 }
 
 func newSites(dir string) *sites {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	return &sites{tag: "ovd" + hex.EncodeToString(b), dir: dir}
+	return &sites{tag: "ovd" + hex.EncodeToString(b), dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 // edgeFunctions gives edge-1 the VPN function, its outside a TUN in the
@@ -76,8 +83,24 @@ func (s *sites) edgeFunctions(id string) ([]edge.Function, func(*edge.Node), err
 		return nil, nil, err
 	}
 	f := vpn.New(vpn.Config{EdgeID: id, Outside: out, OutsideName: s.vpnOut, Dir: dir, Poll: 300 * time.Millisecond})
-	return []edge.Function{f}, func(n *edge.Node) {
+	// The Direct Connect port: `dx site` cables it in later; the
+	// controller waits for it.
+	s.dxPort = s.tag + "p"
+	ctl, err := dx.NewController(dx.ControllerConfig{EdgeID: id, Ports: []string{s.dxPort}, Namespaces: s.tag + "-dx", Poll: 300 * time.Millisecond, Logger: s.log})
+	if err != nil {
+		out.Close()
+		return nil, nil, err
+	}
+	return []edge.Function{f, ctl.Data()}, func(n *edge.Node) {
 		f.Bind(openvpcv1connect.NewVpnServiceClient(n.HTTP, n.Server), n.Cache.Tables)
+		ctl.Bind(openvpcv1connect.NewDirectConnectServiceClient(n.HTTP, n.Server), n.Cache.Tables)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = ctl.Run(ctx)
+		}()
+		s.dxStop = func() { cancel(); <-done }
 	}, nil
 }
 
@@ -147,6 +170,13 @@ func listenIn(ns, addr string) (net.Listener, error) {
 // close stops what the scenes started, by PID, and removes their
 // namespaces.
 func (s *sites) close() {
+	for _, p := range s.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+		_ = p.Wait()
+	}
+	if s.dxStop != nil {
+		s.dxStop()
+	}
 	for _, srv := range s.servers {
 		srv.Close()
 	}
@@ -226,6 +256,27 @@ func (d *demo) scene7(ctx context.Context) (Scene, error) {
 	conf, err := v.GetVpnConnectionConfig(ctx, connect.NewRequest(&pb.GetVpnConnectionConfigRequest{Ref: id, Format: "strongswan"}))
 	if err != nil {
 		return s, err
+	}
+	// Load the site only once edge-1 holds both tunnels (their charons
+	// report a state): an office initiating earlier is refused and, by
+	// AWS's config, does not retry.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		g, err := v.GetVpnConnection(ctx, connect.NewRequest(&pb.GetVpnConnectionRequest{Ref: id}))
+		if err != nil {
+			return s, err
+		}
+		ready := 0
+		for _, t := range g.Msg.VpnConnection.Tunnels {
+			if t.EdgeId != "" && t.GetStatus().GetState() != pb.TunnelState_TUNNEL_STATE_UNSPECIFIED {
+				ready++
+			}
+		}
+		if ready == len(g.Msg.VpnConnection.Tunnels) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("edge-1 did not take the tunnels of %s in 15 s: %v", id, g.Msg.VpnConnection.Tunnels)
+		}
 	}
 	site := st.nss[0]
 	dir := filepath.Join(st.dir, "site")
@@ -419,3 +470,11 @@ func (c *counter) stop() (esp, ike, other uint64) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func netInterface(name string) (int, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return ifi.Index, nil
+}
