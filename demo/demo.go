@@ -154,7 +154,11 @@ func (d *demo) run(ctx context.Context) error {
 	if d.cfg.JSON {
 		enc := json.NewEncoder(d.cfg.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"scenes": d.scenes})
+		doc := map[string]any{"scenes": d.scenes}
+		if !d.cfg.Sites {
+			doc["note"] = d.cfg.sitesNote()
+		}
+		return enc.Encode(doc)
 	}
 	fmt.Fprintf(d.cfg.Out, "\nThe talk, on real packets, in %.1f s. Everything is cleaned up.\n", time.Since(start).Seconds())
 	return nil

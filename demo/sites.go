@@ -40,7 +40,7 @@ func SitesMissing() string {
 func (c *Config) sitesNote() string {
 	why := c.SitesWhy
 	if why == "" {
-		why = "not asked for (--sites)"
+		why = "not asked for"
 	}
-	return fmt.Sprintf("scenes 7 (VPN) and 8 (Direct Connect) left out: %s; to see them run `openvpc demo --sites` as root with strongswan and frr installed", why)
+	return fmt.Sprintf("scenes 7 (VPN) and 8 (Direct Connect) left out: %s; to see them, run openvpc demo as root with strongswan and frr installed", why)
 }
