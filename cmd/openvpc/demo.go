@@ -55,7 +55,7 @@ The cloud and its directory are removed at the end.`,
 				case why != "":
 					cfg.SitesWhy = why
 				default:
-					return demoReexec()
+					return demoReexec(cmd.Context())
 				}
 			}
 			if inNetns {

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -20,8 +22,12 @@ const demoInNetns = "--in-own-netns"
 // (CLONE_NEWNET|CLONE_NEWNS): everything the VPN and Direct Connect scenes
 // make — the loopback underlay, TUNs, veths, site namespaces — lives in
 // namespaces openvpc created and goes with the process.
-func demoReexec() error {
-	cmd := exec.Command("/proc/self/exe", append(os.Args[1:], demoInNetns)...)
+func demoReexec(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", append(os.Args[1:], demoInNetns)...)
+	// Interrupted, the child cleans up (it stops charon and bgpd, deletes
+	// the namespaces it named): pass the signal on and give it time.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {

@@ -2,10 +2,13 @@
 
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 const demoInNetns = "--in-own-netns"
 
-func demoReexec() error { return errors.New("the VPN and Direct Connect scenes need Linux") }
+func demoReexec(context.Context) error { return errors.New("the VPN and Direct Connect scenes need Linux") }
 
 func demoEnterNetns() error { return errors.New("the VPN and Direct Connect scenes need Linux") }
