@@ -298,6 +298,7 @@ func (d *demo) scene7(ctx context.Context) (Scene, error) {
 	}
 	s.Wire = append(s.Wire, fmt.Sprintf("the office's strongSwan at %v loads `vpn config %s --format strongswan` (%d lines)", cgwAddr.Addr(), id, strings.Count(conf.Msg.Config, "\n")))
 	var conn *pb.VpnConnection
+	retry := time.Now().Add(3 * time.Second)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		g, err := v.GetVpnConnection(ctx, connect.NewRequest(&pb.GetVpnConnectionRequest{Ref: id}))
 		if err != nil {
@@ -312,6 +313,24 @@ func (d *demo) scene7(ctx context.Context) (Scene, error) {
 		}
 		if up == len(conn.Tunnels) {
 			break
+		}
+		// An office that initiated before edge-1's charon had the tunnel
+		// loaded was refused (NO_PROPOSAL_CHOSEN), and charon does not
+		// retry that: initiate the tunnel again, once, as an operator would.
+		if !retry.IsZero() && time.Now().After(retry) {
+			retry = time.Time{}
+			for i, t := range conn.Tunnels {
+				if t.GetStatus().GetState() == pb.TunnelState_TUNNEL_STATE_UP {
+					continue
+				}
+				child := fmt.Sprintf("%s-tunnel%d", id, i+1)
+				init := exec.CommandContext(ctx, "ip", "netns", "exec", site, "swanctl", "--initiate", "--child", child, "--timeout", "10", "--uri", "unix://"+ch.Socket())
+				if err := init.Start(); err == nil {
+					go func() { _ = init.Wait() }()
+					s.Wire = append(s.Wire, fmt.Sprintf("tunnel %d was %s (%s): the office initiates it again (swanctl --initiate --child %s)", i+1,
+						strings.ToLower(strings.TrimPrefix(t.GetStatus().GetState().String(), "TUNNEL_STATE_")), t.GetStatus().GetDetail(), child))
+				}
+			}
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(ch.Log())
