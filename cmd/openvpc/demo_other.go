@@ -9,6 +9,8 @@ import (
 
 const demoInNetns = "--in-own-netns"
 
-func demoReexec(context.Context) error { return errors.New("the VPN and Direct Connect scenes need Linux") }
+func demoReexec(context.Context) error {
+	return errors.New("the VPN and Direct Connect scenes need Linux")
+}
 
 func demoEnterNetns() error { return errors.New("the VPN and Direct Connect scenes need Linux") }
