@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -37,6 +38,13 @@ type Config struct {
 	// Dir is where the demo's temporary directory is made (default: the
 	// system's); the directory is removed at the end.
 	Dir string
+	// Sites plays scenes 7 (VPN) and 8 (Direct Connect) too. The caller
+	// must already be in a network namespace of the demo's own, as root
+	// (cmd/openvpc re-executes itself there); see SitesMissing.
+	Sites bool
+	// SitesWhy is why the caller left scenes 7 and 8 out, for the note
+	// the story prints (default: they were not asked for).
+	SitesWhy string
 }
 
 // Validate reports a configuration that cannot work.
@@ -76,6 +84,10 @@ type demo struct {
 	insts map[string]*pb.Instance
 	wire  uint16
 	eip   string
+	conn  *cli.Conn
+	// adminConfig is the demo's client config, for the commands it runs.
+	adminConfig string
+	sites       *sites
 }
 
 // Run builds a cloud in a temporary directory (3 hosts, 1 edge, a
@@ -102,6 +114,12 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	d.say("building a cloud in %s: 3 hosts, 1 edge, a simulated internet (%s instances)…", dir, d.cfg.NIC)
+	// After the cloud (deferred first): the edge stops its tunnels first.
+	defer func() {
+		if d.sites != nil {
+			d.sites.close()
+		}
+	}()
 	if err := d.start(ctx, dir); err != nil {
 		return err
 	}
@@ -112,7 +130,13 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.setup(ctx); err != nil {
 		return fmt.Errorf("demo setup: %w", err)
 	}
-	for i, play := range []func(context.Context) (Scene, error){d.scene1, d.scene2, d.scene3, d.scene4, d.scene5, d.scene6} {
+	plays := []func(context.Context) (Scene, error){d.scene1, d.scene2, d.scene3, d.scene4, d.scene5, d.scene6}
+	if d.cfg.Sites {
+		plays = append(plays, d.scene7, d.scene8)
+	} else {
+		d.say("%s", d.cfg.sitesNote())
+	}
+	for i, play := range plays {
 		if d.cfg.Step && !d.cfg.JSON {
 			fmt.Fprintf(d.cfg.Out, "\n[Enter] for scene %d ", i+1)
 			_, _ = d.in.ReadString('\n')
@@ -130,7 +154,11 @@ func (d *demo) run(ctx context.Context) error {
 	if d.cfg.JSON {
 		enc := json.NewEncoder(d.cfg.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"scenes": d.scenes})
+		doc := map[string]any{"scenes": d.scenes}
+		if !d.cfg.Sites {
+			doc["note"] = d.cfg.sitesNote()
+		}
+		return enc.Encode(doc)
 	}
 	fmt.Fprintf(d.cfg.Out, "\nThe talk, on real packets, in %.1f s. Everything is cleaned up.\n", time.Since(start).Seconds())
 	return nil
@@ -148,6 +176,13 @@ func (d *demo) start(ctx context.Context, dir string) error {
 	// its own loopback address, and a demo next to another cloud (an
 	// `openvpc up`, another demo) takes the next free 127.0.N.0/24.
 	cfg.AnyUnderlay = true
+	if d.cfg.Sites {
+		// As root in the demo's own namespace: edge-1 also holds VPN
+		// tunnels, their outside addresses from a documentation range.
+		d.sites = newSites(dir)
+		cfg.Server.Store.VPNPools = []netip.Prefix{vpnPool}
+		cfg.EdgeFunctions = d.sites.edgeFunctions
+	}
 	var err error
 	if d.cloud, err = localcloud.New(ctx, cfg); err != nil {
 		return err
@@ -158,6 +193,7 @@ func (d *demo) start(ctx context.Context, dir string) error {
 		d.cloud.Close()
 		return err
 	}
+	d.conn, d.adminConfig = conn, cfg.Server.AdminConfig
 	d.vpc, d.inst = openvpcv1connect.NewVpcServiceClient(conn.HTTP, conn.URL), openvpcv1connect.NewInstanceServiceClient(conn.HTTP, conn.URL)
 	d.endpt = openvpcv1connect.NewEndpointServiceClient(conn.HTTP, conn.URL)
 	return nil

@@ -30,6 +30,9 @@ func TestStory(t *testing.T) {
 		"── 5. red → the internet, through Blackfoot", "⇒ translated",
 		"── 6. red → the object store, through a gateway endpoint", ", denied via the internet",
 		"Everything is cleaned up.",
+		// Without Sites (the caller's namespace is the machine's): one
+		// line says why 7 and 8 were left out, and how to get them.
+		"scenes 7 (VPN) and 8 (Direct Connect) left out: not asked for; to see them, run openvpc demo as root with strongswan and frr installed",
 		// Geneve on its own port, as the docs say, each host on its own
 		// loopback address.
 		"Geneve on UDP port 6081", "UDP         source port from the flow hash → 6081 (Geneve)",

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/openvpc/openvpc/control/server"
+	"github.com/openvpc/openvpc/edge"
 	"github.com/openvpc/openvpc/underlay"
 )
 
@@ -81,6 +82,11 @@ type Config struct {
 	// Heartbeat is how often host agents report in without changes, and
 	// EdgeHeartbeat how often edges do (default: the agent's).
 	Heartbeat, EdgeHeartbeat time.Duration
+	// EdgeFunctions, when set, gives edge id functions beyond gateway
+	// endpoints (the demo's VPN, as root in a namespace of its own), and
+	// bind, called with the edge's node before it runs, connects them to
+	// the Mapping Service. Nil (the default) for none.
+	EdgeFunctions func(id string) (fns []edge.Function, bind func(*edge.Node), err error)
 	// Log receives the logs of every part (default: discarded).
 	Log *slog.Logger
 }

@@ -138,13 +138,25 @@ func (c *Cloud) startEdge(ctx context.Context, id string, wire *underlay.UDPConn
 	if err != nil {
 		return nil, err
 	}
+	// Every edge serves gateway endpoints too: relaying costs nothing
+	// until a VPC has one.
+	fns := []edge.Function{endpoint.New()}
+	var bind func(*edge.Node)
+	if c.cfg.EdgeFunctions != nil {
+		more, b, err := c.cfg.EdgeFunctions(id)
+		if err != nil {
+			return nil, err
+		}
+		fns, bind = append(fns, more...), b
+	}
 	n, err := edge.NewNode(
 		node.Config{Server: s.URL(), HostID: id, Creds: creds, Heartbeat: c.cfg.EdgeHeartbeat, Logger: c.cfg.Log, API: "127.0.0.1:0"},
-		// Every edge serves gateway endpoints too: relaying costs nothing
-		// until a VPC has one.
-		edge.Config{Underlay: addr, Wire: wire, WirePort: c.cfg.WirePort, Outside: outside, Functions: []edge.Function{endpoint.New()}})
+		edge.Config{Underlay: addr, Wire: wire, WirePort: c.cfg.WirePort, Outside: outside, Functions: fns})
 	if err != nil {
 		return nil, err
+	}
+	if bind != nil {
+		bind(n)
 	}
 	if metrics {
 		if err := s.Register(n.Collector()); err != nil {
