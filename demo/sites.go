@@ -2,8 +2,10 @@ package demo
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 
 	"github.com/openvpc/openvpc/edge/vpn"
 )
@@ -14,9 +16,15 @@ import (
 // made. So they play only as root, in a network namespace of the demo's
 // own (see cmd/openvpc: the demo re-executes itself there).
 
+// vpnPool is where scene 7's tunnels get their outside addresses.
+var vpnPool = netip.MustParsePrefix("192.0.2.192/28")
+
 // SitesMissing says why scenes 7 and 8 cannot play on this machine, ""
 // when they can: root, strongSwan (charon, swanctl) and FRR (bgpd).
 func SitesMissing() string {
+	if runtime.GOOS != "linux" {
+		return "they need Linux (network namespaces)"
+	}
 	if os.Geteuid() != 0 {
 		return "not running as root"
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package demo
 
 import (
@@ -38,7 +40,6 @@ import (
 var (
 	cgwAddr      = netip.MustParsePrefix("192.0.2.50/26")
 	inetAddr     = netip.MustParsePrefix("192.0.2.1/26")
-	vpnPool      = netip.MustParsePrefix("192.0.2.192/28")
 	officePrefix = "192.168.50.0/24"
 	officeGW     = netip.MustParsePrefix("192.168.50.1/24")
 	officeHost   = netip.MustParsePrefix("192.168.50.10/24")

@@ -144,12 +144,12 @@ func (tu *tunnel) routeIPsec(want []netip.Prefix) {
 	}
 	for _, p := range tu.ipsecRoutes {
 		if !slices.Contains(want, p) {
-			_ = h.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK})
+			_ = h.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: scopeLink})
 		}
 	}
 	tu.ipsecRoutes = tu.ipsecRoutes[:0]
 	for _, p := range want {
-		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: scopeLink}); err != nil {
 			tu.f.cfg.Logger.Warn("vpn: cannot route a learned prefix into ipsec0", "tunnel", tu.key, "prefix", p, "err", err)
 			continue
 		}

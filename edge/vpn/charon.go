@@ -137,7 +137,7 @@ func StartCharon(ctx context.Context, cfg CharonConfig) (*Charon, error) {
 	c.cmd = exec.Command("ip", "netns", "exec", cfg.Netns, "unshare", "-m", "--propagation", "private", "sh", "-c",
 		"mount -t tmpfs tmpfs /run && exec "+CharonPath)
 	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+confPath)
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	c.cmd.SysProcAttr = childAttr()
 	out, err := os.OpenFile(filepath.Join(cfg.Dir, "charon.out"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("vpn: %w", err)

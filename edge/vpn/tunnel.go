@@ -20,7 +20,6 @@ import (
 	"github.com/strongswan/govici/vici"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -169,7 +168,7 @@ func (tu *tunnel) setup() error {
 	if err := netlink.LinkSetUp(l); err != nil {
 		return err
 	}
-	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: host32(tu.outside), Scope: netlink.SCOPE_LINK}); err != nil {
+	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: host32(tu.outside), Scope: scopeLink}); err != nil {
 		return fmt.Errorf("route to the outside address %v: %w", tu.outside, err)
 	}
 	h, err := netlink.NewHandleAt(ns)
@@ -199,7 +198,7 @@ func (tu *tunnel) setup() error {
 			return err
 		}
 		if name == "o0" {
-			if err := h.RouteAdd(&netlink.Route{LinkIndex: nl.Attrs().Index, Dst: host32(hop), Scope: netlink.SCOPE_LINK}); err != nil {
+			if err := h.RouteAdd(&netlink.Route{LinkIndex: nl.Attrs().Index, Dst: host32(hop), Scope: scopeLink}); err != nil {
 				return err
 			}
 			if err := h.RouteAdd(&netlink.Route{LinkIndex: nl.Attrs().Index, Gw: hop.AsSlice()}); err != nil {
@@ -214,7 +213,7 @@ func (tu *tunnel) setup() error {
 		// site's packets for the VPC back into the tunnel: the main table,
 		// which routes what BGP learned, is consulted first.
 		rule := netlink.NewRule()
-		rule.Table, rule.Priority = unix.RT_TABLE_MAIN, 100
+		rule.Table, rule.Priority = rtTableMain, 100
 		if err := h.RuleAdd(rule); err != nil {
 			return fmt.Errorf("routing rule in %s: %w", tu.ns, err)
 		}
@@ -224,7 +223,7 @@ func (tu *tunnel) setup() error {
 	}
 	// The VPC comes back through the edge's TUN.
 	if out, err := netlink.LinkByName(tu.f.cfg.OutsideName); err == nil {
-		_ = netlink.RouteReplace(&netlink.Route{LinkIndex: out.Attrs().Index, Dst: prefixNet(tu.conn.vpc), Scope: netlink.SCOPE_LINK})
+		_ = netlink.RouteReplace(&netlink.Route{LinkIndex: out.Attrs().Index, Dst: prefixNet(tu.conn.vpc), Scope: scopeLink})
 	}
 	if err := tu.startCharon(); err != nil {
 		return err
@@ -286,7 +285,7 @@ func (tu *tunnel) routeIntoIPsec() error {
 		// the site's router (the second) is reached through the tunnel.
 		sess, _ := bgpSession(tu.et, tu.conn.vpc, tu.f.cfg.BGPHold)
 		a := &netlink.Addr{IPNet: &net.IPNet{IP: sess.LocalAddr.AsSlice(), Mask: net.CIDRMask(30, 32)}}
-		if err := h.AddrReplace(l, a); err != nil {
+		if err := addrReplace(h, l, a); err != nil {
 			return fmt.Errorf("the inside address %v on ipsec0 in %s: %w", sess.LocalAddr, tu.ns, err)
 		}
 		tu.ipsecRoutes = nil // a new ipsec0: route what is learned again
@@ -294,7 +293,7 @@ func (tu *tunnel) routeIntoIPsec() error {
 		return nil
 	}
 	for _, p := range tu.conn.routes {
-		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(p), Scope: scopeLink}); err != nil {
 			return fmt.Errorf("route %v into ipsec0 in %s: %w", p, tu.ns, err)
 		}
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package frr runs FRR's bgpd as a customer router for tests: one
 // standalone bgpd (no zebra) per router, inside a network namespace the
 // test made, with its own config, pid file and vty socket under the
