@@ -6,11 +6,14 @@ GO ?= go
 build:
 	$(GO) build -o openvpc ./cmd/openvpc
 
-# All tests: vet, every package, then the packages where concurrency lives
-# again under the race detector.
+# All tests: vet, every package, the end-to-end tests (test/e2e: hosts in
+# namespaces, iperf3 at tens of Gbit/s) on their own so that their load
+# does not starve the timing of the in-process ones, then the packages
+# where concurrency lives again under the race detector.
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -count=1 ./test/e2e/
 	$(GO) test -count=1 -race -short ./control/... ./node/... ./host/... ./edge/... ./underlay/... ./localcloud/... ./testcloud/...
 
 # Regenerate the protobuf code (needs buf, protoc-gen-go, protoc-gen-connect-go
