@@ -64,8 +64,9 @@ type Port struct {
 	perVLAN  *ebpf.Map // VLAN id → frames in, frames out (per CPU)
 	ingress  link.Link
 
-	mu   sync.Mutex
-	tags map[uint16]vif
+	mu     sync.Mutex
+	tags   map[uint16]vif
+	closed bool // the maps are freed: counters read zero
 }
 
 type vif struct {
@@ -250,7 +251,12 @@ func (p *Port) RemoveVIF(vid uint16) error {
 
 // Counters sums the per-CPU counters.
 func (p *Port) Counters() Counters {
+	p.mu.Lock() // Close frees the maps
+	defer p.mu.Unlock()
 	var c [numCounters]uint64
+	if p.closed {
+		return Counters{}
+	}
 	for i := range c {
 		var per []uint64
 		if err := p.counters.Lookup(uint32(i), &per); err == nil {
@@ -265,6 +271,11 @@ func (p *Port) Counters() Counters {
 // VLANFrames are the frames VLAN vid carried in (from the port to its VIF)
 // and out (from its VIF to the port) since Attach.
 func (p *Port) VLANFrames(vid uint16) (in, out uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, 0
+	}
 	var per [][2]uint64
 	if err := p.perVLAN.Lookup(uint32(vid), &per); err != nil {
 		return 0, 0
@@ -289,6 +300,10 @@ func (p *Port) Close() error {
 		errs = append(errs, p.ingress.Close())
 		p.ingress = nil
 	}
+	if p.closed {
+		return errors.Join(errs...)
+	}
+	p.closed = true
 	errs = append(errs, p.vifs.Close(), p.counters.Close(), p.perVLAN.Close())
 	return errors.Join(errs...)
 }
