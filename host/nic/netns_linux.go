@@ -2,9 +2,11 @@ package nic
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -263,4 +265,31 @@ func Within(ns netns.NsHandle, fn func() error) error {
 		}
 		return fn()
 	})
+}
+
+// dialIn opens a connection from inside namespace ns, so the socket is
+// the instance's own (TUN and veth NICs).
+func dialIn(ns netns.NsHandle, ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := Within(ns, func() error {
+		var err error
+		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// dialPingIn opens a raw ICMP socket inside namespace ns (the agent is
+// root; ping sockets are off by default in a namespace).
+func dialPingIn(ns netns.NsHandle, src, dst netip.Addr) (net.Conn, error) {
+	var c *net.IPConn
+	err := Within(ns, func() error {
+		var err error
+		c, err = net.DialIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()}, &net.IPAddr{IP: dst.AsSlice()})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rawPing{c}, nil
 }

@@ -384,28 +384,13 @@ func (t *TUN) Close() error {
 // DialContext implements NIC: the socket is opened inside the namespace,
 // so it is the instance's own.
 func (t *TUN) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := Within(t.netns, func() error {
-		var err error
-		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
+	return dialIn(t.netns, ctx, network, addr)
 }
 
 // DialPing implements NIC with a raw ICMP socket inside the namespace
 // (the agent is root; ping sockets are off by default in a namespace).
 func (t *TUN) DialPing(src, dst netip.Addr) (net.Conn, error) {
-	var c *net.IPConn
-	err := Within(t.netns, func() error {
-		var err error
-		c, err = net.DialIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()}, &net.IPAddr{IP: dst.AsSlice()})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rawPing{c}, nil
+	return dialPingIn(t.netns, src, dst)
 }
 
 // rawPing makes a raw ICMP socket behave as a ping socket: Write fills in

@@ -475,25 +475,10 @@ func (v *Veth) Close() error {
 
 // DialContext implements NIC inside the instance's namespace.
 func (v *Veth) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := Within(v.netns, func() error {
-		var err error
-		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
+	return dialIn(v.netns, ctx, network, addr)
 }
 
 // DialPing implements NIC with a raw ICMP socket inside the namespace.
 func (v *Veth) DialPing(src, dst netip.Addr) (net.Conn, error) {
-	var c *net.IPConn
-	err := Within(v.netns, func() error {
-		var err error
-		c, err = net.DialIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()}, &net.IPAddr{IP: dst.AsSlice()})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rawPing{c}, nil
+	return dialPingIn(v.netns, src, dst)
 }
