@@ -7,7 +7,7 @@ import (
 // Collector exports the ports' frame counters and each VIF's BGP state.
 func (c *Controller) Collector() prometheus.Collector {
 	return &collector{c: c,
-		frames:   prometheus.NewDesc("openvpc_dx_frames_total", "Frames on a Direct Connect port: in (tagged, to a VIF), out (from a VIF, tagged), and the dropped: untagged, unknown_vlan (no VIF has the VLAN), error.", []string{"port", "result"}, nil),
+		frames:   prometheus.NewDesc("openvpc_dx_frames_total", "Frames on a Direct Connect port: in (tagged, to a VIF), out (from a VIF, tagged), and the dropped: untagged, unknown_vlan (no VIF has the VLAN), error, and local (untagged frames of the edge's own stack, kept off the wire).", []string{"port", "result"}, nil),
 		session:  prometheus.NewDesc("openvpc_dx_bgp_established", "1 when the VIF's BGP session is established.", []string{"vif"}, nil),
 		received: prometheus.NewDesc("openvpc_dx_bgp_prefixes_received", "Prefixes the customer's router announces on the VIF.", []string{"vif"}, nil),
 		flaps:    prometheus.NewDesc("openvpc_dx_bgp_flaps_total", "Times the VIF's session left established.", []string{"vif"}, nil),
@@ -32,7 +32,7 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, x := range []struct {
 			result string
 			n      uint64
-		}{{"in", k.In}, {"out", k.Out}, {"untagged", k.Untagged}, {"unknown_vlan", k.UnknownVLAN}, {"error", k.Errors}} {
+		}{{"in", k.In}, {"out", k.Out}, {"untagged", k.Untagged}, {"unknown_vlan", k.UnknownVLAN}, {"error", k.Errors}, {"local", k.Local}} {
 			ch <- prometheus.MustNewConstMetric(m.frames, prometheus.CounterValue, float64(x.n), port, x.result)
 		}
 		for id, st := range f.Statuses() {

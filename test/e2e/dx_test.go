@@ -58,7 +58,8 @@ func newDXSite(c *cloud, edge *machine, port string) *dxSite {
 	defer h.Close()
 	up(t, h, "lo")
 	noIPv6(t, s.sw)
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	snoop := false // a snooping bridge reports 224.0.0.106 untagged: a real switch port would not
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}, MulticastSnooping: &snoop}
 	if err := h.LinkAdd(br); err != nil {
 		t.Fatal(err)
 	}

@@ -6,5 +6,5 @@ package vlan
 
 // Counters are the port's frame counts.
 type Counters struct {
-	In, Out, Untagged, UnknownVLAN, Errors uint64
+	In, Out, Untagged, UnknownVLAN, Errors, Local uint64
 }

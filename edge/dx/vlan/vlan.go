@@ -8,6 +8,8 @@
 // port. A frame with no tag, or with a VLAN id no VIF has, is dropped and
 // counted. So each VIF is an ordinary untagged link to the kernel (its
 // BGP session's TCP with MD5, ARP, routing) while the wire carries tags.
+// The port's own stack stays off the wire: an untagged frame it would
+// send (an IGMP report when the link comes up) is dropped and counted.
 //
 // Why not AF_PACKET in userspace: every frame would cross into the edge
 // process and back (two copies and two syscalls per frame per direction,
@@ -34,6 +36,7 @@ const (
 
 // TC verdicts.
 const (
+	tcActOK   = 0
 	tcActShot = 2
 )
 
@@ -48,12 +51,14 @@ const (
 	cntUntagged        // frames on the port without a tag: dropped
 	cntUnknown         // frames with a VLAN id no VIF has: dropped
 	cntErrors          // a push or pop failed: dropped
+	cntLocal           // untagged frames of the port's own stack: kept off the wire
 	numCounters
 )
 
-// Counters are the port's frame counts since Attach.
+// Counters are the port's frame counts since Attach. Local counts the
+// untagged frames the edge's own stack tried to send on the port.
 type Counters struct {
-	In, Out, Untagged, UnknownVLAN, Errors uint64
+	In, Out, Untagged, UnknownVLAN, Errors, Local uint64
 }
 
 // Port is a Direct Connect port with its VIFs' tags.
@@ -63,6 +68,7 @@ type Port struct {
 	counters *ebpf.Map
 	perVLAN  *ebpf.Map // VLAN id → frames in, frames out (per CPU)
 	ingress  link.Link
+	egress   link.Link
 
 	mu     sync.Mutex
 	tags   map[uint16]vif
@@ -104,6 +110,17 @@ func Attach(ifindex int) (*Port, error) {
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("vlan: attach to port ifindex %d: %w", ifindex, err)
+	}
+	out, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "dx_port_out", Type: ebpf.SchedCLS, License: "Apache-2.0", Instructions: p.portEgress()})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("vlan: port egress program: %w", err)
+	}
+	defer out.Close()
+	p.egress, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: out, Attach: ebpf.AttachTCXEgress})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("vlan: attach to port ifindex %d egress: %w", ifindex, err)
 	}
 	return p, nil
 }
@@ -178,6 +195,22 @@ func (p *Port) portIngress() asm.Instructions {
 		ins = append(ins, asm.Mov.Imm(asm.R0, tcActShot), asm.Return())
 	}
 	return ins
+}
+
+// portEgress: a frame leaving the port carries a VIF's tag (vifEgress
+// pushed it and redirected the frame here); an untagged one is the edge's
+// own stack speaking on the customer's wire, which has no address there:
+// dropped and counted.
+func (p *Port) portEgress() asm.Instructions {
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R0, asm.R6, skbVlanPresent, asm.Word),
+		asm.JEq.Imm(asm.R0, 0, "local"),
+		asm.Mov.Imm(asm.R0, tcActOK),
+		asm.Return(),
+	}
+	ins = append(ins, p.count(cntLocal, "local")...)
+	return append(ins, asm.Mov.Imm(asm.R0, tcActShot), asm.Return())
 }
 
 // vifEgress: a frame from VIF vid's link gets the tag and goes out of the
@@ -265,7 +298,7 @@ func (p *Port) Counters() Counters {
 			}
 		}
 	}
-	return Counters{In: c[cntIn], Out: c[cntOut], Untagged: c[cntUntagged], UnknownVLAN: c[cntUnknown], Errors: c[cntErrors]}
+	return Counters{In: c[cntIn], Out: c[cntOut], Untagged: c[cntUntagged], UnknownVLAN: c[cntUnknown], Errors: c[cntErrors], Local: c[cntLocal]}
 }
 
 // VLANFrames are the frames VLAN vid carried in (from the port to its VIF)
@@ -296,9 +329,11 @@ func (p *Port) Close() error {
 		errs = append(errs, v.link.Close(), v.prog.Close())
 		delete(p.tags, vid)
 	}
-	if p.ingress != nil {
-		errs = append(errs, p.ingress.Close())
-		p.ingress = nil
+	for _, l := range []*link.Link{&p.ingress, &p.egress} {
+		if *l != nil {
+			errs = append(errs, (*l).Close())
+			*l = nil
+		}
 	}
 	if p.closed {
 		return errors.Join(errs...)

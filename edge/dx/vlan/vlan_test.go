@@ -147,7 +147,8 @@ func ping(t *testing.T, ns, to string) bool {
 
 // TestPortTags: two ports, each with this package's tagging, carry VLAN
 // 101 between two untagged links; VLAN 202 on one side has no VIF on the
-// other and is dropped and counted; so is an untagged frame.
+// other and is dropped and counted; so is an untagged frame, and a port's
+// own stack sends nothing untagged.
 func TestPortTags(t *testing.T) {
 	need(t)
 	var b [3]byte
@@ -201,17 +202,6 @@ func TestPortTags(t *testing.T) {
 	if c := pe.Counters(); c.UnknownVLAN == 0 {
 		t.Fatalf("edge counters %+v: VLAN 202 should count as unknown", c)
 	}
-	// An untagged frame on the port: the edge drops it.
-	in(t, edge, func() error {
-		ln, _ := netlink.LinkByName("port")
-		return netlink.AddrAdd(ln, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(169, 254, 9, 1), Mask: net.CIDRMask(30, 32)}})
-	})
-	if ping(t, site, "169.254.9.1") {
-		t.Fatal("an untagged ping crossed the port")
-	}
-	if c := pe.Counters(); c.Untagged == 0 {
-		t.Fatalf("edge counters %+v: the untagged pings should count", c)
-	}
 	// Removing the VIF makes its VLAN unknown.
 	if err := pe.RemoveVIF(101); err != nil {
 		t.Fatal(err)
@@ -221,6 +211,32 @@ func TestPortTags(t *testing.T) {
 	}
 	if err := pe.AddVIF(4095, e101); err == nil {
 		t.Fatal("VLAN 4095 accepted")
+	}
+	// The site's own stack, untagged on its port, stays off the wire.
+	in(t, edge, func() error {
+		ln, _ := netlink.LinkByName("port")
+		return netlink.AddrAdd(ln, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(169, 254, 9, 1), Mask: net.CIDRMask(30, 32)}})
+	})
+	untagged := pe.Counters().Untagged
+	if ping(t, site, "169.254.9.1") {
+		t.Fatal("an untagged ping crossed the port")
+	}
+	if c := ps.Counters(); c.Local == 0 {
+		t.Fatalf("site counters %+v: its own untagged pings should count as local", c)
+	}
+	if c := pe.Counters(); c.Untagged != untagged {
+		t.Fatalf("edge counters %+v: untagged frames reached it past the site's port program", c)
+	}
+	// Without the site's programs an untagged frame reaches the edge: it
+	// drops it.
+	if err := ps.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ping(t, site, "169.254.9.1") {
+		t.Fatal("an untagged ping crossed the port")
+	}
+	if c := pe.Counters(); c.Untagged == untagged {
+		t.Fatalf("edge counters %+v: the untagged pings should count", c)
 	}
 	t.Logf("edge %+v", pe.Counters())
 }
