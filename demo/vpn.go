@@ -16,14 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/openvpc/openvpc/edge"
@@ -31,6 +29,7 @@ import (
 	"github.com/openvpc/openvpc/edge/vpn"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // The office of scene 7, all on documentation addresses inside the
@@ -149,23 +148,13 @@ func (s *sites) serveIn(ns string, addr netip.Addr, page string) error {
 }
 
 func listenIn(ns, addr string) (net.Listener, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return nil, err
-	}
-	defer func() { _ = netns.Set(orig) }()
-	return net.Listen("tcp4", addr)
+	var l net.Listener
+	err := nsthread.InNamed(ns, func() error {
+		var err error
+		l, err = net.Listen("tcp4", addr)
+		return err
+	})
+	return l, err
 }
 
 // close stops what the scenes started, by PID, and removes their

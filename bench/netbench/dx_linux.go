@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/nsthread"
 	"github.com/openvpc/openvpc/test/dot1q"
 )
 
@@ -282,7 +283,7 @@ func (u *Underlay) inNS(ns string, f func() error) error {
 	if !ok {
 		return fmt.Errorf("netbench: no namespace %s in this underlay", ns)
 	}
-	return onThread(func() error {
+	return nsthread.Run(func() error {
 		if err := netns.Set(h); err != nil {
 			return err
 		}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // The underlay uses the benchmarking range (RFC 2544), which no real
@@ -89,7 +90,7 @@ func NewUnderlay() (u *Underlay, err error) {
 // Close. Path setups may make more (instances' namespaces, say).
 func (u *Underlay) NewNS(name string) error {
 	var h netns.NsHandle
-	err := onThread(func() (err error) {
+	err := nsthread.Run(func() (err error) {
 		h, err = netns.NewNamed(name) // also moves this thread into it: onThread moves it back
 		return err
 	})
@@ -279,7 +280,7 @@ func (u *Underlay) startIn(ns string, cmd *exec.Cmd) error {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	// A child starts in the network namespace of the thread that forks it.
-	err := onThread(func() error {
+	err := nsthread.Run(func() error {
 		if err := netns.Set(nsh); err != nil {
 			return fmt.Errorf("netbench: enter %s: %w", ns, err)
 		}
@@ -289,31 +290,6 @@ func (u *Underlay) startIn(ns string, cmd *exec.Cmd) error {
 		return fmt.Errorf("netbench: start %s in %s: %w", cmd.Path, ns, err)
 	}
 	return nil
-}
-
-// onThread runs f on a locked OS thread that f may move into another
-// network namespace, and moves the thread back afterwards. If it cannot,
-// the goroutine ends still locked, and Go then ends the thread rather than
-// let other goroutines run in the wrong namespace.
-func onThread(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("netbench: current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		err = f()
-		if rerr := netns.Set(orig); rerr != nil {
-			errc <- errors.Join(err, fmt.Errorf("netbench: return to the original network namespace: %w", rerr))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	return <-errc
 }
 
 // removeStale removes the namespaces and temporary directories this

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/openvpc/openvpc/edge/dx/vlan"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // dxSiteCmd is `openvpc dx site`: a simulated data centre for a VIF — a
@@ -109,7 +109,7 @@ func (s *site) ns(name string) (netns.NsHandle, error) {
 	full := s.prefix + "-" + name
 	_ = netns.DeleteNamed(full) // left by a killed run
 	var h netns.NsHandle
-	err := onThreadDX(func() error {
+	err := nsthread.Run(func() error {
 		var err error
 		h, err = netns.NewNamed(full)
 		return err
@@ -118,7 +118,7 @@ func (s *site) ns(name string) (netns.NsHandle, error) {
 		return 0, fmt.Errorf("namespace %s: %w", full, err)
 	}
 	s.undo = append(s.undo, func() { h.Close(); _ = netns.DeleteNamed(full) })
-	return h, inDX(h, func() error {
+	return h, nsthread.In(h, func() error {
 		for _, k := range []string{"all", "default"} {
 			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+k+"/disable_ipv6", []byte("1"), 0)
 		}
@@ -159,7 +159,7 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 		return err
 	}
 	// The switch tags the router's port with the VIF's VLAN.
-	err = inDX(sw, func() error {
+	err = nsthread.In(sw, func() error {
 		trunk, err := netlink.LinkByName("trunk")
 		if err != nil {
 			return err
@@ -188,7 +188,7 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 	for range 9 {
 		s.officeIP = s.officeIP.Next()
 	}
-	if err := inDX(router, func() error {
+	if err := nsthread.In(router, func() error {
 		if err := addrDX("eth1", customer); err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 	}); err != nil {
 		return fmt.Errorf("the router: %w", err)
 	}
-	if err := inDX(off, func() error {
+	if err := nsthread.In(off, func() error {
 		if err := addrDX("eth0", netip.PrefixFrom(s.officeIP, office.Bits())); err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 		"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir)
 	bgpd.Stdout, bgpd.Stderr = os.Stderr, os.Stderr
 	bgpd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := inDX(router, bgpd.Start); err != nil {
+	if err := nsthread.In(router, bgpd.Start); err != nil {
 		return fmt.Errorf("bgpd: %w", err)
 	}
 	done := make(chan struct{})
@@ -248,7 +248,7 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 	// The office's web server: its socket is made in the office's
 	// namespace, served from anywhere.
 	var ln net.Listener
-	if err := inDX(off, func() error {
+	if err := nsthread.In(off, func() error {
 		var err error
 		ln, err = net.Listen("tcp", netip.AddrPortFrom(s.officeIP, 80).String())
 		return err
@@ -265,7 +265,7 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 }
 
 func vethDX(a netns.NsHandle, an string, b netns.NsHandle, bn string) error {
-	return inDX(a, func() error {
+	return nsthread.In(a, func() error {
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: an}, PeerName: bn, PeerNamespace: netlink.NsFd(int(b))}); err != nil {
 			return fmt.Errorf("veth %s–%s: %w", an, bn, err)
 		}
@@ -277,7 +277,7 @@ func vethDX(a netns.NsHandle, an string, b netns.NsHandle, bn string) error {
 		if err != nil {
 			return err
 		}
-		return inDX(b, func() error {
+		return nsthread.In(b, func() error {
 			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+bn+"/disable_ipv6", []byte("1"), 0)
 			l, err := netlink.LinkByName(bn)
 			if err == nil {
@@ -294,37 +294,4 @@ func addrDX(link string, p netip.Prefix) error {
 		return err
 	}
 	return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}})
-}
-
-// inDX runs fn on a thread inside ns.
-func inDX(ns netns.NsHandle, fn func() error) error {
-	return onThreadDX(func() error {
-		if err := netns.Set(ns); err != nil {
-			return err
-		}
-		return fn()
-	})
-}
-
-// onThreadDX runs fn on a locked thread it then puts back in the
-// process's namespace (or lets die, if it cannot).
-func onThreadDX(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/openvpc/openvpc/edge/vpn"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // vpnSiteCmd is `openvpc vpn site`: a simulated customer site for a VPN
@@ -152,7 +153,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 		return err
 	}
 	s.undo = append(s.undo, func() {
-		_ = inDX(in, func() error {
+		_ = nsthread.In(in, func() error {
 			l, err := netlink.LinkByName(cable)
 			if err == nil {
 				err = netlink.LinkDel(l)
@@ -161,7 +162,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 		})
 	})
 	host := netip.PrefixFrom(cgw, 32)
-	if err := inDX(in, func() error {
+	if err := nsthread.In(in, func() error {
 		l, err := netlink.LinkByName(cable)
 		if err != nil {
 			return err
@@ -181,7 +182,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	for range 9 {
 		s.officeIP = s.officeIP.Next()
 	}
-	if err := inDX(gwNS, func() error {
+	if err := nsthread.In(gwNS, func() error {
 		if err := addrDX("i0", host); err != nil {
 			return err
 		}
@@ -199,7 +200,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	}); err != nil {
 		return fmt.Errorf("the customer gateway: %w", err)
 	}
-	if err := inDX(off, func() error {
+	if err := nsthread.In(off, func() error {
 		if err := addrDX("eth0", netip.PrefixFrom(s.officeIP, lan.Bits())); err != nil {
 			return err
 		}
@@ -228,7 +229,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	}
 	load := exec.Command("swanctl", "--load-all", "--noprompt", "--file", file, "--uri", "unix://"+ch.Socket())
 	var out []byte
-	if err := inDX(gwNS, func() error {
+	if err := nsthread.In(gwNS, func() error {
 		var err error
 		out, err = load.CombinedOutput()
 		return err
@@ -238,7 +239,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	// The office's web server: its socket is made in the office's
 	// namespace, served from anywhere.
 	var ln net.Listener
-	if err := inDX(off, func() error {
+	if err := nsthread.In(off, func() error {
 		var err error
 		ln, err = net.Listen("tcp", netip.AddrPortFrom(s.officeIP, 80).String())
 		return err

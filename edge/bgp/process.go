@@ -11,13 +11,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // The child protocol, one JSON object per line. The parent writes the
@@ -261,34 +260,5 @@ func startIn(path string, cmd *exec.Cmd) error {
 	if path == "" {
 		return cmd.Start()
 	}
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			runtime.UnlockOSThread()
-			return
-		}
-		serr := cmd.Start()
-		if err := netns.Set(orig); err != nil {
-			// This thread stays in the wrong namespace: let it die with
-			// the goroutine (it stays locked) instead of serving others.
-			errc <- errors.Join(serr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- serr
-	}()
-	return <-errc
+	return nsthread.InPath(path, cmd.Start)
 }

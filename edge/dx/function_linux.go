@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/openvpc/openvpc/edge/bgp"
 	"github.com/openvpc/openvpc/edge/dx/vlan"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // Function is the Direct Connect function on one port.
@@ -243,7 +243,7 @@ func (f *Function) up(ctx context.Context, port *vlan.Port, v VIF) (*vifRun, err
 	if err != nil {
 		return fail(fmt.Errorf("link %s up: %w", r.link, err))
 	}
-	if err := inNamespace(ns, func() error { return vifStack(v) }); err != nil {
+	if err := nsthread.In(ns, func() error { return vifStack(v) }); err != nil {
 		return fail(fmt.Errorf("the VIF's stack in %s: %w", r.ns, err))
 	}
 	if err := port.AddVIF(v.VLAN, edgeEnd.Attrs().Index); err != nil {
@@ -254,7 +254,7 @@ func (f *Function) up(ctx context.Context, port *vlan.Port, v VIF) (*vifRun, err
 	if f.cfg.Data != nil {
 		// The VIF's way into the VPCs: a TUN the edge reads, the VPCs'
 		// CIDRs routed into it.
-		err := inNamespace(ns, func() error {
+		err := nsthread.In(ns, func() error {
 			tun, err := edge.OpenTUNOutside("vpc", 1500)
 			r.tun = tun
 			return err
@@ -340,47 +340,13 @@ func (f *Function) down(port *vlan.Port, r *vifRun) {
 // newNamespace makes a named namespace without moving the process: the
 // thread that makes it goes back to the edge's namespace.
 func newNamespace(name string) error {
-	return onThread(func() error {
+	return nsthread.Run(func() error {
 		h, err := netns.NewNamed(name)
 		if err == nil {
 			h.Close()
 		}
 		return err
 	})
-}
-
-// inNamespace runs fn on a thread inside ns.
-func inNamespace(ns netns.NsHandle, fn func() error) error {
-	return onThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return err
-		}
-		return fn()
-	})
-}
-
-// onThread runs fn on a locked thread and puts the thread back in the
-// process's namespace; a thread that cannot go back dies with its
-// goroutine rather than serve others from the wrong namespace.
-func onThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // dataRoutes makes VIF r's namespace and the data path follow its
@@ -403,7 +369,7 @@ func (f *Function) dataRoutes(r *vifRun, st bgp.Status) {
 		return
 	}
 	defer ns.Close()
-	err = inNamespace(ns, func() error {
+	err = nsthread.In(ns, func() error {
 		tun, err := netlink.LinkByName("vpc")
 		if err != nil {
 			return err

@@ -29,6 +29,7 @@ import (
 
 	"github.com/openvpc/openvpc/edge/bgp"
 	"github.com/openvpc/openvpc/edge/dx/vlan"
+	"github.com/openvpc/openvpc/nsthread"
 	"github.com/openvpc/openvpc/test/dot1q"
 	"github.com/openvpc/openvpc/test/frr"
 )
@@ -165,7 +166,7 @@ func (l *lab) in(ns string, fn func() error) {
 		l.t.Fatal(err)
 	}
 	defer h.Close()
-	if err := inNamespace(h, fn); err != nil {
+	if err := nsthread.In(h, fn); err != nil {
 		l.t.Fatalf("in %s: %v", ns, err)
 	}
 }

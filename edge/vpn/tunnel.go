@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/openvpc/openvpc/edge/bgp"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // hop is the edge side's address on every tunnel's veth: the tunnel
@@ -569,32 +569,18 @@ func (tu *tunnel) teardown() {
 	tu.f.disown(tu.ns)
 }
 
-// newNamedNS makes a named namespace without moving the process: on a
-// locked thread that returns to the original namespace (or dies).
+// newNamedNS makes a named namespace without moving the process.
 func newNamedNS(name string) (netns.NsHandle, error) {
-	type result struct {
-		h   netns.NsHandle
-		err error
+	h := netns.None()
+	err := nsthread.Run(func() error {
+		var err error
+		h, err = netns.NewNamed(name) // moves this thread in; nsthread.Run moves it back
+		return err
+	})
+	if err != nil && h.IsOpen() {
+		h.Close()
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		h, err := netns.NewNamed(name)
-		if serr := netns.Set(orig); serr != nil {
-			done <- result{err: serr}
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		done <- result{h, err}
-	}()
-	r := <-done
-	return r.h, r.err
+	return h, err
 }
 
 // reservedAddr is a VPC's network address + 3 (AWS: "reserved for future use").

@@ -10,13 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // NetnsDir is where named network namespaces live (as with `ip netns`):
@@ -211,9 +212,9 @@ func openNamed(name string) (netns.NsHandle, error) {
 	}
 	f.Close()
 	var h netns.NsHandle
-	err = onThread(func() error {
+	err = nsthread.Run(func() error {
 		// unshare moves only this locked thread into the new namespace;
-		// onThread moves it back.
+		// nsthread.Run moves it back.
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return err
 		}
@@ -230,48 +231,11 @@ func openNamed(name string) (netns.NsHandle, error) {
 	return h, nil
 }
 
-// onThread runs fn on a locked OS thread of its own and puts the thread
-// back in this process's network namespace afterwards, whatever fn did to
-// it. A thread that cannot be put back is never unlocked: its goroutine
-// ends locked, so Go retires the thread rather than run other goroutines
-// in the wrong namespace.
-func onThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("nic: reading this thread's namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("nic: cannot return to the agent's namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// Within runs fn on a locked OS thread inside network namespace ns, then
-// returns the thread to where it was. Sockets fn opens stay in ns.
-func Within(ns netns.NsHandle, fn func() error) error {
-	return onThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("nic: entering namespace: %w", err)
-		}
-		return fn()
-	})
-}
-
 // dialIn opens a connection from inside namespace ns, so the socket is
 // the instance's own (TUN and veth NICs).
 func dialIn(ns netns.NsHandle, ctx context.Context, network, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := Within(ns, func() error {
+	err := nsthread.In(ns, func() error {
 		var err error
 		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 		return err
@@ -283,7 +247,7 @@ func dialIn(ns netns.NsHandle, ctx context.Context, network, addr string) (net.C
 // root; ping sockets are off by default in a namespace).
 func dialPingIn(ns netns.NsHandle, src, dst netip.Addr) (net.Conn, error) {
 	var c *net.IPConn
-	err := Within(ns, func() error {
+	err := nsthread.In(ns, func() error {
 		var err error
 		c, err = net.DialIP("ip4:icmp", &net.IPAddr{IP: src.AsSlice()}, &net.IPAddr{IP: dst.AsSlice()})
 		return err

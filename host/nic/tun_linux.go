@@ -17,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/nsthread"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -190,7 +191,7 @@ func newTUN(name string, inst Instance) (*TUN, error) {
 		// Room for a whole queue merged into its first packet.
 		bufSize: writeOffset + min(1<<16-1, maxQueued*inst.MTU)}
 	t.room.L = &t.wmu
-	err = Within(h, func() error {
+	err = nsthread.In(h, func() error {
 		var err error
 		t.dev, err = createDevice(inst)
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/nsthread"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -266,7 +267,7 @@ func TestTUNWriteMerges(t *testing.T) {
 func rxPackets(t *testing.T, tn *TUN) uint64 {
 	t.Helper()
 	var n uint64
-	err := Within(tn.netns, func() error {
+	err := nsthread.In(tn.netns, func() error {
 		l, err := netlink.LinkByName(DeviceName)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/openvpc/openvpc/model"
+	"github.com/openvpc/openvpc/nsthread"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -198,7 +199,7 @@ func (v *Veth) create() error {
 	hostName := VethHostName(v.inst.ID)
 	// An adopted namespace still has its eth0 (and so the host end): the
 	// pair is made afresh, as a TUN is, so its state is this agent's.
-	err := Within(v.netns, func() error {
+	err := nsthread.In(v.netns, func() error {
 		nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return err
@@ -250,7 +251,7 @@ func (v *Veth) create() error {
 	if err := nl.LinkSetUp(host); err != nil {
 		return fmt.Errorf("%s up: %w", hostName, err)
 	}
-	err = Within(v.netns, func() error {
+	err = nsthread.In(v.netns, func() error {
 		nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return err

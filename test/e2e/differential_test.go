@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/nsthread"
 	"github.com/openvpc/openvpc/packet"
 )
 
@@ -114,7 +115,7 @@ func forge(t *testing.T, m *machine, outerSrc, outerDst netip.Addr, vni, svni ui
 
 func sendRaw(t *testing.T, m *machine, dst netip.Addr, pkt []byte, n int) {
 	t.Helper()
-	err := within(m.ns, func() error {
+	err := nsthread.In(m.ns, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
 		if err != nil {
 			return err

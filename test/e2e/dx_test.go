@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/nsthread"
 
 	"github.com/openvpc/openvpc/test/dot1q"
 	"github.com/openvpc/openvpc/test/frr"
@@ -131,7 +132,7 @@ func (s *dxSite) cable(m *machine, name string, vid uint16, addr netip.Prefix, c
 	addAddr(t, h, "eth1", addr)
 	up(t, h, "eth1")
 	l, _ := h.LinkByName("eth1")
-	err = within(m.ns, func() error {
+	err = nsthread.In(m.ns, func() error {
 		tg, err := dot1q.Link(l.Attrs().Index, vid)
 		if err == nil {
 			s.tagged = append(s.tagged, tg)

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // tcxPrograms counts the TCX ingress programs on link name in machine m
@@ -20,7 +21,7 @@ import (
 func tcxPrograms(t *testing.T, m *machine, name string) int {
 	t.Helper()
 	n := -1
-	err := within(m.ns, func() error {
+	err := nsthread.In(m.ns, func() error {
 		l, err := netlink.LinkByName(name)
 		if err != nil {
 			return nil // gone

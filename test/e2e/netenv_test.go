@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // underlayPrefix is the underlay network; it exists only inside the
@@ -109,9 +110,9 @@ func newRoom(t *testing.T, n int) *room {
 func newMachine(t *testing.T, name string) *machine {
 	t.Helper()
 	var h netns.NsHandle
-	err := onThread(func() error {
+	err := nsthread.Run(func() error {
 		var err error
-		h, err = netns.NewNamed(name) // moves this thread in; onThread moves it back
+		h, err = netns.NewNamed(name) // moves this thread in; nsthread.Run moves it back
 		return err
 	})
 	if err != nil {
@@ -148,41 +149,6 @@ func addAddr(t *testing.T, h *netlink.Handle, name string, p netip.Prefix) {
 	}
 }
 
-// onThread runs fn on a locked thread and returns the thread to the
-// process's namespace; a thread that cannot return dies with its
-// goroutine instead of serving others from the wrong namespace.
-func onThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// within runs fn on a thread inside ns: what it starts (a process, a
-// socket) lives there.
-func within(ns netns.NsHandle, fn func() error) error {
-	return onThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return err
-		}
-		return fn()
-	})
-}
-
 // proc is a process the test started, and killed by its PID at cleanup.
 type proc struct {
 	name string
@@ -216,7 +182,7 @@ func startFor(t, owner *testing.T, ns netns.NsHandle, env []string, name string,
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// Dies with the test binary if it is killed.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := within(ns, p.cmd.Start); err != nil {
+	if err := nsthread.In(ns, p.cmd.Start); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
 	}
 	pids.mu.Lock()
@@ -272,7 +238,7 @@ func run(t *testing.T, ns netns.NsHandle, timeout time.Duration, name string, ar
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := within(ns, cmd.Start); err != nil {
+	if err := nsthread.In(ns, cmd.Start); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	pids.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/openvpc/openvpc/host/nic"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // TestUpVeth: `openvpc up --nic veth`, run inside a namespace of the
@@ -70,7 +71,7 @@ func TestUpVeth(t *testing.T) {
 	}
 	ours.instances = []string{a.ID, b.ID}
 	// The instance's NIC is a veth whose host end is in up's namespace.
-	err = within(m.ns, func() error {
+	err = nsthread.In(m.ns, func() error {
 		_, err := netlink.LinkByName(nic.VethHostName(a.ID))
 		return err
 	})

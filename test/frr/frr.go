@@ -15,13 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 // Bgpd is where Debian's frr package puts bgpd.
@@ -60,7 +59,7 @@ func Start(t testing.TB, nsPath, conf string) *Router {
 		"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "--log", "stdout")
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startIn(nsPath, r.cmd); err != nil {
+	if err := nsthread.InPath(nsPath, r.cmd.Start); err != nil {
 		t.Fatalf("start bgpd in %s: %v", nsPath, err)
 	}
 	go func() { _ = r.cmd.Wait(); close(r.done) }()
@@ -171,36 +170,6 @@ func Check(conf string) error {
 		return errors.Join(err, fmt.Errorf("bgpd -C: %s", s))
 	}
 	return nil
-}
-
-func startIn(path string, cmd *exec.Cmd) error {
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		serr := cmd.Start()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(serr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- serr
-	}()
-	return <-errc
 }
 
 // Configure runs configuration commands in vtysh's configure mode, in one

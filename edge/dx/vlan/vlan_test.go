@@ -9,12 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/openvpc/openvpc/nsthread"
 )
 
 func need(t *testing.T) {
@@ -32,34 +33,7 @@ func need(t *testing.T) {
 // in runs fn on a thread inside namespace name.
 func in(t *testing.T, name string, fn func() error) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	if err := <-errc; err != nil {
+	if err := nsthread.InNamed(name, fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -71,20 +45,13 @@ type lab struct {
 
 func (l *lab) ns(name string) string {
 	full := l.tag + "-" + name
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, _ := netns.Get()
-		h, err := netns.NewNamed(full)
+	if err := nsthread.Run(func() error {
+		h, err := netns.NewNamed(full) // moves this thread in; nsthread.Run moves it back
 		if err == nil {
 			h.Close()
 		}
-		_ = netns.Set(orig)
-		orig.Close()
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
+		return err
+	}); err != nil {
 		l.t.Fatal(err)
 	}
 	l.t.Cleanup(func() { _ = netns.DeleteNamed(full) })
