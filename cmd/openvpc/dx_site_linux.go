@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -92,44 +90,6 @@ Everything is removed on Ctrl-C.`,
 	return c
 }
 
-// site is what dx site made, undone by close.
-type site struct {
-	prefix   string
-	officeIP netip.Addr
-	undo     []func()
-}
-
-func (s *site) close() {
-	for i := len(s.undo) - 1; i >= 0; i-- {
-		s.undo[i]()
-	}
-}
-
-func (s *site) ns(name string) (netns.NsHandle, error) {
-	full := s.prefix + "-" + name
-	_ = netns.DeleteNamed(full) // left by a killed run
-	var h netns.NsHandle
-	err := nsthread.Run(func() error {
-		var err error
-		h, err = netns.NewNamed(full)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("namespace %s: %w", full, err)
-	}
-	s.undo = append(s.undo, func() { h.Close(); _ = netns.DeleteNamed(full) })
-	return h, nsthread.In(h, func() error {
-		for _, k := range []string{"all", "default"} {
-			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+k+"/disable_ipv6", []byte("1"), 0)
-		}
-		lo, err := netlink.LinkByName("lo")
-		if err == nil {
-			err = netlink.LinkSetUp(lo)
-		}
-		return err
-	})
-}
-
 func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string, office netip.Prefix) error {
 	edge, err := netns.GetFromName(edgeNS)
 	if err != nil {
@@ -149,13 +109,10 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 		return err
 	}
 	// The cable: port in the edge's namespace, trunk on the switch.
-	if err := vethDX(sw, "trunk", edge, port); err != nil {
+	if err := veth(sw, "trunk", edge, port); err != nil {
 		return err
 	}
-	if err := vethDX(sw, "r", router, "eth1"); err != nil {
-		return err
-	}
-	if err := vethDX(router, "lan", off, "eth0"); err != nil {
+	if err := veth(sw, "r", router, "eth1"); err != nil {
 		return err
 	}
 	// The switch tags the router's port with the VIF's VLAN.
@@ -183,19 +140,8 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("the VIF's peer addresses %q %q", v.CustomerAddress, v.AmazonAddress)
 	}
-	gw := office.Addr().Next()
-	s.officeIP = gw
-	for range 9 {
-		s.officeIP = s.officeIP.Next()
-	}
 	if err := nsthread.In(router, func() error {
-		if err := addrDX("eth1", customer); err != nil {
-			return err
-		}
-		if err := addrDX("lan", netip.PrefixFrom(gw, office.Bits())); err != nil {
-			return err
-		}
-		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
+		if err := addrOn("eth1", customer); err != nil {
 			return err
 		}
 		// bgpd runs without zebra, so it installs nothing: everything
@@ -208,13 +154,10 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 	}); err != nil {
 		return fmt.Errorf("the router: %w", err)
 	}
-	if err := nsthread.In(off, func() error {
-		if err := addrDX("eth0", netip.PrefixFrom(s.officeIP, office.Bits())); err != nil {
-			return err
-		}
-		return netlink.RouteAdd(&netlink.Route{Gw: gw.AsSlice()})
+	if err := s.office(router, "lan", off, office, func(from string) string {
+		return fmt.Sprintf("hello from the data centre (%s) to %s, over Direct Connect VLAN %d\n", s.officeIP, from, v.Vlan)
 	}); err != nil {
-		return fmt.Errorf("the office: %w", err)
+		return err
 	}
 	// The router.
 	dir, err := os.MkdirTemp("", s.prefix+"-frr-")
@@ -245,53 +188,5 @@ func (s *site) build(edgeNS, port string, v *pb.DxVirtualInterface, conf string,
 			<-done
 		}
 	})
-	// The office's web server: its socket is made in the office's
-	// namespace, served from anywhere.
-	var ln net.Listener
-	if err := nsthread.In(off, func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(s.officeIP, 80).String())
-		return err
-	}); err != nil {
-		return fmt.Errorf("the office's web server: %w", err)
-	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		fmt.Fprintf(w, "hello from the data centre (%s) to %s, over Direct Connect VLAN %d\n", s.officeIP, host, v.Vlan)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	s.undo = append(s.undo, func() { _ = srv.Close() })
 	return nil
-}
-
-func vethDX(a netns.NsHandle, an string, b netns.NsHandle, bn string) error {
-	return nsthread.In(a, func() error {
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: an}, PeerName: bn, PeerNamespace: netlink.NsFd(int(b))}); err != nil {
-			return fmt.Errorf("veth %s–%s: %w", an, bn, err)
-		}
-		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+an+"/disable_ipv6", []byte("1"), 0)
-		l, err := netlink.LinkByName(an)
-		if err == nil {
-			err = netlink.LinkSetUp(l)
-		}
-		if err != nil {
-			return err
-		}
-		return nsthread.In(b, func() error {
-			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+bn+"/disable_ipv6", []byte("1"), 0)
-			l, err := netlink.LinkByName(bn)
-			if err == nil {
-				err = netlink.LinkSetUp(l)
-			}
-			return err
-		})
-	})
-}
-
-func addrDX(link string, p netip.Prefix) error {
-	l, err := netlink.LinkByName(link)
-	if err != nil {
-		return err
-	}
-	return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}})
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -149,7 +148,7 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	if len(cable) > 15 {
 		cable = cable[:15]
 	}
-	if err := vethDX(in, cable, gwNS, "i0"); err != nil {
+	if err := veth(in, cable, gwNS, "i0"); err != nil {
 		return err
 	}
 	s.undo = append(s.undo, func() {
@@ -174,22 +173,8 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	}); err != nil {
 		return fmt.Errorf("the internet's route to %s: %w", cgw, err)
 	}
-	if err := vethDX(gwNS, "lan0", off, "eth0"); err != nil {
-		return err
-	}
-	gw := lan.Addr().Next()
-	s.officeIP = gw
-	for range 9 {
-		s.officeIP = s.officeIP.Next()
-	}
 	if err := nsthread.In(gwNS, func() error {
-		if err := addrDX("i0", host); err != nil {
-			return err
-		}
-		if err := addrDX("lan0", netip.PrefixFrom(gw, lan.Bits())); err != nil {
-			return err
-		}
-		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
+		if err := addrOn("i0", host); err != nil {
 			return err
 		}
 		i0, err := netlink.LinkByName("i0")
@@ -200,13 +185,10 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	}); err != nil {
 		return fmt.Errorf("the customer gateway: %w", err)
 	}
-	if err := nsthread.In(off, func() error {
-		if err := addrDX("eth0", netip.PrefixFrom(s.officeIP, lan.Bits())); err != nil {
-			return err
-		}
-		return netlink.RouteAdd(&netlink.Route{Gw: gw.AsSlice()})
+	if err := s.office(gwNS, "lan0", off, lan, func(from string) string {
+		return fmt.Sprintf("hello from the office (%s) to %s, over the VPN\n", s.officeIP, from)
 	}); err != nil {
-		return fmt.Errorf("the office: %w", err)
+		return err
 	}
 	// The customer gateway: a charon loaded with the printed configuration.
 	dir, err := os.MkdirTemp("", s.prefix+"-charon-")
@@ -236,21 +218,5 @@ func (s *site) buildVPN(cmd *cobra.Command, inet string, cgw netip.Addr, lan net
 	}); err != nil {
 		return fmt.Errorf("swanctl --load-all of the printed configuration: %w\n%s", err, out)
 	}
-	// The office's web server: its socket is made in the office's
-	// namespace, served from anywhere.
-	var ln net.Listener
-	if err := nsthread.In(off, func() error {
-		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(s.officeIP, 80).String())
-		return err
-	}); err != nil {
-		return fmt.Errorf("the office's web server: %w", err)
-	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		from, _, _ := net.SplitHostPort(r.RemoteAddr)
-		fmt.Fprintf(w, "hello from the office (%s) to %s, over the VPN\n", s.officeIP, from)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	s.undo = append(s.undo, func() { _ = srv.Close() })
 	return nil
 }
