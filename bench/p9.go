@@ -64,6 +64,7 @@ func measureP9(ctx context.Context, quick bool, count int, samples map[string][]
 			return fmt.Errorf("P9 %s: %w", name, err)
 		}
 		for _, r := range res {
+			fmt.Fprintf(os.Stderr, "P9 %s: %.2f Gbit/s, %d retransmits\n", name, r.Gbps(), r.Retransmits)
 			k := iperfKey(name, 1) + " " + gbps
 			samples[k] = append(samples[k], r.Gbps())
 		}

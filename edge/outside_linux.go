@@ -28,6 +28,10 @@ type TUNOutside struct {
 // (its virtio-net header), rounded up.
 const writeOffset = 16
 
+// maxMerged is the largest packet the device's merging makes: an IPv4
+// packet's largest total length.
+const maxMerged = 65535
+
 // OpenTUNOutside creates TUN device name with the given MTU and brings it up.
 func OpenTUNOutside(name string, mtu int) (*TUNOutside, error) {
 	dev, err := tun.CreateTUN(name, mtu)
@@ -40,7 +44,12 @@ func OpenTUNOutside(name string, mtu int) (*TUNOutside, error) {
 	}
 	t := &TUNOutside{dev: dev, mtu: mtu, wbufs: make([][]byte, dev.BatchSize()), wout: make([][]byte, dev.BatchSize())}
 	for i := range t.wbufs {
-		t.wbufs[i] = make([]byte, writeOffset+mtu)
+		// Room to grow: the device merges a flow's consecutive TCP
+		// segments of one Write into the first one's buffer (GRO), and
+		// without the capacity it writes every segment on its own — a
+		// system call and a trip through the kernel's stack per packet.
+		// Memory is touched only as far as merges reach.
+		t.wbufs[i] = make([]byte, writeOffset+mtu, writeOffset+maxMerged)
 	}
 	return t, nil
 }
