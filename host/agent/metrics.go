@@ -19,7 +19,7 @@ func (a *Agent) Collector() prometheus.Collector {
 		wire:    prometheus.NewDesc("openvpc_host_underlay_datagrams_total", "Datagrams sent and received on the underlay.", []string{"direction"}, l),
 		wireErr: prometheus.NewDesc("openvpc_host_underlay_errors_total", "Underlay read and write errors.", []string{"direction"}, l),
 		dns:     prometheus.NewDesc("openvpc_host_dns_queries_total", "Queries to the host's VPC resolvers: all handled, answered with records, NXDOMAIN, forwarded upstream, and malformed (dropped).", []string{"result"}, l),
-		fast:    prometheus.NewDesc("openvpc_host_fastpath_total", "The kernel fast path: packets it replayed (egress_forwarded, egress_delivered, ingress_delivered; also counted in openvpc_host_packets_total), misses, entries found stale (an older snapshot) or expired, packets it never replays (bypass), entries installed (and not installed for want of the next hop's neighbour entry), and at snapshot swaps entries re-decided the same (revalidated) or removed (invalidated).", []string{"event"}, l),
+		fast:    prometheus.NewDesc("openvpc_host_fastpath_total", "The kernel fast path: packets it replayed (egress_forwarded, egress_delivered, ingress_delivered; also counted in openvpc_host_packets_total), misses, entries found stale (an older snapshot) or expired, packets it never replays (bypass), entries installed (and not installed for want of the next hop's neighbour entry), and at snapshot swaps entries re-decided the same (revalidated) or removed (invalidated), and entries deleted because the Go story decided a packet of theirs differently (forgotten; a flow the cache may not replay is deleted once, not per packet).", []string{"event"}, l),
 	}
 }
 
@@ -68,5 +68,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Skipped.Load()), "not_installed_no_neighbour")
 		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Revalidated.Load()), "revalidated")
 		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Invalidated.Load()), "invalidated")
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(a.fast.Forgets.Load()), "forgotten")
 	}
 }

@@ -93,8 +93,13 @@ type FastPath struct {
 	// because a next hop was not resolved yet; Revalidated and Invalidated
 	// the entries kept and removed by Revalidate at snapshot swaps.
 	Installs, Skipped, Revalidated, Invalidated atomic.Uint64
-	merged                                      [NumCounters]uint64 // what Merge has added so far
-	failed                                      atomic.Bool         // a generation could not be set: nothing is replayed
+	// Forgets counts the deletions Forget issued (a system call each);
+	// the rest were keys known to have no entry.
+	Forgets atomic.Uint64
+	// absentEgress and absentIngress are the keys known to have no entry.
+	absentEgress, absentIngress absent
+	merged                      [NumCounters]uint64 // what Merge has added so far
+	failed                      atomic.Bool         // a generation could not be set: nothing is replayed
 }
 
 type port struct {
@@ -306,6 +311,7 @@ func monotonic() uint64 {
 // replays an egress decision for the rest of the flow.
 func (f *FastPath) Egress(snap *tables.Snapshot, from *dataplane.Attachment, r *dataplane.Result) {
 	if k, e, ok := f.egressEntry(snap, from, r); ok && f.objs.EgressFlows.Update(&k, &e, ebpf.UpdateAny) == nil {
+		f.absentEgress.installed(k.hash())
 		f.Installs.Add(1)
 	}
 }
@@ -357,6 +363,7 @@ func (f *FastPath) egressEntry(snap *tables.Snapshot, from *dataplane.Attachment
 // replays a delivery from the wire for the rest of the flow.
 func (f *FastPath) Ingress(snap *tables.Snapshot, outerSrc netip.Addr, payload []byte, r *dataplane.Result) {
 	if k, e, ok := f.ingressEntry(snap, outerSrc, payload, r); ok && f.objs.IngressFlows.Update(&k, &e, ebpf.UpdateAny) == nil {
+		f.absentIngress.installed(k.hash())
 		f.Installs.Add(1)
 	}
 }
@@ -385,7 +392,11 @@ func (f *FastPath) ForgetEgress(from *dataplane.Attachment, r *dataplane.Result)
 	src, ok := (*f.ports.Load())[from.ENI]
 	if pkt := r.Inner; ok && len(pkt) >= 24 {
 		k := fastpathEgressKey{Ifindex: src.ifindex, Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
-		_ = f.objs.EgressFlows.Delete(&k) // ErrKeyNotExist: nearly always
+		if h := k.hash(); !f.absentEgress.known(h) {
+			_ = f.objs.EgressFlows.Delete(&k) // ErrKeyNotExist: nearly always
+			f.absentEgress.deleted(h)
+			f.Forgets.Add(1)
+		}
 	}
 }
 
@@ -394,7 +405,11 @@ func (f *FastPath) ForgetIngress(outerSrc netip.Addr, payload []byte, r *datapla
 	if pkt := r.Inner; len(payload) >= geneveLen && outerSrc.Is4() && len(pkt) >= 24 {
 		k := fastpathIngressKey{OuterSrc: native32(outerSrc.AsSlice()), Vni: r.VNI, Svni: uint32(payload[12])<<16 | uint32(payload[13])<<8 | uint32(payload[14]),
 			Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
-		_ = f.objs.IngressFlows.Delete(&k)
+		if h := k.hash(); !f.absentIngress.known(h) {
+			_ = f.objs.IngressFlows.Delete(&k)
+			f.absentIngress.deleted(h)
+			f.Forgets.Add(1)
+		}
 	}
 }
 
