@@ -37,7 +37,12 @@ type internetCloud struct {
 }
 
 func newInternetCloud(t *testing.T) *internetCloud {
-	c := &internetCloud{cloud: newCloudWith(t, 2, 2, "--eip-pool", eipPool.String(), "--edge-timeout", "2s")}
+	return newInternetCloudNIC(t, []string{"--nic", "tun"})
+}
+
+// newInternetCloudNIC is newInternetCloud with the agents' NIC flags.
+func newInternetCloudNIC(t *testing.T, nicArgs []string) *internetCloud {
+	c := &internetCloud{cloud: newCloudNIC(t, 2, 2, nicArgs, "--eip-pool", eipPool.String(), "--edge-timeout", "2s")}
 	c.inet = newMachine(t, c.room.tag+"-inet")
 	inetOf[c.room] = c.inet
 	hi, err := netlink.NewHandleAt(c.inet.ns)
