@@ -55,8 +55,11 @@ func LoadOrJoin(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 }
 
 func roleName(r pb.HostRole) string {
-	if r == pb.HostRole_HOST_ROLE_EDGE {
+	switch r {
+	case pb.HostRole_HOST_ROLE_EDGE:
 		return "edge"
+	case pb.HostRole_HOST_ROLE_SERVICE:
+		return "service"
 	}
 	return "host"
 }
