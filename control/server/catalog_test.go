@@ -191,6 +191,21 @@ func TestServiceCatalog(t *testing.T) {
 		t.Errorf("renewed certificate names %+v, %v; want service s3-a at %v", id, err, node)
 	}
 
+	// Removed, the service node reads nothing more.
+	if _, err := s.trust(admin).RemoveHost(ctx(t), connect.NewRequest(&pb.RemoveHostRequest{HostId: "s3-a"})); err != nil {
+		t.Fatalf("removing service node s3-a: %v", err)
+	}
+	// Servers learn revocations through an etcd watch: a moment later.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := describe(asSvc, mine)
+		if connect.CodeOf(err) == connect.CodeUnauthenticated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removed service node s3-a reading its catalog: %v, want unauthenticated (its certificate revoked)", err)
+		}
+	}
+
 	waitEvents(t, s, map[string][]string{
 		"s3-a":   {"catalog-refused", "management-refused"},
 		"host-a": {"management-refused"},
