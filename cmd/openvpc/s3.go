@@ -108,11 +108,11 @@ admin credentials and registers the service (--name, its prefix list the /32 of
 					return err
 				}
 				if nodeAddr != "" {
-					node, err := s3Node(ctx, api, &cat, nodeAddr, svcAddr, name, wirePort, backend, log)
+					sn, err := s3Node(ctx, api, &cat, nodeAddr, svcAddr, name, wirePort, backend, log)
 					if err != nil {
 						return err
 					}
-					g.Go(func() error { return node.Run(ctx) })
+					g.Go(func() error { return sn.Run(ctx) })
 				}
 				// Endpoint policies are enforced whenever endpoint traffic
 				// can arrive; until the first read every endpoint is

@@ -161,3 +161,21 @@ func TestCatalogOf(t *testing.T) {
 		t.Errorf("edges %v, nodes %v", edges, nodes)
 	}
 }
+
+// TestServiceS3CertificateFlags: what a service node with a certificate
+// needs is asked for by name, before anything is dialed.
+func TestServiceS3CertificateFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--endpoints", freeAddr(t), "--join-token", "x"}, "give --node"},
+		{[]string{"--node", "127.0.1.251", "--join-token", "x"}, "give --node-id"},
+		{[]string{"--node", "127.0.1.251", "--node-id", "s3-1", "--join-token", "x", "--cert-dir", t.TempDir()}, "not a join token"},
+	} {
+		r := runCLI(t, nil, append([]string{"service", "s3", "--listen", ""}, tc.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("openvpc service s3 %s: %v\nwant an error saying %q", strings.Join(tc.args, " "), r, tc.want)
+		}
+	}
+}
