@@ -138,6 +138,17 @@ func testServiceS3Node(t *testing.T, withCert bool) {
 				t.Errorf("service node s3-1 made a call its role may not: %s event", e.Reason)
 			}
 		}
+		// Removed, its certificate is revoked: its next read is refused,
+		// and it stops rather than serve on what it knew.
+		ok("host", "remove", "s3-1", "--yes")
+		select {
+		case <-svc.exited:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("service node s3-1 still runs after its removal:\n%s", svc.out)
+		}
+		if !strings.Contains(svc.out.String(), "certificate of service s3-1 was revoked") {
+			t.Errorf("service node s3-1 stopped without saying its certificate was revoked:\n%s", svc.out)
+		}
 	}
 }
 
