@@ -76,8 +76,10 @@ func TestRenewerRotates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Renewal is due two thirds into a certificate's life.
-	rs := &renewServer{ca: ca, ttl: 600 * time.Millisecond}
+	// Renewal is due two thirds into a certificate's life. Certificates
+	// count in whole seconds: a shorter life could end before its renewal
+	// is answered.
+	rs := &renewServer{ca: ca, ttl: 3 * time.Second}
 	mux := http.NewServeMux()
 	mux.Handle(openvpcv1connect.NewTrustServiceHandler(rs))
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,9 +114,9 @@ func TestRenewerRotates(t *testing.T) {
 
 	// Two renewals: the second must come with the certificate of the first.
 	var from []string
-	for deadline := time.Now().Add(10 * time.Second); len(from) < 2; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); len(from) < 2; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("renewals in 10s: %d, want 2", len(from))
+			t.Fatalf("renewals in 20s: %d, want 2", len(from))
 		}
 		from = rs.renewedFrom()
 	}
