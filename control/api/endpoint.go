@@ -216,7 +216,7 @@ func (h *Endpoints) DescribeServiceCatalog(ctx context.Context, req *connect.Req
 		return nil, err
 	}
 	if err := trust.ClaimService(ctx, svc); err != nil {
-		h.refuse(ctx, fmt.Sprintf("asked for the catalog of service %s: %v", name, err))
+		h.refuse(ctx, name)
 		return nil, err
 	}
 	cat, err := h.Store.ServiceCatalog(ctx, svc)
@@ -226,13 +226,14 @@ func (h *Endpoints) DescribeServiceCatalog(ctx context.Context, req *connect.Req
 	return connect.NewResponse(cat), nil
 }
 
-func (h *Endpoints) refuse(ctx context.Context, detail string) {
+// refuse records a service node refused the catalog of service.
+func (h *Endpoints) refuse(ctx context.Context, service string) {
 	if h.Record == nil {
 		return
 	}
 	c, _ := trust.CallerFrom(ctx)
 	h.Record(context.WithoutCancel(ctx), &pb.SecurityEvent{HostId: c.ID, Reason: trust.ReasonCatalogRefused, OuterSrc: c.Addr,
-		Detail: fmt.Sprintf("%s %s %s", c.Role, c.ID, detail)})
+		Detail: fmt.Sprintf("%s %s asked for the catalog of service %s, which does not list its underlay address %s (or is not registered)", c.Role, c.ID, service, c.Underlay)})
 }
 
 // prefixListRoute checks a route whose destination is a prefix list: not
