@@ -119,10 +119,19 @@ func testServiceS3Node(t *testing.T, withCert bool) {
 	if code, err := put("/red-data/hello.txt"); err != nil || code != http.StatusOK {
 		t.Fatalf("put: %d %v", code, err)
 	}
+	resp, err := hc.Get("http://" + local + "/red-data/hello.txt")
+	if err != nil {
+		t.Fatalf("get through the endpoint: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "hello" {
+		t.Fatalf("get through the endpoint: %d %q, want 200 \"hello\"", resp.StatusCode, body)
+	}
 	want := fmt.Sprintf("source=%s endpoint=%s", inst.PrivateIp, ep.Id)
-	for deadline := time.Now().Add(5 * time.Second); strings.Count(svc.out.String(), want) < 2; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(svc.out.String(), want) < 3; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the store's log does not show %q twice:\n%s", want, svc.out)
+			t.Fatalf("the store's log does not show %q three times:\n%s", want, svc.out)
 		}
 	}
 	if withCert {
