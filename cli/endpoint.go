@@ -156,7 +156,29 @@ func serviceCmd(o *Options) *cobra.Command {
 			return list(o.printer(cmd), r.Msg.Services, serviceHeader, serviceRow)
 		}),
 	}
-	c.AddCommand(listCmd)
+	var cidrs, nodes []string
+	register := &cobra.Command{
+		Use:   "register NAME --cidr CIDR... [--node ADDR...]",
+		Short: "Register a service, or replace its addresses and nodes: what a service node started with a certificate (--join-token) needs first",
+		Long: `Register a service that gateway endpoints lead to, or replace the addresses
+and nodes of a registered one (its prefix list stays). --cidr are the service's
+addresses, which instances reach through their endpoints; --node are the underlay
+addresses of its service nodes, to which edges relay endpoint traffic. A service
+node with a certificate of role service reads the catalog of a service only while
+the service lists its address among --node; give every node each time.`,
+		Args: cobra.ExactArgs(1),
+		RunE: action(o, func(cmd *cobra.Command, cl *clients, args []string) error {
+			r, err := cl.endpoints().RegisterService(cmd.Context(), call(&pb.RegisterServiceRequest{Name: args[0], Cidrs: cidrs, NodeAddresses: nodes}))
+			if err != nil {
+				return err
+			}
+			return o.printer(cmd).one(r.Msg.Service, serviceHeader, serviceRow(r.Msg.Service))
+		}),
+	}
+	register.Flags().StringSliceVar(&cidrs, "cidr", nil, "an address range the service answers on, e.g. 203.0.113.130/32 (repeat or comma-separate)")
+	register.Flags().StringSliceVar(&nodes, "node", nil, "the underlay IPv4 address of a service node (repeat or comma-separate)")
+	required(register, "cidr")
+	c.AddCommand(listCmd, register)
 	return c
 }
 

@@ -10,12 +10,12 @@ import (
 )
 
 func tokenCmd(o *Options) *cobra.Command {
-	c := &cobra.Command{Use: "token", Short: "Join tokens: how new hosts and edges prove they may join"}
+	c := &cobra.Command{Use: "token", Short: "Join tokens: how new hosts, edges and service nodes prove they may join"}
 	var role, hostID string
 	var ttl time.Duration
 	create := &cobra.Command{
-		Use:   "create --role host|edge [--ttl 1h] [--host-id ID]",
-		Short: "Make a one-time join token for openvpc host/edge --join-token (it carries the CA's fingerprint)",
+		Use:   "create --role host|edge|service [--ttl 1h] [--host-id ID]",
+		Short: "Make a one-time join token for openvpc host/edge run or service s3 --join-token (it carries the CA's fingerprint)",
 		Args:  cobra.NoArgs,
 		RunE: action(o, func(cmd *cobra.Command, cl *clients, _ []string) error {
 			var r pb.HostRole
@@ -24,8 +24,10 @@ func tokenCmd(o *Options) *cobra.Command {
 				r = pb.HostRole_HOST_ROLE_HOST
 			case "edge":
 				r = pb.HostRole_HOST_ROLE_EDGE
+			case "service":
+				r = pb.HostRole_HOST_ROLE_SERVICE
 			default:
-				return fmt.Errorf("--role %q: give host or edge", role)
+				return fmt.Errorf("--role %q: give host, edge or service", role)
 			}
 			resp, err := cl.trust.CreateJoinToken(cmd.Context(), call(&pb.CreateJoinTokenRequest{Role: r, TtlSeconds: int64(ttl / time.Second), HostId: hostID}))
 			if err != nil {
@@ -38,7 +40,7 @@ func tokenCmd(o *Options) *cobra.Command {
 			return err
 		}),
 	}
-	create.Flags().StringVar(&role, "role", "", "what joins with it: host or edge (required)")
+	create.Flags().StringVar(&role, "role", "", "what joins with it: host, edge or service (a service node: reads its own service's catalog, nothing else) (required)")
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token may be used (once)")
 	create.Flags().StringVar(&hostID, "host-id", "", "the only id the token may join as (default: any id not taken)")
 	required(create, "role")

@@ -20,7 +20,7 @@ import (
 	"github.com/openvpc/openvpc/pki"
 )
 
-// JoinConfig says how a host or edge gets its credentials.
+// JoinConfig says how a host, edge or service node gets its credentials.
 type JoinConfig struct {
 	// Server is the URL of any openvpc server.
 	Server   string
@@ -55,8 +55,11 @@ func LoadOrJoin(ctx context.Context, jc JoinConfig) (*pki.Credentials, error) {
 }
 
 func roleName(r pb.HostRole) string {
-	if r == pb.HostRole_HOST_ROLE_EDGE {
+	switch r {
+	case pb.HostRole_HOST_ROLE_EDGE:
 		return "edge"
+	case pb.HostRole_HOST_ROLE_SERVICE:
+		return "service"
 	}
 	return "host"
 }
@@ -163,24 +166,50 @@ func (t *rotatingTransport) rotate() {
 	}
 }
 
-// renewLoop replaces the certificate two thirds into its life, retrying
-// a failed renewal until it expires, until ctx ends.
-func (n *Node) renewLoop(ctx context.Context) error {
+// NewClient returns an HTTP client that calls servers with creds (mutual
+// TLS), a Renewer over it starting new connections after each renewal,
+// and a func that closes every connection the client opened: for a
+// process that calls the server with a joined certificate but runs no
+// Node (a service node).
+func NewClient(creds *pki.Credentials) (*http.Client, func()) {
+	c := new(conns)
+	return &http.Client{Transport: newRotatingTransport(creds, c)}, c.closeAll
+}
+
+// Renewer keeps a joined certificate renewed: two thirds into its life it
+// asks the server for a new one for the same key, retrying a failed
+// renewal until the certificate expires.
+type Renewer struct {
+	// Server is the URL of any openvpc server.
+	Server string
+	// ID is the certificate's holder, for the request and the logs.
+	ID    string
+	Creds *pki.Credentials
+	// Dir, when set, is where renewed certificates are kept.
+	Dir string
+	// HTTP carries the renewals; when NewClient (or New) made it, later
+	// requests use the renewed certificate.
+	HTTP   *http.Client
+	Logger *slog.Logger
+}
+
+// Run renews the certificate whenever it is due, until ctx ends.
+func (r *Renewer) Run(ctx context.Context) error {
 	for {
-		wait := time.Until(n.Creds.RenewAt())
+		wait := time.Until(r.Creds.RenewAt())
 		select {
 		case <-time.After(max(wait, 0)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		for ctx.Err() == nil {
-			err := n.renew(ctx)
+			err := r.renew(ctx)
 			if err == nil {
 				break
 			}
-			left := time.Until(n.Creds.Current().Leaf.NotAfter)
+			left := time.Until(r.Creds.Current().Leaf.NotAfter)
 			retry := min(max(left/10, 100*time.Millisecond), 30*time.Second)
-			n.Logger.Warn("certificate renewal failed; retrying", "host", n.HostID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
+			r.Logger.Warn("certificate renewal failed; retrying", "host", r.ID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
 			select {
 			case <-time.After(retry):
 			case <-ctx.Done():
@@ -190,16 +219,16 @@ func (n *Node) renewLoop(ctx context.Context) error {
 }
 
 // renew gets a new certificate for the same key.
-func (n *Node) renew(ctx context.Context) error {
-	key, ok := n.Creds.Current().PrivateKey.(*ecdsa.PrivateKey)
+func (r *Renewer) renew(ctx context.Context) error {
+	key, ok := r.Creds.Current().PrivateKey.(*ecdsa.PrivateKey)
 	if !ok {
 		return errors.New("node: the certificate's key is not ECDSA")
 	}
-	csr, err := pki.NewCSR(key, n.HostID)
+	csr, err := pki.NewCSR(key, r.ID)
 	if err != nil {
 		return err
 	}
-	resp, err := openvpcv1connect.NewTrustServiceClient(n.HTTP, n.Server).Renew(ctx, connect.NewRequest(&pb.RenewRequest{Csr: csr}))
+	resp, err := openvpcv1connect.NewTrustServiceClient(r.HTTP, r.Server).Renew(ctx, connect.NewRequest(&pb.RenewRequest{Csr: csr}))
 	if err != nil {
 		return err
 	}
@@ -207,22 +236,22 @@ func (n *Node) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, n.Creds.CAPEM)
+	cert, err := pki.KeyPair(resp.Msg.Certificate, keyPEM, r.Creds.CAPEM)
 	if err != nil {
 		return err
 	}
-	if err := n.Creds.Set(cert); err != nil {
+	if err := r.Creds.Set(cert); err != nil {
 		return err
 	}
-	if n.CredDir != "" {
-		if err := pki.SaveDir(n.CredDir, resp.Msg.Certificate, keyPEM, n.Creds.CAPEM); err != nil {
-			n.Logger.Error("could not keep the renewed certificate; a restart after the old one expires needs a new token", "dir", n.CredDir, "err", err)
+	if r.Dir != "" {
+		if err := pki.SaveDir(r.Dir, resp.Msg.Certificate, keyPEM, r.Creds.CAPEM); err != nil {
+			r.Logger.Error("could not keep the renewed certificate; a restart after the old one expires needs a new token", "dir", r.Dir, "err", err)
 		}
 	}
-	if rt, ok := n.HTTP.Transport.(*rotatingTransport); ok {
+	if rt, ok := r.HTTP.Transport.(*rotatingTransport); ok {
 		rt.rotate()
 	}
-	n.Logger.Info("certificate renewed", "host", n.HostID, "expires", cert.Leaf.NotAfter)
+	r.Logger.Info("certificate renewed", "host", r.ID, "expires", cert.Leaf.NotAfter)
 	return nil
 }
 

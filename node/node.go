@@ -189,7 +189,8 @@ func (n *Node) Run(ctx context.Context, r Role) error {
 		n.Logger.Info(roleName(n.Role)+" joined", "host", n.HostID, "underlay", n.Underlay, "server", n.Server)
 		g.Go(func() error { return n.Reporter.Run(ctx) })
 		if n.Creds != nil {
-			g.Go(func() error { return n.renewLoop(ctx) })
+			r := &Renewer{Server: n.Server, ID: n.HostID, Creds: n.Creds, Dir: n.CredDir, HTTP: n.HTTP, Logger: n.Logger}
+			g.Go(func() error { return r.Run(ctx) })
 		}
 		return n.Sub.Run(ctx)
 	})

@@ -1,7 +1,8 @@
 // Package pki is the public-key infrastructure servers, agents and clients
-// share: the cloud's CA, certificates that bind a host or edge to its id and
-// role, the formats of join and admin tokens, and the TLS settings of every
-// connection. It does no I/O beyond crypto/rand.
+// share: the cloud's CA, certificates that bind a host, edge or service
+// node to its id, role and underlay address, the formats of join and admin
+// tokens, and the TLS settings of every connection. It does no I/O beyond
+// crypto/rand.
 package pki
 
 import (
@@ -31,6 +32,9 @@ const (
 	RoleHost   Role = "host"
 	RoleEdge   Role = "edge"
 	RoleServer Role = "server"
+	// RoleService is a stand-alone service node (openvpc service s3): it
+	// reads its own service's catalog and nothing else.
+	RoleService Role = "service"
 )
 
 // ServerName is the name every openvpc server's certificate carries and
@@ -55,8 +59,9 @@ var ErrBadCertificate = errors.New("pki: not an openvpc certificate")
 type Identity struct {
 	ID   string
 	Role Role
-	// Underlay is the underlay address the host or edge joined with; hosts
-	// may register only that one.
+	// Underlay is the underlay address the host, edge or service node
+	// joined with; hosts may register only that one, and a service node
+	// reads only the catalog of a service that lists it.
 	Underlay netip.Addr
 	// Serial is the certificate's serial number in hex, for revocation.
 	Serial   string
@@ -71,7 +76,7 @@ func IdentityOf(c *x509.Certificate) (Identity, error) {
 	}
 	id := Identity{ID: c.Subject.CommonName, Role: Role(c.Subject.OrganizationalUnit[0]), Serial: Serial(c), NotAfter: c.NotAfter}
 	switch id.Role {
-	case RoleHost, RoleEdge:
+	case RoleHost, RoleEdge, RoleService:
 		if len(c.IPAddresses) != 1 {
 			return Identity{}, ErrBadCertificate
 		}
@@ -202,7 +207,7 @@ func (ca *CA) Fingerprint() string { return Fingerprint(ca.Cert.Raw) }
 type Template struct {
 	ID       string
 	Role     Role
-	Underlay netip.Addr // hosts and edges
+	Underlay netip.Addr // hosts, edges and service nodes
 	TTL      time.Duration
 	// Names and IPs are extra subject alternative names (servers: the
 	// addresses clients may dial, so that curl --cacert works too).
@@ -230,9 +235,9 @@ func (ca *CA) Sign(pub *ecdsa.PublicKey, t Template) (certPEM []byte, cert *x509
 		tmpl.NotAfter = ca.Cert.NotAfter
 	}
 	switch t.Role {
-	case RoleHost, RoleEdge:
+	case RoleHost, RoleEdge, RoleService:
 		if !t.Underlay.IsValid() {
-			return nil, nil, errors.New("pki: a host certificate needs its underlay address")
+			return nil, nil, fmt.Errorf("pki: a %s certificate needs its underlay address", t.Role)
 		}
 		tmpl.IPAddresses = []net.IP{t.Underlay.AsSlice()}
 	case RoleServer:

@@ -60,6 +60,28 @@ func TestIdentityFromCSR(t *testing.T) {
 	}
 }
 
+// TestServiceIdentity: a service node's certificate binds its underlay
+// address as a host's does, and cannot be issued without one.
+func TestServiceIdentity(t *testing.T) {
+	ca := newTestCA(t)
+	key, _ := NewKey()
+	under := netip.MustParseAddr("10.0.0.31")
+	_, cert, err := ca.Sign(&key.PublicKey, Template{ID: "s3-a", Role: RoleService, Underlay: under, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := IdentityOf(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.ID != "s3-a" || id.Role != RoleService || id.Underlay != under {
+		t.Fatalf("identity %+v, want service s3-a at %v", id, under)
+	}
+	if _, _, err := ca.Sign(&key.PublicKey, Template{ID: "s3-a", Role: RoleService, TTL: time.Hour}); err == nil {
+		t.Fatal("a service certificate without an underlay address was issued")
+	}
+}
+
 // TestPinnedTLS: a joiner trusts a server only under the CA its token pins.
 func TestPinnedTLS(t *testing.T) {
 	ca, other := newTestCA(t), newTestCA(t)

@@ -110,7 +110,8 @@ var denyAll, _ = policy.Parse([]byte(`{"Statement":{"Effect":"Deny","Action":"*"
 func (d *Directory) Edge(addr netip.Addr) bool { return d.index().edges[addr] }
 
 // Catalog is a directory set from outside, for a service node that runs
-// apart from any edge: its owner polls the management API and calls Set.
+// apart from any edge: its owner polls its service's catalog
+// (EndpointService.DescribeServiceCatalog) and calls Set.
 // Until the first Set it knows no endpoint and no edge, so it drops all.
 type Catalog struct {
 	cur atomic.Pointer[directoryIndex]

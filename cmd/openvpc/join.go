@@ -16,7 +16,8 @@ import (
 	"github.com/openvpc/openvpc/pki"
 )
 
-// joinFlags are how a host or edge proves it may join the cloud.
+// joinFlags are how a host, edge or service node proves it may join the
+// cloud.
 type joinFlags struct {
 	token, caFile, certDir string
 	insecure               bool
@@ -27,11 +28,18 @@ type joinFlags struct {
 const defaultCertRoot = "/var/lib/openvpc"
 
 func (j *joinFlags) add(c *cobra.Command, what string) {
+	j.addCert(c, what)
+	c.Flags().BoolVar(&j.insecure, "insecure-loopback", false, "join a server started with --insecure-loopback: no TLS, no certificate (development on loopback only)")
+}
+
+// addCert adds the flags of joining with a certificate only: for a
+// command that, without them, calls the server otherwise (service s3,
+// with the client config).
+func (j *joinFlags) addCert(c *cobra.Command, what string) {
 	f := c.Flags()
 	f.StringVar(&j.token, "join-token", "", "one-time join token (openvpc token create --role "+what+"); needed only until --cert-dir holds a certificate")
 	f.StringVar(&j.caFile, "ca-file", "", "the cloud's CA certificate to trust the server by (default: the fingerprint in --join-token)")
 	f.StringVar(&j.certDir, "cert-dir", "", "where the "+what+"'s key and certificate are kept, renewed before they expire (default "+defaultCertRoot+"/ID)")
-	f.BoolVar(&j.insecure, "insecure-loopback", false, "join a server started with --insecure-loopback: no TLS, no certificate (development on loopback only)")
 }
 
 // credentials returns the agent's credentials (nil when insecure), joining

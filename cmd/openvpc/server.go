@@ -73,7 +73,7 @@ func addTrustFlags(f *pflag.FlagSet, cfg *server.Config) {
 	f.BoolVar(&cfg.Trust.Insecure, "insecure-loopback", false, "serve without TLS or authentication, for development; refused unless --listen is a loopback address")
 	f.StringVar(&cfg.Trust.CACertFile, "ca-cert", "", "PEM CA certificate to issue certificates with (with --ca-key); default: the CA kept in etcd, made on first start")
 	f.StringVar(&cfg.Trust.CAKeyFile, "ca-key", "", "PEM ECDSA P-256 key of --ca-cert")
-	f.DurationVar(&cfg.Trust.CertTTL, "cert-ttl", pki.DefaultCertTTL, "lifetime of host and edge certificates (agents renew at two thirds of it)")
+	f.DurationVar(&cfg.Trust.CertTTL, "cert-ttl", pki.DefaultCertTTL, "lifetime of host, edge and service node certificates (they renew at two thirds of it)")
 	f.StringVar(&cfg.AdminConfig, "admin-config", pki.DefaultConfigPath(), "where to write a client config with an admin token when it holds none for this cloud ('' for nowhere)")
 	f.StringSliceVar(&sans, "tls-san", nil, "extra DNS names or IP addresses clients reach this server by, for its certificate (repeatable)")
 }

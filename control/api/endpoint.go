@@ -2,12 +2,15 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 
 	"connectrpc.com/connect"
 
 	"github.com/openvpc/openvpc/control/store"
+	"github.com/openvpc/openvpc/control/trust"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/model"
 	"github.com/openvpc/openvpc/policy"
@@ -17,6 +20,9 @@ import (
 // endpoints.
 type Endpoints struct {
 	Store *store.Store
+	// Record stores a security event: a service node refused another
+	// service's catalog.
+	Record func(context.Context, *pb.SecurityEvent)
 }
 
 // Bounds of what a service may register.
@@ -189,6 +195,45 @@ func (h *Endpoints) DeleteVpcEndpoint(ctx context.Context, req *connect.Request[
 		return nil, err
 	}
 	return connect.NewResponse(&pb.DeleteVpcEndpointResponse{}), nil
+}
+
+// DescribeServiceCatalog answers a service node (or an administrator) with
+// what the node needs of its own service. A service certificate asking
+// about a service it is no node of, or one not registered, is refused,
+// and the refusal recorded.
+func (h *Endpoints) DescribeServiceCatalog(ctx context.Context, req *connect.Request[pb.DescribeServiceCatalogRequest]) (*connect.Response[pb.DescribeServiceCatalogResponse], error) {
+	name := req.Msg.ServiceName
+	if err := checkServiceName(name); err != nil {
+		return nil, err
+	}
+	svc, err := h.Store.GetService(ctx, name)
+	if unknown := (&pb.Service{Name: name}); errors.Is(err, model.ErrNotFound) && trust.ClaimService(ctx, unknown) != nil {
+		// A service node is refused an unknown service as one it is no
+		// node of: told apart, the refusals would say which services exist.
+		svc, err = unknown, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := trust.ClaimService(ctx, svc); err != nil {
+		h.refuse(ctx, name)
+		return nil, err
+	}
+	cat, err := h.Store.ServiceCatalog(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(cat), nil
+}
+
+// refuse records a service node refused the catalog of service.
+func (h *Endpoints) refuse(ctx context.Context, service string) {
+	if h.Record == nil {
+		return
+	}
+	c, _ := trust.CallerFrom(ctx)
+	h.Record(context.WithoutCancel(ctx), &pb.SecurityEvent{HostId: c.ID, Reason: trust.ReasonCatalogRefused, OuterSrc: c.Addr,
+		Detail: fmt.Sprintf("%s %s asked for the catalog of service %s, which does not list its underlay address %s (or is not registered)", c.Role, c.ID, service, c.Underlay)})
 }
 
 // prefixListRoute checks a route whose destination is a prefix list: not

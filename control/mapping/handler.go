@@ -58,8 +58,12 @@ func (s *Service) Register(ctx context.Context, req *connect.Request[pb.Register
 		return nil, model.Invalidf("underlay address %s cannot be used; give the host's own unicast address", addr)
 	}
 	role := m.Role
-	if role == pb.HostRole_HOST_ROLE_UNSPECIFIED {
+	switch role {
+	case pb.HostRole_HOST_ROLE_UNSPECIFIED:
 		role = pb.HostRole_HOST_ROLE_HOST
+	case pb.HostRole_HOST_ROLE_HOST, pb.HostRole_HOST_ROLE_EDGE:
+	default:
+		return nil, model.Invalidf("role %v cannot register: only hosts and edges do (a service node is named among its service's nodes: openvpc service register)", role)
 	}
 	if err := validateFunctions(role, m.Functions); err != nil {
 		return nil, err

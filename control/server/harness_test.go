@@ -104,7 +104,14 @@ func (b bearer) CloseIdleConnections() {
 // hostHTTP is host id's client, with a certificate as joining gives it.
 func (s *testServer) hostHTTP(t *testing.T, id string, underlay netip.Addr) *http.Client {
 	t.Helper()
-	creds, err := s.Trust.IssueAgent(ctx(t), id, pki.RoleHost, underlay)
+	return s.agentHTTP(t, id, pki.RoleHost, underlay)
+}
+
+// agentHTTP is the client of host or edge id, with a certificate as
+// joining gives it.
+func (s *testServer) agentHTTP(t *testing.T, id string, role pki.Role, underlay netip.Addr) *http.Client {
+	t.Helper()
+	creds, err := s.Trust.IssueAgent(ctx(t), id, role, underlay)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,7 +269,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(openvpcv1connect.NewDirectConnectServiceHandler(&api.DirectConnect{Store: s.Store}, opt))
 	mux.Handle(openvpcv1connect.NewZoneServiceHandler(&api.Zones{Store: s.Store, Mapping: s.Mapping}, opt))
 	mux.Handle(openvpcv1connect.NewVpnServiceHandler(&api.VPNs{Store: s.Store}, opt))
-	mux.Handle(openvpcv1connect.NewEndpointServiceHandler(&api.Endpoints{Store: s.Store}, opt))
+	mux.Handle(openvpcv1connect.NewEndpointServiceHandler(&api.Endpoints{Store: s.Store, Record: s.Mapping.Record}, opt))
 	mux.Handle(openvpcv1connect.NewMappingServiceHandler(s.Mapping, opt))
 	mux.Handle(openvpcv1connect.NewTrustServiceHandler(s.Trust, opt))
 	// Join is anonymous: its own, much smaller, bounds (the more specific

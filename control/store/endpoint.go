@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -269,4 +270,47 @@ func (s *Store) DeletePrefixListRoute(ctx context.Context, rtbRef, pl string) (*
 		return nil, err
 	}
 	return s.GetRouteTable(ctx, rtb.Id)
+}
+
+// ServiceCatalog reads what a node of svc needs to accept endpoint
+// traffic: svc's endpoints with their VPCs' VNIs, the underlay addresses
+// of the edges that serve endpoints (the senders it may believe) and svc's
+// nodes. Nothing about other services or other VPCs.
+func (s *Store) ServiceCatalog(ctx context.Context, svc *pb.Service) (*pb.DescribeServiceCatalogResponse, error) {
+	eps, err := s.ListVpcEndpoints(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.DescribeServiceCatalogResponse{NodeAddresses: svc.NodeAddresses}
+	vnis := map[string]uint32{}
+	for _, ep := range eps {
+		if ep.ServiceName != svc.Name {
+			continue
+		}
+		vni, ok := vnis[ep.VpcId]
+		if !ok {
+			v, err := s.GetVPC(ctx, ep.VpcId)
+			if errors.Is(err, model.ErrNotFound) {
+				continue // deleted since the endpoints were read (a VPC goes only after its endpoints, so this one went too)
+			}
+			if err != nil {
+				return nil, err
+			}
+			vni, vnis[ep.VpcId] = v.Vni, v.Vni
+		}
+		out.Endpoints = append(out.Endpoints, &pb.CatalogEndpoint{Id: ep.Id, VpcId: ep.VpcId, Vni: vni, PolicyDocument: ep.PolicyDocument})
+	}
+	hosts, err := listProto(ctx, s, s.key("host")+"/", func() *pb.Host { return new(pb.Host) })
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hosts {
+		if h.Role == pb.HostRole_HOST_ROLE_EDGE && slices.ContainsFunc(h.Functions, func(f *pb.EdgeFunction) bool {
+			return f.Kind == pb.EdgeFunctionKind_EDGE_FUNCTION_KIND_ENDPOINT
+		}) {
+			out.EdgeAddresses = append(out.EdgeAddresses, h.UnderlayAddress)
+		}
+	}
+	slices.Sort(out.EdgeAddresses)
+	return out, nil
 }

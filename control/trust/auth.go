@@ -19,14 +19,18 @@ import (
 
 // Security event reasons raised by authorization.
 const (
-	// ReasonManagementRefused: a host or edge certificate called the
-	// management API.
+	// ReasonManagementRefused: a host, edge or service certificate called
+	// an API its role may not (the management API above all).
 	ReasonManagementRefused = "management-refused"
+	// ReasonCatalogRefused: a service certificate asked for the catalog of
+	// a service that does not list its underlay address among its nodes.
+	ReasonCatalogRefused = "catalog-refused"
 )
 
 // Caller is who made a request, as proven by its certificate or token.
 type Caller struct {
-	// Identity is set for hosts and edges (from their certificate).
+	// Identity is set for hosts, edges and service nodes (from their
+	// certificate).
 	pki.Identity
 	// Admin: the request carried a valid administrator token.
 	Admin bool
@@ -55,6 +59,10 @@ func Recheck(ctx context.Context) error {
 // Agent reports whether the caller is a host or edge.
 func (c Caller) Agent() bool { return c.Role == pki.RoleHost || c.Role == pki.RoleEdge }
 
+// Joined reports whether the caller holds a certificate it joined for: a
+// host's, an edge's or a service node's (not a server's).
+func (c Caller) Joined() bool { return c.Agent() || c.Role == pki.RoleService }
+
 type callerKey struct{}
 
 // CallerFrom returns the caller of the request ctx belongs to.
@@ -74,7 +82,9 @@ type need int
 
 const (
 	needNothing need = iota
+	needJoined       // a host, edge or service certificate
 	needAgent        // a host or edge certificate
+	needService      // a service certificate or an administrator token
 	needAdmin        // an administrator token
 )
 
@@ -86,7 +96,12 @@ func needOf(path string) need {
 	// Metrics are not here: they have their own listener (server.Config.Metrics).
 	case path == "/healthz" || path == openvpcv1connect.TrustServiceJoinProcedure:
 		return needNothing
-	case path == openvpcv1connect.TrustServiceRenewProcedure || strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"),
+	case path == openvpcv1connect.TrustServiceRenewProcedure:
+		return needJoined
+	// A service node's one call (the handler checks which service).
+	case path == openvpcv1connect.EndpointServiceDescribeServiceCatalogProcedure:
+		return needService
+	case strings.HasPrefix(path, "/"+openvpcv1connect.MappingServiceName+"/"),
 		// An edge reports the BGP status of the Direct Connect VIFs it serves.
 		path == openvpcv1connect.DirectConnectServiceReportVirtualInterfaceStatusProcedure,
 		path == openvpcv1connect.DirectConnectServiceListEdgeVirtualInterfacesProcedure:
@@ -119,8 +134,9 @@ func (a *Authority) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate finds out who sent r: a certificate (hosts, edges) or a
-// bearer token (administrators); neither is an anonymous caller.
+// authenticate finds out who sent r: a certificate (hosts, edges, service
+// nodes) or a bearer token (administrators); neither is an anonymous
+// caller.
 func (a *Authority) authenticate(r *http.Request) (Caller, error) {
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c := Caller{Addr: host, Insecure: a.cfg.Insecure}
@@ -130,7 +146,7 @@ func (a *Authority) authenticate(r *http.Request) (Caller, error) {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		id, err := pki.IdentityOf(r.TLS.PeerCertificates[0])
 		if err != nil {
-			return c, model.Unauthenticatedf("the client certificate names no openvpc host or edge")
+			return c, model.Unauthenticatedf("the client certificate names no openvpc host, edge or service node")
 		}
 		c.Identity = id
 		c.recheck = func() error {
@@ -200,24 +216,63 @@ func (a *Authority) authorize(ctx context.Context, n need, c Caller, path string
 		return nil
 	}
 	switch n {
+	case needJoined:
+		if c.Joined() {
+			return nil
+		}
+		if c.Admin || c.Role == pki.RoleServer {
+			return model.Deniedf("%s is for hosts, edges and service nodes, with their certificate", path)
+		}
+		return model.Unauthenticatedf("%s renews the certificate it is called with; call it with that certificate", path)
 	case needAgent:
 		if c.Agent() {
 			return nil
+		}
+		if c.Role == pki.RoleService {
+			return a.refuseRole(ctx, c, path)
 		}
 		if c.Admin || c.Role == pki.RoleServer {
 			return model.Deniedf("%s is for hosts and edges, with their certificate", path)
 		}
 		return model.Unauthenticatedf("hosts and edges call %s with their certificate: start the agent with --join-token (openvpc token create makes one)", path)
+	case needService:
+		if c.Admin || c.Role == pki.RoleService {
+			return nil
+		}
+		if c.Joined() {
+			return a.refuseRole(ctx, c, path)
+		}
+		if c.Role == pki.RoleServer {
+			return model.Deniedf("%s is for service nodes and administrators", path)
+		}
+		return model.Unauthenticatedf("no credentials: a service node calls %s with its certificate (start it with --join-token; openvpc token create --role service makes one), an administrator with --config or %s", path, pki.ConfigEnv)
 	default:
 		if c.Admin {
 			return nil
 		}
-		if c.Agent() {
-			a.refuse(ctx, c, ReasonManagementRefused, fmt.Sprintf("%s %s called the management API (%s)", c.Role, c.ID, path))
-			return model.Deniedf("%s %s may not call the management API", c.Role, c.ID)
+		if c.Joined() {
+			return a.refuseRole(ctx, c, path)
 		}
 		return model.Unauthenticatedf("no admin token: run openvpc with --config or set %s to the config openvpc server/up wrote (default %s)", pki.ConfigEnv, pki.DefaultConfigPath())
 	}
+}
+
+// refuseRole refuses a certificate a path its role may not call, and
+// records it: a joined machine calling outside its role is either broken
+// or someone using its key.
+func (a *Authority) refuseRole(ctx context.Context, c Caller, path string) error {
+	what := "the management API"
+	switch {
+	case c.Role == pki.RoleService:
+		what = "an API other than its service's catalog"
+	case needOf(path) == needService:
+		what = "a service node's catalog"
+	}
+	a.refuse(ctx, c, ReasonManagementRefused, fmt.Sprintf("%s %s called %s (%s)", c.Role, c.ID, what, path))
+	if c.Role == pki.RoleService {
+		return model.Deniedf("service node %s may call only %s (its service's catalog); anything else needs an administrator", c.ID, openvpcv1connect.EndpointServiceDescribeServiceCatalogProcedure)
+	}
+	return model.Deniedf("%s %s may not call %s", c.Role, c.ID, what)
 }
 
 // refuse records an authenticated caller's refused request.

@@ -30,7 +30,7 @@ type Config struct {
 	// Insecure serves without TLS and without authentication: for
 	// development on loopback only (--insecure-loopback).
 	Insecure bool
-	// CertTTL is the lifetime of host and edge certificates (default
+	// CertTTL is the lifetime of host, edge and service node certificates (default
 	// pki.DefaultCertTTL); agents renew at two thirds of it.
 	CertTTL time.Duration
 	// CACertFile and CAKeyFile, when set, give the CA to use (PEM). It is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -31,14 +32,19 @@ func roleOf(r pb.HostRole) (pki.Role, error) {
 		return pki.RoleHost, nil
 	case pb.HostRole_HOST_ROLE_EDGE:
 		return pki.RoleEdge, nil
+	case pb.HostRole_HOST_ROLE_SERVICE:
+		return pki.RoleService, nil
 	}
-	return "", model.Invalidf("role must be host or edge")
+	return "", model.Invalidf("role must be host, edge or service")
 }
 
 // HostRole is the wire role of a certificate role.
 func HostRole(r pki.Role) pb.HostRole {
-	if r == pki.RoleEdge {
+	switch r {
+	case pki.RoleEdge:
 		return pb.HostRole_HOST_ROLE_EDGE
+	case pki.RoleService:
+		return pb.HostRole_HOST_ROLE_SERVICE
 	}
 	return pb.HostRole_HOST_ROLE_HOST
 }
@@ -57,7 +63,7 @@ func (a *Authority) CreateJoinToken(ctx context.Context, req *connect.Request[pb
 	m := req.Msg
 	role, err := roleOf(m.Role)
 	if err != nil {
-		return nil, model.Invalidf("give the token's role: --role host or --role edge")
+		return nil, model.Invalidf("give the token's role: --role host, --role edge or --role service")
 	}
 	// Bounded in seconds, before it becomes a Duration: 2^55+3600 s must
 	// not wrap into an hour.
@@ -130,7 +136,7 @@ func (a *Authority) Renew(ctx context.Context, req *connect.Request[pb.RenewRequ
 		return nil, err
 	}
 	c, _ := CallerFrom(ctx)
-	if !c.Agent() {
+	if !c.Joined() {
 		return nil, model.Unauthenticatedf("renew with the certificate to replace")
 	}
 	pub, err := pki.ParseCSR(req.Msg.Csr)
@@ -241,6 +247,28 @@ func Claim(ctx context.Context, id string) error {
 		return nil
 	}
 	return model.Deniedf("%s %s may act only as itself, not as %s", c.Role, c.ID, id)
+}
+
+// ClaimService checks that a service node asks only for the catalog of a
+// service it is a node of: one whose node addresses include the underlay
+// address its certificate binds. Administrators may read any; an insecure
+// server believes everyone.
+func ClaimService(ctx context.Context, svc *pb.Service) error {
+	c, ok := CallerFrom(ctx)
+	if !ok {
+		return model.Unauthenticatedf("no authenticated caller")
+	}
+	if c.Insecure || c.Admin {
+		return nil
+	}
+	if c.Role == pki.RoleService && slices.ContainsFunc(svc.GetNodeAddresses(), func(a string) bool {
+		n, err := netip.ParseAddr(a)
+		return err == nil && n.Unmap() == c.Underlay
+	}) {
+		return nil
+	}
+	return model.Deniedf("%s %s (underlay %s) is not a node of service %s; an administrator lists it among the service's nodes: openvpc service register %s --cidr CIDR --node %s (and --node for each of the others)",
+		c.Role, c.ID, c.Underlay, svc.GetName(), svc.GetName(), c.Underlay)
 }
 
 // ClaimRegistration checks a registration: the caller's own id, role and

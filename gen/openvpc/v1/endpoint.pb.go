@@ -959,6 +959,187 @@ func (*DeleteVpcEndpointResponse) Descriptor() ([]byte, []int) {
 	return file_openvpc_v1_endpoint_proto_rawDescGZIP(), []int{16}
 }
 
+type DescribeServiceCatalogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service_name names a registered service, e.g. com.openvpc.local.s3.
+	ServiceName   string `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeServiceCatalogRequest) Reset() {
+	*x = DescribeServiceCatalogRequest{}
+	mi := &file_openvpc_v1_endpoint_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeServiceCatalogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeServiceCatalogRequest) ProtoMessage() {}
+
+func (x *DescribeServiceCatalogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_endpoint_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeServiceCatalogRequest.ProtoReflect.Descriptor instead.
+func (*DescribeServiceCatalogRequest) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_endpoint_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DescribeServiceCatalogRequest) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+// CatalogEndpoint is a gateway endpoint as its service's nodes need it.
+type CatalogEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the endpoint's (vpce-…), which arrives in the Geneve EndpointID option.
+	Id    string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	VpcId string `protobuf:"bytes,2,opt,name=vpc_id,json=vpcId,proto3" json:"vpc_id,omitempty"`
+	// vni is the VPC's, which the endpoint's packets carry.
+	Vni uint32 `protobuf:"varint,3,opt,name=vni,proto3" json:"vni,omitempty"`
+	// policy_document is the endpoint policy, empty for full access.
+	PolicyDocument string `protobuf:"bytes,4,opt,name=policy_document,json=policyDocument,proto3" json:"policy_document,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CatalogEndpoint) Reset() {
+	*x = CatalogEndpoint{}
+	mi := &file_openvpc_v1_endpoint_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CatalogEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CatalogEndpoint) ProtoMessage() {}
+
+func (x *CatalogEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_endpoint_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CatalogEndpoint.ProtoReflect.Descriptor instead.
+func (*CatalogEndpoint) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_endpoint_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CatalogEndpoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CatalogEndpoint) GetVpcId() string {
+	if x != nil {
+		return x.VpcId
+	}
+	return ""
+}
+
+func (x *CatalogEndpoint) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *CatalogEndpoint) GetPolicyDocument() string {
+	if x != nil {
+		return x.PolicyDocument
+	}
+	return ""
+}
+
+type DescribeServiceCatalogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// endpoints are the service's gateway endpoints, by id.
+	Endpoints []*CatalogEndpoint `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// edge_addresses are the underlay addresses of the edges that serve
+	// endpoints: the only senders a service node accepts Geneve from.
+	EdgeAddresses []string `protobuf:"bytes,2,rep,name=edge_addresses,json=edgeAddresses,proto3" json:"edge_addresses,omitempty"`
+	// node_addresses are the service's registered nodes.
+	NodeAddresses []string `protobuf:"bytes,3,rep,name=node_addresses,json=nodeAddresses,proto3" json:"node_addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeServiceCatalogResponse) Reset() {
+	*x = DescribeServiceCatalogResponse{}
+	mi := &file_openvpc_v1_endpoint_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeServiceCatalogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeServiceCatalogResponse) ProtoMessage() {}
+
+func (x *DescribeServiceCatalogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openvpc_v1_endpoint_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeServiceCatalogResponse.ProtoReflect.Descriptor instead.
+func (*DescribeServiceCatalogResponse) Descriptor() ([]byte, []int) {
+	return file_openvpc_v1_endpoint_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DescribeServiceCatalogResponse) GetEndpoints() []*CatalogEndpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *DescribeServiceCatalogResponse) GetEdgeAddresses() []string {
+	if x != nil {
+		return x.EdgeAddresses
+	}
+	return nil
+}
+
+func (x *DescribeServiceCatalogResponse) GetNodeAddresses() []string {
+	if x != nil {
+		return x.NodeAddresses
+	}
+	return nil
+}
+
 var File_openvpc_v1_endpoint_proto protoreflect.FileDescriptor
 
 const file_openvpc_v1_endpoint_proto_rawDesc = "" +
@@ -1022,7 +1203,18 @@ const file_openvpc_v1_endpoint_proto_rawDesc = "" +
 	"\bendpoint\x18\x01 \x01(\v2\x17.openvpc.v1.VpcEndpointR\bendpoint\"*\n" +
 	"\x18DeleteVpcEndpointRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
-	"\x19DeleteVpcEndpointResponse2\x9e\x05\n" +
+	"\x19DeleteVpcEndpointResponse\"B\n" +
+	"\x1dDescribeServiceCatalogRequest\x12!\n" +
+	"\fservice_name\x18\x01 \x01(\tR\vserviceName\"s\n" +
+	"\x0fCatalogEndpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06vpc_id\x18\x02 \x01(\tR\x05vpcId\x12\x10\n" +
+	"\x03vni\x18\x03 \x01(\rR\x03vni\x12'\n" +
+	"\x0fpolicy_document\x18\x04 \x01(\tR\x0epolicyDocument\"\xa9\x01\n" +
+	"\x1eDescribeServiceCatalogResponse\x129\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x1b.openvpc.v1.CatalogEndpointR\tendpoints\x12%\n" +
+	"\x0eedge_addresses\x18\x02 \x03(\tR\redgeAddresses\x12%\n" +
+	"\x0enode_addresses\x18\x03 \x03(\tR\rnodeAddresses2\x8f\x06\n" +
 	"\x0fEndpointService\x12Z\n" +
 	"\x0fRegisterService\x12\".openvpc.v1.RegisterServiceRequest\x1a#.openvpc.v1.RegisterServiceResponse\x12Q\n" +
 	"\fListServices\x12\x1f.openvpc.v1.ListServicesRequest\x1a .openvpc.v1.ListServicesResponse\x12`\n" +
@@ -1030,7 +1222,8 @@ const file_openvpc_v1_endpoint_proto_rawDesc = "" +
 	"\x0eGetVpcEndpoint\x12!.openvpc.v1.GetVpcEndpointRequest\x1a\".openvpc.v1.GetVpcEndpointResponse\x12]\n" +
 	"\x10ListVpcEndpoints\x12#.openvpc.v1.ListVpcEndpointsRequest\x1a$.openvpc.v1.ListVpcEndpointsResponse\x12`\n" +
 	"\x11ModifyVpcEndpoint\x12$.openvpc.v1.ModifyVpcEndpointRequest\x1a%.openvpc.v1.ModifyVpcEndpointResponse\x12`\n" +
-	"\x11DeleteVpcEndpoint\x12$.openvpc.v1.DeleteVpcEndpointRequest\x1a%.openvpc.v1.DeleteVpcEndpointResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
+	"\x11DeleteVpcEndpoint\x12$.openvpc.v1.DeleteVpcEndpointRequest\x1a%.openvpc.v1.DeleteVpcEndpointResponse\x12o\n" +
+	"\x16DescribeServiceCatalog\x12).openvpc.v1.DescribeServiceCatalogRequest\x1a*.openvpc.v1.DescribeServiceCatalogResponseB5Z3github.com/openvpc/openvpc/gen/openvpc/v1;openvpcv1b\x06proto3"
 
 var (
 	file_openvpc_v1_endpoint_proto_rawDescOnce sync.Once
@@ -1044,55 +1237,61 @@ func file_openvpc_v1_endpoint_proto_rawDescGZIP() []byte {
 	return file_openvpc_v1_endpoint_proto_rawDescData
 }
 
-var file_openvpc_v1_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_openvpc_v1_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_openvpc_v1_endpoint_proto_goTypes = []any{
-	(*Service)(nil),                   // 0: openvpc.v1.Service
-	(*VpcEndpoint)(nil),               // 1: openvpc.v1.VpcEndpoint
-	(*EndpointFacts)(nil),             // 2: openvpc.v1.EndpointFacts
-	(*RegisterServiceRequest)(nil),    // 3: openvpc.v1.RegisterServiceRequest
-	(*RegisterServiceResponse)(nil),   // 4: openvpc.v1.RegisterServiceResponse
-	(*ListServicesRequest)(nil),       // 5: openvpc.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),      // 6: openvpc.v1.ListServicesResponse
-	(*CreateVpcEndpointRequest)(nil),  // 7: openvpc.v1.CreateVpcEndpointRequest
-	(*CreateVpcEndpointResponse)(nil), // 8: openvpc.v1.CreateVpcEndpointResponse
-	(*GetVpcEndpointRequest)(nil),     // 9: openvpc.v1.GetVpcEndpointRequest
-	(*GetVpcEndpointResponse)(nil),    // 10: openvpc.v1.GetVpcEndpointResponse
-	(*ListVpcEndpointsRequest)(nil),   // 11: openvpc.v1.ListVpcEndpointsRequest
-	(*ListVpcEndpointsResponse)(nil),  // 12: openvpc.v1.ListVpcEndpointsResponse
-	(*ModifyVpcEndpointRequest)(nil),  // 13: openvpc.v1.ModifyVpcEndpointRequest
-	(*ModifyVpcEndpointResponse)(nil), // 14: openvpc.v1.ModifyVpcEndpointResponse
-	(*DeleteVpcEndpointRequest)(nil),  // 15: openvpc.v1.DeleteVpcEndpointRequest
-	(*DeleteVpcEndpointResponse)(nil), // 16: openvpc.v1.DeleteVpcEndpointResponse
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
+	(*Service)(nil),                        // 0: openvpc.v1.Service
+	(*VpcEndpoint)(nil),                    // 1: openvpc.v1.VpcEndpoint
+	(*EndpointFacts)(nil),                  // 2: openvpc.v1.EndpointFacts
+	(*RegisterServiceRequest)(nil),         // 3: openvpc.v1.RegisterServiceRequest
+	(*RegisterServiceResponse)(nil),        // 4: openvpc.v1.RegisterServiceResponse
+	(*ListServicesRequest)(nil),            // 5: openvpc.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),           // 6: openvpc.v1.ListServicesResponse
+	(*CreateVpcEndpointRequest)(nil),       // 7: openvpc.v1.CreateVpcEndpointRequest
+	(*CreateVpcEndpointResponse)(nil),      // 8: openvpc.v1.CreateVpcEndpointResponse
+	(*GetVpcEndpointRequest)(nil),          // 9: openvpc.v1.GetVpcEndpointRequest
+	(*GetVpcEndpointResponse)(nil),         // 10: openvpc.v1.GetVpcEndpointResponse
+	(*ListVpcEndpointsRequest)(nil),        // 11: openvpc.v1.ListVpcEndpointsRequest
+	(*ListVpcEndpointsResponse)(nil),       // 12: openvpc.v1.ListVpcEndpointsResponse
+	(*ModifyVpcEndpointRequest)(nil),       // 13: openvpc.v1.ModifyVpcEndpointRequest
+	(*ModifyVpcEndpointResponse)(nil),      // 14: openvpc.v1.ModifyVpcEndpointResponse
+	(*DeleteVpcEndpointRequest)(nil),       // 15: openvpc.v1.DeleteVpcEndpointRequest
+	(*DeleteVpcEndpointResponse)(nil),      // 16: openvpc.v1.DeleteVpcEndpointResponse
+	(*DescribeServiceCatalogRequest)(nil),  // 17: openvpc.v1.DescribeServiceCatalogRequest
+	(*CatalogEndpoint)(nil),                // 18: openvpc.v1.CatalogEndpoint
+	(*DescribeServiceCatalogResponse)(nil), // 19: openvpc.v1.DescribeServiceCatalogResponse
+	(*timestamppb.Timestamp)(nil),          // 20: google.protobuf.Timestamp
 }
 var file_openvpc_v1_endpoint_proto_depIdxs = []int32{
-	17, // 0: openvpc.v1.Service.update_time:type_name -> google.protobuf.Timestamp
-	17, // 1: openvpc.v1.VpcEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	20, // 0: openvpc.v1.Service.update_time:type_name -> google.protobuf.Timestamp
+	20, // 1: openvpc.v1.VpcEndpoint.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: openvpc.v1.RegisterServiceResponse.service:type_name -> openvpc.v1.Service
 	0,  // 3: openvpc.v1.ListServicesResponse.services:type_name -> openvpc.v1.Service
 	1,  // 4: openvpc.v1.CreateVpcEndpointResponse.endpoint:type_name -> openvpc.v1.VpcEndpoint
 	1,  // 5: openvpc.v1.GetVpcEndpointResponse.endpoint:type_name -> openvpc.v1.VpcEndpoint
 	1,  // 6: openvpc.v1.ListVpcEndpointsResponse.endpoints:type_name -> openvpc.v1.VpcEndpoint
 	1,  // 7: openvpc.v1.ModifyVpcEndpointResponse.endpoint:type_name -> openvpc.v1.VpcEndpoint
-	3,  // 8: openvpc.v1.EndpointService.RegisterService:input_type -> openvpc.v1.RegisterServiceRequest
-	5,  // 9: openvpc.v1.EndpointService.ListServices:input_type -> openvpc.v1.ListServicesRequest
-	7,  // 10: openvpc.v1.EndpointService.CreateVpcEndpoint:input_type -> openvpc.v1.CreateVpcEndpointRequest
-	9,  // 11: openvpc.v1.EndpointService.GetVpcEndpoint:input_type -> openvpc.v1.GetVpcEndpointRequest
-	11, // 12: openvpc.v1.EndpointService.ListVpcEndpoints:input_type -> openvpc.v1.ListVpcEndpointsRequest
-	13, // 13: openvpc.v1.EndpointService.ModifyVpcEndpoint:input_type -> openvpc.v1.ModifyVpcEndpointRequest
-	15, // 14: openvpc.v1.EndpointService.DeleteVpcEndpoint:input_type -> openvpc.v1.DeleteVpcEndpointRequest
-	4,  // 15: openvpc.v1.EndpointService.RegisterService:output_type -> openvpc.v1.RegisterServiceResponse
-	6,  // 16: openvpc.v1.EndpointService.ListServices:output_type -> openvpc.v1.ListServicesResponse
-	8,  // 17: openvpc.v1.EndpointService.CreateVpcEndpoint:output_type -> openvpc.v1.CreateVpcEndpointResponse
-	10, // 18: openvpc.v1.EndpointService.GetVpcEndpoint:output_type -> openvpc.v1.GetVpcEndpointResponse
-	12, // 19: openvpc.v1.EndpointService.ListVpcEndpoints:output_type -> openvpc.v1.ListVpcEndpointsResponse
-	14, // 20: openvpc.v1.EndpointService.ModifyVpcEndpoint:output_type -> openvpc.v1.ModifyVpcEndpointResponse
-	16, // 21: openvpc.v1.EndpointService.DeleteVpcEndpoint:output_type -> openvpc.v1.DeleteVpcEndpointResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	18, // 8: openvpc.v1.DescribeServiceCatalogResponse.endpoints:type_name -> openvpc.v1.CatalogEndpoint
+	3,  // 9: openvpc.v1.EndpointService.RegisterService:input_type -> openvpc.v1.RegisterServiceRequest
+	5,  // 10: openvpc.v1.EndpointService.ListServices:input_type -> openvpc.v1.ListServicesRequest
+	7,  // 11: openvpc.v1.EndpointService.CreateVpcEndpoint:input_type -> openvpc.v1.CreateVpcEndpointRequest
+	9,  // 12: openvpc.v1.EndpointService.GetVpcEndpoint:input_type -> openvpc.v1.GetVpcEndpointRequest
+	11, // 13: openvpc.v1.EndpointService.ListVpcEndpoints:input_type -> openvpc.v1.ListVpcEndpointsRequest
+	13, // 14: openvpc.v1.EndpointService.ModifyVpcEndpoint:input_type -> openvpc.v1.ModifyVpcEndpointRequest
+	15, // 15: openvpc.v1.EndpointService.DeleteVpcEndpoint:input_type -> openvpc.v1.DeleteVpcEndpointRequest
+	17, // 16: openvpc.v1.EndpointService.DescribeServiceCatalog:input_type -> openvpc.v1.DescribeServiceCatalogRequest
+	4,  // 17: openvpc.v1.EndpointService.RegisterService:output_type -> openvpc.v1.RegisterServiceResponse
+	6,  // 18: openvpc.v1.EndpointService.ListServices:output_type -> openvpc.v1.ListServicesResponse
+	8,  // 19: openvpc.v1.EndpointService.CreateVpcEndpoint:output_type -> openvpc.v1.CreateVpcEndpointResponse
+	10, // 20: openvpc.v1.EndpointService.GetVpcEndpoint:output_type -> openvpc.v1.GetVpcEndpointResponse
+	12, // 21: openvpc.v1.EndpointService.ListVpcEndpoints:output_type -> openvpc.v1.ListVpcEndpointsResponse
+	14, // 22: openvpc.v1.EndpointService.ModifyVpcEndpoint:output_type -> openvpc.v1.ModifyVpcEndpointResponse
+	16, // 23: openvpc.v1.EndpointService.DeleteVpcEndpoint:output_type -> openvpc.v1.DeleteVpcEndpointResponse
+	19, // 24: openvpc.v1.EndpointService.DescribeServiceCatalog:output_type -> openvpc.v1.DescribeServiceCatalogResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_openvpc_v1_endpoint_proto_init() }
@@ -1106,7 +1305,7 @@ func file_openvpc_v1_endpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openvpc_v1_endpoint_proto_rawDesc), len(file_openvpc_v1_endpoint_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

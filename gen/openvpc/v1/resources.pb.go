@@ -142,13 +142,19 @@ func (RouteOrigin) EnumDescriptor() ([]byte, []int) {
 	return file_openvpc_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
-// HostRole says whether a physical host runs instances or edge functions.
+// HostRole says whether a physical host runs instances or edge functions,
+// or, for join tokens and certificates only, is a service node.
 type HostRole int32
 
 const (
 	HostRole_HOST_ROLE_UNSPECIFIED HostRole = 0
 	HostRole_HOST_ROLE_HOST        HostRole = 1
 	HostRole_HOST_ROLE_EDGE        HostRole = 2
+	// HOST_ROLE_SERVICE is a stand-alone service node (openvpc service s3):
+	// its certificate may read its own service's catalog
+	// (DescribeServiceCatalog) and renew itself, nothing else. It never
+	// registers as a host.
+	HostRole_HOST_ROLE_SERVICE HostRole = 3
 )
 
 // Enum value maps for HostRole.
@@ -157,11 +163,13 @@ var (
 		0: "HOST_ROLE_UNSPECIFIED",
 		1: "HOST_ROLE_HOST",
 		2: "HOST_ROLE_EDGE",
+		3: "HOST_ROLE_SERVICE",
 	}
 	HostRole_value = map[string]int32{
 		"HOST_ROLE_UNSPECIFIED": 0,
 		"HOST_ROLE_HOST":        1,
 		"HOST_ROLE_EDGE":        2,
+		"HOST_ROLE_SERVICE":     3,
 	}
 )
 
@@ -2014,11 +2022,12 @@ const file_openvpc_v1_resources_proto_rawDesc = "" +
 	"\x13ROUTE_ORIGIN_STATIC\x10\x01\x12\x1b\n" +
 	"\x17ROUTE_ORIGIN_VPN_STATIC\x10\x02\x12\x18\n" +
 	"\x14ROUTE_ORIGIN_VPN_BGP\x10\x03\x12\x1f\n" +
-	"\x1bROUTE_ORIGIN_DIRECT_CONNECT\x10\x04*M\n" +
+	"\x1bROUTE_ORIGIN_DIRECT_CONNECT\x10\x04*d\n" +
 	"\bHostRole\x12\x19\n" +
 	"\x15HOST_ROLE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHOST_ROLE_HOST\x10\x01\x12\x12\n" +
-	"\x0eHOST_ROLE_EDGE\x10\x02*\xbb\x01\n" +
+	"\x0eHOST_ROLE_EDGE\x10\x02\x12\x15\n" +
+	"\x11HOST_ROLE_SERVICE\x10\x03*\xbb\x01\n" +
 	"\x10EdgeFunctionKind\x12\"\n" +
 	"\x1eEDGE_FUNCTION_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bEDGE_FUNCTION_KIND_INTERNET\x10\x01\x12\x1a\n" +

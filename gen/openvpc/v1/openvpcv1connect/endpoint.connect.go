@@ -54,6 +54,9 @@ const (
 	// EndpointServiceDeleteVpcEndpointProcedure is the fully-qualified name of the EndpointService's
 	// DeleteVpcEndpoint RPC.
 	EndpointServiceDeleteVpcEndpointProcedure = "/openvpc.v1.EndpointService/DeleteVpcEndpoint"
+	// EndpointServiceDescribeServiceCatalogProcedure is the fully-qualified name of the
+	// EndpointService's DescribeServiceCatalog RPC.
+	EndpointServiceDescribeServiceCatalogProcedure = "/openvpc.v1.EndpointService/DescribeServiceCatalog"
 )
 
 // EndpointServiceClient is a client for the openvpc.v1.EndpointService service.
@@ -70,6 +73,13 @@ type EndpointServiceClient interface {
 	ModifyVpcEndpoint(context.Context, *connect.Request[v1.ModifyVpcEndpointRequest]) (*connect.Response[v1.ModifyVpcEndpointResponse], error)
 	// DeleteVpcEndpoint deletes the endpoint and its routes.
 	DeleteVpcEndpoint(context.Context, *connect.Request[v1.DeleteVpcEndpointRequest]) (*connect.Response[v1.DeleteVpcEndpointResponse], error)
+	// DescribeServiceCatalog is what a node of one service needs and
+	// nothing more: that service's endpoints, the edges that relay endpoint
+	// traffic, and the service's nodes. The one call a service certificate
+	// may make (besides Renew), and only for a service that lists the
+	// certificate's underlay address among its nodes; administrators may
+	// call it too.
+	DescribeServiceCatalog(context.Context, *connect.Request[v1.DescribeServiceCatalogRequest]) (*connect.Response[v1.DescribeServiceCatalogResponse], error)
 }
 
 // NewEndpointServiceClient constructs a client for the openvpc.v1.EndpointService service. By
@@ -125,18 +135,25 @@ func NewEndpointServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(endpointServiceMethods.ByName("DeleteVpcEndpoint")),
 			connect.WithClientOptions(opts...),
 		),
+		describeServiceCatalog: connect.NewClient[v1.DescribeServiceCatalogRequest, v1.DescribeServiceCatalogResponse](
+			httpClient,
+			baseURL+EndpointServiceDescribeServiceCatalogProcedure,
+			connect.WithSchema(endpointServiceMethods.ByName("DescribeServiceCatalog")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // endpointServiceClient implements EndpointServiceClient.
 type endpointServiceClient struct {
-	registerService   *connect.Client[v1.RegisterServiceRequest, v1.RegisterServiceResponse]
-	listServices      *connect.Client[v1.ListServicesRequest, v1.ListServicesResponse]
-	createVpcEndpoint *connect.Client[v1.CreateVpcEndpointRequest, v1.CreateVpcEndpointResponse]
-	getVpcEndpoint    *connect.Client[v1.GetVpcEndpointRequest, v1.GetVpcEndpointResponse]
-	listVpcEndpoints  *connect.Client[v1.ListVpcEndpointsRequest, v1.ListVpcEndpointsResponse]
-	modifyVpcEndpoint *connect.Client[v1.ModifyVpcEndpointRequest, v1.ModifyVpcEndpointResponse]
-	deleteVpcEndpoint *connect.Client[v1.DeleteVpcEndpointRequest, v1.DeleteVpcEndpointResponse]
+	registerService        *connect.Client[v1.RegisterServiceRequest, v1.RegisterServiceResponse]
+	listServices           *connect.Client[v1.ListServicesRequest, v1.ListServicesResponse]
+	createVpcEndpoint      *connect.Client[v1.CreateVpcEndpointRequest, v1.CreateVpcEndpointResponse]
+	getVpcEndpoint         *connect.Client[v1.GetVpcEndpointRequest, v1.GetVpcEndpointResponse]
+	listVpcEndpoints       *connect.Client[v1.ListVpcEndpointsRequest, v1.ListVpcEndpointsResponse]
+	modifyVpcEndpoint      *connect.Client[v1.ModifyVpcEndpointRequest, v1.ModifyVpcEndpointResponse]
+	deleteVpcEndpoint      *connect.Client[v1.DeleteVpcEndpointRequest, v1.DeleteVpcEndpointResponse]
+	describeServiceCatalog *connect.Client[v1.DescribeServiceCatalogRequest, v1.DescribeServiceCatalogResponse]
 }
 
 // RegisterService calls openvpc.v1.EndpointService.RegisterService.
@@ -174,6 +191,11 @@ func (c *endpointServiceClient) DeleteVpcEndpoint(ctx context.Context, req *conn
 	return c.deleteVpcEndpoint.CallUnary(ctx, req)
 }
 
+// DescribeServiceCatalog calls openvpc.v1.EndpointService.DescribeServiceCatalog.
+func (c *endpointServiceClient) DescribeServiceCatalog(ctx context.Context, req *connect.Request[v1.DescribeServiceCatalogRequest]) (*connect.Response[v1.DescribeServiceCatalogResponse], error) {
+	return c.describeServiceCatalog.CallUnary(ctx, req)
+}
+
 // EndpointServiceHandler is an implementation of the openvpc.v1.EndpointService service.
 type EndpointServiceHandler interface {
 	// RegisterService adds or updates a service: what its nodes call when
@@ -188,6 +210,13 @@ type EndpointServiceHandler interface {
 	ModifyVpcEndpoint(context.Context, *connect.Request[v1.ModifyVpcEndpointRequest]) (*connect.Response[v1.ModifyVpcEndpointResponse], error)
 	// DeleteVpcEndpoint deletes the endpoint and its routes.
 	DeleteVpcEndpoint(context.Context, *connect.Request[v1.DeleteVpcEndpointRequest]) (*connect.Response[v1.DeleteVpcEndpointResponse], error)
+	// DescribeServiceCatalog is what a node of one service needs and
+	// nothing more: that service's endpoints, the edges that relay endpoint
+	// traffic, and the service's nodes. The one call a service certificate
+	// may make (besides Renew), and only for a service that lists the
+	// certificate's underlay address among its nodes; administrators may
+	// call it too.
+	DescribeServiceCatalog(context.Context, *connect.Request[v1.DescribeServiceCatalogRequest]) (*connect.Response[v1.DescribeServiceCatalogResponse], error)
 }
 
 // NewEndpointServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -239,6 +268,12 @@ func NewEndpointServiceHandler(svc EndpointServiceHandler, opts ...connect.Handl
 		connect.WithSchema(endpointServiceMethods.ByName("DeleteVpcEndpoint")),
 		connect.WithHandlerOptions(opts...),
 	)
+	endpointServiceDescribeServiceCatalogHandler := connect.NewUnaryHandler(
+		EndpointServiceDescribeServiceCatalogProcedure,
+		svc.DescribeServiceCatalog,
+		connect.WithSchema(endpointServiceMethods.ByName("DescribeServiceCatalog")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/openvpc.v1.EndpointService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EndpointServiceRegisterServiceProcedure:
@@ -255,6 +290,8 @@ func NewEndpointServiceHandler(svc EndpointServiceHandler, opts ...connect.Handl
 			endpointServiceModifyVpcEndpointHandler.ServeHTTP(w, r)
 		case EndpointServiceDeleteVpcEndpointProcedure:
 			endpointServiceDeleteVpcEndpointHandler.ServeHTTP(w, r)
+		case EndpointServiceDescribeServiceCatalogProcedure:
+			endpointServiceDescribeServiceCatalogHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -290,4 +327,8 @@ func (UnimplementedEndpointServiceHandler) ModifyVpcEndpoint(context.Context, *c
 
 func (UnimplementedEndpointServiceHandler) DeleteVpcEndpoint(context.Context, *connect.Request[v1.DeleteVpcEndpointRequest]) (*connect.Response[v1.DeleteVpcEndpointResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.EndpointService.DeleteVpcEndpoint is not implemented"))
+}
+
+func (UnimplementedEndpointServiceHandler) DescribeServiceCatalog(context.Context, *connect.Request[v1.DescribeServiceCatalogRequest]) (*connect.Response[v1.DescribeServiceCatalogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("openvpc.v1.EndpointService.DescribeServiceCatalog is not implemented"))
 }
