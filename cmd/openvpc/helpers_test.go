@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,15 +75,40 @@ func baseEnv() []string {
 }
 
 // freeAddr returns a loopback address with a port nobody listens on now.
+//
+// The port is outside the kernel's ephemeral range: a port taken from it
+// (":0") and closed again can be taken by any process's next outgoing
+// connection before the server under test binds it, which failed CI with
+// "address already in use". No connect and no ":0" lands below that range.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 100 {
+		port := 20000 + rand.IntN(low-20000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatalf("no free port in 20000–%d on 127.0.0.1 after 100 tries", low-1)
+	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default where it cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 21000 {
+				low = n
+			}
+		}
+	}
+	return low
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
