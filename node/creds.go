@@ -193,6 +193,10 @@ type Renewer struct {
 	Logger *slog.Logger
 }
 
+// expiredRetry is how often a Renewer tries again once its certificate
+// has expired.
+const expiredRetry = 5 * time.Minute
+
 // Run renews the certificate whenever it is due, until ctx ends.
 func (r *Renewer) Run(ctx context.Context) error {
 	for {
@@ -202,6 +206,7 @@ func (r *Renewer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		toldExpired := false
 		for ctx.Err() == nil {
 			err := r.renew(ctx)
 			if err == nil {
@@ -209,7 +214,22 @@ func (r *Renewer) Run(ctx context.Context) error {
 			}
 			left := time.Until(r.Creds.Current().Leaf.NotAfter)
 			retry := min(max(left/10, 100*time.Millisecond), 30*time.Second)
-			r.Logger.Warn("certificate renewal failed; retrying", "host", r.ID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
+			switch {
+			case left > 0:
+				r.Logger.Warn("certificate renewal failed; retrying", "host", r.ID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
+			case !toldExpired:
+				// The server refuses an expired certificate, so a renewal
+				// can no longer succeed: say what to do once, and try
+				// again only now and then (a clock put right, say) instead
+				// of every 100 ms forever.
+				toldExpired = true
+				r.Logger.Error("certificate expired before it could be renewed; the server will refuse this node until it joins again: "+
+					"delete the certificate from its --cert-dir and restart with a new --join-token (openvpc token create)",
+					"host", r.ID, "err", err, "expired", r.Creds.Current().Leaf.NotAfter)
+				fallthrough
+			default:
+				retry = expiredRetry
+			}
 			select {
 			case <-time.After(retry):
 			case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +137,76 @@ func TestRenewerRotates(t *testing.T) {
 	if kept.Identity().ID != "s3-1" || kept.Identity().Serial == pki.Serial(first.Leaf) {
 		t.Errorf("kept %+v, want a renewed certificate of s3-1", kept.Identity())
 	}
+}
+
+// TestRenewerExpired: a certificate that expires before any renewal
+// succeeds is reported once, with what to do, and not retried every
+// 100 ms from then on.
+func TestRenewerExpired(t *testing.T) {
+	caPEM, caKey, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(caPEM, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pki.Template{ID: "s3-1", Role: pki.RoleService, Underlay: netip.MustParseAddr("10.0.0.20"), TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := pki.NewCredentials(cert, ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A server that answers nothing: no one listens on port 1.
+	hc, closeConns := node.NewClient(creds)
+	defer closeConns()
+	logs := &recordLog{}
+	r := &node.Renewer{Server: "https://127.0.0.1:1", ID: "s3-1", Creds: creds, HTTP: hc, Logger: slog.New(logs)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	// Certificates count in whole seconds: this one ends within 1 s.
+	time.Sleep(time.Until(cert.Leaf.NotAfter) + 1500*time.Millisecond)
+	cancel()
+	<-done
+
+	var after, expired int
+	for _, rec := range logs.all() {
+		if rec.Time.After(cert.Leaf.NotAfter) {
+			after++
+		}
+		if rec.Level == slog.LevelError && strings.Contains(rec.Message, "expired") && strings.Contains(rec.Message, "--join-token") {
+			expired++
+		}
+	}
+	if expired != 1 {
+		t.Errorf("%d errors saying the certificate expired and what to do, want 1; logs: %v", expired, logs.all())
+	}
+	if after > 1 {
+		t.Errorf("%d log records in the 1.5 s after the certificate expired, want 1: it retries a renewal that cannot succeed", after)
+	}
+}
+
+// recordLog keeps the records logged to it.
+type recordLog struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *recordLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *recordLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *recordLog) WithGroup(string) slog.Handler            { return l }
+func (l *recordLog) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+func (l *recordLog) all() []slog.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recs)
 }
