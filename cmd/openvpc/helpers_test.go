@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -82,19 +83,31 @@ func baseEnv() []string {
 // "address already in use". No connect and no ":0" lands below that range.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	port := freePort(t, "tcp", "127.0.0.1")
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// freePort is a port of network free on ip now, outside the ephemeral
+// range (see freeAddr).
+func freePort(t *testing.T, network, ip string) int {
+	t.Helper()
 	low := ephemeralLow()
 	for range 100 {
 		port := 20000 + rand.IntN(low-20000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
+		var l io.Closer
+		var err error
+		if network == "udp" {
+			l, err = net.ListenPacket("udp4", fmt.Sprintf("%s:%d", ip, port))
+		} else {
+			l, err = net.Listen("tcp4", fmt.Sprintf("%s:%d", ip, port))
 		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	t.Fatalf("no free port in 20000–%d on 127.0.0.1 after 100 tries", low-1)
-	return ""
+	t.Fatalf("no free %s port in 20000–%d on %s after 100 tries", network, low-1, ip)
+	return 0
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,12 +128,7 @@ func TestHostJoinRestartRemove(t *testing.T) {
 // freeUDPPort is a UDP port free on the test hosts' loopback addresses.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 251)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.LocalAddr().(*net.UDPAddr).Port
+	return freePort(t, "udp", "127.0.1.251")
 }
 
 // TestSeparateHostProcesses: a server and two `openvpc host` processes,
