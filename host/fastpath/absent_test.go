@@ -1,6 +1,11 @@
 package fastpath
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/openvpc/openvpc/host/dataplane"
+)
 
 // TestAbsent: a deleted key is known absent until it is installed again;
 // another key is not taken for it.
@@ -40,5 +45,33 @@ func TestKeyHashesSpread(t *testing.T) {
 	// 1024 keys in 4096 slots: about 900 distinct slots if the hash is uniform.
 	if len(used) < 850 {
 		t.Fatalf("1024 keys landed in only %d slots", len(used))
+	}
+}
+
+// TestForgetKnownAbsentAllocates: forgetting a flow already known to have
+// no entry — every packet of a flow to an edge, say — costs no
+// allocation (nor a system call: the maps are not even loaded here).
+func TestForgetKnownAbsentAllocates(t *testing.T) {
+	f := &FastPath{}
+	f.ports.Store(&map[uint64]port{7: {ifindex: 3}})
+	pkt := make([]byte, 40)
+	pkt[0], pkt[9] = 0x45, 6
+	copy(pkt[12:], []byte{10, 0, 1, 5, 10, 0, 2, 6, 0x9c, 0x40, 0x01, 0xbb})
+	r := &dataplane.Result{Inner: pkt, VNI: 5}
+	from := &dataplane.Attachment{ENI: 7}
+	payload := make([]byte, geneveLen)
+	outer := netip.MustParseAddr("192.0.2.1")
+	ek := fastpathEgressKey{Ifindex: 3, Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: 6}
+	ik := fastpathIngressKey{OuterSrc: native32(outer.AsSlice()), Vni: 5, Saddr: ek.Saddr, Daddr: ek.Daddr, Sport: ek.Sport, Dport: ek.Dport, Proto: 6}
+	f.absentEgress.deleted(ek.hash())
+	f.absentIngress.deleted(ik.hash())
+	if a := testing.AllocsPerRun(100, func() { f.ForgetEgress(from, r) }); a != 0 {
+		t.Errorf("ForgetEgress of a known-absent flow: %v allocations, want 0", a)
+	}
+	if a := testing.AllocsPerRun(100, func() { f.ForgetIngress(outer, payload, r) }); a != 0 {
+		t.Errorf("ForgetIngress of a known-absent flow: %v allocations, want 0", a)
+	}
+	if n := f.Forgets.Load(); n != 0 {
+		t.Errorf("%d deletions issued for flows known absent, want 0", n)
 	}
 }

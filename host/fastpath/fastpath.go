@@ -393,7 +393,8 @@ func (f *FastPath) ForgetEgress(from *dataplane.Attachment, r *dataplane.Result)
 	if pkt := r.Inner; ok && len(pkt) >= 24 {
 		k := fastpathEgressKey{Ifindex: src.ifindex, Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
 		if h := k.hash(); !f.absentEgress.known(h) {
-			_ = f.objs.EgressFlows.Delete(&k) // ErrKeyNotExist: nearly always
+			del := k // only the deletion's key escapes: every packet builds k
+			_ = f.objs.EgressFlows.Delete(&del) // ErrKeyNotExist: nearly always
 			f.absentEgress.deleted(h)
 			f.Forgets.Add(1)
 		}
@@ -406,7 +407,8 @@ func (f *FastPath) ForgetIngress(outerSrc netip.Addr, payload []byte, r *datapla
 		k := fastpathIngressKey{OuterSrc: native32(outerSrc.AsSlice()), Vni: r.VNI, Svni: uint32(payload[12])<<16 | uint32(payload[13])<<8 | uint32(payload[14]),
 			Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
 		if h := k.hash(); !f.absentIngress.known(h) {
-			_ = f.objs.IngressFlows.Delete(&k)
+			del := k
+			_ = f.objs.IngressFlows.Delete(&del)
 			f.absentIngress.deleted(h)
 			f.Forgets.Add(1)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -162,6 +163,23 @@ type Veth struct {
 		Write(func(uintptr) bool) error
 	}
 	to unix.SockaddrLinklayer
+	// rd and wr are the state of a Read and a Write, and readFn and
+	// writeFn the functions the sockets call with it, bound once: a
+	// closure made per call would escape to the heap (the packet path
+	// allocates nothing). One goroutine reads; writers take wmu.
+	rd struct {
+		bufs  [][]byte
+		sizes []int
+		n     int
+		err   error
+	}
+	readFn func(uintptr) bool
+	wmu    sync.Mutex
+	wr     struct {
+		p   []byte
+		err error
+	}
+	writeFn func(uintptr) bool
 	// pend holds a super-packet read when the caller's buffers had no room
 	// left for its segments: the next Read starts with it.
 	pend    []byte
@@ -353,6 +371,7 @@ func (v *Veth) openSocket() error {
 	v.to = unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: v.hostIndex, Halen: 6}
 	copy(v.to.Addr[:], v.instMAC)
 	v.pend = make([]byte, 1<<16+vnetHdrLen)
+	v.readFn, v.writeFn = v.readSome, v.writeOne
 	return nil
 }
 
@@ -383,48 +402,10 @@ func (v *Veth) Read(bufs [][]byte, sizes []int) (int, error) {
 		}
 		n = k
 	}
-	var rerr error
-	err := v.rraw.Read(func(fd uintptr) bool {
-		for n < len(bufs) {
-			b := bufs[n][packet.Headroom-vnetHdrLen-ethHdrLen:]
-			m, _, err := unix.Recvfrom(int(fd), b, unix.MSG_TRUNC)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != unix.EAGAIN {
-					rerr = err
-				}
-				break
-			}
-			if m > len(b) || m <= vnetHdrLen+ethHdrLen {
-				v.ReadDrops.Add(1) // larger than any IPv4 packet, or empty: cannot be
-				continue
-			}
-			h, pkt := decodeVnetHdr(b), b[vnetHdrLen+ethHdrLen:m]
-			if h.csumStart < ethHdrLen {
-				h.flags &^= vnetNeedsCsum // cannot be: nothing to complete in an Ethernet header
-			}
-			h.csumStart -= ethHdrLen // the kernel counts from the Ethernet header
-			if segs := segments(h, pkt); segs > 1 {
-				// Segments are written over the buffers the packet is in:
-				// split from a copy, now or at the next Read.
-				copy(v.pend, pkt)
-				if segs > len(bufs)-n {
-					v.pendHdr, v.pendLen = h, len(pkt)
-					break
-				}
-				pkt = v.pend[:len(pkt)]
-			}
-			k, err := offloaded(h, pkt, bufs[n:], sizes[n:])
-			if err != nil {
-				v.ReadDrops.Add(1)
-				continue
-			}
-			n += k
-		}
-		return n > 0 || rerr != nil // false: wait for the socket
-	})
+	v.rd.bufs, v.rd.sizes, v.rd.n, v.rd.err = bufs, sizes, n, nil
+	err := v.rraw.Read(v.readFn)
+	n, rerr := v.rd.n, v.rd.err
+	v.rd.bufs, v.rd.sizes = nil, nil
 	if v.closed.Load() {
 		return 0, os.ErrClosed
 	}
@@ -439,22 +420,84 @@ func (v *Veth) Read(bufs [][]byte, sizes []int) (int, error) {
 
 // Write implements datapath.Port: each packet goes to eth0 as one frame.
 func (v *Veth) Write(pkts [][]byte) error {
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
 	for _, p := range pkts {
 		if len(p) > v.inst.MTU {
 			v.WriteDrops.Add(1)
 			continue
 		}
-		var serr error
-		err := v.wraw.Write(func(fd uintptr) bool {
-			serr = unix.Sendto(int(fd), p, 0, &v.to)
-			return serr != unix.EAGAIN
-		})
+		v.wr.p = p
+		err := v.wraw.Write(v.writeFn)
+		v.wr.p = nil
 		if err != nil {
 			return err
 		}
 		// ENOBUFS and the like lose the packet, as on a wire.
 	}
 	return nil
+}
+
+// readSome reads packets from the socket into v.rd until its buffers are
+// full or the socket has none left; false: wait for the socket.
+func (v *Veth) readSome(fd uintptr) bool {
+	n := v.rd.n
+	for n < len(v.rd.bufs) {
+		b := v.rd.bufs[n][packet.Headroom-vnetHdrLen-ethHdrLen:]
+		m, err := recvTrunc(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != unix.EAGAIN {
+				v.rd.err = err
+			}
+			break
+		}
+		if m > len(b) || m <= vnetHdrLen+ethHdrLen {
+			v.ReadDrops.Add(1) // larger than any IPv4 packet, or empty: cannot be
+			continue
+		}
+		h, pkt := decodeVnetHdr(b), b[vnetHdrLen+ethHdrLen:m]
+		if h.csumStart < ethHdrLen {
+			h.flags &^= vnetNeedsCsum // cannot be: nothing to complete in an Ethernet header
+		}
+		h.csumStart -= ethHdrLen // the kernel counts from the Ethernet header
+		if segs := segments(h, pkt); segs > 1 {
+			// Segments are written over the buffers the packet is in:
+			// split from a copy, now or at the next Read.
+			copy(v.pend, pkt)
+			if segs > len(v.rd.bufs)-n {
+				v.pendHdr, v.pendLen = h, len(pkt)
+				break
+			}
+			pkt = v.pend[:len(pkt)]
+		}
+		k, err := offloaded(h, pkt, v.rd.bufs[n:], v.rd.sizes[n:])
+		if err != nil {
+			v.ReadDrops.Add(1)
+			continue
+		}
+		n += k
+	}
+	v.rd.n = n
+	return n > 0 || v.rd.err != nil // false: wait for the socket
+}
+
+// writeOne sends v.wr.p; false: wait for room in the socket.
+func (v *Veth) writeOne(fd uintptr) bool {
+	v.wr.err = unix.Sendto(int(fd), v.wr.p, 0, &v.to)
+	return v.wr.err != unix.EAGAIN
+}
+
+// recvTrunc is recvfrom(2) with MSG_TRUNC and no sender's address, which
+// unix.Recvfrom would allocate: n is the packet's whole length.
+func recvTrunc(fd uintptr, b []byte) (int, error) {
+	r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_TRUNC, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // BatchSize implements datapath.Port.
