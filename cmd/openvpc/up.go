@@ -63,6 +63,7 @@ func upCmd() *cobra.Command {
 	f.StringVar(&cfg.Server.Listen, "listen", cfg.Server.Listen, "API address")
 	addMetricsFlag(f, &cfg.Server)
 	f.StringVar(&cfg.Server.Store.DataDir, "data-dir", cfg.Server.Store.DataDir, "where state is kept")
+	f.DurationVar(&cfg.Server.Trust.CertTTL, "cert-ttl", pki.DefaultCertTTL, "lifetime of the hosts', edges' and service nodes' certificates (they renew at two thirds of it)")
 	f.StringVar(&cfg.Server.AdminConfig, "admin-config", pki.DefaultConfigPath(), "the client config to write (server URL, CA, admin token) once the cloud is up, which client commands read by default")
 	f.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	f.StringVar(&nicKind, "nic", "auto", "instance NICs: tun (a Linux network namespace per instance, ovpc-<instance-id>; root), veth (the same with a veth pair, its host end ovi<id> in this namespace; root — the kernel fast path needs a non-loopback underlay, so under up every packet takes the Go story), netstack (userspace stacks), or auto (tun when root and /dev/net/tun exist, else netstack)")

@@ -30,6 +30,7 @@ import (
 	"github.com/openvpc/openvpc/drain"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 	"github.com/openvpc/openvpc/node/forward"
+	"github.com/openvpc/openvpc/pki"
 )
 
 // Config is everything `openvpc server` needs.
@@ -80,6 +81,11 @@ func (c *Config) Validate() error {
 	}
 	if ip, err := netip.ParseAddr(host); c.Trust.Insecure && (err != nil || !ip.IsLoopback()) && host != "localhost" {
 		return fmt.Errorf("server: --insecure-loopback serves without TLS or authentication, so only on a loopback address; listen on 127.0.0.1, or drop the flag (%s)", c.Listen)
+	}
+	// Certificates count in whole seconds and renew at two thirds: a
+	// shorter life could end before its renewal is answered.
+	if ttl := c.Trust.CertTTL; ttl != 0 && (ttl < 3*time.Second || ttl > 8760*time.Hour) {
+		return fmt.Errorf("server: --cert-ttl %v: give a certificate lifetime between 3s and 8760h (a year); the default is %v", ttl, pki.DefaultCertTTL)
 	}
 	if c.DNSUpstream != "" {
 		up, err := ParseDNSUpstream(c.DNSUpstream)

@@ -15,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/openvpc/openvpc/control/server"
 	pb "github.com/openvpc/openvpc/gen/openvpc/v1"
 	"github.com/openvpc/openvpc/gen/openvpc/v1/openvpcv1connect"
 )
@@ -133,5 +134,24 @@ func TestMalformedStreamFrames(t *testing.T) {
 				t.Errorf("status %d, end of stream %+v, want invalid_argument", resp.StatusCode, end.Error)
 			}
 		})
+	}
+}
+
+// TestCertTTLValidated: a certificate lifetime that is negative, too short
+// to renew or absurdly long is refused at start, naming the flag.
+func TestCertTTLValidated(t *testing.T) {
+	for _, ttl := range []time.Duration{-time.Hour, time.Second, 10 * 8760 * time.Hour} {
+		cfg := server.DefaultConfig()
+		cfg.Trust.CertTTL = ttl
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--cert-ttl") {
+			t.Errorf("--cert-ttl %v: %v, want a refusal naming --cert-ttl", ttl, err)
+		}
+	}
+	for _, ttl := range []time.Duration{0, 3 * time.Second, 24 * time.Hour} {
+		cfg := server.DefaultConfig()
+		cfg.Trust.CertTTL = ttl
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--cert-ttl %v: %v, want it accepted", ttl, err)
+		}
 	}
 }
