@@ -192,6 +192,17 @@ func TestVPNBGP(t *testing.T) {
 	c.eventually("a spoofed-source event for the site's unlearned source", 10*time.Second, func() bool {
 		return slices.ContainsFunc(okJSON[[]eventJ](c.cloud, "events"), func(e eventJ) bool { return e.Reason == "spoofed-source" && e.InnerSrc == forged })
 	})
+	// So is the site sending from inside the VPC's own CIDR, which no route
+	// to the VPN can make legitimate (the tunnel's selectors, 0.0.0.0/0 as
+	// on AWS, let the site's gateway carry it).
+	insider := "10.0.1.250"
+	addAddr(t, hs, "lo", netip.MustParsePrefix(insider+"/32"))
+	if _, code := run(t, c.site.ns, 5*time.Second, "ping", "-c", "2", "-i", "0.3", "-W", "1", "-I", insider, a.PrivateIP); code == 0 {
+		t.Fatalf("the site reached the instance from %s, inside the VPC's CIDR", insider)
+	}
+	c.eventually("a spoofed-source event for the site's source inside the VPC", 10*time.Second, func() bool {
+		return slices.ContainsFunc(okJSON[[]eventJ](c.cloud, "events"), func(e eventJ) bool { return e.Reason == "spoofed-source" && e.InnerSrc == insider })
+	})
 	// From the learned prefix it passes.
 	c.eventually("the on-premises host to reach the instance", 10*time.Second, func() bool {
 		_, code := run(t, c.onprem.ns, 5*time.Second, "ping", "-c", "1", "-W", "1", a.PrivateIP)
