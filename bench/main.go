@@ -62,6 +62,7 @@ var figures = []figure{
 	{id: "P2", name: "TCP, 4 streams, veth (Gbit/s)", baseline: iperfKey(pathVeth, 4), unit: gbps, goal: "reference"},
 	{id: "P2", name: "TCP, 4 streams, kernel VXLAN over veth (Gbit/s)", baseline: iperfKey(pathVXLAN, 4), unit: gbps, goal: "reference"},
 	{id: "P9", name: "TCP, 1 stream, instance → site host over Direct Connect (Gbit/s) ÷ veth", bench: iperfKey(pathDX, 1), baseline: iperfKey(pathVeth, 1), unit: gbps, goal: "≥ 0.5", skip: dxSkip()},
+	{id: "P9", name: "TCP, 1 stream, instance → internet host through the same edge (igw + Elastic IP) (Gbit/s) ÷ veth", bench: iperfKey(pathDXInternet, 1), baseline: iperfKey(pathVeth, 1), unit: gbps, goal: "— (next to the row above)", skip: dxSkip()},
 	{id: "P3", name: "TCP, 1 stream, netstack instances on two hosts (Mbit/s)", pkg: "./testcloud", bench: "BenchmarkTCPThroughput/openvpc", baseline: "BenchmarkTCPThroughput/wireguard-netstack", unit: "Mbit/s", goal: "≥ 5× wireguard-go netstack", quickTime: "1x", fullTime: "3x"},
 	{id: "P4", name: "propagation p99, 100 hosts (ms)", pkg: "./control/mapping", bench: "BenchmarkPropagation/hosts=100", unit: "p99-ms", goal: "—", quickTime: "5x", fullTime: "30x"},
 	{id: "P4", name: "propagation p99, 1,000 hosts (ms)", pkg: "./control/mapping", bench: "BenchmarkPropagation/hosts=1000", unit: "p99-ms", goal: "≤ 100 ms", fullTime: "30x"},

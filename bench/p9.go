@@ -15,6 +15,10 @@ import (
 // data centre over Direct Connect with the bare veth, both in this run.
 const pathDX = "openvpc direct connect"
 
+// pathDXInternet is P9's neighbour row: the instance through its Elastic
+// IP to the internet, through the same edge (which serves both).
+const pathDXInternet = "openvpc internet, same edge"
+
 // dxSkip is why P9 cannot run here.
 func dxSkip() string {
 	switch {
@@ -45,15 +49,12 @@ func measureP9(ctx context.Context, quick bool, count int, samples map[string][]
 	if quick {
 		d = 2 * time.Second
 	}
-	paths := []string{pathDX}
+	paths := []string{pathDX, pathDXInternet}
 	if len(samples[iperfKey(pathVeth, 1)+" "+gbps]) == 0 {
 		paths = append([]string{pathVeth}, paths...)
 	}
 	for _, name := range paths {
-		p := netbench.OpenvpcDX
-		if name == pathVeth {
-			p = p2Paths[pathVeth]
-		}
+		p := map[string]netbench.Path{pathDX: netbench.OpenvpcDX, pathDXInternet: netbench.OpenvpcDXInternet, pathVeth: p2Paths[pathVeth]}[name]
 		fmt.Fprintf(os.Stderr, "P9 %s: iperf3 -t %d, %d run(s) of 1 stream\n", name, int(d.Seconds()), count)
 		runs := make([]netbench.Run, count)
 		for i := range runs {

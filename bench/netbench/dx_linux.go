@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -27,15 +28,29 @@ import (
 // test/dot1q) with an office namespace behind it. iperf3 runs from the
 // instance to the office: host A's Geneve → the edge → the VIF's TUN →
 // tagged out of the port → the router → the office.
-var OpenvpcDX = Path{Name: "openvpc direct connect", Setup: setupOpenvpcDX}
+var OpenvpcDX = Path{Name: "openvpc direct connect", Setup: func(u *Underlay) (Endpoints, error) { return setupOpenvpcDX(u, false) }}
+
+// OpenvpcDXInternet is P9's neighbour: the same cloud, whose edge also
+// serves the internet (an outside TUN, an Elastic IP pool), and iperf3
+// from the instance, through its Elastic IP, to a host on a simulated
+// internet cabled to the edge's machine: host A's Geneve → the same edge
+// → 1:1 NAT → its outside TUN → the internet.
+var OpenvpcDXInternet = Path{Name: "openvpc internet, same edge", Setup: func(u *Underlay) (Endpoints, error) { return setupOpenvpcDX(u, true) }}
 
 const (
 	dxVPC    = "10.78.0.0/16"
 	dxSubnet = "10.78.1.0/24"
 	dxOffice = "192.0.2.10"
+	// The simulated internet: the edge's machine 203.0.113.1/30 on a
+	// veth to it, its server at 203.0.113.10, the Elastic IPs in
+	// 198.51.100.0/24 (documentation ranges, inside the namespaces).
+	inetEdge   = "203.0.113.1/30"
+	inetPeer   = "203.0.113.2/30"
+	inetServer = "203.0.113.10"
+	inetPool   = "198.51.100.0/24"
 )
 
-func setupOpenvpcDX(u *Underlay) (Endpoints, error) {
+func setupOpenvpcDX(u *Underlay, internet bool) (Endpoints, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
@@ -52,7 +67,7 @@ func setupOpenvpcDX(u *Underlay) (Endpoints, error) {
 		return Endpoints{}, err
 	}
 	if err := c.start(u.A.NS, "server", "server", "--listen", strings.TrimPrefix(c.url, "https://"), "--data-dir", filepath.Join(dir, "server"),
-		"--admin-config", c.config); err != nil {
+		"--admin-config", c.config, "--eip-pool", inetPool); err != nil {
 		return Endpoints{}, err
 	}
 	if err := c.await(ctx, "server", "the server to answer", func() bool { _, err := c.cli(ctx, "vpc", "list"); return err == nil }); err != nil {
@@ -87,8 +102,19 @@ func setupOpenvpcDX(u *Underlay) (Endpoints, error) {
 	if err != nil {
 		return Endpoints{}, err
 	}
-	if err := c.start(u.B.NS, "edge", "edge", "run", "--server", c.url, "--edge-id", u.B.NS, "--underlay", u.B.Underlay.Addr().String(),
-		"--dx-port", "dx0", "--dx-namespaces", u.B.NS+"-vif", "--cert-dir", filepath.Join(dir, "edge-cert"), "--join-token", et); err != nil {
+	edgeArgs := []string{"run", "--server", c.url, "--edge-id", u.B.NS, "--underlay", u.B.Underlay.Addr().String(),
+		"--dx-port", "dx0", "--dx-namespaces", u.B.NS + "-vif", "--cert-dir", filepath.Join(dir, "edge-cert"), "--join-token", et}
+	inet := u.A.NS[:len(u.A.NS)-1] + "i"
+	if internet {
+		if err := u.NewNS(inet); err != nil {
+			return Endpoints{}, err
+		}
+		if err := u.cableInternet(inet); err != nil {
+			return Endpoints{}, err
+		}
+		edgeArgs = append(edgeArgs, "--outside", "tun:ovpc-out")
+	}
+	if err := c.start(u.B.NS, "edge", append([]string{"edge"}, edgeArgs...)...); err != nil {
 		return Endpoints{}, err
 	}
 	if err := c.await(ctx, u.A.NS, "the host agent to register", func() bool { return c.reachable(ctx, u.A.NS) }); err != nil {
@@ -183,7 +209,92 @@ func setupOpenvpcDX(u *Underlay) (Endpoints, error) {
 		edges, _ := c.cli(bg, "edge", "list", "-o", "json")
 		return Endpoints{}, fmt.Errorf("%w\nthe VIF:\n%s\ntrace:\n%s\nedges:\n%s\nedge log:\n%s", err, vifOut, trace, edges, c.out["edge"])
 	}
-	return Endpoints{ServerNS: office, ClientNS: ins, ServerAddr: netip.MustParseAddr(dxOffice)}, nil
+	if !internet {
+		return Endpoints{ServerNS: office, ClientNS: ins, ServerAddr: netip.MustParseAddr(dxOffice)}, nil
+	}
+	if err := u.routePool(ctx); err != nil {
+		return Endpoints{}, err
+	}
+	for _, args := range [][]string{
+		{"igw", "create", "--name", "dx-igw"},
+		{"igw", "attach", "dx-igw", "--vpc", "dx"},
+		{"route", "create", "--vpc", "dx", "--dest", "0.0.0.0/0", "--target", "dx-igw"},
+		{"eip", "allocate", "--name", "i0-ip"},
+		{"eip", "associate", "i0-ip", "--instance", "i0"},
+	} {
+		if _, err := c.cli(ctx, args...); err != nil {
+			return Endpoints{}, fmt.Errorf("netbench: %w", err)
+		}
+	}
+	if err := c.await(ctx, "edge", "the instance to reach the internet through its Elastic IP", func() bool {
+		_, err := u.Output(ctx, ins, "ping", "-c", "1", "-W", "1", inetServer)
+		return err == nil
+	}); err != nil {
+		trace, _ := c.cli(context.Background(), "trace", "i0", inetServer, "--proto", "icmp")
+		return Endpoints{}, fmt.Errorf("%w\ntrace:\n%s\nedge log:\n%s", err, trace, c.out["edge"])
+	}
+	return Endpoints{ServerNS: inet, ClientNS: ins, ServerAddr: netip.MustParseAddr(inetServer)}, nil
+}
+
+// cableInternet joins the edge's machine to namespace inet, the internet:
+// the machine routes everything there and forwards; the internet's server
+// address is on its loopback, and it routes the Elastic IP pool back to
+// the edge's machine.
+func (u *Underlay) cableInternet(inet string) error {
+	if err := u.veth(u.B.NS, "out0", inet, "e1"); err != nil {
+		return err
+	}
+	for _, a := range []struct {
+		ns, link string
+		p        netip.Prefix
+	}{{u.B.NS, "out0", netip.MustParsePrefix(inetEdge)}, {inet, "e1", netip.MustParsePrefix(inetPeer)}, {inet, "lo", netip.MustParsePrefix(inetServer + "/32")}} {
+		if err := u.AddrUp(a.ns, a.link, a.p); err != nil {
+			return err
+		}
+	}
+	if err := u.inNS(u.B.NS, func() error { return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0) }); err != nil {
+		return err
+	}
+	hb, err := u.Handle(u.B.NS)
+	if err != nil {
+		return err
+	}
+	if err := hb.RouteAdd(&netlink.Route{Gw: netip.MustParsePrefix(inetPeer).Addr().AsSlice()}); err != nil {
+		return fmt.Errorf("netbench: the edge machine's route to the internet: %w", err)
+	}
+	hi, err := u.Handle(inet)
+	if err != nil {
+		return err
+	}
+	pool := netip.MustParsePrefix(inetPool)
+	if err := hi.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: pool.Addr().AsSlice(), Mask: net.CIDRMask(pool.Bits(), 32)}, Gw: netip.MustParsePrefix(inetEdge).Addr().AsSlice()}); err != nil {
+		return fmt.Errorf("netbench: the internet's route to the Elastic IPs: %w", err)
+	}
+	return nil
+}
+
+// routePool routes the Elastic IP pool into the edge's outside TUN once
+// the edge has brought it up (a route into a device still down is
+// refused).
+func (u *Underlay) routePool(ctx context.Context) error {
+	hb, err := u.Handle(u.B.NS)
+	if err != nil {
+		return err
+	}
+	for {
+		if l, err := hb.LinkByName("ovpc-out"); err == nil && l.Attrs().Flags&net.FlagUp != 0 {
+			pool := netip.MustParsePrefix(inetPool)
+			if err := hb.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: pool.Addr().AsSlice(), Mask: net.CIDRMask(pool.Bits(), 32)}, LinkIndex: l.Attrs().Index}); err != nil {
+				return fmt.Errorf("netbench: route the Elastic IPs into the edge's outside: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("netbench: the edge's outside ovpc-out never came up: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (c *cloud) cliJSON(ctx context.Context, v any, args ...string) error {

@@ -38,3 +38,6 @@ func setupOpenvpcVethFast(*Underlay) (Endpoints, error) { return Endpoints{}, er
 
 // OpenvpcDX needs Linux.
 var OpenvpcDX = Path{Name: "openvpc direct connect", Setup: func(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }}
+
+// OpenvpcDXInternet needs Linux.
+var OpenvpcDXInternet = Path{Name: "openvpc internet, same edge", Setup: func(*Underlay) (Endpoints, error) { return Endpoints{}, errNotLinux }}
