@@ -60,11 +60,9 @@ func (s *renewServer) renewedFrom() []string {
 	return slices.Clone(s.callers)
 }
 
-// TestRenewerRotates: a client NewClient made, kept by a Renewer, renews
-// its certificate before it expires, keeps the new one in the directory,
-// and calls with it from then on — what a service node does, which runs
-// no Node.
-func TestRenewerRotates(t *testing.T) {
+// newCA is a CA of the test's own.
+func newCA(t *testing.T) *pki.CA {
+	t.Helper()
 	caPEM, caKey, err := pki.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +71,15 @@ func TestRenewerRotates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ca
+}
+
+// TestRenewerRotates: a client NewClient made, kept by a Renewer, renews
+// its certificate before it expires, keeps the new one in the directory,
+// and calls with it from then on — what a service node does, which runs
+// no Node.
+func TestRenewerRotates(t *testing.T) {
+	ca := newCA(t)
 	srvCert, err := ca.Issue(pki.Template{ID: "server-test", Role: pki.RoleServer, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -143,14 +150,7 @@ func TestRenewerRotates(t *testing.T) {
 // succeeds is reported once, with what to do, and not retried every
 // 100 ms from then on.
 func TestRenewerExpired(t *testing.T) {
-	caPEM, caKey, err := pki.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadCA(caPEM, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := newCA(t)
 	cert, err := ca.Issue(pki.Template{ID: "s3-1", Role: pki.RoleService, Underlay: netip.MustParseAddr("10.0.0.20"), TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
