@@ -393,7 +393,8 @@ func (f *FastPath) ForgetEgress(from *dataplane.Attachment, r *dataplane.Result)
 	if pkt := r.Inner; ok && len(pkt) >= 24 {
 		k := fastpathEgressKey{Ifindex: src.ifindex, Saddr: native32(pkt[12:]), Daddr: native32(pkt[16:]), Sport: native16(pkt[20:]), Dport: native16(pkt[22:]), Proto: pkt[9]}
 		if h := k.hash(); !f.absentEgress.known(h) {
-			del := k // only the deletion's key escapes: every packet builds k
+			// Only the deletion's key escapes to the heap: every packet builds k.
+			del := k
 			_ = f.objs.EgressFlows.Delete(&del) // ErrKeyNotExist: nearly always
 			f.absentEgress.deleted(h)
 			f.Forgets.Add(1)
