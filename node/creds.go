@@ -214,20 +214,19 @@ func (r *Renewer) Run(ctx context.Context) error {
 			}
 			left := time.Until(r.Creds.Current().Leaf.NotAfter)
 			retry := min(max(left/10, 100*time.Millisecond), 30*time.Second)
-			switch {
-			case left > 0:
+			if left > 0 {
 				r.Logger.Warn("certificate renewal failed; retrying", "host", r.ID, "err", err, "expires-in", left.Round(time.Second), "in", retry)
-			case !toldExpired:
+			} else {
 				// The server refuses an expired certificate, so a renewal
 				// can no longer succeed: say what to do once, and try
 				// again only now and then (a clock put right, say) instead
 				// of every 100 ms forever.
-				toldExpired = true
-				r.Logger.Error("certificate expired before it could be renewed; the server will refuse this node until it joins again: "+
-					"delete the certificate from its --cert-dir and restart with a new --join-token (openvpc token create)",
-					"host", r.ID, "err", err, "expired", r.Creds.Current().Leaf.NotAfter)
-				fallthrough
-			default:
+				if !toldExpired {
+					toldExpired = true
+					r.Logger.Error("certificate expired before it could be renewed; the server will refuse this node until it joins again: "+
+						"delete the certificate from its --cert-dir and restart with a new --join-token (openvpc token create)",
+						"host", r.ID, "err", err, "expired", r.Creds.Current().Leaf.NotAfter)
+				}
 				retry = expiredRetry
 			}
 			select {
